@@ -1,0 +1,262 @@
+"""The ``crm-rules`` command line.
+
+This is the only place where domain errors (``CrmRulesError``) become
+messages and exit codes; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from .engine import __version__
+from .engine.errors import CrmRulesError, PolicyError, UsageError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _Group(TyperGroup):
+    """Turns domain errors into ``error: ...`` lines and their exit codes."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CrmRulesError as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            _print_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+
+
+def _print_error(exc: CrmRulesError) -> None:
+    if isinstance(exc, PolicyError):
+        for d in exc.diagnostics:
+            err_console.print(str(d), highlight=False, markup=False, soft_wrap=True)
+        n = len(exc.diagnostics)
+        err_console.print(f"error: {n} problem{'s' if n != 1 else ''} in the policy", highlight=False)
+    else:
+        err_console.print(f"error: {exc.message}", highlight=False, markup=False, soft_wrap=True)
+    if exc.hint:
+        err_console.print(f"  hint: {exc.hint}", highlight=False, markup=False, soft_wrap=True)
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Grade customers and assign service levels with YAML policies compiled to SQL over SQLite.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"crm-rules {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+DbOption = typer.Option(..., "--db", help="The SQLite database with your customer data.", dir_okay=False)
+PolicyOption = typer.Option(..., "--policy", "-p", help="Policy file, or the name of a shipped policy (e.g. base).")
+AsOfOption = typer.Option(None, "--as-of", help="As-of date YYYY-MM-DD; data after it is ignored (default: today).")
+
+
+def _labels(policy) -> dict[str, str]:
+    labels = {t.id: t.rule.label for t in policy.tiers}
+    labels.update({s.id: s.label for t in policy.tiers for s in t.subgrades})
+    labels.update({s.id: s.label for s in policy.stages})
+    return {k: ("" if v == k else v) for k, v in labels.items()}
+
+
+def _print_run(outcome, policy, db: Path, as_json: bool) -> None:
+    from .engine.render import print_summary
+
+    if as_json:
+        console.print_json(json.dumps({"run_id": outcome.run_id, "policy": policy.name, "policy_sha256": policy.sha256,
+                                       "as_of": outcome.as_of, "notes": outcome.notes, "summary": outcome.summary},
+                                      ensure_ascii=False))
+        return
+    what = f"run {outcome.run_id} written to {db}" if outcome.run_id else "dry run: nothing written"
+    print_summary(console, outcome.summary, _labels(policy),
+                  f"[b]{policy.name}[/b] as of {outcome.as_of}: {outcome.summary['customers']:,} customers graded; {what}")
+    for note in outcome.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+@app.command()
+def apply(
+    db: Path = DbOption,
+    policy: str = PolicyOption,
+    as_of: Optional[str] = AsOfOption,
+    results_db: Optional[Path] = typer.Option(None, "--results-db", help="Write results to this database instead of --db.", dir_okay=False),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Compute everything, write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Grade every customer with a policy and write the results as one run."""
+    from .engine.policy_model import load_policy
+    from .engine.runner import apply_policy, parse_as_of
+
+    date = parse_as_of(as_of)
+    loaded = load_policy(policy)
+    outcome = apply_policy(db, loaded, date, results_db, dry_run=dry_run)
+    _print_run(outcome, loaded, results_db or db, as_json)
+
+
+@app.command()
+def validate(
+    policies: list[Path] = typer.Argument(..., help="Policy files to check."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Also check the policy's tables and columns in this database."),
+) -> None:
+    """Check policies (schema, expressions, references) and report every problem at once."""
+    from .engine.data_binding import bind
+    from .engine.database import connect
+    from .engine.policy_model import load_policy
+
+    failed = 0
+    for path in policies:
+        try:
+            loaded = load_policy(path)
+            if db is not None:
+                conn = connect(db, mode="ro")
+                try:
+                    bind(conn, "main", loaded)
+                finally:
+                    conn.close()
+        except CrmRulesError as exc:
+            _print_error(exc)
+            failed += 1
+            continue
+        console.print(f"ok: {path} (policy {loaded.name}, sha256 {loaded.sha256[:12]})", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def explain(
+    customer_id: str = typer.Argument(..., help="The customer's id."),
+    db: Path = DbOption,
+    policy: str = PolicyOption,
+    as_of: Optional[str] = AsOfOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
+) -> None:
+    """Show a customer's metrics and, rule by rule, why they got their tier, stage and service level."""
+    from .engine.explain import explain_customer
+    from .engine.policy_model import load_policy
+    from .engine.render import print_explanation
+    from .engine.runner import parse_as_of
+
+    date = parse_as_of(as_of)
+    result = explain_customer(db, load_policy(policy), customer_id, date)
+    if as_json:
+        console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+    else:
+        print_explanation(console, result)
+
+
+@app.command()
+def export(
+    db: Path = typer.Option(..., "--db", help="Database holding the results.", dir_okay=False),
+    run: Optional[int] = typer.Option(None, "--run", help="Run id (default: the latest successful run)."),
+    fmt: str = typer.Option("csv", "--format", help="csv or json."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: standard output)."),
+) -> None:
+    """Export a run's assignments (customer, grades, rules, metrics) as CSV or JSON."""
+    from .engine.export import export_run
+
+    run_id, count, text = export_run(db, run, fmt.lower(), out)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        err_console.print(f"exported {count:,} customers of run {run_id} to {out}", highlight=False)
+
+
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="CSV file (UTF-8, with or without BOM, header row first)."),
+    db: Path = typer.Option(..., "--db", help="SQLite database to import into (created if missing).", dir_okay=False),
+    table: str = typer.Option(..., "--table", help="Table to create."),
+    replace: bool = typer.Option(False, "--replace", help="Replace the table if it exists."),
+    append: bool = typer.Option(False, "--append", help="Append to an existing table."),
+    types: list[str] = typer.Option([], "--type", help="Force a column type: COLUMN=integer|float|text (repeatable)."),
+) -> None:
+    """Import a CSV file into a table, all rows or none."""
+    from .engine.csv_import import import_csv
+
+    if replace and append:
+        raise UsageError("--replace and --append cannot be used together")
+    overrides = {}
+    for item in types:
+        name, sep, kind = item.partition("=")
+        if not sep or kind not in ("integer", "float", "text"):
+            raise UsageError(f"--type {item!r} is not COLUMN=integer|float|text")
+        overrides[name] = kind
+    mode = "replace" if replace else "append" if append else "create"
+    rows = import_csv(db, file, table, mode=mode, types=overrides or None)
+    console.print(f"imported {rows:,} rows into {table} in {db}", highlight=False)
+
+
+@app.command()
+def demo(
+    directory: Path = typer.Option(Path("crm-demo"), "--dir", help="Directory to create the demo in.", file_okay=False),
+    customers: int = typer.Option(2000, "--customers", min=1, max=5_000_000, help="Number of customers to generate."),
+    seed: int = typer.Option(7, "--seed", help="Random seed (the same seed gives the same data)."),
+    policy: str = typer.Option("base", "--policy", "-p", help="Policy to apply to the demo data."),
+) -> None:
+    """Create a realistic demo database and the shipped policies in DIR, then apply the base policy."""
+    from .engine.demo_data import DEMO_AS_OF, generate_demo_database
+    from .engine.policy_files import shipped_policies_dir
+    from .engine.policy_model import load_policy
+    from .engine.runner import apply_policy
+
+    db = directory / "crm.db"
+    if db.exists():
+        raise UsageError(f"{db} already exists", hint="choose another --dir, or delete the old demo first")
+    directory.mkdir(parents=True, exist_ok=True)
+    counts = generate_demo_database(db, customers=customers, seed=seed)
+    target = directory / "policies"
+    target.mkdir(exist_ok=True)
+    for item in shipped_policies_dir().iterdir():
+        if item.name.endswith(".yaml"):
+            (target / item.name).write_bytes(item.read_bytes())
+    console.print(f"demo database {db}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()), highlight=False)
+    console.print(f"policies copied to {target}", highlight=False)
+    chosen = target / f"{policy}.yaml" if (target / f"{policy}.yaml").exists() else policy
+    loaded = load_policy(chosen)
+    outcome = apply_policy(db, loaded, DEMO_AS_OF)
+    _print_run(outcome, loaded, db, as_json=False)
+    console.print(f"\nnext: crm-rules explain {_sample_customer(db)} --db {db} --policy {chosen} --as-of {DEMO_AS_OF}", highlight=False)
+
+
+def _sample_customer(db: Path) -> str:
+    from .engine.database import connect
+
+    conn = connect(db, mode="ro")
+    try:
+        row = conn.execute("SELECT customer_id FROM crm_assignments ORDER BY run_id DESC, customer_id LIMIT 1").fetchone()
+        return str(row[0]) if row else "CUSTOMER_ID"
+    finally:
+        conn.close()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

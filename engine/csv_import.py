@@ -1,0 +1,578 @@
+"""Import a CSV file into a SQLite table: all of it, or nothing.
+
+Users feed the engine spreadsheet exports.  A silently mangled value (an order
+number losing its leading zeros, a typo turning a numeric column into text)
+would make every policy built on it quietly wrong, so the whole file is checked
+first and the database only changes in one transaction once it is known good.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import math
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlite_utils.utils import ValueTracker
+
+from .errors import DataError, RunError, UsageError
+
+TYPES = ("integer", "float", "text")
+MODES = ("create", "replace", "append")
+
+_SQL_TYPES = {"integer": "INTEGER", "float": "REAL", "text": "TEXT"}
+_EXPECTED = {"integer": "an integer", "float": "a number"}
+_MAX_LISTED = 10
+_BATCH_ROWS = 5_000
+_NUMERIC_MAJORITY = 0.9
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# ASCII digits only: str.isdigit() and int() also accept e.g. Arabic-Indic digits.
+_CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_CANONICAL_FLOAT = re.compile(r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_ANY_INT = re.compile(r"[+-]?[0-9]+")
+_ANY_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def import_csv(
+    db_path: Path,
+    csv_path: Path,
+    table: str,
+    *,
+    mode: str = "create",
+    types: dict[str, str] | None = None,
+) -> int:
+    """Import ``csv_path`` into ``table`` of ``db_path`` and return the number of rows imported.
+
+    ``mode`` is 'create' (the table must not exist), 'replace' (drop and
+    recreate it) or 'append' (the table must exist with the same columns).
+    ``types`` forces a column to 'integer', 'float' or 'text' instead of
+    detecting it.  On any error the database is left exactly as it was.
+    """
+    db_path, csv_path = Path(db_path), Path(csv_path)
+    _check_arguments(db_path, csv_path, table, mode, types)
+    existing = _existing_table(db_path, table)
+    _check_mode(db_path, table, mode, existing)
+    source = _CsvSource(csv_path)
+    plan = _validate(source, db_path, types or {}, existing if mode == "append" else None)
+    return _write(db_path, table, mode, source, plan)
+
+
+# --- arguments -------------------------------------------------------------
+
+
+def _check_arguments(db_path: Path, csv_path: Path, table: str, mode: str, types: dict | None) -> None:
+    if mode not in MODES:
+        raise UsageError(f"unknown import mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
+    _check_table_name(table)
+    if not csv_path.exists():
+        raise UsageError(f"{csv_path}: no such file")
+    if not csv_path.is_file():
+        raise UsageError(f"{csv_path}: is not a file")
+    if db_path.is_dir():
+        raise UsageError(f"{db_path}: is a directory, not a database file")
+    if not db_path.exists():
+        if mode == "append":
+            raise UsageError(f"{db_path}: no such database", hint="import without --append (mode 'create') to create it")
+        if not db_path.parent.is_dir():
+            raise UsageError(f"{db_path}: directory {db_path.parent} does not exist")
+    if types is not None and not isinstance(types, dict):
+        raise UsageError(f"types must map column names to types, got {type(types).__name__}")
+    for column, kind in (types or {}).items():
+        if kind not in TYPES:
+            raise UsageError(
+                f"types[{column!r}]: unknown type {kind!r}",
+                hint=_did_you_mean(str(kind), TYPES, "use one of: " + ", ".join(TYPES)),
+            )
+
+
+def _check_table_name(table: str) -> None:
+    if not isinstance(table, str) or not table.strip():
+        raise UsageError(f"table name must be a non-empty string, got {table!r}")
+    if "\x00" in table:
+        raise UsageError(f"table name {table!r} contains a NUL character")
+    if _fold(table).startswith("sqlite_"):
+        raise UsageError(f"table name {table!r} is reserved: names starting with 'sqlite_' belong to SQLite")
+
+
+def _did_you_mean(word: str, choices: Iterable[str], fallback: str) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean {match[0]!r}?" if match else fallback
+
+
+def _fold(name: str) -> str:
+    """SQLite compares identifiers case-insensitively, but only for ASCII letters."""
+    return name.translate(_ASCII_LOWER)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+# --- the database as it is ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Table:
+    kind: str  # 'table', 'view' or 'index': they share one namespace
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, declared type)
+
+
+def _existing_table(db_path: Path, table: str) -> _Table | None:
+    """What ``table`` currently is, read without ever creating or changing the file."""
+    if not db_path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise DataError(f"{db_path}: cannot open database: {exc}") from None
+    try:
+        return _lookup_table(conn, table)
+    except sqlite3.OperationalError as exc:
+        raise DataError(f"{db_path}: cannot read database: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise DataError(
+            f"{db_path}: is not a SQLite database ({exc})",
+            hint="check the path; the first argument must be a database, the CSV file comes second",
+        ) from None
+    finally:
+        conn.close()
+
+
+def _lookup_table(conn: sqlite3.Connection, table: str) -> _Table | None:
+    row = conn.execute(
+        "SELECT type, name FROM sqlite_master"
+        " WHERE type IN ('table', 'view', 'index') AND lower(name) = lower(?)"
+        " ORDER BY type = 'table' DESC LIMIT 1",
+        (table,),
+    ).fetchone()
+    if row is None:
+        return None
+    columns = conn.execute("SELECT name, type FROM pragma_table_info(?)", (row[1],)).fetchall()
+    return _Table(row[0], row[1], tuple(columns))
+
+
+def _check_mode(db_path: Path, table: str, mode: str, existing: _Table | None) -> None:
+    if existing is not None and existing.kind != "table":
+        raise UsageError(f"{db_path}: {table!r} is a {existing.kind}, not a table", hint="choose another table name")
+    if mode == "create" and existing is not None:
+        raise UsageError(
+            f"{db_path}: table {existing.name!r} already exists",
+            hint="use --replace to drop and recreate it, or --append to add the rows to it",
+        )
+    if mode == "append" and existing is None:
+        raise UsageError(
+            f"{db_path}: table {table!r} does not exist, cannot append to it",
+            hint="import without --append (mode 'create') to create it",
+        )
+
+
+# --- reading the file ------------------------------------------------------------
+
+
+class _CsvSource:
+    """Streams (line number, fields) records; can be read again for the insert pass."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.display = str(path)
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """Records with the physical line they start on; blank lines are skipped."""
+        reader = csv.reader(self._lines())
+        end = 0
+        try:
+            for fields in reader:
+                start, end = end + 1, reader.line_num
+                if fields:
+                    yield start, fields
+        except csv.Error as exc:
+            raise DataError(f"{self.display}:{reader.line_num}: malformed CSV: {exc}") from None
+
+    def _lines(self) -> Iterator[str]:
+        """Decode line by line so a bad byte can be reported with its line number."""
+        with self.path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8) :]
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(
+                        f"{self.display}:{number}: not valid UTF-8"
+                        f" (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)",
+                        hint="re-save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8');"
+                        " exports from Chinese Windows are often GBK",
+                    ) from None
+
+
+def _header(source: _CsvSource, records: Iterator[tuple[int, list[str]]]) -> list[str]:
+    first = next(records, None)
+    if first is None:
+        raise DataError(f"{source.display}: the file is empty", hint="the first line must name the columns")
+    line, fields = first
+    names = [name.strip() for name in fields]
+    empty = [str(position) for position, name in enumerate(names, start=1) if not name]
+    if empty:
+        raise DataError(
+            f"{source.display}:{line}: empty column name(s) in the header at position(s) {', '.join(empty)}",
+            hint="give every column a name in the first line of the file",
+        )
+    duplicates = _duplicates(names)
+    if duplicates:
+        raise DataError(
+            f"{source.display}:{line}: duplicate column name(s) in the header: {', '.join(duplicates)}",
+            hint="rename the columns so that each name is unique (SQLite ignores the case of names)",
+        )
+    return names
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(_fold(name), []).append(name)
+    return [" / ".join(repr(name) for name in group) for group in groups.values() if len(group) > 1]
+
+
+# --- validation pass -----------------------------------------------------------
+
+
+def _is_integer(value: str) -> bool:
+    """Only integers that come back out of SQLite exactly as written."""
+    return _CANONICAL_INT.fullmatch(value) is not None and _INT64_MIN <= int(value) <= _INT64_MAX
+
+
+def _is_float(value: str) -> bool:
+    if _CANONICAL_FLOAT.fullmatch(value) is None:
+        return False
+    if "." not in value and "e" not in value and "E" not in value:
+        return _is_integer(value)  # a 20-digit id stored as REAL would lose its last digits
+    return math.isfinite(float(value))
+
+
+class _RoundTripTracker(ValueTracker):
+    """sqlite-utils' type tracker, minus the guesses that lose information.
+
+    Its tests use int()/float(), which accept '00123', '1_000', ' 12', 'nan',
+    '1e400' and non-ASCII digits, and numbers too large for SQLite INTEGER.
+    """
+
+    def test_integer(self, value: object) -> bool:
+        return _is_integer(str(value))
+
+    def test_float(self, value: object) -> bool:
+        return _is_float(str(value))
+
+
+@dataclass
+class _Problems:
+    """Keeps the first few problems per source; only the earliest lines are shown."""
+
+    count: int = 0
+    first: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, line: int, message: str) -> None:
+        self.count += 1
+        if len(self.first) < _MAX_LISTED:
+            self.first.append((line, message))
+
+    def wants_details(self) -> bool:
+        """Lets hot loops skip formatting messages nobody will see."""
+        return len(self.first) < _MAX_LISTED
+
+
+def _classify(value: str) -> str:
+    """'integer'/'float' if SQLite would give the value back unchanged, 'number' if not, else 'text'."""
+    if _ANY_NUMBER.fullmatch(value) is None:
+        return "text"
+    if _is_integer(value):
+        return "integer"
+    return "float" if _is_float(value) else "number"
+
+
+@dataclass
+class _ColumnProfile:
+    name: str
+    tracker: _RoundTripTracker = field(default_factory=_RoundTripTracker)
+    kinds: dict[str, int] = field(default_factory=dict)
+    not_numbers: _Problems = field(default_factory=_Problems)
+
+    def observe(self, line: int, raw: str, value: str) -> None:
+        kind = _classify(value)
+        seen = self.kinds.get(kind, 0)
+        if not seen:
+            # The tracker's verdict depends only on which kinds it has seen,
+            # so one value of each kind is enough and keeps large files fast.
+            self.tracker.evaluate(value)
+        self.kinds[kind] = seen + 1
+        if kind == "text":
+            if self.not_numbers.wants_details():
+                self.not_numbers.add(line, f"column {self.name!r}: {_show(raw)} is not a number")
+            else:
+                self.not_numbers.count += 1
+
+    @property
+    def filled(self) -> int:
+        return sum(self.kinds.values())
+
+    @property
+    def numeric(self) -> int:
+        return self.kinds.get("integer", 0) + self.kinds.get("float", 0)
+
+    def detected_type(self) -> str:
+        return self.tracker.guessed_type if self.filled else "text"
+
+    def looks_numeric_with_typos(self) -> bool:
+        """Mostly numbers plus a few stray words is almost always a data-entry error."""
+        return bool(self.filled and self.not_numbers.count and self.numeric >= _NUMERIC_MAJORITY * self.filled)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the validation pass decided; the insert pass only follows it."""
+
+    columns: list[str]
+    types: list[str]
+    rows: int
+
+
+def _validate(source: _CsvSource, db_path: Path, types: dict[str, str], existing: _Table | None) -> _Plan:
+    """Read the whole file once, deciding column types and collecting every problem.
+
+    ``existing`` is the table being appended to, whose declared types win over detection.
+    """
+    records = source.records()
+    columns = _header(source, records)
+    _check_type_overrides(source, columns, types)
+    forced = [types.get(name) for name in columns]
+    if existing is not None:
+        _check_same_columns(source, db_path, existing, columns)
+        declared = {_fold(name): _type_of_declared(kind) for name, kind in existing.columns}
+        forced = [kind or declared[_fold(name)] for name, kind in zip(columns, forced)]
+    profiles = [_ColumnProfile(name) for name in columns]
+    bad_width, bad_values = _Problems(), _Problems()
+    rows = 0
+    for line, fields in records:
+        if _is_blank_row(fields):
+            continue
+        if len(fields) != len(columns):
+            bad_width.add(line, f"expected {_fields(len(columns))} as in the header, found {len(fields)}")
+            continue
+        rows += 1
+        for raw, kind, profile in zip(fields, forced, profiles):
+            value = raw.strip()
+            if not value:
+                continue
+            if kind is None:
+                profile.observe(line, raw, value)
+            elif kind != "text" and not _fits(kind, value):
+                bad_values.add(line, f"column {profile.name!r}: {_show(raw)} is not {_EXPECTED[kind]}")
+    final_types = [kind or profile.detected_type() for kind, profile in zip(forced, profiles)]
+    suspicious = [
+        profile for kind, profile in zip(forced, profiles) if kind is None and profile.looks_numeric_with_typos()
+    ]
+    _raise_problems(source, bad_width, [bad_values, *(profile.not_numbers for profile in suspicious)], suspicious)
+    return _Plan(columns, final_types, rows)
+
+
+def _fits(kind: str, value: str) -> bool:
+    """Forced types are lenient on form ('+7', '007') since the user asked for a number."""
+    if kind == "integer":
+        return _ANY_INT.fullmatch(value) is not None and _INT64_MIN <= int(value) <= _INT64_MAX
+    return _ANY_NUMBER.fullmatch(value) is not None and math.isfinite(float(value))
+
+
+def _fields(count: int) -> str:
+    return "1 field" if count == 1 else f"{count} fields"
+
+
+def _is_blank_row(fields: list[str]) -> bool:
+    """Spreadsheets export formatted-but-empty rows as ',,,'; they carry no data."""
+    return not "".join(fields).strip()
+
+
+def _show(raw: str) -> str:
+    return repr(raw if len(raw) <= 40 else raw[:37] + "...")
+
+
+def _check_type_overrides(source: _CsvSource, columns: list[str], types: dict[str, str]) -> None:
+    for name in types:
+        if name not in columns:
+            listing = "columns are: " + ", ".join(repr(column) for column in columns[:20])
+            raise UsageError(
+                f"types: {source.display} has no column {name!r}",
+                hint=_did_you_mean(str(name), columns, listing),
+            )
+
+
+def _check_same_columns(source: _CsvSource, db_path: Path, existing: _Table, columns: list[str]) -> None:
+    table_names = {_fold(name): name for name, _ in existing.columns}
+    file_names = {_fold(name): name for name in columns}
+    missing = [repr(name) for key, name in table_names.items() if key not in file_names]
+    extra = [repr(name) for key, name in file_names.items() if key not in table_names]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(missing)}")
+        if extra:
+            parts.append(f"extra column(s) {', '.join(extra)}")
+        raise DataError(
+            f"{source.display}: columns do not match table {existing.name!r} in {db_path}: {'; '.join(parts)}",
+            hint="the header must name the table's columns (in any order); use --replace to recreate the table",
+        )
+
+
+def _type_of_declared(declared: str) -> str | None:
+    """Map a declared SQLite type to ours with SQLite's own affinity rules; None means detect."""
+    upper = declared.upper()
+    if "INT" in upper:
+        return "integer"
+    if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
+        return "text"
+    if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
+        return "float"
+    return None
+
+
+def _raise_problems(
+    source: _CsvSource, bad_width: _Problems, bad_values: list[_Problems], suspicious: list[_ColumnProfile]
+) -> None:
+    groups = [bad_width, *bad_values]
+    total = sum(group.count for group in groups)
+    if not total:
+        return
+    listed = sorted(item for group in groups for item in group.first)[:_MAX_LISTED]
+    lines = [f"{source.display}:{line}: {message}" for line, message in listed]
+    if total > len(listed):
+        lines.append(f"... and {total - len(listed)} more")
+    header = f"cannot import {source.display}: {total} bad row(s) or value(s), nothing was imported"
+    raise DataError("\n".join([header, *lines]), hint=_problem_hint(bad_width, total - bad_width.count, suspicious))
+
+
+def _problem_hint(bad_width: _Problems, bad_values: int, suspicious: list[_ColumnProfile]) -> str:
+    advice = ["fix these rows in the file"]
+    if bad_width.count:
+        advice.append("every row needs as many fields as the header; values containing commas must be in double quotes")
+    if suspicious:
+        shares = ", ".join(
+            f"{profile.name!r} ({profile.numeric * 100 // profile.filled}% numbers)" for profile in suspicious
+        )
+        example = ", ".join(f"{profile.name!r}: 'text'" for profile in suspicious)
+        flags = " ".join(f"--type {profile.name}=text" for profile in suspicious)
+        advice.append(f"or, if {shares} should be text, force it with types={{{example}}} (CLI: {flags})")
+    elif bad_values:
+        advice.append("or force the column to text with types={'<column>': 'text'} (CLI: --type <column>=text)")
+    return "; ".join(advice)
+
+
+# --- writing -------------------------------------------------------------------
+
+
+def _converters(types: list[str]) -> list[Callable[[str], object]]:
+    by_type: dict[str, Callable[[str], object]] = {"integer": int, "float": float}
+    return [by_type.get(kind, str) for kind in types]
+
+
+def _converted_rows(source: _CsvSource, plan: _Plan) -> Iterator[list[object]]:
+    """Second pass over the file; anything unexpected means it changed since validation."""
+    converters = _converters(plan.types)
+    text = [kind == "text" for kind in plan.types]
+    records = source.records()
+    next(records)  # header
+    for line, fields in records:
+        if _is_blank_row(fields):
+            continue
+        if len(fields) != len(plan.columns):
+            raise _changed(source, line)
+        row = []
+        for raw, convert, keep in zip(fields, converters, text):
+            value = raw.strip()
+            try:
+                row.append(None if not value else raw if keep else convert(value))
+            except ValueError:
+                raise _changed(source, line) from None
+        yield row
+
+
+def _changed(source: _CsvSource, line: int | None = None) -> DataError:
+    where = f"{source.display}:{line}" if line else source.display
+    return DataError(f"{where}: the file changed while it was being imported; nothing was imported")
+
+
+def _write(db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan) -> int:
+    created = not db_path.exists()
+    try:
+        conn = sqlite3.connect(db_path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise UsageError(f"{db_path}: cannot open database: {exc}") from None
+    try:
+        rows = _write_in_transaction(conn, db_path, table, mode, source, plan)
+    except BaseException:
+        conn.close()
+        if created:
+            _remove_new_database(db_path)
+        raise
+    conn.close()
+    return rows
+
+
+def _write_in_transaction(
+    conn: sqlite3.Connection, db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan
+) -> int:
+    """Every statement, DDL included, runs inside one explicit transaction."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        existing = _lookup_table(conn, table)  # it may have changed since the first look
+        _check_mode(db_path, table, mode, existing)
+        if mode == "replace" and existing is not None:
+            conn.execute(f"DROP TABLE {_quote(existing.name)}")
+        if mode != "append":
+            definitions = ", ".join(
+                f"{_quote(name)} {_SQL_TYPES[kind]}" for name, kind in zip(plan.columns, plan.types)
+            )
+            conn.execute(f"CREATE TABLE {_quote(table)} ({definitions})")
+        rows = _insert_rows(conn, table, source, plan)
+        if rows != plan.rows:
+            raise _changed(source)
+        conn.execute("COMMIT")
+        return rows
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        raise RunError(f"{db_path}: could not import into table {table!r}: {exc}; nothing was written") from None
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
+def _insert_rows(conn: sqlite3.Connection, table: str, source: _CsvSource, plan: _Plan) -> int:
+    names = ", ".join(_quote(name) for name in plan.columns)
+    placeholders = ", ".join("?" for _ in plan.columns)
+    statement = f"INSERT INTO {_quote(table)} ({names}) VALUES ({placeholders})"
+    rows = 0
+    batch: list[list[object]] = []
+    for row in _converted_rows(source, plan):
+        batch.append(row)
+        if len(batch) >= _BATCH_ROWS:
+            conn.executemany(statement, batch)
+            rows += len(batch)
+            batch.clear()
+    conn.executemany(statement, batch)
+    return rows + len(batch)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _remove_new_database(db_path: Path) -> None:
+    """A database file this import created must not outlive a failed import."""
+    for leftover in (db_path, Path(f"{db_path}-journal")):
+        leftover.unlink(missing_ok=True)

@@ -1,0 +1,93 @@
+"""Export a run's assignments as CSV or JSON for spreadsheets and other systems."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from .database import connect
+from .errors import UsageError
+from .results_store import has_results
+
+BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "stage", "service_level",
+                "tier_rule", "subgrade_rule", "stage_rule"]
+
+
+def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str | None = None) -> sqlite3.Row:
+    if not has_results(conn):
+        raise UsageError("this database has no crm-rules runs yet", hint="run `crm-rules apply` first")
+    conn.row_factory = sqlite3.Row
+    if run_id is None:
+        sql, args = "SELECT * FROM crm_runs WHERE status = 'succeeded'", []
+        if policy_name:
+            sql, args = sql + " AND policy_name = ?", [policy_name]
+        row = conn.execute(sql + " ORDER BY run_id DESC LIMIT 1", args).fetchone()
+        if row is None:
+            raise UsageError("no successful run found" + (f" for policy {policy_name!r}" if policy_name else ""))
+        return row
+    row = conn.execute("SELECT * FROM crm_runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        known = [r[0] for r in conn.execute("SELECT run_id FROM crm_runs ORDER BY run_id DESC LIMIT 10")]
+        raise UsageError(f"run {run_id} not found", hint=f"recent runs: {', '.join(map(str, known)) or '(none)'}")
+    if row["status"] != "succeeded":
+        raise UsageError(f"run {run_id} failed and has no results: {row['error']}")
+    return row
+
+
+def export_run(db: Path, run_id: int | None, fmt: str, out: Path | None) -> tuple[int, int, str | None]:
+    """Write the run as csv/json to ``out`` (atomically) or return it as text. Returns (run_id, rows, text)."""
+    if fmt not in ("csv", "json"):
+        raise UsageError(f"unknown format {fmt!r}", hint="use --format csv or --format json")
+    conn = connect(db, mode="ro")
+    try:
+        run = resolve_run(conn, run_id)
+        rid = run["run_id"]
+        rows = conn.execute(f"SELECT {', '.join(BASE_COLUMNS)}, metrics FROM crm_assignments WHERE run_id = ? ORDER BY customer_id", (rid,))
+        metric_names = list(json.loads(conn.execute(
+            "SELECT metrics FROM crm_assignments WHERE run_id = ? LIMIT 1", (rid,)).fetchone()[0] or "{}"))
+        buffer = io.StringIO(newline="")
+        count = 0
+        if fmt == "csv":
+            writer = csv.writer(buffer)
+            writer.writerow(BASE_COLUMNS + metric_names)
+            for r in rows:
+                metrics = json.loads(r["metrics"] or "{}")
+                writer.writerow([r[c] for c in BASE_COLUMNS] + [metrics.get(n) for n in metric_names])
+                count += 1
+        else:
+            items = []
+            for r in rows:
+                item = {c: r[c] for c in BASE_COLUMNS}
+                item["metrics"] = json.loads(r["metrics"] or "{}")
+                items.append(item)
+            count = len(items)
+            json.dump({"run": dict(run) | {"counts": json.loads(run["counts"] or "null")}, "assignments": items},
+                      buffer, ensure_ascii=False, indent=1)
+            buffer.write("\n")
+    finally:
+        conn.close()
+    text = buffer.getvalue()
+    if out is None:
+        return rid, count, text
+    write_atomic(out, text.encode("utf-8-sig" if fmt == "csv" else "utf-8"))
+    return rid, count, None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Never leave a half-written file where the user expects a complete one."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise UsageError(f"{path.parent}: directory does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,208 @@
+"""Parse policy expressions (``revenue_12m >= 500_000 and region in ['华东']``).
+
+The grammar is deliberately small: no attribute access, no user functions, no
+way to name anything the type checker has not been told about.  Parsing is
+done by lark (LALR), never by ``eval``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import expr_ast as ast
+
+GRAMMAR = r"""
+?start: expr
+?expr: or_expr
+?or_expr: and_expr (_OR and_expr)+ -> or_
+        | and_expr
+?and_expr: not_expr (_AND not_expr)+ -> and_
+         | not_expr
+?not_expr: _NOT not_expr -> not_
+         | predicate
+?predicate: sum COMP_OP sum -> compare
+          | sum _IN list -> in_
+          | sum _NOT _IN list -> not_in
+          | sum _IS _NULL -> is_null
+          | sum _IS _NOT _NULL -> is_not_null
+          | sum _BETWEEN sum _AND sum -> between
+          | sum
+?sum: sum ADD_OP product -> arith
+    | product
+?product: product MUL_OP unary -> arith
+        | unary
+?unary: "-" unary -> neg
+      | atom
+?atom: NUMBER -> number
+     | STRING -> string
+     | _TRUE -> true
+     | _FALSE -> false
+     | _NULL -> null
+     | NAME "(" [expr ("," expr)*] ")" -> call
+     | NAME -> name
+     | "(" expr ")"
+list: "[" [expr ("," expr)*] "]"
+    | "(" [expr ("," expr)*] ")"
+
+COMP_OP: ">=" | "<=" | "!=" | "<>" | "==" | "=" | ">" | "<"
+ADD_OP: "+" | "-"
+MUL_OP: "*" | "/"
+_AND: "and"i
+_OR: "or"i
+_NOT: "not"i
+_IN: "in"i
+_IS: "is"i
+_BETWEEN: "between"i
+_TRUE: "true"i
+_FALSE: "false"i
+_NULL: "null"i
+NAME: /[^\W\d]\w*/
+NUMBER: /\d[\d_]*(\.\d+)?([eE][+-]?\d+)?/
+STRING: /'(?:[^'\\]|\\.)*'/ | /"(?:[^"\\]|\\.)*"/
+%ignore /\s+/
+"""
+
+
+class ExpressionSyntaxError(Exception):
+    """Raised with a 1-based line/column inside the expression text."""
+
+    def __init__(self, message: str, line: int, col: int):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.col = col
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _unescape(raw: str) -> str:
+    body = raw[1:-1]
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, text: str):
+        super().__init__()
+        self.source = text
+
+    def _at(self, meta) -> dict:
+        text = self.source[meta.start_pos : meta.end_pos] if not meta.empty else ""
+        return {"line": meta.line, "col": meta.column, "text": text}
+
+    def number(self, meta, children):
+        raw = str(children[0]).replace("_", "")
+        value = float(raw) if any(c in raw for c in ".eE") else int(raw)
+        return ast.Literal(value=value, **self._at(meta))
+
+    def string(self, meta, children):
+        return ast.Literal(value=_unescape(str(children[0])), **self._at(meta))
+
+    def true(self, meta, children):
+        return ast.Literal(value=True, **self._at(meta))
+
+    def false(self, meta, children):
+        return ast.Literal(value=False, **self._at(meta))
+
+    def null(self, meta, children):
+        return ast.Literal(value=None, **self._at(meta))
+
+    def name(self, meta, children):
+        return ast.Name(name=str(children[0]), **self._at(meta))
+
+    def call(self, meta, children):
+        return ast.Call(function=str(children[0]).lower(), args=tuple(children[1:]), **self._at(meta))
+
+    def neg(self, meta, children):
+        (operand,) = children
+        if isinstance(operand, ast.Literal) and isinstance(operand.value, (int, float)) and not isinstance(operand.value, bool):
+            return ast.Literal(value=-operand.value, **self._at(meta))
+        return ast.Negate(operand=operand, **self._at(meta))
+
+    def arith(self, meta, children):
+        left, op, right = children
+        return ast.Arithmetic(op=str(op), left=left, right=right, **self._at(meta))
+
+    def compare(self, meta, children):
+        left, op, right = children
+        op = {"==": "=", "<>": "!="}.get(str(op), str(op))
+        return ast.Compare(op=op, left=left, right=right, **self._at(meta))
+
+    def and_(self, meta, children):
+        return ast.Logical(op="and", items=tuple(children), **self._at(meta))
+
+    def or_(self, meta, children):
+        return ast.Logical(op="or", items=tuple(children), **self._at(meta))
+
+    def not_(self, meta, children):
+        return ast.Not(operand=children[0], **self._at(meta))
+
+    def list(self, meta, children):
+        return tuple(children)
+
+    def in_(self, meta, children):
+        return ast.InList(operand=children[0], items=children[1], negated=False, **self._at(meta))
+
+    def not_in(self, meta, children):
+        return ast.InList(operand=children[0], items=children[1], negated=True, **self._at(meta))
+
+    def is_null(self, meta, children):
+        return ast.IsNull(operand=children[0], negated=False, **self._at(meta))
+
+    def is_not_null(self, meta, children):
+        return ast.IsNull(operand=children[0], negated=True, **self._at(meta))
+
+    def between(self, meta, children):
+        return ast.Between(operand=children[0], low=children[1], high=children[2], **self._at(meta))
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the expression"
+    return repr(str(token))
+
+
+def parse_expression(text: str) -> ast.Node:
+    """Parse ``text`` or raise ExpressionSyntaxError pointing at the problem."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionSyntaxError("the expression is empty", 1, 1)
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedCharacters as exc:
+        raise ExpressionSyntaxError(f"unexpected character {text[exc.pos_in_stream]!r}", exc.line, exc.column) from None
+    except UnexpectedEOF as exc:
+        raise ExpressionSyntaxError("the expression ends too early", *_end_position(text)) from None
+    except UnexpectedToken as exc:
+        if exc.token.type == "$END":
+            raise ExpressionSyntaxError("the expression ends too early", *_end_position(text)) from None
+        raise ExpressionSyntaxError(f"unexpected {_describe_token(exc.token)}", exc.line, exc.column) from None
+    except UnexpectedInput as exc:  # pragma: no cover - lark's other input errors
+        raise ExpressionSyntaxError(str(exc).splitlines()[0], exc.line, exc.column) from None
+    try:
+        result = _ToAst(text).transform(tree)
+    except VisitError as exc:  # pragma: no cover - a bug in the transformer
+        raise exc.orig_exc from None
+    if isinstance(result, Tree):  # pragma: no cover
+        raise AssertionError(f"untransformed tree {result}")
+    return result
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    lines = text.rstrip().split("\n")
+    return len(lines), len(lines[-1]) + 1

@@ -1,0 +1,95 @@
+"""Compile a type-checked expression to a SQLite expression.
+
+Values never enter the SQL text: every literal becomes a named parameter, and
+names are resolved through a callback that returns SQL the engine built from
+quoted identifiers.  The compiled SQL therefore carries no user text at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import expr_ast as ast
+
+
+class SqlParams:
+    """Collects parameter values and hands out their placeholders."""
+
+    def __init__(self, prefix: str = "p"):
+        self.prefix = prefix
+        self.values: dict[str, Any] = {}
+
+    def add(self, value: Any) -> str:
+        if isinstance(value, bool):
+            value = int(value)
+        key = f"{self.prefix}{len(self.values)}"
+        self.values[key] = value
+        return f":{key}"
+
+
+def quote_identifier(name: str) -> str:
+    """SQLite identifier quoting: double quotes, embedded quotes doubled."""
+    if "\x00" in name:
+        raise ValueError("identifier contains NUL")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def to_sql(node: ast.Node, resolve: Callable[[str], str], params: SqlParams) -> str:
+    """SQL for ``node``; ``resolve(name)`` gives the SQL of a name in scope."""
+
+    def sql(n: ast.Node) -> str:
+        match n:
+            case ast.Literal(value=None):
+                return "NULL"
+            case ast.Literal(value=v):
+                return params.add(v)
+            case ast.Name(name=name):
+                return resolve(name)
+            case ast.Negate(operand=o):
+                return f"(-{sql(o)})"
+            case ast.Arithmetic(op="/", left=left, right=right):
+                # Real division; a zero divisor gives NULL (unknown), never an error.
+                return f"(CAST({sql(left)} AS REAL) / NULLIF({sql(right)}, 0))"
+            case ast.Arithmetic(op=op, left=left, right=right):
+                return f"({sql(left)} {op} {sql(right)})"
+            case ast.Compare(op=op, left=left, right=right):
+                return f"({sql(left)} {op} {sql(right)})"
+            case ast.Logical(op=op, items=items):
+                return "(" + f" {op.upper()} ".join(sql(i) for i in items) + ")"
+            case ast.Not(operand=o):
+                return f"(NOT {sql(o)})"
+            case ast.InList(operand=o, items=items, negated=neg):
+                return f"({sql(o)} {'NOT IN' if neg else 'IN'} ({', '.join(sql(i) for i in items)}))"
+            case ast.IsNull(operand=o, negated=neg):
+                return f"({sql(o)} IS {'NOT NULL' if neg else 'NULL'})"
+            case ast.Between(operand=o, low=lo, high=hi):
+                return f"({sql(o)} BETWEEN {sql(lo)} AND {sql(hi)})"
+            case ast.Call():
+                return _call(n, sql)
+        raise AssertionError(f"cannot compile {n!r}")  # pragma: no cover
+
+    return sql(node)
+
+
+def _call(node: ast.Call, sql: Callable[[ast.Node], str]) -> str:
+    args = [sql(a) for a in node.args]
+    match node.function:
+        case "coalesce":
+            return f"coalesce({', '.join(args)})"
+        case "days_between":
+            return f"(julianday({args[1]}) - julianday({args[0]}))"
+        case "abs" | "lower" | "upper" | "length":
+            return f"{node.function}({args[0]})"
+        case "round":
+            return f"round({', '.join(args)})"
+        case "min" | "max":
+            # SQLite's scalar min/max return NULL if any argument is NULL.
+            return f"{node.function}({', '.join(args)})"
+        case "if":
+            return f"(CASE WHEN {args[0]} THEN {args[1]} ELSE {args[2]} END)"
+        case "date":
+            return f"date({args[0]})"
+        case "as_of":
+            return ":as_of"
+    raise AssertionError(node.function)  # pragma: no cover

@@ -1,0 +1,210 @@
+"""Static types for policy expressions, checked when a policy is loaded.
+
+A misspelt metric or a comparison of a date with a number must fail at
+``crm-rules validate`` time with a position, not as a surprising SQL result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Mapping
+
+from . import expr_ast as ast
+
+NUMBER, TEXT, DATE, BOOL, NULL = "number", "text", "date", "bool", "null"
+TYPES = (NUMBER, TEXT, DATE, BOOL)
+
+
+class ExpressionTypeError(Exception):
+    def __init__(self, message: str, node: ast.Node, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = node.line
+        self.col = node.col
+        self.hint = hint
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean 'x'?)' or '' — shared by every unknown-name message."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def is_iso_date(value: object) -> bool:
+    if not isinstance(value, str) or len(value) != 10:
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+# name -> (min args, max args or None)
+FUNCTIONS: dict[str, tuple[int, int | None]] = {
+    "coalesce": (2, None),
+    "days_between": (2, 2),
+    "abs": (1, 1),
+    "round": (1, 2),
+    "min": (2, None),
+    "max": (2, None),
+    "if": (3, 3),
+    "date": (1, 1),
+    "as_of": (0, 0),
+    "lower": (1, 1),
+    "upper": (1, 1),
+    "length": (1, 1),
+}
+
+
+def _unify(types: list[str], node: ast.Node, what: str) -> str:
+    real = {t for t in types if t != NULL}
+    if len(real) > 1:
+        raise ExpressionTypeError(f"{what} mixes {' and '.join(sorted(real))} values", node)
+    return real.pop() if real else NULL
+
+
+class TypeChecker:
+    """Infers the type of a node given the types of the names in scope."""
+
+    def __init__(self, scope: Mapping[str, str], scope_label: str = "name"):
+        self.scope = scope
+        self.scope_label = scope_label
+
+    def check_condition(self, node: ast.Node) -> None:
+        found = self.infer(node)
+        if found not in (BOOL, NULL):
+            raise ExpressionTypeError(f"a condition must be true or false, but this is a {found}", node, hint="compare it, e.g. `x > 0`")
+
+    def infer(self, node: ast.Node) -> str:
+        method = getattr(self, "_" + type(node).__name__.lower())
+        return method(node)
+
+    def _expect(self, node: ast.Node, wanted: str, role: str) -> str:
+        found = self.infer(node)
+        if found not in (wanted, NULL):
+            raise ExpressionTypeError(f"{role} must be a {wanted}, but {node.text!r} is a {found}", node)
+        return found
+
+    def _literal(self, node: ast.Literal) -> str:
+        v = node.value
+        if v is None:
+            return NULL
+        if isinstance(v, bool):
+            return BOOL
+        if isinstance(v, (int, float)):
+            return NUMBER
+        return TEXT
+
+    def _name(self, node: ast.Name) -> str:
+        if node.name not in self.scope:
+            raise ExpressionTypeError(
+                f"unknown {self.scope_label} {node.name!r}{did_you_mean(node.name, self.scope)}",
+                node,
+                hint=f"known: {', '.join(sorted(self.scope)) or '(none)'}",
+            )
+        return self.scope[node.name]
+
+    def _negate(self, node: ast.Negate) -> str:
+        return self._expect(node.operand, NUMBER, "the operand of '-'") and NUMBER
+
+    def _arithmetic(self, node: ast.Arithmetic) -> str:
+        self._expect(node.left, NUMBER, f"the left side of {node.op!r}")
+        self._expect(node.right, NUMBER, f"the right side of {node.op!r}")
+        return NUMBER
+
+    def comparable(self, left: ast.Node, right: ast.Node, node: ast.Node, ordered: bool) -> None:
+        lt, rt = self.infer(left), self.infer(right)
+        # An ISO date string literal compares with a date.
+        if lt == DATE and rt == TEXT and isinstance(right, ast.Literal):
+            rt = self._date_literal(right)
+        if rt == DATE and lt == TEXT and isinstance(left, ast.Literal):
+            lt = self._date_literal(left)
+        if NULL in (lt, rt):
+            return
+        if lt != rt:
+            raise ExpressionTypeError(f"cannot compare {lt} {left.text!r} with {rt} {right.text!r}", node)
+        if ordered and lt == BOOL:
+            raise ExpressionTypeError("true/false values can only be compared with = or !=", node)
+
+    def _date_literal(self, node: ast.Literal) -> str:
+        if not is_iso_date(node.value):
+            raise ExpressionTypeError(f"{node.value!r} is not a date", node, hint="write dates as 'YYYY-MM-DD'")
+        return DATE
+
+    def _compare(self, node: ast.Compare) -> str:
+        self.comparable(node.left, node.right, node, ordered=node.op not in ("=", "!="))
+        return BOOL
+
+    def _between(self, node: ast.Between) -> str:
+        self.comparable(node.operand, node.low, node, ordered=True)
+        self.comparable(node.operand, node.high, node, ordered=True)
+        return BOOL
+
+    def _inlist(self, node: ast.InList) -> str:
+        if not node.items:
+            raise ExpressionTypeError("the list after 'in' is empty", node)
+        for item in node.items:
+            self.comparable(node.operand, item, item, ordered=False)
+        return BOOL
+
+    def _isnull(self, node: ast.IsNull) -> str:
+        self.infer(node.operand)
+        return BOOL
+
+    def _logical(self, node: ast.Logical) -> str:
+        for item in node.items:
+            self._expect(item, BOOL, f"each side of {node.op!r}")
+        return BOOL
+
+    def _not(self, node: ast.Not) -> str:
+        self._expect(node.operand, BOOL, "the operand of 'not'")
+        return BOOL
+
+    def _call(self, node: ast.Call) -> str:
+        fn = node.function
+        if fn not in FUNCTIONS:
+            raise ExpressionTypeError(f"unknown function {fn!r}{did_you_mean(fn, FUNCTIONS)}", node, hint=f"functions: {', '.join(sorted(FUNCTIONS))}")
+        low, high = FUNCTIONS[fn]
+        n = len(node.args)
+        if n < low or (high is not None and n > high):
+            wanted = str(low) if low == high else f"{low} or more" if high is None else f"{low} to {high}"
+            raise ExpressionTypeError(f"{fn}() takes {wanted} arguments, got {n}", node)
+        args = node.args
+        if fn in ("coalesce", "min", "max"):
+            result = _unify([self.infer(a) for a in args], node, f"{fn}()")
+            if fn != "coalesce" and result not in (NUMBER, DATE, TEXT, NULL):
+                raise ExpressionTypeError(f"{fn}() takes numbers, dates or text", node)
+            return result
+        if fn == "days_between":
+            for a in args:
+                self._date_argument(a, fn)
+            return NUMBER
+        if fn in ("abs", "round"):
+            for a in args:
+                self._expect(a, NUMBER, f"the argument of {fn}()")
+            return NUMBER
+        if fn == "if":
+            self._expect(args[0], BOOL, "the first argument of if()")
+            return _unify([self.infer(args[1]), self.infer(args[2])], node, "if()")
+        if fn == "date":
+            if not (isinstance(args[0], ast.Literal) and isinstance(args[0].value, str)):
+                raise ExpressionTypeError("date() takes a text literal such as '2026-01-31'", node)
+            return self._date_literal(args[0])
+        if fn == "as_of":
+            return DATE
+        if fn in ("lower", "upper"):
+            self._expect(args[0], TEXT, f"the argument of {fn}()")
+            return TEXT
+        if fn == "length":
+            self._expect(args[0], TEXT, "the argument of length()")
+            return NUMBER
+        raise AssertionError(fn)  # pragma: no cover
+
+    def _date_argument(self, node: ast.Node, fn: str) -> None:
+        found = self.infer(node)
+        if found == TEXT and isinstance(node, ast.Literal):
+            self._date_literal(node)
+        elif found not in (DATE, NULL):
+            raise ExpressionTypeError(f"the arguments of {fn}() must be dates, but {node.text!r} is a {found}", node)

@@ -1,0 +1,312 @@
+"""Compile a policy's metrics into set-based SQL over temp tables.
+
+One GROUP BY scan per source table computes every aggregate of that source
+(conditional aggregation), then the customers table is joined once, then
+derived and population metrics are added in as few layers as window
+functions allow.  No per-customer Python anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+
+from .data_binding import Binding
+from .data_mapping import WINDOW_FIELD
+from .expr_sql import SqlParams, quote_identifier as q, to_sql
+from .expr_types import DATE
+from .policy_model import AGGREGATES, Metric, Policy
+
+CID, CNAME = "_cid", "_cname"
+_WINDOW = re.compile(r"^([1-9][0-9]*)\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$")
+_UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
+
+
+@dataclass
+class Statement:
+    sql: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class MetricPlan:
+    statements: list[Statement]
+    table: str  # temp table holding one row per customer with every metric
+    attributes: list[str]  # attribute columns present in that table
+
+
+@dataclass
+class RunDates:
+    as_of: str
+    as_of_next: str
+    conn: sqlite3.Connection
+
+    def window_start(self, window: str | None, periods: int = 1) -> str | None:
+        """First day of a window of ``periods`` × ``window`` ending on the as-of date."""
+        if window in (None, "all"):
+            return None
+        n, unit = _WINDOW.match(window.strip()).groups()
+        unit = _UNITS[unit[0]]
+        n = int(n) * periods
+        if unit == "weeks":
+            n, unit = n * 7, "days"
+        return self.conn.execute("SELECT date(?, ?, '+1 day')", (self.as_of, f"-{n} {unit}")).fetchone()[0]
+
+    def days_before(self, days: int) -> str:
+        return self.conn.execute("SELECT date(?, ?)", (self.as_of, f"-{days} days")).fetchone()[0]
+
+
+class _SourceQuery:
+    """Accumulates the aggregate columns of one source's GROUP BY."""
+
+    def __init__(self, policy: Policy, binding: Binding, source: str, dates: RunDates):
+        self.table = policy.data.sources[source]
+        self.binding = binding
+        self.source = source
+        self.dates = dates
+        self.params = SqlParams(prefix=f"{source[0]}")
+        self.columns: list[tuple[str, str]] = []  # (alias, aggregate sql)
+
+    def col(self, logical: str) -> str:
+        return f"r.{q(self.table.columns[logical].column)}"
+
+    def expr(self, node) -> str:
+        return to_sql(node, lambda name: self.col(name), self.params)
+
+    def window(self, metric: Metric, field_name: str | None = None, periods: int = 1, upto_periods: int = 0) -> str:
+        d = self.col(field_name or WINDOW_FIELD[self.source])
+        parts = [f"{d} < :as_of_next"]
+        start = self.dates.window_start(metric.spec.get("window"), periods)
+        if start:
+            parts.append(f"{d} >= {self.params.add(start)}")
+        if upto_periods:
+            parts.append(f"{d} < {self.params.add(self.dates.window_start(metric.spec.get('window'), upto_periods))}")
+        if metric.where is not None:
+            parts.append(self.expr(metric.where.node))
+        return " AND ".join(parts)
+
+    def add(self, alias: str, sql: str) -> str:
+        self.columns.append((alias, sql))
+        return alias
+
+    def paid_as_of(self) -> str:
+        """What had been paid on the as-of date (a later payment did not exist yet)."""
+        return (f"(CASE WHEN {self.col('paid_date')} IS NULL OR {self.col('paid_date')} < :as_of_next "
+                f"THEN coalesce({self.col('paid_amount')}, 0) ELSE 0 END)")
+
+    def statement(self, target: str) -> Statement:
+        key = f"r.{q(self.table.key)}"
+        cols = ",\n  ".join(f"{sql} AS {q(alias)}" for alias, sql in self.columns)
+        return Statement(
+            f"CREATE TEMP TABLE {target} AS\nSELECT {key} AS {CID},\n  {cols}\n"
+            f"FROM {self.binding.table(self.table.table)} AS r\nGROUP BY {key}",
+            self.params.values,
+        )
+
+
+def _source_metric(m: Metric, sq: _SourceQuery) -> str:
+    """Add the aggregates ``m`` needs to its source query; return its final SQL over the joined row."""
+    a = f"a_{m.source}"
+    ref = lambda alias: f"{a}.{q(alias)}"  # noqa: E731
+    kind = m.kind
+    if kind in AGGREGATES:
+        operand = sq.expr(m.operand.node)
+        fn = {"count_distinct": "COUNT(DISTINCT"}.get(kind, kind.upper() + "(")
+        sql = f"{fn} CASE WHEN {sq.window(m)} THEN {operand} END)"
+        if m.type == DATE:
+            sql = f"date({sql})"
+        sq.add(m.name, sql)
+        default = m.spec.get("default", 0 if kind in ("sum", "count_distinct") else None)
+        return f"coalesce({ref(m.name)}, {sq.params.add(default)})" if default is not None else ref(m.name)
+    if kind == "count":
+        sq.add(m.name, f"COUNT(CASE WHEN {sq.window(m)} THEN 1 END)")
+        return f"coalesce({ref(m.name)}, {sq.params.add(m.spec.get('default', 0))})"
+    if kind == "recency":
+        d = sq.col(WINDOW_FIELD[m.source])
+        sq.add(m.name, f"MAX(CASE WHEN {sq.window(m)} THEN date({d}) END)")
+        return f"CAST(julianday(:as_of) - julianday({ref(m.name)}) AS INTEGER)"
+    if kind == "trend":
+        operand = sq.expr(m.operand.node)
+        cur = sq.add(m.name + "__cur", f"SUM(CASE WHEN {sq.window(m, periods=1)} THEN {operand} END)")
+        prev = sq.add(m.name + "__prev", f"SUM(CASE WHEN {sq.window(m, periods=2, upto_periods=1)} THEN {operand} END)")
+        return f"(coalesce({ref(cur)}, 0) * 1.0 / NULLIF({ref(prev)}, 0) - 1)"
+    due, amount = sq.col("due_date"), sq.col("amount")
+    if kind in ("collection_rate", "on_time_rate"):
+        in_window = sq.window(m, "due_date")
+        if kind == "collection_rate":
+            paid = sq.add(m.name + "__paid", f"SUM(CASE WHEN {in_window} THEN min({sq.paid_as_of()}, {amount}) END)")
+            billed = sq.add(m.name + "__billed", f"SUM(CASE WHEN {in_window} THEN {amount} END)")
+            return f"({ref(paid)} * 1.0 / NULLIF({ref(billed)}, 0))"
+        on_time = (f"{sq.col('paid_date')} IS NOT NULL AND date({sq.col('paid_date')}) <= date({due}) "
+                   f"AND coalesce({sq.col('paid_amount')}, 0) >= {amount} - 0.005")
+        ok = sq.add(m.name + "__ok", f"COUNT(CASE WHEN {in_window} AND {on_time} THEN 1 END)")
+        n = sq.add(m.name + "__n", f"COUNT(CASE WHEN {in_window} THEN 1 END)")
+        return f"({ref(ok)} * 1.0 / NULLIF({ref(n)}, 0))"
+    if kind in ("overdue", "outstanding"):
+        open_amount = f"({amount} - {sq.paid_as_of()})"
+        cond = f"{sq.col('date')} < :as_of_next AND {open_amount} > 0.005"
+        if kind == "outstanding":
+            sq.add(m.name, f"SUM(CASE WHEN {cond} THEN {open_amount} END)")
+            return f"coalesce({ref(m.name)}, 0)"
+        min_days = m.spec.get("min_days", 1)
+        cond += f" AND {due} <= {sq.params.add(sq.dates.days_before(min_days))}"
+        what = m.spec["overdue"]
+        if what == "amount":
+            sq.add(m.name, f"SUM(CASE WHEN {cond} THEN {open_amount} END)")
+        elif what == "count":
+            sq.add(m.name, f"COUNT(CASE WHEN {cond} THEN 1 END)")
+        else:
+            sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(:as_of) - julianday(date({due})) AS INTEGER) END)")
+        return f"coalesce({ref(m.name)}, 0)"
+    if kind == "contract_days_left":
+        start, end = sq.col("start"), sq.col("end")
+        cond = f"{start} < :as_of_next AND date({end}) >= :as_of"
+        if m.where is not None:
+            cond += " AND " + sq.expr(m.where.node)
+        sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(date({end})) - julianday(:as_of) AS INTEGER) END)")
+        return ref(m.name)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _tenure_sql(m: Metric, policy: Policy, binding: Binding, queries: dict) -> str:
+    divisor = {"days": 1, "months": 30.4375, "years": 365.25}[m.spec["tenure"]]
+    if binding.tenure_from_since:
+        start = f"c.{q(policy.data.attributes['since'].column)}"
+    else:
+        sq = queries["orders"]
+        alias = sq.add(m.name + "__first", f"MIN(CASE WHEN {sq.col('date')} < :as_of_next THEN date({sq.col('date')}) END)")
+        start = f"a_orders.{q(alias)}"
+    days = f"(julianday(:as_of) - julianday(date({start})))"
+    return days if divisor == 1 else f"round({days} / {divisor}, 2)"
+
+
+def _population_sql(m: Metric, col: str) -> str:
+    better_high = m.spec.get("better", "high") == "high"
+    best_first = f"{col} IS NULL, {col} {'DESC' if better_high else 'ASC'}"
+    worst_first = f"{col} IS NULL, {col} {'ASC' if better_high else 'DESC'}"
+    n = f"COUNT({col}) OVER ()"
+    if m.kind == "rank":
+        return f"CASE WHEN {col} IS NOT NULL THEN RANK() OVER (ORDER BY {best_first}) END"
+    if m.kind == "percentile":
+        return (f"CASE WHEN {col} IS NOT NULL THEN "
+                f"coalesce((RANK() OVER (ORDER BY {worst_first}) - 1) * 1.0 / NULLIF({n} - 1, 0), 1.0) END")
+    if m.kind == "ntile":
+        k = int(m.spec.get("n", 5))
+        return (f"CASE WHEN {col} IS NOT NULL THEN "
+                f"1 + CAST({k} * (RANK() OVER (ORDER BY {worst_first}) - 1) / {n} AS INTEGER) END")
+    if m.kind == "cumulative_share":
+        positive = f"CASE WHEN {col} > 0 THEN {col} END"
+        ahead = (f"coalesce(SUM({positive}) OVER (ORDER BY {col} DESC RANGE BETWEEN UNBOUNDED PRECEDING "
+                 f"AND CURRENT ROW EXCLUDE GROUP), 0)")
+        return f"CASE WHEN {col} > 0 THEN {ahead} * 1.0 / SUM({positive}) OVER () END"
+    if m.kind == "positive_count":
+        return f"COUNT(CASE WHEN {col} > 0 THEN 1 END) OVER ()"
+    raise AssertionError(m.kind)  # pragma: no cover
+
+
+def _layers(policy: Policy) -> dict[str, int]:
+    """Layer of each derived/population metric.
+
+    Expressions are inlined within a layer; only a window function whose input
+    itself contains a window function must wait for the next layer.
+    """
+    layer: dict[str, int] = {}
+    windowed: dict[str, bool] = {}
+
+    def of(name: str) -> int:
+        m = policy.metrics.get(name)
+        if m is None or not (m.kind == "expr" or m.is_population):
+            return 0  # an attribute or a base metric, present in the first table
+        if name not in layer:
+            if m.kind == "expr":
+                layer[name] = max((of(d) for d in m.deps), default=0)
+                windowed[name] = any(windowed.get(d, False) and layer.get(d) == layer[name] for d in m.deps)
+            else:
+                layer[name] = of(m.of) + (1 if windowed.get(m.of, False) else 0)
+                windowed[name] = True
+        return layer[name]
+
+    for name in policy.metrics:
+        of(name)
+    return layer
+
+
+def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: str = "_crm") -> MetricPlan:
+    statements: list[Statement] = []
+    queries = {s: _SourceQuery(policy, binding, s, dates) for s in sorted(binding.sources)}
+    base_cols: dict[str, str] = {}
+    params = SqlParams(prefix="c")
+    for m in policy.metrics.values():
+        if m.source:
+            base_cols[m.name] = _source_metric(m, queries[m.source])
+        elif m.kind == "tenure":
+            base_cols[m.name] = _tenure_sql(m, policy, binding, queries)
+        elif m.kind == "attribute":
+            attr = policy.data.attributes[m.spec["attribute"]]
+            base_cols[m.name] = _attribute_sql(f"c.{q(attr.column)}", attr.type)
+    joins = []
+    for source, sq in queries.items():
+        if sq.columns:
+            target = f"temp.{q(f'{prefix}_agg_{source}')}"
+            statements.append(Statement(f"DROP TABLE IF EXISTS {target}"))
+            statements.append(sq.statement(target))
+            statements.append(Statement(f"CREATE UNIQUE INDEX temp.{q(f'{prefix}_agg_{source}_cid')} ON {q(f'{prefix}_agg_{source}')}({CID})"))
+            joins.append(f"LEFT JOIN {target} AS a_{source} ON a_{source}.{CID} = c.{q(policy.data.customers.key)}")
+    attrs = list(binding.attributes)
+    select = [f"c.{q(policy.data.customers.key)} AS {CID}", f"c.{q(policy.data.customer_name)} AS {CNAME}"]
+    select += [f"{_attribute_sql(f'c.{q(c.column)}', c.type)} AS {q(n)}" for n, c in binding.attributes.items()]
+    select += [f"{sql} AS {q(name)}" for name, sql in base_cols.items()]
+    layers = _layers(policy)
+    table = f"temp.{q(f'{prefix}_m0')}"
+    statements.append(Statement(f"DROP TABLE IF EXISTS {table}"))
+    all_params = {}
+    for sq in queries.values():
+        all_params.update(sq.params.values)
+    statements.append(Statement(
+        f"CREATE TEMP TABLE {q(f'{prefix}_m0')} AS\nSELECT {', '.join(select)}\n"
+        f"FROM {binding.table(policy.data.customers.table)} AS c\n" + "\n".join(joins), all_params))
+    depth = max(layers.values(), default=0)
+    for level in range(0, depth + 1):
+        names = [n for n, lv in layers.items() if lv == level]
+        if not names:
+            continue
+        inline: dict[str, str] = {}
+
+        def resolve(name: str, level=level, inline=inline) -> str:
+            if name in inline:
+                return f"({inline[name]})"
+            return f"t.{q(name)}"
+
+        for name in _ordered(names, policy):
+            m = policy.metrics[name]
+            if m.kind == "expr":
+                inline[name] = to_sql(m.operand.node, resolve, params)
+            else:
+                inline[name] = _population_sql(m, resolve(m.of))
+        new_table = f"{prefix}_m{level + 1}"
+        statements.append(Statement(f"DROP TABLE IF EXISTS temp.{q(new_table)}"))
+        cols = ", ".join(f"{inline[n]} AS {q(n)}" for n in names)
+        statements.append(Statement(f"CREATE TEMP TABLE {q(new_table)} AS SELECT t.*, {cols} FROM {table} AS t", dict(params.values)))
+        table = f"temp.{q(new_table)}"
+    return MetricPlan(statements, table, attrs)
+
+
+def _attribute_sql(col: str, type_: str) -> str:
+    return f"date({col})" if type_ == DATE else col
+
+
+def _ordered(names: list[str], policy: Policy) -> list[str]:
+    """Dependencies before dependants, so inlining finds their SQL."""
+    done: list[str] = []
+
+    def visit(n: str) -> None:
+        if n in done or n not in names:
+            return
+        for d in sorted(policy.metrics[n].deps):
+            visit(d)
+        done.append(n)
+
+    for n in names:
+        visit(n)
+    return done

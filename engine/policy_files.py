@@ -1,0 +1,161 @@
+"""Find policy files and combine ``extends`` chains into one document.
+
+Industry presets override a base policy.  Merging follows one rule users can
+remember: mappings merge key by key, anything else (lists, values) replaces.
+Positions are merged the same way so errors still name the right file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from .errors import Diagnostic, PolicyError
+from .yaml_source import Position, SourceDocument, format_path, load_yaml_file
+
+MAX_EXTENDS_DEPTH = 16
+
+
+def shipped_policies_dir():
+    return files("crm_rules").joinpath("policies")
+
+
+def shipped_policy_names() -> list[str]:
+    return sorted(p.name[: -len(".yaml")] for p in shipped_policies_dir().iterdir()
+                  if p.name.endswith(".yaml") and not p.name.endswith(".test.yaml"))
+
+
+def resolve_policy_path(ref: str, relative_to: Path | None = None) -> Path | None:
+    """A path (relative to the referring file) or the name of a shipped policy."""
+    candidate = Path(ref)
+    if relative_to is not None and not candidate.is_absolute():
+        candidate = relative_to.parent / candidate
+    if candidate.exists():
+        return candidate
+    if "/" not in ref and "\\" not in ref:
+        name = ref[: -len(".yaml")] if ref.endswith(".yaml") else ref
+        shipped = shipped_policies_dir().joinpath(f"{name}.yaml")
+        if shipped.is_file():
+            return Path(str(shipped))
+    return None
+
+
+def _merge(base: Any, child: Any, path: tuple, base_doc: SourceDocument, child_doc: SourceDocument,
+           out: SourceDocument) -> Any:
+    if isinstance(base, dict) and isinstance(child, dict):
+        merged = {}
+        for key in list(base) + [k for k in child if k not in base]:
+            sub = path + (key,)
+            if key in child and key in base:
+                merged[key] = _merge(base[key], child[key], sub, base_doc, child_doc, out)
+            elif key in child:
+                merged[key] = child[key]
+                _copy_positions(child_doc, out, sub)
+            else:
+                merged[key] = base[key]
+                _copy_positions(base_doc, out, sub)
+        for table in ("values", "keys", "styles", "block_indent"):
+            source = child_doc if path in getattr(child_doc, table) else base_doc
+            if path in getattr(source, table):
+                getattr(out, table)[path] = getattr(source, table)[path]
+        return merged
+    _copy_positions(child_doc, out, path)
+    return child
+
+
+def _copy_positions(src: SourceDocument, out: SourceDocument, prefix: tuple) -> None:
+    n = len(prefix)
+    for table in ("values", "keys", "styles", "block_indent"):
+        target = getattr(out, table)
+        for p, pos in getattr(src, table).items():
+            if p[:n] == prefix:
+                target[p] = pos
+
+
+def merge_documents(base: SourceDocument, child: SourceDocument) -> SourceDocument:
+    out = SourceDocument(child.file, None)
+    out.data = _merge(base.data, child.data, (), base, child, out)
+    return out
+
+
+def load_policy_document(path: Path) -> tuple[SourceDocument, list[str]]:
+    """The merged document of ``path`` and its ``extends`` chain, and the files read."""
+    chain: list[SourceDocument] = []
+    seen: list[Path] = []
+    current: Path | None = path
+    referrer: tuple[SourceDocument, tuple] | None = None
+    while current is not None:
+        resolved = current.resolve()
+        if resolved in seen:
+            cycle = " -> ".join(str(p) for p in seen + [resolved])
+            pos = referrer[0].position(referrer[1])
+            raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", f"circular extends: {cycle}"),
+                              hint="remove one of the extends")
+        if len(seen) >= MAX_EXTENDS_DEPTH:
+            raise PolicyError(Diagnostic(str(current), 0, 0, "extends", f"more than {MAX_EXTENDS_DEPTH} levels of extends"))
+        seen.append(resolved)
+        doc = load_yaml_file(current, display_name=_display(current))
+        if not isinstance(doc.data, dict):
+            raise PolicyError(Diagnostic(doc.file, 1, 1, "", "a policy must be a mapping of sections (name, metrics, tiers, ...)"))
+        chain.append(doc)
+        ref = doc.data.get("extends")
+        if ref is None:
+            break
+        if not isinstance(ref, str) or not ref:
+            break  # the schema reports it
+        nxt = resolve_policy_path(ref, current)
+        if nxt is None:
+            pos = doc.value_position(("extends",))
+            raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", f"cannot find policy {ref!r}"),
+                              hint=f"give a path relative to this file, or a shipped policy: {', '.join(shipped_policy_names())}")
+        referrer = (doc, ("extends",))
+        current = nxt
+    merged = chain[-1]
+    for doc in reversed(chain[:-1]):
+        merged = merge_documents(merged, doc)
+    merged.data.pop("extends", None)
+    if "name" not in chain[0].data:
+        merged.data["name"] = Path(chain[0].file).stem
+    _inline_sources_file(merged, path)
+    return merged, [d.file for d in chain]
+
+
+def _display(path: Path) -> str:
+    """Shipped policies are shown by name, the user's files as given."""
+    try:
+        rel = path.resolve().relative_to(Path(str(shipped_policies_dir())).resolve())
+        return f"<shipped>/{rel}"
+    except ValueError:
+        return str(path)
+
+
+def _inline_sources_file(doc: SourceDocument, policy_path: Path) -> None:
+    ref = doc.data.get("data")
+    if not isinstance(ref, str):
+        return
+    pos = doc.value_position(("data",))
+    target = Path(ref)
+    base_file = Path(pos.file) if not pos.file.startswith("<shipped>") else policy_path
+    if not target.is_absolute():
+        target = base_file.parent / target
+    if not target.is_file():
+        raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "data", f"cannot find sources file {ref!r} (looked for {target})"),
+                          hint="give the path relative to the policy file")
+    sources = load_yaml_file(target)
+    if not isinstance(sources.data, dict):
+        raise PolicyError(Diagnostic(sources.file, 1, 1, "", "a sources file must be a mapping (customers, orders, ...)"))
+    doc.data["data"] = sources.data
+    for table in ("values", "keys", "styles", "block_indent"):
+        getattr(doc, table).update({("data",) + p: q for p, q in getattr(sources, table).items()})
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def content_hash(data: Any) -> str:
+    """sha256 of the resolved policy: comments and formatting do not change it."""
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()

@@ -1,0 +1,523 @@
+"""Turn a schema-valid policy document into a checked, typed policy model.
+
+The JSON Schema checks shapes; this module checks meaning: one kind per
+metric, expressions that parse and type-check against known names, no
+metric cycles, ids that are unique and referenced correctly.  All problems
+are collected and raised together so users fix them in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import expr_ast as ast
+from .data_mapping import SOURCES, DataMapping, build_data_mapping
+from .errors import Diagnostic, PolicyError
+from .expr_parser import ExpressionSyntaxError, parse_expression
+from .expr_types import BOOL, DATE, NUMBER, TEXT, ExpressionTypeError, TypeChecker, did_you_mean
+from .policy_files import content_hash, load_policy_document
+from .schema_validation import validate_document
+from .yaml_source import SourceDocument, format_path
+
+AGGREGATES = ("sum", "avg", "min", "max", "count_distinct")
+POPULATION = ("rank", "percentile", "ntile", "cumulative_share")
+# kind -> options allowed beside the kind key
+METRIC_KINDS: dict[str, set[str]] = {
+    **{k: {"from", "where", "window", "default"} for k in AGGREGATES},
+    "count": {"where", "window", "default"},
+    "recency": {"where", "window"},
+    "tenure": set(),
+    "trend": {"from", "where", "window"},
+    "collection_rate": {"window"},
+    "on_time_rate": {"window"},
+    "overdue": {"min_days"},
+    "outstanding": set(),
+    "contract_days_left": {"where"},
+    "expr": set(),
+    "attribute": set(),
+    "rank": {"better"},
+    "percentile": {"better"},
+    "ntile": {"better", "n"},
+    "cumulative_share": set(),
+}
+COMMON_METRIC_KEYS = {"label", "description"}
+# Metrics computed by the engine itself for tier methods; users cannot define them.
+INTERNAL_KINDS = ("positive_count",)
+
+
+@dataclass
+class Expr:
+    """A parsed expression and where its text is, for errors and explanations."""
+
+    text: str
+    node: ast.Node
+    path: tuple
+
+
+@dataclass
+class Metric:
+    name: str
+    kind: str
+    spec: dict
+    path: tuple
+    type: str = NUMBER
+    source: str | None = None  # for metrics read from a source table
+    operand: Expr | None = None  # row expression (aggregates) or customer expression (expr)
+    where: Expr | None = None
+    of: str | None = None  # the metric a population metric ranks
+    deps: set[str] = field(default_factory=set)
+    internal: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.spec.get("label") or self.name
+
+    @property
+    def is_population(self) -> bool:
+        return self.kind in POPULATION or self.kind in INTERNAL_KINDS
+
+
+@dataclass
+class Rule:
+    id: str
+    label: str
+    condition: Expr | None
+    is_default: bool
+    path: tuple
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Tier:
+    rule: Rule
+    subgrades: list[Rule]
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+@dataclass
+class ServiceLevel:
+    id: str
+    tier: str
+    subgrade: str | None
+    stage: str | None
+    details: dict
+    path: tuple
+
+    @property
+    def specificity(self) -> int:
+        return (2 if self.subgrade else 0) + (1 if self.stage else 0)
+
+
+@dataclass
+class Policy:
+    name: str
+    version: str | None
+    description: str
+    sha256: str
+    document: dict
+    files: list[str]
+    source: SourceDocument
+    data: DataMapping
+    metrics: dict[str, Metric]
+    tier_method: str
+    tier_metric: str | None
+    hit_policy: str
+    tiers: list[Tier]
+    stages: list[Rule]
+    service_levels: list[ServiceLevel]
+    revenue_metric: str | None
+    key_metrics: list[str]
+
+    def scope(self) -> dict[str, str]:
+        """Names usable in customer-level conditions, with their types."""
+        names = {n: c.type for n, c in self.data.attributes.items()}
+        names.update({n: m.type for n, m in self.metrics.items()})
+        return names
+
+    def tier(self, tier_id: str) -> Tier | None:
+        return next((t for t in self.tiers if t.id == tier_id), None)
+
+
+class _Builder:
+    def __init__(self, doc: SourceDocument):
+        self.doc = doc
+        self.problems: list[Diagnostic] = []
+
+    def error(self, path: tuple, message: str, *, key: bool = True) -> None:
+        pos = self.doc.position(path) if key else self.doc.value_position(path)
+        self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), message))
+
+    def parse(self, text: str, path: tuple) -> ast.Node | None:
+        try:
+            return parse_expression(text)
+        except ExpressionSyntaxError as exc:
+            pos = self.doc.text_position(path, exc.line, exc.col)
+            self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), f"syntax error: {exc.message}"))
+            return None
+
+    def typecheck(self, node: ast.Node, path: tuple, checker: TypeChecker, condition: bool) -> str | None:
+        try:
+            if condition:
+                checker.check_condition(node)
+                return BOOL
+            return checker.infer(node)
+        except ExpressionTypeError as exc:
+            pos = self.doc.text_position(path, exc.line, exc.col)
+            hint = f" ({exc.hint})" if exc.hint and "did you mean" not in exc.message and not exc.hint.startswith("known:") else ""
+            self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), exc.message + hint))
+            return None
+
+    # ---- metrics -------------------------------------------------------
+    def metrics(self, section: dict, data: DataMapping) -> dict[str, Metric]:
+        metrics: dict[str, Metric] = {}
+        for name, spec in section.items():
+            path = ("metrics", name)
+            if name.startswith("_"):
+                self.error(path, f"metric names starting with '_' are reserved: rename {name!r}")
+                continue
+            if name in data.attributes:
+                self.error(path, f"metric {name!r} has the same name as a customer attribute; rename one of them")
+                continue
+            kinds = [k for k in spec if k in METRIC_KINDS]
+            if len(kinds) != 1:
+                what = f"has {len(kinds)} ({', '.join(kinds)})" if kinds else "has none"
+                self.error(path, f"a metric needs exactly one kind key (sum, count, recency, expr, ntile, ...); this one {what}")
+                continue
+            kind = kinds[0]
+            for key in spec:
+                if key != kind and key not in METRIC_KINDS[kind] and key not in COMMON_METRIC_KEYS:
+                    allowed = sorted(METRIC_KINDS[kind] | COMMON_METRIC_KEYS)
+                    self.error(path + (key,), f"{key!r} does not apply to a {kind} metric; allowed: {', '.join(allowed) or '(none)'}")
+            metrics[name] = self._metric(name, kind, spec, path, data)
+        self._resolve_types(metrics, data)
+        return metrics
+
+    def _row_checker(self, source: str, data: DataMapping) -> TypeChecker:
+        cols = data.sources[source].columns
+        return TypeChecker({n: c.type for n, c in cols.items()}, scope_label=f"{source} column")
+
+    def _metric(self, name: str, kind: str, spec: dict, path: tuple, data: DataMapping) -> Metric:
+        m = Metric(name, kind, spec, path)
+        if kind in AGGREGATES or kind == "trend":
+            m.source = spec.get("from", "orders")
+        elif kind in ("count", "recency"):
+            m.source = spec[kind]
+        elif kind in ("collection_rate", "on_time_rate", "overdue", "outstanding"):
+            m.source = "receivables"
+        elif kind == "contract_days_left":
+            m.source = "contracts"
+        elif kind == "tenure":
+            m.deps = set()
+        if kind == "trend" and spec.get("window", "all") == "all":
+            self.error(path, "a trend needs a window (e.g. `window: 6 months`) to compare with the window before it")
+        if m.source:
+            checker = self._row_checker(m.source, data)
+            if kind in AGGREGATES or kind == "trend":
+                node = self.parse(spec[kind], path + (kind,))
+                if node is not None:
+                    found = self.typecheck(node, path + (kind,), checker, condition=False)
+                    if found and kind in ("sum", "avg", "trend") and found != NUMBER:
+                        self.error(path + (kind,), f"{kind} needs a number, but {spec[kind]!r} is a {found}", key=False)
+                    elif found and kind in ("min", "max") and found == BOOL:
+                        self.error(path + (kind,), f"{kind} needs a number, date or text", key=False)
+                    if found:
+                        m.type = found if kind in ("min", "max") else NUMBER
+                    m.operand = Expr(spec[kind], node, path + (kind,))
+            if "where" in spec:
+                node = self.parse(spec["where"], path + ("where",))
+                if node is not None and self.typecheck(node, path + ("where",), checker, condition=True):
+                    m.where = Expr(spec["where"], node, path + ("where",))
+        if kind == "expr":
+            node = self.parse(spec["expr"], path + ("expr",))
+            if node is not None:
+                m.operand = Expr(spec["expr"], node, path + ("expr",))
+                m.deps = ast.names_in(node)
+        elif kind == "attribute":
+            attr = spec["attribute"]
+            if attr not in data.attributes:
+                self.error(path + ("attribute",), f"unknown customer attribute {attr!r}{did_you_mean(attr, data.attributes)}; "
+                           f"map it under data.customers.attributes", key=False)
+            else:
+                m.type = data.attributes[attr].type
+        elif kind in POPULATION:
+            m.of = spec[kind]
+            m.deps = {m.of}
+        return m
+
+    def _resolve_types(self, metrics: dict[str, Metric], data: DataMapping) -> None:
+        state: dict[str, str] = {}
+        attributes = {n: c.type for n, c in data.attributes.items()}
+
+        def visit(name: str, chain: list[str]) -> None:
+            if state.get(name) == "done":
+                return
+            if state.get(name) == "visiting":
+                cycle = chain[chain.index(name):] + [name]
+                self.error(metrics[name].path, f"metrics depend on each other in a cycle: {' -> '.join(cycle)}")
+                raise _Cycle
+            state[name] = "visiting"
+            m = metrics[name]
+            for dep in sorted(m.deps):
+                if dep in metrics:
+                    visit(dep, chain + [name])
+            if m.kind == "expr" and m.operand:
+                scope = dict(attributes)
+                scope.update({n: x.type for n, x in metrics.items() if state.get(n) == "done"})
+                scope.update({n: x.type for n, x in metrics.items() if n not in scope})
+                found = self.typecheck(m.operand.node, m.operand.path, TypeChecker(scope, "metric or attribute"), condition=False)
+                m.type = found if found and found != "null" else NUMBER
+                m.deps = {d for d in m.deps if d in metrics}
+            elif m.kind in POPULATION:
+                if m.of not in metrics:
+                    self.error(m.path + (m.kind,), f"unknown metric {m.of!r}{did_you_mean(m.of, metrics)}", key=False)
+                    m.deps = set()
+                elif metrics[m.of].type != NUMBER:
+                    self.error(m.path + (m.kind,), f"{m.kind} needs a numeric metric, but {m.of!r} is a {metrics[m.of].type}", key=False)
+            state[name] = "done"
+
+        for name in metrics:
+            try:
+                visit(name, [])
+            except _Cycle:
+                for n, s in state.items():
+                    if s == "visiting":
+                        state[n] = "done"
+                        metrics[n].deps = set()
+
+    # ---- rules -----------------------------------------------------------
+    def rules(self, items: list[dict], base: tuple, scope: dict[str, str], what: str, need_default: bool = True) -> list[Rule]:
+        rules: list[Rule] = []
+        defaults = []
+        checker = TypeChecker(scope, "metric or attribute")
+        for i, item in enumerate(items):
+            path = base + (i,)
+            condition = None
+            if "when" in item:
+                node = self.parse(item["when"], path + ("when",))
+                if node is not None and self.typecheck(node, path + ("when",), checker, condition=True):
+                    condition = Expr(item["when"], node, path + ("when",))
+                if item.get("default"):
+                    self.error(path, f"{what} {item['id']!r} has both `when` and `default: true`; a default has no condition")
+            elif not item.get("default"):
+                self.error(path, f"{what} {item['id']!r} needs a `when` condition, or `default: true`")
+            if item.get("default"):
+                defaults.append(item["id"])
+            extra = {k: v for k, v in item.items() if k not in ("id", "label", "when", "default", "subgrades")}
+            rules.append(Rule(item["id"], item.get("label") or item["id"], condition, bool(item.get("default")), path, extra))
+        if need_default and not defaults:
+            self.error(base, f"no default {what}: mark the {what} for customers no rule matches with `default: true`")
+        if len(defaults) > 1:
+            self.error(base, f"more than one default {what}: {', '.join(defaults)}")
+        return rules
+
+    def check_unique(self, rules: list[Rule], seen: dict[str, tuple], what: str) -> None:
+        for r in rules:
+            if r.id in seen:
+                first = self.doc.position(seen[r.id] + ("id",))
+                self.error(r.path + ("id",), f"duplicate {what} id {r.id!r} (first used at line {first.line})")
+            else:
+                seen[r.id] = r.path
+
+
+class _Cycle(Exception):
+    pass
+
+
+def _tiers(b: _Builder, section: dict, metrics: dict[str, Metric], scope: dict[str, str]) -> tuple[str, str | None, str, list[Tier]]:
+    method = section.get("method", "rules")
+    hit_policy = section.get("hit_policy", "first")
+    levels = section["levels"]
+    base = ("tiers", "levels")
+    metric = section.get("metric")
+    if method != "rules":
+        for i, level in enumerate(levels):
+            for key in ("when", "default"):
+                if key in level:
+                    b.error(base + (i, key), f"`{key}` is for method rules; method {method} places customers by {metric or 'a metric'}")
+        if "hit_policy" in section:
+            b.error(("tiers", "hit_policy"), f"hit_policy is for method rules, not {method}")
+        if metric is None:
+            b.error(("tiers",), f"method {method} needs `metric:` (the metric customers are ranked by)")
+        elif metric not in metrics:
+            b.error(("tiers", "metric"), f"unknown metric {metric!r}{did_you_mean(metric, metrics)}", key=False)
+            metric = None
+        elif metrics[metric].type != NUMBER:
+            b.error(("tiers", "metric"), f"{metric!r} is a {metrics[metric].type}; tiers need a numeric metric", key=False)
+            metric = None
+        levels = _generated_levels(b, method, section, metric, metrics) if metric else []
+        scope = {**scope, **{n: m.type for n, m in metrics.items()}}
+    else:
+        for key in ("metric", "zero_value"):
+            if key in section:
+                b.error(("tiers", key), f"`{key}` is for methods pareto, quantile and top_n")
+        for i, level in enumerate(levels):
+            for key in ("up_to", "top"):
+                if key in level:
+                    b.error(base + (i, key), f"`{key}` is for methods pareto/quantile/top_n, not rules")
+    rules = b.rules(levels, base, scope, "tier") if levels else []
+    tiers = []
+    for rule, level in zip(rules, levels):
+        subs = []
+        if "subgrades" in level:
+            subs = b.rules(level["subgrades"], base + (levels.index(level), "subgrades"), scope, f"sub-grade of {rule.id}")
+        tiers.append(Tier(rule, subs))
+    return method, metric, hit_policy, tiers
+
+
+def _generated_levels(b: _Builder, method: str, section: dict, metric: str, metrics: dict[str, Metric]) -> list[dict]:
+    """Pareto/quantile/top_n become ordinary rules over engine-computed metrics."""
+    levels = section["levels"]
+    key = "up_to" if method == "pareto" else "top"
+    cut = [lv for lv in levels if key in lv]
+    rest = [lv for lv in levels if key not in lv]
+    zero = section.get("zero_value")
+    ids = [lv["id"] for lv in levels]
+    if zero is not None and zero not in ids:
+        b.error(("tiers", "zero_value"), f"unknown tier {zero!r}{did_you_mean(zero, ids)}", key=False)
+        return []
+    if levels[: len(cut)] != cut:
+        b.error(("tiers", "levels"), f"levels with `{key}` must come first, in order, before the rest")
+        return []
+    if not rest:
+        b.error(("tiers", "levels"), f"the last level must have no `{key}`: it holds everyone else")
+        return []
+    values = [lv[key] for lv in cut]
+    if any(x >= y for x, y in zip(values, values[1:])):
+        b.error(("tiers", "levels"), f"`{key}` values must increase from level to level: {values}")
+    if method == "quantile" and any(v > 1 for v in values):
+        b.error(("tiers", "levels"), "quantile `top` values are shares of customers between 0 and 1, e.g. 0.2")
+    if method == "top_n" and any(v != int(v) for v in values):
+        b.error(("tiers", "levels"), "top_n `top` values are whole numbers of customers")
+    zero = zero or rest[0]["id"]
+    extra_rest = [lv["id"] for lv in rest[1:] if lv["id"] != zero]
+    if extra_rest:
+        b.error(("tiers", "levels"), f"levels {extra_rest} have no `{key}`; only one level holds the rest (and `zero_value` may name one more)")
+    helper = _tier_helpers(method, metric, metrics)
+    out = []
+    for lv in levels:
+        new = {k: v for k, v in lv.items() if k not in (key,)}
+        if key in lv:
+            v = lv[key]
+            if method == "pareto":
+                new["when"] = f"{metric} > 0 and {helper} < {v!r}"
+            elif method == "quantile":
+                new["when"] = f"{metric} > 0 and {helper} - 1 < {v!r} * _tier_population"
+            else:
+                new["when"] = f"{metric} > 0 and {helper} <= {int(v)}"
+        elif lv["id"] == zero:
+            new["default"] = True
+        else:
+            new["when"] = f"{metric} > 0"
+        out.append(new)
+    return out
+
+
+def _tier_helpers(method: str, metric: str, metrics: dict[str, Metric]) -> str:
+    def add(name: str, kind: str, spec: dict) -> None:
+        metrics[name] = Metric(name, kind, spec, ("tiers", "metric"), NUMBER, of=metric, deps={metric}, internal=True)
+
+    if method == "pareto":
+        add("_tier_share", "cumulative_share", {"cumulative_share": metric, "label": f"share of {metric} held by customers ahead"})
+        return "_tier_share"
+    add("_tier_rank", "rank", {"rank": metric, "label": f"rank by {metric}"})
+    if method == "quantile":
+        add("_tier_population", "positive_count", {"label": f"customers with {metric} > 0"})
+    return "_tier_rank"
+
+
+def _service_levels(b: _Builder, items: list[dict], tiers: list[Tier], stages: list[Rule]) -> list[ServiceLevel]:
+    tier_ids = {t.id: t for t in tiers}
+    stage_ids = [s.id for s in stages]
+    out: list[ServiceLevel] = []
+    seen_ids: dict[str, tuple] = {}
+    seen_keys: dict[tuple, str] = {}
+    for i, item in enumerate(items):
+        path = ("service_levels", i)
+        tier = item["tier"]
+        if tier not in tier_ids:
+            b.error(path + ("tier",), f"unknown tier {tier!r}{did_you_mean(tier, tier_ids)}", key=False)
+        sub = item.get("subgrade")
+        if sub is not None and tier in tier_ids:
+            subs = [s.id for s in tier_ids[tier].subgrades]
+            if sub not in subs:
+                b.error(path + ("subgrade",), f"tier {tier!r} has no sub-grade {sub!r}{did_you_mean(sub, subs)}", key=False)
+        stage = item.get("stage")
+        if stage is not None and stage not in stage_ids:
+            where = f"{did_you_mean(stage, stage_ids)}" if stage_ids else "; the policy has no lifecycle section"
+            b.error(path + ("stage",), f"unknown stage {stage!r}{where}", key=False)
+        if item["id"] in seen_ids:
+            b.error(path + ("id",), f"duplicate service level id {item['id']!r}")
+        seen_ids[item["id"]] = path
+        key = (tier, sub, stage)
+        if key in seen_keys:
+            b.error(path, f"service levels {seen_keys[key]!r} and {item['id']!r} both cover tier={tier} subgrade={sub} stage={stage}")
+        seen_keys[key] = item["id"]
+        details = {k: v for k, v in item.items() if k not in ("id", "tier", "subgrade", "stage")}
+        out.append(ServiceLevel(item["id"], tier, sub, stage, details, path))
+    return out
+
+
+def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
+    """Check meaning and build the model, or raise PolicyError with every problem."""
+    problems = validate_document(doc)
+    if problems:
+        raise PolicyError(problems)
+    data = doc.data
+    b = _Builder(doc)
+    mapping = build_data_mapping(data.get("data"))
+    metrics = b.metrics(data.get("metrics", {}), mapping)
+    scope = {n: c.type for n, c in mapping.attributes.items()}
+    scope.update({n: m.type for n, m in metrics.items()})
+    seen: dict[str, tuple] = {}
+    if "tiers" not in data:
+        b.error((), "missing required section 'tiers'")
+        method, tier_metric, hit_policy, tiers = "rules", None, "first", []
+    else:
+        method, tier_metric, hit_policy, tiers = _tiers(b, data["tiers"], metrics, scope)
+    scope.update({n: m.type for n, m in metrics.items()})
+    b.check_unique([t.rule for t in tiers], seen, "tier")
+    for t in tiers:
+        b.check_unique(t.subgrades, seen, "sub-grade")
+    stages = []
+    if "lifecycle" in data:
+        stages = b.rules(data["lifecycle"]["stages"], ("lifecycle", "stages"), scope, "stage")
+        b.check_unique(stages, {}, "stage")
+    service_levels = _service_levels(b, data.get("service_levels", []), tiers, stages)
+    summary = data.get("summary", {})
+    revenue = summary.get("revenue")
+    if revenue is not None and revenue not in metrics:
+        b.error(("summary", "revenue"), f"unknown metric {revenue!r}{did_you_mean(revenue, metrics)}", key=False)
+        revenue = None
+    key_metrics = summary.get("key_metrics")
+    if key_metrics is None:
+        key_metrics = [n for n, m in metrics.items() if not m.internal]
+    for i, name in enumerate(key_metrics):
+        if name not in metrics:
+            b.error(("summary", "key_metrics", i), f"unknown metric {name!r}{did_you_mean(name, metrics)}", key=False)
+    if b.problems:
+        raise PolicyError(b.problems)
+    return Policy(
+        name=data["name"], version=str(data["version"]) if "version" in data else None,
+        description=data.get("description", ""), sha256=content_hash(data), document=data, files=files,
+        source=doc, data=mapping, metrics=metrics, tier_method=method, tier_metric=tier_metric,
+        hit_policy=hit_policy, tiers=tiers, stages=stages, service_levels=service_levels,
+        revenue_metric=revenue or tier_metric, key_metrics=list(key_metrics),
+    )
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load, merge, validate and build the policy at ``path`` (or a shipped policy name)."""
+    from .policy_files import resolve_policy_path, shipped_policy_names
+    from .errors import UsageError
+
+    resolved = resolve_policy_path(str(path))
+    if resolved is None:
+        raise UsageError(f"policy {str(path)!r} not found",
+                         hint=f"give a path to a YAML file, or a shipped policy: {', '.join(shipped_policy_names())}")
+    doc, files = load_policy_document(resolved)
+    return build_policy(doc, files)

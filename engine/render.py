@@ -1,0 +1,137 @@
+"""Terminal rendering of summaries and explanations with rich.
+
+rich measures East Asian wide characters, so Chinese labels line up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def fmt_number(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}" if abs(value) >= 1 or value == 0 else f"{value:.4g}"
+    return str(value)
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def print_summary(console: Console, summary: dict, labels: dict[str, str], header: str) -> None:
+    console.print(header)
+    total = summary["customers"] or 1
+    tiers = Table(title="Customers per tier", title_justify="left")
+    tiers.add_column("Tier")
+    tiers.add_column("Label")
+    tiers.add_column("Customers", justify="right")
+    tiers.add_column("Share", justify="right")
+    if summary.get("revenue_metric"):
+        tiers.add_column(f"Revenue ({summary['revenue_metric']})", justify="right")
+        tiers.add_column("Revenue share", justify="right")
+    for tier, row in summary["tiers"].items():
+        cells = [tier, labels.get(tier, ""), fmt_number(row["customers"]), pct(row["customers"] / total)]
+        if summary.get("revenue_metric"):
+            cells += [fmt_number(row["revenue"]), pct(row["revenue_share"])]
+        tiers.add_row(*cells)
+    console.print(tiers)
+    if summary.get("subgrades"):
+        subs = Table(title="Sub-grades", title_justify="left")
+        subs.add_column("Sub-grade")
+        subs.add_column("Label")
+        subs.add_column("Customers", justify="right")
+        for sub, n in summary["subgrades"].items():
+            subs.add_row(sub, labels.get(sub, ""), fmt_number(n))
+        console.print(subs)
+    if summary.get("stages"):
+        grid = Table(title="Customers per tier and lifecycle stage", title_justify="left")
+        grid.add_column("Tier")
+        stages = list(summary["stages"])
+        for s in stages:
+            grid.add_column(labels.get(s, s), justify="right")
+        counts = {(t, s): n for t, s, n in summary["tier_stage"]}
+        for tier in summary["tiers"]:
+            grid.add_row(tier, *[fmt_number(counts.get((tier, s), 0)) for s in stages])
+        grid.add_row("[b]all[/b]", *[f"[b]{fmt_number(summary['stages'][s])}[/b]" for s in stages])
+        console.print(grid)
+    if summary.get("service_levels"):
+        sl = Table(title="Service levels", title_justify="left")
+        sl.add_column("Service level")
+        sl.add_column("Customers", justify="right")
+        for name, n in summary["service_levels"].items():
+            sl.add_row(name or "(none)", fmt_number(n))
+        console.print(sl)
+
+
+def _rule_lines(rules: list[dict]) -> list[str]:
+    lines = []
+    for r in rules:
+        mark = "[green]✓[/green]" if r["matched"] else "[red]✗[/red]"
+        chosen = " [b]← decides[/b]" if r["decided"] else ""
+        if r["condition"] is None:
+            lines.append(f"  {mark} {r['id']} ({r['label']}): default, applies when no rule above matches{chosen}")
+            continue
+        unknown = " (unknown: a value is missing)" if r.get("unknown") else ""
+        lines.append(f"  {mark} {r['id']} ({r['label']}): {r['condition']}{unknown}{chosen}")
+        if not r["matched"]:
+            for c in r.get("checks", []):
+                if c["passed"]:
+                    continue
+                values = ", ".join(f"{k} = {fmt_number(v)}" for k, v in c.get("values", {}).items()
+                                   if not _is_literal(k))
+                gap = f"; short by {fmt_number(c['gap'])}" if "gap" in c else ""
+                state = "missing value" if c["passed"] is None else "failed"
+                lines.append(f"      {state}: {c['test']}" + (f"  ({values}{gap})" if values else ""))
+    return lines
+
+
+def _is_literal(text: str) -> bool:
+    t = text.strip().replace("_", "").replace(".", "", 1).lstrip("-")
+    return t.isdigit() or t[:1] in ("'", '"')
+
+
+def print_explanation(console: Console, e: dict) -> None:
+    console.print(f"[b]Customer {e['customer_id']}[/b] {e['customer_name'] or ''} — policy {e['policy']} "
+                  f"(sha256 {e['policy_sha256'][:12]}), as of {e['as_of']}")
+    table = Table(title="Metrics", title_justify="left")
+    table.add_column("Metric")
+    table.add_column("Label")
+    table.add_column("Value", justify="right")
+    for name, value in e["attributes"].items():
+        table.add_row(name, "(attribute)", fmt_number(value))
+    for m in e["metrics"]:
+        table.add_row(m["name"], m["label"], fmt_number(m["value"]))
+    console.print(table)
+    t = e["tier"]
+    console.print(f"\n[b]Tier {t['id']}[/b] (method {t['method']}, decided by rule {t['rule']}):")
+    for line in _rule_lines(t["rules"]):
+        console.print(line, highlight=False)
+    if e.get("subgrade"):
+        s = e["subgrade"]
+        console.print(f"\n[b]Sub-grade {s['id']}[/b] (decided by rule {s['rule']}):")
+        for line in _rule_lines(s["rules"]):
+            console.print(line, highlight=False)
+    if e.get("stage"):
+        s = e["stage"]
+        strategy = f" — strategy: {s['strategy']}" if s.get("strategy") else ""
+        console.print(f"\n[b]Lifecycle stage {s['id']}[/b] (decided by rule {s['rule']}){strategy}:")
+        for line in _rule_lines(s["rules"]):
+            console.print(line, highlight=False)
+    sl = e.get("service_level")
+    if sl:
+        scope = ", ".join(f"{k} {sl[k]}" for k in ("tier", "subgrade", "stage") if sl.get(k))
+        console.print(f"\n[b]Service level {sl['id']}[/b] (for {scope}):")
+        for k, v in sl.items():
+            if k not in ("id", "tier", "subgrade", "stage"):
+                console.print(f"  {k}: {', '.join(v) if isinstance(v, list) else v}", highlight=False)
+    elif e.get("service_level") is None:
+        console.print("\n[b]Service level[/b]: none defined for this tier/stage")

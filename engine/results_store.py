@@ -1,0 +1,77 @@
+"""The results tables: documented, stable names that BI tools and Datasette read.
+
+Runs are append-only.  Each run is written in one transaction, so a reader
+sees either all of a run or none of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .expr_sql import quote_identifier as q
+
+SCHEMA_VERSION = 1
+
+TABLES = {
+    "crm_meta": "CREATE TABLE IF NOT EXISTS {s}crm_meta (key TEXT PRIMARY KEY, value TEXT)",
+    "crm_runs": """CREATE TABLE IF NOT EXISTS {s}crm_runs (
+        run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        policy_name TEXT NOT NULL,
+        policy_version TEXT,
+        policy_sha256 TEXT NOT NULL,
+        as_of TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL CHECK (status IN ('succeeded', 'failed')),
+        customers INTEGER,
+        counts TEXT,
+        engine_version TEXT,
+        source_db TEXT,
+        error TEXT,
+        notes TEXT)""",
+    "crm_policies": """CREATE TABLE IF NOT EXISTS {s}crm_policies (
+        sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, document TEXT NOT NULL)""",
+    "crm_definitions": """CREATE TABLE IF NOT EXISTS {s}crm_definitions (
+        run_id INTEGER NOT NULL REFERENCES crm_runs(run_id),
+        kind TEXT NOT NULL CHECK (kind IN ('tier', 'subgrade', 'stage', 'service_level', 'metric')),
+        id TEXT NOT NULL,
+        parent TEXT,
+        label TEXT,
+        position INTEGER NOT NULL,
+        details TEXT,
+        PRIMARY KEY (run_id, kind, id))""",
+    "crm_assignments": """CREATE TABLE IF NOT EXISTS {s}crm_assignments (
+        run_id INTEGER NOT NULL REFERENCES crm_runs(run_id),
+        customer_id NOT NULL,
+        customer_name TEXT,
+        tier TEXT NOT NULL,
+        subgrade TEXT,
+        stage TEXT,
+        service_level TEXT,
+        tier_rule TEXT,
+        subgrade_rule TEXT,
+        stage_rule TEXT,
+        metrics TEXT,
+        PRIMARY KEY (run_id, customer_id))""",
+}
+
+VIEWS = {
+    "crm_current": """CREATE VIEW IF NOT EXISTS {s}crm_current AS
+        SELECT r.policy_name, r.as_of, a.*
+        FROM crm_assignments AS a JOIN crm_runs AS r ON r.run_id = a.run_id
+        WHERE a.run_id = (SELECT MAX(r2.run_id) FROM crm_runs AS r2
+                          WHERE r2.policy_name = r.policy_name AND r2.status = 'succeeded')""",
+}
+
+
+def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
+    """Create the results tables if missing (inside the caller's transaction)."""
+    prefix = f"{q(schema)}."
+    for ddl in list(TABLES.values()) + list(VIEWS.values()):
+        conn.execute(ddl.format(s=prefix))
+    conn.execute(f"INSERT OR IGNORE INTO {prefix}crm_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+def has_results(conn: sqlite3.Connection, schema: str = "main") -> bool:
+    return conn.execute(
+        f"SELECT 1 FROM {q(schema)}.sqlite_master WHERE type = 'table' AND name = 'crm_runs'").fetchone() is not None

@@ -1,0 +1,261 @@
+"""Run a policy against a database: compute in temp tables, then write one run.
+
+Everything is computed first in the connection's temp schema, without
+holding a write lock; the results are then written in a single
+``BEGIN IMMEDIATE`` transaction, so a failed run leaves no partial results
+and readers never see half a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .classify_sql import compile_classification, match_flags
+from .data_binding import Binding, bind
+from .data_mapping import WINDOW_FIELD
+from .database import RunConnection, open_for_run
+from .errors import DataError, RunError, UsageError
+from .expr_sql import SqlParams, quote_identifier as q
+from .metric_sql import CID, CNAME, MetricPlan, RunDates, Statement, compile_metrics
+from .policy_files import canonical_json
+from .policy_model import Policy
+from .results_store import ensure_schema
+
+DATE_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+
+
+def parse_as_of(value: str | None) -> str:
+    """The run's as-of date: explicit YYYY-MM-DD, or today when not given."""
+    if value is None:
+        return dt.date.today().isoformat()
+    try:
+        return dt.date.fromisoformat(value.strip()).isoformat() if len(value.strip()) == 10 else _bad_date(value)
+    except ValueError:
+        return _bad_date(value)
+
+
+def _bad_date(value: str) -> str:
+    raise UsageError(f"--as-of {value!r} is not a date", hint="write it as YYYY-MM-DD, e.g. --as-of 2026-06-30")
+
+
+@dataclass
+class Computed:
+    """A policy evaluated in temp tables, ready to be written or explained."""
+
+    rc: RunConnection
+    policy: Policy
+    as_of: str
+    binding: Binding
+    metric_plan: MetricPlan
+    result_table: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _execute(conn: sqlite3.Connection, statements: list[Statement], as_of: str, as_of_next: str) -> None:
+    for st in statements:
+        conn.execute(st.sql, {**st.params, "as_of": as_of, "as_of_next": as_of_next} if ":" in st.sql else st.params)
+
+
+def _check_dates(rc: RunConnection, policy: Policy, binding: Binding) -> None:
+    """Dates must be ISO text (YYYY-MM-DD[...]); anything else would compare wrongly."""
+    problems = []
+    for source in sorted(binding.sources):
+        t = policy.data.sources[source]
+        fields = {WINDOW_FIELD[source]} | ({"due_date", "paid_date"} if source == "receivables" else set()) | (
+            {"end"} if source == "contracts" else set())
+        for f in sorted(fields):
+            col = q(t.columns[f].column)
+            rows = rc.conn.execute(
+                f"SELECT {q(t.key)}, {col} FROM {binding.table(t.table)} WHERE {col} IS NOT NULL "
+                f"AND (typeof({col}) != 'text' OR {col} NOT GLOB '{DATE_GLOB}' OR date({col}) IS NULL) LIMIT 3").fetchall()
+            for cust, value in rows:
+                problems.append(f"table {t.table!r}, column {t.columns[f].column!r}: {value!r} (customer {cust}) is not a YYYY-MM-DD date")
+    if problems:
+        raise DataError("dates in the data cannot be read:\n  - " + "\n  - ".join(problems),
+                        hint="store dates as text 'YYYY-MM-DD' (a time may follow); fix or re-import the rows")
+
+
+def compute(rc: RunConnection, policy: Policy, as_of: str) -> Computed:
+    conn = rc.conn
+    binding = bind(conn, rc.source_schema, policy)
+    _check_dates(rc, policy, binding)
+    as_of_next = conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]
+    dates = RunDates(as_of, as_of_next, conn)
+    plan = compile_metrics(policy, binding, dates)
+    classification, result = compile_classification(policy, plan)
+    try:
+        _execute(conn, plan.statements, as_of, as_of_next)
+        if policy.hit_policy == "unique":
+            _check_unique(conn, policy, plan)
+        _execute(conn, classification, as_of, as_of_next)
+    except sqlite3.OperationalError as exc:
+        raise RunError(f"the database could not compute the policy: {exc}") from exc
+    computed = Computed(rc, policy, as_of, binding, plan, result)
+    missing = conn.execute(f"SELECT count(*) FROM {result} WHERE _service_level IS NULL").fetchone()[0]
+    if policy.service_levels and missing:
+        computed.notes.append(f"{missing} customer(s) match no service level (no entry for their tier/stage)")
+    dupes = conn.execute(f"SELECT {CID}, count(*) FROM {plan.table} GROUP BY {CID} HAVING count(*) > 1 LIMIT 3").fetchall()
+    if dupes:
+        ids = ", ".join(repr(d[0]) for d in dupes)
+        raise DataError(f"customer ids are not unique in table {policy.data.customers.table!r}: {ids} appear more than once",
+                        hint="make data.customers.id a unique column")
+    return computed
+
+
+def _check_unique(conn: sqlite3.Connection, policy: Policy, plan: MetricPlan) -> None:
+    params = SqlParams(prefix="u")
+    flags = match_flags([t.rule for t in policy.tiers], params)
+    if len(flags) < 2:
+        return
+    total = " + ".join(f for _, f in flags)
+    cols = ", ".join(f"{f} AS {q('f_' + rid)}" for rid, f in flags)
+    row = conn.execute(
+        f"SELECT {CID}, {cols} FROM {plan.table} AS m WHERE ({total}) > 1 LIMIT 1", params.values).fetchone()
+    if row:
+        matched = [rid for (rid, _), flag in zip(flags, row[1:]) if flag]
+        n = conn.execute(f"SELECT count(*) FROM {plan.table} AS m WHERE ({total}) > 1", params.values).fetchone()[0]
+        rules = " and ".join(f"{r!r} ({policy.source.position(t.rule.path).file}:{policy.source.position(t.rule.path).line})"
+                             for r in matched for t in policy.tiers if t.id == r)
+        raise RunError(f"hit policy unique: customer {row[0]!r} matches tier rules {rules}; {n} customer(s) match more than one rule",
+                       hint="make the conditions exclusive, or use hit_policy: first")
+
+
+def summarize(computed: Computed) -> dict:
+    """Counts per tier, stage and service level, and revenue share per tier."""
+    conn, t, policy = computed.rc.conn, computed.result_table, computed.policy
+    revenue = policy.revenue_metric
+    rev_sql = f"sum({q(revenue)})" if revenue else "NULL"
+    tiers = {}
+    for tier, n, rev in conn.execute(f"SELECT _tier, count(*), {rev_sql} FROM {t} GROUP BY _tier"):
+        tiers[tier] = {"customers": n, "revenue": rev}
+    ordered = {}
+    for tier in policy.tiers:
+        ordered[tier.id] = tiers.pop(tier.id, {"customers": 0, "revenue": 0 if revenue else None})
+    total_rev = sum((v["revenue"] or 0) for v in ordered.values()) if revenue else None
+    for v in ordered.values():
+        v["revenue_share"] = (v["revenue"] or 0) / total_rev if revenue and total_rev else None
+    grid = [list(r) for r in conn.execute(f"SELECT _tier, _stage, count(*) FROM {t} GROUP BY _tier, _stage")]
+    stage_counts = dict(conn.execute(f"SELECT _stage, count(*) FROM {t} GROUP BY _stage").fetchall())
+    subgrades = dict(conn.execute(f"SELECT _subgrade, count(*) FROM {t} WHERE _subgrade IS NOT NULL GROUP BY _subgrade").fetchall())
+    services = dict(conn.execute(f"SELECT coalesce(_service_level, ''), count(*) FROM {t} GROUP BY 1").fetchall())
+    return {
+        "customers": sum(v["customers"] for v in ordered.values()),
+        "revenue_metric": revenue,
+        "total_revenue": total_rev,
+        "tiers": ordered,
+        "subgrades": {s.id: subgrades.get(s.id, 0) for tier in policy.tiers for s in tier.subgrades},
+        "stages": {s.id: stage_counts.get(s.id, 0) for s in policy.stages},
+        "tier_stage": grid,
+        "service_levels": services,
+    }
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _definitions(policy: Policy) -> list[tuple]:
+    rows = []
+    for i, tier in enumerate(policy.tiers):
+        rows.append(("tier", tier.id, None, tier.rule.label, i, json.dumps(tier.rule.extra, ensure_ascii=False)))
+        for j, sub in enumerate(tier.subgrades):
+            rows.append(("subgrade", sub.id, tier.id, sub.label, j, json.dumps(sub.extra, ensure_ascii=False)))
+    for i, stage in enumerate(policy.stages):
+        rows.append(("stage", stage.id, None, stage.label, i, json.dumps(stage.extra, ensure_ascii=False)))
+    for i, sl in enumerate(policy.service_levels):
+        details = {"tier": sl.tier, "subgrade": sl.subgrade, "stage": sl.stage, **sl.details}
+        rows.append(("service_level", sl.id, sl.tier, sl.details.get("label", sl.id), i, json.dumps(details, ensure_ascii=False)))
+    for i, m in enumerate(policy.metrics.values()):
+        if not m.internal:
+            rows.append(("metric", m.name, None, m.label, i, json.dumps({"kind": m.kind, "type": m.type, **m.spec}, ensure_ascii=False)))
+    return rows
+
+
+def _metrics_json(names: list[str]) -> str:
+    """json_object over the metric columns, in chunks (SQLite caps function arguments)."""
+    chunks = [names[i : i + 50] for i in range(0, len(names), 50)] or [[]]
+    parts = ["json_object(" + ", ".join(f"'{n}', r.{q(n)}" for n in chunk) + ")" for chunk in chunks]
+    out = parts[0]
+    for p in parts[1:]:
+        out = f"json_patch({out}, {p})"
+    return out
+
+
+def write_run(computed: Computed, summary: dict, started_at: str) -> int:
+    conn, policy, rs = computed.rc.conn, computed.policy, q(computed.rc.results_schema)
+    stored = list(dict.fromkeys(policy.key_metrics + ([policy.revenue_metric] if policy.revenue_metric else [])))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        ensure_schema(conn, computed.rc.results_schema)
+        conn.execute(f"INSERT OR IGNORE INTO {rs}.crm_policies VALUES (?, ?, ?)",
+                     (policy.sha256, policy.name, canonical_json(policy.document)))
+        cur = conn.execute(
+            f"INSERT INTO {rs}.crm_runs (policy_name, policy_version, policy_sha256, as_of, started_at, finished_at, "
+            f"status, customers, counts, engine_version, source_db, notes) VALUES (?, ?, ?, ?, ?, ?, 'succeeded', ?, ?, ?, ?, ?)",
+            (policy.name, policy.version, policy.sha256, computed.as_of, started_at, _now(), summary["customers"],
+             json.dumps(summary, ensure_ascii=False), __version__, str(computed.rc.source_path),
+             json.dumps(computed.notes, ensure_ascii=False)))
+        run_id = cur.lastrowid
+        conn.executemany(f"INSERT INTO {rs}.crm_definitions VALUES ({run_id}, ?, ?, ?, ?, ?, ?)", _definitions(policy))
+        conn.execute(
+            f"INSERT INTO {rs}.crm_assignments (run_id, customer_id, customer_name, tier, subgrade, stage, service_level, "
+            f"tier_rule, subgrade_rule, stage_rule, metrics) SELECT ?, r.{CID}, r.{CNAME}, r._tier, r._subgrade, r._stage, "
+            f"r._service_level, r._tier_rule, r._subgrade_rule, r._stage_rule, {_metrics_json(stored)} "
+            f"FROM {computed.result_table} AS r ORDER BY r.{CID}", (run_id,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return run_id
+
+
+def record_failure(rc: RunConnection, policy: Policy, as_of: str, started_at: str, error: str) -> None:
+    """Best effort: keep a trace of the failed attempt; never masks the original error."""
+    try:
+        conn, rs = rc.conn, q(rc.results_schema)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.execute("BEGIN IMMEDIATE")
+        ensure_schema(conn, rc.results_schema)
+        conn.execute(
+            f"INSERT INTO {rs}.crm_runs (policy_name, policy_version, policy_sha256, as_of, started_at, finished_at, status, "
+            f"engine_version, source_db, error) VALUES (?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?)",
+            (policy.name, policy.version, policy.sha256, as_of, started_at, _now(), __version__, str(rc.source_path), error))
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        if rc.conn.in_transaction:
+            rc.conn.execute("ROLLBACK")
+
+
+@dataclass
+class RunOutcome:
+    run_id: int | None
+    summary: dict
+    as_of: str
+    notes: list[str]
+
+
+def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None = None, dry_run: bool = False) -> RunOutcome:
+    started = _now()
+    rc = open_for_run(db, results_db, write=not dry_run)
+    try:
+        computed = compute(rc, policy, as_of)
+        summary = summarize(computed)
+        if dry_run:
+            return RunOutcome(None, summary, as_of, computed.notes)
+        try:
+            run_id = write_run(computed, summary, started)
+        except sqlite3.OperationalError as exc:
+            raise RunError(f"could not write the results: {exc}", hint="is the database read-only or locked by another program?") from exc
+        return RunOutcome(run_id, summary, as_of, computed.notes)
+    except RunError as exc:
+        if not dry_run:
+            record_failure(rc, policy, as_of, started, exc.message)
+        raise
+    finally:
+        rc.close()

@@ -1,0 +1,95 @@
+"""JSON Schema validation that reports every error at once, where it is.
+
+Modelled on check-jsonschema: each error becomes ``file:line:col: path:
+message``; unknown keys get a "did you mean" from the keys the schema allows.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from .errors import Diagnostic
+from .expr_types import did_you_mean
+from .yaml_source import SourceDocument, format_path
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict[str, Any]:
+    """A schema shipped in ``crm_rules/schemas`` (package data)."""
+    return json.loads(files("crm_rules").joinpath("schemas").joinpath(name).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema(name))
+
+
+def _leaf_errors(error: ValidationError) -> list[ValidationError]:
+    """For oneOf/anyOf, the error of the alternative that came closest."""
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        return _leaf_errors(best_match(error.context))
+    return [error]
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _message(error: ValidationError) -> str:
+    schema, value = error.schema, error.instance
+    match error.validator:
+        case "required":
+            missing = error.message.split("'")[1] if "'" in error.message else error.message
+            return f"missing required key {missing!r}"
+        case "type":
+            wanted = error.validator_value
+            wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
+            return f"expected {wanted}, got {_type_name(value)} {json.dumps(value, ensure_ascii=False)}"
+        case "enum" | "const":
+            allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
+            hint = did_you_mean(str(value), [str(a) for a in allowed])
+            return f"{json.dumps(value, ensure_ascii=False)} is not allowed here; use one of: {', '.join(map(str, allowed))}{hint}"
+        case "pattern":
+            about = schema.get("description") or f"it must match {error.validator_value}"
+            return f"{json.dumps(value, ensure_ascii=False)} is not in the expected form. {about}"
+        case "minItems":
+            return f"needs at least {error.validator_value} item(s)"
+        case "minProperties":
+            return "must not be empty"
+    return error.message
+
+
+def validate_document(doc: SourceDocument, schema_name: str = "policy.schema.json", root: tuple = ()) -> list[Diagnostic]:
+    """All schema problems of ``doc.data`` (or of its sub-tree at ``root``)."""
+    validator = _validator(schema_name)
+    data = doc.data
+    for part in root:
+        data = data[part]
+    diagnostics: list[Diagnostic] = []
+    for top in validator.iter_errors(data):
+        for error in _leaf_errors(top):
+            path = root + tuple(error.absolute_path)
+            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+                allowed = error.schema.get("properties", {})
+                for key in error.instance:
+                    if key not in allowed:
+                        pos = doc.position(path + (key,))
+                        diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path + (key,)),
+                                                      f"unknown key {key!r}{did_you_mean(key, allowed)}"))
+                continue
+            if error.validator == "propertyNames":
+                pos = doc.position(path + (error.instance,))
+                diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path + (error.instance,)),
+                                              f"{error.instance!r} is not a valid name: use letters, digits and _, starting with a letter"))
+                continue
+            pos = doc.value_position(path) if error.validator not in ("required",) else doc.position(path)
+            diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), _message(error)))
+    return sorted(set(diagnostics))

@@ -1,0 +1,221 @@
+"""`crm-rules apply`: runs, result tables, reproducibility, atomicity, data mapping."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import AS_OF, file_digest, user_tables_digest
+from crm_rules.engine.errors import DataError, RunError
+from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.runner import apply_policy
+
+VALID = Path(__file__).parent / "policies" / "valid"
+
+
+def rows(db, sql, *args):
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def test_apply_prints_summary_and_writes_one_run(cli, demo_db):
+    before = user_tables_digest(demo_db)
+    result = cli("apply", "--db", demo_db, "--policy", "base", "--as-of", AS_OF, ok=True)
+    assert "run 1 written" in result.output
+    assert "Customers per tier" in result.output and "Revenue share" in result.output
+    assert "重点客户" in result.output  # Chinese labels render
+    (run,) = rows(demo_db, "SELECT run_id, policy_name, policy_sha256, as_of, status, customers, started_at, finished_at FROM crm_runs")
+    assert run[:6] == (1, "base", load_policy("base").sha256, AS_OF, "succeeded", 300)
+    assert run[6] and run[7]
+    assert rows(demo_db, "SELECT count(*) FROM crm_assignments WHERE run_id = 1") == [(300,)]
+    assert user_tables_digest(demo_db) == before  # the user's tables are never modified
+
+
+def test_rerun_gives_identical_results(cli, demo_db):
+    for _ in range(2):
+        cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True)
+    cols = "customer_id, tier, subgrade, stage, service_level, tier_rule, subgrade_rule, stage_rule, metrics"
+    first = rows(demo_db, f"SELECT {cols} FROM crm_assignments WHERE run_id = 1 ORDER BY customer_id")
+    second = rows(demo_db, f"SELECT {cols} FROM crm_assignments WHERE run_id = 2 ORDER BY customer_id")
+    assert first == second
+    shas = rows(demo_db, "SELECT DISTINCT policy_sha256 FROM crm_runs")
+    assert len(shas) == 1
+
+
+def test_results_match_revenue_shares_and_rules(demo_db):
+    outcome = apply_policy(demo_db, load_policy("base"), AS_OF)
+    tiers = outcome.summary["tiers"]
+    assert list(tiers) == ["A", "B", "C"]
+    assert abs(sum(t["revenue_share"] for t in tiers.values()) - 1) < 1e-9
+    # Pareto: A holds at least 80% of revenue (the crossing customer is in A), A+B at least 95%.
+    assert tiers["A"]["revenue_share"] >= 0.8
+    assert tiers["A"]["revenue_share"] + tiers["B"]["revenue_share"] >= 0.95
+    stages = rows(demo_db, "SELECT DISTINCT stage FROM crm_assignments")
+    assert {s for (s,) in stages} <= {"lost", "decline", "identification", "development", "stable"}
+    # service levels: the most specific entry wins (A in decline -> A-recovery)
+    assert rows(demo_db, "SELECT DISTINCT service_level FROM crm_assignments WHERE tier='A' AND stage='decline'") in ([("A-recovery",)], [])
+    assert rows(demo_db, "SELECT count(*) FROM crm_assignments WHERE tier='A' AND stage!='decline' AND service_level!='A-key'") == [(0,)]
+
+
+def test_as_of_excludes_later_data(demo_db):
+    early = apply_policy(demo_db, load_policy("base"), "2024-06-30")
+    late = apply_policy(demo_db, load_policy("base"), AS_OF)
+    assert early.summary["total_revenue"] != late.summary["total_revenue"]
+    (metrics,) = rows(demo_db, "SELECT count(*) FROM crm_assignments WHERE run_id = ? AND json_extract(metrics, '$.recency_days') < 0", early.run_id)
+    assert metrics == (0,)
+
+
+def test_crm_current_shows_latest_successful_run_per_policy(demo_db):
+    apply_policy(demo_db, load_policy("base"), "2025-06-30")
+    apply_policy(demo_db, load_policy("base"), AS_OF)
+    apply_policy(demo_db, load_policy(VALID / "minimal.yaml"), AS_OF)
+    current = rows(demo_db, "SELECT policy_name, run_id, count(*) FROM crm_current GROUP BY policy_name, run_id ORDER BY policy_name")
+    assert current == [("base", 2, 300), ("minimal", 3, 300)]
+
+
+def test_results_db_keeps_source_untouched(cli, demo_db, tmp_path):
+    digest = file_digest(demo_db)
+    results = tmp_path / "results.db"
+    cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--results-db", results, ok=True)
+    assert file_digest(demo_db) == digest
+    assert rows(results, "SELECT count(*) FROM crm_assignments") == [(300,)]
+    out = cli("export", "--db", results, "--format", "json", ok=True)
+    assert json.loads(out.output)["run"]["run_id"] == 1
+
+
+def test_dry_run_writes_nothing(cli, demo_db):
+    digest = file_digest(demo_db)
+    result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--dry-run", ok=True)
+    assert "dry run: nothing written" in result.output
+    assert file_digest(demo_db) == digest
+
+
+def test_json_summary(cli, demo_db):
+    result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--json", ok=True)
+    data = json.loads(result.output)
+    assert data["run_id"] == 1 and data["summary"]["customers"] == 300
+
+
+def test_failed_run_leaves_no_partial_results(demo_db, tmp_path):
+    apply_policy(demo_db, load_policy("base"), AS_OF)
+    before = rows(demo_db, "SELECT * FROM crm_assignments ORDER BY customer_id")
+    policy = tmp_path / "overlap.yaml"
+    policy.write_text(
+        "metrics: {revenue_12m: {sum: amount, window: 12 months}}\n"
+        "tiers:\n  hit_policy: unique\n  levels:\n"
+        "    - {id: big, when: 'revenue_12m >= 1000'}\n"
+        "    - {id: any, when: 'revenue_12m >= 0'}\n"
+        "    - {id: none, default: true}\n")
+    with pytest.raises(RunError) as info:
+        apply_policy(demo_db, load_policy(policy), AS_OF)
+    assert "matches tier rules 'big'" in str(info.value) and "'any'" in str(info.value)
+    assert rows(demo_db, "SELECT * FROM crm_assignments ORDER BY customer_id") == before
+    assert rows(demo_db, "SELECT status FROM crm_runs ORDER BY run_id") == [("succeeded",), ("failed",)]
+
+
+def test_unique_hit_policy_without_overlap_runs(demo_db):
+    outcome = apply_policy(demo_db, load_policy(VALID / "rules_unique.yaml"), AS_OF)
+    assert sum(t["customers"] for t in outcome.summary["tiers"].values()) == 300
+
+
+@pytest.mark.parametrize("name", ["quantile.yaml", "top_n.yaml", "with_sources_file.yaml", "extends_base.yaml"])
+def test_example_policies_apply(demo_db, name):
+    outcome = apply_policy(demo_db, load_policy(VALID / name), AS_OF)
+    assert outcome.summary["customers"] == 300
+
+
+def test_top_n_takes_exactly_the_top(demo_db):
+    run = apply_policy(demo_db, load_policy(VALID / "top_n.yaml"), AS_OF).run_id
+    top = rows(demo_db, "SELECT json_extract(metrics, '$.revenue_12m') FROM crm_assignments WHERE run_id=? AND tier='top10'", run)
+    rest = rows(demo_db, "SELECT max(json_extract(metrics, '$.revenue_12m')) FROM crm_assignments WHERE run_id=? AND tier!='top10'", run)
+    assert len(top) == 10 and min(t for (t,) in top) > rest[0][0]
+    zero = rows(demo_db, "SELECT count(*) FROM crm_assignments WHERE run_id=? AND tier='inactive' AND json_extract(metrics, '$.revenue_12m') > 0", run)
+    assert zero == [(0,)]
+
+
+def test_own_table_and_column_names_via_data_section(tmp_path, demo_template):
+    db = tmp_path / "erp.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"ATTACH DATABASE '{demo_template}' AS demo")
+    conn.execute("CREATE TABLE kunden AS SELECT id AS nr, name AS firma, region AS gebiet FROM demo.customers")
+    conn.execute("CREATE TABLE auftraege AS SELECT customer_id AS kunde, order_date AS datum, amount AS betrag FROM demo.orders")
+    conn.commit()
+    conn.close()
+    policy = tmp_path / "erp.yaml"
+    policy.write_text(
+        "data:\n"
+        "  customers: {table: kunden, id: nr, name: firma, attributes: {region: gebiet}}\n"
+        "  orders: {table: auftraege, customer: kunde, date: datum, amount: betrag}\n"
+        "metrics:\n  revenue_12m: {sum: amount, window: 12 months}\n  last: {recency: orders}\n"
+        "tiers:\n  levels:\n    - {id: A, when: \"revenue_12m > 50000 and region in ['华东', '华南']\"}\n    - {id: B, default: true}\n",
+        encoding="utf-8")
+    outcome = apply_policy(db, load_policy(policy), AS_OF)
+    assert outcome.summary["customers"] == 300
+
+
+def test_missing_optional_table_names_the_metric(tmp_path, demo_template):
+    db = tmp_path / "small.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"ATTACH DATABASE '{demo_template}' AS demo")
+    conn.execute("CREATE TABLE customers AS SELECT * FROM demo.customers")
+    conn.execute("CREATE TABLE orders AS SELECT * FROM demo.orders")
+    conn.commit()
+    conn.close()
+    digest = file_digest(db)
+    with pytest.raises(DataError) as info:
+        apply_policy(db, load_policy("base"), AS_OF)
+    message = str(info.value)
+    assert "metric 'complaints_12m' needs interactions, but the database has no table 'interactions'" in message
+    assert "metric 'overdue_amount' needs receivables" in message
+    assert file_digest(db) == digest
+    # a policy that only needs orders works on the same database
+    assert apply_policy(db, load_policy(VALID / "minimal.yaml"), AS_OF).summary["customers"] == 300
+
+
+def test_missing_column_is_named_with_suggestion(tmp_path, demo_template):
+    db = tmp_path / "c.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"ATTACH DATABASE '{demo_template}' AS demo")
+    conn.execute("CREATE TABLE customers AS SELECT * FROM demo.customers")
+    conn.execute("CREATE TABLE orders AS SELECT id, customer_id, order_date AS order_dt, amount, cost, discount FROM demo.orders")
+    conn.commit()
+    conn.close()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("metrics: {r: {sum: amount, window: 12 months}}\ntiers:\n  levels: [{id: A, default: true}]\n")
+    with pytest.raises(DataError) as info:
+        apply_policy(db, load_policy(policy), AS_OF)
+    assert "table 'orders' has no column 'order_date' (data.orders.date, needed by metric 'r'); did you mean 'order_dt'?" in str(info.value)
+
+
+def test_bad_dates_in_data_are_reported(tmp_path, demo_template):
+    db = tmp_path / "d.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"ATTACH DATABASE '{demo_template}' AS demo")
+    conn.execute("CREATE TABLE customers AS SELECT * FROM demo.customers")
+    conn.execute("CREATE TABLE orders AS SELECT * FROM demo.orders")
+    conn.execute("UPDATE orders SET order_date = '03/05/2026' WHERE id = (SELECT min(id) FROM orders)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DataError) as info:
+        apply_policy(db, load_policy(VALID / "rules_unique.yaml"), AS_OF)
+    assert "'03/05/2026'" in str(info.value) and "is not a YYYY-MM-DD date" in str(info.value)
+
+
+def test_cli_errors_are_clean(cli, tmp_path, demo_db):
+    missing = cli("apply", "--db", tmp_path / "nope.db", "-p", "base")
+    assert missing.exit_code == 2 and "database not found" in missing.output
+    assert not (tmp_path / "nope.db").exists()
+    bad_date = cli("apply", "--db", demo_db, "-p", "base", "--as-of", "2026-02-30")
+    assert bad_date.exit_code == 2 and "is not a date" in bad_date.output
+    no_policy = cli("apply", "--db", demo_db, "-p", "nosuch")
+    assert no_policy.exit_code == 2 and "shipped policy: " in no_policy.output
+    (tmp_path / "junk.db").write_text("not a database")
+    junk = cli("apply", "--db", tmp_path / "junk.db", "-p", "base")
+    assert junk.exit_code == 1 and "not a SQLite database" in junk.output
+    assert "Traceback" not in missing.output + bad_date.output + no_policy.output + junk.output

@@ -1,0 +1,102 @@
+"""The command line as a new user meets it: version, demo, import, docs."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from importlib.metadata import PackageNotFoundError, files
+from pathlib import Path
+
+import pytest
+import typer
+
+from crm_rules.cli import app
+from crm_rules.engine import __version__
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_version(cli):
+    result = cli("--version", ok=True)
+    assert result.output.strip() == f"crm-rules {__version__}"
+
+
+def test_no_arguments_shows_help(cli):
+    result = cli()
+    assert "apply" in result.output and "demo" in result.output
+
+
+def test_demo_creates_database_policies_and_runs_base(cli, tmp_path):
+    target = tmp_path / "demo"
+    result = cli("demo", "--dir", target, "--customers", "150", ok=True)
+    assert (target / "crm.db").exists() and (target / "policies" / "base.yaml").exists()
+    assert "150 customers graded; run 1 written" in result.output
+    assert "next: crm-rules explain" in result.output
+    again = cli("demo", "--dir", target)
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_demo_is_deterministic(cli, tmp_path):
+    outputs = []
+    for name in ("one", "two"):
+        cli("demo", "--dir", tmp_path / name, "--customers", "120", ok=True)
+        conn = sqlite3.connect(tmp_path / name / "crm.db")
+        outputs.append(conn.execute("SELECT customer_id, tier, subgrade, stage, service_level, metrics FROM crm_assignments ORDER BY customer_id").fetchall())
+        conn.close()
+    assert outputs[0] == outputs[1]
+
+
+def test_import_csv_then_apply(cli, tmp_path):
+    customers = tmp_path / "customers.csv"
+    customers.write_text("\ufeffid,name,region\nK1,华东贸易有限公司,华东\nK2,Acme Ltd,Europe\n", encoding="utf-8")
+    orders = tmp_path / "orders.csv"
+    orders.write_text("id,customer_id,order_date,amount\n1,K1,2026-05-01,1200.50\n2,K2,2026-06-01,80\n3,K1,2026-06-02,300\n", encoding="utf-8")
+    db = tmp_path / "mine.db"
+    cli("import", customers, "--db", db, "--table", "customers", ok=True)
+    cli("import", orders, "--db", db, "--table", "orders", ok=True)
+    policy = tmp_path / "p.yaml"
+    policy.write_text("metrics: {revenue_12m: {sum: amount, window: 12 months}}\n"
+                      "tiers:\n  levels:\n    - {id: A, label: 重点, when: 'revenue_12m >= 1000'}\n    - {id: B, default: true}\n",
+                      encoding="utf-8")
+    result = cli("apply", "--db", db, "-p", policy, "--as-of", "2026-06-30", ok=True)
+    assert "2 customers graded" in result.output
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT customer_id, customer_name, tier FROM crm_assignments ORDER BY customer_id").fetchall() == [
+        ("K1", "华东贸易有限公司", "A"), ("K2", "Acme Ltd", "B")]
+
+
+def test_import_argument_errors(cli, tmp_path):
+    f = tmp_path / "x.csv"
+    f.write_text("a\n1\n")
+    both = cli("import", f, "--db", tmp_path / "x.db", "--table", "t", "--replace", "--append")
+    assert both.exit_code == 2 and "cannot be used together" in both.output
+    bad_type = cli("import", f, "--db", tmp_path / "x.db", "--table", "t", "--type", "a=money")
+    assert bad_type.exit_code == 2 and "COLUMN=integer|float|text" in bad_type.output
+
+
+def _commands():
+    return sorted(typer.main.get_command(app).commands)
+
+
+def test_every_command_is_documented_in_the_readme():
+    text = README.read_text(encoding="utf-8")
+    for name in _commands():
+        assert re.search(rf"crm-rules {name}\b", text), f"README does not document `crm-rules {name}`"
+
+
+@pytest.mark.parametrize("name", _commands())
+def test_every_command_has_help(cli, name):
+    result = cli(name, "--help", ok=True)
+    assert "Usage" in result.output
+
+
+def test_installed_wheel_uses_one_namespace():
+    try:
+        installed = files("crm-rules")
+    except PackageNotFoundError:
+        pytest.skip("crm-rules is not installed (running from a source checkout)")
+    tops = {str(f).split("/")[0] for f in installed if not str(f).startswith("..")}
+    tops = {t for t in tops if not t.endswith(".dist-info")}
+    assert tops == {"crm_rules"}, tops
+    names = {str(f) for f in installed}
+    assert "crm_rules/policies/base.yaml" in names and "crm_rules/schemas/policy.schema.json" in names

@@ -1,0 +1,375 @@
+"""CSV import: faithful values, precise errors, and an untouched database on failure."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crm_rules.engine import csv_import
+from crm_rules.engine.csv_import import import_csv
+from crm_rules.engine.errors import CrmRulesError, DataError, RunError, UsageError
+
+BOM = b"\xef\xbb\xbf"
+
+
+def write_csv(path: Path, text: str, *, bom: bool = False, encoding: str = "utf-8") -> Path:
+    path.write_bytes((BOM if bom else b"") + text.encode(encoding))
+    return path
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def declared_types(db: Path, table: str) -> dict[str, str]:
+    return dict(rows(db, f"SELECT name, type FROM pragma_table_info('{table}')"))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """A database that already holds data, so 'unchanged' means something."""
+    path = tmp_path / "crm.db"
+    source = write_csv(tmp_path / "existing.csv", "id,name,amount\nC1,Acme,10.5\nC2,上海华东贸易有限公司,20\n")
+    import_csv(path, source, "customers")
+    return path
+
+
+def fails_unchanged(db: Path, error: type[CrmRulesError], call: Callable[[], object]) -> str:
+    """Run an import that must fail and prove it left the database byte-for-byte as it was."""
+    before = db.read_bytes() if db.exists() else None
+    with pytest.raises(error) as caught:
+        call()
+    after = db.read_bytes() if db.exists() else None
+    assert after == before
+    assert not Path(f"{db}-journal").exists()
+    return str(caught.value)
+
+
+# --- encodings -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_utf8_with_and_without_bom(tmp_path: Path, bom: bool) -> None:
+    source = write_csv(tmp_path / "c.csv", "name,city\n华东贸易,上海\nAcme,Berlin\n", bom=bom)
+    assert import_csv(tmp_path / "t.db", source, "t") == 2
+    assert list(declared_types(tmp_path / "t.db", "t")) == ["name", "city"]
+    assert rows(tmp_path / "t.db", "SELECT name, city FROM t") == [("华东贸易", "上海"), ("Acme", "Berlin")]
+
+
+def test_crlf_and_quoted_newlines(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", 'id,note\r\n1,"第一行\r\n第二行"\r\n2,"a, ""quoted"" b"\r\n')
+    assert import_csv(tmp_path / "t.db", source, "t") == 2
+    assert rows(tmp_path / "t.db", "SELECT note FROM t") == [("第一行\r\n第二行",), ('a, "quoted" b',)]
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path: Path, db: Path) -> None:
+    source = tmp_path / "gbk.csv"
+    source.write_bytes("id,name\n1,ok\n2,".encode() + "华东贸易".encode("gbk") + b"\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "other"))
+    assert f"{source}:3: not valid UTF-8" in message
+    assert "re-save" in message and "UTF-8" in message
+
+
+# --- types ---------------------------------------------------------------------------
+
+
+def test_type_detection(tmp_path: Path) -> None:
+    source = write_csv(
+        tmp_path / "c.csv",
+        "id,qty,price,code,big,note,mixed\n"
+        "C1,3,12.5,00123,12345678901234567890,你好,1\n"
+        "C2,-4,7,00456,1,,2.5\n"
+        "C3,,1e3,789,2,hello,3\n",
+    )
+    assert import_csv(tmp_path / "t.db", source, "t") == 3
+    assert declared_types(tmp_path / "t.db", "t") == {
+        "id": "TEXT", "qty": "INTEGER", "price": "REAL", "code": "TEXT",
+        "big": "TEXT", "note": "TEXT", "mixed": "REAL",
+    }
+    assert rows(tmp_path / "t.db", "SELECT * FROM t") == [
+        ("C1", 3, 12.5, "00123", "12345678901234567890", "你好", 1.0),
+        ("C2", -4, 7.0, "00456", "1", None, 2.5),
+        ("C3", None, 1000.0, "789", "2", "hello", 3.0),
+    ]
+
+
+@pytest.mark.parametrize("tricky", ["007", "1_000", "nan", "inf", "1e400", "١٢٣", "+5", "99999999999999999999"])
+def test_values_typetracker_would_mangle_stay_text(tmp_path: Path, tricky: str) -> None:
+    """sqlite-utils' TypeTracker calls all of these numbers; storing them as numbers loses information."""
+    source = write_csv(tmp_path / "c.csv", f"v\n12\n{tricky}\n")
+    import_csv(tmp_path / "t.db", source, "t")
+    assert declared_types(tmp_path / "t.db", "t") == {"v": "TEXT"}
+    assert rows(tmp_path / "t.db", "SELECT v FROM t") == [("12",), (tricky,)]
+
+
+def test_blank_values_are_null_and_blank_rows_skipped(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "a,b\n1,\n\n,,\n , x \n")
+    assert import_csv(tmp_path / "t.db", source, "t") == 2
+    assert rows(tmp_path / "t.db", "SELECT a, b, typeof(a), typeof(b) FROM t") == [
+        (1, None, "integer", "null"),
+        (None, " x ", "null", "text"),
+    ]
+
+
+def test_header_only_file_creates_text_columns(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "a,b\n")
+    assert import_csv(tmp_path / "t.db", source, "t") == 0
+    assert declared_types(tmp_path / "t.db", "t") == {"a": "TEXT", "b": "TEXT"}
+
+
+def test_types_override(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "zip,qty,price\n007,+08,3\n123,9,4\n")
+    import_csv(tmp_path / "t.db", source, "t", types={"zip": "text", "qty": "integer", "price": "float"})
+    assert declared_types(tmp_path / "t.db", "t") == {"zip": "TEXT", "qty": "INTEGER", "price": "REAL"}
+    assert rows(tmp_path / "t.db", "SELECT * FROM t") == [("007", 8, 3.0), ("123", 9, 4.0)]
+
+
+def test_types_override_silences_numeric_typo_check(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "ref\n" + "".join(f"{n}\n" for n in range(20)) + "n/a\n")
+    assert import_csv(tmp_path / "t.db", source, "t", types={"ref": "text"}) == 21
+    assert rows(tmp_path / "t.db", "SELECT ref FROM t WHERE ref = 'n/a'") == [("n/a",)]
+
+
+def test_unknown_column_in_types_suggests_a_name(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "amount,name\n1,a\n")
+    message = fails_unchanged(db, UsageError, lambda: import_csv(db, source, "t", types={"amout": "float"}))
+    assert "'amout'" in message and "did you mean 'amount'?" in message
+
+
+def test_unknown_type_name_suggests_a_type(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "amount\n1\n")
+    message = fails_unchanged(db, UsageError, lambda: import_csv(db, source, "t", types={"amount": "int"}))
+    assert "unknown type 'int'" in message and "did you mean 'integer'?" in message
+
+
+# --- bad rows --------------------------------------------------------------------------
+
+
+def test_wrong_field_count(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "a,b,c\n1,2,3\n4,5\n6,7,8,9\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}:3: expected 3 fields as in the header, found 2" in message
+    assert f"{source}:4: expected 3 fields as in the header, found 4" in message
+    assert "double quotes" in message
+
+
+def test_mostly_numeric_column_with_typos(tmp_path: Path, db: Path) -> None:
+    body = "".join(f"C{n},{n}.5\n" for n in range(40))
+    source = write_csv(tmp_path / "orders.csv", "id,amount\n" + body + "C40,abc\nC41,\nC42,¥12\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "orders"))
+    assert f"{source}:42: column 'amount': 'abc' is not a number" in message
+    assert f"{source}:44: column 'amount': '¥12' is not a number" in message
+    assert "2 bad" in message
+    assert "types={'amount': 'text'}" in message
+
+
+def test_line_numbers_are_physical_lines(tmp_path: Path, db: Path) -> None:
+    body = "".join(f"x,{n}\n" for n in range(30))
+    source = write_csv(tmp_path / "c.csv", 'note,amount\n"two\nlines",1\n\n' + body + "y,oops\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}:35: column 'amount': 'oops' is not a number" in message
+
+
+def test_lists_at_most_ten_bad_rows(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "qty\n" + "".join(f"{n}\n" for n in range(200)) + "x\n" * 15)
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    listed = [line for line in message.splitlines() if "is not a number" in line]
+    assert len(listed) == 10
+    assert listed[0].startswith(f"{source}:202:")
+    assert "... and 5 more" in message
+    assert "15 bad" in message
+
+
+def test_forced_numeric_type_rejects_text(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "qty,price\n1,2\nmany,3.5.1\n")
+    types = {"qty": "integer", "price": "float"}
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t", types=types))
+    assert f"{source}:3: column 'qty': 'many' is not an integer" in message
+    assert f"{source}:3: column 'price': '3.5.1' is not a number" in message
+
+
+# --- header and file problems ------------------------------------------------------------
+
+
+def test_empty_header_name(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "a,,c, \n1,2,3,4\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}:1: empty column name(s)" in message and "position(s) 2, 4" in message
+
+
+def test_duplicate_header_names(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "id,Amount,amount,id\n1,2,3,4\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert "duplicate column name(s)" in message
+    assert "'id' / 'id'" in message and "'Amount' / 'amount'" in message
+
+
+def test_empty_file(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "", bom=True)
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert "empty" in message
+
+
+def test_missing_csv_file(tmp_path: Path, db: Path) -> None:
+    message = fails_unchanged(db, UsageError, lambda: import_csv(db, tmp_path / "nope.csv", "t"))
+    assert "nope.csv: no such file" in message
+
+
+def test_database_that_is_not_sqlite(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.db"
+    fake.write_bytes(b"id,name\n1,not a database\n" * 100)
+    source = write_csv(tmp_path / "c.csv", "a\n1\n")
+    message = fails_unchanged(fake, DataError, lambda: import_csv(fake, source, "t"))
+    assert "is not a SQLite database" in message
+
+
+def test_failed_import_does_not_create_a_database(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "a,b\n1\n")
+    with pytest.raises(DataError):
+        import_csv(tmp_path / "new.db", source, "t")
+    assert not (tmp_path / "new.db").exists()
+
+
+@pytest.mark.parametrize("table", ["", "   ", "sqlite_stuff", "a\x00b"])
+def test_bad_table_names(tmp_path: Path, db: Path, table: str) -> None:
+    source = write_csv(tmp_path / "c.csv", "a\n1\n")
+    fails_unchanged(db, UsageError, lambda: import_csv(db, source, table))
+
+
+def test_unknown_mode(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "a\n1\n")
+    message = fails_unchanged(db, UsageError, lambda: import_csv(db, source, "t", mode="upsert"))
+    assert "create, replace, append" in message
+
+
+def test_odd_table_and_column_names_are_quoted(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", '"we""ird col",select\n1,2\n')
+    table = 'x"; DROP TABLE y; --'
+    assert import_csv(tmp_path / "t.db", source, table) == 1
+    assert rows(tmp_path / "t.db", "SELECT name FROM sqlite_master") == [(table,)]
+    assert declared_types(tmp_path / "t.db", table.replace("'", "''")) == {'we"ird col': "INTEGER", "select": "INTEGER"}
+
+
+# --- modes -------------------------------------------------------------------------------
+
+
+def test_create_refuses_existing_table(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "id,name,amount\nC9,New,1\n")
+    message = fails_unchanged(db, UsageError, lambda: import_csv(db, source, "CUSTOMERS"))
+    assert "already exists" in message and "--replace" in message and "--append" in message
+
+
+def test_replace_recreates_table(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "code,score\n001,9\n")
+    assert import_csv(db, source, "customers", mode="replace") == 1
+    assert declared_types(db, "customers") == {"code": "TEXT", "score": "INTEGER"}
+    assert rows(db, "SELECT * FROM customers") == [("001", 9)]
+
+
+def test_replace_creates_missing_table(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "a\n1\n")
+    assert import_csv(db, source, "fresh", mode="replace") == 1
+
+
+def test_append_adds_rows_with_table_types(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "AMOUNT,id,name\n30,C3,007\n,C4,Zed\n")
+    assert import_csv(db, source, "customers", mode="append") == 2
+    assert rows(db, "SELECT id, name, amount FROM customers ORDER BY id") == [
+        ("C1", "Acme", 10.5),
+        ("C2", "上海华东贸易有限公司", 20.0),
+        ("C3", "007", 30.0),
+        ("C4", "Zed", None),
+    ]
+
+
+def test_append_checks_values_against_table_types(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "id,name,amount\nC3,X,lots\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "customers", mode="append"))
+    assert f"{source}:2: column 'amount': 'lots' is not a number" in message
+
+
+def test_append_requires_matching_columns(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "id,amount,region\nC3,1,华东\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "customers", mode="append"))
+    assert "missing column(s) 'name'" in message and "extra column(s) 'region'" in message
+
+
+def test_append_requires_existing_table(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "a\n1\n")
+    message = fails_unchanged(db, UsageError, lambda: import_csv(db, source, "nothing", mode="append"))
+    assert "does not exist" in message
+
+
+def test_append_requires_existing_database(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "a\n1\n")
+    with pytest.raises(UsageError, match="no such database"):
+        import_csv(tmp_path / "new.db", source, "t", mode="append")
+    assert not (tmp_path / "new.db").exists()
+
+
+# --- all or nothing --------------------------------------------------------------------------
+
+
+def test_constraint_failure_after_many_batches_rolls_back(tmp_path: Path) -> None:
+    db = tmp_path / "strict.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO t VALUES (1, 'kept')")
+    conn.close()
+    source = write_csv(tmp_path / "c.csv", "id,name\n" + "".join(f"{n},n{n}\n" for n in range(2, 12_002)) + "1,dup\n")
+    message = fails_unchanged(db, RunError, lambda: import_csv(db, source, "t", mode="append"))
+    assert "nothing was written" in message
+    assert rows(db, "SELECT * FROM t") == [(1, "kept")]
+
+
+def test_interrupted_replace_keeps_old_table(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = csv_import._converted_rows
+
+    def interrupted(*args: object):
+        for number, row in enumerate(original(*args)):
+            if number == 7_000:
+                raise KeyboardInterrupt
+            yield row
+
+    monkeypatch.setattr(csv_import, "_converted_rows", interrupted)
+    source = write_csv(tmp_path / "c.csv", "x\n" + "".join(f"{n}\n" for n in range(8_000)))
+    fails_unchanged(db, KeyboardInterrupt, lambda: import_csv(db, source, "customers", mode="replace"))
+    assert rows(db, "SELECT id FROM customers") == [("C1",), ("C2",)]
+
+
+def test_file_changed_between_passes(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = write_csv(tmp_path / "c.csv", "qty\n1\n2\n")
+    original = csv_import._validate
+
+    def validate_then_edit(*args: object, **kwargs: object):
+        plan = original(*args, **kwargs)
+        with source.open("a") as handle:
+            handle.write("oops\n")
+        return plan
+
+    monkeypatch.setattr(csv_import, "_validate", validate_then_edit)
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert "changed while it was being imported" in message
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",))), min_size=1, max_size=8))
+def test_text_round_trips(tmp_path: Path, values: list[str]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["value", "n"])
+    writer.writerows([value, n] for n, value in enumerate(values))
+    db = tmp_path / "rt.db"
+    db.unlink(missing_ok=True)
+    source = write_csv(tmp_path / "rt.csv", buffer.getvalue())
+    import_csv(db, source, "t", types={"value": "text"})
+    expected = [(None if not value.strip() else value) for value in values]
+    assert [row[0] for row in rows(db, "SELECT value FROM t ORDER BY n")] == expected

@@ -1,0 +1,101 @@
+"""`explain` and `export`: what business staff and other systems read."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+
+import pytest
+
+from conftest import AS_OF
+from crm_rules.engine.errors import UsageError
+from crm_rules.engine.explain import explain_customer
+from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.runner import apply_policy
+
+
+def assignment(db, customer):
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    row = conn.execute("SELECT * FROM crm_assignments WHERE customer_id = ? ORDER BY run_id DESC LIMIT 1", (customer,)).fetchone()
+    conn.close()
+    return row
+
+
+def test_explanation_agrees_with_the_run(demo_db):
+    policy = load_policy("base")
+    apply_policy(demo_db, policy, AS_OF)
+    conn = sqlite3.connect(demo_db)
+    customers = [r[0] for r in conn.execute("SELECT customer_id FROM crm_assignments ORDER BY customer_id LIMIT 40")]
+    conn.close()
+    for cid in customers:
+        e = explain_customer(demo_db, policy, cid, AS_OF)
+        row = assignment(demo_db, cid)
+        assert (e["tier"]["id"], e["stage"]["id"], e["service_level"]["id"]) == (row["tier"], row["stage"], row["service_level"])
+        assert e["tier"]["rule"] == row["tier_rule"]
+        decided = [r for r in e["tier"]["rules"] if r["decided"]]
+        assert len(decided) == 1 and decided[0]["id"] == row["tier"]
+        stored = json.loads(row["metrics"])
+        values = {m["name"]: m["value"] for m in e["metrics"]}
+        for name, value in stored.items():
+            assert values[name] == pytest.approx(value)
+
+
+def test_failed_thresholds_say_by_how_much(tmp_path, demo_db):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "metrics: {revenue_12m: {sum: amount, window: 12 months}}\n"
+        "tiers:\n  levels:\n"
+        "    - {id: A, when: 'revenue_12m >= 100_000_000'}\n"
+        "    - {id: B, default: true}\n")
+    e = explain_customer(demo_db, load_policy(policy), "C000001", AS_OF)
+    (rule_a, rule_b) = e["tier"]["rules"]
+    assert rule_a["matched"] is False and rule_b["decided"] is True
+    (check,) = rule_a["checks"]
+    revenue = check["values"]["revenue_12m"]
+    assert check["passed"] is False and check["metric"] == "revenue_12m"
+    assert check["gap"] == pytest.approx(100_000_000 - revenue)
+
+
+def test_cli_explain_text_and_json(cli, demo_db):
+    text = cli("explain", "C000002", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True).output
+    assert "Customer C000002" in text and "Tier " in text and "← decides" in text and "Lifecycle stage" in text
+    data = json.loads(cli("explain", "C000002", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--json", ok=True).output)
+    assert data["customer_id"] == "C000002" and data["tier"]["rules"]
+
+
+def test_explain_unknown_customer(cli, demo_db):
+    result = cli("explain", "NOPE", "--db", demo_db, "-p", "base", "--as-of", AS_OF)
+    assert result.exit_code == 2 and "customer 'NOPE' not found" in result.output
+
+
+def test_explain_writes_nothing(demo_db):
+    from conftest import file_digest
+
+    digest = file_digest(demo_db)
+    explain_customer(demo_db, load_policy("base"), "C000003", AS_OF)
+    assert file_digest(demo_db) == digest
+
+
+def test_export_csv_and_json(cli, demo_db, tmp_path):
+    apply_policy(demo_db, load_policy("base"), AS_OF)
+    out = tmp_path / "out.csv"
+    result = cli("export", "--db", demo_db, "--format", "csv", "--out", out, ok=True)
+    assert "exported 300 customers of run 1" in result.output
+    text = out.read_text(encoding="utf-8-sig")  # BOM so Excel reads Chinese names
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert len(records) == 300 and {"customer_id", "tier", "revenue_12m", "stage"} <= set(records[0])
+    data = json.loads(cli("export", "--db", demo_db, "--format", "json", "--run", "1", ok=True).output)
+    assert len(data["assignments"]) == 300 and data["run"]["policy_name"] == "base"
+    assert isinstance(data["assignments"][0]["metrics"], dict)
+
+
+def test_export_errors(cli, demo_db, tmp_path):
+    none = cli("export", "--db", demo_db, "--format", "csv")
+    assert none.exit_code == 2 and "no crm-rules runs yet" in none.output
+    apply_policy(demo_db, load_policy("base"), AS_OF)
+    assert "run 99 not found" in cli("export", "--db", demo_db, "--run", "99").output
+    assert "unknown format 'xml'" in cli("export", "--db", demo_db, "--format", "xml").output
+    assert "does not exist" in cli("export", "--db", demo_db, "--out", tmp_path / "no" / "x.csv").output

@@ -1,0 +1,60 @@
+"""Safe YAML loading: positions, duplicate keys, tags, bombs, encodings."""
+
+import pytest
+
+from crm_rules.engine.errors import PolicyError
+from crm_rules.engine.yaml_source import MAX_NODES, load_yaml_text
+
+
+def error_of(text) -> str:
+    with pytest.raises(PolicyError) as info:
+        load_yaml_text(text if isinstance(text, bytes) else text.encode(), "p.yaml")
+    return str(info.value)
+
+
+def test_positions_are_one_based_and_point_at_keys():
+    doc = load_yaml_text(b"a: 1\nb:\n  - x: 2024-01-01\n", "p.yaml")
+    assert doc.data == {"a": 1, "b": [{"x": "2024-01-01"}]}  # dates stay text
+    pos = doc.position(("b", 0, "x"))
+    assert (pos.file, pos.line, pos.col) == ("p.yaml", 3, 5)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a: 1\na: 2\n", "p.yaml:2:1: a: duplicate key 'a' (first defined at line 1)"),
+        ("a:\n\tb: 1\n", "indent with spaces, not tabs"),
+        ("a: !!python/object/apply:os.system ['echo hi']\n", "is not allowed"),
+        ("a: !custom 1\n", "is not allowed"),
+        ("", "the file is empty"),
+        ("# only a comment\n", "the file is empty"),
+        ("a: b: c\n", "p.yaml:1:5: invalid YAML: mapping values are not allowed here"),
+        ("a: [1, 2\n", "invalid YAML"),
+        ("? [a, b]\n: 1\n", "mapping keys must be plain text"),
+    ],
+)
+def test_bad_yaml_is_reported_with_position(text, expected):
+    assert expected in error_of(text)
+
+
+def test_non_utf8_names_line_and_byte():
+    message = error_of(b"a: 1\nb: caf\xe9\n")
+    assert "p.yaml:2:7" in message and "not valid UTF-8" in message and "save the file as UTF-8" in message
+
+
+def test_utf8_bom_and_chinese_are_fine():
+    doc = load_yaml_text("\ufefflabel: 重点客户\n".encode("utf-8"), "p.yaml")
+    assert doc.data == {"label": "重点客户"}
+
+
+def test_alias_bomb_is_bounded():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 8):
+        prev = f"*a{i-1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    message = error_of("\n".join(lines) + "\n")
+    assert f"more than {MAX_NODES} values" in message
+
+
+def test_oversized_file_is_rejected():
+    assert "larger than" in error_of(b"a: " + b"x" * (3 * 1024 * 1024))
