@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from . import expr_ast as ast
-from .data_mapping import WINDOW_FIELD, Column
+from .data_mapping import DATE_FIELDS, WINDOW_FIELD, Column
 from .errors import DataError
 from .expr_sql import quote_identifier
 from .expr_types import did_you_mean
@@ -115,7 +115,7 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
                             f"map data.{source}.table to your table, or remove the metric")
             continue
         ok = need(source, t.table, t.key, "customer", f"metric {m.name!r}")
-        fields = {WINDOW_FIELD[source], *KIND_FIELDS.get(m.kind, ())}
+        fields = {WINDOW_FIELD[source], *DATE_FIELDS[source], *KIND_FIELDS.get(m.kind, ())}
         for expr in (m.operand, m.where):
             if expr is not None and m.kind != "expr":
                 fields |= ast.names_in(expr.node)

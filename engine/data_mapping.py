@@ -40,6 +40,10 @@ SOURCE_FIELDS: dict[str, dict[str, str]] = {
     "contracts": {"start": DATE, "end": DATE, "kind": TEXT},
 }
 
+# Date fields that must hold ISO text for the engine's comparisons to be right.
+DATE_FIELDS = {"orders": ("date",), "receivables": ("date", "due_date", "paid_date"),
+               "interactions": ("date",), "contracts": ("start", "end")}
+
 # The date that places a row of each source in a time window.
 WINDOW_FIELD = {"orders": "date", "receivables": "date", "interactions": "date", "contracts": "start"}
 

@@ -13,12 +13,26 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from .data_binding import Binding
-from .data_mapping import WINDOW_FIELD
+from .data_mapping import DATE_FIELDS, WINDOW_FIELD
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import DATE
 from .policy_model import AGGREGATES, Metric, Policy
 
 CID, CNAME = "_cid", "_cname"
+BAD_DATES = "_bad_dates"
+
+
+def bad_date_sql(col: str) -> str:
+    """True for a value that is not an ISO date text (YYYY-MM-DD, a time may follow).
+
+    A round trip through julianday() turns impossible days ('2026-02-30') into
+    real ones (March 2) and bare numbers into Julian-day dates, so the result
+    must equal the text it was given.  Much cheaper than GLOB, which matters:
+    this runs for every row of every source.
+    """
+    return f"({col} IS NOT NULL AND (typeof({col}) != 'text' OR date(julianday({col})) IS NOT substr({col}, 1, 10)))"
+
+
 _WINDOW = re.compile(r"^([1-9][0-9]*)\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$")
 _UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
@@ -34,6 +48,7 @@ class MetricPlan:
     statements: list[Statement]
     table: str  # temp table holding one row per customer with every metric
     attributes: list[str]  # attribute columns present in that table
+    aggregates: dict[str, str] = field(default_factory=dict)  # source -> temp table of its GROUP BY
 
 
 @dataclass
@@ -52,6 +67,12 @@ class RunDates:
         if unit == "weeks":
             n, unit = n * 7, "days"
         return self.conn.execute("SELECT date(?, ?, '+1 day')", (self.as_of, f"-{n} {unit}")).fetchone()[0]
+
+    def window_months(self, window: str) -> float:
+        """Length of a window in calendar months (for per-month rates)."""
+        n, unit = _WINDOW.match(window.strip()).groups()
+        factor = {"d": 1 / 30.4375, "w": 7 / 30.4375, "m": 1, "y": 12}[unit[0]]
+        return int(n) * factor
 
     def days_before(self, days: int) -> str:
         return self.conn.execute("SELECT date(?, ?)", (self.as_of, f"-{days} days")).fetchone()[0]
@@ -95,9 +116,14 @@ class _SourceQuery:
         return (f"(CASE WHEN {self.col('paid_date')} IS NULL OR {self.col('paid_date')} < :as_of_next "
                 f"THEN coalesce({self.col('paid_amount')}, 0) ELSE 0 END)")
 
+    def bad_dates(self) -> str:
+        """Count of unreadable dates, computed in the same scan (a separate check would double the I/O)."""
+        tests = [bad_date_sql(self.col(f)) for f in DATE_FIELDS[self.source]]
+        return f"SUM({' OR '.join(tests)})"
+
     def statement(self, target: str) -> Statement:
         key = f"r.{q(self.table.key)}"
-        cols = ",\n  ".join(f"{sql} AS {q(alias)}" for alias, sql in self.columns)
+        cols = ",\n  ".join(f"{sql} AS {q(alias)}" for alias, sql in self.columns + [(BAD_DATES, self.bad_dates())])
         return Statement(
             f"CREATE TEMP TABLE {target} AS\nSELECT {key} AS {CID},\n  {cols}\n"
             f"FROM {self.binding.table(self.table.table)} AS r\nGROUP BY {key}",
@@ -131,6 +157,24 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
         cur = sq.add(m.name + "__cur", f"SUM(CASE WHEN {sq.window(m, periods=1)} THEN {operand} END)")
         prev = sq.add(m.name + "__prev", f"SUM(CASE WHEN {sq.window(m, periods=2, upto_periods=1)} THEN {operand} END)")
         return f"(coalesce({ref(cur)}, 0) * 1.0 / NULLIF({ref(prev)}, 0) - 1)"
+    if kind == "contract_days_left":
+        start, end = sq.col("start"), sq.col("end")
+        cond = f"{start} < :as_of_next AND date({end}) >= :as_of"
+        if m.where is not None:
+            cond += " AND " + sq.expr(m.where.node)
+        sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(date({end})) - julianday(:as_of) AS INTEGER) END)")
+        return ref(m.name)
+    if kind == "repurchase_rate":
+        # The window split into equal month-long periods ending on the as-of date
+        # (calendar months would make a partial first month count as a whole one).
+        d = sq.col(WINDOW_FIELD[m.source])
+        months = sq.dates.window_months(m.spec["window"])
+        start = sq.params.add(sq.dates.window_start(m.spec["window"]))
+        n = sq.params.add(months)
+        period = (f"CAST((julianday(date({d})) - julianday({start})) * {n} "
+                  f"/ (julianday(:as_of_next) - julianday({start})) AS INTEGER)")
+        sq.add(m.name, f"COUNT(DISTINCT CASE WHEN {sq.window(m)} THEN {period} END)")
+        return f"({ref(m.name)} * 1.0 / {n})"
     due, amount = sq.col("due_date"), sq.col("amount")
     if kind in ("collection_rate", "on_time_rate"):
         in_window = sq.window(m, "due_date")
@@ -159,13 +203,6 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
         else:
             sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(:as_of) - julianday(date({due})) AS INTEGER) END)")
         return f"coalesce({ref(m.name)}, 0)"
-    if kind == "contract_days_left":
-        start, end = sq.col("start"), sq.col("end")
-        cond = f"{start} < :as_of_next AND date({end}) >= :as_of"
-        if m.where is not None:
-            cond += " AND " + sq.expr(m.where.node)
-        sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(date({end})) - julianday(:as_of) AS INTEGER) END)")
-        return ref(m.name)
     raise AssertionError(kind)  # pragma: no cover
 
 
@@ -197,8 +234,10 @@ def _population_sql(m: Metric, col: str) -> str:
                 f"1 + CAST({k} * (RANK() OVER (ORDER BY {worst_first}) - 1) / {n} AS INTEGER) END")
     if m.kind == "cumulative_share":
         positive = f"CASE WHEN {col} > 0 THEN {col} END"
-        ahead = (f"coalesce(SUM({positive}) OVER (ORDER BY {col} DESC RANGE BETWEEN UNBOUNDED PRECEDING "
-                 f"AND CURRENT ROW EXCLUDE GROUP), 0)")
+        # GROUPS ... 1 PRECEDING = every peer group strictly ahead; (EXCLUDE GROUP says the
+        # same but SQLite evaluates it in quadratic time).
+        ahead = (f"coalesce(SUM({positive}) OVER (ORDER BY {col} DESC GROUPS BETWEEN UNBOUNDED PRECEDING "
+                 f"AND 1 PRECEDING), 0)")
         return f"CASE WHEN {col} > 0 THEN {ahead} * 1.0 / SUM({positive}) OVER () END"
     if m.kind == "positive_count":
         return f"COUNT(CASE WHEN {col} > 0 THEN 1 END) OVER ()"
@@ -246,9 +285,11 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
             attr = policy.data.attributes[m.spec["attribute"]]
             base_cols[m.name] = _attribute_sql(f"c.{q(attr.column)}", attr.type)
     joins = []
+    aggregates = {}
     for source, sq in queries.items():
         if sq.columns:
             target = f"temp.{q(f'{prefix}_agg_{source}')}"
+            aggregates[source] = target
             statements.append(Statement(f"DROP TABLE IF EXISTS {target}"))
             statements.append(sq.statement(target))
             statements.append(Statement(f"CREATE UNIQUE INDEX temp.{q(f'{prefix}_agg_{source}_cid')} ON {q(f'{prefix}_agg_{source}')}({CID})"))
@@ -289,7 +330,7 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
         cols = ", ".join(f"{inline[n]} AS {q(n)}" for n in names)
         statements.append(Statement(f"CREATE TEMP TABLE {q(new_table)} AS SELECT t.*, {cols} FROM {table} AS t", dict(params.values)))
         table = f"temp.{q(new_table)}"
-    return MetricPlan(statements, table, attrs)
+    return MetricPlan(statements, table, attrs, aggregates)
 
 
 def _attribute_sql(col: str, type_: str) -> str:

@@ -1,8 +1,11 @@
 """Find policy files and combine ``extends`` chains into one document.
 
-Industry presets override a base policy.  Merging follows one rule users can
-remember: mappings merge key by key, anything else (lists, values) replaces.
-Positions are merged the same way so errors still name the right file.
+Industry presets override a base policy.  Merging follows rules users can
+remember: ``metrics`` and ``data`` merge key by key (a child adds or
+overrides single metrics, and ``name: null`` removes one); every other
+section the child writes replaces the base's whole section, because a tier
+scheme or a list of stages only makes sense as a whole.  Positions are merged
+the same way so errors still name the right file.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from .errors import Diagnostic, PolicyError
 from .yaml_source import Position, SourceDocument, format_path, load_yaml_file
 
 MAX_EXTENDS_DEPTH = 16
+MERGED_SECTIONS = ("metrics", "data")
 
 
 def shipped_policies_dir():
@@ -43,12 +47,18 @@ def resolve_policy_path(ref: str, relative_to: Path | None = None) -> Path | Non
     return None
 
 
+def _merges(path: tuple) -> bool:
+    return path == () or path[0] in MERGED_SECTIONS
+
+
 def _merge(base: Any, child: Any, path: tuple, base_doc: SourceDocument, child_doc: SourceDocument,
            out: SourceDocument) -> Any:
-    if isinstance(base, dict) and isinstance(child, dict):
+    if isinstance(base, dict) and isinstance(child, dict) and _merges(path):
         merged = {}
         for key in list(base) + [k for k in child if k not in base]:
             sub = path + (key,)
+            if key in child and child[key] is None and path:
+                continue  # `key: null` removes an inherited entry
             if key in child and key in base:
                 merged[key] = _merge(base[key], child[key], sub, base_doc, child_doc, out)
             elif key in child:

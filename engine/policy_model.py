@@ -28,6 +28,7 @@ METRIC_KINDS: dict[str, set[str]] = {
     **{k: {"from", "where", "window", "default"} for k in AGGREGATES},
     "count": {"where", "window", "default"},
     "recency": {"where", "window"},
+    "repurchase_rate": {"where", "window"},
     "tenure": set(),
     "trend": {"from", "where", "window"},
     "collection_rate": {"window"},
@@ -205,7 +206,7 @@ class _Builder:
         m = Metric(name, kind, spec, path)
         if kind in AGGREGATES or kind == "trend":
             m.source = spec.get("from", "orders")
-        elif kind in ("count", "recency"):
+        elif kind in ("count", "recency", "repurchase_rate"):
             m.source = spec[kind]
         elif kind in ("collection_rate", "on_time_rate", "overdue", "outstanding"):
             m.source = "receivables"
@@ -215,6 +216,8 @@ class _Builder:
             m.deps = set()
         if kind == "trend" and spec.get("window", "all") == "all":
             self.error(path, "a trend needs a window (e.g. `window: 6 months`) to compare with the window before it")
+        if kind == "repurchase_rate" and spec.get("window", "all") == "all":
+            self.error(path, "a repurchase_rate needs a window (e.g. `window: 12 months`): it is the share of its months with a purchase")
         if m.source:
             checker = self._row_checker(m.source, data)
             if kind in AGGREGATES or kind == "trend":

@@ -17,16 +17,14 @@ from pathlib import Path
 from . import __version__
 from .classify_sql import compile_classification, match_flags
 from .data_binding import Binding, bind
-from .data_mapping import WINDOW_FIELD
+from .data_mapping import DATE_FIELDS
 from .database import RunConnection, open_for_run
 from .errors import DataError, RunError, UsageError
 from .expr_sql import SqlParams, quote_identifier as q
-from .metric_sql import CID, CNAME, MetricPlan, RunDates, Statement, compile_metrics
+from .metric_sql import BAD_DATES, CID, CNAME, MetricPlan, RunDates, Statement, bad_date_sql, compile_metrics
 from .policy_files import canonical_json
 from .policy_model import Policy
 from .results_store import ensure_schema
-
-DATE_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
 
 
 def parse_as_of(value: str | None) -> str:
@@ -61,18 +59,21 @@ def _execute(conn: sqlite3.Connection, statements: list[Statement], as_of: str, 
         conn.execute(st.sql, {**st.params, "as_of": as_of, "as_of_next": as_of_next} if ":" in st.sql else st.params)
 
 
-def _check_dates(rc: RunConnection, policy: Policy, binding: Binding) -> None:
-    """Dates must be ISO text (YYYY-MM-DD[...]); anything else would compare wrongly."""
+def _check_dates(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:
+    """Dates must be ISO text (YYYY-MM-DD[...]); anything else would compare wrongly.
+
+    The aggregation scans already counted bad dates; only when they found some
+    do we look for examples to show.
+    """
+    suspect = [s for s, table in plan.aggregates.items()
+               if rc.conn.execute(f"SELECT total({BAD_DATES}) FROM {table}").fetchone()[0]]
     problems = []
-    for source in sorted(binding.sources):
+    for source in suspect:
         t = policy.data.sources[source]
-        fields = {WINDOW_FIELD[source]} | ({"due_date", "paid_date"} if source == "receivables" else set()) | (
-            {"end"} if source == "contracts" else set())
-        for f in sorted(fields):
+        for f in DATE_FIELDS[source]:
             col = q(t.columns[f].column)
             rows = rc.conn.execute(
-                f"SELECT {q(t.key)}, {col} FROM {binding.table(t.table)} WHERE {col} IS NOT NULL "
-                f"AND (typeof({col}) != 'text' OR {col} NOT GLOB '{DATE_GLOB}' OR date({col}) IS NULL) LIMIT 3").fetchall()
+                f"SELECT {q(t.key)}, {col} FROM {binding.table(t.table)} WHERE {bad_date_sql(col)} LIMIT 3").fetchall()
             for cust, value in rows:
                 problems.append(f"table {t.table!r}, column {t.columns[f].column!r}: {value!r} (customer {cust}) is not a YYYY-MM-DD date")
     if problems:
@@ -83,13 +84,13 @@ def _check_dates(rc: RunConnection, policy: Policy, binding: Binding) -> None:
 def compute(rc: RunConnection, policy: Policy, as_of: str) -> Computed:
     conn = rc.conn
     binding = bind(conn, rc.source_schema, policy)
-    _check_dates(rc, policy, binding)
     as_of_next = conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]
     dates = RunDates(as_of, as_of_next, conn)
     plan = compile_metrics(policy, binding, dates)
     classification, result = compile_classification(policy, plan)
     try:
         _execute(conn, plan.statements, as_of, as_of_next)
+        _check_dates(rc, policy, binding, plan)
         if policy.hit_policy == "unique":
             _check_unique(conn, policy, plan)
         _execute(conn, classification, as_of, as_of_next)

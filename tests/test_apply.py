@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from pathlib import Path
@@ -219,3 +220,66 @@ def test_cli_errors_are_clean(cli, tmp_path, demo_db):
     junk = cli("apply", "--db", tmp_path / "junk.db", "-p", "base")
     assert junk.exit_code == 1 and "not a SQLite database" in junk.output
     assert "Traceback" not in missing.output + bad_date.output + no_policy.output + junk.output
+
+
+def _statements_for(db, policy, monkeypatch) -> list[str]:
+    """Every SQL statement a run sends, with parameters left out."""
+    import crm_rules.engine.runner as runner
+
+    seen: list[str] = []
+    real = runner.open_for_run
+
+    def traced(*args, **kwargs):
+        rc = real(*args, **kwargs)
+        rc.conn.set_trace_callback(seen.append)
+        return rc
+
+    monkeypatch.setattr(runner, "open_for_run", traced)
+    apply_policy(db, load_policy(policy), AS_OF)
+    return seen
+
+
+def test_work_is_set_based_not_per_customer(tmp_path, monkeypatch):
+    """The statements a run sends do not depend on how many customers there are."""
+    from crm_rules.engine.demo_data import generate_demo_database
+
+    counts = []
+    for n in (50, 400):
+        db = tmp_path / f"{n}.db"
+        generate_demo_database(db, customers=n, seed=3)
+        counts.append(len(_statements_for(db, "base", monkeypatch)))
+    assert counts[0] == counts[1] < 150
+
+
+def test_impossible_dates_are_rejected(tmp_path, demo_template):
+    db = tmp_path / "d.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"ATTACH DATABASE '{demo_template}' AS demo")
+    conn.execute("CREATE TABLE customers AS SELECT * FROM demo.customers")
+    conn.execute("CREATE TABLE orders AS SELECT * FROM demo.orders")
+    conn.execute("UPDATE orders SET order_date = '2026-02-30' WHERE id = (SELECT min(id) FROM orders)")
+    conn.execute("UPDATE orders SET order_date = 20260105 WHERE id = (SELECT max(id) FROM orders)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DataError) as info:
+        apply_policy(db, load_policy(VALID / "rules_unique.yaml"), AS_OF)
+    assert "'2026-02-30'" in str(info.value) and "20260105" in str(info.value)
+
+
+def test_repurchase_rate_is_share_of_months_with_a_purchase(tmp_path, demo_db):
+    policy = tmp_path / "r.yaml"
+    policy.write_text("metrics:\n  months_6m: {repurchase_rate: orders, window: 6 months}\n"
+                      "tiers:\n  levels:\n    - {id: regular, when: 'months_6m >= 0.5'}\n    - {id: other, default: true}\n")
+    run = apply_policy(demo_db, load_policy(policy), AS_OF).run_id
+    got = dict(rows(demo_db, "SELECT customer_id, json_extract(metrics, '$.months_6m') FROM crm_assignments WHERE run_id=?", run))
+    # six equal periods from 2025-12-31 (= 2026-06-30 minus 6 months plus a day) to 2026-06-30
+    start, end = dt.date(2025, 12, 31), dt.date(2026, 7, 1)
+    span = (end - start).days
+    periods: dict[str, set] = {cid: set() for (cid,) in rows(demo_db, "SELECT id FROM customers")}
+    for cid, day in rows(demo_db, "SELECT customer_id, order_date FROM orders"):
+        d = dt.date.fromisoformat(day)
+        if start <= d < end:
+            periods[cid].add((d - start).days * 6 // span)
+    expected = {cid: len(p) / 6 for cid, p in periods.items()}
+    assert got == pytest.approx(expected)
+    assert 0 < sum(1 for v in got.values() if v >= 0.5) < len(got)
