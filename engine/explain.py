@@ -107,8 +107,8 @@ def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen
     return out
 
 
-def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str, results_db: Path | None = None) -> dict:
-    rc = open_for_run(db, results_db, write=False) if results_db is None else open_for_run(db, results_db)
+def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str) -> dict:
+    rc = open_for_run(db, write=False)
     try:
         computed = compute(rc, policy, as_of)
         conn, table = rc.conn, computed.result_table

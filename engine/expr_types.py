@@ -107,7 +107,8 @@ class TypeChecker:
         return self.scope[node.name]
 
     def _negate(self, node: ast.Negate) -> str:
-        return self._expect(node.operand, NUMBER, "the operand of '-'") and NUMBER
+        self._expect(node.operand, NUMBER, "the operand of '-'")
+        return NUMBER
 
     def _arithmetic(self, node: ast.Arithmetic) -> str:
         self._expect(node.left, NUMBER, f"the left side of {node.op!r}")

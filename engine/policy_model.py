@@ -14,10 +14,10 @@ from typing import Any
 
 from . import expr_ast as ast
 from .data_mapping import SOURCES, DataMapping, build_data_mapping
-from .errors import Diagnostic, PolicyError
+from .errors import Diagnostic, PolicyError, UsageError
 from .expr_parser import ExpressionSyntaxError, parse_expression
 from .expr_types import BOOL, DATE, NUMBER, TEXT, ExpressionTypeError, TypeChecker, did_you_mean
-from .policy_files import content_hash, load_policy_document
+from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names
 from .schema_validation import validate_document
 from .yaml_source import SourceDocument, format_path
 
@@ -212,8 +212,6 @@ class _Builder:
             m.source = "receivables"
         elif kind == "contract_days_left":
             m.source = "contracts"
-        elif kind == "tenure":
-            m.deps = set()
         if kind == "trend" and spec.get("window", "all") == "all":
             self.error(path, "a trend needs a window (e.g. `window: 6 months`) to compare with the window before it")
         if kind == "repurchase_rate" and spec.get("window", "all") == "all":
@@ -515,9 +513,6 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
 
 def load_policy(path: str | Path) -> Policy:
     """Load, merge, validate and build the policy at ``path`` (or a shipped policy name)."""
-    from .policy_files import resolve_policy_path, shipped_policy_names
-    from .errors import UsageError
-
     resolved = resolve_policy_path(str(path))
     if resolved is None:
         raise UsageError(f"policy {str(path)!r} not found",

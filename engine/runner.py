@@ -56,7 +56,7 @@ class Computed:
 
 def _execute(conn: sqlite3.Connection, statements: list[Statement], as_of: str, as_of_next: str) -> None:
     for st in statements:
-        conn.execute(st.sql, {**st.params, "as_of": as_of, "as_of_next": as_of_next} if ":" in st.sql else st.params)
+        conn.execute(st.sql, {**st.params, "as_of": as_of, "as_of_next": as_of_next})
 
 
 def _check_dates(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:

@@ -17,6 +17,17 @@ from crm_rules.engine.runner import apply_policy
 VALID = Path(__file__).parent / "policies" / "valid"
 
 
+def derived_db(path, template, *statements: str):
+    """A new database built from the demo's tables by ``statements`` (schema ``demo`` is the demo)."""
+    conn = sqlite3.connect(path)
+    conn.execute("ATTACH DATABASE ? AS demo", (str(template),))
+    for sql in statements:
+        conn.execute(sql)
+    conn.commit()
+    conn.close()
+    return path
+
+
 def rows(db, sql, *args):
     conn = sqlite3.connect(db)
     try:
@@ -141,13 +152,10 @@ def test_top_n_takes_exactly_the_top(demo_db):
 
 
 def test_own_table_and_column_names_via_data_section(tmp_path, demo_template):
-    db = tmp_path / "erp.db"
-    conn = sqlite3.connect(db)
-    conn.execute(f"ATTACH DATABASE '{demo_template}' AS demo")
-    conn.execute("CREATE TABLE kunden AS SELECT id AS nr, name AS firma, region AS gebiet FROM demo.customers")
-    conn.execute("CREATE TABLE auftraege AS SELECT customer_id AS kunde, order_date AS datum, amount AS betrag FROM demo.orders")
-    conn.commit()
-    conn.close()
+    db = derived_db(tmp_path / "erp.db", demo_template,
+        "CREATE TABLE kunden AS SELECT id AS nr, name AS firma, region AS gebiet FROM demo.customers",
+        "CREATE TABLE auftraege AS SELECT customer_id AS kunde, order_date AS datum, amount AS betrag FROM demo.orders",
+    )
     policy = tmp_path / "erp.yaml"
     policy.write_text(
         "data:\n"
@@ -161,13 +169,10 @@ def test_own_table_and_column_names_via_data_section(tmp_path, demo_template):
 
 
 def test_missing_optional_table_names_the_metric(tmp_path, demo_template):
-    db = tmp_path / "small.db"
-    conn = sqlite3.connect(db)
-    conn.execute(f"ATTACH DATABASE '{demo_template}' AS demo")
-    conn.execute("CREATE TABLE customers AS SELECT * FROM demo.customers")
-    conn.execute("CREATE TABLE orders AS SELECT * FROM demo.orders")
-    conn.commit()
-    conn.close()
+    db = derived_db(tmp_path / "small.db", demo_template,
+        "CREATE TABLE customers AS SELECT * FROM demo.customers",
+        "CREATE TABLE orders AS SELECT * FROM demo.orders",
+    )
     digest = file_digest(db)
     with pytest.raises(DataError) as info:
         apply_policy(db, load_policy("base"), AS_OF)
@@ -180,13 +185,10 @@ def test_missing_optional_table_names_the_metric(tmp_path, demo_template):
 
 
 def test_missing_column_is_named_with_suggestion(tmp_path, demo_template):
-    db = tmp_path / "c.db"
-    conn = sqlite3.connect(db)
-    conn.execute(f"ATTACH DATABASE '{demo_template}' AS demo")
-    conn.execute("CREATE TABLE customers AS SELECT * FROM demo.customers")
-    conn.execute("CREATE TABLE orders AS SELECT id, customer_id, order_date AS order_dt, amount, cost, discount FROM demo.orders")
-    conn.commit()
-    conn.close()
+    db = derived_db(tmp_path / "c.db", demo_template,
+        "CREATE TABLE customers AS SELECT * FROM demo.customers",
+        "CREATE TABLE orders AS SELECT id, customer_id, order_date AS order_dt, amount, cost, discount FROM demo.orders",
+    )
     policy = tmp_path / "p.yaml"
     policy.write_text("metrics: {r: {sum: amount, window: 12 months}}\ntiers:\n  levels: [{id: A, default: true}]\n")
     with pytest.raises(DataError) as info:
@@ -195,14 +197,11 @@ def test_missing_column_is_named_with_suggestion(tmp_path, demo_template):
 
 
 def test_bad_dates_in_data_are_reported(tmp_path, demo_template):
-    db = tmp_path / "d.db"
-    conn = sqlite3.connect(db)
-    conn.execute(f"ATTACH DATABASE '{demo_template}' AS demo")
-    conn.execute("CREATE TABLE customers AS SELECT * FROM demo.customers")
-    conn.execute("CREATE TABLE orders AS SELECT * FROM demo.orders")
-    conn.execute("UPDATE orders SET order_date = '03/05/2026' WHERE id = (SELECT min(id) FROM orders)")
-    conn.commit()
-    conn.close()
+    db = derived_db(tmp_path / "d.db", demo_template,
+        "CREATE TABLE customers AS SELECT * FROM demo.customers",
+        "CREATE TABLE orders AS SELECT * FROM demo.orders",
+        "UPDATE orders SET order_date = '03/05/2026' WHERE id = (SELECT min(id) FROM orders)",
+    )
     with pytest.raises(DataError) as info:
         apply_policy(db, load_policy(VALID / "rules_unique.yaml"), AS_OF)
     assert "'03/05/2026'" in str(info.value) and "is not a YYYY-MM-DD date" in str(info.value)
@@ -252,15 +251,12 @@ def test_work_is_set_based_not_per_customer(tmp_path, monkeypatch):
 
 
 def test_impossible_dates_are_rejected(tmp_path, demo_template):
-    db = tmp_path / "d.db"
-    conn = sqlite3.connect(db)
-    conn.execute(f"ATTACH DATABASE '{demo_template}' AS demo")
-    conn.execute("CREATE TABLE customers AS SELECT * FROM demo.customers")
-    conn.execute("CREATE TABLE orders AS SELECT * FROM demo.orders")
-    conn.execute("UPDATE orders SET order_date = '2026-02-30' WHERE id = (SELECT min(id) FROM orders)")
-    conn.execute("UPDATE orders SET order_date = 20260105 WHERE id = (SELECT max(id) FROM orders)")
-    conn.commit()
-    conn.close()
+    db = derived_db(tmp_path / "d.db", demo_template,
+        "CREATE TABLE customers AS SELECT * FROM demo.customers",
+        "CREATE TABLE orders AS SELECT * FROM demo.orders",
+        "UPDATE orders SET order_date = '2026-02-30' WHERE id = (SELECT min(id) FROM orders)",
+        "UPDATE orders SET order_date = 20260105 WHERE id = (SELECT max(id) FROM orders)",
+    )
     with pytest.raises(DataError) as info:
         apply_policy(db, load_policy(VALID / "rules_unique.yaml"), AS_OF)
     assert "'2026-02-30'" in str(info.value) and "20260105" in str(info.value)
