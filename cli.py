@@ -254,6 +254,61 @@ def _sample_customer(db: Path) -> str:
         conn.close()
 
 
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List the loaded plugins, their versions, hooks and what they register."""
+    from rich.table import Table
+
+    from .engine.plugin_manager import get_plugin_manager, get_registry
+
+    _, infos = get_plugin_manager()
+    registry = get_registry()
+    listing = [{"name": info.name, "version": info.version, "source": info.source, "module": info.module,
+                "hooks": sorted(registry.hooks.get(info.name, [])),
+                "contributions": [{"kind": c.kind, "name": c.name} for c in registry.by_plugin(info.name)]}
+               for info in infos.values()]
+    if as_json:
+        console.print_json(json.dumps(listing))
+        return
+    table = Table(title="Loaded plugins", title_justify="left")
+    for column in ("Plugin", "Version", "Source", "Registers"):
+        table.add_column(column)
+    for p in listing:
+        table.add_row(p["name"], p["version"], p["source"], "\n".join(f"{c['kind']}: {c['name']}" for c in p["contributions"]))
+    console.print(table)
+
+
+@app.command()
+def actions(
+    db: Path = typer.Option(..., "--db", help="Database holding the results.", dir_okay=False),
+    run: Optional[int] = typer.Option(None, "--run", help="Run id (default: the latest successful run)."),
+    due_before: Optional[str] = typer.Option(None, "--due-before", help="Only actions due before this date (YYYY-MM-DD)."),
+    owner: Optional[str] = typer.Option(None, "--owner", help="Only actions of this owner (account manager)."),
+    action: Optional[str] = typer.Option(None, "--action", help="Only this action (e.g. churn_alert)."),
+    limit: int = typer.Option(50, "--limit", min=0, help="Rows to show in the table (0 = all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print every matching action as JSON."),
+) -> None:
+    """List a run's actions (retention, churn alerts, upgrades, renewals), most urgent first."""
+    from rich.table import Table
+
+    from .engine.action_queue import list_actions
+
+    run_id, items = list_actions(db, run, due_before, owner, action)
+    if as_json:
+        console.print_json(json.dumps({"run_id": run_id, "actions": items}, ensure_ascii=False))
+        return
+    table = Table(title=f"Actions of run {run_id}: {len(items):,}", title_justify="left")
+    for column in ("Due", "Prio", "Customer", "Name", "Tier", "Action", "Owner", "Reason"):
+        table.add_column(column)
+    shown = items if limit == 0 else items[:limit]
+    for a in shown:
+        table.add_row(a["due_date"], str(a["priority"]), str(a["customer_id"]), a["customer_name"] or "", a["tier"] or "",
+                      a["action"], a["owner"] or "", a["reason"] or "")
+    console.print(table)
+    if len(shown) < len(items):
+        console.print(f"{len(items) - len(shown):,} more; use --limit 0 or --json", highlight=False)
+
+
 def main() -> None:
     app()
 

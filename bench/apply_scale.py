@@ -8,9 +8,10 @@ then measures, in the same run and on the same file:
 - baseline: the hand-written SQLite query computing, for every customer, the
   order aggregates a grading needs (12-month revenue, order count, last order
   date, profit, discount) into a table;
-- apply: `crm-rules apply --dry-run` with the policy (metrics over orders,
-  receivables and interactions, RFM scores, Pareto tiers with sub-grades,
-  lifecycle and service levels).
+- core: `crm-rules apply --dry-run` with the policy stripped of its plugin
+  sections (scores, credit, actions) and of service levels that depend on them;
+- apply: the same with the whole policy, plugins included (value score, RFM,
+  credit check, exit-barrier and churn actions).
 
 Each figure is the median of --repeat runs in a fresh process, reported as a
 ratio to the baseline together with the peak memory of that process.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import statistics
 import subprocess
 import sys
@@ -56,6 +58,21 @@ APPLY = textwrap.dedent("""
 """)
 
 
+def without_plugins(policy: str, directory: Path) -> Path:
+    """The resolved policy minus everything plugins compute, as a file."""
+    from crm_rules.engine.policy_model import load_policy
+
+    document = dict(load_policy(policy).document)
+    for section in ("scores", "credit", "actions"):
+        document.pop(section, None)
+    document["service_levels"] = [s for s in document.get("service_levels", []) if "when" not in s]
+    if "summary" in document:
+        document["summary"] = {k: v for k, v in document["summary"].items() if k != "key_metrics"}
+    path = directory / "core.yaml"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
 def measure(code: str, *args: str) -> tuple[float, int]:
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True).stdout.split()
     return float(out[0]), int(out[1])
@@ -81,9 +98,11 @@ def main() -> None:
     counts = json.loads((data / f"demo_{args.customers}.json").read_text())
 
     results = {}
-    for name, code, extra in (("baseline", BASELINE, ()), ("apply", APPLY, (args.policy,))):
-        runs = [measure(code, str(db), DEMO_AS_OF, *extra) for _ in range(args.repeat)]
-        results[name] = {"seconds": statistics.median(r[0] for r in runs), "peak_mb": max(r[1] for r in runs) / 1024}
+    with tempfile.TemporaryDirectory() as tmp:
+        core = without_plugins(args.policy, Path(tmp))
+        for name, code, extra in (("baseline", BASELINE, ()), ("core", APPLY, (str(core),)), ("apply", APPLY, (args.policy,))):
+            runs = [measure(code, str(db), DEMO_AS_OF, *extra) for _ in range(args.repeat)]
+            results[name] = {"seconds": statistics.median(r[0] for r in runs), "peak_mb": max(r[1] for r in runs) / 1024}
     base = results["baseline"]["seconds"]
     if args.json:
         print(json.dumps({"counts": counts, "results": results}))
@@ -93,6 +112,7 @@ def main() -> None:
     print(f"{'what':<10} {'seconds':>9} {'x baseline':>11} {'peak MB':>9}")
     for name, r in results.items():
         print(f"{name:<10} {r['seconds']:>9.2f} {r['seconds'] / base:>11.2f} {r['peak_mb']:>9.0f}")
+    print(f"plugin overhead: apply / core = {results['apply']['seconds'] / results['core']['seconds']:.2f}")
 
 
 if __name__ == "__main__":

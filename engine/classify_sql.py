@@ -8,14 +8,30 @@ grade we record which rule decided it (its id, or ``default``).
 from __future__ import annotations
 
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
-from .metric_sql import CID, MetricPlan, Statement
+from .metric_sql import CID, Statement
 from .policy_model import Policy, Rule
 
 DEFAULT_RULE = "default"
 
 
-def _condition(rule: Rule, params: SqlParams) -> str:
-    return to_sql(rule.condition.node, lambda name: f"m.{q(name)}", params)
+def _condition(rule, params: SqlParams, alias: str = "m") -> str:
+    return to_sql(rule.condition.node, lambda name: f"{alias}.{q(name)}", params)
+
+
+def service_level_case(policy: Policy, params: SqlParams, alias: str = "g") -> str:
+    """Most specific matching entry first: condition > sub-grade > stage > tier only."""
+    ordered = sorted(enumerate(policy.service_levels), key=lambda p: (-p[1].specificity, p[0]))
+    whens = []
+    for _, sl in ordered:
+        tests = [f"{alias}._tier = {params.add(sl.tier)}"]
+        if sl.subgrade:
+            tests.append(f"{alias}._subgrade = {params.add(sl.subgrade)}")
+        if sl.stage:
+            tests.append(f"{alias}._stage = {params.add(sl.stage)}")
+        if sl.condition:
+            tests.append(_condition(sl, params, alias))
+        whens.append(f"WHEN {' AND '.join(tests)} THEN {params.add(sl.id)}")
+    return f"CASE {' '.join(whens)} END" if whens else "NULL"
 
 
 def decision(rules: list[Rule], params: SqlParams) -> tuple[str, str]:
@@ -41,7 +57,7 @@ def match_flags(rules: list[Rule], params: SqlParams) -> list[tuple[str, str]]:
     return [(r.id, f"(CASE WHEN {_condition(r, params)} THEN 1 ELSE 0 END)") for r in rules if r.condition is not None]
 
 
-def compile_classification(policy: Policy, plan: MetricPlan, prefix: str = "_crm") -> tuple[list[Statement], str]:
+def compile_classification(policy: Policy, table: str, prefix: str = "_crm") -> tuple[list[Statement], str]:
     params = SqlParams(prefix="k")
     tier_case, tier_rule = decision([t.rule for t in policy.tiers], params)
     stage_case, stage_rule = decision(policy.stages, params) if policy.stages else ("NULL", "NULL")
@@ -50,7 +66,7 @@ def compile_classification(policy: Policy, plan: MetricPlan, prefix: str = "_crm
         Statement(f"DROP TABLE IF EXISTS temp.{q(graded)}"),
         Statement(
             f"CREATE TEMP TABLE {q(graded)} AS SELECT m.*, {tier_case} AS _tier, {tier_rule} AS _tier_rule, "
-            f"{stage_case} AS _stage, {stage_rule} AS _stage_rule FROM {plan.table} AS m",
+            f"{stage_case} AS _stage, {stage_rule} AS _stage_rule FROM {table} AS m",
             dict(params.values),
         ),
     ]
@@ -64,23 +80,11 @@ def compile_classification(policy: Policy, plan: MetricPlan, prefix: str = "_crm
             sub_rule_cases.append(f"WHEN {tid} THEN {rule}")
     sub = f"CASE m._tier {' '.join(sub_cases)} END" if sub_cases else "NULL"
     sub_rule = f"CASE m._tier {' '.join(sub_rule_cases)} END" if sub_cases else "NULL"
-    levels = f"{prefix}_service_levels"
     result = f"{prefix}_result"
-    statements += [
-        Statement(f"DROP TABLE IF EXISTS temp.{q(levels)}"),
-        Statement(f"CREATE TEMP TABLE {q(levels)} (id TEXT, tier TEXT, subgrade TEXT, stage TEXT, specificity INTEGER, position INTEGER)"),
-    ]
-    for i, sl in enumerate(policy.service_levels):
-        statements.append(Statement(
-            f"INSERT INTO temp.{q(levels)} VALUES (:id, :tier, :subgrade, :stage, :spec, :pos)",
-            {"id": sl.id, "tier": sl.tier, "subgrade": sl.subgrade, "stage": sl.stage, "spec": sl.specificity, "pos": i},
-        ))
     statements += [
         Statement(f"DROP TABLE IF EXISTS temp.{q(result)}"),
         Statement(
-            f"CREATE TEMP TABLE {q(result)} AS SELECT g.*, (SELECT s.id FROM temp.{q(levels)} AS s "
-            f"WHERE s.tier = g._tier AND (s.subgrade IS NULL OR s.subgrade = g._subgrade) "
-            f"AND (s.stage IS NULL OR s.stage = g._stage) ORDER BY s.specificity DESC, s.position LIMIT 1) AS _service_level "
+            f"CREATE TEMP TABLE {q(result)} AS SELECT g.*, {service_level_case(policy, sub_params)} AS _service_level "
             f"FROM (SELECT m.*, {sub} AS _subgrade, {sub_rule} AS _subgrade_rule FROM temp.{q(graded)} AS m) AS g",
             dict(sub_params.values),
         ),

@@ -16,6 +16,7 @@ from .errors import DataError
 from .expr_sql import quote_identifier
 from .expr_types import did_you_mean
 from .policy_model import Policy
+from .yaml_source import format_path
 
 # Logical fields each metric kind reads, beyond its expressions.
 KIND_FIELDS = {
@@ -61,6 +62,16 @@ def customer_expressions(policy: Policy):
     for stage in policy.stages:
         if stage.condition:
             yield stage.condition.node
+    for sl in policy.service_levels:
+        if sl.condition:
+            yield sl.condition.node
+
+
+def _needed_by(m) -> str:
+    """Who needs a metric, in the user's terms: a plugin's helper metric is named by its policy entry."""
+    if m.internal:
+        return f"{format_path(m.path)} (a metric the plugin computes)"
+    return f"metric {m.name!r}"
 
 
 def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
@@ -100,6 +111,8 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
     for node in customer_expressions(policy):
         used_attributes |= ast.names_in(node) & set(mapping.attributes)
     used_attributes |= {m.spec["attribute"] for m in policy.metrics.values() if m.kind == "attribute"}
+    for step in policy.plugin_steps + policy.action_steps:
+        used_attributes |= step.used & set(mapping.attributes)
     for name in sorted(used_attributes):
         need("customers", cust.table, mapping.attributes[name].column, f"attributes.{name}", f"attribute {name!r}")
 
@@ -111,16 +124,16 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
             continue
         t = mapping.sources[source]
         if columns_of(t.table) is None:
-            problems.append(f"metric {m.name!r} needs {source}, but the database has no table {t.table!r}; "
-                            f"map data.{source}.table to your table, or remove the metric")
+            problems.append(f"{_needed_by(m)} needs {source}, but the database has no table {t.table!r}; "
+                            f"map data.{source}.table to your table, or remove the {'entry' if m.internal else 'metric'}")
             continue
-        ok = need(source, t.table, t.key, "customer", f"metric {m.name!r}")
+        ok = need(source, t.table, t.key, "customer", _needed_by(m))
         fields = {WINDOW_FIELD[source], *DATE_FIELDS[source], *KIND_FIELDS.get(m.kind, ())}
         for expr in (m.operand, m.where):
             if expr is not None and m.kind != "expr":
                 fields |= ast.names_in(expr.node)
         for f in sorted(fields):
-            ok = need(source, t.table, t.columns[f].column, f if f in ("date", "due_date", "amount", "paid_amount", "paid_date", "start", "end", "kind") else f"columns.{f}", f"metric {m.name!r}") and ok
+            ok = need(source, t.table, t.columns[f].column, f if f in ("date", "due_date", "amount", "paid_amount", "paid_date", "start", "end", "kind") else f"columns.{f}", _needed_by(m)) and ok
         if ok:
             binding.sources.add(source)
     if problems:

@@ -94,11 +94,11 @@ def build_data_mapping(section: dict | None) -> DataMapping:
     merged = _merge(DEFAULT_DATA, section or {})
     c = merged["customers"]
     customers = Table("customers", c["table"], c["id"],
-                      {n: _column(n, ref, TEXT) for n, ref in c.get("attributes", {}).items()})
+                      {n: _column(n, ref, TEXT) for n, ref in c.get("attributes", {}).items() if ref is not None})
     sources = {}
     for concept in SOURCES:
         s = merged[concept]
         cols = {f: Column(f, s[f], t) for f, t in SOURCE_FIELDS[concept].items()}
-        cols.update({n: _column(n, ref, NUMBER) for n, ref in s.get("columns", {}).items()})
+        cols.update({n: _column(n, ref, NUMBER) for n, ref in s.get("columns", {}).items() if ref is not None})
         sources[concept] = Table(concept, s["table"], s["customer"], cols)
     return DataMapping(customers, c["name"], sources)

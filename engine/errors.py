@@ -62,3 +62,7 @@ class DataError(CrmRulesError):
 
 class RunError(CrmRulesError):
     """A run failed while executing; nothing was written."""
+
+
+class PluginError(CrmRulesError):
+    """A plugin could not be loaded or registered something invalid."""

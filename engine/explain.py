@@ -17,6 +17,7 @@ from .database import open_for_run
 from .errors import UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .metric_sql import CID, CNAME
+from .plugin_sql import ACTIONS
 from .policy_model import Policy, Rule
 from .runner import compute
 
@@ -107,6 +108,16 @@ def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen
     return out
 
 
+def _metric_entry(policy: Policy, name: str, value: Any) -> dict:
+    if name in policy.metrics:
+        m = policy.metrics[name]
+        return {"name": name, "label": m.label, "value": value, "internal": m.internal}
+    out = policy.outputs[name]
+    label = out.column.label or name
+    return {"name": name, "label": f"{label} ({out.step.section}.{out.step.entry}, plugin {out.step.plugin})",
+            "value": value, "internal": False}
+
+
 def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str) -> dict:
     rc = open_for_run(db, write=False)
     try:
@@ -119,15 +130,19 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str) -> 
                              hint=f"use a value of column {policy.data.customers.key!r}")
         key = row[0]
         ev = _Evaluator(conn, table, key, as_of)
-        names = [n for n, m in policy.metrics.items()]
+        names = list(policy.metrics) + list(policy.outputs)
         attrs = computed.metric_plan.attributes
         cols = [CNAME, "_tier", "_tier_rule", "_subgrade", "_subgrade_rule", "_stage", "_stage_rule", "_service_level"]
         values = conn.execute(
             f"SELECT {', '.join(q(c) for c in cols + attrs + names)} FROM {table} WHERE {CID} = ?", (key,)).fetchone()
         base = dict(zip(cols, values[: len(cols)]))
         attributes = dict(zip(attrs, values[len(cols): len(cols) + len(attrs)]))
-        metrics = [{"name": n, "label": policy.metrics[n].label, "value": v, "internal": policy.metrics[n].internal}
-                   for n, v in zip(names, values[len(cols) + len(attrs):])]
+        metrics = [_metric_entry(policy, n, v) for n, v in zip(names, values[len(cols) + len(attrs):])]
+        conn.row_factory = None
+        action_rows = conn.execute(
+            f"SELECT action, category, plugin, entry, reason, priority, due_date FROM {ACTIONS} WHERE cid = ? "
+            f"ORDER BY due_date, priority, action", (key,)).fetchall()
+        actions = [dict(zip(("action", "category", "plugin", "generator", "reason", "priority", "due_date"), r)) for r in action_rows]
         tier = policy.tier(base["_tier"])
         service = next((s for s in policy.service_levels if s.id == base["_service_level"]), None)
         stage = next((s for s in policy.stages if s.id == base["_stage"]), None)
@@ -141,6 +156,7 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str) -> 
                          if tier and tier.subgrades else None),
             "stage": ({"id": base["_stage"], "rule": base["_stage_rule"], "strategy": stage.extra.get("strategy") if stage else None,
                        "rules": _explain_rules(ev, policy.stages, base["_stage"], base["_stage_rule"])} if policy.stages else None),
+            "actions": actions,
             "service_level": ({"id": service.id, "tier": service.tier, "subgrade": service.subgrade, "stage": service.stage,
                                **service.details} if service else None),
         }

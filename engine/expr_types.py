@@ -166,7 +166,7 @@ class TypeChecker:
     def _call(self, node: ast.Call) -> str:
         fn = node.function
         if fn not in FUNCTIONS:
-            raise ExpressionTypeError(f"unknown function {fn!r}{did_you_mean(fn, FUNCTIONS)}", node, hint=f"functions: {', '.join(sorted(FUNCTIONS))}")
+            return self._plugin_call(node)
         low, high = FUNCTIONS[fn]
         n = len(node.args)
         if n < low or (high is not None and n > high):
@@ -202,6 +202,22 @@ class TypeChecker:
             self._expect(args[0], TEXT, "the argument of length()")
             return NUMBER
         raise AssertionError(fn)  # pragma: no cover
+
+    def _plugin_call(self, node: ast.Call) -> str:
+        from .plugin_manager import get_registry
+
+        registry = get_registry()
+        contribution = registry.get("function", node.function)
+        if contribution is None:
+            known = sorted(FUNCTIONS) + registry.names("function")
+            raise ExpressionTypeError(f"unknown function {node.function!r}{did_you_mean(node.function, known)}", node,
+                                      hint=f"functions: {', '.join(known)}")
+        wanted = contribution.schema["args"]
+        if len(node.args) != len(wanted):
+            raise ExpressionTypeError(f"{node.function}() takes {len(wanted)} arguments, got {len(node.args)}", node)
+        for i, (arg, kind) in enumerate(zip(node.args, wanted)):
+            self._expect(arg, kind, f"argument {i + 1} of {node.function}()")
+        return contribution.schema["returns"]
 
     def _date_argument(self, node: ast.Node, fn: str) -> None:
         found = self.infer(node)

@@ -75,7 +75,7 @@ class RunDates:
         return int(n) * factor
 
     def days_before(self, days: int) -> str:
-        return self.conn.execute("SELECT date(?, ?)", (self.as_of, f"-{days} days")).fetchone()[0]
+        return self.conn.execute("SELECT date(?, ?)", (self.as_of, f"{-days:+d} days")).fetchone()[0]
 
 
 class _SourceQuery:
@@ -194,7 +194,10 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
             sq.add(m.name, f"SUM(CASE WHEN {cond} THEN {open_amount} END)")
             return f"coalesce({ref(m.name)}, 0)"
         min_days = m.spec.get("min_days", 1)
-        cond += f" AND {due} <= {sq.params.add(sq.dates.days_before(min_days))}"
+        # due on or before (as-of − min_days), written as "< the day after" so due dates with a time compare right
+        cond += f" AND {due} < {sq.params.add(sq.dates.days_before(min_days - 1))}"
+        if "max_days" in m.spec:  # aging buckets: at most max_days past due
+            cond += f" AND {due} >= {sq.params.add(sq.dates.days_before(m.spec['max_days']))}"
         what = m.spec["overdue"]
         if what == "amount":
             sq.add(m.name, f"SUM(CASE WHEN {cond} THEN {open_amount} END)")

@@ -16,9 +16,14 @@ from . import expr_ast as ast
 from .data_mapping import SOURCES, DataMapping, build_data_mapping
 from .errors import Diagnostic, PolicyError, UsageError
 from .expr_parser import ExpressionSyntaxError, parse_expression
-from .expr_types import BOOL, DATE, NUMBER, TEXT, ExpressionTypeError, TypeChecker, did_you_mean
+from .expr_sql import SqlParams
+from .expr_types import BOOL, DATE, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, did_you_mean
 from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names
-from .schema_validation import validate_document
+from .plugin_api import Action, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
+from .plugin_context import PluginContext, output_name
+from .plugin_manager import Contribution, get_registry
+from .errors import PluginError
+from .schema_validation import validate_document, validate_params
 from .yaml_source import SourceDocument, format_path
 
 AGGREGATES = ("sum", "avg", "min", "max", "count_distinct")
@@ -33,7 +38,7 @@ METRIC_KINDS: dict[str, set[str]] = {
     "trend": {"from", "where", "window"},
     "collection_rate": {"window"},
     "on_time_rate": {"window"},
-    "overdue": {"min_days"},
+    "overdue": {"min_days", "max_days"},
     "outstanding": set(),
     "contract_days_left": {"where"},
     "expr": set(),
@@ -108,10 +113,38 @@ class ServiceLevel:
     stage: str | None
     details: dict
     path: tuple
+    condition: Expr | None = None
 
     @property
     def specificity(self) -> int:
-        return (2 if self.subgrade else 0) + (1 if self.stage else 0)
+        return (4 if self.condition else 0) + (2 if self.subgrade else 0) + (1 if self.stage else 0)
+
+
+@dataclass
+class PluginStep:
+    """One entry of the scores/credit/actions sections, compiled by its plugin."""
+
+    section: str
+    entry: str
+    contribution: Contribution
+    plan: Any
+    on_error: str
+    params: SqlParams
+    path: tuple
+    used: set[str] = field(default_factory=set)  # policy names the plugin reads
+
+    @property
+    def plugin(self) -> str:
+        return self.contribution.plugin
+
+
+@dataclass
+class Output:
+    """A name a plugin entry adds to the policy's scope."""
+
+    name: str
+    column: Column
+    step: PluginStep
 
 
 @dataclass
@@ -133,11 +166,15 @@ class Policy:
     service_levels: list[ServiceLevel]
     revenue_metric: str | None
     key_metrics: list[str]
+    plugin_steps: list[PluginStep] = field(default_factory=list)
+    action_steps: list[PluginStep] = field(default_factory=list)
+    outputs: dict[str, Output] = field(default_factory=dict)
 
     def scope(self) -> dict[str, str]:
         """Names usable in customer-level conditions, with their types."""
         names = {n: c.type for n, c in self.data.attributes.items()}
         names.update({n: m.type for n, m in self.metrics.items()})
+        names.update({n: o.column.type for n, o in self.outputs.items()})
         return names
 
     def tier(self, tier_id: str) -> Tier | None:
@@ -329,6 +366,68 @@ class _Cycle(Exception):
     pass
 
 
+# Names an action generator can use for a customer's grades, and their result columns.
+RESULT_NAMES = {"tier": "_tier", "subgrade": "_subgrade", "stage": "_stage", "service_level": "_service_level"}
+
+SECTION_KINDS = {"scores": ("scorer", (SqlOutputs, BatchOutputs)), "credit": ("credit_check", (SqlOutputs, BatchOutputs)),
+                 "actions": ("action", (SqlActions, BatchActions))}
+
+
+def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping, metrics: dict[str, Metric],
+                    scope: dict[str, str], outputs: dict[str, Output], start: int) -> list[PluginStep]:
+    """Look up, check and compile each entry of a plugin section; its outputs join ``scope``."""
+    kind, plan_types = SECTION_KINDS[section]
+    registry = get_registry()
+    steps: list[PluginStep] = []
+    for i, (entry, spec) in enumerate(entries.items()):
+        path = (section, entry)
+        if entry in scope:
+            b.error(path, f"{entry!r} is already a metric, attribute or plugin output; give this entry another name")
+            continue
+        contribution = registry.get(kind, spec["use"])
+        if contribution is None:
+            installed = registry.names(kind)
+            b.error(path + ("use",), f"unknown {kind.replace('_', ' ')} {spec['use']!r}{did_you_mean(spec['use'], installed)} "
+                    f"(installed: {', '.join(installed) or 'none'}; see `crm-rules plugins`)", key=False)
+            continue
+        spec.setdefault("params", {})
+        problems = validate_params(b.doc, contribution.schema, path + ("params",))
+        if problems:
+            b.problems.extend(problems)
+            continue
+        ctx = PluginContext(b, data, metrics, scope, entry, path, start + i)
+        if section == "actions":
+            ctx.locals = {name: (f"t.{column}", TEXT) for name, column in RESULT_NAMES.items()}
+        try:
+            plan = contribution.fn(ctx, spec["params"])
+        except Exception as exc:
+            raise PluginError(f"plugin {contribution.plugin!r} failed while compiling {section}.{entry} "
+                              f"({kind} {contribution.name!r}): {type(exc).__name__}: {exc}",
+                              hint="this is a bug in the plugin; run with --debug for the traceback") from exc
+        if ctx.failed:
+            continue
+        if not isinstance(plan, plan_types):
+            raise PluginError(f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} returned "
+                              f"{type(plan).__name__}, expected {' or '.join(t.__name__ for t in plan_types)}")
+        step = PluginStep(section, entry, contribution, plan, spec.get("on_error", "fail"), ctx.sql_params, path, ctx.used)
+        steps.append(step)
+        columns = ([c for s in plan.steps for c in s.items()] if isinstance(plan, SqlOutputs)
+                   else list(plan.outputs.items()) if isinstance(plan, BatchOutputs) else [])
+        for suffix, column in columns:
+            if column.type not in TYPES:
+                raise PluginError(f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} declares output "
+                                  f"{suffix!r} of unknown type {column.type!r}")
+            name = output_name(entry, suffix)
+            if suffix.startswith("_"):
+                continue
+            if name in scope:
+                b.error(path, f"output {name!r} of {section}.{entry} clashes with an existing name; rename the entry")
+                continue
+            scope[name] = column.type
+            outputs[name] = Output(name, column, step)
+    return steps
+
+
 def _tiers(b: _Builder, section: dict, metrics: dict[str, Metric], scope: dict[str, str]) -> tuple[str, str | None, str, list[Tier]]:
     method = section.get("method", "rules")
     hit_policy = section.get("hit_policy", "first")
@@ -431,7 +530,7 @@ def _tier_helpers(method: str, metric: str, metrics: dict[str, Metric]) -> str:
     return "_tier_rank"
 
 
-def _service_levels(b: _Builder, items: list[dict], tiers: list[Tier], stages: list[Rule]) -> list[ServiceLevel]:
+def _service_levels(b: _Builder, items: list[dict], tiers: list[Tier], stages: list[Rule], scope: dict[str, str]) -> list[ServiceLevel]:
     tier_ids = {t.id: t for t in tiers}
     stage_ids = [s.id for s in stages]
     out: list[ServiceLevel] = []
@@ -454,12 +553,17 @@ def _service_levels(b: _Builder, items: list[dict], tiers: list[Tier], stages: l
         if item["id"] in seen_ids:
             b.error(path + ("id",), f"duplicate service level id {item['id']!r}")
         seen_ids[item["id"]] = path
-        key = (tier, sub, stage)
+        condition = None
+        if "when" in item:
+            node = b.parse(item["when"], path + ("when",))
+            if node is not None and b.typecheck(node, path + ("when",), TypeChecker(scope, "metric or attribute"), condition=True):
+                condition = Expr(item["when"], node, path + ("when",))
+        key = (tier, sub, stage, item.get("when"))
         if key in seen_keys:
             b.error(path, f"service levels {seen_keys[key]!r} and {item['id']!r} both cover tier={tier} subgrade={sub} stage={stage}")
         seen_keys[key] = item["id"]
-        details = {k: v for k, v in item.items() if k not in ("id", "tier", "subgrade", "stage")}
-        out.append(ServiceLevel(item["id"], tier, sub, stage, details, path))
+        details = {k: v for k, v in item.items() if k not in ("id", "tier", "subgrade", "stage", "when")}
+        out.append(ServiceLevel(item["id"], tier, sub, stage, details, path, condition))
     return out
 
 
@@ -474,6 +578,10 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     metrics = b.metrics(data.get("metrics", {}), mapping)
     scope = {n: c.type for n, c in mapping.attributes.items()}
     scope.update({n: m.type for n, m in metrics.items()})
+    outputs: dict[str, Output] = {}
+    plugin_steps = []
+    for section in ("scores", "credit"):
+        plugin_steps += _plugin_entries(b, section, data.get(section, {}), mapping, metrics, scope, outputs, len(plugin_steps))
     seen: dict[str, tuple] = {}
     if "tiers" not in data:
         b.error((), "missing required section 'tiers'")
@@ -488,7 +596,8 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     if "lifecycle" in data:
         stages = b.rules(data["lifecycle"]["stages"], ("lifecycle", "stages"), scope, "stage")
         b.check_unique(stages, {}, "stage")
-    service_levels = _service_levels(b, data.get("service_levels", []), tiers, stages)
+    service_levels = _service_levels(b, data.get("service_levels", []), tiers, stages, scope)
+    action_steps = _plugin_entries(b, "actions", data.get("actions", {}), mapping, metrics, dict(scope), {}, len(plugin_steps))
     summary = data.get("summary", {})
     revenue = summary.get("revenue")
     if revenue is not None and revenue not in metrics:
@@ -496,9 +605,9 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
         revenue = None
     key_metrics = summary.get("key_metrics")
     if key_metrics is None:
-        key_metrics = [n for n, m in metrics.items() if not m.internal]
+        key_metrics = [n for n, m in metrics.items() if not m.internal] + list(outputs)
     for i, name in enumerate(key_metrics):
-        if name not in metrics:
+        if name not in metrics and name not in outputs:
             b.error(("summary", "key_metrics", i), f"unknown metric {name!r}{did_you_mean(name, metrics)}", key=False)
     if b.problems:
         raise PolicyError(b.problems)
@@ -508,6 +617,7 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
         source=doc, data=mapping, metrics=metrics, tier_method=method, tier_metric=tier_metric,
         hit_policy=hit_policy, tiers=tiers, stages=stages, service_levels=service_levels,
         revenue_metric=revenue or tier_metric, key_metrics=list(key_metrics),
+        plugin_steps=plugin_steps, action_steps=action_steps, outputs=outputs,
     )
 
 

@@ -63,6 +63,20 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
             grid.add_row(tier, *[fmt_number(counts.get((tier, s), 0)) for s in stages])
         grid.add_row("[b]all[/b]", *[f"[b]{fmt_number(summary['stages'][s])}[/b]" for s in stages])
         console.print(grid)
+    for name, counts in (summary.get("outputs") or {}).items():
+        out = Table(title=f"{name} (plugin output)", title_justify="left")
+        out.add_column("Value")
+        out.add_column("Customers", justify="right")
+        for value, n in counts.items():
+            out.add_row(str(value) if value != "" else "(none)", fmt_number(n))
+        console.print(out)
+    if summary.get("actions"):
+        acts = Table(title="Actions", title_justify="left")
+        acts.add_column("Action")
+        acts.add_column("Customers", justify="right")
+        for name, n in summary["actions"].items():
+            acts.add_row(name, fmt_number(n))
+        console.print(acts)
     if summary.get("service_levels"):
         sl = Table(title="Service levels", title_justify="left")
         sl.add_column("Service level")
@@ -109,6 +123,8 @@ def print_explanation(console: Console, e: dict) -> None:
     for name, value in e["attributes"].items():
         table.add_row(name, "(attribute)", fmt_number(value))
     for m in e["metrics"]:
+        if m["internal"] and not m["name"].startswith("_tier"):
+            continue  # a plugin's helper metric; its outputs are listed instead
         table.add_row(m["name"], m["label"], fmt_number(m["value"]))
     console.print(table)
     t = e["tier"]
@@ -135,3 +151,8 @@ def print_explanation(console: Console, e: dict) -> None:
                 console.print(f"  {k}: {', '.join(v) if isinstance(v, list) else v}", highlight=False)
     elif e.get("service_level") is None:
         console.print("\n[b]Service level[/b]: none defined for this tier/stage")
+    if e.get("actions"):
+        console.print("\n[b]Actions[/b]:")
+        for a in e["actions"]:
+            console.print(f"  {a['due_date']} p{a['priority']} {a['action']} ({a['category']}, {a['plugin']}): {a['reason'] or ''}",
+                          highlight=False)

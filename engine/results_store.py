@@ -10,7 +10,12 @@ import sqlite3
 
 from .expr_sql import quote_identifier as q
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# version -> statements that bring a results schema of the previous version up to it
+MIGRATIONS = {
+    2: ["ALTER TABLE {s}crm_runs ADD COLUMN plugins TEXT"],
+}
 
 TABLES = {
     "crm_meta": "CREATE TABLE IF NOT EXISTS {s}crm_meta (key TEXT PRIMARY KEY, value TEXT)",
@@ -26,6 +31,7 @@ TABLES = {
         customers INTEGER,
         counts TEXT,
         engine_version TEXT,
+        plugins TEXT,
         source_db TEXT,
         error TEXT,
         notes TEXT)""",
@@ -53,7 +59,29 @@ TABLES = {
         stage_rule TEXT,
         metrics TEXT,
         PRIMARY KEY (run_id, customer_id))""",
+    "crm_actions": """CREATE TABLE IF NOT EXISTS {s}crm_actions (
+        run_id INTEGER NOT NULL REFERENCES crm_runs(run_id),
+        customer_id NOT NULL,
+        action TEXT NOT NULL,
+        category TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        generator TEXT NOT NULL,
+        reason TEXT,
+        details TEXT,
+        priority INTEGER,
+        due_date TEXT,
+        owner TEXT)""",
+    "crm_errors": """CREATE TABLE IF NOT EXISTS {s}crm_errors (
+        run_id INTEGER NOT NULL REFERENCES crm_runs(run_id),
+        customer_id,
+        plugin TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        message TEXT NOT NULL)""",
 }
+
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS {s}crm_actions_run ON crm_actions(run_id, due_date)",
+)
 
 VIEWS = {
     "crm_current": """CREATE VIEW IF NOT EXISTS {s}crm_current AS
@@ -65,11 +93,25 @@ VIEWS = {
 
 
 def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
-    """Create the results tables if missing (inside the caller's transaction)."""
+    """Create the results tables if missing, or migrate older ones (inside the caller's transaction)."""
     prefix = f"{q(schema)}."
-    for ddl in list(TABLES.values()) + list(VIEWS.values()):
+    existing = has_results(conn, schema)
+    version = SCHEMA_VERSION
+    if existing:
+        conn.execute(TABLES["crm_meta"].format(s=prefix))
+        row = conn.execute(f"SELECT value FROM {prefix}crm_meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 1
+        if version > SCHEMA_VERSION:
+            from .errors import DataError
+
+            raise DataError(f"the results tables were written by a newer crm-rules (schema {version}, this one knows {SCHEMA_VERSION})",
+                            hint="upgrade crm-rules, or write results to another database with --results-db")
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for ddl in MIGRATIONS.get(step, []):
+                conn.execute(ddl.format(s=prefix))
+    for ddl in list(TABLES.values()) + list(INDEXES) + list(VIEWS.values()):
         conn.execute(ddl.format(s=prefix))
-    conn.execute(f"INSERT OR IGNORE INTO {prefix}crm_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    conn.execute(f"INSERT OR REPLACE INTO {prefix}crm_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
 
 def has_results(conn: sqlite3.Connection, schema: str = "main") -> bool:

@@ -23,22 +23,21 @@ from .errors import DataError, RunError, UsageError
 from .expr_sql import SqlParams, quote_identifier as q
 from .metric_sql import BAD_DATES, CID, CNAME, MetricPlan, RunDates, Statement, bad_date_sql, compile_metrics
 from .policy_files import canonical_json
+from .plugin_sql import ACTIONS, ERRORS, BatchOp, compile_actions, compile_plugin_layers, setup_statements
 from .policy_model import Policy
 from .results_store import ensure_schema
 
 
-def parse_as_of(value: str | None) -> str:
-    """The run's as-of date: explicit YYYY-MM-DD, or today when not given."""
+def parse_as_of(value: str | None, option: str = "--as-of") -> str:
+    """A date argument: explicit YYYY-MM-DD, or today when not given."""
     if value is None:
         return dt.date.today().isoformat()
     try:
-        return dt.date.fromisoformat(value.strip()).isoformat() if len(value.strip()) == 10 else _bad_date(value)
+        if len(value.strip()) == 10:
+            return dt.date.fromisoformat(value.strip()).isoformat()
     except ValueError:
-        return _bad_date(value)
-
-
-def _bad_date(value: str) -> str:
-    raise UsageError(f"--as-of {value!r} is not a date", hint="write it as YYYY-MM-DD, e.g. --as-of 2026-06-30")
+        pass
+    raise UsageError(f"{option} {value!r} is not a date", hint=f"write it as YYYY-MM-DD, e.g. {option} 2026-06-30")
 
 
 @dataclass
@@ -54,9 +53,13 @@ class Computed:
     notes: list[str] = field(default_factory=list)
 
 
-def _execute(conn: sqlite3.Connection, statements: list[Statement], as_of: str, as_of_next: str) -> None:
-    for st in statements:
-        conn.execute(st.sql, {**st.params, "as_of": as_of, "as_of_next": as_of_next})
+def _execute(conn: sqlite3.Connection, operations: list, as_of: str, as_of_next: str) -> None:
+    dates = {"as_of": as_of, "as_of_next": as_of_next}
+    for op in operations:
+        if isinstance(op, BatchOp):
+            op.run(conn, dates)
+        else:
+            conn.execute(op.sql, {**op.params, **dates})
 
 
 def _check_dates(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:
@@ -87,16 +90,23 @@ def compute(rc: RunConnection, policy: Policy, as_of: str) -> Computed:
     as_of_next = conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]
     dates = RunDates(as_of, as_of_next, conn)
     plan = compile_metrics(policy, binding, dates)
-    classification, result = compile_classification(policy, plan)
+    plugin_ops, graded_from = compile_plugin_layers(policy, plan.table)
+    classification, result = compile_classification(policy, graded_from)
+    owner = f"t.{q('account_manager')}" if "account_manager" in binding.attributes else "NULL"
+    actions = compile_actions(policy, result, owner)
     try:
         _execute(conn, plan.statements, as_of, as_of_next)
         _check_dates(rc, policy, binding, plan)
+        _execute(conn, setup_statements() + plugin_ops, as_of, as_of_next)
         if policy.hit_policy == "unique":
-            _check_unique(conn, policy, plan)
-        _execute(conn, classification, as_of, as_of_next)
+            _check_unique(conn, policy, graded_from)
+        _execute(conn, classification + actions, as_of, as_of_next)
     except sqlite3.OperationalError as exc:
         raise RunError(f"the database could not compute the policy: {exc}") from exc
     computed = Computed(rc, policy, as_of, binding, plan, result)
+    errors = conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0]
+    if errors:
+        computed.notes.append(f"{errors} plugin error(s) recorded for customers (on_error: skip); see crm_errors")
     missing = conn.execute(f"SELECT count(*) FROM {result} WHERE _service_level IS NULL").fetchone()[0]
     if policy.service_levels and missing:
         computed.notes.append(f"{missing} customer(s) match no service level (no entry for their tier/stage)")
@@ -108,7 +118,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str) -> Computed:
     return computed
 
 
-def _check_unique(conn: sqlite3.Connection, policy: Policy, plan: MetricPlan) -> None:
+def _check_unique(conn: sqlite3.Connection, policy: Policy, table: str) -> None:
     params = SqlParams(prefix="u")
     flags = match_flags([t.rule for t in policy.tiers], params)
     if len(flags) < 2:
@@ -116,10 +126,10 @@ def _check_unique(conn: sqlite3.Connection, policy: Policy, plan: MetricPlan) ->
     total = " + ".join(f for _, f in flags)
     cols = ", ".join(f"{f} AS {q('f_' + rid)}" for rid, f in flags)
     row = conn.execute(
-        f"SELECT {CID}, {cols} FROM {plan.table} AS m WHERE ({total}) > 1 LIMIT 1", params.values).fetchone()
+        f"SELECT {CID}, {cols} FROM {table} AS m WHERE ({total}) > 1 LIMIT 1", params.values).fetchone()
     if row:
         matched = [rid for (rid, _), flag in zip(flags, row[1:]) if flag]
-        n = conn.execute(f"SELECT count(*) FROM {plan.table} AS m WHERE ({total}) > 1", params.values).fetchone()[0]
+        n = conn.execute(f"SELECT count(*) FROM {table} AS m WHERE ({total}) > 1", params.values).fetchone()[0]
         rules = " and ".join(f"{r!r} ({policy.source.position(t.rule.path).file}:{policy.source.position(t.rule.path).line})"
                              for r in matched for t in policy.tiers if t.id == r)
         raise RunError(f"hit policy unique: customer {row[0]!r} matches tier rules {rules}; {n} customer(s) match more than one rule",
@@ -144,6 +154,11 @@ def summarize(computed: Computed) -> dict:
     stage_counts = dict(conn.execute(f"SELECT _stage, count(*) FROM {t} GROUP BY _stage").fetchall())
     subgrades = dict(conn.execute(f"SELECT _subgrade, count(*) FROM {t} WHERE _subgrade IS NOT NULL GROUP BY _subgrade").fetchall())
     services = dict(conn.execute(f"SELECT coalesce(_service_level, ''), count(*) FROM {t} GROUP BY 1").fetchall())
+    outputs = {}
+    for name, out in policy.outputs.items():
+        if out.column.summarize:
+            outputs[name] = dict(conn.execute(f"SELECT coalesce({q(name)}, ''), count(*) FROM {t} GROUP BY 1 ORDER BY 2 DESC").fetchall())
+    actions = dict(conn.execute(f"SELECT action, count(*) FROM {ACTIONS} GROUP BY action ORDER BY 2 DESC").fetchall())
     return {
         "customers": sum(v["customers"] for v in ordered.values()),
         "revenue_metric": revenue,
@@ -153,7 +168,19 @@ def summarize(computed: Computed) -> dict:
         "stages": {s.id: stage_counts.get(s.id, 0) for s in policy.stages},
         "tier_stage": grid,
         "service_levels": services,
+        "outputs": outputs,
+        "actions": actions,
+        "plugin_errors": conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0],
     }
+
+
+def plugins_used(policy: Policy) -> dict[str, str]:
+    """Name and version of each plugin the policy used: part of what makes a run reproducible."""
+    from .plugin_manager import get_plugin_manager
+
+    _, infos = get_plugin_manager()
+    used = {s.plugin for s in policy.plugin_steps + policy.action_steps}
+    return {name: infos[name].version if name in infos else "unknown" for name in sorted(used)}
 
 
 def _now() -> str:
@@ -197,11 +224,18 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
                      (policy.sha256, policy.name, canonical_json(policy.document)))
         cur = conn.execute(
             f"INSERT INTO {rs}.crm_runs (policy_name, policy_version, policy_sha256, as_of, started_at, finished_at, "
-            f"status, customers, counts, engine_version, source_db, notes) VALUES (?, ?, ?, ?, ?, ?, 'succeeded', ?, ?, ?, ?, ?)",
+            f"status, customers, counts, engine_version, plugins, source_db, notes) "
+            f"VALUES (?, ?, ?, ?, ?, ?, 'succeeded', ?, ?, ?, ?, ?, ?)",
             (policy.name, policy.version, policy.sha256, computed.as_of, started_at, _now(), summary["customers"],
-             json.dumps(summary, ensure_ascii=False), __version__, str(computed.rc.source_path),
-             json.dumps(computed.notes, ensure_ascii=False)))
+             json.dumps(summary, ensure_ascii=False), __version__, json.dumps(plugins_used(policy), ensure_ascii=False),
+             str(computed.rc.source_path), json.dumps(computed.notes, ensure_ascii=False)))
         run_id = cur.lastrowid
+        conn.execute(
+            f"INSERT INTO {rs}.crm_actions (run_id, customer_id, action, category, plugin, generator, reason, details, "
+            f"priority, due_date, owner) SELECT ?, cid, action, category, plugin, entry, reason, details, priority, "
+            f"due_date, owner FROM {ACTIONS} ORDER BY due_date, priority, cid, action", (run_id,))
+        conn.execute(f"INSERT INTO {rs}.crm_errors SELECT ?, cid, plugin, entry, message FROM {ERRORS} ORDER BY entry, cid",
+                     (run_id,))
         conn.executemany(f"INSERT INTO {rs}.crm_definitions VALUES ({run_id}, ?, ?, ?, ?, ?, ?)", _definitions(policy))
         conn.execute(
             f"INSERT INTO {rs}.crm_assignments (run_id, customer_id, customer_name, tier, subgrade, stage, service_level, "
@@ -252,7 +286,11 @@ def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None =
         try:
             run_id = write_run(computed, summary, started)
         except sqlite3.OperationalError as exc:
-            raise RunError(f"could not write the results: {exc}", hint="is the database read-only or locked by another program?") from exc
+            text = str(exc)
+            hint = ("another program holds the database; try again when it is done" if "locked" in text or "busy" in text
+                    else "the database file or its folder is read-only; use --results-db to write elsewhere" if "readonly" in text
+                    else None)
+            raise RunError(f"could not write the results: {text}", hint=hint) from exc
         return RunOutcome(run_id, summary, as_of, computed.notes)
     except RunError as exc:
         if not dry_run:

@@ -67,9 +67,17 @@ def _message(error: ValidationError) -> str:
     return error.message
 
 
-def validate_document(doc: SourceDocument, schema_name: str = "policy.schema.json", root: tuple = ()) -> list[Diagnostic]:
-    """All schema problems of ``doc.data`` (or of its sub-tree at ``root``)."""
-    validator = _validator(schema_name)
+def validate_document(doc: SourceDocument, schema_name: str = "policy.schema.json") -> list[Diagnostic]:
+    """All schema problems of ``doc.data``."""
+    return validate_subtree(doc, _validator(schema_name), ())
+
+
+def validate_params(doc: SourceDocument, schema: dict, root: tuple) -> list[Diagnostic]:
+    """All problems of the sub-tree at ``root`` against a plugin's params schema."""
+    return validate_subtree(doc, jsonschema.Draft202012Validator(schema), root)
+
+
+def validate_subtree(doc: SourceDocument, validator: jsonschema.Draft202012Validator, root: tuple) -> list[Diagnostic]:
     data = doc.data
     for part in root:
         data = data[part]

@@ -279,3 +279,31 @@ def test_repurchase_rate_is_share_of_months_with_a_purchase(tmp_path, demo_db):
     expected = {cid: len(p) / 6 for cid, p in periods.items()}
     assert got == pytest.approx(expected)
     assert 0 < sum(1 for v in got.values() if v >= 0.5) < len(got)
+
+
+def test_overdue_counts_due_dates_with_a_time(tmp_path):
+    from small_db import make_db, run
+
+    db = make_db(tmp_path / "t.db", [("a", "A", "x")], receivables=[
+        ("a", "2026-05-01", "2026-05-30 10:00:00", 100, 0, None),   # 31 days past due
+        ("a", "2026-05-01", "2026-06-29 10:00:00", 10, 0, None),    # 1 day past due
+    ])
+    got = run(tmp_path, "metrics:\n  late_31_60: {overdue: amount, min_days: 31, max_days: 60}\n"
+                        "  late_any: {overdue: amount}\ntiers:\n  levels: [{id: A, default: true}]\n", db)
+    assert got["a"][4] == {"late_31_60": 100, "late_any": 110}
+
+
+def test_attributes_read_by_plugins_are_checked_and_can_be_unmapped(tmp_path, demo_template):
+    db = derived_db(tmp_path / "nolimit.db", demo_template,
+                    "CREATE TABLE customers AS SELECT id, name, region, industry, created_at, account_manager FROM demo.customers",
+                    "CREATE TABLE orders AS SELECT * FROM demo.orders",
+                    "CREATE TABLE receivables AS SELECT * FROM demo.receivables")
+    policy = tmp_path / "c.yaml"
+    policy.write_text("metrics: {revenue_12m: {sum: amount, window: 12 months}}\n"
+                      "credit:\n  c: {use: credit_6c}\ntiers:\n  levels: [{id: A, default: true}]\n")
+    with pytest.raises(DataError) as info:
+        apply_policy(db, load_policy(policy), AS_OF)
+    assert "has no column 'credit_limit' (data.customers.attributes.credit_limit" in str(info.value)
+    policy.write_text(policy.read_text() + "data:\n  customers: {attributes: {credit_limit: null}}\n")
+    outcome = apply_policy(db, load_policy(policy), AS_OF)
+    assert outcome.summary["customers"] == 300

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from crm_rules.engine.demo_data import DEMO_AS_OF, SCHEMA, generate_demo_database
+from crm_rules.engine.demo_data import DEMO_AS_OF, generate_demo_database
+from small_db import assignments, make_db, run
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy
 
@@ -363,15 +364,6 @@ def raw(demo_db) -> Raw:
     return Raw(demo_db)
 
 
-def assignments(db: Path, run_id: int) -> dict:
-    conn = sqlite3.connect(db)
-    rows = conn.execute(
-        "SELECT customer_id, tier, subgrade, stage, service_level, metrics FROM crm_assignments WHERE run_id = ?",
-        (run_id,)).fetchall()
-    conn.close()
-    return {cid: (tier, sub, stage, sl, json.loads(metrics)) for cid, tier, sub, stage, sl, metrics in rows}
-
-
 def same_value(a, b) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -425,32 +417,6 @@ metrics:
   margin_12m: {expr: (revenue_12m - cost_12m) / revenue_12m}
   cost_12m: {sum: cost, window: 12 months}
 """
-
-
-def make_db(path: Path, customers, orders=(), receivables=(), interactions=(), contracts=()) -> Path:
-    """customers: (id, name, region); orders: (customer, date, amount[, cost]); others are full rows minus id."""
-    conn = sqlite3.connect(path)
-    for statement in SCHEMA.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-    conn.executemany("INSERT INTO customers VALUES (?, ?, ?, 'retail', '2020-01-01', 'someone', 10000)", customers)
-    conn.executemany("INSERT INTO orders (customer_id, order_date, amount, cost, discount) VALUES (?, ?, ?, ?, 0)",
-                     [(o[0], o[1], o[2], o[3] if len(o) > 3 else 0) for o in orders])
-    conn.executemany("INSERT INTO receivables (customer_id, order_id, issue_date, due_date, amount, paid_amount, "
-                     "paid_date) VALUES (?, NULL, ?, ?, ?, ?, ?)", receivables)
-    conn.executemany("INSERT INTO interactions (customer_id, date, kind, note) VALUES (?, ?, ?, '')", interactions)
-    conn.executemany("INSERT INTO contracts (customer_id, kind, start_date, end_date) VALUES (?, 'annual', ?, ?)",
-                     contracts)
-    conn.commit()
-    conn.close()
-    return path
-
-
-def run(tmp_path: Path, policy_yaml: str, db: Path) -> dict:
-    policy_file = tmp_path / "policy.yaml"
-    policy_file.write_text(policy_yaml, encoding="utf-8")
-    outcome = apply_policy(db, load_policy(policy_file), D)
-    return assignments(db, outcome.run_id)
 
 
 def test_rules_threshold_ge_includes_and_gt_excludes_the_value(tmp_path):

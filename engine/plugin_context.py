@@ -1,0 +1,146 @@
+"""The context a plugin function receives when a policy is compiled.
+
+Plugins never write raw identifiers or values into SQL: they ask the context
+for a metric's column, a literal's placeholder or a compiled expression, and
+report problems in their ``params`` through it, so users get the same
+``file:line:col`` messages as for the rest of the policy.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+
+from .expr_ast import names_in
+from .expr_sql import SqlParams, quote_identifier as q, to_sql
+from .expr_types import NUMBER, TypeChecker, did_you_mean
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .policy_model import _Builder, Metric
+    from .data_mapping import DataMapping
+
+AS_OF = ":as_of"
+
+
+@lru_cache(maxsize=1)
+def _metric_validator() -> jsonschema.Draft202012Validator:
+    from .schema_validation import load_schema
+
+    return jsonschema.Draft202012Validator(load_schema("policy.schema.json")["properties"]["metrics"]["additionalProperties"])
+
+
+def output_name(entry: str, suffix: str) -> str:
+    """Column name of an entry's output: the entry itself, ``entry_suffix``, or hidden ``_entry_suffix``."""
+    if not suffix:
+        return entry
+    if suffix.startswith("_"):
+        return f"_{entry}{suffix}"
+    return f"{entry}_{suffix}"
+
+
+class PluginContext:
+    def __init__(self, builder: "_Builder", data: "DataMapping", metrics: dict[str, "Metric"], scope: dict[str, str],
+                 entry: str, path: tuple, index: int):
+        self._builder = builder
+        self._data = data
+        self._metrics = metrics
+        self.scope = dict(scope)
+        self.entry = entry
+        self.path = path
+        self.sql_params = SqlParams(prefix=f"x{index}_")
+        self.as_of = AS_OF
+        self.failed = False
+        self._hidden = 0
+        self.locals: dict[str, tuple[str, str]] = {}  # names with engine-given SQL (tier, stage, ... for actions)
+        self.used: set[str] = set()  # policy names the plugin reads, so the data binding can check them
+
+    # -- reporting ---------------------------------------------------------
+    def _params_path(self, where: Any) -> tuple:
+        parts = tuple(where) if isinstance(where, (list, tuple)) else ((where,) if where is not None else ())
+        return self.path + ("params",) + parts
+
+    def error(self, where: Any, message: str) -> None:
+        """Report a problem at ``params.<where>`` of this entry."""
+        self.failed = True
+        self._builder.error(self._params_path(where), message, key=False)
+
+    # -- building SQL --------------------------------------------------------
+    def col(self, suffix: str) -> str:
+        """SQL of one of this entry's outputs from an earlier step."""
+        return f"t.{q(output_name(self.entry, suffix))}"
+
+    def literal(self, value: Any) -> str:
+        """A bound parameter for ``value``."""
+        return self.sql_params.add(value)
+
+    def ref(self, name: Any, where: Any, types: tuple[str, ...] = (NUMBER,)) -> str | None:
+        """SQL of a metric, attribute or earlier plugin output named in the params."""
+        if isinstance(name, str) and name in self.locals:
+            sql, found = self.locals[name]
+            if found not in types:
+                self.error(where, f"{name!r} is a {found}, expected {' or '.join(types)}")
+                return None
+            return sql
+        if not isinstance(name, str) or name not in self.scope:
+            self.error(where, f"unknown metric {name!r}{did_you_mean(str(name), self.scope)}")
+            return None
+        self.used.add(name)
+        if self.scope[name] not in types:
+            self.error(where, f"{name!r} is a {self.scope[name]}, expected {' or '.join(types)}")
+            return None
+        return f"t.{q(name)}"
+
+    def type_of(self, name: str) -> str | None:
+        return self.scope.get(name)
+
+    def expr(self, text: Any, where: Any, names: dict[str, tuple[str, str]] | None = None,
+             condition: bool = False, types: tuple[str, ...] | None = None) -> str | None:
+        """Compile an expression written in the params; ``names`` adds local names (name -> (sql, type)),
+        ``types`` restricts the type the expression may have."""
+        path = self._params_path(where)
+        if not isinstance(text, str):
+            self.error(where, "expected an expression (text)")
+            return None
+        node = self._builder.parse(text, path)
+        if node is None:
+            self.failed = True
+            return None
+        local = {**self.locals, **(names or {})}
+        checker = TypeChecker({**self.scope, **{n: t for n, (_, t) in local.items()}}, "metric or name")
+        found = self._builder.typecheck(node, path, checker, condition=condition)
+        if found is None:
+            self.failed = True
+            return None
+        if types is not None and found not in (*types, "null"):
+            self.error(where, f"expected a {' or '.join(types)} expression, but {text!r} is a {found}")
+            return None
+        self.used |= names_in(node) - set(local)
+        return to_sql(node, lambda n: local[n][0] if n in local else f"t.{q(n)}", self.sql_params)
+
+    def metric(self, spec: dict, where: Any) -> str | None:
+        """An extra engine metric this plugin needs (e.g. ``{"overdue": "amount", "min_days": 31}``)."""
+        from .policy_model import METRIC_KINDS, POPULATION
+
+        kinds = [k for k in spec if k in METRIC_KINDS]
+        if len(kinds) != 1:  # a plugin bug, not a user error
+            raise ValueError(f"metric spec needs exactly one kind key: {spec}")
+        errors = sorted(e.message for e in _metric_validator().iter_errors(spec))
+        if errors:  # a plugin bug too: it built the spec
+            raise ValueError(f"invalid metric spec {spec}: {'; '.join(errors)}")
+        self._hidden += 1
+        name = f"_{self.entry}_m{self._hidden}"
+        m = self._builder._metric(name, kinds[0], spec, self._params_path(where), self._data)
+        m.internal = True
+        if kinds[0] in POPULATION:
+            if m.of not in self._metrics:
+                self.error(where, f"unknown metric {m.of!r}{did_you_mean(str(m.of), self._metrics)}")
+                return None
+            m.deps = {m.of}
+        self._metrics[name] = m
+        return f"t.{q(name)}"
+
+    def condition(self, text: Any, where: Any, names: dict[str, tuple[str, str]] | None = None) -> str | None:
+        return self.expr(text, where, names, condition=True)
+

@@ -1,0 +1,251 @@
+"""Run plugin plans: SQL steps as table layers, Python batches in chunks, actions as inserts.
+
+The engine owns every loop over customers.  SQL plans run in the database
+like the rest of the policy; batch plans get chunks of rows, and a failure is
+narrowed down to the customers it concerns and recorded, so a run can fail
+with a precise message or go on, as the policy's ``on_error`` says.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import RunError
+from .expr_sql import SqlParams, quote_identifier as q
+from .metric_sql import CID, Statement
+from .expr_types import is_iso_date
+from .plugin_api import ACTION_CATEGORIES, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
+from .plugin_context import output_name
+from .policy_model import RESULT_NAMES, PluginStep, Policy
+
+ERRORS = "temp._crm_plugin_errors"
+ACTIONS = "temp._crm_actions"
+MAX_ERRORS_SHOWN = 5
+
+
+@dataclass
+class BatchOp:
+    """Work done in Python between SQL statements (a plugin batch, an error check)."""
+
+    run: Callable[[sqlite3.Connection, dict], None]
+    label: str
+
+
+Operation = Statement | BatchOp
+
+
+def setup_statements() -> list[Statement]:
+    return [
+        Statement(f"DROP TABLE IF EXISTS {ERRORS}"),
+        Statement(f"CREATE TABLE {ERRORS} (cid, entry TEXT, plugin TEXT, message TEXT)"),
+        Statement(f"DROP TABLE IF EXISTS {ACTIONS}"),
+        Statement(f"CREATE TABLE {ACTIONS} (cid, entry TEXT, plugin TEXT, action TEXT, category TEXT, reason TEXT, "
+                  f"details TEXT, priority INTEGER, due_date TEXT, owner TEXT)"),
+    ]
+
+
+def _layer(name: str, source: str, columns: dict[str, str], params: dict, join: str = "") -> list[Statement]:
+    cols = ", ".join(f"{sql} AS {q(col)}" for col, sql in columns.items())
+    return [Statement(f"DROP TABLE IF EXISTS temp.{q(name)}"),
+            Statement(f"CREATE TEMP TABLE {q(name)} AS SELECT t.*, {cols} FROM {source} AS t {join}", params)]
+
+
+def _chunks(conn: sqlite3.Connection, sql: str, size: int, params: dict):
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    while True:
+        rows = cursor.fetchmany(size)
+        if not rows:
+            return
+        yield [dict(zip(names, r)) for r in rows]
+
+
+def _call_batch(compute: Callable, rows: list[dict]) -> list[Any]:
+    """compute(rows); when the whole chunk fails, row by row, so the error lands on its customers."""
+    try:
+        results = list(compute(rows))
+        if len(results) != len(rows):
+            raise ValueError(f"returned {len(results)} results for {len(rows)} rows")
+        return results
+    except Exception as exc:
+        if len(rows) == 1:
+            return [exc]
+    return [_call_batch(compute, [row])[0] for row in rows]
+
+
+def _checked(value: Any, column: Column) -> Any:
+    """A batch output as SQLite will store it, or ValueError if it is not of the declared type."""
+    if value is None:
+        return None
+    ok = {"number": isinstance(value, (int, float)) and not isinstance(value, bool),
+          "text": isinstance(value, str),
+          "date": is_iso_date(value),
+          "bool": isinstance(value, bool)}[column.type]
+    if not ok:
+        raise ValueError(f"{value!r} is not a {column.type}")
+    return int(value) if column.type == "bool" else value
+
+
+def _output_row(result: Any, outputs: dict[str, Column]) -> list[Any]:
+    if not isinstance(result, dict):
+        raise ValueError(f"returned {type(result).__name__}, expected a dict of outputs")
+    unknown = sorted(set(result) - set(outputs))
+    if unknown:
+        raise ValueError(f"returned unknown outputs {unknown}; declared: {sorted(outputs)}")
+    values = []
+    for suffix, column in outputs.items():
+        try:
+            values.append(_checked(result.get(suffix), column))
+        except ValueError as exc:
+            raise ValueError(f"output {suffix!r}: {exc}") from None
+    return values
+
+
+def _action_row(a: Any, as_of: str) -> tuple:
+    """(action, category, reason, details, priority, due) of one batch action dict, checked."""
+    if not isinstance(a, dict) or not isinstance(a.get("action"), str) or not a["action"]:
+        raise ValueError(f"an action must be a dict with a non-empty 'action' name, got {a!r}")
+    category = a.get("category", "other")
+    if category not in ACTION_CATEGORIES:
+        raise ValueError(f"action {a['action']!r}: unknown category {category!r}; use one of {', '.join(ACTION_CATEGORIES)}")
+    priority = a.get("priority", 3)
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 9:
+        raise ValueError(f"action {a['action']!r}: priority must be a whole number from 1 (most urgent) to 9, got {priority!r}")
+    due = a.get("due") or as_of
+    if not is_iso_date(due):
+        raise ValueError(f"action {a['action']!r}: due {due!r} is not a YYYY-MM-DD date")
+    reason = a.get("reason")
+    return (a["action"], category, None if reason is None else str(reason),
+            json.dumps(a.get("details", {}), ensure_ascii=False, sort_keys=True, default=str), priority, due)
+
+
+def _inputs_sql(step: PluginStep, policy: Policy, source: str, inputs: list[str]) -> str:
+    cols = [f"t.{CID} AS customer_id", ":as_of AS as_of"]
+    for name in inputs:
+        column = RESULT_NAMES.get(name, name) if step.section == "actions" else name
+        cols.append(f"t.{q(column)} AS {q(name)}")
+    return f"SELECT {', '.join(cols)} FROM {source} AS t ORDER BY t.{CID}"
+
+
+def _record_errors(conn: sqlite3.Connection, step: PluginStep, errors: list[tuple[Any, str]]) -> None:
+    conn.executemany(f"INSERT INTO {ERRORS} VALUES (?, ?, ?, ?)",
+                     [(cid, step.entry, step.plugin, message) for cid, message in errors])
+
+
+def _batch_outputs_op(step: PluginStep, policy: Policy, source: str, target: str) -> BatchOp:
+    plan: BatchOutputs = step.plan
+    suffixes = list(plan.outputs)
+
+    def run(conn: sqlite3.Connection, params: dict) -> None:
+        cols = ", ".join(q(output_name(step.entry, s)) for s in suffixes)
+        conn.execute(f"DROP TABLE IF EXISTS temp.{q(target)}")
+        conn.execute(f"CREATE TEMP TABLE {q(target)} ({CID} PRIMARY KEY{', ' + cols if cols else ''})")
+        placeholders = ", ".join("?" for _ in range(len(suffixes) + 1))
+        for rows in _chunks(conn, _inputs_sql(step, policy, source, plan.inputs), plan.chunk_size, params):
+            results = _call_batch(plan.compute, rows)
+            values, errors = [], []
+            for row, result in zip(rows, results):
+                try:
+                    if isinstance(result, Exception):
+                        raise result
+                    values.append((row["customer_id"], *_output_row(result, plan.outputs)))
+                except Exception as exc:
+                    errors.append((row["customer_id"], f"{type(exc).__name__}: {exc}"))
+            conn.executemany(f"INSERT INTO temp.{q(target)} VALUES ({placeholders})", values)
+            _record_errors(conn, step, errors)
+
+    return BatchOp(run, f"{step.section}.{step.entry} ({step.contribution.name}, batch)")
+
+
+def _error_check_op(step: PluginStep, table: str, outputs: list[str]) -> BatchOp:
+    """After a step: fail the run, or blank the failed customers' outputs, as on_error says."""
+
+    def run(conn: sqlite3.Connection, _params: dict) -> None:
+        rows = conn.execute(f"SELECT cid, message FROM {ERRORS} WHERE entry = ? ORDER BY cid", (step.entry,)).fetchall()
+        if not rows:
+            return
+        if step.on_error == "fail":
+            shown = "; ".join(f"customer {cid!r}: {msg}" for cid, msg in rows[:MAX_ERRORS_SHOWN])
+            more = f" (and {len(rows) - MAX_ERRORS_SHOWN} more)" if len(rows) > MAX_ERRORS_SHOWN else ""
+            raise RunError(f"plugin {step.plugin!r} failed in {step.section}.{step.entry} for {len(rows)} customer(s): {shown}{more}",
+                           hint=f"fix the data or the plugin, or set `on_error: skip` on {step.section}.{step.entry} to record the errors and go on")
+        if outputs:
+            sets = ", ".join(f"{q(o)} = NULL" for o in outputs)
+            conn.execute(f"UPDATE {table} SET {sets} WHERE {CID} IN (SELECT cid FROM {ERRORS} WHERE entry = ?)", (step.entry,))
+
+    return BatchOp(run, f"check errors of {step.section}.{step.entry}")
+
+
+def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm") -> tuple[list[Operation], str]:
+    """Scores and credit checks, in policy order, each adding its outputs as columns."""
+    ops: list[Operation] = []
+    for i, step in enumerate(policy.plugin_steps):
+        plan = step.plan
+        if isinstance(plan, SqlOutputs):
+            for j, columns in enumerate(plan.steps):
+                name = f"{prefix}_p{i}_{j}"
+                ops += _layer(name, table, {output_name(step.entry, s): c.sql for s, c in columns.items()}, step.params.values)
+                table = f"temp.{q(name)}"
+            if plan.error:
+                ops.append(Statement(f"INSERT INTO {ERRORS} SELECT t.{CID}, :entry, :plugin, e FROM "
+                                     f"(SELECT t.*, {plan.error} AS e FROM {table} AS t) AS t WHERE e IS NOT NULL",
+                                     {**step.params.values, "entry": step.entry, "plugin": step.plugin}))
+            outputs = [output_name(step.entry, s) for cols in plan.steps for s in cols]
+        else:
+            target = f"{prefix}_b{i}"
+            ops.append(_batch_outputs_op(step, policy, table, target))
+            outputs = [output_name(step.entry, s) for s in plan.outputs]
+            name = f"{prefix}_p{i}"
+            ops += _layer(name, table, {o: f"b.{q(o)}" for o in outputs} or {"_none": "NULL"}, {},
+                          join=f"LEFT JOIN temp.{q(target)} AS b ON b.{CID} = t.{CID}")
+            table = f"temp.{q(name)}"
+        ops.append(_error_check_op(step, table, outputs))
+    return ops, table
+
+
+def compile_actions(policy: Policy, table: str, owner_sql: str) -> list[Operation]:
+    ops: list[Operation] = []
+    for step in policy.action_steps:
+        plan = step.plan
+        if isinstance(plan, SqlActions):
+            for action in plan.actions:
+                params = SqlParams(prefix="a")
+                sql = (f"INSERT INTO {ACTIONS} SELECT t.{CID}, {params.add(step.entry)}, {params.add(step.plugin)}, "
+                       f"{params.add(action.action)}, {params.add(action.category)}, {action.reason}, "
+                       f"{params.add(json.dumps(action.details, ensure_ascii=False, sort_keys=True))}, "
+                       f"{params.add(int(action.priority))}, coalesce({action.due or 'NULL'}, :as_of), {owner_sql} "
+                       f"FROM {table} AS t WHERE {action.when}")
+                ops.append(Statement(sql, {**step.params.values, **params.values}))
+        else:
+            ops.append(_batch_actions_op(step, policy, table, owner_sql))
+        ops.append(_error_check_op(step, table, []))
+    return ops
+
+
+def _batch_actions_op(step: PluginStep, policy: Policy, table: str, owner_sql: str) -> BatchOp:
+    plan: BatchActions = step.plan
+
+    def run(conn: sqlite3.Connection, params: dict) -> None:
+        owners = dict(conn.execute(f"SELECT t.{CID}, {owner_sql} FROM {table} AS t").fetchall())
+        for rows in _chunks(conn, _inputs_sql(step, policy, table, plan.inputs), plan.chunk_size, params):
+            results = _call_batch(plan.compute, rows)
+            values, errors = [], []
+            for row, result in zip(rows, results):
+                cid = row["customer_id"]
+                try:
+                    if isinstance(result, Exception):
+                        raise result
+                    checked = [_action_row(a, params["as_of"]) for a in result or []]
+                except Exception as exc:
+                    errors.append((cid, f"{type(exc).__name__}: {exc}"))
+                    continue
+                values += [(cid, step.entry, step.plugin, *row_values[:2], row_values[2], row_values[3], row_values[4],
+                            row_values[5], owners.get(cid)) for row_values in checked]
+            conn.executemany(f"INSERT INTO {ACTIONS} VALUES ({', '.join('?' * 10)})", values)
+            _record_errors(conn, step, errors)
+
+    return BatchOp(run, f"actions.{step.entry} ({step.contribution.name}, batch)")
