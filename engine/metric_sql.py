@@ -16,6 +16,7 @@ from .data_binding import Binding
 from .data_mapping import DATE_FIELDS, WINDOW_FIELD
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import DATE
+from .sql_layers import Statement, layer_statements
 from .policy_model import AGGREGATES, Metric, Policy
 
 CID, CNAME = "_cid", "_cname"
@@ -35,12 +36,6 @@ def bad_date_sql(col: str) -> str:
 
 _WINDOW = re.compile(r"^([1-9][0-9]*)\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$")
 _UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
-
-
-@dataclass
-class Statement:
-    sql: str
-    params: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -189,15 +184,17 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
         return f"({ref(ok)} * 1.0 / NULLIF({ref(n)}, 0))"
     if kind in ("overdue", "outstanding"):
         open_amount = f"({amount} - {sq.paid_as_of()})"
-        cond = f"{sq.col('date')} < :as_of_next AND {open_amount} > 0.005"
+        is_open = f"{sq.col('date')} < :as_of_next AND {open_amount} > 0.005"
         if kind == "outstanding":
-            sq.add(m.name, f"SUM(CASE WHEN {cond} THEN {open_amount} END)")
+            sq.add(m.name, f"SUM(CASE WHEN {is_open} THEN {open_amount} END)")
             return f"coalesce({ref(m.name)}, 0)"
         min_days = m.spec.get("min_days", 1)
-        # due on or before (as-of − min_days), written as "< the day after" so due dates with a time compare right
-        cond += f" AND {due} < {sq.params.add(sq.dates.days_before(min_days - 1))}"
+        # due on or before (as-of − min_days), written as "< the day after" so due dates with a time compare
+        # right; the cheap date tests come first so the open amount is only worked out for rows in range
+        cond = f"{due} < {sq.params.add(sq.dates.days_before(min_days - 1))}"
         if "max_days" in m.spec:  # aging buckets: at most max_days past due
             cond += f" AND {due} >= {sq.params.add(sq.dates.days_before(m.spec['max_days']))}"
+        cond += f" AND {is_open}"
         what = m.spec["overdue"]
         if what == "amount":
             sq.add(m.name, f"SUM(CASE WHEN {cond} THEN {open_amount} END)")
@@ -329,9 +326,7 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
             else:
                 inline[name] = _population_sql(m, resolve(m.of))
         new_table = f"{prefix}_m{level + 1}"
-        statements.append(Statement(f"DROP TABLE IF EXISTS temp.{q(new_table)}"))
-        cols = ", ".join(f"{inline[n]} AS {q(n)}" for n in names)
-        statements.append(Statement(f"CREATE TEMP TABLE {q(new_table)} AS SELECT t.*, {cols} FROM {table} AS t", dict(params.values)))
+        statements += layer_statements(new_table, table, {n: inline[n] for n in names}, dict(params.values))
         table = f"temp.{q(new_table)}"
     return MetricPlan(statements, table, attrs, aggregates)
 

@@ -24,6 +24,15 @@ if TYPE_CHECKING:  # pragma: no cover
 AS_OF = ":as_of"
 
 
+def _same_metric(metrics: dict, spec: dict) -> str | None:
+    """Name of a metric computed exactly as ``spec`` says (labels aside), if there is one."""
+    def essence(s: dict) -> dict:
+        return {k: v for k, v in s.items() if k not in ("label", "description") and not (k == "window" and v == "all")}
+
+    wanted = essence(spec)
+    return next((name for name, m in metrics.items() if essence(m.spec) == wanted), None)
+
+
 @lru_cache(maxsize=1)
 def _metric_validator() -> jsonschema.Draft202012Validator:
     from .schema_validation import load_schema
@@ -129,6 +138,10 @@ class PluginContext:
         errors = sorted(e.message for e in _metric_validator().iter_errors(spec))
         if errors:  # a plugin bug too: it built the spec
             raise ValueError(f"invalid metric spec {spec}: {'; '.join(errors)}")
+        same = _same_metric(self._metrics, spec)
+        if same is not None:  # already computed (by the policy or another plugin): reuse it
+            self.used.add(same)
+            return f"t.{q(same)}"
         self._hidden += 1
         name = f"_{self.entry}_m{self._hidden}"
         m = self._builder._metric(name, kinds[0], spec, self._params_path(where), self._data)

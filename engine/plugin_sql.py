@@ -16,7 +16,8 @@ from typing import Any
 
 from .errors import RunError
 from .expr_sql import SqlParams, quote_identifier as q
-from .metric_sql import CID, Statement
+from .metric_sql import CID
+from .sql_layers import Statement, layer_statements
 from .expr_types import is_iso_date
 from .plugin_api import ACTION_CATEGORIES, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import output_name
@@ -46,12 +47,6 @@ def setup_statements() -> list[Statement]:
         Statement(f"CREATE TABLE {ACTIONS} (cid, entry TEXT, plugin TEXT, action TEXT, category TEXT, reason TEXT, "
                   f"details TEXT, priority INTEGER, due_date TEXT, owner TEXT)"),
     ]
-
-
-def _layer(name: str, source: str, columns: dict[str, str], params: dict, join: str = "") -> list[Statement]:
-    cols = ", ".join(f"{sql} AS {q(col)}" for col, sql in columns.items())
-    return [Statement(f"DROP TABLE IF EXISTS temp.{q(name)}"),
-            Statement(f"CREATE TEMP TABLE {q(name)} AS SELECT t.*, {cols} FROM {source} AS t {join}", params)]
 
 
 def _chunks(conn: sqlite3.Connection, sql: str, size: int, params: dict):
@@ -188,7 +183,7 @@ def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm") -> t
         if isinstance(plan, SqlOutputs):
             for j, columns in enumerate(plan.steps):
                 name = f"{prefix}_p{i}_{j}"
-                ops += _layer(name, table, {output_name(step.entry, s): c.sql for s, c in columns.items()}, step.params.values)
+                ops += layer_statements(name, table, {output_name(step.entry, s): c.sql for s, c in columns.items()}, step.params.values)
                 table = f"temp.{q(name)}"
             if plan.error:
                 ops.append(Statement(f"INSERT INTO {ERRORS} SELECT t.{CID}, :entry, :plugin, e FROM "
@@ -200,7 +195,7 @@ def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm") -> t
             ops.append(_batch_outputs_op(step, policy, table, target))
             outputs = [output_name(step.entry, s) for s in plan.outputs]
             name = f"{prefix}_p{i}"
-            ops += _layer(name, table, {o: f"b.{q(o)}" for o in outputs} or {"_none": "NULL"}, {},
+            ops += layer_statements(name, table, {o: f"b.{q(o)}" for o in outputs} or {"_none": "NULL"}, {},
                           join=f"LEFT JOIN temp.{q(target)} AS b ON b.{CID} = t.{CID}")
             table = f"temp.{q(name)}"
         ops.append(_error_check_op(step, table, outputs))

@@ -63,12 +63,14 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
             grid.add_row(tier, *[fmt_number(counts.get((tier, s), 0)) for s in stages])
         grid.add_row("[b]all[/b]", *[f"[b]{fmt_number(summary['stages'][s])}[/b]" for s in stages])
         console.print(grid)
-    for name, counts in (summary.get("outputs") or {}).items():
-        out = Table(title=f"{name} (plugin output)", title_justify="left")
+    if summary.get("outputs"):
+        out = Table(title="Plugin outputs", title_justify="left")
+        out.add_column("Output")
         out.add_column("Value")
         out.add_column("Customers", justify="right")
-        for value, n in counts.items():
-            out.add_row(str(value) if value != "" else "(none)", fmt_number(n))
+        for name, counts in summary["outputs"].items():
+            for i, (value, n) in enumerate(counts.items()):
+                out.add_row(name if i == 0 else "", str(value) if value != "" else "(none)", fmt_number(n))
         console.print(out)
     if summary.get("actions"):
         acts = Table(title="Actions", title_justify="left")
