@@ -61,7 +61,8 @@ def weighted_value(ctx: PluginContext, params: dict) -> SqlOutputs | None:
         terms.append(f"coalesce({w} * {f}, 0)")
         present.append(f"(CASE WHEN {f} IS NOT NULL THEN {w} ELSE 0 END)")
     scale = ctx.literal(params.get("scale", 100))
-    score = f"{scale} * ({' + '.join(terms)}) / NULLIF({' + '.join(present)}, 0)"
+    # rounded so that float noise (49.99999999999999) never moves a customer across a grade boundary
+    score = f"round({scale} * ({' + '.join(terms)}) / NULLIF({' + '.join(present)}, 0), 6)"
     steps = [normalized, {"": Column("number", score, label="value score")}]
     if "grades" in params:
         grade = grade_case(ctx, ctx.col(""), params["grades"], "grades")

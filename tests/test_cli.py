@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from importlib.metadata import PackageNotFoundError, files
@@ -100,3 +101,25 @@ def test_installed_wheel_uses_one_namespace():
     assert tops == {"crm_rules"}, tops
     names = {str(f) for f in installed}
     assert "crm_rules/policies/base.yaml" in names and "crm_rules/schemas/policy.schema.json" in names
+
+
+def test_actions_command_lists_filters_and_exports(cli, demo_db):
+    cli("apply", "--db", demo_db, "-p", "base", "--as-of", "2026-06-30", ok=True)
+    everything = json.loads(cli("actions", "--db", demo_db, "--json", ok=True).output)
+    items = everything["actions"]
+    assert everything["run_id"] == 1 and items
+    assert {"churn_alert", "loyalty_rebate"} <= {a["action"] for a in items}
+    keys = [(a["due_date"], a["priority"], a["customer_id"], a["action"]) for a in items]
+    assert keys == sorted(keys)  # most urgent first
+    owner = items[0]["owner"]
+    mine = json.loads(cli("actions", "--db", demo_db, "--owner", owner, "--json", ok=True).output)["actions"]
+    assert mine and all(a["owner"] == owner for a in mine)
+    soon = json.loads(cli("actions", "--db", demo_db, "--due-before", "2026-07-10", "--json", ok=True).output)["actions"]
+    assert soon and all(a["due_date"] < "2026-07-10" for a in soon) and len(soon) < len(items)
+    assert {a["due_date"] for a in items} > {"2026-06-30", "2026-07-03", "2026-07-30"}  # lead times differ per action
+    churn = json.loads(cli("actions", "--db", demo_db, "--action", "churn_alert", "--json", ok=True).output)["actions"]
+    assert churn and {a["action"] for a in churn} == {"churn_alert"} and all(a["category"] == "churn" for a in churn)
+    table = cli("actions", "--db", demo_db, "--limit", "5", ok=True).output
+    assert f"Actions of run 1: {len(items):,}" in table and f"{len(items) - 5:,} more" in table
+    bad = cli("actions", "--db", demo_db, "--due-before", "soon")
+    assert bad.exit_code == 2 and "--due-before 'soon' is not a date" in bad.output
