@@ -27,14 +27,18 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
+def _table(title: str, *columns: str) -> Table:
+    """A left-titled table; a column named with a trailing ``>`` is right-aligned (numbers)."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column.rstrip(">"), justify="right" if column.endswith(">") else "left")
+    return table
+
+
 def print_summary(console: Console, summary: dict, labels: dict[str, str], header: str) -> None:
     console.print(header)
     total = summary["customers"] or 1
-    tiers = Table(title="Customers per tier", title_justify="left")
-    tiers.add_column("Tier")
-    tiers.add_column("Label")
-    tiers.add_column("Customers", justify="right")
-    tiers.add_column("Share", justify="right")
+    tiers = _table("Customers per tier", "Tier", "Label", "Customers>", "Share>")
     if summary.get("revenue_metric"):
         tiers.add_column(f"Revenue ({summary['revenue_metric']})", justify="right")
         tiers.add_column("Revenue share", justify="right")
@@ -45,44 +49,31 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
         tiers.add_row(*cells)
     console.print(tiers)
     if summary.get("subgrades"):
-        subs = Table(title="Sub-grades", title_justify="left")
-        subs.add_column("Sub-grade")
-        subs.add_column("Label")
-        subs.add_column("Customers", justify="right")
+        subs = _table("Sub-grades", "Sub-grade", "Label", "Customers>")
         for sub, n in summary["subgrades"].items():
             subs.add_row(sub, labels.get(sub, ""), fmt_number(n))
         console.print(subs)
     if summary.get("stages"):
-        grid = Table(title="Customers per tier and lifecycle stage", title_justify="left")
-        grid.add_column("Tier")
         stages = list(summary["stages"])
-        for s in stages:
-            grid.add_column(labels.get(s, s), justify="right")
+        grid = _table("Customers per tier and lifecycle stage", "Tier", *[labels.get(s, s) + ">" for s in stages])
         counts = {(t, s): n for t, s, n in summary["tier_stage"]}
         for tier in summary["tiers"]:
             grid.add_row(tier, *[fmt_number(counts.get((tier, s), 0)) for s in stages])
         grid.add_row("[b]all[/b]", *[f"[b]{fmt_number(summary['stages'][s])}[/b]" for s in stages])
         console.print(grid)
     if summary.get("outputs"):
-        out = Table(title="Plugin outputs", title_justify="left")
-        out.add_column("Output")
-        out.add_column("Value")
-        out.add_column("Customers", justify="right")
+        out = _table("Plugin outputs", "Output", "Value", "Customers>")
         for name, counts in summary["outputs"].items():
             for i, (value, n) in enumerate(counts.items()):
                 out.add_row(name if i == 0 else "", str(value) if value != "" else "(none)", fmt_number(n))
         console.print(out)
     if summary.get("actions"):
-        acts = Table(title="Actions", title_justify="left")
-        acts.add_column("Action")
-        acts.add_column("Customers", justify="right")
+        acts = _table("Actions", "Action", "Customers>")
         for name, n in summary["actions"].items():
             acts.add_row(name, fmt_number(n))
         console.print(acts)
     if summary.get("service_levels"):
-        sl = Table(title="Service levels", title_justify="left")
-        sl.add_column("Service level")
-        sl.add_column("Customers", justify="right")
+        sl = _table("Service levels", "Service level", "Customers>")
         for name, n in summary["service_levels"].items():
             sl.add_row(name or "(none)", fmt_number(n))
         console.print(sl)
@@ -118,10 +109,7 @@ def _is_literal(text: str) -> bool:
 def print_explanation(console: Console, e: dict) -> None:
     console.print(f"[b]Customer {e['customer_id']}[/b] {e['customer_name'] or ''} — policy {e['policy']} "
                   f"(sha256 {e['policy_sha256'][:12]}), as of {e['as_of']}")
-    table = Table(title="Metrics", title_justify="left")
-    table.add_column("Metric")
-    table.add_column("Label")
-    table.add_column("Value", justify="right")
+    table = _table("Metrics", "Metric", "Label", "Value>")
     for name, value in e["attributes"].items():
         table.add_row(name, "(attribute)", fmt_number(value))
     for m in e["metrics"]:
