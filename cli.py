@@ -299,7 +299,9 @@ def actions(
         return
     table = Table(title=f"Actions of run {run_id}: {len(items):,}", title_justify="left")
     for column in ("Due", "Prio", "Customer", "Name", "Tier", "Action", "Owner", "Reason"):
-        table.add_column(column)
+        # dates, ids and action names stay whole; names and reasons wrap
+        whole = column in ("Due", "Prio", "Customer", "Tier", "Action")
+        table.add_column(column, no_wrap=whole, overflow="ellipsis" if whole else "fold")
     shown = items if limit == 0 else items[:limit]
     for a in shown:
         table.add_row(a["due_date"], str(a["priority"]), str(a["customer_id"]), a["customer_name"] or "", a["tier"] or "",
