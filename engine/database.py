@@ -8,6 +8,7 @@ such rather than as a confusing SQL error later.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -25,6 +26,12 @@ def _uri(path: Path, mode: str) -> str:
 def _check_sqlite(conn: sqlite3.Connection, path: Path) -> None:
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise DataError(f"{path}: the database is locked by another program",
+                            hint="run again when the other program is done") from None
+        raise DataError(f"{path}: cannot read the database ({exc})") from None
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise DataError(f"{path}: not a SQLite database ({exc})", hint="pass the path of a SQLite database file") from None
@@ -45,6 +52,37 @@ def connect(path: Path, *, mode: str = "rw", must_exist: bool = True) -> sqlite3
     return conn
 
 
+# Actions that change a table, and which argument of the authorizer callback names the table.
+_WRITES = {
+    sqlite3.SQLITE_INSERT: 0, sqlite3.SQLITE_UPDATE: 0, sqlite3.SQLITE_DELETE: 0,
+    sqlite3.SQLITE_CREATE_TABLE: 0, sqlite3.SQLITE_DROP_TABLE: 0, sqlite3.SQLITE_CREATE_VIEW: 0,
+    sqlite3.SQLITE_DROP_VIEW: 0, sqlite3.SQLITE_CREATE_INDEX: 1, sqlite3.SQLITE_DROP_INDEX: 1,
+    sqlite3.SQLITE_ALTER_TABLE: 1, sqlite3.SQLITE_CREATE_TRIGGER: 1, sqlite3.SQLITE_DROP_TRIGGER: 1,
+}
+_SQLITE_INTERNAL = ("sqlite_master", "sqlite_temp_master", "sqlite_schema", "sqlite_sequence")
+
+
+def results_only_authorizer(schema: str) -> Callable[[int, str | None, str | None, str | None, str | None], int]:
+    """An authorizer that lets the run write only its own crm_ tables (and temp tables) in ``schema``.
+
+    The user's tables live in the same database when no --results-db is
+    given; this makes writing them impossible for the connection, whatever
+    SQL a policy or plugin manages to produce.
+    """
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, dbname: str | None, _source: str | None) -> int:
+        if action == sqlite3.SQLITE_ALTER_TABLE:
+            dbname = arg1  # ALTER TABLE names its database in the first argument
+        if action not in _WRITES or dbname != schema:
+            return sqlite3.SQLITE_OK
+        table = (arg1, arg2)[_WRITES[action]] or ""
+        if table.startswith("crm_") or table in _SQLITE_INTERNAL:
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+
+    return authorize
+
+
 @dataclass
 class RunConnection:
     """One connection that reads the source schema and writes the results schema."""
@@ -63,6 +101,8 @@ def open_for_run(db: Path, results_db: Path | None = None, *, write: bool = True
     """Source and results in one database, or results in a separate one (source opened read-only)."""
     if results_db is None:
         conn = connect(db, mode="rw" if write else "ro")
+        if write:
+            conn.set_authorizer(results_only_authorizer("main"))
         return RunConnection(conn, "main", "main", Path(db), Path(db))
     source = connect(db, mode="ro")  # validates the source file before anything is created
     source.close()

@@ -102,7 +102,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str) -> Computed:
             _check_unique(conn, policy, graded_from)
         _execute(conn, classification + actions, as_of, as_of_next)
     except sqlite3.OperationalError as exc:
-        raise RunError(f"the database could not compute the policy: {exc}") from exc
+        raise RunError(f"the database could not compute the policy: {exc}", hint=_write_hint(str(exc))) from exc
     computed = Computed(rc, policy, as_of, binding, plan, result)
     errors = conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0]
     if errors:
@@ -174,6 +174,18 @@ def summarize(computed: Computed) -> dict:
     }
 
 
+def _write_hint(text: str) -> str | None:
+    if "locked" in text or "busy" in text:
+        return "another program is writing to the database; run again when it is done"
+    if "readonly" in text or "read-only" in text:
+        return "the database file or its folder is read-only; use --results-db to write the results elsewhere"
+    if "full" in text:
+        return "the disk is full; free some space (or use --results-db on another disk) and run again"
+    if "I/O" in text or "disk" in text:
+        return "the disk could not be written; check it and run again"
+    return None
+
+
 def plugins_used(policy: Policy) -> dict[str, str]:
     """Name and version of each plugin the policy used: part of what makes a run reproducible."""
     from .plugin_manager import get_plugin_manager
@@ -217,6 +229,9 @@ def _metrics_json(names: list[str]) -> str:
 def write_run(computed: Computed, summary: dict, started_at: str) -> int:
     conn, policy, rs = computed.rc.conn, computed.policy, q(computed.rc.results_schema)
     stored = list(dict.fromkeys(policy.key_metrics + ([policy.revenue_metric] if policy.revenue_metric else [])))
+    # WAL lets BI tools and Datasette keep reading while a run is written (and never see half of it).
+    if conn.execute(f"PRAGMA {rs}.journal_mode").fetchone()[0].lower() != "wal":
+        conn.execute(f"PRAGMA {rs}.journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
         ensure_schema(conn, computed.rc.results_schema)
@@ -279,18 +294,17 @@ def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None =
     started = _now()
     rc = open_for_run(db, results_db, write=not dry_run)
     try:
-        computed = compute(rc, policy, as_of)
+        try:
+            computed = compute(rc, policy, as_of)
+        except sqlite3.OperationalError as exc:  # e.g. locked while reading the tables' layout
+            raise RunError(f"could not read the database: {exc}", hint=_write_hint(str(exc))) from exc
         summary = summarize(computed)
         if dry_run:
             return RunOutcome(None, summary, as_of, computed.notes)
         try:
             run_id = write_run(computed, summary, started)
         except sqlite3.OperationalError as exc:
-            text = str(exc)
-            hint = ("another program holds the database; try again when it is done" if "locked" in text or "busy" in text
-                    else "the database file or its folder is read-only; use --results-db to write elsewhere" if "readonly" in text
-                    else None)
-            raise RunError(f"could not write the results: {text}", hint=hint) from exc
+            raise RunError(f"could not write the results: {exc}; nothing was written", hint=_write_hint(str(exc))) from exc
         return RunOutcome(run_id, summary, as_of, computed.notes)
     except RunError as exc:
         if not dry_run:
