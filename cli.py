@@ -128,7 +128,7 @@ def validate(
     from .engine.database import connect
     from .engine.policy_model import load_policy
 
-    failed = 0
+    exit_code = 0
     for path in policies:
         try:
             loaded = load_policy(path)
@@ -140,11 +140,11 @@ def validate(
                     conn.close()
         except CrmRulesError as exc:
             _print_error(exc)
-            failed += 1
+            exit_code = max(exit_code, exc.exit_code)
             continue
         console.print(f"ok: {path} (policy {loaded.name}, sha256 {loaded.sha256[:12]})", highlight=False)
-    if failed:
-        raise typer.Exit(1)
+    if exit_code:
+        raise typer.Exit(exit_code)
 
 
 @app.command()

@@ -99,6 +99,9 @@ def _check_table_name(table: str) -> None:
         raise UsageError(f"table name {table!r} contains a NUL character")
     if _fold(table).startswith("sqlite_"):
         raise UsageError(f"table name {table!r} is reserved: names starting with 'sqlite_' belong to SQLite")
+    if _fold(table).startswith("crm_"):
+        raise UsageError(f"table name {table!r} is reserved: names starting with 'crm_' hold crm-rules results",
+                         hint="import your data under another name and map it in the policy's data: section")
 
 
 def _did_you_mean(word: str, choices: Iterable[str], fallback: str) -> str:

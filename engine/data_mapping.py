@@ -44,6 +44,10 @@ SOURCE_FIELDS: dict[str, dict[str, str]] = {
 DATE_FIELDS = {"orders": ("date",), "receivables": ("date", "due_date", "paid_date"),
                "interactions": ("date",), "contracts": ("start", "end")}
 
+# Fields a row cannot do without: a row missing one cannot be placed in time or counted.
+REQUIRED_FIELDS = {"orders": ("date", "amount"), "receivables": ("date", "due_date", "amount"),
+                   "interactions": ("date",), "contracts": ("start",)}
+
 # The date that places a row of each source in a time window.
 WINDOW_FIELD = {"orders": "date", "receivables": "date", "interactions": "date", "contracts": "start"}
 

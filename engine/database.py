@@ -85,13 +85,29 @@ def results_only_authorizer(schema: str) -> Callable[[int, str | None, str | Non
 
 @dataclass
 class RunConnection:
-    """One connection that reads the source schema and writes the results schema."""
+    """One connection that reads the source schema and, once a run is written, the results schema."""
 
     conn: sqlite3.Connection
     source_schema: str
     results_schema: str
     source_path: Path
     results_path: Path
+    results_attached: bool = True
+
+    def attach_results(self) -> None:
+        """A separate results database is created (if new) only when there is a run to write."""
+        if not self.results_attached:
+            self.conn.execute(f"ATTACH DATABASE ? AS {quote_identifier(self.results_schema)}",
+                              (_uri(self.results_path, "rwc"),))
+            self.results_attached = True
+
+    def results_exist(self) -> bool:
+        """Whether results tables are already there (a failed run is only recorded next to earlier runs)."""
+        if not self.results_attached and not self.results_path.exists():
+            return False
+        self.attach_results()
+        return self.conn.execute(f"SELECT 1 FROM {quote_identifier(self.results_schema)}.sqlite_master "
+                                 f"WHERE name = 'crm_runs'").fetchone() is not None
 
     def close(self) -> None:
         self.conn.close()
@@ -104,8 +120,13 @@ def open_for_run(db: Path, results_db: Path | None = None, *, write: bool = True
         if write:
             conn.set_authorizer(results_only_authorizer("main"))
         return RunConnection(conn, "main", "main", Path(db), Path(db))
-    source = connect(db, mode="ro")  # validates the source file before anything is created
-    source.close()
-    conn = connect(results_db, mode="rwc" if write else "ro", must_exist=not write)
-    conn.execute(f"ATTACH DATABASE ? AS {quote_identifier('src')}", (_uri(Path(db), "ro"),))
-    return RunConnection(conn, "src", "main", Path(db), Path(results_db))
+    results_db = Path(results_db)
+    if results_db.is_dir():
+        raise UsageError(f"--results-db {results_db}: is a directory, expected a database file")
+    if not results_db.parent.is_dir():
+        raise UsageError(f"--results-db {results_db}: the directory {results_db.parent} does not exist",
+                         hint="create it first, or give a path in an existing directory")
+    if results_db.exists():
+        connect(results_db, mode="rw").close()  # validates an existing results file up front
+    conn = connect(db, mode="ro")  # the source, read-only; computing needs only temp tables
+    return RunConnection(conn, "main", "results", Path(db), results_db, results_attached=False)

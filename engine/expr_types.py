@@ -17,12 +17,13 @@ TYPES = (NUMBER, TEXT, DATE, BOOL)
 
 
 class ExpressionTypeError(Exception):
-    def __init__(self, message: str, node: ast.Node, hint: str | None = None):
+    def __init__(self, message: str, node: ast.Node, hint: str | None = None, unknown: str | None = None):
         super().__init__(message)
         self.message = message
         self.line = node.line
         self.col = node.col
         self.hint = hint
+        self.unknown = unknown  # the unknown name, when that is the problem
 
 
 def did_you_mean(word: str, choices) -> str:
@@ -103,6 +104,7 @@ class TypeChecker:
                 f"unknown {self.scope_label} {node.name!r}{did_you_mean(node.name, self.scope)}",
                 node,
                 hint=f"known: {', '.join(sorted(self.scope)) or '(none)'}",
+                unknown=node.name,
             )
         return self.scope[node.name]
 

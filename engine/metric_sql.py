@@ -13,14 +13,14 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from .data_binding import Binding
-from .data_mapping import DATE_FIELDS, WINDOW_FIELD
+from .data_mapping import DATE_FIELDS, REQUIRED_FIELDS, WINDOW_FIELD
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import DATE
 from .sql_layers import Statement, layer_statements
 from .policy_model import AGGREGATES, Metric, Policy
 
 CID, CNAME = "_cid", "_cname"
-BAD_DATES = "_bad_dates"
+BAD_ROWS = "_bad_rows"
 
 
 def bad_date_sql(col: str) -> str:
@@ -34,6 +34,28 @@ def bad_date_sql(col: str) -> str:
     return f"({col} IS NOT NULL AND (typeof({col}) != 'text' OR date(julianday({col})) IS NOT substr({col}, 1, 10)))"
 
 
+def bad_number_sql(col: str) -> str:
+    """True for text that SQLite would silently read as 0 or as its first digits ('abc', '1,234.50')."""
+    return f"(typeof({col}) = 'text' AND (trim({col}) = '' OR trim({col}) GLOB '*[^0-9.eE+-]*'))"
+
+
+def row_problems(source: str, key: str, columns: dict, numeric_used: set[str]) -> list[tuple[str, str, str]]:
+    """(column, problem, SQL that is true for a bad row) for one source's rows (alias ``r``)."""
+    def col(logical: str) -> str:
+        return f"r.{q(columns[logical].column)}"
+
+    checks = [(key, "has no customer id", f"r.{q(key)} IS NULL")]
+    for f in DATE_FIELDS[source]:
+        if f in REQUIRED_FIELDS[source]:
+            checks.append((columns[f].column, f"has no {f.replace('_', ' ')}", f"{col(f)} IS NULL"))
+        checks.append((columns[f].column, "is not a YYYY-MM-DD date", bad_date_sql(col(f))))
+    for f in sorted(numeric_used):
+        if f in REQUIRED_FIELDS[source]:
+            checks.append((columns[f].column, f"has no {f.replace('_', ' ')}", f"{col(f)} IS NULL"))
+        checks.append((columns[f].column, "is not a number", bad_number_sql(col(f))))
+    return checks
+
+
 _WINDOW = re.compile(r"^([1-9][0-9]*)\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$")
 _UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
@@ -44,6 +66,7 @@ class MetricPlan:
     table: str  # temp table holding one row per customer with every metric
     attributes: list[str]  # attribute columns present in that table
     aggregates: dict[str, str] = field(default_factory=dict)  # source -> temp table of its GROUP BY
+    problems: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # source -> row checks
 
 
 @dataclass
@@ -83,8 +106,11 @@ class _SourceQuery:
         self.dates = dates
         self.params = SqlParams(prefix=f"{source[0]}")
         self.columns: list[tuple[str, str]] = []  # (alias, aggregate sql)
+        self.numeric_used: set[str] = set()  # numeric columns read, checked for unreadable text
 
     def col(self, logical: str) -> str:
+        if self.table.columns[logical].type == "number":
+            self.numeric_used.add(logical)
         return f"r.{q(self.table.columns[logical].column)}"
 
     def expr(self, node) -> str:
@@ -111,14 +137,14 @@ class _SourceQuery:
         return (f"(CASE WHEN {self.col('paid_date')} IS NULL OR {self.col('paid_date')} < :as_of_next "
                 f"THEN coalesce({self.col('paid_amount')}, 0) ELSE 0 END)")
 
-    def bad_dates(self) -> str:
-        """Count of unreadable dates, computed in the same scan (a separate check would double the I/O)."""
-        tests = [bad_date_sql(self.col(f)) for f in DATE_FIELDS[self.source]]
-        return f"SUM({' OR '.join(tests)})"
+    def problems(self) -> list[tuple[str, str, str]]:
+        return row_problems(self.source, self.table.key, self.table.columns, self.numeric_used)
 
     def statement(self, target: str) -> Statement:
         key = f"r.{q(self.table.key)}"
-        cols = ",\n  ".join(f"{sql} AS {q(alias)}" for alias, sql in self.columns + [(BAD_DATES, self.bad_dates())])
+        # Rows the run cannot read are counted in the same scan (a separate check would double the I/O).
+        bad = f"SUM(CASE WHEN {' OR '.join(sql for _, _, sql in self.problems())} THEN 1 ELSE 0 END)"
+        cols = ",\n  ".join(f"{sql} AS {q(alias)}" for alias, sql in self.columns + [(BAD_ROWS, bad)])
         return Statement(
             f"CREATE TEMP TABLE {target} AS\nSELECT {key} AS {CID},\n  {cols}\n"
             f"FROM {self.binding.table(self.table.table)} AS r\nGROUP BY {key}",
@@ -328,7 +354,7 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
         new_table = f"{prefix}_m{level + 1}"
         statements += layer_statements(new_table, table, {n: inline[n] for n in names}, dict(params.values))
         table = f"temp.{q(new_table)}"
-    return MetricPlan(statements, table, attrs, aggregates)
+    return MetricPlan(statements, table, attrs, aggregates, {s: sq.problems() for s, sq in queries.items() if sq.columns})
 
 
 def _attribute_sql(col: str, type_: str) -> str:

@@ -93,6 +93,9 @@ class PluginContext:
                 return None
             return sql
         if not isinstance(name, str) or name not in self.scope:
+            if isinstance(name, str) and self._builder.from_failed_entry(name):
+                self.failed = True  # that entry's own error says it all
+                return None
             self.error(where, f"unknown metric {name!r}{did_you_mean(str(name), self.scope)}")
             return None
         self.used.add(name)

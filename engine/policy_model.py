@@ -185,6 +185,10 @@ class _Builder:
     def __init__(self, doc: SourceDocument):
         self.doc = doc
         self.problems: list[Diagnostic] = []
+        self.failed_entries: set[str] = set()  # plugin entries already reported; their names raise no more errors
+
+    def from_failed_entry(self, name: str | None) -> bool:
+        return name is not None and any(name == e or name.startswith(e + "_") for e in self.failed_entries)
 
     def error(self, path: tuple, message: str, *, key: bool = True) -> None:
         pos = self.doc.position(path) if key else self.doc.value_position(path)
@@ -205,6 +209,8 @@ class _Builder:
                 return BOOL
             return checker.infer(node)
         except ExpressionTypeError as exc:
+            if self.from_failed_entry(exc.unknown):
+                return None  # the entry's own error says it all
             pos = self.doc.text_position(path, exc.line, exc.col)
             hint = f" ({exc.hint})" if exc.hint and "did you mean" not in exc.message and not exc.hint.startswith("known:") else ""
             self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), exc.message + hint))
@@ -385,6 +391,7 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
             b.error(path, f"{entry!r} is already a metric, attribute or plugin output; give this entry another name")
             continue
         contribution = registry.get(kind, spec["use"])
+        b.failed_entries.add(entry)  # until it compiles
         if contribution is None:
             installed = registry.names(kind)
             b.error(path + ("use",), f"unknown {kind.replace('_', ' ')} {spec['use']!r}{did_you_mean(spec['use'], installed)} "
@@ -409,6 +416,7 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
         if not isinstance(plan, plan_types):
             raise PluginError(f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} returned "
                               f"{type(plan).__name__}, expected {' or '.join(t.__name__ for t in plan_types)}")
+        b.failed_entries.discard(entry)
         step = PluginStep(section, entry, contribution, plan, spec.get("on_error", "fail"), ctx.sql_params, path, ctx.used)
         steps.append(step)
         columns = ([c for s in plan.steps for c in s.items()] if isinstance(plan, SqlOutputs)

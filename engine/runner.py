@@ -17,11 +17,11 @@ from pathlib import Path
 from . import __version__
 from .classify_sql import compile_classification, match_flags
 from .data_binding import Binding, bind
-from .data_mapping import DATE_FIELDS
 from .database import RunConnection, open_for_run
-from .errors import DataError, RunError, UsageError
+from .errors import RunError, UsageError
 from .expr_sql import SqlParams, quote_identifier as q
-from .metric_sql import BAD_DATES, CID, CNAME, MetricPlan, RunDates, Statement, bad_date_sql, compile_metrics
+from .data_checks import check_customers, check_rows
+from .metric_sql import CID, CNAME, MetricPlan, RunDates, compile_metrics
 from .policy_files import canonical_json
 from .plugin_sql import ACTIONS, ERRORS, BatchOp, compile_actions, compile_plugin_layers, setup_statements
 from .policy_model import Policy
@@ -62,31 +62,10 @@ def _execute(conn: sqlite3.Connection, operations: list, as_of: str, as_of_next:
             conn.execute(op.sql, {**op.params, **dates})
 
 
-def _check_dates(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:
-    """Dates must be ISO text (YYYY-MM-DD[...]); anything else would compare wrongly.
-
-    The aggregation scans already counted bad dates; only when they found some
-    do we look for examples to show.
-    """
-    suspect = [s for s, table in plan.aggregates.items()
-               if rc.conn.execute(f"SELECT total({BAD_DATES}) FROM {table}").fetchone()[0]]
-    problems = []
-    for source in suspect:
-        t = policy.data.sources[source]
-        for f in DATE_FIELDS[source]:
-            col = q(t.columns[f].column)
-            rows = rc.conn.execute(
-                f"SELECT {q(t.key)}, {col} FROM {binding.table(t.table)} WHERE {bad_date_sql(col)} LIMIT 3").fetchall()
-            for cust, value in rows:
-                problems.append(f"table {t.table!r}, column {t.columns[f].column!r}: {value!r} (customer {cust}) is not a YYYY-MM-DD date")
-    if problems:
-        raise DataError("dates in the data cannot be read:\n  - " + "\n  - ".join(problems),
-                        hint="store dates as text 'YYYY-MM-DD' (a time may follow); fix or re-import the rows")
-
-
 def compute(rc: RunConnection, policy: Policy, as_of: str) -> Computed:
     conn = rc.conn
     binding = bind(conn, rc.source_schema, policy)
+    check_customers(rc, policy, binding)
     as_of_next = conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]
     dates = RunDates(as_of, as_of_next, conn)
     plan = compile_metrics(policy, binding, dates)
@@ -96,7 +75,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str) -> Computed:
     actions = compile_actions(policy, result, owner)
     try:
         _execute(conn, plan.statements, as_of, as_of_next)
-        _check_dates(rc, policy, binding, plan)
+        check_rows(rc, policy, binding, plan)
         _execute(conn, setup_statements() + plugin_ops, as_of, as_of_next)
         if policy.hit_policy == "unique":
             _check_unique(conn, policy, graded_from)
@@ -110,11 +89,6 @@ def compute(rc: RunConnection, policy: Policy, as_of: str) -> Computed:
     missing = conn.execute(f"SELECT count(*) FROM {result} WHERE _service_level IS NULL").fetchone()[0]
     if policy.service_levels and missing:
         computed.notes.append(f"{missing} customer(s) match no service level (no entry for their tier/stage)")
-    dupes = conn.execute(f"SELECT {CID}, count(*) FROM {plan.table} GROUP BY {CID} HAVING count(*) > 1 LIMIT 3").fetchall()
-    if dupes:
-        ids = ", ".join(repr(d[0]) for d in dupes)
-        raise DataError(f"customer ids are not unique in table {policy.data.customers.table!r}: {ids} appear more than once",
-                        hint="make data.customers.id a unique column")
     return computed
 
 
@@ -227,6 +201,7 @@ def _metrics_json(names: list[str]) -> str:
 
 
 def write_run(computed: Computed, summary: dict, started_at: str) -> int:
+    computed.rc.attach_results()
     conn, policy, rs = computed.rc.conn, computed.policy, q(computed.rc.results_schema)
     stored = list(dict.fromkeys(policy.key_metrics + ([policy.revenue_metric] if policy.revenue_metric else [])))
     # WAL lets BI tools and Datasette keep reading while a run is written (and never see half of it).
@@ -270,6 +245,8 @@ def record_failure(rc: RunConnection, policy: Policy, as_of: str, started_at: st
         conn, rs = rc.conn, q(rc.results_schema)
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        if not rc.results_exist():
+            return  # no earlier runs here: leave the database exactly as it was
         conn.execute("BEGIN IMMEDIATE")
         ensure_schema(conn, rc.results_schema)
         conn.execute(

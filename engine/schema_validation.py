@@ -30,9 +30,21 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(load_schema(name))
 
 
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
+
+
 def _leaf_errors(error: ValidationError) -> list[ValidationError]:
-    """For oneOf/anyOf, the error of the alternative that came closest."""
+    """For oneOf/anyOf: the errors of the alternative written for this kind of value, else the closest one."""
     if error.validator in ("oneOf", "anyOf") and error.context:
+        kind = _JSON_TYPES.get(type(error.instance))
+        by_branch: dict[int, list[ValidationError]] = {}
+        for sub in error.context:
+            by_branch.setdefault(sub.schema_path[0], []).append(sub)
+        for index, alternative in enumerate(error.validator_value):
+            declared = alternative.get("type") if isinstance(alternative, dict) else None
+            declared = declared if isinstance(declared, list) else [declared]
+            if kind in declared or (kind == "integer" and "number" in declared):
+                return [leaf for sub in by_branch.get(index, []) for leaf in _leaf_errors(sub)]
         return _leaf_errors(best_match(error.context))
     return [error]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Diagnostic, PolicyError
+from .errors import Diagnostic, PolicyError, UsageError
 
 MAX_POLICY_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
@@ -112,6 +112,11 @@ def _yaml_error(file: str, exc: yaml.YAMLError) -> PolicyError:
     elif "mapping values are not allowed" in problem or "expected <block end>" in problem:
         hint = "check the indentation of this line against the lines above it"
     context = getattr(exc, "context", None)
+    opened = getattr(exc, "context_mark", None)
+    if context and opened is not None and opened is not mark:
+        context += f" that starts at line {opened.line + 1}, column {opened.column + 1}"
+        if "flow" in context and hint is None:
+            hint = "a bracket or brace opened there is not closed (or a ':' inside it needs quotes)"
     message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
     return PolicyError(_diagnostic(file, mark, message), hint=hint)
 
@@ -137,7 +142,7 @@ def load_yaml_file(path: Path, display_name: str | None = None) -> SourceDocumen
     except FileNotFoundError:
         raise PolicyError(Diagnostic(name, 0, 0, "", "file not found")) from None
     except IsADirectoryError:
-        raise PolicyError(Diagnostic(name, 0, 0, "", "is a directory, expected a YAML file")) from None
+        raise UsageError(f"{name}: is a directory, expected a policy file (YAML)") from None
     except OSError as exc:
         raise PolicyError(Diagnostic(name, 0, 0, "", f"cannot read: {exc.strerror}")) from None
     return load_yaml_text(raw, name)
@@ -145,8 +150,12 @@ def load_yaml_file(path: Path, display_name: str | None = None) -> SourceDocumen
 
 def load_yaml_text(raw: bytes | str, file: str) -> SourceDocument:
     if isinstance(raw, bytes):
+        if raw.startswith(b"SQLite format 3\x00"):
+            raise UsageError(f"{file}: is a SQLite database, not a policy",
+                             hint="did you swap --db and --policy? The policy is the YAML file")
         if len(raw) > MAX_POLICY_BYTES:
-            raise PolicyError(Diagnostic(file, 0, 0, "", f"file is larger than {MAX_POLICY_BYTES} bytes"))
+            raise PolicyError(Diagnostic(file, 0, 0, "", f"file is larger than {MAX_POLICY_BYTES // (1024 * 1024)} MB"),
+                              hint="a policy is a few hundred lines; is this the right file?")
         text = decode_utf8(raw, file)
     else:
         text = raw

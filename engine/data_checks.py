@@ -1,0 +1,82 @@
+"""Checks of the user's data that a run cannot do without.
+
+SQLite reads 'abc' as 0 and skips a row whose date is NULL without a word;
+a grade computed from such data would look fine and be wrong.  The scans
+that compute the metrics also count unreadable rows, so the checks cost
+nothing when the data is clean; only when they find something do we look up
+examples to show.
+"""
+
+from __future__ import annotations
+
+from .data_binding import Binding
+from .database import RunConnection
+from .errors import DataError
+from .expr_sql import quote_identifier as q
+from .expr_types import DATE
+from .metric_sql import BAD_ROWS, CID, MetricPlan, bad_date_sql
+from .policy_model import Policy
+
+EXAMPLES = 3
+
+
+def _fail(problems: list[str], hint: str) -> None:
+    if problems:
+        raise DataError("the data cannot be used as it is:\n  - " + "\n  - ".join(problems), hint=hint)
+
+
+def check_customers(rc: RunConnection, policy: Policy, binding: Binding) -> None:
+    """Before any metric: the customers table has rows, ids, and readable date attributes."""
+    conn, cust = rc.conn, policy.data.customers
+    table, key = binding.table(cust.table), q(cust.key)
+    if conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
+        raise DataError(f"the customers table {cust.table!r} is empty: there is nobody to grade",
+                        hint="import your customers first (crm-rules import customers.csv --db ... --table customers)")
+    problems = []
+    missing = conn.execute(f"SELECT count(*) FROM {table} WHERE {key} IS NULL").fetchone()[0]
+    if missing:
+        problems.append(f"table {cust.table!r}: {missing} customer(s) have no id (column {cust.key!r})")
+    for name, column in binding.attributes.items():
+        if column.type != DATE:
+            continue
+        for cid, value in conn.execute(f"SELECT {key}, {q(column.column)} FROM {table} "
+                                       f"WHERE {bad_date_sql(q(column.column))} LIMIT {EXAMPLES}"):
+            problems.append(f"table {cust.table!r}, column {column.column!r} (attribute {name!r}): "
+                            f"{value!r} (customer {cid}) is not a YYYY-MM-DD date")
+    _fail(problems, "fix the rows (dates as text 'YYYY-MM-DD'), or map the attribute to another column")
+
+
+def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:
+    """After the scans: no unreadable rows, every row's customer exists, and ids are unique."""
+    conn, problems = rc.conn, []
+    for source, table in plan.aggregates.items():
+        if not conn.execute(f"SELECT total({BAD_ROWS}) FROM {table}").fetchone()[0]:
+            continue
+        t = policy.data.sources[source]
+        for column, what, sql in plan.problems[source]:
+            rows = conn.execute(f"SELECT r.{q(t.key)}, r.{q(column)} FROM {binding.table(t.table)} AS r "
+                                f"WHERE {sql} LIMIT {EXAMPLES}").fetchall()
+            for cid, value in rows:
+                if what.startswith("has no"):
+                    problems.append(f"table {t.table!r}, column {column!r}: empty (NULL) for customer {cid}; "
+                                    f"every row needs {what[len('has no '):]}" if cid is not None else
+                                    f"table {t.table!r}, column {column!r}: empty (NULL); every row needs {what[len('has no '):]}")
+                else:
+                    problems.append(f"table {t.table!r}, column {column!r}: {value!r} (customer {cid}) {what}")
+    _fail(problems, "store dates as text 'YYYY-MM-DD' and numbers as numbers: fix or remove these rows, or re-import them")
+    customers = binding.table(policy.data.customers.table)
+    key = q(policy.data.customers.key)
+    for source, table in plan.aggregates.items():
+        t = policy.data.sources[source]
+        orphans = conn.execute(f"SELECT a.{CID} FROM {table} AS a WHERE a.{CID} IS NOT NULL AND NOT EXISTS "
+                               f"(SELECT 1 FROM {customers} AS c WHERE c.{key} = a.{CID}) LIMIT {EXAMPLES + 1}").fetchall()
+        if orphans:
+            ids = ", ".join(repr(o[0]) for o in orphans[:EXAMPLES]) + (", ..." if len(orphans) > EXAMPLES else "")
+            problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: {ids}")
+    _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")
+    dupes = conn.execute(f"SELECT {CID}, count(*) FROM {plan.table} GROUP BY {CID} HAVING count(*) > 1 "
+                         f"LIMIT {EXAMPLES}").fetchall()
+    if dupes:
+        ids = ", ".join(f"{d[0]!r} ({d[1]} times)" for d in dupes)
+        raise DataError(f"customer ids are not unique in table {policy.data.customers.table!r}: {ids}",
+                        hint=f"make data.customers.id name a column whose values are unique (now {policy.data.customers.key!r})")
