@@ -66,6 +66,9 @@ STRING: /'(?:[^'\\]|\\.)*'/ | /"(?:[^"\\]|\\.)*"/
 """
 
 
+MAX_DEPTH = 200
+
+
 class ExpressionSyntaxError(Exception):
     """Raised with a 1-based line/column inside the expression text."""
 
@@ -109,6 +112,8 @@ class _ToAst(Transformer):
     def number(self, meta, children):
         raw = str(children[0]).replace("_", "")
         value = float(raw) if any(c in raw for c in ".eE") else int(raw)
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            value = float(value)  # beyond SQLite's 64-bit integers, as SQLite itself would store it
         return ast.Literal(value=value, **self._at(meta))
 
     def string(self, meta, children):
@@ -184,6 +189,8 @@ def parse_expression(text: str) -> ast.Node:
         raise ExpressionSyntaxError("the expression is empty", 1, 1)
     try:
         tree = _parser().parse(text)
+    except RecursionError:
+        raise ExpressionSyntaxError(f"the expression is nested too deeply (the limit is {MAX_DEPTH} levels)", 1, 1) from None
     except UnexpectedCharacters as exc:
         raise ExpressionSyntaxError(f"unexpected character {text[exc.pos_in_stream]!r}", exc.line, exc.column) from None
     except UnexpectedEOF as exc:
@@ -198,9 +205,25 @@ def parse_expression(text: str) -> ast.Node:
         result = _ToAst(text).transform(tree)
     except VisitError as exc:  # pragma: no cover - a bug in the transformer
         raise exc.orig_exc from None
+    except RecursionError:
+        raise ExpressionSyntaxError(f"the expression is nested too deeply (the limit is {MAX_DEPTH} levels)", 1, 1) from None
     if isinstance(result, Tree):  # pragma: no cover
         raise AssertionError(f"untransformed tree {result}")
+    depth = _depth(result)
+    if depth > MAX_DEPTH:
+        raise ExpressionSyntaxError(f"the expression is nested too deeply ({depth} levels, the limit is {MAX_DEPTH}); "
+                                    f"split it into metrics", 1, 1)
     return result
+
+
+def _depth(node: ast.Node) -> int:
+    """Nesting depth, counted without recursion (the checker and compiler recurse, so they need a bound)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in ast.children(current))
+    return deepest
 
 
 def _end_position(text: str) -> tuple[int, int]:

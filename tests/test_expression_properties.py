@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import random
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
@@ -63,8 +64,8 @@ iso_dates = st.one_of(
 
 @st.composite
 def rows(draw):
-    def maybe(values):
-        return st.one_of(st.none(), values)
+    def maybe(values):  # NULL about a quarter of the time
+        return st.one_of(values, values, values, st.none())
 
     return {
         "n1": draw(maybe(numbers)),
@@ -171,9 +172,10 @@ def call(r: Render, fn: str, args: list[G]) -> G:
 @st.composite
 def expressions(draw, ty: str | None = None, depth: int = 4):
     """(G, type) for a random well-typed expression; ``ty`` None means any type."""
-    r = Render(draw(st.randoms(use_true_random=False)))
+    # cosmetics come from a seeded Random: hypothesis' own randoms() favour 0.0, i.e. parentheses everywhere
+    r = Render(random.Random(draw(st.integers(0, 2**32))))
     if ty is None:
-        ty = draw(st.sampled_from([BOO, BOO, NUM, TXT, DAT]))
+        ty = draw(st.sampled_from([BOO, BOO, NUM, NUM, TXT, DAT]))
     # the top is always an operator or a function, never a bare leaf
     return GENERATORS[ty](draw, r, depth - 1), ty
 
@@ -227,10 +229,16 @@ def arith(r: Render, op: str, left: G, right: G) -> G:
 
 
 def gen_number(draw, r: Render, depth: int) -> G:
-    k = draw(st.integers(0, 11))
+    k = draw(st.integers(0, 12))
     sub = lambda ty=NUM: gen(draw, r, ty, depth)  # noqa: E731
-    if k <= 3:
+    if k <= 2:
         return arith(r, draw(st.sampled_from("+-*/")), sub(), sub())
+    if k == 3:
+        # a left-associative chain a - b * c / d + e: precedence and associativity without parentheses
+        g = sub()
+        for _ in range(draw(st.integers(2, 4))):
+            g = arith(r, draw(st.sampled_from("+--*//")), g, leaf(draw, r, NUM) if draw(st.booleans()) else sub())
+        return g
     if k == 4:
         operand = sub()
         return G("neg", (operand,), f"-{r.sym()}{r.wrap(operand, UNARY)}", UNARY)
@@ -250,6 +258,8 @@ def gen_number(draw, r: Render, depth: int) -> G:
         return call(r, "days_between", [date_operand(draw, r, depth), date_operand(draw, r, depth)])
     if k == 10:
         return call(r, "length", [sub(TXT)])
+    if k == 11:
+        return arith(r, draw(st.sampled_from("+-*/")), sub(), sub())
     return leaf(draw, r, NUM)
 
 
@@ -527,7 +537,7 @@ def run_sql(sql: str, params: dict, data: list[dict], as_of: str) -> list:
 # --------------------------------------------------------------------------
 
 
-@settings(max_examples=700, **SETTINGS)
+@settings(max_examples=1000, **SETTINGS)
 @given(expressions(), st.lists(rows(), min_size=1, max_size=4), iso_dates)
 def test_compiled_sql_matches_reference_semantics(generated, drawn_rows, as_of):
     g, ty = generated
@@ -569,7 +579,8 @@ def test_compiled_sql_matches_reference_semantics(generated, drawn_rows, as_of):
         ("n1 * n1", {"n1": 2**62}, float(2**124)),  # int64 overflow falls back to real arithmetic
         ("'it\\'s' = \"it's\"", {}, 1),
         ("'a\\\\b' = t1", {"t1": "a\\b"}, 1),  # \\ is one backslash
-        ("'\\n' = t1 and length('\\t\\q') = 2", {"t1": "\n"}, 1),  # \n, \t and \<other> -> other
+        ("t1 = 'a\\tb\\nc\\q\\\"'", {"t1": "a\tb\nc" + 'q"'}, 1),  # \t, \n; \<other> is <other>
+        ('t1 = "x\\\'y\\\\"', {"t1": "x'y\\"}, 1),
         ("days_between('2024-02-28', '2024-03-01')", {}, 2.0),
         ("1__0_ = 10", {}, 1),  # underscores anywhere after the first digit
     ],
@@ -579,6 +590,22 @@ def test_pinned_semantics(text, row, expected):
     full = {c: None for c in COLUMNS} | row
     (actual,) = run_sql(sql, params, [full], "2026-06-30")
     assert same(expected, actual), (text, actual)
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(st.one_of(texts, st.text(max_size=20).filter(lambda t: "\x00" not in t)), numbers, st.integers(0, 2**32))
+def test_literals_round_trip(text, number, seed):
+    """Every text (quotes, backslashes, newlines, Chinese) and number (negative,
+    decimal, underscored) written as a literal reads back as exactly itself."""
+    r = Render(random.Random(seed))
+    written = r.string(text)
+    node = parse_expression(written)
+    assert isinstance(node, ast.Literal) and node.value == text, (written, node)
+    written, _ = r.number(number)
+    node = parse_expression(written)
+    assert isinstance(node, ast.Literal) and node.value == number and type(node.value) is type(number), (written, node)
+    _, sql, params = compile_text(f"{written} = n1 and {r.string(text)} = t1")
+    assert run_sql(sql, params, [{"n1": number, "t1": text, "n2": None, "d1": None, "b1": None}], "2026-06-30") == [1]
 
 
 def test_reference_round_agrees_with_sqlite_on_plain_decimals():
@@ -674,15 +701,11 @@ def test_any_text_fails_only_with_expression_errors(text):
         run_sql(sql, params.values, FIXED_ROWS, "2026-06-30")
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="engine bug: ~340 nested operators (a long sum, a chain of - or not) raise RecursionError "
-                          "from TypeChecker.infer (and ~500 from lark's Transformer in parse_expression) "
-                          "instead of a clean ExpressionSyntaxError")
 @pytest.mark.parametrize("text", [
     " + ".join(["n1"] * 1000) + " > 0",
     "-" * 1000 + "n1 > 0",
     "not " * 1000 + "b1",
-])
+], ids=["sum-of-1000-terms", "1000-minus-signs", "1000-nots"])
 def test_deeply_nested_expression_is_a_clean_error(text):
     try:
         node = parse_expression(text)
@@ -691,9 +714,6 @@ def test_deeply_nested_expression_is_a_clean_error(text):
         pass
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="engine bug: an integer literal outside int64 type-checks, then binding it as a SQLite "
-                          "parameter raises OverflowError (at run time, not a PolicyError at load time)")
 def test_integer_literal_beyond_int64_is_a_clean_error():
     text = "n1 > 100_000_000_000_000_000_000"
     try:
@@ -742,13 +762,13 @@ def _text_literals(g: G):
 
 
 @settings(max_examples=300, **SETTINGS)
-@given(expressions(), st.lists(st.text(min_size=3, max_size=12), max_size=3), st.randoms(use_true_random=False))
-def test_literals_are_parameters_never_sql_text(generated, extra, rnd):
+@given(expressions(), st.lists(st.text(min_size=3, max_size=12), max_size=3), st.integers(0, 2**32))
+def test_literals_are_parameters_never_sql_text(generated, extra, seed):
     g, _ = generated
     text, literals = g.text, list(_text_literals(g))
     if extra:
         # arbitrary text (SQL keywords, quotes, comments, ...) among the literals too
-        text = f"t1 in [{', '.join(Render(rnd).string(e) for e in extra)}] or ({g.text}) is null"
+        text = f"t1 in [{', '.join(Render(random.Random(seed)).string(e) for e in extra)}] or ({g.text}) is null"
         literals += extra
     node, sql, params = compile_text(text)
     neutral = to_sql(_replace_literals(node), resolve, SqlParams())
