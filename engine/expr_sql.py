@@ -38,6 +38,12 @@ def quote_identifier(name: str) -> str:
 def to_sql(node: ast.Node, resolve: Callable[[str], str], params: SqlParams) -> str:
     """SQL for ``node``; ``resolve(name)`` gives the SQL of a name in scope."""
 
+    def chain(n: ast.Arithmetic) -> str:
+        """a + b - c without a parenthesis per operator: SQLite's parser stack is shallow."""
+        left = n.left
+        same = isinstance(left, ast.Arithmetic) and left.op != "/" and (left.op in "+-") == (n.op in "+-")
+        return f"{chain(left) if same else sql(left)} {n.op} {sql(n.right)}"
+
     def sql(n: ast.Node) -> str:
         match n:
             case ast.Literal(value=None):
@@ -51,8 +57,8 @@ def to_sql(node: ast.Node, resolve: Callable[[str], str], params: SqlParams) -> 
             case ast.Arithmetic(op="/", left=left, right=right):
                 # Real division; a zero divisor gives NULL (unknown), never an error.
                 return f"(CAST({sql(left)} AS REAL) / NULLIF({sql(right)}, 0))"
-            case ast.Arithmetic(op=op, left=left, right=right):
-                return f"({sql(left)} {op} {sql(right)})"
+            case ast.Arithmetic():
+                return f"({chain(n)})"
             case ast.Compare(op=op, left=left, right=right):
                 return f"({sql(left)} {op} {sql(right)})"
             case ast.Logical(op=op, items=items):

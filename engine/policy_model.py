@@ -8,7 +8,9 @@ are collected and raised together so users fix them in one pass.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from . import expr_ast as ast
 from .data_mapping import SOURCES, DataMapping, build_data_mapping
 from .errors import Diagnostic, PolicyError, UsageError
 from .expr_parser import ExpressionSyntaxError, parse_expression
-from .expr_sql import SqlParams
+from .expr_sql import SqlParams, to_sql
 from .expr_types import BOOL, DATE, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, did_you_mean
 from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names
 from .plugin_api import Action, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
@@ -181,6 +183,23 @@ class Policy:
         return next((t for t in self.tiers if t.id == tier_id), None)
 
 
+@lru_cache(maxsize=1)
+def _parse_check_connection() -> sqlite3.Connection:
+    return sqlite3.connect(":memory:", check_same_thread=False)
+
+
+def sqlite_can_parse(node: ast.Node) -> None:
+    """SQLite's parser has a shallow stack: find out now, not in the middle of a run."""
+    params = SqlParams()
+    sql = to_sql(node, lambda name: "NULL", params)
+    try:
+        _parse_check_connection().execute(f"EXPLAIN SELECT {sql}", {**dict.fromkeys(params.values), "as_of": None})
+    except sqlite3.OperationalError as exc:
+        if "overflow" in str(exc) or "too many" in str(exc) or "too large" in str(exc):
+            raise ExpressionTypeError("the expression is nested too deeply for SQLite; split it into metrics", node) from None
+        raise
+
+
 class _Builder:
     def __init__(self, doc: SourceDocument):
         self.doc = doc
@@ -206,8 +225,11 @@ class _Builder:
         try:
             if condition:
                 checker.check_condition(node)
-                return BOOL
-            return checker.infer(node)
+                found = BOOL
+            else:
+                found = checker.infer(node)
+            sqlite_can_parse(node)
+            return found
         except ExpressionTypeError as exc:
             if self.from_failed_entry(exc.unknown):
                 return None  # the entry's own error says it all

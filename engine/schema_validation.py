@@ -105,7 +105,7 @@ def validate_subtree(doc: SourceDocument, validator: jsonschema.Draft202012Valid
                         diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path + (key,)),
                                                       f"unknown key {key!r}{did_you_mean(key, allowed)}"))
                 continue
-            if error.validator == "propertyNames":
+            if error.validator == "propertyNames" or "propertyNames" in error.schema_path:
                 pos = doc.position(path + (error.instance,))
                 diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path + (error.instance,)),
                                               f"{error.instance!r} is not a valid name: use letters, digits and _, starting with a letter"))

@@ -202,6 +202,8 @@ class _Converter:
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise self._fail(key_node, path, "mapping keys must be plain text")
+                if key_node.tag not in _STANDARD_TAGS:
+                    raise self._fail(key_node, path, f"tag {key_node.tag!r} is not allowed", hint="policies hold plain data only")
                 key = self.loader.construct_object(key_node)
                 if not isinstance(key, str):
                     key = str(key).lower() if isinstance(key, bool) else str(key)

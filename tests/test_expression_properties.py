@@ -28,6 +28,7 @@ from crm_rules.engine import expr_ast as ast
 from crm_rules.engine.expr_parser import ExpressionSyntaxError, parse_expression
 from crm_rules.engine.expr_sql import SqlParams, quote_identifier, to_sql
 from crm_rules.engine.expr_types import ExpressionTypeError, TypeChecker
+from crm_rules.engine.policy_model import sqlite_can_parse
 
 NUM, TXT, DAT, BOO, NULL = "number", "text", "date", "bool", "null"
 SCOPE = {"n1": NUM, "n2": NUM, "t1": TXT, "d1": DAT, "b1": BOO}
@@ -692,38 +693,63 @@ def test_any_text_fails_only_with_expression_errors(text):
         assert 1 <= exc.col <= len(lines[exc.line - 1]) + 1, (exc.message, exc.line, exc.col)
         assert exc.message
         return
-    # Whatever type-checks compiles and runs in SQLite.
-    # Narrowed: integer literals beyond int64 are a known engine bug (see
-    # test_integer_literal_beyond_int64_is_a_clean_error) and are not run here.
+    # whatever type-checks compiles and runs in SQLite (integer literals beyond int64 included)
     params = SqlParams()
     sql = to_sql(node, resolve, params)
-    if _int_literals_fit(node):
-        run_sql(sql, params.values, FIXED_ROWS, "2026-06-30")
+    assert _int_literals_fit(node)
+    run_sql(sql, params.values, FIXED_ROWS, "2026-06-30")
 
 
 @pytest.mark.parametrize("text", [
     " + ".join(["n1"] * 1000) + " > 0",
     "-" * 1000 + "n1 > 0",
     "not " * 1000 + "b1",
-], ids=["sum-of-1000-terms", "1000-minus-signs", "1000-nots"])
+    "(-" * 300 + "n1" + ")" * 300 + " > 0",
+    "coalesce(" * 300 + "n1" + ", 1)" * 300 + " > 0",
+], ids=["sum-of-1000-terms", "1000-minus-signs", "1000-nots", "300-parenthesised-negations", "300-nested-calls"])
 def test_deeply_nested_expression_is_a_clean_error(text):
-    try:
-        node = parse_expression(text)
-        TypeChecker(SCOPE).check_condition(node)
-    except (ExpressionSyntaxError, ExpressionTypeError):
-        pass
+    # (was a RecursionError from the type checker / lark's transformer)
+    with pytest.raises(ExpressionSyntaxError) as info:
+        parse_expression(text)
+    assert "nested too deeply" in info.value.message
 
 
-def test_integer_literal_beyond_int64_is_a_clean_error():
-    text = "n1 > 100_000_000_000_000_000_000"
+def test_long_but_reasonable_expression_compiles_and_runs():
+    text = " + ".join(["n1"] * 50) + " > 0 and " + "not " * 20 + "b1 = true"
+    _, sql, params = compile_text(text, BOO)
+    assert run_sql(sql, params, [{**FIXED_ROWS[2], "n1": 2, "b1": 1}], "2026-06-30") == [1]
+    # redundant parentheses add no depth at all
+    _, sql, params = compile_text("(" * 5000 + "n1" + ")" * 5000 + " > 0", BOO)
+    assert sql == '(t."n1" > :p0)'
+
+
+@pytest.mark.parametrize("text", [
+    " + ".join(["n1"] * 150) + " > 0",
+    "if(b1, " * 20 + "n1" + ", 1)" * 20 + " > 0",
+    "coalesce(" * 40 + "n1" + ", 1)" * 40 + " > 0",
+    "n1 + (" * 40 + "n1" + ")" * 40 + " > 0",
+    "not " * 60 + "b1",
+], ids=["sum-of-150-terms", "20-nested-ifs", "40-nested-coalesces", "40-right-nested-sums", "60-nots"])
+def test_whatever_parses_compiles_to_sql_sqlite_can_parse(text):
+    """Either the SQL runs, or loading the policy rejects the expression (policy_model.sqlite_can_parse)."""
     try:
-        node = parse_expression(text)
-        TypeChecker(SCOPE).check_condition(node)
-    except (ExpressionSyntaxError, ExpressionTypeError):
-        return  # rejecting it cleanly would be fine
-    params = SqlParams()
-    sql = to_sql(node, resolve, params)
-    assert run_sql(sql, params.values, [FIXED_ROWS[2]], "2026-06-30") == [0]
+        node, sql, params = compile_text(text, BOO)
+        sqlite_can_parse(node)
+    except (ExpressionSyntaxError, ExpressionTypeError) as exc:
+        assert "nested too deeply" in exc.message
+        return
+    run_sql(sql, params, FIXED_ROWS, "2026-06-30")
+
+
+def test_integer_literal_beyond_int64_reads_as_a_real():
+    # (was an OverflowError when the literal was bound as a SQLite parameter)
+    node = parse_expression("100_000_000_000_000_000_000")
+    assert node == ast.Literal(line=1, col=1, text="100_000_000_000_000_000_000", value=1e20)
+    assert parse_expression("9223372036854775807").value == 2**63 - 1  # the largest int64 stays an integer
+    for text, expected in [("n1 > 100_000_000_000_000_000_000", 0), ("n1 < 100_000_000_000_000_000_000", 1),
+                           ("9223372036854775808 = 9223372036854775807 + 1", 1)]:
+        _, sql, params = compile_text(text, BOO)
+        assert run_sql(sql, params, [FIXED_ROWS[2]], "2026-06-30") == [expected], text
 
 
 # --------------------------------------------------------------------------
