@@ -13,6 +13,7 @@ from typing import Any
 
 from . import expr_ast as ast
 from .classify_sql import DEFAULT_RULE
+from .counterfactuals import describe, pareto_sentences
 from .database import open_for_run
 from .errors import UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
@@ -50,8 +51,8 @@ def _leaves(node: ast.Node) -> list[ast.Node]:
     return [node]
 
 
-def _gap(leaf: ast.Node, left: Any, right: Any) -> dict:
-    """How far a failed single-metric threshold is from passing."""
+def _threshold(leaf: ast.Node, left: Any, right: Any, passed: Any) -> dict:
+    """For a single-metric threshold: the metric, its value, the threshold, and (when failed) the gap."""
     if not isinstance(leaf, ast.Compare) or leaf.op not in _FLIP:
         return {}
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
@@ -62,7 +63,10 @@ def _gap(leaf: ast.Node, left: Any, right: Any) -> dict:
         name, now, target, op = leaf.right.name, right, left, _FLIP[leaf.op]
     else:
         return {}
-    return {"metric": name, "value": now, "threshold": target, "op": op, "gap": abs(target - now)}
+    found = {"metric": name, "value": now, "threshold": target, "op": op}
+    if not passed:
+        found["gap"] = abs(target - now)
+    return found
 
 
 def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen_rule: str | None) -> list[dict]:
@@ -93,8 +97,7 @@ def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen
                 if isinstance(leaf, ast.Compare):
                     left, right = next(side_values), next(side_values)
                     check["values"] = {leaf.left.text: left, leaf.right.text: right}
-                    if not ok:
-                        check.update(_gap(leaf, left, right))
+                    check.update(_threshold(leaf, left, right, ok))
                 elif isinstance(leaf, ast.Between):
                     vals = [next(side_values) for _ in range(3)]
                     check["values"] = {leaf.operand.text: vals[0]}
@@ -144,18 +147,30 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str) -> 
             f"ORDER BY due_date, priority, action", (key,)).fetchall()
         actions = [dict(zip(("action", "category", "plugin", "generator", "reason", "priority", "due_date"), r)) for r in action_rows]
         tier = policy.tier(base["_tier"])
+        tier_rules = _explain_rules(ev, [t.rule for t in policy.tiers], base["_tier"], base["_tier_rule"])
+        sub_rules = _explain_rules(ev, tier.subgrades, base["_subgrade"], base["_subgrade_rule"]) if tier and tier.subgrades else None
+        stage_rules = _explain_rules(ev, policy.stages, base["_stage"], base["_stage_rule"]) if policy.stages else None
+        labels = {t.id: t.rule.label for t in policy.tiers} | {s.id: s.label for s in policy.stages}
+        labels |= {s.id: s.label for t in policy.tiers for s in t.subgrades}
+        if policy.tier_method == "pareto" and base["_tier"] is not None:
+            lowest = dict(conn.execute(f"SELECT _tier, min({q(policy.tier_metric)}) FROM {table} GROUP BY _tier").fetchall())
+            value = conn.execute(f"SELECT {q(policy.tier_metric)} FROM {table} WHERE {CID} = ?", (key,)).fetchone()[0]
+            tier_why = pareto_sentences(policy.tier_metric, value, base["_tier"], [t.id for t in policy.tiers], lowest, labels)
+        else:
+            tier_why = describe("tier", [t.rule for t in policy.tiers], tier_rules, labels)
+        why = {"tier": tier_why,
+               "subgrade": describe("sub-grade", tier.subgrades, sub_rules, labels) if sub_rules else None,
+               "stage": describe("stage", policy.stages, stage_rules, labels) if stage_rules else None}
         service = next((s for s in policy.service_levels if s.id == base["_service_level"]), None)
         stage = next((s for s in policy.stages if s.id == base["_stage"]), None)
         return {
             "customer_id": key, "customer_name": base[CNAME], "policy": policy.name, "policy_sha256": policy.sha256,
             "as_of": as_of, "attributes": attributes, "metrics": metrics,
-            "tier": {"id": base["_tier"], "rule": base["_tier_rule"], "method": policy.tier_method,
-                     "rules": _explain_rules(ev, [t.rule for t in policy.tiers], base["_tier"], base["_tier_rule"])},
-            "subgrade": ({"id": base["_subgrade"], "rule": base["_subgrade_rule"],
-                          "rules": _explain_rules(ev, tier.subgrades, base["_subgrade"], base["_subgrade_rule"])}
-                         if tier and tier.subgrades else None),
+            "why": why,
+            "tier": {"id": base["_tier"], "rule": base["_tier_rule"], "method": policy.tier_method, "rules": tier_rules},
+            "subgrade": ({"id": base["_subgrade"], "rule": base["_subgrade_rule"], "rules": sub_rules} if sub_rules else None),
             "stage": ({"id": base["_stage"], "rule": base["_stage_rule"], "strategy": stage.extra.get("strategy") if stage else None,
-                       "rules": _explain_rules(ev, policy.stages, base["_stage"], base["_stage_rule"])} if policy.stages else None),
+                       "rules": stage_rules} if stage_rules else None),
             "actions": actions,
             "service_level": ({"id": service.id, "tier": service.tier, "subgrade": service.subgrade, "stage": service.stage,
                                **service.details} if service else None),

@@ -109,6 +109,12 @@ def _is_literal(text: str) -> bool:
 def print_explanation(console: Console, e: dict) -> None:
     console.print(f"[b]Customer {e['customer_id']}[/b] {e['customer_name'] or ''} — policy {e['policy']} "
                   f"(sha256 {e['policy_sha256'][:12]}), as of {e['as_of']}")
+    why = e.get("why") or {}
+    for part in ("tier", "subgrade", "stage"):
+        if why.get(part):
+            console.print(f"[b]{why[part]['because'][0].upper() + why[part]['because'][1:]}.[/b]", highlight=False)
+            for sentence in why[part]["up"] + why[part]["down"]:
+                console.print(f"  → {sentence}", highlight=False)
     table = _table("Metrics", "Metric", "Label", "Value>")
     for name, value in e["attributes"].items():
         table.add_row(name, "(attribute)", fmt_number(value))

@@ -99,3 +99,44 @@ def test_export_errors(cli, demo_db, tmp_path):
     assert "run 99 not found" in cli("export", "--db", demo_db, "--run", "99").output
     assert "unknown format 'xml'" in cli("export", "--db", demo_db, "--format", "xml").output
     assert "does not exist" in cli("export", "--db", demo_db, "--out", tmp_path / "no" / "x.csv").output
+
+
+def test_plain_sentences_and_nearest_changes(tmp_path):
+    from small_db import make_db
+
+    db = make_db(tmp_path / "w.db", [("near", "Near", "华东"), ("top", "Top", "华南")],
+                 orders=[("near", "2026-06-01", 462_300), ("near", "2026-05-01", 0),
+                         ("top", "2026-06-01", 612_000), ("top", "2026-05-01", 1), ("top", "2026-04-01", 1)])
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "metrics:\n  revenue_12m: {sum: amount, window: 12 months}\n  orders_12m: {count: orders, window: 12 months}\n"
+        "tiers:\n  levels:\n"
+        "    - {id: A, label: 重点, when: 'revenue_12m >= 500_000 or (revenue_12m >= 400_000 and orders_12m >= 5)'}\n"
+        "    - {id: B, when: 'revenue_12m >= 100_000 and orders_12m >= 3'}\n"
+        "    - {id: C, default: true}\n", encoding="utf-8")
+    near = explain_customer(db, load_policy(policy), "near", "2026-06-30")["why"]["tier"]
+    assert near == {"because": "tier C: no rule above matched, so the default applies",
+                    "up": ["would be A (重点) if revenue_12m ≥ 500,000 (now 462,300)",
+                           "would be B if orders_12m ≥ 3 (now 2)"],
+                    "down": []}
+    top = explain_customer(db, load_policy(policy), "top", "2026-06-30")["why"]["tier"]
+    assert top["because"].startswith("tier A (重点) because revenue_12m >= 500_000 or") and "revenue_12m = 612,002" in top["because"]
+    assert top["up"] == [] and top["down"] == []  # an `or` keeps them in A by more than one route
+
+
+def test_drop_sentences_and_pareto_thresholds(tmp_path, demo_db):
+    from small_db import make_db
+
+    db = make_db(tmp_path / "d.db", [("x", "X", "r")], orders=[("x", "2026-06-01", 150_000)] * 3)
+    policy = tmp_path / "p.yaml"
+    policy.write_text("metrics:\n  revenue_12m: {sum: amount, window: 12 months}\n  orders_12m: {count: orders, window: 12 months}\n"
+                      "tiers:\n  levels:\n    - {id: B, when: 'revenue_12m >= 100_000 and orders_12m >= 3'}\n"
+                      "    - {id: C, default: true}\n")
+    why = explain_customer(db, load_policy(policy), "x", "2026-06-30")["why"]["tier"]
+    assert why["down"] == ["would drop to the default if revenue_12m < 100,000 (now 450,000)",
+                           "would drop to the default if orders_12m < 3 (now 3)"]
+    pareto = explain_customer(demo_db, load_policy("base"), "C000002", AS_OF)
+    conn = sqlite3.connect(demo_db)
+    text = " ".join(pareto["why"]["tier"]["up"] + pareto["why"]["tier"]["down"])
+    assert "(the lowest revenue_12m in" in text and "now" in text
+    conn.close()

@@ -1,0 +1,106 @@
+"""Explanations business staff can read: why a customer has a grade, and the nearest change.
+
+From the rule-by-rule evaluation of ``explain`` we say, in one sentence, why
+the deciding rule applies, what the customer would need to reach each better
+grade ("would be A1 if revenue_12m ≥ 500,000 (now 462,300)"), and what would
+make them drop.  Only single-metric thresholds give such sentences; other
+conditions are quoted as they are written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import expr_ast as ast
+
+SYMBOL = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "=": "=", "!=": "≠"}
+NEGATE = {">=": "<", ">": "≤", "<=": ">", "<": "≥"}
+
+
+def number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return repr(value)
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
+
+
+def _needed(node: ast.Node, checks: dict[str, dict]) -> list[dict] | None:
+    """The failing threshold tests that must flip for ``node`` to hold (the fewest, for `or`), or None."""
+    if isinstance(node, ast.Logical):
+        parts = [_needed(item, checks) for item in node.items]
+        if node.op == "and":
+            return None if any(p is None for p in parts) else [c for p in parts for c in p]
+        viable = [p for p in parts if p is not None]
+        return min(viable, key=len) if viable else None
+    check = checks.get(node.text)
+    if check is None or check["passed"] is None:
+        return None
+    if check["passed"]:
+        return []
+    return [check] if "gap" in check else None
+
+
+def _requirement(check: dict) -> str:
+    return f"{check['metric']} {SYMBOL[check['op']]} {number(check['threshold'])} (now {number(check['value'])})"
+
+
+def _keepers(node: ast.Node, checks: dict[str, dict]) -> list[dict]:
+    """Threshold tests of an `and` chain that hold now; any one failing would undo the rule."""
+    if isinstance(node, ast.Logical) and node.op == "and":
+        return [c for item in node.items for c in _keepers(item, checks)]
+    check = checks.get(node.text)
+    return [check] if check and check["passed"] and "op" in check else []
+
+
+def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]) -> dict:
+    """Sentences for one decision (tier, sub-grade or stage): why, how to move up, what would move it down."""
+    decided = next((i for i, e in enumerate(entries) if e["decided"]), None)
+    if decided is None:
+        return {"because": f"no {kind} rule decided", "up": [], "down": []}
+    entry, rule = entries[decided], rules[decided]
+    name = lambda e: f"{e['id']}" + (f" ({labels[e['id']]})" if labels.get(e["id"]) and labels[e["id"]] != e["id"] else "")  # noqa: E731
+    if rule.condition is None:
+        because = f"{kind} {name(entry)}: no rule above matched, so the default applies"
+    else:
+        shown = [f"{k} = {number(v)}" for c in entry.get("checks", []) if c["passed"]
+                 for k, v in c.get("values", {}).items() if not _literal(k)]
+        because = f"{kind} {name(entry)} because {rule.condition.text}" + (f" ({', '.join(dict.fromkeys(shown))})" if shown else "")
+    up = []
+    for e, r in zip(entries[:decided], rules[:decided]):
+        if r.condition is None:
+            continue
+        checks = {c["test"]: c for c in e.get("checks", [])}
+        needed = _needed(r.condition.node, checks)
+        if needed:
+            up.append(f"would be {name(e)} if " + " and ".join(_requirement(c) for c in needed))
+        elif needed is None:
+            up.append(f"would be {name(e)} if {r.condition.text}")
+    down = []
+    if rule.condition is not None:
+        after = next((e for e in entries[decided + 1:] if e["matched"]), None)
+        target = name(after) if after else "the default"
+        checks = {c["test"]: c for c in entry.get("checks", [])}
+        for c in _keepers(rule.condition.node, checks):
+            down.append(f"would drop to {target} if {c['metric']} {NEGATE[c['op']]} {number(c['threshold'])} "
+                        f"(now {number(c['value'])})")
+    return {"because": because, "up": up, "down": down}
+
+
+def pareto_sentences(metric: str, value: Any, tier: str, order: list[str], lowest: dict[str, Any],
+                     labels: dict[str, str]) -> dict:
+    """Pareto tiers speak in the metric, not in cumulative shares: the lowest value now in each better tier."""
+    position = order.index(tier)
+    up = [f"would be {t} if {metric} ≥ {number(lowest[t])} (the lowest {metric} in {t} now; now {number(value)})"
+          for t in order[:position] if lowest.get(t) is not None]
+    down = []
+    if position + 1 < len(order) and lowest.get(tier) is not None:
+        down.append(f"would drop to {order[position + 1]} if {metric} < {number(lowest[tier])} "
+                    f"(the lowest {metric} in {tier} now; now {number(value)})")
+    label = f" ({labels[tier]})" if labels.get(tier) and labels[tier] != tier else ""
+    return {"because": f"tier {tier}{label} by Pareto share of {metric} (now {number(value)})", "up": up, "down": down}
+
+
+def _literal(text: str) -> bool:
+    t = text.strip().replace("_", "").replace(".", "", 1).lstrip("-")
+    return t.isdigit() or t[:1] in ("'", '"')
