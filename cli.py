@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from .engine import __version__
@@ -75,6 +76,8 @@ def _root(
 DbOption = typer.Option(..., "--db", help="The SQLite database with your customer data.", dir_okay=False)
 PolicyOption = typer.Option(..., "--policy", "-p", help="Policy file, or the name of a shipped policy (e.g. base).")
 AsOfOption = typer.Option(None, "--as-of", help="As-of date YYYY-MM-DD; data after it is ignored (default: today).")
+OverridesOption = typer.Option(None, "--overrides", dir_okay=False,
+                               help="YAML or CSV file of manual overrides (instead of the policy's overrides: source).")
 
 
 def _labels(policy) -> dict[str, str]:
@@ -94,9 +97,9 @@ def _print_run(outcome, policy, db: Path, as_json: bool) -> None:
         return
     what = f"run {outcome.run_id} written to {db}" if outcome.run_id else "dry run: nothing written"
     print_summary(console, outcome.summary, _labels(policy),
-                  f"[b]{policy.name}[/b] as of {outcome.as_of}: {outcome.summary['customers']:,} customers graded; {what}")
+                  f"[b]{escape(policy.name)}[/b] as of {outcome.as_of}: {outcome.summary['customers']:,} customers graded; {what}")
     for note in outcome.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, markup=False)
 
 
 @app.command()
@@ -106,6 +109,7 @@ def apply(
     as_of: Optional[str] = AsOfOption,
     results_db: Optional[Path] = typer.Option(None, "--results-db", help="Write results to this database instead of --db.", dir_okay=False),
     dry_run: bool = typer.Option(False, "--dry-run", help="Compute everything, write nothing."),
+    overrides: Optional[Path] = OverridesOption,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Grade every customer with a policy and write the results as one run."""
@@ -114,7 +118,7 @@ def apply(
 
     date = parse_as_of(as_of)
     loaded = load_policy(policy)
-    outcome = apply_policy(db, loaded, date, results_db, dry_run=dry_run)
+    outcome = apply_policy(db, loaded, date, results_db, dry_run=dry_run, overrides=overrides)
     _print_run(outcome, loaded, results_db or db, as_json)
 
 
@@ -153,6 +157,7 @@ def explain(
     db: Path = DbOption,
     policy: str = PolicyOption,
     as_of: Optional[str] = AsOfOption,
+    overrides: Optional[Path] = OverridesOption,
     as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
 ) -> None:
     """Show a customer's metrics and, rule by rule, why they got their tier, stage and service level."""
@@ -162,7 +167,7 @@ def explain(
     from .engine.runner import parse_as_of
 
     date = parse_as_of(as_of)
-    result = explain_customer(db, load_policy(policy), customer_id, date)
+    result = explain_customer(db, load_policy(policy), customer_id, date, overrides)
     if as_json:
         console.print_json(json.dumps(result, ensure_ascii=False, default=str))
     else:
@@ -274,7 +279,8 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     for column in ("Plugin", "Version", "Source", "Registers"):
         table.add_column(column)
     for p in listing:
-        table.add_row(p["name"], p["version"], p["source"], "\n".join(f"{c['kind']}: {c['name']}" for c in p["contributions"]))
+        table.add_row(escape(p["name"]), escape(p["version"]), escape(p["source"]),
+                      escape("\n".join(f"{c['kind']}: {c['name']}" for c in p["contributions"])))
     console.print(table)
 
 
@@ -304,8 +310,8 @@ def actions(
         table.add_column(column, no_wrap=whole, overflow="ellipsis" if whole else "fold")
     shown = items if limit == 0 else items[:limit]
     for a in shown:
-        table.add_row(a["due_date"], str(a["priority"]), str(a["customer_id"]), a["customer_name"] or "", a["tier"] or "",
-                      a["action"], a["owner"] or "", a["reason"] or "")
+        table.add_row(*(escape(str(v)) for v in (a["due_date"], a["priority"], a["customer_id"], a["customer_name"] or "",
+                                                  a["tier"] or "", a["action"], a["owner"] or "", a["reason"] or "")))
     console.print(table)
     if len(shown) < len(items):
         console.print(f"{len(items) - len(shown):,} more; use --limit 0 or --json", highlight=False)

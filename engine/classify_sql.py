@@ -57,19 +57,50 @@ def match_flags(rules: list[Rule], params: SqlParams) -> list[tuple[str, str]]:
     return [(r.id, f"(CASE WHEN {_condition(r, params)} THEN 1 ELSE 0 END)") for r in rules if r.condition is not None]
 
 
-def compile_classification(policy: Policy, table: str, prefix: str = "_crm") -> tuple[list[Statement], str]:
+OVERRIDES = "temp._crm_overrides"
+OVERRIDE_RULE = "override"
+
+
+def _overridden(policy: Policy, params: SqlParams) -> tuple[str, str]:
+    """(final tier, deciding rule) SQL over graded rows ``g`` left-joined to overrides ``o``."""
+    position = "CASE {} " + " ".join(f"WHEN {params.add(t.id)} THEN {i}" for i, t in enumerate(policy.tiers)) + " END"
+    rule_pos, override_pos = position.format("g._rule_tier"), position.format("o.tier")
+    tier = (f"CASE o.kind WHEN 'tier' THEN o.tier "
+            f"WHEN 'floor' THEN CASE WHEN {rule_pos} > {override_pos} THEN o.tier ELSE g._rule_tier END "
+            f"WHEN 'ceiling' THEN CASE WHEN {rule_pos} < {override_pos} THEN o.tier ELSE g._rule_tier END "
+            f"ELSE g._rule_tier END")
+    rule = (f"CASE WHEN o.kind = 'tier' OR ({tier}) IS NOT g._rule_tier THEN {params.add(OVERRIDE_RULE)} "
+            f"ELSE g._rule_tier_rule END")
+    return tier, rule
+
+
+def compile_classification(policy: Policy, table: str, prefix: str = "_crm",
+                           overrides: bool = False) -> tuple[list[Statement], str]:
+    """``overrides``: rows of temp._crm_overrides (cid, kind, tier, json) apply after the tier rules."""
     params = SqlParams(prefix="k")
     tier_case, tier_rule = decision([t.rule for t in policy.tiers], params)
     stage_case, stage_rule = decision(policy.stages, params) if policy.stages else ("NULL", "NULL")
     graded = f"{prefix}_graded"
+    by_rules = "_rule_tier" if overrides else "_tier"
     statements = [
         Statement(f"DROP TABLE IF EXISTS temp.{q(graded)}"),
         Statement(
-            f"CREATE TEMP TABLE {q(graded)} AS SELECT m.*, {tier_case} AS _tier, {tier_rule} AS _tier_rule, "
+            f"CREATE TEMP TABLE {q(graded)} AS SELECT m.*, {tier_case} AS {by_rules}, {tier_rule} AS {by_rules}_rule, "
             f"{stage_case} AS _stage, {stage_rule} AS _stage_rule FROM {table} AS m",
             dict(params.values),
         ),
     ]
+    if overrides:
+        final = f"{prefix}_overridden"
+        o_params = SqlParams(prefix="o")
+        tier, rule = _overridden(policy, o_params)
+        statements += [
+            Statement(f"DROP TABLE IF EXISTS temp.{q(final)}"),
+            Statement(f"CREATE TEMP TABLE {q(final)} AS SELECT g.*, {tier} AS _tier, {rule} AS _tier_rule, "
+                      f"o.json AS _override FROM temp.{q(graded)} AS g LEFT JOIN {OVERRIDES} AS o ON o.cid = g.{CID}",
+                      dict(o_params.values)),
+        ]
+        graded = final
     sub_params = SqlParams(prefix="s")
     sub_cases, sub_rule_cases = [], []
     for tier in policy.tiers:

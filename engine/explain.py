@@ -7,6 +7,7 @@ customer in a single query.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,10 +122,10 @@ def _metric_entry(policy: Policy, name: str, value: Any) -> dict:
             "value": value, "internal": False}
 
 
-def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str) -> dict:
+def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str, overrides: Path | None = None) -> dict:
     rc = open_for_run(db, write=False)
     try:
-        computed = compute(rc, policy, as_of)
+        computed = compute(rc, policy, as_of, overrides)
         conn, table = rc.conn, computed.result_table
         row = conn.execute(f"SELECT {CID} FROM {table} WHERE {CID} = ? OR CAST({CID} AS TEXT) = ? LIMIT 1",
                            (customer_id, customer_id)).fetchone()
@@ -139,6 +140,11 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str) -> 
         values = conn.execute(
             f"SELECT {', '.join(q(c) for c in cols + attrs + names)} FROM {table} WHERE {CID} = ?", (key,)).fetchone()
         base = dict(zip(cols, values[: len(cols)]))
+        override = None
+        if "_override" in {d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}:
+            row = conn.execute(f"SELECT _override, _rule_tier FROM {table} WHERE {CID} = ?", (key,)).fetchone()
+            if row[0] is not None:
+                override = {**json.loads(row[0]), "rule_tier": row[1], "applied": base["_tier_rule"] == "override"}
         attributes = dict(zip(attrs, values[len(cols): len(cols) + len(attrs)]))
         metrics = [_metric_entry(policy, n, v) for n, v in zip(names, values[len(cols) + len(attrs):])]
         conn.row_factory = None
@@ -152,10 +158,13 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str) -> 
         stage_rules = _explain_rules(ev, policy.stages, base["_stage"], base["_stage_rule"]) if policy.stages else None
         labels = {t.id: t.rule.label for t in policy.tiers} | {s.id: s.label for s in policy.stages}
         labels |= {s.id: s.label for t in policy.tiers for s in t.subgrades}
-        if policy.tier_method == "pareto" and base["_tier"] is not None:
+        rule_tier = base["_tier"]
+        if "_rule_tier" in {d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}:
+            rule_tier = conn.execute(f"SELECT _rule_tier FROM {table} WHERE {CID} = ?", (key,)).fetchone()[0]
+        if policy.tier_method == "pareto" and rule_tier is not None:
             lowest = dict(conn.execute(f"SELECT _tier, min({q(policy.tier_metric)}) FROM {table} GROUP BY _tier").fetchall())
             value = conn.execute(f"SELECT {q(policy.tier_metric)} FROM {table} WHERE {CID} = ?", (key,)).fetchone()[0]
-            tier_why = pareto_sentences(policy.tier_metric, value, base["_tier"], [t.id for t in policy.tiers], lowest, labels)
+            tier_why = pareto_sentences(policy.tier_metric, value, rule_tier, [t.id for t in policy.tiers], lowest, labels)
         else:
             tier_why = describe("tier", [t.rule for t in policy.tiers], tier_rules, labels)
         why = {"tier": tier_why,
@@ -167,6 +176,7 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str) -> 
             "customer_id": key, "customer_name": base[CNAME], "policy": policy.name, "policy_sha256": policy.sha256,
             "as_of": as_of, "attributes": attributes, "metrics": metrics,
             "why": why,
+            "override": override,
             "tier": {"id": base["_tier"], "rule": base["_tier_rule"], "method": policy.tier_method, "rules": tier_rules},
             "subgrade": ({"id": base["_subgrade"], "rule": base["_subgrade_rule"], "rules": sub_rules} if sub_rules else None),
             "stage": ({"id": base["_stage"], "rule": base["_stage_rule"], "strategy": stage.extra.get("strategy") if stage else None,

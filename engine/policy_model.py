@@ -171,6 +171,7 @@ class Policy:
     plugin_steps: list[PluginStep] = field(default_factory=list)
     action_steps: list[PluginStep] = field(default_factory=list)
     outputs: dict[str, Output] = field(default_factory=dict)
+    overrides: tuple[str, str] | None = None  # ("file", path) or ("table", name)
 
     def scope(self) -> dict[str, str]:
         """Names usable in customer-level conditions, with their types."""
@@ -648,7 +649,18 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
         hit_policy=hit_policy, tiers=tiers, stages=stages, service_levels=service_levels,
         revenue_metric=revenue or tier_metric, key_metrics=list(key_metrics),
         plugin_steps=plugin_steps, action_steps=action_steps, outputs=outputs,
+        overrides=_overrides_source(doc),
     )
+
+
+def _overrides_source(doc: SourceDocument) -> tuple[str, str] | None:
+    section = doc.data.get("overrides")
+    if not section:
+        return None
+    if "file" in section:
+        where = Path(doc.value_position(("overrides", "file")).file)
+        return "file", str(where.parent / section["file"]) if not Path(section["file"]).is_absolute() else section["file"]
+    return "table", section["table"]
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+
+def _e(value: Any) -> str:
+    """User text (labels, conditions, reasons) shown verbatim: '[' must not start rich markup."""
+    return escape(str(value))
 
 
 def fmt_number(value: Any, digits: int = 2) -> str:
@@ -43,7 +49,7 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
         tiers.add_column(f"Revenue ({summary['revenue_metric']})", justify="right")
         tiers.add_column("Revenue share", justify="right")
     for tier, row in summary["tiers"].items():
-        cells = [tier, labels.get(tier, ""), fmt_number(row["customers"]), pct(row["customers"] / total)]
+        cells = [_e(tier), _e(labels.get(tier, "")), fmt_number(row["customers"]), pct(row["customers"] / total)]
         if summary.get("revenue_metric"):
             cells += [fmt_number(row["revenue"]), pct(row["revenue_share"])]
         tiers.add_row(*cells)
@@ -51,31 +57,31 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
     if summary.get("subgrades"):
         subs = _table("Sub-grades", "Sub-grade", "Label", "Customers>")
         for sub, n in summary["subgrades"].items():
-            subs.add_row(sub, labels.get(sub, ""), fmt_number(n))
+            subs.add_row(_e(sub), _e(labels.get(sub, "")), fmt_number(n))
         console.print(subs)
     if summary.get("stages"):
         stages = list(summary["stages"])
-        grid = _table("Customers per tier and lifecycle stage", "Tier", *[labels.get(s, s) + ">" for s in stages])
+        grid = _table("Customers per tier and lifecycle stage", "Tier", *[_e(labels.get(s, s)) + ">" for s in stages])
         counts = {(t, s): n for t, s, n in summary["tier_stage"]}
         for tier in summary["tiers"]:
-            grid.add_row(tier, *[fmt_number(counts.get((tier, s), 0)) for s in stages])
+            grid.add_row(_e(tier), *[fmt_number(counts.get((tier, s), 0)) for s in stages])
         grid.add_row("[b]all[/b]", *[f"[b]{fmt_number(summary['stages'][s])}[/b]" for s in stages])
         console.print(grid)
     if summary.get("outputs"):
         out = _table("Plugin outputs", "Output", "Value", "Customers>")
         for name, counts in summary["outputs"].items():
             for i, (value, n) in enumerate(counts.items()):
-                out.add_row(name if i == 0 else "", str(value) if value != "" else "(none)", fmt_number(n))
+                out.add_row(_e(name) if i == 0 else "", _e(value) if value != "" else "(none)", fmt_number(n))
         console.print(out)
     if summary.get("actions"):
         acts = _table("Actions", "Action", "Customers>")
         for name, n in summary["actions"].items():
-            acts.add_row(name, fmt_number(n))
+            acts.add_row(_e(name), fmt_number(n))
         console.print(acts)
     if summary.get("service_levels"):
         sl = _table("Service levels", "Service level", "Customers>")
         for name, n in summary["service_levels"].items():
-            sl.add_row(name or "(none)", fmt_number(n))
+            sl.add_row(_e(name) if name else "(none)", fmt_number(n))
         console.print(sl)
 
 
@@ -85,19 +91,19 @@ def _rule_lines(rules: list[dict]) -> list[str]:
         mark = "[green]✓[/green]" if r["matched"] else "[red]✗[/red]"
         chosen = " [b]← decides[/b]" if r["decided"] else ""
         if r["condition"] is None:
-            lines.append(f"  {mark} {r['id']} ({r['label']}): default, applies when no rule above matches{chosen}")
+            lines.append(f"  {mark} {_e(r['id'])} ({_e(r['label'])}): default, applies when no rule above matches{chosen}")
             continue
         unknown = " (unknown: a value is missing)" if r.get("unknown") else ""
-        lines.append(f"  {mark} {r['id']} ({r['label']}): {r['condition']}{unknown}{chosen}")
+        lines.append(f"  {mark} {_e(r['id'])} ({_e(r['label'])}): {_e(r['condition'])}{unknown}{chosen}")
         if not r["matched"]:
             for c in r.get("checks", []):
                 if c["passed"]:
                     continue
-                values = ", ".join(f"{k} = {fmt_number(v)}" for k, v in c.get("values", {}).items()
+                values = ", ".join(f"{_e(k)} = {_e(fmt_number(v))}" for k, v in c.get("values", {}).items()
                                    if not _is_literal(k))
                 gap = f"; short by {fmt_number(c['gap'])}" if "gap" in c else ""
                 state = "missing value" if c["passed"] is None else "failed"
-                lines.append(f"      {state}: {c['test']}" + (f"  ({values}{gap})" if values else ""))
+                lines.append(f"      {state}: {_e(c['test'])}" + (f"  ({values}{gap})" if values else ""))
     return lines
 
 
@@ -107,48 +113,56 @@ def _is_literal(text: str) -> bool:
 
 
 def print_explanation(console: Console, e: dict) -> None:
-    console.print(f"[b]Customer {e['customer_id']}[/b] {e['customer_name'] or ''} — policy {e['policy']} "
+    console.print(f"[b]Customer {_e(e['customer_id'])}[/b] {_e(e['customer_name'] or '')} — policy {_e(e['policy'])} "
                   f"(sha256 {e['policy_sha256'][:12]}), as of {e['as_of']}")
+    o = e.get("override")
+    if o:
+        effect = f"sets the tier to {e['tier']['id']}" if o["applied"] else f"changes nothing (the rules give {o['rule_tier']})"
+        console.print(f"[b]Override[/b] ({o['kind']} {_e(o['tier'])}) {_e(effect)}: {_e(o['reason'])} — {_e(o['author'])}"
+                      + (f", until {o['expires']}" if o.get("expires") else "") + f" ({_e(o['source'])})", highlight=False)
+        if o["applied"]:
+            console.print(f"  the rules alone give tier {o['rule_tier']}", highlight=False)
     why = e.get("why") or {}
     for part in ("tier", "subgrade", "stage"):
         if why.get(part):
-            console.print(f"[b]{why[part]['because'][0].upper() + why[part]['because'][1:]}.[/b]", highlight=False)
+            because = why[part]["because"]
+            console.print(f"[b]{_e(because[0].upper() + because[1:])}.[/b]", highlight=False)
             for sentence in why[part]["up"] + why[part]["down"]:
-                console.print(f"  → {sentence}", highlight=False)
+                console.print(f"  → {_e(sentence)}", highlight=False)
     table = _table("Metrics", "Metric", "Label", "Value>")
     for name, value in e["attributes"].items():
-        table.add_row(name, "(attribute)", fmt_number(value))
+        table.add_row(_e(name), "(attribute)", _e(fmt_number(value)))
     for m in e["metrics"]:
         if m["internal"] and not m["name"].startswith("_tier"):
             continue  # a plugin's helper metric; its outputs are listed instead
-        table.add_row(m["name"], m["label"], fmt_number(m["value"]))
+        table.add_row(_e(m["name"]), _e(m["label"]), _e(fmt_number(m["value"])))
     console.print(table)
     t = e["tier"]
-    console.print(f"\n[b]Tier {t['id']}[/b] (method {t['method']}, decided by rule {t['rule']}):")
+    console.print(f"\n[b]Tier {_e(t['id'])}[/b] (method {t['method']}, decided by rule {_e(t['rule'])}):")
     for line in _rule_lines(t["rules"]):
         console.print(line, highlight=False)
     if e.get("subgrade"):
         s = e["subgrade"]
-        console.print(f"\n[b]Sub-grade {s['id']}[/b] (decided by rule {s['rule']}):")
+        console.print(f"\n[b]Sub-grade {_e(s['id'])}[/b] (decided by rule {_e(s['rule'])}):")
         for line in _rule_lines(s["rules"]):
             console.print(line, highlight=False)
     if e.get("stage"):
         s = e["stage"]
-        strategy = f" — strategy: {s['strategy']}" if s.get("strategy") else ""
-        console.print(f"\n[b]Lifecycle stage {s['id']}[/b] (decided by rule {s['rule']}){strategy}:")
+        strategy = f" — strategy: {_e(s['strategy'])}" if s.get("strategy") else ""
+        console.print(f"\n[b]Lifecycle stage {_e(s['id'])}[/b] (decided by rule {_e(s['rule'])}){strategy}:")
         for line in _rule_lines(s["rules"]):
             console.print(line, highlight=False)
     sl = e.get("service_level")
     if sl:
-        scope = ", ".join(f"{k} {sl[k]}" for k in ("tier", "subgrade", "stage") if sl.get(k))
-        console.print(f"\n[b]Service level {sl['id']}[/b] (for {scope}):")
+        scope = ", ".join(f"{k} {_e(sl[k])}" for k in ("tier", "subgrade", "stage") if sl.get(k))
+        console.print(f"\n[b]Service level {_e(sl['id'])}[/b] (for {scope}):")
         for k, v in sl.items():
             if k not in ("id", "tier", "subgrade", "stage"):
-                console.print(f"  {k}: {', '.join(v) if isinstance(v, list) else v}", highlight=False)
+                console.print(f"  {_e(k)}: {_e(', '.join(map(str, v)) if isinstance(v, list) else v)}", highlight=False)
     elif e.get("service_level") is None:
         console.print("\n[b]Service level[/b]: none defined for this tier/stage")
     if e.get("actions"):
         console.print("\n[b]Actions[/b]:")
         for a in e["actions"]:
-            console.print(f"  {a['due_date']} p{a['priority']} {a['action']} ({a['category']}, {a['plugin']}): {a['reason'] or ''}",
+            console.print(f"  {a['due_date']} p{a['priority']} {_e(a['action'])} ({a['category']}, {_e(a['plugin'])}): {_e(a['reason'] or '')}",
                           highlight=False)

@@ -18,7 +18,9 @@ from . import __version__
 from .classify_sql import compile_classification, match_flags
 from .data_binding import Binding, bind
 from .database import RunConnection, open_for_run
-from .errors import RunError, UsageError
+from .classify_sql import OVERRIDES
+from .errors import DataError, RunError, UsageError
+from .overrides import load_overrides_file, load_overrides_table, split_expired
 from .expr_sql import SqlParams, quote_identifier as q
 from .data_checks import check_customers, check_rows
 from .metric_sql import CID, CNAME, MetricPlan, RunDates, compile_metrics
@@ -62,15 +64,42 @@ def _execute(conn: sqlite3.Connection, operations: list, as_of: str, as_of_next:
             conn.execute(op.sql, {**op.params, **dates})
 
 
-def compute(rc: RunConnection, policy: Policy, as_of: str) -> Computed:
+def _load_overrides(rc: RunConnection, policy: Policy, as_of: str, path: Path | None) -> tuple[list, list[str], bool]:
+    """(active overrides, notes on expired ones, whether the policy uses overrides at all)."""
+    source = ("file", str(path)) if path is not None else policy.overrides
+    if source is None:
+        return [], [], False
+    tiers = [t.id for t in policy.tiers]
+    kind, where = source
+    found = (load_overrides_file(Path(where), tiers) if kind == "file"
+             else load_overrides_table(rc.conn, rc.source_schema, where, tiers))
+    active, notes = split_expired(found, as_of)
+    return active, notes, True
+
+
+def _stage_overrides(conn: sqlite3.Connection, overrides: list, metrics_table: str) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {OVERRIDES}")
+    conn.execute(f"CREATE TABLE {OVERRIDES} (cid, kind TEXT, tier TEXT, json TEXT, source TEXT)")
+    conn.executemany(f"INSERT INTO {OVERRIDES} VALUES (?, ?, ?, ?, ?)",
+                     [(o.customer, o.kind, o.tier, o.as_json(), o.where) for o in overrides])
+    unknown = conn.execute(f"SELECT o.cid, o.source FROM {OVERRIDES} AS o WHERE NOT EXISTS "
+                           f"(SELECT 1 FROM {metrics_table} AS m WHERE m.{CID} = o.cid) LIMIT 5").fetchall()
+    if unknown:
+        listed = "; ".join(f"{cid!r} ({where})" for cid, where in unknown)
+        raise DataError(f"overrides name customers that do not exist: {listed}",
+                        hint="fix the customer ids, or remove the overrides of customers who are gone")
+
+
+def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | None = None) -> Computed:
     conn = rc.conn
+    active_overrides, override_notes, with_overrides = _load_overrides(rc, policy, as_of, overrides)
     binding = bind(conn, rc.source_schema, policy)
     check_customers(rc, policy, binding)
     as_of_next = conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]
     dates = RunDates(as_of, as_of_next, conn)
     plan = compile_metrics(policy, binding, dates)
     plugin_ops, graded_from = compile_plugin_layers(policy, plan.table)
-    classification, result = compile_classification(policy, graded_from)
+    classification, result = compile_classification(policy, graded_from, overrides=with_overrides)
     owner = f"t.{q('account_manager')}" if "account_manager" in binding.attributes else "NULL"
     actions = compile_actions(policy, result, owner)
     try:
@@ -79,10 +108,12 @@ def compute(rc: RunConnection, policy: Policy, as_of: str) -> Computed:
         _execute(conn, setup_statements() + plugin_ops, as_of, as_of_next)
         if policy.hit_policy == "unique":
             _check_unique(conn, policy, graded_from)
+        if with_overrides:
+            _stage_overrides(conn, active_overrides, plan.table)
         _execute(conn, classification + actions, as_of, as_of_next)
     except sqlite3.OperationalError as exc:
         raise RunError(f"the database could not compute the policy: {exc}", hint=_write_hint(str(exc))) from exc
-    computed = Computed(rc, policy, as_of, binding, plan, result)
+    computed = Computed(rc, policy, as_of, binding, plan, result, override_notes)
     errors = conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0]
     if errors:
         computed.notes.append(f"{errors} plugin error(s) recorded for customers (on_error: skip); see crm_errors")
@@ -145,7 +176,13 @@ def summarize(computed: Computed) -> dict:
         "outputs": outputs,
         "actions": actions,
         "plugin_errors": conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0],
+        "overrides": (conn.execute(f"SELECT count(*) FROM {t} WHERE _tier_rule = 'override'").fetchone()[0]
+                      if "_override" in _columns(conn, t) else 0),
     }
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
 
 
 def _write_hint(text: str) -> str | None:
@@ -267,12 +304,13 @@ class RunOutcome:
     notes: list[str]
 
 
-def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None = None, dry_run: bool = False) -> RunOutcome:
+def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None = None, dry_run: bool = False,
+                 overrides: Path | None = None) -> RunOutcome:
     started = _now()
     rc = open_for_run(db, results_db, write=not dry_run)
     try:
         try:
-            computed = compute(rc, policy, as_of)
+            computed = compute(rc, policy, as_of, overrides)
         except sqlite3.OperationalError as exc:  # e.g. locked while reading the tables' layout
             raise RunError(f"could not read the database: {exc}", hint=_write_hint(str(exc))) from exc
         summary = summarize(computed)

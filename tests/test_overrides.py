@@ -1,0 +1,107 @@
+"""Manual overrides: applied after the rules, checked, expired ones noted, shown in explain."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from crm_rules.engine.errors import DataError, UsageError
+from crm_rules.engine.explain import explain_customer
+from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.runner import apply_policy
+from small_db import D, make_db
+
+POLICY = ("metrics: {revenue_12m: {sum: amount, window: 12 months}}\n"
+          "tiers:\n  levels:\n    - {id: A, when: 'revenue_12m >= 1000'}\n    - {id: B, when: 'revenue_12m >= 100'}\n"
+          "    - {id: C, default: true}\n"
+          "service_levels:\n  - {id: a, tier: A}\n  - {id: b, tier: B}\n  - {id: c, tier: C}\n")
+
+
+@pytest.fixture
+def db(tmp_path):
+    return make_db(tmp_path / "o.db", [("big", "Big", "x"), ("mid", "Mid", "x"), ("small", "Small", "x"), ("none", "None", "x")],
+                   orders=[("big", "2026-06-01", 5000), ("mid", "2026-06-01", 500), ("small", "2026-06-01", 50)])
+
+
+def grades(tmp_path, db, overrides_text: str | None, name: str = "overrides.yaml", policy_extra: str = ""):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY + policy_extra, encoding="utf-8")
+    path = None
+    if overrides_text is not None:
+        path = tmp_path / name
+        path.write_text(overrides_text, encoding="utf-8")
+    outcome = apply_policy(db, load_policy(policy), D, overrides=path if not policy_extra else None)
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT customer_id, tier, tier_rule, service_level FROM crm_assignments WHERE run_id = ?",
+                        (outcome.run_id,)).fetchall()
+    conn.close()
+    return outcome, {r[0]: r[1:] for r in rows}
+
+
+def test_tier_floor_and_ceiling(tmp_path, db):
+    outcome, got = grades(tmp_path, db, """\
+- {customer: small, tier: A, reason: strategic partner, author: 王经理}
+- {customer: none, floor: B, reason: new key account, author: ops}
+- {customer: big, ceiling: B, reason: legal review, author: ops}
+- {customer: mid, floor: C, reason: no effect expected, author: ops}
+""")
+    assert got["small"] == ("A", "override", "a")          # set
+    assert got["none"] == ("B", "override", "b")           # lifted to the floor
+    assert got["big"] == ("B", "override", "b")            # capped at the ceiling
+    assert got["mid"] == ("B", "B", "b")                   # the floor is below the rules' tier: rules decide
+    assert outcome.summary["overrides"] == 3
+
+
+def test_expired_overrides_are_ignored_with_a_note(tmp_path, db):
+    outcome, got = grades(tmp_path, db, "- {customer: small, tier: A, reason: promo, author: ops, expires: 2026-06-29}\n"
+                                        "- {customer: mid, tier: A, reason: promo, author: ops, expires: 2026-06-30}\n")
+    assert got["small"][0] == "C" and got["mid"][0] == "A"  # expiring on the as-of date still counts
+    assert outcome.notes == [f"override of customer small (tier A) expired on 2026-06-29: ignored ({tmp_path / 'overrides.yaml'}:1)"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- {customer: ghost, tier: A, reason: r, author: a}\n", "overrides name customers that do not exist: 'ghost'"),
+    ("- {customer: small, tier: AA, reason: r, author: a}\n", ":1: unknown tier 'AA'; did you mean 'A'?"),
+    ("- {customer: small, tier: A, floor: B, reason: r, author: a}\n", "give exactly one of tier, floor or ceiling"),
+    ("- {customer: small, tier: A, author: a}\n", "reason is required"),
+    ("- {customer: small, tier: A, reason: r, author: a, expires: 31/12/2026}\n", "expires '31/12/2026' is not a date"),
+    ("- {customer: small, tier: A, reason: r, author: a, expiry: 2026-12-31}\n", "unknown field 'expiry'; did you mean 'expires'?"),
+    ("- {customer: small, tier: A, reason: r, author: a}\n- {customer: small, tier: B, reason: r, author: a}\n",
+     ":2: customer 'small' already has an override at"),
+])
+def test_bad_overrides_are_errors(tmp_path, db, text, message):
+    with pytest.raises(DataError) as info:
+        grades(tmp_path, db, text)
+    assert message in str(info.value)
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'crm_%'").fetchone()[0] == 0
+
+
+def test_csv_file_and_missing_file(tmp_path, db):
+    _, got = grades(tmp_path, db, "customer,tier,floor,ceiling,reason,author,expires\nsmall,,A,,promoted,王经理,\n", "o.csv")
+    assert got["small"] == ("A", "override", "a")
+    with pytest.raises(UsageError, match="overrides file .* not found"):
+        apply_policy(db, load_policy(tmp_path / "p.yaml"), D, overrides=tmp_path / "nope.yaml")
+
+
+def test_overrides_from_a_table_named_in_the_policy(tmp_path, db):
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE manual_grades (customer TEXT, tier TEXT, floor TEXT, ceiling TEXT, reason TEXT, author TEXT, expires TEXT)")
+    conn.execute("INSERT INTO manual_grades VALUES ('none', 'A', NULL, NULL, 'board decision', 'ceo', NULL)")
+    conn.commit()
+    conn.close()
+    _, got = grades(tmp_path, db, None, policy_extra="overrides: {table: manual_grades}\n")
+    assert got["none"] == ("A", "override", "a")
+
+
+def test_explain_shows_the_override_and_the_rules_tier(tmp_path, db, cli):
+    overrides = tmp_path / "o.yaml"
+    overrides.write_text("- {customer: small, tier: A, reason: '[VIP] partner', author: 王经理, expires: 2026-12-31}\n",
+                         encoding="utf-8")
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY)
+    e = explain_customer(db, load_policy(policy), "small", D, overrides)
+    assert e["tier"]["id"] == "A" and e["override"]["rule_tier"] == "C" and e["override"]["applied"]
+    text = cli("explain", "small", "--db", db, "-p", policy, "--as-of", D, "--overrides", overrides, ok=True).output
+    assert "Override (tier A) sets the tier to A: [VIP] partner — 王经理, until 2026-12-31" in text
+    assert "the rules alone give tier C" in text
