@@ -317,6 +317,65 @@ def actions(
         console.print(f"{len(items) - len(shown):,} more; use --limit 0 or --json", highlight=False)
 
 
+@app.command()
+def diff(
+    policies: list[str] = typer.Argument(..., help="OLD_POLICY NEW_POLICY, or only NEW_POLICY with --against-run."),
+    db: Path = DbOption,
+    against_run: Optional[int] = typer.Option(None, "--against-run", help="Compare with this stored run instead of an old policy."),
+    results_db: Optional[Path] = typer.Option(None, "--results-db", dir_okay=False,
+                                              help="Database holding the runs, if not --db (with --against-run)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date YYYY-MM-DD (default: today; with --against-run: the run's)."),
+    customers: bool = typer.Option(False, "--customers", help="List the customers whose grades change."),
+    limit: int = typer.Option(50, "--limit", min=0, help="Rows of customers and service level changes to show (0 = all)."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Compare two policies (or a stored run and a policy) over every customer: who moves where, and what it costs."""
+    from .engine.policy_diff import diff_policies, print_diff
+    from .engine.policy_model import load_policy
+    from .engine.runner import parse_as_of
+
+    fmt = fmt.lower()
+    if fmt not in ("table", "json"):
+        raise UsageError(f"unknown format {fmt!r}", hint="use --format table or --format json")
+    expected = 1 if against_run is not None else 2
+    if len(policies) != expected:
+        usage = "NEW_POLICY --against-run RUN" if against_run is not None else "OLD_POLICY NEW_POLICY"
+        raise UsageError(f"diff takes {usage}; got {len(policies)} polic{'y' if len(policies) == 1 else 'ies'}",
+                         hint="crm-rules diff --db DB OLD_POLICY NEW_POLICY, or crm-rules diff --db DB NEW_POLICY --against-run ID")
+    if results_db is not None and against_run is None:
+        raise UsageError("--results-db is only used with --against-run")
+    date = parse_as_of(as_of) if as_of is not None or against_run is None else None
+    old = load_policy(policies[0]) if against_run is None else None
+    new = load_policy(policies[-1])
+    result = diff_policies(db, old, new, date, against_run, list_customers=customers, results_db=results_db)
+    if fmt == "json":
+        console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+    else:
+        print_diff(console, result, limit)
+
+
+@app.command()
+def analyze(
+    db: Path = DbOption,
+    policy: str = PolicyOption,
+    as_of: Optional[str] = AsOfOption,
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Find dead and shadowed rules on your data, and gaps and overlaps in threshold tables."""
+    from .engine.policy_model import load_policy
+    from .engine.rule_analysis import analyze_policy, print_analysis
+    from .engine.runner import parse_as_of
+
+    fmt = fmt.lower()
+    if fmt not in ("table", "json"):
+        raise UsageError(f"unknown format {fmt!r}", hint="use --format table or --format json")
+    result = analyze_policy(db, load_policy(policy), parse_as_of(as_of))
+    if fmt == "json":
+        console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+    else:
+        print_analysis(console, result)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,459 @@
+"""Compare two policies (or a stored run and a policy) over the whole customer base.
+
+Both sides are evaluated on one read-only connection: the old policy is
+computed with the ordinary :func:`runner.compute`, its grades are copied into
+``temp._diff_old``, then the new policy is computed (``compute`` drops and
+recreates its own temp tables) and copied into ``temp._diff_new``.  With
+``against_run`` the old side is read from that run's ``crm_assignments``
+instead.  The two sides are joined on the customer id in SQL, and every count
+below is one ``GROUP BY`` over that join; Python only shapes the results.
+
+What is compared
+----------------
+* ``tiers``, ``subgrades``, ``stages``: transition matrices, ``matrix[from][to]``
+  = customers graded ``from`` by the old side and ``to`` by the new one.  Rows
+  follow the old side's order of definition, columns the new side's; every
+  cell is present (zeros included).  ``"(none)"`` stands for no value (a tier
+  without sub-grades, a policy without lifecycle stages, no matching service
+  level) and ``"(absent)"`` for a customer missing on that side (only with
+  ``against_run``, when customers were added or removed since the run).
+* ``service_levels``: how many customers change service level, and the
+  changed (from, to) pairs with their counts.
+* ``revenue_share``: per tier, customers, revenue and share of the total
+  revenue on each side, and the change of share (new − old).  Each side uses
+  its own revenue metric (``summary.revenue``, else the tier metric), so the
+  shares are those ``apply`` would print.
+* ``costs``: what the service levels cost, only where the policy gives unit
+  costs (nothing is reported for a cost the policy does not give):
+
+  - ``cost`` = Σ over customers of their service level's
+    ``attributes.cost_per_customer``;
+  - ``discount_given`` = Σ over customers of their service level's
+    ``discount`` × the customer's revenue (the side's revenue metric);
+  - ``account_managers`` = per service level whose ``account_manager`` starts
+    with "dedicated" (e.g. "dedicated", "dedicated senior") and that gives
+    ``attributes.accounts_per_manager``: ⌈customers ÷ accounts_per_manager⌉
+    (whole people, rounded up per service level), summed over levels.
+
+  Totals sum the levels that give the unit; ``missing`` lists service levels
+  with customers that lack it (their share is not in the total).  ``change``
+  (new − old) is given for a total present on both sides.
+* ``movers`` (only with ``list_customers``): every customer whose tier,
+  sub-grade, stage or service level differs, ordered by customer id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .database import RunConnection, connect, open_for_run
+from .errors import RunError, UsageError
+from .export import resolve_run
+from .expr_sql import quote_identifier as q
+from .metric_sql import CID, CNAME
+from .policy_model import Policy
+from .runner import compute, parse_as_of
+
+NONE = "(none)"
+ABSENT = "(absent)"
+OLD, NEW = "temp._diff_old", "temp._diff_new"
+PAIRS = "temp._diff_pairs"
+FIELDS = ("tier", "subgrade", "stage", "service_level")
+
+
+@dataclass
+class Side:
+    """What one side of a comparison is, and the definitions its grades refer to."""
+
+    source: str  # "policy" | "run"
+    policy: str
+    policy_sha256: str
+    as_of: str
+    revenue_metric: str | None
+    tiers: list[str]
+    subgrades: list[str]
+    stages: list[str]
+    service_levels: dict[str, dict]  # id -> details (discount, account_manager, attributes, ...)
+    run_id: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict:
+        return {"source": self.source, "policy": self.policy, "policy_sha256": self.policy_sha256,
+                "run_id": self.run_id, "as_of": self.as_of, "revenue_metric": self.revenue_metric}
+
+
+def _policy_side(policy: Policy, as_of: str, notes: list[str]) -> Side:
+    return Side("policy", policy.name, policy.sha256, as_of, policy.revenue_metric,
+                [t.id for t in policy.tiers], [s.id for t in policy.tiers for s in t.subgrades],
+                [s.id for s in policy.stages], {sl.id: dict(sl.details) for sl in policy.service_levels}, notes=notes)
+
+
+def _copy_computed(rc: RunConnection, policy: Policy, as_of: str, target: str) -> Side:
+    computed = compute(rc, policy, as_of)
+    revenue = f"r.{q(policy.revenue_metric)}" if policy.revenue_metric else "NULL"
+    conn = rc.conn
+    conn.execute(f"DROP TABLE IF EXISTS {target}")
+    conn.execute(f"CREATE TEMP TABLE {q(target.split('.', 1)[1])} AS SELECT r.{CID} AS cid, r.{CNAME} AS name, "
+                 f"r._tier AS tier, r._subgrade AS subgrade, r._stage AS stage, r._service_level AS service_level, "
+                 f"{revenue} AS revenue FROM {computed.result_table} AS r")
+    return _policy_side(policy, as_of, list(computed.notes))
+
+
+def _ro_uri(path: Path) -> str:
+    return f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+
+
+def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
+    """The old side from a stored run: its assignments, and its definitions from crm_definitions."""
+    runs = connect(results_db, mode="ro") if results_db is not None else rc.conn
+    try:
+        run = dict(resolve_run(runs, run_id))
+        runs.row_factory = None
+        counts = json.loads(run["counts"] or "{}")
+        definitions: dict[str, list] = {"tier": [], "subgrade": [], "stage": [], "service_level": []}
+        for kind, did, parent, details in runs.execute(
+                "SELECT kind, id, parent, details FROM crm_definitions WHERE run_id = ? ORDER BY position", (run["run_id"],)):
+            if kind in definitions:
+                definitions[kind].append((did, parent, json.loads(details or "{}")))
+    finally:
+        if results_db is not None:
+            runs.close()
+    schema = "main"
+    if results_db is not None:
+        rc.conn.execute("ATTACH DATABASE ? AS _diff_runs", (_ro_uri(results_db),))
+        schema = "_diff_runs"
+    revenue = counts.get("revenue_metric")
+    revenue_sql = "json_extract(a.metrics, :path)" if revenue else "NULL"
+    rc.conn.execute(f"DROP TABLE IF EXISTS {OLD}")
+    rc.conn.execute(f"CREATE TEMP TABLE _diff_old AS SELECT a.customer_id AS cid, a.customer_name AS name, a.tier AS tier, "
+                    f"a.subgrade AS subgrade, a.stage AS stage, a.service_level AS service_level, {revenue_sql} AS revenue "
+                    f"FROM {q(schema)}.crm_assignments AS a WHERE a.run_id = :run",
+                    {"run": run["run_id"], "path": '$."' + (revenue or "") + '"'})
+    tiers = [d for d, _, _ in definitions["tier"]]
+    # sub-grades are numbered within their tier: list them tier by tier
+    subgrades = [sid for t in tiers for sid, parent, _ in definitions["subgrade"] if parent == t]
+    notes = json.loads(run.get("notes") or "[]")
+    return Side("run", run["policy_name"], run["policy_sha256"], run["as_of"], revenue, tiers, subgrades,
+                [d for d, _, _ in definitions["stage"]],
+                {d: {k: v for k, v in det.items() if k not in ("tier", "subgrade", "stage")}
+                 for d, _, det in definitions["service_level"]},
+                run_id=run["run_id"], notes=notes)
+
+
+def _pairs(conn: sqlite3.Connection) -> None:
+    """One row per customer of either side: old and new grades side by side (a full outer join)."""
+    cols_old = ", ".join(f"o.{f} AS old_{f}" for f in FIELDS)
+    cols_new = ", ".join(f"n.{f} AS new_{f}" for f in FIELDS)
+    nulls_old = ", ".join(f"NULL AS old_{f}" for f in FIELDS)
+    for table in (OLD, NEW):
+        name = table.split(".", 1)[1]
+        conn.execute(f"CREATE INDEX IF NOT EXISTS temp.{q(name + '_cid')} ON {q(name)}(cid)")
+    conn.execute(f"DROP TABLE IF EXISTS {PAIRS}")
+    conn.execute(
+        f"CREATE TEMP TABLE _diff_pairs AS "
+        f"SELECT o.cid AS cid, coalesce(n.name, o.name) AS name, 1 AS in_old, n.cid IS NOT NULL AS in_new, "
+        f"{cols_old}, {cols_new}, o.revenue AS old_revenue, n.revenue AS new_revenue "
+        f"FROM {OLD} AS o LEFT JOIN {NEW} AS n ON n.cid = o.cid "
+        f"UNION ALL "
+        f"SELECT n.cid, n.name, 0, 1, {nulls_old}, {cols_new}, NULL, n.revenue "
+        f"FROM {NEW} AS n WHERE NOT EXISTS (SELECT 1 FROM {OLD} AS o WHERE o.cid = n.cid)")
+
+
+def _label(present: int, value: Any) -> str:
+    if not present:
+        return ABSENT
+    return NONE if value is None else str(value)
+
+
+def _order(defined: list[str], seen: set[str]) -> list[str]:
+    """Defined ids first, in their order, then any other value seen (none and absent last)."""
+    extra = sorted(v for v in seen if v not in defined and v not in (NONE, ABSENT))
+    tail = [v for v in (NONE, ABSENT) if v in seen]
+    return list(defined) + extra + tail
+
+
+def _matrix(conn: sqlite3.Connection, f: str, old_defined: list[str], new_defined: list[str]) -> dict:
+    rows = conn.execute(f"SELECT in_old, old_{f}, in_new, new_{f}, count(*) FROM {PAIRS} GROUP BY 1, 2, 3, 4").fetchall()
+    cells = {}
+    for in_old, old, in_new, new, n in rows:
+        key = (_label(in_old, old), _label(in_new, new))
+        cells[key] = cells.get(key, 0) + n
+    froms = _order(old_defined, {k[0] for k in cells})
+    tos = _order(new_defined, {k[1] for k in cells})
+    matrix = {a: {b: cells.get((a, b), 0) for b in tos} for a in froms}
+    changed = sum(n for (a, b), n in cells.items() if a != b)
+    return {"from": froms, "to": tos, "matrix": matrix, "changed": changed}
+
+
+def _tier_revenue(conn: sqlite3.Connection, side: str) -> dict[str, tuple[int, float | None]]:
+    rows = conn.execute(f"SELECT {side}_tier, count(*), sum({side}_revenue) FROM {PAIRS} "
+                        f"WHERE in_{side} GROUP BY 1").fetchall()
+    return {t: (n, rev) for t, n, rev in rows}
+
+
+def _revenue_share(conn: sqlite3.Connection, old: Side, new: Side) -> dict:
+    per = {"old": _tier_revenue(conn, "old"), "new": _tier_revenue(conn, "new")}
+    sides = {"old": old, "new": new}
+    totals = {s: (sum((rev or 0) for _, rev in per[s].values()) if sides[s].revenue_metric else None) for s in per}
+    tiers = _order(old.tiers, set(per["old"])) + [t for t in _order(new.tiers, set(per["new"])) if t not in old.tiers]
+    tiers = list(dict.fromkeys(tiers))
+    out = {}
+    for t in tiers:
+        entry = {}
+        for s in ("old", "new"):
+            n, rev = per[s].get(t, (0, None))
+            has_revenue = sides[s].revenue_metric is not None
+            entry[f"{s}_customers"] = n
+            entry[f"{s}_revenue"] = (rev or 0) if has_revenue else None
+            entry[f"{s}_share"] = ((rev or 0) / totals[s] if totals[s] else 0.0) if has_revenue else None
+        entry["change"] = (entry["new_share"] - entry["old_share"]
+                           if entry["old_share"] is not None and entry["new_share"] is not None else None)
+        out[t] = entry
+    return {"old_metric": old.revenue_metric, "new_metric": new.revenue_metric,
+            "old_total": totals["old"], "new_total": totals["new"], "tiers": out}
+
+
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _side_costs(conn: sqlite3.Connection, side_name: str, side: Side) -> dict:
+    rows = conn.execute(f"SELECT {side_name}_service_level, count(*), sum({side_name}_revenue) FROM {PAIRS} "
+                        f"WHERE in_{side_name} GROUP BY 1").fetchall()
+    counts = {(sl if sl is not None else NONE): (n, rev) for sl, n, rev in rows}
+    levels: dict[str, dict] = {}
+    totals: dict[str, float] = {}
+    missing: dict[str, list[str]] = {"cost": [], "discount_given": [], "account_managers": []}
+    for sl in list(side.service_levels) + [s for s in counts if s not in side.service_levels]:
+        n, rev = counts.get(sl, (0, None))
+        details = side.service_levels.get(sl, {})
+        attributes = details.get("attributes") if isinstance(details.get("attributes"), dict) else {}
+        entry: dict[str, Any] = {"customers": n}
+        if side.revenue_metric:
+            entry["revenue"] = rev or 0
+        cpc = _number(attributes.get("cost_per_customer"))
+        if cpc is not None:
+            entry["cost"] = cpc * n
+        elif n:
+            missing["cost"].append(sl)
+        discount = _number(details.get("discount"))
+        if discount is not None and side.revenue_metric:
+            entry["discount_given"] = discount * (rev or 0)
+        elif n:
+            missing["discount_given"].append(sl)
+        manager = details.get("account_manager")
+        if isinstance(manager, str) and manager.strip().lower().startswith("dedicated"):
+            entry["account_manager"] = manager
+            per_manager = _number(attributes.get("accounts_per_manager"))
+            if per_manager and per_manager > 0:
+                entry["account_managers"] = math.ceil(n / per_manager)
+            elif n:
+                missing["account_managers"].append(sl)
+        levels[sl] = entry
+    for key in ("cost", "discount_given", "account_managers"):
+        if any(key in e for e in levels.values()):
+            totals[key] = sum(e.get(key, 0) for e in levels.values())
+    return {"service_levels": levels, "totals": totals,
+            "missing": {k: v for k, v in missing.items() if k in totals and v}}
+
+
+def _costs(conn: sqlite3.Connection, old: Side, new: Side) -> dict:
+    o, n = _side_costs(conn, "old", old), _side_costs(conn, "new", new)
+    change = {k: n["totals"][k] - o["totals"][k] for k in ("cost", "discount_given", "account_managers")
+              if k in o["totals"] and k in n["totals"]}
+    return {"old": o, "new": n, "change": change}
+
+
+def _service_levels(conn: sqlite3.Connection) -> dict:
+    rows = conn.execute(f"SELECT in_old, old_service_level, in_new, new_service_level, count(*) FROM {PAIRS} "
+                        f"GROUP BY 1, 2, 3, 4").fetchall()
+    merged: dict[tuple[str, str], int] = {}
+    for in_old, old, in_new, new, n in rows:
+        key = (_label(in_old, old), _label(in_new, new))
+        merged[key] = merged.get(key, 0) + n
+    transitions = sorted(({"from": a, "to": b, "customers": n} for (a, b), n in merged.items() if a != b),
+                         key=lambda t: (-t["customers"], t["from"], t["to"]))
+    return {"changed": sum(t["customers"] for t in transitions), "transitions": transitions}
+
+
+def _changed_sql(f: str) -> str:
+    return f"(in_old != in_new OR old_{f} IS NOT new_{f})"
+
+
+def _customers(conn: sqlite3.Connection) -> dict:
+    sums = ", ".join(f"sum({_changed_sql(f)})" for f in FIELDS)
+    any_change = " OR ".join(_changed_sql(f) for f in FIELDS)
+    row = conn.execute(f"SELECT count(*), sum(in_old AND in_new), sum(in_old AND NOT in_new), sum(in_new AND NOT in_old), "
+                       f"{sums}, sum({any_change}) FROM {PAIRS}").fetchone()
+    row = [v or 0 for v in row]
+    return {"total": row[0], "both": row[1], "only_old": row[2], "only_new": row[3],
+            "changed": {**dict(zip(FIELDS, row[4:8])), "any": row[8]}}
+
+
+def _movers(conn: sqlite3.Connection) -> list[dict]:
+    any_change = " OR ".join(_changed_sql(f) for f in FIELDS)
+    cols = ", ".join(f"old_{f}, new_{f}" for f in FIELDS)
+    out = []
+    for row in conn.execute(f"SELECT cid, name, in_old, in_new, {cols} FROM {PAIRS} WHERE {any_change} ORDER BY cid"):
+        cid, name, in_old, in_new = row[:4]
+        item: dict[str, Any] = {"customer_id": cid, "customer_name": name}
+        changed = []
+        for i, f in enumerate(FIELDS):
+            old, new = row[4 + 2 * i], row[5 + 2 * i]
+            item[f] = [old if in_old else ABSENT, new if in_new else ABSENT]
+            if in_old != in_new or old != new:
+                changed.append(f)
+        item["changed"] = changed
+        out.append(item)
+    return out
+
+
+def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of: str | None,
+                  against_run: int | None = None, *, list_customers: bool = False,
+                  results_db: Path | None = None) -> dict:
+    """Grades of ``old_policy`` (or of stored run ``against_run``) versus ``new_policy``; see the module doc.
+
+    ``as_of`` None means the run's as-of date with ``against_run``, else today.
+    ``results_db`` is where the runs are, when not in ``db`` (``--results-db``).
+    """
+    if (old_policy is None) == (against_run is None):
+        raise UsageError("compare with either an old policy or a stored run (--against-run), not both or neither")
+    rc = open_for_run(db, write=False)
+    try:
+        conn = rc.conn
+        try:
+            if against_run is not None:
+                old = _run_side(rc, against_run, results_db)
+                date = as_of or old.as_of
+            else:
+                date = as_of or parse_as_of(None)
+                old = _copy_computed(rc, old_policy, date, OLD)
+            new = _copy_computed(rc, new_policy, date, NEW)
+            _pairs(conn)
+        except sqlite3.OperationalError as exc:
+            raise RunError(f"could not compare the policies: {exc}") from exc
+        result = {
+            "as_of": date,
+            "old": old.describe(),
+            "new": new.describe(),
+            "customers": _customers(conn),
+            "tiers": _matrix(conn, "tier", old.tiers, new.tiers),
+            "subgrades": _matrix(conn, "subgrade", old.subgrades, new.subgrades),
+            "stages": _matrix(conn, "stage", old.stages, new.stages),
+            "service_levels": _service_levels(conn),
+            "revenue_share": _revenue_share(conn, old, new),
+            "costs": _costs(conn, old, new),
+            "notes": [f"old: {n}" for n in old.notes] + [f"new: {n}" for n in new.notes],
+        }
+        if against_run is not None and old.as_of != date:
+            result["notes"].append(f"run {old.run_id} was computed as of {old.as_of}; the new policy as of {date}")
+        if list_customers:
+            result["movers"] = _movers(conn)
+        return result
+    finally:
+        rc.close()
+
+
+# ---- terminal output ---------------------------------------------------------
+
+def _arrow(pair: list) -> str:
+    old, new = (NONE if v is None else str(v) for v in pair)
+    return old if old == new else f"{old} → {new}"
+
+
+def print_diff(console, result: dict, limit: int = 50) -> None:
+    """Rich tables for a :func:`diff_policies` result; ``limit`` rows of movers and transitions (0 = all)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .render import fmt_number, pct
+
+    def table(title: str, *columns: str) -> Table:
+        t = Table(title=title, title_justify="left")
+        for c in columns:
+            t.add_column(escape(c.rstrip(">")), justify="right" if c.endswith(">") else "left")
+        return t
+
+    def name(side: dict) -> str:
+        what = f"run {side['run_id']} ({side['policy']})" if side["source"] == "run" else side["policy"]
+        return f"{escape(what)} (sha256 {side['policy_sha256'][:12]})"
+
+    c = result["customers"]
+    console.print(f"[b]{name(result['old'])}[/b] → [b]{name(result['new'])}[/b] as of {result['as_of']}: "
+                  f"{c['total']:,} customers; {c['changed']['tier']:,} change tier, {c['changed']['stage']:,} stage, "
+                  f"{c['changed']['service_level']:,} service level", highlight=False)
+    if c["only_old"] or c["only_new"]:
+        console.print(f"{c['only_old']:,} customer(s) only in the old run, {c['only_new']:,} only in the data now",
+                      highlight=False)
+    for key, title in (("tiers", "Tiers, old → new"), ("subgrades", "Sub-grades, old → new"),
+                       ("stages", "Lifecycle stages, old → new")):
+        m = result[key]
+        if key != "tiers" and (not m["changed"] or m["from"] == m["to"] == [NONE]):
+            if m["from"] != [NONE] or m["to"] != [NONE]:
+                console.print(f"{title.split(',')[0]}: no customer changes", highlight=False)
+            continue
+        grid = table(title, "old \\ new", *[t + ">" for t in m["to"]], "total>")
+        for a in m["from"]:
+            row = m["matrix"][a]
+            grid.add_row(escape(a), *[("[b]" if a != b and row[b] else "") + fmt_number(row[b]) + ("[/b]" if a != b and row[b] else "")
+                                      for b in m["to"]], fmt_number(sum(row.values())))
+        console.print(grid)
+    sl = result["service_levels"]
+    if sl["transitions"]:
+        t = table(f"Service level changes: {sl['changed']:,} customers", "From", "To", "Customers>")
+        shown = sl["transitions"] if limit == 0 else sl["transitions"][:limit]
+        for tr in shown:
+            t.add_row(escape(tr["from"]), escape(tr["to"]), fmt_number(tr["customers"]))
+        console.print(t)
+        if len(shown) < len(sl["transitions"]):
+            console.print(f"{len(sl['transitions']) - len(shown):,} more; use --limit 0 or --format json", highlight=False)
+    else:
+        console.print("Service levels: no customer changes", highlight=False)
+    rs = result["revenue_share"]
+    metric = (rs["old_metric"] or "no revenue metric" if rs["old_metric"] == rs["new_metric"]
+              else f"{rs['old_metric'] or 'none'} → {rs['new_metric'] or 'none'}")
+    t = table(f"Customers and revenue share per tier ({metric})", "Tier", "Old customers>", "New customers>",
+              "Old share>", "New share>", "Change>")
+    for tier, e in rs["tiers"].items():
+        change = "—" if e["change"] is None else f"{e['change'] * 100:+.1f} pp"
+        t.add_row(escape(tier), fmt_number(e["old_customers"]), fmt_number(e["new_customers"]),
+                  pct(e["old_share"]), pct(e["new_share"]), change)
+    console.print(t)
+    costs = result["costs"]
+    keys = [k for k in ("cost", "discount_given", "account_managers")
+            if k in costs["old"]["totals"] or k in costs["new"]["totals"]]
+    if keys:
+        labels = {"cost": "Service cost (cost_per_customer)", "discount_given": "Discount given (discount × revenue)",
+                  "account_managers": "Account managers needed"}
+        t = table("Cost of service levels", "Measure", "Old>", "New>", "Change>")
+        for k in keys:
+            old, new, change = costs["old"]["totals"].get(k), costs["new"]["totals"].get(k), costs["change"].get(k)
+            t.add_row(labels[k], fmt_number(old), fmt_number(new), "—" if change is None else f"{change:+,.2f}"
+                      if isinstance(change, float) else f"{change:+,}")
+        console.print(t)
+        for side in ("old", "new"):
+            for k, levels in costs[side].get("missing", {}).items():
+                console.print(f"note: {side} service levels without a unit for {k}: {escape(', '.join(levels))} "
+                              f"(not in the total)", highlight=False)
+    else:
+        console.print("Costs: no service level gives unit costs (attributes.cost_per_customer, discount, "
+                      "attributes.accounts_per_manager)", highlight=False)
+    movers = result.get("movers")
+    if movers is not None:
+        t = table(f"Customers whose grades change: {len(movers):,}", "Customer", "Name", "Tier", "Sub-grade", "Stage",
+                  "Service level")
+        shown = movers if limit == 0 else movers[:limit]
+        for m in shown:
+            t.add_row(escape(str(m["customer_id"])), escape(m["customer_name"] or ""),
+                      *[escape(_arrow(m[f])) for f in FIELDS])
+        console.print(t)
+        if len(shown) < len(movers):
+            console.print(f"{len(movers) - len(shown):,} more; use --limit 0 or --format json", highlight=False)
+    for note in result["notes"]:
+        console.print(f"note: {note}", highlight=False, markup=False)

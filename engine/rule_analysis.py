@@ -1,0 +1,604 @@
+"""Find rules that never decide anything, and gaps and overlaps in threshold tables.
+
+Two kinds of evidence:
+
+* **Data** (over the real customers, as of a date): the policy is computed
+  as for a dry run, then for every rule list one query counts, per rule, the
+  customers whose condition is true (``matched``, ``SUM(CASE WHEN cond ...)``)
+  and the customers the rule decided (``decided``, from the ``_tier_rule``,
+  ``_subgrade_rule``, ``_stage_rule`` and ``_service_level`` columns).  A rule
+  with a condition that matches nobody and decides nobody is **dead**; one
+  that matches customers but decides none is **shadowed**: earlier rules (for
+  service levels: more specific entries) take all of them (``taken_by``).
+  Sub-grade rules count only customers of their tier; a service level
+  "matches" the customers of its tier, sub-grade and stage that meet its
+  condition.  Defaults have no condition and are never dead.
+* **Static** (from the conditions alone, whatever the data): a condition
+  that compares ONE metric with constants (``<``, ``<=``, ``>``, ``>=``,
+  ``=``, ``!=``, ``between``, ``in [...]``, ``is null``, combined with
+  ``and``/``or``/``not``) is a set of intervals of that metric (plus whether
+  it holds when the metric is empty).  In tier (method ``rules``), sub-grade
+  and lifecycle lists:
+
+  - a rule whose set lies within the union of the earlier rules' sets on the
+    same metric is shadowed (``x >= 100`` after ``x >= 50``), or never true;
+  - two rules whose sets intersect overlap: harmless for first hit (the
+    earlier rule takes the values; ``effective`` shows what is left to each
+    rule after the earlier rules on the same metric) and a problem for
+    ``hit_policy: unique``;
+  - when every conditional rule of a list is an interval of the same metric
+    (a threshold table), the values no rule covers are **gaps**: customers
+    there get the default.  Empty values are a gap too, unless a rule covers
+    them or the metric always has one (sums and counts default to 0).
+
+  Metrics that only take whole numbers (counts, recency and contract days,
+  ntile scores, ranks) are analysed over the integers, so ``x <= 9`` and
+  ``x >= 10`` leave no gap.  Conditions that are not intervals of one metric
+  are listed in ``not_analysed`` with the reason; service levels and tiers of
+  methods pareto/quantile/top_n are checked on data only.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import expr_ast as ast
+from .classify_sql import DEFAULT_RULE
+from .database import open_for_run
+from .errors import RunError
+from .expr_sql import SqlParams, quote_identifier as q, to_sql
+from .expr_types import NUMBER
+from .policy_model import Policy, Rule
+from .runner import compute
+
+INF = math.inf
+INTEGER_KINDS = {"count", "count_distinct", "recency", "contract_days_left", "ntile", "rank", "positive_count"}
+
+
+# ---- intervals ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Interval:
+    lo: float
+    lo_closed: bool
+    hi: float
+    hi_closed: bool
+
+    def empty(self) -> bool:
+        return self.lo > self.hi or (self.lo == self.hi and not (self.lo_closed and self.hi_closed))
+
+
+def _n(v: float) -> str:
+    if v == INF:
+        return "+inf"
+    if v == -INF:
+        return "-inf"
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        v = int(v)
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def interval_text(iv: Interval) -> str:
+    return f"{'[' if iv.lo_closed else '('}{_n(iv.lo)}, {_n(iv.hi)}{']' if iv.hi_closed else ')'}"
+
+
+def interval_condition(iv: Interval, name: str) -> str:
+    """The interval as a condition a policy author would write."""
+    if iv.lo == iv.hi:
+        return f"{name} = {_n(iv.lo)}"
+    low = None if iv.lo == -INF else f"{_n(iv.lo)} {'<=' if iv.lo_closed else '<'} "
+    high = None if iv.hi == INF else f" {'<=' if iv.hi_closed else '<'} {_n(iv.hi)}"
+    if low is None and high is None:
+        return f"any value of {name}"
+    if low is None:
+        return f"{name}{high}"
+    if high is None:
+        return f"{name} {'>=' if iv.lo_closed else '>'} {_n(iv.lo)}"
+    return f"{low}{name}{high}"
+
+
+class IntervalSet:
+    """A union of disjoint intervals of the reals (or of the integers)."""
+
+    def __init__(self, items: list[Interval], integer: bool):
+        self.integer = integer
+        self.items = _normalize([i for i in items if not i.empty()], integer)
+
+    @classmethod
+    def everything(cls, integer: bool) -> IntervalSet:
+        return cls([Interval(-INF, False, INF, False)], integer)
+
+    def is_empty(self) -> bool:
+        return not self.items
+
+    def union(self, other: IntervalSet) -> IntervalSet:
+        return IntervalSet(self.items + other.items, self.integer)
+
+    def intersect(self, other: IntervalSet) -> IntervalSet:
+        out = []
+        for a in self.items:
+            for b in other.items:
+                lo, lo_c = max((a.lo, not a.lo_closed), (b.lo, not b.lo_closed))
+                hi, hi_c = min((a.hi, a.hi_closed), (b.hi, b.hi_closed))
+                out.append(Interval(lo, not lo_c, hi, hi_c))
+        return IntervalSet(out, self.integer)
+
+    def complement(self) -> IntervalSet:
+        out, lo, lo_closed = [], -INF, False
+        for iv in self.items:
+            out.append(Interval(lo, lo_closed, iv.lo, not iv.lo_closed))
+            lo, lo_closed = iv.hi, not iv.hi_closed
+        out.append(Interval(lo, lo_closed if lo != INF else False, INF, False))
+        return IntervalSet([i for i in out if not (i.lo == i.hi == INF or i.lo == i.hi == -INF)], self.integer)
+
+    def minus(self, other: IntervalSet) -> IntervalSet:
+        return self.intersect(other.complement())
+
+    def within(self, other: IntervalSet) -> bool:
+        return self.minus(other).is_empty()
+
+    def text(self) -> str:
+        return " ∪ ".join(interval_text(i) for i in self.items) if self.items else "∅"
+
+
+def _normalize(items: list[Interval], integer: bool) -> list[Interval]:
+    if integer:
+        ints = []
+        for iv in items:
+            lo = iv.lo if iv.lo == -INF else (math.ceil(iv.lo) if iv.lo_closed else math.floor(iv.lo) + 1)
+            hi = iv.hi if iv.hi == INF else (math.floor(iv.hi) if iv.hi_closed else math.ceil(iv.hi) - 1)
+            if lo <= hi:
+                ints.append(Interval(lo, lo != -INF, hi, hi != INF))
+        ints.sort(key=lambda i: i.lo)
+        out: list[Interval] = []
+        for iv in ints:
+            if out and iv.lo <= out[-1].hi + 1:
+                last = out[-1]
+                if iv.hi > last.hi:
+                    out[-1] = Interval(last.lo, last.lo_closed, iv.hi, iv.hi_closed)
+            else:
+                out.append(iv)
+        return out
+    items = sorted(items, key=lambda i: (i.lo, not i.lo_closed))
+    out = []
+    for iv in items:
+        if out:
+            last = out[-1]
+            if iv.lo < last.hi or (iv.lo == last.hi and (iv.lo_closed or last.hi_closed)):
+                if (iv.hi, iv.hi_closed) > (last.hi, last.hi_closed):
+                    out[-1] = Interval(last.lo, last.lo_closed, iv.hi, iv.hi_closed)
+                continue
+        out.append(iv)
+    return out
+
+
+@dataclass
+class Cond:
+    """Where a one-metric condition is true: a set of values, and its truth when the metric is empty."""
+
+    values: IntervalSet
+    null: bool | None  # True / False / None (unknown, which a rule treats as false)
+
+    @property
+    def covers_null(self) -> bool:
+        return self.null is True
+
+    def never_true(self) -> bool:
+        return self.values.is_empty() and not self.covers_null
+
+
+class NotInterval(Exception):
+    """The condition is not an interval set of one metric; the message says why."""
+
+
+def _and3(a: bool | None, b: bool | None) -> bool | None:
+    if a is False or b is False:
+        return False
+    return None if a is None or b is None else True
+
+
+def _or3(a: bool | None, b: bool | None) -> bool | None:
+    if a is True or b is True:
+        return True
+    return None if a is None or b is None else False
+
+
+def _constant(node: ast.Node) -> float | None:
+    if isinstance(node, ast.Literal) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.Negate):
+        inner = _constant(node.operand)
+        return None if inner is None else -inner
+    return None
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
+
+
+def _compare(op: str, c: float, integer: bool) -> IntervalSet:
+    make = {
+        "<": [Interval(-INF, False, c, False)], "<=": [Interval(-INF, False, c, True)],
+        ">": [Interval(c, False, INF, False)], ">=": [Interval(c, True, INF, False)],
+        "=": [Interval(c, True, c, True)],
+        "!=": [Interval(-INF, False, c, False), Interval(c, False, INF, False)],
+    }
+    return IntervalSet(make[op], integer)
+
+
+def extract(node: ast.Node, numeric: set[str], integer: set[str]) -> tuple[str, Cond]:
+    """(metric, where the condition holds), or NotInterval."""
+
+    def metric_of(n: ast.Node) -> str | None:
+        if isinstance(n, ast.Name):
+            if n.name not in numeric:
+                raise NotInterval(f"{n.name} is not a number")
+            return n.name
+        return None
+
+    def visit(n: ast.Node) -> tuple[str, Cond]:
+        match n:
+            case ast.Logical(op=op, items=items):
+                parts = [visit(i) for i in items]
+                names = sorted({p[0] for p in parts})
+                if len(names) > 1:
+                    raise NotInterval(f"combines more than one metric ({', '.join(names)})")
+                cond = parts[0][1]
+                for _, c in parts[1:]:
+                    if op == "and":
+                        cond = Cond(cond.values.intersect(c.values), _and3(cond.null, c.null))
+                    else:
+                        cond = Cond(cond.values.union(c.values), _or3(cond.null, c.null))
+                return names[0], cond
+            case ast.Not(operand=o):
+                name, c = visit(o)
+                return name, Cond(c.values.complement(), None if c.null is None else not c.null)
+            case ast.Compare(op=op, left=left, right=right):
+                name, const = metric_of(left), _constant(right)
+                if name is None:
+                    name, const, op = metric_of(right), _constant(left), _FLIP[op]
+                if name is None or const is None:
+                    raise NotInterval("not a comparison of one metric with a number")
+                return name, Cond(_compare(op, const, name in integer), None)
+            case ast.Between(operand=o, low=lo, high=hi):
+                name, low, high = metric_of(o), _constant(lo), _constant(hi)
+                if name is None or low is None or high is None:
+                    raise NotInterval("not `metric between number and number`")
+                return name, Cond(IntervalSet([Interval(low, True, high, True)], name in integer), None)
+            case ast.InList(operand=o, items=items, negated=neg):
+                name, consts = metric_of(o), [_constant(i) for i in items]
+                if name is None or any(c is None for c in consts):
+                    raise NotInterval("not `metric in [numbers]`")
+                values = IntervalSet([Interval(c, True, c, True) for c in consts], name in integer)
+                return name, Cond(values.complement() if neg else values, None)
+            case ast.IsNull(operand=o, negated=neg):
+                name = metric_of(o)
+                if name is None:
+                    raise NotInterval("`is null` of an expression, not of a metric")
+                whole = IntervalSet.everything(name in integer)
+                return name, (Cond(whole, False) if neg else Cond(IntervalSet([], name in integer), True))
+        raise NotInterval("not a comparison of one metric with constants")
+
+    return visit(node)
+
+
+# ---- the analysis ------------------------------------------------------------
+
+@dataclass
+class _List:
+    name: str  # "tiers", "subgrades of A", "lifecycle stages"
+    kind: str  # tier | subgrade | stage
+    rules: list[Rule]
+    parent: str | None
+    rule_column: str
+    hit_policy: str = "first"
+    static: bool = True
+
+
+def _integer_metrics(policy: Policy) -> set[str]:
+    out = set()
+    for name, m in policy.metrics.items():
+        if m.kind in INTEGER_KINDS and isinstance(m.spec.get("default", 0), int):
+            out.add(name)
+        elif m.kind == "overdue" and m.spec["overdue"] in ("days", "count"):
+            out.add(name)
+    return out
+
+
+def _never_null(policy: Policy) -> set[str]:
+    """Metrics that always have a value: sums and counts default to 0 unless the policy says otherwise."""
+    return {name for name, m in policy.metrics.items()
+            if m.kind in ("sum", "count", "count_distinct") and m.spec.get("default", 0) is not None}
+
+
+def _lists(policy: Policy) -> list[_List]:
+    lists = [_List("tiers", "tier", [t.rule for t in policy.tiers], None, "_tier_rule", policy.hit_policy,
+                   static=policy.tier_method == "rules")]
+    for tier in policy.tiers:
+        if tier.subgrades:
+            lists.append(_List(f"subgrades of {tier.id}", "subgrade", tier.subgrades, tier.id, "_subgrade_rule"))
+    if policy.stages:
+        lists.append(_List("lifecycle stages", "stage", policy.stages, None, "_stage_rule"))
+    return lists
+
+
+def _cond_sql(node: ast.Node, params: SqlParams) -> str:
+    return to_sql(node, lambda name: f"m.{q(name)}", params)
+
+
+def _chunked(items: list, size: int = 200):
+    for i in range(0, len(items), size):
+        yield items[i: i + size]
+
+
+def _sums(conn: sqlite3.Connection, table: str, flags: list[str], params: SqlParams, as_of: str) -> list[int]:
+    out: list[int] = []
+    for chunk in _chunked(flags):
+        cols = ", ".join(f"coalesce(sum(CASE WHEN {f} THEN 1 ELSE 0 END), 0)" for f in chunk)
+        out += list(conn.execute(f"SELECT {cols} FROM {table} AS m", {**params.values, "as_of": as_of}).fetchone())
+    return out
+
+
+def _taken_by(conn: sqlite3.Connection, table: str, flag: str, column: str, params: SqlParams, as_of: str) -> dict:
+    rows = conn.execute(f"SELECT m.{column}, count(*) FROM {table} AS m WHERE {flag} GROUP BY 1 ORDER BY 2 DESC, 1",
+                        {**params.values, "as_of": as_of}).fetchall()
+    return {r: n for r, n in rows}
+
+
+def _status(entry: dict) -> str:
+    if entry["default"]:
+        return "unused default" if entry["decided"] == 0 else "ok"
+    if entry["decided"]:
+        return "ok"
+    return "shadowed" if entry["matched"] else "dead"
+
+
+def _data_rules(conn: sqlite3.Connection, table: str, policy: Policy, as_of: str) -> tuple[list[dict], dict]:
+    """Per rule: matched and decided counts; and (list, id) -> (SQL flag, params, column) for taken_by."""
+    entries: list[dict] = []
+    flags_of: dict[tuple[str, str], tuple[str, SqlParams, str]] = {}
+    columns = {d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
+    for lst in _lists(policy):
+        if lst.kind == "tier" and "_rule_tier_rule" in columns:
+            lst.rule_column = "_rule_tier_rule"  # with overrides: what the tier rules decided, before overrides
+        params = SqlParams(prefix="a")
+        scope = f"m._tier = {params.add(lst.parent)} AND " if lst.parent else ""
+        conds = [r for r in lst.rules if r.condition is not None]
+        flags = [f"({scope}{_cond_sql(r.condition.node, params)})" for r in conds]
+        matched = dict(zip((r.id for r in conds), _sums(conn, table, flags, params, as_of)))
+        where = f"WHERE m._tier = :t" if lst.parent else ""
+        decided = dict(conn.execute(f"SELECT m.{lst.rule_column}, count(*) FROM {table} AS m {where} GROUP BY 1",
+                                    {"t": lst.parent}).fetchall())
+        for r in lst.rules:
+            entry = {"list": lst.name, "kind": lst.kind, "id": r.id, "parent": lst.parent,
+                     "condition": r.condition.text if r.condition else None, "default": r.is_default,
+                     "matched": matched.get(r.id), "decided": decided.get(DEFAULT_RULE if r.is_default else r.id, 0)}
+            entry["status"] = _status(entry)
+            entries.append(entry)
+        for r, f in zip(conds, flags):
+            flags_of[(lst.name, r.id)] = (f, params, lst.rule_column)
+    if policy.service_levels:
+        params = SqlParams(prefix="v")
+        flags, texts = [], []
+        for sl in policy.service_levels:
+            tests = [f"m._tier = {params.add(sl.tier)}"]
+            text = [f"tier {sl.tier}"]
+            if sl.subgrade:
+                tests.append(f"m._subgrade = {params.add(sl.subgrade)}")
+                text.append(f"sub-grade {sl.subgrade}")
+            if sl.stage:
+                tests.append(f"m._stage = {params.add(sl.stage)}")
+                text.append(f"stage {sl.stage}")
+            if sl.condition:
+                tests.append(_cond_sql(sl.condition.node, params))
+                text.append(f"when {sl.condition.text}")
+            flags.append(f"({' AND '.join(tests)})")
+            texts.append(", ".join(text))
+        matched = _sums(conn, table, flags, params, as_of)
+        decided = dict(conn.execute(f"SELECT _service_level, count(*) FROM {table} GROUP BY 1").fetchall())
+        for sl, f, text, n in zip(policy.service_levels, flags, texts, matched):
+            entry = {"list": "service levels", "kind": "service_level", "id": sl.id, "parent": sl.tier,
+                     "condition": text, "default": False, "matched": n, "decided": decided.get(sl.id, 0)}
+            entry["status"] = _status(entry)
+            entries.append(entry)
+            flags_of[("service levels", sl.id)] = (f, params, "_service_level")
+    return entries, flags_of
+
+
+def _describe(entry: dict) -> dict:
+    return {k: entry[k] for k in ("list", "kind", "id", "parent", "condition")}
+
+
+def _static(policy: Policy) -> tuple[list[dict], list[dict], dict[tuple[str, str], dict], list[str]]:
+    """(threshold tables, not analysed, (list, id) -> static shadowing evidence, notes)."""
+    numeric = {n for n, t in policy.scope().items() if t == NUMBER}
+    integer = _integer_metrics(policy)
+    tables, skipped, shadow, notes = [], [], {}, []
+    for lst in _lists(policy):
+        if not lst.static:
+            notes.append(f"tiers use method {policy.tier_method}: their rules are generated from cut-offs on "
+                         f"{policy.tier_metric}; checked on data only")
+            continue
+        default = next((r.id for r in lst.rules if r.is_default), None)
+        found: list[tuple[Rule, str, Cond]] = []
+        for r in lst.rules:
+            if r.condition is None:
+                continue
+            try:
+                metric, cond = extract(r.condition.node, numeric, integer)
+            except NotInterval as exc:
+                skipped.append({"list": lst.name, "kind": lst.kind, "id": r.id, "parent": lst.parent,
+                                "condition": r.condition.text, "reason": str(exc)})
+                continue
+            found.append((r, metric, cond))
+        if not found:
+            continue
+        conditional = [r for r in lst.rules if r.condition is not None]
+        metrics = list(dict.fromkeys(m for _, m, _ in found))
+        rules_out, overlaps = [], []
+        for i, (r, metric, cond) in enumerate(found):
+            earlier = [(e, c) for e, m, c in found[:i] if m == metric]
+            covered = IntervalSet([], metric in integer)
+            covered_null = False
+            for _, c in earlier:
+                covered = covered.union(c.values)
+                covered_null = covered_null or c.covers_null
+            effective = cond.values.minus(covered)
+            effective_null = cond.covers_null and not covered_null
+            rules_out.append({"id": r.id, "metric": metric, "covers": cond.values.text(), "null": cond.covers_null,
+                              "effective": effective.text(), "effective_null": effective_null})
+            if cond.never_true():
+                shadow[(lst.name, r.id)] = {"metric": metric, "never_true": True, "covered_by": []}
+            elif effective.is_empty() and not effective_null:
+                by = [e.id for e, c in earlier
+                      if not c.values.intersect(cond.values).is_empty() or (c.covers_null and cond.covers_null)]
+                shadow[(lst.name, r.id)] = {"metric": metric, "never_true": False, "covered_by": by}
+            for e, c in earlier:
+                both = c.values.intersect(cond.values)
+                both_null = c.covers_null and cond.covers_null
+                if both.is_empty() and not both_null:
+                    continue
+                where = [interval_text(iv) for iv in both.items] + (["null"] if both_null else [])
+                problem = lst.hit_policy == "unique"
+                overlaps.append({
+                    "metric": metric, "rules": [e.id, r.id], "intervals": where, "problem": problem,
+                    "message": f"{e.id!r} and {r.id!r} both cover {metric} in {' ∪ '.join(where)}; "
+                               + ("hit_policy unique: a customer there is an error" if problem
+                                  else f"first hit: {e.id!r} takes them")})
+        table: dict[str, Any] = {"list": lst.name, "kind": lst.kind, "parent": lst.parent, "hit_policy": lst.hit_policy,
+                                 "metrics": metrics, "rules": rules_out, "overlaps": overlaps}
+        if len(found) == len(conditional) and len(metrics) == 1:
+            metric = metrics[0]
+            union = IntervalSet([], metric in integer)
+            for _, _, c in found:
+                union = union.union(c.values)
+            gaps = []
+            for iv in union.complement().items:
+                gaps.append({"metric": metric, "interval": interval_text(iv), "low": _bound(iv.lo), "high": _bound(iv.hi),
+                             "low_closed": iv.lo_closed, "high_closed": iv.hi_closed, "goes_to": default,
+                             "message": f"{metric} in {interval_text(iv)} ({interval_condition(iv, metric)}) is covered "
+                                        f"by no rule; customers there get the default ({default})"})
+            if not any(c.covers_null for _, _, c in found) and metric not in _never_null(policy):
+                gaps.append({"metric": metric, "interval": "null", "low": None, "high": None, "low_closed": None,
+                             "high_closed": None, "goes_to": default,
+                             "message": f"customers without a value of {metric} match no rule; they get the default ({default})"})
+            table["gaps"] = gaps
+        else:
+            why = "rules on more than one metric" if len(metrics) > 1 else "some conditions are not intervals"
+            table["gaps"] = None
+            table["gaps_note"] = f"gaps not computed: {why}"
+        tables.append(table)
+    if policy.service_levels:
+        notes.append("service levels are checked on data only (their order is by specificity, not by position)")
+    return tables, skipped, shadow, notes
+
+
+def _bound(v: float) -> float | None:
+    return None if v in (INF, -INF) else v
+
+
+def analyze_policy(db: Path, policy: Policy, as_of: str) -> dict:
+    """Dead and shadowed rules (on the data as of ``as_of``), and static gaps and overlaps; see the module doc.
+
+    Returns ``{"policy", "policy_sha256", "as_of", "customers", "rules", "dead", "shadowed",
+    "threshold_tables", "not_analysed", "notes"}``.
+    """
+    rc = open_for_run(db, write=False)
+    try:
+        try:
+            computed = compute(rc, policy, as_of)
+            conn, table = rc.conn, computed.result_table
+            customers = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            entries, flags_of = _data_rules(conn, table, policy, as_of)
+            tables, skipped, shadow, notes = _static(policy)
+            overridden = conn.execute(f"SELECT count(*) FROM {table} WHERE _tier_rule = 'override'").fetchone()[0]
+            if overridden:
+                notes.insert(0, f"{overridden} customer(s) have their tier set by an override; tier counts are the "
+                                f"rules' decisions, sub-grade and service level counts follow the overridden tier")
+            dead, shadowed = [], []
+            for e in entries:
+                key = (e["list"], e["id"])
+                static = shadow.get(key)
+                if e["status"] == "dead":
+                    dead.append(_describe(e))
+                if e["status"] == "shadowed" or static:
+                    taken = None
+                    if e["status"] == "shadowed":
+                        flag, params, column = flags_of[key]
+                        taken = _taken_by(conn, table, flag, column, params, as_of)
+                    shadowed.append({**_describe(e), "matched": e["matched"], "taken_by": taken, "static": static})
+        except sqlite3.OperationalError as exc:
+            raise RunError(f"could not analyse the policy: {exc}") from exc
+        return {"policy": policy.name, "policy_sha256": policy.sha256, "as_of": as_of, "customers": customers,
+                "rules": entries, "dead": dead, "shadowed": shadowed, "threshold_tables": tables,
+                "not_analysed": skipped, "notes": list(computed.notes) + notes}
+    finally:
+        rc.close()
+
+
+# ---- terminal output ---------------------------------------------------------
+
+_STATUS = {"ok": "[green]ok[/green]", "dead": "[red]dead[/red]", "shadowed": "[yellow]shadowed[/yellow]",
+           "unused default": "[dim]unused default[/dim]"}
+
+
+def _who(e: dict) -> str:
+    return f"{e['kind'].replace('_', ' ')} {e['id']}" + (f" (of {e['parent']})" if e["kind"] == "subgrade" else "")
+
+
+def print_analysis(console, result: dict) -> None:
+    """Rich tables for an :func:`analyze_policy` result."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .render import fmt_number
+
+    console.print(f"[b]{escape(result['policy'])}[/b] (sha256 {result['policy_sha256'][:12]}) as of {result['as_of']}: "
+                  f"{result['customers']:,} customers; {len(result['dead'])} dead rule(s), "
+                  f"{len(result['shadowed'])} shadowed", highlight=False)
+    t = Table(title="Rules on the data", title_justify="left")
+    for col, right in (("List", False), ("Rule", False), ("Condition", False), ("Matched", True), ("Decided", True),
+                       ("Status", False)):
+        t.add_column(col, justify="right" if right else "left", overflow="fold")
+    for e in result["rules"]:
+        condition = "(default)" if e["default"] else e["condition"] or ""
+        t.add_row(escape(e["list"]), escape(e["id"]), escape(condition), fmt_number(e["matched"]),
+                  fmt_number(e["decided"]), _STATUS.get(e["status"], e["status"]))
+    console.print(t)
+    for e in result["dead"]:
+        console.print(f"[red]dead[/red]: {escape(_who(e))}: {escape(e['condition'] or '')} matches no customer",
+                      highlight=False)
+    for e in result["shadowed"]:
+        parts = []
+        if e["taken_by"]:
+            taken = ", ".join(f"{k} {n:,}" for k, n in e["taken_by"].items())
+            parts.append(f"matches {e['matched']:,} customer(s), all decided earlier ({taken})")
+        if e["static"]:
+            s = e["static"]
+            parts.append(f"can never be true" if s["never_true"] else
+                         f"every value of {s['metric']} it covers is taken by {', '.join(s['covered_by'])} first")
+        console.print(f"[yellow]shadowed[/yellow]: {escape(_who(e))}: {escape('; '.join(parts))}", highlight=False)
+    for table in result["threshold_tables"]:
+        console.print(f"\n[b]{escape(table['list'])}[/b] (hit policy {table['hit_policy']}), "
+                      f"intervals of {escape(', '.join(table['metrics']))}:", highlight=False)
+        for r in table["rules"]:
+            null = " and empty values" if r["null"] else ""
+            effective = "" if r["effective"] == r["covers"] else f"; first hit leaves it {r['effective']}"
+            console.print(f"  {escape(r['id'])}: {escape(r['metric'])} in {r['covers']}{null}{escape(effective)}",
+                          highlight=False)
+        for o in table["overlaps"]:
+            mark = "[red]overlap[/red]" if o["problem"] else "overlap"
+            console.print(f"  {mark}: {escape(o['message'])}", highlight=False)
+        if table["gaps"] is None:
+            console.print(f"  {escape(table['gaps_note'])}", highlight=False)
+        for g in table["gaps"] or []:
+            console.print(f"  gap: {escape(g['message'])}", highlight=False)
+    if result["not_analysed"]:
+        console.print("\n[b]Not analysed statically[/b] (not intervals of one metric):")
+        for e in result["not_analysed"]:
+            console.print(f"  {escape(_who(e))}: {escape(e['condition'])} — {escape(e['reason'])}", highlight=False)
+    for note in result["notes"]:
+        console.print(f"note: {note}", highlight=False, markup=False)
