@@ -191,7 +191,10 @@ def test_diff_of_shipped_policies_on_the_demo(demo_db):
         assert sum(t[f"{side}_customers"] for t in tiers) == n
         assert sum(t[f"{side}_share"] for t in tiers) == pytest.approx(1)
         assert sum(e["customers"] for e in result["costs"][side]["service_levels"].values()) == n
-        assert "discount_given" in result["costs"][side]["totals"] and "cost" not in result["costs"][side]["totals"]
+        assert "discount_given" in result["costs"][side]["totals"]
+    # base gives unit costs and accounts per manager; b2b_key_account does not
+    assert {"cost", "account_managers"} <= set(result["costs"]["old"]["totals"])
+    assert "cost" not in result["costs"]["new"]["totals"]
 
 
 # ---- analyze -------------------------------------------------------------------
