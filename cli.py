@@ -376,6 +376,217 @@ def analyze(
         print_analysis(console, result)
 
 
+
+
+ResultsDbOption = typer.Option(..., "--db", help="Database holding the results.", dir_okay=False)
+PolicyNameOption = typer.Option(None, "--policy", "-p", help="Only runs of this policy (its name, e.g. base).")
+
+
+def _folding(table, whole: tuple[str, ...] = ()):
+    """Cells wrap instead of being cut off with an ellipsis; the columns named in ``whole`` (ids, dates, hashes) never break."""
+    for column in table.columns:
+        if column.header in whole:
+            column.no_wrap = True
+        else:
+            column.overflow = "fold"
+    return table
+
+
+def _ids(ids: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3, 7'."""
+    parts: list[list[int]] = []
+    for i in ids:
+        if parts and parts[-1][-1] == i - 1:
+            parts[-1][-1:] = [i] if len(parts[-1]) == 2 else [parts[-1][-1], i]
+        else:
+            parts.append([i])
+    return ", ".join("-".join(map(str, p)) for p in parts) or "none"
+
+
+@app.command()
+def runs(
+    db: Path = ResultsDbOption,
+    policy: Optional[str] = PolicyNameOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+) -> None:
+    """List the runs in a database, oldest first: policy, hash, as-of date, status and customers."""
+    from rich.markup import escape
+
+    from .engine.render import _table, fmt_number
+    from .engine.run_history import list_runs
+
+    items = list_runs(db, policy)
+    if as_json:
+        console.print_json(json.dumps(items, ensure_ascii=False))
+        return
+    table = _folding(_table(f"Runs in {escape(str(db))}: {len(items):,}", "Run>", "Policy", "Hash", "As of", "Finished",
+                            "Customers>"), whole=("Run", "Hash", "As of", "Customers"))
+    table.columns[4].min_width = 10  # "YYYY-MM-DD HH:MM" wraps at the space, not inside the date
+    for r in items:
+        name = escape(r["policy_name"]) + (f" [dim]{escape(r['policy_version'])}[/dim]" if r["policy_version"] else "")
+        finished = (r["finished_at"] or "")[:16].replace("T", " ")
+        customers = fmt_number(r["customers"]) if r["status"] == "succeeded" else f"[red]{escape(r['status'])}[/red]"
+        table.add_row(str(r["run_id"]), name, r["policy_sha256_short"], r["as_of"], finished, customers)
+    console.print(table)
+    for r in items:
+        if r["error"]:
+            console.print(f"run {r['run_id']} failed: {r['error']}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def history(
+    customer_id: str = typer.Argument(..., help="The customer's id."),
+    db: Path = ResultsDbOption,
+    policy: Optional[str] = PolicyNameOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the history as JSON."),
+) -> None:
+    """Show a customer's tier, sub-grade, stage and service level in every run, with the deciding rules and policy hash."""
+    from rich.markup import escape
+
+    from .engine.render import _table
+    from .engine.run_history import customer_history
+
+    items = customer_history(db, customer_id, policy)
+    if as_json:
+        console.print_json(json.dumps({"customer_id": items[-1]["customer_id"], "history": items}, ensure_ascii=False))
+        return
+    last = items[-1]
+    policies = list(dict.fromkeys(r["policy_name"] for r in items))
+    console.print(f"[b]Customer {escape(str(last['customer_id']))}[/b] {escape(last['customer_name'] or '')}: "
+                  f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}; "
+                  f"bold: changed since the policy's previous run", highlight=False, soft_wrap=True)
+    columns = ["Run>", "As of"] + (["Policy"] if len(policies) > 1 else []) + ["Hash", "Tier", "Sub-grade", "Stage", "Service level"]
+    table = _folding(_table("History", *columns), whole=("Run", "As of", "Hash"))
+    previous: dict[str, dict] = {}  # policy -> its previous row
+    for r in items:
+        before = previous.get(r["policy_name"])
+
+        def cell(key: str, rule: str | None = None, r=r, before=before) -> str:
+            if r[key] is None:
+                return "—"
+            text = escape(str(r[key]))
+            if before is not None and before[key] != r[key]:
+                text = f"[b]{text}[/b]"
+            how = r[rule] if rule else None  # the deciding rule: worth showing when it is not the value's own rule
+            if how == "default":
+                return f"{text} [dim](default)[/dim]"
+            return f"{text} [dim](by {escape(how)})[/dim]" if how and how != r[key] else text
+
+        sha = r["policy_sha256"][:12]
+        changed = before is not None and before["policy_sha256"] != r["policy_sha256"]
+        table.add_row(str(r["run_id"]), r["as_of"], *([escape(r["policy_name"])] if len(policies) > 1 else []),
+                      f"[b]{sha}[/b]" if changed else sha, cell("tier", "tier_rule"), cell("subgrade", "subgrade_rule"),
+                      cell("stage", "stage_rule"), cell("service_level"))
+        previous[r["policy_name"]] = r
+    console.print(table)
+
+
+@app.command()
+def changes(
+    db: Path = ResultsDbOption,
+    run: Optional[int] = typer.Option(None, "--run", help="Run id (default: the latest successful run)."),
+    policy: Optional[str] = typer.Option(None, "--policy", "-p", help="The latest successful run of this policy (its name)."),
+    limit: int = typer.Option(50, "--limit", min=0, help="Changed customers to show in the table (0 = all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary and every changed customer as JSON."),
+) -> None:
+    """Summarise what changed in a run since the previous run of its policy: upgrades, downgrades, stages, new and removed customers."""
+    from rich.markup import escape
+
+    from .engine.render import _table, fmt_number
+    from .engine.run_history import changes as run_changes
+
+    c = run_changes(db, run, policy)
+    if as_json:
+        console.print_json(json.dumps(c, ensure_ascii=False))
+        return
+    name = escape(c["policy_name"])
+    if c["previous_run_id"] is None:
+        console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) is the first successful run of policy "
+                      f"{name}: there is nothing to compare it with", highlight=False, soft_wrap=True)
+        return
+    console.print(f"[b]{name}[/b] run {c['run_id']} (as of {c['as_of']}, {c['customers']:,} customers) "
+                  f"vs run {c['previous_run_id']} (as of {c['previous_as_of']}, {c['previous_customers']:,} customers)",
+                  highlight=False, soft_wrap=True)
+    if c["policy_changed"]:
+        console.print(f"note: the policy changed between the runs (sha256 {c['previous_policy_sha256'][:12]} → "
+                      f"{c['policy_sha256'][:12]})", highlight=False, soft_wrap=True)
+    t = c["totals"]
+    console.print(f"{t['upgrades']:,} upgraded, {t['downgrades']:,} downgraded, {t['same_tier']:,} changed stage only, "
+                  f"{t['new']:,} new, {t['removed']:,} removed, {t['unchanged']:,} unchanged; "
+                  f"stage changed for {t['stage_changes']:,}"
+                  + (f"; {t['unranked']:,} moved from a tier this policy no longer has" if t["unranked"] else ""),
+                  highlight=False, soft_wrap=True)
+    counts = {(m["from"], m["to"]): m["customers"] for m in c["matrix"]}
+    after = list(c["tiers"]) + ([None] if any(to is None for _, to in counts) else [])
+    before = [t for t in c["tiers"] if any(f == t for f, _ in counts)] + ([None] if any(f is None for f, _ in counts) else [])
+    grid = _folding(_table("Tier before (rows) → after", "Before",
+                           *[(escape(x) if x is not None else "(removed)") + ">" for x in after]))
+    for fr in before:
+        cells = []
+        for to in after:
+            n = counts.get((fr, to), 0)
+            cells.append(f"[b]{fmt_number(n)}[/b]" if fr == to and fr is not None else fmt_number(n) if n else "·")
+        grid.add_row(escape(fr) if fr is not None else "(new)", *cells)
+    console.print(grid)
+    items = c["changes"]
+    if not items:
+        return
+
+    def move(a, b) -> str:
+        a, b = ("—" if a is None else escape(str(a))), ("—" if b is None else escape(str(b)))
+        return a if a == b else f"{a} → {b}"
+
+    table = _folding(_table(f"Changed customers: {len(items):,}", "Customer", "Name", "Change", "Tier", "Sub-grade", "Stage"),
+                     whole=("Customer",))
+    shown = items if limit == 0 else items[:limit]
+    for r in shown:
+        table.add_row(escape(str(r["customer_id"])), escape(r["customer_name"] or ""), r["direction"],
+                      move(r["tier_before"], r["tier_after"]), move(r["subgrade_before"], r["subgrade_after"]),
+                      move(r["stage_before"], r["stage_after"]))
+    console.print(table)
+    if len(shown) < len(items):
+        console.print(f"{len(items) - len(shown):,} more; use --limit 0 or --json", highlight=False)
+
+
+@app.command()
+def prune(
+    db: Path = ResultsDbOption,
+    keep: int = typer.Option(..., "--keep", help="Successful runs to keep per policy (at least 1)."),
+    policy: Optional[str] = typer.Option(None, "--policy", "-p", help="Only prune runs of this policy (its name)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted, delete nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was (or would be) deleted as JSON."),
+) -> None:
+    """Delete old runs: keep each policy's newest N successful runs and every run after the oldest of them."""
+    from rich.markup import escape
+
+    from .engine.render import _table, fmt_number
+    from .engine.run_history import prune as prune_runs
+
+    result = prune_runs(db, keep, policy, dry_run=dry_run)
+    if as_json:
+        console.print_json(json.dumps(result, ensure_ascii=False))
+        return
+    console.print(f"{'dry run: ' if dry_run else ''}pruning {escape(str(db))}, keeping each policy's newest {keep} "
+                  f"successful run{'s' if keep != 1 else ''}", highlight=False, soft_wrap=True)
+    table = _folding(_table("Runs per policy", "Policy", "Kept successful runs", "Deleted runs"))
+    for p in result["policies"]:
+        table.add_row(escape(p["policy_name"]), _ids(p["kept_runs"]), _ids(p["deleted_runs"]))
+    console.print(table)
+    n = len(result["deleted_runs"])
+    if not n:
+        console.print("nothing to delete", highlight=False)
+        return
+    rows = ", ".join(f"{fmt_number(v)} {k}" for k, v in result["rows"].items() if v)
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"{verb} {n} run{'s' if n != 1 else ''}: {_ids(result['deleted_runs'])} ({rows})", highlight=False,
+                  soft_wrap=True)
+    if dry_run:
+        console.print("dry run: nothing deleted", highlight=False)
+    else:
+        console.print(f"note: the file keeps its size; `sqlite3 {db} VACUUM` returns the space to the disk",
+                      highlight=False, markup=False, soft_wrap=True)
+
+
 def main() -> None:
     app()
 

@@ -10,11 +10,14 @@ import sqlite3
 
 from .expr_sql import quote_identifier as q
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 # version -> statements that bring a results schema of the previous version up to it
-MIGRATIONS = {
-    2: ["ALTER TABLE {s}crm_runs ADD COLUMN plugins TEXT"],
+# version -> columns that version added (table, column, type); views come with ensure_schema
+MIGRATIONS: dict[int, list[tuple[str, str, str]]] = {
+    2: [("crm_runs", "plugins", "TEXT")],
+    3: [],  # the crm_transitions view: created below with the other views (IF NOT EXISTS)
+    4: [("crm_assignments", "rule_tier", "TEXT"), ("crm_assignments", "override", "TEXT")],
 }
 
 TABLES = {
@@ -58,6 +61,8 @@ TABLES = {
         subgrade_rule TEXT,
         stage_rule TEXT,
         metrics TEXT,
+        rule_tier TEXT,
+        override TEXT,
         PRIMARY KEY (run_id, customer_id))""",
     "crm_actions": """CREATE TABLE IF NOT EXISTS {s}crm_actions (
         run_id INTEGER NOT NULL REFERENCES crm_runs(run_id),
@@ -89,6 +94,37 @@ VIEWS = {
         FROM crm_assignments AS a JOIN crm_runs AS r ON r.run_id = a.run_id
         WHERE a.run_id = (SELECT MAX(r2.run_id) FROM crm_runs AS r2
                           WHERE r2.policy_name = r.policy_name AND r2.status = 'succeeded')""",
+    # Per successful run R and the previous successful run P of the same policy name: every customer whose
+    # tier or stage differs, who is new in R, or who was in P and is not in R.  Direction compares the
+    # tiers' positions in R's definitions (0 = top tier); a tier R does not define cannot be ranked.
+    # The first run of a policy has no previous run, hence no rows.  The previous run comes from lag() over
+    # crm_runs (a small table, scanned once; a correlated max() was re-evaluated per customer row), and
+    # customers are looked up by the primary keys of crm_assignments and crm_definitions.
+    "crm_transitions": """CREATE VIEW IF NOT EXISTS {s}crm_transitions AS
+        SELECT r.run_id, r.previous_run_id, r.policy_name, a.customer_id, a.customer_name,
+               p.tier AS tier_before, a.tier AS tier_after, p.stage AS stage_before, a.stage AS stage_after,
+               p.subgrade AS subgrade_before, a.subgrade AS subgrade_after,
+               CASE WHEN p.customer_id IS NULL THEN 'new'
+                    WHEN p.tier = a.tier THEN 'same tier'
+                    WHEN ta.position < tb.position THEN 'upgrade'
+                    WHEN ta.position > tb.position THEN 'downgrade'
+                    ELSE 'unranked' END AS direction,
+               a.tier_rule, a.stage_rule
+        FROM (SELECT run_id, policy_name, lag(run_id) OVER (PARTITION BY policy_name ORDER BY run_id) AS previous_run_id
+              FROM crm_runs WHERE status = 'succeeded') AS r
+        JOIN crm_assignments AS a ON a.run_id = r.run_id
+        LEFT JOIN crm_assignments AS p ON p.run_id = r.previous_run_id AND p.customer_id = a.customer_id
+        LEFT JOIN crm_definitions AS ta ON ta.run_id = r.run_id AND ta.kind = 'tier' AND ta.id = a.tier
+        LEFT JOIN crm_definitions AS tb ON tb.run_id = r.run_id AND tb.kind = 'tier' AND tb.id = p.tier
+        WHERE r.previous_run_id IS NOT NULL
+          AND (p.customer_id IS NULL OR p.tier IS NOT a.tier OR p.stage IS NOT a.stage)
+        UNION ALL
+        SELECT r.run_id, r.previous_run_id, r.policy_name, p.customer_id, p.customer_name,
+               p.tier, NULL, p.stage, NULL, p.subgrade, NULL, 'removed', NULL, NULL
+        FROM (SELECT run_id, policy_name, lag(run_id) OVER (PARTITION BY policy_name ORDER BY run_id) AS previous_run_id
+              FROM crm_runs WHERE status = 'succeeded') AS r
+        JOIN crm_assignments AS p ON p.run_id = r.previous_run_id
+        WHERE NOT EXISTS (SELECT 1 FROM crm_assignments AS a WHERE a.run_id = r.run_id AND a.customer_id = p.customer_id)""",
 }
 
 
@@ -107,8 +143,10 @@ def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
             raise DataError(f"the results tables were written by a newer crm-rules (schema {version}, this one knows {SCHEMA_VERSION})",
                             hint="upgrade crm-rules, or write results to another database with --results-db")
         for step in range(version + 1, SCHEMA_VERSION + 1):
-            for ddl in MIGRATIONS.get(step, []):
-                conn.execute(ddl.format(s=prefix))
+            for table, column, kind in MIGRATIONS.get(step, []):
+                have = {r[1] for r in conn.execute(f"PRAGMA {q(schema)}.table_info({q(table)})")}
+                if have and column not in have:  # a missing table is created whole below
+                    conn.execute(f"ALTER TABLE {prefix}{q(table)} ADD COLUMN {q(column)} {kind}")
     for ddl in list(TABLES.values()) + list(INDEXES) + list(VIEWS.values()):
         conn.execute(ddl.format(s=prefix))
     conn.execute(f"INSERT OR REPLACE INTO {prefix}crm_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

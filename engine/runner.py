@@ -264,10 +264,12 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
         conn.execute(f"INSERT INTO {rs}.crm_errors SELECT ?, cid, plugin, entry, message FROM {ERRORS} ORDER BY entry, cid",
                      (run_id,))
         conn.executemany(f"INSERT INTO {rs}.crm_definitions VALUES ({run_id}, ?, ?, ?, ?, ?, ?)", _definitions(policy))
+        overridden = "_override" in _columns(conn, computed.result_table)
         conn.execute(
             f"INSERT INTO {rs}.crm_assignments (run_id, customer_id, customer_name, tier, subgrade, stage, service_level, "
-            f"tier_rule, subgrade_rule, stage_rule, metrics) SELECT ?, r.{CID}, r.{CNAME}, r._tier, r._subgrade, r._stage, "
-            f"r._service_level, r._tier_rule, r._subgrade_rule, r._stage_rule, {_metrics_json(stored)} "
+            f"tier_rule, subgrade_rule, stage_rule, metrics, rule_tier, override) SELECT ?, r.{CID}, r.{CNAME}, r._tier, "
+            f"r._subgrade, r._stage, r._service_level, r._tier_rule, r._subgrade_rule, r._stage_rule, {_metrics_json(stored)}, "
+            f"{'r._rule_tier, r._override' if overridden else 'r._tier, NULL'} "
             f"FROM {computed.result_table} AS r ORDER BY r.{CID}", (run_id,))
         conn.execute("COMMIT")
     except BaseException:

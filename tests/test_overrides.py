@@ -105,3 +105,17 @@ def test_explain_shows_the_override_and_the_rules_tier(tmp_path, db, cli):
     text = cli("explain", "small", "--db", db, "-p", policy, "--as-of", D, "--overrides", overrides, ok=True).output
     assert "Override (tier A) sets the tier to A: [VIP] partner — 王经理, until 2026-12-31" in text
     assert "the rules alone give tier C" in text
+
+
+def test_overrides_are_recorded_with_the_run(tmp_path, db):
+    outcome, _ = grades(tmp_path, db, "- {customer: small, tier: A, reason: partner, author: 王经理}\n")
+    conn = sqlite3.connect(db)
+    row = conn.execute("SELECT tier, rule_tier, tier_rule, override FROM crm_assignments WHERE customer_id = 'small'").fetchone()
+    plain = conn.execute("SELECT tier, rule_tier, override FROM crm_assignments WHERE customer_id = 'mid'").fetchone()
+    conn.close()
+    import json
+
+    assert row[:3] == ("A", "C", "override")
+    assert json.loads(row[3]) | {"source": None} == {"kind": "tier", "tier": "A", "reason": "partner", "author": "王经理",
+                                                      "expires": None, "source": None}
+    assert plain == ("B", "B", None)

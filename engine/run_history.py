@@ -1,0 +1,289 @@
+"""Runs over time: the list of runs, a customer's history, what changed between runs, and pruning.
+
+Runs are immutable.  A run is written once, in one transaction (``runner.write_run``), and nothing
+in crm-rules updates or deletes a result row afterwards, with one exception: :func:`prune`,
+which deletes whole runs and only when the user asks for it (``crm-rules prune --keep N``).
+No other command prunes, whatever the number of runs.
+
+Every reader here opens the database read-only.  Transitions come from the ``crm_transitions``
+view (see ``results_store.VIEWS``).  If the results were last written by an older crm-rules
+(schema 2, before the view existed), a read-only connection cannot add the view to the file,
+so the same definition is created as a TEMP view on the connection instead.  The next
+``apply`` adds the view to the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+from .database import connect, results_only_authorizer
+from .errors import DataError, UsageError
+from .export import resolve_run
+from .results_store import VIEWS, has_results
+
+# Tables holding a run's rows (by run_id), children first; crm_runs is deleted last.
+RUN_TABLES = ("crm_assignments", "crm_definitions", "crm_actions", "crm_errors")
+
+RUN_COLUMNS = ("run_id", "policy_name", "policy_version", "policy_sha256", "as_of", "started_at", "finished_at",
+               "status", "customers", "error")
+HISTORY_COLUMNS = ("run_id", "policy_name", "policy_sha256", "as_of", "customer_id", "customer_name", "tier",
+                   "tier_rule", "subgrade", "subgrade_rule", "stage", "stage_rule", "service_level")
+TRANSITION_COLUMNS = ("customer_id", "customer_name", "direction", "tier_before", "tier_after", "subgrade_before",
+                      "subgrade_after", "stage_before", "stage_after", "tier_rule", "stage_rule")
+# crm_transitions.direction -> its key in changes()["totals"]; also the order of the changed-customers list.
+DIRECTIONS = {"upgrade": "upgrades", "downgrade": "downgrades", "unranked": "unranked", "same tier": "same_tier",
+              "new": "new", "removed": "removed"}
+SHORT_SHA = 12
+
+
+def _open(db: Path) -> sqlite3.Connection:
+    conn = connect(db, mode="ro")
+    if not has_results(conn):
+        conn.close()
+        raise UsageError(f"{db}: this database has no crm-rules runs yet",
+                         hint="run `crm-rules apply` first, or pass the database given to --results-db")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _policy_names(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT policy_name FROM crm_runs ORDER BY policy_name")]
+
+
+def _check_policy(conn: sqlite3.Connection, db: Path, policy: str | None) -> None:
+    """A --policy filter that matches no run is a typo, not an empty result."""
+    if policy is None:
+        return
+    names = _policy_names(conn)
+    if policy not in names:
+        raise UsageError(f"{db}: no runs of policy {policy!r}",
+                         hint=f"policies with runs here: {', '.join(names) or '(none)'}")
+
+
+def _transitions(conn: sqlite3.Connection) -> str:
+    """The name to query transitions from: the stored view, or the same definition as a TEMP view."""
+    stored = conn.execute("SELECT 1 FROM main.sqlite_master WHERE type = 'view' AND name = 'crm_transitions'").fetchone()
+    if stored is None:
+        conn.execute(VIEWS["crm_transitions"].format(s="temp."))
+    return "crm_transitions"
+
+
+def _previous_run(conn: sqlite3.Connection, run: sqlite3.Row) -> sqlite3.Row | None:
+    return conn.execute(
+        "SELECT * FROM crm_runs WHERE policy_name = ? AND status = 'succeeded' AND run_id < ? ORDER BY run_id DESC LIMIT 1",
+        (run["policy_name"], run["run_id"])).fetchone()
+
+
+def list_runs(db: Path, policy: str | None = None) -> list[dict]:
+    """Every run (failed ones too), oldest first, optionally of one policy."""
+    conn = _open(db)
+    try:
+        _check_policy(conn, db, policy)
+        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM crm_runs"
+        args: list = []
+        if policy is not None:
+            sql, args = sql + " WHERE policy_name = ?", [policy]
+        return [dict(r) | {"policy_sha256_short": (r["policy_sha256"] or "")[:SHORT_SHA]}
+                for r in conn.execute(sql + " ORDER BY run_id", args)]
+    finally:
+        conn.close()
+
+
+def _id_candidates(customer_id: str) -> list:
+    """The id as typed, and as an integer when it is one: ids keep the source column's type."""
+    candidates: list = [customer_id]
+    if re.fullmatch(r"\s*-?\d{1,18}\s*", customer_id):
+        candidates.append(int(customer_id))
+    return candidates
+
+
+def customer_history(db: Path, customer_id: str, policy: str | None = None) -> list[dict]:
+    """The customer's grades in every successful run they appear in, oldest first."""
+    conn = _open(db)
+    try:
+        _check_policy(conn, db, policy)
+        ids = _id_candidates(customer_id)
+        sql = (f"SELECT {', '.join('r.' + c if c in ('policy_name', 'policy_sha256', 'as_of') else 'a.' + c for c in HISTORY_COLUMNS)} "
+               f"FROM crm_runs AS r JOIN crm_assignments AS a ON a.run_id = r.run_id "
+               f"AND a.customer_id IN ({', '.join('?' * len(ids))}) WHERE r.status = 'succeeded'")
+        args = list(ids)
+        if policy is not None:
+            sql += " AND r.policy_name = ?"
+            args.append(policy)
+        rows = [dict(r) for r in conn.execute(sql + " ORDER BY r.run_id", args)]
+        if not rows:
+            of = f" of policy {policy!r}" if policy else ""
+            raise UsageError(f"customer {customer_id!r} not found in any successful run{of} in {db}",
+                             hint=_id_hint(conn, customer_id, db))
+        return rows
+    finally:
+        conn.close()
+
+
+def _id_hint(conn: sqlite3.Connection, customer_id: str, db: Path) -> str:
+    latest = conn.execute("SELECT max(run_id) FROM crm_runs WHERE status = 'succeeded'").fetchone()[0]
+    if latest is None:
+        return "there are no successful runs here yet"
+    near = conn.execute("SELECT customer_id FROM crm_assignments WHERE run_id = ? AND CAST(customer_id AS TEXT) = ? "
+                        "COLLATE NOCASE LIMIT 1", (latest, customer_id.strip())).fetchone()
+    if near is not None:
+        return f"did you mean {near[0]!r}? ids are matched exactly"
+    sample = conn.execute("SELECT customer_id FROM crm_assignments WHERE run_id = ? ORDER BY customer_id LIMIT 1",
+                          (latest,)).fetchone()
+    example = f" (ids look like {sample[0]!r})" if sample else ""
+    return f"`crm-rules export --db {db}` lists the customers of the latest run{example}"
+
+
+def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> dict:
+    """What changed in a run (default: the latest successful run) since the previous successful run of its policy.
+
+    ``totals`` counts the changed customers by direction, plus ``stage_changes`` (customers in both runs
+    whose stage changed, whatever their tier did) and ``unchanged``.  ``matrix`` has one entry per
+    (tier before, tier after) pair with its number of customers, unchanged pairs included; ``from`` is
+    None for new customers and ``to`` None for removed ones, so the counts add up to both runs' sizes.
+    """
+    conn = _open(db)
+    try:
+        _check_policy(conn, db, policy)
+        run = resolve_run(conn, run_id, policy)
+        if policy is not None and run["policy_name"] != policy:
+            raise UsageError(f"run {run['run_id']} is a run of policy {run['policy_name']!r}, not {policy!r}",
+                             hint="give either --run or --policy, or both of the same run")
+        rid = run["run_id"]
+        prev = _previous_run(conn, run)
+        tiers = [r[0] for r in conn.execute(
+            "SELECT id FROM crm_definitions WHERE run_id = ? AND kind = 'tier' ORDER BY position, id", (rid,))]
+        result = {
+            "run_id": rid, "policy_name": run["policy_name"], "policy_sha256": run["policy_sha256"], "as_of": run["as_of"],
+            "customers": conn.execute("SELECT count(*) FROM crm_assignments WHERE run_id = ?", (rid,)).fetchone()[0],
+            "previous_run_id": None, "previous_as_of": None, "previous_policy_sha256": None, "policy_changed": False,
+            "previous_customers": 0, "totals": {**{k: 0 for k in DIRECTIONS.values()}, "stage_changes": 0, "unchanged": 0},
+            "tiers": tiers, "matrix": [], "changes": [],
+        }
+        if prev is None:
+            return result
+        pid = prev["run_id"]
+        result.update(previous_run_id=pid, previous_as_of=prev["as_of"], previous_policy_sha256=prev["policy_sha256"],
+                      policy_changed=prev["policy_sha256"] != run["policy_sha256"],
+                      previous_customers=conn.execute("SELECT count(*) FROM crm_assignments WHERE run_id = ?",
+                                                      (pid,)).fetchone()[0])
+        view = _transitions(conn)
+        rows = [dict(r) for r in conn.execute(f"SELECT {', '.join(TRANSITION_COLUMNS)} FROM {view} WHERE run_id = ?", (rid,))]
+        order = {d: i for i, d in enumerate(DIRECTIONS)}
+        rows.sort(key=lambda r: (order.get(r["direction"], len(order)), _sort_key(r["customer_id"])))
+        result["changes"] = rows
+        totals = result["totals"]
+        totals.update(Counter(DIRECTIONS[r["direction"]] for r in rows))
+        totals["stage_changes"] = sum(1 for r in rows if r["direction"] not in ("new", "removed")
+                                      and r["stage_before"] != r["stage_after"])
+        pairs = conn.execute(
+            "SELECT p.tier, a.tier, count(*), sum(p.stage IS NOT a.stage) FROM crm_assignments AS a "
+            "JOIN crm_assignments AS p ON p.run_id = ? AND p.customer_id = a.customer_id "
+            "WHERE a.run_id = ? GROUP BY p.tier, a.tier", (pid, rid)).fetchall()
+        totals["unchanged"] = sum(n - staged for before, after, n, staged in pairs if before == after)
+        counts = {(before, after): n for before, after, n, _ in pairs}
+        if totals["new"]:
+            counts.update(Counter((None, r["tier_after"]) for r in rows if r["direction"] == "new"))
+        if totals["removed"]:
+            counts.update(Counter((r["tier_before"], None) for r in rows if r["direction"] == "removed"))
+        # Tiers this run defines, in their order; then tiers only the previous run had, in its order.
+        old = [r[0] for r in conn.execute("SELECT id FROM crm_definitions WHERE run_id = ? AND kind = 'tier' "
+                                          "ORDER BY position, id", (pid,)) if r[0] not in tiers]
+        seen = {t for pair in counts for t in pair if t is not None}
+        rank = {t: i for i, t in enumerate(tiers + old + sorted(seen - set(tiers) - set(old)))}
+        result["tiers"] = list(rank)
+        last = len(rank)
+        result["matrix"] = [{"from": f, "to": t, "customers": n} for (f, t), n in sorted(
+            counts.items(), key=lambda kv: (rank.get(kv[0][0], last), rank.get(kv[0][1], last)))]
+        return result
+    finally:
+        conn.close()
+
+
+def _sort_key(value) -> tuple:
+    """Customer ids may be integers or text (the source column's type); sort numbers first, like SQLite."""
+    return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
+
+
+def prune(db: Path, keep: int, policy: str | None = None, dry_run: bool = False) -> dict:
+    """Delete old runs, explicitly: per policy, keep the newest ``keep`` successful runs and every run after the oldest of them.
+
+    Runs of a policy older than its oldest kept successful run are deleted, failed ones included;
+    failed runs after it stay (they belong to the kept period).  A policy without a successful run
+    keeps all of its runs.  With ``policy``, only that policy's runs are considered.  All rows of the
+    deleted runs go (crm_assignments, crm_definitions, crm_actions, crm_errors, crm_runs), and so do
+    crm_policies documents that no remaining run uses, in one transaction: all or nothing.  Run ids
+    are never reused (crm_runs is AUTOINCREMENT).  ``dry_run`` reports what would go and changes nothing.
+    Nothing else in crm-rules ever calls this.
+    """
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise UsageError(f"--keep {keep!r}: must be a whole number of at least 1",
+                         hint="--keep N keeps each policy's newest N successful runs; to see what would go, add --dry-run")
+    conn = connect(db, mode="ro" if dry_run else "rw")
+    try:
+        if not has_results(conn):
+            raise UsageError(f"{db}: this database has no crm-rules runs yet",
+                             hint="run `crm-rules apply` first, or pass the database given to --results-db")
+        _check_policy(conn, db, policy)
+        if not dry_run:
+            conn.set_authorizer(results_only_authorizer("main"))  # prune can only ever touch crm_ tables
+            conn.execute("BEGIN IMMEDIATE")  # decide and delete under the write lock: a concurrent run is seen or waits
+        try:
+            result = _prune(conn, keep, policy, dry_run)
+            if not dry_run:
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+    except sqlite3.Error as exc:  # locked, read-only, full disk, a trigger of the user's: nothing was deleted
+        raise DataError(f"{db}: could not prune: {exc}; nothing was deleted", hint=_hint(str(exc))) from None
+    finally:
+        conn.close()
+
+
+def _hint(text: str) -> str | None:
+    if "locked" in text or "busy" in text:
+        return "another program is writing to the database; run again when it is done"
+    if "readonly" in text or "read-only" in text:
+        return "the database file or its folder is read-only"
+    return None
+
+
+def _prune(conn: sqlite3.Connection, keep: int, policy: str | None, dry_run: bool) -> dict:
+    names = [policy] if policy is not None else _policy_names(conn)
+    per_policy, doomed = [], []
+    for name in names:
+        runs = conn.execute("SELECT run_id, status FROM crm_runs WHERE policy_name = ? ORDER BY run_id DESC", (name,)).fetchall()
+        kept = [r[0] for r in runs if r[1] == "succeeded"][:keep]
+        gone = sorted(r[0] for r in runs if kept and r[0] < min(kept))
+        per_policy.append({"policy_name": name, "kept_runs": sorted(kept), "deleted_runs": gone})
+        doomed += gone
+    doomed.sort()
+    ids = "(SELECT value FROM json_each(:ids))"
+    params = {"ids": json.dumps(doomed)}
+    tables = [t for t in RUN_TABLES
+              if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (t,)).fetchone()]
+    # Policy documents used only by the doomed runs.
+    orphans = [r[0] for r in conn.execute(
+        f"SELECT DISTINCT policy_sha256 FROM crm_runs WHERE run_id IN {ids} AND policy_sha256 NOT IN "
+        f"(SELECT policy_sha256 FROM crm_runs WHERE run_id NOT IN {ids}) "
+        f"AND policy_sha256 IN (SELECT sha256 FROM crm_policies) ORDER BY policy_sha256", params)]
+    rows = {}
+    for table in tables + ["crm_runs"]:
+        if dry_run:
+            rows[table] = conn.execute(f"SELECT count(*) FROM {table} WHERE run_id IN {ids}", params).fetchone()[0]
+        else:
+            rows[table] = conn.execute(f"DELETE FROM {table} WHERE run_id IN {ids}", params).rowcount
+    if not dry_run and orphans:
+        conn.execute("DELETE FROM crm_policies WHERE sha256 IN (SELECT value FROM json_each(?))",
+                     (json.dumps(orphans),))
+    rows["crm_policies"] = len(orphans)
+    return {"keep": keep, "policy": policy, "dry_run": dry_run, "deleted_runs": doomed, "policies": per_policy,
+            "rows": rows, "deleted_policy_documents": orphans}
+
