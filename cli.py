@@ -42,7 +42,9 @@ def _print_error(exc: CrmRulesError) -> None:
         for d in exc.diagnostics:
             err_console.print(str(d), highlight=False, markup=False, soft_wrap=True)
         n = len(exc.diagnostics)
-        err_console.print(f"error: {n} problem{'s' if n != 1 else ''} in the policy", highlight=False)
+        files = sorted({d.file for d in exc.diagnostics})
+        where = "the policy" if len(files) <= 1 and not any(f.endswith(".test.yaml") for f in files) else ", ".join(files)
+        err_console.print(f"error: {n} problem{'s' if n != 1 else ''} in {where}", highlight=False, markup=False)
     else:
         err_console.print(f"error: {exc.message}", highlight=False, markup=False, soft_wrap=True)
     if exc.hint:
@@ -135,6 +137,12 @@ def validate(
     exit_code = 0
     for path in policies:
         try:
+            if str(path).endswith(".test.yaml"):  # a shell glob of a policy folder includes the test files
+                from .engine.policy_tests import load_test_file
+
+                tests = load_test_file(path)
+                console.print(f"ok: {path} (policy tests for {tests.policy.name}, {len(tests.cases)} cases)", highlight=False)
+                continue
             loaded = load_policy(path)
             if db is not None:
                 conn = connect(db, mode="ro")
@@ -149,6 +157,28 @@ def validate(
         console.print(f"ok: {path} (policy {loaded.name}, sha256 {loaded.sha256[:12]})", highlight=False)
     if exit_code:
         raise typer.Exit(exit_code)
+
+
+@app.command("test")
+def run_tests(
+    paths: list[str] = typer.Argument(
+        ..., metavar="POLICY_OR_DIR...",
+        help="Test files (*.test.yaml), policies (tested by the X.test.yaml next to them), directories "
+             "(every *.test.yaml under them) or shipped policy names (base)."),
+    coverage: bool = typer.Option(False, "--coverage",
+                                  help="Also list the tier, sub-grade, stage and service-level rules no case exercises."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole report (cases, failures, coverage) as JSON."),
+) -> None:
+    """Run policy tests: example customers and the tier, stage, service level and actions they must get."""
+    from .engine.policy_tests import format_report, run_policy_tests
+
+    report = run_policy_tests(paths)
+    if as_json:
+        console.print_json(json.dumps(report, ensure_ascii=False, default=str))
+    else:
+        console.print(format_report(report, coverage=coverage), markup=False, highlight=False, soft_wrap=True)
+    if report["failed"]:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -32,13 +32,26 @@ def shipped_policy_names() -> list[str]:
                   if p.name.endswith(".yaml") and not p.name.endswith(".test.yaml"))
 
 
+TEST_SUFFIX = ".test.yaml"
+
+
 def resolve_policy_path(ref: str, relative_to: Path | None = None) -> Path | None:
-    """A path (relative to the referring file) or the name of a shipped policy."""
+    """A path (relative to the referring file), a policy named next to it, or the name of a shipped policy.
+
+    `extends: base` in a copied policy folder finds the copy's base.yaml first, so editing the
+    copy changes what extends it.
+    """
+    if ref.endswith(TEST_SUFFIX) or ref.endswith(".test"):
+        from .errors import UsageError
+
+        raise UsageError(f"{ref!r} is a policy test file, not a policy", hint=f"run it with: crm-rules test {ref}")
     candidate = Path(ref)
     if relative_to is not None and not candidate.is_absolute():
         candidate = relative_to.parent / candidate
-    if candidate.exists():
+    if candidate.exists():  # a directory is reported as such when it is read
         return candidate
+    if candidate.suffix == "" and candidate.with_suffix(".yaml").is_file():
+        return candidate.with_suffix(".yaml")
     if "/" not in ref and "\\" not in ref:
         name = ref[: -len(".yaml")] if ref.endswith(".yaml") else ref
         shipped = shipped_policies_dir().joinpath(f"{name}.yaml")

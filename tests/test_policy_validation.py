@@ -86,3 +86,16 @@ def test_error_in_inherited_file_names_that_file(tmp_path):
     with pytest.raises(PolicyError) as info:
         load_policy(tmp_path / "child.yaml")
     assert f"{tmp_path / 'parent.yaml'}:2:12:" in str(info.value)
+
+
+def test_extends_prefers_a_policy_next_to_the_file(tmp_path):
+    """In a copied policy folder, `extends: base` is the copy's base.yaml, so editing it counts."""
+    (tmp_path / "base.yaml").write_text("name: base\ntiers:\n  levels: [{id: local, default: true}]\n")
+    (tmp_path / "child.yaml").write_text("extends: base\nname: child\n")
+    assert [t.id for t in load_policy(tmp_path / "child.yaml").tiers] == ["local"]
+
+
+def test_a_test_file_is_not_a_policy(cli):
+    result = cli("apply", "--db", "x.db", "-p", "base.test")
+    assert result.exit_code == 2 and "is a policy test file, not a policy" in result.output
+    assert "crm-rules test base.test" in result.output

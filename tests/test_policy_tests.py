@@ -1,0 +1,472 @@
+"""Policy tests (`crm-rules test`): YAML test files next to policies, run in a temporary database.
+
+The example files are in ``tests/policy_tests/`` (``passing/`` and ``failing/``); the shipped policies
+come with their own test files (``policies/*.test.yaml``), which must pass and exercise every tier,
+sub-grade, stage and service-level rule.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from crm_rules.cli import app
+from crm_rules.engine.errors import PolicyError, UsageError
+from crm_rules.engine.policy_files import shipped_policies_dir, shipped_policy_names
+from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.policy_tests import find_test_files, format_report, load_test_file, run_policy_tests
+
+HERE = Path(__file__).parent / "policy_tests"
+PASSING = HERE / "passing"
+FAILING = HERE / "failing" / "vip_wrong.test.yaml"
+SHIPPED = Path(str(shipped_policies_dir()))
+KINDS = ("tiers", "subgrades", "stages", "service_levels")
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def case(report: dict, name: str) -> dict:
+    return next(c for c in report["cases"] if c["name"] == name)
+
+
+def failure(report: dict, name: str) -> dict:
+    return next(f for f in report["failures"] if f["name"] == name)
+
+
+def diagnostics(info: pytest.ExceptionInfo) -> list[str]:
+    return [str(d) for d in info.value.diagnostics]
+
+
+# ---- the example files ---------------------------------------------------------------------
+
+def test_passing_example_passes():
+    report = run_policy_tests([PASSING])
+    assert report["ok"] and report["failed"] == 0 and report["failures"] == []
+    assert report["passed"] == 6
+    assert [f["file"] for f in report["files"]] == [str(PASSING / "vip_examples.test.yaml")]
+    assert case(report, "returning customer")["actual"]["revenue_prev_12m_trend"] == 1
+
+
+def test_failing_example_shows_expected_actual_and_explanation():
+    report = run_policy_tests([FAILING])
+    assert not report["ok"] and report["failed"] == 3 and report["passed"] == 2
+    assert [f["name"] for f in report["failures"]] == [
+        "one large order", "silver threshold[below the threshold]", "wrong metric and missing action"]
+
+    big = failure(report, "one large order")
+    assert big["where"] == f"{FAILING}:9:5" and big["customer_id"] == "one-large-order"
+    assert [(m["key"], m["expected"], m["actual"]) for m in big["mismatches"]] == [
+        ("tier", "diamond", "standard"), ("service_level", "diamond-butler", "standard-self")]
+    assert big["mismatches"][0]["where"] == f"{FAILING}:13:13"
+    why = big["explanation"]
+    assert "Tier standard (method rules, decided by rule default):" in why
+    assert "✗ diamond (钻石卡 Diamond): revenue_12m >= 600_000 and orders_12m >= 24" in why
+    assert "failed: orders_12m >= 24  (orders_12m = 1; short by 23)" in why
+    assert "✓ standard (普通卡 Standard): default, when no rule above matches  <- decides" in why
+    assert "Service level standard-self" in why
+
+    row = failure(report, "silver threshold[below the threshold]")
+    assert row["where"] == f"{FAILING}:25:11"  # the table row
+    assert "failed: revenue_12m >= 40_000  (revenue_12m = 39000; short by 1000)" in row["explanation"]
+
+    metric = failure(report, "wrong metric and missing action")
+    assert [(m["key"], m["expected"], m["actual"]) for m in metric["mismatches"]] == [
+        ("revenue_12m", 50001, 50000), ("actions_include", ["double_points"], [])]
+    assert metric["mismatches"][1]["missing"] == ["double_points"]
+    assert "Values: revenue_12m = 50000" in metric["explanation"] and "Actions: none" in metric["explanation"]
+
+    text = format_report(report)
+    assert f"{FAILING} (policy vip_card, as of 2026-06-30, 5 cases) F..FF" in text
+    assert "FAILURES" in text and f"{FAILING}::one large order" in text
+    assert "  tier           expected diamond, got standard" in text
+    assert "  service_level  expected diamond-butler, got standard-self" in text
+    assert "  actions_include  missing [double_points]; actual [] (none)" in text
+    assert "why (crm-rules explain one-large-order):" in text
+    assert re.search(r"=+ 3 failed, 2 passed in [0-9.]+s \(1 file\) =+$", text)
+    json.dumps(report, ensure_ascii=False)  # --json prints it as is
+
+
+# ---- format: tables, CSV fixtures, generators, defaults ---------------------------------------------
+
+def test_parameterised_table(tmp_path):
+    tests = write(tmp_path / "cards.test.yaml", """\
+policy: vip_card
+as_of: 2026-06-30
+cases:
+  - name: spend
+    customer: {region: 华南}
+    expect: {stage: stable}
+    table:
+      columns: [name, revenue_12m, orders_12m, customer.credit_limit, expect.tier, expect.service_level]
+      rows:
+        - [gold, 200_000, 12, 50_000, gold, gold-priority]
+        - [silver, 50_000, 6, null, silver, silver-plus]
+        - [wrong, 50_000, 6, null, gold, gold-priority]
+""")
+    report = run_policy_tests([tests])
+    assert [c["name"] for c in report["cases"]] == ["spend[gold]", "spend[silver]", "spend[wrong]"]
+    assert [c["customer_id"] for c in report["cases"]] == ["spend-gold", "spend-silver", "spend-wrong"]
+    assert [c["passed"] for c in report["cases"]] == [True, True, False]
+    assert case(report, "spend[gold]")["expected"] == {"stage": "stable", "tier": "gold", "service_level": "gold-priority"}
+    wrong = failure(report, "spend[wrong]")
+    assert wrong["where"] == f"{tests}:12:11"
+    assert [m["where"] for m in wrong["mismatches"]] == [f"{tests}:12:36", f"{tests}:12:42"]
+    loaded = load_test_file(tests)
+    assert [c.customer["region"] for c in loaded.cases] == ["华南"] * 3  # shared by every row
+    assert [c.customer["credit_limit"] for c in loaded.cases] == [50_000, None, None]  # YAML null is a value
+
+
+def test_csv_fixtures_for_histories_and_tables():
+    report = run_policy_tests([PASSING])
+    csv_orders = case(report, "orders from a CSV export")
+    assert csv_orders["passed"] and csv_orders["actual"]["revenue_12m"] == 624_000
+    rows = [c for c in report["cases"] if c["name"].startswith("card by spend[")]
+    assert [c["name"] for c in rows] == ["card by spend[gold in the south]", "card by spend[silver]", "card by spend[standard]"]
+    assert rows[0]["where"] == f"{PASSING / 'card_cases.csv'}:2:1"
+    assert rows[0]["actual"]["actions"] == ["double_points"]
+    assert rows[1]["expected"]["actions"] == []  # "[]": no actions
+    assert "actions" not in rows[2]["expected"]  # an empty cell: not checked
+    loaded = load_test_file(PASSING / "vip_examples.test.yaml")
+    by_name = {c.name: c for c in loaded.cases}
+    assert by_name["card by spend[gold in the south]"].customer["region"] == "华南"
+    assert by_name["card by spend[silver]"].customer["region"] == "华东"  # empty cell: the file's default
+    assert len(by_name["orders from a CSV export"].histories["orders"]) == 24
+
+
+def test_csv_problems_are_reported_at_their_cell(tmp_path):
+    write(tmp_path / "orders.csv", "order_date,amount,cst\n2026-01-01,5,1\n")
+    write(tmp_path / "more.csv", 'order_date,amount\n2026-01-01,"1,000"\n2026-02-30,5\n')
+    write(tmp_path / "rows.csv", "name,revenue_12m,expect.tier\nx,abc,gold\n")
+    tests = write(tmp_path / "t.test.yaml", """\
+policy: vip_card
+as_of: 2026-06-30
+cases:
+  - {name: a, orders_csv: orders.csv, expect: {tier: gold}}
+  - {name: b, orders_csv: more.csv, expect: {tier: gold}}
+  - {name: c, orders_csv: missing.csv, expect: {tier: gold}}
+  - {name: d, table: {csv: rows.csv}}
+""")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([tests])
+    assert diagnostics(info) == [
+        f"{tmp_path / 'more.csv'}:2:12: amount: expected a number, got \"1,000\"",
+        f"{tmp_path / 'more.csv'}:3:1: order_date: '2026-02-30' is not a real date",
+        f"{tmp_path / 'orders.csv'}:1:19: cst: unknown column 'cst' for orders; did you mean 'cost'?; "
+        f"columns: order_date, amount, cost, discount",
+        f"{tmp_path / 'rows.csv'}:2:3: revenue_12m: expected a number, got \"abc\"",
+        f"{tests}:6:27: cases[2].orders_csv: CSV file 'missing.csv' not found (looked for {tmp_path / 'missing.csv'})",
+    ]
+
+
+def test_generators_and_relative_dates(tmp_path):
+    tests = write(tmp_path / "gen.test.yaml", """\
+policy: base
+as_of: 2026-06-30
+cases:
+  - name: generated
+    customer: {created_at: -18m}
+    generate: {revenue_12m: 100_000, orders_12m: 5, margin_12m: 0.3, complaints_12m: 2, referrals_12m: 1}
+    expect:
+      revenue_12m: 100_000
+      revenue_36m: 100_000
+      orders_12m: 5
+      profit_12m: 30_000
+      margin_12m: 0.3
+      recency_days: 30
+      revenue_prev_12m_trend: 0
+      complaints_12m: 2
+      referrals_12m: 1
+      tenure_years: 1.5
+  - name: frequent buyer
+    generate: {revenue_12m: 240_000, orders_12m: 24}
+    expect: {recency_days: 15, revenue_prev_12m_trend: 0, orders_12m: 24}
+  - name: one order
+    generate: {revenue_12m: 999.99}
+    expect: {recency_days: 30, revenue_12m: 999.99, revenue_prev_12m_trend: null}
+  - name: gone quiet
+    generate: {orders_12m: 0, recency_days: 400}
+    expect: {recency_days: 400, revenue_12m: 0, stage: lost}
+  - name: explicit rows
+    orders: [[-1w, 100], [2026-06-30, 50, 10, 5]]
+    receivables: [[-40d, -10d, 150, 100, -9d]]
+    interactions: [[-3d, complaint]]
+    contracts: [[-1y, +2m]]
+    expect: {recency_days: 0, profit_12m: 140, discount_12m: 5, collection_rate_12m: {approx: 0.667, tolerance: 0.001},
+             complaints_12m: 1, overdue_amount: 0}
+""")
+    report = run_policy_tests([tests])
+    assert report["ok"], format_report(report)
+    orders = {c.name: c.histories["orders"] for c in load_test_file(tests).cases}
+    assert orders["one order"] == [("2026-05-31", 999.99, 0, 0)]
+    assert orders["gone quiet"] == [("2025-05-26", 0, 0, 0)]
+    assert sum(o[1] for o in orders["generated"]) == 100_000 and sum(o[1] - o[2] for o in orders["generated"]) == 30_000
+
+    write(tests, "as_of: 2026-06-30\npolicy: base\ncases:\n"
+                 "  - {name: a, generate: {orders_12m: 0, recency_days: 100}, expect: {tier: A}}\n"
+                 "  - {name: b, generate: {revenue_12m: 5, orders_12m: 0}, expect: {tier: A}}\n"
+                 "  - {name: c, generate: {revenue_12m: 5, recency_days: 361}, expect: {tier: A}}\n")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([tests])
+    assert diagnostics(info) == [
+        f"{tests}:4:55: cases[0].generate.recency_days: with no orders in the last 12 months the last order must "
+        f"be older: recency_days at least 366, got 100",
+        f"{tests}:5:54: cases[1].generate.orders_12m: revenue_12m needs at least one order: orders_12m must be 1 or more",
+        f"{tests}:6:56: cases[2].generate.recency_days: recency_days 361 is beyond the generated 12-month orders "
+        f"(at most 360); set orders_12m: 0 for a customer whose last order is older",
+    ]
+
+
+def test_defaults_ids_and_attributes(tmp_path):
+    tests = write(tmp_path / "ids.test.yaml", """\
+policy: vip_card
+as_of: 2026-06-30
+defaults:
+  customer: {region: Europe, industry: hospitality}
+  generate: {revenue_12m: 50_000, orders_12m: 6}
+cases:
+  - name: Default Values
+    expect: {region: Europe, industry: hospitality, tier: silver}
+  - name: own values
+    customer: {id: 42, region: null}
+    generate: {orders_12m: 1}
+    expect: {region: null, tier: standard, since: "2021-06-30"}
+""")
+    report = run_policy_tests([tests])
+    assert report["ok"], format_report(report)
+    assert [c["customer_id"] for c in report["cases"]] == ["default-values", "42"]
+    write(tests, """\
+policy: vip_card
+as_of: 2026-06-30
+cases:
+  - {name: same, customer: {id: x}, expect: {tier: gold}}
+  - {name: same, customer: {id: x}, expect: {tier: gold}}
+""")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([tests])
+    assert diagnostics(info) == [
+        f"{tests}:5:5: cases[1]: customer id 'x' is also used by 'same' ({tests}:4:5)",
+        f"{tests}:5:5: cases[1]: duplicate case name 'same' (first at {tests}:4:5)",
+    ]
+
+
+# ---- problems in test files --------------------------------------------------------------------
+
+def test_schema_errors_are_reported_with_positions(tmp_path):
+    tests = write(tmp_path / "bad.test.yaml", """\
+policy: vip_card
+as_of: 2026-06-30
+cases:
+  - name: typo
+    expct: {tier: gold}
+  - name: types
+    orders: [[-3x, abc]]
+    generate: {orders_12m: -1}
+    expect: {tier: 5}
+""")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([tests])
+    assert diagnostics(info) == [
+        f"{tests}:4:5: cases[0]: missing required key 'expect'",
+        f"{tests}:5:5: cases[0].expct: unknown key 'expct'; did you mean 'expect'?",
+        f"{tests}:7:15: cases[1].orders[0][0]: \"-3x\" is not in the expected form. A date: YYYY-MM-DD, or relative "
+        f"to as_of: -30d, -2w, -6m, -3y (+ for later dates).",
+        f"{tests}:7:20: cases[1].orders[0][1]: expected number, got text \"abc\"",
+        f"{tests}:8:28: cases[1].generate.orders_12m: -1 is less than the minimum of 0",
+        f"{tests}:9:20: cases[1].expect.tier: expected string, got a number 5",
+    ]
+    assert "policy-test.schema.json" in info.value.hint
+
+
+def test_expectations_are_checked_against_the_policy(tmp_path):
+    tests = write(tmp_path / "names.test.yaml", """\
+policy: vip_card
+as_of: 2026-06-30
+cases:
+  - name: names
+    expect: {tier: golde, stage: gone, revenu_12m: 4, actions: [double_point], service_level: gold-prio, subgrade: A1}
+  - name: columns
+    table:
+      columns: [name, revenue, expect.tier]
+      rows: [[a, 1, gold]]
+""")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([tests])
+    assert diagnostics(info) == [
+        f"{tests}:5:20: cases[0].expect.tier: unknown tier 'golde'; did you mean 'gold'?; tiers: diamond, gold, silver, standard",
+        f"{tests}:5:34: cases[0].expect.stage: unknown stage 'gone'; stages: lost, decline, identification, development, stable",
+        f"{tests}:5:52: cases[0].expect.revenu_12m: unknown name 'revenu_12m'; did you mean 'revenue_12m'?: expect a grade "
+        f"(tier, subgrade, stage, service_level, credit_outcome, actions, actions_include) or a metric, plugin output or "
+        f"attribute of the policy",
+        f"{tests}:5:64: cases[0].expect.actions: the policy generates no action 'double_point'; did you mean "
+        f"'double_points'?; actions: churn_alert, double_points, membership_renewal, upgrade_review",
+        f"{tests}:5:95: cases[0].expect.service_level: unknown service level 'gold-prio'; did you mean 'gold-priority'?",
+        f"{tests}:5:116: cases[0].expect.subgrade: unknown sub-grade 'A1'; the policy has no sub-grades",
+        f"{tests}:8:23: cases[1].table.columns[1]: unknown column 'revenue'; did you mean 'revenue_12m'?: use name, id, "
+        f"a customer column (customer.X), a generator (revenue_12m, orders_12m, margin_12m, recency_days, complaints_12m, "
+        f"referrals_12m) or expect.X",
+    ]
+
+
+def test_every_invalid_file_is_reported_before_anything_runs(tmp_path):
+    good = write(tmp_path / "good.test.yaml", "policy: vip_card\nas_of: 2026-06-30\ncases: [{name: a, expect: {tier: gold}}]\n")
+    bad1 = write(tmp_path / "bad1.test.yaml", "policy: vip_card\nas_of: 2026-13-01\ncases: [{name: a, expect: {tier: gold}}]\n")
+    bad2 = write(tmp_path / "bad2.test.yaml", "as_of: 2026-06-30\ncases: [{name: a, expect: {tier: gold}}]\n")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([good, bad1, bad2])
+    assert diagnostics(info) == [
+        f"{bad1}:2:8: as_of: '2026-13-01' is not a real date",
+        f"{bad2}:1:1: no policy bad2.yaml next to this test file; name the policy with `policy:`",
+    ]
+
+
+# ---- coverage ----------------------------------------------------------------------------------
+
+SMALL_POLICY = """\
+name: small
+metrics:
+  revenue_12m: {sum: amount, window: 12 months}
+  recency_days: {recency: orders}
+tiers:
+  levels:
+    - id: gold
+      when: revenue_12m >= 10_000
+      subgrades:
+        - {id: gold_plus, when: "revenue_12m >= 50_000"}
+        - {id: gold_base, default: true}
+    - {id: silver, when: "revenue_12m >= 1_000"}
+    - {id: bronze, default: true}
+lifecycle:
+  stages:
+    - {id: lapsed, when: "recency_days is null or recency_days > 180"}
+    - {id: active, default: true}
+service_levels:
+  - {id: gold-care, tier: gold}
+  - {id: silver-care, tier: silver}
+  - {id: bronze-care, tier: bronze}
+"""
+
+
+def test_coverage_lists_exactly_the_rules_no_case_exercises(tmp_path):
+    policy = write(tmp_path / "small.yaml", SMALL_POLICY)
+    write(tmp_path / "small.test.yaml", """\
+as_of: 2026-06-30
+cases:
+  - name: gold customer
+    generate: {revenue_12m: 20_000}
+    expect: {tier: gold, subgrade: gold_base, stage: active}
+  - name: silver customer checks only a metric
+    generate: {revenue_12m: 2_000}
+    expect: {revenue_12m: 2_000}
+  - name: no orders
+    expect: {stage: lapsed, service_level: bronze-care}
+""")
+    report = run_policy_tests([policy])  # a policy: its test file next to it
+    assert report["ok"]
+    [cov] = report["coverage"]
+    assert cov["policy"] == "small" and cov["policy_file"] == str(policy) and not cov["complete"]
+    assert {k: (cov[k]["exercised"], cov[k]["unexercised"]) for k in KINDS} == {
+        "tiers": (["gold"], ["silver", "bronze"]),  # bronze decided "no orders", which does not check its tier
+        "subgrades": (["gold_base"], ["gold_plus"]),
+        "stages": (["lapsed", "active"], []),
+        "service_levels": (["bronze-care"], ["gold-care", "silver-care"]),
+    }
+    assert [r["cases"] for r in cov["tiers"]["rules"]] == [1, 0, 0]
+    text = format_report(report, coverage=True)
+    assert f"small ({policy}): tiers 1/3, sub-grades 1/2, stages 2/2, service levels 1/3" in text
+    assert [line for line in text.splitlines() if "not exercised" in line] == [
+        f"  not exercised: tier silver ({policy}:12)",
+        f"  not exercised: tier bronze ({policy}:13, default)",
+        f"  not exercised: sub-grade gold_plus ({policy}:10)",
+        f"  not exercised: service level gold-care ({policy}:19)",
+        f"  not exercised: service level silver-care ({policy}:20)",
+    ]
+    assert "not exercised" not in format_report(report)  # only with --coverage
+
+
+def test_shipped_policies_come_with_passing_tests_and_full_coverage():
+    tests = sorted(p.name for p in SHIPPED.glob("*.test.yaml"))
+    assert tests == [f"{name}.test.yaml" for name in shipped_policy_names()]
+    report = run_policy_tests([SHIPPED])
+    assert report["ok"], format_report(report)
+    assert sorted(c["policy"] for c in report["coverage"]) == shipped_policy_names()
+    for cov in report["coverage"]:
+        assert cov["complete"], cov["policy"]
+        assert {k: cov[k]["unexercised"] for k in KINDS} == {k: [] for k in KINDS}, cov["policy"]
+    base = next(c for c in report["coverage"] if c["policy"] == "base")
+    assert base["tiers"]["exercised"] == ["A", "B", "C"] and base["subgrades"]["exercised"] == ["A1", "A2"]
+
+
+# ---- semantics -----------------------------------------------------------------------------------
+
+def test_cases_of_a_file_are_graded_together_as_one_population(tmp_path):
+    """Pareto tiers depend on everyone in the file: the same customer is A alone and C next to a giant."""
+    alone = write(tmp_path / "alone.test.yaml", """\
+policy: base
+as_of: 2026-06-30
+cases:
+  - {name: shop, generate: {revenue_12m: 100_000}, expect: {tier: A}}
+""")
+    crowd = write(tmp_path / "crowd.test.yaml", """\
+policy: base
+as_of: 2026-06-30
+population:
+  - {name: giant, generate: {revenue_12m: 10_000_000}}
+cases:
+  - {name: shop, generate: {revenue_12m: 100_000}, expect: {tier: C, _tier_share: {min: 0.99}}}
+""")
+    with pytest.raises(PolicyError, match="unknown name '_tier_share'"):
+        run_policy_tests([crowd])  # engine-internal helpers are not part of a policy's names
+    write(crowd, crowd.read_text().replace(", _tier_share: {min: 0.99}", ""))
+    report = run_policy_tests([alone, crowd])
+    assert report["ok"], format_report(report)
+    assert [f["population"] for f in report["files"]] == [0, 1]
+    assert [c["customer_id"] for c in report["cases"]] == ["shop", "shop"]  # one database per file
+
+
+def test_finding_test_files(tmp_path):
+    policy = write(tmp_path / "small.yaml", SMALL_POLICY)
+    with pytest.raises(UsageError, match="no test file .*small.test.yaml next to this policy"):
+        find_test_files([policy])
+    with pytest.raises(UsageError, match="no test files"):
+        find_test_files([tmp_path])
+    with pytest.raises(UsageError, match="nothing-here: not found"):
+        find_test_files([tmp_path / "nothing-here"])
+    tests = write(tmp_path / "small.test.yaml", "as_of: 2026-06-30\ncases: [{name: a, expect: {tier: gold}}]\n")
+    assert find_test_files([policy, tests, tmp_path]) == [policy.with_name("small.test.yaml")]
+    assert find_test_files(["base"]) == [SHIPPED / "base.test.yaml"]
+
+
+def test_test_files_are_not_policies():
+    assert shipped_policy_names() == ["b2b_key_account", "base", "vip_card"]
+    for path in SHIPPED.glob("*.test.yaml"):
+        load_test_file(path)
+        with pytest.raises(UsageError, match="is a policy test file, not a policy"):
+            load_policy(path)
+
+
+def test_demo_folder_tests_pass(cli, tmp_path):
+    """`crm-rules demo` copies the test files with the policies; they pass there too."""
+    cli("demo", "--dir", tmp_path / "demo", "--customers", "30", ok=True)
+    copied = tmp_path / "demo" / "policies"
+    assert sorted(p.name for p in copied.glob("*.test.yaml")) == [f"{n}.test.yaml" for n in shipped_policy_names()]
+    report = run_policy_tests([copied])
+    shipped_cases = sum(len(load_test_file(p).cases) for p in SHIPPED.glob("*.test.yaml"))
+    assert report["ok"] and report["passed"] == shipped_cases, format_report(report)
+
+
+@pytest.mark.skipif("test" not in {c.name for c in app.registered_commands}, reason="`crm-rules test` not in cli.py yet")
+def test_cli_test_command(cli):
+    ok = cli("test", SHIPPED / "base.yaml", "--coverage")
+    assert ok.exit_code == 0, ok.output
+    assert "9 passed" in ok.output and "base (" in ok.output and "tiers 3/3" in ok.output
+    failing = cli("test", FAILING)
+    assert failing.exit_code == 1 and "FAILURES" in failing.output and "expected diamond, got standard" in failing.output
+    as_json = cli("test", FAILING, "--json")
+    assert as_json.exit_code == 1 and json.loads(as_json.output)["failed"] == 3
+    assert cli("test", "no-such-thing").exit_code == 2
