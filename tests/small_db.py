@@ -56,3 +56,10 @@ def run(tmp_path: Path, policy_yaml: str, db: Path) -> dict:
     return assignments(db, outcome.run_id)
 
 
+def rows(db, sql, *args):
+    """All rows of a query on a database file (opened and closed here)."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import AS_OF, file_digest, user_tables_digest
+from small_db import rows
 from crm_rules.engine.errors import DataError, RunError
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy
@@ -26,14 +27,6 @@ def derived_db(path, template, *statements: str):
     conn.commit()
     conn.close()
     return path
-
-
-def rows(db, sql, *args):
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def test_apply_prints_summary_and_writes_one_run(cli, demo_db):

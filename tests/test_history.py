@@ -41,7 +41,7 @@ from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.results_store import SCHEMA_VERSION
 from crm_rules.engine.run_history import changes, customer_history, list_runs, prune
 from crm_rules.engine.runner import apply_policy
-from small_db import make_db
+from small_db import make_db, rows
 
 VALID = Path(__file__).parent / "policies" / "valid"
 
@@ -98,14 +98,6 @@ EXPECTED_TRANSITIONS = [
     (4, 1, "loyalty", "n", "N", None, "silver", None, "active", None, None, "new", "silver", "default"),
     (4, 1, "loyalty", "z", "Z", "bronze", None, "active", None, None, None, "removed", None, None),
 ]
-
-
-def rows(db, sql, *args):
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def execute(db, *statements):
