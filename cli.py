@@ -356,6 +356,7 @@ def diff(
                                               help="Database holding the runs, if not --db (with --against-run)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date YYYY-MM-DD (default: today; with --against-run: the run's)."),
     customers: bool = typer.Option(False, "--customers", help="List the customers whose grades change."),
+    overrides: Optional[Path] = OverridesOption,
     limit: int = typer.Option(50, "--limit", min=0, help="Rows of customers and service level changes to show (0 = all)."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
@@ -377,7 +378,8 @@ def diff(
     date = parse_as_of(as_of) if as_of is not None or against_run is None else None
     old = load_policy(policies[0]) if against_run is None else None
     new = load_policy(policies[-1])
-    result = diff_policies(db, old, new, date, against_run, list_customers=customers, results_db=results_db)
+    result = diff_policies(db, old, new, date, against_run, list_customers=customers, results_db=results_db,
+                           overrides=overrides)
     if fmt == "json":
         console.print_json(json.dumps(result, ensure_ascii=False, default=str))
     else:
@@ -389,6 +391,7 @@ def analyze(
     db: Path = DbOption,
     policy: str = PolicyOption,
     as_of: Optional[str] = AsOfOption,
+    overrides: Optional[Path] = OverridesOption,
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """Find dead and shadowed rules on your data, and gaps and overlaps in threshold tables."""
@@ -399,7 +402,7 @@ def analyze(
     fmt = fmt.lower()
     if fmt not in ("table", "json"):
         raise UsageError(f"unknown format {fmt!r}", hint="use --format table or --format json")
-    result = analyze_policy(db, load_policy(policy), parse_as_of(as_of))
+    result = analyze_policy(db, load_policy(policy), parse_as_of(as_of), overrides)
     if fmt == "json":
         console.print_json(json.dumps(result, ensure_ascii=False, default=str))
     else:

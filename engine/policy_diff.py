@@ -94,8 +94,8 @@ def _policy_side(policy: Policy, as_of: str, notes: list[str]) -> Side:
                 [s.id for s in policy.stages], {sl.id: dict(sl.details) for sl in policy.service_levels}, notes=notes)
 
 
-def _copy_computed(rc: RunConnection, policy: Policy, as_of: str, target: str) -> Side:
-    computed = compute(rc, policy, as_of)
+def _copy_computed(rc: RunConnection, policy: Policy, as_of: str, target: str, overrides: Path | None = None) -> Side:
+    computed = compute(rc, policy, as_of, overrides)
     revenue = f"r.{q(policy.revenue_metric)}" if policy.revenue_metric else "NULL"
     conn = rc.conn
     conn.execute(f"DROP TABLE IF EXISTS {target}")
@@ -316,7 +316,7 @@ def _movers(conn: sqlite3.Connection) -> list[dict]:
 
 def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of: str | None,
                   against_run: int | None = None, *, list_customers: bool = False,
-                  results_db: Path | None = None) -> dict:
+                  results_db: Path | None = None, overrides: Path | None = None) -> dict:
     """Grades of ``old_policy`` (or of stored run ``against_run``) versus ``new_policy``; see the module doc.
 
     ``as_of`` None means the run's as-of date with ``against_run``, else today.
@@ -333,8 +333,8 @@ def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of
                 date = as_of or old.as_of
             else:
                 date = as_of or parse_as_of(None)
-                old = _copy_computed(rc, old_policy, date, OLD)
-            new = _copy_computed(rc, new_policy, date, NEW)
+                old = _copy_computed(rc, old_policy, date, OLD, overrides)  # the same manual decisions on both sides
+            new = _copy_computed(rc, new_policy, date, NEW, overrides)
             _pairs(conn)
         except sqlite3.OperationalError as exc:
             raise RunError(f"could not compare the policies: {exc}") from exc

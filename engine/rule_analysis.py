@@ -500,7 +500,7 @@ def _bound(v: float) -> float | None:
     return None if v in (INF, -INF) else v
 
 
-def analyze_policy(db: Path, policy: Policy, as_of: str) -> dict:
+def analyze_policy(db: Path, policy: Policy, as_of: str, overrides: Path | None = None) -> dict:
     """Dead and shadowed rules (on the data as of ``as_of``), and static gaps and overlaps; see the module doc.
 
     Returns ``{"policy", "policy_sha256", "as_of", "customers", "rules", "dead", "shadowed",
@@ -509,7 +509,7 @@ def analyze_policy(db: Path, policy: Policy, as_of: str) -> dict:
     rc = open_for_run(db, write=False)
     try:
         try:
-            computed = compute(rc, policy, as_of)
+            computed = compute(rc, policy, as_of, overrides)
             conn, table = rc.conn, computed.result_table
             customers = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             entries, flags_of = _data_rules(conn, table, policy, as_of)

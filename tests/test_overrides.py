@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -119,3 +120,24 @@ def test_overrides_are_recorded_with_the_run(tmp_path, db):
     assert json.loads(row[3]) | {"source": None} == {"kind": "tier", "tier": "A", "reason": "partner", "author": "王经理",
                                                       "expires": None, "source": None}
     assert plain == ("B", "B", None)
+
+
+def test_diff_and_analyze_take_the_same_overrides(tmp_path, db, cli):
+    from crm_rules.engine.policy_diff import diff_policies
+    from crm_rules.engine.rule_analysis import analyze_policy
+
+    overrides = tmp_path / "o.yaml"
+    overrides.write_text("- {customer: small, tier: A, reason: partner, author: ops}\n")
+    old = tmp_path / "old.yaml"
+    old.write_text(POLICY)
+    new = tmp_path / "new.yaml"
+    new.write_text(POLICY.replace("revenue_12m >= 100'", "revenue_12m >= 400'"))
+    plain = diff_policies(db, load_policy(old), load_policy(new), D)
+    manual = diff_policies(db, load_policy(old), load_policy(new), D, overrides=overrides)
+    # small is A on both sides with the override: only the threshold change remains (none of the others move)
+    assert plain["tiers"]["matrix"]["A"]["A"] == 1 and manual["tiers"]["matrix"]["A"]["A"] == 2
+    assert manual["customers"]["changed"]["tier"] == plain["customers"]["changed"]["tier"] == 0
+    result = analyze_policy(db, load_policy(old), D, overrides)
+    assert result["customers"] == 4
+    out = cli("diff", "--db", db, old, new, "--as-of", D, "--overrides", overrides, "--format", "json", ok=True).output
+    assert json.loads(out)["tiers"]["matrix"]["A"]["A"] == 2
