@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from . import expr_ast as ast
-from .data_mapping import DATE_FIELDS, WINDOW_FIELD, Column
+from .data_mapping import DATE_FIELDS, SOURCE_FIELDS, WINDOW_FIELD, Column
 from .errors import DataError
 from .expr_sql import quote_identifier
 from .expr_types import did_you_mean
@@ -133,7 +133,8 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
             if expr is not None and m.kind != "expr":
                 fields |= ast.names_in(expr.node)
         for f in sorted(fields):
-            ok = need(source, t.table, t.columns[f].column, f if f in ("date", "due_date", "amount", "paid_amount", "paid_date", "start", "end", "kind") else f"columns.{f}", _needed_by(m)) and ok
+            logical = f if f in SOURCE_FIELDS[source] else f"columns.{f}"  # where the mapping of f is written
+            ok = need(source, t.table, t.columns[f].column, logical, _needed_by(m)) and ok
         if ok:
             binding.sources.add(source)
     if problems:

@@ -140,11 +140,11 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str, ove
         values = conn.execute(
             f"SELECT {', '.join(q(c) for c in cols + attrs + names)} FROM {table} WHERE {CID} = ?", (key,)).fetchone()
         base = dict(zip(cols, values[: len(cols)]))
-        override = None
-        if "_override" in {d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}:
-            row = conn.execute(f"SELECT _override, _rule_tier FROM {table} WHERE {CID} = ?", (key,)).fetchone()
-            if row[0] is not None:
-                override = {**json.loads(row[0]), "rule_tier": row[1], "applied": base["_tier_rule"] == "override"}
+        override, rule_tier = None, base["_tier"]
+        if computed.with_overrides:
+            stored, rule_tier = conn.execute(f"SELECT _override, _rule_tier FROM {table} WHERE {CID} = ?", (key,)).fetchone()
+            if stored is not None:
+                override = {**json.loads(stored), "rule_tier": rule_tier, "applied": base["_tier_rule"] == "override"}
         attributes = dict(zip(attrs, values[len(cols): len(cols) + len(attrs)]))
         metrics = [_metric_entry(policy, n, v) for n, v in zip(names, values[len(cols) + len(attrs):])]
         conn.row_factory = None
@@ -158,9 +158,6 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str, ove
         stage_rules = _explain_rules(ev, policy.stages, base["_stage"], base["_stage_rule"]) if policy.stages else None
         labels = {t.id: t.rule.label for t in policy.tiers} | {s.id: s.label for s in policy.stages}
         labels |= {s.id: s.label for t in policy.tiers for s in t.subgrades}
-        rule_tier = base["_tier"]
-        if "_rule_tier" in {d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}:
-            rule_tier = conn.execute(f"SELECT _rule_tier FROM {table} WHERE {CID} = ?", (key,)).fetchone()[0]
         if policy.tier_method == "pareto" and rule_tier is not None:
             lowest = dict(conn.execute(f"SELECT _tier, min({q(policy.tier_metric)}) FROM {table} GROUP BY _tier").fetchall())
             value = conn.execute(f"SELECT {q(policy.tier_metric)} FROM {table} WHERE {CID} = ?", (key,)).fetchone()[0]

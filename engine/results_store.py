@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from .errors import DataError
 from .expr_sql import quote_identifier as q
 
 SCHEMA_VERSION = 4
@@ -138,8 +139,6 @@ def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
         row = conn.execute(f"SELECT value FROM {prefix}crm_meta WHERE key = 'schema_version'").fetchone()
         version = int(row[0]) if row else 1
         if version > SCHEMA_VERSION:
-            from .errors import DataError
-
             raise DataError(f"the results tables were written by a newer crm-rules (schema {version}, this one knows {SCHEMA_VERSION})",
                             hint="upgrade crm-rules, or write results to another database with --results-db")
         for step in range(version + 1, SCHEMA_VERSION + 1):

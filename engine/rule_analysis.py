@@ -356,13 +356,13 @@ def _status(entry: dict) -> str:
     return "shadowed" if entry["matched"] else "dead"
 
 
-def _data_rules(conn: sqlite3.Connection, table: str, policy: Policy, as_of: str) -> tuple[list[dict], dict]:
+def _data_rules(conn: sqlite3.Connection, table: str, policy: Policy, as_of: str,
+                with_overrides: bool = False) -> tuple[list[dict], dict]:
     """Per rule: matched and decided counts; and (list, id) -> (SQL flag, params, column) for taken_by."""
     entries: list[dict] = []
     flags_of: dict[tuple[str, str], tuple[str, SqlParams, str]] = {}
-    columns = {d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
     for lst in _lists(policy):
-        if lst.kind == "tier" and "_rule_tier_rule" in columns:
+        if lst.kind == "tier" and with_overrides:
             lst.rule_column = "_rule_tier_rule"  # with overrides: what the tier rules decided, before overrides
         params = SqlParams(prefix="a")
         scope = f"m._tier = {params.add(lst.parent)} AND " if lst.parent else ""
@@ -512,7 +512,7 @@ def analyze_policy(db: Path, policy: Policy, as_of: str, overrides: Path | None 
             computed = compute(rc, policy, as_of, overrides)
             conn, table = rc.conn, computed.result_table
             customers = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            entries, flags_of = _data_rules(conn, table, policy, as_of)
+            entries, flags_of = _data_rules(conn, table, policy, as_of, computed.with_overrides)
             tables, skipped, shadow, notes = _static(policy)
             overridden = conn.execute(f"SELECT count(*) FROM {table} WHERE _tier_rule = 'override'").fetchone()[0]
             if overridden:

@@ -53,6 +53,7 @@ class Computed:
     metric_plan: MetricPlan
     result_table: str
     notes: list[str] = field(default_factory=list)
+    with_overrides: bool = False  # the result has _rule_tier and _override columns
 
 
 def _execute(conn: sqlite3.Connection, operations: list, as_of: str, as_of_next: str) -> None:
@@ -113,7 +114,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
         _execute(conn, classification + actions, as_of, as_of_next)
     except sqlite3.OperationalError as exc:
         raise RunError(f"the database could not compute the policy: {exc}", hint=_write_hint(str(exc))) from exc
-    computed = Computed(rc, policy, as_of, binding, plan, result, override_notes)
+    computed = Computed(rc, policy, as_of, binding, plan, result, override_notes, with_overrides)
     errors = conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0]
     if errors:
         computed.notes.append(f"{errors} plugin error(s) recorded for customers (on_error: skip); see crm_errors")
@@ -177,12 +178,8 @@ def summarize(computed: Computed) -> dict:
         "actions": actions,
         "plugin_errors": conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0],
         "overrides": (conn.execute(f"SELECT count(*) FROM {t} WHERE _tier_rule = 'override'").fetchone()[0]
-                      if "_override" in _columns(conn, t) else 0),
+                      if computed.with_overrides else 0),
     }
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
 
 
 def _write_hint(text: str) -> str | None:
@@ -264,7 +261,7 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
         conn.execute(f"INSERT INTO {rs}.crm_errors SELECT ?, cid, plugin, entry, message FROM {ERRORS} ORDER BY entry, cid",
                      (run_id,))
         conn.executemany(f"INSERT INTO {rs}.crm_definitions VALUES ({run_id}, ?, ?, ?, ?, ?, ?)", _definitions(policy))
-        overridden = "_override" in _columns(conn, computed.result_table)
+        overridden = computed.with_overrides
         conn.execute(
             f"INSERT INTO {rs}.crm_assignments (run_id, customer_id, customer_name, tier, subgrade, stage, service_level, "
             f"tier_rule, subgrade_rule, stage_rule, metrics, rule_tier, override) SELECT ?, r.{CID}, r.{CNAME}, r._tier, "
