@@ -136,8 +136,8 @@ def _check_unique(conn: sqlite3.Connection, policy: Policy, table: str) -> None:
     if row:
         matched = [rid for (rid, _), flag in zip(flags, row[1:]) if flag]
         n = conn.execute(f"SELECT count(*) FROM {table} AS m WHERE ({total}) > 1", params.values).fetchone()[0]
-        rules = " and ".join(f"{r!r} ({policy.source.position(t.rule.path).file}:{policy.source.position(t.rule.path).line})"
-                             for r in matched for t in policy.tiers if t.id == r)
+        places = {r: policy.source.position(policy.tier(r).rule.path) for r in matched}
+        rules = " and ".join(f"{r!r} ({pos.file}:{pos.line})" for r, pos in places.items())
         raise RunError(f"hit policy unique: customer {row[0]!r} matches tier rules {rules}; {n} customer(s) match more than one rule",
                        hint="make the conditions exclusive, or use hit_policy: first")
 
