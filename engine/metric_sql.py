@@ -18,6 +18,7 @@ from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import DATE
 from .sql_layers import Statement, layer_statements
 from .policy_model import AGGREGATES, Metric, Policy
+from .scan_plan import from_clause
 
 CID, CNAME = "_cid", "_cname"
 BAD_ROWS = "_bad_rows"
@@ -107,10 +108,12 @@ class _SourceQuery:
         self.params = SqlParams(prefix=f"{source[0]}")
         self.columns: list[tuple[str, str]] = []  # (alias, aggregate sql)
         self.numeric_used: set[str] = set()  # numeric columns read, checked for unreadable text
+        self.read: set[str] = set()  # physical columns read (for the choice of plan)
 
     def col(self, logical: str) -> str:
         if self.table.columns[logical].type == "number":
             self.numeric_used.add(logical)
+        self.read.add(self.table.columns[logical].column)
         return f"r.{q(self.table.columns[logical].column)}"
 
     def expr(self, node) -> str:
@@ -143,11 +146,13 @@ class _SourceQuery:
     def statement(self, target: str) -> Statement:
         key = f"r.{q(self.table.key)}"
         # Rows the run cannot read are counted in the same scan (a separate check would double the I/O).
-        bad = f"SUM(CASE WHEN {' OR '.join(sql for _, _, sql in self.problems())} THEN 1 ELSE 0 END)"
+        problems = self.problems()
+        bad = f"SUM(CASE WHEN {' OR '.join(sql for _, _, sql in problems)} THEN 1 ELSE 0 END)"
         cols = ",\n  ".join(f"{sql} AS {q(alias)}" for alias, sql in self.columns + [(BAD_ROWS, bad)])
+        read = self.read | {column for column, _, _ in problems}
+        source = from_clause(self.dates.conn, self.binding.schema, self.table.table, self.table.key, read)
         return Statement(
-            f"CREATE TEMP TABLE {target} AS\nSELECT {key} AS {CID},\n  {cols}\n"
-            f"FROM {self.binding.table(self.table.table)} AS r\nGROUP BY {key}",
+            f"CREATE TEMP TABLE {target} AS\nSELECT {key} AS {CID},\n  {cols}\n{source}\nGROUP BY {key}",
             self.params.values,
         )
 

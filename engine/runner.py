@@ -56,6 +56,9 @@ class Computed:
     with_overrides: bool = False  # the result has _rule_tier and _override columns
 
 
+TEMP_CACHE_KIB = 256 * 1024
+
+
 def _execute(conn: sqlite3.Connection, operations: list, as_of: str, as_of_next: str) -> None:
     dates = {"as_of": as_of, "as_of_next": as_of_next}
     for op in operations:
@@ -93,6 +96,9 @@ def _stage_overrides(conn: sqlite3.Connection, overrides: list, metrics_table: s
 
 def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | None = None) -> Computed:
     conn = rc.conn
+    # The per-customer work tables live in the temp schema; keeping their pages in memory (up to
+    # this much, whatever the number of orders) saves re-reading them from the temp file per layer.
+    conn.execute(f"PRAGMA temp.cache_size = -{TEMP_CACHE_KIB}")
     active_overrides, override_notes, with_overrides = _load_overrides(rc, policy, as_of, overrides)
     binding = bind(conn, rc.source_schema, policy)
     check_customers(rc, policy, binding)
@@ -142,29 +148,58 @@ def _check_unique(conn: sqlite3.Connection, policy: Policy, table: str) -> None:
                        hint="make the conditions exclusive, or use hit_policy: first")
 
 
+def _nulls_first(value):
+    return (value is not None, value)
+
+
+def _counted(counts: dict) -> dict:
+    """Largest first, as the summary tables show them (ties by value, for a stable order)."""
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], _nulls_first(kv[0]))))
+
+
 def summarize(computed: Computed) -> dict:
-    """Counts per tier, stage and service level, and revenue share per tier."""
+    """Counts per tier, stage and service level, and revenue share per tier.
+
+    One GROUP BY over every combination (a few hundred rows at most), folded
+    here: each separate count would read the whole per-customer table again.
+    """
     conn, t, policy = computed.rc.conn, computed.result_table, computed.policy
     revenue = policy.revenue_metric
+    outputs_summarized = [name for name, out in policy.outputs.items() if out.column.summarize]
+    overridden = "_tier_rule = 'override'" if computed.with_overrides else "NULL"
+    keys = ["_tier", "_stage", "_subgrade", "coalesce(_service_level, '')", overridden]
+    keys += [f"coalesce({q(name)}, '')" for name in outputs_summarized]
     rev_sql = f"sum({q(revenue)})" if revenue else "NULL"
-    tiers = {}
-    for tier, n, rev in conn.execute(f"SELECT _tier, count(*), {rev_sql} FROM {t} GROUP BY _tier"):
-        tiers[tier] = {"customers": n, "revenue": rev}
+    tiers: dict = {}
+    grid: dict = {}
+    stage_counts: dict = {}
+    subgrades: dict = {}
+    services: dict = {}
+    outputs: dict = {name: {} for name in outputs_summarized}
+    overrides = 0
+    for row in conn.execute(f"SELECT count(*), {rev_sql}, {', '.join(keys)} FROM {t} GROUP BY {', '.join(keys)}"):
+        n, rev, tier, stage, subgrade, service, is_override = row[:7]
+        entry = tiers.setdefault(tier, {"customers": 0, "revenue": None})
+        entry["customers"] += n
+        if rev is not None:
+            entry["revenue"] = (entry["revenue"] or 0) + rev
+        grid[(tier, stage)] = grid.get((tier, stage), 0) + n
+        stage_counts[stage] = stage_counts.get(stage, 0) + n
+        if subgrade is not None:
+            subgrades[subgrade] = subgrades.get(subgrade, 0) + n
+        services[service] = services.get(service, 0) + n
+        overrides += n if is_override else 0
+        for name, value in zip(outputs_summarized, row[7:]):
+            outputs[name][value] = outputs[name].get(value, 0) + n
     ordered = {}
     for tier in policy.tiers:
-        ordered[tier.id] = tiers.pop(tier.id, {"customers": 0, "revenue": 0 if revenue else None})
+        ordered[tier.id] = tiers.pop(tier.id, {"customers": 0, "revenue": None})
+        if revenue and ordered[tier.id]["revenue"] is None:
+            ordered[tier.id]["revenue"] = 0
     total_rev = sum((v["revenue"] or 0) for v in ordered.values()) if revenue else None
     for v in ordered.values():
         v["revenue_share"] = (v["revenue"] or 0) / total_rev if revenue and total_rev else None
-    grid = [list(r) for r in conn.execute(f"SELECT _tier, _stage, count(*) FROM {t} GROUP BY _tier, _stage")]
-    stage_counts = dict(conn.execute(f"SELECT _stage, count(*) FROM {t} GROUP BY _stage").fetchall())
-    subgrades = dict(conn.execute(f"SELECT _subgrade, count(*) FROM {t} WHERE _subgrade IS NOT NULL GROUP BY _subgrade").fetchall())
-    services = dict(conn.execute(f"SELECT coalesce(_service_level, ''), count(*) FROM {t} GROUP BY 1").fetchall())
-    outputs = {}
-    for name, out in policy.outputs.items():
-        if out.column.summarize:
-            outputs[name] = dict(conn.execute(f"SELECT coalesce({q(name)}, ''), count(*) FROM {t} GROUP BY 1 ORDER BY 2 DESC").fetchall())
-    actions = dict(conn.execute(f"SELECT action, count(*) FROM {ACTIONS} GROUP BY action ORDER BY 2 DESC").fetchall())
+    actions = _counted(dict(conn.execute(f"SELECT action, count(*) FROM {ACTIONS} GROUP BY action").fetchall()))
     return {
         "customers": sum(v["customers"] for v in ordered.values()),
         "revenue_metric": revenue,
@@ -172,13 +207,12 @@ def summarize(computed: Computed) -> dict:
         "tiers": ordered,
         "subgrades": {s.id: subgrades.get(s.id, 0) for tier in policy.tiers for s in tier.subgrades},
         "stages": {s.id: stage_counts.get(s.id, 0) for s in policy.stages},
-        "tier_stage": grid,
-        "service_levels": services,
-        "outputs": outputs,
+        "tier_stage": [[tier, stage, n] for (tier, stage), n in sorted(grid.items(), key=lambda kv: tuple(map(_nulls_first, kv[0])))],
+        "service_levels": dict(sorted(services.items())),
+        "outputs": {name: _counted(counts) for name, counts in outputs.items()},
         "actions": actions,
         "plugin_errors": conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0],
-        "overrides": (conn.execute(f"SELECT count(*) FROM {t} WHERE _tier_rule = 'override'").fetchone()[0]
-                      if computed.with_overrides else 0),
+        "overrides": overrides,
     }
 
 
