@@ -15,7 +15,6 @@ from urllib.parse import quote
 
 from .errors import DataError, UsageError
 from .expr_sql import quote_identifier
-from .scan_plan import sorter_threads
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -50,7 +49,6 @@ def connect(path: Path, *, mode: str = "rw", must_exist: bool = True) -> sqlite3
     except sqlite3.OperationalError as exc:
         raise DataError(f"{path}: cannot open database ({exc})") from None
     _check_sqlite(conn, path)
-    conn.execute(f"PRAGMA threads = {sorter_threads()}")  # large GROUP BY and window sorts use every core
     return conn
 
 

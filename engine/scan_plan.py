@@ -9,19 +9,18 @@ covering index) beats the scan, because then the table is never touched and
 no sort is needed.  So: use a covering index when the user has one, else
 forbid the index walk with NOT INDEXED.  ``crm-rules index`` proposes the
 covering index.
+
+Sorts run on one thread on purpose: with ``PRAGMA threads`` the rows of one
+customer reach SUM() in an order that depends on thread timing, so the last
+bits of a floating-point sum (and with them a tie at a Pareto cut) could
+differ between two runs on the same data.  A run must be reproducible.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 
 from .expr_sql import quote_identifier as q
-
-
-def sorter_threads() -> int:
-    """Worker threads SQLite may use for large sorts (PRAGMA threads); one per core, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 def covering_index(conn: sqlite3.Connection, schema: str, table: str, key: str, columns: set[str]) -> str | None:

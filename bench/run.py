@@ -1,0 +1,275 @@
+"""The benchmark suite: crm-rules against the best hand-written query and against peers.
+
+Usage:
+    python bench/run.py                                  # 10k/100k and 100k/1M
+    python bench/run.py --sizes 1000000x10000000 --repeat 3
+    python bench/run.py --markdown bench/RESULTS.md      # also write the tables as Markdown
+
+For each size (customers x orders) it generates the database once
+(bench/generate.py, cached under bench/.data/), then measures, each in a
+fresh process and as the median of --repeat runs, with the peak memory
+(ru_maxrss) of that process:
+
+- baseline: the best hand-written SQLite query (no extra index; the table
+  scan with PRAGMA threads, the fastest plan found) computing, for every
+  customer, the order aggregates the benchmark policy needs (12-month
+  revenue, order count, last order date, profit, discount) into a table;
+- crm-rules apply: the whole shipped `base` policy (metrics, RFM quintiles,
+  Pareto tiers with sub-grades, lifecycle, service levels, value score,
+  credit check, exit-barrier and churn actions), results written (to a fresh
+  results database each time, so every run writes the same amount);
+  with the split into aggregation (every metric), rule evaluation (tiers,
+  sub-grades, stages, service levels) and everything after the aggregation
+  (plugins, rules, actions, summary, writing the run);
+- peers (bench/peers.py): GoRules zen-engine and the rule-engine package
+  evaluating the same rules per customer after the same SQL aggregation, and
+  the pandas script an analyst would write; each verified to give the same
+  tier, sub-grade, stage and service level to every customer.
+
+Every figure is also given as a ratio to the baseline of the same size,
+measured in the same run.  The targets of issue 6 are checked at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT.parent))  # a checkout named crm_rules
+sys.path.insert(0, str(HERE))
+
+from generate import generate  # noqa: E402
+
+AS_OF = "2026-06-30"
+POLICY = "base"
+PEERS = ("zen", "rule-engine", "pandas")
+
+BASELINE = textwrap.dedent("""
+    import json, resource, sqlite3, sys, time
+    conn = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+    conn.execute("PRAGMA threads=4")
+    t = time.perf_counter()
+    conn.execute('''CREATE TEMP TABLE agg AS
+        SELECT customer_id,
+               SUM(CASE WHEN order_date >= :start AND order_date < :next THEN amount END) AS revenue_12m,
+               COUNT(CASE WHEN order_date >= :start AND order_date < :next THEN 1 END) AS orders_12m,
+               MAX(CASE WHEN order_date < :next THEN order_date END) AS last_order,
+               SUM(CASE WHEN order_date >= :start AND order_date < :next THEN amount - cost END) AS profit_12m,
+               SUM(CASE WHEN order_date >= :start AND order_date < :next THEN discount END) AS discount_12m
+        FROM orders NOT INDEXED GROUP BY customer_id''',
+        {"start": conn.execute("SELECT date(?, '-12 months', '+1 day')", (sys.argv[2],)).fetchone()[0],
+         "next": conn.execute("SELECT date(?, '+1 day')", (sys.argv[2],)).fetchone()[0]})
+    seconds = time.perf_counter() - t
+    print(json.dumps({"total_s": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+""")
+
+# apply_policy, with the time of each compiled statement recorded by phase.
+APPLY = textwrap.dedent("""
+    import json, resource, sys, time
+    from pathlib import Path
+    import crm_rules.engine.runner as runner
+    from crm_rules.engine.policy_model import load_policy
+    phases = {"aggregation": 0.0, "rules": 0.0}
+    RULES = ("_crm_graded", "_crm_overridden", "_crm_result")
+    plain = runner._execute
+    def timed(conn, operations, as_of, as_of_next):
+        aggregation = bool(operations) and "_crm_agg_" in getattr(operations[0], "sql", "")
+        for op in operations:
+            t = time.perf_counter()
+            plain(conn, [op], as_of, as_of_next)
+            seconds = time.perf_counter() - t
+            if aggregation:
+                phases["aggregation"] += seconds
+            elif any(name in getattr(op, "sql", "")[:80] for name in RULES):
+                phases["rules"] += seconds
+    runner._execute = timed
+    policy = load_policy(sys.argv[3])
+    t = time.perf_counter()
+    outcome = runner.apply_policy(Path(sys.argv[1]), policy, sys.argv[2], results_db=Path(sys.argv[4]))
+    total = time.perf_counter() - t
+    print(json.dumps({"total_s": total, "aggregation_s": phases["aggregation"], "rules_s": phases["rules"],
+                      "after_aggregation_s": total - phases["aggregation"], "run_id": outcome.run_id,
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+""")
+
+
+def run_json(args: list[str]) -> dict:
+    done = subprocess.run(args, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise SystemExit(f"{' '.join(args[:3])} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(lines[-1])
+    result["exit_code"] = done.returncode
+    return result
+
+
+def median_of(repeat: int, args: list[str], before=None) -> dict:
+    runs = []
+    for _ in range(repeat):
+        if before:
+            before()
+        runs.append(run_json(args))
+    out = dict(runs[-1])
+    for key in runs[0]:
+        if key.endswith("_s") and all(isinstance(r.get(key), (int, float)) for r in runs):
+            out[key] = statistics.median(r[key] for r in runs)
+    out["peak_mb"] = max(r["peak_mb"] for r in runs)
+    out["runs"] = len(runs)
+    return out
+
+
+def database(customers: int, orders: int) -> Path:
+    data = HERE / ".data"
+    data.mkdir(exist_ok=True)
+    db = data / f"bench_{customers}_{orders}.db"
+    if not db.exists():
+        print(f"generating {db.name} ...", file=sys.stderr, flush=True)
+        generate(db, customers, orders)
+    return db
+
+
+def reference_run(db: Path) -> int:
+    """A stored run of the policy in the benchmark database: the answers peers are checked against."""
+    from crm_rules.engine.policy_model import load_policy
+    from crm_rules.engine.runner import apply_policy
+
+    policy = load_policy(POLICY)
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT max(run_id) FROM crm_runs WHERE policy_sha256 = ? AND as_of = ? AND status = 'succeeded'",
+                           (policy.sha256, AS_OF)).fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    finally:
+        conn.close()
+    if row and row[0]:
+        return row[0]
+    print(f"writing the reference run into {db.name} ...", file=sys.stderr, flush=True)
+    return apply_policy(db, policy, AS_OF).run_id
+
+
+def measure_size(customers: int, orders: int, repeat: int, peers: list[str]) -> dict:
+    db = database(customers, orders)
+    run_id = reference_run(db)
+    counts = {t: n for t, n in sqlite3.connect(db).execute(
+        "SELECT 'customers', count(*) FROM customers UNION ALL SELECT 'orders', count(*) FROM orders "
+        "UNION ALL SELECT 'receivables', count(*) FROM receivables UNION ALL SELECT 'interactions', count(*) FROM interactions "
+        "UNION ALL SELECT 'contracts', count(*) FROM contracts")}
+    results = {"counts": counts}
+    py = sys.executable
+    print(f"{customers:,} x {orders:,}: baseline", file=sys.stderr, flush=True)
+    results["baseline"] = median_of(repeat, [py, "-c", BASELINE, str(db), AS_OF])
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.db"
+
+        def fresh():
+            for p in Path(tmp).glob("results.db*"):
+                p.unlink()
+
+        print(f"{customers:,} x {orders:,}: crm-rules apply", file=sys.stderr, flush=True)
+        results["crm-rules"] = median_of(repeat, [py, "-c", APPLY, str(db), AS_OF, POLICY, str(out)], before=fresh)
+    for peer in peers:
+        print(f"{customers:,} x {orders:,}: {peer}", file=sys.stderr, flush=True)
+        results[peer] = median_of(repeat, [py, str(HERE / "peers.py"), peer, str(db), "--as-of", AS_OF, "--run", str(run_id)])
+    return results
+
+
+def fmt(x: float | None, spec: str = ".2f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def table(sizes: dict) -> list[str]:
+    """Markdown rows: seconds, ratio to the baseline and peak memory per measurement and size."""
+    names = list(sizes)
+    head = "| what | " + " | ".join(f"{n}: s | x base | MB" for n in names) + " |"
+    lines = [head, "|" + "---|" * (1 + 3 * len(names))]
+    rows = [("baseline query", "baseline", "total_s"), ("crm-rules apply (all, written)", "crm-rules", "total_s"),
+            ("  aggregation (all metrics)", "crm-rules", "aggregation_s"),
+            ("  after aggregation", "crm-rules", "after_aggregation_s"), ("  rule evaluation", "crm-rules", "rules_s")]
+    for peer in PEERS:
+        rows += [(f"{peer} end to end", peer, "total_s"), (f"  {peer} rule evaluation", peer, "rules_s")]
+    for label, who, key in rows:
+        cells = []
+        present = False
+        for n in names:
+            r = sizes[n].get(who)
+            value = r.get(key) if r else None
+            present |= value is not None
+            base = sizes[n]["baseline"]["total_s"]
+            mem = r["peak_mb"] if r and key == "total_s" else None
+            cells.append(f"{fmt(value)} | {fmt(value / base if value is not None else None)} | {fmt(mem, '.0f')}")
+        if present:
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def targets(sizes: dict) -> list[str]:
+    """The targets of issue 6 for the largest size measured, each with its measured value."""
+    name = list(sizes)[-1]
+    s = sizes[name]
+    crm, base = s["crm-rules"], s["baseline"]["total_s"]
+    out = [f"Targets at {name}:"]
+
+    def line(what: str, value: float | None, ok: bool | None) -> None:
+        verdict = "n/a" if ok is None else ("met" if ok else "NOT met")
+        out.append(f"- {what}: {fmt(value)} ({verdict})")
+
+    line("full policy / baseline (<= 1.3)", crm["total_s"] / base, crm["total_s"] / base <= 1.3)
+    for peer, factor in (("zen", 20), ("rule-engine", 50)):
+        if peer in s and s[peer].get("rules_s"):
+            ratio = s[peer]["rules_s"] / max(crm["rules_s"], 1e-9)
+            line(f"{peer} rule evaluation / crm-rules rule evaluation (>= {factor})", ratio, ratio >= factor)
+    if "zen" in s and s["zen"].get("rules_s"):
+        ratio = s["zen"]["rules_s"] / crm["after_aggregation_s"]
+        line("zen rule evaluation / crm-rules everything after aggregation (>= 3)", ratio, ratio >= 3)
+    if "pandas" in s:
+        ratio = s["pandas"]["total_s"] / crm["total_s"]
+        line("pandas end to end / crm-rules end to end (> 1)", ratio, ratio > 1)
+    line("crm-rules peak memory MB (< 1024)", crm["peak_mb"], crm["peak_mb"] < 1024)
+    for peer in PEERS:
+        if peer in s:
+            line(f"{peer} answers differing from crm-rules", sum(s[peer].get("mismatches", {}).values()),
+                 s[peer].get("exit_code") == 0)
+    if len(sizes) > 1:
+        first = list(sizes)[0]
+        a, b = sizes[first], s
+        per_order = [(x["crm-rules"]["total_s"] / x["counts"]["orders"]) for x in (a, b)]
+        line(f"crm-rules seconds per order, {name} / {first} (linear growth: about 1)", per_order[1] / per_order[0], None)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000x100000,100000x1000000",
+                        help="comma-separated CUSTOMERSxORDERS, e.g. 1000000x10000000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated, or '' for none")
+    parser.add_argument("--json", type=Path, help="also write every measurement as JSON here")
+    parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown here")
+    args = parser.parse_args()
+    peers = [p for p in args.peers.split(",") if p]
+    sizes = {}
+    for size in args.sizes.split(","):
+        customers, orders = (int(x) for x in size.lower().split("x"))
+        sizes[f"{customers:,}/{orders:,}"] = measure_size(customers, orders, args.repeat, peers)
+    lines = [f"Median of {args.repeat} runs each, fresh process per run; peak memory = ru_maxrss.", ""]
+    lines += table(sizes) + [""] + targets(sizes)
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        args.json.write_text(json.dumps(sizes, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
