@@ -409,6 +409,28 @@ def analyze(
         print_analysis(console, result)
 
 
+@app.command()
+def index(
+    db: Path = DbOption,
+    policy: str = PolicyOption,
+    as_of: Optional[str] = AsOfOption,
+    create: bool = typer.Option(False, "--create", help="Keep the proposed indexes that make a run faster "
+                                                         "(default: measure them, change nothing)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the advice and timings as JSON."),
+) -> None:
+    """Propose a covering index for each table a policy reads and measure how much faster a run reads it."""
+    from .engine.index_advisor import advise_indexes, print_index_advice
+    from .engine.policy_model import load_policy
+    from .engine.runner import parse_as_of
+
+    date = parse_as_of(as_of)
+    result = advise_indexes(db, load_policy(policy), date, create=create)
+    if as_json:
+        console.print_json(json.dumps(result, ensure_ascii=False))
+    else:
+        print_index_advice(console, result)
+
+
 
 
 ResultsDbOption = typer.Option(..., "--db", help="Database holding the results.", dir_okay=False)
