@@ -270,6 +270,15 @@ class PeerRun:
     total_s: float
 
 
+def _peak_mb() -> float:
+    """High-water mark of this process's memory since exec (ru_maxrss also counts the parent's before exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("peer", choices=sorted(PEERS))
@@ -279,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     module = importlib.import_module(PEERS[args.peer])
     outcome = module.run(str(args.db), args.as_of, args.run)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_mb()
     conn = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
     customers, mismatches, examples = compare(outcome.answers, reference(conn, args.run))
     print(json.dumps({"peer": args.peer, "aggregate_s": _round(outcome.aggregate_s), "rules_s": _round(outcome.rules_s),
