@@ -188,20 +188,30 @@ def explain(
     policy: str = PolicyOption,
     as_of: Optional[str] = AsOfOption,
     overrides: Optional[Path] = OverridesOption,
+    run: Optional[int] = typer.Option(None, "--run", help="Explain this stored run (its as-of date and overrides)."),
+    recompute: bool = typer.Option(False, "--recompute", help="Compute the policy now instead of reading a stored run."),
+    results_db: Optional[Path] = typer.Option(None, "--results-db", dir_okay=False,
+                                              help="Database holding the runs, when apply wrote them there."),
     as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
 ) -> None:
-    """Show a customer's metrics and, rule by rule, why they got their tier, stage and service level."""
+    """Show a customer's metrics and, rule by rule, why they got their tier, stage and service level.
+
+    Read from the latest stored run of the same policy content and as-of date when there is one
+    (fast at any size), else computed now; the last line says which.
+    """
     from .engine.explain import explain_customer
     from .engine.policy_model import load_policy
     from .engine.render import print_explanation
     from .engine.runner import parse_as_of
 
-    date = parse_as_of(as_of)
-    result = explain_customer(db, load_policy(policy), customer_id, date, overrides)
+    date = parse_as_of(as_of) if as_of is not None or run is None else None
+    result = explain_customer(db, load_policy(policy), customer_id, date, overrides,
+                              run_id=run, recompute=recompute, results_db=results_db)
     if as_json:
         console.print_json(json.dumps(result, ensure_ascii=False, default=str))
     else:
         print_explanation(console, result)
+        console.print(f"\n[dim]{escape(result['source']['text'])}[/dim]", highlight=False)
 
 
 @app.command()

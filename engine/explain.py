@@ -1,30 +1,153 @@
 """Why a customer has their grades: every rule in order, and what failed by how much.
 
-The explanation is computed by the same SQL as the run (so it cannot
-disagree with it), then each condition's parts are evaluated for the one
-customer in a single query.
+Two ways to the same answer:
+
+* **from a stored run** (fast, independent of the number of customers): when
+  the results tables hold a succeeded run of the same policy content
+  (``policy.sha256``), as-of date, engine and plugin versions and the same
+  overrides, the customer's stored row (grades, deciding rules, and from the
+  metrics JSON every metric and plugin output it lists and the internal metrics
+  its conditions read) is read by primary key (``crm_assignments (run_id,
+  customer_id)``), the customer's attributes by the customers table's key, and
+  copied into a one-row temp table with the result table's column types.  The
+  rule explanations and counterfactuals are evaluated against that row.
+  Population metrics (ranks, shares, ntiles) are stored values, so nobody else
+  is read; what Pareto sentences need about the population (the lowest value
+  per tier) was stored with the run (``crm_runs.counts["explain"]``).
+* **computed now**: the whole policy is computed in temp tables (minutes on
+  millions of customers), exactly like a run, and the customer is read from
+  there.  Used with ``recompute=True``, and whenever a stored run cannot give
+  the identical answer: no such run, a run written before runs stored what
+  explain needs, other overrides, another engine or plugin version, a customer
+  missing from the run, or a run that no longer agrees with the customer's
+  data (the stored decisions are checked against the rules re-evaluated on
+  the row).  ``result["source"]`` says which path answered and why.
+
+Both paths evaluate each condition's parts for the one customer in a single
+query with the SQL the run uses, so they cannot disagree with it.
+
+A run can be explained from storage only if the runner wrote it with
+``explain_storage()`` (metrics JSON holding :func:`metrics_needed_for_explain`
+at full float precision, and the facts this module needs in
+``crm_runs.counts["explain"]``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from . import __version__
 from . import expr_ast as ast
-from .classify_sql import DEFAULT_RULE
+from .classify_sql import DEFAULT_RULE, OVERRIDE_RULE, OVERRIDES, service_level_case
 from .counterfactuals import describe, pareto_sentences
+from .data_binding import bind
 from .database import open_for_run
 from .errors import UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
-from .metric_sql import CID, CNAME
+from .metric_sql import CID, CNAME, _attribute_sql
+from .overrides import load_overrides_file, load_overrides_table, split_expired
 from .plugin_sql import ACTIONS
 from .policy_model import Policy, Rule
-from .runner import compute
+from .results_store import has_results
 
 _FLIP = {">=": "<=", ">": "<", "<=": ">=", "<": ">"}
 
+#: Version of what a run stores for explain (counts["explain"]["format"]); runs without it are recomputed.
+FACTS_FORMAT = 1
+ROW = "_crm_explain_row"  # the one-row temp table of the stored path
+_GRADES = ["_tier", "_tier_rule", "_subgrade", "_subgrade_rule", "_stage", "_stage_rule", "_service_level"]
+_ACTION_FIELDS = ("action", "category", "plugin", "generator", "reason", "priority", "due_date")
+_DECLARED = {"", "TEXT", "NUM", "INT", "REAL", "INTEGER", "NUMERIC", "BLOB"}  # CREATE TABLE AS types (and a few more)
+
+
+# --- what the runner stores for explain -------------------------------------------------------------
+
+def _condition_names(policy: Policy) -> set[str]:
+    """Names the tier, sub-grade, stage and service-level conditions read."""
+    rules = [t.rule for t in policy.tiers] + [s for t in policy.tiers for s in t.subgrades] + policy.stages
+    nodes = [r.condition.node for r in rules if r.condition] + [s.condition.node for s in policy.service_levels if s.condition]
+    return {name for node in nodes for name in ast.names_in(node)}
+
+
+def explained_metrics(policy: Policy) -> list[str]:
+    """The metrics an explanation lists, in policy order: every metric and plugin output, and of the
+    internal metrics those a condition reads (``_tier_share``, ``_tier_rank``, ... of generated tiers);
+    plugins' hidden helpers, which no condition reads, are not shown (nor stored with runs)."""
+    read = _condition_names(policy)
+    return [n for n, m in policy.metrics.items() if not m.internal or n in read] + list(policy.outputs)
+
+
+def metrics_needed_for_explain(policy: Policy) -> list[str]:
+    """Names a run must store in ``crm_assignments.metrics`` (besides ``summary.key_metrics``) for an
+    explanation from it: what it lists and what its conditions read (:func:`explained_metrics`).
+    Attributes are read from the customers table by key."""
+    return explained_metrics(policy)
+
+
+def _json_value_sql(col: str) -> str:
+    # json_object writes REALs with 15 significant digits (SQLite < 3.47), which does not give the
+    # same double back; 17 digits do.  Infinities stay as json_object writes them.
+    return (f"CASE WHEN typeof({col}) = 'real' AND abs({col}) <= 1.7976931348623157e308 "
+            f"THEN json(printf('%!.17g', {col})) ELSE {col} END")
+
+
+def metrics_json_sql(names: list[str], alias: str = "r") -> str:
+    """SQL of a JSON object over columns ``names`` of ``alias``: REALs at full precision, NULLs kept.
+
+    Chunks of 50 pairs (SQLite caps function arguments) are joined as text, not with json_patch,
+    which drops keys whose value is null."""
+    chunks = [names[i: i + 50] for i in range(0, len(names), 50)]
+    if not chunks:
+        return "json_object()"
+    parts = ["json_object(" + ", ".join(f"'{n.replace(chr(39), chr(39) * 2)}', {_json_value_sql(f'{alias}.{q(n)}')}"
+                                        for n in chunk) + ")" for chunk in chunks]
+    if len(parts) == 1:
+        return parts[0]
+    inner = [f"substr({p}, 2, length({p}) - 2)" for p in parts]  # each chunk has at least one pair
+    return "('{' || " + " || ',' || ".join(inner) + " || '}')"
+
+
+def _overrides_digest(jsons: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(jsons)).encode()).hexdigest()
+
+
+def _split_table(table: str) -> tuple[str, str]:
+    schema, name = table.split(".", 1)
+    return schema, name.strip('"').replace('""', '"')
+
+
+def explain_facts(computed: Any) -> dict:
+    """What explain needs about a computed run beyond each customer's row (JSON-able, small):
+    the result table's column types, the overrides in force, and for Pareto tiers the lowest
+    tier metric per tier."""
+    conn, policy, table = computed.rc.conn, computed.policy, computed.result_table
+    schema, name = _split_table(table)
+    declared = {r[1]: r[2] or "" for r in conn.execute(f"PRAGMA {q(schema)}.table_info({q(name)})")}
+    names = list(computed.metric_plan.attributes) + metrics_needed_for_explain(policy)
+    facts: dict = {"format": FACTS_FORMAT, "types": {n: declared[n] for n in names if declared[n]},  # others: none
+                   "attributes": list(computed.metric_plan.attributes),
+                   "overrides": _overrides_digest(r[0] for r in conn.execute(f"SELECT json FROM {OVERRIDES}"))
+                   if computed.with_overrides else _overrides_digest([])}
+    if policy.tier_method == "pareto":
+        facts["lowest"] = [list(r) for r in conn.execute(
+            f"SELECT _tier, min({q(policy.tier_metric)}) FROM {table} GROUP BY _tier")]
+    return facts
+
+
+def explain_storage(computed: Any, stored: list[str], alias: str = "r") -> tuple[str, dict]:
+    """For ``runner.write_run``: (SQL of the metrics JSON over ``alias`` holding ``stored`` and what
+    explain needs, facts to store as ``counts["explain"]``).  Call it before the write transaction."""
+    names = list(dict.fromkeys(list(stored) + metrics_needed_for_explain(computed.policy)))
+    return metrics_json_sql(names, alias), explain_facts(computed)
+
+
+# --- evaluating rules for one customer --------------------------------------------------------------
 
 @dataclass
 class _Evaluator:
@@ -122,65 +245,352 @@ def _metric_entry(policy: Policy, name: str, value: Any) -> dict:
             "value": value, "internal": False}
 
 
-def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str, overrides: Path | None = None) -> dict:
+@dataclass
+class _Customer:
+    """Everything an explanation reads about one customer, from either path."""
+
+    key: Any
+    name: Any
+    grades: dict  # _tier, _tier_rule, _subgrade, ... as the run decided them
+    attributes: dict
+    values: dict  # metric and plugin output -> value
+    override: dict | None
+    rule_tier: Any  # the tier the rules alone give
+    actions: list[dict]
+    lowest: dict | None  # Pareto: tier -> lowest tier metric in it
+    source: dict = field(default_factory=dict)
+
+
+def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
+    g = c.grades
+    metrics = [_metric_entry(policy, n, c.values.get(n)) for n in explained_metrics(policy)]
+    tier = policy.tier(g["_tier"])
+    tier_rules = _explain_rules(ev, [t.rule for t in policy.tiers], g["_tier"], g["_tier_rule"])
+    sub_rules = _explain_rules(ev, tier.subgrades, g["_subgrade"], g["_subgrade_rule"]) if tier and tier.subgrades else None
+    stage_rules = _explain_rules(ev, policy.stages, g["_stage"], g["_stage_rule"]) if policy.stages else None
+    labels = {t.id: t.rule.label for t in policy.tiers} | {s.id: s.label for s in policy.stages}
+    labels |= {s.id: s.label for t in policy.tiers for s in t.subgrades}
+    if policy.tier_method == "pareto" and c.rule_tier is not None:
+        tier_why = pareto_sentences(policy.tier_metric, c.values.get(policy.tier_metric), c.rule_tier,
+                                    [t.id for t in policy.tiers], c.lowest or {}, labels)
+    else:
+        tier_why = describe("tier", [t.rule for t in policy.tiers], tier_rules, labels)
+    why = {"tier": tier_why,
+           "subgrade": describe("sub-grade", tier.subgrades, sub_rules, labels) if sub_rules else None,
+           "stage": describe("stage", policy.stages, stage_rules, labels) if stage_rules else None}
+    service = next((s for s in policy.service_levels if s.id == g["_service_level"]), None)
+    stage = next((s for s in policy.stages if s.id == g["_stage"]), None)
+    return {
+        "customer_id": c.key, "customer_name": c.name, "policy": policy.name, "policy_sha256": policy.sha256,
+        "as_of": as_of, "source": c.source, "attributes": c.attributes, "metrics": metrics,
+        "why": why,
+        "override": c.override,
+        "tier": {"id": g["_tier"], "rule": g["_tier_rule"], "method": policy.tier_method, "rules": tier_rules},
+        "subgrade": ({"id": g["_subgrade"], "rule": g["_subgrade_rule"], "rules": sub_rules} if sub_rules else None),
+        "stage": ({"id": g["_stage"], "rule": g["_stage_rule"], "strategy": stage.extra.get("strategy") if stage else None,
+                   "rules": stage_rules} if stage_rules else None),
+        "actions": c.actions,
+        "service_level": ({"id": service.id, "tier": service.tier, "subgrade": service.subgrade, "stage": service.stage,
+                           **service.details} if service else None),
+    }
+
+
+def _not_found(policy: Policy, customer_id: str) -> UsageError:
+    return UsageError(f"customer {customer_id!r} not found in table {policy.data.customers.table!r}",
+                      hint=f"use a value of column {policy.data.customers.key!r}")
+
+
+# Ties of (due_date, priority, action) are ordered by the other fields, the same on both paths.  The
+# unary + (a no-op) keeps SQLite from walking the run's (run_id, due_date) index to avoid the sort.
+_ACTION_ORDER = "+due_date, priority, action, category, plugin, {entry}, reason"
+
+
+# --- computed now -----------------------------------------------------------------------------------
+
+def _explain_computed(rc: Any, policy: Policy, customer_id: str, as_of: str, overrides: Path | None, why_now: str) -> dict:
+    from .runner import compute  # runner imports this module (explain_storage)
+
+    return _from_computed(compute(rc, policy, as_of, overrides), customer_id, f"computed now: {why_now}")
+
+
+def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
+    """The explanation of one customer of a policy computed in temp tables (``runner.compute``)."""
+    policy, as_of = computed.policy, computed.as_of
+    conn, table = computed.rc.conn, computed.result_table
+    row = conn.execute(f"SELECT {CID} FROM {table} WHERE {CID} = ? OR CAST({CID} AS TEXT) = ? LIMIT 1",
+                       (customer_id, customer_id)).fetchone()
+    if row is None:
+        raise _not_found(policy, customer_id)
+    key = row[0]
+    names = explained_metrics(policy)
+    attrs = computed.metric_plan.attributes
+    cols = [CNAME, *_GRADES]
+    values = conn.execute(
+        f"SELECT {', '.join(q(c) for c in cols + attrs + names)} FROM {table} WHERE {CID} = ?", (key,)).fetchone()
+    base = dict(zip(cols, values[: len(cols)]))
+    override, rule_tier = None, base["_tier"]
+    if computed.with_overrides:
+        stored, rule_tier = conn.execute(f"SELECT _override, _rule_tier FROM {table} WHERE {CID} = ?", (key,)).fetchone()
+        if stored is not None:
+            override = {**json.loads(stored), "rule_tier": rule_tier, "applied": base["_tier_rule"] == OVERRIDE_RULE}
+    action_rows = conn.execute(
+        f"SELECT action, category, plugin, entry, reason, priority, due_date FROM {ACTIONS} WHERE cid = ? "
+        f"ORDER BY {_ACTION_ORDER.format(entry='entry')}", (key,)).fetchall()
+    lowest = None
+    if policy.tier_method == "pareto":
+        lowest = dict(conn.execute(f"SELECT _tier, min({q(policy.tier_metric)}) FROM {table} GROUP BY _tier").fetchall())
+    customer = _Customer(
+        key=key, name=base[CNAME], grades=base,
+        attributes=dict(zip(attrs, values[len(cols): len(cols) + len(attrs)])),
+        values=dict(zip(names, values[len(cols) + len(attrs):])),
+        override=override, rule_tier=rule_tier,
+        actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest,
+        source={"path": "computed", "run_id": None, "text": text})
+    return _assemble(policy, as_of, _Evaluator(conn, table, key, as_of), customer)
+
+
+# --- from a stored run ------------------------------------------------------------------------------
+
+# One customer of one run: a lookup of the primary key (run_id, customer_id).
+ASSIGNMENT_SQL = ("SELECT customer_name, tier, tier_rule, subgrade, subgrade_rule, stage, stage_rule, service_level, "
+                  "metrics, rule_tier, override FROM {rs}.crm_assignments WHERE run_id = ? AND customer_id = ?")
+# The customer's actions: with only the (run_id, due_date) index of crm_actions this reads every action
+# of the run (60 ms for 330,000 actions); an index on (run_id, customer_id) makes it a lookup.
+ACTIONS_SQL = ("SELECT action, category, plugin, generator, reason, priority, due_date FROM {rs}.crm_actions "
+               "WHERE run_id = ? AND customer_id = ? ORDER BY " + _ACTION_ORDER.format(entry="generator"))
+
+
+class _CannotUseRun(Exception):
+    """The stored run cannot give the answer the full computation would: say why, and compute."""
+
+
+def _active_override_jsons(rc: Any, policy: Policy, as_of: str, path: Path | None) -> tuple[bool, list[str]]:
+    """(whether overrides are in play, the active ones as the run stores them) — as ``runner.compute`` loads them."""
+    source = ("file", str(path)) if path is not None else policy.overrides
+    if source is None:
+        return False, []
+    tiers = [t.id for t in policy.tiers]
+    kind, where = source
+    found = (load_overrides_file(Path(where), tiers) if kind == "file"
+             else load_overrides_table(rc.conn, rc.source_schema, where, tiers))
+    active, _ = split_expired(found, as_of)
+    return True, [o.as_json() for o in active]
+
+
+def _dicts(cursor) -> list[dict]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r)) for r in cursor.fetchall()]
+
+
+def _same_file(a: Any, b: Path) -> bool:
+    try:
+        return a is not None and Path(a).resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _find_run(conn: Any, rs: str, policy: Policy, as_of: str | None, run_id: int | None, source: Path | None) -> dict:
+    """The run named, or the latest succeeded run of this policy content and date (of this source database
+    when the results are stored apart from it)."""
+    if run_id is not None:
+        found = _dicts(conn.execute(f"SELECT * FROM {rs}.crm_runs WHERE run_id = ?", (run_id,)))
+        if not found:
+            raise UsageError(f"run {run_id} not found")
+        run = found[0]
+        if run["status"] != "succeeded":
+            raise UsageError(f"run {run_id} failed and has no results: {run['error']}")
+        if run["policy_sha256"] != policy.sha256:
+            raise UsageError(f"run {run_id} was made with other policy content (sha256 {run['policy_sha256'][:12]}, "
+                             f"this policy is {policy.sha256[:12]})",
+                             hint="pass the policy file the run was made with, or drop --run")
+        if as_of is not None and run["as_of"] != as_of:
+            raise UsageError(f"run {run_id} is as of {run['as_of']}, not {as_of}", hint="drop --as-of, or drop --run")
+        if source is not None and not _same_file(run["source_db"], source):
+            raise _CannotUseRun(f"run {run_id} graded database {run['source_db']}, not {source}")
+        return run
+    found = _dicts(conn.execute(
+        f"SELECT * FROM {rs}.crm_runs WHERE status = 'succeeded' AND policy_sha256 = ? AND as_of = ? "
+        f"ORDER BY run_id DESC", (policy.sha256, as_of)))
+    found = [r for r in found if source is None or _same_file(r["source_db"], source)]
+    if not found:
+        raise _CannotUseRun(f"no succeeded run of policy {policy.name} (sha256 {policy.sha256[:12]}) as of {as_of} is stored")
+    return found[0]
+
+
+def _run_facts(run: dict, policy: Policy) -> dict:
+    from .runner import plugins_used
+
+    rid = run["run_id"]
+    facts = (json.loads(run.get("counts") or "null") or {}).get("explain")
+    if not isinstance(facts, dict) or facts.get("format") != FACTS_FORMAT:
+        raise _CannotUseRun(f"run {rid} was written without what explain reads from stored runs")
+    if run.get("engine_version") != __version__:
+        raise _CannotUseRun(f"run {rid} was made by crm-rules {run.get('engine_version')}, this is {__version__}")
+    if json.loads(run.get("plugins") or "null") != plugins_used(policy):
+        raise _CannotUseRun(f"run {rid} was made with other plugin versions ({run.get('plugins')})")
+    return facts
+
+
+def _source_customer(conn: Any, policy: Policy, binding: Any, customer_id: str, attributes: list[str]) -> tuple | None:
+    """(key, attribute values) of the customer in the customers table, looked up by its key column (its index).
+
+    Matches what ``CID = ? OR CAST(CID AS TEXT) = ?`` finds on the computed table for ids stored as
+    text, integers, reals or blobs (the key is compared with the column's affinity, as there)."""
+    cust = policy.data.customers
+    attr_sql = [_attribute_sql(f"c.{q(binding.attributes[n].column)}", binding.attributes[n].type) for n in attributes]
+    sql = (f"SELECT c.{q(cust.key)}, {', '.join(attr_sql) or 'NULL'}, CAST(c.{q(cust.key)} AS TEXT) = :text "
+           f"FROM {binding.table(cust.table)} AS c WHERE c.{q(cust.key)} = :key LIMIT 1")
+    candidates: list[Any] = [customer_id]
+    try:
+        candidates.append(int(customer_id))
+    except ValueError:
+        pass
+    try:
+        candidates.append(float(customer_id))
+    except ValueError:
+        pass
+    candidates.append(customer_id.encode())
+    for i, candidate in enumerate(candidates):
+        row = conn.execute(sql, {"key": candidate, "text": customer_id}).fetchone()
+        if row is not None and (i == 0 or row[-1]):  # other forms only where CAST(id AS TEXT) gives the text back
+            return row[0], list(row[1:1 + len(attributes)]) if attributes else []
+    return None
+
+
+def _first_hit(rules: list[Rule], entries: list[dict] | None) -> tuple[str | None, str | None]:
+    """(id, deciding rule) by the conditions as evaluated now: what the run's CASE gives."""
+    for rule, entry in zip(rules, entries or []):
+        if rule.condition is not None and entry["matched"]:
+            return rule.id, rule.id
+    default = next((r for r in rules if r.is_default), None)
+    return (default.id, DEFAULT_RULE) if default else (None, None)
+
+
+def _check_decisions(conn: Any, policy: Policy, as_of: str, result: dict, grades: dict, rule_tier: Any,
+                     row_table: str) -> None:
+    """The stored decisions must be what the rules give on the stored row; else the data changed since."""
+    problems = []
+    by_rules = _first_hit([t.rule for t in policy.tiers], result["tier"]["rules"])
+    if by_rules[0] != rule_tier or (grades["_tier_rule"] != OVERRIDE_RULE and by_rules[1] != grades["_tier_rule"]):
+        problems.append(f"tier rules give {by_rules[0]}, the run has {rule_tier}")
+    tier = policy.tier(grades["_tier"])
+    subs = tier.subgrades if tier else []
+    got = _first_hit(subs, (result["subgrade"] or {}).get("rules")) if subs else (None, None)
+    if got != (grades["_subgrade"], grades["_subgrade_rule"]):
+        problems.append(f"sub-grade rules give {got[0]}, the run has {grades['_subgrade']}")
+    got = _first_hit(policy.stages, (result["stage"] or {}).get("rules")) if policy.stages else (None, None)
+    if got != (grades["_stage"], grades["_stage_rule"]):
+        problems.append(f"stage rules give {got[0]}, the run has {grades['_stage']}")
+    params = SqlParams(prefix="s")
+    case = service_level_case(policy, params, "g")
+    as_of_next = conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]
+    level = conn.execute(f"SELECT {case} FROM {row_table} AS g",
+                         {**params.values, "as_of": as_of, "as_of_next": as_of_next}).fetchone()[0]
+    if level != grades["_service_level"]:
+        problems.append(f"service levels give {level}, the run has {grades['_service_level']}")
+    if problems:
+        raise _CannotUseRun(f"run {result['source']['run_id']} no longer agrees with the data of customer "
+                            f"{result['customer_id']} ({'; '.join(problems)})")
+
+
+def _explain_stored(rc: Any, rs: str, policy: Policy, customer_id: str, as_of: str | None, overrides: Path | None,
+                    run_id: int | None, source: Path | None) -> dict:
+    conn = rc.conn
+    run = _find_run(conn, rs, policy, as_of, run_id, source)
+    rid, as_of = run["run_id"], run["as_of"]
+    facts = _run_facts(run, policy)
+    if run_id is None:
+        with_overrides, active = _active_override_jsons(rc, policy, as_of, overrides)
+        if _overrides_digest(active) != facts.get("overrides"):
+            raise _CannotUseRun(f"the overrides in force differ from those of run {rid}")
+    else:
+        with_overrides = True  # a named run is explained with the overrides it applied (none: NULL, rule_tier = tier)
+    binding = bind(conn, rc.source_schema, policy)
+    attrs = list(binding.attributes)
+    types = facts.get("types", {})
+    names = metrics_needed_for_explain(policy)
+    if attrs != facts.get("attributes") or any(types.get(n, "") not in _DECLARED for n in attrs + names):
+        raise _CannotUseRun(f"the customers table changed since run {rid}")
+    found = _source_customer(conn, policy, binding, customer_id, attrs)
+    if found is None:
+        raise _not_found(policy, customer_id)
+    key, attribute_values = found
+    row = conn.execute(ASSIGNMENT_SQL.format(rs=rs), (rid, key)).fetchone()
+    if row is None:
+        raise _CannotUseRun(f"customer {key!r} is not in run {rid}")
+    name, grades, stored, rule_tier, override_json = row[0], dict(zip(_GRADES, row[1:8])), row[8], row[9], row[10]
+    values = json.loads(stored or "{}")
+    override = None
+    if with_overrides:
+        if override_json is not None:
+            override = {**json.loads(override_json), "rule_tier": rule_tier, "applied": grades["_tier_rule"] == OVERRIDE_RULE}
+    else:
+        rule_tier = grades["_tier"]
+    # The one-row table: the result table's columns (with its declared types, which decide how SQLite
+    # compares), the grades (for the service-level check) and the key.
+    cols = attrs + names
+    declared = [f"{q(c)} {types.get(c, '')}".rstrip() for c in cols]
+    conn.execute(f"DROP TABLE IF EXISTS temp.{q(ROW)}")
+    conn.execute(f"CREATE TEMP TABLE {q(ROW)} ({CID}, {', '.join(declared)}, {', '.join(q(g) for g in _GRADES)})")
+    conn.execute(f"INSERT INTO temp.{q(ROW)} VALUES ({', '.join('?' * (1 + len(cols) + len(_GRADES)))})",
+                 [key, *attribute_values, *(values.get(n) for n in names), *(grades[g] for g in _GRADES)])
+    action_rows = conn.execute(ACTIONS_SQL.format(rs=rs), (rid, key)).fetchall()
+    lowest = {t: v for t, v in facts.get("lowest", [])} if policy.tier_method == "pareto" else None
+    customer = _Customer(
+        key=key, name=name, grades=grades, attributes=dict(zip(attrs, attribute_values)),
+        values={n: values.get(n) for n in names}, override=override, rule_tier=rule_tier,
+        actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest,
+        source={"path": "stored", "run_id": rid, "finished_at": run.get("finished_at"),
+                "text": f"from run {rid} (finished {run.get('finished_at')})"})
+    result = _assemble(policy, as_of, _Evaluator(conn, f"temp.{q(ROW)}", key, as_of), customer)
+    _check_decisions(conn, policy, as_of, result, grades, rule_tier, f"temp.{q(ROW)}")
+    return result
+
+
+def _attach_results(rc: Any, results_db: Path | None) -> str | None:
+    """Schema holding the results tables (read-only), or None when there are none."""
+    if results_db is None:
+        return "main" if has_results(rc.conn, "main") else None
+    results_db = Path(results_db)
+    if not results_db.is_file():
+        raise UsageError(f"--results-db {results_db}: database not found")
+    rc.conn.execute("ATTACH DATABASE ? AS results", (f"file:{quote(str(results_db.resolve()))}?mode=ro",))
+    return "results" if has_results(rc.conn, "results") else None
+
+
+def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str | None, overrides: Path | None = None,
+                     *, run_id: int | None = None, recompute: bool = False, results_db: Path | None = None) -> dict:
+    """Explain one customer: from a stored run when one gives the identical answer, else computed now.
+
+    ``run_id``: explain that stored run, with the overrides it applied (an error if it cannot be
+    explained from storage); ``as_of`` may then be None (the run's date).  ``recompute``: always compute
+    now.  ``results_db``: where the runs are stored when not in ``db``.  ``result["source"]`` says
+    which path answered: ``{"path": "stored", "run_id", "finished_at", "text": "from run N (finished …)"}``
+    or ``{"path": "computed", "run_id": None, "text": "computed now: <why>"}``.
+    """
+    if as_of is None and run_id is None:
+        raise UsageError("an as-of date is needed unless a stored run is named")
+    if recompute and run_id is not None:
+        raise UsageError("--run and --recompute exclude each other", hint="--run explains a stored run; --recompute computes now")
+    if overrides is not None and run_id is not None:
+        raise UsageError("--run and --overrides exclude each other",
+                         hint="a stored run is explained with the overrides it applied")
     rc = open_for_run(db, write=False)
     try:
-        computed = compute(rc, policy, as_of, overrides)
-        conn, table = rc.conn, computed.result_table
-        row = conn.execute(f"SELECT {CID} FROM {table} WHERE {CID} = ? OR CAST({CID} AS TEXT) = ? LIMIT 1",
-                           (customer_id, customer_id)).fetchone()
-        if row is None:
-            raise UsageError(f"customer {customer_id!r} not found in table {policy.data.customers.table!r}",
-                             hint=f"use a value of column {policy.data.customers.key!r}")
-        key = row[0]
-        ev = _Evaluator(conn, table, key, as_of)
-        names = list(policy.metrics) + list(policy.outputs)
-        attrs = computed.metric_plan.attributes
-        cols = [CNAME, "_tier", "_tier_rule", "_subgrade", "_subgrade_rule", "_stage", "_stage_rule", "_service_level"]
-        values = conn.execute(
-            f"SELECT {', '.join(q(c) for c in cols + attrs + names)} FROM {table} WHERE {CID} = ?", (key,)).fetchone()
-        base = dict(zip(cols, values[: len(cols)]))
-        override, rule_tier = None, base["_tier"]
-        if computed.with_overrides:
-            stored, rule_tier = conn.execute(f"SELECT _override, _rule_tier FROM {table} WHERE {CID} = ?", (key,)).fetchone()
-            if stored is not None:
-                override = {**json.loads(stored), "rule_tier": rule_tier, "applied": base["_tier_rule"] == "override"}
-        attributes = dict(zip(attrs, values[len(cols): len(cols) + len(attrs)]))
-        metrics = [_metric_entry(policy, n, v) for n, v in zip(names, values[len(cols) + len(attrs):])]
-        conn.row_factory = None
-        action_rows = conn.execute(
-            f"SELECT action, category, plugin, entry, reason, priority, due_date FROM {ACTIONS} WHERE cid = ? "
-            f"ORDER BY due_date, priority, action", (key,)).fetchall()
-        actions = [dict(zip(("action", "category", "plugin", "generator", "reason", "priority", "due_date"), r)) for r in action_rows]
-        tier = policy.tier(base["_tier"])
-        tier_rules = _explain_rules(ev, [t.rule for t in policy.tiers], base["_tier"], base["_tier_rule"])
-        sub_rules = _explain_rules(ev, tier.subgrades, base["_subgrade"], base["_subgrade_rule"]) if tier and tier.subgrades else None
-        stage_rules = _explain_rules(ev, policy.stages, base["_stage"], base["_stage_rule"]) if policy.stages else None
-        labels = {t.id: t.rule.label for t in policy.tiers} | {s.id: s.label for s in policy.stages}
-        labels |= {s.id: s.label for t in policy.tiers for s in t.subgrades}
-        if policy.tier_method == "pareto" and rule_tier is not None:
-            lowest = dict(conn.execute(f"SELECT _tier, min({q(policy.tier_metric)}) FROM {table} GROUP BY _tier").fetchall())
-            value = conn.execute(f"SELECT {q(policy.tier_metric)} FROM {table} WHERE {CID} = ?", (key,)).fetchone()[0]
-            tier_why = pareto_sentences(policy.tier_metric, value, rule_tier, [t.id for t in policy.tiers], lowest, labels)
-        else:
-            tier_why = describe("tier", [t.rule for t in policy.tiers], tier_rules, labels)
-        why = {"tier": tier_why,
-               "subgrade": describe("sub-grade", tier.subgrades, sub_rules, labels) if sub_rules else None,
-               "stage": describe("stage", policy.stages, stage_rules, labels) if stage_rules else None}
-        service = next((s for s in policy.service_levels if s.id == base["_service_level"]), None)
-        stage = next((s for s in policy.stages if s.id == base["_stage"]), None)
-        return {
-            "customer_id": key, "customer_name": base[CNAME], "policy": policy.name, "policy_sha256": policy.sha256,
-            "as_of": as_of, "attributes": attributes, "metrics": metrics,
-            "why": why,
-            "override": override,
-            "tier": {"id": base["_tier"], "rule": base["_tier_rule"], "method": policy.tier_method, "rules": tier_rules},
-            "subgrade": ({"id": base["_subgrade"], "rule": base["_subgrade_rule"], "rules": sub_rules} if sub_rules else None),
-            "stage": ({"id": base["_stage"], "rule": base["_stage_rule"], "strategy": stage.extra.get("strategy") if stage else None,
-                       "rules": stage_rules} if stage_rules else None),
-            "actions": actions,
-            "service_level": ({"id": service.id, "tier": service.tier, "subgrade": service.subgrade, "stage": service.stage,
-                               **service.details} if service else None),
-        }
+        if recompute:
+            return _explain_computed(rc, policy, customer_id, as_of, overrides, "--recompute")
+        try:
+            rs = _attach_results(rc, results_db)
+            if rs is None:
+                if run_id is not None:
+                    raise UsageError(f"run {run_id} not found: the database has no stored runs")
+                raise _CannotUseRun("the database has no stored runs")
+            source = Path(db) if results_db is not None else None  # a results database may serve several
+            return _explain_stored(rc, q(rs), policy, customer_id, as_of, overrides, run_id, source)
+        except _CannotUseRun as exc:
+            if run_id is not None:
+                raise UsageError(f"run {run_id} cannot be explained from storage: {exc}",
+                                 hint="use --recompute (without --run) to explain from the data as it is now") from None
+            return _explain_computed(rc, policy, customer_id, as_of, overrides, str(exc))
     finally:
         rc.close()

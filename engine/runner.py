@@ -258,20 +258,13 @@ def _definitions(policy: Policy) -> list[tuple]:
     return rows
 
 
-def _metrics_json(names: list[str]) -> str:
-    """json_object over the metric columns, in chunks (SQLite caps function arguments)."""
-    chunks = [names[i : i + 50] for i in range(0, len(names), 50)] or [[]]
-    parts = ["json_object(" + ", ".join(f"'{n}', r.{q(n)}" for n in chunk) + ")" for chunk in chunks]
-    out = parts[0]
-    for p in parts[1:]:
-        out = f"json_patch({out}, {p})"
-    return out
-
-
 def write_run(computed: Computed, summary: dict, started_at: str) -> int:
     computed.rc.attach_results()
     conn, policy, rs = computed.rc.conn, computed.policy, q(computed.rc.results_schema)
     stored = list(dict.fromkeys(policy.key_metrics + ([policy.revenue_metric] if policy.revenue_metric else [])))
+    from .explain import explain_storage
+
+    metrics_sql, explain_facts = explain_storage(computed, stored)  # what `explain` reads back from the run
     # WAL lets BI tools and Datasette keep reading while a run is written (and never see half of it).
     if conn.execute(f"PRAGMA {rs}.journal_mode").fetchone()[0].lower() != "wal":
         conn.execute(f"PRAGMA {rs}.journal_mode = WAL")
@@ -285,7 +278,7 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
             f"status, customers, counts, engine_version, plugins, source_db, notes) "
             f"VALUES (?, ?, ?, ?, ?, ?, 'succeeded', ?, ?, ?, ?, ?, ?)",
             (policy.name, policy.version, policy.sha256, computed.as_of, started_at, _now(), summary["customers"],
-             json.dumps(summary, ensure_ascii=False), __version__, json.dumps(plugins_used(policy), ensure_ascii=False),
+             json.dumps({**summary, "explain": explain_facts}, ensure_ascii=False), __version__, json.dumps(plugins_used(policy), ensure_ascii=False),
              str(computed.rc.source_path), json.dumps(computed.notes, ensure_ascii=False)))
         run_id = cur.lastrowid
         conn.execute(
@@ -299,12 +292,13 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
         conn.execute(
             f"INSERT INTO {rs}.crm_assignments (run_id, customer_id, customer_name, tier, subgrade, stage, service_level, "
             f"tier_rule, subgrade_rule, stage_rule, metrics, rule_tier, override) SELECT ?, r.{CID}, r.{CNAME}, r._tier, "
-            f"r._subgrade, r._stage, r._service_level, r._tier_rule, r._subgrade_rule, r._stage_rule, {_metrics_json(stored)}, "
+            f"r._subgrade, r._stage, r._service_level, r._tier_rule, r._subgrade_rule, r._stage_rule, {metrics_sql}, "
             f"{'r._rule_tier, r._override' if overridden else 'r._tier, NULL'} "
             f"FROM {computed.result_table} AS r ORDER BY r.{CID}", (run_id,))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+            conn.execute("ROLLBACK")
         raise
     return run_id
 

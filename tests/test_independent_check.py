@@ -386,6 +386,7 @@ def test_engine_matches_independent_recomputation(name, demo_db, raw, tmp_path):
     shutil.copy(demo_db, db)
     policy = load_policy(name)
     plugin_outputs = set(policy.outputs)
+    internal = {n for n, m in policy.metrics.items() if m.internal}  # stored for `explain` (explain_storage)
     outcome = apply_policy(db, policy, D)
     got = assignments(db, outcome.run_id)
     expected = EXPECTED[name](raw, Windows(D))
@@ -398,8 +399,8 @@ def test_engine_matches_independent_recomputation(name, demo_db, raw, tmp_path):
             sl = sl(g_metrics)
         if (g_tier, g_sub, g_stage, g_sl) != (tier, sub, stage, sl):
             grade_diffs.append(f"{cid}: engine {(g_tier, g_sub, g_stage, g_sl)} != python {(tier, sub, stage, sl)}")
-        # the engine also stores plugin outputs (value score, credit, RFM); the metrics must all be there
-        assert set(metrics) <= set(g_metrics) and set(g_metrics) - set(metrics) <= plugin_outputs, cid
+        # the engine also stores plugin outputs (value score, credit, RFM) and internal metrics; the metrics must all be there
+        assert set(metrics) <= set(g_metrics) and set(g_metrics) - set(metrics) <= plugin_outputs | internal, cid
         for k, v in metrics.items():
             if not same_value(g_metrics[k], v):
                 metric_diffs.append(f"{cid}.{k}: engine {g_metrics[k]!r} != python {v!r}")
