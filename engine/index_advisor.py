@@ -26,11 +26,10 @@ from .data_binding import bind
 from .database import connect, results_only_authorizer
 from .errors import DataError, RunError
 from .expr_sql import quote_identifier as q
-from .metric_sql import RunDates, compile_metrics
+from .metric_sql import RunDates, SourceAggregation, compile_metrics
 from .policy_model import Policy
 from .runner import TEMP_CACHE_KIB
 from .scan_plan import covering_index
-from .sql_layers import Statement
 
 INDEX_PREFIX = "crm_rules_"
 MIN_SPEEDUP = 1.1  # below this an index costs disk space and write time for a gain within timing noise
@@ -64,70 +63,39 @@ class SourceAdvice:
 # ---- what a run reads --------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Aggregation:
-    """A source's ``CREATE TEMP TABLE target AS SELECT ... GROUP BY`` statement, as a run executes it."""
-
-    target: str
-    statement: Statement
-
-
-def _aggregations(conn: sqlite3.Connection, policy: Policy, dates: RunDates) -> dict[str, Aggregation]:
+def _aggregations(conn: sqlite3.Connection, policy: Policy, dates: RunDates) -> dict[str, SourceAggregation]:
     """source -> the aggregation a run executes for it, compiled now.
 
     Compiled afresh each time: the engine picks its plan (``NOT INDEXED`` or
     ``INDEXED BY`` a covering index) from the indexes present when it compiles.
     """
-    binding = bind(conn, "main", policy)
-    plan = compile_metrics(policy, binding, dates)
-    found = {}
-    for source, target in plan.aggregates.items():
-        head = f"CREATE TEMP TABLE {target} AS"
-        found[source] = Aggregation(target, next(s for s in plan.statements if s.sql.startswith(head)))
-    return found
+    return compile_metrics(policy, bind(conn, "main", policy), dates).sources
 
 
-class _Guard:
-    """The connection's authorizer: may create ``crm_rules_*`` indexes and temp tables, nothing else.
+def _authorizer():
+    """The connection's authorizer: may create ``crm_rules_*`` indexes and temp tables, nothing else."""
+    others = results_only_authorizer("main")
 
-    While ``reads`` is a set it also records the columns of ``table`` that a
-    statement being prepared reads; SQLite reports every column reference, so
-    this is exactly the set the engine's plan choice is based on, whatever
-    the metrics compile to.
-    """
-
-    def __init__(self) -> None:
-        self.others = results_only_authorizer("main")
-        self.table: str | None = None
-        self.reads: set[str] | None = None
-
-    def __call__(self, action, arg1, arg2, dbname, source):
-        if action == sqlite3.SQLITE_READ and self.reads is not None and dbname == "main" and arg2:
-            if arg1 is not None and arg1.lower() == (self.table or "").lower():
-                self.reads.add(arg2)
+    def authorize(action, arg1, arg2, dbname, source):
         if action == sqlite3.SQLITE_CREATE_INDEX and dbname == "main" and (arg1 or "").startswith(INDEX_PREFIX):
             return sqlite3.SQLITE_OK
-        return self.others(action, arg1, arg2, dbname, source)
+        return others(action, arg1, arg2, dbname, source)
+
+    return authorize
 
 
-def _columns_read(conn: sqlite3.Connection, guard: _Guard, agg: Aggregation, table: str, key: str) -> list[str]:
-    """The columns of ``table`` the statement reads: key first, then the others sorted (the index's order)."""
-    guard.table, guard.reads = table, set()
-    try:
-        conn.execute(f"EXPLAIN QUERY PLAN {agg.statement.sql}", _params(agg, None)).fetchall()
-        reads = guard.reads
-    finally:
-        guard.table, guard.reads = None, None
-    others = {c for c in reads if c.lower() != key.lower()}
+def _index_columns(agg: SourceAggregation, key: str) -> list[str]:
+    """The columns the statement reads in the index's order: key first, then the others sorted."""
+    others = {c for c in agg.columns if c.lower() != key.lower()}
     return [key] + sorted(others, key=lambda c: (c.lower(), c))
 
 
-def _params(agg: Aggregation, dates: RunDates | None) -> dict:
+def _params(agg: SourceAggregation, dates: RunDates | None) -> dict:
     values = {"as_of": dates.as_of if dates else None, "as_of_next": dates.as_of_next if dates else None}
     return {**agg.statement.params, **values}
 
 
-def _plan(conn: sqlite3.Connection, agg: Aggregation, dates: RunDates) -> str:
+def _plan(conn: sqlite3.Connection, agg: SourceAggregation, dates: RunDates) -> str:
     """SQLite's query plan of the statement, e.g. 'SCAN r USING COVERING INDEX x' (shows what the engine uses)."""
     rows = conn.execute(f"EXPLAIN QUERY PLAN {agg.statement.sql}", _params(agg, dates)).fetchall()
     return "; ".join(r[3] for r in rows)
@@ -136,7 +104,7 @@ def _plan(conn: sqlite3.Connection, agg: Aggregation, dates: RunDates) -> str:
 # ---- measuring ---------------------------------------------------------------
 
 
-def _run_once(conn: sqlite3.Connection, agg: Aggregation, dates: RunDates) -> float:
+def _run_once(conn: sqlite3.Connection, agg: SourceAggregation, dates: RunDates) -> float:
     conn.execute(f"DROP TABLE IF EXISTS {agg.target}")
     start = time.perf_counter()
     conn.execute(agg.statement.sql, _params(agg, dates))
@@ -145,7 +113,7 @@ def _run_once(conn: sqlite3.Connection, agg: Aggregation, dates: RunDates) -> fl
     return elapsed
 
 
-def time_statement(conn: sqlite3.Connection, agg: Aggregation, dates: RunDates) -> float:
+def time_statement(conn: sqlite3.Connection, agg: SourceAggregation, dates: RunDates) -> float:
     """Seconds of the statement: the fastest of five runs when it is quick, three when moderate, one when slow.
 
     The fastest, not the mean: other programs on the machine only ever add
@@ -155,7 +123,7 @@ def time_statement(conn: sqlite3.Connection, agg: Aggregation, dates: RunDates) 
     return time_statements(conn, [agg], dates)[0]
 
 
-def time_statements(conn: sqlite3.Connection, aggs: list[Aggregation], dates: RunDates) -> list[float]:
+def time_statements(conn: sqlite3.Connection, aggs: list[SourceAggregation], dates: RunDates) -> list[float]:
     """Seconds of each statement, timed in turns (A B A B ...) so a change in the machine's load hits all alike."""
     times = [[_run_once(conn, a, dates)] for a in aggs]
     slowest = max(t[0] for t in times)
@@ -209,7 +177,7 @@ def _stale_notes(conn: sqlite3.Connection, table: str, columns: list[str]) -> li
     return notes
 
 
-def _measure_with_index(conn: sqlite3.Connection, advice: SourceAdvice, now: Aggregation, policy: Policy,
+def _measure_with_index(conn: sqlite3.Connection, advice: SourceAdvice, now: SourceAggregation, policy: Policy,
                         dates: RunDates, keep: bool) -> None:
     """Build the proposed index in a transaction, time the run's statement without and with it, roll back (or commit).
 
@@ -243,12 +211,11 @@ def _measure_with_index(conn: sqlite3.Connection, advice: SourceAdvice, now: Agg
 # ---- the command -------------------------------------------------------------
 
 
-def _open(db: Path) -> tuple[sqlite3.Connection, _Guard]:
+def _open(db: Path) -> sqlite3.Connection:
     """A writable connection with the advisor's authorizer; fails now, not after minutes of timing,
     when the database is read-only or another program is writing to it."""
     conn = connect(db, mode="rw")
-    guard = _Guard()
-    conn.set_authorizer(guard)
+    conn.set_authorizer(_authorizer())
     try:
         conn.execute("BEGIN IMMEDIATE")  # waits for a writer (busy timeout), then fails as locked
         version = conn.execute("PRAGMA main.user_version").fetchone()[0]
@@ -257,7 +224,7 @@ def _open(db: Path) -> tuple[sqlite3.Connection, _Guard]:
     except sqlite3.OperationalError as exc:
         conn.close()
         raise _error(db, exc) from None
-    return conn, guard
+    return conn
 
 
 def _error(db: Path, exc: sqlite3.Error) -> DataError | RunError:
@@ -282,14 +249,14 @@ def advise_indexes(db: Path, policy: Policy, as_of: str, *, create: bool = False
     (one ``SourceAdvice`` as a dict per source).  Without ``create`` the
     database is left exactly as it was.
     """
-    conn, guard = _open(db)
+    conn = _open(db)
     try:
         conn.execute(f"PRAGMA temp.cache_size = -{TEMP_CACHE_KIB}")  # as in a run, so the timings are a run's
         as_of_next = conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]
         dates = RunDates(as_of, as_of_next, conn)
         sources = []
         for source, agg in _aggregations(conn, policy, dates).items():
-            sources.append(_advise_source(conn, guard, policy, dates, source, agg, create))
+            sources.append(_advise_source(conn, policy, dates, source, agg, create))
     except sqlite3.Error as exc:
         raise _error(db, exc) from None
     finally:
@@ -299,10 +266,10 @@ def advise_indexes(db: Path, policy: Policy, as_of: str, *, create: bool = False
             "changed": bool(created), "created": created, "sources": [asdict(a) for a in sources]}
 
 
-def _advise_source(conn: sqlite3.Connection, guard: _Guard, policy: Policy, dates: RunDates, source: str,
-                   agg: Aggregation, create: bool) -> SourceAdvice:
+def _advise_source(conn: sqlite3.Connection, policy: Policy, dates: RunDates, source: str,
+                   agg: SourceAggregation, create: bool) -> SourceAdvice:
     spec = policy.data.sources[source]
-    columns = _columns_read(conn, guard, agg, spec.table, spec.key)
+    columns = _index_columns(agg, spec.key)
     advice = SourceAdvice(source, spec.table, spec.key, columns)
     kind = conn.execute("SELECT type FROM main.sqlite_master WHERE name = ? COLLATE NOCASE", (spec.table,)).fetchone()
     advice.rows = conn.execute(f"SELECT count(*) FROM main.{q(spec.table)}").fetchone()[0]

@@ -61,13 +61,30 @@ _WINDOW = re.compile(r"^([1-9][0-9]*)\s*(d|day|days|w|week|weeks|m|month|months|
 _UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
 
+@dataclass(frozen=True)
+class SourceAggregation:
+    """One source's GROUP BY as a run executes it, with the source columns it reads.
+
+    The columns decide the plan (scan_plan) and what ``crm-rules index`` proposes.
+    """
+
+    target: str  # temp table it creates
+    statement: Statement
+    columns: frozenset[str]
+
+
 @dataclass
 class MetricPlan:
     statements: list[Statement]
     table: str  # temp table holding one row per customer with every metric
     attributes: list[str]  # attribute columns present in that table
-    aggregates: dict[str, str] = field(default_factory=dict)  # source -> temp table of its GROUP BY
+    sources: dict[str, SourceAggregation] = field(default_factory=dict)  # source -> its GROUP BY
     problems: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # source -> row checks
+
+    @property
+    def aggregates(self) -> dict[str, str]:
+        """source -> temp table of its GROUP BY."""
+        return {source: agg.target for source, agg in self.sources.items()}
 
 
 @dataclass
@@ -143,18 +160,18 @@ class _SourceQuery:
     def problems(self) -> list[tuple[str, str, str]]:
         return row_problems(self.source, self.table.key, self.table.columns, self.numeric_used)
 
-    def statement(self, target: str) -> Statement:
+    def aggregation(self, target: str) -> SourceAggregation:
         key = f"r.{q(self.table.key)}"
         # Rows the run cannot read are counted in the same scan (a separate check would double the I/O).
         problems = self.problems()
         bad = f"SUM(CASE WHEN {' OR '.join(sql for _, _, sql in problems)} THEN 1 ELSE 0 END)"
         cols = ",\n  ".join(f"{sql} AS {q(alias)}" for alias, sql in self.columns + [(BAD_ROWS, bad)])
-        read = self.read | {column for column, _, _ in problems}
-        source = from_clause(self.dates.conn, self.binding.schema, self.table.table, self.table.key, read)
-        return Statement(
+        read = frozenset(self.read | {column for column, _, _ in problems})
+        source = from_clause(self.dates.conn, self.binding.schema, self.table.table, self.table.key, set(read))
+        return SourceAggregation(target, Statement(
             f"CREATE TEMP TABLE {target} AS\nSELECT {key} AS {CID},\n  {cols}\n{source}\nGROUP BY {key}",
             self.params.values,
-        )
+        ), read)
 
 
 def _source_metric(m: Metric, sq: _SourceQuery) -> str:
@@ -316,13 +333,13 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
             attr = policy.data.attributes[m.spec["attribute"]]
             base_cols[m.name] = _attribute_sql(f"c.{q(attr.column)}", attr.type)
     joins = []
-    aggregates = {}
+    sources = {}
     for source, sq in queries.items():
         if sq.columns:
             target = f"temp.{q(f'{prefix}_agg_{source}')}"
-            aggregates[source] = target
+            sources[source] = sq.aggregation(target)
             statements.append(Statement(f"DROP TABLE IF EXISTS {target}"))
-            statements.append(sq.statement(target))
+            statements.append(sources[source].statement)
             statements.append(Statement(f"CREATE UNIQUE INDEX temp.{q(f'{prefix}_agg_{source}_cid')} ON {q(f'{prefix}_agg_{source}')}({CID})"))
             joins.append(f"LEFT JOIN {target} AS a_{source} ON a_{source}.{CID} = c.{q(policy.data.customers.key)}")
     attrs = list(binding.attributes)
@@ -359,7 +376,7 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
         new_table = f"{prefix}_m{level + 1}"
         statements += layer_statements(new_table, table, {n: inline[n] for n in names}, dict(params.values))
         table = f"temp.{q(new_table)}"
-    return MetricPlan(statements, table, attrs, aggregates, {s: sq.problems() for s, sq in queries.items() if sq.columns})
+    return MetricPlan(statements, table, attrs, sources, {s: sq.problems() for s, sq in queries.items() if sq.columns})
 
 
 def _attribute_sql(col: str, type_: str) -> str:

@@ -171,7 +171,7 @@ def test_chinese_table_names_are_quoted_and_aligned(cli, tmp_path):
 
 
 def test_the_connection_may_create_only_its_own_indexes(tiny_db):
-    conn, _ = advisor._open(tiny_db)
+    conn = advisor._open(tiny_db)
     try:
         for sql in ("DROP TABLE contracts", "CREATE INDEX other ON orders(amount)", "ALTER TABLE orders ADD x",
                     "DELETE FROM orders", "CREATE TABLE t (x)"):
