@@ -21,6 +21,7 @@ from .database import RunConnection, open_for_run
 from .classify_sql import OVERRIDES
 from .errors import DataError, RunError, UsageError
 from .overrides import load_overrides_file, load_overrides_table, split_expired
+from .explain import explain_storage
 from .expr_sql import SqlParams, quote_identifier as q
 from .data_checks import check_customers, check_rows
 from .metric_sql import CID, CNAME, MetricPlan, RunDates, compile_metrics
@@ -193,9 +194,7 @@ def summarize(computed: Computed) -> dict:
             outputs[name][value] = outputs[name].get(value, 0) + n
     ordered = {}
     for tier in policy.tiers:
-        ordered[tier.id] = tiers.pop(tier.id, {"customers": 0, "revenue": None})
-        if revenue and ordered[tier.id]["revenue"] is None:
-            ordered[tier.id]["revenue"] = 0
+        ordered[tier.id] = tiers.pop(tier.id, {"customers": 0, "revenue": 0 if revenue else None})
     total_rev = sum((v["revenue"] or 0) for v in ordered.values()) if revenue else None
     for v in ordered.values():
         v["revenue_share"] = (v["revenue"] or 0) / total_rev if revenue and total_rev else None
@@ -262,8 +261,6 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
     computed.rc.attach_results()
     conn, policy, rs = computed.rc.conn, computed.policy, q(computed.rc.results_schema)
     stored = list(dict.fromkeys(policy.key_metrics + ([policy.revenue_metric] if policy.revenue_metric else [])))
-    from .explain import explain_storage
-
     metrics_sql, explain_facts = explain_storage(computed, stored)  # what `explain` reads back from the run
     # WAL lets BI tools and Datasette keep reading while a run is written (and never see half of it).
     if conn.execute(f"PRAGMA {rs}.journal_mode").fetchone()[0].lower() != "wal":
