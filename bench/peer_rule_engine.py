@@ -23,13 +23,11 @@ the credit check.
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import rule_engine
 
-import peer_sql
-from peers import DecisionLists, PeerRun, add_run_inputs, decision_lists, plugin_inputs, run_inputs
+from peers import DecisionLists, PeerRun, decision_lists, run_after_sql
 
 Matcher = Callable[[dict], bool]
 FirstHit = list[tuple[str, Matcher | None]]
@@ -69,18 +67,5 @@ class Grader:
 
 
 def run(db: str, as_of: str, run_id: int, policy=None) -> PeerRun:
-    from crm_rules.engine.policy_model import load_policy
-
-    policy = policy or load_policy("base")
-    started = time.perf_counter()
-    conn = peer_sql.connect(db)
-    rows = peer_sql.aggregate(conn, as_of)
-    aggregated = time.perf_counter()
-    names = plugin_inputs(policy, peer_sql.COLUMNS)
-    add_run_inputs(rows, names, run_inputs(conn, run_id, names))
-    grader = Grader(decision_lists(policy), rule_engine.Context())
-    rules_started = time.perf_counter()
-    answers = [grader.grade(row) for row in rows]
-    done = time.perf_counter()
-    conn.close()
-    return PeerRun(answers, aggregated - started, done - rules_started, done - started)
+    return run_after_sql(db, as_of, run_id, policy, lambda p: Grader(decision_lists(p), rule_engine.Context()),
+                         lambda grader, rows: [grader.grade(row) for row in rows])

@@ -30,12 +30,10 @@ the 100k-customer benchmark database (one free core):
 from __future__ import annotations
 
 import json
-import time
 
 import zen
 
-import peer_sql
-from peers import DecisionLists, PeerRun, add_run_inputs, decision_lists, plugin_inputs, run_inputs
+from peers import DecisionLists, PeerRun, decision_lists, run_after_sql
 
 GRADES = ("_tier", "_subgrade", "_stage", "_service_level")  # policy names cannot start with "_": no clash
 
@@ -105,18 +103,4 @@ def evaluate(engine: zen.ZenEngine, rows: list[dict]) -> list[tuple]:
 
 
 def run(db: str, as_of: str, run_id: int, policy=None) -> PeerRun:
-    from crm_rules.engine.policy_model import load_policy
-
-    policy = policy or load_policy("base")
-    started = time.perf_counter()
-    conn = peer_sql.connect(db)
-    rows = peer_sql.aggregate(conn, as_of)
-    aggregated = time.perf_counter()
-    names = plugin_inputs(policy, peer_sql.COLUMNS)
-    add_run_inputs(rows, names, run_inputs(conn, run_id, names))
-    engine = create_engine(policy)
-    rules_started = time.perf_counter()
-    answers = evaluate(engine, rows)
-    done = time.perf_counter()
-    conn.close()
-    return PeerRun(answers, aggregated - started, done - rules_started, done - started)
+    return run_after_sql(db, as_of, run_id, policy, create_engine, evaluate)

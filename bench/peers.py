@@ -24,9 +24,10 @@ import json
 import resource
 import sqlite3
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))  # a checkout named crm_rules
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the peer modules next to this file
@@ -268,6 +269,31 @@ class PeerRun:
     aggregate_s: float | None
     rules_s: float
     total_s: float
+
+
+def run_after_sql(db: str, as_of: str, run_id: int, policy: Policy | None,
+                  prepare: Callable[[Policy], Any], evaluate: Callable[[Any, list[dict]], list[tuple]]) -> PeerRun:
+    """A per-record engine's run: the shared SQL aggregation, then ``evaluate`` timed on its own.
+
+    ``prepare`` builds the engine from the policy (compiling rules is not
+    rule evaluation, so it is outside the rules timing but inside the total).
+    """
+    import peer_sql
+    from crm_rules.engine.policy_model import load_policy
+
+    policy = policy or load_policy("base")
+    started = time.perf_counter()
+    conn = peer_sql.connect(db)
+    rows = peer_sql.aggregate(conn, as_of)
+    aggregated = time.perf_counter()
+    names = plugin_inputs(policy, peer_sql.COLUMNS)
+    add_run_inputs(rows, names, run_inputs(conn, run_id, names))
+    engine = prepare(policy)
+    rules_started = time.perf_counter()
+    answers = evaluate(engine, rows)
+    done = time.perf_counter()
+    conn.close()
+    return PeerRun(answers, aggregated - started, done - rules_started, done - started)
 
 
 def _peak_mb() -> float:

@@ -53,14 +53,19 @@ AS_OF = "2026-06-30"
 POLICY = "base"
 PEERS = ("zen", "rule-engine", "pandas")
 
-BASELINE = textwrap.dedent("""
-    import json, resource, sqlite3, sys, time
+# Prepended to each measured script (as bench/peers.py measures itself).
+PEAK_MB = textwrap.dedent("""
+    import resource
     def peak_mb():
         # high-water mark since exec; ru_maxrss would also count the parent's memory before exec
         for line in open("/proc/self/status"):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+""")
+
+BASELINE = PEAK_MB + textwrap.dedent("""
+    import json, sqlite3, sys, time
     conn = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
     conn.execute("PRAGMA threads=4")
     t = time.perf_counter()
@@ -79,15 +84,9 @@ BASELINE = textwrap.dedent("""
 """)
 
 # apply_policy, with the time of each compiled statement recorded by phase.
-APPLY = textwrap.dedent("""
-    import json, resource, sys, time
+APPLY = PEAK_MB + textwrap.dedent("""
+    import json, sys, time
     from pathlib import Path
-    def peak_mb():
-        # high-water mark since exec; ru_maxrss would also count the parent's memory before exec
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     import crm_rules.engine.runner as runner
     from crm_rules.engine.policy_model import load_policy
     phases = {"aggregation": 0.0, "rules": 0.0}
