@@ -8,6 +8,7 @@ such rather than as a confusing SQL error later.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,30 @@ def connect(path: Path, *, mode: str = "rw", must_exist: bool = True) -> sqlite3
         raise DataError(f"{path}: cannot open database ({exc})") from None
     _check_sqlite(conn, path)
     return conn
+
+
+def use_wal(conn: sqlite3.Connection, schema: str) -> None:
+    """Switch ``schema`` to WAL so readers (BI tools, Datasette) keep reading while a run is written.
+
+    The switch needs every other connection off the file, and SQLite answers
+    "locked" at once instead of calling the busy handler; two runs finishing
+    together would then fail. So the switch is retried for as long as any
+    other wait for the database would last.
+    """
+    pragma = f"PRAGMA {quote_identifier(schema)}.journal_mode"
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.01
+    while conn.execute(pragma).fetchone()[0].lower() != "wal":
+        try:
+            if conn.execute(f"{pragma} = WAL").fetchone()[0].lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+        if time.monotonic() > deadline:  # still held by another program: let the write report it as locked
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 # Actions that change a table, and which argument of the authorizer callback names the table.

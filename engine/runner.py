@@ -17,7 +17,7 @@ from pathlib import Path
 from . import __version__
 from .classify_sql import compile_classification, match_flags
 from .data_binding import Binding, bind
-from .database import RunConnection, open_for_run
+from .database import RunConnection, open_for_run, use_wal
 from .classify_sql import OVERRIDES
 from .errors import DataError, RunError, UsageError
 from .overrides import load_overrides_file, load_overrides_table, split_expired
@@ -262,9 +262,7 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
     conn, policy, rs = computed.rc.conn, computed.policy, q(computed.rc.results_schema)
     stored = list(dict.fromkeys(policy.key_metrics + ([policy.revenue_metric] if policy.revenue_metric else [])))
     metrics_sql, explain_facts = explain_storage(computed, stored)  # what `explain` reads back from the run
-    # WAL lets BI tools and Datasette keep reading while a run is written (and never see half of it).
-    if conn.execute(f"PRAGMA {rs}.journal_mode").fetchone()[0].lower() != "wal":
-        conn.execute(f"PRAGMA {rs}.journal_mode = WAL")
+    use_wal(conn, computed.rc.results_schema)
     conn.execute("BEGIN IMMEDIATE")
     try:
         ensure_schema(conn, computed.rc.results_schema)

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from conftest import AS_OF, user_tables_digest
 from crm_rules.engine import database
-from crm_rules.engine.database import open_for_run
+from crm_rules.engine.database import open_for_run, use_wal
 from crm_rules.engine.demo_data import generate_demo_database
 from crm_rules.engine.errors import DataError, RunError
 from crm_rules.engine.policy_model import load_policy
@@ -210,3 +211,23 @@ def test_locked_database_is_reported(monkeypatch, demo_db, cli):
     assert result.exit_code == 1
     assert "locked" in result.output and "Traceback" not in result.output
     assert consistent(demo_db) == []
+
+
+def test_switching_to_wal_waits_for_a_reader_instead_of_failing(tmp_path):
+    # SQLite answers "locked" at once (no busy handler) when the switch meets another connection's lock;
+    # two applies finishing together used to fail that way.
+    db = tmp_path / "crm.db"
+    sqlite3.connect(db).executescript("CREATE TABLE t (x); INSERT INTO t VALUES (1);").close()
+    reader = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    reader.execute("BEGIN")
+    reader.execute("SELECT * FROM t").fetchall()  # holds the shared lock of a rollback-journal database
+    releaser = threading.Timer(0.3, reader.execute, ("COMMIT",))
+    releaser.start()
+    writer = sqlite3.connect(db, isolation_level=None)
+    try:
+        use_wal(writer, "main")
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        releaser.join()
+        writer.close()
+        reader.close()
