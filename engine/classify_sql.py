@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .metric_sql import CID, Statement
+from .sql_layers import LayerChain
 from .policy_model import Policy, Rule
 
 DEFAULT_RULE = "default"
@@ -76,31 +77,24 @@ def _overridden(policy: Policy, params: SqlParams) -> tuple[str, str]:
 
 def compile_classification(policy: Policy, table: str, prefix: str = "_crm",
                            overrides: bool = False) -> tuple[list[Statement], str]:
-    """``overrides``: rows of temp._crm_overrides (cid, kind, tier, json) apply after the tier rules."""
+    """``overrides``: rows of temp._crm_overrides (cid, kind, tier, json) apply after the tier rules.
+
+    Tiers and stages, overrides, sub-grades and service levels are layers
+    over ``table`` (a chain's view); the result is the view of the last one.
+    """
     params = SqlParams(prefix="k")
     tier_case, tier_rule = decision([t.rule for t in policy.tiers], params)
     stage_case, stage_rule = decision(policy.stages, params) if policy.stages else ("NULL", "NULL")
-    graded = f"{prefix}_graded"
     by_rules = "_rule_tier" if overrides else "_tier"
-    statements = [
-        Statement(f"DROP TABLE IF EXISTS temp.{q(graded)}"),
-        Statement(
-            f"CREATE TEMP TABLE {q(graded)} AS SELECT m.*, {tier_case} AS {by_rules}, {tier_rule} AS {by_rules}_rule, "
-            f"{stage_case} AS _stage, {stage_rule} AS _stage_rule FROM {table} AS m",
-            dict(params.values),
-        ),
-    ]
+    chain = LayerChain(table)
+    statements = chain.add(f"{prefix}_graded", {by_rules: tier_case, f"{by_rules}_rule": tier_rule,
+                                                "_stage": stage_case, "_stage_rule": stage_rule},
+                           dict(params.values), alias="m")
     if overrides:
-        final = f"{prefix}_overridden"
         o_params = SqlParams(prefix="o")
         tier, rule = _overridden(policy, o_params)
-        statements += [
-            Statement(f"DROP TABLE IF EXISTS temp.{q(final)}"),
-            Statement(f"CREATE TEMP TABLE {q(final)} AS SELECT g.*, {tier} AS _tier, {rule} AS _tier_rule, "
-                      f"o.json AS _override FROM temp.{q(graded)} AS g LEFT JOIN {OVERRIDES} AS o ON o.cid = g.{CID}",
-                      dict(o_params.values)),
-        ]
-        graded = final
+        statements += chain.add(f"{prefix}_overridden", {"_tier": tier, "_tier_rule": rule, "_override": "o.json"},
+                                dict(o_params.values), join=f"LEFT JOIN {OVERRIDES} AS o ON o.cid = g.{CID}", alias="g")
     sub_params = SqlParams(prefix="s")
     sub_cases, sub_rule_cases = [], []
     for tier in policy.tiers:
@@ -111,14 +105,8 @@ def compile_classification(policy: Policy, table: str, prefix: str = "_crm",
             sub_rule_cases.append(f"WHEN {tid} THEN {rule}")
     sub = f"CASE m._tier {' '.join(sub_cases)} END" if sub_cases else "NULL"
     sub_rule = f"CASE m._tier {' '.join(sub_rule_cases)} END" if sub_cases else "NULL"
-    result = f"{prefix}_result"
-    statements += [
-        Statement(f"DROP TABLE IF EXISTS temp.{q(result)}"),
-        Statement(
-            f"CREATE TEMP TABLE {q(result)} AS SELECT g.*, {service_level_case(policy, sub_params)} AS _service_level "
-            f"FROM (SELECT m.*, {sub} AS _subgrade, {sub_rule} AS _subgrade_rule FROM temp.{q(graded)} AS m) AS g",
-            dict(sub_params.values),
-        ),
-        Statement(f"CREATE UNIQUE INDEX temp.{q(result + '_cid')} ON {q(result)}({CID})"),
-    ]
-    return statements, f"temp.{q(result)}"
+    service_level = service_level_case(policy, sub_params)
+    statements += chain.add(f"{prefix}_subgraded", {"_subgrade": sub, "_subgrade_rule": sub_rule}, dict(sub_params.values),
+                            alias="m")
+    statements += chain.add(f"{prefix}_result", {"_service_level": service_level}, dict(sub_params.values), alias="g")
+    return statements, chain.source

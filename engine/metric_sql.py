@@ -16,7 +16,7 @@ from .data_binding import Binding
 from .data_mapping import DATE_FIELDS, REQUIRED_FIELDS, WINDOW_FIELD
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import DATE
-from .sql_layers import Statement, layer_statements
+from .sql_layers import LayerChain, Statement, keyed_view
 from .policy_model import AGGREGATES, Metric, Policy
 from .scan_plan import from_clause
 
@@ -76,10 +76,15 @@ class SourceAggregation:
 @dataclass
 class MetricPlan:
     statements: list[Statement]
-    table: str  # temp table holding one row per customer with every metric
-    attributes: list[str]  # attribute columns present in that table
+    table: str  # view of one row per customer with every metric
+    attributes: list[str]  # attribute columns present in that view
     sources: dict[str, SourceAggregation] = field(default_factory=dict)  # source -> its GROUP BY
     problems: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # source -> row checks
+    base: str = ""  # name of the temp table under the view: customers and their aggregates, one row each
+
+    def key_index(self) -> Statement:
+        """The index that finds one customer (explain, overrides); built once the ids are known to be unique."""
+        return Statement(f"CREATE UNIQUE INDEX IF NOT EXISTS temp.{q(self.base + '_cid')} ON {q(self.base)}({CID})")
 
     @property
     def aggregates(self) -> dict[str, str]:
@@ -356,6 +361,8 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
         f"CREATE TEMP TABLE {q(f'{prefix}_m0')} AS\nSELECT {', '.join(select)}\n"
         f"FROM {binding.table(policy.data.customers.table)} AS c\n" + "\n".join(joins), all_params))
     depth = max(layers.values(), default=0)
+    statements += keyed_view(f"{prefix}_m", table)
+    chain = LayerChain(f"temp.{q(prefix + '_m')}")
     for level in range(0, depth + 1):
         names = [n for n, lv in layers.items() if lv == level]
         if not names:
@@ -373,10 +380,9 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
                 inline[name] = to_sql(m.operand.node, resolve, params)
             else:
                 inline[name] = _population_sql(m, resolve(m.of))
-        new_table = f"{prefix}_m{level + 1}"
-        statements += layer_statements(new_table, table, {n: inline[n] for n in names}, dict(params.values))
-        table = f"temp.{q(new_table)}"
-    return MetricPlan(statements, table, attrs, sources, {s: sq.problems() for s, sq in queries.items() if sq.columns})
+        statements += chain.add(f"{prefix}_m{level + 1}", {n: inline[n] for n in names}, dict(params.values))
+    return MetricPlan(statements, chain.source, attrs, sources, {s: sq.problems() for s, sq in queries.items() if sq.columns},
+                      base=f"{prefix}_m0")
 
 
 def _attribute_sql(col: str, type_: str) -> str:

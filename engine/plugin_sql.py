@@ -17,7 +17,7 @@ from typing import Any
 from .errors import RunError
 from .expr_sql import SqlParams, quote_identifier as q
 from .metric_sql import CID
-from .sql_layers import Statement, layer_statements
+from .sql_layers import LayerChain, Statement
 from .expr_types import is_iso_date
 from .plugin_api import ACTION_CATEGORIES, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import output_name
@@ -156,8 +156,8 @@ def _batch_outputs_op(step: PluginStep, policy: Policy, source: str, target: str
     return BatchOp(run, f"{step.section}.{step.entry} ({step.contribution.name}, batch)")
 
 
-def _error_check_op(step: PluginStep, table: str, outputs: list[str]) -> BatchOp:
-    """After a step: fail the run, or blank the failed customers' outputs, as on_error says."""
+def _error_check_op(step: PluginStep, blanking: list[str]) -> BatchOp:
+    """After a step: fail the run, or blank the failed customers' outputs (``blanking``), as on_error says."""
 
     def run(conn: sqlite3.Connection, _params: dict) -> None:
         rows = conn.execute(f"SELECT cid, message FROM {ERRORS} WHERE entry = ? ORDER BY cid", (step.entry,)).fetchall()
@@ -168,38 +168,36 @@ def _error_check_op(step: PluginStep, table: str, outputs: list[str]) -> BatchOp
             more = f" (and {len(rows) - MAX_ERRORS_SHOWN} more)" if len(rows) > MAX_ERRORS_SHOWN else ""
             raise RunError(f"plugin {step.plugin!r} failed in {step.section}.{step.entry} for {len(rows)} customer(s): {shown}{more}",
                            hint=f"fix the data or the plugin, or set `on_error: skip` on {step.section}.{step.entry} to record the errors and go on")
-        if outputs:
-            sets = ", ".join(f"{q(o)} = NULL" for o in outputs)
-            conn.execute(f"UPDATE {table} SET {sets} WHERE {CID} IN (SELECT cid FROM {ERRORS} WHERE entry = ?)", (step.entry,))
+        for sql in blanking:
+            conn.execute(sql, {"entry": step.entry})
 
     return BatchOp(run, f"check errors of {step.section}.{step.entry}")
 
 
 def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm") -> tuple[list[Operation], str]:
-    """Scores and credit checks, in policy order, each adding its outputs as columns."""
+    """Scores and credit checks, in policy order, each adding its outputs as a layer over ``table`` (a chain's view)."""
     ops: list[Operation] = []
+    chain = LayerChain(table)
+    failed = f"{CID} IN (SELECT cid FROM {ERRORS} WHERE entry = :entry)"
     for i, step in enumerate(policy.plugin_steps):
         plan = step.plan
         if isinstance(plan, SqlOutputs):
             for j, columns in enumerate(plan.steps):
-                name = f"{prefix}_p{i}_{j}"
-                ops += layer_statements(name, table, {output_name(step.entry, s): c.sql for s, c in columns.items()}, step.params.values)
-                table = f"temp.{q(name)}"
+                ops += chain.add(f"{prefix}_p{i}_{j}", {output_name(step.entry, s): c.sql for s, c in columns.items()},
+                                 step.params.values)
             if plan.error:
                 ops.append(Statement(f"INSERT INTO {ERRORS} SELECT t.{CID}, :entry, :plugin, e FROM "
-                                     f"(SELECT t.*, {plan.error} AS e FROM {table} AS t) AS t WHERE e IS NOT NULL",
+                                     f"(SELECT t.*, {plan.error} AS e FROM {chain.source} AS t) AS t WHERE e IS NOT NULL",
                                      {**step.params.values, "entry": step.entry, "plugin": step.plugin}))
             outputs = [output_name(step.entry, s) for cols in plan.steps for s in cols]
         else:
             target = f"{prefix}_b{i}"
-            ops.append(_batch_outputs_op(step, policy, table, target))
+            ops.append(_batch_outputs_op(step, policy, chain.source, target))
             outputs = [output_name(step.entry, s) for s in plan.outputs]
-            name = f"{prefix}_p{i}"
-            ops += layer_statements(name, table, {o: f"b.{q(o)}" for o in outputs} or {"_none": "NULL"}, {},
-                          join=f"LEFT JOIN temp.{q(target)} AS b ON b.{CID} = t.{CID}")
-            table = f"temp.{q(name)}"
-        ops.append(_error_check_op(step, table, outputs))
-    return ops, table
+            ops += chain.add(f"{prefix}_p{i}", {o: f"b.{q(o)}" for o in outputs} or {"_none": "NULL"}, {},
+                             join=f"LEFT JOIN temp.{q(target)} AS b ON b.{CID} = t.{CID}")
+        ops.append(_error_check_op(step, chain.blank(outputs, failed)))
+    return ops, chain.source
 
 
 def compile_actions(policy: Policy, table: str, owner_sql: str) -> list[Operation]:
@@ -217,7 +215,7 @@ def compile_actions(policy: Policy, table: str, owner_sql: str) -> list[Operatio
                 ops.append(Statement(sql, {**step.params.values, **params.values}))
         else:
             ops.append(_batch_actions_op(step, policy, table, owner_sql))
-        ops.append(_error_check_op(step, table, []))
+        ops.append(_error_check_op(step, []))
     return ops
 
 

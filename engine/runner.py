@@ -113,7 +113,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     try:
         _execute(conn, plan.statements, as_of, as_of_next)
         check_rows(rc, policy, binding, plan)
-        _execute(conn, setup_statements() + plugin_ops, as_of, as_of_next)
+        _execute(conn, [plan.key_index()] + setup_statements() + plugin_ops, as_of, as_of_next)
         if policy.hit_policy == "unique":
             _check_unique(conn, policy, graded_from)
         if with_overrides:

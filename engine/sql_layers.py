@@ -1,20 +1,20 @@
-"""Add computed columns to the per-customer table, one layer at a time.
+"""Add computed columns to the per-customer table, one narrow layer at a time.
 
-Window functions make SQLite sort the rows it carries, so a layer with
-windows is computed on a narrow projection (rowid and the new columns) and
-joined back by rowid; measured on 100k customers and 40 columns this halves
-the time against sorting full-width rows.
+The per-customer table is wide (every metric, 60 columns and more), and
+copying it costs far more than a layer's own arithmetic: at 100k customers a
+full-width copy takes about 0.4 s, a narrow layer 0.04 s.  So each layer is a
+narrow table keyed by the base table's rowid holding only its new columns, and
+a view joins the base and the layers.  SQLite flattens the view into each
+query, reads only the columns a query uses and skips the layers it does not
+use (LEFT JOIN on a unique key), so nothing is copied and each expression is
+computed once per customer.  Window functions sort only the narrow rows too.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from .expr_sql import quote_identifier as q
-
-_WINDOW = re.compile(r"\bOVER\s*\(", re.IGNORECASE)
-
 
 @dataclass
 class Statement:
@@ -22,23 +22,47 @@ class Statement:
     params: dict = field(default_factory=dict)
 
 
-def layer_statements(name: str, source: str, columns: dict[str, str], params: dict, join: str = "") -> list[Statement]:
-    """Statements creating temp table ``name``: every column of ``source`` plus ``columns`` (name -> SQL)."""
-    target = f"temp.{q(name)}"
-    new = ", ".join(q(c) for c in columns)
-    if join or not any(_WINDOW.search(sql) for sql in columns.values()):
-        cols = ", ".join(f"{sql} AS {q(c)}" for c, sql in columns.items())
-        return [Statement(f"DROP TABLE IF EXISTS {target}"),
-                Statement(f"CREATE TEMP TABLE {q(name)} AS SELECT t.*, {cols} FROM {source} AS t {join}", params)]
-    narrow = f"temp.{q(name + '_w')}"
-    exprs = ", ".join(columns.values())
-    picked = ", ".join(f"w.{q(c)}" for c in columns)
-    return [
-        Statement(f"DROP TABLE IF EXISTS {narrow}"),
-        Statement(f"CREATE TEMP TABLE {q(name + '_w')} (_rid INTEGER PRIMARY KEY, {new})"),
-        Statement(f"INSERT INTO {narrow} SELECT t.rowid, {exprs} FROM {source} AS t", params),
-        Statement(f"DROP TABLE IF EXISTS {target}"),
-        Statement(f"CREATE TEMP TABLE {q(name)} AS SELECT t.*, {picked} FROM {source} AS t "
-                  f"JOIN {narrow} AS w ON w._rid = t.rowid ORDER BY t.rowid"),
-        Statement(f"DROP TABLE {narrow}"),
-    ]
+def keyed_view(name: str, table: str) -> list[Statement]:
+    """Statements creating view ``temp.name`` of ``table`` with its rowid as ``_rid``: where chains start."""
+    return [Statement(f"DROP VIEW IF EXISTS temp.{q(name)}"),
+            Statement(f"CREATE TEMP VIEW {q(name)} AS SELECT rowid AS _rid, * FROM {table}")]
+
+
+class LayerChain:
+    """Layers added on top of ``source``, a view with a ``_rid`` key (``keyed_view`` or another chain's)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source  # what reads the newest layer: a view of every column so far
+        self._base = source
+        self._layers: list[tuple[str, list[str]]] = []  # (narrow table, its columns)
+
+    def add(self, name: str, columns: dict[str, str], params: dict, join: str = "", alias: str = "t") -> list[Statement]:
+        """Statements adding ``columns`` (name -> SQL over ``alias`` and ``join``) as layer ``name``.
+
+        Afterwards ``source`` is the view ``temp.name`` of every column so far.
+        """
+        narrow = f"temp.{q(name + '_n')}"
+        self._layers.append((narrow, list(columns)))
+        picked = "".join(f", l{i}.{q(c)}" for i, (_, cols) in enumerate(self._layers) for c in cols)
+        joins = " ".join(f"LEFT JOIN {table} AS l{i} ON l{i}._rid = b._rid" for i, (table, _) in enumerate(self._layers))
+        view = f"temp.{q(name)}"
+        statements = [
+            Statement(f"DROP VIEW IF EXISTS {view}"),
+            Statement(f"DROP TABLE IF EXISTS {narrow}"),
+            Statement(f"CREATE TEMP TABLE {q(name + '_n')} (_rid INTEGER PRIMARY KEY, {', '.join(q(c) for c in columns)})"),
+            Statement(f"INSERT INTO {narrow} SELECT {alias}._rid, {', '.join(columns.values())} "
+                      f"FROM {self.source} AS {alias} {join}", params),
+            Statement(f"CREATE TEMP VIEW {q(name)} AS SELECT b.*{picked} FROM {self._base} AS b {joins}"),
+        ]
+        self.source = view
+        return statements
+
+    def blank(self, columns: list[str], rows_where: str) -> list[str]:
+        """UPDATE statements setting ``columns`` to NULL for the rows of ``source`` where ``rows_where`` holds."""
+        updates = []
+        for table, cols in self._layers:
+            hit = [c for c in cols if c in columns]
+            if hit:
+                sets = ", ".join(f"{q(c)} = NULL" for c in hit)
+                updates.append(f"UPDATE {table} SET {sets} WHERE _rid IN (SELECT _rid FROM {self.source} WHERE {rows_where})")
+        return updates
