@@ -90,11 +90,11 @@ APPLY = PEAK_MB + textwrap.dedent("""
     import crm_rules.engine.runner as runner
     from crm_rules.engine.policy_model import load_policy
     phases = {"aggregation": 0.0, "rules": 0.0}
-    RULES = ("_crm_graded", "_crm_overridden", "_crm_result")
+    RULES = ("_crm_graded", "_crm_overridden", "_crm_subgraded", "_crm_result")
     plain = runner._execute
     def timed(conn, operations, as_of, as_of_next):
-        aggregation = bool(operations) and "_crm_agg_" in getattr(operations[0], "sql", "")
         for op in operations:
+            aggregation = getattr(op, "sql", "").startswith('CREATE TEMP TABLE temp."_crm_agg_')  # a source's GROUP BY
             t = time.perf_counter()
             plain(conn, [op], as_of, as_of_next)
             seconds = time.perf_counter() - t

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlite_utils.utils import ValueTracker
 
 from .errors import DataError, RunError, UsageError
+from .progress import Progress, silent
 
 TYPES = ("integer", "float", "text")
 MODES = ("create", "replace", "append")
@@ -47,6 +48,7 @@ def import_csv(
     *,
     mode: str = "create",
     types: dict[str, str] | None = None,
+    progress: Progress = silent,
 ) -> int:
     """Import ``csv_path`` into ``table`` of ``db_path`` and return the number of rows imported.
 
@@ -54,14 +56,15 @@ def import_csv(
     recreate it) or 'append' (the table must exist with the same columns).
     ``types`` forces a column to 'integer', 'float' or 'text' instead of
     detecting it.  On any error the database is left exactly as it was.
+    ``progress`` hears of the rows checked (first pass) and written (second).
     """
     db_path, csv_path = Path(db_path), Path(csv_path)
     _check_arguments(db_path, csv_path, table, mode, types)
     existing = _existing_table(db_path, table)
     _check_mode(db_path, table, mode, existing)
     source = _CsvSource(csv_path)
-    plan = _validate(source, db_path, types or {}, existing if mode == "append" else None)
-    return _write(db_path, table, mode, source, plan)
+    plan = _validate(source, db_path, types or {}, existing if mode == "append" else None, progress)
+    return _write(db_path, table, mode, source, plan, progress)
 
 
 # --- arguments -------------------------------------------------------------
@@ -346,7 +349,8 @@ class _Plan:
     rows: int
 
 
-def _validate(source: _CsvSource, db_path: Path, types: dict[str, str], existing: _Table | None) -> _Plan:
+def _validate(source: _CsvSource, db_path: Path, types: dict[str, str], existing: _Table | None,
+              progress: Progress = silent) -> _Plan:
     """Read the whole file once, deciding column types and collecting every problem.
 
     ``existing`` is the table being appended to, whose declared types win over detection.
@@ -369,6 +373,8 @@ def _validate(source: _CsvSource, db_path: Path, types: dict[str, str], existing
             bad_width.add(line, f"expected {_fields(len(columns))} as in the header, found {len(fields)}")
             continue
         rows += 1
+        if rows % _BATCH_ROWS == 0:
+            progress("checking rows", rows, None)
         for raw, kind, profile in zip(fields, forced, profiles):
             value = raw.strip()
             if not value:
@@ -509,14 +515,14 @@ def _changed(source: _CsvSource, line: int | None = None) -> DataError:
     return DataError(f"{where}: the file changed while it was being imported; nothing was imported")
 
 
-def _write(db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan) -> int:
+def _write(db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan, progress: Progress) -> int:
     created = not db_path.exists()
     try:
         conn = sqlite3.connect(db_path, isolation_level=None)
     except sqlite3.Error as exc:
         raise UsageError(f"{db_path}: cannot open database: {exc}") from None
     try:
-        rows = _write_in_transaction(conn, db_path, table, mode, source, plan)
+        rows = _write_in_transaction(conn, db_path, table, mode, source, plan, progress)
     except BaseException:
         conn.close()
         if created:
@@ -527,7 +533,7 @@ def _write(db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan
 
 
 def _write_in_transaction(
-    conn: sqlite3.Connection, db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan
+    conn: sqlite3.Connection, db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan, progress: Progress
 ) -> int:
     """Every statement, DDL included, runs inside one explicit transaction."""
     try:
@@ -541,7 +547,7 @@ def _write_in_transaction(
                 f"{_quote(name)} {_SQL_TYPES[kind]}" for name, kind in zip(plan.columns, plan.types)
             )
             conn.execute(f"CREATE TABLE {_quote(table)} ({definitions})")
-        rows = _insert_rows(conn, table, source, plan)
+        rows = _insert_rows(conn, table, source, plan, progress)
         if rows != plan.rows:
             raise _changed(source)
         conn.execute("COMMIT")
@@ -554,7 +560,7 @@ def _write_in_transaction(
         raise
 
 
-def _insert_rows(conn: sqlite3.Connection, table: str, source: _CsvSource, plan: _Plan) -> int:
+def _insert_rows(conn: sqlite3.Connection, table: str, source: _CsvSource, plan: _Plan, progress: Progress) -> int:
     names = ", ".join(_quote(name) for name in plan.columns)
     placeholders = ", ".join("?" for _ in plan.columns)
     statement = f"INSERT INTO {_quote(table)} ({names}) VALUES ({placeholders})"
@@ -566,7 +572,9 @@ def _insert_rows(conn: sqlite3.Connection, table: str, source: _CsvSource, plan:
             conn.executemany(statement, batch)
             rows += len(batch)
             batch.clear()
+            progress("writing rows", rows, plan.rows)
     conn.executemany(statement, batch)
+    progress("writing rows", rows + len(batch), plan.rows)
     return rows + len(batch)
 
 

@@ -28,6 +28,7 @@ from .metric_sql import CID, CNAME, MetricPlan, RunDates, compile_metrics
 from .policy_files import canonical_json
 from .plugin_sql import ACTIONS, ERRORS, BatchOp, compile_actions, compile_plugin_layers, setup_statements
 from .policy_model import Policy
+from .progress import Progress, silent
 from .results_store import ensure_schema
 
 
@@ -69,6 +70,21 @@ def _execute(conn: sqlite3.Connection, operations: list, as_of: str, as_of_next:
             conn.execute(op.sql, {**op.params, **dates})
 
 
+@dataclass
+class _Steps:
+    """Counts the compiled steps of a run for the progress display (one unit a statement)."""
+
+    progress: Progress
+    total: int
+    done: int = 0
+
+    def run(self, conn: sqlite3.Connection, operations: list, as_of: str, as_of_next: str) -> None:
+        for op in operations:
+            _execute(conn, [op], as_of, as_of_next)
+            self.done += 1
+            self.progress("computing", self.done, self.total)
+
+
 def _load_overrides(rc: RunConnection, policy: Policy, as_of: str, path: Path | None) -> tuple[list, list[str], bool]:
     """(active overrides, notes on expired ones, whether the policy uses overrides at all)."""
     source = ("file", str(path)) if path is not None else policy.overrides
@@ -95,7 +111,8 @@ def _stage_overrides(conn: sqlite3.Connection, overrides: list, metrics_table: s
                         hint="fix the customer ids, or remove the overrides of customers who are gone")
 
 
-def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | None = None) -> Computed:
+def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | None = None,
+            progress: Progress = silent) -> Computed:
     conn = rc.conn
     # The per-customer work tables live in the temp schema; keeping their pages in memory (up to
     # this much, whatever the number of orders) saves re-reading them from the temp file per layer.
@@ -110,15 +127,17 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     classification, result = compile_classification(policy, graded_from, overrides=with_overrides)
     owner = f"t.{q('account_manager')}" if "account_manager" in binding.attributes else "NULL"
     actions = compile_actions(policy, result, owner)
+    prepare = [plan.key_index()] + setup_statements() + plugin_ops
+    steps = _Steps(progress, len(plan.statements) + len(prepare) + len(classification) + len(actions))
     try:
-        _execute(conn, plan.statements, as_of, as_of_next)
+        steps.run(conn, plan.statements, as_of, as_of_next)
         check_rows(rc, policy, binding, plan)
-        _execute(conn, [plan.key_index()] + setup_statements() + plugin_ops, as_of, as_of_next)
+        steps.run(conn, prepare, as_of, as_of_next)
         if policy.hit_policy == "unique":
             _check_unique(conn, policy, graded_from)
         if with_overrides:
             _stage_overrides(conn, active_overrides, plan.table)
-        _execute(conn, classification + actions, as_of, as_of_next)
+        steps.run(conn, classification + actions, as_of, as_of_next)
     except sqlite3.OperationalError as exc:
         raise RunError(f"the database could not compute the policy: {exc}", hint=_write_hint(str(exc))) from exc
     computed = Computed(rc, policy, as_of, binding, plan, result, override_notes, with_overrides)
@@ -327,19 +346,21 @@ class RunOutcome:
 
 
 def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None = None, dry_run: bool = False,
-                 overrides: Path | None = None) -> RunOutcome:
+                 overrides: Path | None = None, progress: Progress = silent) -> RunOutcome:
     started = _now()
     rc = open_for_run(db, results_db, write=not dry_run)
     try:
         try:
-            computed = compute(rc, policy, as_of, overrides)
+            computed = compute(rc, policy, as_of, overrides, progress)
         except sqlite3.OperationalError as exc:  # e.g. locked while reading the tables' layout
             raise RunError(f"could not read the database: {exc}", hint=_write_hint(str(exc))) from exc
         summary = summarize(computed)
         if dry_run:
             return RunOutcome(None, summary, as_of, computed.notes)
         try:
+            progress("writing results", 0, 1)
             run_id = write_run(computed, summary, started)
+            progress("writing results", 1, 1)
         except sqlite3.OperationalError as exc:
             raise RunError(f"could not write the results: {exc}; nothing was written", hint=_write_hint(str(exc))) from exc
         return RunOutcome(run_id, summary, as_of, computed.notes)
