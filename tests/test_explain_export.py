@@ -140,3 +140,22 @@ def test_drop_sentences_and_pareto_thresholds(tmp_path, demo_db):
     text = " ".join(pareto["why"]["tier"]["up"] + pareto["why"]["tier"]["down"])
     assert "(the lowest revenue_12m in" in text and "now" in text
     conn.close()
+
+
+def test_written_files_get_the_usual_permissions_and_keep_their_own(tmp_path):
+    import os
+    import stat
+
+    from crm_rules.engine.export import write_atomic
+
+    fresh, kept = tmp_path / "fresh.csv", tmp_path / "kept.csv"
+    kept.write_text("old", encoding="utf-8")
+    kept.chmod(0o640)
+    umask = os.umask(0o022)
+    try:
+        write_atomic(fresh, b"a")
+        write_atomic(kept, b"b")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_bytes() == b"b"
