@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -71,8 +72,34 @@ def _root(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (they are off anyway when stderr is not a terminal)."),
 ) -> None:
-    ctx.obj = {"debug": debug}
+    ctx.obj = {"debug": debug, "quiet": quiet}
+    _session["quiet"] = quiet
+
+
+_session = {"quiet": False}  # the root options commands need outside a click context (set per invocation)
+
+
+@contextmanager
+def _progress_bars():
+    """A ``Progress`` callback drawing one bar per kind of work on stderr; silent when not a terminal or --quiet."""
+    from .engine.progress import silent
+
+    if _session["quiet"] or not err_console.is_terminal:
+        yield silent
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    tasks: dict[str, int] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bars:
+        def report(what: str, done: int, total: int | None) -> None:
+            if what not in tasks:
+                tasks[what] = bars.add_task(what, total=total)
+            bars.update(tasks[what], completed=done, total=total)
+
+        yield report
 
 
 DbOption = typer.Option(..., "--db", help="The SQLite database with your customer data.", dir_okay=False)
@@ -120,7 +147,8 @@ def apply(
 
     date = parse_as_of(as_of)
     loaded = load_policy(policy)
-    outcome = apply_policy(db, loaded, date, results_db, dry_run=dry_run, overrides=overrides)
+    with _progress_bars() as progress:
+        outcome = apply_policy(db, loaded, date, results_db, dry_run=dry_run, overrides=overrides, progress=progress)
     _print_run(outcome, loaded, results_db or db, as_json)
 
 
@@ -128,20 +156,27 @@ def apply(
 def validate(
     policies: list[Path] = typer.Argument(..., help="Policy files to check."),
     db: Optional[Path] = typer.Option(None, "--db", help="Also check the policy's tables and columns in this database."),
+    as_json: bool = typer.Option(False, "--json", help="Print one entry per file (ok, problems with file/line/col) as JSON."),
 ) -> None:
     """Check policies (schema, expressions, references) and report every problem at once."""
+    from dataclasses import asdict
+
     from .engine.data_binding import bind
     from .engine.database import connect
     from .engine.policy_model import load_policy
 
     exit_code = 0
+    checked = []
     for path in policies:
         try:
             if str(path).endswith(".test.yaml"):  # a shell glob of a policy folder includes the test files
                 from .engine.policy_tests import load_test_file
 
                 tests = load_test_file(path)
-                console.print(f"ok: {path} (policy tests for {tests.policy.name}, {len(tests.cases)} cases)", highlight=False)
+                checked.append({"file": str(path), "ok": True, "kind": "policy tests", "policy": tests.policy.name,
+                                "cases": len(tests.cases)})
+                if not as_json:
+                    console.print(f"ok: {path} (policy tests for {tests.policy.name}, {len(tests.cases)} cases)", highlight=False)
                 continue
             loaded = load_policy(path)
             if db is not None:
@@ -151,10 +186,17 @@ def validate(
                 finally:
                     conn.close()
         except CrmRulesError as exc:
-            _print_error(exc)
             exit_code = max(exit_code, exc.exit_code)
+            problems = [asdict(d) for d in exc.diagnostics] if isinstance(exc, PolicyError) else []
+            checked.append({"file": str(path), "ok": False, "error": exc.message, "hint": exc.hint, "problems": problems})
+            if not as_json:
+                _print_error(exc)
             continue
-        console.print(f"ok: {path} (policy {loaded.name}, sha256 {loaded.sha256[:12]})", highlight=False)
+        checked.append({"file": str(path), "ok": True, "kind": "policy", "policy": loaded.name, "sha256": loaded.sha256})
+        if not as_json:
+            console.print(f"ok: {path} (policy {loaded.name}, sha256 {loaded.sha256[:12]})", highlight=False)
+    if as_json:
+        console.print_json(json.dumps(checked, ensure_ascii=False))
     if exit_code:
         raise typer.Exit(exit_code)
 
@@ -239,6 +281,7 @@ def import_(
     replace: bool = typer.Option(False, "--replace", help="Replace the table if it exists."),
     append: bool = typer.Option(False, "--append", help="Append to an existing table."),
     types: list[str] = typer.Option([], "--type", help="Force a column type: COLUMN=integer|float|text (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was imported as JSON."),
 ) -> None:
     """Import a CSV file into a table, all rows or none."""
     from .engine.csv_import import import_csv
@@ -252,8 +295,12 @@ def import_(
             raise UsageError(f"--type {item!r} is not COLUMN=integer|float|text")
         overrides[name] = kind
     mode = "replace" if replace else "append" if append else "create"
-    rows = import_csv(db, file, table, mode=mode, types=overrides or None)
-    console.print(f"imported {rows:,} rows into {table} in {db}", highlight=False)
+    with _progress_bars() as progress:
+        rows = import_csv(db, file, table, mode=mode, types=overrides or None, progress=progress)
+    if as_json:
+        console.print_json(json.dumps({"rows": rows, "table": table, "db": str(db), "mode": mode}, ensure_ascii=False))
+    else:
+        console.print(f"imported {rows:,} rows into {table} in {db}", highlight=False)
 
 
 @app.command()
@@ -263,7 +310,7 @@ def demo(
     seed: int = typer.Option(7, "--seed", help="Random seed (the same seed gives the same data)."),
     policy: str = typer.Option("base", "--policy", "-p", help="Policy to apply to the demo data."),
 ) -> None:
-    """Create a realistic demo database and the shipped policies in DIR, then apply the base policy."""
+    """Create a realistic demo database and the shipped policies in DIR, apply the base policy and write DIR/report.html."""
     from .engine.demo_data import DEMO_AS_OF, generate_demo_database
     from .engine.policy_files import shipped_policies_dir
     from .engine.policy_model import load_policy
@@ -283,9 +330,15 @@ def demo(
     console.print(f"policies copied to {target}", highlight=False)
     chosen = target / f"{policy}.yaml" if (target / f"{policy}.yaml").exists() else policy
     loaded = load_policy(chosen)
-    outcome = apply_policy(db, loaded, DEMO_AS_OF)
+    with _progress_bars() as progress:
+        outcome = apply_policy(db, loaded, DEMO_AS_OF, progress=progress)
     _print_run(outcome, loaded, db, as_json=False)
-    console.print(f"\nnext: crm-rules explain {_sample_customer(db)} --db {db} --policy {chosen} --as-of {DEMO_AS_OF}", highlight=False)
+    from .engine.report_html import write_report
+
+    page = directory / "report.html"
+    write_report(db, page, outcome.run_id)
+    console.print(f"\nreport: {page} (open it in a browser: {page.resolve().as_uri()})", highlight=False, soft_wrap=True)
+    console.print(f"next: crm-rules explain {_sample_customer(db)} --db {db} --policy {chosen} --as-of {DEMO_AS_OF}", highlight=False)
 
 
 def _sample_customer(db: Path) -> str:
@@ -369,13 +422,14 @@ def diff(
     overrides: Optional[Path] = OverridesOption,
     limit: int = typer.Option(50, "--limit", min=0, help="Rows of customers and service level changes to show (0 = all)."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON (same as --format json)."),
 ) -> None:
     """Compare two policies (or a stored run and a policy) over every customer: who moves where, and what it costs."""
     from .engine.policy_diff import diff_policies, print_diff
     from .engine.policy_model import load_policy
     from .engine.runner import parse_as_of
 
-    fmt = fmt.lower()
+    fmt = "json" if as_json else fmt.lower()
     if fmt not in ("table", "json"):
         raise UsageError(f"unknown format {fmt!r}", hint="use --format table or --format json")
     expected = 1 if against_run is not None else 2
@@ -403,13 +457,14 @@ def analyze(
     as_of: Optional[str] = AsOfOption,
     overrides: Optional[Path] = OverridesOption,
     fmt: str = typer.Option("table", "--format", help="table or json."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON (same as --format json)."),
 ) -> None:
     """Find dead and shadowed rules on your data, and gaps and overlaps in threshold tables."""
     from .engine.policy_model import load_policy
     from .engine.rule_analysis import analyze_policy, print_analysis
     from .engine.runner import parse_as_of
 
-    fmt = fmt.lower()
+    fmt = "json" if as_json else fmt.lower()
     if fmt not in ("table", "json"):
         raise UsageError(f"unknown format {fmt!r}", hint="use --format table or --format json")
     result = analyze_policy(db, load_policy(policy), parse_as_of(as_of), overrides)
@@ -650,6 +705,167 @@ def prune(
     else:
         console.print(f"note: the file keeps its size; `sqlite3 {db} VACUUM` returns the space to the disk",
                       highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    db: Path = typer.Option(..., "--db", help="Database holding the runs (and the customer data).", dir_okay=False),
+    out: Path = typer.Option(..., "--out", "-o", help="HTML file to write (its directory must exist)."),
+    run: Optional[int] = typer.Option(None, "--run", help="Run id (default: the latest successful run)."),
+    policy: Optional[str] = typer.Option(None, "--policy", "-p", help="The latest successful run of this policy (its name)."),
+    results_db: Optional[Path] = typer.Option(None, "--results-db", dir_okay=False,
+                                              help="Database holding the runs, when apply wrote them there (--db is then the customer data)."),
+    rows: int = typer.Option(5000, "--rows", min=0, help="Customers to embed in the page's table, highest revenue first."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Write a self-contained HTML report of a run: Pareto curve, tiers, lifecycle, transitions, credit, actions, customers."""
+    from .engine.report_html import write_report
+
+    result = write_report(db, out, run, policy, results_db, max_rows=rows)
+    if as_json:
+        console.print_json(json.dumps(result, ensure_ascii=False))
+        return
+    console.print(f"report written to {out} ({result['customers']:,} customers, run {result['run_id']})",
+                  highlight=False, markup=False, soft_wrap=True)
+    console.print(f"open it in a browser: {out.resolve().as_uri()}", highlight=False, markup=False, soft_wrap=True)
+
+
+table_app = typer.Typer(
+    help="Edit a policy's rule tables (tiers, sub-grades, stages, service levels) in a spreadsheet: "
+         "export to CSV/XLSX, import the edited sheet back into the YAML.",
+    no_args_is_help=True,
+)
+app.add_typer(table_app, name="table",
+              help="Export a policy's rule tables to CSV/XLSX and import the edited sheet back into the YAML.")
+TableNameOption = typer.Option(None, "--table", "-t", help="tiers, subgrades, stages or service_levels.")
+
+
+@table_app.command("export")
+def table_export(
+    policy: Path = typer.Argument(..., help="The policy YAML file (or a shipped policy's name, e.g. base).", dir_okay=False),
+    table: Optional[str] = TableNameOption,
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv or xlsx (default: from the --out extension, else csv)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", dir_okay=False,
+                                       help="Output file (default: CSV on standard output; a file gets a UTF-8 BOM for Excel)."),
+    as_json: bool = typer.Option(False, "--json", help="Without --table: list the tables as JSON."),
+) -> None:
+    """Export one rule table of a policy as CSV or XLSX; without --table, list the policy's tables."""
+    from rich.table import Table
+
+    from .engine.export import write_atomic
+    from .engine.rule_table import export_table, list_tables, table_spec
+    from .engine.rule_table_io import csv_text, format_from_path, xlsx_bytes
+
+    if table is None:
+        tables = list_tables(policy)
+        if as_json:
+            console.print_json(json.dumps({"policy": str(policy), "tables": [t.as_json() for t in tables]}, ensure_ascii=False))
+            return
+        grid = Table(title=f"Rule tables in {escape(str(policy))}", title_justify="left")
+        for name in ("Table", "Rows", "In the YAML", "Columns"):
+            grid.add_column(name, overflow="fold")
+        for t in tables:
+            where = "[dim]not in this policy[/dim]"
+            if t.inherited_from:
+                where = f"inherited from {escape(t.inherited_from)} (extends: {escape(str(t.extends))}); edit it there"
+            grid.add_row(t.name, str(t.rows) if t.own else "—", escape(t.yaml_path),
+                         escape(", ".join(t.columns)) if t.own else where)
+        console.print(grid)
+        own = [t.name for t in tables if t.own]
+        if own:
+            console.print(f"next: crm-rules table export {policy} --table {own[0]} --out {own[0]}.xlsx",
+                          highlight=False, markup=False, soft_wrap=True)
+        return
+    if as_json:
+        raise UsageError("--json lists the tables; leave out --table", hint="use --format csv|xlsx to export a table")
+    kind = format_from_path(out, fmt) if out is not None else format_from_path(Path("x.csv"), fmt or "csv")
+    exported = export_table(policy, table)
+    if out is None:
+        if kind == "xlsx":
+            raise UsageError("an XLSX workbook cannot go to standard output", hint=f"give --out {exported.name}.xlsx")
+        sys.stdout.write(csv_text(exported.columns, exported.rows))
+        return
+    data = csv_text(exported.columns, exported.rows).encode("utf-8-sig") if kind == "csv" else \
+        xlsx_bytes(exported.name, exported.columns, exported.rows)
+    write_atomic(out, data)
+    n = len(exported.rows)
+    err_console.print(f"exported {n} row{'s' if n != 1 else ''} of {table_spec(table).title} ({exported.name}) "
+                      f"from {policy} to {out}", highlight=False, markup=False, soft_wrap=True)
+    err_console.print(f"next: edit it, then crm-rules table import {policy} --table {exported.name} {out} --dry-run",
+                      highlight=False, markup=False, soft_wrap=True)
+
+
+@table_app.command("import")
+def table_import(
+    policy: Path = typer.Argument(..., help="The policy YAML file to update.", dir_okay=False),
+    sheet: Path = typer.Argument(..., help="The edited .csv or .xlsx file (header row first; rows matched by id).", dir_okay=False),
+    table: str = typer.Option(..., "--table", "-t", help="tiers, subgrades, stages or service_levels."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change and check the result; write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the changes as JSON."),
+) -> None:
+    """Update a rule table in the policy YAML from an edited sheet, rewriting only the changed values.
+
+    Rows are matched by id; comments, key order and layout are kept; nothing is written unless the
+    resulting policy is valid.
+    """
+    from .engine.rule_table_cells import format_cell
+    from .engine.rule_table_import import import_table
+
+    result = import_table(policy, table, sheet, dry_run=dry_run)
+    if as_json:
+        console.print_json(json.dumps(result.as_json(), ensure_ascii=False))
+        return
+
+    def say(text: str, style: str | None = None) -> None:
+        console.print(text, style=style, highlight=False, markup=False, soft_wrap=True)
+
+    say(f"{result.table} of {policy} <- {sheet}")
+    counts = {"added": 0, "removed": 0, "changed": 0}
+    for change in result.changes:
+        counts[change.kind] += 1
+        where = f" (row {change.sheet_row})" if change.sheet_row else ""
+        if change.kind == "added":
+            cells = ", ".join(f"{c.column} {format_cell(c.new)}" for c in change.cells)
+            say(f"  + {change.id}{where}: {cells}", "green")
+        elif change.kind == "removed":
+            say(f"  - {change.id}" + (f" ({change.note})" if change.note else ""), "red")
+        else:
+            say(f"  ~ {change.id}{where}", "yellow")
+            for c in change.cells:
+                say(f"      {c.column}: {format_cell(c.old)} -> {format_cell(c.new)}")
+    for group, old, new in result.order:
+        what = f"order of {group}'s sub-grades" if group is not None else "order"
+        say(f"  {what}: {', '.join(new)} (was {', '.join(old)})")
+    if result.untouched_columns:
+        say(f"note: columns not in the sheet are left as they are: {', '.join(result.untouched_columns)}")
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or ("order changed" if result.order else "")
+    if not result.changed:
+        say(f"no changes: {policy} left as it is")
+    elif result.written:
+        say(f"{summary}; {policy} written (policy {result.policy_name} is valid, sha256 {result.policy_sha256[:12]})")
+    else:
+        say(f"{summary}; dry run: {policy} not changed (the result would be a valid policy)")
+
+
+@app.command()
+def schema(
+    kind: str = typer.Option("policy", "--kind", help="policy, or test for the schema of policy test files (*.test.yaml)."),
+    test: bool = typer.Option(False, "--test", help="Same as --kind test."),
+    path: bool = typer.Option(False, "--path", help="Print the installed schema file's path (for editor settings) instead."),
+) -> None:
+    """Print the JSON Schema of policies (or of policy test files) for editors and other tools."""
+    from importlib.resources import files
+
+    names = {"policy": "policy.schema.json", "test": "policy-test.schema.json", "policy-test": "policy-test.schema.json"}
+    kind = "test" if test else kind.strip().lower()
+    if kind not in names:
+        raise UsageError(f"unknown schema kind {kind!r}", hint="use --kind policy or --kind test")
+    resource = files("crm_rules").joinpath("schemas").joinpath(names[kind])
+    if path:
+        sys.stdout.write(f"{Path(str(resource)).resolve()}\n")
+        return
+    text = resource.read_text(encoding="utf-8")
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def main() -> None:

@@ -96,7 +96,7 @@ def generate(path: Path, customers: int, orders: int) -> dict:
     industries = [("Manufacturing", 30), ("Retail", 25), ("Wholesale", 20), ("Services", 15), ("Technology", 10)]
     managers = [("张伟", 1), ("李娜", 1), ("王芳", 1), ("陈静", 1), ("Sarah Miller", 1), ("James Carter", 1), ("Laura Fischer", 1)]
     conn.execute(f"""
-        INSERT INTO customers
+        INSERT INTO customers (id, name, region, industry, created_at, account_manager, credit_limit)
         SELECT printf('C%07d', k),
                CASE WHEN {uniform('k', 7)} < 0.5 THEN printf('客户 %d 有限公司', k) ELSE printf('Customer %d Ltd', k) END,
                {_pick(uniform('k', 8), regions)},

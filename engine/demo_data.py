@@ -44,7 +44,8 @@ CREATE TABLE customers (
     industry TEXT,
     created_at TEXT,
     account_manager TEXT,
-    credit_limit REAL
+    credit_limit REAL,
+    lead_source TEXT
 );
 CREATE TABLE orders (
     id INTEGER PRIMARY KEY,
@@ -89,7 +90,7 @@ CREATE INDEX idx_contracts_customer_id ON contracts(customer_id);
 """
 
 _COLUMNS = {
-    "customers": 7,
+    "customers": 8,
     "orders": 6,
     "receivables": 8,
     "interactions": 5,
@@ -179,6 +180,20 @@ _DAYS_LATE = {"good": (1, 20), "slow": (5, 75), "bad": (20, 150)}
 _UNINVOICED_SHARE = 0.04
 _LOSS_MAKING_SHARE = 0.04
 
+# How the customer first came to us (customers.lead_source), by size of the account:
+# big accounts are mostly met at trade shows or through detailed RFQs, small ones
+# often start with a bare price inquiry.  Drawn from a random stream of its own
+# (seeded from the seed), so adding the column left every other value unchanged.
+_LEAD_SOURCES = ("trade_show", "b2b_inquiry", "price_inquiry", "referral", "outbound")
+_LEAD_SOURCE_WEIGHTS = (  # (smallest weight of the band, weights in _LEAD_SOURCES order)
+    (_LARGE_WEIGHT, (40, 26, 4, 18, 12)),
+    (3.0, (22, 32, 17, 16, 13)),
+    (0.0, (10, 24, 36, 12, 18)),
+)
+# Customers from before the CRM recorded lead sources: half of them have none.
+_LEAD_SOURCE_RECORDED_FROM = date(2017, 1, 1).toordinal()
+_UNRECORDED_LEAD_SHARE = 0.5
+
 _INTERACTION_KINDS = ("visit", "call", "complaint", "referral", "event")
 _INTERACTION_WEIGHTS = {
     "stable": (30, 45, 6, 5, 14),
@@ -226,6 +241,7 @@ class _Customer:
     orders_per_year: float
     terms: int
     payer: str
+    lead_source: str | None
 
 
 def generate_demo_database(path: Path, customers: int = 2000, seed: int = 7) -> dict:
@@ -238,7 +254,7 @@ def generate_demo_database(path: Path, customers: int = 2000, seed: int = 7) -> 
     _check_arguments(path, customers, seed)
     tmp = _reserve_temp_file(path)
     try:
-        counts = _fill(tmp, customers, random.Random(seed))
+        counts = _fill(tmp, customers, random.Random(seed), random.Random(f"lead_source/{seed}"))
         _sync_to_disk(tmp)
         _publish(tmp, path)
     except BaseException:
@@ -273,15 +289,18 @@ def _reserve_temp_file(path: Path) -> Path:
             attempt += 1
 
 
-def _fill(db_path: Path, customers: int, rng: random.Random) -> dict:
-    """Generate everything in one transaction; durability is irrelevant until the rename."""
+def _fill(db_path: Path, customers: int, rng: random.Random, lead_rng: random.Random) -> dict:
+    """Generate everything in one transaction; durability is irrelevant until the rename.
+
+    ``lead_rng`` draws only the lead sources, so that column never shifts the main stream.
+    """
     conn = sqlite3.connect(db_path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = MEMORY")
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("BEGIN")
         _run_script(conn, SCHEMA)
-        counts = _generate_rows(conn, customers, rng)
+        counts = _generate_rows(conn, customers, rng, lead_rng)
         _run_script(conn, INDEXES)
         conn.execute("COMMIT")
         return counts
@@ -296,13 +315,13 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-def _generate_rows(conn: sqlite3.Connection, customers: int, rng: random.Random) -> dict:
+def _generate_rows(conn: sqlite3.Connection, customers: int, rng: random.Random, lead_rng: random.Random) -> dict:
     counts = dict.fromkeys(_COLUMNS, 0)
     ids = {table: itertools.count(1) for table in _COLUMNS if table != "customers"}
     for first in range(1, customers + 1, _CHUNK_CUSTOMERS):
         rows: dict[str, list[tuple]] = {table: [] for table in _COLUMNS}
         for number in range(first, min(first + _CHUNK_CUSTOMERS, customers + 1)):
-            _add_customer_history(rows, ids, _make_customer(rng, number), rng)
+            _add_customer_history(rows, ids, _make_customer(rng, number, lead_rng), rng)
         _insert_chunk(conn, rows)
         for table, table_rows in rows.items():
             counts[table] += len(table_rows)
@@ -332,7 +351,7 @@ def _add_customer_history(rows: dict, ids: dict, customer: _Customer, rng: rando
 # --- customers -------------------------------------------------------------
 
 
-def _make_customer(rng: random.Random, number: int) -> _Customer:
+def _make_customer(rng: random.Random, number: int, lead_rng: random.Random) -> _Customer:
     chinese = rng.random() < 0.34
     industry = rng.choices(_INDUSTRY_NAMES, _INDUSTRY_WEIGHTS)[0]
     name, region = _chinese_name(rng, industry) if chinese else _english_name(rng, industry)
@@ -356,7 +375,16 @@ def _make_customer(rng: random.Random, number: int) -> _Customer:
         orders_per_year=min(2.5 + 3.0 * weight**0.6, 150.0),
         terms=_weighted(rng, _TERMS_LARGE if weight >= _LARGE_WEIGHT else _TERMS),
         payer=_weighted(rng, _PAYERS),
+        lead_source=_lead_source(lead_rng, weight, created),
     )
+
+
+def _lead_source(rng: random.Random, weight: float, created: int) -> str | None:
+    """How the customer came to us; None for some customers from before lead sources were recorded."""
+    if created < _LEAD_SOURCE_RECORDED_FROM and rng.random() < _UNRECORDED_LEAD_SHARE:
+        return None
+    weights = next(w for smallest, w in _LEAD_SOURCE_WEIGHTS if weight >= smallest)
+    return rng.choices(_LEAD_SOURCES, weights)[0]
 
 
 def _chinese_name(rng: random.Random, industry: str) -> tuple[str, str]:
@@ -537,6 +565,7 @@ def _customer_row(customer: _Customer) -> tuple:
         _iso(customer.created),
         customer.manager,
         customer.credit_limit,
+        customer.lead_source,
     )
 
 

@@ -77,7 +77,7 @@ TEST_SUFFIX = ".test.yaml"
 SCHEMA_NAME = "policy-test.schema.json"
 
 # Columns of the demo schema's tables that a test can fill, in insert order.
-CUSTOMER_COLUMNS = ("id", "name", "region", "industry", "created_at", "account_manager", "credit_limit")
+CUSTOMER_COLUMNS = ("id", "name", "region", "industry", "created_at", "account_manager", "credit_limit", "lead_source")
 HISTORY_COLUMNS = {
     "orders": ("order_date", "amount", "cost", "discount"),
     "receivables": ("issue_date", "due_date", "amount", "paid_amount", "paid_date"),

@@ -19,7 +19,7 @@ def make_db(path: Path, customers, orders=(), receivables=(), interactions=(), c
     for statement in SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
-    conn.executemany("INSERT INTO customers VALUES (?, ?, ?, 'retail', '2020-01-01', 'someone', 10000)", customers)
+    conn.executemany("INSERT INTO customers (id, name, region, industry, created_at, account_manager, credit_limit) VALUES (?, ?, ?, 'retail', '2020-01-01', 'someone', 10000)", customers)
     conn.executemany("INSERT INTO orders (customer_id, order_date, amount, cost, discount) VALUES (?, ?, ?, ?, 0)",
                      [(o[0], o[1], o[2], o[3] if len(o) > 3 else 0) for o in orders])
     conn.executemany("INSERT INTO receivables (customer_id, order_id, issue_date, due_date, amount, paid_amount, "

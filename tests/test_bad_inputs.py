@@ -53,9 +53,9 @@ LOCKS = {"write": "BEGIN IMMEDIATE", "exclusive": "BEGIN EXCLUSIVE"}
 
 # A few hand-made rows for cases that need to see exactly what is in the tables.
 MINIMAL_ROWS = [
-    "INSERT INTO customers VALUES ('K1', 'Acme Ltd', 'Europe', 'retail', '2020-01-01', 'ann', 10000)",
-    "INSERT INTO customers VALUES ('K2', '华东贸易有限公司', '华东', 'retail', '2021-03-15', 'bo', 5000)",
-    "INSERT INTO customers VALUES ('K3', 'Small Shop', 'Europe', 'retail', '2025-11-01', 'ann', 1000)",
+    "INSERT INTO customers (id, name, region, industry, created_at, account_manager, credit_limit) VALUES ('K1', 'Acme Ltd', 'Europe', 'retail', '2020-01-01', 'ann', 10000)",
+    "INSERT INTO customers (id, name, region, industry, created_at, account_manager, credit_limit) VALUES ('K2', '华东贸易有限公司', '华东', 'retail', '2021-03-15', 'bo', 5000)",
+    "INSERT INTO customers (id, name, region, industry, created_at, account_manager, credit_limit) VALUES ('K3', 'Small Shop', 'Europe', 'retail', '2025-11-01', 'ann', 1000)",
     "INSERT INTO orders VALUES (1, 'K1', '2026-05-01', 1200.5, 800, 0)",
     "INSERT INTO orders VALUES (2, 'K2', '2026-06-01', 80, 50, 0)",
     "INSERT INTO orders VALUES (3, 'K1', '2026-06-02', 300, 200, 10)",

@@ -14,6 +14,9 @@ from crm_rules.engine.demo_data import DEMO_AS_OF, generate_demo_database
 from crm_rules.engine.errors import UsageError
 
 TABLES = ("customers", "orders", "receivables", "interactions", "contracts")
+# Content digest (as in _content_hash) of customers=300, seed=11 before customers.lead_source was added; the
+# other columns must not move.  If you change the generator on purpose, recompute it.
+PINNED_BEFORE_LEAD_SOURCES = "6db81744c7bf24636af220f45184c2751358761eb84e7f541c78edface6bbf20"
 AS_OF = date.fromisoformat(DEMO_AS_OF)
 
 
@@ -98,7 +101,8 @@ def test_schema_types_and_indexes(demo: tuple[sqlite3.Connection, dict]) -> None
     conn, _ = demo
     expected = {
         "customers": [("id", "TEXT", 1), ("name", "TEXT", 0), ("region", "TEXT", 0), ("industry", "TEXT", 0),
-                      ("created_at", "TEXT", 0), ("account_manager", "TEXT", 0), ("credit_limit", "REAL", 0)],
+                      ("created_at", "TEXT", 0), ("account_manager", "TEXT", 0), ("credit_limit", "REAL", 0),
+                      ("lead_source", "TEXT", 0)],
         "orders": [("id", "INTEGER", 1), ("customer_id", "TEXT", 0), ("order_date", "TEXT", 0),
                    ("amount", "REAL", 0), ("cost", "REAL", 0), ("discount", "REAL", 0)],
         "receivables": [("id", "INTEGER", 1), ("customer_id", "TEXT", 0), ("order_id", "INTEGER", 0),
@@ -233,6 +237,33 @@ def test_names_regions_and_managers(demo: tuple[sqlite3.Connection, dict]) -> No
     assert 3 <= len(managers) <= 12
     assert any(not name.isascii() for name in managers)
     assert _one(conn, "SELECT count(DISTINCT industry) FROM customers") >= 5
+
+
+def test_lead_sources(demo: tuple[sqlite3.Connection, dict]) -> None:
+    """Every lead source occurs; big accounts come from trade shows more often than from bare price inquiries."""
+    conn, counts = demo
+    shares = dict(conn.execute("SELECT lead_source, count(*) * 1.0 / ? FROM customers GROUP BY 1", (counts["customers"],)))
+    assert set(shares) == {"trade_show", "b2b_inquiry", "price_inquiry", "referral", "outbound", None}
+    assert all(0.05 <= shares[s] <= 0.45 for s in shares if s is not None)
+    assert shares[None] <= 0.05  # only customers from before lead sources were recorded
+    assert _one(conn, "SELECT count(*) FROM customers WHERE lead_source IS NULL AND created_at >= '2017-01-01'") == 0
+    by_size = dict(conn.execute(
+        "SELECT big, avg(lead_source = 'trade_show') - avg(lead_source = 'price_inquiry') FROM"
+        " (SELECT c.lead_source, sum(o.amount) >= 300000 AS big FROM customers c"
+        "  JOIN orders o ON o.customer_id = c.id WHERE c.lead_source IS NOT NULL GROUP BY c.id) GROUP BY big"))
+    assert by_size[1] > 0.1 and by_size[0] < 0
+
+
+def test_lead_sources_do_not_change_the_other_columns(tmp_path: Path) -> None:
+    """Lead sources come from a random stream of their own: the same seed gives the same other rows as before."""
+    generate_demo_database(tmp_path / "a.db", customers=300, seed=11)
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        digest = hashlib.sha256()
+        for table in TABLES:
+            columns = "id, name, region, industry, created_at, account_manager, credit_limit" if table == "customers" else "*"
+            for row in conn.execute(f"SELECT {columns} FROM {table} ORDER BY id"):
+                digest.update(repr(row).encode())
+    assert digest.hexdigest() == PINNED_BEFORE_LEAD_SOURCES
 
 
 def test_interactions_and_contracts(demo: tuple[sqlite3.Connection, dict]) -> None:

@@ -141,7 +141,7 @@ service_levels:
 def test_diff_against_a_stored_run_with_a_new_customer(tmp_path, diff_db):
     run_id = apply_policy(diff_db, _write(tmp_path, "old", OLD), AS_OF).run_id
     conn = sqlite3.connect(diff_db)
-    conn.execute("INSERT INTO customers VALUES ('c7', 'newcomer', 'north', 'retail', '2020-01-01', 'someone', 10000)")
+    conn.execute("INSERT INTO customers (id, name, region, industry, created_at, account_manager, credit_limit) VALUES ('c7', 'newcomer', 'north', 'retail', '2020-01-01', 'someone', 10000)")
     conn.execute("INSERT INTO orders (customer_id, order_date, amount, cost, discount) VALUES ('c7', '2026-05-01', 70000, 0, 0)")
     conn.commit()
     conn.close()

@@ -137,7 +137,7 @@ class Loyalty:
         assert apply_policy(self.db, load_policy(VALID / "minimal.yaml"), "2025-12-31").run_id == 2
         with pytest.raises(RunError):
             apply_policy(self.db, load_policy(self.write("failing.yaml", LOYALTY_FAILING)), "2026-06-30")
-        execute(self.db, "INSERT INTO customers VALUES ('n', 'N', '华南', 'retail', '2020-01-01', 'someone', 10000)",
+        execute(self.db, "INSERT INTO customers (id, name, region, industry, created_at, account_manager, credit_limit) VALUES ('n', 'N', '华南', 'retail', '2020-01-01', 'someone', 10000)",
                 "INSERT INTO orders (customer_id, order_date, amount, cost, discount) VALUES ('n', '2026-06-01', 100, 0, 0)",
                 "DELETE FROM orders WHERE customer_id = 'z'", "DELETE FROM customers WHERE id = 'z'")
         assert apply_policy(self.db, load_policy(self.policy), "2026-06-30").run_id == 4

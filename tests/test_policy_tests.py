@@ -443,7 +443,8 @@ def test_finding_test_files(tmp_path):
 
 
 def test_test_files_are_not_policies():
-    assert shipped_policy_names() == ["b2b_key_account", "base", "vip_card"]
+    assert shipped_policy_names() == ["b2b_export", "b2b_key_account", "bank_profitability", "base", "hotel_vip",
+                                      "retail_rfm", "supermarket_ka", "vip_card"]
     for path in SHIPPED.glob("*.test.yaml"):
         load_test_file(path)
         with pytest.raises(UsageError, match="is a policy test file, not a policy"):

@@ -1,0 +1,156 @@
+"""Read spreadsheet cells as the types the policy has, so a round trip changes nothing.
+
+A CSV cell is text and an XLSX cell is whatever the spreadsheet program
+guessed; neither says whether `12` is a number or a label.  The policy does:
+the schema gives most columns a type, and in free-form maps (``attributes``)
+the YAML already holds typed values.  A cell that still holds what the export
+wrote keeps the YAML's value exactly (so `0.10` stays `0.10`, and a float
+stored with 16 digits by the spreadsheet is not an edit); an edited cell is
+read as that type, and when it is not one, the message says what to write.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from . import yaml_edit as ye
+from .rule_table import ColumnSpec, to_cell
+from .rule_table_io import cell_text
+
+MISSING = object()  # an empty cell, or a key the row does not have
+
+
+class CellProblem(Exception):
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def format_cell(value: Any) -> str:
+    """A value in a change listing: JSON, so text is quoted and a number is visibly a number."""
+    return "(empty)" if value is MISSING else json.dumps(value, ensure_ascii=False)
+
+_NUMBER = re.compile(r"[+-]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def parse_number(text: str) -> int | float:
+    s = text.strip()
+    if _NUMBER.fullmatch(s) and "__" not in s and not s.endswith("_"):
+        s = s.replace("_", "")
+        return int(s) if re.fullmatch(r"[+-]?\d+", s) else float(s)
+    if s.endswith("%") and _NUMBER.fullmatch(s[:-1].strip()):
+        fraction = float(s[:-1].strip().replace("_", "")) / 100
+        raise CellProblem(f"{text!r} is not a number", hint=f"write percentages as fractions: {fraction:g} for {s}")
+    if "," in s and _NUMBER.fullmatch(s.replace(",", "")):
+        raise CellProblem(f"{text!r} is not a number", hint=f"write it without thousands separators: {s.replace(',', '')}")
+    raise CellProblem(f"{text!r} is not a number", hint="write a plain number such as 0.05 or 150000")
+
+
+def as_text(raw: Any) -> str:
+    return raw if isinstance(raw, str) else cell_text(raw)
+
+
+def _parse_as(raw: Any, kind: str) -> Any:
+    """A raw cell (text from CSV, typed from XLSX) as one type; CellProblem when it is not that type."""
+    if kind == "str":
+        return as_text(raw)
+    if kind == "number":
+        if isinstance(raw, bool):
+            raise CellProblem(f"{cell_text(raw)} is not a number", hint="write a number, or leave the cell empty")
+        if isinstance(raw, (int, float)):
+            return raw
+        return parse_number(str(raw))
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        word = as_text(raw).strip().lower()
+        if word in ("true", "yes"):
+            return True
+        if word in ("false", "no"):
+            return False
+        raise CellProblem(f"{as_text(raw)!r} is not true or false", hint="write true or false, or leave the cell empty")
+    if kind in ("list", "dict"):
+        text = as_text(raw).strip()
+        if kind == "dict" or text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                example = '["first item", "second item"]' if kind == "list" else '{"key": "value"}'
+                raise CellProblem(f"{text!r} is not valid JSON ({exc.msg} at character {exc.pos + 1})",
+                                   hint=f"write it like {example}" + (", or as items separated by '; '" if kind == "list" else ""))
+            if not isinstance(value, list if kind == "list" else dict):
+                raise CellProblem(f"{text!r} is not a JSON {'list' if kind == 'list' else 'object'}")
+            return value
+        return [part.strip() for part in text.split(";") if part.strip()]
+    raise ValueError(kind)
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    return "str"
+
+
+_KIND_TYPES = {"text": ["str"], "number": ["number"], "integer": ["number"], "bool": ["bool"], "list": ["list"]}
+_DESCRIBE = {"str": "text", "number": "a number", "bool": "true or false", "list": "a list", "dict": "a map (JSON object)"}
+
+
+def _unchanged(raw: Any, original: Any) -> bool:
+    """Does the cell still hold what the export wrote for ``original``?"""
+    if original is MISSING:
+        return False
+    exported = to_cell(original)
+    if isinstance(raw, str):
+        return raw == (exported if isinstance(exported, str) else cell_text(exported))
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and isinstance(exported, float) and not isinstance(original, bool):
+        # spreadsheets keep 15 significant digits (openpyxl writes 16): the last bits of a float are not an edit
+        return math.isclose(raw, exported, rel_tol=1e-14)
+    return ye.same(raw, exported)
+
+
+def read_cell(raw: Any, column: ColumnSpec, original: Any, column_types: list[str]) -> Any:
+    """The value of a cell, typed as the policy has it there; MISSING for an empty cell.
+
+    A cell that still holds what the export wrote keeps the YAML's value exactly.  Otherwise the
+    schema's type decides; in free-form columns (``attributes.*``) the types the column already
+    holds do, non-text first, so `true` becomes true where the column has true/false values and
+    `12` stays text where it holds only text.
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if original is not MISSING and (original is None or original == ""):
+            return original  # the YAML holds an empty value there; an empty cell keeps it
+        return MISSING
+    if _unchanged(raw, original):
+        return original
+    if column.kind in _KIND_TYPES:
+        candidates = _KIND_TYPES[column.kind]
+    elif column.kind == "text_or_list":
+        candidates = [type_name(original)] if original is not MISSING and original is not None else \
+            ["list" if "list" in column_types else "str"]
+    else:  # free-form: the type the YAML has in this cell first, then the others the column holds
+        own = [type_name(original)] if original is not MISSING and original is not None else []
+        held = set(own) | set(column_types)
+        candidates = [t for t in ("bool", "number", "list", "dict", "str") if t in held] or ["bool", "number", "str"]
+    first_problem = None
+    for kind in candidates:
+        try:
+            value = _parse_as(raw, kind)
+        except CellProblem as problem:
+            first_problem = first_problem or problem
+            continue
+        if kind == "number" and isinstance(original, int) and not isinstance(original, bool) \
+                and isinstance(value, float) and value.is_integer():
+            value = int(value)  # 60.0 from a spreadsheet where the policy has 60
+        return value
+    why = "the policy has " + ("a number" if candidates == ["number"] else _DESCRIBE.get(candidates[0], candidates[0])) + " here"
+    raise CellProblem(f"{first_problem.message}; {why}", first_problem.hint)

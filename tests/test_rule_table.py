@@ -1,0 +1,653 @@
+"""Rule tables as spreadsheets: ``crm-rules table export/import`` and ``crm-rules schema``.
+
+The promise to business staff: edit tiers, sub-grades, stages and service levels
+in Excel, bring the sheet back, and the YAML changes exactly where a cell
+changed: comments, order, quoting and layout stay; a bad cell or an edit that
+breaks the policy is reported and writes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import math
+import shutil
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crm_rules.engine import rule_table as rt
+from crm_rules.engine.rule_table_import import import_table
+from crm_rules.engine import yaml_edit as ye
+from crm_rules.engine.errors import CrmRulesError
+from crm_rules.engine.policy_files import shipped_policies_dir
+from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.yaml_source import load_yaml_text
+
+openpyxl = pytest.importorskip("openpyxl")
+
+SHIPPED = Path(str(shipped_policies_dir()))
+POLICIES = sorted(p.name for p in SHIPPED.glob("*.yaml") if not p.name.endswith(".test.yaml"))
+VALID = Path(__file__).parent / "policies" / "valid"
+
+
+def _own_tables(name: str) -> list[str]:
+    try:
+        data = load_yaml_text((SHIPPED / name).read_bytes(), name).data
+    except CrmRulesError:  # an unreadable shipped policy fails tests/test_policy_validation.py, not collection here
+        return []
+    return [spec.name for spec in rt.TABLES.values() if rt.has_list(data, spec.path)]
+
+
+CASES = [(p, t) for p in POLICIES for t in _own_tables(p)]
+
+
+@pytest.fixture
+def pol(tmp_path) -> Path:
+    """A copy of the whole shipped policies folder, so `extends: base` finds the copy's base.yaml."""
+    target = tmp_path / "policies"
+    shutil.copytree(SHIPPED, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline="")))
+    return rows[0], rows[1:]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]], bom: bool = True) -> None:
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator="\r\n").writerows([header] + rows)
+    path.write_bytes(buffer.getvalue().encode("utf-8-sig" if bom else "utf-8"))
+
+
+def cell(header: list[str], rows: list[list[str]], row_id: str, column: str) -> tuple[list[str], int]:
+    row = next(r for r in rows if r[0] == row_id)
+    return row, header.index(column)
+
+
+def changed_lines(before: str, after: str) -> list[str]:
+    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+def export(cli, policy: Path, table: str, out: Path):
+    return cli("table", "export", policy, "--table", table, "--out", out, ok=True)
+
+
+# --- round trip ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+@pytest.mark.parametrize("policy,table", CASES, ids=[f"{p[:-5]}-{t}" for p, t in CASES])
+def test_round_trip_without_edits_gives_the_identical_file(cli, pol, tmp_path, policy, table, fmt):
+    path = pol / policy
+    before = path.read_bytes()
+    sheet = tmp_path / f"{table}.{fmt}"
+    export(cli, path, table, sheet)
+    result = cli("table", "import", path, sheet, "--table", table, ok=True)
+    assert "no changes" in result.output
+    assert path.read_bytes() == before
+    # the edit machinery ran and rebuilt the table: it must give back every byte (it raises otherwise)
+    assert import_table(path, table, sheet, dry_run=True).new_text == before.decode("utf-8-sig")
+
+
+def test_every_shipped_policy_has_tables_to_test():
+    assert {"base.yaml", "vip_card.yaml", "b2b_key_account.yaml"} <= set(POLICIES)
+    assert ("base.yaml", "stages") in CASES and ("b2b_key_account.yaml", "subgrades") in CASES
+
+
+@pytest.mark.parametrize("name", ["rules_unique.yaml", "extends_base.yaml", "minimal.yaml"])
+def test_round_trip_of_flow_style_rows(cli, tmp_path, name):
+    shutil.copytree(VALID, tmp_path / "valid")
+    shutil.copytree(SHIPPED, tmp_path / "policies")
+    path = tmp_path / "valid" / name
+    before = path.read_bytes()
+    export(cli, path, "tiers", tmp_path / "t.csv")
+    assert "no changes" in cli("table", "import", path, tmp_path / "t.csv", "--table", "tiers", ok=True).output
+    assert path.read_bytes() == before
+
+
+# --- listing and inherited tables ----------------------------------------------------------------
+
+
+def test_listing_tables_says_which_are_inherited(cli, pol):
+    text = cli("table", "export", pol / "vip_card.yaml", ok=True).output
+    assert "tiers" in text and "service_levels" in text and "inherited from" in text
+    listing = json.loads(cli("table", "export", pol / "vip_card.yaml", "--json", ok=True).output)
+    tables = {t["table"]: t for t in listing["tables"]}
+    assert tables["tiers"]["own"] and tables["tiers"]["rows"] == 4
+    assert tables["tiers"]["columns"][:2] == ["id", "label"]
+    assert not tables["stages"]["own"] and tables["stages"]["inherited_from"] == str(pol / "base.yaml")
+    base = json.loads(cli("table", "export", pol / "base.yaml", "--json", ok=True).output)
+    assert all(t["own"] for t in base["tables"])
+
+
+def test_exporting_an_inherited_table_points_at_the_parent(cli, pol, tmp_path):
+    result = cli("table", "export", pol / "vip_card.yaml", "--table", "stages")
+    assert result.exit_code == 2
+    assert "inherited from" in result.output and str(pol / "base.yaml") in result.output
+    assert f"crm-rules table export {pol / 'base.yaml'} --table stages" in result.output
+    imported = cli("table", "import", pol / "vip_card.yaml", tmp_path / "x.csv", "--table", "lifecycle")
+    assert imported.exit_code == 2 and "inherited from" in imported.output
+
+
+def test_shipped_policies_are_exported_by_name_but_never_edited_in_place(cli, tmp_path):
+    out = cli("table", "export", "base", "--table", "stages", ok=True).output
+    assert out.startswith("id,label,when") and "流失期 Lost" in out
+    (tmp_path / "s.csv").write_text(out, encoding="utf-8")
+    result = cli("table", "import", "base", tmp_path / "s.csv", "--table", "stages")
+    assert result.exit_code == 2 and "shipped policy" in result.output and "crm-rules demo" in result.output
+
+
+def test_unknown_table_and_formats(cli, pol, tmp_path):
+    result = cli("table", "export", pol / "base.yaml", "--table", "tier")  # an alias
+    assert result.exit_code == 0 and result.output.startswith("id,label,up_to")
+    bad = cli("table", "export", pol / "base.yaml", "--table", "servce_levels")
+    assert bad.exit_code == 2 and "did you mean 'service_levels'" in bad.output
+    xlsx = cli("table", "export", pol / "base.yaml", "--table", "tiers", "--format", "xlsx")
+    assert xlsx.exit_code == 2 and "--out" in xlsx.output
+    odd = cli("table", "export", pol / "base.yaml", "--table", "tiers", "--out", tmp_path / "t.txt")
+    assert odd.exit_code == 2 and "--format" in odd.output
+
+
+def test_csv_to_stdout_has_no_bom_and_file_has_one(cli, pol, tmp_path):
+    out = cli("table", "export", pol / "base.yaml", "--table", "stages", ok=True).output
+    assert out.startswith("id,label,when")
+    export(cli, pol / "base.yaml", "stages", tmp_path / "s.csv")
+    raw = (tmp_path / "s.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and "流失期 Lost".encode() in raw
+    header, rows = read_csv(tmp_path / "s.csv")
+    assert header == ["id", "label", "when", "default", "strategy", "focus"]
+    lost, i = cell(header, rows, "lost", "focus")
+    assert lost[i] == "win-back offer; exit survey"
+
+
+# --- edits land in the YAML, nothing else changes ---------------------------------------------
+
+
+def test_edited_threshold_changes_only_its_line_and_keeps_comments(cli, pol, tmp_path):
+    path = pol / "b2b_key_account.yaml"
+    before = path.read_text(encoding="utf-8")
+    sheet = tmp_path / "tiers.csv"
+    export(cli, path, "tiers", sheet)
+    header, rows = read_csv(sheet)
+    row, i = cell(header, rows, "B", "when")
+    assert row[i] == "revenue_12m >= 60_000"
+    row[i] = "revenue_12m >= 75_000"
+    write_csv(sheet, header, rows)
+    result = cli("table", "import", path, sheet, "--table", "tiers", ok=True)
+    assert '~ B (row 3)' in result.output and '"revenue_12m >= 60_000" -> "revenue_12m >= 75_000"' in result.output
+    after = path.read_text(encoding="utf-8")
+    assert changed_lines(before, after) == ["-      when: revenue_12m >= 60_000", "+      when: revenue_12m >= 75_000"]
+    assert "        # Risk first: a small account that does not pay is a credit problem" in after
+    assert load_policy(path).tiers[1].rule.label == "发展客户 Development accounts"
+
+
+def test_edited_folded_condition_stays_folded(cli, pol, tmp_path):
+    path = pol / "b2b_key_account.yaml"
+    before = path.read_text(encoding="utf-8")
+    sheet = tmp_path / "sub.xlsx"
+    export(cli, path, "subgrades", sheet)
+    wb = openpyxl.load_workbook(sheet)
+    ws = wb.active
+    header = [c.value for c in ws[1]]
+    assert header[:2] == ["id", "tier"]
+    for r in ws.iter_rows(min_row=2):
+        if r[0].value == "C2":
+            old = r[header.index("when")].value
+            assert old == "overdue_amount > 1_000 or collection_rate_12m < 0.7 or credit_utilisation > 1"
+            r[header.index("when")].value = old.replace("1_000", "2_000")
+    wb.save(sheet)
+    cli("table", "import", path, sheet, "--table", "subgrades", ok=True)
+    after = path.read_text(encoding="utf-8")
+    assert changed_lines(before, after) == [
+        "-            overdue_amount > 1_000 or collection_rate_12m < 0.7",
+        "-            or credit_utilisation > 1",
+        "+            overdue_amount > 2_000 or collection_rate_12m < 0.7 or credit_utilisation > 1",
+    ]
+    assert "          when: >-\n            overdue_amount > 2_000" in after
+
+
+def test_nested_columns_lists_new_column_new_row_and_reorder(cli, pol, tmp_path):
+    path = pol / "base.yaml"
+    sheet = tmp_path / "sl.csv"
+    export(cli, path, "service_levels", sheet)
+    header, rows = read_csv(sheet)
+    assert {"payment.terms_days", "payment.prepayment", "attributes.cost_per_customer", "perks"} <= set(header)
+    header.append("attributes.region")
+    for r in rows:
+        r.append("")
+    row, i = cell(header, rows, "A-key", "payment.terms_days")
+    row[i] = "75"
+    row[header.index("perks")] += "; quarterly golf day"
+    row, i = cell(header, rows, "B-growth", "attributes.accounts_per_manager")
+    row[i] = ""
+    row, i = cell(header, rows, "C-standard", "attributes.region")
+    row[i] = "华东"
+    new = [""] * len(header)
+    for column, value in {"id": "B-recovery", "tier": "B", "stage": "decline", "label": "成长客户挽回 Growth recovery",
+                          "response_time": "1h", "discount": "0.03", "payment.terms_days": "30",
+                          "perks": "recovery call; offer: 5%", "attributes.cost_per_customer": "700"}.items():
+        new[header.index(column)] = value
+    rows.insert(3, new)
+    rows.append(rows.pop(4))  # C-prepayment last
+    write_csv(sheet, header, rows)
+    result = cli("table", "import", path, sheet, "--table", "service_levels", ok=True)
+    assert "+ B-recovery (row 5)" in result.output and "1 added, 3 changed" in result.output
+    assert "order: A-key, A-recovery, B-growth, B-recovery, C-standard, C-prepayment" in result.output
+    policy = load_policy(path)
+    levels = {s.id: s for s in policy.service_levels}
+    assert [s.id for s in policy.service_levels] == ["A-key", "A-recovery", "B-growth", "B-recovery", "C-standard", "C-prepayment"]
+    assert levels["A-key"].details["payment"] == {"terms_days": 75}
+    assert levels["A-key"].details["perks"][-1] == "quarterly golf day"
+    assert levels["B-growth"].details["attributes"] == {"cost_per_customer": 600}
+    assert levels["C-standard"].details["attributes"] == {"cost_per_customer": 50, "region": "华东"}
+    assert levels["B-recovery"].details["discount"] == 0.03 and levels["B-recovery"].details["perks"] == ["recovery call", "offer: 5%"]
+    text = path.read_text(encoding="utf-8")
+    assert "    payment: {terms_days: 75}\n    perks: [priority delivery, annual business review, dedicated hotline, quarterly golf day]\n" in text
+    assert "  - id: B-recovery\n    tier: B\n    stage: decline\n" in text  # block rows like their neighbours
+    assert "    attributes: {cost_per_customer: 50, region: 华东}\n" in text  # flow maps like their neighbours
+    assert "# What account managers should do, written to crm_actions each run." in text
+
+
+def test_reorder_add_and_remove_stages(cli, pol, tmp_path):
+    path = pol / "base.yaml"
+    before = path.read_text(encoding="utf-8")
+    sheet = tmp_path / "stages.csv"
+    export(cli, path, "stages", sheet)
+    header, rows = read_csv(sheet)
+    rows = [r for r in rows if r[0] != "identification"]
+    rows[0], rows[1] = rows[1], rows[0]  # decline before lost
+    new = [""] * len(header)
+    new[0], new[header.index("label")], new[header.index("when")] = "vip_watch", "重点关注 Watch", "complaints_12m >= 3"
+    new[header.index("focus")] = "call the customer"
+    rows.insert(2, new)
+    write_csv(sheet, header, rows)
+    result = cli("table", "import", path, sheet, "--table", "stages", ok=True)
+    assert "- identification" in result.output and "+ vip_watch" in result.output
+    assert [s.id for s in load_policy(path).stages] == ["decline", "lost", "vip_watch", "development", "stable"]
+    after = path.read_text(encoding="utf-8")
+    removed = [line for line in changed_lines(before, after) if line.startswith("-")]
+    assert all("identification" in line or "考察期" in line or "tenure_years < 0.5" in line or "Build trust" in line
+               or "onboarding" in line for line in removed if not any(w in line for w in ("decline", "lost", "衰退", "流失", "recency", "Win-back", "Early warning", "churn alert", "win-back")))
+    assert "      focus: [call the customer]\n" in after  # lists like the neighbours' (flow)
+
+
+MOVES = """\
+extends: base
+name: moves
+tiers:
+  method: rules
+  levels:
+    - id: A
+      when: revenue_12m >= 250_000
+      subgrades:
+        # Strategic: the few accounts worth an executive sponsor.
+        - id: A1
+          when: >-
+            revenue_12m >= 1_000_000
+            or margin_12m >= 0.3
+        - id: A2
+          default: true
+    - id: B
+      when: revenue_12m >= 60_000
+      subgrades:
+          - id: B2
+            default: true
+    - id: C
+      default: true  # everyone else
+"""
+
+
+def test_subgrade_moves_to_another_tier_and_a_tier_gets_its_first_subgrades(cli, pol, tmp_path):
+    path = pol / "moves.yaml"
+    path.write_text(MOVES, encoding="utf-8")
+    sheet = tmp_path / "sub.csv"
+    export(cli, path, "subgrades", sheet)
+    header, rows = read_csv(sheet)
+    assert header == ["id", "tier", "when", "default"] and [r[0] for r in rows] == ["A1", "A2", "B2"]
+    rows[0][1] = "B"  # A1 moves to B, before B2
+    rows = [rows[1], rows[0], rows[2], ["C1", "C", "", "true"]]
+    write_csv(sheet, header, rows)
+    result = cli("table", "import", path, sheet, "--table", "subgrades", ok=True)
+    assert 'tier: "A" -> "B"' in result.output and "+ C1 (row 5)" in result.output
+    assert path.read_text(encoding="utf-8") == MOVES.replace(
+        "        # Strategic: the few accounts worth an executive sponsor.\n"
+        "        - id: A1\n          when: >-\n            revenue_12m >= 1_000_000\n            or margin_12m >= 0.3\n", ""
+    ).replace(
+        "      subgrades:\n          - id: B2\n",
+        "      subgrades:\n"
+        "          # Strategic: the few accounts worth an executive sponsor.\n"
+        "          - id: A1\n            when: >-\n              revenue_12m >= 1_000_000\n              or margin_12m >= 0.3\n"
+        "          - id: B2\n",
+    ).replace("      default: true  # everyone else\n",
+              "      default: true  # everyone else\n      subgrades:\n        - id: C1\n          default: true\n")
+    policy = load_policy(path)
+    assert [[s.id for s in t.subgrades] for t in policy.tiers] == [["A2"], ["A1", "B2"], ["C1"]]
+
+    vip = pol / "vip_card.yaml"
+    sheet = tmp_path / "vip_sub.csv"
+    export(cli, vip, "subgrades", sheet)
+    header, rows = read_csv(sheet)
+    assert rows == [] and header[:2] == ["id", "tier"]
+    rows = [["gold_plus", "gold", "金卡+ Gold plus", "revenue_12m >= 300_000", "", ""],
+            ["gold_core", "gold", "金卡 Gold core", "", "true", ""]]
+    write_csv(sheet, header, rows)
+    cli("table", "import", vip, sheet, "--table", "subgrades", ok=True)
+    assert [s.id for s in load_policy(vip).tiers[1].subgrades] == ["gold_plus", "gold_core"]
+    assert ("      when: revenue_12m >= 150_000 and orders_12m >= 12\n      subgrades:\n        - id: gold_plus\n"
+            "          label: 金卡+ Gold plus\n          when: revenue_12m >= 300_000\n        - id: gold_core\n") \
+        in vip.read_text(encoding="utf-8")
+
+
+def test_flow_rows_and_inline_lists_are_edited_in_their_style(cli, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("metrics: {revenue_12m: {sum: amount, window: 12 months}}  # only one\n"
+                    "tiers:\n  levels: [{id: big, when: \"revenue_12m >= 100_000\"}, {id: small, default: true}]\n",
+                    encoding="utf-8")
+    sheet = tmp_path / "t.csv"
+    export(cli, path, "tiers", sheet)
+    header, rows = read_csv(sheet)
+    rows[0][header.index("when")] = "revenue_12m >= 120_000"
+    rows.insert(1, ["mid", "revenue_12m >= 10_000", ""])
+    write_csv(sheet, header, rows)
+    cli("table", "import", path, sheet, "--table", "tiers", ok=True)
+    assert path.read_text(encoding="utf-8") == (
+        "metrics: {revenue_12m: {sum: amount, window: 12 months}}  # only one\n"
+        "tiers:\n  levels: [{id: big, when: \"revenue_12m >= 120_000\"}, {id: mid, when: \"revenue_12m >= 10_000\"}, "
+        "{id: small, default: true}]\n")
+
+
+def test_crlf_file_keeps_its_line_endings(cli, pol, tmp_path):
+    path = pol / "base.yaml"
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    before = path.read_bytes()
+    sheet = tmp_path / "t.csv"
+    export(cli, path, "tiers", sheet)
+    header, rows = read_csv(sheet)
+    rows[0][header.index("up_to")] = "0.75"
+    rows.append(["D", "观察客户 Watch list", ""])
+    rows[2][header.index("up_to")] = "0.99"
+    write_csv(sheet, header, rows)
+    cli("table", "import", path, sheet, "--table", "tiers", ok=True)
+    after = path.read_bytes()
+    assert after.count(b"\n") == after.count(b"\r\n") == before.count(b"\n") + 3  # D's two lines, C's up_to
+    assert b"      up_to: 0.75\r\n" in after and b"    - id: D\r\n      label: \xe8" in after
+
+
+def test_dry_run_writes_nothing(cli, pol, tmp_path):
+    path = pol / "base.yaml"
+    before = path.read_bytes()
+    sheet = tmp_path / "t.csv"
+    export(cli, path, "tiers", sheet)
+    header, rows = read_csv(sheet)
+    rows[0][header.index("up_to")] = "0.7"
+    write_csv(sheet, header, rows)
+    result = cli("table", "import", path, sheet, "--table", "tiers", "--dry-run", ok=True)
+    assert "up_to: 0.8 -> 0.7" in result.output and "dry run" in result.output
+    assert path.read_bytes() == before
+    as_json = json.loads(cli("table", "import", path, sheet, "--table", "tiers", "--dry-run", "--json", ok=True).output)
+    assert as_json["changes"] == [{"kind": "changed", "id": "A", "sheet_row": 2, "note": None,
+                                   "cells": [{"column": "up_to", "old": 0.8, "new": 0.7}]}]
+    assert not as_json["written"] and path.read_bytes() == before
+
+
+# --- types and encodings ---------------------------------------------------------------------------
+
+
+def test_chinese_labels_survive_csv_and_xlsx(cli, pol, tmp_path):
+    path = pol / "vip_card.yaml"
+    for fmt, label in (("csv", "白金卡 Platinum 会员"), ("xlsx", "黑卡 Black 至尊会员")):
+        sheet = tmp_path / f"t.{fmt}"
+        export(cli, path, "tiers", sheet)
+        if fmt == "csv":
+            header, rows = read_csv(sheet)
+            rows[0][header.index("label")] = label
+            write_csv(sheet, header, rows, bom=False)  # read with or without a BOM
+        else:
+            wb = openpyxl.load_workbook(sheet)
+            ws = wb.active
+            assert ws["A1"].font.bold and ws.freeze_panes == "A2"
+            assert ws.column_dimensions["B"].width >= len("钻石卡 Diamond") + 2
+            ws["B2"] = label
+            wb.save(sheet)
+        cli("table", "import", path, sheet, "--table", "tiers", ok=True)
+        assert f"      label: {label}\n" in path.read_text(encoding="utf-8")
+        assert load_policy(path).tiers[0].rule.label == label
+
+
+def test_xlsx_cells_are_typed(cli, pol, tmp_path):
+    sheet = tmp_path / "sl.xlsx"
+    export(cli, pol / "vip_card.yaml", "service_levels", sheet)
+    ws = openpyxl.load_workbook(sheet).active
+    header = [c.value for c in ws[1]]
+    first = [c.value for c in ws[2]]
+    assert first[header.index("discount")] == 0.08 and first[header.index("payment.terms_days")] == 60
+    assert first[header.index("attributes.free_shipping")] is True
+    assert first[header.index("response_time")] == "15m"
+    assert first[header.index("perks")].startswith("dedicated butler (24/7 personal account manager); birthday gift")
+
+
+def test_text_that_looks_like_a_number_stays_text(cli, pol, tmp_path):
+    path = pol / "vip_card.yaml"
+    sheet = tmp_path / "sl.csv"
+    export(cli, path, "service_levels", sheet)
+    header, rows = read_csv(sheet)
+    row, i = cell(header, rows, "gold-priority", "attributes.lounge_access")
+    row[i] = "12"  # the column holds text; 12 stays text
+    row, i = cell(header, rows, "silver-plus", "attributes.free_shipping")
+    row[i] = "true"  # this column holds text and true/false: a word reads as true/false
+    row, i = cell(header, rows, "gold-priority", "label")
+    row[i] = "yes"  # a label is text even when YAML 1.1 would read the bare word as true
+    write_csv(sheet, header, rows)
+    cli("table", "import", path, sheet, "--table", "service_levels", ok=True)
+    levels = {s.id: s for s in load_policy(path).service_levels}
+    assert levels["gold-priority"].details["attributes"]["lounge_access"] == "12"
+    assert levels["silver-plus"].details["attributes"]["free_shipping"] is True
+    assert levels["gold-priority"].details["label"] == "yes"
+    text = path.read_text(encoding="utf-8")
+    assert "      lounge_access: '12'\n" in text and "    label: 'yes'\n" in text
+
+
+# --- bad sheets: a clear message, the YAML untouched --------------------------------------------
+
+
+def _bad_import(cli, path: Path, sheet: Path, table: str, *fragments: str) -> str:
+    before = path.read_bytes()
+    result = cli("table", "import", path, sheet, "--table", table)
+    assert result.exit_code == 1, result.output
+    for fragment in fragments:
+        assert fragment in result.output, f"{fragment!r} not in:\n{result.output}"
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob(".*.yaml")) and len(list(path.parent.glob("*.yaml"))) == len(list(SHIPPED.glob("*.yaml")))
+    return result.output
+
+
+def test_unknown_column_gets_did_you_mean(cli, pol, tmp_path):
+    sheet = tmp_path / "t.csv"
+    export(cli, pol / "base.yaml", "tiers", sheet)
+    header, rows = read_csv(sheet)
+    header[1] = "lable"
+    write_csv(sheet, header, rows)
+    _bad_import(cli, pol / "base.yaml", sheet, "tiers", "t.csv: row 1, column B (lable): unknown column 'lable'; did you mean 'label'?",
+                "base.yaml was not changed")
+
+
+def test_missing_id_column_and_duplicate_or_empty_ids(cli, pol, tmp_path):
+    sheet = tmp_path / "t.csv"
+    export(cli, pol / "base.yaml", "tiers", sheet)
+    header, rows = read_csv(sheet)
+    write_csv(sheet, header[1:], [r[1:] for r in rows])
+    _bad_import(cli, pol / "base.yaml", sheet, "tiers", "there is no 'id' column", "rows are matched by id")
+    rows[2][0] = "A"
+    rows.append(["", "nameless", ""])
+    write_csv(sheet, header, rows)
+    _bad_import(cli, pol / "base.yaml", sheet, "tiers", "row 4, column A (id): id 'A' is also in row 2",
+                "row 5, column A (id): the id is empty")
+
+
+def test_number_cells_must_be_numbers(cli, pol, tmp_path):
+    sheet = tmp_path / "sl.csv"
+    path = pol / "base.yaml"
+    export(cli, path, "service_levels", sheet)
+    header, rows = read_csv(sheet)
+    row, i = cell(header, rows, "A-key", "discount")
+    row[i] = "5%"
+    row, j = cell(header, rows, "B-growth", "attributes.cost_per_customer")
+    row[j] = "about 600"
+    row, k = cell(header, rows, "C-standard", "payment.terms_days")
+    row[k] = "1,000"
+    write_csv(sheet, header, rows)
+    out = _bad_import(cli, path, sheet, "service_levels", "3 problems in",
+                      f"row 2, column {chr(65 + i)} (discount): '5%' is not a number; the policy has a number here (write percentages as fractions: 0.05 for 5%)",
+                      f"row 4, column {chr(65 + j)} (attributes.cost_per_customer): 'about 600' is not a number; the policy has a number here",
+                      "'1,000' is not a number", "without thousands separators: 1000")
+    assert "hint: fix the cells in the spreadsheet and import again" in out
+
+
+def test_empty_required_cells_and_bad_booleans(cli, pol, tmp_path):
+    sheet = tmp_path / "sl.csv"
+    path = pol / "base.yaml"
+    export(cli, path, "service_levels", sheet)
+    header, rows = read_csv(sheet)
+    row, i = cell(header, rows, "B-growth", "tier")
+    row[i] = " "
+    write_csv(sheet, header, rows)
+    _bad_import(cli, path, sheet, "service_levels", "row 4, column B (tier): the tier is empty",
+                "every row of the service levels needs a tier")
+    sheet = tmp_path / "st.csv"
+    export(cli, path, "stages", sheet)
+    header, rows = read_csv(sheet)
+    row, i = cell(header, rows, "stable", "default")
+    row[i] = "sometimes"
+    write_csv(sheet, header, rows)
+    _bad_import(cli, path, sheet, "stages", "'sometimes' is not true or false", "write true or false")
+
+
+def test_cells_outside_the_header_and_not_utf8(cli, pol, tmp_path):
+    sheet = tmp_path / "t.csv"
+    path = pol / "base.yaml"
+    sheet.write_bytes("id,label,up_to\r\nA,重点客户 Key customers,0.8,oops\r\n".encode("utf-8"))
+    _bad_import(cli, path, sheet, "tiers", "row 2, column D: 'oops' is outside the table")
+    sheet.write_bytes("id,label,up_to\r\nA,重点客户 Key customers,0.8\r\n".encode("gbk"))
+    _bad_import(cli, path, sheet, "tiers", "not UTF-8", "CSV UTF-8")
+
+
+def test_edit_that_breaks_the_policy_writes_nothing(cli, pol, tmp_path):
+    path = pol / "vip_card.yaml"
+    sheet = tmp_path / "t.csv"
+    export(cli, path, "tiers", sheet)
+    header, rows = read_csv(sheet)
+    rows = [r for r in rows if r[0] != "silver"]
+    rows[0][header.index("when")] = "revenue_12m >= and orders_12m >= 24"
+    write_csv(sheet, header, rows)
+    out = _bad_import(cli, path, sheet, "tiers", "service_levels[4].tier: unknown tier 'silver'",
+                      "(sheet row 2, column when)", "was not changed")
+    assert f"{path}:30:28: tiers.levels[0].when:" in out and "/.vip_card." not in out  # the real file, never the temporary one
+
+
+def test_import_api_raises_domain_errors_only(pol, tmp_path):
+    sheet = tmp_path / "missing.csv"
+    with pytest.raises(CrmRulesError):
+        import_table(pol / "base.yaml", "tiers", sheet)
+    with pytest.raises(CrmRulesError):
+        import_table(pol / "nope.yaml", "tiers", sheet)
+
+
+# --- the text editor underneath ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["yes", "No", "on", "null", "~", "", "1_000", "0x1F", "0o17", "1e3", "12:30", "true",
+                                   "a: b", "x #y", "- item", "[beta]", "{x}", "'quoted'", '"dq"', " lead", "trail ",
+                                   "two\nlines", "tab\there", "华东 East", "100%", "@home", "`tick`", "a, b", "?", "*star", "&anchor",
+                                   "!tag", "%pct", "|pipe", ">gt"])
+@pytest.mark.parametrize("flow", [False, True])
+def test_scalar_text_reads_back_as_the_same_text(value, flow):
+    text = ye.scalar_text(value, flow=flow)
+    doc = f"k: {text}\n" if not flow else f"k: [{text}, x]\n"
+    got = load_yaml_text(doc, "t.yaml").data["k"]
+    assert (got if not flow else got[0]) == value
+
+
+@pytest.mark.parametrize("value", [0, -3, 10**20, 0.05, 1e-05, 1.5e300, -2.5, 3.0, True, False, None])
+def test_numbers_and_booleans_read_back_the_same(value):
+    got = load_yaml_text(f"k: {ye.scalar_text(value, flow=False)}\n", "t.yaml").data["k"]
+    assert ye.same(got, value) and type(got) is type(value)
+
+
+label_text = st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(list("'\":#-[]{},&*!|>%@` \n")),
+                     min_size=1, max_size=20).filter(lambda s: s.strip())
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(labels=st.lists(label_text, min_size=4, max_size=4), discounts=st.lists(st.floats(0, 1), min_size=4, max_size=4),
+       perks=st.lists(st.lists(label_text, max_size=3), min_size=4, max_size=4), order=st.permutations([0, 1, 2, 3]))
+def test_any_edit_lands_exactly(pol, tmp_path, labels, discounts, perks, order):
+    """Whatever text, numbers, lists and order the sheet holds, the YAML then holds exactly that (import_table
+    re-reads the edited file and raises if not) and the policy stays valid."""
+    path = pol / "vip_card.yaml"
+    original = path.read_bytes()
+    try:
+        table = rt.export_table(path, "service_levels")
+        columns = table.columns
+        rows = [list(r) for r in table.rows[:4]]
+        for r, label, discount, items in zip(rows, labels, discounts, perks):
+            r[columns.index("label")] = label
+            r[columns.index("discount")] = discount
+            r[columns.index("perks")] = rt.to_cell(items)
+        rows = [rows[i] for i in order] + [list(r) for r in table.rows[4:]]
+        sheet = tmp_path / "sl.xlsx"
+        from crm_rules.engine.rule_table_io import xlsx_bytes
+
+        sheet.write_bytes(xlsx_bytes("service_levels", columns, rows))
+        import_table(path, "service_levels", sheet)
+        got = {s.id: s.details for s in load_policy(path).service_levels}
+        for r in rows[:4]:
+            details = got[r[0]]
+            assert details["label"] == r[columns.index("label")]
+            assert math.isclose(details["discount"], r[columns.index("discount")], rel_tol=1e-15)  # XLSX keeps 16 digits
+        assert [s.id for s in load_policy(path).service_levels][:4] == [r[0] for r in rows[:4]]
+    finally:
+        path.write_bytes(original)
+
+
+# --- crm-rules schema ------------------------------------------------------------------------------
+
+
+def test_schema_prints_the_policy_schema(cli):
+    schema_dir = files("crm_rules").joinpath("schemas")
+    out = cli("schema", ok=True).output
+    assert json.loads(out) == json.loads(schema_dir.joinpath("policy.schema.json").read_text(encoding="utf-8"))
+    for args in (["--test"], ["--kind", "test"]):
+        test = cli("schema", *args, ok=True).output
+        assert json.loads(test) == json.loads(schema_dir.joinpath("policy-test.schema.json").read_text(encoding="utf-8"))
+    path = Path(cli("schema", "--path", ok=True).output.strip())
+    assert path.is_absolute() and path.name == "policy.schema.json" and json.loads(path.read_text(encoding="utf-8")) == json.loads(out)
+    assert Path(cli("schema", "--test", "--path", ok=True).output.strip()).name == "policy-test.schema.json"
+    bad = cli("schema", "--kind", "policies")
+    assert bad.exit_code == 2 and "--kind policy or --kind test" in bad.output
+
+
+def _properties(schema, where=""):
+    """Every (path, subschema) under a `properties` keyword."""
+    if isinstance(schema, dict):
+        for key, sub in (schema.get("properties") or {}).items():
+            yield f"{where}.{key}", sub
+        for key, sub in schema.items():
+            yield from _properties(sub, f"{where}/{key}" if key != "properties" else where)
+    elif isinstance(schema, list):
+        for i, sub in enumerate(schema):
+            yield from _properties(sub, f"{where}[{i}]")
+
+
+def test_every_policy_property_has_help_for_editors():
+    schema = json.loads(files("crm_rules").joinpath("schemas").joinpath("policy.schema.json").read_text(encoding="utf-8"))
+    missing = sorted({p for p, sub in _properties(schema) if not (sub.get("description") or sub.get("title")
+                                                                 or (sub.get("oneOf") and all(a.get("description") for a in sub["oneOf"])))})
+    assert not missing, missing

@@ -1,0 +1,116 @@
+"""The terminal: progress bars only where someone watches, JSON for scripts, tracebacks only with --debug."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import typer
+from rich.console import Console
+
+import crm_rules.cli as cli_module
+from conftest import AS_OF
+from crm_rules.cli import app
+from crm_rules.engine.csv_import import import_csv
+from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.runner import apply_policy
+
+# Commands whose output is not a listing; each says why it has no --json.
+NOT_LISTINGS = {
+    "demo": "writes a demo folder; `apply --json` gives the same summary",
+    "export": "writes the run itself; --format csv|json chooses the format",
+    "schema": "prints the JSON Schema, which is JSON already",
+    "table export": "writes a spreadsheet table; --format chooses CSV or XLSX",
+    "table import": "edits a policy file; prints the changed cells",
+}
+
+
+def _leaf_commands():
+    def walk(command, prefix=""):
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            if getattr(sub, "commands", None):
+                yield from walk(sub, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}", sub
+    yield from walk(typer.main.get_command(app))
+
+
+@pytest.mark.parametrize("name,command", list(_leaf_commands()), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_listing_command_has_json_output(name, command):
+    options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    assert "--json" in options or name in NOT_LISTINGS, f"`crm-rules {name}` lists something but has no --json"
+
+
+def test_apply_reports_its_progress_to_the_end(demo_db):
+    seen = []
+    apply_policy(demo_db, load_policy("base"), AS_OF, progress=lambda what, done, total: seen.append((what, done, total)))
+    computing = [(done, total) for what, done, total in seen if what == "computing"]
+    assert computing[0][0] == 1 and computing[-1][0] == computing[-1][1] > 10
+    assert [done for done, _ in computing] == sorted(done for done, _ in computing)
+    assert seen[-1] == ("writing results", 1, 1)
+
+
+def test_import_reports_rows_checked_and_written(tmp_path):
+    csv = tmp_path / "big.csv"
+    csv.write_text("id,amount\n" + "".join(f"C{i},{i}\n" for i in range(12_000)), encoding="utf-8")
+    seen = []
+    rows = import_csv(tmp_path / "x.db", csv, "t", progress=lambda what, done, total: seen.append((what, done, total)))
+    assert rows == 12_000
+    assert ("checking rows", 10_000, None) in seen
+    assert seen[-1] == ("writing rows", 12_000, 12_000)
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """stderr as an interactive terminal would be, captured."""
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli_module, "err_console", Console(file=buffer, force_terminal=True, width=100))
+    return buffer
+
+
+def test_progress_bars_are_drawn_on_a_terminal_and_not_with_quiet(cli, demo_db, terminal):
+    cli("apply", "--db", demo_db, "--policy", "base", "--as-of", AS_OF, "--dry-run", ok=True)
+    assert "computing" in terminal.getvalue()
+    terminal.truncate(0)
+    terminal.seek(0)
+    cli("--quiet", "apply", "--db", demo_db, "--policy", "base", "--as-of", AS_OF, "--dry-run", ok=True)
+    assert "computing" not in terminal.getvalue()
+
+
+def test_no_progress_bars_when_not_a_terminal(cli, demo_db):
+    result = cli("apply", "--db", demo_db, "--policy", "base", "--as-of", AS_OF, "--dry-run", ok=True)
+    assert "computing" not in result.output
+
+
+def test_validate_json_lists_each_file_with_its_problems(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntiers: 3\n", encoding="utf-8")
+    result = cli("validate", "base", bad, "--json")
+    assert result.exit_code == 1
+    entries = json.loads(result.output)
+    assert [e["ok"] for e in entries] == [True, False]
+    assert entries[1]["problems"] and all({"file", "line", "col", "path", "message"} <= set(p) for p in entries[1]["problems"])
+
+
+def test_diff_and_analyze_take_json(cli, demo_db):
+    diff = cli("diff", "--db", demo_db, "base", "vip_card", "--as-of", AS_OF, "--json", ok=True)
+    assert "transitions" in json.loads(diff.output) or json.loads(diff.output)
+    analysis = cli("analyze", "--db", demo_db, "--policy", "base", "--as-of", AS_OF, "--json", ok=True)
+    assert isinstance(json.loads(analysis.output), dict)
+
+
+def test_import_json(cli, tmp_path):
+    csv = tmp_path / "c.csv"
+    csv.write_text("id,name\n1,甲\n", encoding="utf-8")
+    result = cli("import", csv, "--db", tmp_path / "x.db", "--table", "people", "--json", ok=True)
+    assert json.loads(result.output) == {"rows": 1, "table": "people", "db": str(tmp_path / "x.db"), "mode": "create"}
+
+
+def test_user_errors_have_no_traceback_unless_debug(cli, tmp_path):
+    missing = tmp_path / "missing.db"
+    result = cli("apply", "--db", missing, "--policy", "base", "--as-of", AS_OF)
+    assert result.exit_code == 2 and "Traceback" not in result.output and "database not found" in result.output
+    runner = typer.testing.CliRunner()
+    debug = runner.invoke(app, ["--debug", "apply", "--db", str(missing), "--policy", "base", "--as-of", AS_OF])
+    assert debug.exit_code != 0 and debug.exc_info is not None and type(debug.exc_info[1]).__name__ == "UsageError"
