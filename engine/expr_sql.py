@@ -109,3 +109,13 @@ def _plugin_call(name: str, args: list[str]) -> str:
     if contribution is None:  # the type checker rejects unknown functions first
         raise AssertionError(f"unknown function {name}")
     return f"({contribution.fn(*args)})"
+
+
+def tie_key(col: str) -> str:
+    """What customers are ranked by: values equal to 6 decimals are ties.
+
+    Sums of floating-point amounts depend on the order they are added in, so
+    two customers with the same revenue to the cent can differ in the last bit
+    and would otherwise be ranked apart (and, at a Pareto cut, tiered apart).
+    """
+    return f"round({col}, 6)"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .data_binding import Binding
 from .data_mapping import DATE_FIELDS, REQUIRED_FIELDS, WINDOW_FIELD
-from .expr_sql import SqlParams, quote_identifier as q, to_sql
+from .expr_sql import SqlParams, quote_identifier as q, tie_key, to_sql
 from .expr_types import DATE
 from .sql_layers import LayerChain, Statement, keyed_view
 from .policy_model import AGGREGATES, Metric, Policy
@@ -274,8 +274,8 @@ def _tenure_sql(m: Metric, policy: Policy, binding: Binding, queries: dict) -> s
 def _population_sql(m: Metric, col: str) -> str:
     better_high = m.spec.get("better", "high") == "high"
     # NULLS LAST rather than a leading `x IS NULL` key: one sort key fewer, about 10% off each window
-    best_first = f"{col} {'DESC' if better_high else 'ASC'} NULLS LAST"
-    worst_first = f"{col} {'ASC' if better_high else 'DESC'} NULLS LAST"
+    best_first = f"{tie_key(col)} {'DESC' if better_high else 'ASC'} NULLS LAST"
+    worst_first = f"{tie_key(col)} {'ASC' if better_high else 'DESC'} NULLS LAST"
     n = f"COUNT({col}) OVER ()"
     if m.kind == "rank":
         return f"CASE WHEN {col} IS NOT NULL THEN RANK() OVER (ORDER BY {best_first}) END"
@@ -290,7 +290,7 @@ def _population_sql(m: Metric, col: str) -> str:
         positive = f"CASE WHEN {col} > 0 THEN {col} END"
         # GROUPS ... 1 PRECEDING = every peer group strictly ahead; (EXCLUDE GROUP says the
         # same but SQLite evaluates it in quadratic time).
-        ahead = (f"coalesce(SUM({positive}) OVER (ORDER BY {col} DESC GROUPS BETWEEN UNBOUNDED PRECEDING "
+        ahead = (f"coalesce(SUM({positive}) OVER (ORDER BY {tie_key(col)} DESC GROUPS BETWEEN UNBOUNDED PRECEDING "
                  f"AND 1 PRECEDING), 0)")
         return f"CASE WHEN {col} > 0 THEN {ahead} * 1.0 / SUM({positive}) OVER () END"
     if m.kind == "positive_count":

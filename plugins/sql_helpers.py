@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from crm_rules.engine.expr_sql import tie_key
 from crm_rules.engine.plugin_context import PluginContext
 
 NORMALIZATIONS = ("minmax", "percentile", "zscore", "bands")
@@ -31,14 +32,14 @@ GRADES_SCHEMA = {
 def percentile(x: str, better_high: bool = True) -> str:
     """Share of customers strictly worse, 0..1 (ties share); NULL stays NULL."""
     order = "ASC" if better_high else "DESC"
-    return (f"CASE WHEN {x} IS NOT NULL THEN coalesce((RANK() OVER (ORDER BY {x} {order} NULLS LAST) - 1) * 1.0 "
+    return (f"CASE WHEN {x} IS NOT NULL THEN coalesce((RANK() OVER (ORDER BY {tie_key(x)} {order} NULLS LAST) - 1) * 1.0 "
             f"/ NULLIF(COUNT({x}) OVER () - 1, 0), 1.0) END")
 
 
 def ntile(x: str, n: int, better_high: bool = True) -> str:
     """Score 1..n (n = best); equal values always get the same score."""
     order = "ASC" if better_high else "DESC"
-    return (f"CASE WHEN {x} IS NOT NULL THEN 1 + CAST({int(n)} * (RANK() OVER (ORDER BY {x} {order} NULLS LAST) - 1) "
+    return (f"CASE WHEN {x} IS NOT NULL THEN 1 + CAST({int(n)} * (RANK() OVER (ORDER BY {tie_key(x)} {order} NULLS LAST) - 1) "
             f"/ COUNT({x}) OVER () AS INTEGER) END")
 
 

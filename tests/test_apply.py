@@ -300,3 +300,17 @@ def test_attributes_read_by_plugins_are_checked_and_can_be_unmapped(tmp_path, de
     policy.write_text(policy.read_text() + "data:\n  customers: {attributes: {credit_limit: null}}\n")
     outcome = apply_policy(db, load_policy(policy), AS_OF)
     assert outcome.summary["customers"] == 300
+
+
+def test_revenues_equal_to_the_cent_are_ties_at_a_pareto_cut(tmp_path):
+    # 0.1 + 0.2 is 0.30000000000000004 in floating point; ranked apart from 0.3, the customer
+    # summed second would see the other ahead of it and cross the 80% cut into tier B.
+    from small_db import make_db, run
+
+    day = "2026-06-01"
+    db = make_db(tmp_path / "t.db", [("big", "Big", "x"), ("one", "One order", "x"), ("two", "Two orders", "x")],
+                 orders=[("big", day, 0.9), ("one", day, 0.3), ("two", day, 0.1), ("two", day, 0.2)])
+    got = run(tmp_path, "metrics:\n  revenue_12m: {sum: amount, window: 12 months}\n"
+                        "tiers:\n  method: pareto\n  metric: revenue_12m\n"
+                        "  levels: [{id: A, up_to: 0.8}, {id: B, up_to: 0.95}, {id: C}]\n", db)
+    assert got["one"][0] == got["two"][0] == "A"
