@@ -152,9 +152,9 @@ def _engine_digest() -> str:
     """Digest of the engine's and built-in plugins' source: a reference run is reused only by the same code."""
     import hashlib
 
-    import crm_rules
+    import crm_rules.engine
 
-    root = Path(crm_rules.__file__).resolve().parent
+    root = Path(crm_rules.engine.__file__).resolve().parent.parent
     h = hashlib.sha256()
     for path in sorted([*root.glob("engine/*.py"), *root.glob("plugins/*.py"), *root.glob("policies/*.yaml")]):
         h.update(path.name.encode() + path.read_bytes())
