@@ -74,7 +74,7 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (they are off anyway when stderr is not a terminal)."),
 ) -> None:
-    ctx.obj = {"debug": debug, "quiet": quiet}
+    ctx.obj = {"debug": debug}
     _session["quiet"] = quiet
 
 
@@ -100,6 +100,14 @@ def _progress_bars():
             bars.update(tasks[what], completed=done, total=total)
 
         yield report
+
+
+def _table_or_json(fmt: str, as_json: bool) -> str:
+    """The output format of a command with ``--format table|json`` and its ``--json`` shorthand."""
+    fmt = "json" if as_json else fmt.lower()
+    if fmt not in ("table", "json"):
+        raise UsageError(f"unknown format {fmt!r}", hint="use --format table or --format json")
+    return fmt
 
 
 DbOption = typer.Option(..., "--db", help="The SQLite database with your customer data.", dir_okay=False)
@@ -429,9 +437,7 @@ def diff(
     from .engine.policy_model import load_policy
     from .engine.runner import parse_as_of
 
-    fmt = "json" if as_json else fmt.lower()
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown format {fmt!r}", hint="use --format table or --format json")
+    fmt = _table_or_json(fmt, as_json)
     expected = 1 if against_run is not None else 2
     if len(policies) != expected:
         usage = "NEW_POLICY --against-run RUN" if against_run is not None else "OLD_POLICY NEW_POLICY"
@@ -464,9 +470,7 @@ def analyze(
     from .engine.rule_analysis import analyze_policy, print_analysis
     from .engine.runner import parse_as_of
 
-    fmt = "json" if as_json else fmt.lower()
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown format {fmt!r}", hint="use --format table or --format json")
+    fmt = _table_or_json(fmt, as_json)
     result = analyze_policy(db, load_policy(policy), parse_as_of(as_of), overrides)
     if fmt == "json":
         console.print_json(json.dumps(result, ensure_ascii=False, default=str))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .expr_sql import quote_identifier as q
 
+
 @dataclass
 class Statement:
     sql: str

@@ -12,6 +12,7 @@ from rich.console import Console
 import crm_rules.cli as cli_module
 from conftest import AS_OF
 from crm_rules.cli import app
+from crm_rules.engine.cli_reference import command_tree
 from crm_rules.engine.csv_import import import_csv
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy
@@ -26,17 +27,10 @@ NOT_LISTINGS = {
 }
 
 
-def _leaf_commands():
-    def walk(command, prefix=""):
-        for name, sub in sorted(getattr(command, "commands", {}).items()):
-            if getattr(sub, "commands", None):
-                yield from walk(sub, f"{prefix}{name} ")
-            else:
-                yield f"{prefix}{name}", sub
-    yield from walk(typer.main.get_command(app))
+LEAF_COMMANDS = [(" ".join(doc.path), doc.command) for doc in command_tree() if not doc.is_group]
 
 
-@pytest.mark.parametrize("name,command", list(_leaf_commands()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("name,command", LEAF_COMMANDS, ids=lambda v: v if isinstance(v, str) else "")
 def test_every_listing_command_has_json_output(name, command):
     options = {opt for param in command.params for opt in getattr(param, "opts", [])}
     assert "--json" in options or name in NOT_LISTINGS, f"`crm-rules {name}` lists something but has no --json"
