@@ -17,6 +17,7 @@ from .data_mapping import DATE_FIELDS, REQUIRED_FIELDS, WINDOW_FIELD
 from .expr_sql import SqlParams, quote_identifier as q, tie_key, to_sql
 from .expr_types import DATE
 from .sql_layers import LayerChain, Statement, keyed_view
+from .window_sql import WindowTables
 from .policy_model import AGGREGATES, Metric, Policy
 from .scan_plan import from_clause
 
@@ -81,6 +82,7 @@ class MetricPlan:
     sources: dict[str, SourceAggregation] = field(default_factory=dict)  # source -> its GROUP BY
     problems: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # source -> row checks
     base: str = ""  # name of the temp table under the view: customers and their aggregates, one row each
+    windows: WindowTables = field(default_factory=WindowTables)  # window results, shared with the plugin layers
 
     def key_index(self) -> Statement:
         """The index that finds one customer (explain, overrides); built once the ids are known to be unique."""
@@ -288,11 +290,12 @@ def _population_sql(m: Metric, col: str) -> str:
                 f"1 + CAST({k} * (RANK() OVER (ORDER BY {worst_first}) - 1) / {n} AS INTEGER) END")
     if m.kind == "cumulative_share":
         positive = f"CASE WHEN {col} > 0 THEN {col} END"
-        # GROUPS ... 1 PRECEDING = every peer group strictly ahead; (EXCLUDE GROUP says the
-        # same but SQLite evaluates it in quadratic time).
-        ahead = (f"coalesce(SUM({positive}) OVER (ORDER BY {tie_key(col)} DESC GROUPS BETWEEN UNBOUNDED PRECEDING "
-                 f"AND 1 PRECEDING), 0)")
-        return f"CASE WHEN {col} > 0 THEN {ahead} * 1.0 / SUM({positive}) OVER () END"
+        # Ahead = every peer group strictly ahead = the total less the running sum up to and
+        # including this customer's peers, in the ascending order the ntile and percentile of the
+        # same metric use: one sort serves them all (window_sql computes each ordering once).
+        total = f"SUM({positive}) OVER ()"
+        upto = f"SUM({positive}) OVER (ORDER BY {tie_key(col)} ASC NULLS LAST)"
+        return f"CASE WHEN {col} > 0 THEN max({total} - {upto}, 0) * 1.0 / {total} END"
     if m.kind == "positive_count":
         return f"COUNT(CASE WHEN {col} > 0 THEN 1 END) OVER ()"
     raise AssertionError(m.kind)  # pragma: no cover
@@ -383,7 +386,7 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
                 inline[name] = _population_sql(m, resolve(m.of))
         statements += chain.add(f"{prefix}_m{level + 1}", {n: inline[n] for n in names}, dict(params.values))
     return MetricPlan(statements, chain.source, attrs, sources, {s: sq.problems() for s, sq in queries.items() if sq.columns},
-                      base=f"{prefix}_m0")
+                      base=f"{prefix}_m0", windows=chain.windows)
 
 
 def _attribute_sql(col: str, type_: str) -> str:

@@ -18,6 +18,7 @@ from .errors import RunError
 from .expr_sql import SqlParams, quote_identifier as q
 from .metric_sql import CID
 from .sql_layers import LayerChain, Statement
+from .window_sql import WindowTables
 from .expr_types import is_iso_date
 from .plugin_api import ACTION_CATEGORIES, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import output_name
@@ -174,10 +175,14 @@ def _error_check_op(step: PluginStep, blanking: list[str]) -> BatchOp:
     return BatchOp(run, f"check errors of {step.section}.{step.entry}")
 
 
-def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm") -> tuple[list[Operation], str]:
-    """Scores and credit checks, in policy order, each adding its outputs as a layer over ``table`` (a chain's view)."""
+def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm",
+                          windows: WindowTables | None = None) -> tuple[list[Operation], str]:
+    """Scores and credit checks, in policy order, each adding its outputs as a layer over ``table`` (a chain's view).
+
+    ``windows``: the window results of the chain ``table`` comes from, which these layers may reuse.
+    """
     ops: list[Operation] = []
-    chain = LayerChain(table)
+    chain = LayerChain(table, windows)
     failed = f"{CID} IN (SELECT cid FROM {ERRORS} WHERE entry = :entry)"
     for i, step in enumerate(policy.plugin_steps):
         plan = step.plan

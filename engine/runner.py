@@ -123,7 +123,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     as_of_next = conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]
     dates = RunDates(as_of, as_of_next, conn)
     plan = compile_metrics(policy, binding, dates)
-    plugin_ops, graded_from = compile_plugin_layers(policy, plan.table)
+    plugin_ops, graded_from = compile_plugin_layers(policy, plan.table, windows=plan.windows)
     classification, result = compile_classification(policy, graded_from, overrides=with_overrides)
     owner = f"t.{q('account_manager')}" if "account_manager" in binding.attributes else "NULL"
     actions = compile_actions(policy, result, owner)

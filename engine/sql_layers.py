@@ -7,7 +7,8 @@ narrow table keyed by the base table's rowid holding only its new columns, and
 a view joins the base and the layers.  SQLite flattens the view into each
 query, reads only the columns a query uses and skips the layers it does not
 use (LEFT JOIN on a unique key), so nothing is copied and each expression is
-computed once per customer.  Window functions sort only the narrow rows too.
+computed once per customer.  Window functions are computed apart, once per
+ordering (window_sql).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .expr_sql import quote_identifier as q
+from .window_sql import WindowTables
 
 
 @dataclass
@@ -32,10 +34,11 @@ def keyed_view(name: str, table: str) -> list[Statement]:
 class LayerChain:
     """Layers added on top of ``source``, a view with a ``_rid`` key (``keyed_view`` or another chain's)."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, windows: WindowTables | None = None) -> None:
         self.source = source  # what reads the newest layer: a view of every column so far
         self._base = source
         self._layers: list[tuple[str, list[str]]] = []  # (narrow table, its columns)
+        self.windows = windows if windows is not None else WindowTables()  # shared with the chains built on this one
 
     def add(self, name: str, columns: dict[str, str], params: dict, join: str = "", alias: str = "t") -> list[Statement]:
         """Statements adding ``columns`` (name -> SQL over ``alias`` and ``join``) as layer ``name``.
@@ -43,6 +46,7 @@ class LayerChain:
         Afterwards ``source`` is the view ``temp.name`` of every column so far.
         """
         narrow = f"temp.{q(name + '_n')}"
+        columns, first, window_joins = self.windows.hoist(name, columns, self.source, params, join, alias)
         self._layers.append((narrow, list(columns)))
         picked = "".join(f", l{i}.{q(c)}" for i, (_, cols) in enumerate(self._layers) for c in cols)
         joins = " ".join(f"LEFT JOIN {table} AS l{i} ON l{i}._rid = b._rid" for i, (table, _) in enumerate(self._layers))
@@ -51,8 +55,9 @@ class LayerChain:
             Statement(f"DROP VIEW IF EXISTS {view}"),
             Statement(f"DROP TABLE IF EXISTS {narrow}"),
             Statement(f"CREATE TEMP TABLE {q(name + '_n')} (_rid INTEGER PRIMARY KEY, {', '.join(q(c) for c in columns)})"),
+            *(Statement(sql, sql_params) for sql, sql_params in first),
             Statement(f"INSERT INTO {narrow} SELECT {alias}._rid, {', '.join(columns.values())} "
-                      f"FROM {self.source} AS {alias} {join}", params),
+                      f"FROM {self.source} AS {alias} {join} {window_joins}", params),
             Statement(f"CREATE TEMP VIEW {q(name)} AS SELECT b.*{picked} FROM {self._base} AS b {joins}"),
         ]
         self.source = view
@@ -60,6 +65,7 @@ class LayerChain:
 
     def blank(self, columns: list[str], rows_where: str) -> list[str]:
         """UPDATE statements setting ``columns`` to NULL for the rows of ``source`` where ``rows_where`` holds."""
+        self.windows.forget(columns)  # windows computed so far may read the columns blanked here
         updates = []
         for table, cols in self._layers:
             hit = [c for c in cols if c in columns]

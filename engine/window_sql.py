@@ -1,0 +1,188 @@
+"""Take the window functions out of a layer so that each ordering is sorted once.
+
+SQLite evaluates every window of a SELECT inside that SELECT: each distinct
+``OVER (ORDER BY ...)`` is a sort of every customer, an ``OVER ()`` a pass
+through a buffer of every row, and the same ordering written in two layers (a
+quintile among the metrics, a percentile in the value score, another in the
+credit check) is sorted once per layer.  At 1M customers each pass costs 2-3 s,
+and the base policy has twenty of them.  So before a layer is built its window
+calls are found and:
+
+- an aggregate over the whole population (``COUNT(x) OVER ()``) becomes a
+  scalar subquery, which SQLite computes once per statement;
+- every other call is computed by one statement per ``OVER`` clause into a
+  narrow table keyed by ``_rid``, which the layer joins; a call already
+  computed for an earlier layer (same text, same parameter values) is reused.
+
+The calls are found with sqlglot's SQLite tokenizer, so quoted names, string
+literals and comments cannot be mistaken for SQL; the SQL itself is never
+rewritten by sqlglot, only cut where the tokens say.  SQL that does not
+tokenize, or that nests a window inside another, is left as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .expr_sql import quote_identifier as q
+
+# Aggregate functions: over the whole population (an empty OVER clause) they equal the plain aggregate.
+_AGGREGATES = {"count", "sum", "total", "avg", "min", "max", "group_concat", "string_agg"}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class WindowCall:
+    """One ``f(...) [FILTER (...)] OVER (spec)`` in a piece of SQL."""
+
+    start: int  # offset of the function name
+    end: int  # offset just past the closing parenthesis of the OVER clause
+    function: str  # the call without its OVER clause
+    name: str  # the function name, lower case
+    spec: str  # what is inside OVER ( ... ), whitespace collapsed
+    params: tuple[str, ...]  # names of the :parameters the call uses
+
+
+def _tokens(sql: str):
+    from sqlglot.dialects.sqlite import SQLite
+    from sqlglot.errors import TokenError
+
+    try:
+        return SQLite().tokenize(sql)
+    except TokenError:
+        return None
+
+
+def _match_forward(tokens, i: int) -> int | None:
+    """Index of the parenthesis closing the one opened at ``tokens[i]``."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        kind = tokens[j].token_type.name
+        depth += kind == "L_PAREN"
+        depth -= kind == "R_PAREN"
+        if depth == 0:
+            return j
+    return None
+
+
+def _match_backward(tokens, i: int) -> int | None:
+    """Index of the parenthesis opening the one closed at ``tokens[i]``."""
+    depth = 0
+    for j in range(i, -1, -1):
+        kind = tokens[j].token_type.name
+        depth += kind == "R_PAREN"
+        depth -= kind == "L_PAREN"
+        if depth == 0:
+            return j
+    return None
+
+
+def find_window_calls(sql: str) -> list[WindowCall] | None:
+    """The window calls of ``sql`` in text order; None when it cannot be taken apart safely."""
+    tokens = _tokens(sql)
+    if tokens is None:
+        return None
+    calls: list[WindowCall] = []
+    for i, token in enumerate(tokens):
+        if token.token_type.name != "OVER":
+            continue
+        if i + 1 >= len(tokens) or tokens[i + 1].token_type.name != "L_PAREN" or i < 3:
+            return None  # a named window (OVER w) or a stray OVER
+        spec_end = _match_forward(tokens, i + 1)
+        call_end = i - 1
+        if tokens[call_end].token_type.name != "R_PAREN":
+            return None
+        opened = _match_backward(tokens, call_end)
+        if opened is not None and opened > 0 and tokens[opened - 1].text.upper() == "FILTER":
+            call_end = opened - 2  # f(...) FILTER (WHERE ...) OVER (...)
+            opened = _match_backward(tokens, call_end) if call_end > 0 and tokens[call_end].token_type.name == "R_PAREN" else None
+        if spec_end is None or opened is None or opened == 0 or not _NAME.match(tokens[opened - 1].text):
+            return None
+        first = opened - 1
+        if first > 0 and tokens[first - 1].token_type.name == "DOT":
+            return None
+        inner = tokens[first:spec_end + 1]
+        if any(t.token_type.name == "OVER" for t in inner if t is not token):
+            return None  # a window inside a window: SQLite's error to give, not ours
+        params = tuple(sorted({tokens[k + 1].text for k in range(first, spec_end)
+                               if tokens[k].token_type.name == "COLON" and tokens[k + 1].start == tokens[k].end + 1}))
+        calls.append(WindowCall(
+            start=tokens[first].start, end=tokens[spec_end].end + 1,
+            function=sql[tokens[first].start:tokens[i - 1].end + 1],
+            name=tokens[first].text.lower(),
+            spec=" ".join(sql[tokens[i + 1].end + 1:tokens[spec_end].start].split()),
+            params=params))
+    for a, b in zip(calls, calls[1:]):
+        if b.start < a.end:
+            return None  # overlapping spans: nested
+    return calls
+
+
+@dataclass
+class WindowTables:
+    """The narrow window tables of a run, shared by every layer chain of it.
+
+    A table computed for an earlier layer stays valid for later ones because a
+    layer only adds columns; ``forget`` drops those that read a column whose
+    values change afterwards (plugin outputs blanked on error).
+    """
+
+    computed: dict[tuple, tuple[str, str]] = field(default_factory=dict)  # key -> (table, column)
+    count: int = 0
+
+    def forget(self, columns: list[str]) -> None:
+        names = set(columns)
+        for key in list(self.computed):
+            _, join, function, spec, _ = key
+            tokens = _tokens(f"{join} {function} {spec}")
+            if tokens is None or names & {t.text for t in tokens}:
+                del self.computed[key]
+
+    def hoist(self, layer: str, columns: dict[str, str], source: str, params: dict, join: str,
+              alias: str) -> tuple[dict[str, str], list[tuple[str, dict]], str]:
+        """(columns without their window calls, (sql, params) computing them first, joins the layer adds)."""
+        found = {name: find_window_calls(sql) for name, sql in columns.items()}
+        if any(calls is None for calls in found.values()):
+            return columns, [], ""
+        statements: list[tuple[str, dict]] = []
+        pending: dict[str, list[tuple[tuple, str]]] = {}  # spec -> [(key, function)] to compute now
+        replaced: dict[tuple, str] = {}
+        for calls in found.values():
+            for call in calls:
+                key = (alias, join, call.function, call.spec, tuple((p, repr(params.get(p))) for p in call.params))
+                if key in replaced:
+                    continue
+                if not call.spec and call.name in _AGGREGATES:
+                    replaced[key] = f"(SELECT {call.function} FROM {source} AS {alias} {join})"
+                elif key not in self.computed:
+                    pending.setdefault(call.spec, []).append((key, call.function))
+        used: dict[str, str] = {}  # window table -> its alias in the layer
+        for spec, items in pending.items():
+            table = f"{layer}_w{self.count}"
+            self.count += 1
+            names = [f"c{k}" for k in range(len(items))]
+            statements += [
+                (f"DROP TABLE IF EXISTS temp.{q(table)}", {}),
+                (f"CREATE TEMP TABLE {q(table)} (_rid INTEGER PRIMARY KEY, {', '.join(names)})", {}),
+                (f"INSERT INTO temp.{q(table)} SELECT {alias}._rid, "
+                 + ", ".join(f"{fn} OVER ({spec})" for _, fn in items) + f" FROM {source} AS {alias} {join}", params),
+            ]
+            for (key, _), column in zip(items, names):
+                self.computed[key] = (table, column)
+        out: dict[str, str] = {}
+        for name, sql in columns.items():
+            pieces, at = [], 0
+            for call in found[name]:
+                key = (alias, join, call.function, call.spec, tuple((p, repr(params.get(p))) for p in call.params))
+                if key in replaced:
+                    value = replaced[key]
+                else:
+                    table, column = self.computed[key]
+                    ref = used.setdefault(table, f"_w{len(used)}")
+                    value = f"{ref}.{column}"
+                pieces += [sql[at:call.start], value]
+                at = call.end
+            out[name] = "".join(pieces) + sql[at:]
+        joins = " ".join(f"LEFT JOIN temp.{q(table)} AS {ref} ON {ref}._rid = {alias}._rid" for table, ref in used.items())
+        return out, statements, joins
