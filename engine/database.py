@@ -20,7 +20,8 @@ from .expr_sql import quote_identifier
 BUSY_TIMEOUT_MS = 10_000
 
 
-def _uri(path: Path, mode: str) -> str:
+def file_uri(path: Path, mode: str) -> str:
+    """The URI SQLite opens ``path`` by in ``mode`` (ro, rw, rwc), whatever characters the path has."""
     return f"file:{quote(str(path.resolve()))}?mode={mode}"
 
 
@@ -46,7 +47,7 @@ def connect(path: Path, *, mode: str = "rw", must_exist: bool = True) -> sqlite3
             raise UsageError(f"{path}: is not a file")
         raise UsageError(f"{path}: database not found", hint="check the --db path, or create one with `crm-rules demo`")
     try:
-        conn = sqlite3.connect(_uri(path, mode), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(file_uri(path, mode), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     except sqlite3.OperationalError as exc:
         raise DataError(f"{path}: cannot open database ({exc})") from None
     _check_sqlite(conn, path)
@@ -123,7 +124,7 @@ class RunConnection:
         """A separate results database is created (if new) only when there is a run to write."""
         if not self.results_attached:
             self.conn.execute(f"ATTACH DATABASE ? AS {quote_identifier(self.results_schema)}",
-                              (_uri(self.results_path, "rwc"),))
+                              (file_uri(self.results_path, "rwc"),))
             self.results_attached = True
 
     def results_exist(self) -> bool:

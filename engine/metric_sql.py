@@ -69,14 +69,27 @@ class SourceAggregation:
     The columns decide the plan (scan_plan) and what ``crm-rules index`` proposes.
     """
 
-    target: str  # temp table it creates
-    statement: Statement
+    name: str  # temp table it creates (unqualified)
+    query: Statement  # the SELECT, which source_scans may run on a connection of its own
     columns: frozenset[str]
+    rows: int  # how many rows the source has, about: the biggest scan starts first
+
+    @property
+    def target(self) -> str:
+        return f"temp.{q(self.name)}"
+
+    @property
+    def statement(self) -> Statement:
+        return Statement(f"CREATE TEMP TABLE {self.target} AS\n{self.query.sql}", self.query.params)
+
+    def index(self) -> Statement:
+        """The unique index the customers join looks the aggregates up by."""
+        return Statement(f"CREATE UNIQUE INDEX temp.{q(self.name + '_cid')} ON {q(self.name)}({CID})")
 
 
 @dataclass
 class MetricPlan:
-    statements: list[Statement]
+    statements: list[Statement]  # run after the sources' GROUP BYs (source_scans.run_scans)
     table: str  # view of one row per customer with every metric
     attributes: list[str]  # attribute columns present in that view
     sources: dict[str, SourceAggregation] = field(default_factory=dict)  # source -> its GROUP BY
@@ -167,7 +180,7 @@ class _SourceQuery:
     def problems(self) -> list[tuple[str, str, str]]:
         return row_problems(self.source, self.table.key, self.table.columns, self.numeric_used)
 
-    def aggregation(self, target: str) -> SourceAggregation:
+    def aggregation(self, name: str) -> SourceAggregation:
         key = f"r.{q(self.table.key)}"
         # Rows the run cannot read are counted in the same scan (a separate check would double the I/O).
         problems = self.problems()
@@ -175,10 +188,16 @@ class _SourceQuery:
         cols = ",\n  ".join(f"{sql} AS {q(alias)}" for alias, sql in self.columns + [(BAD_ROWS, bad)])
         read = frozenset(self.read | {column for column, _, _ in problems})
         source = from_clause(self.dates.conn, self.binding.schema, self.table.table, self.table.key, set(read))
-        return SourceAggregation(target, Statement(
-            f"CREATE TEMP TABLE {target} AS\nSELECT {key} AS {CID},\n  {cols}\n{source}\nGROUP BY {key}",
-            self.params.values,
-        ), read)
+        return SourceAggregation(name, Statement(f"SELECT {key} AS {CID},\n  {cols}\n{source}\nGROUP BY {key}",
+                                                 self.params.values), read, _approximate_rows(self.dates.conn, self.binding.table(self.table.table)))
+
+
+def _approximate_rows(conn: sqlite3.Connection, table: str) -> int:
+    """The largest rowid: the row count of a table nobody deleted from, found without a scan (0 for a view)."""
+    try:
+        return conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
+    except sqlite3.OperationalError:  # a view or a WITHOUT ROWID table
+        return 0
 
 
 def _source_metric(m: Metric, sq: _SourceQuery) -> str:
@@ -344,13 +363,9 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
     joins = []
     sources = {}
     for source, sq in queries.items():
-        if sq.columns:
-            target = f"temp.{q(f'{prefix}_agg_{source}')}"
-            sources[source] = sq.aggregation(target)
-            statements.append(Statement(f"DROP TABLE IF EXISTS {target}"))
-            statements.append(sources[source].statement)
-            statements.append(Statement(f"CREATE UNIQUE INDEX temp.{q(f'{prefix}_agg_{source}_cid')} ON {q(f'{prefix}_agg_{source}')}({CID})"))
-            joins.append(f"LEFT JOIN {target} AS a_{source} ON a_{source}.{CID} = c.{q(policy.data.customers.key)}")
+        if sq.columns:  # computed before these statements, by source_scans
+            sources[source] = sq.aggregation(f"{prefix}_agg_{source}")
+            joins.append(f"LEFT JOIN {sources[source].target} AS a_{source} ON a_{source}.{CID} = c.{q(policy.data.customers.key)}")
     attrs = list(binding.attributes)
     select = [f"c.{q(policy.data.customers.key)} AS {CID}", f"c.{q(policy.data.customer_name)} AS {CNAME}"]
     select += [f"{_attribute_sql(f'c.{q(c.column)}', c.type)} AS {q(n)}" for n, c in binding.attributes.items()]

@@ -30,6 +30,7 @@ from .plugin_sql import ACTIONS, ERRORS, BatchOp, compile_actions, compile_plugi
 from .policy_model import Policy
 from .progress import Progress, silent
 from .results_store import ensure_schema
+from .source_scans import run_scans
 
 
 def parse_as_of(value: str | None, option: str = "--as-of") -> str:
@@ -81,8 +82,11 @@ class _Steps:
     def run(self, conn: sqlite3.Connection, operations: list, as_of: str, as_of_next: str) -> None:
         for op in operations:
             _execute(conn, [op], as_of, as_of_next)
-            self.done += 1
-            self.progress("computing", self.done, self.total)
+            self.step()
+
+    def step(self) -> None:
+        self.done += 1
+        self.progress("computing", self.done, self.total)
 
 
 def _load_overrides(rc: RunConnection, policy: Policy, as_of: str, path: Path | None) -> tuple[list, list[str], bool]:
@@ -128,8 +132,11 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     owner = f"t.{q('account_manager')}" if "account_manager" in binding.attributes else "NULL"
     actions = compile_actions(policy, result, owner)
     prepare = [plan.key_index()] + setup_statements() + plugin_ops
-    steps = _Steps(progress, len(plan.statements) + len(prepare) + len(classification) + len(actions))
+    scans = list(plan.sources.values())
+    steps = _Steps(progress, len(scans) + len(plan.statements) + len(prepare) + len(classification) + len(actions))
     try:
+        run_scans(conn, rc.source_path, scans, {"as_of": as_of, "as_of_next": as_of_next}, TEMP_CACHE_KIB,
+                  done=lambda _: steps.step())
         steps.run(conn, plan.statements, as_of, as_of_next)
         check_rows(rc, policy, binding, plan)
         steps.run(conn, prepare, as_of, as_of_next)
