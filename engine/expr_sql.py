@@ -19,6 +19,7 @@ class SqlParams:
     def __init__(self, prefix: str = "p"):
         self.prefix = prefix
         self.values: dict[str, Any] = {}
+        self._shared: dict[str, str] = {}
 
     def add(self, value: Any) -> str:
         if isinstance(value, bool):
@@ -26,6 +27,13 @@ class SqlParams:
         key = f"{self.prefix}{len(self.values)}"
         self.values[key] = value
         return f":{key}"
+
+    def date(self, value: str) -> str:
+        """A date bound, with the same placeholder for the same date: two windows ending on the same day
+        are then the same SQL text, and a scan computes a repeated aggregate once (metric_sql)."""
+        if value not in self._shared:
+            self._shared[value] = self.add(value)
+        return self._shared[value]
 
 
 def quote_identifier(name: str) -> str:

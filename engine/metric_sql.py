@@ -161,14 +161,18 @@ class _SourceQuery:
         parts = [f"{d} < :as_of_next"]
         start = self.dates.window_start(metric.spec.get("window"), periods)
         if start:
-            parts.append(f"{d} >= {self.params.add(start)}")
+            parts.append(f"{d} >= {self.params.date(start)}")
         if upto_periods:
-            parts.append(f"{d} < {self.params.add(self.dates.window_start(metric.spec.get('window'), upto_periods))}")
+            parts.append(f"{d} < {self.params.date(self.dates.window_start(metric.spec.get('window'), upto_periods))}")
         if metric.where is not None:
             parts.append(self.expr(metric.where.node))
         return " AND ".join(parts)
 
     def add(self, alias: str, sql: str) -> str:
+        """The column holding aggregate ``sql``: ``alias``, or the column of an equal aggregate added before."""
+        for known, known_sql in self.columns:
+            if known_sql == sql:
+                return known
         self.columns.append((alias, sql))
         return alias
 
@@ -207,20 +211,20 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
     kind = m.kind
     if kind in AGGREGATES:
         operand = sq.expr(m.operand.node)
-        fn = {"count_distinct": "COUNT(DISTINCT"}.get(kind, kind.upper() + "(")
-        sql = f"{fn} CASE WHEN {sq.window(m)} THEN {operand} END)"
+        fn = {"count_distinct": "COUNT(DISTINCT "}.get(kind, kind.upper() + "(")
+        sql = f"{fn}CASE WHEN {sq.window(m)} THEN {operand} END)"
         if m.type == DATE:
             sql = f"date({sql})"
-        sq.add(m.name, sql)
+        column = sq.add(m.name, sql)
         default = m.spec.get("default", 0 if kind in ("sum", "count_distinct") else None)
-        return f"coalesce({ref(m.name)}, {sq.params.add(default)})" if default is not None else ref(m.name)
+        return f"coalesce({ref(column)}, {sq.params.add(default)})" if default is not None else ref(column)
     if kind == "count":
-        sq.add(m.name, f"COUNT(CASE WHEN {sq.window(m)} THEN 1 END)")
-        return f"coalesce({ref(m.name)}, {sq.params.add(m.spec.get('default', 0))})"
+        column = sq.add(m.name, f"COUNT(CASE WHEN {sq.window(m)} THEN 1 END)")
+        return f"coalesce({ref(column)}, {sq.params.add(m.spec.get('default', 0))})"
     if kind == "recency":
-        d = sq.col(WINDOW_FIELD[m.source])
-        sq.add(m.name, f"MAX(CASE WHEN {sq.window(m)} THEN date({d}) END)")
-        return f"CAST(julianday(:as_of) - julianday({ref(m.name)}) AS INTEGER)"
+        # date(MAX(d)), as a `max` of the date column is written: the scan computes the two once
+        column = sq.add(m.name, f"date(MAX(CASE WHEN {sq.window(m)} THEN {sq.col(WINDOW_FIELD[m.source])} END))")
+        return f"CAST(julianday(:as_of) - julianday({ref(column)}) AS INTEGER)"
     if kind == "trend":
         operand = sq.expr(m.operand.node)
         cur = sq.add(m.name + "__cur", f"SUM(CASE WHEN {sq.window(m, periods=1)} THEN {operand} END)")
@@ -231,19 +235,18 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
         cond = f"{start} < :as_of_next AND date({end}) >= :as_of"
         if m.where is not None:
             cond += " AND " + sq.expr(m.where.node)
-        sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(date({end})) - julianday(:as_of) AS INTEGER) END)")
-        return ref(m.name)
+        return ref(sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(date({end})) - julianday(:as_of) AS INTEGER) END)"))
     if kind == "repurchase_rate":
         # The window split into equal month-long periods ending on the as-of date
         # (calendar months would make a partial first month count as a whole one).
         d = sq.col(WINDOW_FIELD[m.source])
         months = sq.dates.window_months(m.spec["window"])
-        start = sq.params.add(sq.dates.window_start(m.spec["window"]))
+        start = sq.params.date(sq.dates.window_start(m.spec["window"]))
         n = sq.params.add(months)
         period = (f"CAST((julianday(date({d})) - julianday({start})) * {n} "
                   f"/ (julianday(:as_of_next) - julianday({start})) AS INTEGER)")
-        sq.add(m.name, f"COUNT(DISTINCT CASE WHEN {sq.window(m)} THEN {period} END)")
-        return f"({ref(m.name)} * 1.0 / {n})"
+        column = sq.add(m.name, f"COUNT(DISTINCT CASE WHEN {sq.window(m)} THEN {period} END)")
+        return f"({ref(column)} * 1.0 / {n})"
     due, amount = sq.col("due_date"), sq.col("amount")
     if kind in ("collection_rate", "on_time_rate"):
         in_window = sq.window(m, "due_date")
@@ -260,23 +263,22 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
         open_amount = f"({amount} - {sq.paid_as_of()})"
         is_open = f"{sq.col('date')} < :as_of_next AND {open_amount} > 0.005"
         if kind == "outstanding":
-            sq.add(m.name, f"SUM(CASE WHEN {is_open} THEN {open_amount} END)")
-            return f"coalesce({ref(m.name)}, 0)"
+            return f"coalesce({ref(sq.add(m.name, f'SUM(CASE WHEN {is_open} THEN {open_amount} END)'))}, 0)"
         min_days = m.spec.get("min_days", 1)
         # due on or before (as-of − min_days), written as "< the day after" so due dates with a time compare
         # right; the cheap date tests come first so the open amount is only worked out for rows in range
-        cond = f"{due} < {sq.params.add(sq.dates.days_before(min_days - 1))}"
+        cond = f"{due} < {sq.params.date(sq.dates.days_before(min_days - 1))}"
         if "max_days" in m.spec:  # aging buckets: at most max_days past due
-            cond += f" AND {due} >= {sq.params.add(sq.dates.days_before(m.spec['max_days']))}"
+            cond += f" AND {due} >= {sq.params.date(sq.dates.days_before(m.spec['max_days']))}"
         cond += f" AND {is_open}"
         what = m.spec["overdue"]
         if what == "amount":
-            sq.add(m.name, f"SUM(CASE WHEN {cond} THEN {open_amount} END)")
+            column = sq.add(m.name, f"SUM(CASE WHEN {cond} THEN {open_amount} END)")
         elif what == "count":
-            sq.add(m.name, f"COUNT(CASE WHEN {cond} THEN 1 END)")
+            column = sq.add(m.name, f"COUNT(CASE WHEN {cond} THEN 1 END)")
         else:
-            sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(:as_of) - julianday(date({due})) AS INTEGER) END)")
-        return f"coalesce({ref(m.name)}, 0)"
+            column = sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(:as_of) - julianday(date({due})) AS INTEGER) END)")
+        return f"coalesce({ref(column)}, 0)"
     raise AssertionError(kind)  # pragma: no cover
 
 

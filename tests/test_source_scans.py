@@ -78,3 +78,13 @@ def test_small_sources_are_scanned_on_the_run_connection(demo_db, monkeypatch):
     source_scans.run_scans(conn, demo_db, [_agg("_crm_agg_x", 10), _agg("_crm_agg_y", 5)], {}, 1024, workers=3)
     assert conn.execute("SELECT * FROM temp._crm_agg_y").fetchall() == [(1,)]
     conn.close()
+
+
+def test_an_aggregate_two_metrics_need_is_computed_once(demo_db):
+    """The churn plugin's last order date and recency_days are both date(MAX(order_date)) before the as-of date."""
+    conn = sqlite3.connect(demo_db)
+    policy = load_policy("base")
+    plan = compile_metrics(policy, bind(conn, "main", policy), RunDates(DEMO_AS_OF, "2026-07-01", conn))
+    select = plan.sources["orders"].query.sql
+    assert select.count('date(MAX(CASE WHEN r."order_date" < :as_of_next THEN r."order_date" END))') == 1
+    conn.close()
