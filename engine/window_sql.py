@@ -4,15 +4,18 @@ SQLite evaluates every window of a SELECT inside that SELECT: each distinct
 ``OVER (ORDER BY ...)`` is a sort of every customer, an ``OVER ()`` a pass
 through a buffer of every row, and the same ordering written in two layers (a
 quintile among the metrics, a percentile in the value score, another in the
-credit check) is sorted once per layer.  At 1M customers each pass costs 2-3 s,
-and the base policy has twenty of them.  So before a layer is built its window
+credit check) is sorted once per layer.  At 1M customers each pass costs 2-5 s,
+and the base policy had thirteen of them.  So before a layer is built its window
 calls are found and:
 
-- an aggregate over the whole population (``COUNT(x) OVER ()``) becomes a
-  scalar subquery, which SQLite computes once per statement;
+- the aggregates over the whole population (``COUNT(x) OVER ()``) of a layer
+  are computed by one scan into a one-row table, read by scalar subqueries
+  (which SQLite evaluates once per statement);
 - every other call is computed by one statement per ``OVER`` clause into a
-  narrow table keyed by ``_rid``, which the layer joins; a call already
-  computed for an earlier layer (same text, same parameter values) is reused.
+  narrow table keyed by ``_rid``, which the layer joins.
+
+A call already computed for an earlier layer (same text, same parameter
+values) is reused.
 
 The calls are found with sqlglot's SQLite tokenizer, so quoted names, string
 literals and comments cannot be mistaken for SQL; the SQL itself is never
@@ -128,7 +131,7 @@ class WindowTables:
     values change afterwards (plugin outputs blanked on error).
     """
 
-    computed: dict[tuple, tuple[str, str]] = field(default_factory=dict)  # key -> (table, column)
+    computed: dict[tuple, tuple[str, str, bool]] = field(default_factory=dict)  # key -> (table, column, one row?)
     count: int = 0
 
     def forget(self, columns: list[str]) -> None:
@@ -145,42 +148,45 @@ class WindowTables:
         found = {name: find_window_calls(sql) for name, sql in columns.items()}
         if any(calls is None for calls in found.values()):
             return columns, [], ""
-        statements: list[tuple[str, dict]] = []
-        pending: dict[str, list[tuple[tuple, str]]] = {}  # spec -> [(key, function)] to compute now
-        replaced: dict[tuple, str] = {}
+
+        def key_of(call: WindowCall) -> tuple:
+            return alias, join, call.function, call.spec, tuple((p, repr(params.get(p))) for p in call.params)
+
+        pending: dict[str | None, dict[tuple, str]] = {}  # spec (None: whole population) -> {key: function}
         for calls in found.values():
             for call in calls:
-                key = (alias, join, call.function, call.spec, tuple((p, repr(params.get(p))) for p in call.params))
-                if key in replaced:
-                    continue
-                if not call.spec and call.name in _AGGREGATES:
-                    replaced[key] = f"(SELECT {call.function} FROM {source} AS {alias} {join})"
-                elif key not in self.computed:
-                    pending.setdefault(call.spec, []).append((key, call.function))
-        used: dict[str, str] = {}  # window table -> its alias in the layer
+                if key_of(call) not in self.computed:
+                    whole = not call.spec and call.name in _AGGREGATES
+                    pending.setdefault(None if whole else call.spec, {})[key_of(call)] = call.function
+        statements: list[tuple[str, dict]] = []
         for spec, items in pending.items():
             table = f"{layer}_w{self.count}"
             self.count += 1
             names = [f"c{k}" for k in range(len(items))]
-            statements += [
-                (f"DROP TABLE IF EXISTS temp.{q(table)}", {}),
-                (f"CREATE TEMP TABLE {q(table)} (_rid INTEGER PRIMARY KEY, {', '.join(names)})", {}),
-                (f"INSERT INTO temp.{q(table)} SELECT {alias}._rid, "
-                 + ", ".join(f"{fn} OVER ({spec})" for _, fn in items) + f" FROM {source} AS {alias} {join}", params),
-            ]
-            for (key, _), column in zip(items, names):
-                self.computed[key] = (table, column)
+            source_rows = f"FROM {source} AS {alias} {join}"
+            statements.append((f"DROP TABLE IF EXISTS temp.{q(table)}", {}))
+            if spec is None:  # one scan computes every whole-population aggregate of the layer; one row
+                statements.append((f"CREATE TEMP TABLE {q(table)} AS SELECT "
+                                   + ", ".join(f"{fn} AS {c}" for fn, c in zip(items.values(), names)) + f" {source_rows}",
+                                   params))
+            else:  # one sort per ordering; a narrow table keyed like the layers
+                statements += [
+                    (f"CREATE TEMP TABLE {q(table)} (_rid INTEGER PRIMARY KEY, {', '.join(names)})", {}),
+                    (f"INSERT INTO temp.{q(table)} SELECT {alias}._rid, "
+                     + ", ".join(f"{fn} OVER ({spec})" for fn in items.values()) + f" {source_rows}", params),
+                ]
+            for key, column in zip(items, names):
+                self.computed[key] = (table, column, spec is None)
+        used: dict[str, str] = {}  # narrow window table -> its alias in the layer
         out: dict[str, str] = {}
         for name, sql in columns.items():
             pieces, at = [], 0
             for call in found[name]:
-                key = (alias, join, call.function, call.spec, tuple((p, repr(params.get(p))) for p in call.params))
-                if key in replaced:
-                    value = replaced[key]
+                table, column, one_row = self.computed[key_of(call)]
+                if one_row:
+                    value = f"(SELECT {column} FROM temp.{q(table)})"
                 else:
-                    table, column = self.computed[key]
-                    ref = used.setdefault(table, f"_w{len(used)}")
-                    value = f"{ref}.{column}"
+                    value = f"{used.setdefault(table, f'_w{len(used)}')}.{column}"
                 pieces += [sql[at:call.start], value]
                 at = call.end
             out[name] = "".join(pieces) + sql[at:]
