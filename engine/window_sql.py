@@ -57,25 +57,13 @@ def _tokens(sql: str):
         return None
 
 
-def _match_forward(tokens, i: int) -> int | None:
-    """Index of the parenthesis closing the one opened at ``tokens[i]``."""
+def _matching(tokens, i: int, step: int) -> int | None:
+    """Index of the parenthesis that closes (``step`` 1) or opens (``step`` -1) the one at ``tokens[i]``."""
+    opening, closing = ("L_PAREN", "R_PAREN") if step == 1 else ("R_PAREN", "L_PAREN")
     depth = 0
-    for j in range(i, len(tokens)):
+    for j in range(i, len(tokens) if step == 1 else -1, step):
         kind = tokens[j].token_type.name
-        depth += kind == "L_PAREN"
-        depth -= kind == "R_PAREN"
-        if depth == 0:
-            return j
-    return None
-
-
-def _match_backward(tokens, i: int) -> int | None:
-    """Index of the parenthesis opening the one closed at ``tokens[i]``."""
-    depth = 0
-    for j in range(i, -1, -1):
-        kind = tokens[j].token_type.name
-        depth += kind == "R_PAREN"
-        depth -= kind == "L_PAREN"
+        depth += (kind == opening) - (kind == closing)
         if depth == 0:
             return j
     return None
@@ -92,14 +80,14 @@ def find_window_calls(sql: str) -> list[WindowCall] | None:
             continue
         if i + 1 >= len(tokens) or tokens[i + 1].token_type.name != "L_PAREN" or i < 3:
             return None  # a named window (OVER w) or a stray OVER
-        spec_end = _match_forward(tokens, i + 1)
+        spec_end = _matching(tokens, i + 1, 1)
         call_end = i - 1
         if tokens[call_end].token_type.name != "R_PAREN":
             return None
-        opened = _match_backward(tokens, call_end)
+        opened = _matching(tokens, call_end, -1)
         if opened is not None and opened > 0 and tokens[opened - 1].text.upper() == "FILTER":
             call_end = opened - 2  # f(...) FILTER (WHERE ...) OVER (...)
-            opened = _match_backward(tokens, call_end) if call_end > 0 and tokens[call_end].token_type.name == "R_PAREN" else None
+            opened = _matching(tokens, call_end, -1) if call_end > 0 and tokens[call_end].token_type.name == "R_PAREN" else None
         if spec_end is None or opened is None or opened == 0 or not _NAME.match(tokens[opened - 1].text):
             return None
         first = opened - 1

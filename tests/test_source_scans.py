@@ -88,3 +88,17 @@ def test_an_aggregate_two_metrics_need_is_computed_once(demo_db):
     select = plan.sources["orders"].query.sql
     assert select.count('date(MAX(CASE WHEN r."order_date" < :as_of_next THEN r."order_date" END))') == 1
     conn.close()
+
+
+def test_a_failing_scan_on_the_run_connection_stops_the_workers(demo_db, monkeypatch):
+    started = []
+    plain = source_scans._start
+    monkeypatch.setattr(source_scans, "_start", lambda *a: started.append(plain(*a)) or started[-1])
+    slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
+            "SELECT max(i) AS _cid FROM n")  # minutes of work, unless stopped
+    conn = sqlite3.connect(demo_db)
+    with pytest.raises(sqlite3.OperationalError, match="no such column"):
+        source_scans.run_scans(conn, demo_db, [_agg("_crm_agg_bad", 1000, "SELECT no_such_column FROM orders"),
+                                               _agg("_crm_agg_slow", 10, slow)], {}, 1024, workers=1, min_worker_rows=0)
+    assert len(started) == 1 and started[0].returncode is not None  # killed, not left running
+    conn.close()
