@@ -10,10 +10,12 @@ no sort is needed.  So: use a covering index when the user has one, else
 forbid the index walk with NOT INDEXED.  ``crm-rules index`` proposes the
 covering index.
 
-Sorts run on one thread on purpose: with ``PRAGMA threads`` the rows of one
-customer reach SUM() in an order that depends on thread timing, so the last
-bits of a floating-point sum (and with them a tie at a Pareto cut) could
-differ between two runs on the same data.  A run must be reproducible.
+Each sort runs on one thread on purpose: with ``PRAGMA threads`` the rows of
+one customer reach SUM() in an order that depends on thread timing, so the
+last bits of a floating-point sum (and with them a tie at a Pareto cut) could
+differ between two runs on the same data.  A run must be reproducible.  The
+cores are used instead by scanning different tables at the same time
+(source_scans), which changes no sum.
 """
 
 from __future__ import annotations
