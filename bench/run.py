@@ -90,7 +90,7 @@ APPLY = PEAK_MB + textwrap.dedent("""
     import crm_rules.engine.runner as runner
     from crm_rules.engine.policy_model import load_policy
     phases = {"aggregation": 0.0, "rules": 0.0}
-    RULES = ("_crm_graded", "_crm_overridden", "_crm_subgraded", "_crm_result")
+    RULES = ("_crm_graded", "_crm_overridden", "_crm_result")
     plain = runner._execute
     def timed(conn, operations, as_of, as_of_next):
         for op in operations:
