@@ -117,7 +117,7 @@ def _wait(process: subprocess.Popen) -> None:
 def _scan_here(conn: sqlite3.Connection, work: list[SourceAggregation], dates: dict,
                done: Callable[[SourceAggregation], None]) -> None:
     for agg in work:
-        _finish(conn, agg, f"CREATE TEMP TABLE {agg.target} AS {agg.query.sql}", {**agg.query.params, **dates}, done)
+        _finish(conn, agg, agg.statement.sql, {**agg.statement.params, **dates}, done)
 
 
 def _finish(conn: sqlite3.Connection, agg: SourceAggregation, sql: str, params: dict,

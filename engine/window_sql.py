@@ -71,6 +71,8 @@ def _matching(tokens, i: int, step: int) -> int | None:
 
 def find_window_calls(sql: str) -> list[WindowCall] | None:
     """The window calls of ``sql`` in text order; None when it cannot be taken apart safely."""
+    if "over" not in sql.lower():
+        return []  # no window without OVER: most layers, and no tokenizer (nor its import) needed
     tokens = _tokens(sql)
     if tokens is None:
         return None
