@@ -398,7 +398,7 @@ def _round(x, n=0):
         r = float(math.trunc(abs(x) + 0.5))
         return -r if x < 0 else r
     with localcontext() as ctx:
-        ctx.prec = 100
+        ctx.prec = 400  # every digit of any double (up to 309 before the point) and 30 after it
         d = Decimal(repr(x))
         scaled = abs(d.scaleb(n))
         frac = scaled - int(scaled)
