@@ -71,8 +71,6 @@ def _matching(tokens, i: int, step: int) -> int | None:
 
 def find_window_calls(sql: str) -> list[WindowCall] | None:
     """The window calls of ``sql`` in text order; None when it cannot be taken apart safely."""
-    if "over" not in sql.lower():
-        return []  # no window without OVER: most layers, and no tokenizer (nor its import) needed
     tokens = _tokens(sql)
     if tokens is None:
         return None
@@ -135,6 +133,8 @@ class WindowTables:
     def hoist(self, layer: str, columns: dict[str, str], source: str, params: dict, join: str,
               alias: str) -> tuple[dict[str, str], list[tuple[str, dict]], str]:
         """(columns without their window calls, (sql, params) computing them first, joins the layer adds)."""
+        if not any("over" in sql.lower() for sql in columns.values()):
+            return columns, [], ""  # no window without OVER: most layers, and no tokenizer (nor its import) needed
         found = {name: find_window_calls(sql) for name, sql in columns.items()}
         if any(calls is None for calls in found.values()):
             return columns, [], ""
