@@ -27,7 +27,7 @@ Missing values follow SQL: NaN compares false in np.select conditions, as
 NULL makes a SQL CASE skip a rule (the conditions contain no negation).
 
 credit_check_outcome, the verdict of crm-rules' 6C credit plugin, is an
-input: it is read from the reference run's crm_assignments.metrics, not
+input: it is read from the reference run's crm_metrics, not
 re-implemented.
 """
 
@@ -50,8 +50,7 @@ def read_inputs(conn: sqlite3.Connection, as_of: str, run_id: int) -> tuple[pd.D
     orders = pd.read_sql_query("SELECT customer_id, order_date, amount, cost FROM orders WHERE order_date <= :as_of",
                                conn, params={"as_of": as_of})
     credit = pd.read_sql_query(
-        "SELECT customer_id, json_extract(metrics, '$.credit_check_outcome') AS credit_check_outcome "
-        "FROM crm_assignments WHERE run_id = :run", conn, params={"run": run_id})
+        "SELECT customer_id, credit_check_outcome FROM crm_metrics WHERE run_id = :run", conn, params={"run": run_id})
     return customers, orders, credit
 
 

@@ -17,7 +17,7 @@ type), and the policy loader has type-checked every condition already.
 
 Inputs are the rows of the shared SQL aggregation (peer_sql) plus
 credit_check_outcome, the verdict of crm-rules' 6C credit plugin, read from
-the reference run's crm_assignments.metrics: the peer does not re-implement
+the reference run's crm_metrics: the peer does not re-implement
 the credit check.
 """
 

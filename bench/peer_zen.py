@@ -10,7 +10,7 @@ would draw them in the JDM editor, plus a condition column.
 
 Inputs are the rows of the shared SQL aggregation (peer_sql) plus
 credit_check_outcome, the verdict of crm-rules' 6C credit plugin, read from
-the reference run's crm_assignments.metrics: the peer does not re-implement
+the reference run's crm_metrics: the peer does not re-implement
 the credit check.
 
 Evaluation: the graph is loaded once into a ZenEngine (static loader) and

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the peer modules nex
 
 from crm_rules.engine import expr_ast as ast  # noqa: E402
 from crm_rules.engine.policy_model import Policy  # noqa: E402
+from crm_rules.engine.run_metrics import RunMetrics  # noqa: E402
 
 PEERS = {"zen": "peer_zen", "rule-engine": "peer_rule_engine", "pandas": "peer_pandas"}
 FIELDS = ("tier", "subgrade", "stage", "service_level")
@@ -214,10 +215,10 @@ def plugin_inputs(policy: Policy, computed: Iterable[str]) -> list[str]:
 
 
 def run_inputs(conn: sqlite3.Connection, run_id: int, names: list[str]) -> dict[str, tuple]:
-    """customer id -> values of ``names`` as the crm-rules run computed them (metrics JSON of crm_assignments)."""
-    cols = ", json_extract(metrics, ?)" * len(names)
-    rows = conn.execute(f"SELECT customer_id{cols} FROM crm_assignments WHERE run_id = ?",
-                        [f'$."{n}"' for n in names] + [run_id])
+    """customer id -> values of ``names`` as the crm-rules run computed them (its crm_metrics)."""
+    stored = RunMetrics.of_run(conn, run_id)
+    cols = "".join(f", {stored.column(n)}" for n in names)
+    rows = conn.execute(f"SELECT a.customer_id{cols} FROM crm_assignments AS a{stored.join()} WHERE a.run_id = ?", [run_id])
     return {r[0]: r[1:] for r in rows}
 
 

@@ -5,10 +5,10 @@ Two ways to the same answer:
 * **from a stored run** (fast, independent of the number of customers): when
   the results tables hold a succeeded run of the same policy content
   (``policy.sha256``), as-of date, engine and plugin versions and the same
-  overrides, the customer's stored row (grades, deciding rules, and from the
-  metrics JSON every metric and plugin output it lists and the internal metrics
-  its conditions read) is read by primary key (``crm_assignments (run_id,
-  customer_id)``), the customer's attributes by the customers table's key, and
+  overrides, the customer's stored row (grades, deciding rules, and from
+  ``crm_metrics`` every metric and plugin output it lists and the internal
+  metrics its conditions read) is read by primary key (``(run_id,
+  customer_id)`` of both tables), the customer's attributes by the customers table's key, and
   copied into a one-row temp table with the result table's column types.  The
   rule explanations and counterfactuals are evaluated against that row.
   Population metrics (ranks, shares, ntiles) are stored values, so nobody else
@@ -27,8 +27,8 @@ Both paths evaluate each condition's parts for the one customer in a single
 query with the SQL the run uses, so they cannot disagree with it.
 
 A run can be explained from storage only if the runner wrote it with
-``explain_storage()`` (metrics JSON holding :func:`metrics_needed_for_explain`
-at full float precision, and the facts this module needs in
+``explain_storage()`` (crm_metrics holding :func:`metrics_needed_for_explain`,
+values exactly as computed, and the facts this module needs in
 ``crm_runs.counts["explain"]``).
 """
 
@@ -55,6 +55,7 @@ from .overrides import load_overrides_file, load_overrides_table, split_expired
 from .plugin_sql import ACTIONS
 from .policy_model import Policy, Rule
 from .results_store import has_results
+from .run_metrics import RunMetrics
 
 _FLIP = {">=": "<=", ">": "<", "<=": ">=", "<": ">"}
 
@@ -84,33 +85,10 @@ def explained_metrics(policy: Policy) -> list[str]:
 
 
 def metrics_needed_for_explain(policy: Policy) -> list[str]:
-    """Names a run must store in ``crm_assignments.metrics`` (besides ``summary.key_metrics``) for an
+    """Names a run must store in ``crm_metrics`` (besides ``summary.key_metrics``) for an
     explanation from it: what it lists and what its conditions read (:func:`explained_metrics`).
     Attributes are read from the customers table by key."""
     return explained_metrics(policy)
-
-
-def _json_value_sql(col: str) -> str:
-    # json_object writes REALs with 15 significant digits (SQLite < 3.47), which does not give the
-    # same double back; 17 digits do.  Infinities stay as json_object writes them.
-    return (f"CASE WHEN typeof({col}) = 'real' AND abs({col}) <= 1.7976931348623157e308 "
-            f"THEN json(printf('%!.17g', {col})) ELSE {col} END")
-
-
-def metrics_json_sql(names: list[str], alias: str = "r") -> str:
-    """SQL of a JSON object over columns ``names`` of ``alias``: REALs at full precision, NULLs kept.
-
-    Chunks of 50 pairs (SQLite caps function arguments) are joined as text, not with json_patch,
-    which drops keys whose value is null."""
-    chunks = [names[i: i + 50] for i in range(0, len(names), 50)]
-    if not chunks:
-        return "json_object()"
-    parts = ["json_object(" + ", ".join(f"'{n.replace(chr(39), chr(39) * 2)}', {_json_value_sql(f'{alias}.{q(n)}')}"
-                                        for n in chunk) + ")" for chunk in chunks]
-    if len(parts) == 1:
-        return parts[0]
-    inner = [f"substr({p}, 2, length({p}) - 2)" for p in parts]  # each chunk has at least one pair
-    return "('{' || " + " || ',' || ".join(inner) + " || '}')"
 
 
 def _overrides_digest(jsons: Iterable[str]) -> str:
@@ -140,11 +118,11 @@ def explain_facts(computed: Any) -> dict:
     return facts
 
 
-def explain_storage(computed: Any, stored: list[str], alias: str = "r") -> tuple[str, dict]:
-    """For ``runner.write_run``: (SQL of the metrics JSON over ``alias`` holding ``stored`` and what
-    explain needs, facts to store as ``counts["explain"]``).  Call it before the write transaction."""
+def explain_storage(computed: Any, stored: list[str]) -> tuple[list[str], dict]:
+    """For ``runner.write_run``: (the metrics to store in crm_metrics: ``stored`` and what explain needs,
+    facts to store as ``counts["explain"]``).  Call it before the write transaction."""
     names = list(dict.fromkeys(list(stored) + metrics_needed_for_explain(computed.policy)))
-    return metrics_json_sql(names, alias), explain_facts(computed)
+    return names, explain_facts(computed)
 
 
 # --- evaluating rules for one customer --------------------------------------------------------------
@@ -353,7 +331,7 @@ def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
 
 # One customer of one run: a lookup of the primary key (run_id, customer_id).
 ASSIGNMENT_SQL = ("SELECT customer_name, tier, tier_rule, subgrade, subgrade_rule, stage, stage_rule, service_level, "
-                  "metrics, rule_tier, override FROM {rs}.crm_assignments WHERE run_id = ? AND customer_id = ?")
+                  "rule_tier, override FROM {rs}.crm_assignments WHERE run_id = ? AND customer_id = ?")
 # The customer's actions: with only the (run_id, due_date) index of crm_actions this reads every action
 # of the run (60 ms for 330,000 actions); an index on (run_id, customer_id) makes it a lookup.
 ACTIONS_SQL = ("SELECT action, category, plugin, generator, reason, priority, due_date FROM {rs}.crm_actions "
@@ -493,9 +471,9 @@ def _check_decisions(conn: Any, policy: Policy, as_of: str, result: dict, grades
                             f"{result['customer_id']} ({'; '.join(problems)})")
 
 
-def _explain_stored(rc: Any, rs: str, policy: Policy, customer_id: str, as_of: str | None, overrides: Path | None,
+def _explain_stored(rc: Any, schema: str, policy: Policy, customer_id: str, as_of: str | None, overrides: Path | None,
                     run_id: int | None, source: Path | None) -> dict:
-    conn = rc.conn
+    conn, rs = rc.conn, q(schema)
     run = _find_run(conn, rs, policy, as_of, run_id, source)
     rid, as_of = run["run_id"], run["as_of"]
     facts = _run_facts(run, policy)
@@ -518,8 +496,8 @@ def _explain_stored(rc: Any, rs: str, policy: Policy, customer_id: str, as_of: s
     row = conn.execute(ASSIGNMENT_SQL.format(rs=rs), (rid, key)).fetchone()
     if row is None:
         raise _CannotUseRun(f"customer {key!r} is not in run {rid}")
-    name, grades, stored, rule_tier, override_json = row[0], dict(zip(_GRADES, row[1:8])), row[8], row[9], row[10]
-    values = json.loads(stored or "{}")
+    name, grades, rule_tier, override_json = row[0], dict(zip(_GRADES, row[1:8])), row[8], row[9]
+    values = RunMetrics.of_run(conn, rid, schema).of_customer(conn, key)
     override = None
     if with_overrides:
         if override_json is not None:
@@ -586,7 +564,7 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str | No
                     raise UsageError(f"run {run_id} not found: the database has no stored runs")
                 raise _CannotUseRun("the database has no stored runs")
             source = Path(db) if results_db is not None else None  # a results database may serve several
-            return _explain_stored(rc, q(rs), policy, customer_id, as_of, overrides, run_id, source)
+            return _explain_stored(rc, rs, policy, customer_id, as_of, overrides, run_id, source)
         except _CannotUseRun as exc:
             if run_id is not None:
                 raise UsageError(f"run {run_id} cannot be explained from storage: {exc}",

@@ -13,6 +13,7 @@ from pathlib import Path
 from .database import connect
 from .errors import UsageError
 from .results_store import has_results
+from .run_metrics import RunMetrics
 
 BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "stage", "service_level",
                 "tier_rule", "subgrade_rule", "stage_rule"]
@@ -47,27 +48,32 @@ def export_run(db: Path, run_id: int | None, fmt: str, out: Path | None) -> tupl
     try:
         run = resolve_run(conn, run_id)
         rid = run["run_id"]
-        rows = conn.execute(f"SELECT {', '.join(BASE_COLUMNS)}, metrics FROM crm_assignments WHERE run_id = ? ORDER BY customer_id", (rid,))
-        metric_names = list(json.loads(conn.execute(
-            "SELECT metrics FROM crm_assignments WHERE run_id = ? LIMIT 1", (rid,)).fetchone()[0] or "{}"))
+        stored = RunMetrics.of_run(conn, rid)
+        metric_names = list(stored.names)
+        base = ", ".join(f"a.{c}" for c in BASE_COLUMNS)
+        conn.row_factory = None
+        rows = conn.execute(f"SELECT {base}{stored.select()} FROM crm_assignments AS a{stored.join()} "
+                            f"WHERE a.run_id = ? ORDER BY a.customer_id", (rid,))
         buffer = io.StringIO(newline="")
         count = 0
+        width = len(BASE_COLUMNS)
         if fmt == "csv":
             writer = csv.writer(buffer)
             writer.writerow(BASE_COLUMNS + metric_names)
             for r in rows:
-                metrics = json.loads(r["metrics"] or "{}")
-                writer.writerow([r[c] for c in BASE_COLUMNS] + [metrics.get(n) for n in metric_names])
+                writer.writerow(r)
                 count += 1
         else:
             items = []
             for r in rows:
-                item = {c: r[c] for c in BASE_COLUMNS}
-                item["metrics"] = json.loads(r["metrics"] or "{}")
+                item = dict(zip(BASE_COLUMNS, r[:width]))
+                item["metrics"] = dict(zip(metric_names, r[width:]))
                 items.append(item)
             count = len(items)
-            json.dump({"run": dict(run) | {"counts": json.loads(run["counts"] or "null")}, "assignments": items},
-                      buffer, ensure_ascii=False, indent=1)
+            header = dict(run) | {"counts": json.loads(run["counts"] or "null")}
+            if "metrics" in header:
+                header["metrics"] = json.loads(header["metrics"] or "null")
+            json.dump({"run": header, "assignments": items}, buffer, ensure_ascii=False, indent=1)
             buffer.write("\n")
     finally:
         conn.close()

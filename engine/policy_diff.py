@@ -58,6 +58,7 @@ from .export import resolve_run
 from .expr_sql import quote_identifier as q
 from .metric_sql import CID, CNAME
 from .policy_model import Policy
+from .run_metrics import RunMetrics
 from .runner import compute, parse_as_of
 
 NONE = "(none)"
@@ -129,12 +130,12 @@ def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
         rc.conn.execute("ATTACH DATABASE ? AS _diff_runs", (_ro_uri(results_db),))
         schema = "_diff_runs"
     revenue = counts.get("revenue_metric")
-    revenue_sql = "json_extract(a.metrics, :path)" if revenue else "NULL"
+    stored = RunMetrics.of_run(rc.conn, run["run_id"], schema)
     rc.conn.execute(f"DROP TABLE IF EXISTS {OLD}")
     rc.conn.execute(f"CREATE TEMP TABLE _diff_old AS SELECT a.customer_id AS cid, a.customer_name AS name, a.tier AS tier, "
-                    f"a.subgrade AS subgrade, a.stage AS stage, a.service_level AS service_level, {revenue_sql} AS revenue "
-                    f"FROM {q(schema)}.crm_assignments AS a WHERE a.run_id = :run",
-                    {"run": run["run_id"], "path": '$."' + (revenue or "") + '"'})
+                    f"a.subgrade AS subgrade, a.stage AS stage, a.service_level AS service_level, "
+                    f"{stored.column(revenue) if revenue else 'NULL'} AS revenue "
+                    f"FROM {q(schema)}.crm_assignments AS a{stored.join()} WHERE a.run_id = :run", {"run": run["run_id"]})
     tiers = [d for d, _, _ in definitions["tier"]]
     # sub-grades are numbered within their tier: list them tier by tier
     subgrades = [sid for t in tiers for sid, parent, _ in definitions["subgrade"] if parent == t]

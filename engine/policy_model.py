@@ -24,6 +24,7 @@ from .policy_files import content_hash, load_policy_document, resolve_policy_pat
 from .plugin_api import Action, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import PluginContext, output_name
 from .plugin_manager import Contribution, get_registry
+from .run_metrics import KEY_COLUMNS, is_reserved
 from .errors import PluginError
 from .schema_validation import validate_document, validate_params
 from .yaml_source import SourceDocument, format_path
@@ -247,6 +248,10 @@ class _Builder:
             if name.startswith("_"):
                 self.error(path, f"metric names starting with '_' are reserved: rename {name!r}")
                 continue
+            if is_reserved(name):
+                self.error(path, f"metric name {name!r} is reserved: runs store metric values in table crm_metrics, "
+                                 f"whose key columns are {' and '.join(KEY_COLUMNS)}; rename the metric")
+                continue
             if name in data.attributes:
                 self.error(path, f"metric {name!r} has the same name as a customer attribute; rename one of them")
                 continue
@@ -453,6 +458,10 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
                 continue
             if name in scope:
                 b.error(path, f"output {name!r} of {section}.{entry} clashes with an existing name; rename the entry")
+                continue
+            if is_reserved(name):
+                b.error(path, f"output {name!r} of {section}.{entry} has a reserved name (a key column of table "
+                              f"crm_metrics, where runs store it); rename the entry")
                 continue
             scope[name] = column.type
             outputs[name] = Output(name, column, step)

@@ -70,6 +70,7 @@ from .expr_types import did_you_mean
 from .plugin_api import SqlActions
 from .policy_files import resolve_policy_path, shipped_policies_dir
 from .policy_model import Policy, load_policy
+from .run_metrics import RunMetrics
 from .schema_validation import validate_document
 from .yaml_source import Position, SourceDocument, format_path, load_yaml_file
 
@@ -838,8 +839,12 @@ def _read_results(db: Path, run_id: int) -> tuple[dict[str, dict], dict[str, lis
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     try:
-        rows = conn.execute("SELECT * FROM crm_assignments WHERE run_id = ?", (run_id,)).fetchall()
-        assignments = {str(r["customer_id"]): {**dict(r), "metrics": json.loads(r["metrics"] or "{}")} for r in rows}
+        stored = RunMetrics.of_run(conn, run_id)
+        rows = conn.execute(f"SELECT a.*{stored.select()} FROM crm_assignments AS a{stored.join()} WHERE a.run_id = ?",
+                            (run_id,)).fetchall()
+        width = len(rows[0]) - len(stored.names) if rows else 0
+        assignments = {str(r["customer_id"]): {**dict(zip(r.keys()[:width], r[:width])),
+                                               "metrics": dict(zip(stored.names, r[width:]))} for r in rows}
         actions: dict[str, list[dict]] = {}
         for r in conn.execute("SELECT * FROM crm_actions WHERE run_id = ? ORDER BY customer_id, action", (run_id,)):
             actions.setdefault(str(r["customer_id"]), []).append(dict(r))

@@ -9,9 +9,10 @@ the same helper (:func:`export.resolve_run`).
 
 Where a figure comes from:
 
-* tiers, stages, credit outcomes and aging: ``crm_assignments`` (its ``metrics`` JSON holds the
+* tiers, stages, credit outcomes and aging: ``crm_assignments`` and the run's ``crm_metrics`` (the
   revenue metric and every plugin output, e.g. ``credit_check_outcome`` and the aging buckets
-  ``credit_check_aging_1_30`` ...), labels from ``crm_definitions``;
+  ``credit_check_aging_1_30`` ...; read through :class:`run_metrics.RunMetrics`), labels from
+  ``crm_definitions``;
 * the transition matrix: ``crm_assignments`` of this run and of the previous successful run of the
   same policy (:func:`run_history._previous_run`, as ``crm-rules changes`` finds it);
 * actions: ``crm_actions``;
@@ -33,6 +34,7 @@ from .errors import UsageError
 from .export import resolve_run
 from .expr_sql import quote_identifier as q
 from .run_history import _open, _previous_run
+from .run_metrics import RunMetrics
 
 MAX_ROWS = 5000  # customers embedded in the page's table: enough to browse, small enough to stay fast
 CURVE_POINTS = 400  # samples of the Pareto curve; plenty for a chart 800 pixels wide
@@ -41,16 +43,6 @@ DUE_SOON_LIST = 50
 OWNERS_LISTED = 15
 TABLE_METRICS = 6  # metric columns of the customer table besides the revenue metric
 _AGING_KEY = re.compile(r"_aging_(\d+)_(\d+|plus)$")
-
-
-def _path(key: str) -> str:
-    """JSON path of a top-level key, quoted so names with dots or spaces work."""
-    return '$."' + key.replace('"', '\\"') + '"'
-
-
-def _num(key: str) -> str:
-    """SQL of a stored metric as a number, for one customer row ``a`` (NULL when missing)."""
-    return f"json_extract(a.metrics, '{_path(key).replace(chr(39), chr(39) * 2)}')"
 
 
 def gather(db: Path, run_id: int | None = None, policy: str | None = None, source_db: Path | None = None,
@@ -66,12 +58,13 @@ def gather(db: Path, run_id: int | None = None, policy: str | None = None, sourc
         document = _document(conn, run["policy_sha256"])
         counts = json.loads(run["counts"] or "{}")
         definitions = _definitions(conn, rid)
-        keys = _metric_keys(conn, rid)
+        stored = RunMetrics.of_run(conn, rid)
+        keys = list(stored.names)
         revenue = counts.get("revenue_metric") or (document.get("summary") or {}).get("revenue") \
             or (document.get("tiers") or {}).get("metric")
         revenue = revenue if revenue in keys else None
         credit = _credit_entries(document, keys)
-        groups = _groups(conn, rid, revenue, credit)
+        groups = _groups(conn, stored, revenue, credit)
         data = {
             "run": _run_info(run, counts),
             "policy": {"name": run["policy_name"], "version": run["policy_version"], "sha256": run["policy_sha256"],
@@ -81,14 +74,14 @@ def gather(db: Path, run_id: int | None = None, policy: str | None = None, sourc
             "definitions": definitions,
             "tiers": _tiers(groups, definitions, document),
             "tier_stage": _tier_stage(groups),
-            "pareto": _pareto(conn, rid, revenue, sum(g["n"] for g in groups), sum(g["negative"] or 0 for g in groups))
+            "pareto": _pareto(conn, stored, revenue, sum(g["n"] for g in groups), sum(g["negative"] or 0 for g in groups))
             if revenue else None,
             "transitions": _transitions(conn, run, definitions),
             "credit": [_credit(groups, entry) for entry in credit],
             "aging_source": None,
             "actions": _actions(conn, rid, run["as_of"]),
             "errors": conn.execute("SELECT count(*) FROM crm_errors WHERE run_id = ?", (rid,)).fetchone()[0],
-            "customers": _customers(conn, rid, revenue, _table_metrics(document, keys, revenue, credit),
+            "customers": _customers(conn, stored, revenue, _table_metrics(document, keys, revenue, credit),
                                     definitions, document, max_rows),
         }
         if not credit:
@@ -128,12 +121,6 @@ def _definitions(conn: sqlite3.Connection, rid: int) -> dict[str, list[dict]]:
     return out
 
 
-def _metric_keys(conn: sqlite3.Connection, rid: int) -> list[str]:
-    """Names in the run's metrics JSON (every row has the same ones), from one row."""
-    row = conn.execute("SELECT metrics FROM crm_assignments WHERE run_id = ? LIMIT 1", (rid,)).fetchone()
-    return list(json.loads(row[0] or "{}")) if row else []
-
-
 def _metric_label(definitions: dict, document: dict, name: str | None) -> str:
     if name is None:
         return ""
@@ -169,18 +156,18 @@ def _credit_entries(document: dict, keys: list[str]) -> list[dict]:
     return found
 
 
-def _groups(conn: sqlite3.Connection, rid: int, revenue: str | None, credit: list[dict]) -> list[dict]:
+def _groups(conn: sqlite3.Connection, stored: RunMetrics, revenue: str | None, credit: list[dict]) -> list[dict]:
     """Customers, revenue and open receivables per tier, stage and credit outcome: a few dozen rows.
 
-    Each JSON value is extracted once per customer in a subquery that ``LIMIT -1`` keeps SQLite
-    from flattening into the aggregate (flattened, every reference would parse the JSON again).
+    Each value is read once per customer in a subquery that ``LIMIT -1`` keeps SQLite from flattening
+    into the aggregate (flattened, every reference would parse a legacy run's JSON again).
     """
     wanted = ([revenue] if revenue else []) + [c["name"] + "_outcome" for c in credit]
     for c in credit:
         wanted += [b["key"] for b in c["buckets"]]
         wanted += [c["name"] + "_exposure", c["name"] + "_overdue_total"] if c["current"] else []
     alias = {k: f"v{i}" for i, k in enumerate(dict.fromkeys(wanted))}
-    inner = "".join(f", {_num(k)} AS {a}" for k, a in alias.items())
+    inner = "".join(f", {stored.column(k)} AS {a}" for k, a in alias.items())
     keys = ["tier", "stage"] + [alias[c["name"] + "_outcome"] for c in credit]
     sums = [f"sum({alias[revenue]})" if revenue else "NULL", f"sum({alias[revenue]} < 0)" if revenue else "0"]
     names = []
@@ -192,9 +179,9 @@ def _groups(conn: sqlite3.Connection, rid: int, revenue: str | None, credit: lis
             sums.append(f"sum({alias[c['name'] + '_exposure']} - {alias[c['name'] + '_overdue_total']})")
             names.append((c["name"], "current"))
     sql = (f"SELECT count(*), {', '.join(sums)}, {', '.join(keys)} FROM (SELECT a.tier, a.stage{inner} "
-           f"FROM crm_assignments AS a WHERE a.run_id = ? LIMIT -1) GROUP BY {', '.join(keys)}")
+           f"FROM crm_assignments AS a{stored.join()} WHERE a.run_id = ? LIMIT -1) GROUP BY {', '.join(keys)}")
     out = []
-    for row in conn.execute(sql, (rid,)):
+    for row in conn.execute(sql, (stored.run_id,)):
         n, rev, negative = row[:3]
         values = row[3:3 + len(names)]
         group_keys = row[3 + len(names):]
@@ -264,7 +251,7 @@ def _credit(groups: list[dict], entry: dict) -> dict:
 
 # --- Pareto curve -----------------------------------------------------------------------------
 
-def _pareto(conn: sqlite3.Connection, rid: int, revenue: str, n: int, negative: int) -> dict:
+def _pareto(conn: sqlite3.Connection, stored: RunMetrics, revenue: str, n: int, negative: int) -> dict:
     """Cumulative revenue share against share of customers, best first, sampled to ~CURVE_POINTS points.
 
     One window query; negative or missing revenue counts as 0 (a customer cannot hold a negative
@@ -273,9 +260,10 @@ def _pareto(conn: sqlite3.Connection, rid: int, revenue: str, n: int, negative: 
     step = max(1, n // CURVE_POINTS)
     rows = conn.execute(
         f"SELECT rn, cum, total FROM (SELECT row_number() OVER w AS rn, sum(x) OVER w AS cum, sum(x) OVER () AS total "
-        f"FROM (SELECT max(coalesce({_num(revenue)}, 0), 0) AS x FROM crm_assignments AS a WHERE a.run_id = :rid LIMIT -1) "
+        f"FROM (SELECT max(coalesce({stored.column(revenue)}, 0), 0) AS x "
+        f"FROM crm_assignments AS a{stored.join()} WHERE a.run_id = :rid LIMIT -1) "
         f"WINDOW w AS (ORDER BY x DESC ROWS UNBOUNDED PRECEDING)) WHERE rn % :step = 0 OR rn = :n OR rn <= 1",
-        {"rid": rid, "step": step, "n": n}).fetchall()
+        {"rid": stored.run_id, "step": step, "n": n}).fetchall()
     total = rows[0][2] if rows else 0
     if not total:
         return {"n": n, "total": 0, "points": [], "negative": negative}
@@ -377,16 +365,16 @@ def _table_metrics(document: dict, keys: list[str], revenue: str | None, credit:
     return chosen[:TABLE_METRICS]
 
 
-def _customers(conn: sqlite3.Connection, rid: int, revenue: str | None, metrics: list[str], definitions: dict,
+def _customers(conn: sqlite3.Connection, stored: RunMetrics, revenue: str | None, metrics: list[str], definitions: dict,
                document: dict, max_rows: int) -> dict:
     """The top ``max_rows`` customers by revenue (by id when there is none), with their grades and metrics."""
-    total = conn.execute("SELECT count(*) FROM crm_assignments WHERE run_id = ?", (rid,)).fetchone()[0]
+    total = conn.execute("SELECT count(*) FROM crm_assignments WHERE run_id = ?", (stored.run_id,)).fetchone()[0]
     names = ([revenue] if revenue else []) + metrics
-    cols = "".join(f", {_num(n)}" for n in names)
-    order = f"{_num(revenue)} IS NULL, {_num(revenue)} DESC, a.customer_id" if revenue else "a.customer_id"
+    cols = "".join(f", {stored.column(n)}" for n in names)
+    order = f"{stored.column(revenue)} IS NULL, {stored.column(revenue)} DESC, a.customer_id" if revenue else "a.customer_id"
     rows = conn.execute(
         f"SELECT a.customer_id, a.customer_name, a.tier, a.subgrade, a.stage, a.service_level{cols} "
-        f"FROM crm_assignments AS a WHERE a.run_id = ? ORDER BY {order} LIMIT ?", (rid, max(0, max_rows))).fetchall()
+        f"FROM crm_assignments AS a{stored.join()} WHERE a.run_id = ? ORDER BY {order} LIMIT ?", (stored.run_id, max(0, max_rows))).fetchall()
     return {"total": total, "shown": len(rows), "limit": max_rows, "ordered_by": revenue,
             "metrics": [{"name": n, "label": _metric_label(definitions, document, n)} for n in names],
             "rows": [list(r) for r in rows]}

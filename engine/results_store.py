@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 
+from . import run_metrics
 from .errors import DataError
 from .expr_sql import quote_identifier as q
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # version -> statements that bring a results schema of the previous version up to it
 # version -> columns that version added (table, column, type); views come with ensure_schema
@@ -19,6 +20,9 @@ MIGRATIONS: dict[int, list[tuple[str, str, str]]] = {
     2: [("crm_runs", "plugins", "TEXT")],
     3: [],  # the crm_transitions view: created below with the other views (IF NOT EXISTS)
     4: [("crm_assignments", "rule_tier", "TEXT"), ("crm_assignments", "override", "TEXT")],
+    # crm_metrics (created below) holds the metric values of runs from now on; older runs keep theirs in
+    # crm_assignments.metrics, which is left as it is (run_metrics.RunMetrics reads both)
+    5: [("crm_runs", "metrics", "TEXT")],
 }
 
 TABLES = {
@@ -36,6 +40,7 @@ TABLES = {
         counts TEXT,
         engine_version TEXT,
         plugins TEXT,
+        metrics TEXT,
         source_db TEXT,
         error TEXT,
         notes TEXT)""",
@@ -61,10 +66,10 @@ TABLES = {
         tier_rule TEXT,
         subgrade_rule TEXT,
         stage_rule TEXT,
-        metrics TEXT,
         rule_tier TEXT,
         override TEXT,
         PRIMARY KEY (run_id, customer_id))""",
+    "crm_metrics": run_metrics.DDL,
     "crm_actions": """CREATE TABLE IF NOT EXISTS {s}crm_actions (
         run_id INTEGER NOT NULL REFERENCES crm_runs(run_id),
         customer_id NOT NULL,

@@ -26,7 +26,7 @@ from .export import resolve_run
 from .results_store import VIEWS, has_results
 
 # Tables holding a run's rows (by run_id), children first; crm_runs is deleted last.
-RUN_TABLES = ("crm_assignments", "crm_definitions", "crm_actions", "crm_errors")
+RUN_TABLES = ("crm_metrics", "crm_assignments", "crm_definitions", "crm_actions", "crm_errors")
 
 RUN_COLUMNS = ("run_id", "policy_name", "policy_version", "policy_sha256", "as_of", "started_at", "finished_at",
                "status", "customers", "error")

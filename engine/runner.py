@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
+from . import __version__, run_metrics
 from .classify_sql import compile_classification, match_flags
 from .data_binding import Binding, bind
 from .database import RunConnection, open_for_run, use_wal
@@ -287,7 +287,7 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
     computed.rc.attach_results()
     conn, policy, rs = computed.rc.conn, computed.policy, q(computed.rc.results_schema)
     stored = list(dict.fromkeys(policy.key_metrics + ([policy.revenue_metric] if policy.revenue_metric else [])))
-    metrics_sql, explain_facts = explain_storage(computed, stored)  # what `explain` reads back from the run
+    metric_names, explain_facts = explain_storage(computed, stored)  # what `explain` reads back from the run
     use_wal(conn, computed.rc.results_schema)
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -296,10 +296,11 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
                      (policy.sha256, policy.name, canonical_json(policy.document)))
         cur = conn.execute(
             f"INSERT INTO {rs}.crm_runs (policy_name, policy_version, policy_sha256, as_of, started_at, finished_at, "
-            f"status, customers, counts, engine_version, plugins, source_db, notes) "
-            f"VALUES (?, ?, ?, ?, ?, ?, 'succeeded', ?, ?, ?, ?, ?, ?)",
+            f"status, customers, counts, engine_version, plugins, metrics, source_db, notes) "
+            f"VALUES (?, ?, ?, ?, ?, ?, 'succeeded', ?, ?, ?, ?, ?, ?, ?)",
             (policy.name, policy.version, policy.sha256, computed.as_of, started_at, _now(), summary["customers"],
-             json.dumps({**summary, "explain": explain_facts}, ensure_ascii=False), __version__, json.dumps(plugins_used(policy), ensure_ascii=False),
+             json.dumps({**summary, "explain": explain_facts}, ensure_ascii=False), __version__,
+             json.dumps(plugins_used(policy), ensure_ascii=False), json.dumps(metric_names, ensure_ascii=False),
              str(computed.rc.source_path), json.dumps(computed.notes, ensure_ascii=False)))
         run_id = cur.lastrowid
         conn.execute(
@@ -312,10 +313,13 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
         overridden = computed.with_overrides
         conn.execute(
             f"INSERT INTO {rs}.crm_assignments (run_id, customer_id, customer_name, tier, subgrade, stage, service_level, "
-            f"tier_rule, subgrade_rule, stage_rule, metrics, rule_tier, override) SELECT ?, r.{CID}, r.{CNAME}, r._tier, "
-            f"r._subgrade, r._stage, r._service_level, r._tier_rule, r._subgrade_rule, r._stage_rule, {metrics_sql}, "
+            f"tier_rule, subgrade_rule, stage_rule, rule_tier, override) SELECT ?, r.{CID}, r.{CNAME}, r._tier, "
+            f"r._subgrade, r._stage, r._service_level, r._tier_rule, r._subgrade_rule, r._stage_rule, "
             f"{'r._rule_tier, r._override' if overridden else 'r._tier, NULL'} "
             f"FROM {computed.result_table} AS r ORDER BY r.{CID}", (run_id,))
+        if metric_names:
+            run_metrics.add_columns(conn, computed.rc.results_schema, metric_names)
+            conn.execute(run_metrics.insert_sql(computed.rc.results_schema, metric_names, computed.result_table, CID), (run_id,))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from crm_rules.cli import app
 from crm_rules.engine.demo_data import DEMO_AS_OF, generate_demo_database
+from crm_rules.engine.run_metrics import RunMetrics
 
 TESTS = Path(__file__).parent
 
@@ -60,3 +61,16 @@ def user_tables_digest(path: Path) -> str:
 
 
 AS_OF = DEMO_AS_OF
+
+
+def stored_metrics(db: Path, run_id: int | None = None) -> dict:
+    """customer id -> {metric: value} of one run (default: the newest), as the run stored them in crm_metrics."""
+    conn = sqlite3.connect(db)
+    try:
+        if run_id is None:
+            run_id = conn.execute("SELECT max(run_id) FROM crm_runs WHERE status = 'succeeded'").fetchone()[0]
+        stored = RunMetrics.of_run(conn, run_id)
+        return {r[0]: dict(zip(stored.names, r[1:])) for r in conn.execute(
+            f"SELECT a.customer_id{stored.select()} FROM crm_assignments AS a{stored.join()} WHERE a.run_id = ?", (run_id,))}
+    finally:
+        conn.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
 from crm_rules.engine.demo_data import DEMO_AS_OF, SCHEMA
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy
+from conftest import stored_metrics
 
 D = DEMO_AS_OF
 
@@ -35,10 +35,11 @@ def make_db(path: Path, customers, orders=(), receivables=(), interactions=(), c
 def assignments(db: Path, run_id: int) -> dict:
     """customer -> (tier, subgrade, stage, service_level, metrics dict) of one run."""
     conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT customer_id, tier, subgrade, stage, service_level, metrics FROM crm_assignments "
+    rows = conn.execute("SELECT customer_id, tier, subgrade, stage, service_level FROM crm_assignments "
                         "WHERE run_id = ?", (run_id,)).fetchall()
     conn.close()
-    return {r[0]: (r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows}
+    metrics = stored_metrics(db, run_id)
+    return {r[0]: (r[1], r[2], r[3], r[4], metrics[r[0]]) for r in rows}
 
 
 def actions(db: Path, run_id: int) -> list[dict]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AS_OF, file_digest, user_tables_digest
+from conftest import AS_OF, file_digest, stored_metrics, user_tables_digest
 from small_db import rows
 from crm_rules.engine.errors import DataError, RunError
 from crm_rules.engine.policy_model import load_policy
@@ -45,10 +45,11 @@ def test_apply_prints_summary_and_writes_one_run(cli, demo_db):
 def test_rerun_gives_identical_results(cli, demo_db):
     for _ in range(2):
         cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True)
-    cols = "customer_id, tier, subgrade, stage, service_level, tier_rule, subgrade_rule, stage_rule, metrics"
+    cols = "customer_id, tier, subgrade, stage, service_level, tier_rule, subgrade_rule, stage_rule"
     first = rows(demo_db, f"SELECT {cols} FROM crm_assignments WHERE run_id = 1 ORDER BY customer_id")
     second = rows(demo_db, f"SELECT {cols} FROM crm_assignments WHERE run_id = 2 ORDER BY customer_id")
     assert first == second
+    assert stored_metrics(demo_db, 1) == stored_metrics(demo_db, 2)
     shas = rows(demo_db, "SELECT DISTINCT policy_sha256 FROM crm_runs")
     assert len(shas) == 1
 
@@ -72,7 +73,7 @@ def test_as_of_excludes_later_data(demo_db):
     early = apply_policy(demo_db, load_policy("base"), "2024-06-30")
     late = apply_policy(demo_db, load_policy("base"), AS_OF)
     assert early.summary["total_revenue"] != late.summary["total_revenue"]
-    (metrics,) = rows(demo_db, "SELECT count(*) FROM crm_assignments WHERE run_id = ? AND json_extract(metrics, '$.recency_days') < 0", early.run_id)
+    (metrics,) = rows(demo_db, "SELECT count(*) FROM crm_metrics WHERE run_id = ? AND recency_days < 0", early.run_id)
     assert metrics == (0,)
 
 
@@ -137,10 +138,11 @@ def test_example_policies_apply(demo_db, name):
 
 def test_top_n_takes_exactly_the_top(demo_db):
     run = apply_policy(demo_db, load_policy(VALID / "top_n.yaml"), AS_OF).run_id
-    top = rows(demo_db, "SELECT json_extract(metrics, '$.revenue_12m') FROM crm_assignments WHERE run_id=? AND tier='top10'", run)
-    rest = rows(demo_db, "SELECT max(json_extract(metrics, '$.revenue_12m')) FROM crm_assignments WHERE run_id=? AND tier!='top10'", run)
+    joined = "FROM crm_assignments AS a JOIN crm_metrics AS m USING (run_id, customer_id) WHERE run_id = ?"
+    top = rows(demo_db, f"SELECT m.revenue_12m {joined} AND a.tier = 'top10'", run)
+    rest = rows(demo_db, f"SELECT max(m.revenue_12m) {joined} AND a.tier != 'top10'", run)
     assert len(top) == 10 and min(t for (t,) in top) > rest[0][0]
-    zero = rows(demo_db, "SELECT count(*) FROM crm_assignments WHERE run_id=? AND tier='inactive' AND json_extract(metrics, '$.revenue_12m') > 0", run)
+    zero = rows(demo_db, f"SELECT count(*) {joined} AND a.tier = 'inactive' AND m.revenue_12m > 0", run)
     assert zero == [(0,)]
 
 
@@ -260,7 +262,7 @@ def test_repurchase_rate_is_share_of_months_with_a_purchase(tmp_path, demo_db):
     policy.write_text("metrics:\n  months_6m: {repurchase_rate: orders, window: 6 months}\n"
                       "tiers:\n  levels:\n    - {id: regular, when: 'months_6m >= 0.5'}\n    - {id: other, default: true}\n")
     run = apply_policy(demo_db, load_policy(policy), AS_OF).run_id
-    got = dict(rows(demo_db, "SELECT customer_id, json_extract(metrics, '$.months_6m') FROM crm_assignments WHERE run_id=?", run))
+    got = dict(rows(demo_db, "SELECT customer_id, months_6m FROM crm_metrics WHERE run_id = ?", run))
     # six equal periods from 2025-12-31 (= 2026-06-30 minus 6 months plus a day) to 2026-06-30
     start, end = dt.date(2025, 12, 31), dt.date(2026, 7, 1)
     span = (end - start).days

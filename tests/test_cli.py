@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import typer
 
+from conftest import stored_metrics
+
 from crm_rules.cli import app
 from crm_rules.engine import __version__
 
@@ -42,7 +44,8 @@ def test_demo_is_deterministic(cli, tmp_path):
     for name in ("one", "two"):
         cli("demo", "--dir", tmp_path / name, "--customers", "120", ok=True)
         conn = sqlite3.connect(tmp_path / name / "crm.db")
-        outputs.append(conn.execute("SELECT customer_id, tier, subgrade, stage, service_level, metrics FROM crm_assignments ORDER BY customer_id").fetchall())
+        outputs.append((conn.execute("SELECT customer_id, tier, subgrade, stage, service_level FROM crm_assignments "
+                                     "ORDER BY customer_id").fetchall(), stored_metrics(tmp_path / name / "crm.db")))
         conn.close()
     assert outputs[0] == outputs[1]
 

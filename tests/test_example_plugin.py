@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import stored_metrics
 from small_db import D, make_db
 
 TESTS = Path(__file__).parent
@@ -131,9 +132,9 @@ def test_hotel_policy_on_the_demo(crm, demo, tmp_path, hotel):
     run_id = _latest_run(db)
 
     # Tiers are the elite statuses the plugin computed, and every status occurs on the demo.
-    rows = _rows(db, "SELECT customer_id, tier, stage, metrics FROM crm_assignments WHERE run_id = ?", run_id)
+    rows = _rows(db, "SELECT customer_id, tier, stage FROM crm_assignments WHERE run_id = ?", run_id)
     assert len(rows) == 300
-    metrics = {r["customer_id"]: json.loads(r["metrics"]) for r in rows}
+    metrics = stored_metrics(db, run_id)
     for r in rows:
         assert r["tier"] == metrics[r["customer_id"]]["elite"], r["customer_id"]
     counts = {s: summary["tiers"][s]["customers"] for s in STATUSES}
@@ -230,7 +231,8 @@ def test_bad_customer_is_recorded_and_skipped(crm, tmp_path):
     assert len(errors) == 1
     assert (errors[0]["customer_id"], errors[0]["plugin"], errors[0]["entry"]) == ("H2", PLUGIN, "elite")
     assert errors[0]["message"].startswith("ValueError: nights (nights_12m) is -1")
-    got = {r["customer_id"]: (r["tier"], json.loads(r["metrics"]))
+    metrics = stored_metrics(db, run_id)
+    got = {r["customer_id"]: (r["tier"], metrics[r["customer_id"]])
            for r in _rows(db, "SELECT * FROM crm_assignments WHERE run_id = ?", run_id)}
     tier, m = got["H2"]
     assert m["nights_12m"] == -1 and m["revenue_12m"] == -500

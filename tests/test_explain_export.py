@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from conftest import AS_OF
+from conftest import AS_OF, stored_metrics
 from crm_rules.engine.errors import UsageError
 from crm_rules.engine.explain import explain_customer
 from crm_rules.engine.policy_model import load_policy
@@ -37,7 +37,7 @@ def test_explanation_agrees_with_the_run(demo_db):
         assert e["tier"]["rule"] == row["tier_rule"]
         decided = [r for r in e["tier"]["rules"] if r["decided"]]
         assert len(decided) == 1 and decided[0]["id"] == row["tier"]
-        stored = json.loads(row["metrics"])
+        stored = stored_metrics(demo_db, row["run_id"])[cid]
         values = {m["name"]: m["value"] for m in e["metrics"]}
         for name, value in stored.items():
             assert values[name] == pytest.approx(value)
@@ -159,3 +159,37 @@ def test_written_files_get_the_usual_permissions_and_keep_their_own(tmp_path):
         os.umask(umask)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
     assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_bytes() == b"b"
+
+
+def _as_results_schema_4(db) -> None:
+    """Rewrite run 1 as crm-rules wrote runs before crm_metrics: its values as JSON in crm_assignments.metrics
+    (REALs with 17 significant digits, as that version wrote them) and no crm_runs.metrics."""
+    conn = sqlite3.connect(db)
+    names = json.loads(conn.execute("SELECT metrics FROM crm_runs WHERE run_id = 1").fetchone()[0])
+    pairs = ", ".join(f"'{n}', CASE WHEN typeof(m.{n}) = 'real' THEN json(printf('%!.17g', m.{n})) ELSE m.{n} END"
+                      for n in names)
+    conn.executescript(f"""
+        ALTER TABLE crm_assignments ADD COLUMN metrics TEXT;
+        UPDATE crm_assignments SET metrics = (SELECT json_object({pairs}) FROM crm_metrics AS m
+            WHERE m.run_id = crm_assignments.run_id AND m.customer_id = crm_assignments.customer_id);
+        UPDATE crm_runs SET metrics = NULL;
+        DELETE FROM crm_metrics;""")
+    conn.close()
+
+
+def test_runs_written_before_crm_metrics_read_as_before(cli, demo_db):
+    """export, report, explain and diff read a run of results schema 4 (metrics JSON) exactly like a new one."""
+    from crm_rules.engine.report_data import gather
+
+    policy = load_policy("base")
+    apply_policy(demo_db, policy, AS_OF)
+
+    def readings():
+        return (cli("export", "--db", demo_db, "--format", "csv", ok=True).output,
+                json.loads(cli("export", "--db", demo_db, "--format", "json", ok=True).output)["assignments"],
+                gather(demo_db, 1), explain_customer(demo_db, policy, "C000002", AS_OF),
+                cli("diff", "base", "--db", demo_db, "--against-run", "1", "--as-of", AS_OF, "--json", ok=True).output)
+
+    new = readings()
+    _as_results_schema_4(demo_db)
+    assert stored_metrics(demo_db, 1) and readings() == new

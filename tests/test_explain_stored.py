@@ -11,9 +11,11 @@ import pytest
 from conftest import AS_OF, TESTS, file_digest
 from crm_rules.engine.database import open_for_run
 from crm_rules.engine.errors import UsageError
-from crm_rules.engine.explain import (ACTIONS_SQL, ASSIGNMENT_SQL, _from_computed, explain_customer, explain_storage,
-                                      metrics_json_sql, metrics_needed_for_explain)
+from crm_rules.engine.explain import (ACTIONS_SQL, ASSIGNMENT_SQL, _from_computed, explain_customer,
+                                      metrics_needed_for_explain)
 from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.results_store import ensure_schema
+from crm_rules.engine.run_metrics import RunMetrics, add_columns, insert_sql
 from crm_rules.engine.runner import apply_policy, compute
 from small_db import make_db
 
@@ -21,26 +23,7 @@ VALID = TESTS / "policies" / "valid"
 
 
 def store_run(db: Path, policy, as_of: str = AS_OF, overrides: Path | None = None, results_db: Path | None = None) -> int:
-    """Apply the policy; if this runner does not yet store what explain reads (runner.write_run calling
-    explain_storage), add it to the run exactly as write_run will."""
-    run_id = apply_policy(db, policy, as_of, results_db=results_db, overrides=overrides).run_id
-    rc = open_for_run(db, results_db, write=True)
-    try:
-        rc.attach_results()
-        conn, rs = rc.conn, f'"{rc.results_schema}"'
-        counts = json.loads(conn.execute(f"SELECT counts FROM {rs}.crm_runs WHERE run_id = ?", (run_id,)).fetchone()[0])
-        if "explain" in counts:
-            return run_id
-        computed = compute(rc, policy, as_of, overrides)
-        stored = list(dict.fromkeys(policy.key_metrics + ([policy.revenue_metric] if policy.revenue_metric else [])))
-        metrics_sql, facts = explain_storage(computed, stored)
-        conn.execute(f"UPDATE {rs}.crm_assignments SET metrics = (SELECT {metrics_sql} FROM {computed.result_table} AS r "
-                     f"WHERE r._cid = crm_assignments.customer_id) WHERE run_id = ?", (run_id,))
-        conn.execute(f"UPDATE {rs}.crm_runs SET counts = ? WHERE run_id = ?",
-                     (json.dumps({**counts, "explain": facts}, ensure_ascii=False), run_id))
-    finally:
-        rc.close()
-    return run_id
+    return apply_policy(db, policy, as_of, results_db=results_db, overrides=overrides).run_id
 
 
 def text(e: dict) -> str:
@@ -213,6 +196,10 @@ def test_lookups_use_indexes(demo_db):
     conn = sqlite3.connect(demo_db)
     plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + ASSIGNMENT_SQL.format(rs="main"), (1, "C000001")))
     assert "SEARCH main.crm_assignments USING INDEX sqlite_autoindex_crm_assignments_1 (run_id=? AND customer_id=?)" in plan
+    stored = RunMetrics.of_run(conn, 1)
+    plan = " ".join(r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT 1{stored.select()} FROM crm_assignments AS a"
+                                               f"{stored.join()} WHERE a.run_id = ? AND a.customer_id = ?", (1, "C000001")))
+    assert "SEARCH m USING INDEX sqlite_autoindex_crm_metrics_1 (run_id=? AND customer_id=?)" in plan
     plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + ACTIONS_SQL.format(rs="main"), (1, "C000001")))
     assert "SEARCH main.crm_actions USING INDEX" in plan  # (run_id) today; (run_id, customer_id) once indexed
     conn.execute("CREATE INDEX IF NOT EXISTS crm_actions_customer ON crm_actions(run_id, customer_id)")
@@ -240,18 +227,41 @@ def test_what_runs_store_for_explain():
     assert {"_tier_rank", "_tier_population"} <= set(quantile)
 
 
-def test_metrics_json_keeps_every_double_and_null():
-    values = [0.1 + 0.2, 1 / 3, 2303.5899999999997, 1e-300, 5e-324, -123456789.12345679, 462300.0, 1e16, 7, None, "文本", 0]
-    names = [f"m{i}" for i in range(120)]  # three chunks of 50
+def test_crm_metrics_keeps_every_value_and_type():
+    values = [0.1 + 0.2, 1 / 3, 2303.5899999999997, 1e-300, 5e-324, -123456789.12345679, 462300.0, 1e16, 7, None, "文本", 0,
+              float("inf"), 2 ** 62]
+    names = [f"m{i}" for i in range(120)]
     row = [values[i % len(values)] for i in range(len(names))]
     conn = sqlite3.connect(":memory:")
-    conn.execute(f"CREATE TABLE r ({', '.join(names)})")
-    conn.execute(f"INSERT INTO r VALUES ({', '.join('?' * len(names))})", row)
-    got = json.loads(conn.execute(f"SELECT {metrics_json_sql(names)} FROM r").fetchone()[0])
-    assert list(got) == names  # nulls in later chunks are kept (json_patch would drop them)
+    ensure_schema(conn)
+    conn.execute(f"CREATE TEMP TABLE r (_cid, {', '.join(names)})")
+    conn.execute(f"INSERT INTO r VALUES ('c1', {', '.join('?' * len(names))})", row)
+    conn.execute("INSERT INTO crm_runs (run_id, policy_name, policy_sha256, as_of, started_at, status, metrics) "
+                 "VALUES (1, 'p', 'x', '2026-06-30', 'now', 'succeeded', ?)", (json.dumps(names),))
+    conn.execute("INSERT INTO crm_assignments (run_id, customer_id, tier) VALUES (1, 'c1', 'A')")
+    add_columns(conn, "main", names)
+    conn.execute(insert_sql("main", names, "temp.r", "_cid"), (1,))
+    got = RunMetrics.of_run(conn, 1).of_customer(conn, "c1")
+    assert list(got) == names
     for name, want in zip(names, row):
         assert got[name] == want and type(got[name]) is type(want), name
-    assert json.loads(conn.execute(f"SELECT {metrics_json_sql([])} FROM r").fetchone()[0]) == {}
+    add_columns(conn, "main", ["M0", "other"])  # names are SQLite columns: case-insensitive, added once
+    assert [r[1] for r in conn.execute("PRAGMA table_info(crm_metrics)")][-2:] == ["m119", "other"]
+
+
+def test_runs_of_results_schema_4_are_read_from_their_metrics_json(tmp_path):
+    """Results written before crm_metrics: the values are in crm_assignments.metrics and stay readable."""
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute("CREATE TABLE crm_runs (run_id INTEGER PRIMARY KEY, policy_name TEXT, status TEXT)")
+    conn.execute("CREATE TABLE crm_assignments (run_id, customer_id, tier, metrics TEXT)")
+    conn.execute("INSERT INTO crm_runs VALUES (1, 'p', 'succeeded')")
+    conn.execute("""INSERT INTO crm_assignments VALUES (1, 'c1', 'A', '{"a.b":0.30000000000000004,"n":null,"t":"文本"}')""")
+    stored = RunMetrics.of_run(conn, 1)
+    assert stored.legacy and stored.names == ("a.b", "n", "t") and stored.join() == ""
+    assert stored.of_customer(conn, "c1") == {"a.b": 0.1 + 0.2, "n": None, "t": "文本"}
+    assert stored.column("missing") == "NULL"
+    ensure_schema(conn)  # the migration to schema 5 leaves the old run's JSON where it is
+    assert RunMetrics.of_run(conn, 1).of_customer(conn, "c1") == {"a.b": 0.1 + 0.2, "n": None, "t": "文本"}
 
 
 def test_cli_explain_says_which_path_answered(cli, demo_db):

@@ -111,7 +111,9 @@ def execute(db, *statements):
 def results_digest(db, where: str | None = None) -> str:
     """Digest of the crm_ tables' rows (values with their types): proves results were not touched.
 
-    With ``where`` (e.g. "run_id = 1"): only those runs' rows, in every table that has a run_id."""
+    With ``where`` (e.g. "run_id = 1"): only those runs' rows, in every table that has a run_id.  A later
+    run may add columns to crm_metrics (metrics no earlier run stored), which read NULL on older rows: the
+    trailing NULLs of its rows are left out."""
     conn = sqlite3.connect(db)
     h = hashlib.sha256()
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'crm_%' "
@@ -120,6 +122,8 @@ def results_digest(db, where: str | None = None) -> str:
         if where is not None and not has_run:
             continue
         for row in conn.execute(f'SELECT * FROM "{name}" WHERE {where or "1"} ORDER BY rowid'):
+            while name == "crm_metrics" and row and row[-1] is None:
+                row = row[:-1]
             h.update(repr((name, row)).encode())
     conn.close()
     return h.hexdigest()
@@ -491,7 +495,7 @@ def test_prune_keeps_the_newest_successful_runs_per_policy(loyalty):
                    "policies": [{"policy_name": "loyalty", "kept_runs": [4, 6], "deleted_runs": [1, 3]},
                                 {"policy_name": "minimal", "kept_runs": [2, 5], "deleted_runs": []},
                                 {"policy_name": "solo", "kept_runs": [], "deleted_runs": []}],
-                   "rows": {"crm_assignments": 8, "crm_definitions": 12, "crm_actions": 0, "crm_errors": 1,
+                   "rows": {"crm_metrics": 8, "crm_assignments": 8, "crm_definitions": 12, "crm_actions": 0, "crm_errors": 1,
                             "crm_runs": 2, "crm_policies": 0},
                    "deleted_policy_documents": []}
     assert file_digest(loyalty.db) == digest  # a dry run changes nothing
@@ -501,12 +505,12 @@ def test_prune_keeps_the_newest_successful_runs_per_policy(loyalty):
     assert done["policies"] == [{"policy_name": "loyalty", "kept_runs": [6], "deleted_runs": [1, 3, 4]},
                                 {"policy_name": "minimal", "kept_runs": [5], "deleted_runs": [2]},
                                 {"policy_name": "solo", "kept_runs": [], "deleted_runs": []}]
-    assert done["rows"] == {"crm_assignments": 8 + 8 + 8, "crm_definitions": 12 + 1 + 12, "crm_actions": 0,
+    assert done["rows"] == {"crm_metrics": 8 + 8, "crm_assignments": 8 + 8 + 8, "crm_definitions": 12 + 1 + 12, "crm_actions": 0,
                             "crm_errors": 1, "crm_runs": 4, "crm_policies": 1}
     assert done["deleted_policy_documents"] == [loyalty.sha]  # version 1 was used only by runs 1 and 4
     assert rows(loyalty.db, "SELECT run_id, policy_name, status FROM crm_runs ORDER BY run_id") == [
         (5, "minimal", "succeeded"), (6, "loyalty", "succeeded"), (7, "solo", "failed")]
-    for table in ("crm_assignments", "crm_definitions", "crm_actions", "crm_errors"):
+    for table in ("crm_metrics", "crm_assignments", "crm_definitions", "crm_actions", "crm_errors"):
         assert rows(loyalty.db, f"SELECT count(*) FROM {table} WHERE run_id < 5") == [(0,)]
     assert sorted(r[0] for r in rows(loyalty.db, "SELECT name FROM crm_policies")) == ["loyalty", "minimal"]
     assert results_digest(loyalty.db, "run_id >= 5") == kept  # the kept runs' rows are untouched

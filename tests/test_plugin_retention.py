@@ -18,6 +18,7 @@ from crm_rules.engine.errors import PolicyError
 from crm_rules.engine.plugin_manager import LOAD_ENV, reset_plugins
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy
+from conftest import stored_metrics
 from small_db import D, actions, make_db
 
 HEAD = """\
@@ -294,8 +295,7 @@ actions:
   churn: {use: churn_warning, params: {purchase_gap: {window: 12 months}}}
 """)), D)
     conn = sqlite3.connect(db)
-    stored = json.loads(conn.execute("SELECT metrics FROM crm_assignments WHERE run_id = ? AND customer_id = 'g'",
-                                     (outcome.run_id,)).fetchone()[0])
+    stored = stored_metrics(db, outcome.run_id)["g"]
     defined = [r[0] for r in conn.execute("SELECT id FROM crm_definitions WHERE run_id = ? AND kind = 'metric'", (outcome.run_id,))]
     conn.close()
     assert not [k for k in stored if k.startswith("_")] and "recency_days" in stored
