@@ -95,6 +95,7 @@ class MetricPlan:
     sources: dict[str, SourceAggregation] = field(default_factory=dict)  # source -> its GROUP BY
     problems: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # source -> row checks
     base: str = ""  # name of the temp table under the view: customers and their aggregates, one row each
+    base_ready: int = 0  # how many of ``statements`` run before the base table exists
     windows: WindowTables = field(default_factory=WindowTables)  # window results, shared with the plugin layers
 
     def key_index(self) -> Statement:
@@ -381,6 +382,7 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
     statements.append(Statement(
         f"CREATE TEMP TABLE {q(f'{prefix}_m0')} AS\nSELECT {', '.join(select)}\n"
         f"FROM {binding.table(policy.data.customers.table)} AS c\n" + "\n".join(joins), all_params))
+    base_ready = len(statements)
     depth = max(layers.values(), default=0)
     statements += keyed_view(f"{prefix}_m", table)
     chain = LayerChain(f"temp.{q(prefix + '_m')}")
@@ -403,7 +405,7 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
                 inline[name] = _population_sql(m, resolve(m.of))
         statements += chain.add(f"{prefix}_m{level + 1}", {n: inline[n] for n in names}, dict(params.values))
     return MetricPlan(statements, chain.source, attrs, sources, {s: sq.problems() for s, sq in queries.items() if sq.columns},
-                      base=f"{prefix}_m0", windows=chain.windows)
+                      base=f"{prefix}_m0", base_ready=base_ready, windows=chain.windows)
 
 
 def _attribute_sql(col: str, type_: str) -> str:

@@ -31,6 +31,7 @@ from .policy_model import Policy
 from .progress import Progress, silent
 from .results_store import ensure_schema
 from .source_scans import run_scans
+from .window_workers import WindowWorker
 
 
 def parse_as_of(value: str | None, option: str = "--as-of") -> str:
@@ -131,22 +132,28 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     classification, result = compile_classification(policy, graded_from, overrides=with_overrides)
     owner = f"t.{q('account_manager')}" if "account_manager" in binding.attributes else "NULL"
     actions = compile_actions(policy, result, owner)
-    prepare = [plan.key_index()] + setup_statements() + plugin_ops
+    sorts = WindowWorker(plan.base, TEMP_CACHE_KIB)  # some window sorts run in a worker process
+    metric_ops = sorts.wrap(plan.statements)
+    metric_ops.insert(plan.base_ready, sorts.start())
+    prepare = sorts.wrap([plan.key_index()] + setup_statements() + plugin_ops)
+    rules = sorts.wrap(classification + actions)
     scans = list(plan.sources.values())
-    steps = _Steps(progress, len(scans) + len(plan.statements) + len(prepare) + len(classification) + len(actions))
+    steps = _Steps(progress, len(scans) + len(metric_ops) + len(prepare) + len(rules))
     try:
         run_scans(conn, rc.source_path, scans, {"as_of": as_of, "as_of_next": as_of_next}, TEMP_CACHE_KIB,
                   done=lambda _: steps.step())
-        steps.run(conn, plan.statements, as_of, as_of_next)
+        steps.run(conn, metric_ops, as_of, as_of_next)
         check_rows(rc, policy, binding, plan)
         steps.run(conn, prepare, as_of, as_of_next)
         if policy.hit_policy == "unique":
             _check_unique(conn, policy, graded_from)
         if with_overrides:
             _stage_overrides(conn, active_overrides, plan.table)
-        steps.run(conn, classification + actions, as_of, as_of_next)
+        steps.run(conn, rules, as_of, as_of_next)
     except sqlite3.OperationalError as exc:
         raise RunError(f"the database could not compute the policy: {exc}", hint=_write_hint(str(exc))) from exc
+    finally:
+        sorts.close()
     computed = Computed(rc, policy, as_of, binding, plan, result, override_notes, with_overrides)
     errors = conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0]
     if errors:

@@ -73,11 +73,14 @@ def run_scans(conn: sqlite3.Connection, source: Path, sources: list[SourceAggreg
         return
     with tempfile.TemporaryDirectory(prefix="crm-rules-scan-") as folder:
         scratches = [Path(folder) / f"scan{i}.db" for i in range(len(others))]
-        workers_started = [_start(source, path, work, dates, cache_kib) for path, work in zip(scratches, others)]
+        workers_started = [
+            start_worker(file_uri(source, "ro"), path, [(a.name, a.query.sql, {**a.query.params, **dates}) for a in work],
+                         cache_kib)
+            for path, work in zip(scratches, others)]
         try:
             _scan_here(conn, mine, dates, done)
             for process in workers_started:
-                _wait(process)
+                wait_worker(process)
         finally:
             for process in workers_started:
                 if process.poll() is None:  # this scan failed or was interrupted: stop the others
@@ -92,25 +95,26 @@ def run_scans(conn: sqlite3.Connection, source: Path, sources: list[SourceAggreg
                 conn.execute(f"DETACH DATABASE {SCRATCH}")
 
 
-def _start(source: Path, scratch: Path, work: list[SourceAggregation], dates: dict, cache_kib: int) -> subprocess.Popen:
-    job = {"source": file_uri(source, "ro"), "scratch": file_uri(scratch, "rwc"), "cache_kib": cache_kib,
-           "timeout_s": BUSY_TIMEOUT_MS / 1000,
-           "work": [(agg.name, agg.query.sql, {**agg.query.params, **dates}) for agg in work]}
+def start_worker(source_uri: str, scratch: Path, work: list[tuple[str, str, dict]], cache_kib: int) -> subprocess.Popen:
+    """A process running each ``(table, select, params)`` of ``work`` on ``source_uri`` into table ``table`` of
+    the new database ``scratch`` (scan_worker); wait for it with :func:`wait_worker`."""
+    job = {"source": source_uri, "scratch": file_uri(scratch, "rwc"), "cache_kib": cache_kib,
+           "timeout_s": BUSY_TIMEOUT_MS / 1000, "work": work}
     job_file = scratch.with_suffix(".json")
     job_file.write_text(json.dumps(job), encoding="utf-8")
     return subprocess.Popen([sys.executable, scan_worker.__file__, str(job_file)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
 
 
-def _wait(process: subprocess.Popen) -> None:
-    """Wait for a worker; its SQLite error is raised here as the same exception the scan would raise in-process."""
+def wait_worker(process: subprocess.Popen) -> None:
+    """Wait for a worker; its SQLite error is raised here as the same exception the work would raise in-process."""
     out, err = process.communicate()
     if process.returncode == 0:
         return
     try:
         failure = json.loads(out)
     except ValueError:
-        raise RuntimeError(f"a source scan process failed (exit code {process.returncode}):\n{err.strip()}") from None
+        raise RuntimeError(f"a worker process failed (exit code {process.returncode}):\n{err.strip()}") from None
     raise getattr(sqlite3, failure["kind"], sqlite3.OperationalError)(failure["error"])
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .expr_sql import quote_identifier as q
-from .window_sql import WindowTables
+from .window_sql import WindowSort, WindowTables
 
 
 @dataclass
 class Statement:
     sql: str
     params: dict = field(default_factory=dict)
+    sort: WindowSort | None = None  # the window sort this statement computes, which window_workers may take over
 
 
 def keyed_view(name: str, table: str) -> list[Statement]:
@@ -55,7 +56,7 @@ class LayerChain:
             Statement(f"DROP VIEW IF EXISTS {view}"),
             Statement(f"DROP TABLE IF EXISTS {narrow}"),
             Statement(f"CREATE TEMP TABLE {q(name + '_n')} (_rid INTEGER PRIMARY KEY, {', '.join(q(c) for c in columns)})"),
-            *(Statement(sql, sql_params) for sql, sql_params in first),
+            *(Statement(sql, sql_params, sort) for sql, sql_params, sort in first),
             Statement(f"INSERT INTO {narrow} SELECT {alias}._rid, {', '.join(columns.values())} "
                       f"FROM {self.source} AS {alias} {join} {window_joins}", params),
             Statement(f"CREATE TEMP VIEW {q(name)} AS SELECT b.*{picked} FROM {self._base} AS b {joins}"),

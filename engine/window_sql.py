@@ -47,6 +47,54 @@ class WindowCall:
     params: tuple[str, ...]  # names of the :parameters the call uses
 
 
+# Window functions whose values depend only on the sorted rows: a sort can be computed by another
+# connection (window_workers) and give the same values.
+_SORTABLE = {"rank", "dense_rank", "percent_rank", "cume_dist", "row_number", "ntile"} | _AGGREGATES
+# Words of an OVER clause the tokenizer gives as names.
+_CLAUSE_WORDS = {"NULLS", "FIRST", "LAST", "ROWS", "RANGE", "GROUPS", "UNBOUNDED", "PRECEDING", "FOLLOWING",
+                 "CURRENT", "ROW", "EXCLUDE", "NO", "OTHERS", "TIES"}
+
+
+@dataclass(frozen=True)
+class WindowSort:
+    """One sort of a run: the window calls of one ordering, computed into a narrow table keyed by ``_rid``."""
+
+    table: str  # the temp table it fills (unqualified)
+    alias: str
+    calls: tuple[tuple[str, str], ...]  # (column of the table, window call with its OVER clause)
+    columns: frozenset[str] | None  # the columns of ``alias`` it reads, when it reads nothing else; else None
+
+    def query(self, source: str, join: str = "") -> str:
+        """The SELECT of the table's rows from ``source`` (and ``join``), in ``_rid`` order.
+
+        Rows come out of the window in its order; inserted so, each lands at a random place of the
+        ``_rid`` B-tree.  Sorting them back by ``_rid`` first costs less (at 1M rows: 2.8 s, not 3.6 s)."""
+        ranked = f"SELECT {self.alias}._rid AS _rid, " + ", ".join(f"{sql} AS {c}" for c, sql in self.calls)
+        return f"SELECT * FROM ({ranked} FROM {source} AS {self.alias} {join}) ORDER BY _rid"
+
+
+def _columns_read(sql: str, alias: str) -> frozenset[str] | None:
+    """The columns ``alias."x"`` that ``sql`` reads, or None if it names anything else (or does not tokenize)."""
+    tokens = _tokens(sql)
+    if tokens is None:
+        return None
+    found = set()
+    for i, token in enumerate(tokens):
+        kind = token.token_type.name
+        if kind not in ("VAR", "IDENTIFIER"):
+            continue
+        before = tokens[i - 1].token_type.name if i else ""
+        after = tokens[i + 1].token_type.name if i + 1 < len(tokens) else ""
+        if before == "DOT" and i >= 2 and tokens[i - 2].text == alias:
+            found.add(token.text)
+        elif kind == "VAR" and (after == "L_PAREN" or before == "COLON" or token.text.upper() in _CLAUSE_WORDS
+                                or (token.text == alias and after == "DOT")):
+            continue  # a function, a parameter, a word of the OVER clause, the alias itself
+        else:
+            return None
+    return frozenset(found)
+
+
 def _tokens(sql: str):
     from sqlglot.dialects.sqlite import SQLite
     from sqlglot.errors import TokenError
@@ -131,8 +179,8 @@ class WindowTables:
                 del self.computed[key]
 
     def hoist(self, layer: str, columns: dict[str, str], source: str, params: dict, join: str,
-              alias: str) -> tuple[dict[str, str], list[tuple[str, dict]], str]:
-        """(columns without their window calls, (sql, params) computing them first, joins the layer adds)."""
+              alias: str) -> tuple[dict[str, str], list[tuple[str, dict, WindowSort | None]], str]:
+        """(columns without their window calls, (sql, params, sort) computing them first, joins the layer adds)."""
         if not any("over" in sql.lower() for sql in columns.values()):
             return columns, [], ""  # no window without OVER: most layers, and no tokenizer (nor its import) needed
         found = {name: find_window_calls(sql) for name, sql in columns.items()}
@@ -143,27 +191,32 @@ class WindowTables:
             return alias, join, call.function, call.spec, tuple((p, repr(params.get(p))) for p in call.params)
 
         pending: dict[str | None, dict[tuple, str]] = {}  # spec (None: whole population) -> {key: function}
+        names_of: dict[tuple, str] = {}  # key -> function name
         for calls in found.values():
             for call in calls:
                 if key_of(call) not in self.computed:
                     whole = not call.spec and call.name in _AGGREGATES
                     pending.setdefault(None if whole else call.spec, {})[key_of(call)] = call.function
-        statements: list[tuple[str, dict]] = []
+                    names_of[key_of(call)] = call.name
+        statements: list[tuple[str, dict, WindowSort | None]] = []
         for spec, items in pending.items():
             table = f"{layer}_w{self.count}"
             self.count += 1
             names = [f"c{k}" for k in range(len(items))]
             source_rows = f"FROM {source} AS {alias} {join}"
-            statements.append((f"DROP TABLE IF EXISTS temp.{q(table)}", {}))
+            statements.append((f"DROP TABLE IF EXISTS temp.{q(table)}", {}, None))
             if spec is None:  # one scan computes every whole-population aggregate of the layer; one row
                 statements.append((f"CREATE TEMP TABLE {q(table)} AS SELECT "
                                    + ", ".join(f"{fn} AS {c}" for fn, c in zip(items.values(), names)) + f" {source_rows}",
-                                   params))
+                                   params, None))
             else:  # one sort per ordering; a narrow table keyed like the layers
+                calls = tuple((c, f"{fn} OVER ({spec})") for fn, c in zip(items.values(), names))
+                movable = not join.strip() and all(names_of[key] in _SORTABLE for key in items)
+                sort = WindowSort(table, alias, calls,
+                                  _columns_read(" ".join(sql for _, sql in calls), alias) if movable else None)
                 statements += [
-                    (f"CREATE TEMP TABLE {q(table)} (_rid INTEGER PRIMARY KEY, {', '.join(names)})", {}),
-                    (f"INSERT INTO temp.{q(table)} SELECT {alias}._rid, "
-                     + ", ".join(f"{fn} OVER ({spec})" for fn in items.values()) + f" {source_rows}", params),
+                    (f"CREATE TEMP TABLE {q(table)} (_rid INTEGER PRIMARY KEY, {', '.join(names)})", {}, None),
+                    (f"INSERT INTO temp.{q(table)} {sort.query(source, join)}", params, sort),
                 ]
             for key, column in zip(items, names):
                 self.computed[key] = (table, column, spec is None)

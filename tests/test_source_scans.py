@@ -72,7 +72,7 @@ def test_a_failing_worker_scan_raises_the_sqlite_error_and_leaves_no_scratch_fil
 
 
 def test_small_sources_are_scanned_on_the_run_connection(demo_db, monkeypatch):
-    monkeypatch.setattr(source_scans, "_start", lambda *a: pytest.fail("no worker process for small tables"))
+    monkeypatch.setattr(source_scans, "start_worker", lambda *a: pytest.fail("no worker process for small tables"))
     assert _scanned(demo_db, workers=0)
     conn = sqlite3.connect(demo_db)
     source_scans.run_scans(conn, demo_db, [_agg("_crm_agg_x", 10), _agg("_crm_agg_y", 5)], {}, 1024, workers=3)
@@ -92,8 +92,8 @@ def test_an_aggregate_two_metrics_need_is_computed_once(demo_db):
 
 def test_a_failing_scan_on_the_run_connection_stops_the_workers(demo_db, monkeypatch):
     started = []
-    plain = source_scans._start
-    monkeypatch.setattr(source_scans, "_start", lambda *a: started.append(plain(*a)) or started[-1])
+    plain = source_scans.start_worker
+    monkeypatch.setattr(source_scans, "start_worker", lambda *a: started.append(plain(*a)) or started[-1])
     slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
             "SELECT max(i) AS _cid FROM n")  # minutes of work, unless stopped
     conn = sqlite3.connect(demo_db)
