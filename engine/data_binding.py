@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from . import expr_ast as ast
 from .data_mapping import DATE_FIELDS, SOURCE_FIELDS, WINDOW_FIELD, Column
+from .database import table_columns
 from .errors import DataError
 from .expr_sql import quote_identifier
 from .expr_types import did_you_mean
@@ -39,15 +40,6 @@ class Binding:
 
     def table(self, name: str) -> str:
         return f"{quote_identifier(self.schema)}.{quote_identifier(name)}"
-
-
-def table_columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str] | None:
-    row = conn.execute(
-        f"SELECT 1 FROM {quote_identifier(schema)}.sqlite_master WHERE type IN ('table','view') AND name = ?", (table,)
-    ).fetchone()
-    if row is None:
-        return None
-    return [r[1] for r in conn.execute(f"PRAGMA {quote_identifier(schema)}.table_info({quote_identifier(table)})")]
 
 
 def customer_expressions(policy: Policy):

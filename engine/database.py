@@ -54,6 +54,16 @@ def connect(path: Path, *, mode: str = "rw", must_exist: bool = True) -> sqlite3
     return conn
 
 
+def table_columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str] | None:
+    """The column names of a table or view of ``schema`` (temp included), or None when there is none."""
+    row = conn.execute(
+        f"SELECT 1 FROM {quote_identifier(schema)}.sqlite_master WHERE type IN ('table','view') AND name = ?", (table,)
+    ).fetchone()
+    if row is None:
+        return None
+    return [r[1] for r in conn.execute(f"PRAGMA {quote_identifier(schema)}.table_info({quote_identifier(table)})")]
+
+
 def use_wal(conn: sqlite3.Connection, schema: str) -> None:
     """Switch ``schema`` to WAL so readers (BI tools, Datasette) keep reading while a run is written.
 

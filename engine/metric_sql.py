@@ -194,10 +194,10 @@ class _SourceQuery:
         read = frozenset(self.read | {column for column, _, _ in problems})
         source = from_clause(self.dates.conn, self.binding.schema, self.table.table, self.table.key, set(read))
         return SourceAggregation(name, Statement(f"SELECT {key} AS {CID},\n  {cols}\n{source}\nGROUP BY {key}",
-                                                 self.params.values), read, _approximate_rows(self.dates.conn, self.binding.table(self.table.table)))
+                                                 self.params.values), read, approximate_rows(self.dates.conn, self.binding.table(self.table.table)))
 
 
-def _approximate_rows(conn: sqlite3.Connection, table: str) -> int:
+def approximate_rows(conn: sqlite3.Connection, table: str) -> int:
     """The largest rowid: the row count of a table nobody deleted from, found without a scan (0 for a view)."""
     try:
         return conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0

@@ -87,7 +87,7 @@ def load_overrides_file(path: Path, tiers: list[str]) -> list[Override]:
 
 
 def load_overrides_table(conn: sqlite3.Connection, schema: str, table: str, tiers: list[str]) -> list[Override]:
-    from .data_binding import table_columns
+    from .database import table_columns
 
     columns = table_columns(conn, schema, table)
     if columns is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from . import run_metrics
+from .database import table_columns
 from .errors import DataError
 from .expr_sql import quote_identifier as q
 
@@ -149,7 +150,7 @@ def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
                             hint="upgrade crm-rules, or write results to another database with --results-db")
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for table, column, kind in MIGRATIONS.get(step, []):
-                have = {r[1] for r in conn.execute(f"PRAGMA {q(schema)}.table_info({q(table)})")}
+                have = table_columns(conn, schema, table)
                 if have and column not in have:  # a missing table is created whole below
                     conn.execute(f"ALTER TABLE {prefix}{q(table)} ADD COLUMN {q(column)} {kind}")
     for ddl in list(TABLES.values()) + list(INDEXES) + list(VIEWS.values()):

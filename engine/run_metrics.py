@@ -21,6 +21,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+from .database import table_columns
 from .expr_sql import quote_identifier as q
 
 TABLE = "crm_metrics"
@@ -37,13 +38,9 @@ def is_reserved(name: str) -> bool:
     return name.lower() in KEY_COLUMNS
 
 
-def _columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:
-    return [r[1] for r in conn.execute(f"PRAGMA {q(schema)}.table_info({q(table)})")]
-
-
 def add_columns(conn: sqlite3.Connection, schema: str, names: list[str]) -> None:
     """Give ``crm_metrics`` a column for each of ``names`` it lacks (inside the caller's write transaction)."""
-    have = {c.lower() for c in _columns(conn, schema, TABLE)}
+    have = {c.lower() for c in table_columns(conn, schema, TABLE) or []}
     for name in names:
         if name.lower() not in have:
             conn.execute(f"ALTER TABLE {q(schema)}.{TABLE} ADD COLUMN {q(name)}")
@@ -76,11 +73,11 @@ class RunMetrics:
 
     @classmethod
     def of_run(cls, conn: sqlite3.Connection, run_id: int, schema: str = "main") -> "RunMetrics":
-        if "metrics" in _columns(conn, schema, "crm_runs"):
+        if "metrics" in (table_columns(conn, schema, "crm_runs") or []):
             row = conn.execute(f"SELECT metrics FROM {q(schema)}.crm_runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is not None and row[0] is not None:
                 return cls(schema, run_id, tuple(json.loads(row[0])), legacy=False)
-        if "metrics" not in _columns(conn, schema, "crm_assignments"):
+        if "metrics" not in (table_columns(conn, schema, "crm_assignments") or []):
             return cls(schema, run_id, (), legacy=False)
         # Every row of a legacy run has the same keys: read them from one.
         row = conn.execute(f"SELECT metrics FROM {q(schema)}.crm_assignments WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()

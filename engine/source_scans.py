@@ -83,9 +83,7 @@ def run_scans(conn: sqlite3.Connection, source: Path, sources: list[SourceAggreg
                 wait_worker(process)
         finally:
             for process in workers_started:
-                if process.poll() is None:  # this scan failed or was interrupted: stop the others
-                    process.kill()
-                process.wait()
+                stop_worker(process)  # running still: this scan failed or was interrupted
         for path, work in zip(scratches, others):
             conn.execute(f"ATTACH DATABASE ? AS {SCRATCH}", (file_uri(path, "ro"),))
             try:
@@ -104,6 +102,16 @@ def start_worker(source_uri: str, scratch: Path, work: list[tuple[str, str, dict
     job_file.write_text(json.dumps(job), encoding="utf-8")
     return subprocess.Popen([sys.executable, scan_worker.__file__, str(job_file)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    """Kill a worker that is still running (the run failed or was interrupted) and reap it."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def wait_worker(process: subprocess.Popen) -> None:

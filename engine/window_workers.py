@@ -28,10 +28,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .database import file_uri
+from .database import file_uri, table_columns
 from .expr_sql import quote_identifier as q
 from .plugin_sql import BatchOp
-from .source_scans import SCRATCH, start_worker, wait_worker
+from .metric_sql import approximate_rows
+from .source_scans import SCRATCH, start_worker, stop_worker, wait_worker
 from .sql_layers import Statement
 
 #: Customers a run must have for sorts to go to a worker (a sort of this many takes about 0.5 s).
@@ -51,7 +52,6 @@ class WindowWorker:
         self.given: set[str] = set()  # tables the worker computes
         self.folder: Path | None = None
         self.process: subprocess.Popen | None = None
-        self.finished = False
 
     def wrap(self, operations: list) -> list:
         """``operations`` with each window sort replaced by an operation that runs it here or collects it."""
@@ -71,10 +71,10 @@ class WindowWorker:
     def _start(self, conn: sqlite3.Connection, dates: dict) -> None:
         if self.workers < 1:
             return
-        have = {r[1] for r in conn.execute(f"PRAGMA temp.table_info({q(self.base)})")} | {"_rid"}
+        have = set(table_columns(conn, "temp", self.base) or []) | {"_rid"}
         movable = [op for op in self.sorts if op.sort.columns is not None and op.sort.columns <= have]
         given = movable[len(movable) - len(movable) // 2:]  # the later half: the run needs them last
-        if not given or (conn.execute(f"SELECT max(rowid) FROM temp.{q(self.base)}").fetchone()[0] or 0) < self.min_rows:
+        if not given or approximate_rows(conn, f"temp.{q(self.base)}") < self.min_rows:
             return
         columns = sorted(set().union(*(op.sort.columns for op in given)) - {"_rid"})
         self.folder = Path(tempfile.mkdtemp(prefix="crm-rules-windows-"))
@@ -95,9 +95,8 @@ class WindowWorker:
         if op.sort.table not in self.given:
             conn.execute(op.sql, {**op.params, **dates})
             return
-        if not self.finished:
+        if self.process.returncode is None:  # not waited for yet
             wait_worker(self.process)
-            self.finished = True
         conn.execute(f"ATTACH DATABASE ? AS {SCRATCH}", (file_uri(self.folder / "sorts.db", "ro"),))
         try:
             conn.execute(f"INSERT INTO temp.{q(op.sort.table)} SELECT * FROM {SCRATCH}.{q(op.sort.table)}")
@@ -107,11 +106,6 @@ class WindowWorker:
     def close(self) -> None:
         """Stop the worker if the run ended before it did (an error), and delete the scratch files."""
         if self.process is not None:
-            if self.process.poll() is None:
-                self.process.kill()
-            self.process.wait()
-            for stream in (self.process.stdout, self.process.stderr):
-                if stream is not None:
-                    stream.close()
+            stop_worker(self.process)
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
