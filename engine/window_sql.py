@@ -190,14 +190,12 @@ class WindowTables:
         def key_of(call: WindowCall) -> tuple:
             return alias, join, call.function, call.spec, tuple((p, repr(params.get(p))) for p in call.params)
 
-        pending: dict[str | None, dict[tuple, str]] = {}  # spec (None: whole population) -> {key: function}
-        names_of: dict[tuple, str] = {}  # key -> function name
+        pending: dict[str | None, dict[tuple, WindowCall]] = {}  # spec (None: whole population) -> {key: call}
         for calls in found.values():
             for call in calls:
                 if key_of(call) not in self.computed:
                     whole = not call.spec and call.name in _AGGREGATES
-                    pending.setdefault(None if whole else call.spec, {})[key_of(call)] = call.function
-                    names_of[key_of(call)] = call.name
+                    pending.setdefault(None if whole else call.spec, {})[key_of(call)] = call
         statements: list[tuple[str, dict, WindowSort | None]] = []
         for spec, items in pending.items():
             table = f"{layer}_w{self.count}"
@@ -207,11 +205,12 @@ class WindowTables:
             statements.append((f"DROP TABLE IF EXISTS temp.{q(table)}", {}, None))
             if spec is None:  # one scan computes every whole-population aggregate of the layer; one row
                 statements.append((f"CREATE TEMP TABLE {q(table)} AS SELECT "
-                                   + ", ".join(f"{fn} AS {c}" for fn, c in zip(items.values(), names)) + f" {source_rows}",
+                                   + ", ".join(f"{call.function} AS {c}" for call, c in zip(items.values(), names))
+                                   + f" {source_rows}",
                                    params, None))
             else:  # one sort per ordering; a narrow table keyed like the layers
-                calls = tuple((c, f"{fn} OVER ({spec})") for fn, c in zip(items.values(), names))
-                movable = not join.strip() and all(names_of[key] in _SORTABLE for key in items)
+                calls = tuple((c, f"{call.function} OVER ({spec})") for call, c in zip(items.values(), names))
+                movable = not join.strip() and all(call.name in _SORTABLE for call in items.values())
                 sort = WindowSort(table, alias, calls,
                                   _columns_read(" ".join(sql for _, sql in calls), alias) if movable else None)
                 statements += [
