@@ -111,7 +111,7 @@ APPLY = PEAK_MB + textwrap.dedent("""
     total = time.perf_counter() - t
     print(json.dumps({"total_s": total, "aggregation_s": phases["aggregation"], "rules_s": phases["rules"],
                       "after_aggregation_s": total - phases["aggregation"], "run_id": outcome.run_id,
-                      # the scan worker processes' peak added on top: an upper bound of what the run held at once
+                      # the worker processes' peak (scans, window sorts) added: an upper bound of what the run held at once
                       "peak_mb": peak_mb() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """)
 
