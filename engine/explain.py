@@ -113,8 +113,7 @@ def explain_facts(computed: Any) -> dict:
                    "overrides": _overrides_digest(r[0] for r in conn.execute(f"SELECT json FROM {OVERRIDES}"))
                    if computed.with_overrides else _overrides_digest([])}
     if policy.tier_method == "pareto":
-        facts["lowest"] = [list(r) for r in conn.execute(
-            f"SELECT _tier, min({q(policy.tier_metric)}) FROM {table} GROUP BY _tier")]
+        facts["lowest"] = computed.tier_minimum()
     return facts
 
 
@@ -314,9 +313,7 @@ def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
     action_rows = conn.execute(
         f"SELECT action, category, plugin, entry, reason, priority, due_date FROM {ACTIONS} WHERE cid = ? "
         f"ORDER BY {_ACTION_ORDER.format(entry='entry')}", (key,)).fetchall()
-    lowest = None
-    if policy.tier_method == "pareto":
-        lowest = dict(conn.execute(f"SELECT _tier, min({q(policy.tier_metric)}) FROM {table} GROUP BY _tier").fetchall())
+    lowest = dict(computed.tier_minimum()) if policy.tier_method == "pareto" else None
     customer = _Customer(
         key=key, name=base[CNAME], grades=base,
         attributes=dict(zip(attrs, values[len(cols): len(cols) + len(attrs)])),

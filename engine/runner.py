@@ -30,7 +30,7 @@ from .plugin_sql import ACTIONS, ERRORS, BatchOp, compile_actions, compile_plugi
 from .policy_model import Policy
 from .progress import Progress, silent
 from .results_store import ensure_schema
-from .source_scans import run_scans
+from .source_scans import jobs, run_scans
 from .window_workers import WindowWorker
 
 
@@ -58,6 +58,17 @@ class Computed:
     result_table: str
     notes: list[str] = field(default_factory=list)
     with_overrides: bool = False  # the result has _rule_tier and _override columns
+    groups: list[tuple] = field(default_factory=list)  # _grouped(): customers per combination of grades
+
+    def tier_minimum(self) -> list[list]:
+        """[tier, lowest tier metric] per tier (NULL tier first, then by name), as ``GROUP BY _tier`` gives them."""
+        lowest: dict = {}
+        for row in self.groups:
+            tier, value = row[2], row[_MINIMUM]
+            if tier not in lowest or (value is not None and (lowest[tier] is None
+                                                            or _sqlite_order(value) < _sqlite_order(lowest[tier]))):
+                lowest[tier] = value
+        return [[tier, lowest[tier]] for tier in sorted(lowest, key=_nulls_first)]
 
 
 TEMP_CACHE_KIB = 256 * 1024
@@ -135,10 +146,10 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     sorts = WindowWorker(plan.base, TEMP_CACHE_KIB)  # some window sorts run in a worker process
     metric_ops = sorts.wrap(plan.statements)
     metric_ops.insert(plan.base_ready, sorts.start())
-    prepare = sorts.wrap([plan.key_index()] + setup_statements() + plugin_ops)
+    prepare = sorts.wrap(setup_statements() + plugin_ops)
     rules = sorts.wrap(classification + actions)
     scans = list(plan.sources.values())
-    steps = _Steps(progress, len(scans) + len(metric_ops) + len(prepare) + len(rules))
+    steps = _Steps(progress, len(jobs(scans)) + len(metric_ops) + len(prepare) + len(rules))
     try:
         run_scans(conn, rc.source_path, scans, {"as_of": as_of, "as_of_next": as_of_next}, TEMP_CACHE_KIB,
                   done=lambda _: steps.step())
@@ -155,10 +166,11 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     finally:
         sorts.close()
     computed = Computed(rc, policy, as_of, binding, plan, result, override_notes, with_overrides)
+    computed.groups = _grouped(conn, policy, result, with_overrides)
     errors = conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0]
     if errors:
         computed.notes.append(f"{errors} plugin error(s) recorded for customers (on_error: skip); see crm_errors")
-    missing = conn.execute(f"SELECT count(*) FROM {result} WHERE _service_level IS NULL").fetchone()[0]
+    missing = sum(row[0] for row in computed.groups if row[5] is None)
     if policy.service_levels and missing:
         computed.notes.append(f"{missing} customer(s) match no service level (no entry for their tier/stage)")
     return computed
@@ -182,6 +194,11 @@ def _check_unique(conn: sqlite3.Connection, policy: Policy, table: str) -> None:
                        hint="make the conditions exclusive, or use hit_policy: first")
 
 
+def _sqlite_order(value) -> tuple:
+    """Sort key of a non-NULL value as SQLite orders them: numbers, then text, then blobs."""
+    return (0, value, "") if isinstance(value, (int, float)) else (1, 0, value) if isinstance(value, str) else (2, 0, value)
+
+
 def _nulls_first(value):
     return (value is not None, value)
 
@@ -191,19 +208,33 @@ def _counted(counts: dict) -> dict:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], _nulls_first(kv[0]))))
 
 
-def summarize(computed: Computed) -> dict:
-    """Counts per tier, stage and service level, and revenue share per tier.
+#: Position of the lowest tier metric in a row of ``_grouped``.
+_MINIMUM = 7
 
-    One GROUP BY over every combination (a few hundred rows at most), folded
-    here: each separate count would read the whole per-customer table again.
+
+def _grouped(conn: sqlite3.Connection, policy: Policy, table: str, with_overrides: bool) -> list[tuple]:
+    """Rows of (customers, revenue, tier, stage, sub-grade, service level, overridden, lowest tier metric,
+    each summarized output): one GROUP BY over every combination (a few hundred rows at most).
+
+    The run summary, the note on customers without a service level and the lowest tier metric per tier
+    (for ``explain``) are all folded from these rows: each separate count would read the whole
+    per-customer table again (a second or more each at a million customers).
     """
-    conn, t, policy = computed.rc.conn, computed.result_table, computed.policy
+    outputs = [name for name, out in policy.outputs.items() if out.column.summarize]
+    overridden = "_tier_rule = 'override'" if with_overrides else "NULL"
+    keys = ["_tier", "_stage", "_subgrade", "_service_level", overridden]
+    keys += [f"coalesce({q(name)}, '')" for name in outputs]
+    revenue = f"sum({q(policy.revenue_metric)})" if policy.revenue_metric else "NULL"
+    lowest = f"min({q(policy.tier_metric)})" if policy.tier_method == "pareto" else "NULL"
+    return conn.execute(f"SELECT count(*), {revenue}, {', '.join(keys[:5])}, {lowest}{''.join(', ' + k for k in keys[5:])} "
+                        f"FROM {table} GROUP BY {', '.join(keys)}").fetchall()
+
+
+def summarize(computed: Computed) -> dict:
+    """Counts per tier, stage and service level, and revenue share per tier."""
+    policy = computed.policy
     revenue = policy.revenue_metric
     outputs_summarized = [name for name, out in policy.outputs.items() if out.column.summarize]
-    overridden = "_tier_rule = 'override'" if computed.with_overrides else "NULL"
-    keys = ["_tier", "_stage", "_subgrade", "coalesce(_service_level, '')", overridden]
-    keys += [f"coalesce({q(name)}, '')" for name in outputs_summarized]
-    rev_sql = f"sum({q(revenue)})" if revenue else "NULL"
     tiers: dict = {}
     grid: dict = {}
     stage_counts: dict = {}
@@ -211,8 +242,9 @@ def summarize(computed: Computed) -> dict:
     services: dict = {}
     outputs: dict = {name: {} for name in outputs_summarized}
     overrides = 0
-    for row in conn.execute(f"SELECT count(*), {rev_sql}, {', '.join(keys)} FROM {t} GROUP BY {', '.join(keys)}"):
-        n, rev, tier, stage, subgrade, service, is_override = row[:7]
+    for row in computed.groups:
+        n, rev, tier, stage, subgrade, service, is_override = row[:_MINIMUM]
+        service = "" if service is None else service
         entry = tiers.setdefault(tier, {"customers": 0, "revenue": None})
         entry["customers"] += n
         if rev is not None:
@@ -223,7 +255,7 @@ def summarize(computed: Computed) -> dict:
             subgrades[subgrade] = subgrades.get(subgrade, 0) + n
         services[service] = services.get(service, 0) + n
         overrides += n if is_override else 0
-        for name, value in zip(outputs_summarized, row[7:]):
+        for name, value in zip(outputs_summarized, row[_MINIMUM + 1:]):
             outputs[name][value] = outputs[name].get(value, 0) + n
     ordered = {}
     for tier in policy.tiers:
@@ -231,6 +263,7 @@ def summarize(computed: Computed) -> dict:
     total_rev = sum((v["revenue"] or 0) for v in ordered.values()) if revenue else None
     for v in ordered.values():
         v["revenue_share"] = (v["revenue"] or 0) / total_rev if revenue and total_rev else None
+    conn = computed.rc.conn
     actions = _counted(dict(conn.execute(f"SELECT action, count(*) FROM {ACTIONS} GROUP BY action").fetchall()))
     return {
         "customers": sum(v["customers"] for v in ordered.values()),

@@ -4,8 +4,9 @@ process, as a script of its own.
 It imports nothing but the standard library, so that the process starts in a
 few tens of milliseconds and needs neither the package nor the caller's main
 module (source_scans runs this file with the same Python).  The work comes as
-a JSON file named on the command line; a failure goes back as JSON on
-stdout, with exit code 1.
+a JSON file named on the command line: a list of statements, and a queue of
+jobs shared with the run and the other workers (:class:`Queue`); a failure
+goes back as JSON on stdout, with exit code 1.
 """
 
 from __future__ import annotations
@@ -15,11 +16,58 @@ import sqlite3
 import sys
 
 SCRATCH = "_crm_scratch"
+HERE = "run"  # the queue's owner of the jobs the run's own connection takes
+FAILED = "failed"  # the owner of the jobs nobody will run, because one failed
+
+
+def create_queue(path, work: list[tuple[str, str, dict]]) -> None:
+    """A new queue database at ``path`` holding ``work`` as ``(table, select, params)`` jobs, taken in this order."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous = OFF")  # a scratch file: nothing to recover
+        conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, name TEXT, select_sql TEXT, params TEXT, owner TEXT)")
+        conn.executemany("INSERT INTO jobs (name, select_sql, params) VALUES (?, ?, ?)",
+                         [(name, select, json.dumps(params)) for name, select, params in work])
+    finally:
+        conn.close()
+
+
+class Queue:
+    """The jobs of :func:`create_queue`, which several processes take one at a time, each job once."""
+
+    def __init__(self, path, timeout_s: float) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=timeout_s)
+
+    def __enter__(self) -> "Queue":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.conn.close()
+
+    def take(self, owner: str) -> tuple[str, str, dict] | None:
+        """The next job nobody has taken, now ``owner``'s: ``(table, select, params)``; None when there is none."""
+        self.conn.execute("BEGIN IMMEDIATE")  # the write lock first: two processes never read the same next job
+        try:
+            row = self.conn.execute(
+                "UPDATE jobs SET owner = ? WHERE id = (SELECT min(id) FROM jobs WHERE owner IS NULL) "
+                "RETURNING name, select_sql, params", (owner,)).fetchone()
+        finally:
+            self.conn.execute("COMMIT")
+        return None if row is None else (row[0], row[1], json.loads(row[2]))
+
+    def fail(self) -> None:
+        """Leave the jobs nobody has taken to nobody: the others stop after the job they are on."""
+        self.conn.execute("UPDATE jobs SET owner = ? WHERE owner IS NULL", (FAILED,))
+
+    def owners(self) -> dict[str, str]:
+        """table -> who took its job."""
+        return dict(self.conn.execute("SELECT name, owner FROM jobs"))
 
 
 def scan(source_uri: str, scratch_uri: str, work: list[tuple[str, str, dict]], cache_kib: int,
-         timeout_s: float) -> None:
-    """Run each ``(table, select, params)`` of ``work`` on the source into table ``table`` of a new scratch database."""
+         timeout_s: float, queue: Queue | None = None, owner: str = "") -> None:
+    """Run each ``(table, select, params)`` of ``work``, then each job taken from ``queue`` as ``owner``, on the
+    source into table ``table`` of a new scratch database."""
     conn = sqlite3.connect(source_uri, uri=True, isolation_level=None, timeout=timeout_s)
     try:
         conn.execute(f"PRAGMA temp.cache_size = -{cache_kib}")
@@ -28,6 +76,9 @@ def scan(source_uri: str, scratch_uri: str, work: list[tuple[str, str, dict]], c
         conn.execute(f"PRAGMA {SCRATCH}.synchronous = OFF")
         for table, select, params in work:
             conn.execute(f'CREATE TABLE {SCRATCH}."{table}" AS {select}', params)
+        while queue is not None and (job := queue.take(owner)) is not None:
+            table, select, params = job
+            conn.execute(f'CREATE TABLE {SCRATCH}."{table}" AS {select}', params)
     finally:
         conn.close()
 
@@ -35,11 +86,17 @@ def scan(source_uri: str, scratch_uri: str, work: list[tuple[str, str, dict]], c
 def main() -> int:
     with open(sys.argv[1], encoding="utf-8") as f:
         job = json.load(f)
+    queue = Queue(job["queue"], job["timeout_s"]) if job.get("queue") else None
     try:
-        scan(job["source"], job["scratch"], job["work"], job["cache_kib"], job["timeout_s"])
+        scan(job["source"], job["scratch"], job["work"], job["cache_kib"], job["timeout_s"], queue, job.get("owner", ""))
     except sqlite3.Error as exc:
+        if queue is not None:
+            queue.fail()
         json.dump({"error": str(exc), "kind": type(exc).__name__}, sys.stdout)
         return 1
+    finally:
+        if queue is not None:
+            queue.conn.close()
     return 0
 
 

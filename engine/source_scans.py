@@ -1,20 +1,26 @@
-"""Run the sources' GROUP BYs at the same time, each in a process of its own.
+"""Run the sources' GROUP BYs and row checks at the same time, on every core.
 
-The scans of orders, receivables, interactions and contracts do not depend on
-one another, and at a million customers each keeps one core busy for seconds
-to tens of seconds: SQLite runs a statement on one core.  So the biggest scan
-runs on the run's own connection, straight into its temp table, while worker
-processes run the others on read-only connections to the same file, each into
-a scratch database in a temporary folder, which the run's connection then
-copies into its temp tables.  Processes, not threads: SQLite's memory
-accounting takes a global lock, and two threads scanning at once ran barely
-faster than one after the other (measured: 1.65-2.1 s for two scans of 1.1 s
-each; two processes: 1.2-1.6 s).
+The scans of orders, receivables, interactions and contracts, and the checks
+of their rows, do not depend on one another, and at a million customers each
+keeps one core busy for seconds to tens of seconds: SQLite runs a statement on
+one core.  So they are jobs in a queue, biggest first, and the run's own
+connection and worker processes each take the next job as soon as they are
+free (list scheduling: no estimate of a job's time needs to be right, only
+their order roughly so).  The run's connection writes straight into its temp
+tables; a worker runs its jobs on a read-only connection to the same file,
+each into a scratch database in a temporary folder, which the run's
+connection then copies into its temp tables.  Processes, not threads:
+SQLite's memory accounting takes a global lock, and two threads scanning at
+once ran barely faster than one after the other (measured: 1.65-2.1 s for two
+scans of 1.1 s each; two processes: 1.2-1.6 s).
 
-Small sources are scanned one after the other on the run's connection: a
-worker costs a process start, which only pays off for big tables.  The
-source is only read, the scratch files are deleted whatever happens, and a
-failed scan stops the others.
+The queue is a small SQLite database in that folder; taking a job is one
+``UPDATE ... RETURNING`` in an immediate transaction, so no two processes take
+the same job.  A worker that fails empties the queue, so the others stop
+soon; the run then raises its error.  Small sources are scanned on the run's
+connection only: a worker costs a process start, which only pays off for big
+tables.  The source is only read, and the scratch files are deleted whatever
+happens.
 """
 
 from __future__ import annotations
@@ -26,78 +32,100 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import scan_worker
 from .database import BUSY_TIMEOUT_MS, file_uri
 from .expr_sql import quote_identifier as q
 from .metric_sql import SourceAggregation
+from .sql_layers import Statement
 
 SCRATCH = scan_worker.SCRATCH
+HERE = scan_worker.HERE  # the queue's owner of the jobs the run's connection takes
 
-#: Rows a worker's scans must have between them to be worth a process (a scan of this many takes about 0.5 s).
-MIN_WORKER_ROWS = 200_000
+#: Rows the jobs besides the biggest must read to be worth a worker (scans and checks of this many take
+#: about half a second).
+MIN_WORKER_ROWS = 500_000
 
 
-def lanes(sources: list[SourceAggregation], count: int) -> list[list[SourceAggregation]]:
-    """``sources`` spread over at most ``count`` lanes, biggest first, each to the lane with the fewest rows so far.
+@dataclass(frozen=True)
+class ScanJob:
+    """One statement of the scan phase: temp table ``name`` from ``select``, run on the source."""
 
-    Lane 0, the run's own connection, gets the biggest scan: it needs no copy afterwards.
-    """
-    out: list[list[SourceAggregation]] = [[] for _ in range(max(1, min(count, len(sources))))]
-    load = [0] * len(out)
-    for agg in sorted(sources, key=lambda a: -a.rows):
-        lane = load.index(min(load))
-        out[lane].append(agg)
-        load[lane] += max(agg.rows, 1)
-    return out
+    name: str
+    select: Statement
+    cost: int  # rough units (SourceAggregation.cost): the queue starts the biggest first
+    rows: int
+    index: Statement | None = None  # built on the run's connection once the table is there
+
+    @property
+    def target(self) -> str:
+        return f"temp.{q(self.name)}"
+
+
+def jobs(sources: list[SourceAggregation]) -> list[ScanJob]:
+    """Each source's GROUP BY and its row check, biggest first (ties by name, for the same order every run)."""
+    out = []
+    for agg in sources:
+        out.append(ScanJob(agg.name, agg.query, agg.cost, agg.rows, agg.index()))
+        if agg.check is not None:
+            out.append(ScanJob(agg.check_name, agg.check, agg.check_cost, agg.rows))
+    return sorted(out, key=lambda job: (-job.cost, job.name))
 
 
 def run_scans(conn: sqlite3.Connection, source: Path, sources: list[SourceAggregation], dates: dict,
-              cache_kib: int, done: Callable[[SourceAggregation], None] = lambda agg: None,
+              cache_kib: int, done: Callable[[str], None] = lambda name: None,
               workers: int | None = None, min_worker_rows: int = MIN_WORKER_ROWS) -> None:
-    """Create each source's aggregate table (``agg.target``) and its index in ``conn``'s temp schema.
+    """Create each source's aggregate table (``agg.target``, with its index) and row check table in ``conn``'s
+    temp schema; ``done`` is called with each table's name once it is there.
 
     ``workers``: processes besides ``conn`` at most (default: one per further core).
     """
     if workers is None:
         workers = (os.cpu_count() or 1) - 1
-    for agg in sources:
-        conn.execute(f"DROP TABLE IF EXISTS {agg.target}")
-    mine, *others = lanes(sources, workers + 1)
-    for lane in [lane for lane in others if sum(a.rows for a in lane) < min_worker_rows]:
-        others.remove(lane)
-        mine += lane
-    if not others:
-        _scan_here(conn, mine, dates, done)
+    queue = jobs(sources)
+    for job in queue:
+        conn.execute(f"DROP TABLE IF EXISTS {job.target}")
+    if workers < 1 or sum(job.rows for job in queue[1:]) < min_worker_rows:
+        for job in queue:
+            _run_here(conn, job, dates, done)
         return
     with tempfile.TemporaryDirectory(prefix="crm-rules-scan-") as folder:
-        scratches = [Path(folder) / f"scan{i}.db" for i in range(len(others))]
-        workers_started = [
-            start_worker(file_uri(source, "ro"), path, [(a.name, a.query.sql, {**a.query.params, **dates}) for a in work],
-                         cache_kib)
-            for path, work in zip(scratches, others)]
+        queue_file = Path(folder) / "queue.db"
+        scan_worker.create_queue(queue_file, [(job.name, job.select.sql, {**job.select.params, **dates}) for job in queue])
+        scratches = [Path(folder) / f"scan{i}.db" for i in range(min(workers, len(queue) - 1))]
+        started = [start_worker(file_uri(source, "ro"), path, [], cache_kib, queue=queue_file) for path in scratches]
+        by_name = {job.name: job for job in queue}
         try:
-            _scan_here(conn, mine, dates, done)
-            for process in workers_started:
+            with scan_worker.Queue(queue_file, BUSY_TIMEOUT_MS / 1000) as mine:
+                while (taken := mine.take(HERE)) is not None:
+                    _run_here(conn, by_name[taken[0]], dates, done)
+            for process in started:
                 wait_worker(process)
         finally:
-            for process in workers_started:
-                stop_worker(process)  # running still: this scan failed or was interrupted
-        for path, work in zip(scratches, others):
+            for process in started:
+                stop_worker(process)  # running still: a job here failed or was interrupted
+        with scan_worker.Queue(queue_file, BUSY_TIMEOUT_MS / 1000) as finished:
+            taken_by = finished.owners()
+        for path in scratches:
             conn.execute(f"ATTACH DATABASE ? AS {SCRATCH}", (file_uri(path, "ro"),))
             try:
-                for agg in work:
-                    _finish(conn, agg, f"CREATE TEMP TABLE {agg.target} AS SELECT * FROM {SCRATCH}.{q(agg.name)}", {}, done)
+                for name in [name for name, owner in taken_by.items() if owner == path.name]:
+                    conn.execute(f"CREATE TEMP TABLE {q(name)} AS SELECT * FROM {SCRATCH}.{q(name)}")
+                    _finish(conn, by_name[name], done)
             finally:
                 conn.execute(f"DETACH DATABASE {SCRATCH}")
 
 
-def start_worker(source_uri: str, scratch: Path, work: list[tuple[str, str, dict]], cache_kib: int) -> subprocess.Popen:
-    """A process running each ``(table, select, params)`` of ``work`` on ``source_uri`` into table ``table`` of
-    the new database ``scratch`` (scan_worker); wait for it with :func:`wait_worker`."""
+def start_worker(source_uri: str, scratch: Path, work: list[tuple[str, str, dict]], cache_kib: int,
+                 queue: Path | None = None) -> subprocess.Popen:
+    """A process running each ``(table, select, params)`` of ``work``, then each job it takes from ``queue``,
+    on ``source_uri`` into table ``table`` of the new database ``scratch`` (scan_worker); wait for it with
+    :func:`wait_worker`."""
     job = {"source": source_uri, "scratch": file_uri(scratch, "rwc"), "cache_kib": cache_kib,
-           "timeout_s": BUSY_TIMEOUT_MS / 1000, "work": work}
+           "timeout_s": BUSY_TIMEOUT_MS / 1000, "work": work, "queue": str(queue) if queue else None,
+           "owner": scratch.name}
     job_file = scratch.with_suffix(".json")
     job_file.write_text(json.dumps(job), encoding="utf-8")
     return subprocess.Popen([sys.executable, scan_worker.__file__, str(job_file)], stdin=subprocess.DEVNULL,
@@ -126,14 +154,12 @@ def wait_worker(process: subprocess.Popen) -> None:
     raise getattr(sqlite3, failure["kind"], sqlite3.OperationalError)(failure["error"])
 
 
-def _scan_here(conn: sqlite3.Connection, work: list[SourceAggregation], dates: dict,
-               done: Callable[[SourceAggregation], None]) -> None:
-    for agg in work:
-        _finish(conn, agg, agg.statement.sql, {**agg.statement.params, **dates}, done)
+def _run_here(conn: sqlite3.Connection, job: ScanJob, dates: dict, done: Callable[[str], None]) -> None:
+    conn.execute(f"CREATE TEMP TABLE {q(job.name)} AS\n{job.select.sql}", {**job.select.params, **dates})
+    _finish(conn, job, done)
 
 
-def _finish(conn: sqlite3.Connection, agg: SourceAggregation, sql: str, params: dict,
-            done: Callable[[SourceAggregation], None]) -> None:
-    conn.execute(sql, params)
-    conn.execute(agg.index().sql)
-    done(agg)
+def _finish(conn: sqlite3.Connection, job: ScanJob, done: Callable[[str], None]) -> None:
+    if job.index is not None:
+        conn.execute(job.index.sql)
+    done(job.name)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 
-from crm_rules.engine import runner, source_scans
+from crm_rules.engine import runner, scan_worker, source_scans
 from crm_rules.engine.data_binding import bind
 from crm_rules.engine.database import open_for_run
 from crm_rules.engine.demo_data import DEMO_AS_OF
@@ -29,8 +30,9 @@ def _scanned(db: Path, workers: int) -> dict[str, list]:
         done = []
         source_scans.run_scans(conn, db, list(plan.sources.values()), {"as_of": DEMO_AS_OF, "as_of_next": next_day},
                                1024, done=done.append, workers=workers, min_worker_rows=0)
-        assert sorted(a.name for a in done) == sorted(a.name for a in plan.sources.values())
-        return {a.name: conn.execute(f"SELECT * FROM {a.target} ORDER BY _cid").fetchall() for a in plan.sources.values()}
+        tables = [a.name for a in plan.sources.values()] + [a.check_name for a in plan.sources.values()]
+        assert sorted(done) == sorted(tables)
+        return {name: conn.execute(f"SELECT * FROM temp.{name} ORDER BY 1").fetchall() for name in tables}
     finally:
         rc.close()
 
@@ -50,21 +52,58 @@ def test_a_run_with_workers_writes_the_same_run(demo_db, monkeypatch):
     assert after == before
 
 
-def _agg(name: str, rows: int, sql: str = "SELECT 1 AS _cid") -> SourceAggregation:
-    return SourceAggregation(name, Statement(sql), frozenset(), rows)
+def _agg(name: str, rows: int, sql: str = "SELECT 1 AS _cid", check: str | None = None) -> SourceAggregation:
+    return SourceAggregation(name, Statement(sql), frozenset(), rows, Statement(check) if check else None,
+                             cost=rows * 11, check_cost=rows * 3)
 
 
-def test_lanes_put_the_biggest_scan_on_the_run_connection_and_balance_the_rest():
-    lanes = source_scans.lanes([_agg("a", 10), _agg("b", 1000), _agg("c", 600), _agg("d", 500)], 2)
-    assert [[a.name for a in lane] for lane in lanes] == [["b", "a"], ["c", "d"]]
-    assert len(source_scans.lanes([_agg("a", 5)], 4)) == 1
+def test_jobs_are_the_scans_and_the_row_checks_biggest_first():
+    queue = source_scans.jobs([_agg("_crm_agg_a", 10, check="SELECT 0 AS _bad_rows"), _agg("_crm_agg_b", 1000),
+                               _agg("_crm_agg_c", 600, check="SELECT 0 AS _bad_rows")])
+    assert [(j.name, j.cost) for j in queue] == [("_crm_agg_b", 11000), ("_crm_agg_c", 6600), ("_crm_check_c", 1800),
+                                                 ("_crm_agg_a", 110), ("_crm_check_a", 30)]
+    assert [j.index is not None for j in queue] == [True, True, False, True, False]  # checks are one row
+
+
+def test_each_job_of_the_queue_is_taken_once_by_whoever_is_free(tmp_path):
+    path = tmp_path / "queue.db"
+    scan_worker.create_queue(path, [(f"t{i}", f"SELECT {i}", {"i": i}) for i in range(200)])
+    taken: dict[str, list] = {}
+
+    def take(owner):
+        with scan_worker.Queue(path, 10) as queue:
+            taken[owner] = list(iter(lambda: queue.take(owner), None))
+
+    threads = [threading.Thread(target=take, args=(f"p{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    names = [job[0] for jobs in taken.values() for job in jobs]
+    assert sorted(names) == sorted(f"t{i}" for i in range(200))  # every job, none twice
+    assert all(job[2] == {"i": int(job[0][1:])} for jobs in taken.values() for job in jobs)
+    assert all(jobs == sorted(jobs, key=lambda j: int(j[0][1:])) for jobs in taken.values())  # in queue order
+    with scan_worker.Queue(path, 10) as queue:
+        assert {owner for owner in queue.owners().values()} <= set(taken)
+
+
+def test_a_failing_job_leaves_the_rest_of_the_queue_to_nobody(tmp_path):
+    path = tmp_path / "queue.db"
+    scan_worker.create_queue(path, [("a", "SELECT 1", {}), ("b", "SELECT 2", {}), ("c", "SELECT 3", {})])
+    with scan_worker.Queue(path, 10) as queue:
+        assert queue.take("w") == ("a", "SELECT 1", {})
+        queue.fail()
+        assert queue.take("run") is None
+        assert queue.owners() == {"a": "w", "b": scan_worker.FAILED, "c": scan_worker.FAILED}
 
 
 def test_a_failing_worker_scan_raises_the_sqlite_error_and_leaves_no_scratch_files(demo_db, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     conn = sqlite3.connect(demo_db)
     bad = _agg("_crm_agg_bad", 10, "SELECT no_such_column FROM orders")
-    good = _agg("_crm_agg_good", 1000, "SELECT customer_id AS _cid FROM orders GROUP BY 1")
+    busy = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) "
+            "SELECT max(i) AS _cid FROM n")  # a second or so: the worker takes the bad job meanwhile
+    good = _agg("_crm_agg_good", 1000, busy)
     with pytest.raises(sqlite3.OperationalError, match="no such column: no_such_column"):
         source_scans.run_scans(conn, demo_db, [good, bad], {}, 1024, workers=1, min_worker_rows=0)
     assert list(tmp_path.glob("crm-rules-scan-*")) == []
@@ -72,7 +111,7 @@ def test_a_failing_worker_scan_raises_the_sqlite_error_and_leaves_no_scratch_fil
 
 
 def test_small_sources_are_scanned_on_the_run_connection(demo_db, monkeypatch):
-    monkeypatch.setattr(source_scans, "start_worker", lambda *a: pytest.fail("no worker process for small tables"))
+    monkeypatch.setattr(source_scans, "start_worker", lambda *a, **k: pytest.fail("no worker process for small tables"))
     assert _scanned(demo_db, workers=0)
     conn = sqlite3.connect(demo_db)
     source_scans.run_scans(conn, demo_db, [_agg("_crm_agg_x", 10), _agg("_crm_agg_y", 5)], {}, 1024, workers=3)
@@ -93,7 +132,7 @@ def test_an_aggregate_two_metrics_need_is_computed_once(demo_db):
 def test_a_failing_scan_on_the_run_connection_stops_the_workers(demo_db, monkeypatch):
     started = []
     plain = source_scans.start_worker
-    monkeypatch.setattr(source_scans, "start_worker", lambda *a: started.append(plain(*a)) or started[-1])
+    monkeypatch.setattr(source_scans, "start_worker", lambda *a, **k: started.append(plain(*a, **k)) or started[-1])
     slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
             "SELECT max(i) AS _cid FROM n")  # minutes of work, unless stopped
     conn = sqlite3.connect(demo_db)
@@ -102,3 +141,4 @@ def test_a_failing_scan_on_the_run_connection_stops_the_workers(demo_db, monkeyp
                                                _agg("_crm_agg_slow", 10, slow)], {}, 1024, workers=1, min_worker_rows=0)
     assert len(started) == 1 and started[0].returncode is not None  # killed, not left running
     conn.close()
+
