@@ -73,7 +73,7 @@ class WindowWorker:
             return
         have = set(table_columns(conn, "temp", self.base) or []) | {"_rid"}
         movable = [op for op in self.sorts if op.sort.columns is not None and op.sort.columns <= have]
-        given = movable[len(movable) - len(movable) // 2:]  # the later half: the run needs them last
+        given = movable[len(movable) // 2:]  # the later half (the bigger one, when odd): the run needs them last
         if not given or approximate_rows(conn, f"temp.{q(self.base)}") < self.min_rows:
             return
         columns = sorted(set().union(*(op.sort.columns for op in given)) - {"_rid"})
