@@ -157,6 +157,26 @@ class RunDates:
         return self.conn.execute("SELECT date(?, ?)", (self.as_of, f"{-days:+d} days")).fetchone()[0]
 
 
+@dataclass(frozen=True)
+class _Aggregate:
+    """One aggregate of a source's GROUP BY: ``fn`` of ``value`` over the rows where every condition holds.
+
+    Kept as parts, not SQL text, so that a condition every aggregate of the source has can become the
+    scan's WHERE (``_SourceQuery.aggregation``): the rows it rules out then never reach the GROUP BY's sort.
+    """
+
+    fn: str  # SUM, COUNT, MIN, MAX, AVG or COUNT DISTINCT
+    conditions: tuple[str, ...]
+    value: str = "1"
+    as_date: bool = False  # date() of the result: a date column's min or max as 'YYYY-MM-DD'
+
+    def sql(self, in_where: frozenset[str] = frozenset()) -> str:
+        kept = [c for c in self.conditions if c not in in_where]
+        operand = f"CASE WHEN {' AND '.join(kept)} THEN {self.value} END" if kept else self.value
+        call = f"COUNT(DISTINCT {operand})" if self.fn == "COUNT DISTINCT" else f"{self.fn}({operand})"
+        return f"date({call})" if self.as_date else call
+
+
 class _SourceQuery:
     """Accumulates the aggregate columns of one source's GROUP BY."""
 
@@ -166,7 +186,8 @@ class _SourceQuery:
         self.source = source
         self.dates = dates
         self.params = SqlParams(prefix=f"{source[0]}")
-        self.columns: list[tuple[str, str]] = []  # (alias, aggregate sql)
+        self.columns: list[tuple[str, _Aggregate]] = []
+        self.cuts: set[str] = set()  # the conditions "dated before the day after the as-of date"
         self.numeric_used: set[str] = set()  # numeric columns read, checked for unreadable text
         self.read: set[str] = set()  # physical columns read (for the choice of plan)
 
@@ -179,9 +200,16 @@ class _SourceQuery:
     def expr(self, node) -> str:
         return to_sql(node, lambda name: self.col(name), self.params)
 
-    def window(self, metric: Metric, field_name: str | None = None, periods: int = 1, upto_periods: int = 0) -> str:
+    def cut(self, column_sql: str) -> str:
+        """The condition that a row dated by ``column_sql`` existed on the as-of date."""
+        condition = f"{column_sql} < :as_of_next"
+        self.cuts.add(condition)
+        return condition
+
+    def window(self, metric: Metric, field_name: str | None = None, periods: int = 1,
+               upto_periods: int = 0) -> tuple[str, ...]:
         d = self.col(field_name or WINDOW_FIELD[self.source])
-        parts = [f"{d} < :as_of_next"]
+        parts = [self.cut(d)]
         start = self.dates.window_start(metric.spec.get("window"), periods)
         if start:
             parts.append(f"{d} >= {self.params.date(start)}")
@@ -189,14 +217,14 @@ class _SourceQuery:
             parts.append(f"{d} < {self.params.date(self.dates.window_start(metric.spec.get('window'), upto_periods))}")
         if metric.where is not None:
             parts.append(self.expr(metric.where.node))
-        return " AND ".join(parts)
+        return tuple(parts)
 
-    def add(self, alias: str, sql: str) -> str:
-        """The column holding aggregate ``sql``: ``alias``, or the column of an equal aggregate added before."""
-        for known, known_sql in self.columns:
-            if known_sql == sql:
+    def add(self, alias: str, aggregate: _Aggregate) -> str:
+        """The column holding ``aggregate``: ``alias``, or the column of an equal aggregate added before."""
+        for known, known_aggregate in self.columns:
+            if known_aggregate == aggregate:
                 return known
-        self.columns.append((alias, sql))
+        self.columns.append((alias, aggregate))
         return alias
 
     def paid_as_of(self) -> str:
@@ -209,7 +237,13 @@ class _SourceQuery:
 
     def aggregation(self, name: str) -> SourceAggregation:
         key = f"r.{q(self.table.key)}"
-        cols = ",\n  ".join(f"{sql} AS {q(alias)}" for alias, sql in self.columns)
+        # Rows dated after the as-of date did not exist yet on it: when no aggregate counts them, the scan
+        # drops them before the sort (a fifth of the GROUP BY's time on ten million orders, from the
+        # comparisons alone).  Only that cut moves: a window's start would also hide the rows of unknown
+        # customers that lie before it from the orphan check (data_checks), which reads the aggregates.
+        in_where = frozenset(self.cuts).intersection(*(a.conditions for _, a in self.columns))
+        where = f"\nWHERE {' AND '.join(sorted(in_where))}" if in_where and self.columns else ""
+        cols = ",\n  ".join(f"{a.sql(in_where)} AS {q(alias)}" for alias, a in self.columns)
         problems = self.problems()
         read = frozenset(self.read | {column for column, _, _ in problems})
         source = from_clause(self.dates.conn, self.binding.schema, self.table.table, self.table.key, set(read))
@@ -219,7 +253,7 @@ class _SourceQuery:
         bad = " OR ".join(sql for _, _, sql in problems)
         check = Statement(f"SELECT EXISTS (SELECT 1 {source} WHERE {bad}) AS {BAD_ROWS}")
         rows = row_count(self.dates.conn, self.binding.table(self.table.table))
-        return SourceAggregation(name, Statement(f"SELECT {key} AS {CID},\n  {cols}\n{source}\nGROUP BY {key}",
+        return SourceAggregation(name, Statement(f"SELECT {key} AS {CID},\n  {cols}\n{source}{where}\nGROUP BY {key}",
                                                  self.params.values), read, rows, check,
                                  cost=rows * (10 + len(self.columns)),
                                  check_cost=int(rows * (2 + sum(_CHECK_COST.get(what, 0) for _, what, _ in problems))))
@@ -250,31 +284,26 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
     kind = m.kind
     if kind in AGGREGATES:
         operand = sq.expr(m.operand.node)
-        fn = {"count_distinct": "COUNT(DISTINCT "}.get(kind, kind.upper() + "(")
-        sql = f"{fn}CASE WHEN {sq.window(m)} THEN {operand} END)"
-        if m.type == DATE:
-            sql = f"date({sql})"
-        column = sq.add(m.name, sql)
+        fn = "COUNT DISTINCT" if kind == "count_distinct" else kind.upper()
+        column = sq.add(m.name, _Aggregate(fn, sq.window(m), operand, as_date=m.type == DATE))
         default = m.spec.get("default", 0 if kind in ("sum", "count_distinct") else None)
         return f"coalesce({ref(column)}, {sq.params.add(default)})" if default is not None else ref(column)
     if kind == "count":
-        column = sq.add(m.name, f"COUNT(CASE WHEN {sq.window(m)} THEN 1 END)")
+        column = sq.add(m.name, _Aggregate("COUNT", sq.window(m)))
         return f"coalesce({ref(column)}, {sq.params.add(m.spec.get('default', 0))})"
     if kind == "recency":
         # date(MAX(d)), as a `max` of the date column is written: the scan computes the two once
-        column = sq.add(m.name, f"date(MAX(CASE WHEN {sq.window(m)} THEN {sq.col(WINDOW_FIELD[m.source])} END))")
+        column = sq.add(m.name, _Aggregate("MAX", sq.window(m), sq.col(WINDOW_FIELD[m.source]), as_date=True))
         return f"CAST(julianday(:as_of) - julianday({ref(column)}) AS INTEGER)"
     if kind == "trend":
         operand = sq.expr(m.operand.node)
-        cur = sq.add(m.name + "__cur", f"SUM(CASE WHEN {sq.window(m, periods=1)} THEN {operand} END)")
-        prev = sq.add(m.name + "__prev", f"SUM(CASE WHEN {sq.window(m, periods=2, upto_periods=1)} THEN {operand} END)")
+        cur = sq.add(m.name + "__cur", _Aggregate("SUM", sq.window(m, periods=1), operand))
+        prev = sq.add(m.name + "__prev", _Aggregate("SUM", sq.window(m, periods=2, upto_periods=1), operand))
         return f"(coalesce({ref(cur)}, 0) * 1.0 / NULLIF({ref(prev)}, 0) - 1)"
     if kind == "contract_days_left":
         start, end = sq.col("start"), sq.col("end")
-        cond = f"{start} < :as_of_next AND date({end}) >= :as_of"
-        if m.where is not None:
-            cond += " AND " + sq.expr(m.where.node)
-        return ref(sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(date({end})) - julianday(:as_of) AS INTEGER) END)"))
+        cond = (sq.cut(start), f"date({end}) >= :as_of") + ((sq.expr(m.where.node),) if m.where is not None else ())
+        return ref(sq.add(m.name, _Aggregate("MAX", cond, f"CAST(julianday(date({end})) - julianday(:as_of) AS INTEGER)")))
     if kind == "repurchase_rate":
         # The window split into equal month-long periods ending on the as-of date
         # (calendar months would make a partial first month count as a whole one).
@@ -284,39 +313,39 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
         n = sq.params.add(months)
         period = (f"CAST((julianday(date({d})) - julianday({start})) * {n} "
                   f"/ (julianday(:as_of_next) - julianday({start})) AS INTEGER)")
-        column = sq.add(m.name, f"COUNT(DISTINCT CASE WHEN {sq.window(m)} THEN {period} END)")
+        column = sq.add(m.name, _Aggregate("COUNT DISTINCT", sq.window(m), period))
         return f"({ref(column)} * 1.0 / {n})"
     due, amount = sq.col("due_date"), sq.col("amount")
     if kind in ("collection_rate", "on_time_rate"):
         in_window = sq.window(m, "due_date")
         if kind == "collection_rate":
-            paid = sq.add(m.name + "__paid", f"SUM(CASE WHEN {in_window} THEN min({sq.paid_as_of()}, {amount}) END)")
-            billed = sq.add(m.name + "__billed", f"SUM(CASE WHEN {in_window} THEN {amount} END)")
+            paid = sq.add(m.name + "__paid", _Aggregate("SUM", in_window, f"min({sq.paid_as_of()}, {amount})"))
+            billed = sq.add(m.name + "__billed", _Aggregate("SUM", in_window, amount))
             return f"({ref(paid)} * 1.0 / NULLIF({ref(billed)}, 0))"
         on_time = (f"{sq.col('paid_date')} IS NOT NULL AND date({sq.col('paid_date')}) <= date({due}) "
                    f"AND coalesce({sq.col('paid_amount')}, 0) >= {amount} - 0.005")
-        ok = sq.add(m.name + "__ok", f"COUNT(CASE WHEN {in_window} AND {on_time} THEN 1 END)")
-        n = sq.add(m.name + "__n", f"COUNT(CASE WHEN {in_window} THEN 1 END)")
+        ok = sq.add(m.name + "__ok", _Aggregate("COUNT", in_window + (on_time,)))
+        n = sq.add(m.name + "__n", _Aggregate("COUNT", in_window))
         return f"({ref(ok)} * 1.0 / NULLIF({ref(n)}, 0))"
     if kind in ("overdue", "outstanding"):
         open_amount = f"({amount} - {sq.paid_as_of()})"
-        is_open = f"{sq.col('date')} < :as_of_next AND {open_amount} > 0.005"
+        is_open = (sq.cut(sq.col("date")), f"{open_amount} > 0.005")
         if kind == "outstanding":
-            return f"coalesce({ref(sq.add(m.name, f'SUM(CASE WHEN {is_open} THEN {open_amount} END)'))}, 0)"
+            return f"coalesce({ref(sq.add(m.name, _Aggregate('SUM', is_open, open_amount)))}, 0)"
         min_days = m.spec.get("min_days", 1)
         # due on or before (as-of − min_days), written as "< the day after" so due dates with a time compare
         # right; the cheap date tests come first so the open amount is only worked out for rows in range
-        cond = f"{due} < {sq.params.date(sq.dates.days_before(min_days - 1))}"
+        cond = (f"{due} < {sq.params.date(sq.dates.days_before(min_days - 1))}",)
         if "max_days" in m.spec:  # aging buckets: at most max_days past due
-            cond += f" AND {due} >= {sq.params.date(sq.dates.days_before(m.spec['max_days']))}"
-        cond += f" AND {is_open}"
+            cond += (f"{due} >= {sq.params.date(sq.dates.days_before(m.spec['max_days']))}",)
+        cond += is_open
         what = m.spec["overdue"]
         if what == "amount":
-            column = sq.add(m.name, f"SUM(CASE WHEN {cond} THEN {open_amount} END)")
+            column = sq.add(m.name, _Aggregate("SUM", cond, open_amount))
         elif what == "count":
-            column = sq.add(m.name, f"COUNT(CASE WHEN {cond} THEN 1 END)")
+            column = sq.add(m.name, _Aggregate("COUNT", cond))
         else:
-            column = sq.add(m.name, f"MAX(CASE WHEN {cond} THEN CAST(julianday(:as_of) - julianday(date({due})) AS INTEGER) END)")
+            column = sq.add(m.name, _Aggregate("MAX", cond, f"CAST(julianday(:as_of) - julianday(date({due})) AS INTEGER)"))
         return f"coalesce({ref(column)}, 0)"
     raise AssertionError(kind)  # pragma: no cover
 
@@ -327,7 +356,7 @@ def _tenure_sql(m: Metric, policy: Policy, binding: Binding, queries: dict) -> s
         start = f"c.{q(policy.data.attributes['since'].column)}"
     else:
         sq = queries["orders"]
-        alias = sq.add(m.name + "__first", f"MIN(CASE WHEN {sq.col('date')} < :as_of_next THEN date({sq.col('date')}) END)")
+        alias = sq.add(m.name + "__first", _Aggregate("MIN", (sq.cut(sq.col("date")),), f"date({sq.col('date')})"))
         start = f"a_orders.{q(alias)}"
     days = f"(julianday(:as_of) - julianday(date({start})))"
     return days if divisor == 1 else f"round({days} / {divisor}, 2)"

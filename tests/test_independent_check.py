@@ -513,8 +513,10 @@ tiers:
 
 def test_customers_without_orders_get_null_metrics_and_the_default_tier(tmp_path):
     db = make_db(tmp_path / "z.db", [("none", "never ordered", "x"), ("old", "ordered long ago", "x"),
-                                      ("zero", "zero amount", "x"), ("buyer", "buyer", "x")],
-                 [("old", "2024-01-05", 900.0), ("zero", "2026-05-05", 0.0), ("buyer", "2026-05-05", 10.0)])
+                                      ("zero", "zero amount", "x"), ("buyer", "buyer", "x"),
+                                      ("later", "first order after the as-of date", "x")],
+                 [("old", "2024-01-05", 900.0), ("zero", "2026-05-05", 0.0), ("buyer", "2026-05-05", 10.0),
+                  ("later", "2026-07-02", 50.0)])
     got = run(tmp_path, METRICS + """
 tiers:
   method: rules
@@ -524,9 +526,10 @@ tiers:
     - {id: inactive, default: true}
 """, db)
     assert {cid: v[0] for cid, v in got.items()} == {
-        "none": "inactive", "old": "inactive", "zero": "inactive", "buyer": "active"}
+        "none": "inactive", "old": "inactive", "zero": "inactive", "buyer": "active", "later": "inactive"}
     none, old, zero = got["none"][4], got["old"][4], got["zero"][4]
     assert none == {"revenue_12m": 0, "orders_12m": 0, "recency_days": None, "margin_12m": None, "cost_12m": 0}
+    assert got["later"][4] == none  # on the as-of date the order did not exist yet
     assert old["revenue_12m"] == 0 and old["recency_days"] == days("2024-01-05", D) and old["margin_12m"] is None
     assert zero["orders_12m"] == 1 and zero["margin_12m"] is None  # 0 / 0 is unknown, not an error
 

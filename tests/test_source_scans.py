@@ -125,7 +125,20 @@ def test_an_aggregate_two_metrics_need_is_computed_once(demo_db):
     policy = load_policy("base")
     plan = compile_metrics(policy, bind(conn, "main", policy), RunDates(DEMO_AS_OF, "2026-07-01", conn))
     select = plan.sources["orders"].query.sql
-    assert select.count('date(MAX(CASE WHEN r."order_date" < :as_of_next THEN r."order_date" END))') == 1
+    assert select.count('date(MAX(r."order_date"))') == 1
+    conn.close()
+
+
+def test_rows_after_the_as_of_date_are_dropped_before_the_sort_when_no_aggregate_counts_them(demo_db):
+    conn = sqlite3.connect(demo_db)
+    policy = load_policy("base")
+    plan = compile_metrics(policy, bind(conn, "main", policy), RunDates(DEMO_AS_OF, "2026-07-01", conn))
+    orders = plan.sources["orders"].query.sql
+    assert '\nWHERE r."order_date" < :as_of_next\n' in orders
+    assert orders.count(":as_of_next") == 1  # no aggregate tests it again
+    # receivables: outstanding amounts cut on the issue date, collection rates on the due date: nothing shared
+    receivables = plan.sources["receivables"].query.sql
+    assert "WHERE" not in receivables and 'r."issue_date" < :as_of_next' in receivables
     conn.close()
 
 
