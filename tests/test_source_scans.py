@@ -119,27 +119,26 @@ def test_small_sources_are_scanned_on_the_run_connection(demo_db, monkeypatch):
     conn.close()
 
 
-def test_an_aggregate_two_metrics_need_is_computed_once(demo_db):
-    """The churn plugin's last order date and recency_days are both date(MAX(order_date)) before the as-of date."""
-    conn = sqlite3.connect(demo_db)
+def _base_scans(db) -> dict[str, str]:
+    """source -> the SELECT of its GROUP BY, as the base policy compiles on ``db``."""
+    conn = sqlite3.connect(db)
     policy = load_policy("base")
     plan = compile_metrics(policy, bind(conn, "main", policy), RunDates(DEMO_AS_OF, "2026-07-01", conn))
-    select = plan.sources["orders"].query.sql
-    assert select.count('date(MAX(r."order_date"))') == 1
     conn.close()
+    return {source: agg.query.sql for source, agg in plan.sources.items()}
+
+
+def test_an_aggregate_two_metrics_need_is_computed_once(demo_db):
+    """The churn plugin's last order date and recency_days are both date(MAX(order_date)) before the as-of date."""
+    assert _base_scans(demo_db)["orders"].count('date(MAX(r."order_date"))') == 1
 
 
 def test_rows_after_the_as_of_date_are_dropped_before_the_sort_when_no_aggregate_counts_them(demo_db):
-    conn = sqlite3.connect(demo_db)
-    policy = load_policy("base")
-    plan = compile_metrics(policy, bind(conn, "main", policy), RunDates(DEMO_AS_OF, "2026-07-01", conn))
-    orders = plan.sources["orders"].query.sql
-    assert '\nWHERE r."order_date" < :as_of_next\n' in orders
-    assert orders.count(":as_of_next") == 1  # no aggregate tests it again
+    scans = _base_scans(demo_db)
+    assert '\nWHERE r."order_date" < :as_of_next\n' in scans["orders"]
+    assert scans["orders"].count(":as_of_next") == 1  # no aggregate tests it again
     # receivables: outstanding amounts cut on the issue date, collection rates on the due date: nothing shared
-    receivables = plan.sources["receivables"].query.sql
-    assert "WHERE" not in receivables and 'r."issue_date" < :as_of_next' in receivables
-    conn.close()
+    assert "WHERE" not in scans["receivables"] and 'r."issue_date" < :as_of_next' in scans["receivables"]
 
 
 def test_a_failing_scan_on_the_run_connection_stops_the_workers(demo_db, monkeypatch):
