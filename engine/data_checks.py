@@ -16,7 +16,7 @@ from .database import RunConnection
 from .errors import DataError
 from .expr_sql import quote_identifier as q
 from .expr_types import DATE
-from .metric_sql import BAD_ROWS, CID, MetricPlan, bad_date_sql
+from .metric_sql import BAD_ROWS, CID, MetricPlan, bad_date_sql, matched_column
 from .policy_model import Policy
 
 EXAMPLES = 3
@@ -49,8 +49,8 @@ def check_customers(rc: RunConnection, policy: Policy, binding: Binding) -> None
 
 
 def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:
-    """After the scans: no unreadable rows, every row's customer exists, and ids are unique (then the
-    per-customer table has its index by id)."""
+    """After the scans: no unreadable rows, ids are unique (then the per-customer table has its index by
+    id), and every row's customer exists."""
     conn, problems = rc.conn, []
     for source, table in plan.checks.items():
         if not conn.execute(f"SELECT total({BAD_ROWS}) FROM {table}").fetchone()[0]:
@@ -67,16 +67,6 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
                 else:
                     problems.append(f"table {t.table!r}, column {column!r}: {value!r} (customer {cid}) {what}")
     _fail(problems, "store dates as text 'YYYY-MM-DD' and numbers as numbers: fix or remove these rows, or re-import them")
-    customers = binding.table(policy.data.customers.table)
-    key = q(policy.data.customers.key)
-    for source, table in plan.aggregates.items():
-        t = policy.data.sources[source]
-        orphans = conn.execute(f"SELECT a.{CID} FROM {table} AS a WHERE a.{CID} IS NOT NULL AND NOT EXISTS "
-                               f"(SELECT 1 FROM {customers} AS c WHERE c.{key} = a.{CID}) LIMIT {EXAMPLES + 1}").fetchall()
-        if orphans:
-            ids = ", ".join(repr(o[0]) for o in orphans[:EXAMPLES]) + (", ..." if len(orphans) > EXAMPLES else "")
-            problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: {ids}")
-    _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")
     try:  # the index explain and overrides find a customer by; building it is the check, the examples come after
         conn.execute(plan.key_index().sql)
     except sqlite3.IntegrityError:
@@ -86,3 +76,21 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
         raise DataError(f"customer ids are not unique in table {policy.data.customers.table!r}: {ids}",
                         hint=f"make data.customers.id name a column whose values are unique (now {policy.data.customers.key!r})"
                         ) from None
+    customers = binding.table(policy.data.customers.table)
+    key = q(policy.data.customers.key)
+    # Ids are unique now, so an aggregate has a row of an unknown customer exactly when it has more rows
+    # than the customers the join found in it: one pass over the customers instead of a lookup per row.
+    sources = list(plan.aggregates)
+    found = conn.execute(f"SELECT {', '.join(f'total({q(matched_column(s))})' for s in sources)} "
+                         f"FROM temp.{q(plan.base)}").fetchone() if sources else ()
+    for source, matched in zip(sources, found):
+        table = plan.aggregates[source]
+        if conn.execute(f"SELECT count({CID}) FROM {table}").fetchone()[0] == matched:
+            continue
+        t = policy.data.sources[source]
+        orphans = conn.execute(f"SELECT a.{CID} FROM {table} AS a WHERE a.{CID} IS NOT NULL AND NOT EXISTS "
+                               f"(SELECT 1 FROM {customers} AS c WHERE c.{key} = a.{CID}) LIMIT {EXAMPLES + 1}").fetchall()
+        if orphans:
+            ids = ", ".join(repr(o[0]) for o in orphans[:EXAMPLES]) + (", ..." if len(orphans) > EXAMPLES else "")
+            problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: {ids}")
+    _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")

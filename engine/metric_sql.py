@@ -104,6 +104,11 @@ class SourceAggregation:
         return Statement(f"CREATE UNIQUE INDEX temp.{q(self.name + '_cid')} ON {q(self.name)}({CID})")
 
 
+def matched_column(source: str) -> str:
+    """Column of the base table: 1 where the customer has a row in ``source``'s aggregates, else 0."""
+    return f"_crm_in_{source}"
+
+
 @dataclass
 class MetricPlan:
     statements: list[Statement]  # run after the sources' GROUP BYs (source_scans.run_scans)
@@ -440,6 +445,9 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
     select = [f"c.{q(policy.data.customers.key)} AS {CID}", f"c.{q(policy.data.customer_name)} AS {CNAME}"]
     select += [f"{_attribute_sql(f'c.{q(c.column)}', c.type)} AS {q(n)}" for n, c in binding.attributes.items()]
     select += [f"{sql} AS {q(name)}" for name, sql in base_cols.items()]
+    # which customers the join found in each aggregate: their sum, against the aggregate's rows, tells
+    # whether a source has rows of unknown customers without looking each one up again (data_checks)
+    select += [f"a_{source}.{CID} IS NOT NULL AS {q(matched_column(source))}" for source in sources]
     layers = _layers(policy)
     table = f"temp.{q(f'{prefix}_m0')}"
     statements.append(Statement(f"DROP TABLE IF EXISTS {table}"))
