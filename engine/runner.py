@@ -212,22 +212,43 @@ def _counted(counts: dict) -> dict:
 _MINIMUM = 7
 
 
+#: Stands for NULL in a key of ``_grouped``'s table, whose UNIQUE constraint would take every NULL for a
+#: different value: a one-byte blob, which no tier, stage or plugin output (text or number) equals.
+_NULL_KEY = "x'00'"
+_GROUPS = "temp._crm_groups"
+
+
 def _grouped(conn: sqlite3.Connection, policy: Policy, table: str, with_overrides: bool) -> list[tuple]:
     """Rows of (customers, revenue, tier, stage, sub-grade, service level, overridden, lowest tier metric,
-    each summarized output): one GROUP BY over every combination (a few hundred rows at most).
+    each summarized output): one pass over every combination (a few hundred rows at most).
 
     The run summary, the note on customers without a service level and the lowest tier metric per tier
     (for ``explain``) are all folded from these rows: each separate count would read the whole
-    per-customer table again (a second or more each at a million customers).
+    per-customer table again (a second or more each at a million customers).  The rows are counted by
+    an upsert into a table of the combinations, not by a GROUP BY, which first sorts the million rows by
+    all the keys (at a million customers 3.4 s against 1.5 s); a combination's revenue is added up row
+    by row in the order a GROUP BY's sum adds it, and the rows come out in the GROUP BY's order.
     """
     outputs = [name for name, out in policy.outputs.items() if out.column.summarize]
     overridden = "_tier_rule = 'override'" if with_overrides else "NULL"
     keys = ["_tier", "_stage", "_subgrade", "_service_level", overridden]
     keys += [f"coalesce({q(name)}, '')" for name in outputs]
-    revenue = f"sum({q(policy.revenue_metric)})" if policy.revenue_metric else "NULL"
-    lowest = f"min({q(policy.tier_metric)})" if policy.tier_method == "pareto" else "NULL"
-    return conn.execute(f"SELECT count(*), {revenue}, {', '.join(keys[:5])}, {lowest}{''.join(', ' + k for k in keys[5:])} "
-                        f"FROM {table} GROUP BY {', '.join(keys)}").fetchall()
+    revenue = q(policy.revenue_metric) if policy.revenue_metric else "NULL"
+    lowest = q(policy.tier_metric) if policy.tier_method == "pareto" else "NULL"
+    columns = [f"k{i}" for i in range(len(keys))]
+    conn.execute(f"DROP TABLE IF EXISTS {_GROUPS}")
+    conn.execute(f"CREATE TABLE {_GROUPS} ({', '.join(columns)}, n, revenue, lowest, UNIQUE ({', '.join(columns)}))")
+    # a NULL revenue or metric is skipped, as sum() and min() skip it; "WHERE true" ends the SELECT for the parser
+    conn.execute(f"INSERT INTO {_GROUPS} SELECT {', '.join(f'ifnull({key}, {_NULL_KEY})' for key in keys)}, "
+                 f"1, {revenue}, {lowest} FROM {table} WHERE true ON CONFLICT ({', '.join(columns)}) DO UPDATE SET "
+                 "n = n + 1, revenue = CASE WHEN excluded.revenue IS NULL THEN revenue WHEN revenue IS NULL "
+                 "THEN excluded.revenue ELSE revenue + excluded.revenue END, lowest = CASE WHEN excluded.lowest IS NULL "
+                 "THEN lowest WHEN lowest IS NULL THEN excluded.lowest ELSE min(lowest, excluded.lowest) END")
+    back = [f"nullif({c}, {_NULL_KEY})" for c in columns]
+    rows = conn.execute(f"SELECT n, revenue, {', '.join(back[:5])}, lowest{''.join(', ' + b for b in back[5:])} "
+                        f"FROM {_GROUPS} ORDER BY {', '.join(back)}").fetchall()
+    conn.execute(f"DROP TABLE {_GROUPS}")
+    return rows
 
 
 def summarize(computed: Computed) -> dict:

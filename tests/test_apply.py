@@ -316,3 +316,27 @@ def test_revenues_equal_to_the_cent_are_ties_at_a_pareto_cut(tmp_path):
                         "tiers:\n  method: pareto\n  metric: revenue_12m\n"
                         "  levels: [{id: A, up_to: 0.8}, {id: B, up_to: 0.95}, {id: C}]\n", db)
     assert got["one"][0] == got["two"][0] == "A"
+
+
+def test_the_summary_groups_are_those_of_a_group_by_nulls_and_mixed_values_included():
+    """_grouped counts by an upsert; the rows, sums and minimums must be a GROUP BY's, in its order."""
+    from types import SimpleNamespace
+
+    from crm_rules.engine.runner import _grouped
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TEMP TABLE r (_tier, _stage, _subgrade, _service_level, _tier_rule, rev, grade)")
+    conn.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?)", [
+        ("A", "stable", None, "gold", "t1", 10.5, "x"), ("A", "stable", None, "gold", "override", None, None),
+        ("A", "stable", None, "gold", "t1", 2, "x"), ("B", None, "B1", None, "t2", None, ""),
+        ("B", None, "B1", None, "t2", None, None), ("C", "new", None, None, "t3", 0, 7),
+        ("C", "new", None, None, "t3", -1.25, 7), ("A", "stable", None, "gold", "t1", 0.1, "x")])
+    column = SimpleNamespace(summarize=True)
+    policy = SimpleNamespace(outputs={"grade": SimpleNamespace(column=column)}, revenue_metric="rev",
+                             tier_metric="rev", tier_method="pareto")
+    expected = conn.execute(
+        "SELECT count(*), sum(rev), _tier, _stage, _subgrade, _service_level, _tier_rule = 'override', min(rev), "
+        "coalesce(grade, '') FROM r GROUP BY _tier, _stage, _subgrade, _service_level, _tier_rule = 'override', "
+        "coalesce(grade, '')").fetchall()
+    assert _grouped(conn, policy, "temp.r", with_overrides=True) == expected
+    assert (2, None, "B", None, "B1", None, 0, None, "") in expected  # NULL keys and an all-NULL sum kept
