@@ -7,8 +7,9 @@ Usage:
 
 For each size (customers x orders) it generates the database once
 (bench/generate.py, cached under bench/.data/), then measures, each in a
-fresh process and as the median of --repeat runs, with the peak memory
-(VmHWM) of that process:
+fresh process and as the median of --repeat runs taken in rounds (each
+contender once per round, so a drift of the machine's speed weighs on all
+alike), with the peak memory (VmHWM) of that process:
 
 - baseline: the best hand-written SQLite query (no extra index; the table
   scan with PRAGMA threads and the as-of cut in WHERE, the fastest plan
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -127,12 +129,7 @@ def run_json(args: list[str]) -> dict:
     return result
 
 
-def median_of(repeat: int, args: list[str], before=None) -> dict:
-    runs = []
-    for _ in range(repeat):
-        if before:
-            before()
-        runs.append(run_json(args))
+def median_of(runs: list[dict]) -> dict:
     out = dict(runs[-1])
     for key in runs[0]:
         if key.endswith("_s") and all(isinstance(r.get(key), (int, float)) for r in runs):
@@ -140,6 +137,23 @@ def median_of(repeat: int, args: list[str], before=None) -> dict:
     out["peak_mb"] = max(r["peak_mb"] for r in runs)
     out["runs"] = len(runs)
     return out
+
+
+def in_rounds(repeat: int, contenders: dict[str, tuple[list[str], Callable[[], None] | None]], size: str) -> dict:
+    """name -> the median of ``repeat`` runs of that contender's command, run in rounds of one run each.
+
+    Rounds, not one contender's runs after another's: this machine's speed drifts by a fifth over an
+    hour, and a size's runs take up to half an hour; in rounds the drift weighs on every contender alike,
+    so the ratios to the baseline hold even when the seconds move.
+    """
+    runs: dict[str, list[dict]] = {name: [] for name in contenders}
+    for round_ in range(1, repeat + 1):
+        for name, (args, before) in contenders.items():
+            print(f"{size}: {name} ({round_} of {repeat})", file=sys.stderr, flush=True)
+            if before:
+                before()
+            runs[name].append(run_json(args))
+    return {name: median_of(done) for name, done in runs.items()}
 
 
 def database(customers: int, orders: int) -> Path:
@@ -190,8 +204,6 @@ def measure_size(customers: int, orders: int, repeat: int, peers: list[str]) -> 
         "UNION ALL SELECT 'contracts', count(*) FROM contracts")}
     results = {"counts": counts}
     py = sys.executable
-    print(f"{customers:,} x {orders:,}: baseline", file=sys.stderr, flush=True)
-    results["baseline"] = median_of(repeat, [py, "-c", BASELINE, str(db), AS_OF])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.db"
 
@@ -199,11 +211,11 @@ def measure_size(customers: int, orders: int, repeat: int, peers: list[str]) -> 
             for p in Path(tmp).glob("results.db*"):
                 p.unlink()
 
-        print(f"{customers:,} x {orders:,}: crm-rules apply", file=sys.stderr, flush=True)
-        results["crm-rules"] = median_of(repeat, [py, "-c", APPLY, str(db), AS_OF, POLICY, str(out)], before=fresh)
-    for peer in peers:
-        print(f"{customers:,} x {orders:,}: {peer}", file=sys.stderr, flush=True)
-        results[peer] = median_of(repeat, [py, str(HERE / "peers.py"), peer, str(db), "--as-of", AS_OF, "--run", str(run_id)])
+        contenders = {"baseline": ([py, "-c", BASELINE, str(db), AS_OF], None),
+                      "crm-rules": ([py, "-c", APPLY, str(db), AS_OF, POLICY, str(out)], fresh)}
+        for peer in peers:
+            contenders[peer] = ([py, str(HERE / "peers.py"), peer, str(db), "--as-of", AS_OF, "--run", str(run_id)], None)
+        results.update(in_rounds(repeat, contenders, f"{customers:,} x {orders:,}"))
     return results
 
 
@@ -285,7 +297,8 @@ def main() -> None:
     for size in args.sizes.split(","):
         customers, orders = (int(x) for x in size.lower().split("x"))
         sizes[f"{customers:,}/{orders:,}"] = measure_size(customers, orders, args.repeat, peers)
-    lines = [f"Median of {args.repeat} runs each, fresh process per run; peak memory = the process's VmHWM.", ""]
+    lines = [f"Median of {args.repeat} runs each, taken in rounds, fresh process per run; "
+             "peak memory = the process's VmHWM.", ""]
     lines += table(sizes) + [""] + targets(sizes)
     text = "\n".join(lines)
     print(text)
