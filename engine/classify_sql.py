@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .metric_sql import CID, Statement
-from .sql_layers import LayerChain
+from .sql_layers import LayerChain, LayerStep
 from .policy_model import Policy, Rule
 
 DEFAULT_RULE = "default"
@@ -82,22 +82,20 @@ def compile_classification(policy: Policy, table: str, prefix: str = "_crm",
                            overrides: bool = False) -> tuple[list[Statement], str]:
     """``overrides``: rows of temp._crm_overrides (cid, kind, tier, json) apply after the tier rules.
 
-    Tiers and stages, overrides, and sub-grades with service levels are
-    layers over ``table`` (a chain's view); the result is the view of the last one.
+    Tiers and stages, overrides, and sub-grades with service levels are the
+    steps of one layer over ``table`` (a chain's view); the result is its view.
     """
     params = SqlParams(prefix="k")
     tier_case, tier_rule = decision([t.rule for t in policy.tiers], params)
     stage_case, stage_rule = decision(policy.stages, params) if policy.stages else ("NULL", "NULL")
     by_rules = "_rule_tier" if overrides else "_tier"
-    chain = LayerChain(table)
-    statements = chain.add(f"{prefix}_graded", {by_rules: tier_case, f"{by_rules}_rule": tier_rule,
-                                                "_stage": stage_case, "_stage_rule": stage_rule},
-                           dict(params.values), alias="m")
+    steps = [LayerStep({by_rules: tier_case, f"{by_rules}_rule": tier_rule, "_stage": stage_case, "_stage_rule": stage_rule},
+                       dict(params.values), alias="m")]
     if overrides:
         o_params = SqlParams(prefix="o")
         tier, rule = _overridden(policy, o_params)
-        statements += chain.add(f"{prefix}_overridden", {"_tier": tier, "_tier_rule": rule, "_override": "o.json"},
-                                dict(o_params.values), join=f"LEFT JOIN {OVERRIDES} AS o ON o.cid = g.{CID}", alias="g")
+        steps.append(LayerStep({"_tier": tier, "_tier_rule": rule, "_override": "o.json"}, dict(o_params.values),
+                               join=f"LEFT JOIN {OVERRIDES} AS o ON o.cid = g.{CID}", alias="g"))
     sub_params = SqlParams(prefix="s")
     sub_cases, sub_rule_cases = [], []
     for tier in policy.tiers:
@@ -108,9 +106,10 @@ def compile_classification(policy: Policy, table: str, prefix: str = "_crm",
             sub_rule_cases.append(f"WHEN {tid} THEN {rule}")
     sub = f"CASE m._tier {' '.join(sub_cases)} END" if sub_cases else "NULL"
     sub_rule = f"CASE m._tier {' '.join(sub_rule_cases)} END" if sub_cases else "NULL"
-    # One layer for both: a layer is a pass over every customer (0.5 s at 1M), and the sub-grade
-    # CASE is cheap to evaluate again where a service level names a sub-grade.
+    # The sub-grade CASE is cheap to evaluate again where a service level names a sub-grade.
     service_level = service_level_case(policy, sub_params, alias="m", subgrade=f"({sub})")
-    statements += chain.add(f"{prefix}_result", {"_subgrade": sub, "_subgrade_rule": sub_rule, "_service_level": service_level},
-                            dict(sub_params.values), alias="m")
+    steps.append(LayerStep({"_subgrade": sub, "_subgrade_rule": sub_rule, "_service_level": service_level},
+                           dict(sub_params.values), alias="m"))
+    chain = LayerChain(table)
+    statements = chain.add_stacked(f"{prefix}_result", steps)
     return statements, chain.source

@@ -17,7 +17,7 @@ from typing import Any
 from .errors import RunError
 from .expr_sql import SqlParams, quote_identifier as q
 from .metric_sql import CID
-from .sql_layers import LayerChain, Statement
+from .sql_layers import LayerChain, LayerStep, Statement
 from .window_sql import WindowTables
 from .expr_types import is_iso_date
 from .plugin_api import ACTION_CATEGORIES, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
@@ -187,9 +187,10 @@ def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm",
     for i, step in enumerate(policy.plugin_steps):
         plan = step.plan
         if isinstance(plan, SqlOutputs):
-            for j, columns in enumerate(plan.steps):
-                ops += chain.add(f"{prefix}_p{i}_{j}", {output_name(step.entry, s): c.sql for s, c in columns.items()},
-                                 step.params.values)
+            if plan.steps:  # the steps of a score (factors, score, grade): one pass, see LayerChain.add_stacked
+                ops += chain.add_stacked(f"{prefix}_p{i}", [
+                    LayerStep({output_name(step.entry, s): c.sql for s, c in columns.items()}, step.params.values)
+                    for columns in plan.steps])
             if plan.error:
                 ops.append(Statement(f"INSERT INTO {ERRORS} SELECT t.{CID}, :entry, :plugin, e FROM "
                                      f"(SELECT t.*, {plan.error} AS e FROM {chain.source} AS t) AS t WHERE e IS NOT NULL",

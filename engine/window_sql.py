@@ -75,6 +75,12 @@ class WindowSort:
 
 def _columns_read(sql: str, alias: str) -> frozenset[str] | None:
     """The columns ``alias."x"`` that ``sql`` reads, or None if it names anything else (or does not tokenize)."""
+    return columns_read(sql, alias, other_tables=False)
+
+
+def columns_read(sql: str, alias: str, other_tables: bool = True) -> frozenset[str] | None:
+    """The columns ``alias."x"`` that ``sql`` reads; None if it does not tokenize or names a column
+    without a table (it could be ``alias``'s), or with ``other_tables`` false, any other table's."""
     tokens = _tokens(sql)
     if tokens is None:
         return None
@@ -85,11 +91,14 @@ def _columns_read(sql: str, alias: str) -> frozenset[str] | None:
             continue
         before = tokens[i - 1].token_type.name if i else ""
         after = tokens[i + 1].token_type.name if i + 1 < len(tokens) else ""
-        if before == "DOT" and i >= 2 and tokens[i - 2].text == alias:
+        qualified = before == "DOT" and i >= 2
+        if qualified and tokens[i - 2].text == alias:
             found.add(token.text)
         elif kind == "VAR" and (after == "L_PAREN" or before == "COLON" or token.text.upper() in _CLAUSE_WORDS
                                 or (token.text == alias and after == "DOT")):
             continue  # a function, a parameter, a word of the OVER clause, the alias itself
+        elif other_tables and (qualified or after == "DOT" or before == "ALIAS"):
+            continue  # another table's column, the name of that table, or the name it is given
         else:
             return None
     return frozenset(found)
