@@ -6,6 +6,7 @@ messages and exit codes; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import sys
@@ -873,7 +874,12 @@ def schema(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # Everything the command built is garbage now; freezing it spares the interpreter's last
+        # collections the walk through all of it (0.15 s of a 1 s `explain`).
+        gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

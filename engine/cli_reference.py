@@ -400,12 +400,18 @@ def _exit_codes_section() -> list[str]:
 
 def _environment_section() -> list[str]:
     from .plugin_manager import BLOCK_ENV, ENTRY_POINT_GROUP, LOAD_ENV
+    from .user_cache import ENV as CACHE_ENV
 
     return ["## Environment variables", "",
             "| variable | effect |", "|---|---|",
             f"| `{LOAD_ENV}` | Load only the named plugins (comma-separated; empty: none), built-in or from the "
             f"`{ENTRY_POINT_GROUP}` entry point group. For tests and incident response. |",
             f"| `{BLOCK_ENV}` | Never load the named plugins (comma-separated). |",
+            f"| `{CACHE_ENV}` | The user cache: what a new process would otherwise rebuild (the expression grammar's "
+            "parse tables; which plugin parameter schemas are valid JSON Schemas), each kept under a hash of its "
+            "content. Default `$XDG_CACHE_HOME/crm-rules` (`~/.cache/crm-rules`; `%LOCALAPPDATA%\\crm-rules` on "
+            "Windows); empty: no cache. Used only when the folder is the user's own; any trouble with it means "
+            "working without it. Saves about a quarter of a second on every command that loads a policy. |",
             ""]
 
 

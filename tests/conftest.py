@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -15,6 +16,14 @@ from crm_rules.engine.demo_data import DEMO_AS_OF, generate_demo_database
 from crm_rules.engine.run_metrics import RunMetrics
 
 TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory):
+    """The tests' own user cache (grammar tables, checked schemas), not the developer's."""
+    from crm_rules.engine import user_cache
+
+    os.environ[user_cache.ENV] = str(tmp_path_factory.mktemp("user-cache"))
 
 
 @pytest.fixture(scope="session")
