@@ -1,5 +1,7 @@
 """Safe YAML loading: positions, duplicate keys, tags, bombs, encodings."""
 
+from pathlib import Path
+
 import pytest
 
 from crm_rules.engine.errors import PolicyError
@@ -58,3 +60,47 @@ def test_alias_bomb_is_bounded():
 
 def test_oversized_file_is_rejected():
     assert "larger than" in error_of(b"a: " + b"x" * (3 * 1024 * 1024))
+
+
+def test_libyaml_and_pyyaml_give_the_same_tree_for_every_shipped_and_test_policy():
+    """Policies are parsed by libyaml when PyYAML has it; the positions must be PyYAML's to the column."""
+    import glob
+
+    import yaml
+
+    from crm_rules.engine import yaml_source
+
+    if yaml_source._FastLoader is None:
+        pytest.skip("PyYAML without libyaml")
+    root = Path(__file__).parent.parent
+
+    def tree(loader_class, text):
+        loader = loader_class(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+        out = []
+
+        def walk(n):
+            out.append((type(n).__name__, n.tag, n.start_mark.line, n.start_mark.column, n.end_mark.line,
+                        n.end_mark.column, n.style or None if isinstance(n, yaml.ScalarNode) else n.flow_style,
+                        n.value if isinstance(n.value, str) else None))
+            for item in n.value if isinstance(n.value, list) else []:
+                for child in item if isinstance(item, tuple) else (item,):
+                    walk(child)
+
+        if node is not None:
+            walk(node)
+        return out
+
+    compared = 0
+    for name in [*glob.glob(str(root / "policies" / "*.yaml")), *glob.glob(str(root / "tests" / "**" / "*.yaml"), recursive=True)]:
+        try:
+            text = Path(name).read_text(encoding="utf-8-sig")
+            expected = tree(yaml_source._Loader, text)
+        except (UnicodeDecodeError, yaml.YAMLError):
+            continue  # the bad-input cases: PyYAML parses those itself, for its messages
+        assert tree(yaml_source._FastLoader, text) == expected, name
+        compared += 1
+    assert compared > 100
