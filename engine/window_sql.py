@@ -87,15 +87,18 @@ def columns_read(sql: str, alias: str, other_tables: bool = True) -> frozenset[s
     found = set()
     for i, token in enumerate(tokens):
         kind = token.token_type.name
-        if kind not in ("VAR", "IDENTIFIER"):
-            continue
         before = tokens[i - 1].token_type.name if i else ""
-        after = tokens[i + 1].token_type.name if i + 1 < len(tokens) else ""
         qualified = before == "DOT" and i >= 2
         if qualified and tokens[i - 2].text == alias:
-            found.add(token.text)
-        elif kind == "VAR" and (after == "L_PAREN" or before == "COLON" or token.text.upper() in _CLAUSE_WORDS
-                                or (token.text == alias and after == "DOT")):
+            if kind == "STAR":
+                return None  # alias.*: every column
+            found.add(token.text)  # whatever the tokenizer calls it: t.date is a DATE token, t.end an END
+            continue
+        if kind not in ("VAR", "IDENTIFIER"):
+            continue
+        after = tokens[i + 1].token_type.name if i + 1 < len(tokens) else ""
+        if kind == "VAR" and (after == "L_PAREN" or before == "COLON" or token.text.upper() in _CLAUSE_WORDS
+                              or (token.text == alias and after == "DOT")):
             continue  # a function, a parameter, a word of the OVER clause, the alias itself
         elif other_tables and (qualified or after == "DOT" or before == "ALIAS"):
             continue  # another table's column, the name of that table, or the name it is given

@@ -86,6 +86,8 @@ def test_steps_that_cannot_be_stacked_become_layers_of_their_own(later, why):
     ('CASE WHEN o.kind = \'tier\' THEN o.tier ELSE s._rule_tier END', {"_rule_tier"}),
     ('(SELECT c0 FROM temp."w") + s.x', None),  # a name without a table
     ("coalesce(s.x, :p) || x'00'", {"x"}),
+    ("s.date || s.end || s.key", {"date", "end", "key"}),  # names the tokenizer takes for keywords
+    ("count(s.*)", None),  # every column
 ])
 def test_columns_a_step_reads(sql, columns):
     got = columns_read(sql, "s")
