@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 ENV = "CRM_RULES_CACHE_DIR"
@@ -38,19 +39,28 @@ def cache_dir() -> Path | None:
     configured = os.environ.get(ENV)
     if configured == "":
         return None
-    if configured:
-        folder = Path(configured)
-    elif os.name == "nt" and os.environ.get("LOCALAPPDATA"):
-        folder = Path(os.environ["LOCALAPPDATA"]) / "crm-rules"
-    else:
-        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "crm-rules"
+    try:
+        if configured:
+            folder = Path(configured)
+        elif os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+            folder = Path(os.environ["LOCALAPPDATA"]) / "crm-rules"
+        else:
+            folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "crm-rules"
+    except RuntimeError:  # no home directory to expand
+        return None
+    return folder if _usable(folder) else None
+
+
+@lru_cache(maxsize=None)
+def _usable(folder: Path) -> bool:
+    """Whether ``folder`` is (now made) the user's own and writable: checked once a process, not at every read."""
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
-            return None  # someone else's folder: what it holds could have been planted
-    except (OSError, RuntimeError):  # RuntimeError: no home directory to expand
-        return None
-    return folder if os.access(folder, os.W_OK) else None
+            return False  # someone else's folder: what it holds could have been planted
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
 
 
 def read(name: str) -> bytes | None:

@@ -106,3 +106,15 @@ def test_writes_are_whole_or_nothing(cache):
     user_cache.write("k", b"x" * 10_000)
     assert user_cache.read("k") == b"x" * 10_000
     assert [f.name for f in cache.iterdir()] == ["k"]  # no temporary file left behind
+
+
+def test_no_home_directory_means_no_cache(monkeypatch):
+    monkeypatch.delenv(user_cache.ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(user_cache.Path, "home", staticmethod(no_home))
+    assert user_cache.cache_dir() is None
+    assert user_cache.read("anything") is None
