@@ -7,9 +7,10 @@ done by lark (LALR), never by ``eval``.
 
 from __future__ import annotations
 
+import io
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, __version__ as lark_version, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import expr_ast as ast, user_cache
@@ -82,12 +83,8 @@ class ExpressionSyntaxError(Exception):
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     """The LALR parser, its tables loaded from the user cache when built before (70 ms saved per process)."""
-    import io
-
-    import lark
-
     options = {"parser": "lalr", "propagate_positions": True, "maybe_placeholders": False}
-    name = f"expression-grammar-{user_cache.content_key(GRAMMAR, lark.__version__, repr(sorted(options.items())))}.lark"
+    name = f"expression-grammar-{user_cache.content_key(GRAMMAR, lark_version, repr(sorted(options.items())))}.lark"
     cached = user_cache.read(name)
     if cached is not None:
         try:

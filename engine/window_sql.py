@@ -73,11 +73,6 @@ class WindowSort:
         return f"SELECT * FROM ({ranked} FROM {source} AS {self.alias} {join}) ORDER BY _rid"
 
 
-def _columns_read(sql: str, alias: str) -> frozenset[str] | None:
-    """The columns ``alias."x"`` that ``sql`` reads, or None if it names anything else (or does not tokenize)."""
-    return columns_read(sql, alias, other_tables=False)
-
-
 def columns_read(sql: str, alias: str, other_tables: bool = True) -> frozenset[str] | None:
     """The columns ``alias."x"`` that ``sql`` reads; None if it does not tokenize or names a column
     without a table (it could be ``alias``'s), or with ``other_tables`` false, any other table's."""
@@ -224,7 +219,7 @@ class WindowTables:
                 calls = tuple((c, f"{call.function} OVER ({spec})") for call, c in zip(items.values(), names))
                 movable = not join.strip() and all(call.name in _SORTABLE for call in items.values())
                 sort = WindowSort(table, alias, calls,
-                                  _columns_read(" ".join(sql for _, sql in calls), alias) if movable else None)
+                                  columns_read(" ".join(sql for _, sql in calls), alias, other_tables=False) if movable else None)
                 statements += [
                     (f"CREATE TEMP TABLE {q(table)} (_rid INTEGER PRIMARY KEY, {', '.join(names)})", {}, None),
                     (f"INSERT INTO temp.{q(table)} {sort.query(source, join)}", params, sort),

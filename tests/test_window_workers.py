@@ -12,7 +12,7 @@ from crm_rules.engine import runner, window_workers
 from crm_rules.engine.demo_data import DEMO_AS_OF
 from crm_rules.engine.errors import RunError
 from crm_rules.engine.policy_model import load_policy
-from crm_rules.engine.window_sql import _columns_read
+from crm_rules.engine.window_sql import columns_read
 
 from conftest import stored_metrics
 from small_db import actions, assignments
@@ -87,5 +87,5 @@ def test_small_populations_keep_their_sorts(demo_db, monkeypatch):
     ('RANK() OVER (ORDER BY t."x" || \'', None),  # does not tokenize
 ])
 def test_columns_a_sort_reads(sql, columns):
-    got = _columns_read(sql, "t")
+    got = columns_read(sql, "t", other_tables=False)
     assert (set(got) if got is not None else None) == columns
