@@ -10,7 +10,10 @@ database (about half a second for a million rows), the worker runs the very
 same SELECT on it (scan_worker, the script the source scans use) into scratch
 tables in ``_rid`` order, and when the run reaches a sort it gave away it
 copies the rows into the temp table the layer reads (an append).  The worker
-takes the sorts the run needs last, so the run rarely waits for it.
+takes the sorts the run needs last, so the run rarely waits for it.  The run
+reads that narrow copy for the sorts it keeps as well: scanning the wide view
+of every metric costs more than the copy (at 1M customers the run's three
+sorts took 8.0 s instead of 10.0 s, the copy 0.25 s more).
 
 The values are the same as in-process: the same SQL over the same rows in the
 same order, by the same SQLite library, and only window functions whose
@@ -50,6 +53,8 @@ class WindowWorker:
         self.workers = (os.cpu_count() or 1) - 1 if workers is None else workers
         self.sorts: list[Statement] = []
         self.given: set[str] = set()  # tables the worker computes
+        self.local: set[str] = set()  # tables the run computes from the worker's copy of the columns
+        self.conn: sqlite3.Connection | None = None  # the run's, while the copy is attached to it
         self.folder: Path | None = None
         self.process: subprocess.Popen | None = None
 
@@ -76,7 +81,7 @@ class WindowWorker:
         given = movable[len(movable) // 2:]  # the later half (the bigger one, when odd): the run needs them last
         if not given or approximate_rows(conn, f"temp.{q(self.base)}") < self.min_rows:
             return
-        columns = sorted(set().union(*(op.sort.columns for op in given)) - {"_rid"})
+        columns = sorted(set().union(*(op.sort.columns for op in movable)) - {"_rid"})
         self.folder = Path(tempfile.mkdtemp(prefix="crm-rules-windows-"))
         export = self.folder / "base.db"
         conn.execute(f"ATTACH DATABASE ? AS {EXPORT}", (file_uri(export, "rwc"),))
@@ -90,8 +95,14 @@ class WindowWorker:
         work = [(op.sort.table, op.sort.query("main.base"), {**op.params, **dates}) for op in given]
         self.process = start_worker(file_uri(export, "ro"), self.folder / "sorts.db", work, self.cache_kib)
         self.given = {op.sort.table for op in given}
+        self.local = {op.sort.table for op in movable} - self.given
+        conn.execute(f"ATTACH DATABASE ? AS {EXPORT}", (file_uri(export, "ro"),))
+        self.conn = conn
 
     def _sort(self, conn: sqlite3.Connection, op: Statement, dates: dict) -> None:
+        if op.sort.table in self.local:
+            conn.execute(f"INSERT INTO temp.{q(op.sort.table)} {op.sort.query(f'{EXPORT}.base')}", {**op.params, **dates})
+            return
         if op.sort.table not in self.given:
             conn.execute(op.sql, {**op.params, **dates})
             return
@@ -104,8 +115,14 @@ class WindowWorker:
             conn.execute(f"DETACH DATABASE {SCRATCH}")
 
     def close(self) -> None:
-        """Stop the worker if the run ended before it did (an error), and delete the scratch files."""
+        """Stop the worker if the run ended before it did (an error), detach the copy and delete the scratch files."""
         if self.process is not None:
             stop_worker(self.process)
+        if self.conn is not None:
+            try:
+                self.conn.execute(f"DETACH DATABASE {EXPORT}")
+            except sqlite3.Error:
+                pass  # a failing run's error is what the user must see; the file goes with its folder below
+            self.conn = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -18,14 +18,15 @@ from conftest import stored_metrics
 from small_db import actions, assignments
 
 
-def _always(monkeypatch) -> list[set[str]]:
-    """Sorts go to a worker whatever the population and the number of cores; records the tables each run gave it."""
-    given: list[set[str]] = []
+def _always(monkeypatch) -> list[tuple[set[str], set[str]]]:
+    """Sorts go to a worker whatever the population and the number of cores; records, for each run, the tables
+    it gave the worker and those it sorted from the worker's copy of the columns."""
+    given: list[tuple[set[str], set[str]]] = []
     plain = window_workers.WindowWorker._start
 
     def start(self, conn, dates):
         plain(self, conn, dates)
-        given.append(set(self.given))
+        given.append((set(self.given), set(self.local)))
 
     monkeypatch.setattr(window_workers, "MIN_WORKER_ROWS", 0)
     monkeypatch.setattr(window_workers.os, "cpu_count", lambda: 2)
@@ -47,7 +48,8 @@ def test_a_run_with_sorts_in_a_worker_writes_the_same_run(demo_db, monkeypatch):
     here = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
     given = _always(monkeypatch)
     there = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
-    assert len(given) == 1 and len(given[0]) >= 2  # the value score's percentiles, at least
+    assert len(given) == 1 and len(given[0][0]) >= 2  # the value score's percentiles, at least
+    assert given[0][1]  # and the run sorted the others from the copy
     assert there.summary == here.summary
     assert assignments(demo_db, there.run_id) == assignments(demo_db, here.run_id)
     assert stored_metrics(demo_db, there.run_id) == stored_metrics(demo_db, here.run_id)
@@ -67,7 +69,7 @@ def test_a_run_that_fails_after_the_worker_started_stops_it_and_leaves_no_scratc
     before = set(Path(tempfile.gettempdir()).glob("crm-rules-windows-*"))
     with pytest.raises(RunError, match="disk I/O error"):
         runner.apply_policy(demo_db, load_policy("base"), DEMO_AS_OF)
-    assert worker_always and worker_always[0]  # the worker had started
+    assert worker_always and worker_always[0][0]  # the worker had started
     process = workers[0].process
     assert process is not None and process.returncode is not None  # finished or killed, not left running
     assert set(Path(tempfile.gettempdir()).glob("crm-rules-windows-*")) == before
