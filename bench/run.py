@@ -23,6 +23,10 @@ alike), with the peak memory (VmHWM) of that process:
   with the split into aggregation (every metric), rule evaluation (tiers,
   sub-grades, stages, service levels) and everything after the aggregation
   (plugins, rules, actions, summary, writing the run);
+- crm-rules apply of the peers' rules only (bench/peer_rules.yaml: the base
+  policy without RFM scores, value score and actions, the credit check kept),
+  results written: the same work as the peers, to compare the pandas script
+  with; checked customer by customer against the full run;
 - peers (bench/peers.py): GoRules zen-engine and the rule-engine package
   evaluating the same rules per customer after the same SQL aggregation, and
   the pandas script an analyst would write; each verified to give the same
@@ -58,6 +62,7 @@ from generate import generate  # noqa: E402
 
 AS_OF = "2026-06-30"
 POLICY = "base"
+PEER_RULES = HERE / "peer_rules.yaml"  # the base policy cut down to what the peers compute
 PEERS = ("zen", "rule-engine", "pandas")
 
 # Prepended to each measured script (as bench/peers.py measures itself).
@@ -231,17 +236,44 @@ def measure_size(customers: int, orders: int, repeat: int, peers: list[str]) -> 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.db"
 
+        same_work = Path(tmp) / "peer-rules.db"
+
         def fresh():
             for p in Path(tmp).glob("results.db*"):
                 p.unlink()
 
+        def fresh_same_work():
+            for p in Path(tmp).glob("peer-rules.db*"):
+                p.unlink()
+
         contenders = {"baseline": ([py, "-c", BASELINE, str(db), AS_OF], None),
                       "crm-rules": ([py, "-c", APPLY, str(db), AS_OF, POLICY, str(out)], fresh),
-                      "explain": ([py, "-c", EXPLAIN, str(db), AS_OF, POLICY, str(out)], None)}
+                      "explain": ([py, "-c", EXPLAIN, str(db), AS_OF, POLICY, str(out)], None),
+                      "peer-rules": ([py, "-c", APPLY, str(db), AS_OF, str(PEER_RULES), str(same_work)], fresh_same_work)}
         for peer in peers:
             contenders[peer] = ([py, str(HERE / "peers.py"), peer, str(db), "--as-of", AS_OF, "--run", str(run_id)], None)
         results.update(in_rounds(repeat, contenders, f"{customers:,} x {orders:,}"))
+        results["peer-rules"]["mismatches"] = _same_grades(db, run_id, same_work)
     return results
+
+
+def _same_grades(db: Path, run_id: int, results: Path) -> dict[str, int]:
+    """Mismatches per field between the run of the peers' rules only (in ``results``) and the full reference run."""
+    import peers
+
+    conn = sqlite3.connect(f"file:{results}?mode=ro", uri=True)
+    try:
+        (last,) = conn.execute("SELECT max(run_id) FROM crm_assignments").fetchone()
+        answers = conn.execute("SELECT customer_id, tier, subgrade, stage, service_level FROM crm_assignments "
+                               "WHERE run_id = ?", (last,)).fetchall()
+    finally:
+        conn.close()
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        _, mismatches, _ = peers.compare(answers, peers.reference(conn, run_id))
+    finally:
+        conn.close()
+    return mismatches
 
 
 def fmt(x: float | None, spec: str = ".2f") -> str:
@@ -256,6 +288,7 @@ def table(sizes: dict) -> list[str]:
     rows = [("baseline query", "baseline", "total_s"), ("crm-rules apply (all, written)", "crm-rules", "total_s"),
             ("  aggregation (all metrics)", "crm-rules", "aggregation_s"),
             ("  after aggregation", "crm-rules", "after_aggregation_s"), ("  rule evaluation", "crm-rules", "rules_s"),
+            ("crm-rules apply, the peers' rules only (written)", "peer-rules", "total_s"),
             ("crm-rules explain of one customer (new process)", "explain", "total_s")]
     for peer in PEERS:
         rows += [(f"{peer} end to end", peer, "total_s"), (f"  {peer} rule evaluation", peer, "rules_s")]
@@ -295,10 +328,14 @@ def targets(sizes: dict) -> list[str]:
         line("zen rule evaluation / crm-rules everything after aggregation (>= 3)", ratio, ratio >= 3)
     if "pandas" in s:
         ratio = s["pandas"]["total_s"] / crm["total_s"]
-        line("pandas end to end / crm-rules end to end (> 1)", ratio, ratio > 1)
+        line("pandas end to end / crm-rules end to end, full policy (> 1)", ratio, ratio > 1)
+        ratio = s["pandas"]["total_s"] / s["peer-rules"]["total_s"]
+        line("pandas end to end / crm-rules end to end, the peers' rules only (> 1)", ratio, ratio > 1)
     line("crm-rules peak memory MB (< 1024)", crm["peak_mb"], crm["peak_mb"] < 1024)
     if "explain" in s:
         line("explain of one customer, new process, seconds (< 1)", s["explain"]["total_s"], s["explain"]["total_s"] < 1)
+    line("crm-rules on the peers' rules only: answers differing from the full run",
+         sum(s["peer-rules"]["mismatches"].values()), not any(s["peer-rules"]["mismatches"].values()))
     for peer in PEERS:
         if peer in s:
             line(f"{peer} answers differing from crm-rules", sum(s[peer].get("mismatches", {}).values()),

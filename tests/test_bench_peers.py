@@ -60,6 +60,22 @@ def test_peer_agrees_with_crm_rules(graded, name):
     assert outcome.rules_s <= outcome.total_s
 
 
+def test_the_peers_rules_alone_grade_as_the_full_policy(graded, tmp_path):
+    """bench/peer_rules.yaml, what the pandas script is also compared with, must do the peers' work: the same grades."""
+    db, run_id = graded
+    results = tmp_path / "peer-rules.db"
+    outcome = apply_policy(db, load_policy(str(BENCH / "peer_rules.yaml")), AS_OF, results_db=results)
+    conn = sqlite3.connect(results)
+    try:
+        answers = conn.execute("SELECT customer_id, tier, subgrade, stage, service_level FROM crm_assignments "
+                               "WHERE run_id = ?", (outcome.run_id,)).fetchall()
+    finally:
+        conn.close()
+    customers, mismatches, examples = peers.compare(answers, _reference(db, run_id))
+    assert customers == 2_000
+    assert mismatches == dict.fromkeys(peers.FIELDS, 0), examples
+
+
 def test_cli_prints_one_json_line(graded, capsys):
     pytest.importorskip("pandas")
     db, run_id = graded
