@@ -11,6 +11,7 @@ import pytest
 from crm_rules.engine import runner, window_workers
 from crm_rules.engine.demo_data import DEMO_AS_OF
 from crm_rules.engine.errors import RunError
+from crm_rules.engine.policy_files import shipped_policy_names
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.window_sql import columns_read
 
@@ -50,6 +51,19 @@ def test_a_run_with_sorts_in_a_worker_writes_the_same_run(demo_db, monkeypatch):
     there = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
     assert len(given) == 1 and len(given[0][0]) >= 2  # the value score's percentiles, at least
     assert given[0][1]  # and the run sorted the others from the copy
+    assert there.summary == here.summary
+    assert assignments(demo_db, there.run_id) == assignments(demo_db, here.run_id)
+    assert stored_metrics(demo_db, there.run_id) == stored_metrics(demo_db, here.run_id)
+    assert _without_run_id(actions(demo_db, there.run_id)) == _without_run_id(actions(demo_db, here.run_id))
+
+
+@pytest.mark.parametrize("name", [n for n in shipped_policy_names() if n != "base"])
+def test_every_shipped_policy_writes_the_same_run_with_a_worker(demo_db, monkeypatch, name):
+    """Whatever sorts a policy has, those the worker takes or the run takes from the worker's copy give the same run."""
+    policy = load_policy(name)
+    here = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
+    _always(monkeypatch)
+    there = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
     assert there.summary == here.summary
     assert assignments(demo_db, there.run_id) == assignments(demo_db, here.run_id)
     assert stored_metrics(demo_db, there.run_id) == stored_metrics(demo_db, here.run_id)
