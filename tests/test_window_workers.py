@@ -44,6 +44,13 @@ def _without_run_id(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "run_id"} for r in rows]
 
 
+def _assert_same_run(db, here, there) -> None:
+    assert there.summary == here.summary
+    assert assignments(db, there.run_id) == assignments(db, here.run_id)
+    assert stored_metrics(db, there.run_id) == stored_metrics(db, here.run_id)
+    assert _without_run_id(actions(db, there.run_id)) == _without_run_id(actions(db, here.run_id))
+
+
 def test_a_run_with_sorts_in_a_worker_writes_the_same_run(demo_db, monkeypatch):
     policy = load_policy("base")
     here = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
@@ -51,10 +58,7 @@ def test_a_run_with_sorts_in_a_worker_writes_the_same_run(demo_db, monkeypatch):
     there = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
     assert len(given) == 1 and len(given[0][0]) >= 2  # the value score's percentiles, at least
     assert given[0][1]  # and the run sorted the others from the copy
-    assert there.summary == here.summary
-    assert assignments(demo_db, there.run_id) == assignments(demo_db, here.run_id)
-    assert stored_metrics(demo_db, there.run_id) == stored_metrics(demo_db, here.run_id)
-    assert _without_run_id(actions(demo_db, there.run_id)) == _without_run_id(actions(demo_db, here.run_id))
+    _assert_same_run(demo_db, here, there)
 
 
 @pytest.mark.parametrize("name", [n for n in shipped_policy_names() if n != "base"])
@@ -64,10 +68,7 @@ def test_every_shipped_policy_writes_the_same_run_with_a_worker(demo_db, monkeyp
     here = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
     _always(monkeypatch)
     there = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
-    assert there.summary == here.summary
-    assert assignments(demo_db, there.run_id) == assignments(demo_db, here.run_id)
-    assert stored_metrics(demo_db, there.run_id) == stored_metrics(demo_db, here.run_id)
-    assert _without_run_id(actions(demo_db, there.run_id)) == _without_run_id(actions(demo_db, here.run_id))
+    _assert_same_run(demo_db, here, there)
 
 
 def test_a_run_that_fails_after_the_worker_started_stops_it_and_leaves_no_scratch_files(demo_db, monkeypatch, worker_always):
