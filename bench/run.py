@@ -234,27 +234,25 @@ def measure_size(customers: int, orders: int, repeat: int, peers: list[str]) -> 
     results = {"counts": counts}
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "results.db"
-
-        same_work = Path(tmp) / "peer-rules.db"
-
-        def fresh():
-            for p in Path(tmp).glob("results.db*"):
-                p.unlink()
-
-        def fresh_same_work():
-            for p in Path(tmp).glob("peer-rules.db*"):
-                p.unlink()
-
+        out, same_work = Path(tmp) / "results.db", Path(tmp) / "peer-rules.db"
         contenders = {"baseline": ([py, "-c", BASELINE, str(db), AS_OF], None),
-                      "crm-rules": ([py, "-c", APPLY, str(db), AS_OF, POLICY, str(out)], fresh),
+                      "crm-rules": ([py, "-c", APPLY, str(db), AS_OF, POLICY, str(out)], _deleting(out)),
                       "explain": ([py, "-c", EXPLAIN, str(db), AS_OF, POLICY, str(out)], None),
-                      "peer-rules": ([py, "-c", APPLY, str(db), AS_OF, str(PEER_RULES), str(same_work)], fresh_same_work)}
+                      "peer-rules": ([py, "-c", APPLY, str(db), AS_OF, str(PEER_RULES), str(same_work)],
+                                     _deleting(same_work))}
         for peer in peers:
             contenders[peer] = ([py, str(HERE / "peers.py"), peer, str(db), "--as-of", AS_OF, "--run", str(run_id)], None)
         results.update(in_rounds(repeat, contenders, f"{customers:,} x {orders:,}"))
         results["peer-rules"]["mismatches"] = _same_grades(db, run_id, same_work)
     return results
+
+
+def _deleting(results: Path) -> Callable[[], None]:
+    """What runs before each apply writing to ``results``: a fresh database (and no WAL), so every run writes alike."""
+    def delete() -> None:
+        for p in results.parent.glob(results.name + "*"):
+            p.unlink()
+    return delete
 
 
 def _same_grades(db: Path, run_id: int, results: Path) -> dict[str, int]:
@@ -264,8 +262,7 @@ def _same_grades(db: Path, run_id: int, results: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{results}?mode=ro", uri=True)
     try:
         (last,) = conn.execute("SELECT max(run_id) FROM crm_assignments").fetchone()
-        answers = conn.execute("SELECT customer_id, tier, subgrade, stage, service_level FROM crm_assignments "
-                               "WHERE run_id = ?", (last,)).fetchall()
+        answers = [(cid, *grades) for cid, grades in peers.reference(conn, last).items()]
     finally:
         conn.close()
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)

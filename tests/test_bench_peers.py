@@ -65,12 +65,7 @@ def test_the_peers_rules_alone_grade_as_the_full_policy(graded, tmp_path):
     db, run_id = graded
     results = tmp_path / "peer-rules.db"
     outcome = apply_policy(db, load_policy(str(BENCH / "peer_rules.yaml")), AS_OF, results_db=results)
-    conn = sqlite3.connect(results)
-    try:
-        answers = conn.execute("SELECT customer_id, tier, subgrade, stage, service_level FROM crm_assignments "
-                               "WHERE run_id = ?", (outcome.run_id,)).fetchall()
-    finally:
-        conn.close()
+    answers = [(cid, *grades) for cid, grades in _reference(results, outcome.run_id).items()]
     customers, mismatches, examples = peers.compare(answers, _reference(db, run_id))
     assert customers == 2_000
     assert mismatches == dict.fromkeys(peers.FIELDS, 0), examples
