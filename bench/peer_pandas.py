@@ -26,9 +26,19 @@ customer:
 Missing values follow SQL: NaN compares false in np.select conditions, as
 NULL makes a SQL CASE skip a rule (the conditions contain no negation).
 
-credit_check_outcome, the verdict of crm-rules' 6C credit plugin, is an
-input: it is read from the reference run's crm_metrics, not
-re-implemented.
+The credit verdict one service level reads (C customers on credit hold or
+block pay in advance) is computed here too, from the raw receivables, as
+the analyst must to assign service levels: the 6C check of
+credit_check.py with its default rubric, down to what hold or block
+needs (overdue > 90 days, the grade C score, exposure over the limit,
+exposure with a zero limit).  The zen and rule-engine peers take that
+verdict from the crm-rules run instead: they are compared on rule
+evaluation, after the same SQL.  The score is computed in the engine's
+order of operations and rounded to 2 decimals before the grade cut, as the
+engine does; on the 1M benchmark database every customer's score equals
+crm-rules' to the last bit.  (A score on a half-cent boundary could still
+round differently: pandas rounds half to even on the binary value, SQLite's
+round() half away from zero on its decimal digits; no score there is one.)
 """
 
 from __future__ import annotations
@@ -41,17 +51,26 @@ import pandas as pd
 
 from peers import PeerRun
 
-BOUNDS_SQL = "SELECT date(:as_of, '-12 months', '+1 day') AS start_12m, date(:as_of, '-6 months', '+1 day') AS start_6m"
+BOUNDS_SQL = """SELECT date(:as_of, '-12 months', '+1 day') AS start_12m, date(:as_of, '-6 months', '+1 day') AS start_6m,
+                         date(:as_of, '+1 day') AS as_of_next, date(:as_of, '-90 days') AS due_90"""
+
+# The default 6C rubric of credit_check.py: weights, tenure bands (years, inclusive upper ends) and the score below
+# which the grade is the worst one (C), which blocks credit.
+CREDIT_WEIGHTS = {"character": 0.4, "capacity": 0.3, "continuity": 0.3}
+TENURE_BANDS = [(1, 0.2), (3, 0.6), (5, 0.8)]
+TENURE_TOP = 1.0
+WORST_GRADE_BELOW = 40
 
 
-def read_inputs(conn: sqlite3.Connection, as_of: str, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(customers, orders up to the as-of date, credit outcome per customer from the crm-rules run)."""
-    customers = pd.read_sql_query("SELECT id AS customer_id, created_at FROM customers", conn)
+def read_inputs(conn: sqlite3.Connection, as_of: str, as_of_next: str) -> tuple[pd.DataFrame, ...]:
+    """(customers, orders up to the as-of date, receivables issued or due by then)."""
+    customers = pd.read_sql_query("SELECT id AS customer_id, created_at, credit_limit FROM customers", conn)
     orders = pd.read_sql_query("SELECT customer_id, order_date, amount, cost FROM orders WHERE order_date <= :as_of",
                                conn, params={"as_of": as_of})
-    credit = pd.read_sql_query(
-        "SELECT customer_id, credit_check_outcome FROM crm_metrics WHERE run_id = :run", conn, params={"run": run_id})
-    return customers, orders, credit
+    receivables = pd.read_sql_query(
+        "SELECT customer_id, issue_date, due_date, paid_date, amount, paid_amount FROM receivables "
+        "WHERE issue_date < :next OR due_date < :next", conn, params={"next": as_of_next})
+    return customers, orders, receivables
 
 
 def order_metrics(orders: pd.DataFrame, start_12m: pd.Timestamp, start_6m: pd.Timestamp) -> pd.DataFrame:
@@ -96,6 +115,49 @@ def metrics(customers: pd.DataFrame, orders: pd.DataFrame, as_of: str, bounds: d
     return m
 
 
+def receivable_metrics(recv: pd.DataFrame, as_of_next: str, due_90: str) -> pd.DataFrame:
+    """Per customer: invoices due, those paid in full on time, open amount (exposure), open amount overdue > 90 days."""
+    # Dates are ISO text, so they compare as strings; a payment after the as-of date has not happened yet.
+    paid = recv["paid_date"].notna()
+    paid_by_then = recv["paid_amount"].fillna(0.0).where(~paid | (recv["paid_date"] < as_of_next), 0.0)
+    open_amount = recv["amount"] - paid_by_then
+    is_open = (recv["issue_date"] < as_of_next) & (open_amount > 0.005)
+    due = recv["due_date"] < as_of_next
+    on_time = due & paid & (recv["paid_date"] <= recv["due_date"]) & (recv["paid_amount"].fillna(0.0) >= recv["amount"] - 0.005)
+    per_invoice = pd.DataFrame({
+        "customer_id": recv["customer_id"], "due": due, "on_time": on_time,
+        "exposure": open_amount.where(is_open, 0.0),
+        "overdue_90": open_amount.where(is_open & (recv["due_date"] < due_90), 0.0),
+    })
+    return per_invoice.groupby("customer_id", sort=False).sum()
+
+
+def credit_on_hold(m: pd.DataFrame) -> pd.Series:
+    """Whether the 6C check's outcome is hold or block: overdue > 90 days or the worst grade block; exposure over the
+    limit, or any exposure with a zero limit, holds."""
+    w = CREDIT_WEIGHTS
+    character = (m["on_time"] / m["due"].where(m["due"] > 0)).clip(0.0, 1.0)
+    ranked = m["revenue_12m"]  # rounded to the cent, so equal revenues tie as the engine's 6-decimal tie key makes them
+    n = ranked.notna().sum()
+    capacity = ((ranked.rank(method="min") - 1) / (n - 1)) if n > 1 else pd.Series(1.0, index=m.index)
+    capacity = capacity.where(ranked.notna())
+    tenure = m["tenure_years"]
+    continuity = pd.Series(np.select([tenure <= up_to for up_to, _ in TENURE_BANDS],
+                                     [score for _, score in TENURE_BANDS], TENURE_TOP), index=m.index).where(tenure.notna())
+    # the weighted mean over the factors a customer has, in the engine's order of operations
+    weighted = ((w["character"] * character).fillna(0.0) + (w["capacity"] * capacity).fillna(0.0)
+                + (w["continuity"] * continuity).fillna(0.0))
+    present = (character.notna() * w["character"] + capacity.notna() * w["capacity"]
+               + continuity.notna() * w["continuity"])
+    score = 100 * weighted / present.where(present != 0)
+    worst_grade = score.round(2) < WORST_GRADE_BELOW  # the engine grades the score rounded to 2 decimals
+    exposure = m["exposure"].fillna(0.0)
+    limit = m["credit_limit"]
+    block = (m["overdue_90"].fillna(0.0) > 0) | worst_grade
+    hold = (exposure / limit.where(limit != 0) > 1) | ((limit == 0) & (exposure > 0))
+    return block | hold
+
+
 def grade(m: pd.DataFrame) -> dict[str, np.ndarray]:
     """Tier, sub-grade, stage and service level as in policies/base.yaml (first matching rule wins)."""
     rev, share, margin = m["revenue_12m"], m["tier_share"], m["margin_12m"]
@@ -106,7 +168,7 @@ def grade(m: pd.DataFrame) -> dict[str, np.ndarray]:
     stage = np.select(
         [recency.isna() | (recency > 365), (recency > 120) | (trend <= -0.3), tenure < 0.5, (tenure < 2) | (trend >= 0.2)],
         ["lost", "decline", "identification", "development"], "stable")
-    on_hold = m["credit_check_outcome"].isin(["hold", "block"])
+    on_hold = credit_on_hold(m)
     service = np.select(
         [(tier == "C") & on_hold, (tier == "A") & (stage == "decline"), tier == "A", tier == "B", tier == "C"],
         ["C-prepayment", "A-recovery", "A-key", "B-growth", "C-standard"], None)
@@ -115,13 +177,15 @@ def grade(m: pd.DataFrame) -> dict[str, np.ndarray]:
             "stage": stage, "service_level": service}
 
 
-def run(db: str, as_of: str, run_id: int) -> PeerRun:
+def run(db: str, as_of: str, run_id: int) -> PeerRun:  # run_id: the peers' shared signature; pandas needs no input from the run
     started = time.perf_counter()
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    bounds = dict(zip(("start_12m", "start_6m"), conn.execute(BOUNDS_SQL, {"as_of": as_of}).fetchone()))
-    customers, orders, credit = read_inputs(conn, as_of, run_id)
+    bounds = dict(zip(("start_12m", "start_6m", "as_of_next", "due_90"), conn.execute(BOUNDS_SQL, {"as_of": as_of}).fetchone()))
+    customers, orders, receivables = read_inputs(conn, as_of, bounds["as_of_next"])
     conn.close()
-    m = metrics(customers, orders, as_of, bounds).merge(credit, how="left", on="customer_id")
+    m = metrics(customers, orders, as_of, bounds).merge(
+        receivable_metrics(receivables, bounds["as_of_next"], bounds["due_90"]),
+        how="left", left_on="customer_id", right_index=True)
     rules_started = time.perf_counter()
     graded = grade(m)
     done = time.perf_counter()

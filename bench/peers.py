@@ -5,8 +5,10 @@ Usage: python bench/peers.py {zen,rule-engine,pandas} DB --as-of 2026-06-30 --ru
 A peer computes the grading of policies/base.yaml (tier, sub-grade, lifecycle
 stage, service level) with another tool.  RUN_ID is a crm-rules run of the
 same policy in DB: its crm_assignments rows are the reference answers, and the
-only input the peers take from it is the credit plugin's verdict
-(credit_check_outcome, the 6C check), which none of them re-implements.
+only input the zen and rule-engine peers take from it is the credit plugin's
+verdict (credit_check_outcome, the 6C check), which they do not re-implement:
+they are compared on rule evaluation.  The pandas script works from the raw
+tables alone, the credit verdict included, as an analyst's script must.
 Verification runs after the timed part, so it never counts against a peer.
 Prints one JSON line; exits 1 when any answer differs.
 
