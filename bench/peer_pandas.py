@@ -51,8 +51,10 @@ import pandas as pd
 
 from peers import PeerRun
 
-BOUNDS_SQL = """SELECT date(:as_of, '-12 months', '+1 day') AS start_12m, date(:as_of, '-6 months', '+1 day') AS start_6m,
-                         date(:as_of, '+1 day') AS as_of_next, date(:as_of, '-90 days') AS due_90"""
+BOUNDS_SQL = """SELECT date(:as_of, '-12 months', '+1 day') AS start_12m,
+                         date(:as_of, '-6 months', '+1 day') AS start_6m,
+                         date(:as_of, '+1 day') AS as_of_next,
+                         date(:as_of, '-90 days') AS due_90"""
 
 # The default 6C rubric of credit_check.py: weights, tenure bands (years, inclusive upper ends) and the score below
 # which the grade is the worst one (C), which blocks credit.
@@ -123,7 +125,8 @@ def receivable_metrics(recv: pd.DataFrame, as_of_next: str, due_90: str) -> pd.D
     open_amount = recv["amount"] - paid_by_then
     is_open = (recv["issue_date"] < as_of_next) & (open_amount > 0.005)
     due = recv["due_date"] < as_of_next
-    on_time = due & paid & (recv["paid_date"] <= recv["due_date"]) & (recv["paid_amount"].fillna(0.0) >= recv["amount"] - 0.005)
+    paid_in_full = recv["paid_amount"].fillna(0.0) >= recv["amount"] - 0.005
+    on_time = due & paid & (recv["paid_date"] <= recv["due_date"]) & paid_in_full
     per_invoice = pd.DataFrame({
         "customer_id": recv["customer_id"], "due": due, "on_time": on_time,
         "exposure": open_amount.where(is_open, 0.0),
@@ -142,8 +145,8 @@ def credit_on_hold(m: pd.DataFrame) -> pd.Series:
     capacity = ((ranked.rank(method="min") - 1) / (n - 1)) if n > 1 else pd.Series(1.0, index=m.index)
     capacity = capacity.where(ranked.notna())
     tenure = m["tenure_years"]
-    continuity = pd.Series(np.select([tenure <= up_to for up_to, _ in TENURE_BANDS],
-                                     [score for _, score in TENURE_BANDS], TENURE_TOP), index=m.index).where(tenure.notna())
+    bands = np.select([tenure <= up_to for up_to, _ in TENURE_BANDS], [score for _, score in TENURE_BANDS], TENURE_TOP)
+    continuity = pd.Series(bands, index=m.index).where(tenure.notna())
     # the weighted mean over the factors a customer has, in the engine's order of operations
     weighted = ((w["character"] * character).fillna(0.0) + (w["capacity"] * capacity).fillna(0.0)
                 + (w["continuity"] * continuity).fillna(0.0))
@@ -177,10 +180,13 @@ def grade(m: pd.DataFrame) -> dict[str, np.ndarray]:
             "stage": stage, "service_level": service}
 
 
-def run(db: str, as_of: str, run_id: int) -> PeerRun:  # run_id: the peers' shared signature; pandas needs no input from the run
+def run(db: str, as_of: str, run_id: int) -> PeerRun:
+    """The whole script, timed; ``run_id`` is part of the peers' shared signature, but pandas needs nothing from it."""
     started = time.perf_counter()
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    bounds = dict(zip(("start_12m", "start_6m", "as_of_next", "due_90"), conn.execute(BOUNDS_SQL, {"as_of": as_of}).fetchone()))
+    conn.row_factory = sqlite3.Row
+    bounds = dict(conn.execute(BOUNDS_SQL, {"as_of": as_of}).fetchone())
+    conn.row_factory = None
     customers, orders, receivables = read_inputs(conn, as_of, bounds["as_of_next"])
     conn.close()
     m = metrics(customers, orders, as_of, bounds).merge(

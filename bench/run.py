@@ -30,8 +30,8 @@ alike), with the peak memory (VmHWM) of that process:
 - peers (bench/peers.py): GoRules zen-engine and the rule-engine package
   evaluating the same rules per customer after the same SQL aggregation, and
   the pandas script an analyst would write (from the raw tables, the credit
-  verdict included); each verified to give the same
-  tier, sub-grade, stage and service level to every customer;
+  verdict included); each verified to give the same tier, sub-grade, stage
+  and service level to every customer;
 - explain: `crm-rules explain` of one customer from the run just written,
   timed as a user meets it (wall time of a new `python -m crm_rules.cli`
   process, start-up included), with the user cache (engine/user_cache.py)
