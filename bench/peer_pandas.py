@@ -184,9 +184,8 @@ def run(db: str, as_of: str, run_id: int) -> PeerRun:
     """The whole script, timed; ``run_id`` is part of the peers' shared signature, but pandas needs nothing from it."""
     started = time.perf_counter()
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    bounds = dict(conn.execute(BOUNDS_SQL, {"as_of": as_of}).fetchone())
-    conn.row_factory = None
+    cursor = conn.execute(BOUNDS_SQL, {"as_of": as_of})
+    bounds = dict(zip((d[0] for d in cursor.description), cursor.fetchone()))
     customers, orders, receivables = read_inputs(conn, as_of, bounds["as_of_next"])
     conn.close()
     m = metrics(customers, orders, as_of, bounds).merge(

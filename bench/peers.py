@@ -239,6 +239,15 @@ def reference(conn: sqlite3.Connection, run_id: int) -> dict[str, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
+def reference_in(db: Path | str, run_id: int) -> dict[str, tuple]:
+    """:func:`reference` of the database file ``db``, opened read-only for the call."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return reference(conn, run_id)
+    finally:
+        conn.close()
+
+
 def compare(answers: Iterable[tuple], expected: dict[str, tuple]) -> tuple[int, dict[str, int], list[dict]]:
     """(customers answered, mismatches per field, a few examples); a missing customer answers None everywhere."""
     mismatches = dict.fromkeys(FIELDS, 0)
@@ -318,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(PEERS[args.peer])
     outcome = module.run(str(args.db), args.as_of, args.run)
     peak_mb = _peak_mb()
-    conn = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
-    customers, mismatches, examples = compare(outcome.answers, reference(conn, args.run))
+    customers, mismatches, examples = compare(outcome.answers, reference_in(args.db, args.run))
     print(json.dumps({"peer": args.peer, "aggregate_s": _round(outcome.aggregate_s), "rules_s": _round(outcome.rules_s),
                       "total_s": _round(outcome.total_s), "peak_mb": round(peak_mb, 1), "customers": customers,
                       "mismatches": mismatches, "examples": examples}, ensure_ascii=False))

@@ -263,14 +263,10 @@ def _same_grades(db: Path, run_id: int, results: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{results}?mode=ro", uri=True)
     try:
         (last,) = conn.execute("SELECT max(run_id) FROM crm_assignments").fetchone()
-        answers = [(cid, *grades) for cid, grades in peers.reference(conn, last).items()]
     finally:
         conn.close()
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        _, mismatches, _ = peers.compare(answers, peers.reference(conn, run_id))
-    finally:
-        conn.close()
+    answers = [(cid, *grades) for cid, grades in peers.reference_in(results, last).items()]
+    _, mismatches, _ = peers.compare(answers, peers.reference_in(db, run_id))
     return mismatches
 
 

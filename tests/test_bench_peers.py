@@ -40,21 +40,13 @@ def graded(tmp_path_factory) -> tuple[Path, int]:
     return path, outcome.run_id
 
 
-def _reference(db: Path, run_id: int) -> dict[str, tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return peers.reference(conn, run_id)
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("name", sorted(PEERS))
 def test_peer_agrees_with_crm_rules(graded, name):
     package, module = PEERS[name]
     pytest.importorskip(package)
     db, run_id = graded
     outcome = __import__(module).run(str(db), AS_OF, run_id)
-    customers, mismatches, examples = peers.compare(outcome.answers, _reference(db, run_id))
+    customers, mismatches, examples = peers.compare(outcome.answers, peers.reference_in(db, run_id))
     assert customers == 2_000
     assert mismatches == dict.fromkeys(peers.FIELDS, 0), examples
     assert outcome.rules_s <= outcome.total_s
@@ -65,8 +57,8 @@ def test_the_peers_rules_alone_grade_as_the_full_policy(graded, tmp_path):
     db, run_id = graded
     results = tmp_path / "peer-rules.db"
     outcome = apply_policy(db, load_policy(str(BENCH / "peer_rules.yaml")), AS_OF, results_db=results)
-    answers = [(cid, *grades) for cid, grades in _reference(results, outcome.run_id).items()]
-    customers, mismatches, examples = peers.compare(answers, _reference(db, run_id))
+    answers = [(cid, *grades) for cid, grades in peers.reference_in(results, outcome.run_id).items()]
+    customers, mismatches, examples = peers.compare(answers, peers.reference_in(db, run_id))
     assert customers == 2_000
     assert mismatches == dict.fromkeys(peers.FIELDS, 0), examples
 
