@@ -4,6 +4,7 @@ Usage:
     python bench/run.py                                  # 10k/100k and 100k/1M
     python bench/run.py --sizes 1000000x10000000 --repeat 3
     python bench/run.py --markdown bench/RESULTS.md      # also write the tables as Markdown
+    python bench/run.py --sizes 100000x1000000,100000x10000000 --peers ''   # only the orders grow
 
 For each size (customers x orders) it generates the database once
 (bench/generate.py, cached under bench/.data/), then measures, each in a
@@ -38,7 +39,9 @@ alike), with the peak memory (VmHWM) of that process:
   already filled, as after a machine's first command.
 
 Every figure is also given as a ratio to the baseline of the same size,
-measured in the same run.  The targets of issue 6 are checked at the end.
+measured in the same run.  Sizes with the same customers and more orders
+get a table of their own: how time and peak memory grow with the orders
+alone.  The targets of issue 6 are checked at the end.
 """
 
 from __future__ import annotations
@@ -60,11 +63,11 @@ sys.path.insert(0, str(ROOT.parent))  # a checkout named crm_rules
 sys.path.insert(0, str(HERE))
 
 from generate import generate  # noqa: E402
+from report import PEERS, growth, table, targets  # noqa: E402
 
 AS_OF = "2026-06-30"
 POLICY = "base"
 PEER_RULES = HERE / "peer_rules.yaml"  # the base policy cut down to what the peers compute
-PEERS = ("zen", "rule-engine", "pandas")
 
 # Prepended to each measured script (as bench/peers.py measures itself).
 PEAK_MB = textwrap.dedent("""
@@ -270,78 +273,6 @@ def _same_grades(db: Path, run_id: int, results: Path) -> dict[str, int]:
     return mismatches
 
 
-def fmt(x: float | None, spec: str = ".2f") -> str:
-    return "-" if x is None else format(x, spec)
-
-
-def table(sizes: dict) -> list[str]:
-    """Markdown rows: seconds, ratio to the baseline and peak memory per measurement and size."""
-    names = list(sizes)
-    head = "| what | " + " | ".join(f"{n}: s | x base | MB" for n in names) + " |"
-    lines = [head, "|" + "---|" * (1 + 3 * len(names))]
-    rows = [("baseline query", "baseline", "total_s"), ("crm-rules apply (all, written)", "crm-rules", "total_s"),
-            ("  aggregation (all metrics)", "crm-rules", "aggregation_s"),
-            ("  after aggregation", "crm-rules", "after_aggregation_s"), ("  rule evaluation", "crm-rules", "rules_s"),
-            ("crm-rules apply, the peers' rules only (written)", "peer-rules", "total_s"),
-            ("crm-rules explain of one customer (new process)", "explain", "total_s")]
-    for peer in PEERS:
-        rows += [(f"{peer} end to end", peer, "total_s"), (f"  {peer} rule evaluation", peer, "rules_s")]
-    for label, who, key in rows:
-        cells = []
-        present = False
-        for n in names:
-            r = sizes[n].get(who)
-            value = r.get(key) if r else None
-            present |= value is not None
-            base = sizes[n]["baseline"]["total_s"]
-            mem = r["peak_mb"] if r and key == "total_s" else None
-            cells.append(f"{fmt(value)} | {fmt(value / base if value is not None else None)} | {fmt(mem, '.0f')}")
-        if present:
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def targets(sizes: dict) -> list[str]:
-    """The targets of issue 6 for the largest size measured, each with its measured value."""
-    name = list(sizes)[-1]
-    s = sizes[name]
-    crm, base = s["crm-rules"], s["baseline"]["total_s"]
-    out = [f"Targets at {name}:"]
-
-    def line(what: str, value: float | None, ok: bool | None) -> None:
-        verdict = "n/a" if ok is None else ("met" if ok else "NOT met")
-        out.append(f"- {what}: {fmt(value)} ({verdict})")
-
-    line("full policy / baseline (<= 1.3)", crm["total_s"] / base, crm["total_s"] / base <= 1.3)
-    for peer, factor in (("zen", 20), ("rule-engine", 50)):
-        if peer in s and s[peer].get("rules_s"):
-            ratio = s[peer]["rules_s"] / max(crm["rules_s"], 1e-9)
-            line(f"{peer} rule evaluation / crm-rules rule evaluation (>= {factor})", ratio, ratio >= factor)
-    if "zen" in s and s["zen"].get("rules_s"):
-        ratio = s["zen"]["rules_s"] / crm["after_aggregation_s"]
-        line("zen rule evaluation / crm-rules everything after aggregation (>= 3)", ratio, ratio >= 3)
-    if "pandas" in s:
-        ratio = s["pandas"]["total_s"] / crm["total_s"]
-        line("pandas end to end / crm-rules end to end, full policy (> 1)", ratio, ratio > 1)
-        ratio = s["pandas"]["total_s"] / s["peer-rules"]["total_s"]
-        line("pandas end to end / crm-rules end to end, the peers' rules only (> 1)", ratio, ratio > 1)
-    line("crm-rules peak memory MB (< 1024)", crm["peak_mb"], crm["peak_mb"] < 1024)
-    if "explain" in s:
-        line("explain of one customer, new process, seconds (< 1)", s["explain"]["total_s"], s["explain"]["total_s"] < 1)
-    line("crm-rules on the peers' rules only: answers differing from the full run",
-         sum(s["peer-rules"]["mismatches"].values()), not any(s["peer-rules"]["mismatches"].values()))
-    for peer in PEERS:
-        if peer in s:
-            line(f"{peer} answers differing from crm-rules", sum(s[peer].get("mismatches", {}).values()),
-                 s[peer].get("exit_code") == 0)
-    if len(sizes) > 1:
-        first = list(sizes)[0]
-        a, b = sizes[first], s
-        per_order = [(x["crm-rules"]["total_s"] / x["counts"]["orders"]) for x in (a, b)]
-        line(f"crm-rules seconds per order, {name} / {first} (linear growth: about 1)", per_order[1] / per_order[0], None)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000x100000,100000x1000000",
@@ -358,7 +289,10 @@ def main() -> None:
         sizes[f"{customers:,}/{orders:,}"] = measure_size(customers, orders, args.repeat, peers)
     lines = [f"Median of {args.repeat} runs each, taken in rounds, fresh process per run; "
              "peak memory = the process's VmHWM.", ""]
-    lines += table(sizes) + [""] + targets(sizes)
+    lines += table(sizes) + [""]
+    if grown := growth(sizes):
+        lines += ["Where only the orders grow:", ""] + grown + [""]
+    lines += targets(sizes)
     text = "\n".join(lines)
     print(text)
     if args.markdown:
