@@ -35,8 +35,10 @@ alike), with the peak memory (VmHWM) of that process:
   and service level to every customer;
 - explain: `crm-rules explain` of one customer from the run just written,
   timed as a user meets it (wall time of a new `python -m crm_rules.cli`
-  process, start-up included), with the user cache (engine/user_cache.py)
-  already filled, as after a machine's first command.
+  process, start-up included).
+
+Every crm-rules process runs with the user cache (engine/user_cache.py)
+already filled, as after a machine's first command (warm_user_cache).
 
 Every figure is also given as a ratio to the baseline of the same size,
 measured in the same run.  Sizes with the same customers and more orders
@@ -228,9 +230,7 @@ def reference_run(db: Path) -> int:
 def measure_size(customers: int, orders: int, repeat: int, peers: list[str]) -> dict:
     db = database(customers, orders)
     run_id = reference_run(db)
-    from crm_rules.engine.policy_model import load_policy
-
-    load_policy(POLICY)  # fills the user cache (grammar tables, checked schemas) if this machine's is empty
+    warm_user_cache()
     counts = {t: n for t, n in sqlite3.connect(db).execute(
         "SELECT 'customers', count(*) FROM customers UNION ALL SELECT 'orders', count(*) FROM orders "
         "UNION ALL SELECT 'receivables', count(*) FROM receivables UNION ALL SELECT 'interactions', count(*) FROM interactions "
@@ -249,6 +249,18 @@ def measure_size(customers: int, orders: int, repeat: int, peers: list[str]) -> 
         results.update(in_rounds(repeat, contenders, f"{customers:,} x {orders:,}"))
         results["peer-rules"]["mismatches"] = _same_grades(db, run_id, same_work)
     return results
+
+
+def warm_user_cache() -> None:
+    """Fill the user cache (engine/user_cache.py) as a machine's first command would, so no measured run pays
+    for it: the grammar tables, the checked schemas and the tokens of both policies' compiled SQL, by a dry run
+    of each on a small database (the SQL is the same at every size)."""
+    from crm_rules.engine.policy_model import load_policy
+    from crm_rules.engine.runner import apply_policy
+
+    small = database(2_000, 20_000)
+    for policy in (POLICY, str(PEER_RULES)):
+        apply_policy(small, load_policy(policy), AS_OF, dry_run=True)
 
 
 def _deleting(results: Path) -> Callable[[], None]:

@@ -20,14 +20,21 @@ values) is reused.
 The calls are found with sqlglot's SQLite tokenizer, so quoted names, string
 literals and comments cannot be mistaken for SQL; the SQL itself is never
 rewritten by sqlglot, only cut where the tokens say.  SQL that does not
-tokenize, or that nests a window inside another, is left as it is.
+tokenize, or that nests a window inside another, is left as it is.  The
+tokens are kept in the user cache (user_cache), keyed by the SQL and
+sqlglot's version.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
 
+from . import user_cache
 from .expr_sql import quote_identifier as q
 
 # Aggregate functions: over the whole population (an empty OVER clause) they equal the plain aggregate.
@@ -81,8 +88,8 @@ def columns_read(sql: str, alias: str, other_tables: bool = True) -> frozenset[s
         return None
     found = set()
     for i, token in enumerate(tokens):
-        kind = token.token_type.name
-        before = tokens[i - 1].token_type.name if i else ""
+        kind = token.kind
+        before = tokens[i - 1].kind if i else ""
         qualified = before == "DOT" and i >= 2
         if qualified and tokens[i - 2].text == alias:
             if kind == "STAR":
@@ -91,7 +98,7 @@ def columns_read(sql: str, alias: str, other_tables: bool = True) -> frozenset[s
             continue
         if kind not in ("VAR", "IDENTIFIER"):
             continue
-        after = tokens[i + 1].token_type.name if i + 1 < len(tokens) else ""
+        after = tokens[i + 1].kind if i + 1 < len(tokens) else ""
         if kind == "VAR" and (after == "L_PAREN" or before == "COLON" or token.text.upper() in _CLAUSE_WORDS
                               or (token.text == alias and after == "DOT")):
             continue  # a function, a parameter, a word of the OVER clause, the alias itself
@@ -102,12 +109,55 @@ def columns_read(sql: str, alias: str, other_tables: bool = True) -> frozenset[s
     return frozenset(found)
 
 
-def _tokens(sql: str):
+class Token(NamedTuple):
+    """What is read of a sqlglot token: its type's name, its text and its span in the SQL."""
+
+    kind: str
+    text: str
+    start: int
+    end: int
+
+
+@lru_cache(maxsize=512)
+def _tokens(sql: str) -> tuple[Token, ...] | None:
+    """The tokens of ``sql``; None when it does not tokenize.
+
+    Kept in the user cache by content: a fresh process that compiles a policy would otherwise import
+    sqlglot and tokenize its layers, a tenth of a second, as long as the whole SQL of a run over a few
+    thousand customers.  The policies' SQL binds its values as parameters, so it is the same from run
+    to run and day to day."""
+    memo = f"sql-tokens-{user_cache.content_key(_TOKENS_FORMAT, _sqlglot_version(), sql)}.json"
+    cached = user_cache.read(memo)
+    if cached is not None:
+        try:
+            found = json.loads(cached)
+            return None if found is None else tuple(Token(*token) for token in found)
+        except (ValueError, TypeError):
+            pass  # not what this version wrote: tokenize again
+    tokens = _tokenize(sql)
+    user_cache.write(memo, json.dumps(tokens).encode("utf-8"))
+    return tokens
+
+
+_TOKENS_FORMAT = "1"  # of the cached token lists: a new format is a new key
+
+
+@lru_cache(maxsize=None)
+def _sqlglot_version() -> str:
+    try:
+        return importlib.metadata.version("sqlglot")
+    except importlib.metadata.PackageNotFoundError:  # importable, but without its metadata
+        import sqlglot
+
+        return sqlglot.__version__
+
+
+def _tokenize(sql: str) -> tuple[Token, ...] | None:
     from sqlglot.dialects.sqlite import SQLite
     from sqlglot.errors import TokenError
 
     try:
-        return SQLite().tokenize(sql)
+        return tuple(Token(t.token_type.name, t.text, t.start, t.end) for t in SQLite().tokenize(sql))
     except TokenError:
         return None
 
@@ -117,7 +167,7 @@ def _matching(tokens, i: int, step: int) -> int | None:
     opening, closing = ("L_PAREN", "R_PAREN") if step == 1 else ("R_PAREN", "L_PAREN")
     depth = 0
     for j in range(i, len(tokens) if step == 1 else -1, step):
-        kind = tokens[j].token_type.name
+        kind = tokens[j].kind
         depth += (kind == opening) - (kind == closing)
         if depth == 0:
             return j
@@ -131,28 +181,28 @@ def find_window_calls(sql: str) -> list[WindowCall] | None:
         return None
     calls: list[WindowCall] = []
     for i, token in enumerate(tokens):
-        if token.token_type.name != "OVER":
+        if token.kind != "OVER":
             continue
-        if i + 1 >= len(tokens) or tokens[i + 1].token_type.name != "L_PAREN" or i < 3:
+        if i + 1 >= len(tokens) or tokens[i + 1].kind != "L_PAREN" or i < 3:
             return None  # a named window (OVER w) or a stray OVER
         spec_end = _matching(tokens, i + 1, 1)
         call_end = i - 1
-        if tokens[call_end].token_type.name != "R_PAREN":
+        if tokens[call_end].kind != "R_PAREN":
             return None
         opened = _matching(tokens, call_end, -1)
         if opened is not None and opened > 0 and tokens[opened - 1].text.upper() == "FILTER":
             call_end = opened - 2  # f(...) FILTER (WHERE ...) OVER (...)
-            opened = _matching(tokens, call_end, -1) if call_end > 0 and tokens[call_end].token_type.name == "R_PAREN" else None
+            opened = _matching(tokens, call_end, -1) if call_end > 0 and tokens[call_end].kind == "R_PAREN" else None
         if spec_end is None or opened is None or opened == 0 or not _NAME.match(tokens[opened - 1].text):
             return None
         first = opened - 1
-        if first > 0 and tokens[first - 1].token_type.name == "DOT":
+        if first > 0 and tokens[first - 1].kind == "DOT":
             return None
         inner = tokens[first:spec_end + 1]
-        if any(t.token_type.name == "OVER" for t in inner if t is not token):
+        if any(t.kind == "OVER" for t in inner if t is not token):
             return None  # a window inside a window: SQLite's error to give, not ours
         params = tuple(sorted({tokens[k + 1].text for k in range(first, spec_end)
-                               if tokens[k].token_type.name == "COLON" and tokens[k + 1].start == tokens[k].end + 1}))
+                               if tokens[k].kind == "COLON" and tokens[k + 1].start == tokens[k].end + 1}))
         calls.append(WindowCall(
             start=tokens[first].start, end=tokens[spec_end].end + 1,
             function=sql[tokens[first].start:tokens[i - 1].end + 1],

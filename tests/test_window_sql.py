@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from crm_rules.engine import user_cache, window_sql
 from crm_rules.engine.sql_layers import LayerChain, keyed_view
 from crm_rules.engine.window_sql import WindowTables, find_window_calls
 
@@ -39,6 +40,52 @@ def test_sql_it_cannot_take_apart_is_left_alone(sql):
     assert find_window_calls(sql) is None
     columns = {"a": sql}
     assert WindowTables().hoist("l", columns, "src", {}, "", "t") == (columns, [], "")
+
+
+@pytest.fixture
+def fresh_process(tmp_path, monkeypatch):
+    """An empty user cache, and nothing tokenized yet in this process; yields the cache folder."""
+    monkeypatch.setenv(user_cache.ENV, str(tmp_path / "cache"))
+    window_sql._tokens.cache_clear()
+    yield tmp_path / "cache"
+    window_sql._tokens.cache_clear()
+
+
+def _no_tokenizer(monkeypatch) -> None:
+    def tokenize(sql):
+        raise AssertionError(f"tokenized again: {sql}")
+
+    monkeypatch.setattr(window_sql, "_tokenize", tokenize)
+
+
+@pytest.mark.parametrize("sql", ["CASE WHEN t.x > 0 THEN RANK() OVER (ORDER BY t.x DESC) END", "'unclosed"])
+def test_a_later_process_reads_the_tokens_from_the_user_cache(fresh_process, monkeypatch, sql):
+    first = find_window_calls(sql)
+    assert list(fresh_process.glob("sql-tokens-*.json"))
+    window_sql._tokens.cache_clear()  # as a new process starts
+    _no_tokenizer(monkeypatch)
+    assert find_window_calls(sql) == first
+
+
+def test_a_damaged_cache_entry_is_tokenized_again(fresh_process, monkeypatch):
+    sql = "SUM(t.a) OVER (ORDER BY t.c)"
+    first = find_window_calls(sql)
+    (entry,) = fresh_process.glob("sql-tokens-*.json")
+    entry.write_text('[["VAR", "SUM"', encoding="utf-8")  # cut short
+    window_sql._tokens.cache_clear()
+    assert find_window_calls(sql) == first
+    window_sql._tokens.cache_clear()
+    _no_tokenizer(monkeypatch)  # written whole again
+    assert find_window_calls(sql) == first
+
+
+def test_without_a_user_cache_it_tokenizes_every_process(tmp_path, monkeypatch):
+    monkeypatch.setenv(user_cache.ENV, "")
+    window_sql._tokens.cache_clear()
+    try:
+        assert [c.name for c in find_window_calls("NTILE(5) OVER (ORDER BY t.x)")] == ["ntile"]
+    finally:
+        window_sql._tokens.cache_clear()
 
 
 def _population(conn: sqlite3.Connection) -> None:
