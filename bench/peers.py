@@ -248,6 +248,12 @@ def reference_in(db: Path | str, run_id: int) -> dict[str, tuple]:
         conn.close()
 
 
+def compare_runs(results: Path | str, run_id: int, db: Path | str, reference_run: int) -> tuple[int, dict[str, int], list[dict]]:
+    """:func:`compare` of crm-rules run ``run_id`` in the database ``results`` with run ``reference_run`` in ``db``."""
+    answers = [(cid, *grades) for cid, grades in reference_in(results, run_id).items()]
+    return compare(answers, reference_in(db, reference_run))
+
+
 def compare(answers: Iterable[tuple], expected: dict[str, tuple]) -> tuple[int, dict[str, int], list[dict]]:
     """(customers answered, mismatches per field, a few examples); a missing customer answers None everywhere."""
     mismatches = dict.fromkeys(FIELDS, 0)

@@ -64,6 +64,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT.parent))  # a checkout named crm_rules
 sys.path.insert(0, str(HERE))
 
+from peers import compare_runs  # noqa: E402
 from generate import generate  # noqa: E402
 from report import PEERS, growth, table, targets  # noqa: E402
 
@@ -247,7 +248,8 @@ def measure_size(customers: int, orders: int, repeat: int, peers: list[str]) -> 
         for peer in peers:
             contenders[peer] = ([py, str(HERE / "peers.py"), peer, str(db), "--as-of", AS_OF, "--run", str(run_id)], None)
         results.update(in_rounds(repeat, contenders, f"{customers:,} x {orders:,}"))
-        results["peer-rules"]["mismatches"] = _same_grades(db, run_id, same_work)
+        peer_rules = results["peer-rules"]  # run_id: of its last run, the one its results file holds
+        _, peer_rules["mismatches"], _ = compare_runs(same_work, peer_rules["run_id"], db, run_id)
     return results
 
 
@@ -269,20 +271,6 @@ def _deleting(results: Path) -> Callable[[], None]:
         for p in results.parent.glob(results.name + "*"):
             p.unlink()
     return delete
-
-
-def _same_grades(db: Path, run_id: int, results: Path) -> dict[str, int]:
-    """Mismatches per field between the run of the peers' rules only (in ``results``) and the full reference run."""
-    import peers
-
-    conn = sqlite3.connect(f"file:{results}?mode=ro", uri=True)
-    try:
-        (last,) = conn.execute("SELECT max(run_id) FROM crm_assignments").fetchone()
-    finally:
-        conn.close()
-    answers = [(cid, *grades) for cid, grades in peers.reference_in(results, last).items()]
-    _, mismatches, _ = peers.compare(answers, peers.reference_in(db, run_id))
-    return mismatches
 
 
 def main() -> None:

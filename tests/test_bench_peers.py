@@ -57,8 +57,7 @@ def test_the_peers_rules_alone_grade_as_the_full_policy(graded, tmp_path):
     db, run_id = graded
     results = tmp_path / "peer-rules.db"
     outcome = apply_policy(db, load_policy(str(BENCH / "peer_rules.yaml")), AS_OF, results_db=results)
-    answers = [(cid, *grades) for cid, grades in peers.reference_in(results, outcome.run_id).items()]
-    customers, mismatches, examples = peers.compare(answers, peers.reference_in(db, run_id))
+    customers, mismatches, examples = peers.compare_runs(results, outcome.run_id, db, run_id)
     assert customers == 2_000
     assert mismatches == dict.fromkeys(peers.FIELDS, 0), examples
 

@@ -79,13 +79,10 @@ def test_a_damaged_cache_entry_is_tokenized_again(fresh_process, monkeypatch):
     assert find_window_calls(sql) == first
 
 
-def test_without_a_user_cache_it_tokenizes_every_process(tmp_path, monkeypatch):
+def test_without_a_user_cache_it_tokenizes_every_process(fresh_process, monkeypatch):
     monkeypatch.setenv(user_cache.ENV, "")
-    window_sql._tokens.cache_clear()
-    try:
-        assert [c.name for c in find_window_calls("NTILE(5) OVER (ORDER BY t.x)")] == ["ntile"]
-    finally:
-        window_sql._tokens.cache_clear()
+    assert [c.name for c in find_window_calls("NTILE(5) OVER (ORDER BY t.x)")] == ["ntile"]
+    assert not fresh_process.exists()
 
 
 def _population(conn: sqlite3.Connection) -> None:
