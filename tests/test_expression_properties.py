@@ -571,6 +571,10 @@ def test_compiled_sql_matches_reference_semantics(generated, drawn_rows, as_of):
         ("round(0.125, 2)", {}, 0.13),
         ("round(1234.5678, -2)", {}, 1235.0),  # negative digits count as 0
         ("round(1234.5678, 2.9)", {}, 1234.57),  # digits are truncated to an integer
+        # digits beyond 32 bits: SQLite alone would keep their low 32 bits (found by the property above)
+        ("round(0.5, -2147483649)", {}, 1.0),
+        ("round(0.125, 4294967298)", {}, 0.125),
+        ("round(0.125, n1)", {"n1": -4294967294}, 0.0),
         ("round(5)", {}, 5.0),  # always a real
         ("min(n1, null)", {"n1": 1}, None),  # scalar min/max: NULL if any argument is NULL
         ("n1 between null and 3", {"n1": 5}, 0),  # one false side decides BETWEEN
