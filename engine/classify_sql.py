@@ -8,7 +8,8 @@ grade we record which rule decided it (its id, or ``default``).
 from __future__ import annotations
 
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
-from .metric_sql import CID, Statement
+from .metric_sql import CID
+from .statement import Statement
 from .sql_layers import LayerChain, LayerStep
 from .policy_model import Policy, Rule
 

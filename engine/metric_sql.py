@@ -16,7 +16,8 @@ from .data_binding import Binding
 from .data_mapping import DATE_FIELDS, REQUIRED_FIELDS, WINDOW_FIELD
 from .expr_sql import SqlParams, quote_identifier as q, tie_key, to_sql
 from .expr_types import DATE
-from .sql_layers import LayerChain, Statement, keyed_view
+from .sql_layers import LayerChain, keyed_view
+from .statement import Statement
 from .window_sql import WindowTables
 from .policy_model import AGGREGATES, Metric, Policy
 from .scan_plan import from_clause

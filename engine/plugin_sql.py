@@ -17,7 +17,8 @@ from typing import Any
 from .errors import RunError
 from .expr_sql import SqlParams, quote_identifier as q
 from .metric_sql import CID
-from .sql_layers import LayerChain, LayerStep, Statement
+from .sql_layers import LayerChain, LayerStep
+from .statement import Statement
 from .window_sql import WindowTables
 from .expr_types import is_iso_date
 from .plugin_api import ACTION_CATEGORIES, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs

@@ -39,7 +39,7 @@ from . import scan_worker
 from .database import BUSY_TIMEOUT_MS, file_uri
 from .expr_sql import quote_identifier as q
 from .metric_sql import SourceAggregation
-from .sql_layers import Statement
+from .statement import Statement
 
 SCRATCH = scan_worker.SCRATCH
 HERE = scan_worker.HERE  # the queue's owner of the jobs the run's connection takes

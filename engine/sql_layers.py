@@ -23,14 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .expr_sql import quote_identifier as q
-from .window_sql import WindowSort, WindowTables, columns_read, find_window_calls
-
-
-@dataclass
-class Statement:
-    sql: str
-    params: dict = field(default_factory=dict)
-    sort: WindowSort | None = None  # the window sort this statement computes, which window_workers may take over
+from .statement import Statement
+from .window_sql import WindowTables, columns_read, find_window_calls
 
 
 def keyed_view(name: str, table: str) -> list[Statement]:
@@ -102,6 +96,7 @@ class LayerChain:
                       f"FROM ({select} {_NOT_FLATTENED}) AS {b} {step.join}")
             done += list(step.columns)
         self._layers.append((narrow, added))
+        self.windows.added(added)
         picked = "".join(f", l{i}.{q(c)}" for i, (_, cols) in enumerate(self._layers) for c in cols)
         joins = " ".join(f"LEFT JOIN {table} AS l{i} ON l{i}._rid = b._rid" for i, (table, _) in enumerate(self._layers))
         view = f"temp.{q(name)}"
@@ -110,7 +105,7 @@ class LayerChain:
             Statement(f"DROP VIEW IF EXISTS {view}"),
             Statement(f"DROP TABLE IF EXISTS {narrow}"),
             Statement(f"CREATE TEMP TABLE {q(name + '_n')} (_rid INTEGER PRIMARY KEY, {column_list})"),
-            *(Statement(sql, sql_params, sort) for sql, sql_params, sort in first),
+            *first,
             Statement(f"INSERT INTO {narrow} (_rid, {column_list}) {select}", params),
             Statement(f"CREATE TEMP VIEW {q(name)} AS SELECT b.*{picked} FROM {self._base} AS b {joins}"),
         ]

@@ -36,7 +36,7 @@ from .expr_sql import quote_identifier as q
 from .plugin_sql import BatchOp
 from .metric_sql import approximate_rows
 from .source_scans import SCRATCH, start_worker, stop_worker, wait_worker
-from .sql_layers import Statement
+from .statement import Statement
 
 #: Customers a run must have for sorts to go to a worker (a sort of this many takes about 0.5 s).
 MIN_WORKER_ROWS = 200_000

@@ -15,7 +15,7 @@ from crm_rules.engine.database import open_for_run
 from crm_rules.engine.demo_data import DEMO_AS_OF
 from crm_rules.engine.metric_sql import RunDates, SourceAggregation, compile_metrics
 from crm_rules.engine.policy_model import load_policy
-from crm_rules.engine.sql_layers import Statement
+from crm_rules.engine.statement import Statement
 
 from small_db import assignments
 

@@ -137,3 +137,46 @@ def test_the_same_call_with_other_parameter_values_is_not_reused():
     chain.add("l1", {"a": "COUNT(*) FILTER (WHERE t.x > :p) OVER (ORDER BY t.y)"}, {"p": 1})
     later = chain.add("l2", {"b": "COUNT(*) FILTER (WHERE t.x > :p) OVER (ORDER BY t.y)"}, {"p": 2})
     assert any(s.sql.startswith('INSERT INTO temp."l2_w') for s in later)
+
+
+def _sorts(statements) -> list[str]:
+    return [s.sql for s in statements if s.sort is not None]
+
+
+def test_another_call_of_an_earlier_ordering_joins_that_sort():
+    conn = sqlite3.connect(":memory:")
+    _population(conn)
+    _run(conn, keyed_view("m", "main.base"))
+    chain = LayerChain('temp."m"')
+    first = chain.add("l1", {"share": "SUM(t.y) OVER (ORDER BY round(t.x, 6) ASC NULLS LAST)"}, {})
+    later = chain.add("l2", {"r": "RANK() OVER (ORDER BY round(t.x, 6) ASC NULLS LAST) + :k",
+                             "n": "COUNT(t.y) FILTER (WHERE t.y > :cut) OVER (ORDER BY round(t.x, 6) ASC NULLS LAST)"},
+                      {"k": 1, "cut": 2.0})
+    assert _sorts(later) == []  # one sort of that ordering, the earlier one, computes all three calls
+    (sort,) = [s.sort for s in first if s.sort is not None]
+    assert len(sort.calls) == 3 and sort.columns == {"x", "y"}
+    _run(conn, first + later)
+    got = conn.execute(f"SELECT _rid, share, r, n FROM {chain.source} ORDER BY 1").fetchall()
+    inline = conn.execute("SELECT t._rid, SUM(t.y) OVER w, RANK() OVER w + 1, COUNT(t.y) FILTER (WHERE t.y > 2.0) OVER w "
+                          "FROM temp.m AS t WINDOW w AS (ORDER BY round(t.x, 6) ASC NULLS LAST) ORDER BY 1").fetchall()
+    assert got == inline
+
+
+@pytest.mark.parametrize("earlier, later, why", [
+    ({"s": "t.x * 2"}, {"r": "RANK() OVER (ORDER BY t.x) + SUM(t.s) OVER (ORDER BY t.x)"}, "a column added after the sort"),
+    ({"s": "t.x * :p"}, {"r": "SUM(t.y * :p) OVER (ORDER BY t.x)"}, "a parameter the sort's statement has with another value"),
+    ({}, {"r": "SUM(t.y + y) OVER (ORDER BY t.x)"}, "a column without its table"),
+])
+def test_a_call_that_cannot_join_the_earlier_sort_gets_its_own(earlier, later, why):
+    chain = LayerChain('temp."m"')
+    first = chain.add("l1", {"a": "RANK() OVER (ORDER BY t.x)", **earlier}, {"p": 1})
+    assert len(_sorts(first)) == 1
+    assert len(_sorts(chain.add("l2", later, {"p": 2}))) == 1, why
+
+
+def test_a_blanked_column_keeps_later_calls_out_of_earlier_sorts():
+    chain = LayerChain('temp."m"')
+    chain.add("l1", {"a": "RANK() OVER (ORDER BY t.x)"}, {})
+    chain.blank(["y"], "1")
+    assert len(_sorts(chain.add("l2", {"b": "SUM(t.y) OVER (ORDER BY t.x)"}, {}))) == 1
+    assert _sorts(chain.add("l3", {"c": "COUNT(t.x) OVER (ORDER BY t.x)"}, {})) == []  # x itself was not blanked
