@@ -17,7 +17,8 @@ def size(customers: int, orders: int, base_s: float, crm_s: float, crm_mb: float
             "baseline": {"total_s": base_s, "peak_mb": 30.0},
             "crm-rules": {"total_s": crm_s, "peak_mb": crm_mb, "aggregation_s": crm_s / 3,
                           "after_aggregation_s": crm_s * 2 / 3, "rules_s": crm_s / 20},
-            "peer-rules": {"total_s": crm_s / 2, "peak_mb": crm_mb * 0.9, "mismatches": {"tier": 0}}}
+            "peer-rules": {"total_s": crm_s / 2, "peak_mb": crm_mb * 0.9, "mismatches": {"tier": 0},
+                           "aggregation_s": crm_s / 4, "after_aggregation_s": crm_s / 4}}
 
 
 def test_growth_compares_only_sizes_with_the_same_customers():
@@ -53,3 +54,15 @@ def test_table_gives_each_figure_as_a_ratio_to_the_baseline_of_its_size():
     lines = report.table({"10,000/100,000": size(10_000, 100_000, 0.5, 2.0, 57.0)})
     assert "| crm-rules apply (all, written) | 2.00 | 4.00 | 57 |" in lines
     assert not any("zen" in line for line in lines)  # peers not measured: no rows for them
+
+
+def test_after_aggregation_is_judged_for_the_full_policy_and_for_the_peers_rules():
+    sizes = {"1,000,000/10,000,000": size(1_000_000, 10_000_000, 10.0, 60.0, 600.0)}
+    sizes["1,000,000/10,000,000"]["zen"] = {"total_s": 45.0, "rules_s": 30.0, "peak_mb": 800.0, "mismatches": {}}
+    lines = report.targets(sizes)
+    assert "- zen rule evaluation / crm-rules everything after aggregation (>= 3): 0.75 (NOT met)" in lines
+    assert "- zen rule evaluation / crm-rules everything after aggregation, the peers' rules only (>= 3): 2.00 (NOT met)" \
+        in lines
+    table = report.table(sizes)
+    assert table.index("|   after aggregation | 15.00 | 1.50 | - |") > table.index(
+        "| crm-rules apply, the peers' rules only (written) | 30.00 | 3.00 | 540 |")
