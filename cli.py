@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import json
-import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path

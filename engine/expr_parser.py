@@ -207,7 +207,7 @@ def parse_expression(text: str) -> ast.Node:
         raise ExpressionSyntaxError(f"the expression is nested too deeply (the limit is {MAX_DEPTH} levels)", 1, 1) from None
     except UnexpectedCharacters as exc:
         raise ExpressionSyntaxError(f"unexpected character {text[exc.pos_in_stream]!r}", exc.line, exc.column) from None
-    except UnexpectedEOF as exc:
+    except UnexpectedEOF:
         raise ExpressionSyntaxError("the expression ends too early", *_end_position(text)) from None
     except UnexpectedToken as exc:
         if exc.token.type == "$END":

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostic, PolicyError
-from .yaml_source import Position, SourceDocument, format_path, load_yaml_file
+from .yaml_source import SourceDocument, load_yaml_file
 
 MAX_EXTENDS_DEPTH = 16
 MERGED_SECTIONS = ("metrics", "data")

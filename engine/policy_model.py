@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from . import expr_ast as ast
-from .data_mapping import SOURCES, DataMapping, build_data_mapping
+from .data_mapping import DataMapping, build_data_mapping
 from .errors import Diagnostic, PolicyError, UsageError
 from .expr_parser import ExpressionSyntaxError, parse_expression
 from .expr_sql import SqlParams, to_sql
-from .expr_types import BOOL, DATE, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, did_you_mean
+from .expr_types import BOOL, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, did_you_mean
 from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names
-from .plugin_api import Action, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
+from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import PluginContext, output_name
 from .plugin_manager import Contribution, get_registry
 from .run_metrics import KEY_COLUMNS, is_reserved

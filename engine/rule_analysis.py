@@ -369,7 +369,7 @@ def _data_rules(conn: sqlite3.Connection, table: str, policy: Policy, as_of: str
         conds = [r for r in lst.rules if r.condition is not None]
         flags = [f"({scope}{_cond_sql(r.condition.node, params)})" for r in conds]
         matched = dict(zip((r.id for r in conds), _sums(conn, table, flags, params, as_of)))
-        where = f"WHERE m._tier = :t" if lst.parent else ""
+        where = "WHERE m._tier = :t" if lst.parent else ""
         decided = dict(conn.execute(f"SELECT m.{lst.rule_column}, count(*) FROM {table} AS m {where} GROUP BY 1",
                                     {"t": lst.parent}).fetchall())
         for r in lst.rules:
@@ -578,7 +578,7 @@ def print_analysis(console, result: dict) -> None:
             parts.append(f"matches {e['matched']:,} customer(s), all decided earlier ({taken})")
         if e["static"]:
             s = e["static"]
-            parts.append(f"can never be true" if s["never_true"] else
+            parts.append("can never be true" if s["never_true"] else
                          f"every value of {s['metric']} it covers is taken by {', '.join(s['covered_by'])} first")
         console.print(f"[yellow]shadowed[/yellow]: {escape(_who(e))}: {escape('; '.join(parts))}", highlight=False)
     for table in result["threshold_tables"]:

@@ -35,7 +35,6 @@ import difflib
 import enum
 import re
 import shlex
-import shutil
 import unicodedata
 from pathlib import Path
 

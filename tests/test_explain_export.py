@@ -10,7 +10,6 @@ import sqlite3
 import pytest
 
 from conftest import AS_OF, stored_metrics
-from crm_rules.engine.errors import UsageError
 from crm_rules.engine.explain import explain_customer
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy

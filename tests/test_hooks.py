@@ -19,7 +19,7 @@ from crm_rules.engine.errors import PluginError, PolicyError, RunError
 from crm_rules.engine.plugin_api import Action, BatchOutputs, Column, SqlActions, SqlOutputs
 from crm_rules.engine.plugin_manager import build_registry, get_plugin_manager, get_registry, reset_plugins
 from crm_rules.engine.policy_model import load_policy
-from small_db import D, actions, assignments, make_db, run
+from small_db import D, actions, make_db, run
 
 ROOT = Path(__file__).parent.parent
 HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("crm_rules_"))

@@ -15,7 +15,6 @@ databases where the right answer can be worked out on paper.
 from __future__ import annotations
 
 import bisect
-import json
 import math
 import shutil
 import sqlite3

@@ -15,7 +15,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import file_digest
 from small_db import D, assignments, make_db

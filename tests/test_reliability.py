@@ -19,7 +19,7 @@ from conftest import AS_OF, user_tables_digest
 from crm_rules.engine import database
 from crm_rules.engine.database import open_for_run, use_wal
 from crm_rules.engine.demo_data import generate_demo_database
-from crm_rules.engine.errors import DataError, RunError
+from crm_rules.engine.errors import RunError
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy
 
