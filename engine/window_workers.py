@@ -19,7 +19,8 @@ The values are the same as in-process: the same SQL over the same rows in the
 same order, by the same SQLite library, and only window functions whose
 values depend on the sorted rows alone (ranks, ntiles, running aggregates)
 are given away.  Small populations keep every sort: a process start and the
-copies cost more than they save.
+copies cost more than they save.  So does a run with a single sort to give:
+it would only wait for the worker.
 """
 
 from __future__ import annotations
@@ -78,9 +79,9 @@ class WindowWorker:
             return
         have = set(table_columns(conn, "temp", self.base) or []) | {"_rid"}
         movable = [op for op in self.sorts if op.sort.columns is not None and op.sort.columns <= have]
+        if len(movable) < 2 or approximate_rows(conn, f"temp.{q(self.base)}") < self.min_rows:
+            return  # one sort: the run would only wait for the worker, and pay the copies besides
         given = movable[len(movable) // 2:]  # the later half (the bigger one, when odd): the run needs them last
-        if not given or approximate_rows(conn, f"temp.{q(self.base)}") < self.min_rows:
-            return
         columns = sorted(set().union(*(op.sort.columns for op in movable)) - {"_rid"})
         self.folder = Path(tempfile.mkdtemp(prefix="crm-rules-windows-"))
         export = self.folder / "base.db"

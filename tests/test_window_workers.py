@@ -66,8 +66,21 @@ def test_every_shipped_policy_writes_the_same_run_with_a_worker(demo_db, monkeyp
     """Whatever sorts a policy has, those the worker takes or the run takes from the worker's copy give the same run."""
     policy = load_policy(name)
     here = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
-    _always(monkeypatch)
+    given = _always(monkeypatch)
     there = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
+    _assert_same_run(demo_db, here, there)
+    assert all(local for to_worker, local in given if to_worker)  # the run keeps sorts of its own meanwhile
+
+
+def test_a_single_sort_stays_with_the_run(demo_db, monkeypatch):
+    """The peers' rules of the benchmark sort one ordering (the Pareto share and the credit check's rank of
+    revenue share it): a worker would only make the run wait for it."""
+    policy = load_policy(str(Path(__file__).parent.parent / "bench" / "peer_rules.yaml"))
+    here = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
+    given = _always(monkeypatch)
+    monkeypatch.setattr(window_workers, "start_worker", lambda *a: pytest.fail("a worker for one sort"))
+    there = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
+    assert given == [(set(), set())]
     _assert_same_run(demo_db, here, there)
 
 
