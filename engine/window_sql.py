@@ -19,8 +19,8 @@ values) is reused.  Another call of an ordering an earlier layer sorts (a
 Pareto share among the metrics, a rank of the same column in the credit
 check) joins that earlier sort, when every column it reads was there then and
 has not changed since: the run is compiled whole before it executes, so the
-earlier statement can still take it.  One sort then serves both (at 1M
-customers, 2 s less per ordering).
+earlier statement can still take it.  One sort then serves both (a sort of
+a million customers is about 2 s of work).
 
 The calls are found with sqlglot's SQLite tokenizer, so quoted names, string
 literals and comments cannot be mistaken for SQL; the SQL itself is never
@@ -259,8 +259,8 @@ class WindowTables:
         self.added(columns)  # their values change: a later call reading them cannot join an earlier sort
 
     def hoist(self, layer: str, columns: dict[str, str], source: str, params: dict, join: str,
-              alias: str) -> tuple[dict[str, str], list[tuple[str, dict, WindowSort | None]], str]:
-        """(columns without their window calls, (sql, params, sort) computing them first, joins the layer adds)."""
+              alias: str) -> tuple[dict[str, str], list[Statement], str]:
+        """(columns without their window calls, statements computing them first, joins the layer adds)."""
         if not any("over" in sql.lower() for sql in columns.values()):
             return columns, [], ""  # no window without OVER: most layers, and no tokenizer (nor its import) needed
         found = {name: find_window_calls(sql) for name, sql in columns.items()}
