@@ -85,6 +85,10 @@ class WindowSort:
         ranked = f"SELECT {self.alias}._rid AS _rid, " + ", ".join(f"{sql} AS {c}" for c, sql in self.calls)
         return f"SELECT * FROM ({ranked} FROM {source} AS {self.alias} {join}) ORDER BY _rid"
 
+    def insert(self, source: str, join: str = "") -> str:
+        """The INSERT filling the table (created by the run) from ``source``: :meth:`query`'s rows."""
+        return f"INSERT INTO temp.{q(self.table)} {self.query(source, join)}"
+
 
 def columns_read(sql: str, alias: str, other_tables: bool = True) -> frozenset[str] | None:
     """The columns ``alias."x"`` that ``sql`` reads; None if it does not tokenize or names a column
@@ -293,7 +297,7 @@ class WindowTables:
                 calls = tuple((c, f"{call.function} OVER ({spec})") for call, c in zip(items.values(), names))
                 sort = WindowSort(table, alias, calls, _sorted_columns(calls, items.values(), alias, join))
                 create = Statement(_create_narrow(table, names))
-                insert = Statement(f"INSERT INTO temp.{q(table)} {sort.query(source, join)}", params, sort)
+                insert = Statement(sort.insert(source, join), params, sort)
                 statements += [create, insert]
                 if not join.strip():
                     self.open[(alias, spec)] = _OpenSort(create, insert, source)
@@ -329,12 +333,11 @@ class WindowTables:
         if any(p in have and repr(have[p]) != repr(value) for p, value in used.items()):
             return False  # a parameter of the earlier statement with another value
         calls = sort.calls + new_calls
-        columns = None
-        if sort.columns is not None and all(call.name in _SORTABLE for call in items.values()):
-            columns = sort.columns | reads
-        grown = WindowSort(sort.table, alias, calls, columns)
+        movable = _sorted_columns(new_calls, items.values(), alias, "")
+        grown = WindowSort(sort.table, alias, calls,
+                           sort.columns | movable if sort.columns is not None and movable is not None else None)
         earlier.create.sql = _create_narrow(sort.table, [c for c, _ in calls])
-        earlier.insert.sql = f"INSERT INTO temp.{q(sort.table)} {grown.query(earlier.source)}"
+        earlier.insert.sql = grown.insert(earlier.source)
         earlier.insert.params = {**have, **used}
         earlier.insert.sort = grown
         for key, (column, _) in zip(items, new_calls):

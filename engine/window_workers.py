@@ -102,7 +102,7 @@ class WindowWorker:
 
     def _sort(self, conn: sqlite3.Connection, op: Statement, dates: dict) -> None:
         if op.sort.table in self.local:
-            conn.execute(f"INSERT INTO temp.{q(op.sort.table)} {op.sort.query(f'{EXPORT}.base')}", {**op.params, **dates})
+            conn.execute(op.sort.insert(f"{EXPORT}.base"), {**op.params, **dates})
             return
         if op.sort.table not in self.given:
             conn.execute(op.sql, {**op.params, **dates})
