@@ -178,7 +178,7 @@ def validate(
     for path in policies:
         try:
             if str(path).endswith(".test.yaml"):  # a shell glob of a policy folder includes the test files
-                from .engine.policy_tests import load_test_file
+                from .engine.policy_test_file import load_test_file
 
                 tests = load_test_file(path)
                 checked.append({"file": str(path), "ok": True, "kind": "policy tests", "policy": tests.policy.name,
@@ -220,7 +220,8 @@ def run_tests(
     as_json: bool = typer.Option(False, "--json", help="Print the whole report (cases, failures, coverage) as JSON."),
 ) -> None:
     """Run policy tests: example customers and the tier, stage, service level and actions they must get."""
-    from .engine.policy_tests import format_report, run_policy_tests
+    from .engine.policy_test_report import format_report
+    from .engine.policy_tests import run_policy_tests
 
     report = run_policy_tests(paths)
     if as_json:

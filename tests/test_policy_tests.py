@@ -17,7 +17,9 @@ from crm_rules.cli import app
 from crm_rules.engine.errors import PolicyError, UsageError
 from crm_rules.engine.policy_files import shipped_policies_dir, shipped_policy_names
 from crm_rules.engine.policy_model import load_policy
-from crm_rules.engine.policy_tests import find_test_files, format_report, load_test_file, run_policy_tests
+from crm_rules.engine.policy_test_file import find_test_files, load_test_file
+from crm_rules.engine.policy_test_report import format_report
+from crm_rules.engine.policy_tests import run_policy_tests
 
 HERE = Path(__file__).parent / "policy_tests"
 PASSING = HERE / "passing"

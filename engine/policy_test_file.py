@@ -1,0 +1,801 @@
+"""Policy test files: example customers and the grades a policy must give them.
+
+A test file ``X.test.yaml`` sits next to the policy ``X.yaml`` (or names it
+with ``policy:``).  Each case describes one customer (customer columns, small
+histories of orders, invoices, interactions and contracts, or generators
+such as ``revenue_12m: 300_000``) and what the policy must give it: tier,
+sub-grade, stage, service level, credit outcome, actions, or any metric or
+plugin output.  ``table:`` turns one case into many (one per row), and CSV
+files can hold histories or table rows.
+
+This module reads a test file into cases ready to write to a database, and
+reports every problem of the file at once (file:line:col); policy_tests runs
+them.
+
+Dates anywhere in a test file may be relative to ``as_of``: ``-30d``,
+``-2w``, ``-6m``, ``-3y``, ``+60d`` (SQLite's date arithmetic, as metric
+windows use).  Customers default to industry ``retail``, ``created_at: -5y``
+and ``credit_limit: 100000``; the id is the case name as a slug.
+
+Generators (``generate:`` of a case, or table columns of the same names):
+
+- ``revenue_12m`` and ``orders_12m`` (default 1 when the revenue is not 0):
+  orders adding up exactly to the revenue, the latest ``recency_days`` before
+  as_of (default 30, or 360 / orders_12m when that is shorter, so a frequent
+  buyer's last order is not overdue); half of the revenue in the last 6 months
+  (ceil(n/2) orders, up to 175 days back) and half in the 6 months before
+  (190 to 360 days back), so the 6-month trend is 0 (missing for one order);
+  with ``recency_days`` over 175 all orders fall in the earlier half.
+- ``margin_12m``: the generated orders' cost is revenue x (1 - margin), split
+  so that profit adds up exactly; default: no cost.
+- ``orders_12m: 0`` with ``recency_days`` (>= 366): one order of amount 0
+  that long ago (a customer whose last order is older than 12 months).
+- ``complaints_12m``, ``referrals_12m``: interactions of kind ``complaint`` /
+  ``referral`` spread over the last 12 months.
+
+Table cells: YAML ``null`` is a value (e.g. expect no sub-grade); an empty CSV
+cell leaves the column unset; ``[]`` in an ``expect.actions`` cell means none
+and ``a; b`` lists several.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
+from typing import Any
+
+from .errors import Diagnostic, PolicyError, UsageError
+from .expr_types import did_you_mean
+from .plugin_api import SqlActions
+from .policy_files import resolve_policy_path, shipped_policies_dir
+from .policy_model import Policy, load_policy
+from .schema_validation import validate_document
+from .yaml_source import Position, SourceDocument, format_path, load_yaml_file
+
+TEST_SUFFIX = ".test.yaml"
+SCHEMA_NAME = "policy-test.schema.json"
+
+# Columns of the demo schema's tables that a test can fill, in insert order.
+CUSTOMER_COLUMNS = ("id", "name", "region", "industry", "created_at", "account_manager", "credit_limit", "lead_source")
+HISTORY_COLUMNS = {
+    "orders": ("order_date", "amount", "cost", "discount"),
+    "receivables": ("issue_date", "due_date", "amount", "paid_amount", "paid_date"),
+    "interactions": ("date", "kind"),
+    "contracts": ("start_date", "end_date", "kind"),
+}
+HISTORY_REQUIRED = {"orders": 2, "receivables": 3, "interactions": 2, "contracts": 1}
+HISTORY_DEFAULTS = {"orders": (None, None, 0, 0), "receivables": (None, None, None, 0, None),
+                    "interactions": (None, None), "contracts": (None, None, "annual")}
+DATE_COLUMNS = {"created_at", "order_date", "issue_date", "due_date", "paid_date", "date", "start_date", "end_date"}
+NUMBER_COLUMNS = {"credit_limit", "amount", "cost", "discount", "paid_amount"}
+NULLABLE = {"cost", "discount", "paid_amount", "paid_date", "end_date", "kind"}
+
+# Defaults of every customer (a file's `defaults.customer` and the case's `customer` override them).
+DEFAULT_CUSTOMER = {"region": None, "industry": "retail", "created_at": "-5y", "account_manager": None,
+                    "credit_limit": 100_000}
+
+# Generators: name -> kind of value (see the module docstring and the schema).
+GENERATORS = {
+    "revenue_12m": "number",
+    "orders_12m": "count",
+    "margin_12m": "margin",
+    "recency_days": "count",
+    "complaints_12m": "count",
+    "referrals_12m": "count",
+}
+GENERATED_SPAN_DAYS = 360  # generated 12-month rows lie within this many days of as_of (inside any 12-month window)
+RECENT_HALF_DAYS = 175  # generated orders of the last 6 months lie within this many days of as_of
+EARLIER_HALF_DAYS = 190  # ... and those of the 6 months before from this many days on
+INTERACTION_FIRST_DAY = 14
+
+GRADES = ("tier", "subgrade", "stage", "service_level")
+SPECIAL_EXPECT = GRADES + ("credit_outcome", "actions", "actions_include")
+DEFAULT_TOLERANCE = 1e-9
+COVERAGE_KINDS = ("tiers", "subgrades", "stages", "service_levels")
+
+_RELATIVE = re.compile(r"^([+-])([0-9]+)([dwmy])$")
+_UNITS = {"d": "days", "w": "days", "m": "months", "y": "years"}
+
+
+# ---- the model of a test file -------------------------------------------------------
+
+@dataclass
+class Where:
+    """Where a value came from: a YAML position (with its path) or a CSV cell."""
+
+    pos: Position
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.pos.file}:{self.pos.line}:{self.pos.col}"
+
+
+@dataclass
+class Case:
+    name: str
+    customer_id: str
+    customer: dict[str, Any]
+    histories: dict[str, list[tuple]]
+    expect: dict[str, Any]
+    expect_where: dict[str, Where]
+    where: Where
+    background: bool = False
+
+
+@dataclass
+class PolicyTestFile:
+    path: Path
+    display: str
+    policy: Policy
+    policy_path: Path
+    as_of: str
+    cases: list[Case]
+    population: list[Case]
+    description: str = ""
+
+
+@dataclass
+class _Entry:
+    """One case (or one row of a table) before histories are generated: raw values and where they came from."""
+
+    name: str
+    where: Where
+    customer: dict[str, Any] = field(default_factory=dict)
+    customer_where: dict[str, Where] = field(default_factory=dict)
+    histories: dict[str, list[tuple[tuple, list[Where]]]] = field(default_factory=dict)  # rows and their cells' places
+    generate: dict[str, Any] = field(default_factory=dict)
+    generate_where: dict[str, Where] = field(default_factory=dict)
+    expect: dict[str, Any] = field(default_factory=dict)
+    expect_where: dict[str, Where] = field(default_factory=dict)
+
+
+# ---- finding test files ---------------------------------------------------------------
+
+def find_test_files(paths: list[str | Path]) -> list[Path]:
+    """Test files for each argument: a test file, a policy (its X.test.yaml), a directory (every *.test.yaml
+    under it) or a shipped policy name."""
+    found: list[Path] = []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob(f"*{TEST_SUFFIX}") if f.is_file())
+            if not files:
+                raise UsageError(f"{arg}: no test files (*{TEST_SUFFIX}) in this directory",
+                                 hint=f"write a test file next to a policy, e.g. policy.yaml -> policy{TEST_SUFFIX}")
+            found += files
+        elif p.is_file():
+            if p.name.endswith(TEST_SUFFIX):
+                found.append(p)
+            else:
+                sibling = p.with_name(p.name[: -len(p.suffix)] + TEST_SUFFIX) if p.suffix else p.with_name(p.name + TEST_SUFFIX)
+                if not sibling.is_file():
+                    raise UsageError(f"{arg}: no test file {sibling} next to this policy",
+                                     hint=f"write one (see `crm-rules test --help`), or pass a *{TEST_SUFFIX} file")
+                found.append(sibling)
+        else:
+            name = str(arg)
+            name = name[: -len(".yaml")] if name.endswith(".yaml") else name
+            shipped = shipped_policies_dir().joinpath(f"{name}{TEST_SUFFIX}") if "/" not in name and "\\" not in name else None
+            if shipped is not None and shipped.is_file():
+                found.append(Path(str(shipped)))
+            else:
+                raise UsageError(f"{arg}: not found", hint="give a test file, a policy file, a directory or a shipped policy name")
+    unique: dict[Path, Path] = {}
+    for f in found:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
+
+
+# ---- loading a test file ----------------------------------------------------------------
+
+class _Loader:
+    def __init__(self, path: Path, doc: SourceDocument):
+        self.path = path
+        self.doc = doc
+        self.problems: list[Diagnostic] = []
+        self.as_of = ""
+        self._dates = sqlite3.connect(":memory:")
+
+    # -- positions and errors
+    def at(self, path: tuple, key: bool = False) -> Where:
+        pos = self.doc.position(path) if key else self.doc.value_position(path)
+        return Where(pos, format_path(path) if path else "")
+
+    def error(self, where: Where, message: str, about: str | None = None) -> None:
+        """A problem at ``where``; ``about`` names the column or generator when the path does not."""
+        if about and where.path != about and not where.path.endswith("." + about):
+            message = f"{about}: {message}"
+        self.problems.append(Diagnostic(where.pos.file, where.pos.line, where.pos.col, where.path, message))
+
+    # -- values
+    def date(self, value: Any, where: Where) -> str | None:
+        """An ISO date, or a relative date (-30d, -6m, -1y) counted from as_of with SQLite's date arithmetic."""
+        if value is None:
+            return None
+        text = str(value).strip()
+        match = _RELATIVE.match(text)
+        if match:
+            sign, n, unit = match.groups()
+            n = int(n) * (7 if unit == "w" else 1)
+            return self._dates.execute("SELECT date(?, ?)", (self.as_of, f"{sign}{n} {_UNITS[unit]}")).fetchone()[0]
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            if _real_date(text):
+                return text
+            self.error(where, f"{text!r} is not a real date")
+            return None
+        self.error(where, f"{text!r} is not a date: write YYYY-MM-DD or a date relative to as_of such as -30d, -6m, -1y")
+        return None
+
+    def number(self, value: Any, where: Where, *, nullable: bool = False) -> Any:
+        if value is None and nullable:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        self.error(where, f"expected a number, got {json.dumps(value, ensure_ascii=False)}")
+        return None
+
+    def column_value(self, column: str, value: Any, where: Where) -> Any:
+        """A customer or history cell, checked and converted for the demo schema."""
+        if column in DATE_COLUMNS:
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                self.error(where, f"expected a date, got {json.dumps(value, ensure_ascii=False)}", column)
+                return None
+            return self.date(value, where)
+        if column in NUMBER_COLUMNS:
+            return self.number(value, where, nullable=True)
+        if column == "id":
+            if not isinstance(value, (str, int)) or isinstance(value, bool) or value == "":
+                self.error(where, f"a customer id must be text or a whole number, got {json.dumps(value, ensure_ascii=False)}")
+                return None
+            return str(value)
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        self.error(where, f"expected text, got {json.dumps(value, ensure_ascii=False)}", column)
+        return None
+
+    def generator_value(self, name: str, value: Any, where: Where) -> Any:
+        kind = GENERATORS[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.error(where, f"expected a number, got {json.dumps(value, ensure_ascii=False)}", name)
+            return None
+        if kind == "count" and (value != int(value) or value < 0):
+            self.error(where, f"expected a whole number >= 0, got {value}", name)
+            return None
+        if kind == "margin" and value > 1:
+            self.error(where, f"a margin is at most 1 (100%), got {value}", name)
+            return None
+        return int(value) if kind == "count" else value
+
+    # -- CSV files
+    def read_csv(self, ref: str, where: Where) -> tuple[str, list[Where], list[str], list[list[tuple[Any, Where]]]] | None:
+        """(display name, header, each header cell's place, rows of (value, place)) of a CSV file relative to the test file."""
+        target = Path(ref)
+        if not target.is_absolute():
+            target = self.path.parent / target
+        display = str(target)
+        try:
+            text = target.read_bytes().decode("utf-8-sig")
+        except FileNotFoundError:
+            self.error(where, f"CSV file {ref!r} not found (looked for {target})")
+            return None
+        except UnicodeDecodeError:
+            self.error(where, f"CSV file {ref!r} is not UTF-8")
+            return None
+        except OSError as exc:
+            self.error(where, f"cannot read CSV file {ref!r}: {exc.strerror}")
+            return None
+        lines = text.splitlines()
+        reader = csv.reader(io.StringIO(text))
+        rows: list[list[tuple[Any, Where]]] = []
+        header: list[str] | None = None
+        header_where: list[Where] = []
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue
+            line = reader.line_num
+            starts = _field_columns(lines[line - 1]) if line <= len(lines) else []
+            places = [Where(Position(display, line, starts[j] if j < len(starts) else 1), "") for j in range(len(cells))]
+            if header is None:
+                header = [c.strip() for c in cells]
+                header_where = [Where(w.pos, h) for w, h in zip(places, header)]
+                continue
+            rows.append([(_csv_cell(c), Where(w.pos, header[j] if j < len(header) else "")) for j, (c, w) in enumerate(zip(cells, places))])
+        if header is None:
+            self.error(where, f"CSV file {ref!r} is empty (it needs a header row)")
+            return None
+        return display, header_where, header, rows
+
+    def csv_history(self, table: str, ref: str, where: Where) -> list[tuple[tuple, list[Where]]]:
+        loaded = self.read_csv(ref, where)
+        if loaded is None:
+            return []
+        display, header_where, header, rows = loaded
+        allowed = HISTORY_COLUMNS[table]
+        bad = [h for h in header if h not in allowed]
+        for h, w in zip(header, header_where):
+            if h not in allowed:
+                self.error(w, f"unknown column {h!r} for {table}{did_you_mean(h, allowed)}; columns: {', '.join(allowed)}")
+        missing = [c for c in allowed[: HISTORY_REQUIRED[table]] if c not in header]
+        if missing:
+            self.error(Where(Position(display, 1, 1), ""), f"{table} CSV needs the column(s) {', '.join(missing)}")
+        if bad or missing:
+            return []
+        out = []
+        for cells in rows:
+            if len(cells) != len(header):
+                self.error(Where(cells[0][1].pos, ""), f"{len(cells)} values for {len(header)} columns ({', '.join(header)})")
+                continue
+            row = list(HISTORY_DEFAULTS[table])
+            wheres = [Where(cells[0][1].pos, c) for c in allowed]
+            for h, (cell, w) in zip(header, cells):
+                row[allowed.index(h)] = cell if cell is not None else HISTORY_DEFAULTS[table][allowed.index(h)]
+                wheres[allowed.index(h)] = w
+            out.append((tuple(row), wheres))
+        return out
+
+    # -- cases
+    def entries(self, items: list[dict], base: tuple, defaults: _Entry, background: bool) -> list[_Entry]:
+        out: list[_Entry] = []
+        for i, item in enumerate(items):
+            path = base + (i,)
+            fallback = f"population {i + 1}" if background else f"case {i + 1}"
+            entry = self.entry(item, path, defaults, item.get("name", fallback))
+            if "table" in item:
+                out += self.table_rows(item, path, entry, background)
+            else:
+                out.append(entry)
+        return out
+
+    def entry(self, item: dict, path: tuple, base: _Entry, name: str) -> _Entry:
+        """A case's own values over ``base`` (the file's defaults)."""
+        e = _Entry(name, self.at(path))
+        e.customer = dict(base.customer)
+        e.customer_where = dict(base.customer_where)
+        e.histories = {t: list(rows) for t, rows in base.histories.items()}
+        e.generate, e.generate_where = dict(base.generate), dict(base.generate_where)
+        for column, value in item.get("customer", {}).items():
+            w = self.at(path + ("customer", column))
+            e.customer[column] = (value, w)
+            e.customer_where[column] = w
+        for table in HISTORY_COLUMNS:
+            rows: list[tuple[tuple, list[Where]]] | None = None
+            if table in item:
+                rows = [(tuple(r), [self.at(path + (table, j) + ((k,) if k < len(r) else ()))
+                                    for k in range(len(HISTORY_COLUMNS[table]))])
+                        for j, r in enumerate(item[table])]
+            if f"{table}_csv" in item:
+                rows = (rows or []) + self.csv_history(table, item[f"{table}_csv"], self.at(path + (f"{table}_csv",)))
+            if rows is not None:
+                e.histories[table] = rows
+        for name_, value in item.get("generate", {}).items():
+            e.generate[name_] = value
+            e.generate_where[name_] = self.at(path + ("generate", name_))
+        for key, value in item.get("expect", {}).items():
+            e.expect[key] = value
+            e.expect_where[key] = self.at(path + ("expect", key))
+        return e
+
+    def table_rows(self, item: dict, path: tuple, shared: _Entry, background: bool) -> list[_Entry]:
+        table = item["table"]
+        tpath = path + ("table",)
+        if "csv" in table:
+            if "rows" in table or "columns" in table:
+                self.error(self.at(tpath + ("csv",), key=True), "give either `csv` or `columns` and `rows`, not both")
+                return []
+            loaded = self.read_csv(table["csv"], self.at(tpath + ("csv",)))
+            if loaded is None:
+                return []
+            display, column_where, columns, cells = loaded
+            if not cells:
+                self.error(self.at(tpath + ("csv",)), f"CSV file {table['csv']!r} has no rows")
+                return []
+            row_where = [Where(row[0][1].pos, "") for row in cells]
+            from_csv = True
+        else:
+            if "columns" not in table or "rows" not in table:
+                self.error(self.at(tpath, key=True), "a table needs `columns` and `rows` (or a `csv` file)")
+                return []
+            columns = table["columns"]
+            column_where = [self.at(tpath + ("columns", j)) for j in range(len(columns))]
+            cells = [[(v, self.at(tpath + ("rows", r, j))) for j, v in enumerate(row)] for r, row in enumerate(table["rows"])]
+            row_where = [self.at(tpath + ("rows", r)) for r in range(len(table["rows"]))]
+            from_csv = False
+        targets = []
+        ok = True
+        for column, w in zip(columns, column_where):
+            target = _column_target(column)
+            if target is None:
+                known = ["name", "id", *CUSTOMER_COLUMNS[2:], *GENERATORS, "expect.tier", "expect.subgrade", "expect.stage",
+                         "expect.service_level", "expect.actions"]
+                self.error(w, f"unknown column {column!r}{did_you_mean(column, known)}: use name, id, a customer column "
+                              f"(customer.X), a generator ({', '.join(GENERATORS)}) or expect.X")
+                ok = False
+            elif target[0] == "expect" and background:
+                self.error(w, "population customers are not checked: remove the expect column")
+                ok = False
+            targets.append(target)
+        if len(set(columns)) != len(columns):
+            dup = next(c for c in columns if columns.count(c) > 1)
+            self.error(column_where[columns.index(dup)], f"column {dup!r} appears twice")
+            ok = False
+        if not ok:
+            return []
+        out = []
+        for r, (row, rw) in enumerate(zip(cells, row_where)):
+            if len(row) != len(columns):
+                self.error(rw, f"row has {len(row)} values for {len(columns)} columns ({', '.join(columns)})")
+                continue
+            label = next((str(v) for (v, _), t in zip(row, targets) if t == ("case", "name") and v not in (None, "")),
+                         str(r + 1))
+            e = _Entry(f"{shared.name}[{label}]", rw)
+            e.customer, e.customer_where = dict(shared.customer), dict(shared.customer_where)
+            e.histories = {t: list(rows_) for t, rows_ in shared.histories.items()}
+            e.generate, e.generate_where = dict(shared.generate), dict(shared.generate_where)
+            e.expect, e.expect_where = dict(shared.expect), dict(shared.expect_where)
+            for (value, w), (kind, key) in zip(row, targets):
+                if kind == "case":
+                    continue
+                if value is None and (from_csv or kind == "generate"):
+                    continue  # an empty cell leaves the value unset
+                if kind == "customer":
+                    e.customer[key] = (value, w)
+                    e.customer_where[key] = w
+                elif kind == "generate":
+                    e.generate[key] = value
+                    e.generate_where[key] = w
+                else:
+                    if key in ("actions", "actions_include") and isinstance(value, str):  # "a; b", or "[]" for none
+                        value = [] if value.strip() == "[]" else [a.strip() for a in value.split(";") if a.strip()]
+                    e.expect[key] = value
+                    e.expect_where[key] = w
+            out.append(e)
+        return out
+
+    def build(self, e: _Entry, background: bool) -> Case:
+        customer = {}
+        for column, raw in e.customer.items():
+            value, w = raw if isinstance(raw, tuple) else (raw, Where(e.where.pos, e.where.path))
+            customer[column] = self.column_value(column, value, w)
+        histories: dict[str, list[tuple]] = {}
+        for table, rows in e.histories.items():
+            columns = HISTORY_COLUMNS[table]
+            converted = []
+            for row, wheres in rows:
+                full = list(row) + list(HISTORY_DEFAULTS[table][len(row):])
+                values = []
+                for column, value, w in zip(columns, full, wheres):
+                    if value is None and column not in NULLABLE:
+                        self.error(w, f"{table}: {column} is required")
+                        values.append(None)
+                        continue
+                    values.append(self.column_value(column, value, w))
+                if table == "orders":
+                    values[2] = 0 if values[2] is None else values[2]
+                    values[3] = 0 if values[3] is None else values[3]
+                if table == "receivables" and values[3] is None:
+                    values[3] = 0
+                if table == "contracts" and values[2] is None:
+                    values[2] = "annual"
+                converted.append(tuple(values))
+            histories[table] = converted
+        generated = self.generated(e, background)
+        for table, rows in generated.items():
+            histories[table] = histories.get(table, []) + rows
+        expect = {}
+        for key, value in e.expect.items():
+            if key in ("actions", "actions_include"):
+                if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+                    self.error(e.expect_where[key], f"{key}: expected a list of action names")
+                    continue
+                value = sorted(set(value))
+            elif key in GRADES + ("credit_outcome",) and value is not None and not isinstance(value, str):
+                value = str(value)
+            elif isinstance(value, list):
+                self.error(e.expect_where[key], f"{key}: expected a value, got a list")
+                continue
+            expect[key] = value
+        return Case(e.name, "", customer, histories, expect, dict(e.expect_where), e.where, background)
+
+    def generated(self, e: _Entry, background: bool) -> dict[str, list[tuple]]:
+        g: dict[str, Any] = {}
+        for name, value in e.generate.items():
+            checked = self.generator_value(name, value, e.generate_where[name])
+            if checked is not None:
+                g[name] = checked
+        where = lambda name: e.generate_where.get(name, e.where)  # noqa: E731
+        out: dict[str, list[tuple]] = {}
+        revenue = Decimal(str(g.get("revenue_12m", 0)))
+        n = g.get("orders_12m", 1 if revenue != 0 else 0)
+        recency = g.get("recency_days")
+        if n > 0:
+            last = min(30, GENERATED_SPAN_DAYS // n) if recency is None else recency
+            if last > GENERATED_SPAN_DAYS:
+                self.error(where("recency_days"), f"recency_days {last} is beyond the generated 12-month orders "
+                           f"(at most {GENERATED_SPAN_DAYS}); set orders_12m: 0 for a customer whose last order is older")
+                return out
+            margin = g.get("margin_12m")
+            orders = []
+            for days, total in _order_plan(n, last, revenue):
+                amounts = _split(total, len(days))
+                profits = _split(total * Decimal(str(margin)), len(days)) if margin is not None else amounts
+                orders += [(self._dates.execute("SELECT date(?, ?)", (self.as_of, f"-{d} days")).fetchone()[0],
+                            _num(a), _num(a - p), 0) for d, a, p in zip(days, amounts, profits)]
+            out["orders"] = orders
+        else:
+            if revenue != 0:
+                self.error(where("orders_12m"), "revenue_12m needs at least one order: orders_12m must be 1 or more")
+            if "margin_12m" in g:
+                self.error(where("margin_12m"), "margin_12m applies to generated orders; there are none (orders_12m: 0)")
+            if recency is not None:
+                if recency < 366:
+                    self.error(where("recency_days"), f"with no orders in the last 12 months the last order must be older: "
+                               f"recency_days at least 366, got {recency}")
+                else:
+                    date = self._dates.execute("SELECT date(?, ?)", (self.as_of, f"-{recency} days")).fetchone()[0]
+                    out["orders"] = [(date, 0, 0, 0)]
+        interactions = []
+        for name, kind in (("complaints_12m", "complaint"), ("referrals_12m", "referral")):
+            for d in _spread(g.get(name, 0), INTERACTION_FIRST_DAY, GENERATED_SPAN_DAYS):
+                interactions.append((self._dates.execute("SELECT date(?, ?)", (self.as_of, f"-{d} days")).fetchone()[0], kind))
+        if interactions:
+            out["interactions"] = interactions
+        return out
+
+    def close(self) -> None:
+        self._dates.close()
+
+
+def _field_columns(line: str) -> list[int]:
+    """1-based column where each comma-separated field of a CSV line starts (quotes respected)."""
+    starts, quoted = [1], False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            starts.append(i + 2)
+    return starts
+
+
+def _real_date(text: str) -> bool:
+    """A YYYY-MM-DD text naming a real day (SQLite's date() lets 2026-02-30 through unchanged)."""
+    try:
+        return dt.date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+def _csv_cell(text: str) -> Any:
+    """A CSV cell as a value: empty -> None, numbers -> numbers, anything else text."""
+    t = text.strip()
+    if t == "":
+        return None
+    if re.fullmatch(r"[+-]?[0-9]+", t):
+        return int(t)
+    if re.fullmatch(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?", t):
+        return float(t)
+    return t
+
+
+def _column_target(column: str) -> tuple[str, str] | None:
+    """Which part of a case a table column sets."""
+    if column == "name":
+        return ("case", "name")
+    if column.startswith("customer.") and column[len("customer."):] in CUSTOMER_COLUMNS:
+        return ("customer", column[len("customer."):])
+    if column in CUSTOMER_COLUMNS:
+        return ("customer", column)
+    if column.startswith("generate.") and column[len("generate."):] in GENERATORS:
+        return ("generate", column[len("generate."):])
+    if column in GENERATORS:
+        return ("generate", column)
+    if column.startswith("expect.") and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column[len("expect."):]):
+        return ("expect", column[len("expect."):])
+    return None
+
+
+def _spread(n: int, first: int, last: int) -> list[int]:
+    """n days before as_of, the latest ``first`` days before it, evenly back to ``last``."""
+    if n <= 0:
+        return []
+    if n == 1:
+        return [first]
+    return [first + (last - first) * i // (n - 1) for i in range(n)]
+
+
+def _order_plan(n: int, last: int, revenue: Decimal) -> list[tuple[list[int], Decimal]]:
+    """Days (before as_of) and total amount of the generated orders, in one or two groups.
+
+    Half of the revenue falls in the last 6 months (ceil(n/2) orders from ``last`` to 175 days before as_of)
+    and half in the 6 months before (the other orders, 190 to 360 days before), so a 6-month trend of the
+    generated orders is 0 (and missing for a single order).  When the latest order is older than 175 days,
+    every order falls in the earlier half.
+    """
+    if n == 1:
+        return [([last], revenue)]
+    if last > RECENT_HALF_DAYS:
+        return [(_spread(n, last, GENERATED_SPAN_DAYS), revenue)]
+    recent = (n + 1) // 2
+    half = revenue / 2
+    return [(_spread(recent, last, RECENT_HALF_DAYS), revenue - half),
+            (_spread(n - recent, EARLIER_HALF_DAYS, GENERATED_SPAN_DAYS), half)]
+
+
+def _split(total: Decimal, n: int) -> list[Decimal]:
+    """``total`` in n parts that add up exactly (whole numbers when the total is whole, else cents)."""
+    unit = Decimal(1) if total == total.to_integral_value() else Decimal("0.01")
+    part = (total / n).quantize(unit, rounding=ROUND_FLOOR)
+    parts = [part] * n
+    parts[0] += total - part * n
+    return parts
+
+
+def _num(d: Decimal) -> int | float:
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^\w]+", "-", text.lower(), flags=re.UNICODE).strip("-")
+
+
+def _default_policy_path(path: Path) -> Path:
+    return path.with_name(path.name[: -len(TEST_SUFFIX)] + ".yaml")
+
+
+def _defaults_entry(loader: _Loader, data: dict) -> _Entry:
+    base = _Entry("", loader.at(()))
+    base.customer = dict(DEFAULT_CUSTOMER)
+    if "defaults" in data:
+        d = loader.entry(data["defaults"], ("defaults",), base, "")
+        d.expect, d.expect_where = {}, {}
+        return d
+    return base
+
+
+def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
+    """Read, validate and expand one test file; raises PolicyError with every problem (file:line:col)."""
+    path = Path(path)
+    display = display or str(path)
+    doc = load_yaml_file(path, display_name=display)
+    if not isinstance(doc.data, dict):
+        raise PolicyError(Diagnostic(display, 1, 1, "", "a test file must be a mapping (policy, as_of, cases, ...)"))
+    problems = validate_document(doc, SCHEMA_NAME)
+    if problems:
+        raise PolicyError(problems, hint="see schemas/policy-test.schema.json for the format of test files")
+    data = doc.data
+    loader = _Loader(path, doc)
+    try:
+        loader.as_of = data["as_of"]
+        if not _real_date(loader.as_of):
+            loader.error(loader.at(("as_of",)), f"{loader.as_of!r} is not a real date")
+            raise PolicyError(loader.problems)
+        if "policy" in data:
+            policy_path = resolve_policy_path(data["policy"], path)
+            if policy_path is None:
+                loader.error(loader.at(("policy",)), f"cannot find policy {data['policy']!r} (a path relative to this file, "
+                                                     f"or a shipped policy name)")
+        else:
+            policy_path = _default_policy_path(path)
+            if not policy_path.is_file():
+                loader.error(loader.at((), key=True), f"no policy {policy_path.name} next to this test file; "
+                                                       f"name the policy with `policy:`")
+                policy_path = None
+        if loader.problems:
+            raise PolicyError(loader.problems)
+        policy = load_policy(policy_path)
+        defaults = _defaults_entry(loader, data)
+        cases = loader.entries(data["cases"], ("cases",), defaults, background=False)
+        population = loader.entries(data.get("population", []), ("population",), defaults, background=True)
+        built = [loader.build(e, False) for e in cases]
+        back = [loader.build(e, True) for e in population]
+        _assign_ids(loader, built, back)
+        _check_expectations(loader, policy, built)
+        if loader.problems:
+            raise PolicyError(loader.problems)
+        return PolicyTestFile(path, display, policy, policy_path, loader.as_of, built, back, data.get("description", ""))
+    finally:
+        loader.close()
+
+
+def _assign_ids(loader: _Loader, cases: list[Case], population: list[Case]) -> None:
+    names: dict[str, Case] = {}
+    for case in cases:
+        if case.name in names:
+            loader.error(case.where, f"duplicate case name {case.name!r} (first at {names[case.name].where})")
+        names.setdefault(case.name, case)
+    taken: dict[str, Case] = {}
+    for case in cases + population:  # explicit ids first
+        cid = case.customer.get("id")
+        if cid is not None:
+            if cid in taken:
+                loader.error(case.where, f"customer id {cid!r} is also used by {taken[cid].name!r} ({taken[cid].where})")
+            taken[cid] = case
+            case.customer_id = cid
+    for i, case in enumerate(cases + population):
+        if case.customer_id:
+            continue
+        base = _slug(case.name) or f"case-{i + 1}"
+        if case.background:
+            base = base if base.startswith("population") else f"population-{base}"
+        cid, n = base, 2
+        while cid in taken:
+            cid, n = f"{base}-{n}", n + 1
+        taken[cid] = case
+        case.customer_id = cid
+    for case in cases + population:
+        case.customer["id"] = case.customer_id
+        if "name" not in case.customer:
+            case.customer["name"] = case.name
+
+
+def _action_names(policy: Policy) -> set[str] | None:
+    """The actions the policy can generate, when every generator declares them (SQL actions); else None."""
+    names: set[str] = set()
+    for step in policy.action_steps:
+        if not isinstance(step.plan, SqlActions):
+            return None
+        names |= {a.action for a in step.plan.actions}
+    return names
+
+
+def credit_outcome_name(policy: Policy) -> str | None:
+    """The output holding the outcome of the policy's credit check (``<entry>_outcome``), if there is one."""
+    if "credit_outcome" in policy.outputs:
+        return "credit_outcome"
+    found = [f"{s.entry}_outcome" for s in policy.plugin_steps if s.section == "credit" and f"{s.entry}_outcome" in policy.outputs]
+    return found[0] if len(found) == 1 else None
+
+
+def _check_expectations(loader: _Loader, policy: Policy, cases: list[Case]) -> None:
+    tiers = [t.id for t in policy.tiers]
+    subgrades = {s.id: t.id for t in policy.tiers for s in t.subgrades}
+    stages = [s.id for s in policy.stages]
+    services = [s.id for s in policy.service_levels]
+    actions = _action_names(policy)
+    names = {n for n, m in policy.metrics.items() if not m.internal} | set(policy.outputs) | set(policy.data.attributes)
+    for case in cases:
+        if not case.expect:
+            loader.error(case.where, f"case {case.name!r} checks nothing: give `expect` (tier, stage, ...)")
+        for key, value in case.expect.items():
+            w = case.expect_where[key]
+            if key == "tier" and value not in tiers:
+                loader.error(w, f"unknown tier {value!r}{did_you_mean(str(value), tiers)}; tiers: {', '.join(tiers)}")
+            elif key == "subgrade" and value is not None:
+                if value not in subgrades:
+                    known = list(subgrades)
+                    loader.error(w, f"unknown sub-grade {value!r}{did_you_mean(str(value), known)}"
+                                    + (f"; sub-grades: {', '.join(known)}" if known else "; the policy has no sub-grades"))
+                elif case.expect.get("tier") in tiers and subgrades[value] != case.expect["tier"]:
+                    loader.error(w, f"sub-grade {value!r} belongs to tier {subgrades[value]!r}, not {case.expect['tier']!r}")
+            elif key == "stage" and value is not None and value not in stages:
+                loader.error(w, f"unknown stage {value!r}{did_you_mean(str(value), stages)}"
+                                + (f"; stages: {', '.join(stages)}" if stages else "; the policy has no lifecycle section"))
+            elif key == "service_level" and value is not None and value not in services:
+                loader.error(w, f"unknown service level {value!r}{did_you_mean(str(value), services)}")
+            elif key == "credit_outcome" and credit_outcome_name(policy) is None:
+                loader.error(w, "the policy has no credit check (or more than one): name the outcome output instead, "
+                                "e.g. credit_check_outcome")
+            elif key in ("actions", "actions_include") and actions is not None:
+                for a in value:
+                    if a not in actions:
+                        loader.error(w, f"the policy generates no action {a!r}{did_you_mean(a, sorted(actions))}; "
+                                        f"actions: {', '.join(sorted(actions)) or '(none)'}")
+            elif key not in SPECIAL_EXPECT:
+                if key not in names:
+                    loader.error(w, f"unknown name {key!r}{did_you_mean(key, sorted(names))}: expect a grade "
+                                    f"({', '.join(SPECIAL_EXPECT)}) or a metric, plugin output or attribute of the policy")
+                elif isinstance(value, dict):
+                    if "approx" in value and ("min" in value or "max" in value):
+                        loader.error(w, "give either approx (and tolerance) or min/max, not both")
+                    elif "tolerance" in value and "approx" not in value:
+                        loader.error(w, "tolerance goes with approx")
