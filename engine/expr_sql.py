@@ -87,10 +87,7 @@ def to_sql(node: ast.Node, resolve: Callable[[str], str], params: SqlParams) -> 
 
 
 def _call(node: ast.Call, sql: Callable[[ast.Node], str]) -> str:
-    if node.function == "round" and len(node.args) == 2:
-        args = [sql(node.args[0]), _round_digits(node.args[1], sql)]
-    else:
-        args = [sql(a) for a in node.args]
+    args = [sql(a) for a in node.args]
     match node.function:
         case "coalesce":
             return f"coalesce({', '.join(args)})"
@@ -99,6 +96,8 @@ def _call(node: ast.Call, sql: Callable[[ast.Node], str]) -> str:
         case "abs" | "lower" | "upper" | "length":
             return f"{node.function}({args[0]})"
         case "round":
+            if len(args) == 2:
+                args[1] = _round_digits(args[1])
             return f"round({', '.join(args)})"
         case "min" | "max":
             # SQLite's scalar min/max return NULL if any argument is NULL.
@@ -132,10 +131,10 @@ def tie_key(col: str) -> str:
     return f"round({col}, 6)"
 
 
-def _round_digits(digits: ast.Node, sql: Callable[[ast.Node], str]) -> str:
+def _round_digits(digits: str) -> str:
     """``round``'s digits, truncated to an integer and held to 0..30 as the language defines them.
 
     SQLite clamps them itself, but only after keeping the low 32 bits of the integer:
     round(0.5, -2147483649) would round to 30 digits, not to 0.  (SQLite computes a constant
     argument once per statement, not per row.)"""
-    return f"max(min(CAST({sql(digits)} AS INTEGER), 30), 0)"
+    return f"max(min(CAST({digits} AS INTEGER), 30), 0)"
