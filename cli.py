@@ -21,8 +21,10 @@ from typer.core import TyperGroup
 from .engine import __version__
 from .engine.errors import CrmRulesError, PolicyError, UsageError
 
-console = Console()
-err_console = Console(stderr=True)
+# Lines are not wrapped to the terminal's width: a command, a path or a `file:line:col:` message must stay one line
+# to copy, paste and grep, also in a cron log, where rich would otherwise wrap at 80 columns.  Tables still fit.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class _Group(TyperGroup):
@@ -41,15 +43,15 @@ class _Group(TyperGroup):
 def _print_error(exc: CrmRulesError) -> None:
     if isinstance(exc, PolicyError):
         for d in exc.diagnostics:
-            err_console.print(str(d), highlight=False, markup=False, soft_wrap=True)
+            err_console.print(str(d), highlight=False, markup=False)
         n = len(exc.diagnostics)
         files = sorted({d.file for d in exc.diagnostics})
         where = "the policy" if len(files) <= 1 and not any(f.endswith(".test.yaml") for f in files) else ", ".join(files)
         err_console.print(f"error: {n} problem{'s' if n != 1 else ''} in {where}", highlight=False, markup=False)
     else:
-        err_console.print(f"error: {exc.message}", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(f"error: {exc.message}", highlight=False, markup=False)
     if exc.hint:
-        err_console.print(f"  hint: {exc.hint}", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(f"  hint: {exc.hint}", highlight=False, markup=False)
 
 
 app = typer.Typer(
@@ -227,7 +229,7 @@ def run_tests(
     if as_json:
         console.print_json(json.dumps(report, ensure_ascii=False, default=str))
     else:
-        console.print(format_report(report, coverage=coverage), markup=False, highlight=False, soft_wrap=True)
+        console.print(format_report(report, coverage=coverage), markup=False, highlight=False)
     if report["failed"]:
         raise typer.Exit(1)
 
@@ -346,7 +348,7 @@ def demo(
 
     page = directory / "report.html"
     write_report(db, page, outcome.run_id)
-    console.print(f"\nreport: {page} (open it in a browser: {page.resolve().as_uri()})", highlight=False, soft_wrap=True)
+    console.print(f"\nreport: {page} (open it in a browser: {page.resolve().as_uri()})", highlight=False)
     console.print(f"next: crm-rules explain {_sample_customer(db)} --db {db} --policy {chosen} --as-of {DEMO_AS_OF}", highlight=False)
 
 
@@ -386,6 +388,9 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     console.print(table)
 
 
+ACTIONS_FULL_WIDTH = 110  # terminal columns the actions table needs to show every column readably
+
+
 @app.command()
 def actions(
     db: Path = typer.Option(..., "--db", help="Database holding the results.", dir_okay=False),
@@ -405,18 +410,29 @@ def actions(
     if as_json:
         console.print_json(json.dumps({"run_id": run_id, "actions": items}, ensure_ascii=False))
         return
+    # Below this width the customer's name and the owner are left out: with them, an 80-column terminal left
+    # eleven characters for name, owner and reason together, and folded each into a column of four.
+    narrow = console.width < ACTIONS_FULL_WIDTH
+    columns = ("Due", "Prio", "Customer", "Name", "Tier", "Action", "Owner", "Reason")
+    if narrow:
+        columns = tuple(c for c in columns if c not in ("Name", "Owner"))
     table = Table(title=f"Actions of run {run_id}: {len(items):,}", title_justify="left")
-    for column in ("Due", "Prio", "Customer", "Name", "Tier", "Action", "Owner", "Reason"):
+    for column in columns:
         # dates, ids and action names stay whole; names and reasons wrap
         whole = column in ("Due", "Prio", "Customer", "Tier", "Action")
         table.add_column(column, no_wrap=whole, overflow="ellipsis" if whole else "fold")
     shown = items if limit == 0 else items[:limit]
     for a in shown:
-        table.add_row(*(escape(str(v)) for v in (a["due_date"], a["priority"], a["customer_id"], a["customer_name"] or "",
-                                                  a["tier"] or "", a["action"], a["owner"] or "", a["reason"] or "")))
+        cells = {"Due": a["due_date"], "Prio": a["priority"], "Customer": a["customer_id"],
+                 "Name": a["customer_name"] or "", "Tier": a["tier"] or "", "Action": a["action"],
+                 "Owner": a["owner"] or "", "Reason": a["reason"] or ""}
+        table.add_row(*(escape(str(cells[c])) for c in columns))
     console.print(table)
     if len(shown) < len(items):
         console.print(f"{len(items) - len(shown):,} more; use --limit 0 or --json", highlight=False)
+    if narrow and shown:
+        console.print(f"names and owners left out below {ACTIONS_FULL_WIDTH} columns (this terminal has "
+                      f"{console.width}): widen it, or use --json", highlight=False)
 
 
 @app.command()
@@ -555,7 +571,7 @@ def runs(
     console.print(table)
     for r in items:
         if r["error"]:
-            console.print(f"run {r['run_id']} failed: {r['error']}", highlight=False, markup=False, soft_wrap=True)
+            console.print(f"run {r['run_id']} failed: {r['error']}", highlight=False, markup=False)
 
 
 @app.command()
@@ -579,7 +595,7 @@ def history(
     policies = list(dict.fromkeys(r["policy_name"] for r in items))
     console.print(f"[b]Customer {escape(str(last['customer_id']))}[/b] {escape(last['customer_name'] or '')}: "
                   f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}; "
-                  f"bold: changed since the policy's previous run", highlight=False, soft_wrap=True)
+                  f"bold: changed since the policy's previous run", highlight=False)
     columns = ["Run>", "As of"] + (["Policy"] if len(policies) > 1 else []) + ["Hash", "Tier", "Sub-grade", "Stage", "Service level"]
     table = _folding(_table("History", *columns), whole=("Run", "As of", "Hash"))
     previous: dict[str, dict] = {}  # policy -> its previous row
@@ -627,20 +643,20 @@ def changes(
     name = escape(c["policy_name"])
     if c["previous_run_id"] is None:
         console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) is the first successful run of policy "
-                      f"{name}: there is nothing to compare it with", highlight=False, soft_wrap=True)
+                      f"{name}: there is nothing to compare it with", highlight=False)
         return
     console.print(f"[b]{name}[/b] run {c['run_id']} (as of {c['as_of']}, {c['customers']:,} customers) "
                   f"vs run {c['previous_run_id']} (as of {c['previous_as_of']}, {c['previous_customers']:,} customers)",
-                  highlight=False, soft_wrap=True)
+                  highlight=False)
     if c["policy_changed"]:
         console.print(f"note: the policy changed between the runs (sha256 {c['previous_policy_sha256'][:12]} → "
-                      f"{c['policy_sha256'][:12]})", highlight=False, soft_wrap=True)
+                      f"{c['policy_sha256'][:12]})", highlight=False)
     t = c["totals"]
     console.print(f"{t['upgrades']:,} upgraded, {t['downgrades']:,} downgraded, {t['same_tier']:,} changed stage only, "
                   f"{t['new']:,} new, {t['removed']:,} removed, {t['unchanged']:,} unchanged; "
                   f"stage changed for {t['stage_changes']:,}"
                   + (f"; {t['unranked']:,} moved from a tier this policy no longer has" if t["unranked"] else ""),
-                  highlight=False, soft_wrap=True)
+                  highlight=False)
     counts = {(m["from"], m["to"]): m["customers"] for m in c["matrix"]}
     after = list(c["tiers"]) + ([None] if any(to is None for _, to in counts) else [])
     before = [t for t in c["tiers"] if any(f == t for f, _ in counts)] + ([None] if any(f is None for f, _ in counts) else [])
@@ -692,7 +708,7 @@ def prune(
         console.print_json(json.dumps(result, ensure_ascii=False))
         return
     console.print(f"{'dry run: ' if dry_run else ''}pruning {escape(str(db))}, keeping each policy's newest {keep} "
-                  f"successful run{'s' if keep != 1 else ''}", highlight=False, soft_wrap=True)
+                  f"successful run{'s' if keep != 1 else ''}", highlight=False)
     table = _folding(_table("Runs per policy", "Policy", "Kept successful runs", "Deleted runs"))
     for p in result["policies"]:
         table.add_row(escape(p["policy_name"]), _ids(p["kept_runs"]), _ids(p["deleted_runs"]))
@@ -703,13 +719,12 @@ def prune(
         return
     rows = ", ".join(f"{fmt_number(v)} {k}" for k, v in result["rows"].items() if v)
     verb = "would delete" if dry_run else "deleted"
-    console.print(f"{verb} {n} run{'s' if n != 1 else ''}: {_ids(result['deleted_runs'])} ({rows})", highlight=False,
-                  soft_wrap=True)
+    console.print(f"{verb} {n} run{'s' if n != 1 else ''}: {_ids(result['deleted_runs'])} ({rows})", highlight=False)
     if dry_run:
         console.print("dry run: nothing deleted", highlight=False)
     else:
         console.print(f"note: the file keeps its size; `sqlite3 {db} VACUUM` returns the space to the disk",
-                      highlight=False, markup=False, soft_wrap=True)
+                      highlight=False, markup=False)
 
 
 @app.command()
@@ -731,8 +746,8 @@ def report(
         console.print_json(json.dumps(result, ensure_ascii=False))
         return
     console.print(f"report written to {out} ({result['customers']:,} customers, run {result['run_id']})",
-                  highlight=False, markup=False, soft_wrap=True)
-    console.print(f"open it in a browser: {out.resolve().as_uri()}", highlight=False, markup=False, soft_wrap=True)
+                  highlight=False, markup=False)
+    console.print(f"open it in a browser: {out.resolve().as_uri()}", highlight=False, markup=False)
 
 
 table_app = typer.Typer(
@@ -779,7 +794,7 @@ def table_export(
         own = [t.name for t in tables if t.own]
         if own:
             console.print(f"next: crm-rules table export {policy} --table {own[0]} --out {own[0]}.xlsx",
-                          highlight=False, markup=False, soft_wrap=True)
+                          highlight=False, markup=False)
         return
     if as_json:
         raise UsageError("--json lists the tables; leave out --table", hint="use --format csv|xlsx to export a table")
@@ -795,9 +810,9 @@ def table_export(
     write_atomic(out, data)
     n = len(exported.rows)
     err_console.print(f"exported {n} row{'s' if n != 1 else ''} of {table_spec(table).title} ({exported.name}) "
-                      f"from {policy} to {out}", highlight=False, markup=False, soft_wrap=True)
+                      f"from {policy} to {out}", highlight=False, markup=False)
     err_console.print(f"next: edit it, then crm-rules table import {policy} --table {exported.name} {out} --dry-run",
-                      highlight=False, markup=False, soft_wrap=True)
+                      highlight=False, markup=False)
 
 
 @table_app.command("import")
@@ -822,7 +837,7 @@ def table_import(
         return
 
     def say(text: str, style: str | None = None) -> None:
-        console.print(text, style=style, highlight=False, markup=False, soft_wrap=True)
+        console.print(text, style=style, highlight=False, markup=False)
 
     say(f"{result.table} of {policy} <- {sheet}")
     counts = {"added": 0, "removed": 0, "changed": 0}

@@ -130,6 +130,8 @@ def print_explanation(console: Console, e: dict) -> None:
             for sentence in why[part]["up"] + why[part]["down"]:
                 console.print(f"  → {_e(sentence)}", highlight=False)
     table = _table("Metrics", "Metric", "Label", "Value>")
+    table.columns[0].no_wrap = True  # a metric's name is what the policy's rules say: never cut it short
+    table.columns[1].overflow = table.columns[2].overflow = "fold"  # nor a label or a value: they wrap
     for name, value in e["attributes"].items():
         table.add_row(_e(name), "(attribute)", _e(fmt_number(value)))
     for m in e["metrics"]:

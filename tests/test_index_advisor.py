@@ -62,6 +62,9 @@ def test_advice_changes_nothing_and_proposes_an_index_per_table(cli, demo_db):
             '("customer_id", "amount", "cost", "discount", "order_date")') in out
     for table in SOURCES:
         assert f"crm_rules_{table}_cover" in out
+    rows = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
+    assert max(cell_len(line) for line in rows) <= 80  # fits the 80 columns rich assumes for a pipe
+    assert sum("│ proposed │" in line for line in rows) == len(SOURCES)  # each name is in its SQL, not folded here
 
 
 def test_json_reports_columns_timings_and_sizes(cli, demo_db):

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 
 import crm_rules.cli as cli_module
@@ -108,3 +109,44 @@ def test_user_errors_have_no_traceback_unless_debug(cli, tmp_path):
     runner = typer.testing.CliRunner()
     debug = runner.invoke(app, ["--debug", "apply", "--db", str(missing), "--policy", "base", "--as-of", AS_OF])
     assert debug.exit_code != 0 and debug.exc_info is not None and type(debug.exc_info[1]).__name__ == "UsageError"
+
+
+@pytest.fixture
+def columns(monkeypatch):
+    """Set the width of the CLI's consoles, as a terminal (or the 80 columns rich assumes for a pipe) would."""
+    def set_width(n: int) -> None:
+        monkeypatch.setattr(cli_module.console, "width", n)
+        monkeypatch.setattr(cli_module.err_console, "width", n)
+    return set_width
+
+
+def test_long_lines_stay_whole_at_80_columns(cli, tmp_path, columns):
+    """A command to copy, a path, an error with its file: one line each, never wrapped by rich."""
+    columns(80)
+    demo = cli("demo", "--dir", tmp_path / "a-folder-with-a-rather-long-name-for-the-demo", "--customers", "200", ok=True)
+    (follow,) = [line for line in demo.output.splitlines() if line.startswith("next: crm-rules explain")]
+    assert follow.endswith(f"--as-of {AS_OF}") and len(follow) > 80
+    junk = tmp_path / ("x" * 60 + ".db")
+    junk.write_text("not a database")
+    error = cli("apply", "--db", junk, "-p", "base")
+    assert error.exit_code == 1 and f"error: {junk}: not a SQLite database" in error.output
+
+
+def test_actions_leave_out_names_and_owners_in_a_narrow_terminal(cli, demo_db, columns):
+    cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True)
+    columns(80)
+    narrow = cli("actions", "--db", demo_db, "--limit", "5", ok=True).output
+    header = next(line for line in narrow.splitlines() if "Due" in line)
+    assert "Reason" in header and "Name" not in header and "Owner" not in header
+    assert "names and owners left out below 110 columns (this terminal has 80)" in narrow
+    assert max(cell_len(line) for line in narrow.splitlines() if line[:1] in "┏┃┡│└") <= 80
+    columns(cli_module.ACTIONS_FULL_WIDTH)
+    wide = cli("actions", "--db", demo_db, "--limit", "5", ok=True).output
+    header = next(line for line in wide.splitlines() if "Due" in line)
+    assert "Name" in header and "Owner" in header and "left out" not in wide
+
+
+def test_explain_keeps_metric_names_whole_at_80_columns(cli, demo_db, columns):
+    columns(80)
+    out = cli("explain", "C000001", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True).output
+    assert "credit_check_recommended_limit" in out and "…" not in out
