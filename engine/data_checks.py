@@ -15,6 +15,7 @@ from .data_binding import Binding
 from .database import RunConnection
 from .errors import DataError
 from .expr_sql import quote_identifier as q
+from .data_mapping import WINDOW_FIELD
 from .expr_types import DATE
 from .metric_sql import BAD_ROWS, CID, MetricPlan, bad_date_sql, matched_column
 from .policy_model import Policy
@@ -48,9 +49,13 @@ def check_customers(rc: RunConnection, policy: Policy, binding: Binding) -> None
     _fail(problems, "fix the rows (dates as text 'YYYY-MM-DD'), or map the attribute to another column")
 
 
-def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:
+def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan, as_of: str) -> list[str]:
     """After the scans: no unreadable rows, ids are unique (then the per-customer table has its index by
-    id), and every row's customer exists."""
+    id), and every row's customer exists.
+
+    Returns notes on data that a run can use but that point to a mistyped ``--as-of``: a year too early
+    grades everyone on nothing, or customers before they joined, and the run looks as valid as any other.
+    """
     conn, problems = rc.conn, []
     for source, table in plan.checks.items():
         if not conn.execute(f"SELECT total({BAD_ROWS}) FROM {table}").fetchone()[0]:
@@ -81,16 +86,30 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     # Ids are unique now, so an aggregate has a row of an unknown customer exactly when it has more rows
     # than the customers the join found in it: one pass over the customers instead of a lookup per row.
     sources = list(plan.aggregates)
-    found = conn.execute(f"SELECT {', '.join(f'total({q(matched_column(s))})' for s in sources)} "
-                         f"FROM temp.{q(plan.base)}").fetchone() if sources else ()
+    # The same pass counts the customers who joined after the as-of date (a "since" later than it).
+    since = [f"total({q('since')} > :as_of)"] if "since" in plan.attributes else []
+    found = list(conn.execute(f"SELECT {', '.join([f'total({q(matched_column(s))})' for s in sources] + since)} "
+                              f"FROM temp.{q(plan.base)}", {"as_of": as_of}).fetchone() if sources or since else ())
+    notes = []
+    if since and (joined_later := int(found.pop())):
+        notes.append(f"{joined_later:,} customer(s) joined after the as-of date {as_of} (their "
+                     f"{binding.attributes['since'].column!r} is later): they are graded before they existed, "
+                     f"with a negative tenure; is --as-of right?")
+    empty = []  # tables with rows of which the as-of cut left none (rows of unknown customers would be left)
     for source, matched in zip(sources, found):
         table = plan.aggregates[source]
+        t = policy.data.sources[source]
+        if not matched and plan.sources[source].rows:
+            empty.append(f"{t.table!r} (by {t.columns[WINDOW_FIELD[source]].column})")
         if conn.execute(f"SELECT count({CID}) FROM {table}").fetchone()[0] == matched:
             continue
-        t = policy.data.sources[source]
         orphans = conn.execute(f"SELECT a.{CID} FROM {table} AS a WHERE a.{CID} IS NOT NULL AND NOT EXISTS "
                                f"(SELECT 1 FROM {customers} AS c WHERE c.{key} = a.{CID}) LIMIT {EXAMPLES + 1}").fetchall()
         if orphans:
             ids = ", ".join(repr(o[0]) for o in orphans[:EXAMPLES]) + (", ..." if len(orphans) > EXAMPLES else "")
             problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: {ids}")
     _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")
+    if empty:
+        notes.append(f"no row of {', '.join(sorted(empty))} is dated on or before the as-of date {as_of}: "
+                     f"{'its' if len(empty) == 1 else 'their'} metrics are empty for every customer; is --as-of right?")
+    return notes

@@ -34,10 +34,14 @@ def pct(value: float | None) -> str:
 
 
 def _table(title: str, *columns: str) -> Table:
-    """A left-titled table; a column named with a trailing ``>`` is right-aligned (numbers)."""
+    """A left-titled table; a column named with a trailing ``>`` is right-aligned (numbers).
+
+    Text that does not fit its column wraps, and a word longer than the column folds onto the next line:
+    rich's default would cut it off with "…", and a label or a name cut short is a label or a name lost.
+    """
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column.rstrip(">"), justify="right" if column.endswith(">") else "left")
+        table.add_column(column.rstrip(">"), justify="right" if column.endswith(">") else "left", overflow="fold")
     return table
 
 
@@ -131,7 +135,6 @@ def print_explanation(console: Console, e: dict) -> None:
                 console.print(f"  → {_e(sentence)}", highlight=False)
     table = _table("Metrics", "Metric", "Label", "Value>")
     table.columns[0].no_wrap = True  # a metric's name is what the policy's rules say: never cut it short
-    table.columns[1].overflow = table.columns[2].overflow = "fold"  # nor a label or a value: they wrap
     for name, value in e["attributes"].items():
         table.add_row(_e(name), "(attribute)", _e(fmt_number(value)))
     for m in e["metrics"]:

@@ -154,7 +154,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
         run_scans(conn, rc.source_path, scans, {"as_of": as_of, "as_of_next": as_of_next}, TEMP_CACHE_KIB,
                   done=lambda _: steps.step())
         steps.run(conn, metric_ops, as_of, as_of_next)
-        check_rows(rc, policy, binding, plan)
+        data_notes = check_rows(rc, policy, binding, plan, as_of)
         steps.run(conn, prepare, as_of, as_of_next)
         if policy.hit_policy == "unique":
             _check_unique(conn, policy, graded_from)
@@ -165,7 +165,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
         raise RunError(f"the database could not compute the policy: {exc}", hint=_write_hint(str(exc))) from exc
     finally:
         sorts.close()
-    computed = Computed(rc, policy, as_of, binding, plan, result, override_notes, with_overrides)
+    computed = Computed(rc, policy, as_of, binding, plan, result, data_notes + override_notes, with_overrides)
     computed.groups = _grouped(conn, policy, result, with_overrides)
     errors = conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0]
     if errors:

@@ -77,6 +77,23 @@ def test_as_of_excludes_later_data(demo_db):
     assert metrics == (0,)
 
 
+def test_an_as_of_date_before_the_data_is_noted(cli, demo_db):
+    """A mistyped year grades everyone on nothing; the run is valid, so it says so instead of failing."""
+    (joined,) = rows(demo_db, "SELECT count(*) FROM customers WHERE created_at > '2025-01-01'")[0]
+    past = apply_policy(demo_db, load_policy("base"), "2025-01-01")
+    assert past.notes == [f"{joined:,} customer(s) joined after the as-of date 2025-01-01 (their 'created_at' is "
+                          f"later): they are graded before they existed, with a negative tenure; is --as-of right?"]
+    result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", "1990-01-01", "--json", ok=True)
+    (customers, before_data) = json.loads(result.output)["notes"]
+    assert customers.startswith("300 customer(s) joined after the as-of date 1990-01-01")
+    assert before_data == ("no row of 'contracts' (by start_date), 'interactions' (by date), 'orders' (by order_date) "
+                           "is dated on or before the as-of date 1990-01-01: their metrics are empty for every "
+                           "customer; is --as-of right?")
+    (stored,) = rows(demo_db, "SELECT notes FROM crm_runs WHERE as_of = '1990-01-01'")[0]
+    assert json.loads(stored) == [customers, before_data]  # kept with the run, for whoever reads it later
+    assert apply_policy(demo_db, load_policy("base"), AS_OF).notes == []
+
+
 def test_crm_current_shows_latest_successful_run_per_policy(demo_db):
     apply_policy(demo_db, load_policy("base"), "2025-06-30")
     apply_policy(demo_db, load_policy("base"), AS_OF)
