@@ -12,10 +12,10 @@ from __future__ import annotations
 import sqlite3
 
 from .data_binding import Binding
+from .data_mapping import WINDOW_FIELD
 from .database import RunConnection
 from .errors import DataError
 from .expr_sql import quote_identifier as q
-from .data_mapping import WINDOW_FIELD
 from .expr_types import DATE
 from .metric_sql import BAD_ROWS, CID, MetricPlan, bad_date_sql, matched_column
 from .policy_model import Policy
