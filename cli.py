@@ -265,6 +265,8 @@ def explain(
     else:
         print_explanation(console, result)
         console.print(f"\n[dim]{escape(result['source']['text'])}[/dim]", highlight=False)
+        for note in result["source"]["notes"]:
+            console.print(f"note: {note}", highlight=False, markup=False)
 
 
 @app.command()

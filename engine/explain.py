@@ -320,7 +320,7 @@ def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
         values=dict(zip(names, values[len(cols) + len(attrs):])),
         override=override, rule_tier=rule_tier,
         actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest,
-        source={"path": "computed", "run_id": None, "text": text})
+        source={"path": "computed", "run_id": None, "text": text, "notes": list(computed.notes)})
     return _assemble(policy, as_of, _Evaluator(conn, table, key, as_of), customer)
 
 
@@ -516,7 +516,8 @@ def _explain_stored(rc: Any, schema: str, policy: Policy, customer_id: str, as_o
         values={n: values.get(n) for n in names}, override=override, rule_tier=rule_tier,
         actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest,
         source={"path": "stored", "run_id": rid, "finished_at": run.get("finished_at"),
-                "text": f"from run {rid} (finished {run.get('finished_at')})"})
+                "text": f"from run {rid} (finished {run.get('finished_at')})",
+                "notes": json.loads(run.get("notes") or "[]")})
     result = _assemble(policy, as_of, _Evaluator(conn, f"temp.{q(ROW)}", key, as_of), customer)
     _check_decisions(conn, policy, as_of, result, grades, rule_tier, f"temp.{q(ROW)}")
     return result
@@ -541,7 +542,8 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str | No
     explained from storage); ``as_of`` may then be None (the run's date).  ``recompute``: always compute
     now.  ``results_db``: where the runs are stored when not in ``db``.  ``result["source"]`` says
     which path answered: ``{"path": "stored", "run_id", "finished_at", "text": "from run N (finished …)"}``
-    or ``{"path": "computed", "run_id": None, "text": "computed now: <why>"}``.
+    or ``{"path": "computed", "run_id": None, "text": "computed now: <why>"}``, with the run's ``notes`` (on
+    the data, e.g. an as-of date it contradicts: the first thing to know when a grade looks wrong).
     """
     if as_of is None and run_id is None:
         raise UsageError("an as-of date is needed unless a stored run is named")

@@ -91,6 +91,11 @@ def test_an_as_of_date_before_the_data_is_noted(cli, demo_db):
                            "customer; is --as-of right?")
     (stored,) = rows(demo_db, "SELECT notes FROM crm_runs WHERE as_of = '1990-01-01'")[0]
     assert json.loads(stored) == [customers, before_data]  # kept with the run, for whoever reads it later
+    explained = cli("explain", "C000001", "--db", demo_db, "-p", "base", "--as-of", "1990-01-01", ok=True).output
+    assert "from run" in explained and f"note: {customers}" in explained and f"note: {before_data}" in explained
+    recomputed = cli("explain", "C000001", "--db", demo_db, "-p", "base", "--as-of", "1990-01-01", "--recompute",
+                     "--json", ok=True).output
+    assert json.loads(recomputed)["source"]["notes"] == [customers, before_data]
     assert apply_policy(demo_db, load_policy("base"), AS_OF).notes == []
 
 
