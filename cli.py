@@ -525,16 +525,6 @@ ResultsDbOption = typer.Option(..., "--db", help="Database holding the results."
 PolicyNameOption = typer.Option(None, "--policy", "-p", help="Only runs of this policy (its name, e.g. base).")
 
 
-def _folding(table, whole: tuple[str, ...] = ()):
-    """Cells wrap instead of being cut off with an ellipsis; the columns named in ``whole`` (ids, dates, hashes) never break."""
-    for column in table.columns:
-        if column.header in whole:
-            column.no_wrap = True
-        else:
-            column.overflow = "fold"
-    return table
-
-
 def _ids(ids: list[int]) -> str:
     """[1, 2, 3, 7] -> '1-3, 7'."""
     parts: list[list[int]] = []
@@ -562,8 +552,8 @@ def runs(
     if as_json:
         console.print_json(json.dumps(items, ensure_ascii=False))
         return
-    table = _folding(_table(f"Runs in {escape(str(db))}: {len(items):,}", "Run>", "Policy", "Hash", "As of", "Finished",
-                            "Customers>"), whole=("Run", "Hash", "As of", "Customers"))
+    table = _table(f"Runs in {escape(str(db))}: {len(items):,}", "Run>", "Policy", "Hash", "As of", "Finished",
+                   "Customers>", whole=("Run", "Hash", "As of", "Customers"))
     table.columns[4].min_width = 10  # "YYYY-MM-DD HH:MM" wraps at the space, not inside the date
     for r in items:
         name = escape(r["policy_name"]) + (f" [dim]{escape(r['policy_version'])}[/dim]" if r["policy_version"] else "")
@@ -599,7 +589,7 @@ def history(
                   f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}; "
                   f"bold: changed since the policy's previous run", highlight=False)
     columns = ["Run>", "As of"] + (["Policy"] if len(policies) > 1 else []) + ["Hash", "Tier", "Sub-grade", "Stage", "Service level"]
-    table = _folding(_table("History", *columns), whole=("Run", "As of", "Hash"))
+    table = _table("History", *columns, whole=("Run", "As of", "Hash"))
     previous: dict[str, dict] = {}  # policy -> its previous row
     for r in items:
         before = previous.get(r["policy_name"])
@@ -662,8 +652,8 @@ def changes(
     counts = {(m["from"], m["to"]): m["customers"] for m in c["matrix"]}
     after = list(c["tiers"]) + ([None] if any(to is None for _, to in counts) else [])
     before = [t for t in c["tiers"] if any(f == t for f, _ in counts)] + ([None] if any(f is None for f, _ in counts) else [])
-    grid = _folding(_table("Tier before (rows) → after", "Before",
-                           *[(escape(x) if x is not None else "(removed)") + ">" for x in after]))
+    grid = _table("Tier before (rows) → after", "Before",
+                  *[(escape(x) if x is not None else "(removed)") + ">" for x in after])
     for fr in before:
         cells = []
         for to in after:
@@ -679,8 +669,8 @@ def changes(
         a, b = ("—" if a is None else escape(str(a))), ("—" if b is None else escape(str(b)))
         return a if a == b else f"{a} → {b}"
 
-    table = _folding(_table(f"Changed customers: {len(items):,}", "Customer", "Name", "Change", "Tier", "Sub-grade", "Stage"),
-                     whole=("Customer",))
+    table = _table(f"Changed customers: {len(items):,}", "Customer", "Name", "Change", "Tier", "Sub-grade", "Stage",
+                   whole=("Customer",))
     shown = items if limit == 0 else items[:limit]
     for r in shown:
         table.add_row(escape(str(r["customer_id"])), escape(r["customer_name"] or ""), r["direction"],
@@ -711,7 +701,7 @@ def prune(
         return
     console.print(f"{'dry run: ' if dry_run else ''}pruning {escape(str(db))}, keeping each policy's newest {keep} "
                   f"successful run{'s' if keep != 1 else ''}", highlight=False)
-    table = _folding(_table("Runs per policy", "Policy", "Kept successful runs", "Deleted runs"))
+    table = _table("Runs per policy", "Policy", "Kept successful runs", "Deleted runs")
     for p in result["policies"]:
         table.add_row(escape(p["policy_name"]), _ids(p["kept_runs"]), _ids(p["deleted_runs"]))
     console.print(table)

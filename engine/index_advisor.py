@@ -333,13 +333,10 @@ def print_index_advice(console, result: dict) -> None:
     console.print(f"[b]{escape(result['policy'])}[/b] as of {result['as_of']} on {escape(result['db'])}: "
                   f"covering indexes for the {len(result['sources'])} table(s) the policy reads",
                   highlight=False, soft_wrap=True)
+    # index names wrap; table names, numbers and headers stay whole
     table = _table("Reading each table for the run's GROUP BY", "Table", "Rows>", "Index", "Now s>",
-                   "Indexed s>", "Speed-up>", "Index size>")
-    for column in table.columns:  # names wrap; numbers and headers stay whole
-        if column.header == "Index":
-            column.overflow = "fold"
-        else:
-            column.no_wrap = True
+                   "Indexed s>", "Speed-up>", "Index size>",
+                   whole=("Table", "Rows", "Now s", "Indexed s", "Speed-up", "Index size"))
     for a in result["sources"]:
         name = escape(a["table"]) + ("" if a["table"] == a["source"] else f" ({escape(a['source'])})")
         # truncated, not rounded: 1.099 shown as 1.10× would contradict "gains less than 1.10×"

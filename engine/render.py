@@ -33,15 +33,18 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
-def _table(title: str, *columns: str) -> Table:
+def _table(title: str, *columns: str, whole: tuple[str, ...] = ()) -> Table:
     """A left-titled table; a column named with a trailing ``>`` is right-aligned (numbers).
 
     Text that does not fit its column wraps, and a word longer than the column folds onto the next line:
     rich's default would cut it off with "…", and a label or a name cut short is a label or a name lost.
+    The columns named in ``whole`` (ids, dates, hashes, metric names) never break: the others give way.
     """
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column.rstrip(">"), justify="right" if column.endswith(">") else "left", overflow="fold")
+        name = column.rstrip(">")
+        table.add_column(name, justify="right" if column.endswith(">") else "left", overflow="fold",
+                         no_wrap=name in whole)
     return table
 
 
@@ -133,8 +136,7 @@ def print_explanation(console: Console, e: dict) -> None:
             console.print(f"[b]{_e(because[0].upper() + because[1:])}.[/b]", highlight=False)
             for sentence in why[part]["up"] + why[part]["down"]:
                 console.print(f"  → {_e(sentence)}", highlight=False)
-    table = _table("Metrics", "Metric", "Label", "Value>")
-    table.columns[0].no_wrap = True  # a metric's name is what the policy's rules say: never cut it short
+    table = _table("Metrics", "Metric", "Label", "Value>", whole=("Metric",))  # the name the rules use
     for name, value in e["attributes"].items():
         table.add_row(_e(name), "(attribute)", _e(fmt_number(value)))
     for m in e["metrics"]:
