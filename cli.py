@@ -368,9 +368,8 @@ def _sample_customer(db: Path) -> str:
 @app.command()
 def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the loaded plugins, their versions, hooks and what they register."""
-    from rich.table import Table
-
     from .engine.plugin_manager import get_plugin_manager, get_registry
+    from .engine.terminal_table import titled_table
 
     _, infos = get_plugin_manager()
     registry = get_registry()
@@ -381,9 +380,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     if as_json:
         console.print_json(json.dumps(listing))
         return
-    table = Table(title="Loaded plugins", title_justify="left")
-    for column in ("Plugin", "Version", "Source", "Registers"):
-        table.add_column(column)
+    table = titled_table("Loaded plugins", "Plugin", "Version", "Source", "Registers")
     for p in listing:
         table.add_row(escape(p["name"]), escape(p["version"]), escape(p["source"]),
                       escape("\n".join(f"{c['kind']}: {c['name']}" for c in p["contributions"])))
@@ -404,9 +401,8 @@ def actions(
     as_json: bool = typer.Option(False, "--json", help="Print every matching action as JSON."),
 ) -> None:
     """List a run's actions (retention, churn alerts, upgrades, renewals), most urgent first."""
-    from rich.table import Table
-
     from .engine.action_queue import list_actions
+    from .engine.terminal_table import titled_table
 
     run_id, items = list_actions(db, run, due_before, owner, action)
     if as_json:
@@ -418,11 +414,9 @@ def actions(
     columns = ("Due", "Prio", "Customer", "Name", "Tier", "Action", "Owner", "Reason")
     if narrow:
         columns = tuple(c for c in columns if c not in ("Name", "Owner"))
-    table = Table(title=f"Actions of run {run_id}: {len(items):,}", title_justify="left")
-    for column in columns:
-        # dates, ids and action names stay whole; names and reasons wrap
-        whole = column in ("Due", "Prio", "Customer", "Tier", "Action")
-        table.add_column(column, no_wrap=whole, overflow="ellipsis" if whole else "fold")
+    # dates, ids and action names stay whole; names and reasons wrap
+    table = titled_table(f"Actions of run {run_id}: {len(items):,}", *columns,
+                         whole=("Due", "Prio", "Customer", "Tier", "Action"))
     shown = items if limit == 0 else items[:limit]
     for a in shown:
         cells = {"Due": a["due_date"], "Prio": a["priority"], "Customer": a["customer_id"],
@@ -545,14 +539,15 @@ def runs(
     """List the runs in a database, oldest first: policy, hash, as-of date, status and customers."""
     from rich.markup import escape
 
-    from .engine.render import _table, fmt_number
+    from .engine.render import fmt_number
+    from .engine.terminal_table import titled_table
     from .engine.run_history import list_runs
 
     items = list_runs(db, policy)
     if as_json:
         console.print_json(json.dumps(items, ensure_ascii=False))
         return
-    table = _table(f"Runs in {escape(str(db))}: {len(items):,}", "Run>", "Policy", "Hash", "As of", "Finished",
+    table = titled_table(f"Runs in {escape(str(db))}: {len(items):,}", "Run>", "Policy", "Hash", "As of", "Finished",
                    "Customers>", whole=("Run", "Hash", "As of", "Customers"))
     table.columns[4].min_width = 10  # "YYYY-MM-DD HH:MM" wraps at the space, not inside the date
     for r in items:
@@ -576,7 +571,7 @@ def history(
     """Show a customer's tier, sub-grade, stage and service level in every run, with the deciding rules and policy hash."""
     from rich.markup import escape
 
-    from .engine.render import _table
+    from .engine.terminal_table import titled_table
     from .engine.run_history import customer_history
 
     items = customer_history(db, customer_id, policy)
@@ -589,7 +584,7 @@ def history(
                   f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}; "
                   f"bold: changed since the policy's previous run", highlight=False)
     columns = ["Run>", "As of"] + (["Policy"] if len(policies) > 1 else []) + ["Hash", "Tier", "Sub-grade", "Stage", "Service level"]
-    table = _table("History", *columns, whole=("Run", "As of", "Hash"))
+    table = titled_table("History", *columns, whole=("Run", "As of", "Hash"))
     previous: dict[str, dict] = {}  # policy -> its previous row
     for r in items:
         before = previous.get(r["policy_name"])
@@ -625,7 +620,8 @@ def changes(
     """Summarise what changed in a run since the previous run of its policy: upgrades, downgrades, stages, new and removed customers."""
     from rich.markup import escape
 
-    from .engine.render import _table, fmt_number
+    from .engine.render import fmt_number
+    from .engine.terminal_table import titled_table
     from .engine.run_history import changes as run_changes
 
     c = run_changes(db, run, policy)
@@ -652,7 +648,7 @@ def changes(
     counts = {(m["from"], m["to"]): m["customers"] for m in c["matrix"]}
     after = list(c["tiers"]) + ([None] if any(to is None for _, to in counts) else [])
     before = [t for t in c["tiers"] if any(f == t for f, _ in counts)] + ([None] if any(f is None for f, _ in counts) else [])
-    grid = _table("Tier before (rows) → after", "Before",
+    grid = titled_table("Tier before (rows) → after", "Before",
                   *[(escape(x) if x is not None else "(removed)") + ">" for x in after])
     for fr in before:
         cells = []
@@ -669,7 +665,7 @@ def changes(
         a, b = ("—" if a is None else escape(str(a))), ("—" if b is None else escape(str(b)))
         return a if a == b else f"{a} → {b}"
 
-    table = _table(f"Changed customers: {len(items):,}", "Customer", "Name", "Change", "Tier", "Sub-grade", "Stage",
+    table = titled_table(f"Changed customers: {len(items):,}", "Customer", "Name", "Change", "Tier", "Sub-grade", "Stage",
                    whole=("Customer",))
     shown = items if limit == 0 else items[:limit]
     for r in shown:
@@ -692,7 +688,8 @@ def prune(
     """Delete old runs: keep each policy's newest N successful runs and every run after the oldest of them."""
     from rich.markup import escape
 
-    from .engine.render import _table, fmt_number
+    from .engine.render import fmt_number
+    from .engine.terminal_table import titled_table
     from .engine.run_history import prune as prune_runs
 
     result = prune_runs(db, keep, policy, dry_run=dry_run)
@@ -701,7 +698,7 @@ def prune(
         return
     console.print(f"{'dry run: ' if dry_run else ''}pruning {escape(str(db))}, keeping each policy's newest {keep} "
                   f"successful run{'s' if keep != 1 else ''}", highlight=False)
-    table = _table("Runs per policy", "Policy", "Kept successful runs", "Deleted runs")
+    table = titled_table("Runs per policy", "Policy", "Kept successful runs", "Deleted runs")
     for p in result["policies"]:
         table.add_row(escape(p["policy_name"]), _ids(p["kept_runs"]), _ids(p["deleted_runs"]))
     console.print(table)
@@ -762,9 +759,8 @@ def table_export(
     as_json: bool = typer.Option(False, "--json", help="Without --table: list the tables as JSON."),
 ) -> None:
     """Export one rule table of a policy as CSV or XLSX; without --table, list the policy's tables."""
-    from rich.table import Table
-
     from .engine.export import write_atomic
+    from .engine.terminal_table import titled_table
     from .engine.rule_table import export_table, list_tables, table_spec
     from .engine.rule_table_io import csv_text, format_from_path, xlsx_bytes
 
@@ -773,9 +769,7 @@ def table_export(
         if as_json:
             console.print_json(json.dumps({"policy": str(policy), "tables": [t.as_json() for t in tables]}, ensure_ascii=False))
             return
-        grid = Table(title=f"Rule tables in {escape(str(policy))}", title_justify="left")
-        for name in ("Table", "Rows", "In the YAML", "Columns"):
-            grid.add_column(name, overflow="fold")
+        grid = titled_table(f"Rule tables in {escape(str(policy))}", "Table", "Rows", "In the YAML", "Columns")
         for t in tables:
             where = "[dim]not in this policy[/dim]"
             if t.inherited_from:

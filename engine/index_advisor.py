@@ -328,13 +328,14 @@ def print_index_advice(console, result: dict) -> None:
     """The advice as one row per source, the SQL of each proposed index, and what was (not) changed."""
     from rich.markup import escape
 
-    from .render import _table, fmt_number
+    from .render import fmt_number
+    from .terminal_table import titled_table
 
     console.print(f"[b]{escape(result['policy'])}[/b] as of {result['as_of']} on {escape(result['db'])}: "
                   f"covering indexes for the {len(result['sources'])} table(s) the policy reads",
                   highlight=False, soft_wrap=True)
     # index names wrap; table names, numbers and headers stay whole
-    table = _table("Reading each table for the run's GROUP BY", "Table", "Rows>", "Index", "Now s>",
+    table = titled_table("Reading each table for the run's GROUP BY", "Table", "Rows>", "Index", "Now s>",
                    "Indexed s>", "Speed-up>", "Index size>",
                    whole=("Table", "Rows", "Now s", "Indexed s", "Speed-up", "Index size"))
     for a in result["sources"]:

@@ -371,15 +371,13 @@ def _arrow(pair: list) -> str:
 def print_diff(console, result: dict, limit: int = 50) -> None:
     """Rich tables for a :func:`diff_policies` result; ``limit`` rows of movers and transitions (0 = all)."""
     from rich.markup import escape
-    from rich.table import Table
 
     from .render import fmt_number, pct
+    from .terminal_table import titled_table
 
-    def table(title: str, *columns: str) -> Table:
-        t = Table(title=title, title_justify="left")
-        for c in columns:
-            t.add_column(escape(c.rstrip(">")), justify="right" if c.endswith(">") else "left")
-        return t
+    def table(title: str, *columns: str):
+        """Column names escaped: tier and sub-grade names are the policy's text."""
+        return titled_table(title, *(escape(c) for c in columns))
 
     def name(side: dict) -> str:
         what = f"run {side['run_id']} ({side['policy']})" if side["source"] == "run" else side["policy"]

@@ -9,7 +9,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+
+from .terminal_table import titled_table
 
 
 def _e(value: Any) -> str:
@@ -33,25 +34,10 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
-def _table(title: str, *columns: str, whole: tuple[str, ...] = ()) -> Table:
-    """A left-titled table; a column named with a trailing ``>`` is right-aligned (numbers).
-
-    Text that does not fit its column wraps, and a word longer than the column folds onto the next line:
-    rich's default would cut it off with "…", and a label or a name cut short is a label or a name lost.
-    The columns named in ``whole`` (ids, dates, hashes, metric names) never break: the others give way.
-    """
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        name = column.rstrip(">")
-        table.add_column(name, justify="right" if column.endswith(">") else "left", overflow="fold",
-                         no_wrap=name in whole)
-    return table
-
-
 def print_summary(console: Console, summary: dict, labels: dict[str, str], header: str) -> None:
     console.print(header)
     total = summary["customers"] or 1
-    tiers = _table("Customers per tier", "Tier", "Label", "Customers>", "Share>")
+    tiers = titled_table("Customers per tier", "Tier", "Label", "Customers>", "Share>")
     if summary.get("revenue_metric"):
         tiers.add_column(f"Revenue ({summary['revenue_metric']})", justify="right")
         tiers.add_column("Revenue share", justify="right")
@@ -62,31 +48,31 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
         tiers.add_row(*cells)
     console.print(tiers)
     if summary.get("subgrades"):
-        subs = _table("Sub-grades", "Sub-grade", "Label", "Customers>")
+        subs = titled_table("Sub-grades", "Sub-grade", "Label", "Customers>")
         for sub, n in summary["subgrades"].items():
             subs.add_row(_e(sub), _e(labels.get(sub, "")), fmt_number(n))
         console.print(subs)
     if summary.get("stages"):
         stages = list(summary["stages"])
-        grid = _table("Customers per tier and lifecycle stage", "Tier", *[_e(labels.get(s, s)) + ">" for s in stages])
+        grid = titled_table("Customers per tier and lifecycle stage", "Tier", *[_e(labels.get(s, s)) + ">" for s in stages])
         counts = {(t, s): n for t, s, n in summary["tier_stage"]}
         for tier in summary["tiers"]:
             grid.add_row(_e(tier), *[fmt_number(counts.get((tier, s), 0)) for s in stages])
         grid.add_row("[b]all[/b]", *[f"[b]{fmt_number(summary['stages'][s])}[/b]" for s in stages])
         console.print(grid)
     if summary.get("outputs"):
-        out = _table("Plugin outputs", "Output", "Value", "Customers>")
+        out = titled_table("Plugin outputs", "Output", "Value", "Customers>")
         for name, counts in summary["outputs"].items():
             for i, (value, n) in enumerate(counts.items()):
                 out.add_row(_e(name) if i == 0 else "", _e(value) if value != "" else "(none)", fmt_number(n))
         console.print(out)
     if summary.get("actions"):
-        acts = _table("Actions", "Action", "Customers>")
+        acts = titled_table("Actions", "Action", "Customers>")
         for name, n in summary["actions"].items():
             acts.add_row(_e(name), fmt_number(n))
         console.print(acts)
     if summary.get("service_levels"):
-        sl = _table("Service levels", "Service level", "Customers>")
+        sl = titled_table("Service levels", "Service level", "Customers>")
         for name, n in summary["service_levels"].items():
             sl.add_row(_e(name) if name else "(none)", fmt_number(n))
         console.print(sl)
@@ -136,7 +122,7 @@ def print_explanation(console: Console, e: dict) -> None:
             console.print(f"[b]{_e(because[0].upper() + because[1:])}.[/b]", highlight=False)
             for sentence in why[part]["up"] + why[part]["down"]:
                 console.print(f"  → {_e(sentence)}", highlight=False)
-    table = _table("Metrics", "Metric", "Label", "Value>", whole=("Metric",))  # the name the rules use
+    table = titled_table("Metrics", "Metric", "Label", "Value>", whole=("Metric",))  # the name the rules use
     for name, value in e["attributes"].items():
         table.add_row(_e(name), "(attribute)", _e(fmt_number(value)))
     for m in e["metrics"]:

@@ -552,17 +552,13 @@ def _who(e: dict) -> str:
 def print_analysis(console, result: dict) -> None:
     """Rich tables for an :func:`analyze_policy` result."""
     from rich.markup import escape
-    from rich.table import Table
-
     from .render import fmt_number
+    from .terminal_table import titled_table
 
     console.print(f"[b]{escape(result['policy'])}[/b] (sha256 {result['policy_sha256'][:12]}) as of {result['as_of']}: "
                   f"{result['customers']:,} customers; {len(result['dead'])} dead rule(s), "
                   f"{len(result['shadowed'])} shadowed", highlight=False)
-    t = Table(title="Rules on the data", title_justify="left")
-    for col, right in (("List", False), ("Rule", False), ("Condition", False), ("Matched", True), ("Decided", True),
-                       ("Status", False)):
-        t.add_column(col, justify="right" if right else "left", overflow="fold")
+    t = titled_table("Rules on the data", "List", "Rule", "Condition", "Matched>", "Decided>", "Status")
     for e in result["rules"]:
         condition = "(default)" if e["default"] else e["condition"] or ""
         t.add_row(escape(e["list"]), escape(e["id"]), escape(condition), fmt_number(e["matched"]),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import crm_rules.cli
 from crm_rules.cli import app
 from crm_rules.engine.demo_data import DEMO_AS_OF, generate_demo_database
 from crm_rules.engine.run_metrics import RunMetrics
@@ -83,3 +84,12 @@ def stored_metrics(db: Path, run_id: int | None = None) -> dict:
             f"SELECT a.customer_id{stored.select()} FROM crm_assignments AS a{stored.join()} WHERE a.run_id = ?", (run_id,))}
     finally:
         conn.close()
+
+
+@pytest.fixture
+def columns(monkeypatch):
+    """Set the width of the CLI's consoles, as a terminal (or the 80 columns rich assumes for a pipe) would."""
+    def set_width(n: int) -> None:
+        monkeypatch.setattr(crm_rules.cli.console, "width", n)
+        monkeypatch.setattr(crm_rules.cli.err_console, "width", n)
+    return set_width

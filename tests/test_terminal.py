@@ -111,15 +111,6 @@ def test_user_errors_have_no_traceback_unless_debug(cli, tmp_path):
     assert debug.exit_code != 0 and debug.exc_info is not None and type(debug.exc_info[1]).__name__ == "UsageError"
 
 
-@pytest.fixture
-def columns(monkeypatch):
-    """Set the width of the CLI's consoles, as a terminal (or the 80 columns rich assumes for a pipe) would."""
-    def set_width(n: int) -> None:
-        monkeypatch.setattr(cli_module.console, "width", n)
-        monkeypatch.setattr(cli_module.err_console, "width", n)
-    return set_width
-
-
 def test_long_lines_stay_whole_at_80_columns(cli, tmp_path, columns):
     """A command to copy, a path, an error with its file: one line each, never wrapped by rich."""
     columns(80)

@@ -1,0 +1,147 @@
+"""The tables every command prints, laid out for the terminal they are printed in.
+
+rich narrows the widest columns of a table too wide for the terminal first, whatever they hold: at 80
+columns (a pipe, a cron log, a small window) the demo's tier x stage grid broke "考察期 Identification"
+into "Identificati" and "on" while other columns kept room to spare, and the explain table gave a
+metric's value more room than it needed while every label beside it took three lines.  Here no column
+is narrowed below its longest word, and the room above that goes where it saves the most lines.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+from itertools import groupby
+
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+# Above this many rows the layout takes rich's way with the word floor only: weighing each width against
+# every row's line count costs more than a long listing (changes --limit 0) is worth.
+WEIGHED_ROWS = 100
+
+
+def titled_table(title: str, *columns: str, whole: tuple[str, ...] = ()) -> Table:
+    """A left-titled table; a column named with a trailing ``>`` is right-aligned (numbers).
+
+    Text that does not fit its column wraps, and a word longer than the column folds onto the next line:
+    rich's default would cut it off with "…", and a label or a name cut short is a label or a name lost.
+    The columns named in ``whole`` (ids, dates, hashes, metric names) never break: the others give way.
+    """
+    table = _WordKeepingTable(title=title, title_justify="left")
+    for column in columns:
+        name = column.rstrip(">")
+        table.add_column(name, justify="right" if column.endswith(">") else "left", overflow="fold",
+                         no_wrap=name in whole)
+    return table
+
+
+def fit_widths(least: list[int], most: list[int], room: int,
+               lines: Callable[[int, int, int], int] | None, rows: int) -> list[int]:
+    """Column widths summing to ``room``, each between its ``least`` and ``most`` (needs sum(least) <= room).
+
+    With ``lines(row, column, width)``, the number of lines a cell takes at a width, the room above the
+    least widths goes step by step to the column width that saves the most table lines per character
+    (the labels of explain's metrics rather than one long value beside them); what no single step saves
+    lines with is shared as rich shares it, the widest columns held back first.
+    """
+    widths, spare = list(least), room - sum(least)
+    open_ = [i for i in range(len(widths)) if least[i] < most[i]]
+    while lines is not None and spare > 0:
+        now = [[lines(r, i, widths[i]) for i in range(len(widths))] for r in range(rows)]
+        best: tuple[float, int, int] | None = None
+        for i in open_:
+            others = [max((n for j, n in enumerate(row) if j != i), default=1) for row in now]
+            before = sum(max(o, row[i]) for o, row in zip(others, now))
+            for width in range(widths[i] + 1, min(most[i], widths[i] + spare) + 1):
+                saved = before - sum(max(o, lines(r, i, width)) for r, o in enumerate(others))
+                if saved > 0 and (best is None or saved / (width - widths[i]) > best[0]):
+                    best = (saved / (width - widths[i]), i, width)
+        if best is None:
+            break
+        _, i, width = best
+        spare -= width - widths[i]
+        widths[i] = width
+    widths, level = lowered(most, widths, room)
+    at_level = [i for i, w in enumerate(widths) if w == level < most[i]]
+    for i in at_level[:room - sum(widths)]:  # what is left under the next level up: one more each
+        widths[i] += 1
+    return widths
+
+
+def lowered(tops: list[int], floors: list[int], room: int) -> tuple[list[int], int]:
+    """The tops cut down to one level, the highest at which they fit in ``room``, none below its floor.
+
+    This is how rich narrows a table: the widest columns give way first.
+    """
+    level = max(tops, default=0)
+    while level > 0 and sum(min(t, max(f, level)) for t, f in zip(tops, floors)) > room:
+        level -= 1
+    return [min(t, max(f, level)) for t, f in zip(tops, floors)], level
+
+
+class _WordKeepingTable(Table):
+    """A rich Table whose columns, when it is too wide, are laid out by :func:`fit_widths`."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        widths = self._word_keeping_widths(console, options)
+        if widths is None:
+            yield from super().__rich_console__(console, options)
+            return
+        for column, width in zip(self.columns, widths):
+            column.width = width
+        try:
+            yield from super().__rich_console__(console, options)
+        finally:
+            for column in self.columns:
+                column.width = None
+
+    def _word_keeping_widths(self, console: Console, options: ConsoleOptions) -> list[int] | None:
+        """Content widths (padding excluded) that keep every word whole where the words fit at all; None when
+        rich's own are as good (the table fits) or nothing is (the columns that never break alone overflow)."""
+        columns = self.columns
+        if not columns or any(column.width is not None for column in columns):
+            return None
+        borders = (len(columns) + 1 if self.show_edge else len(columns) - 1) if self.box else 0
+        room = (self.width or options.max_width) - borders - (self.padding[1] + self.padding[3]) * len(columns)
+        cells = [[console.render_str(cell, markup=options.markup, highlight=False) if isinstance(cell, str) else cell
+                  for cell in (column.header, *column.cells)] for column in columns]
+        most = [max(Measurement.get(console, options, cell).maximum for cell in column) for column in cells]
+        least = [m if column.no_wrap else max(_longest_word(cell, console, options) for cell in column_cells)
+                 for m, column, column_cells in zip(most, columns, cells)]
+        if sum(most) <= room:
+            return None
+        if sum(least) > room:  # some word must break: the longest ones, as few as can be
+            breakable = [not column.no_wrap for column in columns]
+            if sum(n for n, b in zip(least, breakable) if not b) + sum(breakable) > room:
+                return None
+            least, _ = lowered(least, [1 if b else n for n, b in zip(least, breakable)], room)
+        rows = len(cells[0])
+        weighed = rows <= WEIGHED_ROWS and all(isinstance(cell, Text) for column in cells for cell in column)
+        return fit_widths(least, most, room, _line_counter(console, cells) if weighed else None, rows)
+
+
+def _longest_word(cell: RenderableType, console: Console, options: ConsoleOptions) -> int:
+    """The narrowest a cell can be without breaking a word. Chinese and Japanese break between any two
+    characters, so a company name written without spaces is no word of 24 cells (rich measures it so) but
+    characters of 2: the name wraps, its column need not hold it on one line."""
+    if not isinstance(cell, Text):
+        return Measurement.get(console, options, cell).minimum
+    return max((cell_len("".join(run)) if not wide else 2
+                for word in cell.plain.split() for wide, run in groupby(word, key=_wide)), default=0)
+
+
+def _wide(character: str) -> bool:
+    return unicodedata.east_asian_width(character) in ("W", "F")
+
+
+def _line_counter(console: Console, cells: list[list[Text]]) -> Callable[[int, int, int], int]:
+    """lines(row, column, width): how many lines that cell wraps to at that width (each asked once)."""
+    @lru_cache(maxsize=None)
+    def lines(row: int, column: int, width: int) -> int:
+        return len(cells[column][row].wrap(console, width, overflow="fold"))
+    return lines

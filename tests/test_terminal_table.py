@@ -1,0 +1,86 @@
+"""Tables too wide for the terminal: words stay whole, and the room goes where it saves lines."""
+
+from __future__ import annotations
+
+import io
+
+from rich.cells import cell_len
+from rich.console import Console
+
+from conftest import AS_OF
+from crm_rules.engine.terminal_table import fit_widths, titled_table
+
+
+def rendered(table, width: int) -> list[str]:
+    out = io.StringIO()
+    Console(file=out, width=width, soft_wrap=True).print(table)
+    return out.getvalue().splitlines()
+
+
+def words_in(lines: list[str]) -> set[str]:
+    return {word for line in lines for word in line.replace("│", " ").replace("┃", " ").split()}
+
+
+def test_no_column_is_narrowed_below_its_longest_word():
+    # rich alone narrows the widest columns first and broke "Identification" into "Identificati" and "on"
+    table = titled_table("Customers per tier and lifecycle stage", "Tier", "流失期 Lost>", "衰退期 Decline>",
+                         "考察期 Identification>", "形成期 Development>", "稳定期 Stable>")
+    table.add_row("A", "0", "149", "13", "243", "117")
+    lines = rendered(table, 80)
+    assert {"Identification", "Development", "Decline", "Stable", "Lost"} <= words_in(lines)
+    assert max(cell_len(line) for line in lines) <= 80
+
+
+def test_room_goes_to_the_column_whose_rows_it_puts_on_one_line():
+    # explain's metrics: one long value must not hold every label beside it to three lines
+    table = titled_table("Metrics", "Metric", "Label", "Value>", whole=("Metric",))
+    for i in range(12):
+        table.add_row(f"metric_number_{i}", "Revenue, last 12 months of orders", f"{i * 1000:,}.00")
+    table.add_row("credit_check_terms", "recommended payment terms", "deposit 20%, net 30 days")
+    lines = rendered(table, 72)
+    assert sum("Revenue, last 12 months of orders" in line for line in lines) == 12
+    assert max(cell_len(line) for line in lines) <= 72
+
+
+def test_chinese_text_breaks_between_characters_so_other_columns_keep_their_words():
+    # a company name without spaces is no 24-cell word: it wraps, and the stage beside it stays whole
+    table = titled_table("Changed customers", "Customer", "Name", "Stage", "Reason", whole=("Customer",))
+    table.add_row("C000029", "重庆宏达百货股份有限公司", "identification → decline", "no order for 130 days now")
+    lines = rendered(table, 60)
+    assert {"identification", "decline", "130"} <= words_in(lines)
+    names = "".join(line.split("│")[2].strip() for line in lines if line.startswith("│"))
+    assert names == "重庆宏达百货股份有限公司"
+    assert max(cell_len(line) for line in lines) <= 60
+
+
+def test_fit_widths_fills_the_room_within_each_columns_bounds():
+    widths = fit_widths([4, 9, 9, 5, 14, 7], [4, 26, 9, 5, 21, 13], 61, None, 0)
+    assert sum(widths) == 61
+    assert all(n <= w <= m for n, w, m in zip([4, 9, 9, 5, 14, 7], widths, [4, 26, 9, 5, 21, 13]))
+    assert widths[1] == widths[4] == 15  # the widest give way first, as in rich
+
+
+def test_a_table_that_fits_is_laid_out_by_rich_unchanged():
+    table = titled_table("Service levels", "Service level", "Customers>")
+    table.add_row("A-key", "373")
+    assert rendered(table, 80) == rendered(_plain(table), 80)
+
+
+def _plain(table):
+    from rich.table import Table
+
+    plain = Table(title=table.title, title_justify="left")
+    for column in table.columns:
+        plain.add_column(column.header, justify=column.justify, overflow="fold")
+    for row in zip(*(column.cells for column in table.columns)):
+        plain.add_row(*row)
+    return plain
+
+
+def test_demo_summary_at_80_columns_keeps_every_label_word(cli, tmp_path, columns):
+    columns(80)
+    out = cli("demo", "--dir", tmp_path / "demo", "--customers", "200", ok=True).output
+    lines = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
+    assert {"Identification", "Development", "customers"} <= words_in(lines)
+    assert max(cell_len(line) for line in lines) <= 80
+    assert f"--as-of {AS_OF}" in out
