@@ -540,8 +540,8 @@ def runs(
     from rich.markup import escape
 
     from .engine.render import fmt_number
-    from .engine.terminal_table import titled_table
     from .engine.run_history import list_runs
+    from .engine.terminal_table import titled_table
 
     items = list_runs(db, policy)
     if as_json:
@@ -571,8 +571,8 @@ def history(
     """Show a customer's tier, sub-grade, stage and service level in every run, with the deciding rules and policy hash."""
     from rich.markup import escape
 
-    from .engine.terminal_table import titled_table
     from .engine.run_history import customer_history
+    from .engine.terminal_table import titled_table
 
     items = customer_history(db, customer_id, policy)
     if as_json:
@@ -621,8 +621,8 @@ def changes(
     from rich.markup import escape
 
     from .engine.render import fmt_number
-    from .engine.terminal_table import titled_table
     from .engine.run_history import changes as run_changes
+    from .engine.terminal_table import titled_table
 
     c = run_changes(db, run, policy)
     if as_json:
@@ -689,8 +689,8 @@ def prune(
     from rich.markup import escape
 
     from .engine.render import fmt_number
-    from .engine.terminal_table import titled_table
     from .engine.run_history import prune as prune_runs
+    from .engine.terminal_table import titled_table
 
     result = prune_runs(db, keep, policy, dry_run=dry_run)
     if as_json:
@@ -760,9 +760,9 @@ def table_export(
 ) -> None:
     """Export one rule table of a policy as CSV or XLSX; without --table, list the policy's tables."""
     from .engine.export import write_atomic
-    from .engine.terminal_table import titled_table
     from .engine.rule_table import export_table, list_tables, table_spec
     from .engine.rule_table_io import csv_text, format_from_path, xlsx_bytes
+    from .engine.terminal_table import titled_table
 
     if table is None:
         tables = list_tables(policy)

@@ -552,6 +552,7 @@ def _who(e: dict) -> str:
 def print_analysis(console, result: dict) -> None:
     """Rich tables for an :func:`analyze_policy` result."""
     from rich.markup import escape
+
     from .render import fmt_number
     from .terminal_table import titled_table
 
