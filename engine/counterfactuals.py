@@ -17,8 +17,11 @@ SYMBOL = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "=": "=", "!=": "≠"}
 NEGATE = {">=": "<", ">": "≤", "<=": ">", "<": "≥"}
 
 
-def number(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def value_text(value: Any) -> str:
+    """A customer's value as the policy's conditions write one: 72,363.87, 'retail', true, null."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if not isinstance(value, (int, float)):
         return repr(value)
     if float(value).is_integer():
         return f"{int(value):,}"
@@ -42,7 +45,7 @@ def _needed(node: ast.Node, checks: dict[str, dict]) -> list[dict] | None:
 
 
 def _requirement(check: dict) -> str:
-    return f"{check['metric']} {SYMBOL[check['op']]} {number(check['threshold'])} (now {number(check['value'])})"
+    return f"{check['metric']} {SYMBOL[check['op']]} {value_text(check['threshold'])} (now {value_text(check['value'])})"
 
 
 def _keepers(node: ast.Node, checks: dict[str, dict]) -> list[dict]:
@@ -63,7 +66,7 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
     if rule.condition is None:
         because = f"{kind} {name(entry)}: no rule above matched, so the default applies"
     else:
-        shown = [f"{k} = {number(v)}" for c in entry.get("checks", []) if c["passed"]
+        shown = [f"{k} = {value_text(v)}" for c in entry.get("checks", []) if c["passed"]
                  for k, v in c.get("values", {}).items() if not _literal(k)]
         because = f"{kind} {name(entry)} because {rule.condition.text}" + (f" ({', '.join(dict.fromkeys(shown))})" if shown else "")
     up = []
@@ -82,8 +85,8 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
         target = name(after) if after else "the default"
         checks = {c["test"]: c for c in entry.get("checks", [])}
         for c in _keepers(rule.condition.node, checks):
-            down.append(f"would drop to {target} if {c['metric']} {NEGATE[c['op']]} {number(c['threshold'])} "
-                        f"(now {number(c['value'])})")
+            down.append(f"would drop to {target} if {c['metric']} {NEGATE[c['op']]} {value_text(c['threshold'])} "
+                        f"(now {value_text(c['value'])})")
     return {"because": because, "up": up, "down": down}
 
 
@@ -91,14 +94,14 @@ def pareto_sentences(metric: str, value: Any, tier: str, order: list[str], lowes
                      labels: dict[str, str]) -> dict:
     """Pareto tiers speak in the metric, not in cumulative shares: the lowest value now in each better tier."""
     position = order.index(tier)
-    up = [f"would be {t} if {metric} ≥ {number(lowest[t])} (the lowest {metric} in {t} now; now {number(value)})"
+    up = [f"would be {t} if {metric} ≥ {value_text(lowest[t])} (the lowest {metric} in {t} now; now {value_text(value)})"
           for t in order[:position] if lowest.get(t) is not None]
     down = []
     if position + 1 < len(order) and lowest.get(tier) is not None:
-        down.append(f"would drop to {order[position + 1]} if {metric} < {number(lowest[tier])} "
-                    f"(the lowest {metric} in {tier} now; now {number(value)})")
+        down.append(f"would drop to {order[position + 1]} if {metric} < {value_text(lowest[tier])} "
+                    f"(the lowest {metric} in {tier} now; now {value_text(value)})")
     label = f" ({labels[tier]})" if labels.get(tier) and labels[tier] != tier else ""
-    return {"because": f"tier {tier}{label} by Pareto share of {metric} (now {number(value)})", "up": up, "down": down}
+    return {"because": f"tier {tier}{label} by Pareto share of {metric} (now {value_text(value)})", "up": up, "down": down}
 
 
 def _literal(text: str) -> bool:

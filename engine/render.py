@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from .counterfactuals import value_text
 from .terminal_table import titled_table
 
 
@@ -92,7 +93,7 @@ def _rule_lines(rules: list[dict]) -> list[str]:
             for c in r.get("checks", []):
                 if c["passed"]:
                     continue
-                values = ", ".join(f"{_e(k)} = {_e(fmt_number(v))}" for k, v in c.get("values", {}).items()
+                values = ", ".join(f"{_e(k)} = {_e(value_text(v))}" for k, v in c.get("values", {}).items()
                                    if not _is_literal(k))
                 gap = f"; short by {fmt_number(c['gap'])}" if "gap" in c else ""
                 state = "missing value" if c["passed"] is None else "failed"
@@ -103,6 +104,24 @@ def _rule_lines(rules: list[dict]) -> list[str]:
 def _is_literal(text: str) -> bool:
     t = text.strip().replace("_", "").replace(".", "", 1).lstrip("-")
     return t.isdigit() or t[:1] in ("'", '"')
+
+
+def _setting_lines(key: str, value: Any, indent: str) -> list[str]:
+    """A service level's setting as its author wrote it in the YAML, a mapping one entry a line, and not as
+    Python prints it (``payment: {'terms_days': 60}``, ``perks: []``, ``True``)."""
+    if isinstance(value, dict):
+        return [f"{indent}{_e(key)}:"] + [line for k, v in value.items() for line in _setting_lines(k, v, indent + "  ")]
+    return [f"{indent}{_e(key)}: {_e(_setting(value))}"]
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(_setting, value)) if value else "none"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_setting(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "—"}[value]
+    return str(value)
 
 
 def print_explanation(console: Console, e: dict) -> None:
@@ -151,7 +170,8 @@ def print_explanation(console: Console, e: dict) -> None:
         console.print(f"\n[b]Service level {_e(sl['id'])}[/b] (for {scope}):")
         for k, v in sl.items():
             if k not in ("id", "tier", "subgrade", "stage"):
-                console.print(f"  {_e(k)}: {_e(', '.join(map(str, v)) if isinstance(v, list) else v)}", highlight=False)
+                for line in _setting_lines(k, v, "  "):
+                    console.print(line, highlight=False)
     elif e.get("service_level") is None:
         console.print("\n[b]Service level[/b]: none defined for this tier/stage")
     if e.get("actions"):

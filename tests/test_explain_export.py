@@ -10,6 +10,7 @@ import sqlite3
 import pytest
 
 from conftest import AS_OF, stored_metrics
+from crm_rules.engine.counterfactuals import value_text
 from crm_rules.engine.explain import explain_customer
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy
@@ -63,6 +64,23 @@ def test_cli_explain_text_and_json(cli, demo_db):
     assert "Customer C000002" in text and "Tier " in text and "← decides" in text and "Lifecycle stage" in text
     data = json.loads(cli("explain", "C000002", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--json", ok=True).output)
     assert data["customer_id"] == "C000002" and data["tier"]["rules"]
+
+
+def test_service_level_settings_read_as_the_policy_wrote_them(cli, demo_db):
+    # a mapping one entry a line; no Python reprs ({'terms_days': 60}, [], True)
+    data = json.loads(cli("explain", "C000002", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--json", ok=True).output)
+    payment = data["service_level"]["payment"]
+    assert isinstance(payment, dict)
+    text = cli("explain", "C000002", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True).output
+    assert "  payment:\n" + "".join(f"    {k}: {v}\n" for k, v in payment.items()) in text
+    assert "{'" not in text and "[]" not in text and "True" not in text
+
+
+@pytest.mark.parametrize("value,text", [(72363.871, "72,363.87"), (12, "12"), (0.09435, "0.09435"), ("retail", "'retail'"),
+                                        ("华北", "'华北'"), (True, "true"), (False, "false"), (None, "null")])
+def test_values_in_sentences_are_written_as_conditions_write_them(value, text):
+    # the sentences quote a condition's own words: Python's True or None there would read as a typo
+    assert value_text(value) == text
 
 
 def test_explain_unknown_customer(cli, demo_db):
