@@ -548,7 +548,7 @@ def runs(
         console.print_json(json.dumps(items, ensure_ascii=False))
         return
     table = titled_table(f"Runs in {escape(str(db))}: {len(items):,}", "Run>", "Policy", "Hash", "As of", "Finished",
-                   "Customers>", whole=("Run", "Hash", "As of", "Customers"))
+                         "Customers>", whole=("Run", "Hash", "As of", "Customers"))
     table.columns[4].min_width = 10  # "YYYY-MM-DD HH:MM" wraps at the space, not inside the date
     for r in items:
         name = escape(r["policy_name"]) + (f" [dim]{escape(r['policy_version'])}[/dim]" if r["policy_version"] else "")
@@ -649,7 +649,7 @@ def changes(
     after = list(c["tiers"]) + ([None] if any(to is None for _, to in counts) else [])
     before = [t for t in c["tiers"] if any(f == t for f, _ in counts)] + ([None] if any(f is None for f, _ in counts) else [])
     grid = titled_table("Tier before (rows) → after", "Before",
-                  *[(escape(x) if x is not None else "(removed)") + ">" for x in after])
+                        *[(escape(x) if x is not None else "(removed)") + ">" for x in after])
     for fr in before:
         cells = []
         for to in after:
@@ -665,8 +665,8 @@ def changes(
         a, b = ("—" if a is None else escape(str(a))), ("—" if b is None else escape(str(b)))
         return a if a == b else f"{a} → {b}"
 
-    table = titled_table(f"Changed customers: {len(items):,}", "Customer", "Name", "Change", "Tier", "Sub-grade", "Stage",
-                   whole=("Customer",))
+    table = titled_table(f"Changed customers: {len(items):,}", "Customer", "Name", "Change", "Tier", "Sub-grade",
+                         "Stage", whole=("Customer",))
     shown = items if limit == 0 else items[:limit]
     for r in shown:
         table.add_row(escape(str(r["customer_id"])), escape(r["customer_name"] or ""), r["direction"],

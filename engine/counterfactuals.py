@@ -94,14 +94,16 @@ def pareto_sentences(metric: str, value: Any, tier: str, order: list[str], lowes
                      labels: dict[str, str]) -> dict:
     """Pareto tiers speak in the metric, not in cumulative shares: the lowest value now in each better tier."""
     position = order.index(tier)
-    up = [f"would be {t} if {metric} ≥ {value_text(lowest[t])} (the lowest {metric} in {t} now; now {value_text(value)})"
+    up = [f"would be {t} if {metric} ≥ {value_text(lowest[t])} "
+          f"(the lowest {metric} in {t} now; now {value_text(value)})"
           for t in order[:position] if lowest.get(t) is not None]
     down = []
     if position + 1 < len(order) and lowest.get(tier) is not None:
         down.append(f"would drop to {order[position + 1]} if {metric} < {value_text(lowest[tier])} "
                     f"(the lowest {metric} in {tier} now; now {value_text(value)})")
     label = f" ({labels[tier]})" if labels.get(tier) and labels[tier] != tier else ""
-    return {"because": f"tier {tier}{label} by Pareto share of {metric} (now {value_text(value)})", "up": up, "down": down}
+    because = f"tier {tier}{label} by Pareto share of {metric} (now {value_text(value)})"
+    return {"because": because, "up": up, "down": down}
 
 
 def _literal(text: str) -> bool:

@@ -336,8 +336,8 @@ def print_index_advice(console, result: dict) -> None:
                   highlight=False, soft_wrap=True)
     # index names wrap; table names, numbers and headers stay whole
     table = titled_table("Reading each table for the run's GROUP BY", "Table", "Rows>", "Index", "Now s>",
-                   "Indexed s>", "Speed-up>", "Index size>",
-                   whole=("Table", "Rows", "Now s", "Indexed s", "Speed-up", "Index size"))
+                         "Indexed s>", "Speed-up>", "Index size>",
+                         whole=("Table", "Rows", "Now s", "Indexed s", "Speed-up", "Index size"))
     for a in result["sources"]:
         name = escape(a["table"]) + ("" if a["table"] == a["source"] else f" ({escape(a['source'])})")
         # truncated, not rounded: 1.099 shown as 1.10× would contradict "gains less than 1.10×"

@@ -119,9 +119,7 @@ def _setting(value: Any) -> str:
         return ", ".join(map(_setting, value)) if value else "none"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_setting(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, bool) or value is None:
-        return {True: "true", False: "false", None: "—"}[value]
-    return str(value)
+    return value if isinstance(value, str) else value_text(value)  # free text unquoted
 
 
 def print_explanation(console: Console, e: dict) -> None:
