@@ -67,7 +67,7 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
         because = f"{kind} {name(entry)}: no rule above matched, so the default applies"
     else:
         shown = [f"{k} = {value_text(v)}" for c in entry.get("checks", []) if c["passed"]
-                 for k, v in c.get("values", {}).items() if not _literal(k)]
+                 for k, v in c.get("values", {}).items() if not is_literal(k)]
         because = f"{kind} {name(entry)} because {rule.condition.text}" + (f" ({', '.join(dict.fromkeys(shown))})" if shown else "")
     up = []
     for e, r in zip(entries[:decided], rules[:decided]):
@@ -106,6 +106,7 @@ def pareto_sentences(metric: str, value: Any, tier: str, order: list[str], lowes
     return {"because": because, "up": up, "down": down}
 
 
-def _literal(text: str) -> bool:
+def is_literal(text: str) -> bool:
+    """Whether a check's operand is a literal of the condition (500_000, 'retail'): its value needs no "= ..." beside it."""
     t = text.strip().replace("_", "").replace(".", "", 1).lstrip("-")
     return t.isdigit() or t[:1] in ("'", '"')

@@ -333,7 +333,7 @@ def print_index_advice(console, result: dict) -> None:
 
     console.print(f"[b]{escape(result['policy'])}[/b] as of {result['as_of']} on {escape(result['db'])}: "
                   f"covering indexes for the {len(result['sources'])} table(s) the policy reads",
-                  highlight=False, soft_wrap=True)
+                  highlight=False)
     # index names wrap; table names, numbers and headers stay whole
     table = titled_table("Reading each table for the run's GROUP BY", "Table", "Rows>", "Index", "Now s>",
                          "Indexed s>", "Speed-up>", "Index size>",
@@ -351,20 +351,20 @@ def print_index_advice(console, result: dict) -> None:
         console.print("Proposed indexes (key first, then every column the run reads):", highlight=False)
         for a in proposed:
             verdict = "created" if a["created"] else "helps" if a["helps"] else "does not help"
-            console.print(f"  {a['proposed_sql']};  -- {verdict}", highlight=False, markup=False, soft_wrap=True)
+            console.print(f"  {a['proposed_sql']};  -- {verdict}", highlight=False, markup=False)
     for a in result["sources"]:
         for note in a["notes"]:
-            console.print(f"note: {a['table']}: {note}", highlight=False, markup=False, soft_wrap=True)
+            console.print(f"note: {a['table']}: {note}", highlight=False, markup=False)
     if result["create"]:
         if result["created"]:
             console.print(f"created {', '.join(result['created'])}; runs now read "
                           f"{'this table' if len(result['created']) == 1 else 'these tables'} through "
                           f"{'it' if len(result['created']) == 1 else 'them'}",
-                          highlight=False, markup=False, soft_wrap=True)
+                          highlight=False, markup=False)
         else:
             console.print("created nothing: no proposed index makes the run faster; the database is unchanged",
-                          highlight=False, markup=False, soft_wrap=True)
+                          highlight=False, markup=False)
         return
     console.print("nothing was changed: each proposed index was built inside a transaction, timed and rolled back"
                   + ("; run again with --create to keep the ones that help" if any(a["helps"] for a in proposed)
-                     else ""), highlight=False, markup=False, soft_wrap=True)
+                     else ""), highlight=False, markup=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .counterfactuals import is_literal
 from .policy_test_file import DEFAULT_TOLERANCE
 
 
@@ -28,11 +29,6 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _is_literal(text: str) -> bool:
-    t = text.strip().replace("_", "").replace(".", "", 1).lstrip("-")
-    return t.isdigit() or t[:1] in ("'", '"')
-
-
 def _rule_lines(rules: list[dict]) -> list[str]:
     """Plain-text rule list of an explanation: each rule, whether it matched, and what failed."""
     lines = []
@@ -48,7 +44,7 @@ def _rule_lines(rules: list[dict]) -> list[str]:
         for c in r.get("checks", []):
             if c["passed"] and not r["decided"]:
                 continue
-            values = ", ".join(f"{k} = {_fmt(v)}" for k, v in c.get("values", {}).items() if not _is_literal(k))
+            values = ", ".join(f"{k} = {_fmt(v)}" for k, v in c.get("values", {}).items() if not is_literal(k))
             gap = f"; short by {_fmt(c['gap'])}" if "gap" in c else ""
             state = "passed" if c["passed"] else "missing value" if c["passed"] is None else "failed"
             lines.append(f"      {state}: {c['test']}" + (f"  ({values}{gap})" if values else ""))

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from .counterfactuals import value_text
+from .counterfactuals import is_literal, value_text
 from .terminal_table import titled_table
 
 
@@ -94,16 +94,11 @@ def _rule_lines(rules: list[dict]) -> list[str]:
                 if c["passed"]:
                     continue
                 values = ", ".join(f"{_e(k)} = {_e(value_text(v))}" for k, v in c.get("values", {}).items()
-                                   if not _is_literal(k))
+                                   if not is_literal(k))
                 gap = f"; short by {fmt_number(c['gap'])}" if "gap" in c else ""
                 state = "missing value" if c["passed"] is None else "failed"
                 lines.append(f"      {state}: {_e(c['test'])}" + (f"  ({values}{gap})" if values else ""))
     return lines
-
-
-def _is_literal(text: str) -> bool:
-    t = text.strip().replace("_", "").replace(".", "", 1).lstrip("-")
-    return t.isdigit() or t[:1] in ("'", '"')
 
 
 def _setting_lines(key: str, value: Any, indent: str) -> list[str]:
