@@ -102,7 +102,8 @@ class _WordKeepingTable(Table):
 
     def _word_keeping_widths(self, console: Console, options: ConsoleOptions) -> list[int] | None:
         """Content widths (padding excluded) that keep every word whole where the words fit at all; None when
-        rich's own are as good (the table fits) or nothing is (the columns that never break alone overflow)."""
+        rich's own are as good (the table fits) or nothing is (the columns that never break, and the others at their
+        min_width, overflow)."""
         columns = self.columns
         if not columns or any(column.width is not None for column in columns):
             return None
@@ -110,16 +111,18 @@ class _WordKeepingTable(Table):
         room = (self.width or options.max_width) - borders - (self.padding[1] + self.padding[3]) * len(columns)
         cells = [[console.render_str(cell, markup=options.markup, highlight=False) if isinstance(cell, str) else cell
                   for cell in (column.header, *column.cells)] for column in columns]
-        most = [max(Measurement.get(console, options, cell).maximum for cell in column) for column in cells]
-        least = [m if column.no_wrap else max(_longest_word(cell, console, options) for cell in column_cells)
-                 for m, column, column_cells in zip(most, columns, cells)]
+        floors = [column.min_width or 1 for column in columns]  # rich's Column.min_width, as rich honours it
+        most = [max(floor, *(Measurement.get(console, options, cell).maximum for cell in column))
+                for floor, column in zip(floors, cells)]
+        least = [m if column.no_wrap else max(floor, *(_longest_word(cell, console, options) for cell in column_cells))
+                 for m, floor, column, column_cells in zip(most, floors, columns, cells)]
         if sum(most) <= room:
             return None
         if sum(least) > room:  # some word must break: the longest ones, as few as can be
-            breakable = [not column.no_wrap for column in columns]
-            if sum(n for n, b in zip(least, breakable) if not b) + sum(breakable) > room:
+            floors = [n if column.no_wrap else floor for n, floor, column in zip(least, floors, columns)]
+            if sum(floors) > room:
                 return None
-            least, _ = lowered(least, [1 if b else n for n, b in zip(least, breakable)], room)
+            least, _ = lowered(least, floors, room)
         rows = len(cells[0])
         weighed = rows <= WEIGHED_ROWS and all(isinstance(cell, Text) for column in cells for cell in column)
         return fit_widths(least, most, room, _line_counter(console, cells) if weighed else None, rows)

@@ -53,6 +53,16 @@ def test_chinese_text_breaks_between_characters_so_other_columns_keep_their_word
     assert max(cell_len(line) for line in lines) <= 60
 
 
+def test_a_columns_min_width_holds_when_words_must_break():
+    # runs: "Finished" (YYYY-MM-DD HH:MM) keeps its date whole, however narrow the policy name must go
+    table = titled_table("Runs", "Run>", "Policy", "Hash", "As of", "Finished", whole=("Run", "Hash", "As of"))
+    table.columns[4].min_width = 10
+    table.add_row("1", "vip_card_extended", "efd007404399", "2026-06-30", "2026-11-24 03:25")
+    lines = rendered(table, 52)
+    assert "2026-11-24" in words_in(lines) and "efd007404399" in words_in(lines)
+    assert max(cell_len(line) for line in lines) <= 52
+
+
 def test_fit_widths_fills_the_room_within_each_columns_bounds():
     widths = fit_widths([4, 9, 9, 5, 14, 7], [4, 26, 9, 5, 21, 13], 61, None, 0)
     assert sum(widths) == 61
