@@ -6,8 +6,10 @@ messages and exit codes; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +40,25 @@ class _Group(TyperGroup):
                 raise
             _print_error(exc)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            if exc.errno not in OUTPUT_FULL or (ctx.obj or {}).get("debug"):
+                raise
+            # Standard output is a full disk or a broken device; what was printed is incomplete.
+            _drop_stdout()
+            err_console.print(f"error: cannot write the output ({exc.strerror}); what was written is incomplete",
+                              highlight=False, markup=False)
+            raise typer.Exit(1) from None
+
+
+# The errors of writing to a redirected standard output: files crm-rules writes itself report them as DataError.
+OUTPUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's final flush fails no second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _print_error(exc: CrmRulesError) -> None:
@@ -759,7 +780,7 @@ def table_export(
     as_json: bool = typer.Option(False, "--json", help="Without --table: list the tables as JSON."),
 ) -> None:
     """Export one rule table of a policy as CSV or XLSX; without --table, list the policy's tables."""
-    from .engine.export import write_atomic
+    from .engine.output_file import check_out, write_atomic
     from .engine.rule_table import export_table, list_tables, table_spec
     from .engine.rule_table_io import csv_text, format_from_path, xlsx_bytes
     from .engine.terminal_table import titled_table
@@ -785,6 +806,8 @@ def table_export(
     if as_json:
         raise UsageError("--json lists the tables; leave out --table", hint="use --format csv|xlsx to export a table")
     kind = format_from_path(out, fmt) if out is not None else format_from_path(Path("x.csv"), fmt or "csv")
+    if out is not None:
+        check_out(out, reads={"the policy": policy}, example=f"{table}.{kind}")
     exported = export_table(policy, table)
     if out is None:
         if kind == "xlsx":

@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
 from .database import connect
 from .errors import UsageError
+from .output_file import check_out, write_atomic
 from .results_store import has_results
 from .run_metrics import RunMetrics
 
@@ -21,7 +20,9 @@ BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "s
 
 def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str | None = None) -> sqlite3.Row:
     if not has_results(conn):
-        raise UsageError("this database has no crm-rules runs yet", hint="run `crm-rules apply` first")
+        file = conn.execute("PRAGMA database_list").fetchone()[2]
+        raise UsageError(f"{file}: this database has no crm-rules runs yet",
+                         hint="run `crm-rules apply` first, or give the database apply wrote the runs to")
     conn.row_factory = sqlite3.Row
     if run_id is None:
         sql, args = "SELECT * FROM crm_runs WHERE status = 'succeeded'", []
@@ -44,6 +45,8 @@ def export_run(db: Path, run_id: int | None, fmt: str, out: Path | None) -> tupl
     """Write the run as csv/json to ``out`` (atomically) or return it as text. Returns (run_id, rows, text)."""
     if fmt not in ("csv", "json"):
         raise UsageError(f"unknown format {fmt!r}", hint="use --format csv or --format json")
+    if out is not None:
+        check_out(out, reads={"the --db file": db}, example=f"export.{fmt}")
     conn = connect(db, mode="ro")
     try:
         run = resolve_run(conn, run_id)
@@ -83,27 +86,3 @@ def export_run(db: Path, run_id: int | None, fmt: str, out: Path | None) -> tupl
     write_atomic(out, text.encode("utf-8-sig" if fmt == "csv" else "utf-8"))
     return rid, count, None
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Never leave a half-written file where the user expects a complete one."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise UsageError(f"{path.parent}: directory does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, _new_file_mode(path))  # mkstemp makes it owner-only; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _new_file_mode(path: Path) -> int:
-    """The mode the file keeps if it exists, else what open() would give it under the umask."""
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask

@@ -13,8 +13,8 @@ import datetime as dt
 from pathlib import Path
 
 from . import __version__
-from .errors import UsageError
-from .export import write_atomic
+from .database import connect
+from .output_file import check_out, write_atomic
 from .report_assets import CSS, JS
 from .report_data import MAX_ROWS, gather
 from .report_svg import (OTHER, OUTCOME_COLORS, STAGE_COLORS, column_chart, compact, esc, funnel_chart, hbar_chart,
@@ -24,21 +24,13 @@ AGING_COLORS = ("#22c55e", "#facc15", "#fb923c", "#f97316", "#ef4444", "#b91c1c"
 CATEGORY_COLORS = ("#2563eb", "#0d9488", "#7c3aed", "#d97706", "#db2777", "#0891b2", "#64748b")
 
 
-def check_out(out: Path) -> None:
-    """Fail before any work when the report could not be written where asked."""
-    out = Path(out)
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a directory", hint="give the report's file name, e.g. --out report.html")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"--out {out}: directory {parent} does not exist", hint="create it first, or choose another --out")
-
-
 def write_report(db: Path, out: Path, run_id: int | None = None, policy: str | None = None,
                  results_db: Path | None = None, max_rows: int = MAX_ROWS, now: dt.datetime | None = None) -> dict:
     """Gather, render and write the report (temp file + rename: a failure leaves no half-written page)."""
     out = Path(out)
-    check_out(out)
+    check_out(out, reads={"the --db file": db, "the --results-db file": results_db}, example="report.html")
+    if results_db is not None:
+        connect(db, mode="ro").close()  # --db is then the customer data: a typo in it must not pass unnoticed
     data = gather(results_db or db, run_id, policy, source_db=db, max_rows=max_rows)
     generated = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     page = render(data, generated)

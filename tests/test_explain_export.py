@@ -163,7 +163,7 @@ def test_written_files_get_the_usual_permissions_and_keep_their_own(tmp_path):
     import os
     import stat
 
-    from crm_rules.engine.export import write_atomic
+    from crm_rules.engine.output_file import write_atomic
 
     fresh, kept = tmp_path / "fresh.csv", tmp_path / "kept.csv"
     kept.write_text("old", encoding="utf-8")

@@ -1,0 +1,103 @@
+"""The files crm-rules writes for the user: exports, reports, exported rule tables.
+
+An output path is a promise about someone else's file, so it is checked before any work and
+written in one step: the command never replaces the database or policy it reads (``--out crm.db``
+on ``export`` once turned a database into CSV), never replaces any SQLite database, and never
+leaves a half-written file where a complete one was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import DataError, UsageError
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+# The files SQLite keeps beside a database: writing over one of them corrupts the database.
+SQLITE_COMPANIONS = {"": "", "-wal": "the write-ahead log of ", "-shm": "the shared memory of ",
+                     "-journal": "the journal of "}
+
+
+def check_out(out: Path, *, reads: Mapping[str, Path | None] | None = None, example: str = "out.csv") -> None:
+    """Fail before any work when ``out`` cannot or must not be written.
+
+    :param reads: the files the command reads, by what they are (``"the --db file"``); ``out`` may be none of them.
+    :param example: a file name for the hint when ``out`` is a directory.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory", hint=f"give a file name, e.g. --out {out / example}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--out {out}: directory {parent} does not exist", hint="create it first, or choose another --out")
+    for role, read in (reads or {}).items():
+        if read is None:
+            continue
+        for suffix, part in SQLITE_COMPANIONS.items():
+            if _same_file(out, Path(f"{read}{suffix}")):
+                raise UsageError(f"--out {out} is {part}{role} ({read}), which this command reads; "
+                                 f"writing it would destroy it", hint="choose another output file name")
+    if _is_sqlite_database(out):
+        raise UsageError(f"--out {out} is a SQLite database; crm-rules does not overwrite a database with an export",
+                         hint="choose another output file name")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    A full disk, a missing permission or an interruption leaves the old file (or none), never
+    half of the new one; an operating-system failure becomes a message naming the file.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--out {path}: directory {parent} does not exist", hint="create it first, or choose another --out")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, _new_file_mode(path))  # mkstemp makes it owner-only; a report is meant to be shared
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _cannot_write(path, exc) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cannot_write(path: Path, exc: OSError) -> DataError:
+    if isinstance(exc, IsADirectoryError) or path.is_dir():
+        return DataError(f"--out {path} is a directory", hint="give a file name")
+    return DataError(f"{path}: cannot write the file ({exc.strerror or exc}); nothing was changed",
+                     hint="check the directory's permissions and the free disk space, or choose another --out")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return a.resolve() == b.resolve()
+
+
+def _is_sqlite_database(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode the file keeps if it exists, else what open() would give it under the umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -1,0 +1,98 @@
+"""The files commands write (export, report, table export): never over what they read, never half-written."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import file_digest
+
+from crm_rules.engine.errors import DataError, UsageError
+from crm_rules.engine.output_file import check_out, write_atomic
+from crm_rules.engine.policy_files import shipped_policies_dir
+from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.runner import apply_policy
+
+AS_OF = "2026-06-30"
+
+
+@pytest.fixture
+def applied_db(demo_db):
+    apply_policy(demo_db, load_policy("base"), AS_OF)
+    return demo_db
+
+
+@pytest.mark.parametrize("command", [
+    ["export", "--db", "{db}", "--out", "{db}"],
+    ["export", "--db", "{db}", "--format", "json", "--out", "{db}-wal"],
+    ["report", "--db", "{db}", "--out", "{db}"],
+    ["report", "--db", "{other}", "--results-db", "{db}", "--out", "{db}-journal"],
+])
+def test_out_is_never_the_database_the_command_reads(cli, applied_db, tmp_path, command):
+    other = tmp_path / "other.db"
+    shutil.copy(applied_db, other)
+    before = file_digest(applied_db)
+    result = cli(*[part.format(db=applied_db, other=other) for part in command])
+    assert result.exit_code == 2, result.output
+    assert "which this command reads; writing it would destroy it" in result.output
+    assert file_digest(applied_db) == before
+
+
+def test_out_is_never_the_policy_table_export_reads(cli, tmp_path):
+    policy = tmp_path / "base.yaml"
+    shutil.copy(Path(str(shipped_policies_dir())) / "base.yaml", policy)
+    before = file_digest(policy)
+    result = cli("table", "export", policy, "--table", "tiers", "--format", "csv", "--out", policy)
+    assert result.exit_code == 2 and "is the policy" in result.output
+    assert file_digest(policy) == before
+
+
+def test_no_export_replaces_another_sqlite_database(cli, applied_db, tmp_path):
+    other = tmp_path / "customers.db"
+    shutil.copy(applied_db, other)
+    before = file_digest(other)
+    result = cli("export", "--db", applied_db, "--out", other)
+    assert result.exit_code == 2 and "is a SQLite database" in result.output
+    assert file_digest(other) == before
+
+
+def test_an_out_directory_is_refused_before_any_work(tmp_path):
+    with pytest.raises(UsageError, match="is a directory") as caught:
+        check_out(tmp_path, example="report.html")
+    assert f"--out {tmp_path / 'report.html'}" in caught.value.hint
+
+
+@pytest.mark.parametrize("failing", ["tempfile.mkstemp", "os.replace"])
+def test_a_write_the_system_refuses_is_a_message_and_changes_nothing(tmp_path, monkeypatch, failing):
+    out = tmp_path / "kept.csv"
+    out.write_bytes(b"old")
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    module, name = failing.split(".")
+    monkeypatch.setattr(f"crm_rules.engine.output_file.{module}.{name}", refuse)
+    with pytest.raises(DataError, match="cannot write the file .No space left on device.; nothing was changed"):
+        write_atomic(out, b"new")
+    assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["kept.csv"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_standard_output_is_a_message_not_a_traceback(applied_db):
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-c", "from crm_rules.cli import main; main()", "export", "--db",
+                               str(applied_db), "--format", "json"], stdout=full, stderr=subprocess.PIPE, text=True,
+                              env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: cannot write the output (No space left on device); what was written is incomplete"
+
+
+def test_report_checks_the_customer_database_given_beside_the_results(cli, applied_db, tmp_path):
+    result = cli("report", "--db", tmp_path / "typo.db", "--results-db", applied_db, "--out", tmp_path / "r.html")
+    assert result.exit_code == 2 and "typo.db: database not found" in result.output
+    assert not (tmp_path / "r.html").exists()
