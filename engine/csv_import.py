@@ -11,9 +11,13 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import io
+import itertools
 import math
 import re
+import shlex
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +36,45 @@ _MAX_LISTED = 10
 _BATCH_ROWS = 5_000
 _NUMERIC_MAJORITY = 0.9
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# SQLite turns a REAL into text (CAST, printf('%s'), its shell) with 15 significant digits:
+# only values with at most that many come back out exactly as they went in.
+_REAL_DIGITS = 15
+# csv's default limit (128 KB) rejects valid long notes; some limit must stay, or one
+# unclosed quote would read a multi-GB file into a single value before failing.
+_FIELD_LIMIT = 64 * 1024 * 1024
+_SNIFF_BYTES = 16  # the longest signature below
 
 # ASCII digits only: str.isdigit() and int() also accept e.g. Arabic-Indic digits.
+# No exponents: '1E5' is as likely a product code as a number, and Excel writes big ids as '1.23457E+15'.
 _CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
-_CANONICAL_FLOAT = re.compile(r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_CANONICAL_FLOAT = re.compile(r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)")
 _ANY_INT = re.compile(r"[+-]?[0-9]+")
 _ANY_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# '10,5', '1.200,50', '1,234.56': a decimal comma or thousands separators, as regional settings write numbers.
+_FORMATTED_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,3}(?:[.,][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+,[0-9]+)")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+
+_USAGE = "crm-rules import FILE.csv --db DATABASE --table TABLE"
+_SAVE_AS_CSV = "open it in Excel and save it with File > Save As > 'CSV UTF-8 (Comma delimited)', then import that file"
+_QUOTE_ADVICE = (
+    "a '\"' that is part of a value must be doubled and the whole value quoted (\"12\"\" pipe\" is read as: 12\" pipe)"
+)
+_CLOSE_QUOTE_ADVICE = "close the quote where the value ends; " + _QUOTE_ADVICE
+# What spreadsheet users pass instead of a CSV file, recognised by the first bytes.
+_SIGNATURES = (
+    (b"PK\x03\x04", "a ZIP archive such as an Excel workbook (.xlsx), not a CSV file", _SAVE_AS_CSV),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls), not a CSV file", _SAVE_AS_CSV),
+    (b"SQLite format 3\x00", "a SQLite database, not a CSV file",
+     f"the CSV file is the FILE argument and --db names the database: {_USAGE}"),
+    (codecs.BOM_UTF16_LE, "UTF-16 text (Excel's 'Unicode Text'), not UTF-8", _SAVE_AS_CSV),
+    (codecs.BOM_UTF16_BE, "UTF-16 text, not UTF-8", _SAVE_AS_CSV),
+)
+# The header holds names, not numbers, so a delimiter other than ',' shows there: Excel writes ';'
+# where the decimal separator is a comma, and tabs as 'Text (Tab delimited)'.
+_OTHER_DELIMITERS = (";", "\t")
+_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
 
 
 def import_csv(
@@ -54,8 +90,10 @@ def import_csv(
 
     ``mode`` is 'create' (the table must not exist), 'replace' (drop and
     recreate it) or 'append' (the table must exist with the same columns).
-    ``types`` forces a column to 'integer', 'float' or 'text' instead of
-    detecting it.  On any error the database is left exactly as it was.
+    ``types`` forces a column (named in any case, as SQLite does) to
+    'integer', 'float' or 'text' instead of detecting it.  Messages speak of
+    the CLI's options, the one place users meet this function.  On any error
+    the database is left exactly as it was.
     ``progress`` hears of the rows checked (first pass) and written (second).
     """
     db_path, csv_path = Path(db_path), Path(csv_path)
@@ -82,7 +120,7 @@ def _check_arguments(db_path: Path, csv_path: Path, table: str, mode: str, types
         raise UsageError(f"{db_path}: is a directory, not a database file")
     if not db_path.exists():
         if mode == "append":
-            raise UsageError(f"{db_path}: no such database", hint="import without --append (mode 'create') to create it")
+            raise UsageError(f"{db_path}: no such database", hint="import without --append to create it")
         if not db_path.parent.is_dir():
             raise UsageError(f"{db_path}: directory {db_path.parent} does not exist")
     if types is not None and not isinstance(types, dict):
@@ -90,7 +128,7 @@ def _check_arguments(db_path: Path, csv_path: Path, table: str, mode: str, types
     for column, kind in (types or {}).items():
         if kind not in TYPES:
             raise UsageError(
-                f"types[{column!r}]: unknown type {kind!r}",
+                f"{_type_flag(column, kind)}: unknown type {kind!r}",
                 hint=_did_you_mean(str(kind), TYPES, "use one of: " + ", ".join(TYPES)),
             )
 
@@ -108,8 +146,15 @@ def _check_table_name(table: str) -> None:
 
 
 def _did_you_mean(word: str, choices: Iterable[str], fallback: str) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1)
-    return f"did you mean {match[0]!r}?" if match else fallback
+    """Compares folded names: SQLite's names ignore case, so a case difference is no typo."""
+    by_fold = {_fold(choice): choice for choice in choices}
+    match = difflib.get_close_matches(_fold(word), list(by_fold), n=1)
+    return f"did you mean {by_fold[match[0]]!r}?" if match else fallback
+
+
+def _type_flag(column: str, kind: str) -> str:
+    """The --type option for ``column``, quoted for the shell if the name needs it."""
+    return "--type " + shlex.quote(f"{column}={kind}")
 
 
 def _fold(name: str) -> str:
@@ -146,7 +191,7 @@ def _existing_table(db_path: Path, table: str) -> _Table | None:
     except sqlite3.DatabaseError as exc:
         raise DataError(
             f"{db_path}: is not a SQLite database ({exc})",
-            hint="check the path; the first argument must be a database, the CSV file comes second",
+            hint=f"--db names the database (created if missing); the CSV file is the FILE argument: {_USAGE}",
         ) from None
     finally:
         conn.close()
@@ -176,7 +221,7 @@ def _check_mode(db_path: Path, table: str, mode: str, existing: _Table | None) -
     if mode == "append" and existing is None:
         raise UsageError(
             f"{db_path}: table {table!r} does not exist, cannot append to it",
-            hint="import without --append (mode 'create') to create it",
+            hint="import without --append to create it",
         )
 
 
@@ -189,34 +234,132 @@ class _CsvSource:
     def __init__(self, path: Path):
         self.path = path
         self.display = str(path)
+        self.delimiter = ","
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
-        """Records with the physical line they start on; blank lines are skipped."""
-        reader = csv.reader(self._lines())
-        end = 0
+        """Records with the physical line they start on; blank lines are skipped.
+
+        ``strict`` makes csv report what it otherwise repairs by guessing: a quote never
+        closed (which swallows the rest of the file into one value) and text after a
+        closing quote.  csv's field size limit is process-wide, so it is restored after.
+        """
+        previous_limit = csv.field_size_limit(_FIELD_LIMIT)
         try:
-            for fields in reader:
-                start, end = end + 1, reader.line_num
-                if fields:
-                    yield start, fields
-        except csv.Error as exc:
-            raise DataError(f"{self.display}:{reader.line_num}: malformed CSV: {exc}") from None
+            lines = self._lines()
+            head = list(_through_first_nonblank(lines))
+            self.delimiter = _delimiter(head[-1] if head else "")
+            reader = csv.reader(itertools.chain(head, lines), delimiter=self.delimiter, strict=True)
+            end = 0
+            try:
+                for fields in reader:
+                    start, end = end + 1, reader.line_num
+                    if fields:
+                        yield start, fields
+            except csv.Error as exc:
+                raise self._malformed(str(exc), end + 1, reader.line_num) from None
+        finally:
+            csv.field_size_limit(previous_limit)
+
+    def _malformed(self, reason: str, start: int, line: int) -> DataError:
+        """Says what csv's terse reason (its only handle, stable for decades) means for this file.
+
+        ``start`` is the first line of the record csv was reading, ``line`` the line it failed on.
+        """
+        if reason == "unexpected end of data":  # strict mode: the file ended inside a quoted value
+            opened = self._unclosed_quote_line(start)
+            return DataError(
+                f"{self.display}:{opened}: unclosed quote starting here: {_show(self._line(opened))};"
+                f" the quoted value would run to the end of the file (line {line})",
+                hint=_CLOSE_QUOTE_ADVICE,
+            )
+        if reason.startswith("field larger than field limit"):
+            return DataError(
+                f"{self.display}:{start}: a value of the row starting here is longer than"
+                f" {_FIELD_LIMIT:,} characters (reading line {line}): most likely an unclosed quote",
+                hint=_CLOSE_QUOTE_ADVICE,
+            )
+        if reason.endswith("expected after '\"'"):
+            return DataError(
+                f"{self.display}:{line}: text after the closing quote of a quoted value: {_show(self._line(line))}",
+                hint=_QUOTE_ADVICE,
+            )
+        return DataError(f"{self.display}:{line}: malformed CSV: {reason}")
+
+    def _unclosed_quote_line(self, start: int) -> int:
+        """The line the never-closed quoted value opens on, for a record that starts on ``start``.
+
+        A lenient reader reads that value to the end of the file; counting its line breaks
+        back from the last line finds the opening quote even when earlier values of the
+        same record span lines.
+        """
+        reader = csv.reader(itertools.islice(self._lines(), start - 1, None), delimiter=self.delimiter)
+        value = next(reader, [""])[-1]
+        last = start - 1 + reader.line_num
+        ends_with_break = value.endswith(("\r", "\n"))
+        return last - len(_LINE_BREAK.findall(value)) + ends_with_break
+
+    def _line(self, number: int) -> str:
+        """One physical line read again, to show it in an error message."""
+        return next(itertools.islice(self._lines(), number - 1, None), "").rstrip("\r\n")
 
     def _lines(self) -> Iterator[str]:
-        """Decode line by line so a bad byte can be reported with its line number."""
+        """The lines as csv needs them (newline=''): ending in LF, CRLF or a lone CR, as old Mac exports do."""
         with self.path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
+            self._check_format(handle.read(_SNIFF_BYTES))
+            handle.seek(0)
+            try:
+                yield from io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+            except UnicodeDecodeError:
+                raise self._not_utf8() from None
+
+    def _not_utf8(self) -> DataError:
+        """Names the line and byte that are not UTF-8, found again in the raw bytes.
+
+        The text reader decodes in blocks and cannot say which line a bad byte is on;
+        reading the bytes line by line only happens for a file that has one.
+        """
+        with self.path.open("rb") as handle:
+            raw_lines = itertools.chain.from_iterable(chunk.splitlines(keepends=True) for chunk in handle)
+            for number, raw in enumerate(raw_lines, start=1):
                 if number == 1 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8) :]
                 try:
-                    yield raw.decode("utf-8")
+                    raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise DataError(
+                    return DataError(
                         f"{self.display}:{number}: not valid UTF-8"
                         f" (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)",
-                        hint="re-save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8');"
-                        " exports from Chinese Windows are often GBK",
-                    ) from None
+                        hint="re-save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'); exports from"
+                        " Windows are often in its local code page (GBK in China, Windows-1252 in Europe)",
+                    )
+        return _changed(self)
+
+    def _check_format(self, head: bytes) -> None:
+        """Catch a workbook or database given as the CSV before its bytes read as a bad encoding."""
+        for signature, what, hint in _SIGNATURES:
+            if head.startswith(signature):
+                raise DataError(f"{self.display}: is {what}", hint=hint)
+
+
+def _through_first_nonblank(lines: Iterator[str]) -> Iterator[str]:
+    """The lines up to the header: blank lines before it are skipped like any blank line."""
+    for line in lines:
+        yield line
+        if line.strip():
+            return
+
+
+def _delimiter(header: str) -> str:
+    """',' unless the header, outside quotes, has none but has ';' or tabs (then the more frequent).
+
+    Only a header without any comma switches, so a comma-separated file is never misread.
+    """
+    names = _QUOTED.sub("", header)
+    if "," in names:
+        return ","
+    counts = {delimiter: names.count(delimiter) for delimiter in _OTHER_DELIMITERS}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else ","
 
 
 def _header(source: _CsvSource, records: Iterator[tuple[int, list[str]]]) -> list[str]:
@@ -256,18 +399,34 @@ def _is_integer(value: str) -> bool:
 
 
 def _is_float(value: str) -> bool:
+    """Only numbers a REAL holds exactly as written, so a column mixing them can be REAL.
+
+    Beyond 15 significant digits a double rounds ('9007199254740993', '12345678901234567.89');
+    subnormal numbers hold even fewer.
+    """
     if _CANONICAL_FLOAT.fullmatch(value) is None:
         return False
-    if "." not in value and "e" not in value and "E" not in value:
-        return _is_integer(value)  # a 20-digit id stored as REAL would lose its last digits
-    return math.isfinite(float(value))
+    if len(value) <= _REAL_DIGITS:
+        return True  # too short to be rounded, overflow or be subnormal
+    if not _few_enough_digits(value):
+        return False
+    if "." not in value:
+        return _is_integer(value)  # a 30-digit id of zeros would come back as 1e+29
+    number = float(value)
+    return math.isfinite(number) and (number == 0 or abs(number) >= sys.float_info.min)
+
+
+def _few_enough_digits(value: str) -> bool:
+    """At most 15 significant digits in a canonical number; zeros at either end only place the point."""
+    return len(value) <= _REAL_DIGITS or len(value.lstrip("-").replace(".", "").strip("0")) <= _REAL_DIGITS
 
 
 class _RoundTripTracker(ValueTracker):
     """sqlite-utils' type tracker, minus the guesses that lose information.
 
     Its tests use int()/float(), which accept '00123', '1_000', ' 12', 'nan',
-    '1e400' and non-ASCII digits, and numbers too large for SQLite INTEGER.
+    '1e400' and non-ASCII digits, numbers too large for SQLite INTEGER, and
+    numbers with more digits than a REAL keeps.
     """
 
     def test_integer(self, value: object) -> bool:
@@ -295,12 +454,24 @@ class _Problems:
 
 
 def _classify(value: str) -> str:
-    """'integer'/'float' if SQLite would give the value back unchanged, 'number' if not, else 'text'."""
+    """How the value could be stored without changing it, as one of these kinds:
+
+    'integer' (INTEGER or REAL), 'long integer' (INTEGER only: too many digits for REAL),
+    'float' (REAL), 'number' (looks numeric, but only TEXT keeps it: '007', '1E5'),
+    'formatted' (a number in regional format, '10,5') or 'text'.
+    The type tracker's tests give the same answer for every value of one kind.
+    """
     if _ANY_NUMBER.fullmatch(value) is None:
-        return "text"
+        return "formatted" if _FORMATTED_NUMBER.fullmatch(value) else "text"
     if _is_integer(value):
-        return "integer"
+        return "integer" if _few_enough_digits(value) else "long integer"
     return "float" if _is_float(value) else "number"
+
+
+def _not_expected(column: str, raw: str, expected: str) -> str:
+    """A value that is not the number its column needs; a regional format gets named."""
+    note = " (decimal comma or thousands separator)" if _FORMATTED_NUMBER.fullmatch(raw.strip()) else ""
+    return f"column {column!r}: {_show(raw)} is not {expected}{note}"
 
 
 @dataclass
@@ -318,9 +489,9 @@ class _ColumnProfile:
             # so one value of each kind is enough and keeps large files fast.
             self.tracker.evaluate(value)
         self.kinds[kind] = seen + 1
-        if kind == "text":
+        if kind in ("text", "formatted"):
             if self.not_numbers.wants_details():
-                self.not_numbers.add(line, f"column {self.name!r}: {_show(raw)} is not a number")
+                self.not_numbers.add(line, _not_expected(self.name, raw, "a number"))
             else:
                 self.not_numbers.count += 1
 
@@ -330,14 +501,21 @@ class _ColumnProfile:
 
     @property
     def numeric(self) -> int:
-        return self.kinds.get("integer", 0) + self.kinds.get("float", 0)
+        return self.kinds.get("integer", 0) + self.kinds.get("long integer", 0) + self.kinds.get("float", 0)
 
     def detected_type(self) -> str:
         return self.tracker.guessed_type if self.filled else "text"
 
     def looks_numeric_with_typos(self) -> bool:
-        """Mostly numbers plus a few stray words is almost always a data-entry error."""
-        return bool(self.filled and self.not_numbers.count and self.numeric >= _NUMERIC_MAJORITY * self.filled)
+        """Mostly numbers plus a few stray words is almost always a data-entry error.
+
+        So is a column of numbers some of which are written as '10,5' (regional settings):
+        stored as text, every comparison in a policy would quietly go wrong.
+        """
+        if not self.filled or not self.not_numbers.count:
+            return False
+        only_numbers = self.kinds.keys() <= {"integer", "long integer", "float", "formatted"}
+        return self.numeric >= _NUMERIC_MAJORITY * self.filled or only_numbers
 
 
 @dataclass(frozen=True)
@@ -357,14 +535,14 @@ def _validate(source: _CsvSource, db_path: Path, types: dict[str, str], existing
     """
     records = source.records()
     columns = _header(source, records)
-    _check_type_overrides(source, columns, types)
-    forced = [types.get(name) for name in columns]
+    forced = _forced_types(source, columns, types)
     if existing is not None:
         _check_same_columns(source, db_path, existing, columns)
         declared = {_fold(name): _type_of_declared(kind) for name, kind in existing.columns}
         forced = [kind or declared[_fold(name)] for name, kind in zip(columns, forced)]
     profiles = [_ColumnProfile(name) for name in columns]
     bad_width, bad_values = _Problems(), _Problems()
+    forced_formatted = False
     rows = 0
     for line, fields in records:
         if _is_blank_row(fields):
@@ -382,12 +560,15 @@ def _validate(source: _CsvSource, db_path: Path, types: dict[str, str], existing
             if kind is None:
                 profile.observe(line, raw, value)
             elif kind != "text" and not _fits(kind, value):
-                bad_values.add(line, f"column {profile.name!r}: {_show(raw)} is not {_EXPECTED[kind]}")
+                bad_values.add(line, _not_expected(profile.name, raw, _EXPECTED[kind]))
+                forced_formatted = forced_formatted or _FORMATTED_NUMBER.fullmatch(value) is not None
     final_types = [kind or profile.detected_type() for kind, profile in zip(forced, profiles)]
     suspicious = [
         profile for kind, profile in zip(forced, profiles) if kind is None and profile.looks_numeric_with_typos()
     ]
-    _raise_problems(source, bad_width, [bad_values, *(profile.not_numbers for profile in suspicious)], suspicious)
+    formatted = forced_formatted or any(profile.kinds.get("formatted") for profile in suspicious)
+    _raise_problems(source, bad_width, [bad_values, *(profile.not_numbers for profile in suspicious)], suspicious,
+                    formatted)
     return _Plan(columns, final_types, rows)
 
 
@@ -411,14 +592,27 @@ def _show(raw: str) -> str:
     return repr(raw if len(raw) <= 40 else raw[:37] + "...")
 
 
-def _check_type_overrides(source: _CsvSource, columns: list[str], types: dict[str, str]) -> None:
-    for name in types:
-        if name not in columns:
+def _forced_types(source: _CsvSource, columns: list[str], types: dict[str, str]) -> list[str | None]:
+    """The type forced on each column, or None; names match as SQLite's do, ignoring case."""
+    by_fold = {_fold(column): column for column in columns}
+    forced: dict[str, str] = {}
+    given: dict[str, str] = {}
+    for name, kind in types.items():
+        column = by_fold.get(_fold(str(name)))
+        if column is None:
             listing = "columns are: " + ", ".join(repr(column) for column in columns[:20])
             raise UsageError(
-                f"types: {source.display} has no column {name!r}",
+                f"{_type_flag(name, kind)}: {source.display} has no column {name!r}",
                 hint=_did_you_mean(str(name), columns, listing),
             )
+        if forced.get(column, kind) != kind:
+            raise UsageError(
+                f"{_type_flag(given[column], forced[column])} and {_type_flag(name, kind)}"
+                f" both name column {column!r} of {source.display}",
+                hint="give one --type per column",
+            )
+        forced[column], given[column] = kind, name
+    return [forced.get(column) for column in columns]
 
 
 def _check_same_columns(source: _CsvSource, db_path: Path, existing: _Table, columns: list[str]) -> None:
@@ -451,7 +645,11 @@ def _type_of_declared(declared: str) -> str | None:
 
 
 def _raise_problems(
-    source: _CsvSource, bad_width: _Problems, bad_values: list[_Problems], suspicious: list[_ColumnProfile]
+    source: _CsvSource,
+    bad_width: _Problems,
+    bad_values: list[_Problems],
+    suspicious: list[_ColumnProfile],
+    formatted: bool,
 ) -> None:
     groups = [bad_width, *bad_values]
     total = sum(group.count for group in groups)
@@ -462,22 +660,31 @@ def _raise_problems(
     if total > len(listed):
         lines.append(f"... and {total - len(listed)} more")
     header = f"cannot import {source.display}: {total} bad row(s) or value(s), nothing was imported"
-    raise DataError("\n".join([header, *lines]), hint=_problem_hint(bad_width, total - bad_width.count, suspicious))
+    hint = _problem_hint(source, bad_width, total - bad_width.count, suspicious, formatted)
+    raise DataError("\n".join([header, *lines]), hint=hint)
 
 
-def _problem_hint(bad_width: _Problems, bad_values: int, suspicious: list[_ColumnProfile]) -> str:
+def _problem_hint(
+    source: _CsvSource, bad_width: _Problems, bad_values: int, suspicious: list[_ColumnProfile], formatted: bool
+) -> str:
     advice = ["fix these rows in the file"]
     if bad_width.count:
-        advice.append("every row needs as many fields as the header; values containing commas must be in double quotes")
+        separators = _DELIMITER_NAMES[source.delimiter]
+        advice.append(f"every row needs as many fields as the header; values containing {separators} must be in"
+                      " double quotes")
+        if source.delimiter != ",":
+            advice.append(f"the header has no commas, so the file was read as separated by {separators}")
+    if formatted:
+        advice.append("numbers need '.' as the decimal point and no thousands separators (10.5, 1200.5)")
     if suspicious:
         shares = ", ".join(
-            f"{profile.name!r} ({profile.numeric * 100 // profile.filled}% numbers)" for profile in suspicious
+            f"{profile.name!r} ({profile.numeric * 100 // profile.filled}% numbers)" if profile.numeric
+            else repr(profile.name) for profile in suspicious
         )
-        example = ", ".join(f"{profile.name!r}: 'text'" for profile in suspicious)
-        flags = " ".join(f"--type {profile.name}=text" for profile in suspicious)
-        advice.append(f"or, if {shares} should be text, force it with types={{{example}}} (CLI: {flags})")
+        flags = " ".join(_type_flag(profile.name, "text") for profile in suspicious)
+        advice.append(f"or, if {shares} should be text, keep it as text with {flags}")
     elif bad_values:
-        advice.append("or force the column to text with types={'<column>': 'text'} (CLI: --type <column>=text)")
+        advice.append("or keep the column as text with --type COLUMN=text")
     return "; ".join(advice)
 
 

@@ -78,6 +78,153 @@ def test_invalid_utf8_names_file_and_line(tmp_path: Path, db: Path) -> None:
     assert "re-save" in message and "UTF-8" in message
 
 
+@pytest.mark.parametrize(
+    ("content", "expected", "advice"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00" + b"\xc7" * 40, "is a ZIP archive such as an Excel workbook", "CSV UTF-8"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40, "is an Excel 97-2003 workbook (.xls)", "CSV UTF-8"),
+        ("id\tname\n1\tAcme\n".encode("utf-16"), "is UTF-16 text", "CSV UTF-8"),
+    ],
+    ids=["xlsx", "xls", "utf-16"],
+)
+def test_workbooks_and_utf16_are_named_not_called_bad_utf8(
+    tmp_path: Path, db: Path, content: bytes, expected: str, advice: str
+) -> None:
+    source = tmp_path / "customers.csv"
+    source.write_bytes(content)
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}: {expected}" in message and advice in message
+    assert "UTF-8 (byte" not in message and "GBK" not in message
+
+
+def test_database_given_as_the_csv_file(tmp_path: Path, db: Path) -> None:
+    other = tmp_path / "other.db"
+    other.write_bytes(db.read_bytes())
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, other, "t"))
+    assert f"{other}: is a SQLite database, not a CSV file" in message
+    assert "the CSV file is the FILE argument and --db names the database" in message
+
+
+@pytest.mark.parametrize("ending", ["\r", "\r\n", "\n"])
+def test_old_mac_and_other_line_endings(tmp_path: Path, ending: str) -> None:
+    """Old Mac exports end lines in a lone CR; csv reads them as it reads a file opened with newline=''."""
+    text = ending.join(["id,note", "1,plain", '2,"two' + ending + 'lines"', "3,last"]) + ending
+    source = write_csv(tmp_path / "c.csv", text)
+    assert import_csv(tmp_path / "t.db", source, "t") == 3
+    assert rows(tmp_path / "t.db", "SELECT * FROM t") == [(1, "plain"), (2, "two" + ending + "lines"), (3, "last")]
+
+
+def test_cr_only_file_errors_name_physical_lines(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", 'a,b\r1,"x\ry"\r2\r')
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}:4: expected 2 fields as in the header, found 1" in message
+    assert "universal-newline" not in message
+
+
+# --- quoting and delimiters -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('id,note\n1,"unclosed\n2,x\n3,y\n', 2),
+        ('id,note\n1,"unclosed\n2,x\n3,y', 2),
+        ('id,a,b\n1,"two\nlines","unclosed\n2,x,y\n', 3),
+        ('id,note\n1,ok\n\n2,"unclosed', 4),
+    ],
+)
+def test_unclosed_quote_names_the_line_it_opens_on(tmp_path: Path, db: Path, text: str, line: int) -> None:
+    """Lenient csv reads the rest of the file into the value and the import 'succeeds' with one row."""
+    source = write_csv(tmp_path / "c.csv", text)
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}:{line}: unclosed quote starting here:" in message
+    assert "run to the end of the file" in message and "close the quote" in message
+
+
+def test_text_after_a_closing_quote(tmp_path: Path, db: Path) -> None:
+    """Lenient csv would silently store 'xy'."""
+    source = write_csv(tmp_path / "c.csv", 'id,note\n1,ok\n2,"x"y\n3,z\n')
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}:3: text after the closing quote of a quoted value: '2,\"x\"y'" in message
+    assert "must be doubled" in message
+
+
+def test_values_longer_than_csvs_default_limit(tmp_path: Path) -> None:
+    note = "x" * 300_000
+    source = write_csv(tmp_path / "c.csv", f'id,note\n1,"{note}"\n2,{note}\n')
+    limit = csv.field_size_limit()
+    assert import_csv(tmp_path / "t.db", source, "t") == 2
+    assert rows(tmp_path / "t.db", "SELECT length(note) FROM t") == [(300_000,), (300_000,)]
+    assert csv.field_size_limit() == limit  # the limit is process-wide: put back
+
+
+def test_a_runaway_value_stops_at_the_limit(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(csv_import, "_FIELD_LIMIT", 1_000)
+    source = write_csv(tmp_path / "c.csv", 'id,note\n1,ok\n2,"runaway\n' + "3,more\n" * 500)
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}:3: a value of the row starting here is longer than 1,000 characters" in message
+    assert "unclosed quote" in message
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_semicolon_and_tab_separated_files(tmp_path: Path, delimiter: str) -> None:
+    """Excel writes ';' where the decimal separator is a comma, and tabs as 'Text (Tab delimited)'."""
+    text = "id;name;amount\nC1;\"Acme; Ltd\";10.5\nC2;B, C;7\n".replace(";", delimiter)
+    source = write_csv(tmp_path / "c.csv", text, bom=True)
+    assert import_csv(tmp_path / "t.db", source, "t") == 2
+    assert declared_types(tmp_path / "t.db", "t") == {"id": "TEXT", "name": "TEXT", "amount": "REAL"}
+    assert rows(tmp_path / "t.db", "SELECT * FROM t") == [
+        ("C1", f"Acme{delimiter} Ltd", 10.5),
+        ("C2", "B, C", 7.0),
+    ]
+
+
+@pytest.mark.parametrize("header", ["a,b;c", '"x;y",z', "a,b\tc"])
+def test_a_comma_in_the_header_keeps_commas(tmp_path: Path, header: str) -> None:
+    source = write_csv(tmp_path / "c.csv", f"{header}\n1,2\n")
+    assert import_csv(tmp_path / "t.db", source, "t") == 1
+    assert len(declared_types(tmp_path / "t.db", "t")) == 2
+
+
+def test_semicolon_file_with_wrong_field_count_says_how_it_was_read(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "id;name\n1;Smith; Jones\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}:2: expected 2 fields as in the header, found 3" in message
+    assert "values containing semicolons must be in double quotes" in message
+    assert "read as separated by semicolons" in message
+
+
+def test_decimal_commas_are_reported_not_kept_as_text(tmp_path: Path, db: Path) -> None:
+    """Stored as text, '10,5' would make every comparison in a policy quietly wrong."""
+    source = write_csv(tmp_path / "c.csv", "id;amount\nC1;10,5\nC2;7\nC3;1.200,50\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}:2: column 'amount': '10,5' is not a number (decimal comma or thousands separator)" in message
+    assert f"{source}:4: column 'amount': '1.200,50' is not a number" in message
+    assert "numbers need '.' as the decimal point" in message
+    assert "--type amount=text" in message
+    assert "expected 1 field" not in message
+
+
+def test_a_column_of_only_decimal_commas_is_reported(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "id;amount\nC1;10,5\nC2;3,25\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert "'10,5' is not a number" in message and "'3,25' is not a number" in message
+    assert "if 'amount' should be text" in message
+
+
+def test_decimal_commas_kept_as_text_when_asked(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "id;amount\nC1;10,5\nC2;7\n")
+    assert import_csv(tmp_path / "t.db", source, "t", types={"amount": "text"}) == 2
+    assert rows(tmp_path / "t.db", "SELECT amount FROM t") == [("10,5",), ("7",)]
+
+
+def test_forced_number_with_decimal_comma(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "id;amount\nC1;10,5\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t", types={"amount": "float"}))
+    assert "'10,5' is not a number (decimal comma or thousands separator)" in message
+    assert "numbers need '.' as the decimal point" in message
+
+
 # --- types ---------------------------------------------------------------------------
 
 
@@ -87,7 +234,7 @@ def test_type_detection(tmp_path: Path) -> None:
         "id,qty,price,code,big,note,mixed\n"
         "C1,3,12.5,00123,12345678901234567890,你好,1\n"
         "C2,-4,7,00456,1,,2.5\n"
-        "C3,,1e3,789,2,hello,3\n",
+        "C3,,1000.0,789,2,hello,3\n",
     )
     assert import_csv(tmp_path / "t.db", source, "t") == 3
     assert declared_types(tmp_path / "t.db", "t") == {
@@ -101,13 +248,52 @@ def test_type_detection(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("tricky", ["007", "1_000", "nan", "inf", "1e400", "١٢٣", "+5", "99999999999999999999"])
+@pytest.mark.parametrize("tricky", ["007", "1_000", "nan", "inf", "1e400", "١٢٣", "+5", "99999999999999999999",
+                                    "1E5", "2e3", "1.5e-3", "12345678901234567.89", "0.1234567890123456"])
 def test_values_typetracker_would_mangle_stay_text(tmp_path: Path, tricky: str) -> None:
     """sqlite-utils' TypeTracker calls all of these numbers; storing them as numbers loses information."""
     source = write_csv(tmp_path / "c.csv", f"v\n12\n{tricky}\n")
     import_csv(tmp_path / "t.db", source, "t")
     assert declared_types(tmp_path / "t.db", "t") == {"v": "TEXT"}
     assert rows(tmp_path / "t.db", "SELECT v FROM t") == [("12",), (tricky,)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["9007199254740993", "1.5"],  # 2**53 + 1 comes back from a REAL as ...992
+        ["12345678901234567.89", "1"],  # comes back as 12345678901234568
+        ["1", "0.1234567890123456"],  # 16 significant digits: SQLite prints REALs with 15
+    ],
+)
+def test_a_column_that_would_round_as_real_stays_text(tmp_path: Path, values: list[str]) -> None:
+    source = write_csv(tmp_path / "c.csv", "v\n" + "".join(f"{value}\n" for value in values))
+    import_csv(tmp_path / "t.db", source, "t")
+    assert declared_types(tmp_path / "t.db", "t") == {"v": "TEXT"}
+    assert [value for (value,) in rows(tmp_path / "t.db", "SELECT v FROM t")] == values
+
+
+def test_exact_numbers_keep_their_types(tmp_path: Path) -> None:
+    source = write_csv(
+        tmp_path / "c.csv",
+        "id,price,big\n"
+        "9007199254740993,123456789012.345,1\n"
+        "-9223372036854775808,0.000000000000001,1000000000000000000\n",
+    )
+    import_csv(tmp_path / "t.db", source, "t")
+    assert declared_types(tmp_path / "t.db", "t") == {"id": "INTEGER", "price": "REAL", "big": "INTEGER"}
+    assert rows(tmp_path / "t.db", "SELECT * FROM t") == [
+        (9007199254740993, 123456789012.345, 1),
+        (-9223372036854775808, 1e-15, 10**18),
+    ]
+
+
+def test_exponents_stay_text_unless_forced(tmp_path: Path) -> None:
+    """'1E5' is as likely a product code as a number; --type col=float reads it as a number."""
+    source = write_csv(tmp_path / "c.csv", "code,x\n1E5,2E3\n7,1.5e-3\n")
+    import_csv(tmp_path / "t.db", source, "t", types={"x": "float"})
+    assert declared_types(tmp_path / "t.db", "t") == {"code": "TEXT", "x": "REAL"}
+    assert rows(tmp_path / "t.db", "SELECT * FROM t") == [("1E5", 2000.0), ("7", 0.0015)]
 
 
 def test_blank_values_are_null_and_blank_rows_skipped(tmp_path: Path) -> None:
@@ -144,6 +330,33 @@ def test_unknown_column_in_types_suggests_a_name(tmp_path: Path, db: Path) -> No
     assert "'amout'" in message and "did you mean 'amount'?" in message
 
 
+def test_types_match_columns_ignoring_case(tmp_path: Path) -> None:
+    """SQLite's names ignore case, so --type ID=text names column 'id'."""
+    source = write_csv(tmp_path / "c.csv", "id,Amount\n007,1\n")
+    import_csv(tmp_path / "t.db", source, "t", types={"ID": "text", "amount": "float"})
+    assert declared_types(tmp_path / "t.db", "t") == {"id": "TEXT", "Amount": "REAL"}
+    assert rows(tmp_path / "t.db", "SELECT * FROM t") == [("007", 1.0)]
+
+
+def test_misspelled_column_in_other_case_suggests_a_name(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "amount,name\n1,a\n")
+    message = fails_unchanged(db, UsageError, lambda: import_csv(db, source, "t", types={"AMOUT": "float"}))
+    assert f"--type AMOUT=float: {source} has no column 'AMOUT'" in message and "did you mean 'amount'?" in message
+
+
+def test_two_types_for_one_column(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "id\n1\n")
+    types = {"id": "text", "ID": "integer"}
+    message = fails_unchanged(db, UsageError, lambda: import_csv(db, source, "t", types=types))
+    assert "--type id=text and --type ID=integer both name column 'id'" in message
+
+
+def test_suggested_type_options_are_quoted_for_the_shell(tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "unit price\n" + "".join(f"{n}\n" for n in range(20)) + "n/a\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert "--type 'unit price=text'" in message
+
+
 def test_unknown_type_name_suggests_a_type(tmp_path: Path, db: Path) -> None:
     source = write_csv(tmp_path / "c.csv", "amount\n1\n")
     message = fails_unchanged(db, UsageError, lambda: import_csv(db, source, "t", types={"amount": "int"}))
@@ -168,7 +381,8 @@ def test_mostly_numeric_column_with_typos(tmp_path: Path, db: Path) -> None:
     assert f"{source}:42: column 'amount': 'abc' is not a number" in message
     assert f"{source}:44: column 'amount': '¥12' is not a number" in message
     assert "2 bad" in message
-    assert "types={'amount': 'text'}" in message
+    assert "--type amount=text" in message
+    assert "types=" not in message  # the CLI is where users meet these messages
 
 
 def test_line_numbers_are_physical_lines(tmp_path: Path, db: Path) -> None:
@@ -229,6 +443,8 @@ def test_database_that_is_not_sqlite(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "c.csv", "a\n1\n")
     message = fails_unchanged(fake, DataError, lambda: import_csv(fake, source, "t"))
     assert "is not a SQLite database" in message
+    assert "--db names the database" in message and "the CSV file is the FILE argument" in message
+    assert "first argument" not in message  # the CLI takes the database as --db, not as an argument
 
 
 def test_failed_import_does_not_create_a_database(tmp_path: Path) -> None:
