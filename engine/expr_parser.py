@@ -15,6 +15,10 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import expr_ast as ast, user_cache
 
+# The words the grammar reserves, in any case: `true` is the literal, never a name, so a metric,
+# attribute or plugin entry named like one of them could not be used in an expression.
+KEYWORDS = ("and", "or", "not", "in", "is", "between", "true", "false", "null")
+
 GRAMMAR = r"""
 ?start: expr
 ?expr: or_expr
@@ -51,16 +55,7 @@ list: "[" [expr ("," expr)*] "]"
 COMP_OP: ">=" | "<=" | "!=" | "<>" | "==" | "=" | ">" | "<"
 ADD_OP: "+" | "-"
 MUL_OP: "*" | "/"
-_AND: "and"i
-_OR: "or"i
-_NOT: "not"i
-_IN: "in"i
-_IS: "is"i
-_BETWEEN: "between"i
-_TRUE: "true"i
-_FALSE: "false"i
-_NULL: "null"i
-NAME: /[^\W\d]\w*/
+""" + "".join(f'_{word.upper()}: "{word}"i\n' for word in KEYWORDS) + r"""NAME: /[^\W\d]\w*/
 NUMBER: /\d[\d_]*(\.\d+)?([eE][+-]?\d+)?/
 STRING: /'(?:[^'\\]|\\.)*'/ | /"(?:[^"\\]|\\.)*"/
 %ignore /\s+/

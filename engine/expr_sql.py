@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import expr_ast as ast
+from .errors import PluginError
+from .expr_types import FUNCTIONS
 
 
 class SqlParams:
@@ -114,11 +116,30 @@ def _call(node: ast.Call, sql: Callable[[ast.Node], str]) -> str:
 def _plugin_call(name: str, args: list[str]) -> str:
     """A function registered by a plugin: it builds SQL from the SQL of its arguments."""
     from .plugin_manager import get_registry
+    from .plugin_plan import sql_problem
 
     contribution = get_registry().get("function", name)
     if contribution is None:  # the type checker rejects unknown functions first
         raise AssertionError(f"unknown function {name}")
-    return f"({contribution.fn(*args)})"
+    what = f"function {name}() of plugin {contribution.plugin!r}"
+    hint = "this is a bug in the plugin: fix or upgrade it (see the plugin author guide)"
+    try:
+        sql = contribution.fn(*args)
+    except Exception as exc:
+        raise PluginError(f"{what} failed: {type(exc).__name__}: {exc}", hint=hint) from exc
+    problem = sql_problem(sql)
+    if problem is not None:
+        raise PluginError(f"{what} returned invalid SQL: {problem} (SQL: {str(sql)[:200]})", hint=hint)
+    return f"({sql})"
+
+
+def function_plugins(node: ast.Node) -> set[str]:
+    """The plugins whose functions an expression calls: their versions are part of a run's record."""
+    from .plugin_manager import get_registry
+
+    calls = {n.function for n in ast.walk(node) if isinstance(n, ast.Call) and n.function not in FUNCTIONS}
+    found = (get_registry().get("function", name) for name in calls)
+    return {c.plugin for c in found if c is not None}
 
 
 def tie_key(col: str) -> str:

@@ -42,6 +42,52 @@ def is_iso_date(value: object) -> bool:
     return True
 
 
+def value_type(value: object) -> str:
+    """The type of a literal value, written in an expression or in the policy's YAML (a metric's ``default``)."""
+    if value is None:
+        return NULL
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, (int, float)):
+        return NUMBER
+    return TEXT
+
+
+ROUND_DIGITS = (0, 30)
+
+
+def check_round_digits(node: ast.Node) -> None:
+    """Reject a round() whose ``digits`` is a literal the language would silently change.
+
+    The language holds digits to whole numbers 0..30 as SQLite does, so ``round(x, -3)`` is
+    ``round(x)``, not a rounding to thousands, and ``round(x, 2.5)`` is ``round(x, 2)``.  Written as a
+    literal, such a value is always a mistake, so policies are checked for it when they are loaded.
+    It is not a type error: ``TypeChecker`` keeps the language's semantics, where digits computed by
+    an expression are held to 0..30 when the policy runs.
+    """
+    low, high = ROUND_DIGITS
+    for call in ast.walk(node):
+        if not (isinstance(call, ast.Call) and call.function == "round" and len(call.args) == 2
+                and isinstance(call.args[1], ast.Literal)):
+            continue
+        x, digits = call.args
+        value = digits.value
+        if value is None:
+            fix = "the result would always be missing"
+        elif isinstance(value, (int, float)) and float(value).is_integer() and low <= value <= high:
+            continue
+        elif isinstance(value, (int, float)) and value < 0:
+            fix = "negative digits count as 0, they do not round to tens or thousands"
+            if float(value).is_integer() and value >= -15:
+                fix += f"; write round({x.text} / {10 ** int(-value)}) * {10 ** int(-value)}"
+        elif isinstance(value, (int, float)) and value > high:
+            fix = f"{high} is the most (and only 15 digits are exact)"
+        else:
+            fix = f"e.g. round({x.text}, {int(value)})"
+        raise ExpressionTypeError(f"the digits of round() must be a whole number from {low} to {high}, "
+                                  f"not {digits.text}: {fix}", digits)
+
+
 # name -> (min args, max args or None)
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "coalesce": (2, None),
@@ -89,14 +135,7 @@ class TypeChecker:
         return found
 
     def _literal(self, node: ast.Literal) -> str:
-        v = node.value
-        if v is None:
-            return NULL
-        if isinstance(v, bool):
-            return BOOL
-        if isinstance(v, (int, float)):
-            return NUMBER
-        return TEXT
+        return value_type(node.value)
 
     def _name(self, node: ast.Name) -> str:
         if node.name not in self.scope:

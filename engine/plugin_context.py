@@ -82,6 +82,8 @@ class PluginContext:
 
     def literal(self, value: Any) -> str:
         """A bound parameter for ``value``."""
+        if value is not None and not isinstance(value, (str, int, float)):  # bool is an int
+            raise TypeError(f"ctx.literal() takes a number, text, bool or None, got {type(value).__name__} {value!r}")
         return self.sql_params.add(value)
 
     def ref(self, name: Any, where: Any, types: tuple[str, ...] = (NUMBER,)) -> str | None:

@@ -19,6 +19,9 @@ from typing import Any, Callable
 
 import jsonschema
 import pluggy
+import referencing
+import referencing.exceptions
+from referencing.jsonschema import DRAFT202012
 
 from . import __version__, hookspecs, user_cache
 from .errors import PluginError
@@ -26,6 +29,7 @@ from .errors import PluginError
 ENTRY_POINT_GROUP = "crm_rules"
 LOAD_ENV = "CRM_RULES_LOAD_PLUGINS"
 BLOCK_ENV = "CRM_RULES_BLOCK_PLUGINS"
+PARAMS_URI = "urn:crm-rules:params"  # the base a params schema's own "#/..." references resolve against
 
 DEFAULT_PLUGINS: tuple[EntryPoint, ...] = (
     EntryPoint("value_scoring", "crm_rules.plugins.value_scoring", ENTRY_POINT_GROUP),
@@ -59,15 +63,29 @@ def _env_names(var: str) -> set[str] | None:
 
 def _load(pm: pluggy.PluginManager, ep: EntryPoint, source: str, version: str, infos: dict[str, PluginInfo]) -> None:
     """The single path by which every plugin, built-in or installed, is registered."""
-    if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+    if pm.is_blocked(ep.name):
         return
+    if ep.name in infos:
+        first = infos[ep.name]
+        if first.module == ep.value:  # the built-ins' own entry points: the plugin is loaded already
+            return
+        raise PluginError(f"two plugins are named {ep.name!r}: {first.module} ({first.source}) and {ep.value} ({source})",
+                          hint=f"rename the entry point of one of them in its pyproject.toml, or block one with "
+                               f"{BLOCK_ENV}={ep.name}")
     try:
         plugin = ep.load()
     except Exception as exc:  # a broken third-party package must not take the tool down silently
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}",
                           hint=f"fix or uninstall it, or block it with {BLOCK_ENV}={ep.name}") from exc
-    pm.register(plugin, name=ep.name)
-    infos[ep.name] = PluginInfo(ep.name, version, source, getattr(plugin, "__name__", ep.value))
+    if pm.is_registered(plugin):
+        raise PluginError(f"plugin {ep.name!r} ({ep.value}) is the module already loaded as plugin {pm.get_name(plugin)!r}",
+                          hint="a package declares one entry point per plugin module; remove the other one")
+    try:
+        pm.register(plugin, name=ep.name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {ep.name!r} ({ep.value}) cannot be loaded: {exc}",
+                          hint="compare the hook's arguments with engine/hookspecs.py (see `crm-rules plugins --json`)") from None
+    infos[ep.name] = PluginInfo(ep.name, version, source, ep.value)
 
 
 def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
@@ -81,15 +99,33 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist
         candidates.append((ep, dist.name if dist else "unknown", dist.version if dist else "unknown"))
+    if allowed:
+        from .expr_types import did_you_mean
+
+        names = [ep.name for ep, _, _ in candidates]
+        for name in sorted(allowed - set(names)):
+            raise PluginError(f"{LOAD_ENV} names {name!r}, which is no installed plugin{did_you_mean(name, names)}",
+                              hint=f"installed: {', '.join(dict.fromkeys(names))}")
     for ep, source, version in candidates:
         if allowed is None or ep.name in allowed:
             _load(pm, ep, source, version, infos)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}",
-                          hint="check the hook names in the plugin author guide (README)") from None
+        raise _unknown_hook(pm, exc) from None
     return pm, infos
+
+
+def _unknown_hook(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> PluginError:
+    from .expr_types import did_you_mean
+
+    name = pm.get_name(exc.plugin) or repr(exc.plugin)
+    specs = [n for n in vars(hookspecs) if n.startswith("crm_rules_")]
+    unknown = [n for n, caller in vars(pm.hook).items() if not n.startswith("_") and not caller.has_spec()
+               and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())]
+    hook = unknown[0] if unknown else "?"
+    return PluginError(f"plugin {name!r} implements an unknown hook {hook!r}{did_you_mean(hook, specs)}",
+                       hint=f"the hooks are: {', '.join(specs)} (README, \"Writing a plugin\")")
 
 
 @lru_cache(maxsize=1)
@@ -124,7 +160,11 @@ class Registry:
             raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} without a schema dict")
         if kind == "function":
             args, returns = schema.get("args"), schema.get("returns")
-            from .expr_types import TYPES
+            from .expr_types import FUNCTIONS, TYPES
+
+            if name in FUNCTIONS:
+                raise PluginError(f"plugin {plugin!r} registered function {name!r}, a built-in function of the "
+                                  f"expression language", hint="give the function another name")
 
             if not (isinstance(args, list) and all(a in TYPES for a in args) and returns in TYPES):
                 raise PluginError(f"plugin {plugin!r} registered function {name!r} with signature {schema!r}; "
@@ -167,9 +207,27 @@ def _schema_problem(schema: dict) -> str | None:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         return exc.message
+    resolver = referencing.Registry().with_resource(PARAMS_URI, DRAFT202012.create_resource(schema)).resolver(PARAMS_URI)
+    for ref in _refs(schema):
+        try:
+            resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable:
+            return f"$ref {ref!r} points to nothing in the schema"
     if memo is not None:
         user_cache.write(memo, b"")
     return None
+
+
+def _refs(schema: Any):
+    """Every ``$ref`` in a schema, at any depth."""
+    if isinstance(schema, dict):
+        if isinstance(schema.get("$ref"), str):
+            yield schema["$ref"]
+        for value in schema.values():
+            yield from _refs(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _refs(value)
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
@@ -178,10 +236,20 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             registry.hooks.setdefault(impl.plugin_name, []).append(hook_name)
 
-            def register(name, fn, schema, _plugin=impl.plugin_name, _kind=kind):
+            def register(name=None, fn=None, schema=None, _plugin=impl.plugin_name, _kind=kind):
                 registry.add(_kind, _plugin, name, fn, schema)
 
-            impl.function(**{arg: register for arg in impl.argnames})
+            try:
+                impl.function(**{arg: register for arg in impl.argnames})
+            except PluginError:
+                raise
+            except Exception as exc:  # another package's bug: name it, and keep its traceback for --debug
+                raise PluginError(f"plugin {impl.plugin_name!r} failed in its hook {hook_name}: {type(exc).__name__}: {exc}",
+                                  hint=f"a bug in the plugin: fix or upgrade it, or block it with {BLOCK_ENV}={impl.plugin_name}"
+                                  ) from exc
+            if not impl.argnames:
+                raise PluginError(f"plugin {impl.plugin_name!r} implements {hook_name} without its `register` argument, "
+                                  f"so it registers nothing", hint=f"define it as `def {hook_name}(register):`")
     return registry
 
 

@@ -220,10 +220,21 @@ def compile_actions(policy: Policy, table: str, owner_sql: str) -> list[Operatio
                        f"{params.add(int(action.priority))}, coalesce({action.due or 'NULL'}, :as_of), {owner_sql} "
                        f"FROM {table} AS t WHERE {action.when}")
                 ops.append(Statement(sql, {**step.params.values, **params.values}))
+            if any(action.due for action in plan.actions):
+                ops += _bad_due_dates(step)
         else:
             ops.append(_batch_actions_op(step, policy, table, owner_sql))
         ops.append(_error_check_op(step, []))
     return ops
+
+
+def _bad_due_dates(step: PluginStep) -> list[Statement]:
+    """A due date the plugin's SQL computed that is no date is the plugin's error for that customer, not a row."""
+    bad = f"FROM {ACTIONS} WHERE entry = :entry AND date(due_date) IS NOT due_date"
+    names = {"entry": step.entry, "plugin": step.plugin}
+    return [Statement(f"INSERT INTO {ERRORS} SELECT cid, :entry, :plugin, 'action ' || action || ': due ' || "
+                      f"quote(due_date) || ' is not a YYYY-MM-DD date' {bad}", names),
+            Statement(f"DELETE {bad}", names)]
 
 
 def _batch_actions_op(step: PluginStep, policy: Policy, table: str, owner_sql: str) -> BatchOp:

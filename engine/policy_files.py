@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostic, PolicyError
-from .yaml_source import SourceDocument, load_yaml_file
+from .yaml_source import SourceDocument, load_yaml_file, load_yaml_text
 
 MAX_EXTENDS_DEPTH = 16
 MERGED_SECTIONS = ("metrics", "data")
@@ -104,8 +104,12 @@ def merge_documents(base: SourceDocument, child: SourceDocument) -> SourceDocume
     return out
 
 
-def load_policy_document(path: Path) -> tuple[SourceDocument, list[str]]:
-    """The merged document of ``path`` and its ``extends`` chain, and the files read."""
+def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceDocument, list[str]]:
+    """The merged document of ``path`` and its ``extends`` chain, and the files read.
+
+    ``text``: what ``path`` would hold (an edit checked before it is written); ``extends`` and
+    relative paths resolve from ``path`` all the same.
+    """
     chain: list[SourceDocument] = []
     seen: list[Path] = []
     current: Path | None = path
@@ -120,15 +124,22 @@ def load_policy_document(path: Path) -> tuple[SourceDocument, list[str]]:
         if len(seen) >= MAX_EXTENDS_DEPTH:
             raise PolicyError(Diagnostic(str(current), 0, 0, "extends", f"more than {MAX_EXTENDS_DEPTH} levels of extends"))
         seen.append(resolved)
-        doc = load_yaml_file(current, display_name=_display(current))
+        if text is not None and current is path:
+            doc = load_yaml_text(text, _display(current))
+        else:
+            doc = load_yaml_file(current, display_name=_display(current))
         if not isinstance(doc.data, dict):
             raise PolicyError(Diagnostic(doc.file, 1, 1, "", "a policy must be a mapping of sections (name, metrics, tiers, ...)"))
         chain.append(doc)
-        ref = doc.data.get("extends")
-        if ref is None:
+        if "extends" not in doc.data:
             break
-        if not isinstance(ref, str) or not ref:
-            break  # the schema reports it
+        ref = doc.data["extends"]
+        if not isinstance(ref, str) or not ref.strip():
+            # Checked here, not by the schema: `extends` is resolved (and removed) before the schema runs.
+            pos = doc.value_position(("extends",))
+            raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", "expected a policy name or file (a string)"),
+                              hint=f"e.g. `extends: base` or `extends: ../common/base.yaml`; shipped policies: "
+                                   f"{', '.join(shipped_policy_names())}")
         nxt = resolve_policy_path(ref, current)
         if nxt is None:
             pos = doc.value_position(("extends",))
@@ -146,13 +157,28 @@ def load_policy_document(path: Path) -> tuple[SourceDocument, list[str]]:
     return merged, [d.file for d in chain]
 
 
+SHIPPED_PREFIX = "<shipped>/"
+
+
 def _display(path: Path) -> str:
     """Shipped policies are shown by name, the user's files as given."""
     try:
         rel = path.resolve().relative_to(Path(str(shipped_policies_dir())).resolve())
-        return f"<shipped>/{rel}"
+        return f"{SHIPPED_PREFIX}{rel}"
     except ValueError:
         return str(path)
+
+
+def source_lines(file: str) -> list[str]:
+    """The lines of a policy file named as diagnostics name it (a shipped one as ``<shipped>/...``); [] if unreadable.
+
+    For messages that quote what the file says where YAML read something else (`id: NO` is false).
+    """
+    path = shipped_policies_dir().joinpath(file[len(SHIPPED_PREFIX):]) if file.startswith(SHIPPED_PREFIX) else Path(file)
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def _inline_sources_file(doc: SourceDocument, policy_path: Path) -> None:
@@ -161,7 +187,7 @@ def _inline_sources_file(doc: SourceDocument, policy_path: Path) -> None:
         return
     pos = doc.value_position(("data",))
     target = Path(ref)
-    base_file = Path(pos.file) if not pos.file.startswith("<shipped>") else policy_path
+    base_file = Path(pos.file) if not pos.file.startswith(SHIPPED_PREFIX) else policy_path
     if not target.is_absolute():
         target = base_file.parent / target
     if not target.is_file():

@@ -8,6 +8,8 @@ are collected and raised together so users fix them in one pass.
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,17 +19,19 @@ from typing import Any
 from . import expr_ast as ast
 from .data_mapping import DataMapping, build_data_mapping
 from .errors import Diagnostic, PolicyError, UsageError
-from .expr_parser import ExpressionSyntaxError, parse_expression
-from .expr_sql import SqlParams, to_sql
-from .expr_types import BOOL, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, did_you_mean
-from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names
+from .expr_parser import KEYWORDS, ExpressionSyntaxError, parse_expression
+from .expr_sql import SqlParams, function_plugins, to_sql
+from .expr_types import (BOOL, DATE, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, check_round_digits, did_you_mean,
+                         is_iso_date, value_type)
+from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names, source_lines
 from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import PluginContext, output_name
 from .plugin_manager import Contribution, get_registry
+from .plugin_plan import check_plan
 from .run_metrics import KEY_COLUMNS, is_reserved
 from .errors import PluginError
-from .schema_validation import validate_document, validate_params
-from .yaml_source import SourceDocument, format_path
+from .schema_validation import schema_validator, validate_document, validate_params
+from .yaml_source import SourceDocument, format_path, load_yaml_text
 
 AGGREGATES = ("sum", "avg", "min", "max", "count_distinct")
 POPULATION = ("rank", "percentile", "ntile", "cumulative_share")
@@ -173,6 +177,7 @@ class Policy:
     action_steps: list[PluginStep] = field(default_factory=list)
     outputs: dict[str, Output] = field(default_factory=dict)
     overrides: tuple[str, str] | None = None  # ("file", path) or ("table", name)
+    function_plugins: frozenset[str] = frozenset()  # plugins whose expression functions it calls
 
     def scope(self) -> dict[str, str]:
         """Names usable in customer-level conditions, with their types."""
@@ -203,13 +208,26 @@ def sqlite_can_parse(node: ast.Node) -> None:
 
 
 class _Builder:
-    def __init__(self, doc: SourceDocument):
+    def __init__(self, doc: SourceDocument, schema_failed: set[tuple] | frozenset[tuple] = frozenset()):
         self.doc = doc
         self.problems: list[Diagnostic] = []
-        self.failed_entries: set[str] = set()  # plugin entries already reported; their names raise no more errors
+        self.schema_failed = schema_failed  # what the schema rejected (see _schema_failures): not checked again
+        # Entries already reported: names they would define raise no more errors.  A plugin entry
+        # also stands for its outputs (entry_suffix), a metric only for itself.
+        self.failed_entries: set[str] = set()
+        self.failed_metrics: set[str] = set()
+        self.function_plugins: set[str] = set()  # plugins whose expression functions the policy calls
 
     def from_failed_entry(self, name: str | None) -> bool:
-        return name is not None and any(name == e or name.startswith(e + "_") for e in self.failed_entries)
+        return name is not None and (name in self.failed_metrics
+                                     or any(name == e or name.startswith(e + "_") for e in self.failed_entries))
+
+    def keyword_name(self, path: tuple, name: str) -> bool:
+        """Report a name the expression language reads as a keyword (``true``, ``in``): nothing could use it."""
+        if name.lower() not in KEYWORDS:
+            return False
+        self.error(path, f"{name!r} is a keyword of the expression language; choose another name")
+        return True
 
     def error(self, path: tuple, message: str, *, key: bool = True) -> None:
         pos = self.doc.position(path) if key else self.doc.value_position(path)
@@ -230,7 +248,9 @@ class _Builder:
                 found = BOOL
             else:
                 found = checker.infer(node)
+            check_round_digits(node)
             sqlite_can_parse(node)
+            self.function_plugins |= function_plugins(node)
             return found
         except ExpressionTypeError as exc:
             if self.from_failed_entry(exc.unknown):
@@ -245,29 +265,41 @@ class _Builder:
         metrics: dict[str, Metric] = {}
         for name, spec in section.items():
             path = ("metrics", name)
-            if name.startswith("_"):
-                self.error(path, f"metric names starting with '_' are reserved: rename {name!r}")
+            kind = self._metric_kind(name, spec, path, data)
+            if kind is None:
+                self.failed_metrics.add(name)  # reported: what uses it does not say it is unknown
                 continue
-            if is_reserved(name):
-                self.error(path, f"metric name {name!r} is reserved: runs store metric values in table crm_metrics, "
-                                 f"whose key columns are {' and '.join(KEY_COLUMNS)}; rename the metric")
-                continue
-            if name in data.attributes:
-                self.error(path, f"metric {name!r} has the same name as a customer attribute; rename one of them")
-                continue
-            kinds = [k for k in spec if k in METRIC_KINDS]
-            if len(kinds) != 1:
-                what = f"has {len(kinds)} ({', '.join(kinds)})" if kinds else "has none"
-                self.error(path, f"a metric needs exactly one kind key (sum, count, recency, expr, ntile, ...); this one {what}")
-                continue
-            kind = kinds[0]
-            for key in spec:
-                if key != kind and key not in METRIC_KINDS[kind] and key not in COMMON_METRIC_KEYS:
-                    allowed = sorted(METRIC_KINDS[kind] | COMMON_METRIC_KEYS)
-                    self.error(path + (key,), f"{key!r} does not apply to a {kind} metric; allowed: {', '.join(allowed) or '(none)'}")
             metrics[name] = self._metric(name, kind, spec, path, data)
         self._resolve_types(metrics, data)
         return metrics
+
+    def _metric_kind(self, name: str, spec: dict, path: tuple, data: DataMapping) -> str | None:
+        """The kind of the metric, or None when its name or its kind keys are reported as wrong."""
+        if path in self.schema_failed:
+            return None
+        if name.startswith("_"):
+            self.error(path, f"metric names starting with '_' are reserved: rename {name!r}")
+            return None
+        if is_reserved(name):
+            self.error(path, f"metric name {name!r} is reserved: runs store metric values in table crm_metrics, "
+                             f"whose key columns are {' and '.join(KEY_COLUMNS)}; rename the metric")
+            return None
+        if self.keyword_name(path, name):
+            return None
+        if name in data.attributes:
+            self.error(path, f"metric {name!r} has the same name as a customer attribute; rename one of them")
+            return None
+        kinds = [k for k in spec if k in METRIC_KINDS]
+        if len(kinds) != 1:
+            what = f"has {len(kinds)} ({', '.join(kinds)})" if kinds else "has none"
+            self.error(path, f"a metric needs exactly one kind key (sum, count, recency, expr, ntile, ...); this one {what}")
+            return None
+        kind = kinds[0]
+        for key in spec:
+            if key != kind and key not in METRIC_KINDS[kind] and key not in COMMON_METRIC_KEYS:
+                allowed = sorted(METRIC_KINDS[kind] | COMMON_METRIC_KEYS)
+                self.error(path + (key,), f"{key!r} does not apply to a {kind} metric; allowed: {', '.join(allowed) or '(none)'}")
+        return kind
 
     def _row_checker(self, source: str, data: DataMapping) -> TypeChecker:
         cols = data.sources[source].columns
@@ -287,19 +319,31 @@ class _Builder:
             self.error(path, "a trend needs a window (e.g. `window: 6 months`) to compare with the window before it")
         if kind == "repurchase_rate" and spec.get("window", "all") == "all":
             self.error(path, "a repurchase_rate needs a window (e.g. `window: 12 months`): it is the share of its months with a purchase")
+        if kind == "overdue" and "max_days" in spec and spec.get("min_days", 1) > spec["max_days"]:
+            low, high = spec.get("min_days", 1), spec["max_days"]
+            where, fix = ("min_days", "swap them") if "min_days" in spec else ("max_days", "make max_days at least 1")
+            self.error(path + (where,), f"min_days {low}{'' if 'min_days' in spec else ' (the default)'} is more than max_days "
+                                        f"{high}: no invoice is overdue by at least {low} and at most {high} days, so the "
+                                        f"metric would be 0 for everyone; {fix}", key=False)
+        typed = kind == "count"  # the type of the metric's values is known (for its default)
         if m.source:
             checker = self._row_checker(m.source, data)
             if kind in AGGREGATES or kind == "trend":
                 node = self.parse(spec[kind], path + (kind,))
                 if node is not None:
                     found = self.typecheck(node, path + (kind,), checker, condition=False)
+                    typed = found in TYPES
                     if found and kind in ("sum", "avg", "trend") and found != NUMBER:
                         self.error(path + (kind,), f"{kind} needs a number, but {spec[kind]!r} is a {found}", key=False)
+                        typed = False
                     elif found and kind in ("min", "max") and found == BOOL:
                         self.error(path + (kind,), f"{kind} needs a number, date or text", key=False)
+                        typed = False
                     if found:
                         m.type = found if kind in ("min", "max") else NUMBER
                     m.operand = Expr(spec[kind], node, path + (kind,))
+            if typed and "default" in METRIC_KINDS[kind]:
+                self._check_default(m)
             if "where" in spec:
                 node = self.parse(spec["where"], path + ("where",))
                 if node is not None and self.typecheck(node, path + ("where",), checker, condition=True):
@@ -320,6 +364,21 @@ class _Builder:
             m.of = spec[kind]
             m.deps = {m.of}
         return m
+
+    def _check_default(self, m: Metric) -> None:
+        """A default must be of the metric's type: SQLite orders any text above any number, so a text default
+        of a sum made `z > 1_000_000` true for every customer without rows."""
+        value = m.spec.get("default")
+        found = value_type(value)
+        if value is None or found == m.type or (found == TEXT and m.type == DATE and is_iso_date(value)):
+            return
+        wanted = {NUMBER: ("a number", "write a number, e.g. `default: 0`"),
+                  DATE: ("a date", "write a date in quotes, e.g. `default: '2026-01-01'`"),
+                  TEXT: ("text", f"quote it: `default: '{value}'`")}
+        what, fix = wanted.get(m.type, (f"a {m.type}", "change or remove it"))
+        actual = "not a date" if m.type == DATE and found == TEXT else {NUMBER: "a number", TEXT: "text"}.get(found, f"a {found}")
+        self.error(m.path + ("default",), f"the default must be {what}, like the values of this {m.kind} metric, "
+                                          f"but {value!r} is {actual}; {fix}", key=False)
 
     def _resolve_types(self, metrics: dict[str, Metric], data: DataMapping) -> None:
         state: dict[str, str] = {}
@@ -346,7 +405,8 @@ class _Builder:
                 m.deps = {d for d in m.deps if d in metrics}
             elif m.kind in POPULATION:
                 if m.of not in metrics:
-                    self.error(m.path + (m.kind,), f"unknown metric {m.of!r}{did_you_mean(m.of, metrics)}", key=False)
+                    if not self.from_failed_entry(m.of):
+                        self.error(m.path + (m.kind,), f"unknown metric {m.of!r}{did_you_mean(m.of, metrics)}", key=False)
                     m.deps = set()
                 elif metrics[m.of].type != NUMBER:
                     self.error(m.path + (m.kind,), f"{m.kind} needs a numeric metric, but {m.of!r} is a {metrics[m.of].type}", key=False)
@@ -387,13 +447,21 @@ class _Builder:
             self.error(base, f"more than one default {what}: {', '.join(defaults)}")
         return rules
 
-    def check_unique(self, rules: list[Rule], seen: dict[str, tuple], what: str) -> None:
+    def check_unique(self, rules: list[Rule], seen: dict[str, tuple[tuple, str]], what: str) -> None:
+        """Report ids used twice, naming the other use.  All tiers are checked before any sub-grade, so
+        the other use of a sub-grade's id (a tier's) may come later in the file: "first used" only when
+        it is earlier."""
         for r in rules:
-            if r.id in seen:
-                first = self.doc.position(seen[r.id] + ("id",))
-                self.error(r.path + ("id",), f"duplicate {what} id {r.id!r} (first used at line {first.line})")
-            else:
-                seen[r.id] = r.path
+            if r.id not in seen:
+                seen[r.id] = (r.path, what)
+                continue
+            other_path, other_what = seen[r.id]
+            here, other = self.doc.position(r.path + ("id",)), self.doc.position(other_path + ("id",))
+            same_file = other.file == here.file
+            when = "first" if same_file and (other.line, other.col) < (here.line, here.col) else "also"
+            by = f" by the {other_what}" if other_what != what else ""
+            where = f"line {other.line}" if same_file else f"{other.file}:{other.line}"
+            self.error(r.path + ("id",), f"duplicate {what} id {r.id!r} ({when} used{by} at {where})")
 
 
 class _Cycle(Exception):
@@ -410,11 +478,16 @@ SECTION_KINDS = {"scores": ("scorer", (SqlOutputs, BatchOutputs)), "credit": ("c
 def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping, metrics: dict[str, Metric],
                     scope: dict[str, str], outputs: dict[str, Output], start: int) -> list[PluginStep]:
     """Look up, check and compile each entry of a plugin section; its outputs join ``scope``."""
+    from .metric_sql import CID, CNAME  # the columns every layer's table has; metric_sql imports this module
+
     kind, plan_types = SECTION_KINDS[section]
     registry = get_registry()
     steps: list[PluginStep] = []
     for i, (entry, spec) in enumerate(entries.items()):
         path = (section, entry)
+        if path in b.schema_failed or b.keyword_name(path, entry):
+            b.failed_entries.add(entry)  # reported: neither it nor its outputs raise more errors
+            continue
         if entry in scope:
             b.error(path, f"{entry!r} is already a metric, attribute or plugin output; give this entry another name")
             continue
@@ -444,15 +517,15 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
         if not isinstance(plan, plan_types):
             raise PluginError(f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} returned "
                               f"{type(plan).__name__}, expected {' or '.join(t.__name__ for t in plan_types)}")
+        columns = {CID, CNAME, *scope, *metrics, *ctx.scope, *RESULT_NAMES.values()}
+        check_plan(plan, columns, lambda suffix, entry=entry: output_name(entry, suffix),
+                   f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} (in {section}.{entry})")
         b.failed_entries.discard(entry)
         step = PluginStep(section, entry, contribution, plan, spec.get("on_error", "fail"), ctx.sql_params, path, ctx.used)
         steps.append(step)
         columns = ([c for s in plan.steps for c in s.items()] if isinstance(plan, SqlOutputs)
                    else list(plan.outputs.items()) if isinstance(plan, BatchOutputs) else [])
         for suffix, column in columns:
-            if column.type not in TYPES:
-                raise PluginError(f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} declares output "
-                                  f"{suffix!r} of unknown type {column.type!r}")
             name = output_name(entry, suffix)
             if suffix.startswith("_"):
                 continue
@@ -484,7 +557,8 @@ def _tiers(b: _Builder, section: dict, metrics: dict[str, Metric], scope: dict[s
         if metric is None:
             b.error(("tiers",), f"method {method} needs `metric:` (the metric customers are ranked by)")
         elif metric not in metrics:
-            b.error(("tiers", "metric"), f"unknown metric {metric!r}{did_you_mean(metric, metrics)}", key=False)
+            if not b.from_failed_entry(metric):
+                b.error(("tiers", "metric"), f"unknown metric {metric!r}{did_you_mean(metric, metrics)}", key=False)
             metric = None
         elif metrics[metric].type != NUMBER:
             b.error(("tiers", "metric"), f"{metric!r} is a {metrics[metric].type}; tiers need a numeric metric", key=False)
@@ -570,25 +644,58 @@ def _tier_helpers(method: str, metric: str, metrics: dict[str, Metric]) -> str:
     return "_tier_rank"
 
 
-def _service_levels(b: _Builder, items: list[dict], tiers: list[Tier], stages: list[Rule], scope: dict[str, str]) -> list[ServiceLevel]:
-    tier_ids = {t.id: t for t in tiers}
-    stage_ids = [s.id for s in stages]
+def _declared_ids(items: Any) -> list[str] | None:
+    """The ids a YAML list of levels or stages declares, or None when one cannot be read (the schema says why)."""
+    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in items):
+        return None
+    return [i["id"] for i in items]
+
+
+def _declared_tiers(section: Any) -> dict[str, list[str]] | None:
+    """Tier id -> its sub-grade ids, as ``tiers.levels`` declares them; None when they cannot be read.
+
+    Service levels are checked against these, not against the built tiers: when the tiers cannot be
+    built (an unknown ``tiers.metric``, pareto levels out of order, a level the schema rejects) their ids
+    are still known, and "unknown tier 'A'" about a tier the file defines hides the one real error.
+    """
+    levels = section.get("levels") if isinstance(section, dict) else None
+    if _declared_ids(levels) is None:
+        return None
+    tiers: dict[str, list[str]] = {}
+    for level in levels:
+        subgrades = _declared_ids(level.get("subgrades", []))
+        if subgrades is None:
+            return None
+        tiers.setdefault(level["id"], []).extend(subgrades)
+    return tiers
+
+
+def _coverage(tier: str, subgrade: str | None, stage: str | None, when: str | None) -> str:
+    """'tier 'A', every sub-grade and stage 'stable'': what a service level applies to, in words."""
+    parts = [f"tier {tier!r}", f"sub-grade {subgrade!r}" if subgrade else "every sub-grade",
+             f"stage {stage!r}" if stage else "every stage"]
+    return f"{', '.join(parts[:-1])} and {parts[-1]}" + (f", when {when!r}" if when else "")
+
+
+def _service_levels(b: _Builder, items: list[dict], tiers: dict[str, list[str]] | None, stages: list[str] | None,
+                    scope: dict[str, str]) -> list[ServiceLevel]:
+    """The service levels; ``tiers`` and ``stages`` are the declared ids (None: unreadable, references not checked)."""
     out: list[ServiceLevel] = []
     seen_ids: dict[str, tuple] = {}
     seen_keys: dict[tuple, str] = {}
     for i, item in enumerate(items):
         path = ("service_levels", i)
+        if path in b.schema_failed:
+            continue
         tier = item["tier"]
-        if tier not in tier_ids:
-            b.error(path + ("tier",), f"unknown tier {tier!r}{did_you_mean(tier, tier_ids)}", key=False)
+        if tiers is not None and tier not in tiers:
+            b.error(path + ("tier",), f"unknown tier {tier!r}{did_you_mean(tier, tiers)}", key=False)
         sub = item.get("subgrade")
-        if sub is not None and tier in tier_ids:
-            subs = [s.id for s in tier_ids[tier].subgrades]
-            if sub not in subs:
-                b.error(path + ("subgrade",), f"tier {tier!r} has no sub-grade {sub!r}{did_you_mean(sub, subs)}", key=False)
+        if sub is not None and tiers is not None and tier in tiers and sub not in tiers[tier]:
+            b.error(path + ("subgrade",), f"tier {tier!r} has no sub-grade {sub!r}{did_you_mean(sub, tiers[tier])}", key=False)
         stage = item.get("stage")
-        if stage is not None and stage not in stage_ids:
-            where = f"{did_you_mean(stage, stage_ids)}" if stage_ids else "; the policy has no lifecycle section"
+        if stage is not None and stages is not None and stage not in stages:
+            where = f"{did_you_mean(stage, stages)}" if stages else "; the policy has no lifecycle section"
             b.error(path + ("stage",), f"unknown stage {stage!r}{where}", key=False)
         if item["id"] in seen_ids:
             b.error(path + ("id",), f"duplicate service level id {item['id']!r}")
@@ -600,21 +707,115 @@ def _service_levels(b: _Builder, items: list[dict], tiers: list[Tier], stages: l
                 condition = Expr(item["when"], node, path + ("when",))
         key = (tier, sub, stage, item.get("when"))
         if key in seen_keys:
-            b.error(path, f"service levels {seen_keys[key]!r} and {item['id']!r} both cover tier={tier} subgrade={sub} stage={stage}")
+            b.error(path, f"service levels {seen_keys[key]!r} and {item['id']!r} both cover {_coverage(*key)}, so {item['id']!r} "
+                          f"never applies (the first listed wins); remove it, or narrow it with subgrade, stage or when")
         seen_keys[key] = item["id"]
         details = {k: v for k, v in item.items() if k not in ("id", "tier", "subgrade", "stage", "when")}
         out.append(ServiceLevel(item["id"], tier, sub, stage, details, path, condition))
     return out
 
 
+# Sections of independent entries: an entry the schema rejects is skipped, the others are still checked.
+ENTRY_SECTIONS = ("metrics", "scores", "credit", "actions", "service_levels")
+
+
+def _schema_failures(doc: SourceDocument) -> set[tuple] | None:
+    """What the schema rejects, as the parts the meaning checks skip; None when they cannot run at all.
+
+    One rejected entry must not hide the problems of all the others (an empty `expr:` was once the only
+    message, and 17 more came after fixing it).  A rejected metric, plugin entry or service level is
+    skipped as ``(section, name or index)``, and its name raises no errors where it is used; a rejected
+    ``tiers``, ``lifecycle`` or ``summary`` is skipped whole as ``(section,)``; ``()`` stands for unknown
+    top-level keys.  A rejected ``data`` section, or a section of entries that is not a mapping or list,
+    leaves the checks without the names they need: the schema's messages are then all there is.
+    """
+    failed: set[tuple] = set()
+    for error in schema_validator("policy.schema.json").iter_errors(doc.data):
+        path = tuple(error.absolute_path)
+        if "propertyNames" in error.schema_path:  # a name the schema rejects: its entry fails
+            path += (error.instance,)
+        entries = path[:1] and path[0] in ENTRY_SECTIONS
+        if path[:1] == ("data",) or (entries and len(path) < 2):
+            return None
+        failed.add(path[:2] if entries else path[:1])
+    return failed
+
+
+# A plain word YAML may read as something else: yes/no/on/off, ~, 010, 1_000, 1:30.
+_PLAIN_WORD = re.compile(r"(?:[^\s,\[\]{}#:]|:(?=[^\s,\[\]{}]))+")
+
+
+def _with_yaml_readings(doc: SourceDocument, problems: list[Diagnostic]) -> list[Diagnostic]:
+    """The problems, those about a word YAML did not read as written with a hint saying so.
+
+    PyYAML follows YAML 1.1, where `id: NO` is false and `on:` is the key "true"; then "expected string,
+    got true/false false" or "'true' is a keyword" is puzzling next to what the file says.
+    """
+    readings: dict[tuple, str] = {}  # position -> what YAML made of the word there, as JSON would write it
+
+    def walk(value: Any, path: tuple) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                if path + (key,) in doc.keys:
+                    pos = doc.keys[path + (key,)]
+                    readings[pos.file, pos.line, pos.col] = key
+                walk(sub, path + (key,))
+        elif isinstance(value, list):
+            for i, sub in enumerate(value):
+                walk(sub, path + (i,))
+        elif (value is None or isinstance(value, (bool, int))) and path in doc.values:
+            pos = doc.values[path]
+            readings[pos.file, pos.line, pos.col] = json.dumps(value)
+
+    walk(doc.data, ())
+    lines: dict[str, list[str]] = {}
+    out = []
+    for d in problems:
+        read = readings.get((d.file, d.line, d.col))
+        if read is not None:
+            if d.file not in lines:
+                lines[d.file] = source_lines(d.file)
+            text = (lines[d.file][d.line - 1:d.line] or [""])[0]
+            word = _PLAIN_WORD.match(text, d.col - 1)
+            written = word.group() if word else ""
+            if written and written.lower() != read and _yaml_reads(written) == read:
+                d = Diagnostic(d.file, d.line, d.col, d.path, f"{d.message} (YAML reads {written} as {read}; quote it: '{written}')")
+        out.append(d)
+    return out
+
+
+def _yaml_reads(word: str) -> str | None:
+    """What YAML makes of ``word`` alone, written as JSON (a key as the text it becomes), or None."""
+    try:
+        value = load_yaml_text(word, "<word>").data
+    except PolicyError:
+        return None
+    return json.dumps(value) if value is None or isinstance(value, (bool, int, float)) else None
+
+
+def _keyword_data_names(b: _Builder, section: Any) -> None:
+    """Attributes and source columns are names in expressions too: none may be a keyword."""
+    for concept, table in (section or {}).items():
+        key = "attributes" if concept == "customers" else "columns"
+        for name, ref in (table.get(key) or {}).items():
+            if ref is not None:  # `name: null` removes a default mapping
+                b.keyword_name(("data", concept, key, name), name)
+
+
 def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
-    """Check meaning and build the model, or raise PolicyError with every problem."""
+    """Check meaning and build the model, or raise PolicyError with every problem.
+
+    Schema errors do not stop the meaning checks: what the schema rejects is skipped (see
+    ``_schema_failures``), so the first run of `validate` lists every problem it can.
+    """
     problems = validate_document(doc)
-    if problems:
-        raise PolicyError(problems)
+    failed = _schema_failures(doc) if problems else set()
+    if failed is None:
+        raise PolicyError(_with_yaml_readings(doc, problems))
     data = doc.data
-    b = _Builder(doc)
+    b = _Builder(doc, failed)
     mapping = build_data_mapping(data.get("data"))
+    _keyword_data_names(b, data.get("data"))
     metrics = b.metrics(data.get("metrics", {}), mapping)
     scope = {n: c.type for n, c in mapping.attributes.items()}
     scope.update({n: m.type for n, m in metrics.items()})
@@ -622,35 +823,44 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     plugin_steps = []
     for section in ("scores", "credit"):
         plugin_steps += _plugin_entries(b, section, data.get(section, {}), mapping, metrics, scope, outputs, len(plugin_steps))
-    seen: dict[str, tuple] = {}
+    seen: dict[str, tuple[tuple, str]] = {}
+    method, tier_metric, hit_policy, tiers = "rules", None, "first", []
     if "tiers" not in data:
-        b.error((), "missing required section 'tiers'")
-        method, tier_metric, hit_policy, tiers = "rules", None, "first", []
-    else:
+        if () not in failed:  # else an unknown top-level key is reported, likely a misspelt `tiers:`
+            b.error((), "missing required section 'tiers'")
+    elif ("tiers",) not in failed:
         method, tier_metric, hit_policy, tiers = _tiers(b, data["tiers"], metrics, scope)
     scope.update({n: m.type for n, m in metrics.items()})
     b.check_unique([t.rule for t in tiers], seen, "tier")
     for t in tiers:
         b.check_unique(t.subgrades, seen, "sub-grade")
     stages = []
-    if "lifecycle" in data:
+    if "lifecycle" in data and ("lifecycle",) not in failed:
         stages = b.rules(data["lifecycle"]["stages"], ("lifecycle", "stages"), scope, "stage")
         b.check_unique(stages, {}, "stage")
-    service_levels = _service_levels(b, data.get("service_levels", []), tiers, stages, scope)
+    lifecycle = data.get("lifecycle", {"stages": []})
+    stage_ids = _declared_ids(lifecycle.get("stages")) if isinstance(lifecycle, dict) else None
+    service_levels = _service_levels(b, data.get("service_levels", []), _declared_tiers(data.get("tiers")), stage_ids, scope)
     action_steps = _plugin_entries(b, "actions", data.get("actions", {}), mapping, metrics, dict(scope), {}, len(plugin_steps))
-    summary = data.get("summary", {})
+    summary = data.get("summary", {}) if ("summary",) not in failed else {}
     revenue = summary.get("revenue")
     if revenue is not None and revenue not in metrics:
-        b.error(("summary", "revenue"), f"unknown metric {revenue!r}{did_you_mean(revenue, metrics)}", key=False)
+        if not b.from_failed_entry(revenue):
+            b.error(("summary", "revenue"), f"unknown metric {revenue!r}{did_you_mean(revenue, metrics)}", key=False)
+        revenue = None
+    elif revenue is not None and metrics[revenue].type != NUMBER:
+        b.error(("summary", "revenue"), f"{revenue!r} is a {metrics[revenue].type} metric; the revenue share per tier "
+                                        f"needs a numeric one, e.g. revenue_12m", key=False)
         revenue = None
     key_metrics = summary.get("key_metrics")
     if key_metrics is None:
         key_metrics = [n for n, m in metrics.items() if not m.internal] + list(outputs)
     for i, name in enumerate(key_metrics):
-        if name not in metrics and name not in outputs:
+        if name not in metrics and name not in outputs and not b.from_failed_entry(name):
             b.error(("summary", "key_metrics", i), f"unknown metric {name!r}{did_you_mean(name, metrics)}", key=False)
-    if b.problems:
-        raise PolicyError(b.problems)
+    problems = list(dict.fromkeys(problems + b.problems))
+    if problems:
+        raise PolicyError(_with_yaml_readings(doc, problems))
     return Policy(
         name=data["name"], version=str(data["version"]) if "version" in data else None,
         description=data.get("description", ""), sha256=content_hash(data), document=data, files=files,
@@ -658,7 +868,7 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
         hit_policy=hit_policy, tiers=tiers, stages=stages, service_levels=service_levels,
         revenue_metric=revenue or tier_metric, key_metrics=list(key_metrics),
         plugin_steps=plugin_steps, action_steps=action_steps, outputs=outputs,
-        overrides=_overrides_source(doc),
+        overrides=_overrides_source(doc), function_plugins=frozenset(b.function_plugins),
     )
 
 

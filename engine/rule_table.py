@@ -27,7 +27,9 @@ through ``extends`` lives in the parent file, and that is where it is edited.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +37,7 @@ from typing import Any
 import yaml
 
 from . import yaml_edit as ye
-from .errors import Diagnostic, PolicyError, UsageError
-from .expr_types import did_you_mean
+from .errors import DataError, Diagnostic, PolicyError, UsageError
 from .policy_files import MAX_EXTENDS_DEPTH, resolve_policy_path, shipped_policies_dir
 from .schema_validation import load_schema
 from .yaml_source import decode_utf8, format_path, load_yaml_text
@@ -69,9 +70,47 @@ def table_spec(name: str) -> TableSpec:
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     if key not in TABLES:
-        raise UsageError(f"unknown table {name!r}{did_you_mean(name, TABLES)}",
+        close = closest_table(name)
+        raise UsageError(f"unknown table {name!r}" + (f"; did you mean {close!r}?" if close else ""),
                          hint=f"the rule tables are: {', '.join(TABLES)}")
     return TABLES[key]
+
+
+_STOP_WORDS = {"of", "the", "table", "list"}
+
+
+def _words(text: str) -> set[str]:
+    """The words of a name, singular: ``tier_levels`` and ``Tier levels`` are {tier, level}."""
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w
+            for w in re.split(r"[^a-z]+", text.lower()) if w and w not in _STOP_WORDS}
+
+
+def _word_matches(word: str, words: set[str]) -> bool:
+    return any(word == w or (min(len(word), len(w)) >= 3 and (w.startswith(word) or word.startswith(w)))
+               or difflib.SequenceMatcher(None, word, w).ratio() >= 0.8 for w in words)
+
+
+def closest_table(name: str) -> str | None:
+    """The table a name that is none most likely means.
+
+    Spelling alone misleads on names made of words: difflib found 'service_levels' closest to
+    'tier_levels' (same length, same ending) although the user named the tiers.  So the words of the
+    name are matched against each table's name, aliases and title first, spelling breaking ties; a
+    name sharing no word is matched by spelling alone.
+    """
+    names: dict[str, list[str]] = {t: [t] for t in TABLES}
+    for alias, t in ALIASES.items():
+        names[t].append(alias)
+    wanted = _words(name)
+    best, best_score = None, (0, 0.6)
+    for table, spellings in names.items():
+        vocabulary = set().union(*(_words(n) for n in spellings + [TABLES[table].title]))
+        shared = sum(_word_matches(w, vocabulary) for w in wanted)
+        spelling = max(difflib.SequenceMatcher(None, name.strip().lower(), n).ratio() for n in spellings)
+        score = (shared, spelling)
+        if score > best_score:
+            best, best_score = table, score
+    return best
 
 
 # --- columns: what the schema says a row may hold ----------------------------------------------
@@ -250,7 +289,11 @@ class PolicyText:
         path = found or path
         if not path.is_file():
             raise UsageError(f"{path}: file not found", hint="give the path of the policy YAML file")
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read ({exc.strerror or exc})",
+                            hint="check the file's permissions") from None
         doc = load_yaml_text(raw, str(path))
         if not isinstance(doc.data, dict):
             raise PolicyError(Diagnostic(str(path), 1, 1, "", "a policy must be a mapping of sections (name, metrics, tiers, ...)"))

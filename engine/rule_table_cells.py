@@ -35,9 +35,17 @@ def format_cell(value: Any) -> str:
     return "(empty)" if value is MISSING else json.dumps(value, ensure_ascii=False)
 
 _NUMBER = re.compile(r"[+-]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # 1,000 and 1,234,567.5
+_DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+")  # 0,8 and 1.234,5
 
 
-def parse_number(text: str) -> int | float:
+def parse_number(text: str, decimal_comma: bool = False) -> int | float:
+    """A number as written in a cell; the hint of a number written the way a spreadsheet locale writes it says
+    how to write it instead.
+
+    ``decimal_comma`` says the file comes from a locale whose decimal separator is a comma (a CSV separated by ';'),
+    where `1,000` means one, not a thousand.
+    """
     s = text.strip()
     if _NUMBER.fullmatch(s) and "__" not in s and not s.endswith("_"):
         s = s.replace("_", "")
@@ -45,6 +53,11 @@ def parse_number(text: str) -> int | float:
     if s.endswith("%") and _NUMBER.fullmatch(s[:-1].strip()):
         fraction = float(s[:-1].strip().replace("_", "")) / 100
         raise CellProblem(f"{text!r} is not a number", hint=f"write percentages as fractions: {fraction:g} for {s}")
+    if _DECIMAL_COMMA.fullmatch(s) and (decimal_comma or not _THOUSANDS.fullmatch(s)):
+        point = s.replace(".", "").replace(",", ".")
+        point = re.sub(r"^([+-]?)\.", r"\g<1>0.", point)  # ,5 is 0.5
+        separators = " and no thousands separators" if "." in s else ""
+        raise CellProblem(f"{text!r} is not a number", hint=f"write the decimal point as '.'{separators}: {point}")
     if "," in s and _NUMBER.fullmatch(s.replace(",", "")):
         raise CellProblem(f"{text!r} is not a number", hint=f"write it without thousands separators: {s.replace(',', '')}")
     raise CellProblem(f"{text!r} is not a number", hint="write a plain number such as 0.05 or 150000")
@@ -54,7 +67,7 @@ def as_text(raw: Any) -> str:
     return raw if isinstance(raw, str) else cell_text(raw)
 
 
-def _parse_as(raw: Any, kind: str) -> Any:
+def _parse_as(raw: Any, kind: str, decimal_comma: bool = False) -> Any:
     """A raw cell (text from CSV, typed from XLSX) as one type; CellProblem when it is not that type."""
     if kind == "str":
         return as_text(raw)
@@ -63,7 +76,7 @@ def _parse_as(raw: Any, kind: str) -> Any:
             raise CellProblem(f"{cell_text(raw)} is not a number", hint="write a number, or leave the cell empty")
         if isinstance(raw, (int, float)):
             return raw
-        return parse_number(str(raw))
+        return parse_number(str(raw), decimal_comma)
     if kind == "bool":
         if isinstance(raw, bool):
             return raw
@@ -118,7 +131,7 @@ def _unchanged(raw: Any, original: Any) -> bool:
     return ye.same(raw, exported)
 
 
-def read_cell(raw: Any, column: ColumnSpec, original: Any, column_types: list[str]) -> Any:
+def read_cell(raw: Any, column: ColumnSpec, original: Any, column_types: list[str], decimal_comma: bool = False) -> Any:
     """The value of a cell, typed as the policy has it there; MISSING for an empty cell.
 
     A cell that still holds what the export wrote keeps the YAML's value exactly.  Otherwise the
@@ -144,7 +157,7 @@ def read_cell(raw: Any, column: ColumnSpec, original: Any, column_types: list[st
     first_problem = None
     for kind in candidates:
         try:
-            value = _parse_as(raw, kind)
+            value = _parse_as(raw, kind, decimal_comma)
         except CellProblem as problem:
             first_problem = first_problem or problem
             continue

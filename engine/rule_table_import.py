@@ -5,21 +5,18 @@ that stays keeps its text (with the comment lines above it) and gets only the
 edits its changed cells need; new rows are written in the style of their
 neighbours; sub-grades whose tier changed move with their comments.  The new
 text is re-read to check it holds exactly the intended data, then validated
-with the engine's own loader from a temporary file next to the policy (so
-``extends`` and relative paths resolve as they will), which atomically
-replaces the policy only when everything is valid.
+with the engine's own loader reading it in the policy's place (so ``extends``
+and relative paths resolve as they will) without writing anything; only a
+valid result replaces the policy, atomically.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import re
-import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -29,10 +26,12 @@ from .expr_types import did_you_mean
 from .rule_table import (ColumnSpec, PolicyText, TableSpec, export_spec, require_own_table, flatten, merged_column_order,
                          schema_columns, table_spec, unflatten)
 from .rule_table_cells import MISSING, CellProblem, as_text, read_cell, type_name
-from .rule_table_io import Sheet, column_letter, read_sheet
+from .rule_table_io import MAX_LISTED, Sheet, column_letter, read_sheet
 from .yaml_source import format_path, load_yaml_text
 
-MAX_PROBLEMS = 20
+if TYPE_CHECKING:
+    from .policy_model import Policy
+
 
 @dataclass
 class CellChange:
@@ -107,19 +106,14 @@ class _Problems:
 
     def add(self, row: int, column: str | None, message: str, hint: str | None = None, index: int | None = None) -> None:
         """A problem at a row and column (named, or by ``index`` when the name is ambiguous)."""
-        where = f"row {row}"
         if index is None and column in self.sheet.header:
             index = self.sheet.header.index(column)
-        if index is not None:
-            where += f", column {column_letter(index)}" + (f" ({column})" if column else "")
-        elif column:
-            where += f", column {column}"
-        self.items.append(f"{self.sheet.file}: {where}: {message}" + (f" ({hint})" if hint else ""))
+        self.items.append(f"{self.sheet.where(row, index, column)}: {message}" + (f" ({hint})" if hint else ""))
 
     def raise_if_any(self, policy: Path) -> None:
         if not self.items:
             return
-        shown = self.items[:MAX_PROBLEMS]
+        shown = self.items[:MAX_LISTED]
         more = len(self.items) - len(shown)
         n = len(self.items)
         raise DataError(f"{n} problem{'s' if n != 1 else ''} in {self.sheet.file}; {policy} was not changed:\n  "
@@ -226,7 +220,8 @@ def _read_rows(spec: TableSpec, sheet: Sheet, columns: list[ColumnSpec | None], 
                 continue
             raw = cells[j] if j < len(cells) else None
             try:
-                value = read_cell(raw, column, original.get(column.path, MISSING), column_types.get(column.path, []))
+                value = read_cell(raw, column, original.get(column.path, MISSING), column_types.get(column.path, []),
+                                  sheet.decimal_comma)
             except CellProblem as problem:
                 problems.add(number, column.name, problem.message, problem.hint)
                 bad = True
@@ -361,15 +356,16 @@ def _edit_list(spec: TableSpec, policy: PolicyText, seq: yaml.SequenceNode, old:
     if not new:  # an empty list: `key: []`
         parent = ye.node_at(policy.root, spec.path[:-1]) if len(spec.path) > 1 else policy.root
         return [ye.MappingEditor(text, parent, style).replace_value(spec.path[-1], [])]
-    chunks = []
+    chunks, origins = [], []
     for r in new:
         o = old_by.get(r.id)
+        origins.append(o.position if o is not None else None)
         if o is None:
             chunks.append(_row_text(layout, style, rows_flow, r.data, nl))
             continue
         edits = ye.mapping_edits(ye.MappingEditor(text, o.node, style), o.data, r.data, order)
         chunks.append(_chunk(text, layout, o.position, edits))
-    return [ye.rebuild_sequence(text, layout, chunks)]
+    return [ye.rebuild_sequence(text, layout, chunks, origins)]
 
 
 def _edit_subgrades(policy: PolicyText, seq: yaml.SequenceNode, old: list[_OldRow], new: list[_NewRow],
@@ -427,9 +423,10 @@ def _edit_subgrades(policy: PolicyText, seq: yaml.SequenceNode, old: list[_OldRo
         if not rows:
             edits += editor.remove_keys({"subgrades"})
             continue
-        chunks = []
+        chunks, origins = [], []
         for r in rows:
             o = old_by.get(r.id)
+            origins.append(o.position if o is not None and o.group == tier else None)
             if o is None:
                 chunks.append(_row_text(layout, style, _rows_flow(list(layout.node.value)), r.data, nl))
                 continue
@@ -444,7 +441,7 @@ def _edit_subgrades(policy: PolicyText, seq: yaml.SequenceNode, old: list[_OldRo
                     moved = chunk
                 chunk = moved if moved is not None else _row_text(layout, style, _rows_flow(list(layout.node.value)), r.data, nl)
             chunks.append(chunk)
-        edits.append(ye.rebuild_sequence(text, layout, chunks))
+        edits.append(ye.rebuild_sequence(text, layout, chunks, origins))
     return edits
 
 
@@ -466,21 +463,41 @@ def _parse_path(text: str) -> tuple:
     return tuple(int(m.group(2)) if m.group(2) is not None else m.group(1) for m in _PATH_PART.finditer(text))
 
 
-def _annotate(diagnostics: list[Diagnostic], spec: TableSpec, new: list[_NewRow], columns: set[str], tmp: str, real: str,
-              tmp_stem: str, real_stem: str, policy: PolicyText) -> list[Diagnostic]:
-    """Diagnostics of the would-be file, named after the real file and pointing at sheet rows and columns."""
+def _culprits(changes: list[RowChange], orders: list) -> set[str]:
+    """The rows an error about a whole list most likely comes from: those added or moved, else those changed.
+
+    A new row or a new order is what breaks the order of pareto levels; a changed ``up_to`` is what
+    breaks their increase.
+    """
+    moved = set()
+    for _, before, after in orders:
+        kept_before = [i for i in before if i in after]
+        kept_after = [i for i in after if i in before]
+        moved |= {a for a, b in zip(kept_before, kept_after) if a != b}
+    return ({c.id for c in changes if c.kind == "added"} | moved) or {c.id for c in changes if c.kind == "changed"}
+
+
+def _annotate(diagnostics: list[Diagnostic], spec: TableSpec, new: list[_NewRow], culprits: set[str],
+              columns: set[str], policy: PolicyText) -> list[Diagnostic]:
+    """Diagnostics of the would-be file pointing at sheet rows and columns.
+
+    An error about a row points at its sheet row (and column); an error about the whole list points
+    at the rows that most likely caused it (``culprits``).
+    """
     rows: dict[tuple, _NewRow] = {}
+    lists: dict[tuple, list[_NewRow]] = {}
     if spec.parent:
         levels = [str(level.get("id")) if isinstance(level, dict) else None for level in policy.data["tiers"]["levels"]]
         for li, tier in enumerate(levels):
-            for si, r in enumerate([r for r in new if r.group == tier]):
-                rows[spec.path + (li, "subgrades", si)] = r
+            lists[spec.path + (li, "subgrades")] = [r for r in new if r.group == tier]
     else:
-        for i, r in enumerate(new):
-            rows[spec.path + (i,)] = r
+        lists[spec.path] = new
+    for where, group in lists.items():
+        for i, r in enumerate(group):
+            rows[where + (i,)] = r
     out = []
     for d in diagnostics:
-        message = d.message.replace(tmp, real).replace(tmp_stem, real_stem)
+        message = d.message
         path = _parse_path(d.path)
         for prefix, r in rows.items():
             if path[: len(prefix)] == prefix:
@@ -489,8 +506,53 @@ def _annotate(diagnostics: list[Diagnostic], spec: TableSpec, new: list[_NewRow]
                 if col or not rest:
                     message += f" (sheet row {r.sheet_row}" + (f", column {col})" if col else ")")
                 break
-        out.append(Diagnostic(real if d.file == tmp else d.file, d.line, d.col, d.path, message))
+        else:
+            numbers = [r.sheet_row for r in lists.get(path, []) if r.id in culprits]
+            if numbers:
+                message += f" (sheet row{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))})"
+        out.append(Diagnostic(d.file, d.line, d.col, d.path, message))
     return out
+
+
+def _validated(policy: PolicyText, spec: TableSpec, new: list[_NewRow], culprits: set[str], columns: set[str],
+               data: bytes) -> Policy:
+    """The policy as the import would leave it, loaded and checked by the engine; PolicyError when it would be invalid."""
+    from .policy_files import load_policy_document
+    from .policy_model import build_policy, load_policy
+
+    try:  # checked in the policy's place, so that extends and relative paths resolve as they will; nothing is written
+        doc, files = load_policy_document(policy.path, data)
+        return build_policy(doc, files)
+    except PolicyError as exc:
+        diagnostics = _annotate(exc.diagnostics, spec, new, culprits, columns, policy)
+    before = ""
+    try:
+        load_policy(policy.path)
+    except PolicyError:
+        before = f" (it was already invalid before the import: crm-rules validate {policy.path})"
+    raise PolicyError(diagnostics, hint=f"with these changes the policy would be invalid, so {policy.path} was not "
+                                        f"changed{before}; line numbers are those of the file as it would be; "
+                                        f"fix the sheet and import again")
+
+
+def _write(policy: PolicyText, data: bytes) -> None:
+    """Replace the policy file in one step, or say why it cannot be; the file is never left half-written."""
+    from .output_file import write_atomic
+
+    target = policy.path.resolve() if policy.path.is_symlink() else policy.path  # a link stays a link
+    try:
+        unchanged = target.read_bytes() == policy.raw
+    except OSError:
+        unchanged = False
+    if not unchanged:
+        raise DataError(f"{policy.path} changed while the sheet was being imported; it was not overwritten",
+                        hint="import again")
+    try:
+        write_atomic(target, data)
+    except DataError as exc:
+        raise DataError(exc.message, hint="the new file is written beside the policy and renamed over it: make the "
+                                          "policy's folder writable and free some disk space, then import again "
+                                          "(--dry-run checks a sheet without writing)") from None
 
 
 def _intended(policy: PolicyText, spec: TableSpec, new: list[_NewRow]) -> dict:
@@ -512,8 +574,6 @@ def _intended(policy: PolicyText, spec: TableSpec, new: list[_NewRow]) -> dict:
 
 def import_table(policy_path: Path, table: str, sheet_path: Path, dry_run: bool = False) -> ImportResult:
     """Bring an edited sheet back into the policy file; nothing is written unless the result is a valid policy."""
-    from .policy_model import load_policy
-
     spec = table_spec(table)
     policy_path = Path(policy_path)
     policy = PolicyText.read(policy_path, edit=True)
@@ -543,39 +603,12 @@ def import_table(policy_path: Path, table: str, sheet_path: Path, dry_run: bool 
     _check_text(policy, spec, new, new_text)
     result.new_text = new_text
     data = (b"\xef\xbb\xbf" if policy.bom else b"") + new_text.encode("utf-8")
-    target = policy_path.resolve()
-    has_name = "name" in policy.data
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=("." if has_name else "") + f"{target.stem}.", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        try:
-            loaded = load_policy(Path(tmp))
-        except PolicyError as exc:
-            tmp_stem = Path(tmp).stem
-            diagnostics = _annotate(exc.diagnostics, spec, new, sheet_names, tmp, str(policy_path), tmp_stem, target.stem, policy)
-            before = ""
-            try:
-                load_policy(policy_path)
-            except PolicyError:
-                before = f" (it was already invalid before the import: crm-rules validate {policy_path})"
-            raise PolicyError(diagnostics, hint=f"with these changes the policy would be invalid, so {policy_path} was not "
-                                                f"changed{before}; line numbers are those of the file as it would be; "
-                                                f"fix the sheet and import again") from None
-        result.policy_name, result.policy_sha256 = str(policy.data.get("name") or target.stem), loaded.sha256
-        if dry_run:
-            return result
-        if target.read_bytes() != policy.raw:
-            raise DataError(f"{policy_path} changed while the sheet was being imported; it was not overwritten",
-                            hint="import again")
-        os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
-        os.replace(tmp, target)
-        tmp = None
+    loaded = _validated(policy, spec, new, _culprits(changes, orders), sheet_names, data)
+    result.policy_name, result.policy_sha256 = loaded.name, loaded.sha256
+    if not dry_run:
+        _write(policy, data)
         result.written = True
-        return result
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    return result
 
 
 def _check_text(policy: PolicyText, spec: TableSpec, new: list[_NewRow], new_text: str) -> None:

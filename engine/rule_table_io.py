@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from typing import Any
 from .errors import DataError, UsageError
 
 FORMATS = ("csv", "xlsx")
+SPREADSHEET_SUFFIXES = ("xlsm", "xls", "ods", "numbers")  # other spreadsheet files, which are not read
 MAX_WIDTH = 60  # characters; longer cells wrap inside their column
+MAX_LISTED = 20  # problems listed in one message
 
 
 @dataclass
@@ -32,6 +35,19 @@ class Sheet:
     file: str
     header: list[str]
     rows: list[tuple[int, list[Any]]]  # (spreadsheet row number, cells)
+    name: str | None = None  # the worksheet read, in a workbook: messages name it, as a workbook can hold several
+    delimiter: str = ","  # CSV: a ';' is what spreadsheets write where the decimal separator is a comma
+
+    @property
+    def decimal_comma(self) -> bool:
+        return self.delimiter == ";"
+
+    def where(self, row: int, index: int | None = None, column: str | None = None) -> str:
+        """``file: sheet 'S', row N, column X (name)``: the place of a cell as the spreadsheet shows it."""
+        out = f"{self.file}: " + (f"sheet {self.name!r}, " if self.name is not None else "") + f"row {row}"
+        if index is not None:
+            return out + f", column {column_letter(index)}" + (f" ({column})" if column else "")
+        return out + (f", column {column}" if column else "")
 
 
 def column_letter(index: int) -> str:
@@ -44,20 +60,44 @@ def column_letter(index: int) -> str:
     return letters
 
 
+def _known_format(given: str) -> str:
+    fmt = given.strip().lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {given!r}", hint="use --format csv or --format xlsx")
+    return fmt
+
+
 def format_from_path(path: Path, given: str | None = None) -> str:
+    """The format of a sheet to read: ``given``, else the extension's."""
     if given:
-        fmt = given.lower()
-        if fmt not in FORMATS:
-            raise UsageError(f"unknown format {given!r}", hint="use --format csv or --format xlsx")
-        return fmt
+        return _known_format(given)
     suffix = path.suffix.lower().lstrip(".")
     if suffix in FORMATS:
         return suffix
-    if suffix in ("xlsm", "xls", "ods", "numbers"):
+    if suffix in SPREADSHEET_SUFFIXES:
         raise UsageError(f"{path}: .{suffix} files are not supported",
                          hint="save the sheet as .xlsx (Excel workbook) or .csv (CSV UTF-8)")
     raise UsageError(f"{path}: cannot tell the format from the extension {path.suffix or '(none)'!r}",
                      hint="name the file .csv or .xlsx, or give --format csv|xlsx")
+
+
+def output_format(out: Path | None, given: str | None = None) -> str:
+    """The format to export in: ``given``, else the extension of ``out``; CSV on standard output (``out`` None).
+
+    A ``--format`` the extension contradicts is refused: a workbook named ``.csv`` is opened as text by Excel and
+    by ``table import``, so the export would look broken and the import it suggests would fail.
+    """
+    if out is None:
+        return _known_format(given) if given else "csv"
+    if not given:
+        return format_from_path(out)
+    fmt = _known_format(given)
+    suffix = out.suffix.lower().lstrip(".")
+    if suffix != fmt and (suffix in FORMATS or suffix in SPREADSHEET_SUFFIXES):
+        raise UsageError(f"--out {out} is a .{suffix} name but --format is {fmt}",
+                         hint=f"name the file {out.with_suffix('.' + fmt).name}, or leave out --format "
+                              f"(the extension decides)")
+    return fmt
 
 
 def cell_text(value: Any) -> str:
@@ -133,7 +173,7 @@ def xlsx_bytes(title: str, columns: list[str], rows: list[list[Any]]) -> bytes:
 
 
 def read_sheet(path: Path, table: str) -> Sheet:
-    """The header and non-empty rows of a CSV or XLSX file."""
+    """The header and non-empty rows of a CSV file, or of the sheet named ``table`` in an XLSX workbook."""
     fmt = format_from_path(path)
     try:
         raw = path.read_bytes()
@@ -143,9 +183,11 @@ def read_sheet(path: Path, table: str) -> Sheet:
         raise UsageError(f"{path}: is a directory, expected a .csv or .xlsx file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror}") from None
-    rows = _read_xlsx(path, raw, table) if fmt == "xlsx" else _read_csv(path, raw)
+    sheet = _read_xlsx(path, raw, table) if fmt == "xlsx" else _read_csv(path, raw)
+    rows = sheet.rows
     if not rows:
-        raise DataError(f"{path}: the file is empty", hint="export the table first: crm-rules table export POLICY --table NAME --out FILE")
+        raise DataError(f"{path}: " + (f"sheet {sheet.name!r} is empty" if sheet.name is not None else "the file is empty"),
+                        hint="export the table first: crm-rules table export POLICY --table NAME --out FILE")
     header_row = rows[0][1]
     header = ["" if v is None else str(v).strip() for v in header_row]
     while header and not header[-1] and all(len(cells) < len(header) or _blank(cells[len(header) - 1]) for _, cells in rows[1:]):
@@ -155,21 +197,23 @@ def read_sheet(path: Path, table: str) -> Sheet:
         cells = list(cells)
         extra = next((j for j in range(len(header), len(cells)) if not _blank(cells[j])), None)
         if extra is not None:
-            raise DataError(f"{path}: row {number}, column {column_letter(extra)}: {cells[extra]!r} is outside the table "
+            raise DataError(f"{sheet.where(number, extra)}: {cells[extra]!r} is outside the table "
                             f"(the header in row 1 has {len(header)} columns)",
                             hint="give the column a name in row 1, or check for a comma or quote that splits a cell")
         cells = cells[: len(header)] + [None] * (len(header) - len(cells))
         if all(_blank(v) for v in cells):
             continue  # spreadsheets keep empty rows at the end
         body.append((number, cells))
-    return Sheet(str(path), header, body)
+    sheet.header, sheet.rows = header, body
+    return sheet
 
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _read_csv(path: Path, raw: bytes) -> list[tuple[int, list[Any]]]:
+def _read_csv(path: Path, raw: bytes) -> Sheet:
+    """Every record, the header included (``Sheet.header`` is filled in by the caller)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -186,10 +230,11 @@ def _read_csv(path: Path, raw: bytes) -> list[tuple[int, list[Any]]]:
     except csv.Error as exc:
         raise DataError(f"{path}: not a valid CSV file: {exc}",
                         hint="check the quotes around cells that contain commas or line breaks") from None
-    return [(i + 1, record) for i, record in enumerate(records)]
+    return Sheet(str(path), [], [(i + 1, record) for i, record in enumerate(records)], delimiter=delimiter)
 
 
-def _read_xlsx(path: Path, raw: bytes, table: str) -> list[tuple[int, list[Any]]]:
+def _read_xlsx(path: Path, raw: bytes, table: str) -> Sheet:
+    """Every row of the table's sheet, the header included, with the values the spreadsheet program computed."""
     from openpyxl import load_workbook
 
     if not zipfile.is_zipfile(io.BytesIO(raw)):
@@ -199,15 +244,66 @@ def _read_xlsx(path: Path, raw: bytes, table: str) -> list[tuple[int, list[Any]]
     except Exception as exc:  # openpyxl raises many kinds for damaged files
         raise DataError(f"{path}: cannot read the workbook: {exc}", hint="open it in your spreadsheet program and save it again as .xlsx") from None
     try:
-        ws = wb[table] if table in wb.sheetnames else wb.worksheets[0]
-        rows = []
-        for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
-            rows.append((number, [_xlsx_value(v) for v in values]))
-        while rows and all(_blank(v) for v in rows[-1][1]):
-            rows.pop()
-        return rows
+        ws = _table_sheet(path, wb, table)
+        rows = [(number, [_xlsx_value(v) for v in values])
+                for number, values in enumerate(ws.iter_rows(values_only=True), start=1)]
     finally:
         wb.close()
+    sheet = Sheet(str(path), [], rows, name=ws.title)
+    _check_formulas(sheet, raw)
+    while rows and all(_blank(v) for v in rows[-1][1]):
+        rows.pop()
+    return sheet
+
+
+def _sheet_key(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def _table_sheet(path: Path, wb: Any, table: str) -> Any:
+    """The sheet named after the table (as the export names it), or the only one.
+
+    Taking the first of several sheets silently read a notes sheet as the table, and every message
+    then blamed columns the user could not find.
+    """
+    sheets = wb.worksheets
+    named = [ws for ws in sheets if ws.title == table] or [ws for ws in sheets if _sheet_key(ws.title) == _sheet_key(table)]
+    if len(named) == 1:
+        return named[0]
+    if len(sheets) == 1:
+        return sheets[0]
+    names = ", ".join(repr(ws.title) for ws in sheets)
+    raise DataError(f"{path}: the workbook has {len(sheets)} sheets ({names}) and "
+                    + (f"none is named {table!r}" if not named else f"several are named like {table!r}"),
+                    hint=f"name the sheet that holds the table {table!r} (as the export does), or delete the other sheets")
+
+
+def _check_formulas(sheet: Sheet, raw: bytes) -> None:
+    """Refuse formula cells the file holds no computed value for.
+
+    A workbook written by a program that does not calculate (openpyxl, many exporters) stores the
+    formula only; read as values, the cell is empty, and an import would silently delete the key.
+    """
+    if not any(v is None for _, cells in sheet.rows for v in cells):
+        return
+    from openpyxl import load_workbook
+
+    wb = load_workbook(io.BytesIO(raw), read_only=True)  # the cells as written: formulas, not their values
+    try:
+        header = sheet.rows[0][1] if sheet.rows else []
+        found = []
+        for (number, values), cells in zip(sheet.rows, wb[sheet.name].iter_rows()):
+            for j, c in enumerate(cells):
+                if j < len(values) and values[j] is None and getattr(c, "data_type", None) == "f":
+                    name = str(header[j]).strip() if j < len(header) and header[j] is not None and number > 1 else None
+                    found.append(f"{sheet.where(number, j, name)}: formula {c.value} without a computed value")
+    finally:
+        wb.close()
+    if found:
+        n, shown = len(found), found[:MAX_LISTED]
+        listing = "\n  ".join(shown) + (f"\n  ... and {n - len(shown)} more" if n > len(shown) else "")
+        raise DataError(found[0] if n == 1 else f"{n} formulas without a computed value in {sheet.file}:\n  {listing}",
+                        hint="open and save the file in Excel (or LibreOffice) so the value is stored, then import again")
 
 
 def _xlsx_value(value: Any) -> Any:

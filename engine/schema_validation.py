@@ -26,7 +26,7 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
-def _validator(name: str) -> jsonschema.Draft202012Validator:
+def schema_validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(load_schema(name))
 
 
@@ -64,7 +64,10 @@ def _message(error: ValidationError) -> str:
         case "type":
             wanted = error.validator_value
             wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
-            return f"expected {wanted}, got {_type_name(value)} {json.dumps(value, ensure_ascii=False)}"
+            shown = "" if value is None else f" {json.dumps(value, ensure_ascii=False)}"
+            return f"expected {wanted}, got {_type_name(value)}{shown}"
+        case "minLength" if error.validator_value == 1:
+            return "must not be empty"
         case "enum" | "const":
             allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
             hint = did_you_mean(str(value), [str(a) for a in allowed])
@@ -81,7 +84,7 @@ def _message(error: ValidationError) -> str:
 
 def validate_document(doc: SourceDocument, schema_name: str = "policy.schema.json") -> list[Diagnostic]:
     """All schema problems of ``doc.data``."""
-    return validate_subtree(doc, _validator(schema_name), ())
+    return validate_subtree(doc, schema_validator(schema_name), ())
 
 
 def validate_params(doc: SourceDocument, schema: dict, root: tuple) -> list[Diagnostic]:

@@ -193,7 +193,8 @@ class SequenceLayout:
 
     In a block sequence a chunk is whole lines: the item's ``-`` line (with the comment lines
     directly above it, which describe the item and move with it) through the end of its last
-    line.  In a flow sequence a chunk is the item's own text and the gaps are the separators.
+    line.  In a flow sequence a chunk is the item's own text and the gaps are the separators;
+    ``tail`` is what follows the last item before the ``]`` (its comment, a trailing comma).
     """
 
     node: yaml.SequenceNode
@@ -202,11 +203,12 @@ class SequenceLayout:
     gaps: list[str]
     dash_col: int | None = None  # block: column of the '-'
     item_col: int | None = None  # block: column where the item's content starts
+    tail: str = ""
 
     @property
     def region(self) -> tuple[int, int]:
         if self.chunks:
-            return self.chunks[0][0], self.chunks[-1][1]
+            return self.chunks[0][0], self.chunks[-1][1] + len(self.tail)
         pos = self.node.start_mark.index + 1  # just inside an empty '[]'
         return pos, pos
 
@@ -216,7 +218,8 @@ def sequence_layout(text: str, node: yaml.SequenceNode) -> SequenceLayout:
     if is_flow(node):
         chunks = [(it.start_mark.index, content_end(text, it)) for it in items]
         gaps = [text[a[1]:b[0]] for a, b in zip(chunks, chunks[1:])]
-        return SequenceLayout(node, False, chunks, gaps)
+        tail = text[chunks[-1][1]:node.end_mark.index - 1] if chunks else ""  # end_mark is just past the ']'
+        return SequenceLayout(node, False, chunks, gaps, tail=tail)
     chunks = []
     previous_end = 0
     dash_col = item_col = None
@@ -240,29 +243,69 @@ def sequence_layout(text: str, node: yaml.SequenceNode) -> SequenceLayout:
     return SequenceLayout(node, True, chunks, gaps, dash_col, item_col)
 
 
-def rebuild_sequence(text: str, layout: SequenceLayout, new_chunks: list[str]) -> Edit:
+# What follows a flow item: its comma, the comment on the rest of its line, then line breaks and indentation.
+_FLOW_AFTER = re.compile(r"((?:[ \t]*,)?)([ \t]*#[^\r\n]*)?(.*)", re.S)
+_LINE_BREAK = re.compile(r"[ \t]*\r?\n")
+
+
+def _flow_after(after: str) -> tuple[str, str, str]:
+    comma, comment, rest = _FLOW_AFTER.fullmatch(after).groups()
+    return comma, comment or "", rest
+
+
+def rebuild_sequence(text: str, layout: SequenceLayout, new_chunks: list[str], origins: list[int | None]) -> Edit:
     """One edit that replaces the sequence's items by ``new_chunks`` (chunk texts, in order).
 
-    Gaps are reused position by position, so keeping every chunk in place gives back the
-    original text byte for byte; extra gaps repeat the most common one.
+    ``origins`` names the original item each chunk is (None: a new item).  Gaps are reused position
+    by position, so keeping every chunk in place gives back the original text byte for byte; extra
+    gaps repeat the most common one.  In a flow sequence the comment after an item's comma
+    (``{id: A},  # the best``) describes that item: it goes where the item goes, and a new item
+    gets no copy of a neighbour's.
     """
     start, end = layout.region
     if not new_chunks:
         return Edit(start, end, "")
-    common = Counter(layout.gaps).most_common(1)[0][0] if layout.gaps else ("" if layout.block else ", ")
+    if not layout.block:
+        return Edit(start, end, _flow_items(text, layout, new_chunks, origins))
+    common = Counter(layout.gaps).most_common(1)[0][0] if layout.gaps else ""
     parts = []
     original = text[start:end]
     nl = newline_of(text)
     for i, chunk in enumerate(new_chunks):
-        if layout.block and not chunk.endswith("\n"):
+        if not chunk.endswith("\n"):
             chunk += nl
         parts.append(chunk)
         if i < len(new_chunks) - 1:
             parts.append(layout.gaps[i] if i < len(layout.gaps) else common)
     out = "".join(parts)
-    if layout.block and not original.endswith("\n") and out.endswith("\n"):
+    if not original.endswith("\n") and out.endswith("\n"):
         out = out[: -len(nl)] if out.endswith(nl) else out[:-1]
     return Edit(start, end, out)
+
+
+def _flow_items(text: str, layout: SequenceLayout, new_chunks: list[str], origins: list[int | None]) -> str:
+    """The items of a flow sequence with their separators: the commas, line breaks and indentation
+    of the position, the comment of the item."""
+    after = layout.gaps + [layout.tail]  # what follows each original item
+    comments = [_flow_after(a)[1] for a in after] if layout.chunks else []
+    common = Counter(layout.gaps).most_common(1)[0][0] if layout.gaps else ", "
+    indent = " " * column(text, layout.chunks[0][0]) if layout.chunks else ""
+    parts = []
+    last = len(new_chunks) - 1
+    for k, (chunk, origin) in enumerate(zip(new_chunks, origins)):
+        parts.append(chunk)
+        if k == last:
+            positional = layout.tail
+        elif k < len(layout.gaps):
+            positional = layout.gaps[k]
+        else:  # a separator the list did not have: like the others, without their comment lines
+            positional = "".join(line for line in common.splitlines(keepends=True) if not line.lstrip().startswith("#"))
+        comma, _, rest = _flow_after(positional)
+        comment = comments[origin] if origin is not None else ""
+        if comment and not _LINE_BREAK.match(rest):  # a comment ends its line
+            rest = newline_of(text) + indent + rest.lstrip(" \t")
+        parts.append(comma + comment + rest)
+    return "".join(parts)
 
 
 def reindent(chunk: str, delta: int) -> str | None:
@@ -617,15 +660,19 @@ def list_edit(text: str, node: yaml.SequenceNode, old: list, new: list, style: S
     def scalar(v: Any, flow: bool) -> str:
         return style.scalar(v, flow, path) if style else scalar_text(v, flow)
 
+    origins: list[int | None] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=keys(old), b=keys(new), autojunk=False).get_opcodes():
         if op == "equal":
             chunks += [text[a:b] for a, b in layout.chunks[i1:i2]]
-        elif layout.block:
+            origins += range(i1, i2)
+            continue
+        if layout.block:
             pad = " " * layout.dash_col + "-" + " " * (layout.item_col - layout.dash_col - 1)
             chunks += [pad + scalar(v, False) + nl for v in new[j1:j2]]
         else:
             chunks += [scalar(v, True) for v in new[j1:j2]]
-    return rebuild_sequence(text, layout, chunks)
+        origins += [None] * (j2 - j1)
+    return rebuild_sequence(text, layout, chunks, origins)
 
 
 def mapping_edits(editor: MappingEditor, old: dict, new: dict, order: list[str]) -> list[Edit]:

@@ -231,7 +231,7 @@ class _Converter:
                     raise self._fail(key_node, path, f"tag {key_node.tag!r} is not allowed", hint="policies hold plain data only")
                 key = self.loader.construct_object(key_node)
                 if not isinstance(key, str):
-                    key = str(key).lower() if isinstance(key, bool) else str(key)
+                    key = str(key).lower() if isinstance(key, bool) else "null" if key is None else str(key)
                 if key in result:
                     first = self.doc.keys[path + (key,)]
                     raise self._fail(key_node, path + (key,), f"duplicate key {key!r} (first defined at line {first.line})", hint="remove or rename one of them")

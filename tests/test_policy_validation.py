@@ -1,8 +1,9 @@
 """Valid and invalid policy examples, each one a test case.
 
 Every file under ``policies/invalid`` states the messages it must produce in
-``# expect:`` comments (``:LINE:COL: path: message`` fragments), so adding a
-case is adding a file.
+``# expect:`` comments (``:LINE:COL: path: message`` fragments), and those it
+must not in ``# expect-not:`` comments (follow-on errors of the one it is
+about), so adding a case is adding a file.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ INVALID = sorted((HERE / "invalid").glob("*.yaml"))
 SHIPPED = sorted(Path(str(p)) for p in shipped_policies_dir().iterdir() if p.name.endswith(".yaml") and ".test." not in p.name)
 
 
-def expectations(path: Path) -> list[str]:
+def expectations(path: Path, kind: str = "expect") -> list[str]:
     text = path.read_bytes().decode("utf-8", errors="replace")
-    return re.findall(r"^# expect: (.+)$", text, flags=re.M)
+    return re.findall(rf"^# {kind}: (.+)$", text, flags=re.M)
 
 
 @pytest.mark.parametrize("path", VALID + SHIPPED, ids=lambda p: p.name)
@@ -44,6 +45,8 @@ def test_invalid_policy_is_rejected_with_its_message(path, cli):
         if fragment.startswith(":"):
             fragment = f"{path}{fragment}"
         assert fragment in message, f"expected {fragment!r} in:\n{message}"
+    for fragment in expectations(path, "expect-not"):
+        assert fragment not in message, f"did not expect {fragment!r} in:\n{message}"
     result = cli("validate", path)
     assert result.exit_code == 1
     assert "problem" in result.output
@@ -99,3 +102,83 @@ def test_a_test_file_is_not_a_policy(cli):
     result = cli("apply", "--db", "x.db", "-p", "base.test")
     assert result.exit_code == 2 and "is a policy test file, not a policy" in result.output
     assert "crm-rules test base.test" in result.output
+
+
+@pytest.mark.parametrize("value", ["5", "{file: base}", "[base]", '""', "''", "", "' '"])
+def test_extends_that_is_not_a_name_is_an_error_not_ignored(tmp_path, value):
+    """`extends` is resolved (and removed) before the schema runs, so the loader itself must reject it."""
+    path = tmp_path / "child.yaml"
+    path.write_text(f"extends: {value}\ntiers:\n  levels: [{{id: A, default: true}}]\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert f"{path}:1:" in str(info.value)
+    assert "extends: expected a policy name or file (a string)" in str(info.value)
+    assert "extends: base" in info.value.hint
+
+
+def test_defaults_of_the_metrics_type_are_accepted(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("metrics:\n"
+                    "  revenue: {sum: amount, default: 0.5}\n"
+                    "  visits: {count: interactions, default: 1}\n"
+                    "  last_order_day: {max: date, default: '2020-01-01'}\n"
+                    "  last_kind: {max: kind, from: interactions, default: none}\n"
+                    "  typical_order: {avg: amount, default: null}\n"
+                    "tiers:\n  levels: [{id: A, default: true}]\n")
+    assert load_policy(path).metrics["last_order_day"].type == "date"
+
+
+def test_round_digits_are_checked_only_when_written_as_a_literal(tmp_path):
+    """The docs allow any digits expression (held to 0..30 when the policy runs); a literal is checked."""
+    path = tmp_path / "p.yaml"
+    path.write_text("metrics:\n"
+                    "  revenue: {sum: amount}\n"
+                    "  orders: {count: orders}\n"
+                    "  a: {expr: 'round(revenue, 0) + round(revenue, 30) + round(revenue, 2.0) + round(revenue)'}\n"
+                    "  b: {expr: 'round(revenue, orders - 3)'}\n"
+                    "tiers:\n  levels: [{id: A, default: true}]\n")
+    assert set(load_policy(path).metrics) >= {"a", "b"}
+
+
+def _problems(tmp_path, text: str) -> list[str]:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    return [f"{d.path}: {d.message}" for d in info.value.diagnostics]
+
+
+def test_a_misspelt_section_is_not_also_a_missing_one(tmp_path):
+    problems = _problems(tmp_path, "tier:\n  levels: [{id: A, default: true}]\n"
+                                   "service_levels: [{id: s, tier: A}]\n")
+    assert problems == ["tier: unknown key 'tier'; did you mean 'tiers'?"]
+
+
+def test_an_invalid_data_section_leaves_only_the_schema_errors(tmp_path):
+    """Without a data mapping every attribute would read as unknown: nothing more is checked."""
+    problems = _problems(tmp_path, "data: {customers: {table: 5}}\n"
+                                   "tiers:\n  levels: [{id: A, when: 'region = \"x\"'}, {id: B, default: true}]\n")
+    assert problems == ["data.customers.table: expected string, got a number 5"]
+
+
+def test_an_invalid_tier_level_skips_the_tiers_but_not_the_rest(tmp_path):
+    problems = _problems(tmp_path, "metrics: {m: {sum: amout}}\n"
+                                   "tiers:\n  levels: [{id: A, up_to: x}, {id: B, default: true}]\n"
+                                   "service_levels: [{id: a, tier: A}, {id: z, tier: Z}]\n")
+    assert problems == ["metrics.m.sum: unknown orders column 'amout'; did you mean 'amount'?",
+                        'tiers.levels[0].up_to: expected number, got text "x"',
+                        "service_levels[1].tier: unknown tier 'Z'"]
+
+
+@pytest.mark.parametrize("written, hint", [
+    ("010", "(YAML reads 010 as 8; quote it: '010')"),
+    ("1_000", "(YAML reads 1_000 as 1000; quote it: '1_000')"),
+    ("Off", "(YAML reads Off as false; quote it: 'Off')"),
+    ("~", "(YAML reads ~ as null; quote it: '~')"),
+    ("true", None),  # the message already says what YAML read
+    ("5", None),
+])
+def test_a_word_yaml_reads_as_something_else_gets_a_hint(tmp_path, written, hint):
+    problems = _problems(tmp_path, f"tiers:\n  levels:\n    - id: {written}\n      default: true\n")
+    assert len(problems) == 1 and problems[0].startswith("tiers.levels[0].id: expected string")
+    assert (hint in problems[0]) if hint else "YAML reads" not in problems[0]

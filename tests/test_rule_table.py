@@ -156,6 +156,31 @@ def test_unknown_table_and_formats(cli, pol, tmp_path):
     assert odd.exit_code == 2 and "--format" in odd.output
 
 
+@pytest.mark.parametrize("name,meant", [("tier_levels", "tiers"), ("servce_levels", "service_levels"), ("sub_grade", "subgrades"),
+                                        ("stage_list", "stages"), ("tiers_subgrades", "subgrades"), ("levles", "tiers"),
+                                        ("customers", None)])
+def test_an_unknown_table_name_suggests_the_table_its_words_name(cli, pol, name, meant):
+    assert rt.closest_table(name) == meant
+    result = cli("table", "export", pol / "base.yaml", "--table", name)
+    assert result.exit_code == 2 and f"unknown table {name!r}" in result.output
+    assert (f"did you mean {meant!r}?" in result.output) if meant else "did you mean" not in result.output
+
+
+def test_a_format_the_out_extension_contradicts_is_refused(tmp_path):
+    from crm_rules.engine.rule_table_io import output_format
+
+    for out, fmt in (("t.csv", "xlsx"), ("t.xlsx", "csv"), ("t.xls", "xlsx")):
+        with pytest.raises(CrmRulesError) as caught:
+            output_format(tmp_path / out, fmt)
+        assert f"is a .{out.split('.')[1]} name but --format is {fmt}" in caught.value.message
+        assert f"name the file t.{fmt}" in caught.value.hint
+    assert output_format(tmp_path / "t.CSV", "csv") == "csv" and output_format(tmp_path / "t.xlsx", "XLSX") == "xlsx"
+    assert output_format(tmp_path / "t.txt", "xlsx") == "xlsx"  # an extension that says nothing: --format decides
+    assert output_format(tmp_path / "t.xlsx") == "xlsx" and output_format(None) == "csv" and output_format(None, "xlsx") == "xlsx"
+    with pytest.raises(CrmRulesError, match="cannot tell the format"):
+        output_format(tmp_path / "t.txt")
+
+
 def test_csv_to_stdout_has_no_bom_and_file_has_one(cli, pol, tmp_path):
     out = cli("table", "export", pol / "base.yaml", "--table", "stages", ok=True).output
     assert out.startswith("id,label,when")
@@ -364,6 +389,41 @@ def test_flow_rows_and_inline_lists_are_edited_in_their_style(cli, tmp_path):
         "{id: small, default: true}]\n")
 
 
+FLOW_WITH_COMMENTS = """\
+extends: base
+name: flow
+service_levels: [
+  {id: A-key, tier: A, label: Key},  # the best
+  {id: B-growth, tier: B, label: Growth},  # growing
+  {id: C-standard, tier: C, label: Standard}  # everyone else
+]
+"""
+
+
+def test_a_comment_in_a_flow_list_stays_with_its_row(cli, pol, tmp_path):
+    path = pol / "flow.yaml"
+    path.write_text(FLOW_WITH_COMMENTS, encoding="utf-8")
+    sheet = tmp_path / "sl.csv"
+    write_csv(sheet, ["id", "tier", "stage", "label"], [["A-key", "A", "", "Key"], ["B-growth", "B", "", "Growth"],
+                                                        ["B-new", "B", "lost", "New"], ["C-standard", "C", "", "Standard"],
+                                                        ["C-last", "C", "lost", "Last"]])
+    cli("table", "import", path, sheet, "--table", "service_levels", ok=True)
+    assert path.read_text(encoding="utf-8") == FLOW_WITH_COMMENTS.replace(
+        "  {id: B-growth, tier: B, label: Growth},  # growing\n",
+        "  {id: B-growth, tier: B, label: Growth},  # growing\n  {id: B-new, tier: B, stage: lost, label: New},\n").replace(
+        "  {id: C-standard, tier: C, label: Standard}  # everyone else\n",
+        "  {id: C-standard, tier: C, label: Standard},  # everyone else\n  {id: C-last, tier: C, stage: lost, label: Last}\n")
+    path.write_text(FLOW_WITH_COMMENTS, encoding="utf-8")  # reordered: each comment moves with its row
+    write_csv(sheet, ["id", "tier", "label"], [["C-standard", "C", "Standard"], ["A-key", "A", "Key"], ["B-growth", "B", "Growth"]])
+    cli("table", "import", path, sheet, "--table", "service_levels", ok=True)
+    assert path.read_text(encoding="utf-8").endswith(
+        "service_levels: [\n"
+        "  {id: C-standard, tier: C, label: Standard},  # everyone else\n"
+        "  {id: A-key, tier: A, label: Key},  # the best\n"
+        "  {id: B-growth, tier: B, label: Growth}  # growing\n"
+        "]\n")
+
+
 def test_crlf_file_keeps_its_line_endings(cli, pol, tmp_path):
     path = pol / "base.yaml"
     path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
@@ -396,6 +456,53 @@ def test_dry_run_writes_nothing(cli, pol, tmp_path):
     assert as_json["changes"] == [{"kind": "changed", "id": "A", "sheet_row": 2, "note": None,
                                    "cells": [{"column": "up_to", "old": 0.8, "new": 0.7}]}]
     assert not as_json["written"] and path.read_bytes() == before
+
+
+def _refuse_writes_in(monkeypatch, folder: Path, error: OSError) -> None:
+    """Make creating any file in ``folder`` fail as in a read-only folder (tests run as root, where chmod does not)."""
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve() == folder.resolve():
+            raise error
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_dry_run_needs_no_write_access_and_a_refused_write_is_a_message(cli, pol, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    path = pol / "base.yaml"
+    before = path.read_bytes()
+    sheet = tmp_path / "t.csv"
+    export(cli, path, "tiers", sheet)
+    header, rows = read_csv(sheet)
+    rows[0][header.index("up_to")] = "0.7"
+    write_csv(sheet, header, rows)
+    _refuse_writes_in(monkeypatch, pol, PermissionError(errno.EACCES, "Permission denied"))
+    pol.chmod(0o555)
+    try:
+        dry = cli("table", "import", path, sheet, "--table", "tiers", "--dry-run", ok=True)
+        assert "up_to: 0.8 -> 0.7" in dry.output and "the result would be a valid policy" in dry.output
+        refused = cli("table", "import", path, sheet, "--table", "tiers")
+    finally:
+        pol.chmod(0o755)
+    assert refused.exit_code == 1 and f"error: {path}: cannot write the file (Permission denied)" in refused.output
+    assert "make the policy's folder writable" in refused.output and "Traceback" not in refused.output
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+
+    def full_disk(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    full = cli("table", "import", path, sheet, "--table", "tiers")
+    assert full.exit_code == 1 and "cannot write the file (No space left on device)" in full.output
+    assert path.read_bytes() == before and not list(pol.glob(".*"))
 
 
 # --- types and encodings ---------------------------------------------------------------------------
@@ -465,7 +572,7 @@ def _bad_import(cli, path: Path, sheet: Path, table: str, *fragments: str) -> st
     for fragment in fragments:
         assert fragment in result.output, f"{fragment!r} not in:\n{result.output}"
     assert path.read_bytes() == before
-    assert not list(path.parent.glob(".*.yaml")) and len(list(path.parent.glob("*.yaml"))) == len(list(SHIPPED.glob("*.yaml")))
+    assert not list(path.parent.glob(".*")) and len(list(path.parent.glob("*.yaml"))) == len(list(SHIPPED.glob("*.yaml")))
     return result.output
 
 
@@ -537,6 +644,84 @@ def test_cells_outside_the_header_and_not_utf8(cli, pol, tmp_path):
     _bad_import(cli, path, sheet, "tiers", "row 2, column D: 'oops' is outside the table")
     sheet.write_bytes("id,label,up_to\r\nA,重点客户 Key customers,0.8\r\n".encode("gbk"))
     _bad_import(cli, path, sheet, "tiers", "not UTF-8", "CSV UTF-8")
+
+
+def test_decimal_commas_get_a_decimal_point_hint(cli, pol, tmp_path):
+    from crm_rules.engine.rule_table_cells import CellProblem, parse_number
+
+    path = pol / "base.yaml"
+    sheet = tmp_path / "t.csv"
+    sheet.write_bytes("id;label;up_to\r\nA;重点客户 Key customers;0,8\r\nB;成长客户 Growth customers;0,95\r\nC;一般客户 Regular customers;\r\n"
+                      .encode("utf-8-sig"))
+    _bad_import(cli, path, sheet, "tiers", "row 2, column C (up_to): '0,8' is not a number", "write the decimal point as '.': 0.8",
+                "row 3, column C (up_to): '0,95' is not a number", "0.95")
+    for text, semicolons, hint in (("0,8", False, "write the decimal point as '.': 0.8"), (",5", False, ": 0.5"),
+                                   ("1234,5", False, ": 1234.5"), ("1.234,5", False, "and no thousands separators: 1234.5"),
+                                   ("1,000", False, "without thousands separators: 1000"),
+                                   ("1,000", True, "write the decimal point as '.': 1.000"),
+                                   ("1,234,567.5", True, "without thousands separators: 1234567.5")):
+        with pytest.raises(CellProblem) as caught:
+            parse_number(text, semicolons)
+        assert hint in caught.value.hint, (text, caught.value.hint)
+
+
+def _service_levels_workbook(cli, pol, tmp_path, name: str = "sl.xlsx"):
+    sheet = tmp_path / name
+    export(cli, pol / "base.yaml", "service_levels", sheet)
+    wb = openpyxl.load_workbook(sheet)
+    return sheet, wb, wb.active, [c.value for c in wb.active[1]]
+
+
+def test_a_formula_without_a_computed_value_is_refused_not_read_as_empty(cli, pol, tmp_path):
+    import zipfile
+
+    path = pol / "base.yaml"
+    sheet, wb, ws, header = _service_levels_workbook(cli, pol, tmp_path)
+    column = header.index("discount")
+    ws.cell(row=2, column=column + 1).value = "=0.01*5"  # openpyxl stores the formula and no value, as many exporters do
+    wb.save(sheet)
+    _bad_import(cli, path, sheet, "service_levels",
+                f"sheet 'service_levels', row 2, column {chr(65 + column)} (discount): formula =0.01*5 without a computed value",
+                "open and save the file in Excel (or LibreOffice) so the value is stored")
+    # saved by a spreadsheet program, the cell holds the formula and its value: the value is imported
+    with zipfile.ZipFile(sheet) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    sheet_xml = next(n for n in parts if n.startswith("xl/worksheets/"))
+    assert b"<f>0.01*5</f><v />" in parts[sheet_xml]
+    parts[sheet_xml] = parts[sheet_xml].replace(b"<f>0.01*5</f><v />", b"<f>0.01*5</f><v>0.06</v>")
+    with zipfile.ZipFile(sheet, "w") as z:
+        for n, data in parts.items():
+            z.writestr(n, data)
+    result = cli("table", "import", path, sheet, "--table", "service_levels", "--dry-run", ok=True)
+    assert "discount: 0.05 -> 0.06" in result.output
+
+
+def test_the_sheet_named_after_the_table_is_read_and_named_in_messages(cli, pol, tmp_path):
+    path = pol / "base.yaml"
+    sheet, wb, ws, header = _service_levels_workbook(cli, pol, tmp_path)
+    wb.create_sheet("notes", 0)["A1"] = "my notes"  # a notes sheet first: the table's sheet is still the one read
+    ws.title = "Service levels"
+    ws.cell(row=1, column=len(header) + 1).value = "my notes"
+    wb.save(sheet)
+    _bad_import(cli, path, sheet, "service_levels",
+                f"sl.xlsx: sheet 'Service levels', row 1, column {chr(65 + len(header))} (my notes): unknown column 'my notes'")
+    ws.title = "Sheet1"
+    wb.save(sheet)
+    _bad_import(cli, path, sheet, "service_levels",
+                "sl.xlsx: the workbook has 2 sheets ('notes', 'Sheet1') and none is named 'service_levels'",
+                "name the sheet that holds the table 'service_levels'")
+    del wb["notes"]
+    wb.save(sheet)  # the only sheet is the table, whatever its name
+    _bad_import(cli, path, sheet, "service_levels", "sl.xlsx: sheet 'Sheet1', row 1, column", "unknown column 'my notes'")
+
+
+def test_an_invalid_tier_list_is_reported_once_at_its_sheet_row(cli, pol, tmp_path):
+    path = pol / "base.yaml"
+    sheet = tmp_path / "t.csv"
+    sheet.write_text("id,label,up_to\nA,k,0.8\nB,g,0.95\nC,r,\nD,new,0.99\n", encoding="utf-8")
+    out = _bad_import(cli, path, sheet, "tiers", "tiers.levels: levels with `up_to` must come first, in order, before the rest "
+                                                 "(sheet row 5)", "1 problem in the policy")
+    assert "unknown tier" not in out  # the service levels name tiers the file defines: no follow-on errors
 
 
 def test_edit_that_breaks_the_policy_writes_nothing(cli, pol, tmp_path):
@@ -651,3 +836,11 @@ def test_every_policy_property_has_help_for_editors():
     missing = sorted({p for p, sub in _properties(schema) if not (sub.get("description") or sub.get("title")
                                                                  or (sub.get("oneOf") and all(a.get("description") for a in sub["oneOf"])))})
     assert not missing, missing
+
+
+def test_export_refuses_a_format_the_out_extension_contradicts(cli, pol, tmp_path):
+    result = cli("table", "export", pol / "base.yaml", "--table", "tiers", "--out", tmp_path / "t.csv", "--format", "xlsx")
+    assert result.exit_code == 2 and "is a .csv name but --format is xlsx" in result.output and "name the file t.xlsx" in result.output
+    assert not (tmp_path / "t.csv").exists()
+    listing = cli("table", "export", pol / "base.yaml", ok=True).output
+    assert "attributes.cost_per_custo\n" not in listing and "tiers.levels[].subgrades" in listing

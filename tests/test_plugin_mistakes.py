@@ -1,0 +1,243 @@
+"""A plugin author's mistakes are reported naming the plugin, before any run, never as a traceback."""
+
+from __future__ import annotations
+
+import sqlite3
+from importlib.metadata import EntryPoint
+
+import pluggy
+import pytest
+from small_db import make_db, run
+
+from crm_rules.engine import hookimpl, hookspecs, plugin_manager
+from crm_rules.engine.errors import PluginError, RunError
+from crm_rules.engine.plugin_api import Action, Column, SqlActions, SqlOutputs
+from crm_rules.engine.plugin_manager import build_registry, get_plugin_manager, get_registry, reset_plugins
+from crm_rules.engine.policy_model import load_policy
+
+HEAD = "metrics:\n  revenue_12m: {sum: amount, window: 12 months}\n"
+TIERS = "tiers:\n  levels: [{id: A, default: true}]\n"
+
+
+def _pm_with(plugin):
+    pm = pluggy.PluginManager("crm_rules")
+    pm.add_hookspecs(hookspecs)
+    pm.register(plugin, name="broken")
+    return pm
+
+
+@pytest.fixture
+def with_plugin():
+    """Register an in-test plugin on the process's plugin manager for the duration of a test."""
+    registered = []
+
+    def add(plugin):
+        pm, _ = get_plugin_manager()
+        pm.register(plugin, name="broken")
+        registered.append(pm)
+        get_registry.cache_clear()
+
+    yield add
+    for pm in registered:
+        pm.unregister(name="broken")
+    get_registry.cache_clear()
+
+
+# --- registering -------------------------------------------------------------------------------
+
+class RaisingHook:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        raise KeyError("oops")
+
+
+class NoSchema:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        register("bk", lambda ctx, params: None)
+
+
+class NoRegisterArgument:
+    @hookimpl
+    def crm_rules_register_scorers(self):
+        pass
+
+
+class ShadowsRound:
+    @hookimpl
+    def crm_rules_register_functions(self, register):
+        register("round", lambda x: x, {"args": ["number"], "returns": "number"})
+
+
+class RefToNowhere:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        register("bk", lambda ctx, params: None, {"type": "object", "properties": {"x": {"$ref": "#/$defs/nope"}}})
+
+
+@pytest.mark.parametrize("plugin, message", [
+    (RaisingHook(), "plugin 'broken' failed in its hook crm_rules_register_scorers: KeyError: 'oops'"),
+    (NoSchema(), "plugin 'broken' registered scorer 'bk' without a schema dict"),
+    (NoRegisterArgument(), "plugin 'broken' implements crm_rules_register_scorers without its `register` argument"),
+    (ShadowsRound(), "plugin 'broken' registered function 'round', a built-in function of the expression language"),
+    (RefToNowhere(), "the params schema of scorer 'bk' is not a valid JSON Schema: $ref '#/$defs/nope' points to nothing"),
+])
+def test_a_registration_mistake_names_the_plugin(plugin, message):
+    with pytest.raises(PluginError) as caught:
+        build_registry(_pm_with(plugin))
+    assert message in str(caught.value)
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+class TypoHook:
+    @hookimpl
+    def crm_rules_register_scorer(self, register):
+        pass
+
+
+class WrongArgument:
+    @hookimpl
+    def crm_rules_register_scorers(self, reg):
+        pass
+
+
+TYPO_HOOK, WRONG_ARGUMENT = TypoHook(), WrongArgument()
+
+
+@pytest.fixture
+def entry_points(monkeypatch):
+    """Load these entry points instead of the installed ones."""
+    def use(*eps: EntryPoint):
+        monkeypatch.setattr(plugin_manager, "DEFAULT_PLUGINS", eps)
+        monkeypatch.setattr(plugin_manager, "entry_points", lambda group: [])
+        reset_plugins()
+
+    yield use
+    reset_plugins()
+
+
+def _ep(name: str, value: str) -> EntryPoint:
+    return EntryPoint(name, value, plugin_manager.ENTRY_POINT_GROUP)
+
+
+@pytest.mark.parametrize("eps, message", [
+    ([_ep("broken", "test_plugin_mistakes:TYPO_HOOK")],
+     "plugin 'broken' implements an unknown hook 'crm_rules_register_scorer'; did you mean 'crm_rules_register_scorers'?"),
+    ([_ep("broken", "test_plugin_mistakes:WRONG_ARGUMENT")],
+     "plugin 'broken' (test_plugin_mistakes:WRONG_ARGUMENT) cannot be loaded"),
+    ([_ep("retention", "crm_rules.plugins.retention"), _ep("retention", "test_plugin_mistakes:TYPO_HOOK")],
+     "two plugins are named 'retention': crm_rules.plugins.retention (built-in) and test_plugin_mistakes:TYPO_HOOK"),
+    ([_ep("a", "test_plugin_mistakes:TYPO_HOOK"), _ep("b", "test_plugin_mistakes:TYPO_HOOK")],
+     "plugin 'b' (test_plugin_mistakes:TYPO_HOOK) is the module already loaded as plugin 'a'"),
+])
+def test_a_loading_mistake_names_the_plugin(entry_points, eps, message):
+    entry_points(*eps)
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager()
+    assert message in str(caught.value)
+
+
+def test_a_misspelled_plugin_to_load_is_an_error(monkeypatch):
+    monkeypatch.setenv(plugin_manager.LOAD_ENV, "value_scorin")
+    reset_plugins()
+    try:
+        with pytest.raises(PluginError, match="CRM_RULES_LOAD_PLUGINS names 'value_scorin', which is no installed plugin; "
+                                              "did you mean 'value_scoring'"):
+            get_plugin_manager()
+    finally:
+        monkeypatch.undo()
+        reset_plugins()
+
+
+# --- plans and functions -----------------------------------------------------------------------
+
+def _scorer(plan):
+    class Plugin:
+        @hookimpl
+        def crm_rules_register_scorers(self, register):
+            register("bk", lambda ctx, params: plan(ctx), {"type": "object"})
+
+    return Plugin()
+
+
+def _actions(*actions):
+    class Plugin:
+        @hookimpl
+        def crm_rules_register_actions(self, register):
+            register("bk_act", lambda ctx, params: SqlActions(list(actions)), {"type": "object"})
+
+    return Plugin()
+
+
+@pytest.mark.parametrize("plugin, section, message", [
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "t.revenue_12m +* 2 FROM")}])), "scores",
+     "output '': near \"*\": syntax error (SQL: t.revenue_12m +* 2 FROM)"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", ctx.col("nosuch"))}])), "scores",
+     "output '': no such column: t.bkv_nosuch"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", None)}])), "scores", "output '': expected SQL text, got None"),
+    (_scorer(lambda ctx: SqlOutputs([{"bad suffix!": Column("number", "1")}])), "scores",
+     "output suffix 'bad suffix!' is not a name"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "1")}, {"": Column("number", "2")}])), "scores",
+     "output '' is computed twice"),
+    (_scorer(lambda ctx: SqlOutputs([])), "scores", "SqlOutputs.steps must be a non-empty list"),
+    (_actions(Action("a1", "1", "bogus", "'r'")), "actions", "unknown category 'bogus'"),
+    (_actions(Action("a1", "1", "churn", "'r'", priority=0)), "actions", "priority must be a whole number from 1"),
+    (_actions(Action("bad name; drop", "1", "churn", "'r'")), "actions", "action name 'bad name; drop' is not a name"),
+    (_actions(Action("a1", "1", "churn", "'r'", details={"x": {1, 2}})), "actions", "details are not JSON"),
+    (_actions(Action("a1", 't."nope" > 1', "churn", "'r'")), "actions", "when: no such column: t.nope"),
+])
+def test_a_plan_mistake_is_found_when_the_policy_compiles(tmp_path, with_plugin, plugin, section, message):
+    with_plugin(plugin)
+    entry = "bkv: {use: bk}" if section == "scores" else "act: {use: bk_act}"
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + f"{section}:\n  {entry}\n" + TIERS, encoding="utf-8")
+    with pytest.raises(PluginError) as caught:
+        load_policy(policy)
+    assert "of plugin 'broken' (in " in str(caught.value) and "returned an invalid plan" in str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_a_due_date_that_is_no_date_fails_the_run_naming_the_plugin(tmp_path, with_plugin):
+    with_plugin(_actions(Action("a1", "1", "churn", "'r'", due="'not-a-date'")))
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东")], orders=[("a", "2026-06-01", 500)])
+    with pytest.raises(RunError, match="plugin 'broken' failed in actions.act for 1 customer.*'not-a-date' is not a YYYY-MM-DD"):
+        run(tmp_path, HEAD + "actions:\n  act: {use: bk_act}\n" + TIERS, db)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'crm_actions'").fetchone()[0] == 0 or \
+        conn.execute("SELECT count(*) FROM crm_actions").fetchone()[0] == 0
+
+
+def _function(fn):
+    class Plugin:
+        @hookimpl
+        def crm_rules_register_functions(self, register):
+            register("bk_plus1", fn, {"args": ["number"], "returns": "number"})
+
+    return Plugin()
+
+
+def _raise(x):
+    raise ValueError("func boom")
+
+
+@pytest.mark.parametrize("fn, message", [
+    (_raise, "function bk_plus1() of plugin 'broken' failed: ValueError: func boom"),
+    (lambda x: f"{x} +* 1", "function bk_plus1() of plugin 'broken' returned invalid SQL: near \"*\": syntax error"),
+    (lambda x: 42, "function bk_plus1() of plugin 'broken' returned invalid SQL: expected SQL text, got 42"),
+])
+def test_a_function_mistake_names_the_plugin(tmp_path, with_plugin, fn, message):
+    with_plugin(_function(fn))
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "  p1: {expr: 'bk_plus1(revenue_12m)'}\n" + TIERS, encoding="utf-8")
+    with pytest.raises(PluginError) as caught:
+        load_policy(policy)
+    assert message in str(caught.value)
+
+
+def test_a_plugin_used_only_through_a_function_is_recorded_with_the_run(tmp_path, with_plugin):
+    with_plugin(_function(lambda x: f"{x} + 1"))
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东")], orders=[("a", "2026-06-01", 500)])
+    run(tmp_path, HEAD + "  p1: {expr: 'bk_plus1(revenue_12m)'}\n" + TIERS, db)
+    plugins = sqlite3.connect(db).execute("SELECT plugins FROM crm_runs").fetchone()[0]
+    assert '"broken"' in plugins
