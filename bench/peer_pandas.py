@@ -18,11 +18,10 @@ customer:
   - Money sums are rounded to the cent, as in peer_sql: whether two
     customers tie must not depend on the order the additions happened in
     (see peer_sql's docstring for the customer this decides).
-  - Window bounds: "12 months ending on the as-of date" starts the day after
-    (as-of - 12 months) in SQLite's date arithmetic, which normalises an
-    impossible date forward (2026-02-31 is 2026-03-03) where pandas'
-    DateOffset clips it (2026-02-28).  The bounds are therefore asked from
-    SQLite, one query, instead of computed with DateOffset.
+  - Window bounds: "12 months ending on the as-of date" is the engine's
+    definition (crm_rules.engine.date_windows: a month-end stays a month-end,
+    so as of 2026-06-30 six months start on 2026-01-01, where DateOffset
+    would give 2025-12-31), taken from there rather than written again.
 Missing values follow SQL: NaN compares false in np.select conditions, as
 NULL makes a SQL CASE skip a rule (the conditions contain no negation).
 
@@ -49,11 +48,10 @@ import time
 import numpy as np
 import pandas as pd
 
+from crm_rules.engine.date_windows import window_start
 from peers import PeerRun
 
-BOUNDS_SQL = """SELECT date(:as_of, '-12 months', '+1 day') AS start_12m,
-                         date(:as_of, '-6 months', '+1 day') AS start_6m,
-                         date(:as_of, '+1 day') AS as_of_next,
+BOUNDS_SQL = """SELECT date(:as_of, '+1 day') AS as_of_next,
                          date(:as_of, '-90 days') AS due_90"""
 
 # The default 6C rubric of credit_check.py: weights, tenure bands (years, inclusive upper ends) and the score below
@@ -186,6 +184,7 @@ def run(db: str, as_of: str, run_id: int) -> PeerRun:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     cursor = conn.execute(BOUNDS_SQL, {"as_of": as_of})
     bounds = dict(zip((d[0] for d in cursor.description), cursor.fetchone()))
+    bounds |= {"start_12m": window_start(as_of, 12, "months"), "start_6m": window_start(as_of, 6, "months")}
     customers, orders, receivables = read_inputs(conn, as_of, bounds["as_of_next"])
     conn.close()
     m = metrics(customers, orders, as_of, bounds).merge(

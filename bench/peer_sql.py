@@ -35,13 +35,12 @@ from __future__ import annotations
 
 import sqlite3
 
+from crm_rules.engine.date_windows import shifted, window_start
+
 # Columns of each input row, in SELECT order: the names the policy's conditions use.
 COLUMNS = ("customer_id", "revenue_12m", "profit_12m", "margin_12m", "recency_days", "tenure_years",
            "revenue_prev_12m_trend", "_tier_share")
 
-# Window bounds as the engine computes them (RunDates.window_start): a window of N months
-# ending on the as-of date starts the day after (as-of - N months), and ends before as-of + 1 day.
-_BOUNDS = """SELECT date(:as_of, '+1 day'), date(:as_of, '-12 months', '+1 day'), date(:as_of, '-6 months', '+1 day')"""
 
 AGGREGATE_SQL = """
 WITH o AS (
@@ -77,9 +76,9 @@ FROM m
 
 
 def window_params(conn: sqlite3.Connection, as_of: str) -> dict[str, str]:
-    """The date bounds of the query, computed by SQLite's own date arithmetic like the engine's."""
-    as_of_next, start_12m, start_6m = conn.execute(_BOUNDS, {"as_of": as_of}).fetchone()
-    return {"as_of": as_of, "as_of_next": as_of_next, "start_12m": start_12m, "start_6m": start_6m}
+    """The date bounds of the query: the windows are the engine's definition (a month-end stays a month-end)."""
+    return {"as_of": as_of, "as_of_next": shifted(as_of, 1, "days"), "start_12m": window_start(as_of, 12, "months"),
+            "start_6m": window_start(as_of, 6, "months")}
 
 
 def connect(db: str) -> sqlite3.Connection:

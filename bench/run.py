@@ -85,6 +85,7 @@ PEAK_MB = textwrap.dedent("""
 
 BASELINE = PEAK_MB + textwrap.dedent("""
     import json, sqlite3, sys, time
+    from crm_rules.engine.date_windows import window_start  # the engine's definition of "12 months ending on"
     conn = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
     conn.execute("PRAGMA threads=4")
     t = time.perf_counter()
@@ -96,7 +97,7 @@ BASELINE = PEAK_MB + textwrap.dedent("""
                SUM(CASE WHEN order_date >= :start THEN amount - cost END) AS profit_12m,
                SUM(CASE WHEN order_date >= :start THEN discount END) AS discount_12m
         FROM orders NOT INDEXED WHERE order_date < :next GROUP BY customer_id''',
-        {"start": conn.execute("SELECT date(?, '-12 months', '+1 day')", (sys.argv[2],)).fetchone()[0],
+        {"start": window_start(sys.argv[2], 12, "months"),
          "next": conn.execute("SELECT date(?, '+1 day')", (sys.argv[2],)).fetchone()[0]})
     seconds = time.perf_counter() - t
     print(json.dumps({"total_s": seconds, "peak_mb": peak_mb()}))

@@ -36,6 +36,7 @@ class Binding:
     schema: str
     sources: set[str] = field(default_factory=set)  # sources with a usable table
     attributes: dict[str, Column] = field(default_factory=dict)  # attributes present in the table
+    used: set[str] = field(default_factory=set)  # attributes the policy reads (conditions, metrics, plugins)
     tenure_from_since: bool = False
 
     def table(self, name: str) -> str:
@@ -105,6 +106,7 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
     used_attributes |= {m.spec["attribute"] for m in policy.metrics.values() if m.kind == "attribute"}
     for step in policy.plugin_steps + policy.action_steps:
         used_attributes |= step.used & set(mapping.attributes)
+    binding.used = used_attributes
     for name in sorted(used_attributes):
         need("customers", cust.table, mapping.attributes[name].column, f"attributes.{name}", f"attribute {name!r}")
 

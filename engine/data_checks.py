@@ -3,24 +3,32 @@
 SQLite reads 'abc' as 0 and skips a row whose date is NULL without a word;
 a grade computed from such data would look fine and be wrong.  Each source's
 rows are checked by a scan that runs beside the metrics' scans (source_scans),
-and answers yes or no; only when it finds something do we look up examples
-to show.
+and the customers table by one scan before them (check_customers); each
+answers yes or no.  Only when one finds something are the bad rows counted
+(one more scan of that table) and examples looked up: each example names its
+row, and a problem with more rows than examples ends with how many there are
+in all and the query that lists them.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from dataclasses import dataclass
 
 from .data_binding import Binding
-from .data_mapping import WINDOW_FIELD
+from .data_mapping import WINDOW_FIELD, Table
 from .database import RunConnection
 from .errors import DataError
 from .expr_sql import quote_identifier as q
-from .expr_types import DATE
+from .expr_types import BOOL, DATE, NUMBER
 from .metric_sql import BAD_ROWS, CID, MetricPlan, bad_date_sql, matched_column
 from .policy_model import Policy
 
 EXAMPLES = 3
+
+#: A number stored as text: the text of a well-formed number (what SQLite's arithmetic reads in full).
+_NUMERIC_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
 def _fail(problems: list[str], hint: str) -> None:
@@ -28,25 +36,160 @@ def _fail(problems: list[str], hint: str) -> None:
         raise DataError("the data cannot be used as it is:\n  - " + "\n  - ".join(problems), hint=hint)
 
 
+def bad_attribute_sql(col: str, type_: str) -> str | None:
+    """True for a value of a customer attribute of ``type_`` that conditions would compare wrongly; None: any value.
+
+    - number: text or a blob.  A condition compares text as greater than every number ('lots' > 1000000),
+      and a number stored as text ('5000', in a column without a type or declared TEXT) compares as text
+      too ('5000' > '1000000'), so any text is wrong here, not only the text that SUM() misreads as the
+      order amounts' check (bad_number_sql) allows; ``col >= ''`` is "text or blob" without a function
+      call (numbers sort before all text, and text before all blobs).
+    - bool: anything but 0, 1 or NULL, the values the engine writes for false and true (a policy's
+      ``true`` is the parameter 1; a plugin's bool output is stored as 0 or 1): 'yes' or 'true' would be
+      neither equal to true nor to false.
+    - date: not ISO text (bad_date_sql).
+    """
+    if type_ == NUMBER:
+        return f"{col} >= ''"
+    if type_ == BOOL:
+        return f"{col} NOT IN (0, 1)"
+    if type_ == DATE:
+        return bad_date_sql(col)
+    return None
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One test of a table's rows: ``sql`` (over alias ``r``) is true for a bad row."""
+
+    column: str
+    sql: str
+    what: str  # the problem ("has no id"), or the type of the attribute whose values are checked
+    label: str = ""  # "table 't', column 'c'" as the lines of this check start; default from table and column
+
+
+def row_column(conn: sqlite3.Connection, schema: str, table: str, key: str) -> str | None:
+    """The column that tells a row of ``table`` from the others, to name a bad row by: the table's own
+    one-column primary key (an INTEGER PRIMARY KEY is the rowid itself), else the rowid, else (a view, a
+    WITHOUT ROWID table) a column named id; never ``key`` (the customer id, which many rows share), and
+    None when there is nothing of the sort."""
+    info = conn.execute(f"PRAGMA {q(schema)}.table_info({q(table)})").fetchall()
+    pk = [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5]]
+    if len(pk) == 1 and pk[0].lower() != key.lower():
+        return pk[0]
+    kind = conn.execute(f"SELECT type FROM {q(schema)}.sqlite_master WHERE name = ? COLLATE NOCASE", (table,)).fetchone()
+    if kind is not None and kind[0] == "table":
+        try:
+            conn.execute(f"SELECT rowid FROM {q(schema)}.{q(table)} LIMIT 0")
+            return "rowid"
+        except sqlite3.OperationalError:  # WITHOUT ROWID
+            pass
+    named_id = [r[1] for r in info if r[1].lower() == "id" and r[1].lower() != key.lower()]
+    return named_id[0] if named_id else None
+
+
+def _row_name(column: str | None, value) -> str:
+    if column is None:
+        return "a row"
+    return f"rowid {value}" if column.lower() == "rowid" else f"row {column} {value!r}"
+
+
+def _more(label: str, total: int, shown: int, what: str, listing: str) -> list[str]:
+    """The line after the examples: how many more, how many in all, and the query that lists them all."""
+    if total <= shown:
+        return []
+    return [f"{label}: ... and {total - shown:,} more ({total:,} {what} in all); list them with: {listing}"]
+
+
+def _listing(table: str, row_col: str | None, sql: str) -> str:
+    return f"SELECT {'rowid, ' if row_col == 'rowid' else ''}* FROM {q(table)} AS r WHERE {sql}"
+
+
+def _counts(conn: sqlite3.Connection, table_sql: str, checks: list[_Check]) -> list[int]:
+    """How many rows fail each check: one scan for all of them."""
+    return list(conn.execute(f"SELECT {', '.join(f'count(CASE WHEN {c.sql} THEN 1 END)' for c in checks)} "
+                             f"FROM {table_sql} AS r").fetchone())
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
+def _customer_checks(policy: Policy, binding: Binding) -> list[_Check]:
+    cust = policy.data.customers
+    checks = [_Check(cust.key, f"r.{q(cust.key)} IS NULL", "has no id")]
+    for name, column in binding.attributes.items():
+        # every date attribute, as before (``since`` is read by tenure and the as-of note without being named
+        # in a condition); numbers and bools where the policy reads them
+        if column.type != DATE and name not in binding.used:
+            continue
+        sql = bad_attribute_sql(f"r.{q(column.column)}", column.type)
+        if sql is None:
+            continue
+        attribute = f" (attribute {name!r})" if name != column.column else ""
+        checks.append(_Check(column.column, sql, column.type, f"table {cust.table!r}, column {column.column!r}{attribute}"))
+    return checks
+
+
+def _attribute_problem(type_: str, value) -> str:
+    if type_ == DATE:
+        return "is not a YYYY-MM-DD date"
+    if type_ == BOOL:
+        return "is not true or false (store 1 for true, 0 for false)"
+    if isinstance(value, str) and not value.strip():
+        return "is not a number but empty text (store NULL for a value that is unknown)"
+    if isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value):
+        return "is text, not a number (a number stored as text compares as text: '5000' > '1000000')"
+    return "is not a number"
+
+
 def check_customers(rc: RunConnection, policy: Policy, binding: Binding) -> None:
-    """Before any metric: the customers table has rows, ids, and readable date attributes."""
+    """Before any metric: the customers table has rows, ids, readable date attributes, and number and bool
+    attributes (those the policy reads) that hold numbers and 1/0.
+
+    One scan of the customers table answers for every check (a check is one more expression per row);
+    only when it finds something are the rows counted and examples looked up.
+    """
     conn, cust = rc.conn, policy.data.customers
-    table, key = binding.table(cust.table), q(cust.key)
+    table = binding.table(cust.table)
     if conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
         raise DataError(f"the customers table {cust.table!r} is empty: there is nobody to grade",
                         hint="import your customers first (crm-rules import customers.csv --db ... --table customers)")
-    problems = []
-    missing = conn.execute(f"SELECT count(*) FROM {table} WHERE {key} IS NULL").fetchone()[0]
-    if missing:
-        problems.append(f"table {cust.table!r}: {missing} customer(s) have no id (column {cust.key!r})")
-    for name, column in binding.attributes.items():
-        if column.type != DATE:
+    checks = _customer_checks(policy, binding)
+    if not conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table} AS r WHERE "
+                        f"{' OR '.join(f'({c.sql})' for c in checks)})").fetchone()[0]:
+        return
+    row_col = row_column(conn, binding.schema, cust.table, cust.key)
+    row_sql = f"r.{q(row_col)}" if row_col else "NULL"
+    problems, failed = [], set()
+    for check, total in zip(checks, _counts(conn, table, checks)):
+        if not total:
             continue
-        for cid, value in conn.execute(f"SELECT {key}, {q(column.column)} FROM {table} "
-                                       f"WHERE {bad_date_sql(q(column.column))} LIMIT {EXAMPLES}"):
-            problems.append(f"table {cust.table!r}, column {column.column!r} (attribute {name!r}): "
-                            f"{value!r} (customer {cid}) is not a YYYY-MM-DD date")
-    _fail(problems, "fix the rows (dates as text 'YYYY-MM-DD'), or map the attribute to another column")
+        failed.add(check.what)
+        label = check.label or f"table {cust.table!r}, column {cust.key!r}"
+        rows = conn.execute(f"SELECT r.{q(cust.key)}, r.{q(check.column)}, {row_sql} FROM {table} AS r "
+                            f"WHERE {check.sql} LIMIT {EXAMPLES}").fetchall()
+        lines = []
+        for cid, value, row in rows:
+            if check.what == "has no id":
+                lines.append(f"{label}: empty (NULL) in {_row_name(row_col, row)}; every customer needs an id")
+            else:
+                who = f"customer {cid}" if cid is not None else f"{_row_name(row_col, row)}, without an id"
+                lines.append(f"{label}: {value!r} ({who}) {_attribute_problem(check.what, value)}")
+        lines = list(dict.fromkeys(lines))
+        problems += lines + _more(label, total, len(lines), "customers", _listing(cust.table, row_col, check.sql))
+    fixes = [fix for what, fix in _CUSTOMER_FIXES.items() if what in failed]
+    _fail(problems, "; ".join(fixes) + ("; or map the attribute to another column" if failed - {"has no id"} else ""))
+
+
+#: What each failed check of the customers table asks for, in the hint.
+_CUSTOMER_FIXES = {
+    "has no id": "give every customer an id",
+    DATE: "store dates as text 'YYYY-MM-DD'",
+    NUMBER: "store numbers as numbers, not text (a column declared TEXT holds every number as text: re-import "
+            "it as a number column), NULL where unknown",
+    BOOL: "store true as 1 and false as 0 (NULL where unknown)",
+}
 
 
 def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan, as_of: str) -> list[str]:
@@ -58,29 +201,10 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     """
     conn, problems = rc.conn, []
     for source, table in plan.checks.items():
-        if not conn.execute(f"SELECT total({BAD_ROWS}) FROM {table}").fetchone()[0]:
-            continue
-        t = policy.data.sources[source]
-        for column, what, sql in plan.problems[source]:
-            rows = conn.execute(f"SELECT r.{q(t.key)}, r.{q(column)} FROM {binding.table(t.table)} AS r "
-                                f"WHERE {sql} LIMIT {EXAMPLES}").fetchall()
-            for cid, value in rows:
-                if what.startswith("has no"):
-                    problems.append(f"table {t.table!r}, column {column!r}: empty (NULL) for customer {cid}; "
-                                    f"every row needs {what[len('has no '):]}" if cid is not None else
-                                    f"table {t.table!r}, column {column!r}: empty (NULL); every row needs {what[len('has no '):]}")
-                else:
-                    problems.append(f"table {t.table!r}, column {column!r}: {value!r} (customer {cid}) {what}")
+        if conn.execute(f"SELECT total({BAD_ROWS}) FROM {table}").fetchone()[0]:
+            problems += _source_problems(conn, policy.data.sources[source], binding, plan.problems[source])
     _fail(problems, "store dates as text 'YYYY-MM-DD' and numbers as numbers: fix or remove these rows, or re-import them")
-    try:  # the index explain and overrides find a customer by; building it is the check, the examples come after
-        conn.execute(plan.key_index().sql)
-    except sqlite3.IntegrityError:
-        dupes = conn.execute(f"SELECT {CID}, count(*) FROM {plan.table} GROUP BY {CID} HAVING count(*) > 1 "
-                             f"LIMIT {EXAMPLES}").fetchall()
-        ids = ", ".join(f"{d[0]!r} ({d[1]} times)" for d in dupes)
-        raise DataError(f"customer ids are not unique in table {policy.data.customers.table!r}: {ids}",
-                        hint=f"make data.customers.id name a column whose values are unique (now {policy.data.customers.key!r})"
-                        ) from None
+    _check_unique_ids(conn, policy, binding, plan)
     customers = binding.table(policy.data.customers.table)
     key = q(policy.data.customers.key)
     # Ids are unique now, so an aggregate has a row of an unknown customer exactly when it has more rows
@@ -101,15 +225,119 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
         t = policy.data.sources[source]
         if not matched and plan.sources[source].rows:
             empty.append(f"{t.table!r} (by {t.columns[WINDOW_FIELD[source]].column})")
-        if conn.execute(f"SELECT count({CID}) FROM {table}").fetchone()[0] == matched:
+        unknown = conn.execute(f"SELECT count({CID}) FROM {table}").fetchone()[0] - int(matched)
+        if not unknown:
             continue
         orphans = conn.execute(f"SELECT a.{CID} FROM {table} AS a WHERE a.{CID} IS NOT NULL AND NOT EXISTS "
-                               f"(SELECT 1 FROM {customers} AS c WHERE c.{key} = a.{CID}) LIMIT {EXAMPLES + 1}").fetchall()
+                               f"(SELECT 1 FROM {customers} AS c WHERE c.{key} = a.{CID}) LIMIT {EXAMPLES}").fetchall()
         if orphans:
-            ids = ", ".join(repr(o[0]) for o in orphans[:EXAMPLES]) + (", ..." if len(orphans) > EXAMPLES else "")
+            ids = ", ".join(repr(o[0]) for o in orphans)
+            if unknown > len(orphans):
+                ids += f" and {unknown - len(orphans):,} more ({unknown:,} unknown customer ids in all; list them with: " \
+                       f"SELECT DISTINCT r.{q(t.key)} FROM {q(t.table)} AS r WHERE r.{q(t.key)} NOT IN " \
+                       f"(SELECT {key} FROM {q(policy.data.customers.table)}))"
             problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: {ids}")
     _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")
     if empty:
         notes.append(f"no row of {', '.join(sorted(empty))} is dated on or before the as-of date {as_of}: "
                      f"{'its' if len(empty) == 1 else 'their'} metrics are empty for every customer; is --as-of right?")
     return notes
+
+
+def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding, problems: list[tuple[str, str, str]]) -> list[str]:
+    """The lines on one source's bad rows (its row check found some): up to EXAMPLES rows of each problem,
+    each named by its row, then how many more and the query that lists them all.
+
+    The rows of every problem are counted in one scan; only the problems that have rows are looked up.
+    """
+    table = binding.table(t.table)
+    checks = [_Check(column, sql, what) for column, what, sql in problems]
+    row_col = row_column(conn, binding.schema, t.table, t.key)
+    row_sql = f"r.{q(row_col)}" if row_col else "NULL"
+    out = []
+    for check, total in zip(checks, _counts(conn, table, checks)):
+        if not total:
+            continue
+        label = f"table {t.table!r}, column {check.column!r}"
+        rows = conn.execute(f"SELECT r.{q(t.key)}, r.{q(check.column)}, {row_sql} FROM {table} AS r "
+                            f"WHERE {check.sql} LIMIT {EXAMPLES}").fetchall()
+        lines = []
+        for cid, value, row in rows:
+            where = _row_name(row_col, row)
+            if check.what.startswith("has no "):
+                needed = _a(check.what[len("has no "):])
+                of = f" (customer {cid})" if cid is not None else ""
+                lines.append(f"{label}: empty (NULL) in {where}{of}; every row needs {needed}")
+            else:
+                lines.append(f"{label}: {value!r} (customer {cid}) {check.what}"
+                             + (f" ({where})" if row_col else ""))
+        lines = list(dict.fromkeys(lines))  # rows that nothing tells apart (a view without an id) are one line
+        out += lines + _more(label, total, len(lines), "rows", _listing(t.table, row_col, check.sql))
+    return out
+
+
+def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:
+    """Customer ids are unique, also when read as text: the number 2 and the text '2' (a column without a
+    type keeps both) are two customers to SQLite's unique index, but the export shows two customers 2 and
+    explain, which is given an id as text, finds only one of them.
+
+    Building the unique index of the per-customer table is the first check.  Ids of two types can only
+    be in it when its smallest id is a number and its largest is text (numbers sort before text): two
+    lookups in that index; only then is each number's text looked up in it.
+    """
+    cust = policy.data.customers
+    base = f"temp.{q(plan.base)}"
+    try:  # the index explain and overrides find a customer by; building it is the check, the examples come after
+        conn.execute(plan.key_index().sql)
+    except sqlite3.IntegrityError:
+        dupes = conn.execute(f"SELECT {CID}, count(*) FROM {base} GROUP BY {CID} HAVING count(*) > 1 "
+                             f"LIMIT {EXAMPLES}").fetchall()
+        total = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {base} GROUP BY {CID} HAVING count(*) > 1)").fetchone()[0]
+        rows = _rows_by_id(conn, binding, cust, row_column(conn, binding.schema, cust.table, cust.key))
+        ids = ", ".join(f"{cid!r} ({n} times{rows(cid)})" for cid, n in dupes)
+        _duplicates(cust, ids, total, len(dupes), f"SELECT {q(cust.key)}, count(*) FROM {q(cust.table)} "
+                                                  f"GROUP BY {q(cust.key)} HAVING count(*) > 1")
+    lowest, highest = conn.execute(f"SELECT (SELECT min({CID}) FROM {base}), (SELECT max({CID}) FROM {base})").fetchone()
+    if not (isinstance(lowest, (int, float)) and isinstance(highest, (str, bytes))):
+        return
+    # a number's text equal to a text id (the text is its own id: not the number, whatever the column's type)
+    same = (f"FROM {base} AS a JOIN {base} AS b ON b.{CID} = CAST(a.{CID} AS TEXT) "
+            f"WHERE a.{CID} < '' AND b.{CID} >= '' AND b.{CID} < x'' AND b.{CID} IS NOT a.{CID}")
+    pairs = conn.execute(f"SELECT a.{CID}, b.{CID} {same} LIMIT {EXAMPLES}").fetchall()
+    if not pairs:
+        return
+    total = conn.execute(f"SELECT count(*) {same}").fetchone()[0]
+    row_col = row_column(conn, binding.schema, cust.table, cust.key)
+    rows = _rows_by_id(conn, binding, cust, row_col)
+
+    def named(value) -> str:
+        return f"{value!r} ({'text' if isinstance(value, str) else 'a number'}{rows(value, '; ')})"
+
+    ids = ", ".join(f"{named(number)} and {named(text)}" for number, text in pairs)
+    as_text = f"CAST({q(cust.key)} AS TEXT)"
+    same_text = f"{as_text} IN (SELECT {as_text} FROM {q(cust.table)} GROUP BY 1 HAVING count(*) > 1) ORDER BY {as_text}"
+    _duplicates(cust, ids, total, len(pairs), _listing(cust.table, row_col, same_text),
+                what="pairs", why=" when read as text (a number and the same text are one id to explain and export)",
+                hint_more="; store every id as text (in a column declared TEXT), as the other tables refer to them")
+
+
+def _duplicates(cust: Table, ids: str, total: int, shown: int, listing: str, what: str = "ids", why: str = "",
+                hint_more: str = "") -> None:
+    more = f" and {total - shown:,} more ({total:,} {what} in all; list them with: {listing})" if total > shown else ""
+    raise DataError(f"customer ids are not unique in table {cust.table!r}{why}: {ids}{more}",
+                    hint=f"make data.customers.id name a column whose values are unique (now {cust.key!r}){hint_more}")
+
+
+def _rows_by_id(conn: sqlite3.Connection, binding: Binding, cust: Table, row_col: str | None):
+    """A function naming the rows of the customers table that have an id (nothing when no column tells rows apart)."""
+    table = binding.table(cust.table)
+
+    def rows(cid, lead: str = ": ") -> str:
+        if row_col is None:
+            return ""
+        found = [r[0] for r in conn.execute(f"SELECT {q(row_col)} FROM {table} WHERE {q(cust.key)} IS ? "
+                                            f"LIMIT {EXAMPLES + 1}", (cid,))]
+        listed = ", ".join(_row_name(row_col, r) for r in found[:EXAMPLES]) + (", ..." if len(found) > EXAMPLES else "")
+        return f"{lead}{listed}" if found else ""
+
+    return rows

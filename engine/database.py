@@ -145,6 +145,11 @@ class RunConnection:
         return self.conn.execute(f"SELECT 1 FROM {quote_identifier(self.results_schema)}.sqlite_master "
                                  f"WHERE name = 'crm_runs'").fetchone() is not None
 
+    @property
+    def recorded_source(self) -> str:
+        """The source database as a run records it: absolute, so that it is found from any directory."""
+        return str(self.source_path.resolve())
+
     def close(self) -> None:
         self.conn.close()
 

@@ -488,6 +488,10 @@ def _explain_stored(rc: Any, schema: str, policy: Policy, customer_id: str, as_o
         raise _CannotUseRun(f"the customers table changed since run {rid}")
     found = _source_customer(conn, policy, binding, customer_id, attrs)
     if found is None:
+        if conn.execute(ASSIGNMENT_SQL.format(rs=rs), (rid, customer_id)).fetchone() is not None:
+            raise UsageError(f"customer {customer_id!r} is in run {rid} but no longer in table "
+                             f"{policy.data.customers.table!r}, whose attributes the explanation reads",
+                             hint=f"`crm-rules history {customer_id}` shows the grades, rules and metrics the runs stored")
         raise _not_found(policy, customer_id)
     key, attribute_values = found
     row = conn.execute(ASSIGNMENT_SQL.format(rs=rs), (rid, key)).fetchone()
@@ -560,7 +564,8 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str | No
             rs = _attach_results(rc, results_db)
             if rs is None:
                 if run_id is not None:
-                    raise UsageError(f"run {run_id} not found: the database has no stored runs")
+                    raise UsageError(f"run {run_id} not found: {results_db or db} has no stored runs",
+                                     hint="give the database apply wrote the runs to (--results-db)")
                 raise _CannotUseRun("the database has no stored runs")
             source = Path(db) if results_db is not None else None  # a results database may serve several
             return _explain_stored(rc, rs, policy, customer_id, as_of, overrides, run_id, source)

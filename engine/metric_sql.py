@@ -12,6 +12,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
+from . import date_windows
 from .data_binding import Binding
 from .data_mapping import DATE_FIELDS, REQUIRED_FIELDS, WINDOW_FIELD
 from .expr_sql import SqlParams, quote_identifier as q, tie_key, to_sql
@@ -147,11 +148,7 @@ class RunDates:
         if window in (None, "all"):
             return None
         n, unit = _WINDOW.match(window.strip()).groups()
-        unit = _UNITS[unit[0]]
-        n = int(n) * periods
-        if unit == "weeks":
-            n, unit = n * 7, "days"
-        return self.conn.execute("SELECT date(?, ?, '+1 day')", (self.as_of, f"-{n} {unit}")).fetchone()[0]
+        return date_windows.window_start(self.as_of, int(n) * periods, _UNITS[unit[0]])
 
     def window_months(self, window: str) -> float:
         """Length of a window in calendar months (for per-month rates)."""
@@ -180,7 +177,22 @@ class _Aggregate:
         kept = [c for c in self.conditions if c not in in_where]
         operand = f"CASE WHEN {' AND '.join(kept)} THEN {self.value} END" if kept else self.value
         call = f"COUNT(DISTINCT {operand})" if self.fn == "COUNT DISTINCT" else f"{self.fn}({operand})"
+        if self.fn == "SUM":
+            return decimal_sum(call)
         return f"date({call})" if self.as_date else call
+
+
+def decimal_sum(call: str) -> str:
+    """A floating-point sum to 15 significant digits, the precision a double holds for any decimal.
+
+    Floating-point addition depends on the order of the rows: 50000 + 49999.99 + 0.01 is
+    99999.99999999999, the same amounts in another order 100000.0, and a rule
+    ``revenue_12m >= 100_000`` would tier the same customer differently after a reload of the
+    table.  Amounts with a few decimals sum to a number with at most 15 digits, which the
+    rounding recovers whatever the order.  Integer sums stay exact integers.  (SQLite computes
+    the repeated aggregate call once.)
+    """
+    return f"CASE typeof({call}) WHEN 'real' THEN CAST(printf('%.15g', {call}) AS REAL) ELSE {call} END"
 
 
 class _SourceQuery:

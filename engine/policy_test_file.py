@@ -45,12 +45,12 @@ import datetime as dt
 import io
 import json
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
+from .date_windows import shifted
 from .errors import Diagnostic, PolicyError, UsageError
 from .expr_types import did_you_mean
 from .plugin_api import SqlActions
@@ -101,7 +101,7 @@ DEFAULT_TOLERANCE = 1e-9
 COVERAGE_KINDS = ("tiers", "subgrades", "stages", "service_levels")
 
 _RELATIVE = re.compile(r"^([+-])([0-9]+)([dwmy])$")
-_UNITS = {"d": "days", "w": "days", "m": "months", "y": "years"}
+_UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
 
 # ---- the model of a test file -------------------------------------------------------
@@ -201,7 +201,6 @@ class _Loader:
         self.doc = doc
         self.problems: list[Diagnostic] = []
         self.as_of = ""
-        self._dates = sqlite3.connect(":memory:")
 
     # -- positions and errors
     def at(self, path: tuple, key: bool = False) -> Where:
@@ -223,8 +222,7 @@ class _Loader:
         match = _RELATIVE.match(text)
         if match:
             sign, n, unit = match.groups()
-            n = int(n) * (7 if unit == "w" else 1)
-            return self._dates.execute("SELECT date(?, ?)", (self.as_of, f"{sign}{n} {_UNITS[unit]}")).fetchone()[0]
+            return shifted(self.as_of, int(sign + n), _UNITS[unit])
         if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             if _real_date(text):
                 return text
@@ -529,7 +527,7 @@ class _Loader:
             for days, total in _order_plan(n, last, revenue):
                 amounts = _split(total, len(days))
                 profits = _split(total * Decimal(str(margin)), len(days)) if margin is not None else amounts
-                orders += [(self._dates.execute("SELECT date(?, ?)", (self.as_of, f"-{d} days")).fetchone()[0],
+                orders += [(shifted(self.as_of, -d, "days"),
                             _num(a), _num(a - p), 0) for d, a, p in zip(days, amounts, profits)]
             out["orders"] = orders
         else:
@@ -542,18 +540,15 @@ class _Loader:
                     self.error(where("recency_days"), f"with no orders in the last 12 months the last order must be older: "
                                f"recency_days at least 366, got {recency}")
                 else:
-                    date = self._dates.execute("SELECT date(?, ?)", (self.as_of, f"-{recency} days")).fetchone()[0]
+                    date = shifted(self.as_of, -recency, "days")
                     out["orders"] = [(date, 0, 0, 0)]
         interactions = []
         for name, kind in (("complaints_12m", "complaint"), ("referrals_12m", "referral")):
             for d in _spread(g.get(name, 0), INTERACTION_FIRST_DAY, GENERATED_SPAN_DAYS):
-                interactions.append((self._dates.execute("SELECT date(?, ?)", (self.as_of, f"-{d} days")).fetchone()[0], kind))
+                interactions.append((shifted(self.as_of, -d, "days"), kind))
         if interactions:
             out["interactions"] = interactions
         return out
-
-    def close(self) -> None:
-        self._dates.close()
 
 
 def _field_columns(line: str) -> list[int]:
@@ -674,37 +669,34 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
         raise PolicyError(problems, hint="see schemas/policy-test.schema.json for the format of test files")
     data = doc.data
     loader = _Loader(path, doc)
-    try:
-        loader.as_of = data["as_of"]
-        if not _real_date(loader.as_of):
-            loader.error(loader.at(("as_of",)), f"{loader.as_of!r} is not a real date")
-            raise PolicyError(loader.problems)
-        if "policy" in data:
-            policy_path = resolve_policy_path(data["policy"], path)
-            if policy_path is None:
-                loader.error(loader.at(("policy",)), f"cannot find policy {data['policy']!r} (a path relative to this file, "
-                                                     f"or a shipped policy name)")
-        else:
-            policy_path = _default_policy_path(path)
-            if not policy_path.is_file():
-                loader.error(loader.at((), key=True), f"no policy {policy_path.name} next to this test file; "
-                                                       f"name the policy with `policy:`")
-                policy_path = None
-        if loader.problems:
-            raise PolicyError(loader.problems)
-        policy = load_policy(policy_path)
-        defaults = _defaults_entry(loader, data)
-        cases = loader.entries(data["cases"], ("cases",), defaults, background=False)
-        population = loader.entries(data.get("population", []), ("population",), defaults, background=True)
-        built = [loader.build(e, False) for e in cases]
-        back = [loader.build(e, True) for e in population]
-        _assign_ids(loader, built, back)
-        _check_expectations(loader, policy, built)
-        if loader.problems:
-            raise PolicyError(loader.problems)
-        return PolicyTestFile(path, display, policy, policy_path, loader.as_of, built, back, data.get("description", ""))
-    finally:
-        loader.close()
+    loader.as_of = data["as_of"]
+    if not _real_date(loader.as_of):
+        loader.error(loader.at(("as_of",)), f"{loader.as_of!r} is not a real date")
+        raise PolicyError(loader.problems)
+    if "policy" in data:
+        policy_path = resolve_policy_path(data["policy"], path)
+        if policy_path is None:
+            loader.error(loader.at(("policy",)), f"cannot find policy {data['policy']!r} (a path relative to this file, "
+                                                 f"or a shipped policy name)")
+    else:
+        policy_path = _default_policy_path(path)
+        if not policy_path.is_file():
+            loader.error(loader.at((), key=True), f"no policy {policy_path.name} next to this test file; "
+                                                   f"name the policy with `policy:`")
+            policy_path = None
+    if loader.problems:
+        raise PolicyError(loader.problems)
+    policy = load_policy(policy_path)
+    defaults = _defaults_entry(loader, data)
+    cases = loader.entries(data["cases"], ("cases",), defaults, background=False)
+    population = loader.entries(data.get("population", []), ("population",), defaults, background=True)
+    built = [loader.build(e, False) for e in cases]
+    back = [loader.build(e, True) for e in population]
+    _assign_ids(loader, built, back)
+    _check_expectations(loader, policy, built)
+    if loader.problems:
+        raise PolicyError(loader.problems)
+    return PolicyTestFile(path, display, policy, policy_path, loader.as_of, built, back, data.get("description", ""))
 
 
 def _assign_ids(loader: _Loader, cases: list[Case], population: list[Case]) -> None:

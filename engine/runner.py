@@ -39,10 +39,14 @@ def parse_as_of(value: str | None, option: str = "--as-of") -> str:
     if value is None:
         return dt.date.today().isoformat()
     try:
-        if len(value.strip()) == 10:
-            return dt.date.fromisoformat(value.strip()).isoformat()
+        day = dt.date.fromisoformat(value.strip()) if len(value.strip()) == 10 else None
     except ValueError:
-        pass
+        day = None
+    if day == dt.date.max:  # windows end before the next day, which the calendar does not have
+        raise UsageError(f"{option} {value!r} is the calendar's last day; runs need the day after it",
+                         hint=f"use an earlier date, e.g. {option} 9999-12-30")
+    if day is not None:
+        return day.isoformat()
     raise UsageError(f"{option} {value!r} is not a date", hint=f"write it as YYYY-MM-DD, e.g. {option} 2026-06-30")
 
 
@@ -319,7 +323,7 @@ def plugins_used(policy: Policy) -> dict[str, str]:
     from .plugin_manager import get_plugin_manager
 
     _, infos = get_plugin_manager()
-    used = {s.plugin for s in policy.plugin_steps + policy.action_steps}
+    used = {s.plugin for s in policy.plugin_steps + policy.action_steps} | policy.function_plugins
     return {name: infos[name].version if name in infos else "unknown" for name in sorted(used)}
 
 
@@ -362,7 +366,7 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
             (policy.name, policy.version, policy.sha256, computed.as_of, started_at, _now(), summary["customers"],
              json.dumps({**summary, "explain": explain_facts}, ensure_ascii=False), __version__,
              json.dumps(plugins_used(policy), ensure_ascii=False), json.dumps(metric_names, ensure_ascii=False),
-             str(computed.rc.source_path), json.dumps(computed.notes, ensure_ascii=False)))
+             computed.rc.recorded_source, json.dumps(computed.notes, ensure_ascii=False)))
         run_id = cur.lastrowid
         conn.execute(
             f"INSERT INTO {rs}.crm_actions (run_id, customer_id, action, category, plugin, generator, reason, details, "
@@ -399,10 +403,12 @@ def record_failure(rc: RunConnection, policy: Policy, as_of: str, started_at: st
             return  # no earlier runs here: leave the database exactly as it was
         conn.execute("BEGIN IMMEDIATE")
         ensure_schema(conn, rc.results_schema)
+        conn.execute(f"INSERT OR IGNORE INTO {rs}.crm_policies VALUES (?, ?, ?)",  # the attempt can be traced too
+                     (policy.sha256, policy.name, canonical_json(policy.document)))
         conn.execute(
             f"INSERT INTO {rs}.crm_runs (policy_name, policy_version, policy_sha256, as_of, started_at, finished_at, status, "
             f"engine_version, source_db, error) VALUES (?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?)",
-            (policy.name, policy.version, policy.sha256, as_of, started_at, _now(), __version__, str(rc.source_path), error))
+            (policy.name, policy.version, policy.sha256, as_of, started_at, _now(), __version__, rc.recorded_source, error))
         conn.execute("COMMIT")
     except sqlite3.Error:
         if rc.conn.in_transaction:
@@ -436,7 +442,7 @@ def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None =
         except sqlite3.OperationalError as exc:
             raise RunError(f"could not write the results: {exc}; nothing was written", hint=_write_hint(str(exc))) from exc
         return RunOutcome(run_id, summary, as_of, computed.notes)
-    except RunError as exc:
+    except (RunError, DataError) as exc:  # what went wrong in the data or while computing: kept for the record
         if not dry_run:
             record_failure(rc, policy, as_of, started, exc.message)
         raise

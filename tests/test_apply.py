@@ -285,8 +285,8 @@ def test_repurchase_rate_is_share_of_months_with_a_purchase(tmp_path, demo_db):
                       "tiers:\n  levels:\n    - {id: regular, when: 'months_6m >= 0.5'}\n    - {id: other, default: true}\n")
     run = apply_policy(demo_db, load_policy(policy), AS_OF).run_id
     got = dict(rows(demo_db, "SELECT customer_id, months_6m FROM crm_metrics WHERE run_id = ?", run))
-    # six equal periods from 2025-12-31 (= 2026-06-30 minus 6 months plus a day) to 2026-06-30
-    start, end = dt.date(2025, 12, 31), dt.date(2026, 7, 1)
+    # six equal periods over January to June 2026: six months ending on a month's last day are whole months
+    start, end = dt.date(2026, 1, 1), dt.date(2026, 7, 1)
     span = (end - start).days
     periods: dict[str, set] = {cid: set() for (cid,) in rows(demo_db, "SELECT id FROM customers")}
     for cid, day in rows(demo_db, "SELECT customer_id, order_date FROM orders"):

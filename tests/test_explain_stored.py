@@ -175,8 +175,8 @@ def test_integer_customer_ids_found_like_the_computation_finds_them(tmp_path):
     conn.commit()
     conn.close()
     policy_file = tmp_path / "p.yaml"
-    policy_file.write_text("metrics: {revenue_12m: {sum: amount, window: 12 months}}\n"
-                           "tiers:\n  levels:\n    - {id: A, when: 'revenue_12m > 0.3'}\n    - {id: B, default: true}\n",
+    policy_file.write_text("metrics: {revenue_12m: {sum: amount, window: 12 months}, third: {expr: 'revenue_12m / 3'}}\n"
+                           "tiers:\n  levels:\n    - {id: A, when: 'third < 0.1'}\n    - {id: B, default: true}\n",
                            encoding="utf-8")
     policy = load_policy(policy_file)
     store_run(db, policy, "2026-06-30")
@@ -184,10 +184,11 @@ def test_integer_customer_ids_found_like_the_computation_finds_them(tmp_path):
         stored = explain_customer(db, policy, typed, "2026-06-30")
         computed = explain_customer(db, policy, typed, "2026-06-30", recompute=True)
         assert stored["source"]["path"] == "stored" and text(stored) == text(computed)
-    # 0.1 + 0.2 is 0.30000000000000004 > 0.3; written with 15 digits (json_object) it would read back as 0.3
+    # the sum is 0.3 (to 15 digits, whatever the order of the rows), a third of it 0.09999999999999999 < 0.1;
+    # written with 15 digits (json_object) it would read back as 0.1
     seven = explain_customer(db, policy, "7", "2026-06-30")
     assert seven["customer_id"] == 7 and seven["tier"]["id"] == "A" and seven["source"]["path"] == "stored"
-    assert seven["metrics"][0]["value"] == 0.1 + 0.2
+    assert [m["value"] for m in seven["metrics"][:2]] == [0.3, 0.3 / 3]
     with pytest.raises(UsageError, match="not found"):
         explain_customer(db, policy, "8", "2026-06-30")
 

@@ -5,8 +5,8 @@ from the raw rows with Python dicts and loops, without importing any of the
 engine's SQL or compiler code: every metric, the population metrics (ntile,
 Pareto share), the rules, the sub-grades, the lifecycle stages and the service
 levels are written out by hand below, following the engine's documented
-semantics.  The only SQL used here is SQLite's calendar arithmetic for window
-bounds (``date(D, '-12 months', '+1 day')``), which defines the windows.
+semantics, window bounds included (a window of N months ending on a month's
+last day is N whole calendar months).
 
 The second half checks tier cut-offs at their boundaries on tiny hand-made
 databases where the right answer can be worked out on paper.
@@ -19,7 +19,8 @@ import math
 import shutil
 import sqlite3
 from collections import defaultdict
-from datetime import date
+from calendar import monthrange
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -150,8 +151,16 @@ def pareto_tiers(values: dict, cuts, ids) -> dict:
 # --------------------------------------------------------------------------
 
 
-def window_start(conn: sqlite3.Connection, as_of: str, modifier: str) -> str:
-    return conn.execute("SELECT date(?, ?, '+1 day')", (as_of, modifier)).fetchone()[0]
+def window_start(as_of: str, months: int) -> str:
+    """First day of the ``months`` months ending on ``as_of``: from a month's last day, whole months."""
+    end = date.fromisoformat(as_of)
+    following = end + timedelta(days=1)
+    year, month = divmod(end.year * 12 + end.month - 1 - months, 12)
+    if following.day == 1:  # the as-of date ends its month
+        year, month = divmod(following.year * 12 + following.month - 1 - months, 12)
+        return date(year, month + 1, 1).isoformat()
+    day = min(end.day, monthrange(year, month + 1)[1])
+    return (date(year, month + 1, day) + timedelta(days=1)).isoformat()
 
 
 def days(a: str, b: str) -> int:
@@ -188,13 +197,11 @@ class Raw:
 
 class Windows:
     def __init__(self, as_of: str):
-        conn = sqlite3.connect(":memory:")
         self.as_of = as_of
-        self.m12 = window_start(conn, as_of, "-12 months")
-        self.m6 = window_start(conn, as_of, "-6 months")
-        self.y3 = window_start(conn, as_of, "-3 years")
-        self.d31 = conn.execute("SELECT date(?, '-31 days')", (as_of,)).fetchone()[0]
-        conn.close()
+        self.m12 = window_start(as_of, 12)
+        self.m6 = window_start(as_of, 6)
+        self.y3 = window_start(as_of, 36)
+        self.d31 = (date.fromisoformat(as_of) - timedelta(days=31)).isoformat()
 
     def within(self, d: str, start: str) -> bool:
         return start <= d[:10] <= self.as_of
@@ -534,7 +541,7 @@ tiers:
 
 
 def test_window_bounds_and_rows_after_the_as_of_date(tmp_path):
-    start = window_start(sqlite3.connect(":memory:"), D, "-12 months")  # 2025-07-01
+    start = window_start(D, 12)  # 2025-07-01
     before = date.fromordinal(date.fromisoformat(start).toordinal() - 1).isoformat()
     db = make_db(tmp_path / "w.db", [("c", "c", "x")],
                  [("c", before, 1.0), ("c", start, 10.0), ("c", D, 100.0), ("c", "2026-07-01", 1000.0)])

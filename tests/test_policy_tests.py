@@ -184,7 +184,7 @@ cases:
       revenue_prev_12m_trend: 0
       complaints_12m: 2
       referrals_12m: 1
-      tenure_years: 1.5
+      tenure_years: {approx: 1.5, tolerance: 0.02}  # 546 days: 2024-12-31, 18 months before a month's end
   - name: frequent buyer
     generate: {revenue_12m: 240_000, orders_12m: 24}
     expect: {recency_days: 15, revenue_prev_12m_trend: 0, orders_12m: 24}

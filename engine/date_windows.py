@@ -1,0 +1,49 @@
+"""Where a window of days, weeks, months or years ending on the as-of date starts.
+
+Calendar arithmetic in SQLite (``date(d, '-6 months')``) keeps the day of the
+month and rolls an impossible date forward: six months before 2026-08-31 is
+"2026-02-31", that is 2026-03-03, so a 6-month window as of the end of August
+would start on March 4th and lose three days of orders, and start later than
+the same window as of September 1st.  Here a month-end stays a month-end and
+a day the shorter month lacks becomes its last day, so that a window of N
+months ending on a month's last day is exactly N calendar months, and a later
+as-of date never starts a window earlier.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+
+UNIT_MONTHS = {"months": 1, "years": 12}
+UNIT_DAYS = {"days": 1, "weeks": 7}
+
+
+def months_before(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` months earlier (later, for a negative count), kept inside its month."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    if year < dt.MINYEAR:
+        return dt.date.min
+    if year > dt.MAXYEAR:
+        return dt.date.max
+    last = calendar.monthrange(year, month + 1)[1]
+    at_month_end = day.day == calendar.monthrange(day.year, day.month)[1]
+    return dt.date(year, month + 1, last if at_month_end else min(day.day, last))
+
+
+def shifted(as_of: str, count: int, unit: str) -> str:
+    """``as_of`` moved by ``count`` days, weeks, months or years (negative: earlier), as YYYY-MM-DD."""
+    day = dt.date.fromisoformat(as_of)
+    if unit in UNIT_DAYS:
+        try:
+            return (day + dt.timedelta(days=count * UNIT_DAYS[unit])).isoformat()
+        except OverflowError:
+            return (dt.date.min if count < 0 else dt.date.max).isoformat()
+    return months_before(day, -count * UNIT_MONTHS[unit]).isoformat()
+
+
+def window_start(as_of: str, count: int, unit: str) -> str:
+    """First day of the window of ``count`` units that ends on (and includes) ``as_of``."""
+    before = dt.date.fromisoformat(shifted(as_of, -count, unit))
+    return before.isoformat() if before == dt.date.min else (before + dt.timedelta(days=1)).isoformat()
