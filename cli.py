@@ -10,6 +10,7 @@ import errno
 import gc
 import json
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +24,18 @@ from typer.core import TyperGroup
 from .engine import __version__
 from .engine.errors import CrmRulesError, PolicyError, UsageError
 
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader left (`| head`): what it wanted was written, so it is no error (rich would exit 1)."""
+        _drop_stdout()
+        raise SystemExit(0)
+
+
 # Lines are not wrapped to the terminal's width: a command, a path or a `file:line:col:` message must stay one line
 # to copy, paste and grep, also in a cron log, where rich would otherwise wrap at 80 columns.  Tables still fit.
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+console = _Console(soft_wrap=True)
+err_console = _Console(stderr=True, soft_wrap=True)
 
 
 class _Group(TyperGroup):
@@ -40,6 +49,9 @@ class _Group(TyperGroup):
                 raise
             _print_error(exc)
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:  # as _Console.on_broken_pipe, for what is written without rich
+            _drop_stdout()
+            raise typer.Exit(0) from None
         except OSError as exc:
             if exc.errno not in OUTPUT_FULL or (ctx.obj or {}).get("debug"):
                 raise
@@ -309,7 +321,7 @@ def export(
 
 @app.command("import")
 def import_(
-    file: Path = typer.Argument(..., help="CSV file (UTF-8, with or without BOM, header row first)."),
+    file: Path = typer.Argument(..., help="CSV file (UTF-8, with or without BOM, header row first; comma, semicolon or tab separated)."),
     db: Path = typer.Option(..., "--db", help="SQLite database to import into (created if missing).", dir_okay=False),
     table: str = typer.Option(..., "--table", help="Table to create."),
     replace: bool = typer.Option(False, "--replace", help="Replace the table if it exists."),
@@ -327,6 +339,9 @@ def import_(
         name, sep, kind = item.partition("=")
         if not sep or kind not in ("integer", "float", "text"):
             raise UsageError(f"--type {item!r} is not COLUMN=integer|float|text")
+        if overrides.get(name, kind) != kind:
+            raise UsageError(f"--type {name}={overrides[name]} and --type {item} both name column {name!r}",
+                             hint="give one --type per column")
         overrides[name] = kind
     mode = "replace" if replace else "append" if append else "create"
     with _progress_bars() as progress:
@@ -782,7 +797,7 @@ def table_export(
     """Export one rule table of a policy as CSV or XLSX; without --table, list the policy's tables."""
     from .engine.output_file import check_out, write_atomic
     from .engine.rule_table import export_table, list_tables, table_spec
-    from .engine.rule_table_io import csv_text, format_from_path, xlsx_bytes
+    from .engine.rule_table_io import csv_text, output_format, xlsx_bytes
     from .engine.terminal_table import titled_table
 
     if table is None:
@@ -790,12 +805,14 @@ def table_export(
         if as_json:
             console.print_json(json.dumps({"policy": str(policy), "tables": [t.as_json() for t in tables]}, ensure_ascii=False))
             return
-        grid = titled_table(f"Rule tables in {escape(str(policy))}", "Table", "Rows", "In the YAML", "Columns")
+        # the YAML path under the name: a fourth column for it left too little room at 80 columns, and a
+        # column name such as attributes.cost_per_customer broke inside a word
+        grid = titled_table(f"Rule tables in {escape(str(policy))}", "Table (in the YAML)", "Rows>", "Columns")
         for t in tables:
             where = "[dim]not in this policy[/dim]"
             if t.inherited_from:
                 where = f"inherited from {escape(t.inherited_from)} (extends: {escape(str(t.extends))}); edit it there"
-            grid.add_row(t.name, str(t.rows) if t.own else "—", escape(t.yaml_path),
+            grid.add_row(f"{t.name}\n[dim]{escape(t.yaml_path)}[/dim]", str(t.rows) if t.own else "—",
                          escape(", ".join(t.columns)) if t.own else where)
         console.print(grid)
         own = [t.name for t in tables if t.own]
@@ -805,7 +822,7 @@ def table_export(
         return
     if as_json:
         raise UsageError("--json lists the tables; leave out --table", hint="use --format csv|xlsx to export a table")
-    kind = format_from_path(out, fmt) if out is not None else format_from_path(Path("x.csv"), fmt or "csv")
+    kind = output_format(out, fmt)
     if out is not None:
         check_out(out, reads={"the policy": policy}, example=f"{table}.{kind}")
     exported = export_table(policy, table)
@@ -897,7 +914,13 @@ def schema(
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def _terminate(signum: int, _frame) -> None:
+    """SIGTERM (a service manager stopping the job) unwinds like Ctrl-C: workers stopped, temporary files removed."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     finally:

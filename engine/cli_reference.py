@@ -359,7 +359,8 @@ def exit_codes() -> dict[int, list[str]]:
         codes.setdefault(code, []).append(f"`{cls.__name__}`: {_md(_first_line(cls))}")
     codes.setdefault(1, [])[0:0] = [
         "The input was wrong or the run failed: the command printed `error: ...` (often with a `hint:`) on "
-        "standard error and stopped; a failed run, import or prune changes nothing. The cases:"]
+        "standard error and stopped; a failed run writes no results (next to earlier runs, `crm_runs` keeps a "
+        "`failed` row with the message), a failed import or prune changes nothing. The cases:"]
     codes[1] += [
         "`crm-rules test`: at least one policy test case failed (the failures are printed).",
         "`crm-rules validate`: at least one of the policies is invalid (every problem is printed, "
@@ -377,6 +378,8 @@ def exit_codes() -> dict[int, list[str]]:
     ]
     codes[130] = ["Interrupted (Ctrl-C). A run that was interrupted wrote nothing: results are written in one "
                   "transaction at the end."]
+    codes[143] = ["Stopped by SIGTERM (a service manager stopping the job): as for Ctrl-C, nothing was written, "
+                  "and workers and temporary files are cleaned up."]
     return dict(sorted(codes.items()))
 
 

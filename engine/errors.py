@@ -61,7 +61,7 @@ class DataError(CrmRulesError):
 
 
 class RunError(CrmRulesError):
-    """A run failed while executing; nothing was written."""
+    """A run failed while executing; no results were written."""
 
 
 class PluginError(CrmRulesError):

@@ -96,3 +96,16 @@ def test_report_checks_the_customer_database_given_beside_the_results(cli, appli
     result = cli("report", "--db", tmp_path / "typo.db", "--results-db", applied_db, "--out", tmp_path / "r.html")
     assert result.exit_code == 2 and "typo.db: database not found" in result.output
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("command", [["actions"], ["export", "--format", "json"], ["changes"]])
+def test_a_reader_that_leaves_early_is_no_error(applied_db, command):
+    """`crm-rules actions ... | head -1`: the output was wanted only in part; the exit code is 0, nothing on stderr."""
+    proc = subprocess.Popen([sys.executable, "-c", "from crm_rules.cli import main; main()", *command, "--db",
+                             str(applied_db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "120"})
+    proc.stdout.readline()
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, stderr
+    assert stderr == ""

@@ -19,7 +19,7 @@ from conftest import AS_OF, user_tables_digest
 from crm_rules.engine import database
 from crm_rules.engine.database import open_for_run, use_wal
 from crm_rules.engine.demo_data import generate_demo_database
-from crm_rules.engine.errors import RunError
+from crm_rules.engine.errors import PluginError, RunError
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy
 
@@ -90,7 +90,7 @@ def test_a_plugin_that_tries_to_write_is_stopped(tmp_path, demo_db):
     policy.write_text("tiers:\n  levels: [{id: A, default: true}]\nactions:\n  v: {use: vandal}\n")
     before = user_tables_digest(demo_db)
     with extra_plugin(Vandal(), "vandal"):
-        with pytest.raises(RunError):
+        with pytest.raises(PluginError, match="only execute one statement"):  # found when the policy compiles
             apply_policy(demo_db, load_policy(policy), AS_OF)
     assert user_tables_digest(demo_db) == before
     assert consistent(demo_db) == []
@@ -132,6 +132,23 @@ def test_sigkill_at_random_points_leaves_all_or_nothing(tmp_path, bigger_db):
     result = subprocess.run(APPLY + [str(db)], capture_output=True, text=True, env=_env())
     assert result.returncode == 0, result.stderr
     assert len(consistent(db)) == complete + 1
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, bigger_db):
+    """A service manager stops a job with SIGTERM: no results, no worker left running, no temporary files."""
+    db = tmp_path / "crm.db"
+    db.write_bytes(bigger_db.read_bytes())
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = _env() | {"TMPDIR": str(scratch), "SQLITE_TMPDIR": str(scratch)}
+    proc = subprocess.Popen(APPLY + [str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(0.6)  # importing and loading the policy take about this long: the run is computing
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode in (143, 0), stderr  # 0 when the run was already done
+    assert "Traceback" not in stderr
+    assert consistent(db) == ([] if proc.returncode else [1])
+    assert list(scratch.iterdir()) == []
 
 
 def test_two_applies_at_once_both_complete_one_after_the_other(tmp_path, bigger_db):
