@@ -597,6 +597,13 @@ def runs(
             console.print(f"run {r['run_id']} failed: {r['error']}", highlight=False, markup=False)
 
 
+# What the history table gives up, in this order, until every word in it fits the terminal: at 80 columns the
+# 12-character hash and the dates kept their width while "Sub-grade" broke, and at 60 every grade fell apart into
+# pieces of two or three characters.  First a customer in several policies gets one table per policy (no Policy
+# column, nothing lost); then these are left out, and said so below the tables (--json has everything).
+HISTORY_LEAVE_OUT = ("policy hashes", "deciding rules", "run ids")
+
+
 @app.command()
 def history(
     customer_id: str = typer.Argument(..., help="The customer's id."),
@@ -619,30 +626,52 @@ def history(
     console.print(f"[b]Customer {escape(str(last['customer_id']))}[/b] {escape(last['customer_name'] or '')}: "
                   f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}; "
                   f"bold: changed since the policy's previous run", highlight=False)
-    columns = ["Run>", "As of"] + (["Policy"] if len(policies) > 1 else []) + ["Hash", "Tier", "Sub-grade", "Stage", "Service level"]
-    table = titled_table("History", *columns, whole=("Run", "As of", "Hash"))
-    previous: dict[str, dict] = {}  # policy -> its previous row
-    for r in items:
-        before = previous.get(r["policy_name"])
 
-        def cell(key: str, rule: str | None = None, r=r, before=before) -> str:
-            if r[key] is None:
-                return "—"
-            text = escape(str(r[key]))
-            if before is not None and before[key] != r[key]:
-                text = f"[b]{text}[/b]"
-            how = r[rule] if rule else None  # the deciding rule: worth showing when it is not the value's own rule
-            if how == "default":
-                return f"{text} [dim](default)[/dim]"
-            return f"{text} [dim](by {escape(how)})[/dim]" if how and how != r[key] else text
+    def history_table(title: str, runs: list[dict], left_out: tuple[str, ...]):
+        columns = {"Run>": "run ids" not in left_out, "As of": True, "Policy": len({r["policy_name"] for r in runs}) > 1,
+                   "Hash": "policy hashes" not in left_out, "Tier": True, "Sub": True, "Stage": True, "Service level": True}
+        table = titled_table(title, *(c for c, shown in columns.items() if shown), whole=("Run", "As of", "Hash"))
+        previous: dict[str, dict] = {}  # policy -> its previous row
+        for r in runs:
+            before = previous.get(r["policy_name"])
 
-        sha = r["policy_sha256"][:12]
-        changed = before is not None and before["policy_sha256"] != r["policy_sha256"]
-        table.add_row(str(r["run_id"]), r["as_of"], *([escape(r["policy_name"])] if len(policies) > 1 else []),
-                      f"[b]{sha}[/b]" if changed else sha, cell("tier", "tier_rule"), cell("subgrade", "subgrade_rule"),
-                      cell("stage", "stage_rule"), cell("service_level"))
-        previous[r["policy_name"]] = r
-    console.print(table)
+            def cell(key: str, rule: str | None = None, r=r, before=before) -> str:
+                if r[key] is None:
+                    return "—"
+                text = escape(str(r[key]))
+                if before is not None and before[key] != r[key]:
+                    text = f"[b]{text}[/b]"
+                how = r[rule] if rule and "deciding rules" not in left_out else None  # shown when not the value's own rule
+                if how == "default":
+                    return f"{text} [dim](default)[/dim]"
+                return f"{text} [dim](by {escape(how)})[/dim]" if how and how != r[key] else text
+
+            sha = r["policy_sha256"][:8]
+            changed = before is not None and before["policy_sha256"] != r["policy_sha256"]
+            cells = {"Run>": str(r["run_id"]), "As of": r["as_of"], "Policy": escape(r["policy_name"]),
+                     "Hash": f"[b]{sha}[/b]" if changed else sha, "Tier": cell("tier", "tier_rule"),
+                     "Sub": cell("subgrade", "subgrade_rule"), "Stage": cell("stage", "stage_rule"),
+                     "Service level": cell("service_level")}
+            table.add_row(*(cells[c] for c, shown in columns.items() if shown))
+            previous[r["policy_name"]] = r
+        return table
+
+    unbounded = console.options.update_width(sys.maxsize)  # a table's minimum: its longest words, padding, borders
+    layouts = dict.fromkeys([(False, ())] + [(len(policies) > 1, HISTORY_LEAVE_OUT[:n])
+                                             for n in range(len(HISTORY_LEAVE_OUT) + 1)])
+    for split, left_out in layouts:
+        tables = ([history_table(f"History of {escape(p)}", [r for r in items if r["policy_name"] == p], left_out)
+                   for p in policies] if split else [history_table("History", items, left_out)])
+        if all(console.measure(table, options=unbounded).minimum <= console.width for table in tables):
+            break
+    for table in tables:
+        console.print(table)
+    if left_out:
+        console.print(f"{', '.join(left_out)} left out to fit this terminal ({console.width} columns): widen it, "
+                      f"or use --json", highlight=False)
+
+
+CHANGES_FULL_WIDTH = 100  # terminal columns the changed-customers table needs to show service levels readably
 
 
 @app.command()
@@ -677,6 +706,7 @@ def changes(
                       f"{c['policy_sha256'][:12]})", highlight=False)
     t = c["totals"]
     console.print(f"{t['upgrades']:,} upgraded, {t['downgrades']:,} downgraded, {t['same_tier']:,} changed stage only, "
+                  f"{t['subgrade_only']:,} changed sub-grade only, {t['service_level_only']:,} changed service level only, "
                   f"{t['new']:,} new, {t['removed']:,} removed, {t['unchanged']:,} unchanged; "
                   f"stage changed for {t['stage_changes']:,}"
                   + (f"; {t['unranked']:,} moved from a tier this policy no longer has" if t["unranked"] else ""),
@@ -690,7 +720,8 @@ def changes(
         cells = []
         for to in after:
             n = counts.get((fr, to), 0)
-            cells.append(f"[b]{fmt_number(n)}[/b]" if fr == to and fr is not None else fmt_number(n) if n else "·")
+            text = fmt_number(n) if n else "·"  # empty is "·" on the diagonal too: a tier the policy no longer has
+            cells.append(f"[b]{text}[/b]" if n and fr == to else text)
         grid.add_row(escape(fr) if fr is not None else "(new)", *cells)
     console.print(grid)
     items = c["changes"]
@@ -701,16 +732,23 @@ def changes(
         a, b = ("—" if a is None else escape(str(a))), ("—" if b is None else escape(str(b)))
         return a if a == b else f"{a} → {b}"
 
-    table = titled_table(f"Changed customers: {len(items):,}", "Customer", "Name", "Change", "Tier", "Sub-grade",
-                         "Stage", whole=("Customer",))
+    # Below this width the service levels are left out: with them, an 80-column terminal broke the stages and
+    # service levels inside words ("developmen-t"); a "service level" change is then listed without its values.
+    narrow = console.width < CHANGES_FULL_WIDTH
+    columns = ("Customer", "Name", "Change", "Tier", "Sub-grade", "Stage") + (() if narrow else ("Service level",))
+    table = titled_table(f"Changed customers: {len(items):,}", *columns, whole=("Customer",))
     shown = items if limit == 0 else items[:limit]
     for r in shown:
-        table.add_row(escape(str(r["customer_id"])), escape(r["customer_name"] or ""), r["direction"],
-                      move(r["tier_before"], r["tier_after"]), move(r["subgrade_before"], r["subgrade_after"]),
-                      move(r["stage_before"], r["stage_after"]))
+        cells = (escape(str(r["customer_id"])), escape(r["customer_name"] or ""), r["direction"],
+                 move(r["tier_before"], r["tier_after"]), move(r["subgrade_before"], r["subgrade_after"]),
+                 move(r["stage_before"], r["stage_after"]), move(r["service_level_before"], r["service_level_after"]))
+        table.add_row(*cells[:len(columns)])
     console.print(table)
     if len(shown) < len(items):
         console.print(f"{len(items) - len(shown):,} more; use --limit 0 or --json", highlight=False)
+    if narrow and shown:
+        console.print(f"service levels left out below {CHANGES_FULL_WIDTH} columns (this terminal has {console.width}): "
+                      f"widen it, or use --json", highlight=False)
 
 
 @app.command()

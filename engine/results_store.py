@@ -142,12 +142,8 @@ def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
     existing = has_results(conn, schema)
     version = SCHEMA_VERSION
     if existing:
+        version = stored_version(conn, schema)
         conn.execute(TABLES["crm_meta"].format(s=prefix))
-        row = conn.execute(f"SELECT value FROM {prefix}crm_meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row else 1
-        if version > SCHEMA_VERSION:
-            raise DataError(f"the results tables were written by a newer crm-rules (schema {version}, this one knows {SCHEMA_VERSION})",
-                            hint="upgrade crm-rules, or write results to another database with --results-db")
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for table, column, kind in MIGRATIONS.get(step, []):
                 have = table_columns(conn, schema, table)
@@ -156,6 +152,22 @@ def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
     for ddl in list(TABLES.values()) + list(INDEXES) + list(VIEWS.values()):
         conn.execute(ddl.format(s=prefix))
     conn.execute(f"INSERT OR REPLACE INTO {prefix}crm_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+def stored_version(conn: sqlite3.Connection, schema: str = "main") -> int:
+    """The schema version of existing results tables (1 before crm_meta), refusing a newer crm-rules' tables.
+
+    Read-only, so that a reader or a dry run can refuse them too: a newer version may keep a run's rows in
+    tables this one does not know, which deleting or rewriting runs would leave dangling."""
+    prefix = f"{q(schema)}."
+    row = None
+    if conn.execute(f"SELECT 1 FROM {prefix}sqlite_master WHERE type = 'table' AND name = 'crm_meta'").fetchone():
+        row = conn.execute(f"SELECT value FROM {prefix}crm_meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row else 1
+    if version > SCHEMA_VERSION:
+        raise DataError(f"the results tables were written by a newer crm-rules (schema {version}, this one knows {SCHEMA_VERSION})",
+                        hint="upgrade crm-rules, or write results to another database with --results-db")
+    return version
 
 
 def has_results(conn: sqlite3.Connection, schema: str = "main") -> bool:

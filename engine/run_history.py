@@ -23,7 +23,7 @@ from pathlib import Path
 from .database import connect, results_only_authorizer
 from .errors import DataError, UsageError
 from .export import resolve_run
-from .results_store import VIEWS, has_results
+from .results_store import VIEWS, ensure_schema, has_results, stored_version
 
 # Tables holding a run's rows (by run_id), children first; crm_runs is deleted last.
 RUN_TABLES = ("crm_metrics", "crm_assignments", "crm_definitions", "crm_actions", "crm_errors")
@@ -32,12 +32,34 @@ RUN_COLUMNS = ("run_id", "policy_name", "policy_version", "policy_sha256", "as_o
                "status", "customers", "error")
 HISTORY_COLUMNS = ("run_id", "policy_name", "policy_sha256", "as_of", "customer_id", "customer_name", "tier",
                    "tier_rule", "subgrade", "subgrade_rule", "stage", "stage_rule", "service_level")
-TRANSITION_COLUMNS = ("customer_id", "customer_name", "direction", "tier_before", "tier_after", "subgrade_before",
-                      "subgrade_after", "stage_before", "stage_after", "tier_rule", "stage_rule")
-# crm_transitions.direction -> its key in changes()["totals"]; also the order of the changed-customers list.
+# A change's direction -> its key in changes()["totals"]; also the order of the changed-customers list.  The first
+# four and the last two are crm_transitions.direction; "sub-grade" (same tier and stage, another sub-grade) and
+# "service level" (only the service level changed) are the changes the view leaves out, added by changes().
 DIRECTIONS = {"upgrade": "upgrades", "downgrade": "downgrades", "unranked": "unranked", "same tier": "same_tier",
-              "new": "new", "removed": "removed"}
+              "sub-grade": "subgrade_only", "service level": "service_level_only", "new": "new", "removed": "removed"}
 SHORT_SHA = 12
+# Names listed in a hint (policies, actions, owners) before the rest are only counted.
+LISTED = 10
+
+# Every customer of run :rid whose grades differ from run :pid, the previous successful run of its policy.  The
+# tier and stage changes, new and removed customers come from crm_transitions (documented, what BI tools read), with
+# the service levels added; the view leaves out customers whose tier and stage stayed while their sub-grade or
+# service level changed, so the second half adds them, looked up by the primary keys as the view does.
+CHANGES_SQL = """
+SELECT t.customer_id, t.customer_name, t.direction, t.tier_before, t.tier_after, t.subgrade_before, t.subgrade_after,
+       t.stage_before, t.stage_after, p.service_level AS service_level_before, a.service_level AS service_level_after,
+       t.tier_rule, t.stage_rule
+FROM {view} AS t
+LEFT JOIN crm_assignments AS p ON p.run_id = :pid AND p.customer_id = t.customer_id
+LEFT JOIN crm_assignments AS a ON a.run_id = :rid AND a.customer_id = t.customer_id
+WHERE t.run_id = :rid
+UNION ALL
+SELECT a.customer_id, a.customer_name,
+       CASE WHEN p.subgrade IS NOT a.subgrade THEN 'sub-grade' ELSE 'service level' END,
+       p.tier, a.tier, p.subgrade, a.subgrade, p.stage, a.stage, p.service_level, a.service_level, a.tier_rule, a.stage_rule
+FROM crm_assignments AS a JOIN crm_assignments AS p ON p.run_id = :pid AND p.customer_id = a.customer_id
+WHERE a.run_id = :rid AND p.tier = a.tier AND p.stage IS a.stage
+  AND (p.subgrade IS NOT a.subgrade OR p.service_level IS NOT a.service_level)"""
 
 
 def _open(db: Path) -> sqlite3.Connection:
@@ -61,7 +83,13 @@ def _check_policy(conn: sqlite3.Connection, db: Path, policy: str | None) -> Non
     names = _policy_names(conn)
     if policy not in names:
         raise UsageError(f"{db}: no runs of policy {policy!r}",
-                         hint=f"policies with runs here: {', '.join(names) or '(none)'}")
+                         hint=f"policies with runs here: {listing(names)}")
+
+
+def listing(names: list[str]) -> str:
+    """Names for a hint: the first LISTED of them and how many more, so that thousands of owners stay one line."""
+    shown = ", ".join(map(str, names[:LISTED])) or "(none)"
+    return shown + (f", ... ({len(names):,} in all)" if len(names) > LISTED else "")
 
 
 def _transitions(conn: sqlite3.Connection) -> str:
@@ -116,33 +144,77 @@ def customer_history(db: Path, customer_id: str, policy: str | None = None) -> l
             args.append(policy)
         rows = [dict(r) for r in conn.execute(sql + " ORDER BY r.run_id", args)]
         if not rows:
-            of = f" of policy {policy!r}" if policy else ""
-            raise UsageError(f"customer {customer_id!r} not found in any successful run{of} in {db}",
-                             hint=_id_hint(conn, customer_id, db))
+            raise _not_found(conn, db, customer_id, policy)
         return rows
     finally:
         conn.close()
 
 
-def _id_hint(conn: sqlite3.Connection, customer_id: str, db: Path) -> str:
-    latest = conn.execute("SELECT max(run_id) FROM crm_runs WHERE status = 'succeeded'").fetchone()[0]
+def _not_found(conn: sqlite3.Connection, db: Path, customer_id: str, policy: str | None) -> UsageError:
+    """Why a customer has no history, and where to look instead.
+
+    With --policy the customer may well exist, in another policy's runs: saying so beats suggesting an id,
+    which used to suggest the very id that was typed (found in the latest run of any policy)."""
+    of = f" of policy {policy!r}" if policy else ""
+    message = f"customer {customer_id!r} not found in any successful run{of} in {db}"
+    if policy is None:
+        return UsageError(message, hint=_id_hint(conn, customer_id, db, None))
+    if not conn.execute("SELECT 1 FROM crm_runs WHERE policy_name = ? AND status = 'succeeded'", (policy,)).fetchone():
+        return UsageError(f"policy {policy!r} has no successful run in {db}: there is no history of any customer",
+                          hint=f"every run of it failed; `crm-rules runs --db {db} --policy {policy}` says why")
+    ids = _id_candidates(customer_id)
+    found: dict[str, list[int]] = {}
+    for name, run_id in conn.execute(
+            f"SELECT r.policy_name, r.run_id FROM crm_runs AS r JOIN crm_assignments AS a ON a.run_id = r.run_id "
+            f"AND a.customer_id IN ({', '.join('?' * len(ids))}) WHERE r.status = 'succeeded' "
+            f"ORDER BY r.policy_name, r.run_id", ids):
+        found.setdefault(name, []).append(run_id)
+    if not found:
+        return UsageError(message, hint=_id_hint(conn, customer_id, db, policy))
+    where = ", ".join(f"{name!r} ({_runs(run_ids)})" for name, run_ids in found.items())
+    return UsageError(message, hint=f"it appears only in runs of polic{'y' if len(found) == 1 else 'ies'} {where}: "
+                                    f"leave out --policy, or use --policy {next(iter(found))}")
+
+
+def _runs(run_ids: list[int]) -> str:
+    """'run 4', 'runs 4, 5', or '12 runs, 4 to 57' when listing them all would not help."""
+    if len(run_ids) == 1:
+        return f"run {run_ids[0]}"
+    if len(run_ids) <= 5:
+        return f"runs {', '.join(map(str, run_ids))}"
+    return f"{len(run_ids)} runs, {run_ids[0]} to {run_ids[-1]}"
+
+
+def _id_hint(conn: sqlite3.Connection, customer_id: str, db: Path, policy: str | None) -> str:
+    """A near id (another case, spaces around it) in the latest successful run (of the policy), or what ids look like."""
+    sql, args = "SELECT max(run_id) FROM crm_runs WHERE status = 'succeeded'", []
+    if policy is not None:
+        sql, args = sql + " AND policy_name = ?", [policy]
+    latest = conn.execute(sql, args).fetchone()[0]
     if latest is None:
         return "there are no successful runs here yet"
     near = conn.execute("SELECT customer_id FROM crm_assignments WHERE run_id = ? AND CAST(customer_id AS TEXT) = ? "
-                        "COLLATE NOCASE LIMIT 1", (latest, customer_id.strip())).fetchone()
+                        "COLLATE NOCASE AND CAST(customer_id AS TEXT) != ? LIMIT 1",
+                        (latest, customer_id.strip(), customer_id)).fetchone()
     if near is not None:
         return f"did you mean {near[0]!r}? ids are matched exactly"
     sample = conn.execute("SELECT customer_id FROM crm_assignments WHERE run_id = ? ORDER BY customer_id LIMIT 1",
                           (latest,)).fetchone()
     example = f" (ids look like {sample[0]!r})" if sample else ""
-    return f"`crm-rules export --db {db}` lists the customers of the latest run{example}"
+    if policy is None:
+        return f"`crm-rules export --db {db}` lists the customers of the latest run{example}"
+    return f"`crm-rules export --db {db} --run {latest}` lists the customers of the latest run of {policy!r}{example}"
 
 
 def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> dict:
     """What changed in a run (default: the latest successful run) since the previous successful run of its policy.
 
-    ``totals`` counts the changed customers by direction, plus ``stage_changes`` (customers in both runs
-    whose stage changed, whatever their tier did) and ``unchanged``.  ``matrix`` has one entry per
+    ``changes`` lists every customer whose tier, sub-grade, stage or service level changed, and the new and
+    removed ones.  ``totals`` counts them by direction (the keys of DIRECTIONS: a sub-grade or service level
+    that changed under the same tier and stage is a change too, not "unchanged"), plus ``stage_changes``
+    (customers in both runs whose stage changed, whatever their tier did) and ``unchanged`` (customers in both
+    runs with all four grades the same), so that the directions and ``unchanged`` add up to the customers of
+    both runs.  ``matrix`` has one entry per
     (tier before, tier after) pair with its number of customers, unchanged pairs included; ``from`` is
     None for new customers and ``to`` None for removed ones, so the counts add up to both runs' sizes.
     """
@@ -171,8 +243,7 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
                       policy_changed=prev["policy_sha256"] != run["policy_sha256"],
                       previous_customers=conn.execute("SELECT count(*) FROM crm_assignments WHERE run_id = ?",
                                                       (pid,)).fetchone()[0])
-        view = _transitions(conn)
-        rows = [dict(r) for r in conn.execute(f"SELECT {', '.join(TRANSITION_COLUMNS)} FROM {view} WHERE run_id = ?", (rid,))]
+        rows = [dict(r) for r in conn.execute(CHANGES_SQL.format(view=_transitions(conn)), {"rid": rid, "pid": pid})]
         order = {d: i for i, d in enumerate(DIRECTIONS)}
         rows.sort(key=lambda r: (order.get(r["direction"], len(order)), _sort_key(r["customer_id"])))
         result["changes"] = rows
@@ -181,10 +252,11 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
         totals["stage_changes"] = sum(1 for r in rows if r["direction"] not in ("new", "removed")
                                       and r["stage_before"] != r["stage_after"])
         pairs = conn.execute(
-            "SELECT p.tier, a.tier, count(*), sum(p.stage IS NOT a.stage) FROM crm_assignments AS a "
-            "JOIN crm_assignments AS p ON p.run_id = ? AND p.customer_id = a.customer_id "
+            "SELECT p.tier, a.tier, count(*), "
+            "sum(p.stage IS NOT a.stage OR p.subgrade IS NOT a.subgrade OR p.service_level IS NOT a.service_level) "
+            "FROM crm_assignments AS a JOIN crm_assignments AS p ON p.run_id = ? AND p.customer_id = a.customer_id "
             "WHERE a.run_id = ? GROUP BY p.tier, a.tier", (pid, rid)).fetchall()
-        totals["unchanged"] = sum(n - staged for before, after, n, staged in pairs if before == after)
+        totals["unchanged"] = sum(n - changed for before, after, n, changed in pairs if before == after)
         counts = {(before, after): n for before, after, n, _ in pairs}
         if totals["new"]:
             counts.update(Counter((None, r["tier_after"]) for r in rows if r["direction"] == "new"))
@@ -212,13 +284,19 @@ def _sort_key(value) -> tuple:
 def prune(db: Path, keep: int, policy: str | None = None, dry_run: bool = False) -> dict:
     """Delete old runs, explicitly: per policy, keep the newest ``keep`` successful runs and every run after the oldest of them.
 
-    Runs of a policy older than its oldest kept successful run are deleted, failed ones included;
-    failed runs after it stay (they belong to the kept period).  A policy without a successful run
+    Newest means the latest as-of dates, and of two runs of the same date the later one: a backfill (an
+    earlier as-of date graded after later ones) is not what "keep the newest" should keep, and counting by
+    run id used to keep it and delete the latest dates.  Runs of a policy older than its oldest kept
+    successful run (by as-of date, then run id) are deleted, failed ones included; failed runs after it
+    stay (they belong to the kept period).  A policy without a successful run
     keeps all of its runs.  With ``policy``, only that policy's runs are considered.  All rows of the
     deleted runs go (crm_assignments, crm_definitions, crm_actions, crm_errors, crm_runs), and so do
     crm_policies documents that no remaining run uses, in one transaction: all or nothing.  Run ids
     are never reused (crm_runs is AUTOINCREMENT).  ``dry_run`` reports what would go and changes nothing.
     Nothing else in crm-rules ever calls this.
+
+    Results written by a newer crm-rules are refused, as ``apply`` refuses them (the same check): that version
+    may keep a run's rows in tables this one does not know, which deleting the runs would leave dangling.
     """
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise UsageError(f"--keep {keep!r}: must be a whole number of at least 1",
@@ -229,10 +307,13 @@ def prune(db: Path, keep: int, policy: str | None = None, dry_run: bool = False)
             raise UsageError(f"{db}: this database has no crm-rules runs yet",
                              hint="run `crm-rules apply` first, or pass the database given to --results-db")
         _check_policy(conn, db, policy)
+        stored_version(conn)  # apply's check, read-only: a dry run refuses a newer crm-rules' tables too
         if not dry_run:
             conn.set_authorizer(results_only_authorizer("main"))  # prune can only ever touch crm_ tables
             conn.execute("BEGIN IMMEDIATE")  # decide and delete under the write lock: a concurrent run is seen or waits
         try:
+            if not dry_run:
+                ensure_schema(conn)  # apply's check: refuses a newer schema (and brings an older one up to date)
             result = _prune(conn, keep, policy, dry_run)
             if not dry_run:
                 conn.execute("COMMIT")
@@ -259,10 +340,11 @@ def _prune(conn: sqlite3.Connection, keep: int, policy: str | None, dry_run: boo
     names = [policy] if policy is not None else _policy_names(conn)
     per_policy, doomed = [], []
     for name in names:
-        runs = conn.execute("SELECT run_id, status FROM crm_runs WHERE policy_name = ? ORDER BY run_id DESC", (name,)).fetchall()
-        kept = [r[0] for r in runs if r[1] == "succeeded"][:keep]
-        gone = sorted(r[0] for r in runs if kept and r[0] < min(kept))
-        per_policy.append({"policy_name": name, "kept_runs": sorted(kept), "deleted_runs": gone})
+        runs = conn.execute("SELECT run_id, status, as_of FROM crm_runs WHERE policy_name = ? "
+                            "ORDER BY as_of DESC, run_id DESC", (name,)).fetchall()
+        kept = [(r[2], r[0]) for r in runs if r[1] == "succeeded"][:keep]
+        gone = sorted(r[0] for r in runs if kept and (r[2], r[0]) < kept[-1])
+        per_policy.append({"policy_name": name, "kept_runs": sorted(run_id for _, run_id in kept), "deleted_runs": gone})
         doomed += gone
     doomed.sort()
     ids = "(SELECT value FROM json_each(:ids))"

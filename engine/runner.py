@@ -410,7 +410,7 @@ def record_failure(rc: RunConnection, policy: Policy, as_of: str, started_at: st
             f"engine_version, source_db, error) VALUES (?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?)",
             (policy.name, policy.version, policy.sha256, as_of, started_at, _now(), __version__, rc.recorded_source, error))
         conn.execute("COMMIT")
-    except sqlite3.Error:
+    except (sqlite3.Error, DataError):  # DataError: results tables of a newer crm-rules, not to be written into
         if rc.conn.in_transaction:
             rc.conn.execute("ROLLBACK")
 

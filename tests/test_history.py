@@ -194,8 +194,8 @@ def test_direction_follows_the_tier_order_of_the_run_and_unranked_when_a_tier_is
     assert c["matrix"] == [{"from": "silver", "to": "silver", "customers": 3},
                            {"from": "bronze", "to": "bronze", "customers": 3},
                            {"from": "gold", "to": "platinum", "customers": 2}]
-    assert c["totals"] == {"upgrades": 0, "downgrades": 0, "unranked": 2, "same_tier": 0, "new": 0, "removed": 0,
-                           "stage_changes": 0, "unchanged": 6}
+    assert c["totals"] == {"upgrades": 0, "downgrades": 0, "unranked": 2, "same_tier": 0, "subgrade_only": 0,
+                           "service_level_only": 0, "new": 0, "removed": 0, "stage_changes": 0, "unchanged": 6}
 
 
 def test_results_of_an_older_schema_get_the_view_and_are_readable_before(loyalty):
@@ -203,8 +203,8 @@ def test_results_of_an_older_schema_get_the_view_and_are_readable_before(loyalty
     digest = file_digest(loyalty.db)
     c = changes(loyalty.db)  # read-only: the same definition as a TEMP view on the connection
     assert [(r["customer_id"], r["direction"]) for r in c["changes"]] == [
-        ("b", "upgrade"), ("h", "upgrade"), ("a", "downgrade"), ("d", "downgrade"), ("f", "same tier"), ("n", "new"),
-        ("z", "removed")]
+        ("b", "upgrade"), ("h", "upgrade"), ("a", "downgrade"), ("d", "downgrade"), ("f", "same tier"), ("g", "sub-grade"),
+        ("n", "new"), ("z", "removed")]
     assert file_digest(loyalty.db) == digest
     apply_policy(loyalty.db, load_policy(loyalty.policy), "2026-06-30")  # a write migrates the results schema
     assert rows(loyalty.db, "SELECT value FROM crm_meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
@@ -306,8 +306,8 @@ def test_changes_summarises_the_latest_run_against_the_previous_one(loyalty):
         "run_id": 4, "policy_name": "loyalty", "as_of": "2026-06-30", "customers": 8, "previous_run_id": 1,
         "previous_as_of": "2025-12-31", "previous_customers": 8, "policy_changed": False}
     assert c["policy_sha256"] == c["previous_policy_sha256"] == loyalty.sha
-    assert c["totals"] == {"upgrades": 2, "downgrades": 2, "unranked": 0, "same_tier": 1, "new": 1, "removed": 1,
-                           "stage_changes": 1, "unchanged": 2}
+    assert c["totals"] == {"upgrades": 2, "downgrades": 2, "unranked": 0, "same_tier": 1, "subgrade_only": 1,
+                           "service_level_only": 0, "new": 1, "removed": 1, "stage_changes": 1, "unchanged": 1}
     assert c["tiers"] == ["gold", "silver", "bronze"]
     # unchanged pairs included (g gold->gold, c and f silver->silver); new from None, removed to None
     assert c["matrix"] == [
@@ -315,28 +315,38 @@ def test_changes_summarises_the_latest_run_against_the_previous_one(loyalty):
         {"from": "silver", "to": "silver", "customers": 2}, {"from": "silver", "to": "bronze", "customers": 1},
         {"from": "bronze", "to": "gold", "customers": 1}, {"from": "bronze", "to": "silver", "customers": 1},
         {"from": "bronze", "to": None, "customers": 1}, {"from": None, "to": "silver", "customers": 1}]
-    # upgrades, downgrades, same tier, new, removed; by customer within each
+    # upgrades, downgrades, same tier, sub-grade (g), new, removed; by customer within each
     assert c["changes"] == [
         {"customer_id": "b", "customer_name": "B", "direction": "upgrade", "tier_before": "bronze", "tier_after": "silver",
          "subgrade_before": None, "subgrade_after": None, "stage_before": "active", "stage_after": "active",
+         "service_level_before": "bronze-care", "service_level_after": "silver-care",
          "tier_rule": "silver", "stage_rule": "default"},
         {"customer_id": "h", "customer_name": "H", "direction": "upgrade", "tier_before": "bronze", "tier_after": "gold",
          "subgrade_before": None, "subgrade_after": "gold_basic", "stage_before": "active", "stage_after": "active",
+         "service_level_before": "bronze-care", "service_level_after": "gold-care",
          "tier_rule": "gold", "stage_rule": "default"},
         {"customer_id": "a", "customer_name": "A", "direction": "downgrade", "tier_before": "gold", "tier_after": "bronze",
          "subgrade_before": "gold_basic", "subgrade_after": None, "stage_before": "lapsed", "stage_after": "lapsed",
+         "service_level_before": "gold-care", "service_level_after": "bronze-care",
          "tier_rule": "default", "stage_rule": "lapsed"},
         {"customer_id": "d", "customer_name": "D", "direction": "downgrade", "tier_before": "silver", "tier_after": "bronze",
          "subgrade_before": None, "subgrade_after": None, "stage_before": "lapsed", "stage_after": "lapsed",
+         "service_level_before": "silver-care", "service_level_after": "bronze-care",
          "tier_rule": "default", "stage_rule": "lapsed"},
         {"customer_id": "f", "customer_name": "F", "direction": "same tier", "tier_before": "silver", "tier_after": "silver",
          "subgrade_before": None, "subgrade_after": None, "stage_before": "active", "stage_after": "lapsed",
+         "service_level_before": "silver-care", "service_level_after": "silver-care",
          "tier_rule": "silver", "stage_rule": "lapsed"},
+        {"customer_id": "g", "customer_name": "G", "direction": "sub-grade", "tier_before": "gold", "tier_after": "gold",
+         "subgrade_before": "gold_plus", "subgrade_after": "gold_basic", "stage_before": "active", "stage_after": "active",
+         "service_level_before": "gold-care", "service_level_after": "gold-care", "tier_rule": "gold", "stage_rule": "default"},
         {"customer_id": "n", "customer_name": "N", "direction": "new", "tier_before": None, "tier_after": "silver",
          "subgrade_before": None, "subgrade_after": None, "stage_before": None, "stage_after": "active",
+         "service_level_before": None, "service_level_after": "silver-care",
          "tier_rule": "silver", "stage_rule": "default"},
         {"customer_id": "z", "customer_name": "Z", "direction": "removed", "tier_before": "bronze", "tier_after": None,
          "subgrade_before": None, "subgrade_after": None, "stage_before": "active", "stage_after": None,
+         "service_level_before": "bronze-care", "service_level_after": None,
          "tier_rule": None, "stage_rule": None}]
     assert changes(loyalty.db, run_id=4) == c == changes(loyalty.db, policy="loyalty")
 
@@ -373,13 +383,15 @@ def demo_runs(demo_db):
 def _recompute(db, run_id: int, previous: int) -> tuple[Counter, list]:
     """The same summary computed in Python from crm_assignments, as an independent check."""
     order = {t: i for i, t in enumerate(["A", "B", "C"])}
-    now = {r[0]: r[1:] for r in rows(db, "SELECT customer_id, tier, stage FROM crm_assignments WHERE run_id = ?", run_id)}
-    before = {r[0]: r[1:] for r in rows(db, "SELECT customer_id, tier, stage FROM crm_assignments WHERE run_id = ?", previous)}
+    sql = "SELECT customer_id, tier, stage, subgrade, service_level FROM crm_assignments WHERE run_id = ?"
+    now = {r[0]: r[1:] for r in rows(db, sql, run_id)}
+    before = {r[0]: r[1:] for r in rows(db, sql, previous)}
     changed = []
-    for cid, (tier, stage) in now.items():
-        old_tier, old_stage = before[cid]
-        if (tier, stage) != (old_tier, old_stage):
-            d = "same tier" if tier == old_tier else "upgrade" if order[tier] < order[old_tier] else "downgrade"
+    for cid, (tier, stage, sub, level) in now.items():
+        old_tier, old_stage, old_sub, old_level = before[cid]
+        if (tier, stage, sub, level) != (old_tier, old_stage, old_sub, old_level):
+            d = ("upgrade" if order[tier] < order[old_tier] else "downgrade") if tier != old_tier else \
+                "same tier" if stage != old_stage else "sub-grade" if sub != old_sub else "service level"
             changed.append((cid, d))
     matrix = Counter((before[c][0], now[c][0]) for c in now)
     return matrix, sorted(changed)
@@ -389,10 +401,12 @@ def test_demo_changes_over_three_as_of_dates(demo_runs):
     assert [(r["run_id"], r["as_of"], r["status"], r["customers"]) for r in list_runs(demo_runs)] == [
         (1, "2025-06-30", "succeeded", 300), (2, "2025-12-31", "succeeded", 300), (3, "2026-06-30", "succeeded", 300)]
     expected = {
-        2: ({"upgrades": 35, "downgrades": 44, "unranked": 0, "same_tier": 140, "new": 0, "removed": 0,
-             "stage_changes": 190, "unchanged": 81}, [70, 18, 4, 9, 55, 22, 4, 22, 96]),
-        3: ({"upgrades": 47, "downgrades": 40, "unranked": 0, "same_tier": 159, "new": 0, "removed": 0,
-             "stage_changes": 213, "unchanged": 54}, [67, 15, 1, 15, 56, 24, 2, 30, 90]),
+        2: ({"upgrades": 35, "downgrades": 44, "unranked": 0, "same_tier": 140, "subgrade_only": 2,
+             "service_level_only": 4, "new": 0, "removed": 0, "stage_changes": 190, "unchanged": 75},
+            [70, 18, 4, 9, 55, 22, 4, 22, 96]),
+        3: ({"upgrades": 47, "downgrades": 40, "unranked": 0, "same_tier": 159, "subgrade_only": 1,
+             "service_level_only": 2, "new": 0, "removed": 0, "stage_changes": 213, "unchanged": 51},
+            [67, 15, 1, 15, 56, 24, 2, 30, 90]),
     }
     for run_id, (totals, cells) in expected.items():
         c = changes(demo_runs, run_id=run_id)
@@ -489,6 +503,7 @@ def test_prune_keeps_the_newest_successful_runs_per_policy(loyalty):
         apply_policy(loyalty.db, load_policy(solo), "2026-06-30")  # 7: a policy without a successful run
     execute(loyalty.db, "INSERT INTO crm_errors VALUES (1, 'a', 'p', 'e', 'kept with its run')")
     digest, kept = file_digest(loyalty.db), results_digest(loyalty.db, "run_id >= 5")
+    [(failing,)] = rows(loyalty.db, "SELECT policy_sha256 FROM crm_runs WHERE run_id = 3")  # a failed run keeps its policy
 
     dry = prune(loyalty.db, keep=2, dry_run=True)
     assert dry == {"keep": 2, "policy": None, "dry_run": True, "deleted_runs": [1, 3],
@@ -496,8 +511,8 @@ def test_prune_keeps_the_newest_successful_runs_per_policy(loyalty):
                                 {"policy_name": "minimal", "kept_runs": [2, 5], "deleted_runs": []},
                                 {"policy_name": "solo", "kept_runs": [], "deleted_runs": []}],
                    "rows": {"crm_metrics": 8, "crm_assignments": 8, "crm_definitions": 12, "crm_actions": 0, "crm_errors": 1,
-                            "crm_runs": 2, "crm_policies": 0},
-                   "deleted_policy_documents": []}
+                            "crm_runs": 2, "crm_policies": 1},
+                   "deleted_policy_documents": [failing]}
     assert file_digest(loyalty.db) == digest  # a dry run changes nothing
 
     done = prune(loyalty.db, keep=1)
@@ -506,13 +521,13 @@ def test_prune_keeps_the_newest_successful_runs_per_policy(loyalty):
                                 {"policy_name": "minimal", "kept_runs": [5], "deleted_runs": [2]},
                                 {"policy_name": "solo", "kept_runs": [], "deleted_runs": []}]
     assert done["rows"] == {"crm_metrics": 8 + 8, "crm_assignments": 8 + 8 + 8, "crm_definitions": 12 + 1 + 12, "crm_actions": 0,
-                            "crm_errors": 1, "crm_runs": 4, "crm_policies": 1}
-    assert done["deleted_policy_documents"] == [loyalty.sha]  # version 1 was used only by runs 1 and 4
+                            "crm_errors": 1, "crm_runs": 4, "crm_policies": 2}
+    assert done["deleted_policy_documents"] == sorted([loyalty.sha, failing])  # version 1: only runs 1 and 4
     assert rows(loyalty.db, "SELECT run_id, policy_name, status FROM crm_runs ORDER BY run_id") == [
         (5, "minimal", "succeeded"), (6, "loyalty", "succeeded"), (7, "solo", "failed")]
     for table in ("crm_metrics", "crm_assignments", "crm_definitions", "crm_actions", "crm_errors"):
         assert rows(loyalty.db, f"SELECT count(*) FROM {table} WHERE run_id < 5") == [(0,)]
-    assert sorted(r[0] for r in rows(loyalty.db, "SELECT name FROM crm_policies")) == ["loyalty", "minimal"]
+    assert sorted(r[0] for r in rows(loyalty.db, "SELECT name FROM crm_policies")) == ["loyalty", "minimal", "solo"]
     assert results_digest(loyalty.db, "run_id >= 5") == kept  # the kept runs' rows are untouched
     assert rows(loyalty.db, "SELECT count(*) FROM crm_transitions") == [(0,)]  # 5 and 6 are now first runs
     assert apply_policy(loyalty.db, load_policy(v2), "2026-06-30").run_id == 8  # run ids are never reused
@@ -583,7 +598,7 @@ def test_cli_runs_and_history(cli, loyalty):
     assert got == {"customer_id": "a", "history": customer_history(loyalty.db, "a", policy="loyalty")}
     table = cli("history", "a", "--db", loyalty.db, ok=True).output
     assert "Customer a A: 3 runs of loyalty, minimal" in table  # cells may wrap at 80 columns; ids and hashes do not
-    assert table.count(loyalty.sha[:12]) == 2 and "2026-06-30" in table
+    assert table.count(loyalty.sha[:8]) == 2 and "2026-06-30" in table
     bad = cli("history", "A", "--db", loyalty.db)
     assert bad.exit_code == 2 and "customer 'A' not found" in bad.output and "did you mean 'a'?" in bad.output
 
@@ -593,8 +608,9 @@ def test_cli_changes(cli, loyalty):
     assert json.loads(cli("changes", "--db", loyalty.db, "--json", ok=True).output) == changes(loyalty.db)
     out = cli("changes", "--db", loyalty.db, "--limit", "3", ok=True).output
     assert "loyalty run 4 (as of 2026-06-30, 8 customers) vs run 1 (as of 2025-12-31, 8 customers)" in out
-    assert "2 upgraded, 2 downgraded, 1 changed stage only, 1 new, 1 removed, 2 unchanged; stage changed for 1" in out
-    assert "Changed customers: 7" in out and "4 more; use --limit 0 or --json" in out
+    assert ("2 upgraded, 2 downgraded, 1 changed stage only, 1 changed sub-grade only, 0 changed service level only, "
+            "1 new, 1 removed, 1 unchanged; stage changed for 1") in out
+    assert "Changed customers: 8" in out and "5 more; use --limit 0 or --json" in out
     assert "(new)" in out and "(removed)" in out and "bronze → silver" in out
     first = cli("changes", "--db", loyalty.db, "--run", "2", ok=True).output
     assert "is the first successful run of policy minimal: there is nothing to compare it with" in first

@@ -1,0 +1,351 @@
+"""Runs over time, continued: what `changes`, `history`, `actions` and `prune` got wrong, each case pinned down.
+
+A hand-made database (tests/small_db.py, the orders of test_history.py plus customer e without orders) is graded
+by the loyalty policy of test_history.py with one more service level, silver-plus (silver customers with at least
+160 of revenue), so that between 2025-12-31 and 2026-06-30 every kind of change happens once or twice:
+
+customer  2025-12-31                      2026-06-30                      change
+a         gold/gold_basic lapsed          bronze lapsed                   downgrade
+b         bronze active                   silver active                   upgrade
+c         silver active silver-care       silver active silver-plus       service level only
+d         silver lapsed                   bronze lapsed                   downgrade
+e         bronze active (no order)        bronze active                   unchanged
+f         silver active                   silver lapsed                   same tier (stage)
+g         gold/gold_plus active           gold/gold_basic active          sub-grade only
+h         bronze active                   gold/gold_basic active          upgrade
+z         bronze active                   bronze lapsed                   same tier (stage)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from crm_rules.engine.action_queue import list_actions
+from crm_rules.engine.errors import DataError, RunError, UsageError
+from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.results_store import SCHEMA_VERSION
+from crm_rules.engine.run_history import DIRECTIONS, changes, customer_history, list_runs, prune
+from crm_rules.engine.runner import apply_policy
+from small_db import make_db, rows
+from test_history import LOYALTY, LOYALTY_FAILING, ORDERS, VALID, execute, results_digest
+
+
+GRADED = LOYALTY.replace("  - {id: silver-care, tier: silver}\n", "  - {id: silver-care, tier: silver}\n"
+                         "  - {id: silver-plus, tier: silver, when: \"revenue_12m >= 160\"}\n")
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def graded(tmp_path) -> Path:
+    """Run 1 as of 2025-12-31 and run 2 as of 2026-06-30 of the policy `loyalty` (GRADED)."""
+    assert "silver-plus" in GRADED
+    db = make_db(tmp_path / "graded.db", [(c, c.upper(), "华东") for c in "abcdefghz"], orders=ORDERS)
+    policy = load_policy(write(tmp_path, "loyalty.yaml", GRADED))
+    assert apply_policy(db, policy, "2025-12-31").run_id == 1
+    assert apply_policy(db, policy, "2026-06-30").run_id == 2
+    return db
+
+
+# ---- changes: a sub-grade or service level that changed is a change ----
+
+
+def test_sub_grade_and_service_level_changes_are_listed_and_counted(graded):
+    c = changes(graded)
+    assert [(r["customer_id"], r["direction"]) for r in c["changes"]] == [
+        ("b", "upgrade"), ("h", "upgrade"), ("a", "downgrade"), ("d", "downgrade"), ("f", "same tier"),
+        ("z", "same tier"), ("g", "sub-grade"), ("c", "service level")]
+    assert c["totals"] == {"upgrades": 2, "downgrades": 2, "unranked": 0, "same_tier": 2, "subgrade_only": 1,
+                           "service_level_only": 1, "new": 0, "removed": 0, "stage_changes": 2, "unchanged": 1}
+    by_id = {r["customer_id"]: r for r in c["changes"]}
+    assert by_id["g"] == {
+        "customer_id": "g", "customer_name": "G", "direction": "sub-grade", "tier_before": "gold", "tier_after": "gold",
+        "subgrade_before": "gold_plus", "subgrade_after": "gold_basic", "stage_before": "active", "stage_after": "active",
+        "service_level_before": "gold-care", "service_level_after": "gold-care", "tier_rule": "gold", "stage_rule": "default"}
+    assert by_id["c"] == {
+        "customer_id": "c", "customer_name": "C", "direction": "service level", "tier_before": "silver",
+        "tier_after": "silver", "subgrade_before": None, "subgrade_after": None, "stage_before": "active",
+        "stage_after": "active", "service_level_before": "silver-care", "service_level_after": "silver-plus",
+        "tier_rule": "silver", "stage_rule": "default"}
+    # the service levels are there for the view's changes too
+    assert (by_id["b"]["service_level_before"], by_id["b"]["service_level_after"]) == ("bronze-care", "silver-plus")
+    # every customer of both runs is counted once: by direction, or unchanged (e)
+    assert sum(v for k, v in c["totals"].items() if k != "stage_changes") == 9
+    # the documented view is unchanged: sub-grade and service level moves are not transitions there
+    assert [r[0] for r in rows(graded, "SELECT customer_id FROM crm_transitions ORDER BY customer_id")] == list("abdfhz")
+
+
+def test_every_direction_has_its_total(graded):
+    assert set(DIRECTIONS.values()) | {"stage_changes", "unchanged"} == set(changes(graded)["totals"])
+
+
+def test_demo_changes_count_every_grade(demo_db):
+    """The totals and the list against a recomputation in Python from crm_assignments, on 300 demo customers."""
+    policy = load_policy("base")
+    for as_of in ("2025-06-30", "2025-12-31", "2026-06-30"):
+        apply_policy(demo_db, policy, as_of)
+    order = {t: i for i, t in enumerate("ABC")}
+    sql = "SELECT customer_id, tier, subgrade, stage, service_level FROM crm_assignments WHERE run_id = ?"
+    for run_id in (2, 3):
+        now = {r[0]: r[1:] for r in rows(demo_db, sql, run_id)}
+        before = {r[0]: r[1:] for r in rows(demo_db, sql, run_id - 1)}
+        expected = []
+        for cid, (tier, sub, stage, level) in now.items():
+            old_tier, old_sub, old_stage, old_level = before[cid]
+            if tier != old_tier:
+                expected.append((cid, "upgrade" if order[tier] < order[old_tier] else "downgrade"))
+            elif stage != old_stage:
+                expected.append((cid, "same tier"))
+            elif sub != old_sub:
+                expected.append((cid, "sub-grade"))
+            elif level != old_level:
+                expected.append((cid, "service level"))
+        c = changes(demo_db, run_id=run_id)
+        assert sorted((r["customer_id"], r["direction"]) for r in c["changes"]) == sorted(expected)
+        assert c["totals"]["unchanged"] == 300 - len(expected)
+        assert c["totals"]["subgrade_only"] + c["totals"]["service_level_only"] > 0  # the demo has both kinds
+        assert sum(v for k, v in c["totals"].items() if k != "stage_changes") == 300
+
+
+def test_cli_changes_json_lists_the_new_kinds(cli, graded):
+    got = json.loads(cli("changes", "--db", graded, "--json", ok=True).output)
+    assert got == changes(graded)
+    assert {r["direction"] for r in got["changes"]} >= {"sub-grade", "service level"}
+
+
+def test_cli_changes_summary_and_table_show_the_new_kinds(cli, graded, columns):
+    out = cli("changes", "--db", graded, ok=True).output
+    assert ("2 upgraded, 2 downgraded, 2 changed stage only, 1 changed sub-grade only, 1 changed service level only, "
+            "0 new, 0 removed, 1 unchanged; stage changed for 2") in out
+    assert re.search(r"│ g +│ G +│ sub-grade +│ gold +│ gold_plus → +│", out)
+    assert "service levels left out below 100 columns (this terminal has 80)" in out
+    columns(140)
+    wide = cli("changes", "--db", graded, ok=True).output
+    assert "silver-care → silver-plus" in wide and "service levels left out" not in wide
+
+
+def test_cli_changes_matrix_marks_every_empty_cell_alike(cli, tmp_path):
+    """After a tier is renamed (gold -> platinum) the old tier's diagonal cell is empty like the others."""
+    db = make_db(tmp_path / "r.db", [(c, c.upper(), "华东") for c in "abcdfghz"], orders=ORDERS)
+    apply_policy(db, load_policy(write(tmp_path, "v1.yaml", LOYALTY)), "2025-12-31")
+    renamed = LOYALTY.replace("id: gold\n", "id: platinum\n").replace("{id: gold-care, tier: gold}",
+                                                                     "{id: platinum-care, tier: platinum}")
+    apply_policy(db, load_policy(write(tmp_path, "v2.yaml", renamed)), "2025-12-31")
+    assert {"from": "gold", "to": "gold", "customers": 0} not in changes(db)["matrix"]
+    out = cli("changes", "--db", db, ok=True).output
+    grid = out.split("Tier before (rows) → after", 1)[1].split("Changed customers", 1)[0]
+    cells = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+             for line in grid.splitlines() if line.startswith("│")}
+    assert cells == {"silver": ["·", "3", "·", "·"], "bronze": ["·", "·", "3", "·"], "gold": ["2", "·", "·", "·"]}
+
+
+# ---- history: where a customer is when it is not where it was looked for ----
+
+
+def test_history_of_a_customer_only_in_another_policys_runs_says_where_it_is(graded, tmp_path):
+    execute(graded, "INSERT INTO customers (id, name, region, industry, created_at, account_manager, credit_limit) "
+                    "VALUES ('n', 'N', '华南', 'retail', '2020-01-01', 'someone', 10000)")
+    minimal = load_policy(VALID / "minimal.yaml")
+    assert apply_policy(graded, minimal, "2026-06-30").run_id == 3
+    assert apply_policy(graded, minimal, "2026-06-30").run_id == 4
+    with pytest.raises(UsageError) as info:
+        customer_history(graded, "n", policy="loyalty")
+    assert info.value.message == f"customer 'n' not found in any successful run of policy 'loyalty' in {graded}"
+    assert info.value.hint == ("it appears only in runs of policy 'minimal' (runs 3, 4): "
+                               "leave out --policy, or use --policy minimal")
+    assert "did you mean" not in str(info.value)  # it used to suggest 'n', the id typed
+    assert [r["run_id"] for r in customer_history(graded, "n")] == [3, 4]
+
+
+def test_history_of_a_policy_without_a_successful_run_says_so(graded, tmp_path):
+    with pytest.raises(RunError):
+        solo = write(tmp_path, "solo.yaml", LOYALTY_FAILING.replace("name: loyalty", "name: solo"))
+        apply_policy(graded, load_policy(solo), "2026-06-30")
+    with pytest.raises(UsageError) as info:
+        customer_history(graded, "a", policy="solo")
+    assert info.value.message == f"policy 'solo' has no successful run in {graded}: there is no history of any customer"
+    assert info.value.hint == f"every run of it failed; `crm-rules runs --db {graded} --policy solo` says why"
+
+
+def test_history_near_ids_come_from_the_policys_latest_run(graded):
+    with pytest.raises(UsageError) as info:
+        customer_history(graded, " G", policy="loyalty")
+    assert info.value.hint == "did you mean 'g'? ids are matched exactly"
+    with pytest.raises(UsageError) as info:
+        customer_history(graded, "zz", policy="loyalty")
+    assert info.value.hint == (f"`crm-rules export --db {graded} --run 2` lists the customers of the latest run of "
+                               f"'loyalty' (ids look like 'a')")
+
+
+def test_cli_history_names_the_other_policy(cli, graded):
+    apply_policy(graded, load_policy(VALID / "minimal.yaml"), "2026-06-30")
+    execute(graded, "DELETE FROM crm_assignments WHERE run_id IN (1, 2) AND customer_id = 'e'")  # e: only in minimal
+    bad = cli("history", "e", "--db", graded, "-p", "loyalty")
+    assert bad.exit_code == 2
+    assert "it appears only in runs of policy 'minimal' (run 3)" in bad.output and "did you mean" not in bad.output
+
+
+# ---- history at narrow widths ----
+
+
+def _words_whole(out: str, items: list[dict], keys=("tier", "subgrade", "stage", "service_level")) -> list[str]:
+    """The words of the grades that do not appear whole in the output (a word folded over two lines)."""
+    words = {w for r in items for k in keys if r[k] for w in str(r[k]).split()}
+    found = set(re.findall(r"[^\s│┃]+", out))
+    return sorted(words - found)
+
+
+@pytest.fixture
+def demo_history(demo_db):
+    policy = load_policy("base")
+    for as_of in ("2025-12-31", "2026-03-31", "2026-06-30"):
+        apply_policy(demo_db, policy, as_of)
+    apply_policy(demo_db, load_policy("vip_card"), "2026-06-30")
+    return demo_db
+
+
+@pytest.mark.parametrize("width", [60, 70, 80, 100, 140])
+def test_cli_history_keeps_words_whole(cli, demo_history, columns, width):
+    columns(width)
+    for cid in ("C000006", "C000002", "C000100"):
+        for policy in (["-p", "base"], []):
+            items = customer_history(demo_history, cid, policy[1] if policy else None)
+            out = cli("history", cid, "--db", demo_history, *policy, ok=True).output
+            # at 60 columns nothing can give way for vip_card's "identification" beside "standard-self" (64 columns)
+            if width > 60 or policy:
+                assert _words_whole(out, items) == [], (width, cid, out)
+            assert all(r["as_of"] in out for r in items)
+            assert max(len(line) for line in out.splitlines() if line[:1] in "┏┃┡│└") <= width
+            if width >= 140:  # room for everything: the 8-character hash and the deciding rules
+                assert items[0]["policy_sha256"][:8] in out and items[0]["policy_sha256"][:9] not in out
+                assert "left out" not in out
+            # what gives way is said: the hash first, and at 60 columns the deciding rules too (then the run ids)
+            assert (items[0]["policy_sha256"][:8] in out) == ("policy hashes" not in out)
+            assert ("left out to fit this terminal" in out) == (width <= 60 or "policy hashes" in out)
+            if width <= 60:
+                assert "policy hashes, deciding rules" in out
+
+
+# ---- actions: a filter value the run does not have ----
+
+
+@pytest.fixture
+def with_actions(demo_db) -> Path:
+    apply_policy(demo_db, load_policy("base"), "2026-06-30")
+    return demo_db
+
+
+def test_unknown_action_is_an_error_with_did_you_mean(with_actions):
+    with pytest.raises(UsageError) as info:
+        list_actions(with_actions, action="churn_alertt")
+    assert info.value.exit_code == 2
+    assert info.value.message == f"{with_actions}: run 1 has no action 'churn_alertt'; did you mean 'churn_alert'?"
+    names = [r[0] for r in rows(with_actions, "SELECT DISTINCT action FROM crm_actions ORDER BY 1")]
+    assert info.value.hint == f"actions in run 1: {', '.join(names)}"
+
+
+def test_owner_whitespace_is_ignored_and_an_unknown_owner_is_an_error(with_actions):
+    (owner,) = rows(with_actions, "SELECT owner FROM crm_actions WHERE owner IS NOT NULL ORDER BY owner LIMIT 1")[0]
+    _, exact = list_actions(with_actions, owner=owner)
+    assert exact and {a["owner"] for a in exact} == {owner}
+    assert list_actions(with_actions, owner=f" {owner}\t")[1] == exact
+    with pytest.raises(UsageError) as info:
+        list_actions(with_actions, owner=owner + "x")
+    assert f"run 1 has no owner {owner + 'x'!r}; did you mean {owner!r}?" in info.value.message
+    assert info.value.hint.startswith("owners in run 1: ")
+    # values the run has that select nothing together are an empty queue, not an error
+    action = rows(with_actions, "SELECT action FROM crm_actions GROUP BY action HAVING sum(owner = ?) = 0 LIMIT 1", owner)
+    if action:
+        assert list_actions(with_actions, owner=owner, action=action[0][0])[1] == []
+    assert list_actions(with_actions, action="churn_alert", due_before="2000-01-01")[1] == []
+
+
+def test_stored_owner_whitespace_matches_too(with_actions):
+    execute(with_actions, "UPDATE crm_actions SET owner = owner || ' ' WHERE rowid = (SELECT min(rowid) FROM crm_actions)")
+    (owner,) = rows(with_actions, "SELECT owner FROM crm_actions WHERE rowid = (SELECT min(rowid) FROM crm_actions)")[0]
+    assert any(a["owner"] == owner for a in list_actions(with_actions, owner=owner.strip())[1])
+
+
+def test_filters_on_a_run_without_actions(graded):
+    assert list_actions(graded) == (2, [])
+    with pytest.raises(UsageError) as info:
+        list_actions(graded, action="churn_alert")
+    assert info.value.message == f"{graded}: run 2 has no actions"
+    with pytest.raises(UsageError, match="run 2 has no actions"):
+        list_actions(graded, owner="someone")
+
+
+def test_cli_actions_typo_exits_2(cli, with_actions):
+    bad = cli("actions", "--db", with_actions, "--action", "churn_alertt")
+    assert bad.exit_code == 2 and "did you mean 'churn_alert'?" in bad.output and "actions in run 1:" in bad.output
+    (owner,) = rows(with_actions, "SELECT owner FROM crm_actions WHERE owner IS NOT NULL LIMIT 1")[0]
+    spaced = json.loads(cli("actions", "--db", with_actions, "--owner", f"{owner} ", "--json", ok=True).output)
+    assert spaced["actions"] and {a["owner"] for a in spaced["actions"]} == {owner}
+
+
+# ---- prune: a newer schema, and the newest as-of dates ----
+
+
+def test_prune_refuses_results_of_a_newer_crm_rules_and_deletes_nothing(graded, tmp_path):
+    newer = SCHEMA_VERSION + 1
+    execute(graded, f"UPDATE crm_meta SET value = '{newer}' WHERE key = 'schema_version'",
+            "CREATE TABLE crm_future (run_id INTEGER, x TEXT)", "INSERT INTO crm_future VALUES (1, 'of run 1')")
+    before = results_digest(graded)
+    with pytest.raises(DataError) as pruning:
+        prune(graded, keep=1)
+    with pytest.raises(DataError) as applying:  # apply refuses with the same error
+        apply_policy(graded, load_policy(write(tmp_path, "again.yaml", GRADED)), "2026-06-30")
+    expected = f"the results tables were written by a newer crm-rules (schema {newer}, this one knows {SCHEMA_VERSION})"
+    assert pruning.value.message == applying.value.message == expected
+    assert pruning.value.hint == applying.value.hint == (
+        "upgrade crm-rules, or write results to another database with --results-db")
+    assert results_digest(graded) == before
+    assert [r["run_id"] for r in list_runs(graded)] == [1, 2]
+
+
+def test_prune_dry_run_refuses_a_newer_schema_too(graded):
+    execute(graded, f"UPDATE crm_meta SET value = '{SCHEMA_VERSION + 1}' WHERE key = 'schema_version'")
+    with pytest.raises(DataError, match="written by a newer crm-rules"):
+        prune(graded, keep=1, dry_run=True)
+
+
+def test_cli_prune_of_a_newer_schema_fails(cli, graded):
+    execute(graded, f"UPDATE crm_meta SET value = '{SCHEMA_VERSION + 1}' WHERE key = 'schema_version'")
+    bad = cli("prune", "--db", graded, "--keep", "1")
+    assert bad.exit_code == 1 and "written by a newer crm-rules" in bad.output
+    assert rows(graded, "SELECT count(*) FROM crm_runs") == [(2,)]
+
+
+def test_prune_keeps_the_newest_as_of_dates_not_the_newest_run_ids(graded, tmp_path):
+    """A backfill (run 3, as of 2025-06-30, graded after the others) is the oldest run, whatever its id;
+    counting by run id kept it and deleted the latest date."""
+    policy = load_policy(write(tmp_path, "loyalty.yaml", GRADED))
+    assert apply_policy(graded, policy, "2025-06-30").run_id == 3
+    with pytest.raises(RunError):  # 4: failed, as of the oldest kept date below, after it: it stays with it
+        apply_policy(graded, load_policy(write(tmp_path, "failing.yaml", LOYALTY_FAILING)), "2025-12-31")
+    digest = results_digest(graded)
+    assert prune(graded, keep=1, dry_run=True)["policies"] == [
+        {"policy_name": "loyalty", "kept_runs": [2], "deleted_runs": [1, 3, 4]}]
+    assert results_digest(graded) == digest
+    kept = results_digest(graded, "run_id IN (1, 2, 4)")
+    assert prune(graded, keep=2)["policies"] == [{"policy_name": "loyalty", "kept_runs": [1, 2], "deleted_runs": [3]}]
+    assert results_digest(graded, "run_id IN (1, 2, 4)") == kept
+    assert apply_policy(graded, policy, "2026-06-30").run_id == 5  # the same date again: the later run is the newer
+    assert prune(graded, keep=1)["policies"] == [{"policy_name": "loyalty", "kept_runs": [5], "deleted_runs": [1, 2, 4]}]
+    assert rows(graded, "SELECT run_id, as_of FROM crm_runs ORDER BY run_id") == [(5, "2026-06-30")]
+
+
+def test_prune_keeps_a_failed_run_dated_within_the_kept_period(graded, tmp_path):
+    with pytest.raises(RunError):  # 3: failed, as of a date between the two successful runs
+        apply_policy(graded, load_policy(write(tmp_path, "failing.yaml", LOYALTY_FAILING)), "2026-03-31")
+    assert prune(graded, keep=2)["deleted_runs"] == []
+    got = prune(graded, keep=1)
+    assert got["policies"] == [{"policy_name": "loyalty", "kept_runs": [2], "deleted_runs": [1, 3]}]
