@@ -96,6 +96,13 @@ app = typer.Typer(
 )
 
 
+def _print_json(data) -> None:
+    """JSON for integrators: strict (no Infinity or NaN, which JSON lacks: json_ready writes them as null), UTF-8."""
+    from .engine.export import json_ready
+
+    console.print_json(json.dumps(json_ready(data), ensure_ascii=False, default=str, allow_nan=False))
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"crm-rules {__version__}")
@@ -163,9 +170,8 @@ def _print_run(outcome, policy, db: Path, as_json: bool) -> None:
     from .engine.render import print_summary
 
     if as_json:
-        console.print_json(json.dumps({"run_id": outcome.run_id, "policy": policy.name, "policy_sha256": policy.sha256,
-                                       "as_of": outcome.as_of, "notes": outcome.notes, "summary": outcome.summary},
-                                      ensure_ascii=False))
+        _print_json({"run_id": outcome.run_id, "policy": policy.name, "policy_sha256": policy.sha256,
+                     "as_of": outcome.as_of, "notes": outcome.notes, "summary": outcome.summary})
         return
     what = f"run {outcome.run_id} written to {db}" if outcome.run_id else "dry run: nothing written"
     print_summary(console, outcome.summary, _labels(policy),
@@ -239,7 +245,7 @@ def validate(
         if not as_json:
             console.print(f"ok: {path} (policy {loaded.name}, sha256 {loaded.sha256[:12]})", highlight=False)
     if as_json:
-        console.print_json(json.dumps(checked, ensure_ascii=False))
+        _print_json(checked)
     if exit_code:
         raise typer.Exit(exit_code)
 
@@ -260,7 +266,7 @@ def run_tests(
 
     report = run_policy_tests(paths)
     if as_json:
-        console.print_json(json.dumps(report, ensure_ascii=False, default=str))
+        _print_json(report)
     else:
         console.print(format_report(report, coverage=coverage), markup=False, highlight=False)
     if report["failed"]:
@@ -294,7 +300,7 @@ def explain(
     result = explain_customer(db, load_policy(policy), customer_id, date, overrides,
                               run_id=run, recompute=recompute, results_db=results_db)
     if as_json:
-        console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+        _print_json(result)
     else:
         print_explanation(console, result)
         console.print(f"\n[dim]{escape(result['source']['text'])}[/dim]", highlight=False)
@@ -347,7 +353,7 @@ def import_(
     with _progress_bars() as progress:
         rows = import_csv(db, file, table, mode=mode, types=overrides or None, progress=progress)
     if as_json:
-        console.print_json(json.dumps({"rows": rows, "table": table, "db": str(db), "mode": mode}, ensure_ascii=False))
+        _print_json({"rows": rows, "table": table, "db": str(db), "mode": mode})
     else:
         console.print(f"imported {rows:,} rows into {table} in {db}", highlight=False)
 
@@ -414,7 +420,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
                 "contributions": [{"kind": c.kind, "name": c.name} for c in registry.by_plugin(info.name)]}
                for info in infos.values()]
     if as_json:
-        console.print_json(json.dumps(listing))
+        _print_json(listing)
         return
     table = titled_table("Loaded plugins", "Plugin", "Version", "Source", "Registers")
     for p in listing:
@@ -442,7 +448,7 @@ def actions(
 
     run_id, items = list_actions(db, run, due_before, owner, action)
     if as_json:
-        console.print_json(json.dumps({"run_id": run_id, "actions": items}, ensure_ascii=False))
+        _print_json({"run_id": run_id, "actions": items})
         return
     # Below this width the customer's name and the owner are left out: with them, an 80-column terminal left
     # eleven characters for name, owner and reason together, and folded each into a column of four.
@@ -500,7 +506,7 @@ def diff(
     result = diff_policies(db, old, new, date, against_run, list_customers=customers, results_db=results_db,
                            overrides=overrides)
     if fmt == "json":
-        console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+        _print_json(result)
     else:
         print_diff(console, result, limit)
 
@@ -522,7 +528,7 @@ def analyze(
     fmt = _table_or_json(fmt, as_json)
     result = analyze_policy(db, load_policy(policy), parse_as_of(as_of), overrides)
     if fmt == "json":
-        console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+        _print_json(result)
     else:
         print_analysis(console, result)
 
@@ -544,7 +550,7 @@ def index(
     date = parse_as_of(as_of)
     result = advise_indexes(db, load_policy(policy), date, create=create)
     if as_json:
-        console.print_json(json.dumps(result, ensure_ascii=False))
+        _print_json(result)
     else:
         print_index_advice(console, result)
 
@@ -581,7 +587,7 @@ def runs(
 
     items = list_runs(db, policy)
     if as_json:
-        console.print_json(json.dumps(items, ensure_ascii=False))
+        _print_json(items)
         return
     table = titled_table(f"Runs in {escape(str(db))}: {len(items):,}", "Run>", "Policy", "Hash", "As of", "Finished",
                          "Customers>", whole=("Run", "Hash", "As of", "Customers"))
@@ -619,7 +625,7 @@ def history(
 
     items = customer_history(db, customer_id, policy)
     if as_json:
-        console.print_json(json.dumps({"customer_id": items[-1]["customer_id"], "history": items}, ensure_ascii=False))
+        _print_json({"customer_id": items[-1]["customer_id"], "history": items})
         return
     last = items[-1]
     policies = list(dict.fromkeys(r["policy_name"] for r in items))
@@ -691,7 +697,7 @@ def changes(
 
     c = run_changes(db, run, policy)
     if as_json:
-        console.print_json(json.dumps(c, ensure_ascii=False))
+        _print_json(c)
         return
     name = escape(c["policy_name"])
     if c["previous_run_id"] is None:
@@ -768,7 +774,7 @@ def prune(
 
     result = prune_runs(db, keep, policy, dry_run=dry_run)
     if as_json:
-        console.print_json(json.dumps(result, ensure_ascii=False))
+        _print_json(result)
         return
     console.print(f"{'dry run: ' if dry_run else ''}pruning {escape(str(db))}, keeping each policy's newest {keep} "
                   f"successful run{'s' if keep != 1 else ''}", highlight=False)
@@ -806,7 +812,7 @@ def report(
 
     result = write_report(db, out, run, policy, results_db, max_rows=rows)
     if as_json:
-        console.print_json(json.dumps(result, ensure_ascii=False))
+        _print_json(result)
         return
     console.print(f"report written to {out} ({result['customers']:,} customers, run {result['run_id']})",
                   highlight=False, markup=False)
@@ -841,7 +847,7 @@ def table_export(
     if table is None:
         tables = list_tables(policy)
         if as_json:
-            console.print_json(json.dumps({"policy": str(policy), "tables": [t.as_json() for t in tables]}, ensure_ascii=False))
+            _print_json({"policy": str(policy), "tables": [t.as_json() for t in tables]})
             return
         # the YAML path under the name: a fourth column for it left too little room at 80 columns, and a
         # column name such as attributes.cost_per_customer broke inside a word
@@ -873,7 +879,7 @@ def table_export(
         xlsx_bytes(exported.name, exported.columns, exported.rows)
     write_atomic(out, data)
     n = len(exported.rows)
-    err_console.print(f"exported {n} row{'s' if n != 1 else ''} of {table_spec(table).title} ({exported.name}) "
+    err_console.print(f"exported {n:,} row{'s' if n != 1 else ''} of {table_spec(table).title} ({exported.name}) "
                       f"from {policy} to {out}", highlight=False, markup=False)
     err_console.print(f"next: edit it, then crm-rules table import {policy} --table {exported.name} {out} --dry-run",
                       highlight=False, markup=False)
@@ -897,7 +903,7 @@ def table_import(
 
     result = import_table(policy, table, sheet, dry_run=dry_run)
     if as_json:
-        console.print_json(json.dumps(result.as_json(), ensure_ascii=False))
+        _print_json(result.as_json())
         return
 
     def say(text: str, style: str | None = None) -> None:

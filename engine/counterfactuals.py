@@ -9,23 +9,56 @@ conditions are quoted as they are written.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from . import expr_ast as ast
 
 SYMBOL = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "=": "=", "!=": "≠"}
-NEGATE = {">=": "<", ">": "≤", "<=": ">", "<": "≥"}
+NEGATE = {">=": "<", ">": "≤", "<=": ">", "<": "≥", "=": "≠", "!=": "="}
 
 
 def value_text(value: Any) -> str:
-    """A customer's value as the policy's conditions write one: 72,363.87, 'retail', true, null."""
+    """A customer's value as the policy's conditions write one: 72,363.87, 'retail', true, null.
+
+    A metric can overflow to infinity (``expr: "1e400"``, a huge product): "∞" says so, where
+    Python's "inf" reads like a typo to business staff."""
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "null"}[value]
     if not isinstance(value, (int, float)):
         return repr(value)
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "∞" if value > 0 else "-∞"
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
+
+
+def shortfall(check: dict, number: Callable[[Any], str] = value_text) -> str:
+    """How a failed test misses, in the direction its value must move ("short by 4.5", "over by 4.5"), or "".
+
+    The distance alone misleads: ``tenure_years < 0.5`` failing at 5 is not "short by 4.5", the
+    value must come down; and ``rev > 0`` failing at 0 is short by nothing, the bound itself is
+    excluded.  Reads a threshold check (``op``, ``value``, ``threshold``: the metric on the left)
+    or a ``between`` check (``value``, ``range``: inclusive bounds).
+    """
+    if check.get("passed") or "value" not in check or not ("range" in check or "threshold" in check):
+        return ""  # a passed test (the plain report lists those of the deciding rule) misses nothing
+    value = check["value"]
+    low, high = check.get("range") or (check["threshold"], check["threshold"])
+    op = check.get("op", "between")
+    if op == "!=":
+        return f"must differ from {number(low)}"
+    if op == "between" and low > high:
+        return f"the range {number(low)} to {number(high)} is empty"
+    if value < low and op in (">=", ">", "=", "between"):
+        return f"short by {number(low - value)}"
+    if value > high and op in ("<=", "<", "=", "between"):
+        return f"over by {number(value - high)}"
+    if value == low and op in (">", "<"):
+        return f"must be {'above' if op == '>' else 'below'} {number(low)}"
+    return ""  # NaN, or a test that did not fail
 
 
 def _needed(node: ast.Node, checks: dict[str, dict]) -> list[dict] | None:

@@ -57,7 +57,7 @@ from .policy_model import Policy, Rule
 from .results_store import has_results
 from .run_metrics import RunMetrics
 
-_FLIP = {">=": "<=", ">": "<", "<=": ">=", "<": ">"}
+_FLIP = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "=": "=", "!=": "!="}
 
 #: Version of what a run stores for explain (counts["explain"]["format"]); runs without it are recomputed.
 FACTS_FORMAT = 1
@@ -152,11 +152,15 @@ def _leaves(node: ast.Node) -> list[ast.Node]:
     return [node]
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _threshold(leaf: ast.Node, left: Any, right: Any, passed: Any) -> dict:
     """For a single-metric threshold: the metric, its value, the threshold, and (when failed) the gap."""
     if not isinstance(leaf, ast.Compare) or leaf.op not in _FLIP:
         return {}
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
+    if not all(_is_number(v) for v in (left, right)):
         return {}
     if isinstance(leaf.left, ast.Name) and not isinstance(leaf.right, ast.Name):
         name, now, target, op = leaf.left.name, left, right, leaf.op
@@ -202,6 +206,8 @@ def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen
                 elif isinstance(leaf, ast.Between):
                     vals = [next(side_values) for _ in range(3)]
                     check["values"] = {leaf.operand.text: vals[0]}
+                    if ok is not None and not ok and all(_is_number(v) for v in vals):  # for the words of its miss
+                        check.update(value=vals[0], range=vals[1:])
                 elif isinstance(leaf, (ast.InList, ast.IsNull)):
                     check["values"] = {leaf.operand.text: next(side_values)}
                 checks.append(check)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from .database import connect
 from .errors import UsageError
@@ -16,6 +18,23 @@ from .run_metrics import RunMetrics
 
 BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "stage", "service_level",
                 "tier_rule", "subgrade_rule", "stage_rule"]
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every infinite or NaN float, however deep in dicts, lists and tuples, made None.
+
+    JSON has no Infinity or NaN.  Python's json writes them as the bare words ``Infinity`` and
+    ``NaN``, which JSON.parse, jq and every strict reader reject, so one overflowing metric
+    (``expr: "1e400"``) would make a whole export unreadable.  null is what JavaScript's
+    ``JSON.stringify`` writes for them too.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
 
 
 def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str | None = None) -> sqlite3.Row:
@@ -68,7 +87,7 @@ def export_run(db: Path, run_id: int | None, fmt: str, out: Path | None) -> tupl
                 count += 1
         else:
             items = []
-            for r in rows:
+            for r in map(json_ready, rows):  # row by row: no second copy of a big run
                 item = dict(zip(BASE_COLUMNS, r[:width]))
                 item["metrics"] = dict(zip(metric_names, r[width:]))
                 items.append(item)
@@ -76,7 +95,8 @@ def export_run(db: Path, run_id: int | None, fmt: str, out: Path | None) -> tupl
             header = dict(run) | {"counts": json.loads(run["counts"] or "null")}
             if "metrics" in header:
                 header["metrics"] = json.loads(header["metrics"] or "null")
-            json.dump({"run": header, "assignments": items}, buffer, ensure_ascii=False, indent=1)
+            json.dump({"run": json_ready(header), "assignments": items}, buffer, ensure_ascii=False, indent=1,
+                      allow_nan=False)  # proves json_ready left no Infinity or NaN
             buffer.write("\n")
     finally:
         conn.close()

@@ -168,7 +168,7 @@ def _error_check_op(step: PluginStep, blanking: list[str]) -> BatchOp:
         if step.on_error == "fail":
             shown = "; ".join(f"customer {cid!r}: {msg}" for cid, msg in rows[:MAX_ERRORS_SHOWN])
             more = f" (and {len(rows) - MAX_ERRORS_SHOWN} more)" if len(rows) > MAX_ERRORS_SHOWN else ""
-            raise RunError(f"plugin {step.plugin!r} failed in {step.section}.{step.entry} for {len(rows)} customer(s): {shown}{more}",
+            raise RunError(f"plugin {step.plugin!r} failed in {step.section}.{step.entry} for {len(rows):,} customer(s): {shown}{more}",
                            hint=f"fix the data or the plugin, or set `on_error: skip` on {step.section}.{step.entry} to record the errors and go on")
         for sql in blanking:
             conn.execute(sql, {"entry": step.entry})

@@ -614,7 +614,7 @@ def _generated_levels(b: _Builder, method: str, section: dict, metric: str, metr
     helper = _tier_helpers(method, metric, metrics)
     out = []
     for lv in levels:
-        new = {k: v for k, v in lv.items() if k not in (key,)}
+        new = {k: v for k, v in lv.items() if k not in (key, "when", "default")}  # _tiers reports both
         if key in lv:
             v = lv[key]
             if method == "pareto":

@@ -7,9 +7,12 @@ case, then each failure with expected against actual and why), so that the
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from .counterfactuals import is_literal
+from rich.cells import cell_len
+
+from .counterfactuals import is_literal, shortfall, value_text
 from .policy_test_file import DEFAULT_TOLERANCE
 
 
@@ -18,6 +21,8 @@ from .policy_test_file import DEFAULT_TOLERANCE
 def _fmt(value: Any) -> str:
     if value is None:
         return "(none)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return value_text(value)  # "∞", not "inf"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     if isinstance(value, list):
@@ -45,7 +50,8 @@ def _rule_lines(rules: list[dict]) -> list[str]:
             if c["passed"] and not r["decided"]:
                 continue
             values = ", ".join(f"{k} = {_fmt(v)}" for k, v in c.get("values", {}).items() if not is_literal(k))
-            gap = f"; short by {_fmt(c['gap'])}" if "gap" in c else ""
+            miss = shortfall(c, _fmt)
+            gap = f"; {miss}" if miss else ""
             state = "passed" if c["passed"] else "missing value" if c["passed"] is None else "failed"
             lines.append(f"      {state}: {c['test']}" + (f"  ({values}{gap})" if values else ""))
     return lines
@@ -84,9 +90,16 @@ def explanation_text(e: dict, actions: list[dict] | None = None, metric_names: l
 # ---- text output -----------------------------------------------------------------------------
 
 def _banner(text: str, char: str = "=", width: int = 78) -> str:
+    """``text`` centred in a rule ``width`` terminal cells wide: a Chinese case name takes two cells a
+    character, so len() would make its rule longer than the others."""
     text = f" {text} "
-    left = max(3, (width - len(text)) // 2)
-    return char * left + text + char * max(3, width - len(text) - left)
+    left = max(3, (width - cell_len(text)) // 2)
+    return char * left + text + char * max(3, width - cell_len(text) - left)
+
+
+def _pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` terminal cells (what ``f"{text:<{width}}"`` does for ASCII only)."""
+    return text + " " * max(0, width - cell_len(text))
 
 
 def format_report(report: dict, coverage: bool = False) -> str:
@@ -97,19 +110,19 @@ def format_report(report: dict, coverage: bool = False) -> str:
         by_file.setdefault(c["file"], []).append(c)
     for f in report["files"]:
         marks = "".join("." if c["passed"] else "F" for c in by_file.get(f["file"], []))
-        population = f" + {f['population']} population" if f["population"] else ""
-        out.append(f"{f['file']} (policy {f['policy']}, as of {f['as_of']}, {f['cases']} cases{population}) {marks}")
+        population = f" + {f['population']:,} population" if f["population"] else ""
+        out.append(f"{f['file']} (policy {f['policy']}, as of {f['as_of']}, {f['cases']:,} cases{population}) {marks}")
     if report["failures"]:
         out += ["", _banner("FAILURES")]
         for fail in report["failures"]:
             out.append(_banner(f"{fail['file']}::{fail['name']}", "_"))
             out.append(f"{fail['where']}: customer {fail['customer_id']}")
-            width = max(len(m["key"]) for m in fail["mismatches"])
+            width = max(cell_len(m["key"]) for m in fail["mismatches"])
             for m in fail["mismatches"]:
                 if m["key"] == "actions_include":
-                    out.append(f"  {m['key']:<{width}}  missing {_fmt(m['missing'])}; actual {_fmt(m['actual'])}")
+                    out.append(f"  {_pad(m['key'], width)}  missing {_fmt(m['missing'])}; actual {_fmt(m['actual'])}")
                 else:
-                    out.append(f"  {m['key']:<{width}}  expected {_fmt(m['expected'])}, got {_fmt(m['actual'])}")
+                    out.append(f"  {_pad(m['key'], width)}  expected {_fmt(m['expected'])}, got {_fmt(m['actual'])}")
             if fail.get("explanation"):
                 out.append(f"why (crm-rules explain {fail['customer_id']}):")
                 out += ["  " + line for line in fail["explanation"].splitlines()]
@@ -132,8 +145,8 @@ def format_report(report: dict, coverage: bool = False) -> str:
                         out.append(f"  not exercised: {title} {r['id']} ({r['where']}{default})")
     summary = []
     if report["failed"]:
-        summary.append(f"{report['failed']} failed")
-    summary.append(f"{report['passed']} passed")
+        summary.append(f"{report['failed']:,} failed")
+    summary.append(f"{report['passed']:,} passed")
     out += ["", _banner(f"{', '.join(summary)} in {report['seconds']:.2f}s ({len(report['files'])} file"
                         f"{'s' if len(report['files']) != 1 else ''})")]
     return "\n".join(out).lstrip("\n")

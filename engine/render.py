@@ -5,12 +5,13 @@ rich measures East Asian wide characters, so Chinese labels line up.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from .counterfactuals import is_literal, value_text
+from .counterfactuals import is_literal, shortfall, value_text
 from .terminal_table import titled_table
 
 
@@ -26,6 +27,8 @@ def fmt_number(value: Any, digits: int = 2) -> str:
         return str(value).lower()
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return value_text(value)  # "∞", not "inf"
     if isinstance(value, float):
         return f"{value:,.{digits}f}" if abs(value) >= 1 or value == 0 else f"{value:.4g}"
     return str(value)
@@ -55,7 +58,7 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
         console.print(subs)
     if summary.get("stages"):
         stages = list(summary["stages"])
-        grid = titled_table("Customers per tier and lifecycle stage", "Tier", *[_e(labels.get(s, s)) + ">" for s in stages])
+        grid = titled_table("Customers per tier and lifecycle stage", "Tier", *[_e(labels.get(s) or s) + ">" for s in stages])
         counts = {(t, s): n for t, s, n in summary["tier_stage"]}
         for tier in summary["tiers"]:
             grid.add_row(_e(tier), *[fmt_number(counts.get((tier, s), 0)) for s in stages])
@@ -95,7 +98,8 @@ def _rule_lines(rules: list[dict]) -> list[str]:
                     continue
                 values = ", ".join(f"{_e(k)} = {_e(value_text(v))}" for k, v in c.get("values", {}).items()
                                    if not is_literal(k))
-                gap = f"; short by {fmt_number(c['gap'])}" if "gap" in c else ""
+                miss = shortfall(c)
+                gap = f"; {miss}" if miss else ""
                 state = "missing value" if c["passed"] is None else "failed"
                 lines.append(f"      {state}: {_e(c['test'])}" + (f"  ({values}{gap})" if values else ""))
     return lines

@@ -516,7 +516,7 @@ def analyze_policy(db: Path, policy: Policy, as_of: str, overrides: Path | None 
             tables, skipped, shadow, notes = _static(policy)
             overridden = conn.execute(f"SELECT count(*) FROM {table} WHERE _tier_rule = 'override'").fetchone()[0]
             if overridden:
-                notes.insert(0, f"{overridden} customer(s) have their tier set by an override; tier counts are the "
+                notes.insert(0, f"{overridden:,} customer(s) have their tier set by an override; tier counts are the "
                                 f"rules' decisions, sub-grade and service level counts follow the overridden tier")
             dead, shadowed = [], []
             for e in entries:

@@ -173,10 +173,10 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     computed.groups = _grouped(conn, policy, result, with_overrides)
     errors = conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0]
     if errors:
-        computed.notes.append(f"{errors} plugin error(s) recorded for customers (on_error: skip); see crm_errors")
+        computed.notes.append(f"{errors:,} plugin error(s) recorded for customers (on_error: skip); see crm_errors")
     missing = sum(row[0] for row in computed.groups if row[5] is None)
     if policy.service_levels and missing:
-        computed.notes.append(f"{missing} customer(s) match no service level (no entry for their tier/stage)")
+        computed.notes.append(f"{missing:,} customer(s) match no service level (no entry for their tier/stage)")
     return computed
 
 
@@ -194,7 +194,7 @@ def _check_unique(conn: sqlite3.Connection, policy: Policy, table: str) -> None:
         n = conn.execute(f"SELECT count(*) FROM {table} AS m WHERE ({total}) > 1", params.values).fetchone()[0]
         places = {r: policy.source.position(policy.tier(r).rule.path) for r in matched}
         rules = " and ".join(f"{r!r} ({pos.file}:{pos.line})" for r, pos in places.items())
-        raise RunError(f"hit policy unique: customer {row[0]!r} matches tier rules {rules}; {n} customer(s) match more than one rule",
+        raise RunError(f"hit policy unique: customer {row[0]!r} matches tier rules {rules}; {n:,} customer(s) match more than one rule",
                        hint="make the conditions exclusive, or use hit_policy: first")
 
 
