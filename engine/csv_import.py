@@ -212,7 +212,8 @@ def _lookup_table(conn: sqlite3.Connection, table: str) -> _Table | None:
 
 def _check_mode(db_path: Path, table: str, mode: str, existing: _Table | None) -> None:
     if existing is not None and existing.kind != "table":
-        raise UsageError(f"{db_path}: {table!r} is a {existing.kind}, not a table", hint="choose another table name")
+        article = "an" if existing.kind == "index" else "a"
+        raise UsageError(f"{db_path}: {table!r} is {article} {existing.kind}, not a table", hint="choose another table name")
     if mode == "create" and existing is not None:
         raise UsageError(
             f"{db_path}: table {existing.name!r} already exists",

@@ -331,8 +331,10 @@ def print_index_advice(console, result: dict) -> None:
     from .render import fmt_number
     from .terminal_table import titled_table
 
+    n = len(result["sources"])
+    tables = "the table the policy reads" if n == 1 else f"the {n} tables the policy reads"
     console.print(f"[b]{escape(result['policy'])}[/b] as of {result['as_of']} on {escape(result['db'])}: "
-                  f"covering indexes for the {len(result['sources'])} table(s) the policy reads",
+                  f"{'a covering index' if n == 1 else 'covering indexes'} for {tables}",
                   highlight=False)
     # index names wrap; table names, numbers and headers stay whole
     table = titled_table("Reading each table for the run's GROUP BY", "Table", "Rows>", "Index", "Now s>",

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from .errors import Diagnostic, PolicyError
-from .yaml_source import SourceDocument, load_yaml_file, load_yaml_text
+from .errors import Diagnostic, PolicyError, UsageError
+from .yaml_source import Position, SourceDocument, load_yaml_file, load_yaml_text
 
 MAX_EXTENDS_DEPTH = 16
 MERGED_SECTIONS = ("metrics", "data")
@@ -35,20 +37,22 @@ def shipped_policy_names() -> list[str]:
 TEST_SUFFIX = ".test.yaml"
 
 
+def _is_test_file(ref: str) -> bool:
+    return ref.endswith(TEST_SUFFIX) or ref.endswith(".test")
+
+
 def resolve_policy_path(ref: str, relative_to: Path | None = None) -> Path | None:
     """A path (relative to the referring file), a policy named next to it, or the name of a shipped policy.
 
     `extends: base` in a copied policy folder finds the copy's base.yaml first, so editing the
     copy changes what extends it.
     """
-    if ref.endswith(TEST_SUFFIX) or ref.endswith(".test"):
-        from .errors import UsageError
-
+    if _is_test_file(ref):
         raise UsageError(f"{ref!r} is a policy test file, not a policy", hint=f"run it with: crm-rules test {ref}")
     candidate = Path(ref)
     if relative_to is not None and not candidate.is_absolute():
         candidate = relative_to.parent / candidate
-    if candidate.exists():  # a directory is reported as such when it is read
+    if candidate.exists() and not candidate.is_dir():
         return candidate
     if candidate.suffix == "" and candidate.with_suffix(".yaml").is_file():
         return candidate.with_suffix(".yaml")
@@ -57,6 +61,8 @@ def resolve_policy_path(ref: str, relative_to: Path | None = None) -> Path | Non
         shipped = shipped_policies_dir().joinpath(f"{name}.yaml")
         if shipped.is_file():
             return Path(str(shipped))
+    if candidate.is_dir():  # `extends: base` next to a folder named base is still the policy base; else an error
+        return candidate
     return None
 
 
@@ -126,8 +132,15 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
         seen.append(resolved)
         if text is not None and current is path:
             doc = load_yaml_text(text, _display(current))
-        else:
+        elif referrer is None:
             doc = load_yaml_file(current, display_name=_display(current))
+        else:
+            try:
+                doc = load_yaml_file(current, display_name=_display(current))
+            except UsageError as exc:  # e.g. a SQLite database: the mistake is the `extends` line that names it
+                pos = referrer[0].value_position(referrer[1])
+                raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", exc.message),
+                                  hint="extends names a policy: a YAML file, or a shipped policy's name") from None
         if not isinstance(doc.data, dict):
             raise PolicyError(Diagnostic(doc.file, 1, 1, "", "a policy must be a mapping of sections (name, metrics, tiers, ...)"))
         chain.append(doc)
@@ -140,11 +153,15 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
             raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", "expected a policy name or file (a string)"),
                               hint=f"e.g. `extends: base` or `extends: ../common/base.yaml`; shipped policies: "
                                    f"{', '.join(shipped_policy_names())}")
+        pos = doc.value_position(("extends",))
+        if _is_test_file(ref):
+            raise _extends_test_file(pos, ref, current)
         nxt = resolve_policy_path(ref, current)
         if nxt is None:
-            pos = doc.value_position(("extends",))
             raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", f"cannot find policy {ref!r}"),
                               hint=f"give a path relative to this file, or a shipped policy: {', '.join(shipped_policy_names())}")
+        if nxt.is_dir():
+            raise _extends_directory(pos, ref, nxt)
         referrer = (doc, ("extends",))
         current = nxt
     merged = chain[-1]
@@ -152,9 +169,78 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
         merged = merge_documents(merged, doc)
     merged.data.pop("extends", None)
     if "name" not in chain[0].data:
-        merged.data["name"] = Path(chain[0].file).stem
+        _name_from_file(merged, chain[0].file)
     _inline_sources_file(merged, path)
     return merged, [d.file for d in chain]
+
+
+def _extends_test_file(pos: Position, ref: str, referring: Path) -> PolicyError:
+    """`extends: x.test.yaml`: a policy test file is run by `crm-rules test`, never extended."""
+    policy_ref = ref[: -len(TEST_SUFFIX)] if ref.endswith(TEST_SUFFIX) else ref[: -len(".test")]
+    advice = []
+    policy = resolve_policy_path(policy_ref, referring) if policy_ref and not _is_test_file(policy_ref) else None
+    if policy is not None and policy.resolve() != referring.resolve():  # not the file that says it
+        advice.append(f"did you mean `extends: {policy_ref}`?")
+    test_file = Path(ref) if Path(ref).is_absolute() else referring.parent / ref
+    if test_file.is_file():
+        shown = ref if Path(ref).is_absolute() or pos.file.startswith(SHIPPED_PREFIX) else str(Path(pos.file).parent / ref)
+        advice.append(f"run the tests with: crm-rules test {shown}")
+    return PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", f"{ref!r} is a policy test file, not a policy"),
+                       hint=" ".join(advice) or "extends names a policy (a YAML file, or a shipped policy's name), not its tests")
+
+
+def _extends_directory(pos: Position, ref: str, directory: Path) -> PolicyError:
+    try:
+        inside = sorted(p.name for p in directory.iterdir() if p.name.endswith(".yaml") and not _is_test_file(p.name[:-5]))
+    except OSError:
+        inside = []
+    shown = ref.rstrip("/\\")
+    hint = (f"name a policy file in it, e.g. `extends: {shown}/{inside[0]}`" if inside
+            else "extends names a policy file (.yaml) or a shipped policy, not a directory")
+    return PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", f"{ref!r} is a directory, not a policy file"),
+                       hint=hint)
+
+
+def _name_rule() -> tuple[re.Pattern, int, str]:
+    """The schema's rule for a policy name (so a name made here passes it), and the rule in words."""
+    from .schema_validation import load_schema
+
+    spec = load_schema("policy.schema.json")["properties"]["name"]
+    pattern, longest = re.compile(spec["pattern"]), spec.get("maxLength", 64)
+    letters = "letters (any script)" if pattern.search("客户") else "letters A-Z and a-z"
+    return pattern, longest, (f"{letters}, digits, _, . and -, starting with a letter, a digit or _, "
+                              f"at most {longest} characters")
+
+
+def _is_separator(ch: str) -> bool:
+    """Spaces, punctuation and symbols other than _ . - (what a file name may hold and a policy name not)."""
+    return ch not in "_.-" and unicodedata.category(ch)[0] in "ZPSC"
+
+
+def _name_from_file(doc: SourceDocument, file: str) -> None:
+    """The name of a policy that has no `name:`: its file name, with each run of spaces or punctuation
+    made one _ (`my child.yaml` is policy my_child), so the policy's name passes the schema.
+
+    A file name that cannot be made a name that way (letters the schema does not allow, or too long)
+    is an error at the top of that file, which says what to add, not a schema error about the
+    name the shipped base was given.
+    """
+    pattern, longest, rule = _name_rule()
+    stem = unicodedata.normalize("NFC", Path(file).stem)  # macOS gives é as e + a combining accent
+    tokens = "".join("\0" if _is_separator(ch) else ch for ch in stem).split("\0")
+    name = "_".join(t for t in tokens if t).lstrip(".-")
+    if not (pattern.search(name) and len(name) <= longest):
+        plain = "".join(ch for ch in unicodedata.normalize("NFKD", name) if not unicodedata.combining(ch))  # café: cafe
+        ascii_name = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_.-]", "_", plain)).strip("_.-")[:longest].rstrip("_.-")
+        why = f"is longer than {longest} characters" if len(name) > longest and pattern.search(name) else "is not a valid name"
+        raise PolicyError(Diagnostic(file, 1, 1, "name", f"this policy has no `name:`, and its file name {stem!r} {why} "
+                                                          f"(a policy name holds {rule})"),
+                          hint=f"add a line `name: {ascii_name or 'my_policy'}` to {file}")
+    doc.data["name"] = name
+    here = Position(file, 1, 1)  # not the name the base file gave itself
+    doc.keys[("name",)] = doc.values[("name",)] = here
+    doc.styles.pop(("name",), None)
+    doc.block_indent.pop(("name",), None)
 
 
 SHIPPED_PREFIX = "<shipped>/"

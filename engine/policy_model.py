@@ -298,7 +298,8 @@ class _Builder:
         for key in spec:
             if key != kind and key not in METRIC_KINDS[kind] and key not in COMMON_METRIC_KEYS:
                 allowed = sorted(METRIC_KINDS[kind] | COMMON_METRIC_KEYS)
-                self.error(path + (key,), f"{key!r} does not apply to a {kind} metric; allowed: {', '.join(allowed) or '(none)'}")
+                article = "an" if kind[0] in "aeiou" else "a"  # an avg, an expr, an overdue metric
+                self.error(path + (key,), f"{key!r} does not apply to {article} {kind} metric; allowed: {', '.join(allowed) or '(none)'}")
         return kind
 
     def _row_checker(self, source: str, data: DataMapping) -> TypeChecker:

@@ -229,7 +229,7 @@ def _read_rows(spec: TableSpec, sheet: Sheet, columns: list[ColumnSpec | None], 
             if value is MISSING:
                 if column.required:
                     problems.add(number, column.name, f"the {column.name} is empty",
-                                 f"every row of the {spec.title} needs a {column.name}")
+                                 f"every row of the {spec.title} needs {'an' if column.name[:1] in 'aeiou' else 'a'} {column.name}")
                     bad = True
                 continue
             if column.kind == "text" and column.path == (spec.parent,):

@@ -9,6 +9,8 @@ tags, and alias expansion bombs.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,31 @@ def _diagnostic(file: str, mark: Any, message: str, path: str = "") -> Diagnosti
     return Diagnostic(file, line, col, path, message)
 
 
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML counts as the end of a line
+
+
+def _text_position(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, column) of ``text[index]``, lines counted as YAML (and the other messages) count them."""
+    line, start = 1, 0
+    for match in _LINE_BREAK.finditer(text, 0, index):
+        line, start = line + 1, match.end()
+    return line, index - start + 1
+
+
+def _unprintable_error(file: str, text: str, exc: yaml.reader.ReaderError) -> PolicyError:
+    """A character YAML does not allow (NUL, other control characters), at its own line and column.
+
+    PyYAML gives only an offset into the text, so these used to be reported at 1:1."""
+    char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)[:1] or "?"
+    line, col = _text_position(text, exc.position) if isinstance(exc.position, int) else (1, 1)
+    what = "control character" if unicodedata.category(char) == "Cc" else "character"
+    if char == "\x00" and text.count("\x00") * 4 >= len(text):
+        hint = "the file is full of NUL characters: it was probably saved as UTF-16; save it as UTF-8"
+    else:
+        hint = "delete it: most editors do not show it, so retype the text around that column"
+    return PolicyError(Diagnostic(file, line, col, "", f"invalid YAML: {what} U+{ord(char):04X} is not allowed"), hint=hint)
+
+
 def _yaml_error(file: str, exc: yaml.YAMLError) -> PolicyError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
@@ -189,6 +216,8 @@ def load_yaml_text(raw: bytes | str, file: str) -> SourceDocument:
         text = raw
     try:
         node = _compose(text)
+    except yaml.reader.ReaderError as exc:
+        raise _unprintable_error(file, text, exc) from None
     except yaml.YAMLError as exc:
         raise _yaml_error(file, exc) from None
     if node is None:
@@ -199,12 +228,20 @@ def load_yaml_text(raw: bytes | str, file: str) -> SourceDocument:
     return doc
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MERGE_HINT = "write `<<: *defaults` (one mapping) or `<<: [*a, *b]` (mappings), or write the keys out"
+
+_Pair = tuple[str, yaml.Node, yaml.Node]  # key, key node, value node
+
+
 class _Converter:
     def __init__(self, doc: SourceDocument, loader: yaml.SafeLoader, lines: list[str]):
         self.doc = doc
         self.lines = lines
         self.loader = loader
         self.count = 0
+        self.open: set[int] = set()  # the mappings and lists being converted: an alias to one of them is a cycle
+        self.merged: dict[int, list[_Pair]] = {}  # a mapping's pairs with its << merges done, once per mapping
 
     def _pos(self, node: yaml.Node) -> Position:
         return Position(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -221,25 +258,21 @@ class _Converter:
         if node.tag not in _STANDARD_TAGS:
             raise self._fail(node, path, f"tag {node.tag!r} is not allowed", hint="policies hold plain data only")
         self.doc.values.setdefault(path, self._pos(node))
-        if isinstance(node, yaml.MappingNode):
-            self.loader.flatten_mapping(node)
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise self._fail(key_node, path, "mapping keys must be plain text")
-                if key_node.tag not in _STANDARD_TAGS:
-                    raise self._fail(key_node, path, f"tag {key_node.tag!r} is not allowed", hint="policies hold plain data only")
-                key = self.loader.construct_object(key_node)
-                if not isinstance(key, str):
-                    key = str(key).lower() if isinstance(key, bool) else "null" if key is None else str(key)
-                if key in result:
-                    first = self.doc.keys[path + (key,)]
-                    raise self._fail(key_node, path + (key,), f"duplicate key {key!r} (first defined at line {first.line})", hint="remove or rename one of them")
-                self.doc.keys[path + (key,)] = self._pos(key_node)
-                result[key] = self.convert(value_node, path + (key,))
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            if id(node) in self.open:
+                raise self._fail(node, path, "a YAML alias (*name) here stands for a mapping or list that contains it, "
+                                             "which never ends", hint="copy the values instead of using the alias")
+            self.open.add(id(node))
+            try:
+                if isinstance(node, yaml.SequenceNode):
+                    return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+                result: dict[str, Any] = {}
+                for key, key_node, value_node in self._pairs(node, path):
+                    self.doc.keys[path + (key,)] = self._pos(key_node)
+                    result[key] = self.convert(value_node, path + (key,))
+                return result
+            finally:
+                self.open.discard(id(node))
         if node.style:
             self.doc.styles[path] = node.style
             if node.style in ("|", ">") and node.start_mark.line + 1 < len(self.lines):
@@ -249,3 +282,58 @@ class _Converter:
             return self.loader.construct_object(node)
         except yaml.YAMLError as exc:
             raise _yaml_error(self.doc.file, exc) from None
+
+    def _key(self, key_node: yaml.Node, path: Path_) -> str:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise self._fail(key_node, path, "mapping keys must be plain text")
+        if key_node.tag not in _STANDARD_TAGS:
+            raise self._fail(key_node, path, f"tag {key_node.tag!r} is not allowed", hint="policies hold plain data only")
+        key = self.loader.construct_object(key_node)
+        if not isinstance(key, str):
+            key = str(key).lower() if isinstance(key, bool) else "null" if key is None else str(key)
+        return key
+
+    def _pairs(self, node: yaml.MappingNode, path: Path_, merging: frozenset[int] = frozenset()) -> list[_Pair]:
+        """The mapping's (key, key node, value node) in the order written, with YAML merge keys done.
+
+        ``<<: *defaults`` (or ``<<: [*a, *b]``) brings in the keys of those mappings where it stands;
+        a key the mapping writes itself wins over a merged one, and of several merged mappings the
+        first that has a key wins (YAML's rules).  Merged values keep the positions of the text they
+        come from, so an error in one points at the anchored mapping.  Two keys written in the same
+        mapping are an error.
+        """
+        if id(node) in self.merged:
+            return self.merged[id(node)]
+        own: dict[str, yaml.Node] = {}
+        groups: list[list[_Pair]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                if not all(isinstance(s, yaml.MappingNode) for s in sources):
+                    raise self._fail(key_node, path, "a YAML merge key (<<) takes a mapping or a list of mappings",
+                                     hint=_MERGE_HINT)
+                group: list[_Pair] = []
+                for source in sources:
+                    if id(source) in merging or source is node:
+                        raise self._fail(key_node, path, "a YAML merge key (<<) here merges a mapping into itself",
+                                         hint="merge another mapping, or write the keys out")
+                    group += self._pairs(source, path, merging | {id(node)})
+                groups.append(group)
+                continue
+            key = self._key(key_node, path)
+            if key in own:
+                first = own[key].start_mark.line + 1
+                raise self._fail(key_node, path + (key,), f"duplicate key {key!r} (first defined at line {first})",
+                                 hint="remove or rename one of them")
+            own[key] = key_node
+            groups.append([(key, key_node, value_node)])
+        pairs: list[_Pair] = []
+        taken: set[str] = set()
+        for group in groups:
+            for key, key_node, value_node in group:
+                if key in taken or (key in own and own[key] is not key_node):
+                    continue  # merged, but written in this mapping or merged from an earlier mapping
+                taken.add(key)
+                pairs.append((key, key_node, value_node))
+        self.merged[id(node)] = pairs
+        return pairs
