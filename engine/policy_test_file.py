@@ -33,6 +33,23 @@ Generators (``generate:`` of a case, or table columns of the same names):
 - ``complaints_12m``, ``referrals_12m``: interactions of kind ``complaint`` /
   ``referral`` spread over the last 12 months.
 
+The policy's ``data:`` section (its own table and column names) decides the
+test database: every table and column is created as the policy maps it
+(``database_layout``), so a policy over ``clients``/``sales`` with
+``amount: net_amount`` is tested as it runs.  A test file keeps its own
+names: customer columns by attribute name (``created_at`` is the ``since``
+attribute; any attribute the policy declares, e.g. ``segment``, can be set),
+history rows as [date, amount, cost, discount] lists or as mappings by name
+(``{date: -10d, amount: 5000, channel: web}``: also the source's own
+``columns``; the data mapping's logical names and the policy's column names
+are accepted too, as in a CSV export of the real table).  A value for
+something the policy maps to null (``industry: null``) is an error.
+
+Expected metric, output and attribute values must be of the type of what they
+check (a number, unquoted, for a numeric metric; true/false; text; a date,
+relative ones allowed), and ranges must have min <= max: a mismatch is an
+error at its line, not a failing case.
+
 Table cells: YAML ``null`` is a value (e.g. expect no sub-grade); an empty CSV
 cell leaves the column unset; ``[]`` in an ``expect.actions`` cell means none
 and ``a; b`` lists several.
@@ -50,9 +67,11 @@ from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
+from .counterfactuals import value_text
+from .data_mapping import SOURCE_FIELDS, SOURCES, DataMapping, build_data_mapping
 from .date_windows import shifted
 from .errors import Diagnostic, PolicyError, UsageError
-from .expr_types import did_you_mean
+from .expr_types import BOOL, DATE, NUMBER, TEXT, did_you_mean
 from .plugin_api import SqlActions
 from .policy_files import resolve_policy_path, shipped_policies_dir
 from .policy_model import Policy, load_policy
@@ -62,24 +81,130 @@ from .yaml_source import Position, SourceDocument, format_path, load_yaml_file
 TEST_SUFFIX = ".test.yaml"
 SCHEMA_NAME = "policy-test.schema.json"
 
-# Columns of the demo schema's tables that a test can fill, in insert order.
-CUSTOMER_COLUMNS = ("id", "name", "region", "industry", "created_at", "account_manager", "credit_limit", "lead_source")
+# The test file's names of the fields of history rows, positionally ([date, amount, cost, discount], ...);
+# customer values are named by the data mapping's attributes (`created_at` stands for `since`).  A policy's
+# `data:` section decides which table and column each one is written to (see database_layout): the names
+# of a test file do not change with it.
 HISTORY_COLUMNS = {
     "orders": ("order_date", "amount", "cost", "discount"),
     "receivables": ("issue_date", "due_date", "amount", "paid_amount", "paid_date"),
     "interactions": ("date", "kind"),
     "contracts": ("start_date", "end_date", "kind"),
 }
+# What each history field is in the data mapping: a logical field of the source, or one of its `columns`.
+HISTORY_LOGICAL = {
+    "orders": {"order_date": "date", "amount": "amount", "cost": "cost", "discount": "discount"},
+    "receivables": {"issue_date": "date", "due_date": "due_date", "amount": "amount", "paid_amount": "paid_amount",
+                    "paid_date": "paid_date"},
+    "interactions": {"date": "date", "kind": "kind"},
+    "contracts": {"start_date": "start", "end_date": "end", "kind": "kind"},
+}
 HISTORY_REQUIRED = {"orders": 2, "receivables": 3, "interactions": 2, "contracts": 1}
 HISTORY_DEFAULTS = {"orders": (None, None, 0, 0), "receivables": (None, None, None, 0, None),
                     "interactions": (None, None), "contracts": (None, None, "annual")}
-DATE_COLUMNS = {"created_at", "order_date", "issue_date", "due_date", "paid_date", "date", "start_date", "end_date"}
+DATE_COLUMNS = {"created_at", "since", "order_date", "issue_date", "due_date", "paid_date", "date", "start_date", "end_date"}
 NUMBER_COLUMNS = {"credit_limit", "amount", "cost", "discount", "paid_amount"}
 NULLABLE = {"cost", "discount", "paid_amount", "paid_date", "end_date", "kind"}
+ID = "id"  # the type of the customer id (text or a whole number, stored as text)
 
-# Defaults of every customer (a file's `defaults.customer` and the case's `customer` override them).
-DEFAULT_CUSTOMER = {"region": None, "industry": "retail", "created_at": "-5y", "account_manager": None,
+# Defaults of every customer (a file's `defaults.customer` and the case's `customer` override them);
+# keyed by attribute name (`since` is the `created_at` of a test file).
+DEFAULT_CUSTOMER = {"region": None, "industry": "retail", "since": "-5y", "account_manager": None,
                     "credit_limit": 100_000}
+# Customer attributes a test file can give whatever the policy maps, and their types (one the policy maps
+# to null has no column in the test database: a value given for it is an error).
+STANDARD_CUSTOMER = {"region": TEXT, "industry": TEXT, "since": DATE, "account_manager": TEXT, "credit_limit": NUMBER}
+
+
+@dataclass(frozen=True)
+class Field:
+    """A value a test file gives (a customer column, a field of a history row) and where it is written."""
+
+    name: str  # the test file's name
+    column: str | None  # the column of the policy's data mapping; None: the policy maps none (data.X: null)
+    type: str  # number, text, date, bool, or ID
+    mapping: str  # its entry in the data mapping, for messages (data.customers.attributes.region)
+    nullable: bool = True
+
+
+@dataclass
+class TableLayout:
+    """One table of the test database, named as the policy's data mapping names it."""
+
+    concept: str  # customers, orders, receivables, interactions, contracts
+    table: str
+    key: str  # customers: the id column; a history table: its customer column
+    fields: list[Field]  # customers: every value a case can set; histories: a row's values, in order
+    aliases: dict[str, str] = field(default_factory=dict)  # other accepted names -> field name
+
+    def find(self, name: str) -> Field | None:
+        name = self.aliases.get(name, name)
+        return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+
+def database_layout(mapping: DataMapping) -> dict[str, TableLayout]:
+    """The test database of a policy: its data mapping's tables and columns, keyed by concept.
+
+    The customer row holds the id, the name and every attribute the mapping declares (custom ones too), plus
+    the standard test values whose attribute the policy removed (no column: a value given for one is an
+    error).  A history row holds the test file's positional fields, then the source's own ``columns``.
+    """
+    cust = mapping.customers
+    fields = [Field("id", cust.key, ID, "data.customers.id", nullable=False),
+              Field("name", mapping.customer_name, TEXT, "data.customers.name")]
+    for name, col in mapping.attributes.items():
+        if name not in ("id", "name"):
+            fields.append(Field(name, col.column, DATE if name == "since" else col.type, f"data.customers.attributes.{name}"))
+    taken = {f.name for f in fields}
+    for name, type_ in STANDARD_CUSTOMER.items():
+        if name not in taken:
+            fields.append(Field(name, None, type_, f"data.customers.attributes.{name}"))
+    if "lead_source" not in taken:  # a demo-schema column; a policy reads it once it maps the attribute
+        used = {f.column.lower() for f in fields if f.column}
+        fields.append(Field("lead_source", None if "lead_source" in used else "lead_source", TEXT,
+                            "data.customers.attributes.lead_source"))
+    aliases = {} if "created_at" in taken else {"created_at": "since"}
+    layout = {"customers": TableLayout("customers", cust.table, cust.key, fields, aliases)}
+    for concept in SOURCES:
+        source = mapping.sources[concept]
+        logical = HISTORY_LOGICAL[concept]
+        rows = []
+        for name in HISTORY_COLUMNS[concept]:
+            col = source.columns.get(logical[name])
+            where = f"data.{concept}.{logical[name]}" if logical[name] in SOURCE_FIELDS[concept] else \
+                f"data.{concept}.columns.{logical[name]}"
+            rows.append(Field(name, col.column if col else None, DATE if name in DATE_COLUMNS else
+                              NUMBER if name in NUMBER_COLUMNS else TEXT, where,
+                              nullable=name in NULLABLE))
+        standard = set(logical.values())
+        for name, col in source.columns.items():
+            if name not in standard and name not in HISTORY_COLUMNS[concept]:
+                rows.append(Field(name, col.column, col.type, f"data.{concept}.columns.{name}"))
+        names = {f.name for f in rows}
+        aliases = {lg: name for name, lg in logical.items() if lg not in names}
+        for f in rows:  # the policy's own column names, e.g. the header of an export of the real table
+            if f.column and f.column not in names and f.column not in aliases:
+                aliases[f.column] = f.name
+        layout[concept] = TableLayout(concept, source.table, source.key, rows, aliases)
+    return layout
+
+
+def database_schema(layout: dict[str, TableLayout]) -> list[tuple[str, list[tuple[str, str]], bool]]:
+    """(table, [(column, SQL type)], customers?) of each table to create; concepts mapped to one table share it."""
+    sql_type = {NUMBER: "REAL", BOOL: "INTEGER", ID: "TEXT"}
+    tables: dict[str, tuple[str, dict[str, tuple[str, str]], bool]] = {}
+    for concept, t in layout.items():
+        name, cols, is_customers = tables.get(t.table.lower(), (t.table, {}, False))
+        keyed = [(t.key, ID)] + [(f.column, f.type) for f in t.fields if f.column]
+        for column, type_ in keyed:
+            cols.setdefault(column.lower(), (column, sql_type.get(type_, "TEXT")))
+        tables[t.table.lower()] = (name, cols, is_customers or concept == "customers")
+    return [(name, list(cols.values()), is_customers) for name, cols, is_customers in tables.values()]
+
 
 # Generators: name -> kind of value (see the module docstring and the schema).
 GENERATORS = {
@@ -100,6 +225,8 @@ SPECIAL_EXPECT = GRADES + ("credit_outcome", "actions", "actions_include")
 DEFAULT_TOLERANCE = 1e-9
 COVERAGE_KINDS = ("tiers", "subgrades", "stages", "service_levels")
 
+_CSV_BOOLS = {"true": 1, "false": 0, "1": 1, "0": 0}
+
 _RELATIVE = re.compile(r"^([+-])([0-9]+)([dwmy])$")
 _UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
@@ -112,6 +239,7 @@ class Where:
 
     pos: Position
     path: str
+    csv: bool = False  # a CSV cell: text such as "true" or "100" may stand for a value of another type
 
     def __str__(self) -> str:
         return f"{self.pos.file}:{self.pos.line}:{self.pos.col}"
@@ -139,6 +267,7 @@ class PolicyTestFile:
     cases: list[Case]
     population: list[Case]
     description: str = ""
+    layout: dict[str, TableLayout] = field(default_factory=dict)  # the tables and columns the cases are written to
 
 
 @dataclass
@@ -201,6 +330,7 @@ class _Loader:
         self.doc = doc
         self.problems: list[Diagnostic] = []
         self.as_of = ""
+        self.layout = database_layout(build_data_mapping(None))  # the policy's, once it is loaded
 
     # -- positions and errors
     def at(self, path: tuple, key: bool = False) -> Where:
@@ -211,7 +341,9 @@ class _Loader:
         """A problem at ``where``; ``about`` names the column or generator when the path does not."""
         if about and where.path != about and not where.path.endswith("." + about):
             message = f"{about}: {message}"
-        self.problems.append(Diagnostic(where.pos.file, where.pos.line, where.pos.col, where.path, message))
+        problem = Diagnostic(where.pos.file, where.pos.line, where.pos.col, where.path, message)
+        if problem not in self.problems:  # a default shared by every case: once
+            self.problems.append(problem)
 
     # -- values
     def date(self, value: Any, where: Where) -> str | None:
@@ -239,28 +371,42 @@ class _Loader:
         self.error(where, f"expected a number, got {json.dumps(value, ensure_ascii=False)}")
         return None
 
-    def column_value(self, column: str, value: Any, where: Where) -> Any:
-        """A customer or history cell, checked and converted for the demo schema."""
-        if column in DATE_COLUMNS:
-            if value is None:
-                return None
+    def column_value(self, f: Field, value: Any, where: Where) -> Any:
+        """A customer or history value, checked and converted for its column's type."""
+        column = f.name
+        if value is None:
+            return None
+        if f.type == DATE:
             if not isinstance(value, str):
                 self.error(where, f"expected a date, got {json.dumps(value, ensure_ascii=False)}", column)
                 return None
             return self.date(value, where)
-        if column in NUMBER_COLUMNS:
+        if f.type == NUMBER:
             return self.number(value, where, nullable=True)
-        if column == "id":
+        if f.type == BOOL:
+            if where.csv and isinstance(value, (str, int)) and str(value).strip().lower() in _CSV_BOOLS:
+                return _CSV_BOOLS[str(value).strip().lower()]
+            if isinstance(value, bool) or value in (0, 1):
+                return int(value)
+            fix = ", without quotes" if isinstance(value, str) and value.strip().lower() in ("true", "false") else ""
+            self.error(where, f"expected true or false{fix}, got {yaml_value(value)}", column)
+            return None
+        if f.type == ID:
             if not isinstance(value, (str, int)) or isinstance(value, bool) or value == "":
                 self.error(where, f"a customer id must be text or a whole number, got {json.dumps(value, ensure_ascii=False)}")
                 return None
             return str(value)
-        if value is None or isinstance(value, str):
+        if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
         self.error(where, f"expected text, got {json.dumps(value, ensure_ascii=False)}", column)
         return None
+
+    def unmapped(self, f: Field, where: Where) -> None:
+        """A value given for a field the policy's data mapping has no column for."""
+        self.error(where, f"the policy maps no column for {f.name} ({f.mapping} is null), so the test database has "
+                          f"none: remove the value, or map the column in the policy's data section", f.name)
 
     def generator_value(self, name: str, value: Any, where: Where) -> Any:
         kind = GENERATORS[name]
@@ -308,41 +454,102 @@ class _Loader:
                 header = [c.strip() for c in cells]
                 header_where = [Where(w.pos, h) for w, h in zip(places, header)]
                 continue
-            rows.append([(_csv_cell(c), Where(w.pos, header[j] if j < len(header) else "")) for j, (c, w) in enumerate(zip(cells, places))])
+            rows.append([(_csv_cell(c), Where(w.pos, header[j] if j < len(header) else "", csv=True))
+                         for j, (c, w) in enumerate(zip(cells, places))])
         if header is None:
             self.error(where, f"CSV file {ref!r} is empty (it needs a header row)")
             return None
         return display, header_where, header, rows
+
+    def history_defaults(self, table: str) -> list:
+        """A row of ``table`` before its values: the test file's defaults, then none for the source's own columns."""
+        return list(HISTORY_DEFAULTS[table]) + [None] * (len(self.layout[table].fields) - len(HISTORY_COLUMNS[table]))
+
+    def unknown_field(self, table: str, name: str, where: Where) -> None:
+        names = self.layout[table].names
+        self.error(where, f"unknown column {name!r} for {table}{did_you_mean(name, names + list(self.layout[table].aliases))}; "
+                          f"columns: {', '.join(names)}")
 
     def csv_history(self, table: str, ref: str, where: Where) -> list[tuple[tuple, list[Where]]]:
         loaded = self.read_csv(ref, where)
         if loaded is None:
             return []
         display, header_where, header, rows = loaded
-        allowed = HISTORY_COLUMNS[table]
-        bad = [h for h in header if h not in allowed]
+        layout = self.layout[table]
+        names = layout.names
+        index: list[int] = []
+        ok = True
         for h, w in zip(header, header_where):
-            if h not in allowed:
-                self.error(w, f"unknown column {h!r} for {table}{did_you_mean(h, allowed)}; columns: {', '.join(allowed)}")
-        missing = [c for c in allowed[: HISTORY_REQUIRED[table]] if c not in header]
+            f = layout.find(h)
+            if f is None:
+                self.unknown_field(table, h, w)
+                ok = False
+            elif names.index(f.name) in index:
+                self.error(w, f"column {h!r} is {f.name}, which an earlier column already gives")
+                ok = False
+            index.append(names.index(f.name) if f is not None else -1)
+        missing = [c for i, c in enumerate(names[: HISTORY_REQUIRED[table]]) if i not in index]
         if missing:
             self.error(Where(Position(display, 1, 1), ""), f"{table} CSV needs the column(s) {', '.join(missing)}")
-        if bad or missing:
+        if not ok or missing:
             return []
         out = []
         for cells in rows:
             if len(cells) != len(header):
                 self.error(Where(cells[0][1].pos, ""), f"{len(cells)} values for {len(header)} columns ({', '.join(header)})")
                 continue
-            row = list(HISTORY_DEFAULTS[table])
-            wheres = [Where(cells[0][1].pos, c) for c in allowed]
-            for h, (cell, w) in zip(header, cells):
-                row[allowed.index(h)] = cell if cell is not None else HISTORY_DEFAULTS[table][allowed.index(h)]
-                wheres[allowed.index(h)] = w
+            row = self.history_defaults(table)
+            wheres = [Where(cells[0][1].pos, c, csv=True) for c in names]
+            for i, (cell, w) in zip(index, cells):
+                if cell is not None:
+                    row[i] = cell
+                wheres[i] = w
             out.append((tuple(row), wheres))
         return out
 
+    def history_rows(self, table: str, items: list, path: tuple) -> list[tuple[tuple, list[Where]]]:
+        """YAML rows of a history: lists of the positional fields, or mappings by name (the source's own
+        columns too)."""
+        layout = self.layout[table]
+        names = layout.names
+        out = []
+        for j, r in enumerate(items):
+            rpath = path + (j,)
+            if isinstance(r, dict):
+                row = self.history_defaults(table)
+                wheres = [self.at(rpath, key=True) for _ in names]
+                given: dict[int, str] = {}
+                for key, value in r.items():
+                    f = layout.find(key)
+                    if f is None:
+                        self.unknown_field(table, key, self.at(rpath + (key,), key=True))
+                        continue
+                    i = names.index(f.name)
+                    if i in given:
+                        self.error(self.at(rpath + (key,), key=True), f"{key!r} and {given[i]!r} are both {f.name}")
+                        continue
+                    given[i] = key
+                    row[i] = value
+                    wheres[i] = self.at(rpath + (key,))
+                out.append((tuple(row), wheres))
+            else:
+                out.append((tuple(r), [self.at(rpath + ((k,) if k < len(r) else ())) for k in range(len(names))]))
+        return out
+
     # -- cases
+    def customer_field(self, name: str, where: Where) -> Field | None:
+        """The customer value a test file names (an attribute of the policy's data mapping, id, name, ...)."""
+        f = self.layout["customers"].find(name)
+        if f is None:
+            layout = self.layout["customers"]
+            names = [f.name for f in layout.fields if f.column]
+            also = {field_: alias for alias, field_ in layout.aliases.items()}
+            shown = [f"{n} (or {also[n]})" if n in also else n for n in names]
+            self.error(where, f"unknown customer column {name!r}{did_you_mean(name, names + list(layout.aliases))}; "
+                              f"a customer has: {', '.join(shown)} (declare another attribute under "
+                              f"data.customers.attributes of the policy)")
+        return f
+
     def entries(self, items: list[dict], base: tuple, defaults: _Entry, background: bool) -> list[_Entry]:
         out: list[_Entry] = []
         for i, item in enumerate(items):
@@ -362,16 +569,23 @@ class _Loader:
         e.customer_where = dict(base.customer_where)
         e.histories = {t: list(rows) for t, rows in base.histories.items()}
         e.generate, e.generate_where = dict(base.generate), dict(base.generate_where)
+        given: dict[str, str] = {}
         for column, value in item.get("customer", {}).items():
+            f = self.customer_field(column, self.at(path + ("customer", column), key=True))
+            if f is None:
+                continue
+            if f.name in given:
+                self.error(self.at(path + ("customer", column), key=True),
+                           f"{column!r} and {given[f.name]!r} both set {f.name}: give one")
+                continue
+            given[f.name] = column
             w = self.at(path + ("customer", column))
-            e.customer[column] = (value, w)
-            e.customer_where[column] = w
+            e.customer[f.name] = (value, w)
+            e.customer_where[f.name] = w
         for table in HISTORY_COLUMNS:
             rows: list[tuple[tuple, list[Where]]] | None = None
             if table in item:
-                rows = [(tuple(r), [self.at(path + (table, j) + ((k,) if k < len(r) else ()))
-                                    for k in range(len(HISTORY_COLUMNS[table]))])
-                        for j, r in enumerate(item[table])]
+                rows = self.history_rows(table, item[table], path + (table,))
             if f"{table}_csv" in item:
                 rows = (rows or []) + self.csv_history(table, item[f"{table}_csv"], self.at(path + (f"{table}_csv",)))
             if rows is not None:
@@ -412,21 +626,22 @@ class _Loader:
         targets = []
         ok = True
         for column, w in zip(columns, column_where):
-            target = _column_target(column)
+            target = self.column_target(column)
             if target is None:
-                known = ["name", "id", *CUSTOMER_COLUMNS[2:], *GENERATORS, "expect.tier", "expect.subgrade", "expect.stage",
-                         "expect.service_level", "expect.actions"]
+                known = ["name", "id", *self.layout["customers"].names[2:], *GENERATORS, "expect.tier", "expect.subgrade",
+                         "expect.stage", "expect.service_level", "expect.actions"]
                 self.error(w, f"unknown column {column!r}{did_you_mean(column, known)}: use name, id, a customer column "
                               f"(customer.X), a generator ({', '.join(GENERATORS)}) or expect.X")
                 ok = False
             elif target[0] == "expect" and background:
                 self.error(w, "population customers are not checked: remove the expect column")
                 ok = False
+            elif target in targets:
+                first = columns[targets.index(target)]
+                self.error(w, f"column {column!r} appears twice" if first == column else
+                              f"columns {first!r} and {column!r} set the same value ({target[1]})")
+                ok = False
             targets.append(target)
-        if len(set(columns)) != len(columns):
-            dup = next(c for c in columns if columns.count(c) > 1)
-            self.error(column_where[columns.index(dup)], f"column {dup!r} appears twice")
-            ok = False
         if not ok:
             return []
         out = []
@@ -460,24 +675,49 @@ class _Loader:
             out.append(e)
         return out
 
+    def column_target(self, column: str) -> tuple[str, str] | None:
+        """Which part of a case a table column sets."""
+        customers = self.layout["customers"]
+        if column == "name":
+            return ("case", "name")
+        if column.startswith("customer.") and customers.find(column[len("customer."):]) is not None:
+            return ("customer", customers.find(column[len("customer."):]).name)
+        if column.startswith("generate.") and column[len("generate."):] in GENERATORS:
+            return ("generate", column[len("generate."):])
+        if column in GENERATORS:
+            return ("generate", column)
+        if customers.find(column) is not None:
+            return ("customer", customers.find(column).name)
+        if column.startswith("expect.") and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column[len("expect."):]):
+            return ("expect", column[len("expect."):])
+        return None
+
     def build(self, e: _Entry, background: bool) -> Case:
         customer = {}
         for column, raw in e.customer.items():
-            value, w = raw if isinstance(raw, tuple) else (raw, Where(e.where.pos, e.where.path))
-            customer[column] = self.column_value(column, value, w)
+            explicit = isinstance(raw, tuple)
+            value, w = raw if explicit else (raw, Where(e.where.pos, e.where.path))
+            f = self.layout["customers"].find(column)
+            if f.column is None:  # the policy removed the attribute: only a value the file gives is a problem
+                if explicit and value is not None:
+                    self.unmapped(f, w)
+                continue
+            customer[column] = self.column_value(f, value, w)
         histories: dict[str, list[tuple]] = {}
         for table, rows in e.histories.items():
-            columns = HISTORY_COLUMNS[table]
+            fields = self.layout[table].fields
             converted = []
             for row, wheres in rows:
-                full = list(row) + list(HISTORY_DEFAULTS[table][len(row):])
+                full = list(row) + self.history_defaults(table)[len(row):]
                 values = []
-                for column, value, w in zip(columns, full, wheres):
-                    if value is None and column not in NULLABLE:
-                        self.error(w, f"{table}: {column} is required")
+                for f, value, w, default in zip(fields, full, wheres, self.history_defaults(table)):
+                    if value is None and not f.nullable:
+                        self.error(w, f"{table}: {f.name} is required")
                         values.append(None)
                         continue
-                    values.append(self.column_value(column, value, w))
+                    if f.column is None and value is not None and value != default:
+                        self.unmapped(f, w)
+                    values.append(self.column_value(f, value, w))
                 if table == "orders":
                     values[2] = 0 if values[2] is None else values[2]
                     values[3] = 0 if values[3] is None else values[3]
@@ -489,7 +729,8 @@ class _Loader:
             histories[table] = converted
         generated = self.generated(e, background)
         for table, rows in generated.items():
-            histories[table] = histories.get(table, []) + rows
+            pad = self.history_defaults(table)
+            histories[table] = histories.get(table, []) + [tuple(row) + tuple(pad[len(row):]) for row in rows]
         expect = {}
         for key, value in e.expect.items():
             if key in ("actions", "actions_include"):
@@ -523,6 +764,8 @@ class _Loader:
                            f"(at most {GENERATED_SPAN_DAYS}); set orders_12m: 0 for a customer whose last order is older")
                 return out
             margin = g.get("margin_12m")
+            if margin is not None and self.layout["orders"].find("cost").column is None:
+                self.unmapped(self.layout["orders"].find("cost"), where("margin_12m"))
             orders = []
             for days, total in _order_plan(n, last, revenue):
                 amounts = _split(total, len(days))
@@ -549,6 +792,21 @@ class _Loader:
         if interactions:
             out["interactions"] = interactions
         return out
+
+
+def yaml_value(value: Any) -> str:
+    """A value as a test file writes it: true, false, null, 'quoted text', 180000, 0.25."""
+    if isinstance(value, str):
+        return value_text(value)  # quoted: '180000' is text, 180000 a number
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {yaml_value(v)}" for k, v in value.items()) + "}"
+    return value_text(value)  # true, false, null
 
 
 def _field_columns(line: str) -> list[int]:
@@ -580,23 +838,6 @@ def _csv_cell(text: str) -> Any:
     if re.fullmatch(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?", t):
         return float(t)
     return t
-
-
-def _column_target(column: str) -> tuple[str, str] | None:
-    """Which part of a case a table column sets."""
-    if column == "name":
-        return ("case", "name")
-    if column.startswith("customer.") and column[len("customer."):] in CUSTOMER_COLUMNS:
-        return ("customer", column[len("customer."):])
-    if column in CUSTOMER_COLUMNS:
-        return ("customer", column)
-    if column.startswith("generate.") and column[len("generate."):] in GENERATORS:
-        return ("generate", column[len("generate."):])
-    if column in GENERATORS:
-        return ("generate", column)
-    if column.startswith("expect.") and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column[len("expect."):]):
-        return ("expect", column[len("expect."):])
-    return None
 
 
 def _spread(n: int, first: int, last: int) -> list[int]:
@@ -673,9 +914,14 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
     if not _real_date(loader.as_of):
         loader.error(loader.at(("as_of",)), f"{loader.as_of!r} is not a real date")
         raise PolicyError(loader.problems)
+    hint = None
     if "policy" in data:
-        policy_path = resolve_policy_path(data["policy"], path)
-        if policy_path is None:
+        problem = _not_a_policy(data["policy"], path)
+        policy_path = None if problem else resolve_policy_path(data["policy"], path)
+        if problem:
+            loader.error(loader.at(("policy",)), problem[0])
+            hint = problem[1]
+        elif policy_path is None:
             loader.error(loader.at(("policy",)), f"cannot find policy {data['policy']!r} (a path relative to this file, "
                                                  f"or a shipped policy name)")
     else:
@@ -685,8 +931,9 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
                                                    f"name the policy with `policy:`")
             policy_path = None
     if loader.problems:
-        raise PolicyError(loader.problems)
+        raise PolicyError(loader.problems, hint=hint)
     policy = load_policy(policy_path)
+    loader.layout = database_layout(policy.data)
     defaults = _defaults_entry(loader, data)
     cases = loader.entries(data["cases"], ("cases",), defaults, background=False)
     population = loader.entries(data.get("population", []), ("population",), defaults, background=True)
@@ -696,7 +943,26 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
     _check_expectations(loader, policy, built)
     if loader.problems:
         raise PolicyError(loader.problems)
-    return PolicyTestFile(path, display, policy, policy_path, loader.as_of, built, back, data.get("description", ""))
+    return PolicyTestFile(path, display, policy, policy_path, loader.as_of, built, back, data.get("description", ""),
+                          loader.layout)
+
+
+def _not_a_policy(ref: str, test_file: Path) -> tuple[str, str] | None:
+    """(problem, hint) when a test file's `policy:` names a test file or a directory, not a policy; else None."""
+    if ref.endswith(TEST_SUFFIX) or ref.endswith(".test"):
+        policy = ref[: -len(TEST_SUFFIX)] + ".yaml" if ref.endswith(TEST_SUFFIX) else ref[: -len(".test")]
+        found = policy and resolve_policy_path(policy, test_file)
+        return (f"{ref!r} is a policy test file, not a policy",
+                f"`policy:` names the policy this file tests: did you mean `policy: {policy}`?" if found and found.is_file()
+                else "`policy:` names the policy this file tests (a YAML file, or a shipped policy's name), not a test file")
+    target = Path(ref) if Path(ref).is_absolute() else test_file.parent / ref
+    if target.is_dir():
+        inside = sorted(p.name for p in target.glob("*.yaml") if not p.name.endswith(TEST_SUFFIX))
+        shown = ref.rstrip("/\\")
+        return (f"{ref!r} is a directory, not a policy file",
+                f"name a policy file in it, e.g. `policy: {shown}/{inside[0]}`" if inside else
+                "`policy:` names a policy file (.yaml) or a shipped policy, not a directory")
+    return None
 
 
 def _assign_ids(loader: _Loader, cases: list[Case], population: list[Case]) -> None:
@@ -755,6 +1021,7 @@ def _check_expectations(loader: _Loader, policy: Policy, cases: list[Case]) -> N
     services = [s.id for s in policy.service_levels]
     actions = _action_names(policy)
     names = {n for n, m in policy.metrics.items() if not m.internal} | set(policy.outputs) | set(policy.data.attributes)
+    types = policy.scope()
     for case in cases:
         if not case.expect:
             loader.error(case.where, f"case {case.name!r} checks nothing: give `expect` (tier, stage, ...)")
@@ -786,8 +1053,73 @@ def _check_expectations(loader: _Loader, policy: Policy, cases: list[Case]) -> N
                 if key not in names:
                     loader.error(w, f"unknown name {key!r}{did_you_mean(key, sorted(names))}: expect a grade "
                                     f"({', '.join(SPECIAL_EXPECT)}) or a metric, plugin output or attribute of the policy")
-                elif isinstance(value, dict):
-                    if "approx" in value and ("min" in value or "max" in value):
-                        loader.error(w, "give either approx (and tolerance) or min/max, not both")
-                    elif "tolerance" in value and "approx" not in value:
-                        loader.error(w, "tolerance goes with approx")
+                else:
+                    what = "metric" if key in policy.metrics else "plugin output" if key in policy.outputs else "attribute"
+                    case.expect[key] = _expected_value(loader, key, value, types.get(key), what, w)
+
+
+_TYPE_NAMES = {NUMBER: "a number", TEXT: "text", DATE: "a date", BOOL: "true or false"}
+_KIND_NAMES = {NUMBER: "numeric", TEXT: "text", DATE: "date", BOOL: "true/false"}
+
+
+def _expected_value(loader: _Loader, key: str, value: Any, type_: str | None, what: str, w: Where) -> Any:
+    """An expected metric, output or attribute value checked against the type of what it checks (``what``:
+    metric, plugin output, attribute): the value to compare (a relative date counted from as_of, a CSV cell
+    read as the type), or the value unchanged after reporting a problem with its fix."""
+    if value is None or type_ not in _TYPE_NAMES:
+        return value  # null expects no value
+    expected = f"expected {_TYPE_NAMES[type_]} ({key} is a {_KIND_NAMES[type_]} {what})"
+    got = f"the text {yaml_value(value)}" if isinstance(value, str) else yaml_value(value)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(value, dict):
+        if type_ != NUMBER:
+            loader.error(w, f"{expected}, got the range {yaml_value(value)}: a range is for numbers")
+        elif "approx" in value and ("min" in value or "max" in value):
+            loader.error(w, "give either approx (and tolerance) or min/max, not both")
+        elif "tolerance" in value and "approx" not in value:
+            loader.error(w, "tolerance goes with approx")
+        elif "min" in value and "max" in value and value["min"] > value["max"]:
+            swapped = {"min": value["max"], "max": value["min"]}
+            loader.error(w, f"min {yaml_value(value['min'])} is above max {yaml_value(value['max'])}, so no value can "
+                            f"pass: write {yaml_value(swapped)}")
+        return value
+    if type_ == NUMBER:
+        if number:
+            return value
+        spelt = _number_text(value) if isinstance(value, str) else None
+        fix = (f"write {spelt}, without quotes" if spelt is not None else
+               f"write the number it must be (e.g. {key}: 12) or a range (e.g. {key}: {{min: 1}})" if isinstance(value, bool)
+               else "write a number, {min: a, max: b} or {approx: x, tolerance: t}")
+        loader.error(w, f"{expected}, got {got}: {fix}")
+        return value
+    if type_ == BOOL:
+        if isinstance(value, bool) or (number and value in (0, 1)):
+            return bool(value)
+        text = str(value).strip().lower()
+        if w.csv and text in _CSV_BOOLS:
+            return bool(_CSV_BOOLS[text])
+        fix = f"write {text}, without quotes" if isinstance(value, str) and text in ("true", "false") else "write true or false"
+        loader.error(w, f"{expected}, got {got}: {fix}")
+        return value
+    if type_ == TEXT:
+        if isinstance(value, str):
+            return value
+        if number and w.csv:  # a CSV cell such as 100: the text it shows
+            return str(value)
+        fix = (f"write {yaml_value(str(value))}, in quotes" if number else
+               "quote the text (YAML reads yes/no/on/off unquoted as true/false)")
+        loader.error(w, f"{expected}, got {got}: {fix}")
+        return value
+    if isinstance(value, str):  # DATE
+        converted = loader.date(value, w)
+        return converted if converted is not None else value
+    loader.error(w, f"{expected}, got {got}: write YYYY-MM-DD or a date relative to as_of such as -30d")
+    return value
+
+
+def _number_text(text: str) -> str | None:
+    """The number a text spells (180000, 180_000, 1,234.5, 3.5e6), written as YAML reads a number; else None."""
+    t = text.strip().replace("_", "").replace(",", "")
+    if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", t):
+        return None
+    return yaml_value(int(t) if re.fullmatch(r"[+-]?[0-9]+", t) else float(t))

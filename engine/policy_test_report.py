@@ -13,7 +13,7 @@ from typing import Any
 from rich.cells import cell_len
 
 from .counterfactuals import is_literal, shortfall, value_text
-from .policy_test_file import DEFAULT_TOLERANCE
+from .policy_test_file import DEFAULT_TOLERANCE, GRADES
 
 
 # ---- explanations ----------------------------------------------------------------------------
@@ -21,6 +21,8 @@ from .policy_test_file import DEFAULT_TOLERANCE
 def _fmt(value: Any) -> str:
     if value is None:
         return "(none)"
+    if isinstance(value, bool):
+        return value_text(value)  # true/false, as the test file writes them
     if isinstance(value, float) and not math.isfinite(value):
         return value_text(value)  # "∞", not "inf"
     if isinstance(value, float):
@@ -32,6 +34,14 @@ def _fmt(value: Any) -> str:
             return f"{_fmt(value['approx'])} ± {_fmt(value.get('tolerance', DEFAULT_TOLERANCE))}"
         return f"between {_fmt(value.get('min', '-inf'))} and {_fmt(value.get('max', 'inf'))}"
     return str(value)
+
+
+def _expected_fmt(key: str, value: Any) -> str:
+    """An expected or actual value of a failing case: a metric's or attribute's text quoted, as YAML
+    writes it ('180000' is text, 180000 a number); grades and action names as they are."""
+    if isinstance(value, str) and key not in GRADES + ("credit_outcome",):
+        return value_text(value)
+    return _fmt(value)
 
 
 def _rule_lines(rules: list[dict]) -> list[str]:
@@ -122,7 +132,8 @@ def format_report(report: dict, coverage: bool = False) -> str:
                 if m["key"] == "actions_include":
                     out.append(f"  {_pad(m['key'], width)}  missing {_fmt(m['missing'])}; actual {_fmt(m['actual'])}")
                 else:
-                    out.append(f"  {_pad(m['key'], width)}  expected {_fmt(m['expected'])}, got {_fmt(m['actual'])}")
+                    out.append(f"  {_pad(m['key'], width)}  expected {_expected_fmt(m['key'], m['expected'])}, "
+                               f"got {_expected_fmt(m['key'], m['actual'])}")
             if fail.get("explanation"):
                 out.append(f"why (crm-rules explain {fail['customer_id']}):")
                 out += ["  " + line for line in fail["explanation"].splitlines()]

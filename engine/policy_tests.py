@@ -4,7 +4,9 @@ The format of test files is in policy_test_file, the text of the report in
 policy_test_report.
 
 How a file runs: every case and ``population`` customer of the file is
-written to ONE temporary SQLite database with the demo schema, the policy is
+written to ONE temporary SQLite database with the tables and columns of the
+policy's data mapping (the demo schema's names unless it has a ``data:``
+section; see ``database_layout``), the policy is
 applied to it once (``apply_policy``, a real run), and the run's
 ``crm_assignments`` and ``crm_actions`` are compared with the expectations.
 Cases of one file are therefore graded together, as one population: Pareto
@@ -27,11 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .demo_data import SCHEMA
 from .errors import CrmRulesError, Diagnostic, PolicyError
 from .policy_model import Policy
-from .policy_test_file import (COVERAGE_KINDS, CUSTOMER_COLUMNS, DEFAULT_TOLERANCE, GRADES, HISTORY_COLUMNS, Case,
-                               PolicyTestFile, credit_outcome_name, find_test_files, load_test_file)
+from .expr_sql import quote_identifier as q
+from .policy_test_file import (COVERAGE_KINDS, DEFAULT_TOLERANCE, GRADES, Case, PolicyTestFile, credit_outcome_name,
+                               database_layout, database_schema, find_test_files, load_test_file)
 from .policy_test_report import explanation_text
 from .run_metrics import RunMetrics
 
@@ -39,17 +41,33 @@ from .run_metrics import RunMetrics
 # ---- running ---------------------------------------------------------------------------
 
 def _write_database(db: Path, tf: PolicyTestFile) -> None:
+    """The cases and population in the tables and columns the policy's data mapping names (the demo schema's
+    names unless the policy has a ``data:`` section)."""
+    layout = tf.layout or database_layout(tf.policy.data)
     conn = sqlite3.connect(db)
     try:
-        conn.executescript(SCHEMA)
+        for table, columns, is_customers in database_schema(layout):
+            defs = [f"{q(c)} {t}" + (" PRIMARY KEY" if is_customers and i == 0 else "") for i, (c, t) in enumerate(columns)]
+            if not is_customers and "id" not in {c.lower() for c, _ in columns}:
+                defs.insert(0, "id INTEGER PRIMARY KEY")  # rows are named by id in the run's data checks
+            conn.execute(f"CREATE TABLE {q(table)} ({', '.join(defs)})")
         everyone = tf.cases + tf.population
-        conn.executemany(f"INSERT INTO customers ({', '.join(CUSTOMER_COLUMNS)}) VALUES ({', '.join('?' * len(CUSTOMER_COLUMNS))})",
-                         [tuple(c.customer.get(col) for col in CUSTOMER_COLUMNS) for c in everyone])
-        for table, columns in HISTORY_COLUMNS.items():
-            rows = [(c.customer_id, *row) for c in everyone for row in c.histories.get(table, [])]
-            if rows:
-                conn.executemany(f"INSERT INTO {table} (customer_id, {', '.join(columns)}) VALUES ({', '.join('?' * (len(columns) + 1))})",
-                                 rows)
+        for concept, t in layout.items():
+            if concept == "customers":
+                rows = [[(f.column, c.customer.get(f.name)) for f in t.fields if f.column] for c in everyone]
+            else:
+                rows = [[(t.key, c.customer_id)] + [(f.column, v) for f, v in zip(t.fields, row) if f.column]
+                        for c in everyone for row in c.histories.get(concept, [])]
+            batches: dict[tuple[str, ...], list[list[Any]]] = {}
+            for row in rows:
+                values: dict[str, tuple[str, Any]] = {}
+                for column, value in row:  # two values mapped to one column: the first one given wins
+                    if column.lower() not in values or values[column.lower()][1] is None:
+                        values[column.lower()] = (column, value)
+                batches.setdefault(tuple(c for c, _ in values.values()), []).append([v for _, v in values.values()])
+            for columns, batch in batches.items():
+                conn.executemany(f"INSERT INTO {q(t.table)} ({', '.join(map(q, columns))}) "
+                                 f"VALUES ({', '.join('?' * len(columns))})", batch)
         conn.commit()
     finally:
         conn.close()
@@ -120,6 +138,8 @@ def _compare(case: Case, a: dict, acts: list[dict], values: dict, outcome_name: 
     actual, mismatches = {}, []
     for key, expected in case.expect.items():
         got = _actual_for(key, a, acts, values, outcome_name)
+        if isinstance(expected, bool) and not isinstance(got, (bool, str)) and got in (0, 1):
+            got = bool(got)  # a condition comes back from SQLite as 0/1: shown as the test file writes it
         actual[key] = got
         if key == "actions_include":
             ok = set(expected) <= set(got)
@@ -149,8 +169,8 @@ def run_test_file(tf: PolicyTestFile, explain: bool = True) -> dict:
             raise
         except CrmRulesError as exc:
             raise type(exc)(f"{tf.display}: the policy could not run on the test customers: {exc.message}",
-                            hint=exc.hint or "policy tests build the demo schema (customers, orders, receivables, "
-                                             "interactions, contracts); the policy must read those tables and columns") from exc
+                            hint=exc.hint or "policy tests build the tables and columns of the policy's data mapping "
+                                             "(customers, orders, receivables, interactions, contracts)") from exc
         assignments, actions = _read_results(db, outcome.run_id)
         stored = set()
         for a in assignments.values():

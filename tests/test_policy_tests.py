@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,14 @@ from crm_rules.cli import app
 from crm_rules.engine.errors import PolicyError, UsageError
 from crm_rules.engine.policy_files import shipped_policies_dir, shipped_policy_names
 from crm_rules.engine.policy_model import load_policy
-from crm_rules.engine.policy_test_file import find_test_files, load_test_file
+from crm_rules.engine.policy_test_file import database_schema, find_test_files, load_test_file
 from crm_rules.engine.policy_test_report import format_report
-from crm_rules.engine.policy_tests import run_policy_tests
+from crm_rules.engine.policy_tests import _write_database, run_policy_tests
 
 HERE = Path(__file__).parent / "policy_tests"
 PASSING = HERE / "passing"
 FAILING = HERE / "failing" / "vip_wrong.test.yaml"
+OWN_NAMES = HERE / "own_names"  # a policy with a `data:` section (its own tables and columns) and its tests
 SHIPPED = Path(str(shipped_policies_dir()))
 KINDS = ("tiers", "subgrades", "stages", "service_levels")
 
@@ -315,6 +317,97 @@ cases:
     ]
 
 
+def test_expected_values_must_have_the_type_of_what_they_check(tmp_path):
+    """A quoted number, true for a count, an empty range: errors at their line with the fix, not failing cases
+    that print `expected 180000, got 180000`."""
+    tests = write(tmp_path / "types.test.yaml", """\
+policy: vip_card
+as_of: 2026-06-30
+cases:
+  - name: gold regular
+    generate: {revenue_12m: 180_000, orders_12m: 12}
+    expect:
+      revenue_12m: "180000"
+      orders_12m: true
+      margin_12m: {min: 20, max: 10}
+      region: 5
+      since: 2021
+      recency_days: "abc"
+  - name: table
+    table:
+      columns: [name, revenue_12m, expect.revenue_12m, expect.region]
+      rows: [[a, 5, "1,000.5", no]]
+""")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([tests])
+    number = "expected a number ({} is a numeric metric)"
+    assert diagnostics(info) == [
+        f"{tests}:7:20: cases[0].expect.revenue_12m: {number.format('revenue_12m')}, got the text '180000': "
+        f"write 180000, without quotes",
+        f"{tests}:8:19: cases[0].expect.orders_12m: {number.format('orders_12m')}, got true: write the number it must be "
+        f"(e.g. orders_12m: 12) or a range (e.g. orders_12m: {{min: 1}})",
+        f"{tests}:9:19: cases[0].expect.margin_12m: min 20 is above max 10, so no value can pass: write {{min: 10, max: 20}}",
+        f"{tests}:10:15: cases[0].expect.region: expected text (region is a text attribute), got 5: write '5', in quotes",
+        f"{tests}:11:14: cases[0].expect.since: expected a date (since is a date attribute), got 2021: write YYYY-MM-DD "
+        f"or a date relative to as_of such as -30d",
+        f"{tests}:12:21: cases[0].expect.recency_days: {number.format('recency_days')}, got the text 'abc': write a number, "
+        f"{{min: a, max: b}} or {{approx: x, tolerance: t}}",
+        f"{tests}:16:21: cases[1].table.rows[0][2]: {number.format('revenue_12m')}, got the text '1,000.5': "
+        f"write 1000.5, without quotes",
+        f"{tests}:16:32: cases[1].table.rows[0][3]: expected text (region is a text attribute), got false: quote the text "
+        f"(YAML reads yes/no/on/off unquoted as true/false)",
+    ]
+
+    write(tmp_path / "rows.csv", "name,segment,customer.vip,expect.vip,expect.segment,expect.since\nx,100,true,true,100,-5y\n")
+    shop = write(tmp_path / "shop.test.yaml", f"""\
+policy: {OWN_NAMES / 'shop.yaml'}
+as_of: 2026-06-30
+cases:
+  - name: typed
+    customer: {{vip: true, segment: "100"}}
+    expect: {{vip: "true", segment: {{min: 1}}, since: -5y}}
+  - name: from csv
+    table: {{csv: rows.csv}}
+""")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([shop])
+    assert diagnostics(info) == [
+        f"{shop}:6:19: cases[0].expect.vip: expected true or false (vip is a true/false attribute), got the text 'true': "
+        f"write true, without quotes",
+        f"{shop}:6:36: cases[0].expect.segment: expected text (segment is a text attribute), got the range {{min: 1}}: "
+        f"a range is for numbers",
+    ]
+    write(shop, shop.read_text(encoding="utf-8").replace('vip: "true", segment: {min: 1}', 'vip: true, segment: "100"'))
+    report = run_policy_tests([shop])  # CSV cells are read as the type they check; relative dates count from as_of
+    assert report["ok"], format_report(report)
+    assert case(report, "from csv[x]")["expected"] == {"vip": True, "segment": "100", "since": "2021-06-30"}
+    assert case(report, "from csv[x]")["actual"] == {"vip": True, "segment": "100", "since": "2021-06-30"}
+
+
+def test_policy_naming_a_test_file_or_a_directory(tmp_path, cli):
+    (tmp_path / "policies").mkdir()
+    write(tmp_path / "policies" / "small.yaml", SMALL_POLICY)
+    write(tmp_path / "small.yaml", SMALL_POLICY)
+    cases = "as_of: 2026-06-30\ncases: [{name: a, expect: {tier: gold}}]\n"
+    own = write(tmp_path / "own.test.yaml", "policy: small.test.yaml\n" + cases)
+    other = write(tmp_path / "other.test.yaml", "policy: vip.test\n" + cases)
+    folder = write(tmp_path / "folder.test.yaml", "policy: policies/\n" + cases)
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([own])
+    assert diagnostics(info) == [f"{own}:1:9: policy: 'small.test.yaml' is a policy test file, not a policy"]
+    assert info.value.hint == "`policy:` names the policy this file tests: did you mean `policy: small.yaml`?"
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([other])
+    assert diagnostics(info) == [f"{other}:1:9: policy: 'vip.test' is a policy test file, not a policy"]
+    assert "not a test file" in info.value.hint  # no policy vip next to it: no suggestion
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([folder])
+    assert diagnostics(info) == [f"{folder}:1:9: policy: 'policies/' is a directory, not a policy file"]
+    assert info.value.hint == "name a policy file in it, e.g. `policy: policies/small.yaml`"
+    shown = cli("test", own)  # was: exit 2 and no file or line
+    assert shown.exit_code == 1 and f"{own}:1:9: policy: 'small.test.yaml' is a policy test file" in shown.output
+
+
 def test_every_invalid_file_is_reported_before_anything_runs(tmp_path):
     good = write(tmp_path / "good.test.yaml", "policy: vip_card\nas_of: 2026-06-30\ncases: [{name: a, expect: {tier: gold}}]\n")
     bad1 = write(tmp_path / "bad1.test.yaml", "policy: vip_card\nas_of: 2026-13-01\ncases: [{name: a, expect: {tier: gold}}]\n")
@@ -324,6 +417,124 @@ def test_every_invalid_file_is_reported_before_anything_runs(tmp_path):
     assert diagnostics(info) == [
         f"{bad1}:2:8: as_of: '2026-13-01' is not a real date",
         f"{bad2}:1:1: no policy bad2.yaml next to this test file; name the policy with `policy:`",
+    ]
+
+
+# ---- policies with their own tables and columns (`data:`) --------------------------------------------
+
+def test_policy_with_its_own_tables_and_columns(tmp_path):
+    """The test database is built with the tables and columns the policy's data mapping names."""
+    report = run_policy_tests([OWN_NAMES])
+    assert report["ok"] and report["passed"] == 7, format_report(report)
+    [cov] = report["coverage"]
+    assert cov["complete"] and cov["service_levels"]["unexercised"] == []
+    web = case(report, "web shop")  # rows by name, with the policy's own order column (channel)
+    assert web["actual"]["web_revenue_12m"] == 12_000 and web["actual"]["profit_12m"] == 16_000
+    assert case(report, "new customer from an export")["actual"]["since"] == "2026-02-28"  # since: -4m
+
+    tf = load_test_file(OWN_NAMES / "shop.test.yaml")
+    assert database_schema(tf.layout) == [
+        ("clients", [("client_no", "TEXT"), ("client_name", "TEXT"), ("area", "TEXT"), ("signup_date", "TEXT"),
+                     ("credit_cap", "REAL"), ("segment", "TEXT"), ("is_vip", "INTEGER"), ("lead_source", "TEXT")], True),
+        ("sales", [("client_no", "TEXT"), ("sold_on", "TEXT"), ("net_amount", "REAL"), ("unit_cost", "REAL"),
+                   ("sales_channel", "TEXT")], False),
+        ("invoices", [("client_no", "TEXT"), ("invoiced_on", "TEXT"), ("due_on", "TEXT"), ("total", "REAL"), ("paid", "REAL"),
+                      ("paid_on", "TEXT")], False),
+        ("contacts", [("client_no", "TEXT"), ("contact_date", "TEXT"), ("contact_type", "TEXT")], False),
+        ("agreements", [("client_no", "TEXT"), ("begins", "TEXT"), ("ends", "TEXT"), ("plan", "TEXT")], False),
+    ]
+    by_name = {c.name: c for c in tf.cases}
+    assert by_name["by segment[retail vip]"].customer["vip"] == 1 and by_name["web shop"].customer["vip"] == 0
+    assert "industry" not in by_name["web shop"].customer  # the policy maps industry to null: its default is dropped
+    assert by_name["web shop"].histories["orders"] == [("2026-06-20", 8_000, 0, 0, "web"), ("2026-05-21", 4_000, 1_000, 0, "web"),
+                                                       ("2026-04-21", 5_000, 0, 0, None)]
+    db = tmp_path / "shop.db"
+    _write_database(db, tf)
+    conn = sqlite3.connect(db)
+    try:
+        assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
+            "clients", "sales", "invoices", "contacts", "agreements"}
+        assert conn.execute("SELECT area, segment, is_vip, signup_date FROM clients WHERE client_no = 'web-shop'").fetchone() == (
+            "North", "retail", 0, "2021-06-30")
+        assert conn.execute("SELECT sold_on, net_amount, sales_channel FROM sales WHERE client_no = 'new-customer-from-an-export' "
+                            "ORDER BY sold_on").fetchall() == [("2026-05-16", 5_000, "store"), ("2026-06-15", 6_000, "web")]
+    finally:
+        conn.close()
+
+    wrong = write(tmp_path / "wrong.test.yaml", f"""\
+policy: {OWN_NAMES / 'shop.yaml'}
+as_of: 2026-06-30
+cases:
+  - name: wrong segment
+    customer: {{segment: retail, vip: true}}
+    generate: {{revenue_12m: 150_000}}
+    expect: {{tier: key, vip: false}}
+""")
+    failed = run_policy_tests([wrong])
+    [miss] = failed["failures"]
+    assert [(m["key"], m["expected"], m["actual"]) for m in miss["mismatches"]] == [("tier", "key", "regular"), ("vip", False, True)]
+    assert "failed: segment = 'enterprise'  (segment = retail)" in miss["explanation"]
+
+
+def test_policies_mapping_only_some_names(tmp_path):
+    """A `data:` section that renames one table or one column: the rest keeps the demo schema's names."""
+    write(tmp_path / "clients.yaml", "extends: vip_card\nname: clients\ndata:\n  customers: {table: clients, id: client_id}\n")
+    write(tmp_path / "net.yaml", "extends: vip_card\nname: net\ndata:\n  orders: {amount: net_amount}\n")
+    for name in ("clients", "net"):
+        write(tmp_path / f"{name}.test.yaml", "as_of: 2026-06-30\ncases:\n  - {name: gold, generate: {revenue_12m: 180_000, "
+                                              "orders_12m: 12}, expect: {tier: gold, revenue_12m: 180_000}}\n")
+    report = run_policy_tests([tmp_path])
+    assert report["ok"] and report["passed"] == 2, format_report(report)
+    tables = {name: {t: columns for t, columns, _ in database_schema(load_test_file(tmp_path / f"{name}.test.yaml").layout)}
+              for name in ("clients", "net")}
+    assert sorted(tables["clients"]) == ["clients", "contracts", "interactions", "orders", "receivables"]
+    assert tables["clients"]["clients"][0] == ("client_id", "TEXT")
+    assert tables["net"]["orders"] == [("customer_id", "TEXT"), ("order_date", "TEXT"), ("net_amount", "REAL"), ("cost", "REAL"),
+                                       ("discount", "REAL")]
+
+
+def test_data_mapping_problems_are_reported_at_their_place(tmp_path):
+    write(tmp_path / "sales.csv", "sold_on,amount,chanel,discount\n-1d,5,web,3\n")
+    tests = write(tmp_path / "shop.test.yaml", f"""\
+policy: {OWN_NAMES / 'shop.yaml'}
+as_of: 2026-06-30
+defaults:
+  customer: {{account_manager: Li Wei}}
+cases:
+  - name: problems
+    customer: {{segmnt: retail, industry: retail, vip: "yes", created_at: -1y, since: -2y}}
+    orders:
+      - {{date: -10d, amount: 5, chanel: web}}
+      - [-20d, 5, 1, 2]
+      - {{amount: 5}}
+    expect: {{tier: key}}
+  - name: table
+    table:
+      columns: [name, segment, customer.segment, expect.tier]
+      rows: [[a, x, y, key]]
+  - {{name: csv, orders_csv: sales.csv, generate: {{margin_12m: 0.5, revenue_12m: 10}}, expect: {{tier: key}}}}
+""")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([tests])
+    unmapped = "so the test database has none: remove the value, or map the column in the policy's data section"
+    assert diagnostics(info) == [
+        f"{tmp_path / 'sales.csv'}:1:16: chanel: unknown column 'chanel' for orders; did you mean 'channel'?; "
+        f"columns: order_date, amount, cost, discount, channel",
+        f"{tests}:4:31: defaults.customer.account_manager: the policy maps no column for account_manager "
+        f"(data.customers.attributes.account_manager is null), {unmapped}",
+        f"{tests}:7:16: cases[0].customer.segmnt: unknown customer column 'segmnt'; did you mean 'segment'?; a customer has: "
+        f"id, name, region, since (or created_at), credit_limit, segment, vip, lead_source (declare another attribute under "
+        f"data.customers.attributes of the policy)",
+        f"{tests}:7:42: cases[0].customer.industry: the policy maps no column for industry "
+        f"(data.customers.attributes.industry is null), {unmapped}",
+        f"{tests}:7:55: cases[0].customer.vip: expected true or false, got 'yes'",
+        f"{tests}:7:79: cases[0].customer.since: 'since' and 'created_at' both set since: give one",
+        f"{tests}:9:33: cases[0].orders[0].chanel: unknown column 'chanel' for orders; did you mean 'channel'?; "
+        f"columns: order_date, amount, cost, discount, channel",
+        f"{tests}:10:22: cases[0].orders[1][3]: discount: the policy maps no column for discount "
+        f"(data.orders.columns.discount is null), {unmapped}",
+        f"{tests}:11:9: cases[0].orders[2]: orders: order_date is required",
+        f"{tests}:15:32: cases[1].table.columns[2]: columns 'segment' and 'customer.segment' set the same value (segment)",
     ]
 
 
