@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlite_utils.utils import ValueTracker
 
 from .errors import DataError, RunError, UsageError
+from .expr_types import with_article
 from .progress import Progress, silent
 
 TYPES = ("integer", "float", "text")
@@ -212,8 +213,7 @@ def _lookup_table(conn: sqlite3.Connection, table: str) -> _Table | None:
 
 def _check_mode(db_path: Path, table: str, mode: str, existing: _Table | None) -> None:
     if existing is not None and existing.kind != "table":
-        article = "an" if existing.kind == "index" else "a"
-        raise UsageError(f"{db_path}: {table!r} is {article} {existing.kind}, not a table", hint="choose another table name")
+        raise UsageError(f"{db_path}: {table!r} is {with_article(existing.kind)}, not a table", hint="choose another table name")
     if mode == "create" and existing is not None:
         raise UsageError(
             f"{db_path}: table {existing.name!r} already exists",

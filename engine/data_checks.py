@@ -21,7 +21,7 @@ from .data_mapping import WINDOW_FIELD, Table
 from .database import RunConnection
 from .errors import DataError
 from .expr_sql import quote_identifier as q
-from .expr_types import BOOL, DATE, NUMBER
+from .expr_types import BOOL, DATE, NUMBER, with_article
 from .metric_sql import BAD_ROWS, CID, MetricPlan, bad_date_sql, matched_column
 from .policy_model import Policy
 
@@ -109,10 +109,6 @@ def _counts(conn: sqlite3.Connection, table_sql: str, checks: list[_Check]) -> l
     """How many rows fail each check: one scan for all of them."""
     return list(conn.execute(f"SELECT {', '.join(f'count(CASE WHEN {c.sql} THEN 1 END)' for c in checks)} "
                              f"FROM {table_sql} AS r").fetchone())
-
-
-def _a(noun: str) -> str:
-    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def _customer_checks(policy: Policy, binding: Binding) -> list[_Check]:
@@ -265,7 +261,7 @@ def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding, probl
         for cid, value, row in rows:
             where = _row_name(row_col, row)
             if check.what.startswith("has no "):
-                needed = _a(check.what[len("has no "):])
+                needed = with_article(check.what[len("has no "):])
                 of = f" (customer {cid})" if cid is not None else ""
                 lines.append(f"{label}: empty (NULL) in {where}{of}; every row needs {needed}")
             else:

@@ -32,6 +32,11 @@ def did_you_mean(word: str, choices) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def with_article(word: str) -> str:
+    """``an index``, ``an avg metric``, ``a str``: a word with the article messages put before it."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def is_iso_date(value: object) -> bool:
     if not isinstance(value, str) or len(value) != 10:
         return False

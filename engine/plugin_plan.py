@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import PluginError
 from .expr_sql import quote_identifier as q
-from .expr_types import TYPES
+from .expr_types import TYPES, with_article
 from .plugin_api import ACTION_CATEGORIES, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 
 SUFFIX = re.compile(r"_?[A-Za-z0-9_]*")
@@ -99,16 +99,11 @@ def _problem(plan: Any, columns: set[str], output_name) -> str | None:
     return None  # the caller checks the plan's type
 
 
-def _a(word: str) -> str:
-    """``an int``, ``a str``: the article a type name needs."""
-    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
-
-
 def _column_problem(suffix: Any, column: Any) -> str | None:
     if not isinstance(suffix, str) or not SUFFIX.fullmatch(suffix):
         return f"output suffix {suffix!r} is not a name (letters, digits and _)"
     if not isinstance(column, Column):
-        return f"output {suffix!r} is {_a(type(column).__name__)}, expected Column"
+        return f"output {suffix!r} is {with_article(type(column).__name__)}, expected Column"
     if column.type not in TYPES:
         return f"output {suffix!r} has unknown type {column.type!r} (types: {', '.join(TYPES)})"
     return None
@@ -126,7 +121,7 @@ def _action_problem(action: Any, columns: set[str]) -> str | None:
     from .plugin_api import Action
 
     if not isinstance(action, Action):
-        return f"an action is {_a(type(action).__name__)}, expected Action"
+        return f"an action is {with_article(type(action).__name__)}, expected Action"
     name = action.action
     if not isinstance(name, str) or not ACTION_NAME.fullmatch(name):
         return f"action name {name!r} is not a name (letters, digits and _)"

@@ -22,7 +22,7 @@ from .errors import Diagnostic, PolicyError, UsageError
 from .expr_parser import KEYWORDS, ExpressionSyntaxError, parse_expression
 from .expr_sql import SqlParams, function_plugins, to_sql
 from .expr_types import (BOOL, DATE, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, check_round_digits, did_you_mean,
-                         is_iso_date, value_type)
+                         is_iso_date, value_type, with_article)
 from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names, source_lines
 from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import PluginContext, output_name
@@ -298,8 +298,7 @@ class _Builder:
         for key in spec:
             if key != kind and key not in METRIC_KINDS[kind] and key not in COMMON_METRIC_KEYS:
                 allowed = sorted(METRIC_KINDS[kind] | COMMON_METRIC_KEYS)
-                article = "an" if kind[0] in "aeiou" else "a"  # an avg, an expr, an overdue metric
-                self.error(path + (key,), f"{key!r} does not apply to {article} {kind} metric; allowed: {', '.join(allowed) or '(none)'}")
+                self.error(path + (key,), f"{key!r} does not apply to {with_article(kind)} metric; allowed: {', '.join(allowed) or '(none)'}")
         return kind
 
     def _row_checker(self, source: str, data: DataMapping) -> TypeChecker:

@@ -22,7 +22,7 @@ import yaml
 
 from . import yaml_edit as ye
 from .errors import DataError, Diagnostic, PolicyError, UsageError
-from .expr_types import did_you_mean
+from .expr_types import did_you_mean, with_article
 from .rule_table import (ColumnSpec, PolicyText, TableSpec, export_spec, require_own_table, flatten, merged_column_order,
                          schema_columns, table_spec, unflatten)
 from .rule_table_cells import MISSING, CellProblem, as_text, read_cell, type_name
@@ -229,7 +229,7 @@ def _read_rows(spec: TableSpec, sheet: Sheet, columns: list[ColumnSpec | None], 
             if value is MISSING:
                 if column.required:
                     problems.add(number, column.name, f"the {column.name} is empty",
-                                 f"every row of the {spec.title} needs {'an' if column.name[:1] in 'aeiou' else 'a'} {column.name}")
+                                 f"every row of the {spec.title} needs {with_article(column.name)}")
                     bad = True
                 continue
             if column.kind == "text" and column.path == (spec.parent,):
