@@ -291,13 +291,12 @@ def explain(
     Read from the latest stored run of the same policy content and as-of date when there is one
     (fast at any size), else computed now; the last line says which.
     """
-    from .engine.explain import explain_customer
-    from .engine.policy_model import load_policy
+    from .engine.explain import explain_customer, load_policy_of_run
     from .engine.render import print_explanation
     from .engine.runner import parse_as_of
 
     date = parse_as_of(as_of) if as_of is not None or run is None else None
-    result = explain_customer(db, load_policy(policy), customer_id, date, overrides,
+    result = explain_customer(db, load_policy_of_run(policy, results_db or db, run), customer_id, date, overrides,
                               run_id=run, recompute=recompute, results_db=results_db)
     if as_json:
         _print_json(result)

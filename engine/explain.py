@@ -582,3 +582,35 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str | No
             return _explain_computed(rc, policy, customer_id, as_of, overrides, str(exc))
     finally:
         rc.close()
+
+
+def load_policy_of_run(policy: str | Path, db: Path, run_id: int | None) -> Policy:
+    """The policy, or its errors with the plugins the named run used that are not installed now.
+
+    A run keeps the versions of its plugins; when one has been uninstalled since, the policy no longer
+    loads (``unknown scorer``), and the message should say which package the run needs back.
+    """
+    from .database import connect
+    from .errors import PolicyError
+    from .plugin_manager import get_plugin_manager
+    from .policy_model import load_policy
+
+    try:
+        return load_policy(policy)
+    except PolicyError as exc:
+        if run_id is None or not Path(db).is_file():
+            raise
+        conn = connect(Path(db), mode="ro")
+        try:
+            row = conn.execute("SELECT plugins FROM crm_runs WHERE run_id = ?", (run_id,)).fetchone() \
+                if has_results(conn) else None
+        finally:
+            conn.close()
+        installed = get_plugin_manager()[1]
+        missing = {name: version for name, version in json.loads((row or [None])[0] or "{}").items()
+                   if name not in installed}
+        if not missing:
+            raise
+        needed = ", ".join(f"{name} {version}" for name, version in sorted(missing.items()))
+        raise PolicyError(exc.diagnostics, hint=f"run {run_id} was made with plugin {needed}, which is not installed "
+                                                f"now: install it again to explain the run") from None

@@ -241,3 +241,26 @@ def test_a_plugin_used_only_through_a_function_is_recorded_with_the_run(tmp_path
     run(tmp_path, HEAD + "  p1: {expr: 'bk_plus1(revenue_12m)'}\n" + TIERS, db)
     plugins = sqlite3.connect(db).execute("SELECT plugins FROM crm_runs").fetchone()[0]
     assert '"broken"' in plugins
+
+
+def test_explaining_a_run_whose_plugin_is_gone_names_the_plugin(tmp_path):
+    from crm_rules.engine.errors import PolicyError
+    from crm_rules.engine.explain import load_policy_of_run
+
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东")], orders=[("a", "2026-06-01", 500)])
+    policy = tmp_path / "policy.yaml"
+    pm, _ = get_plugin_manager()
+    pm.register(_scorer(lambda ctx: SqlOutputs([{"": Column("number", "1")}])), name="broken")
+    get_registry.cache_clear()
+    try:
+        run(tmp_path, HEAD + "scores:\n  bkv: {use: bk}\n" + TIERS, db)  # run 1, made with plugin 'broken'
+    finally:
+        pm.unregister(name="broken")
+        get_registry.cache_clear()
+    with pytest.raises(PolicyError, match="unknown scorer 'bk'") as caught:
+        load_policy_of_run(policy, db, 1)
+    assert caught.value.hint.startswith("run 1 was made with plugin broken ")
+    assert "install it again to explain the run" in caught.value.hint
+    with pytest.raises(PolicyError) as plain:
+        load_policy_of_run(policy, db, None)  # no run named: the policy's own errors only
+    assert plain.value.hint is None
