@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from rich.cells import cell_len
 from rich.console import Console
 
@@ -94,3 +96,17 @@ def test_demo_summary_at_80_columns_keeps_every_label_word(cli, tmp_path, column
     assert {"Identification", "Development", "customers"} <= words_in(lines)
     assert max(cell_len(line) for line in lines) <= 80
     assert f"--as-of {AS_OF}" in out
+
+
+@pytest.mark.parametrize("text", ["revenue_12m trend of the last twelve months", "a verylongwordthatmustfold here",
+                                  "xxxxxxx xxxxxxxxxxxx x xxxxxxxxx",  # folded words: their spaces start lines
+                                  "two lines\nof text", "", "one"])
+def test_line_counts_are_those_rich_wraps_to(text):
+    from rich.text import Text
+
+    from crm_rules.engine.terminal_table import _line_counter
+
+    lines = _line_counter([[Text(text)]])
+    console = Console(width=200)
+    for width in range(3, 30):
+        assert lines(0, 0, width) == len(Text(text).wrap(console, width, overflow="fold")), width
