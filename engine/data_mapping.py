@@ -80,6 +80,16 @@ class DataMapping:
         return self.customers.columns
 
 
+def _standard_type(name: str) -> str:
+    """A standard attribute renamed by a plain string (``since: joined``) keeps its type; others are text.
+
+    The merge replaces the default's ``{column, type}`` with the string, which would make ``since`` text:
+    tenure and the date check would then no longer treat it as the date it is.
+    """
+    default = DEFAULT_DATA["customers"]["attributes"].get(name)
+    return default.get("type", TEXT) if isinstance(default, dict) else TEXT
+
+
 def _column(name: str, ref, default_type: str) -> Column:
     if isinstance(ref, dict):
         return Column(name, ref["column"], ref.get("type", default_type))
@@ -98,7 +108,7 @@ def build_data_mapping(section: dict | None) -> DataMapping:
     merged = _merge(DEFAULT_DATA, section or {})
     c = merged["customers"]
     customers = Table("customers", c["table"], c["id"],
-                      {n: _column(n, ref, TEXT) for n, ref in c.get("attributes", {}).items() if ref is not None})
+                      {n: _column(n, ref, _standard_type(n)) for n, ref in c.get("attributes", {}).items() if ref is not None})
     sources = {}
     for concept in SOURCES:
         s = merged[concept]

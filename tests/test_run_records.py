@@ -97,3 +97,14 @@ def test_explaining_a_stored_customer_gone_from_the_data_says_so(tmp_path):
     with pytest.raises(UsageError, match="customer 'b' is in run 1 but no longer in table 'customers'") as caught:
         explain_customer(db, load_policy(tmp_path / "policy.yaml"), "b", None, run_id=1)
     assert "crm-rules history b" in caught.value.hint
+
+
+def test_a_standard_attribute_renamed_by_a_plain_name_keeps_its_type():
+    from crm_rules.engine.data_mapping import build_data_mapping
+    from crm_rules.engine.expr_types import DATE, NUMBER, TEXT
+
+    mapping = build_data_mapping({"customers": {"attributes": {"since": "joined", "credit_limit": "limit_cny",
+                                                               "segment": "seg"}}})
+    types = {name: (c.column, c.type) for name, c in mapping.attributes.items()}
+    assert types["since"] == ("joined", DATE) and types["credit_limit"] == ("limit_cny", NUMBER)
+    assert types["segment"] == ("seg", TEXT)
