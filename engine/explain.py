@@ -50,6 +50,7 @@ from .data_binding import bind
 from .database import open_for_run
 from .errors import UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
+from .expr_types import NUMBER, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
 from .overrides import load_overrides_file, load_overrides_table, split_expired
 from .plugin_sql import ACTIONS
@@ -152,15 +153,11 @@ def _leaves(node: ast.Node) -> list[ast.Node]:
     return [node]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _threshold(leaf: ast.Node, left: Any, right: Any, passed: Any) -> dict:
     """For a single-metric threshold: the metric, its value, the threshold, and (when failed) the gap."""
     if not isinstance(leaf, ast.Compare) or leaf.op not in _FLIP:
         return {}
-    if not all(_is_number(v) for v in (left, right)):
+    if not all(value_type(v) == NUMBER for v in (left, right)):
         return {}
     if isinstance(leaf.left, ast.Name) and not isinstance(leaf.right, ast.Name):
         name, now, target, op = leaf.left.name, left, right, leaf.op
@@ -206,7 +203,7 @@ def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen
                 elif isinstance(leaf, ast.Between):
                     vals = [next(side_values) for _ in range(3)]
                     check["values"] = {leaf.operand.text: vals[0]}
-                    if ok is not None and not ok and all(_is_number(v) for v in vals):  # for the words of its miss
+                    if ok is not None and not ok and all(value_type(v) == NUMBER for v in vals):  # for the words of its miss
                         check.update(value=vals[0], range=vals[1:])
                 elif isinstance(leaf, (ast.InList, ast.IsNull)):
                     check["values"] = {leaf.operand.text: next(side_values)}

@@ -13,7 +13,7 @@ from typing import Any
 from .database import connect
 from .errors import UsageError
 from .output_file import check_out, write_atomic
-from .results_store import has_results
+from .results_store import require_results
 from .run_metrics import RunMetrics
 
 BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "stage", "service_level",
@@ -38,10 +38,7 @@ def json_ready(value: Any) -> Any:
 
 
 def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str | None = None) -> sqlite3.Row:
-    if not has_results(conn):
-        file = conn.execute("PRAGMA database_list").fetchone()[2]
-        raise UsageError(f"{file}: this database has no crm-rules runs yet",
-                         hint="run `crm-rules apply` first, or give the database apply wrote the runs to")
+    require_results(conn, conn.execute("PRAGMA database_list").fetchone()[2])
     conn.row_factory = sqlite3.Row
     if run_id is None:
         sql, args = "SELECT * FROM crm_runs WHERE status = 'succeeded'", []

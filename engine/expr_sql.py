@@ -12,7 +12,7 @@ from typing import Any
 
 from . import expr_ast as ast
 from .errors import PluginError
-from .expr_types import FUNCTIONS
+from .expr_types import FUNCTIONS, ROUND_DIGITS
 
 
 class SqlParams:
@@ -158,4 +158,5 @@ def _round_digits(digits: str) -> str:
     SQLite clamps them itself, but only after keeping the low 32 bits of the integer:
     round(0.5, -2147483649) would round to 30 digits, not to 0.  (SQLite computes a constant
     argument once per statement, not per row.)"""
-    return f"max(min(CAST({digits} AS INTEGER), 30), 0)"
+    low, high = ROUND_DIGITS
+    return f"max(min(CAST({digits} AS INTEGER), {high}), {low})"

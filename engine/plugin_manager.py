@@ -25,6 +25,7 @@ from referencing.jsonschema import DRAFT202012
 
 from . import __version__, hookspecs, user_cache
 from .errors import PluginError
+from .expr_types import FUNCTIONS, TYPES, did_you_mean
 
 ENTRY_POINT_GROUP = "crm_rules"
 LOAD_ENV = "CRM_RULES_LOAD_PLUGINS"
@@ -100,8 +101,6 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
         dist = ep.dist
         candidates.append((ep, dist.name if dist else "unknown", dist.version if dist else "unknown"))
     if allowed:
-        from .expr_types import did_you_mean
-
         names = [ep.name for ep, _, _ in candidates]
         for name in sorted(allowed - set(names)):
             raise PluginError(f"{LOAD_ENV} names {name!r}, which is no installed plugin{did_you_mean(name, names)}",
@@ -117,8 +116,6 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
 
 
 def _unknown_hook(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> PluginError:
-    from .expr_types import did_you_mean
-
     name = pm.get_name(exc.plugin) or repr(exc.plugin)
     specs = [n for n in vars(hookspecs) if n.startswith("crm_rules_")]
     unknown = [n for n, caller in vars(pm.hook).items() if not n.startswith("_") and not caller.has_spec()
@@ -160,8 +157,6 @@ class Registry:
             raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} without a schema dict")
         if kind == "function":
             args, returns = schema.get("args"), schema.get("returns")
-            from .expr_types import FUNCTIONS, TYPES
-
             if name in FUNCTIONS:
                 raise PluginError(f"plugin {plugin!r} registered function {name!r}, a built-in function of the "
                                   f"expression language", hint="give the function another name")

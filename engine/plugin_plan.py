@@ -28,7 +28,8 @@ _SQL_MISTAKES = ("syntax error", "unrecognized token", "incomplete input", "no s
 
 
 @lru_cache(maxsize=1)
-def _connection() -> sqlite3.Connection:
+def check_connection() -> sqlite3.Connection:
+    """The in-memory database SQL is prepared in to check it, policy expressions and plugin SQL alike."""
     return sqlite3.connect(":memory:", check_same_thread=False)
 
 
@@ -40,13 +41,14 @@ def sql_problem(sql: Any, columns: Iterable[str] | None = None) -> str | None:
     """
     if not isinstance(sql, str) or not sql.strip():
         return f"expected SQL text, got {sql!r}"
-    conn = _connection()
-    table = "temp._crm_plan_check"
-    conn.execute(f"DROP TABLE IF EXISTS {table}")
-    conn.execute(f"CREATE TABLE {table} ({', '.join(q(c) for c in dict.fromkeys(columns or ())) or 'x'})")
-    mistakes = _SQL_MISTAKES if columns is not None else tuple(m for m in _SQL_MISTAKES if m != "no such column")
+    conn = check_connection()
+    source, mistakes = "", tuple(m for m in _SQL_MISTAKES if m != "no such column")
+    if columns is not None:
+        table, source, mistakes = "temp._crm_plan_check", " FROM temp._crm_plan_check AS t", _SQL_MISTAKES
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} ({', '.join(q(c) for c in dict.fromkeys(columns)) or 'x'})")
     try:
-        conn.execute(f"EXPLAIN SELECT ({sql}) FROM {table} AS t")
+        conn.execute(f"EXPLAIN SELECT ({sql}){source}")
     except sqlite3.OperationalError as exc:
         return str(exc) if any(m in str(exc) for m in mistakes) else None
     except (sqlite3.ProgrammingError, sqlite3.Warning) as exc:  # parameters are bound at run time

@@ -37,8 +37,11 @@ def shipped_policy_names() -> list[str]:
 TEST_SUFFIX = ".test.yaml"
 
 
+TEST_SUFFIXES = (TEST_SUFFIX, ".test")  # a test file's name, or its name without .yaml as policies are named
+
+
 def _is_test_file(ref: str) -> bool:
-    return ref.endswith(TEST_SUFFIX) or ref.endswith(".test")
+    return ref.endswith(TEST_SUFFIXES)
 
 
 def resolve_policy_path(ref: str, relative_to: Path | None = None) -> Path | None:
@@ -105,7 +108,7 @@ def _copy_positions(src: SourceDocument, out: SourceDocument, prefix: tuple) -> 
 
 
 def merge_documents(base: SourceDocument, child: SourceDocument) -> SourceDocument:
-    out = SourceDocument(child.file, None)
+    out = SourceDocument(child.file, None, readings={**base.readings, **child.readings})  # by position: no clash
     out.data = _merge(base.data, child.data, (), base, child, out)
     return out
 
@@ -132,12 +135,12 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
         seen.append(resolved)
         if text is not None and current is path:
             doc = load_yaml_text(text, _display(current))
-        elif referrer is None:
-            doc = load_yaml_file(current, display_name=_display(current))
         else:
             try:
                 doc = load_yaml_file(current, display_name=_display(current))
             except UsageError as exc:  # e.g. a SQLite database: the mistake is the `extends` line that names it
+                if referrer is None:
+                    raise
                 pos = referrer[0].value_position(referrer[1])
                 raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", exc.message),
                                   hint="extends names a policy: a YAML file, or a shipped policy's name") from None
@@ -146,14 +149,12 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
         chain.append(doc)
         if "extends" not in doc.data:
             break
-        ref = doc.data["extends"]
+        ref, pos = doc.data["extends"], doc.value_position(("extends",))
         if not isinstance(ref, str) or not ref.strip():
             # Checked here, not by the schema: `extends` is resolved (and removed) before the schema runs.
-            pos = doc.value_position(("extends",))
             raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", "expected a policy name or file (a string)"),
                               hint=f"e.g. `extends: base` or `extends: ../common/base.yaml`; shipped policies: "
                                    f"{', '.join(shipped_policy_names())}")
-        pos = doc.value_position(("extends",))
         if _is_test_file(ref):
             raise _extends_test_file(pos, ref, current)
         nxt = resolve_policy_path(ref, current)
@@ -176,7 +177,7 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
 
 def _extends_test_file(pos: Position, ref: str, referring: Path) -> PolicyError:
     """`extends: x.test.yaml`: a policy test file is run by `crm-rules test`, never extended."""
-    policy_ref = ref[: -len(TEST_SUFFIX)] if ref.endswith(TEST_SUFFIX) else ref[: -len(".test")]
+    policy_ref = ref[: -len(next(suffix for suffix in TEST_SUFFIXES if ref.endswith(suffix)))]
     advice = []
     policy = resolve_policy_path(policy_ref, referring) if policy_ref and not _is_test_file(policy_ref) else None
     if policy is not None and policy.resolve() != referring.resolve():  # not the file that says it
@@ -253,18 +254,6 @@ def _display(path: Path) -> str:
         return f"{SHIPPED_PREFIX}{rel}"
     except ValueError:
         return str(path)
-
-
-def source_lines(file: str) -> list[str]:
-    """The lines of a policy file named as diagnostics name it (a shipped one as ``<shipped>/...``); [] if unreadable.
-
-    For messages that quote what the file says where YAML read something else (`id: NO` is false).
-    """
-    path = shipped_policies_dir().joinpath(file[len(SHIPPED_PREFIX):]) if file.startswith(SHIPPED_PREFIX) else Path(file)
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return []
 
 
 def _inline_sources_file(doc: SourceDocument, policy_path: Path) -> None:

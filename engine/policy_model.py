@@ -8,11 +8,8 @@ are collected and raised together so users fix them in one pass.
 
 from __future__ import annotations
 
-import json
-import re
 import sqlite3
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +20,15 @@ from .expr_parser import KEYWORDS, ExpressionSyntaxError, parse_expression
 from .expr_sql import SqlParams, function_plugins, to_sql
 from .expr_types import (BOOL, DATE, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, check_round_digits, did_you_mean,
                          is_iso_date, value_type, with_article)
-from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names, source_lines
+from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names
 from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import PluginContext, output_name
 from .plugin_manager import Contribution, get_registry
-from .plugin_plan import check_plan
+from .plugin_plan import check_connection, check_plan
 from .run_metrics import KEY_COLUMNS, is_reserved
 from .errors import PluginError
 from .schema_validation import schema_validator, validate_document, validate_params
-from .yaml_source import SourceDocument, format_path, load_yaml_text
+from .yaml_source import Position, SourceDocument, format_path
 
 AGGREGATES = ("sum", "avg", "min", "max", "count_distinct")
 POPULATION = ("rank", "percentile", "ntile", "cumulative_share")
@@ -190,17 +187,12 @@ class Policy:
         return next((t for t in self.tiers if t.id == tier_id), None)
 
 
-@lru_cache(maxsize=1)
-def _parse_check_connection() -> sqlite3.Connection:
-    return sqlite3.connect(":memory:", check_same_thread=False)
-
-
 def sqlite_can_parse(node: ast.Node) -> None:
     """SQLite's parser has a shallow stack: find out now, not in the middle of a run."""
     params = SqlParams()
     sql = to_sql(node, lambda name: "NULL", params)
     try:
-        _parse_check_connection().execute(f"EXPLAIN SELECT {sql}", {**dict.fromkeys(params.values), "as_of": None})
+        check_connection().execute(f"EXPLAIN SELECT {sql}", {**dict.fromkeys(params.values), "as_of": None})
     except sqlite3.OperationalError as exc:
         if "overflow" in str(exc) or "too many" in str(exc) or "too large" in str(exc):
             raise ExpressionTypeError("the expression is nested too deeply for SQLite; split it into metrics", node) from None
@@ -228,6 +220,11 @@ class _Builder:
             return False
         self.error(path, f"{name!r} is a keyword of the expression language; choose another name")
         return True
+
+    def unknown_metric(self, path: tuple, name: str, metrics: dict) -> None:
+        """Report a metric name nothing defines, unless it is one an entry already reported as wrong."""
+        if not self.from_failed_entry(name):
+            self.error(path, f"unknown metric {name!r}{did_you_mean(name, metrics)}", key=False)
 
     def error(self, path: tuple, message: str, *, key: bool = True) -> None:
         pos = self.doc.position(path) if key else self.doc.value_position(path)
@@ -375,8 +372,8 @@ class _Builder:
         wanted = {NUMBER: ("a number", "write a number, e.g. `default: 0`"),
                   DATE: ("a date", "write a date in quotes, e.g. `default: '2026-01-01'`"),
                   TEXT: ("text", f"quote it: `default: '{value}'`")}
-        what, fix = wanted.get(m.type, (f"a {m.type}", "change or remove it"))
-        actual = "not a date" if m.type == DATE and found == TEXT else {NUMBER: "a number", TEXT: "text"}.get(found, f"a {found}")
+        what, fix = wanted.get(m.type, (with_article(m.type), "change or remove it"))
+        actual = "not a date" if m.type == DATE and found == TEXT else {NUMBER: "a number", TEXT: "text"}.get(found, with_article(found))
         self.error(m.path + ("default",), f"the default must be {what}, like the values of this {m.kind} metric, "
                                           f"but {value!r} is {actual}; {fix}", key=False)
 
@@ -405,8 +402,7 @@ class _Builder:
                 m.deps = {d for d in m.deps if d in metrics}
             elif m.kind in POPULATION:
                 if m.of not in metrics:
-                    if not self.from_failed_entry(m.of):
-                        self.error(m.path + (m.kind,), f"unknown metric {m.of!r}{did_you_mean(m.of, metrics)}", key=False)
+                    self.unknown_metric(m.path + (m.kind,), m.of, metrics)
                     m.deps = set()
                 elif metrics[m.of].type != NUMBER:
                     self.error(m.path + (m.kind,), f"{m.kind} needs a numeric metric, but {m.of!r} is a {metrics[m.of].type}", key=False)
@@ -557,8 +553,7 @@ def _tiers(b: _Builder, section: dict, metrics: dict[str, Metric], scope: dict[s
         if metric is None:
             b.error(("tiers",), f"method {method} needs `metric:` (the metric customers are ranked by)")
         elif metric not in metrics:
-            if not b.from_failed_entry(metric):
-                b.error(("tiers", "metric"), f"unknown metric {metric!r}{did_you_mean(metric, metrics)}", key=False)
+            b.unknown_metric(("tiers", "metric"), metric, metrics)
             metric = None
         elif metrics[metric].type != NUMBER:
             b.error(("tiers", "metric"), f"{metric!r} is a {metrics[metric].type}; tiers need a numeric metric", key=False)
@@ -742,55 +737,21 @@ def _schema_failures(doc: SourceDocument) -> set[tuple] | None:
 
 
 # A plain word YAML may read as something else: yes/no/on/off, ~, 010, 1_000, 1:30.
-_PLAIN_WORD = re.compile(r"(?:[^\s,\[\]{}#:]|:(?=[^\s,\[\]{}]))+")
-
-
 def _with_yaml_readings(doc: SourceDocument, problems: list[Diagnostic]) -> list[Diagnostic]:
     """The problems, those about a word YAML did not read as written with a hint saying so.
 
     PyYAML follows YAML 1.1, where `id: NO` is false and `on:` is the key "true"; then "expected string,
-    got true/false false" or "'true' is a keyword" is puzzling next to what the file says.
+    got true/false false" or "'true' is a keyword" is puzzling next to what the file says.  The loader
+    keeps such words where it read them (``SourceDocument.readings``).
     """
-    readings: dict[tuple, str] = {}  # position -> what YAML made of the word there, as JSON would write it
-
-    def walk(value: Any, path: tuple) -> None:
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                if path + (key,) in doc.keys:
-                    pos = doc.keys[path + (key,)]
-                    readings[pos.file, pos.line, pos.col] = key
-                walk(sub, path + (key,))
-        elif isinstance(value, list):
-            for i, sub in enumerate(value):
-                walk(sub, path + (i,))
-        elif (value is None or isinstance(value, (bool, int))) and path in doc.values:
-            pos = doc.values[path]
-            readings[pos.file, pos.line, pos.col] = json.dumps(value)
-
-    walk(doc.data, ())
-    lines: dict[str, list[str]] = {}
     out = []
     for d in problems:
-        read = readings.get((d.file, d.line, d.col))
-        if read is not None:
-            if d.file not in lines:
-                lines[d.file] = source_lines(d.file)
-            text = (lines[d.file][d.line - 1:d.line] or [""])[0]
-            word = _PLAIN_WORD.match(text, d.col - 1)
-            written = word.group() if word else ""
-            if written and written.lower() != read and _yaml_reads(written) == read:
-                d = Diagnostic(d.file, d.line, d.col, d.path, f"{d.message} (YAML reads {written} as {read}; quote it: '{written}')")
+        reading = doc.readings.get(Position(d.file, d.line, d.col))
+        if reading is not None:
+            written, read = reading
+            d = Diagnostic(d.file, d.line, d.col, d.path, f"{d.message} (YAML reads {written} as {read}; quote it: '{written}')")
         out.append(d)
     return out
-
-
-def _yaml_reads(word: str) -> str | None:
-    """What YAML makes of ``word`` alone, written as JSON (a key as the text it becomes), or None."""
-    try:
-        value = load_yaml_text(word, "<word>").data
-    except PolicyError:
-        return None
-    return json.dumps(value) if value is None or isinstance(value, (bool, int, float)) else None
 
 
 def _keyword_data_names(b: _Builder, section: Any) -> None:
@@ -845,8 +806,7 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     summary = data.get("summary", {}) if ("summary",) not in failed else {}
     revenue = summary.get("revenue")
     if revenue is not None and revenue not in metrics:
-        if not b.from_failed_entry(revenue):
-            b.error(("summary", "revenue"), f"unknown metric {revenue!r}{did_you_mean(revenue, metrics)}", key=False)
+        b.unknown_metric(("summary", "revenue"), revenue, metrics)
         revenue = None
     elif revenue is not None and metrics[revenue].type != NUMBER:
         b.error(("summary", "revenue"), f"{revenue!r} is a {metrics[revenue].type} metric; the revenue share per tier "
@@ -856,8 +816,8 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     if key_metrics is None:
         key_metrics = [n for n, m in metrics.items() if not m.internal] + list(outputs)
     for i, name in enumerate(key_metrics):
-        if name not in metrics and name not in outputs and not b.from_failed_entry(name):
-            b.error(("summary", "key_metrics", i), f"unknown metric {name!r}{did_you_mean(name, metrics)}", key=False)
+        if name not in metrics and name not in outputs:
+            b.unknown_metric(("summary", "key_metrics", i), name, metrics)
     problems = list(dict.fromkeys(problems + b.problems))
     if problems:
         raise PolicyError(_with_yaml_readings(doc, problems))

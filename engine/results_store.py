@@ -10,7 +10,7 @@ import sqlite3
 
 from . import run_metrics
 from .database import table_columns
-from .errors import DataError
+from .errors import DataError, UsageError
 from .expr_sql import quote_identifier as q
 
 SCHEMA_VERSION = 5
@@ -173,3 +173,10 @@ def stored_version(conn: sqlite3.Connection, schema: str = "main") -> int:
 def has_results(conn: sqlite3.Connection, schema: str = "main") -> bool:
     return conn.execute(
         f"SELECT 1 FROM {q(schema)}.sqlite_master WHERE type = 'table' AND name = 'crm_runs'").fetchone() is not None
+
+
+def require_results(conn: sqlite3.Connection, db: object) -> None:
+    """The error of every command that reads runs from a database that has none (``db``: as the user named it)."""
+    if not has_results(conn):
+        raise UsageError(f"{db}: this database has no crm-rules runs yet",
+                         hint="run `crm-rules apply` first, or give the database apply wrote the runs to (its --results-db)")

@@ -23,7 +23,7 @@ from pathlib import Path
 from .database import connect, results_only_authorizer
 from .errors import DataError, UsageError
 from .export import resolve_run
-from .results_store import VIEWS, ensure_schema, has_results, stored_version
+from .results_store import VIEWS, ensure_schema, require_results, stored_version
 
 # Tables holding a run's rows (by run_id), children first; crm_runs is deleted last.
 RUN_TABLES = ("crm_metrics", "crm_assignments", "crm_definitions", "crm_actions", "crm_errors")
@@ -64,10 +64,11 @@ WHERE a.run_id = :rid AND p.tier = a.tier AND p.stage IS a.stage
 
 def _open(db: Path) -> sqlite3.Connection:
     conn = connect(db, mode="ro")
-    if not has_results(conn):
+    try:
+        require_results(conn, db)
+    except UsageError:
         conn.close()
-        raise UsageError(f"{db}: this database has no crm-rules runs yet",
-                         hint="run `crm-rules apply` first, or pass the database given to --results-db")
+        raise
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -252,12 +253,13 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
         totals["stage_changes"] = sum(1 for r in rows if r["direction"] not in ("new", "removed")
                                       and r["stage_before"] != r["stage_after"])
         pairs = conn.execute(
-            "SELECT p.tier, a.tier, count(*), "
-            "sum(p.stage IS NOT a.stage OR p.subgrade IS NOT a.subgrade OR p.service_level IS NOT a.service_level) "
+            "SELECT p.tier, a.tier, count(*) "
             "FROM crm_assignments AS a JOIN crm_assignments AS p ON p.run_id = ? AND p.customer_id = a.customer_id "
             "WHERE a.run_id = ? GROUP BY p.tier, a.tier", (pid, rid)).fetchall()
-        totals["unchanged"] = sum(n - changed for before, after, n, changed in pairs if before == after)
-        counts = {(before, after): n for before, after, n, _ in pairs}
+        # CHANGES_SQL lists every customer of both runs with a grade changed: the others are unchanged
+        changed = sum(1 for r in rows if r["direction"] not in ("new", "removed"))
+        totals["unchanged"] = sum(n for _, _, n in pairs) - changed
+        counts = {(before, after): n for before, after, n in pairs}
         if totals["new"]:
             counts.update(Counter((None, r["tier_after"]) for r in rows if r["direction"] == "new"))
         if totals["removed"]:
@@ -303,12 +305,11 @@ def prune(db: Path, keep: int, policy: str | None = None, dry_run: bool = False)
                          hint="--keep N keeps each policy's newest N successful runs; to see what would go, add --dry-run")
     conn = connect(db, mode="ro" if dry_run else "rw")
     try:
-        if not has_results(conn):
-            raise UsageError(f"{db}: this database has no crm-rules runs yet",
-                             hint="run `crm-rules apply` first, or pass the database given to --results-db")
+        require_results(conn, db)
         _check_policy(conn, db, policy)
-        stored_version(conn)  # apply's check, read-only: a dry run refuses a newer crm-rules' tables too
-        if not dry_run:
+        if dry_run:
+            stored_version(conn)  # apply's check, read-only: a dry run refuses a newer crm-rules' tables too
+        else:
             conn.set_authorizer(results_only_authorizer("main"))  # prune can only ever touch crm_ tables
             conn.execute("BEGIN IMMEDIATE")  # decide and delete under the write lock: a concurrent run is seen or waits
         try:

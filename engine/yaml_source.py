@@ -9,6 +9,7 @@ tags, and alias expansion bombs.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -90,6 +91,9 @@ class SourceDocument:
     keys: dict[Path_, Position] = field(default_factory=dict)
     styles: dict[Path_, str] = field(default_factory=dict)  # quoting style of scalars
     block_indent: dict[Path_, int] = field(default_factory=dict)  # content column of | and > scalars
+    # Plain words YAML read as something other than what they say (`NO` is false, `010` is 8), by position:
+    # (the text as written, what YAML made of it as JSON writes it), for messages at that position.
+    readings: dict[Position, tuple[str, str]] = field(default_factory=dict)
 
     def position(self, path: Path_) -> Position:
         """Best known position for ``path``: its key, else its value, else the nearest parent."""
@@ -279,9 +283,16 @@ class _Converter:
                 content = self.lines[node.start_mark.line + 1]
                 self.doc.block_indent[path] = len(content) - len(content.lstrip(" "))
         try:
-            return self.loader.construct_object(node)
+            value = self.loader.construct_object(node)
         except yaml.YAMLError as exc:
             raise _yaml_error(self.doc.file, exc) from None
+        if not node.style and not isinstance(value, str):
+            self._read_as(node, json.dumps(value))
+        return value
+
+    def _read_as(self, node: yaml.ScalarNode, read: str) -> None:
+        if node.value.lower() != read:
+            self.doc.readings[self._pos(node)] = (node.value, read)
 
     def _key(self, key_node: yaml.Node, path: Path_) -> str:
         if not isinstance(key_node, yaml.ScalarNode):
@@ -291,6 +302,7 @@ class _Converter:
         key = self.loader.construct_object(key_node)
         if not isinstance(key, str):
             key = str(key).lower() if isinstance(key, bool) else "null" if key is None else str(key)
+            self._read_as(key_node, key)
         return key
 
     def _pairs(self, node: yaml.MappingNode, path: Path_, merging: frozenset[int] = frozenset()) -> list[_Pair]:
