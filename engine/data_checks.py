@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .data_binding import Binding
@@ -88,17 +89,22 @@ def row_column(conn: sqlite3.Connection, schema: str, table: str, key: str) -> s
     return named_id[0] if named_id else None
 
 
-def _row_name(column: str | None, value) -> str:
-    if column is None:
-        return "a row"
+def _row_name(column: str, value) -> str:
     return f"rowid {value}" if column.lower() == "rowid" else f"row {column} {value!r}"
 
 
-def _more(label: str, total: int, shown: int, what: str, listing: str) -> list[str]:
-    """The line after the examples: how many more, how many in all, and the query that lists them all."""
+def _and_more(total: int, shown: int, what: str, listing: str, own_line: bool = False) -> str:
+    """What follows the examples when they are not all: how many more, how many in all, and the query that
+    lists them all; "" when they are all.
+
+    After the examples on their line: " and 2 more (5 ids in all; list them with: Q)".  On a line of its own
+    the query ends the line, out of the parentheses, to be copied as it stands:
+    "... and 2 more (5 rows in all); list them with: Q".
+    """
     if total <= shown:
-        return []
-    return [f"{label}: ... and {total - shown:,} more ({total:,} {what} in all); list them with: {listing}"]
+        return ""
+    more = f"and {total - shown:,} more ({total:,} {what} in all"
+    return f"... {more}); list them with: {listing}" if own_line else f" {more}; list them with: {listing})"
 
 
 def _listing(table: str, row_col: str | None, sql: str) -> str:
@@ -139,6 +145,45 @@ def _attribute_problem(type_: str, value) -> str:
     return "is not a number"
 
 
+#: Formats one example of a check's bad rows, less the check's label: (check, customer id, the checked
+#: column's value, the row's name or None when no column tells rows apart) -> text.
+_LineFor = Callable[[_Check, object, object, str | None], str]
+
+
+def _example_lines(conn: sqlite3.Connection, binding: Binding, t: Table, checks: list[_Check], noun: str,
+                   line_for: _LineFor) -> tuple[list[str], list[_Check]]:
+    """The lines on the bad rows of table ``t`` (a check found some): for each check that has bad rows, up to
+    EXAMPLES of them, each named by its row, then how many more ``noun`` there are and the query that lists
+    them all; and the checks that have bad rows.
+
+    The rows of every check are counted in one scan; only the checks that have rows are looked up.
+    """
+    table = binding.table(t.table)
+    row_col = row_column(conn, binding.schema, t.table, t.key)
+    row_sql = f"r.{q(row_col)}" if row_col else "NULL"
+    lines, failed = [], []
+    for check, total in zip(checks, _counts(conn, table, checks)):
+        if not total:
+            continue
+        failed.append(check)
+        label = check.label or f"table {t.table!r}, column {check.column!r}"
+        rows = conn.execute(f"SELECT r.{q(t.key)}, r.{q(check.column)}, {row_sql} FROM {table} AS r "
+                            f"WHERE {check.sql} LIMIT {EXAMPLES}").fetchall()
+        shown = [f"{label}: {line_for(check, cid, value, _row_name(row_col, row) if row_col else None)}"
+                 for cid, value, row in rows]
+        shown = list(dict.fromkeys(shown))  # rows that nothing tells apart (a view without an id) are one line
+        more = _and_more(total, len(shown), noun, _listing(t.table, row_col, check.sql), own_line=True)
+        lines += shown + ([f"{label}: {more}"] if more else [])
+    return lines, failed
+
+
+def _customer_line(check: _Check, cid, value, where: str | None) -> str:
+    if check.what == "has no id":
+        return f"empty (NULL) in {where or 'a row'}; every customer needs an id"
+    who = f"customer {cid}" if cid is not None else f"{where or 'a row'}, without an id"
+    return f"{value!r} ({who}) {_attribute_problem(check.what, value)}"
+
+
 def check_customers(rc: RunConnection, policy: Policy, binding: Binding) -> None:
     """Before any metric: the customers table has rows, ids, readable date attributes, and number and bool
     attributes (those the policy reads) that hold numbers and 1/0.
@@ -155,25 +200,8 @@ def check_customers(rc: RunConnection, policy: Policy, binding: Binding) -> None
     if not conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table} AS r WHERE "
                         f"{' OR '.join(f'({c.sql})' for c in checks)})").fetchone()[0]:
         return
-    row_col = row_column(conn, binding.schema, cust.table, cust.key)
-    row_sql = f"r.{q(row_col)}" if row_col else "NULL"
-    problems, failed = [], set()
-    for check, total in zip(checks, _counts(conn, table, checks)):
-        if not total:
-            continue
-        failed.add(check.what)
-        label = check.label or f"table {cust.table!r}, column {cust.key!r}"
-        rows = conn.execute(f"SELECT r.{q(cust.key)}, r.{q(check.column)}, {row_sql} FROM {table} AS r "
-                            f"WHERE {check.sql} LIMIT {EXAMPLES}").fetchall()
-        lines = []
-        for cid, value, row in rows:
-            if check.what == "has no id":
-                lines.append(f"{label}: empty (NULL) in {_row_name(row_col, row)}; every customer needs an id")
-            else:
-                who = f"customer {cid}" if cid is not None else f"{_row_name(row_col, row)}, without an id"
-                lines.append(f"{label}: {value!r} ({who}) {_attribute_problem(check.what, value)}")
-        lines = list(dict.fromkeys(lines))
-        problems += lines + _more(label, total, len(lines), "customers", _listing(cust.table, row_col, check.sql))
+    problems, failed_checks = _example_lines(conn, binding, cust, checks, "customers", _customer_line)
+    failed = {check.what for check in failed_checks}
     fixes = [fix for what, fix in _CUSTOMER_FIXES.items() if what in failed]
     _fail(problems, "; ".join(fixes) + ("; or map the attribute to another column" if failed - {"has no id"} else ""))
 
@@ -227,11 +255,9 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
         orphans = conn.execute(f"SELECT a.{CID} FROM {table} AS a WHERE a.{CID} IS NOT NULL AND NOT EXISTS "
                                f"(SELECT 1 FROM {customers} AS c WHERE c.{key} = a.{CID}) LIMIT {EXAMPLES}").fetchall()
         if orphans:
-            ids = ", ".join(repr(o[0]) for o in orphans)
-            if unknown > len(orphans):
-                ids += f" and {unknown - len(orphans):,} more ({unknown:,} unknown customer ids in all; list them with: " \
-                       f"SELECT DISTINCT r.{q(t.key)} FROM {q(t.table)} AS r WHERE r.{q(t.key)} NOT IN " \
-                       f"(SELECT {key} FROM {q(policy.data.customers.table)}))"
+            ids = ", ".join(repr(o[0]) for o in orphans) + _and_more(
+                unknown, len(orphans), "unknown customer ids", f"SELECT DISTINCT r.{q(t.key)} FROM {q(t.table)} AS r "
+                f"WHERE r.{q(t.key)} NOT IN (SELECT {key} FROM {q(policy.data.customers.table)})")
             problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: {ids}")
     _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")
     if empty:
@@ -242,34 +268,16 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
 
 def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding, problems: list[tuple[str, str, str]]) -> list[str]:
     """The lines on one source's bad rows (its row check found some): up to EXAMPLES rows of each problem,
-    each named by its row, then how many more and the query that lists them all.
-
-    The rows of every problem are counted in one scan; only the problems that have rows are looked up.
-    """
-    table = binding.table(t.table)
+    each named by its row, then how many more and the query that lists them all."""
     checks = [_Check(column, sql, what) for column, what, sql in problems]
-    row_col = row_column(conn, binding.schema, t.table, t.key)
-    row_sql = f"r.{q(row_col)}" if row_col else "NULL"
-    out = []
-    for check, total in zip(checks, _counts(conn, table, checks)):
-        if not total:
-            continue
-        label = f"table {t.table!r}, column {check.column!r}"
-        rows = conn.execute(f"SELECT r.{q(t.key)}, r.{q(check.column)}, {row_sql} FROM {table} AS r "
-                            f"WHERE {check.sql} LIMIT {EXAMPLES}").fetchall()
-        lines = []
-        for cid, value, row in rows:
-            where = _row_name(row_col, row)
-            if check.what.startswith("has no "):
-                needed = with_article(check.what[len("has no "):])
-                of = f" (customer {cid})" if cid is not None else ""
-                lines.append(f"{label}: empty (NULL) in {where}{of}; every row needs {needed}")
-            else:
-                lines.append(f"{label}: {value!r} (customer {cid}) {check.what}"
-                             + (f" ({where})" if row_col else ""))
-        lines = list(dict.fromkeys(lines))  # rows that nothing tells apart (a view without an id) are one line
-        out += lines + _more(label, total, len(lines), "rows", _listing(t.table, row_col, check.sql))
-    return out
+    return _example_lines(conn, binding, t, checks, "rows", _source_line)[0]
+
+
+def _source_line(check: _Check, cid, value, where: str | None) -> str:
+    if check.what.startswith("has no "):
+        of = f" (customer {cid})" if cid is not None else ""
+        return f"empty (NULL) in {where or 'a row'}{of}; every row needs {with_article(check.what[len('has no '):])}"
+    return f"{value!r} (customer {cid}) {check.what}" + (f" ({where})" if where else "")
 
 
 def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:
@@ -289,8 +297,9 @@ def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding
         dupes = conn.execute(f"SELECT {CID}, count(*) FROM {base} GROUP BY {CID} HAVING count(*) > 1 "
                              f"LIMIT {EXAMPLES}").fetchall()
         total = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {base} GROUP BY {CID} HAVING count(*) > 1)").fetchone()[0]
-        rows = _rows_by_id(conn, binding, cust, row_column(conn, binding.schema, cust.table, cust.key))
-        ids = ", ".join(f"{cid!r} ({n} times{rows(cid)})" for cid, n in dupes)
+        rows = _rows_of_ids(conn, binding, cust, row_column(conn, binding.schema, cust.table, cust.key),
+                            [cid for cid, _ in dupes], ": ")
+        ids = ", ".join(f"{cid!r} ({n} times{names})" for (cid, n), names in zip(dupes, rows))
         _duplicates(cust, ids, total, len(dupes), f"SELECT {q(cust.key)}, count(*) FROM {q(cust.table)} "
                                                   f"GROUP BY {q(cust.key)} HAVING count(*) > 1")
     lowest, highest = conn.execute(f"SELECT (SELECT min({CID}) FROM {base}), (SELECT max({CID}) FROM {base})").fetchone()
@@ -304,12 +313,10 @@ def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding
         return
     total = conn.execute(f"SELECT count(*) {same}").fetchone()[0]
     row_col = row_column(conn, binding.schema, cust.table, cust.key)
-    rows = _rows_by_id(conn, binding, cust, row_col)
-
-    def named(value) -> str:
-        return f"{value!r} ({'text' if isinstance(value, str) else 'a number'}{rows(value, '; ')})"
-
-    ids = ", ".join(f"{named(number)} and {named(text)}" for number, text in pairs)
+    values = [value for pair in pairs for value in pair]  # number, text, number, text, ...
+    named = [f"{value!r} ({'text' if isinstance(value, str) else 'a number'}{names})"
+             for value, names in zip(values, _rows_of_ids(conn, binding, cust, row_col, values, "; "))]
+    ids = ", ".join(f"{named[i]} and {named[i + 1]}" for i in range(0, len(named), 2))
     as_text = f"CAST({q(cust.key)} AS TEXT)"
     same_text = f"{as_text} IN (SELECT {as_text} FROM {q(cust.table)} GROUP BY 1 HAVING count(*) > 1) ORDER BY {as_text}"
     _duplicates(cust, ids, total, len(pairs), _listing(cust.table, row_col, same_text),
@@ -319,21 +326,29 @@ def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding
 
 def _duplicates(cust: Table, ids: str, total: int, shown: int, listing: str, what: str = "ids", why: str = "",
                 hint_more: str = "") -> None:
-    more = f" and {total - shown:,} more ({total:,} {what} in all; list them with: {listing})" if total > shown else ""
+    more = _and_more(total, shown, what, listing)
     raise DataError(f"customer ids are not unique in table {cust.table!r}{why}: {ids}{more}",
                     hint=f"make data.customers.id name a column whose values are unique (now {cust.key!r}){hint_more}")
 
 
-def _rows_by_id(conn: sqlite3.Connection, binding: Binding, cust: Table, row_col: str | None):
-    """A function naming the rows of the customers table that have an id (nothing when no column tells rows apart)."""
-    table = binding.table(cust.table)
+def _rows_of_ids(conn: sqlite3.Connection, binding: Binding, cust: Table, row_col: str | None, ids: list,
+                 lead: str) -> list[str]:
+    """For each of ``ids``: ``lead`` and the names of the rows of the customers table that have it, "" when
+    none (or when no column tells rows apart).
 
-    def rows(cid, lead: str = ": ") -> str:
-        if row_col is None:
-            return ""
-        found = [r[0] for r in conn.execute(f"SELECT {q(row_col)} FROM {table} WHERE {q(cust.key)} IS ? "
-                                            f"LIMIT {EXAMPLES + 1}", (cid,))]
-        listed = ", ".join(_row_name(row_col, r) for r in found[:EXAMPLES]) + (", ..." if len(found) > EXAMPLES else "")
-        return f"{lead}{listed}" if found else ""
-
-    return rows
+    One query finds the rows of all the ids (never NULL: check_customers refused those).  It also says which
+    ids each row has, by SQLite's comparison (the key column's affinity and collation, as the IN), not by
+    Python's ``==``: 'a' finds 'A' in a column declared COLLATE NOCASE.
+    """
+    if row_col is None or not ids:
+        return [""] * len(ids)
+    params = [f"?{n}" for n in range(1, len(ids) + 1)]
+    key = q(cust.key)
+    found: list[list] = [[] for _ in ids]
+    for row, *has in conn.execute(f"SELECT {q(row_col)}, {', '.join(f'{key} IS {p}' for p in params)} "
+                                  f"FROM {binding.table(cust.table)} WHERE {key} IN ({', '.join(params)})", ids):
+        for names, has_id in zip(found, has):
+            if has_id and len(names) <= EXAMPLES:  # one more than shown tells that there are more
+                names.append(row)
+    return [lead + ", ".join(_row_name(row_col, r) for r in names[:EXAMPLES]) + (", ..." if len(names) > EXAMPLES else "")
+            if names else "" for names in found]
