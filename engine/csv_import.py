@@ -26,7 +26,9 @@ from sqlite_utils.utils import ValueTracker
 
 from .errors import DataError, RunError, UsageError
 from .expr_types import with_article
+from .output_file import SQLITE_HEADER
 from .progress import Progress, silent
+from .rule_table_io import csv_delimiter
 
 TYPES = ("integer", "float", "text")
 MODES = ("create", "replace", "append")
@@ -52,10 +54,12 @@ _CANONICAL_FLOAT = re.compile(r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)")
 _ANY_INT = re.compile(r"[+-]?[0-9]+")
 _ANY_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # '10,5', '1.200,50', '1,234.56': a decimal comma or thousands separators, as regional settings write numbers.
+# Deliberately not rule_table_cells' _THOUSANDS/_DECIMAL_COMMA: this only says that a value is some regional
+# number ('1.234.567' too), in ASCII digits, to name it; those tell a decimal comma from a thousands comma to
+# write the corrected number, and run only on cells that are not already numbers (where '1.234' is one).
 _FORMATTED_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,3}(?:[.,][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+,[0-9]+)")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_QUOTED = re.compile(r'"(?:[^"]|"")*"')
 
 _USAGE = "crm-rules import FILE.csv --db DATABASE --table TABLE"
 _SAVE_AS_CSV = "open it in Excel and save it with File > Save As > 'CSV UTF-8 (Comma delimited)', then import that file"
@@ -67,14 +71,11 @@ _CLOSE_QUOTE_ADVICE = "close the quote where the value ends; " + _QUOTE_ADVICE
 _SIGNATURES = (
     (b"PK\x03\x04", "a ZIP archive such as an Excel workbook (.xlsx), not a CSV file", _SAVE_AS_CSV),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls), not a CSV file", _SAVE_AS_CSV),
-    (b"SQLite format 3\x00", "a SQLite database, not a CSV file",
+    (SQLITE_HEADER, "a SQLite database, not a CSV file",
      f"the CSV file is the FILE argument and --db names the database: {_USAGE}"),
     (codecs.BOM_UTF16_LE, "UTF-16 text (Excel's 'Unicode Text'), not UTF-8", _SAVE_AS_CSV),
     (codecs.BOM_UTF16_BE, "UTF-16 text, not UTF-8", _SAVE_AS_CSV),
 )
-# The header holds names, not numbers, so a delimiter other than ',' shows there: Excel writes ';'
-# where the decimal separator is a comma, and tabs as 'Text (Tab delimited)'.
-_OTHER_DELIMITERS = (";", "\t")
 _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
 
 
@@ -248,7 +249,7 @@ class _CsvSource:
         try:
             lines = self._lines()
             head = list(_through_first_nonblank(lines))
-            self.delimiter = _delimiter(head[-1] if head else "")
+            self.delimiter = csv_delimiter(head[-1] if head else "")
             reader = csv.reader(itertools.chain(head, lines), delimiter=self.delimiter, strict=True)
             end = 0
             try:
@@ -348,19 +349,6 @@ def _through_first_nonblank(lines: Iterator[str]) -> Iterator[str]:
         yield line
         if line.strip():
             return
-
-
-def _delimiter(header: str) -> str:
-    """',' unless the header, outside quotes, has none but has ';' or tabs (then the more frequent).
-
-    Only a header without any comma switches, so a comma-separated file is never misread.
-    """
-    names = _QUOTED.sub("", header)
-    if "," in names:
-        return ","
-    counts = {delimiter: names.count(delimiter) for delimiter in _OTHER_DELIMITERS}
-    best = max(counts, key=counts.__getitem__)
-    return best if counts[best] else ","
 
 
 def _header(source: _CsvSource, records: Iterator[tuple[int, list[str]]]) -> list[str]:

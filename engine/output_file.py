@@ -30,9 +30,7 @@ def check_out(out: Path, *, reads: Mapping[str, Path | None] | None = None, exam
     out = Path(out)
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory", hint=f"give a file name, e.g. --out {out / example}")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"--out {out}: directory {parent} does not exist", hint="create it first, or choose another --out")
+    _existing_folder(out)
     for role, read in (reads or {}).items():
         if read is None:
             continue
@@ -45,20 +43,23 @@ def check_out(out: Path, *, reads: Mapping[str, Path | None] | None = None, exam
                          hint="choose another output file name")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, label: str = "--out", hint: str | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     A full disk, a missing permission or an interruption leaves the old file (or none), never
     half of the new one; an operating-system failure becomes a message naming the file.
+
+    :param label: what the messages call the file: the option that named it (``--out``), or its role
+        (``the policy``) for a file the command rewrites rather than one the user chose to create.
+    :param hint: the advice for every failure, in place of the advice for an ``--out`` file (choose another
+        --out), which is wrong for a file whose place is fixed.
     """
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"--out {path}: directory {parent} does not exist", hint="create it first, or choose another --out")
+    parent = _existing_folder(path, label, hint)
     try:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise _cannot_write(path, exc) from None
+        raise _cannot_write(path, exc, label, hint) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -66,17 +67,26 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise _cannot_write(path, exc) from None
+        raise _cannot_write(path, exc, label, hint) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _cannot_write(path: Path, exc: OSError) -> DataError:
+def _existing_folder(path: Path, label: str = "--out", hint: str | None = None) -> Path:
+    """The folder ``path`` is to be written in, which must exist: crm-rules creates files, not folders."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{label} {path}: directory {parent} does not exist",
+                         hint=hint or f"create it first, or choose another {label}")
+    return parent
+
+
+def _cannot_write(path: Path, exc: OSError, label: str, hint: str | None) -> DataError:
     if isinstance(exc, IsADirectoryError) or path.is_dir():
-        return DataError(f"--out {path} is a directory", hint="give a file name")
+        return DataError(f"{label} {path} is a directory", hint=hint or "give a file name")
     return DataError(f"{path}: cannot write the file ({exc.strerror or exc}); nothing was changed",
-                     hint="check the directory's permissions and the free disk space, or choose another --out")
+                     hint=hint or f"check the directory's permissions and the free disk space, or choose another {label}")
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -26,7 +26,7 @@ from .expr_types import did_you_mean, with_article
 from .rule_table import (ColumnSpec, PolicyText, TableSpec, export_spec, require_own_table, flatten, merged_column_order,
                          schema_columns, table_spec, unflatten)
 from .rule_table_cells import MISSING, CellProblem, as_text, read_cell, type_name
-from .rule_table_io import MAX_LISTED, Sheet, column_letter, read_sheet
+from .rule_table_io import Sheet, column_letter, listing, read_sheet
 from .yaml_source import format_path, load_yaml_text
 
 if TYPE_CHECKING:
@@ -113,12 +113,9 @@ class _Problems:
     def raise_if_any(self, policy: Path) -> None:
         if not self.items:
             return
-        shown = self.items[:MAX_LISTED]
-        more = len(self.items) - len(shown)
         n = len(self.items)
-        raise DataError(f"{n} problem{'s' if n != 1 else ''} in {self.sheet.file}; {policy} was not changed:\n  "
-                        + "\n  ".join(shown) + (f"\n  ... and {more} more" if more else ""),
-                        hint="fix the cells in the spreadsheet and import again")
+        raise DataError(f"{n} problem{'s' if n != 1 else ''} in {self.sheet.file}; {policy} was not changed:"
+                        + listing(self.items), hint="fix the cells in the spreadsheet and import again")
 
 
 def _old_rows(spec: TableSpec, policy: PolicyText) -> tuple[list[_OldRow], yaml.Node]:
@@ -547,12 +544,9 @@ def _write(policy: PolicyText, data: bytes) -> None:
     if not unchanged:
         raise DataError(f"{policy.path} changed while the sheet was being imported; it was not overwritten",
                         hint="import again")
-    try:
-        write_atomic(target, data)
-    except DataError as exc:
-        raise DataError(exc.message, hint="the new file is written beside the policy and renamed over it: make the "
-                                          "policy's folder writable and free some disk space, then import again "
-                                          "(--dry-run checks a sheet without writing)") from None
+    write_atomic(target, data, label="the policy",
+                 hint="the new file is written beside the policy and renamed over it: make the policy's folder "
+                      "writable and free some disk space, then import again (--dry-run checks a sheet without writing)")
 
 
 def _intended(policy: PolicyText, spec: TableSpec, new: list[_NewRow]) -> dict:

@@ -26,6 +26,10 @@ FORMATS = ("csv", "xlsx")
 SPREADSHEET_SUFFIXES = ("xlsm", "xls", "ods", "numbers")  # other spreadsheet files, which are not read
 MAX_WIDTH = 60  # characters; longer cells wrap inside their column
 MAX_LISTED = 20  # problems listed in one message
+# The header holds names, not numbers, so a delimiter other than ',' shows there: Excel writes ';'
+# where the decimal separator is a comma, and tabs as 'Text (Tab delimited)'.
+_OTHER_DELIMITERS = (";", "\t")
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
 
 
 @dataclass
@@ -67,10 +71,8 @@ def _known_format(given: str) -> str:
     return fmt
 
 
-def format_from_path(path: Path, given: str | None = None) -> str:
-    """The format of a sheet to read: ``given``, else the extension's."""
-    if given:
-        return _known_format(given)
+def format_from_path(path: Path) -> str:
+    """The format of a sheet, from its extension; a spreadsheet format that is not read is named as such."""
     suffix = path.suffix.lower().lstrip(".")
     if suffix in FORMATS:
         return suffix
@@ -98,6 +100,30 @@ def output_format(out: Path | None, given: str | None = None) -> str:
                          hint=f"name the file {out.with_suffix('.' + fmt).name}, or leave out --format "
                               f"(the extension decides)")
     return fmt
+
+
+def listing(items: list[str]) -> str:
+    """The first MAX_LISTED items, each on its own indented line, then how many more there are.
+
+    Every line starts with a line break, so the listing follows the message's first line directly.
+    """
+    shown = items[:MAX_LISTED]
+    more = len(items) - len(shown)
+    return "".join(f"\n  {item}" for item in shown) + (f"\n  ... and {more} more" if more else "")
+
+
+def csv_delimiter(header: str) -> str:
+    """',' unless the header, outside quotes, has none but has ';' or tabs (then the more frequent).
+
+    Only a header without any comma switches, so a comma-separated file is never misread.  Callers pass
+    the first line that is not blank: blank lines before the header are skipped like any other.
+    """
+    names = _QUOTED.sub("", header)
+    if "," in names:
+        return ","
+    counts = {delimiter: names.count(delimiter) for delimiter in _OTHER_DELIMITERS}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else ","
 
 
 def cell_text(value: Any) -> str:
@@ -221,10 +247,9 @@ def _read_csv(path: Path, raw: bytes) -> Sheet:
         raise DataError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})",
                         hint="Excel's 'CSV (Comma delimited)' saves in the Windows code page (e.g. GBK); save as "
                              "'CSV UTF-8 (Comma delimited)' or as an .xlsx workbook") from None
-    first = text.split("\n", 1)[0]
-    delimiter = ","
-    if "," not in first:  # spreadsheets in some locales separate with ';' or tabs
-        delimiter = max(";\t", key=first.count) if any(d in first for d in ";\t") else ","
+    # the lines as csv splits them (LF, CRLF or a lone CR); spreadsheets in some locales separate with ';' or tabs
+    header = next((line for line in io.StringIO(text, newline="") if line.strip()), "")
+    delimiter = csv_delimiter(header)
     try:
         records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
     except csv.Error as exc:
@@ -283,6 +308,7 @@ def _check_formulas(sheet: Sheet, raw: bytes) -> None:
 
     A workbook written by a program that does not calculate (openpyxl, many exporters) stores the
     formula only; read as values, the cell is empty, and an import would silently delete the key.
+    Finding them reads the (small) workbook again, for a sheet with an empty cell.
     """
     if not any(v is None for _, cells in sheet.rows for v in cells):
         return
@@ -300,9 +326,8 @@ def _check_formulas(sheet: Sheet, raw: bytes) -> None:
     finally:
         wb.close()
     if found:
-        n, shown = len(found), found[:MAX_LISTED]
-        listing = "\n  ".join(shown) + (f"\n  ... and {n - len(shown)} more" if n > len(shown) else "")
-        raise DataError(found[0] if n == 1 else f"{n} formulas without a computed value in {sheet.file}:\n  {listing}",
+        n = len(found)
+        raise DataError(found[0] if n == 1 else f"{n} formulas without a computed value in {sheet.file}:{listing(found)}",
                         hint="open and save the file in Excel (or LibreOffice) so the value is stored, then import again")
 
 
