@@ -38,13 +38,16 @@ def with_article(word: str) -> str:
 
 
 def is_iso_date(value: object) -> bool:
-    if not isinstance(value, str) or len(value) != 10:
+    """A YYYY-MM-DD text naming a real day.
+
+    The round trip matters: since Python 3.11 ``date.fromisoformat`` also reads other ISO forms, such as
+    the week date '2026-W01-1' (10 characters too), and SQLite's date() lets 2026-02-30 through unchanged."""
+    if not isinstance(value, str):
         return False
     try:
-        dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(value).isoformat() == value
     except ValueError:
         return False
-    return True
 
 
 def value_type(value: object) -> str:

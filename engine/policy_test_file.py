@@ -13,8 +13,9 @@ reports every problem of the file at once (file:line:col); policy_tests runs
 them.
 
 Dates anywhere in a test file may be relative to ``as_of``: ``-30d``,
-``-2w``, ``-6m``, ``-3y``, ``+60d`` (SQLite's date arithmetic, as metric
-windows use).  Customers default to industry ``retail``, ``created_at: -5y``
+``-2w``, ``-6m``, ``-3y``, ``+60d`` (counted as metric windows count them,
+date_windows.shifted: a month-end stays a month-end, -1m of 2026-02-28 is
+2026-01-31).  Customers default to industry ``retail``, ``created_at: -5y``
 and ``credit_limit: 100000``; the id is the case name as a slug.
 
 Generators (``generate:`` of a case, or table columns of the same names):
@@ -58,7 +59,6 @@ and ``a; b`` lists several.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import re
@@ -68,10 +68,10 @@ from pathlib import Path
 from typing import Any
 
 from .counterfactuals import value_text
-from .data_mapping import SOURCE_FIELDS, SOURCES, DataMapping, build_data_mapping
+from .data_mapping import SOURCE_FIELDS, SOURCES, DataMapping
 from .date_windows import shifted
 from .errors import Diagnostic, PolicyError, UsageError
-from .expr_types import BOOL, DATE, NUMBER, TEXT, did_you_mean
+from .expr_types import BOOL, DATE, NUMBER, TEXT, did_you_mean, is_iso_date
 from .plugin_api import SqlActions
 from .policy_files import resolve_policy_path, shipped_policies_dir
 from .policy_model import Policy, load_policy
@@ -158,7 +158,7 @@ def database_layout(mapping: DataMapping) -> dict[str, TableLayout]:
               Field("name", mapping.customer_name, TEXT, "data.customers.name")]
     for name, col in mapping.attributes.items():
         if name not in ("id", "name"):
-            fields.append(Field(name, col.column, DATE if name == "since" else col.type, f"data.customers.attributes.{name}"))
+            fields.append(Field(name, col.column, col.type, f"data.customers.attributes.{name}"))
     taken = {f.name for f in fields}
     for name, type_ in STANDARD_CUSTOMER.items():
         if name not in taken:
@@ -324,13 +324,20 @@ def find_test_files(paths: list[str | Path]) -> list[Path]:
 
 # ---- loading a test file ----------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Wrong:
+    """A value not of the type asked for (see _Loader.typed): its caller reports it, in its own words."""
+
+    quoted: str | None = None  # the type's own value in quotes (the text 'true'): the fix is to drop them
+
+
 class _Loader:
     def __init__(self, path: Path, doc: SourceDocument):
         self.path = path
         self.doc = doc
         self.problems: list[Diagnostic] = []
         self.as_of = ""
-        self.layout = database_layout(build_data_mapping(None))  # the policy's, once it is loaded
+        self.layout: dict[str, TableLayout] = {}  # the policy's database_layout, once the policy is loaded
 
     # -- positions and errors
     def at(self, path: tuple, key: bool = False) -> Where:
@@ -347,7 +354,8 @@ class _Loader:
 
     # -- values
     def date(self, value: Any, where: Where) -> str | None:
-        """An ISO date, or a relative date (-30d, -6m, -1y) counted from as_of with SQLite's date arithmetic."""
+        """An ISO date, or a relative date (-30d, -6m, -1y) counted from as_of as metric windows count it
+        (date_windows.shifted: a month-end stays a month-end)."""
         if value is None:
             return None
         text = str(value).strip()
@@ -356,12 +364,30 @@ class _Loader:
             sign, n, unit = match.groups()
             return shifted(self.as_of, int(sign + n), _UNITS[unit])
         if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
-            if _real_date(text):
+            if is_iso_date(text):
                 return text
             self.error(where, f"{text!r} is not a real date")
             return None
         self.error(where, f"{text!r} is not a date: write YYYY-MM-DD or a date relative to as_of such as -30d, -6m, -1y")
         return None
+
+    def typed(self, value: Any, type_: str, where: Where) -> Any:
+        """``value`` (not None) as a BOOL or DATE value, or a _Wrong when it is of another kind.
+
+        BOOL: true/false, also 0/1 and, in a CSV cell (text to begin with), true/false/1/0 in any case; the
+        text 'true' in YAML is a _Wrong whose fix is to drop the quotes.  DATE: a text read by ``date`` (an
+        ISO date, or one relative to as_of); None when it is no date, which ``date`` has reported.
+        """
+        if type_ == BOOL:
+            text = str(value).strip().lower()
+            if isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1)):
+                return bool(value)
+            if where.csv and isinstance(value, (str, int)) and text in _CSV_BOOLS:
+                return bool(_CSV_BOOLS[text])
+            return _Wrong(text if isinstance(value, str) and text in ("true", "false") else None)
+        if isinstance(value, str):  # DATE
+            return self.date(value, where)
+        return _Wrong()
 
     def number(self, value: Any, where: Where, *, nullable: bool = False) -> Any:
         if value is None and nullable:
@@ -376,21 +402,18 @@ class _Loader:
         column = f.name
         if value is None:
             return None
-        if f.type == DATE:
-            if not isinstance(value, str):
+        if f.type in (BOOL, DATE):
+            typed = self.typed(value, f.type, where)
+            if not isinstance(typed, _Wrong):
+                return int(typed) if f.type == BOOL else typed  # a condition column holds 0/1
+            if f.type == DATE:
                 self.error(where, f"expected a date, got {json.dumps(value, ensure_ascii=False)}", column)
-                return None
-            return self.date(value, where)
+            else:
+                fix = ", without quotes" if typed.quoted else ""
+                self.error(where, f"expected true or false{fix}, got {yaml_value(value)}", column)
+            return None
         if f.type == NUMBER:
             return self.number(value, where, nullable=True)
-        if f.type == BOOL:
-            if where.csv and isinstance(value, (str, int)) and str(value).strip().lower() in _CSV_BOOLS:
-                return _CSV_BOOLS[str(value).strip().lower()]
-            if isinstance(value, bool) or value in (0, 1):
-                return int(value)
-            fix = ", without quotes" if isinstance(value, str) and value.strip().lower() in ("true", "false") else ""
-            self.error(where, f"expected true or false{fix}, got {yaml_value(value)}", column)
-            return None
         if f.type == ID:
             if not isinstance(value, (str, int)) or isinstance(value, bool) or value == "":
                 self.error(where, f"a customer id must be text or a whole number, got {json.dumps(value, ensure_ascii=False)}")
@@ -706,25 +729,19 @@ class _Loader:
         histories: dict[str, list[tuple]] = {}
         for table, rows in e.histories.items():
             fields = self.layout[table].fields
+            defaults = self.history_defaults(table)
             converted = []
             for row, wheres in rows:
-                full = list(row) + self.history_defaults(table)[len(row):]
                 values = []
-                for f, value, w, default in zip(fields, full, wheres, self.history_defaults(table)):
+                for f, value, w, default in zip(fields, list(row) + defaults[len(row):], wheres, defaults):
                     if value is None and not f.nullable:
                         self.error(w, f"{table}: {f.name} is required")
                         values.append(None)
                         continue
                     if f.column is None and value is not None and value != default:
                         self.unmapped(f, w)
-                    values.append(self.column_value(f, value, w))
-                if table == "orders":
-                    values[2] = 0 if values[2] is None else values[2]
-                    values[3] = 0 if values[3] is None else values[3]
-                if table == "receivables" and values[3] is None:
-                    values[3] = 0
-                if table == "contracts" and values[2] is None:
-                    values[2] = "annual"
+                    value = self.column_value(f, value, w)
+                    values.append(default if value is None else value)  # null: the default (cost 0, kind annual)
                 converted.append(tuple(values))
             histories[table] = converted
         generated = self.generated(e, background)
@@ -820,14 +837,6 @@ def _field_columns(line: str) -> list[int]:
     return starts
 
 
-def _real_date(text: str) -> bool:
-    """A YYYY-MM-DD text naming a real day (SQLite's date() lets 2026-02-30 through unchanged)."""
-    try:
-        return dt.date.fromisoformat(text).isoformat() == text
-    except ValueError:
-        return False
-
-
 def _csv_cell(text: str) -> Any:
     """A CSV cell as a value: empty -> None, numbers -> numbers, anything else text."""
     t = text.strip()
@@ -911,7 +920,7 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
     data = doc.data
     loader = _Loader(path, doc)
     loader.as_of = data["as_of"]
-    if not _real_date(loader.as_of):
+    if not is_iso_date(loader.as_of):
         loader.error(loader.at(("as_of",)), f"{loader.as_of!r} is not a real date")
         raise PolicyError(loader.problems)
     hint = None
@@ -1092,13 +1101,12 @@ def _expected_value(loader: _Loader, key: str, value: Any, type_: str | None, wh
                else "write a number, {min: a, max: b} or {approx: x, tolerance: t}")
         loader.error(w, f"{expected}, got {got}: {fix}")
         return value
-    if type_ == BOOL:
-        if isinstance(value, bool) or (number and value in (0, 1)):
-            return bool(value)
-        text = str(value).strip().lower()
-        if w.csv and text in _CSV_BOOLS:
-            return bool(_CSV_BOOLS[text])
-        fix = f"write {text}, without quotes" if isinstance(value, str) and text in ("true", "false") else "write true or false"
+    if type_ in (BOOL, DATE):
+        typed = loader.typed(value, type_, w)
+        if not isinstance(typed, _Wrong):
+            return value if typed is None else typed  # None: no date, which loader.date reported
+        fix = (f"write {typed.quoted}, without quotes" if typed.quoted else "write true or false" if type_ == BOOL
+               else "write YYYY-MM-DD or a date relative to as_of such as -30d")
         loader.error(w, f"{expected}, got {got}: {fix}")
         return value
     if type_ == TEXT:
@@ -1109,17 +1117,10 @@ def _expected_value(loader: _Loader, key: str, value: Any, type_: str | None, wh
         fix = (f"write {yaml_value(str(value))}, in quotes" if number else
                "quote the text (YAML reads yes/no/on/off unquoted as true/false)")
         loader.error(w, f"{expected}, got {got}: {fix}")
-        return value
-    if isinstance(value, str):  # DATE
-        converted = loader.date(value, w)
-        return converted if converted is not None else value
-    loader.error(w, f"{expected}, got {got}: write YYYY-MM-DD or a date relative to as_of such as -30d")
     return value
 
 
 def _number_text(text: str) -> str | None:
     """The number a text spells (180000, 180_000, 1,234.5, 3.5e6), written as YAML reads a number; else None."""
-    t = text.strip().replace("_", "").replace(",", "")
-    if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", t):
-        return None
-    return yaml_value(int(t) if re.fullmatch(r"[+-]?[0-9]+", t) else float(t))
+    value = _csv_cell(text.replace("_", "").replace(",", ""))
+    return yaml_value(value) if isinstance(value, (int, float)) else None

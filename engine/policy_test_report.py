@@ -13,7 +13,7 @@ from typing import Any
 from rich.cells import cell_len
 
 from .counterfactuals import is_literal, shortfall, value_text
-from .policy_test_file import DEFAULT_TOLERANCE, GRADES
+from .policy_test_file import DEFAULT_TOLERANCE, GRADES, yaml_value
 
 
 # ---- explanations ----------------------------------------------------------------------------
@@ -21,12 +21,10 @@ from .policy_test_file import DEFAULT_TOLERANCE, GRADES
 def _fmt(value: Any) -> str:
     if value is None:
         return "(none)"
-    if isinstance(value, bool):
-        return value_text(value)  # true/false, as the test file writes them
     if isinstance(value, float) and not math.isfinite(value):
         return value_text(value)  # "∞", not "inf"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, (bool, int, float)):
+        return yaml_value(value)  # true/false and numbers as the test file writes them (180000, 0.25)
     if isinstance(value, list):
         return "[" + ", ".join(map(str, value)) + "]" if value else "[] (none)"
     if isinstance(value, dict):
@@ -40,7 +38,7 @@ def _expected_fmt(key: str, value: Any) -> str:
     """An expected or actual value of a failing case: a metric's or attribute's text quoted, as YAML
     writes it ('180000' is text, 180000 a number); grades and action names as they are."""
     if isinstance(value, str) and key not in GRADES + ("credit_outcome",):
-        return value_text(value)
+        return yaml_value(value)
     return _fmt(value)
 
 

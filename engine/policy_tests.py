@@ -32,42 +32,47 @@ from typing import Any
 from .errors import CrmRulesError, Diagnostic, PolicyError
 from .policy_model import Policy
 from .expr_sql import quote_identifier as q
-from .policy_test_file import (COVERAGE_KINDS, DEFAULT_TOLERANCE, GRADES, Case, PolicyTestFile, credit_outcome_name,
-                               database_layout, database_schema, find_test_files, load_test_file)
+from .policy_test_file import (COVERAGE_KINDS, DEFAULT_TOLERANCE, GRADES, Case, PolicyTestFile, TableLayout,
+                               credit_outcome_name, database_schema, find_test_files, load_test_file)
 from .policy_test_report import explanation_text
 from .run_metrics import RunMetrics
 
 
 # ---- running ---------------------------------------------------------------------------
 
+def _insert_columns(concept: str, t: TableLayout) -> dict[str, tuple[str, list[int]]]:
+    """The columns a row of ``concept`` is written to (by lower-case name: SQLite's names ignore case), each
+    with the positions of its values in the row's list of values: for a history row the customer key, then
+    each field the policy maps a column for; for a customer the mapped fields.  Two values mapped to one
+    column: the first one given (not null) wins."""
+    named = ([] if concept == "customers" else [t.key]) + [f.column for f in t.fields if f.column]
+    columns: dict[str, tuple[str, list[int]]] = {}
+    for i, column in enumerate(named):
+        columns.setdefault(column.lower(), (column, []))[1].append(i)
+    return columns
+
+
 def _write_database(db: Path, tf: PolicyTestFile) -> None:
     """The cases and population in the tables and columns the policy's data mapping names (the demo schema's
     names unless the policy has a ``data:`` section)."""
-    layout = tf.layout or database_layout(tf.policy.data)
     conn = sqlite3.connect(db)
     try:
-        for table, columns, is_customers in database_schema(layout):
+        for table, columns, is_customers in database_schema(tf.layout):
             defs = [f"{q(c)} {t}" + (" PRIMARY KEY" if is_customers and i == 0 else "") for i, (c, t) in enumerate(columns)]
             if not is_customers and "id" not in {c.lower() for c, _ in columns}:
                 defs.insert(0, "id INTEGER PRIMARY KEY")  # rows are named by id in the run's data checks
             conn.execute(f"CREATE TABLE {q(table)} ({', '.join(defs)})")
         everyone = tf.cases + tf.population
-        for concept, t in layout.items():
+        for concept, t in tf.layout.items():
             if concept == "customers":
-                rows = [[(f.column, c.customer.get(f.name)) for f in t.fields if f.column] for c in everyone]
+                rows = [[c.customer.get(f.name) for f in t.fields if f.column] for c in everyone]
             else:
-                rows = [[(t.key, c.customer_id)] + [(f.column, v) for f, v in zip(t.fields, row) if f.column]
+                rows = [[c.customer_id] + [v for f, v in zip(t.fields, row) if f.column]
                         for c in everyone for row in c.histories.get(concept, [])]
-            batches: dict[tuple[str, ...], list[list[Any]]] = {}
-            for row in rows:
-                values: dict[str, tuple[str, Any]] = {}
-                for column, value in row:  # two values mapped to one column: the first one given wins
-                    if column.lower() not in values or values[column.lower()][1] is None:
-                        values[column.lower()] = (column, value)
-                batches.setdefault(tuple(c for c, _ in values.values()), []).append([v for _, v in values.values()])
-            for columns, batch in batches.items():
-                conn.executemany(f"INSERT INTO {q(t.table)} ({', '.join(map(q, columns))}) "
-                                 f"VALUES ({', '.join('?' * len(columns))})", batch)
+            columns = _insert_columns(concept, t)
+            batch = [[next((row[i] for i in at if row[i] is not None), None) for _, at in columns.values()] for row in rows]
+            conn.executemany(f"INSERT INTO {q(t.table)} ({', '.join(q(c) for c, _ in columns.values())}) "
+                             f"VALUES ({', '.join('?' * len(columns))})", batch)
         conn.commit()
     finally:
         conn.close()
@@ -94,7 +99,6 @@ def _read_results(db: Path, run_id: int) -> tuple[dict[str, dict], dict[str, lis
 def _computed_values(db: Path, tf: PolicyTestFile, names: list[str]) -> dict[str, dict]:
     """Values the run does not store (metrics left out of summary.key_metrics, attributes): computed again."""
     from .database import open_for_run
-    from .expr_sql import quote_identifier as q
     from .metric_sql import CID
     from .runner import compute
 
@@ -115,8 +119,8 @@ def _matches(expected: Any, actual: Any) -> bool:
         if "approx" in expected:
             return abs(actual - expected["approx"]) <= expected.get("tolerance", DEFAULT_TOLERANCE * max(1, abs(expected["approx"])))
         return expected.get("min", actual) <= actual <= expected.get("max", actual)
-    if isinstance(expected, bool):  # conditions come back from SQLite as 0/1
-        return actual in (0, 1) and not isinstance(actual, str) and bool(actual) == expected
+    if isinstance(expected, bool):  # _compare read a condition's 0/1 from SQLite as false/true
+        return isinstance(actual, bool) and actual == expected
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
         return abs(actual - expected) <= DEFAULT_TOLERANCE * max(1, abs(expected))
     return expected == actual
