@@ -441,14 +441,19 @@ def test_crlf_file_keeps_its_line_endings(cli, pol, tmp_path):
     assert b"      up_to: 0.75\r\n" in after and b"    - id: D\r\n      label: \xe8" in after
 
 
-def test_dry_run_writes_nothing(cli, pol, tmp_path):
-    path = pol / "base.yaml"
-    before = path.read_bytes()
-    sheet = tmp_path / "t.csv"
-    export(cli, path, "tiers", sheet)
+def _tiers_with_a_up_to(cli, policy: Path, sheet: Path) -> Path:
+    """The policy's tiers exported to ``sheet``, with A's up_to edited from 0.8 to 0.7."""
+    export(cli, policy, "tiers", sheet)
     header, rows = read_csv(sheet)
     rows[0][header.index("up_to")] = "0.7"
     write_csv(sheet, header, rows)
+    return sheet
+
+
+def test_dry_run_writes_nothing(cli, pol, tmp_path):
+    path = pol / "base.yaml"
+    before = path.read_bytes()
+    sheet = _tiers_with_a_up_to(cli, path, tmp_path / "t.csv")
     result = cli("table", "import", path, sheet, "--table", "tiers", "--dry-run", ok=True)
     assert "up_to: 0.8 -> 0.7" in result.output and "dry run" in result.output
     assert path.read_bytes() == before
@@ -478,11 +483,7 @@ def test_dry_run_needs_no_write_access_and_a_refused_write_is_a_message(cli, pol
 
     path = pol / "base.yaml"
     before = path.read_bytes()
-    sheet = tmp_path / "t.csv"
-    export(cli, path, "tiers", sheet)
-    header, rows = read_csv(sheet)
-    rows[0][header.index("up_to")] = "0.7"
-    write_csv(sheet, header, rows)
+    sheet = _tiers_with_a_up_to(cli, path, tmp_path / "t.csv")
     _refuse_writes_in(monkeypatch, pol, PermissionError(errno.EACCES, "Permission denied"))
     pol.chmod(0o555)
     try:
