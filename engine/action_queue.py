@@ -10,6 +10,7 @@ from .database import connect
 from .errors import UsageError
 from .export import resolve_run
 from .expr_types import did_you_mean
+from .plugin_sql import OWNER_SPACE, trimmed_owner
 from .run_history import listing
 from .runner import parse_as_of
 
@@ -24,7 +25,7 @@ def list_actions(db: Path, run_id: int | None = None, due_before: str | None = N
     naming the ones the run has (as ``runs --policy`` and ``history --policy`` do), where an empty table and
     exit 0 used to read as "nothing to do".  Values that exist but select nothing together (an owner without
     churn alerts, nothing due before a date) give an empty list.  Whitespace around an owner is never part
-    of the name ("王芳 " pasted from a sheet), in the option or in the data.
+    of the name (plugin_sql.OWNER_SPACE), in the option or in runs written before runs trimmed it.
     """
     conn = connect(db, mode="ro")
     try:
@@ -43,14 +44,14 @@ def list_actions(db: Path, run_id: int | None = None, due_before: str | None = N
             where.append("x.action = ?")
             args.append(action)
         if owner is not None:
-            owner = owner.strip()
-            _check_named(conn, db, rid, "trim(owner)", "owner", owner)
-            where.append("trim(x.owner) = ?")
+            owner = owner.strip(OWNER_SPACE)
+            _check_named(conn, db, rid, trimmed_owner("owner"), "owner", owner)
+            where.append(f"{trimmed_owner('x.owner')} = ?")
             args.append(owner)
         conn.row_factory = sqlite3.Row
         rows = conn.execute(
             "SELECT x.due_date, x.priority, x.customer_id, a.customer_name, a.tier, a.stage, x.action, x.category, "
-            "x.owner, x.reason, x.details, x.plugin, x.generator FROM crm_actions AS x "
+            f"{trimmed_owner('x.owner')} AS owner, x.reason, x.details, x.plugin, x.generator FROM crm_actions AS x "
             "LEFT JOIN crm_assignments AS a ON a.run_id = x.run_id AND a.customer_id = x.customer_id "
             f"WHERE {' AND '.join(where)} ORDER BY x.due_date, x.priority, x.customer_id, x.action", args).fetchall()
         return rid, [dict(r) | {"details": json.loads(r["details"] or "{}")} for r in rows]

@@ -207,6 +207,17 @@ def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm",
     return ops, chain.source
 
 
+# Whitespace around an owner is never part of the name ("王芳 " pasted from a sheet, the ideographic space of
+# a Chinese input method): a run writes owners without it, and readers of earlier runs trim it the same way.
+OWNER_SPACE = " \t\n\r\u00a0\u3000"
+
+
+def trimmed_owner(sql: str) -> str:
+    """SQL of the owner ``sql`` holds, without OWNER_SPACE around it; NULL for a blank one."""
+    chars = ", ".join(str(ord(c)) for c in OWNER_SPACE)
+    return f"nullif(trim({sql}, char({chars})), '')"
+
+
 def compile_actions(policy: Policy, table: str, owner_sql: str) -> list[Operation]:
     ops: list[Operation] = []
     for step in policy.action_steps:

@@ -35,6 +35,7 @@ from .export import resolve_run
 from .expr_sql import quote_identifier as q
 from .run_history import _open, _previous_run
 from .run_metrics import RunMetrics
+from .plugin_sql import trimmed_owner
 
 MAX_ROWS = 5000  # customers embedded in the page's table: enough to browse, small enough to stay fast
 CURVE_POINTS = 400  # samples of the Pareto curve; plenty for a chart 800 pixels wide
@@ -326,8 +327,8 @@ def _actions(conn: sqlite3.Connection, rid: int, as_of: str) -> dict:
         "coalesce(sum(due_date <= :soon), 0) FROM crm_actions WHERE run_id = :rid GROUP BY action, category, plugin "
         "ORDER BY count(*) DESC, action", args)]
     by_owner = [dict(zip(("owner", "count", "due_soon", "priority"), r)) for r in conn.execute(
-        "SELECT owner, count(*), coalesce(sum(due_date <= :soon), 0), min(priority) FROM crm_actions "
-        "WHERE run_id = :rid GROUP BY owner ORDER BY count(*) DESC, owner IS NULL, owner", args)]
+        f"SELECT {trimmed_owner('owner')} AS name, count(*), coalesce(sum(due_date <= :soon), 0), min(priority) "
+        "FROM crm_actions WHERE run_id = :rid GROUP BY name ORDER BY count(*) DESC, name IS NULL, name", args)]
     by_priority = [dict(zip(("priority", "count", "due_soon"), r)) for r in conn.execute(
         "SELECT priority, count(*), coalesce(sum(due_date <= :soon), 0) FROM crm_actions WHERE run_id = :rid "
         "GROUP BY priority ORDER BY priority IS NULL, priority", args)]
@@ -335,7 +336,8 @@ def _actions(conn: sqlite3.Connection, rid: int, as_of: str) -> dict:
         "SELECT category, count(*) FROM crm_actions WHERE run_id = :rid GROUP BY category ORDER BY count(*) DESC", args)]
     listed = [dict(zip(("due_date", "priority", "action", "category", "customer_id", "customer_name", "tier", "owner",
                         "reason"), r)) for r in conn.execute(
-        "SELECT x.due_date, x.priority, x.action, x.category, x.customer_id, a.customer_name, a.tier, x.owner, x.reason "
+        f"SELECT x.due_date, x.priority, x.action, x.category, x.customer_id, a.customer_name, a.tier, "
+        f"{trimmed_owner('x.owner')}, x.reason "
         "FROM crm_actions AS x LEFT JOIN crm_assignments AS a ON a.run_id = x.run_id AND a.customer_id = x.customer_id "
         "WHERE x.run_id = :rid AND x.due_date <= :soon ORDER BY x.due_date, x.priority IS NULL, x.priority, "
         f"x.customer_id, x.action LIMIT {DUE_SOON_LIST}", args)]

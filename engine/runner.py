@@ -26,7 +26,7 @@ from .expr_sql import SqlParams, quote_identifier as q
 from .data_checks import check_customers, check_rows
 from .metric_sql import CID, CNAME, MetricPlan, RunDates, compile_metrics
 from .policy_files import canonical_json
-from .plugin_sql import ACTIONS, ERRORS, BatchOp, compile_actions, compile_plugin_layers, setup_statements
+from .plugin_sql import ACTIONS, ERRORS, BatchOp, compile_actions, compile_plugin_layers, setup_statements, trimmed_owner
 from .policy_model import Policy
 from .progress import Progress, silent
 from .results_store import ensure_schema
@@ -145,7 +145,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     plan = compile_metrics(policy, binding, dates)
     plugin_ops, graded_from = compile_plugin_layers(policy, plan.table, windows=plan.windows)
     classification, result = compile_classification(policy, graded_from, overrides=with_overrides)
-    owner = f"t.{q('account_manager')}" if "account_manager" in binding.attributes else "NULL"
+    owner = trimmed_owner(f"t.{q('account_manager')}") if "account_manager" in binding.attributes else "NULL"
     actions = compile_actions(policy, result, owner)
     sorts = WindowWorker(plan.base, TEMP_CACHE_KIB)  # some window sorts run in a worker process
     metric_ops = sorts.wrap(plan.statements)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -271,7 +272,22 @@ def test_owner_whitespace_is_ignored_and_an_unknown_owner_is_an_error(with_actio
 def test_stored_owner_whitespace_matches_too(with_actions):
     execute(with_actions, "UPDATE crm_actions SET owner = owner || ' ' WHERE rowid = (SELECT min(rowid) FROM crm_actions)")
     (owner,) = rows(with_actions, "SELECT owner FROM crm_actions WHERE rowid = (SELECT min(rowid) FROM crm_actions)")[0]
-    assert any(a["owner"] == owner for a in list_actions(with_actions, owner=owner.strip())[1])
+    assert any(a["owner"] == owner.strip() for a in list_actions(with_actions, owner=owner.strip())[1])
+
+
+def test_a_run_writes_owners_without_the_whitespace_around_them(demo_db):
+    """A sheet's trailing space, a Chinese input method's ideographic space and a blank owner: written trimmed
+    (a blank one as no owner), so BI tools and the report count one 王芳, not two."""
+    (name,) = rows(demo_db, "SELECT account_manager FROM customers WHERE account_manager IS NOT NULL LIMIT 1")[0]
+    conn = sqlite3.connect(demo_db)
+    with conn:
+        conn.execute("UPDATE customers SET account_manager = char(12288) || account_manager || ' ' "
+                     "WHERE rowid % 3 = 0 AND account_manager = ?", (name,))
+        conn.execute("UPDATE customers SET account_manager = ' \t' WHERE rowid % 3 = 1 AND account_manager = ?", (name,))
+    conn.close()
+    apply_policy(demo_db, load_policy("base"), "2026-06-30")
+    owners = {r[0] for r in rows(demo_db, "SELECT DISTINCT owner FROM crm_actions")}
+    assert name in owners and "" not in owners and all(o is None or o == o.strip(" \t\u3000") for o in owners)
 
 
 def test_filters_on_a_run_without_actions(graded):

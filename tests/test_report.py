@@ -121,6 +121,21 @@ def test_figures_agree_with_the_run(two_runs):
     assert data["actions"]["total"] == sum(counts["actions"].values())
 
 
+def test_owners_written_with_whitespace_by_earlier_runs_count_as_one(two_runs):
+    """Runs before owners were trimmed on write stored "王芳 " beside "王芳": the report counts them as one."""
+    conn = sqlite3.connect(two_runs)
+    with conn:
+        (owner, total), = conn.execute("SELECT owner, count(*) FROM crm_actions WHERE run_id = 2 AND owner IS NOT NULL "
+                                       "GROUP BY owner ORDER BY count(*) DESC LIMIT 1").fetchall()
+        conn.execute("UPDATE crm_actions SET owner = owner || ' ' WHERE run_id = 2 AND owner = ? AND rowid % 2 = 0",
+                     (owner,))
+    conn.close()
+    actions = gather(two_runs, run_id=2)["actions"]
+    assert [o["count"] for o in actions["by_owner"] if o["owner"] == owner] == [total]
+    assert all(o["owner"] is None or o["owner"] == o["owner"].strip() for o in actions["by_owner"])
+    assert all(a["owner"] is None or a["owner"] == a["owner"].strip() for a in actions["due_soon_list"])
+
+
 def test_aging_from_receivables_matches_what_the_credit_check_stored(two_runs):
     """The fallback for runs without a credit check reads the receivables by the plugin's rules."""
     data = gather(two_runs)
