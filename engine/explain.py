@@ -47,7 +47,7 @@ from . import expr_ast as ast
 from .classify_sql import DEFAULT_RULE, OVERRIDE_RULE, OVERRIDES, service_level_case
 from .counterfactuals import describe, pareto_sentences
 from .data_binding import bind
-from .database import open_for_run
+from .database import connect, open_for_run
 from .errors import UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import NUMBER, value_type
@@ -61,7 +61,9 @@ from .run_metrics import RunMetrics
 _FLIP = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "=": "=", "!=": "!="}
 
 #: Version of what a run stores for explain (counts["explain"]["format"]); runs without it are recomputed.
-FACTS_FORMAT = 1
+#: Format 2: the lowest tier metric per tier the rules give (format 1 grouped by the tier after overrides,
+#: so its Pareto cut-offs hold only for runs without overrides).
+FACTS_FORMAT = 2
 ROW = "_crm_explain_row"  # the one-row temp table of the stored path
 _GRADES = ["_tier", "_tier_rule", "_subgrade", "_subgrade_rule", "_stage", "_stage_rule", "_service_level"]
 _ACTION_FIELDS = ("action", "category", "plugin", "generator", "reason", "priority", "due_date")
@@ -245,7 +247,13 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
     g = c.grades
     metrics = [_metric_entry(policy, n, c.values.get(n)) for n in explained_metrics(policy)]
     tier = policy.tier(g["_tier"])
-    tier_rules = _explain_rules(ev, [t.rule for t in policy.tiers], g["_tier"], g["_tier_rule"])
+    # An override sets the tier without a rule: the rule list shows how the rules alone decide (rule_tier),
+    # so that "would be A if ..." reads from the rules and no rule is marked for a tier it did not give.
+    overridden = g["_tier_rule"] == OVERRIDE_RULE
+    by_rules = policy.tier(c.rule_tier) if overridden else None
+    rule_decided = (c.rule_tier, by_rules.id if by_rules.rule.condition is not None else DEFAULT_RULE) \
+        if by_rules else (None, None) if overridden else (g["_tier"], g["_tier_rule"])
+    tier_rules = _explain_rules(ev, [t.rule for t in policy.tiers], *rule_decided)
     sub_rules = _explain_rules(ev, tier.subgrades, g["_subgrade"], g["_subgrade_rule"]) if tier and tier.subgrades else None
     stage_rules = _explain_rules(ev, policy.stages, g["_stage"], g["_stage_rule"]) if policy.stages else None
     labels = {t.id: t.rule.label for t in policy.tiers} | {s.id: s.label for s in policy.stages}
@@ -255,6 +263,8 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
                                     [t.id for t in policy.tiers], c.lowest or {}, labels)
     else:
         tier_why = describe("tier", [t.rule for t in policy.tiers], tier_rules, labels)
+    if overridden:
+        tier_why["because"] = f"without the override, {tier_why['because']}"
     why = {"tier": tier_why,
            "subgrade": describe("sub-grade", tier.subgrades, sub_rules, labels) if sub_rules else None,
            "stage": describe("stage", policy.stages, stage_rules, labels) if stage_rules else None}
@@ -400,8 +410,10 @@ def _run_facts(run: dict, policy: Policy) -> dict:
 
     rid = run["run_id"]
     facts = (json.loads(run.get("counts") or "null") or {}).get("explain")
-    if not isinstance(facts, dict) or facts.get("format") != FACTS_FORMAT:
+    if not isinstance(facts, dict) or facts.get("format") not in (1, FACTS_FORMAT):
         raise _CannotUseRun(f"run {rid} was written without what explain reads from stored runs")
+    if facts["format"] == 1 and policy.tier_method == "pareto" and facts.get("overrides") != _overrides_digest([]):
+        raise _CannotUseRun(f"run {rid} stored Pareto cut-offs that counted its overridden customers")
     if run.get("engine_version") != __version__:
         raise _CannotUseRun(f"run {rid} was made by crm-rules {run.get('engine_version')}, this is {__version__}")
     if json.loads(run.get("plugins") or "null") != plugins_used(policy):
@@ -537,6 +549,7 @@ def _attach_results(rc: Any, results_db: Path | None) -> str | None:
     results_db = Path(results_db)
     if not results_db.is_file():
         raise UsageError(f"--results-db {results_db}: database not found")
+    connect(results_db, mode="ro").close()  # a file that is no SQLite database: the message, before ATTACH reads it
     rc.conn.execute("ATTACH DATABASE ? AS results", (f"file:{quote(str(results_db.resolve()))}?mode=ro",))
     return "results" if has_results(rc.conn, "results") else None
 
@@ -587,7 +600,6 @@ def load_policy_of_run(policy: str | Path, db: Path, run_id: int | None) -> Poli
     A run keeps the versions of its plugins; when one has been uninstalled since, the policy no longer
     loads (``unknown scorer``), and the message should say which package the run needs back.
     """
-    from .database import connect
     from .errors import PolicyError
     from .plugin_manager import get_plugin_manager
     from .policy_model import load_policy

@@ -147,7 +147,9 @@ def print_explanation(console: Console, e: dict) -> None:
         table.add_row(_e(m["name"]), _e(m["label"]), _e(fmt_number(m["value"])))
     console.print(table)
     t = e["tier"]
-    console.print(f"\n[b]Tier {_e(t['id'])}[/b] (method {t['method']}, decided by rule {_e(t['rule'])}):")
+    decided = (f"set by the override; the rules alone give {_e(o['rule_tier'])}" if o and o["applied"]
+               else f"decided by rule {_e(t['rule'])}")
+    console.print(f"\n[b]Tier {_e(t['id'])}[/b] (method {t['method']}, {decided}):")
     for line in _rule_lines(t["rules"]):
         console.print(line, highlight=False)
     if e.get("subgrade"):

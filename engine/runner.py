@@ -65,10 +65,12 @@ class Computed:
     groups: list[tuple] = field(default_factory=list)  # _grouped(): customers per combination of grades
 
     def tier_minimum(self) -> list[list]:
-        """[tier, lowest tier metric] per tier (NULL tier first, then by name), as ``GROUP BY _tier`` gives them."""
+        """[tier, lowest tier metric] per tier the rules give (NULL tier first, then by name), as ``GROUP BY
+        _rule_tier`` gives them: the Pareto cut-offs explain quotes are the rules' own, which an override lifting
+        a small customer into A (or a floor of B on one with no revenue) does not move."""
         lowest: dict = {}
         for row in self.groups:
-            tier, value = row[2], row[_MINIMUM]
+            tier, value = row[_RULE_TIER], row[_MINIMUM]
             if tier not in lowest or (value is not None and (lowest[tier] is None
                                                             or _sqlite_order(value) < _sqlite_order(lowest[tier]))):
                 lowest[tier] = value
@@ -213,7 +215,8 @@ def _counted(counts: dict) -> dict:
 
 
 #: Position of the lowest tier metric in a row of ``_grouped``.
-_MINIMUM = 7
+_MINIMUM = 7  # row of _grouped(): the lowest tier metric, then the tier the rules give, then the outputs
+_RULE_TIER = 8
 
 
 #: Stands for NULL in a key of ``_grouped``'s table, whose UNIQUE constraint would take every NULL for a
@@ -224,7 +227,7 @@ _GROUPS = "temp._crm_groups"
 
 def _grouped(conn: sqlite3.Connection, policy: Policy, table: str, with_overrides: bool) -> list[tuple]:
     """Rows of (customers, revenue, tier, stage, sub-grade, service level, overridden, lowest tier metric,
-    each summarized output): one pass over every combination (a few hundred rows at most).
+    tier the rules give, each summarized output): one pass over every combination (a few hundred rows at most).
 
     The run summary, the note on customers without a service level and the lowest tier metric per tier
     (for ``explain``) are all folded from these rows: each separate count would read the whole
@@ -235,7 +238,7 @@ def _grouped(conn: sqlite3.Connection, policy: Policy, table: str, with_override
     """
     outputs = [name for name, out in policy.outputs.items() if out.column.summarize]
     overridden = "_tier_rule = 'override'" if with_overrides else "NULL"
-    keys = ["_tier", "_stage", "_subgrade", "_service_level", overridden]
+    keys = ["_tier", "_stage", "_subgrade", "_service_level", overridden, "_rule_tier" if with_overrides else "_tier"]
     keys += [f"coalesce({q(name)}, '')" for name in outputs]
     revenue = q(policy.revenue_metric) if policy.revenue_metric else "NULL"
     lowest = q(policy.tier_metric) if policy.tier_method == "pareto" else "NULL"
@@ -280,7 +283,7 @@ def summarize(computed: Computed) -> dict:
             subgrades[subgrade] = subgrades.get(subgrade, 0) + n
         services[service] = services.get(service, 0) + n
         overrides += n if is_override else 0
-        for name, value in zip(outputs_summarized, row[_MINIMUM + 1:]):
+        for name, value in zip(outputs_summarized, row[_RULE_TIER + 1:]):
             outputs[name][value] = outputs[name].get(value, 0) + n
     ordered = {}
     for tier in policy.tiers:

@@ -344,21 +344,25 @@ def test_the_summary_groups_are_those_of_a_group_by_nulls_and_mixed_values_inclu
     """_grouped counts by an upsert; the rows, sums and minimums must be a GROUP BY's, in its order."""
     from types import SimpleNamespace
 
-    from crm_rules.engine.runner import _grouped
+    from crm_rules.engine.runner import Computed, _grouped
 
     conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE TEMP TABLE r (_tier, _stage, _subgrade, _service_level, _tier_rule, rev, grade)")
-    conn.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?)", [
-        ("A", "stable", None, "gold", "t1", 10.5, "x"), ("A", "stable", None, "gold", "override", None, None),
-        ("A", "stable", None, "gold", "t1", 2, "x"), ("B", None, "B1", None, "t2", None, ""),
-        ("B", None, "B1", None, "t2", None, None), ("C", "new", None, None, "t3", 0, 7),
-        ("C", "new", None, None, "t3", -1.25, 7), ("A", "stable", None, "gold", "t1", 0.1, "x")])
+    conn.execute("CREATE TEMP TABLE r (_tier, _stage, _subgrade, _service_level, _tier_rule, _rule_tier, rev, grade)")
+    conn.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+        ("A", "stable", None, "gold", "t1", "A", 10.5, "x"), ("A", "stable", None, "gold", "override", "C", None, None),
+        ("A", "stable", None, "gold", "t1", "A", 2, "x"), ("B", None, "B1", None, "t2", "B", None, ""),
+        ("B", None, "B1", None, "t2", "B", None, None), ("C", "new", None, None, "t3", "C", 0, 7),
+        ("C", "new", None, None, "t3", "C", -1.25, 7), ("A", "stable", None, "gold", "t1", "A", 0.1, "x"),
+        ("A", "stable", None, "gold", "override", "B", 3, "x")])
     column = SimpleNamespace(summarize=True)
     policy = SimpleNamespace(outputs={"grade": SimpleNamespace(column=column)}, revenue_metric="rev",
                              tier_metric="rev", tier_method="pareto")
     expected = conn.execute(
         "SELECT count(*), sum(rev), _tier, _stage, _subgrade, _service_level, _tier_rule = 'override', min(rev), "
-        "coalesce(grade, '') FROM r GROUP BY _tier, _stage, _subgrade, _service_level, _tier_rule = 'override', "
-        "coalesce(grade, '')").fetchall()
+        "_rule_tier, coalesce(grade, '') FROM r GROUP BY _tier, _stage, _subgrade, _service_level, "
+        "_tier_rule = 'override', _rule_tier, coalesce(grade, '')").fetchall()
     assert _grouped(conn, policy, "temp.r", with_overrides=True) == expected
-    assert (2, None, "B", None, "B1", None, 0, None, "") in expected  # NULL keys and an all-NULL sum kept
+    # the lowest tier metric per tier the rules give: the override's 3 counts for B, not for A
+    grouped = SimpleNamespace(groups=expected)
+    assert Computed.tier_minimum(grouped) == [["A", 0.1], ["B", 3], ["C", -1.25]]
+    assert (2, None, "B", None, "B1", None, 0, None, "B", "") in expected  # NULL keys and an all-NULL sum kept
