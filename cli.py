@@ -441,7 +441,8 @@ def actions(
     limit: int = typer.Option(50, "--limit", min=0, help="Rows to show in the table (0 = all)."),
     as_json: bool = typer.Option(False, "--json", help="Print every matching action as JSON."),
 ) -> None:
-    """List a run's actions (retention, churn alerts, upgrades, renewals), most urgent first."""
+    """List a run's actions (retention, churn alerts, upgrades, renewals), most urgent first: priority 1 first,
+    then the earliest due."""
     from .engine.action_queue import list_actions
     from .engine.terminal_table import titled_table
 
@@ -452,12 +453,12 @@ def actions(
     # Below this width the customer's name and the owner are left out: with them, an 80-column terminal left
     # eleven characters for name, owner and reason together, and folded each into a column of four.
     narrow = console.width < ACTIONS_FULL_WIDTH
-    columns = ("Due", "Prio", "Customer", "Name", "Tier", "Action", "Owner", "Reason")
+    columns = ("Prio", "Due", "Customer", "Name", "Tier", "Action", "Owner", "Reason")
     if narrow:
         columns = tuple(c for c in columns if c not in ("Name", "Owner"))
     # dates, ids and action names stay whole; names and reasons wrap
     table = titled_table(f"Actions of run {run_id}: {len(items):,}", *columns,
-                         whole=("Due", "Prio", "Customer", "Tier", "Action"))
+                         whole=("Prio", "Due", "Customer", "Tier", "Action"))
     shown = items if limit == 0 else items[:limit]
     for a in shown:
         cells = {"Due": a["due_date"], "Prio": a["priority"], "Customer": a["customer_id"],

@@ -14,12 +14,16 @@ from .plugin_sql import OWNER_SPACE, trimmed_owner
 from .run_history import listing
 from .runner import parse_as_of
 
+# Most urgent first: priority 1 before 2 (a plugin's priority says how urgent), then the earliest due.  By due
+# date alone the demo's default page of 50 held only priority-3 renewal offers due on the as-of date, and its
+# 193 priority-1 churn alerts (due three days later) came after them.
+URGENT_FIRST = "x.priority IS NULL, x.priority, x.due_date, x.customer_id, x.action"
 NO_ACTIONS = "the run's policy generates none (see `actions:` in the policy), or pick another run with --run"
 
 
 def list_actions(db: Path, run_id: int | None = None, due_before: str | None = None, owner: str | None = None,
                  action: str | None = None) -> tuple[int, list[dict]]:
-    """(run id, actions) of a run (default: the latest successful run), most urgent first.
+    """(run id, actions) of a run (default: the latest successful run), most urgent first (URGENT_FIRST).
 
     An ``action`` or ``owner`` that no action of the run has is a typo, not an empty queue: it is an error
     naming the ones the run has (as ``runs --policy`` and ``history --policy`` do), where an empty table and
@@ -53,7 +57,7 @@ def list_actions(db: Path, run_id: int | None = None, due_before: str | None = N
             "SELECT x.due_date, x.priority, x.customer_id, a.customer_name, a.tier, a.stage, x.action, x.category, "
             f"{trimmed_owner('x.owner')} AS owner, x.reason, x.details, x.plugin, x.generator FROM crm_actions AS x "
             "LEFT JOIN crm_assignments AS a ON a.run_id = x.run_id AND a.customer_id = x.customer_id "
-            f"WHERE {' AND '.join(where)} ORDER BY x.due_date, x.priority, x.customer_id, x.action", args).fetchall()
+            f"WHERE {' AND '.join(where)} ORDER BY {URGENT_FIRST}", args).fetchall()
         return rid, [dict(r) | {"details": json.loads(r["details"] or "{}")} for r in rows]
     finally:
         conn.close()

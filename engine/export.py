@@ -46,7 +46,15 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str |
             sql, args = sql + " AND policy_name = ?", [policy_name]
         row = conn.execute(sql + " ORDER BY run_id DESC LIMIT 1", args).fetchone()
         if row is None:
-            raise UsageError("no successful run found" + (f" for policy {policy_name!r}" if policy_name else ""))
+            if not policy_name:
+                raise UsageError("no successful run found")
+            from .expr_types import did_you_mean
+            from .run_history import listing  # run_history reads runs through this module
+
+            names = [r[0] for r in conn.execute(
+                "SELECT DISTINCT policy_name FROM crm_runs WHERE status = 'succeeded' ORDER BY policy_name")]
+            raise UsageError(f"no successful run found for policy {policy_name!r}{did_you_mean(policy_name, names)}",
+                             hint=f"policies with successful runs here: {listing(names)}")
         return row
     row = conn.execute("SELECT * FROM crm_runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:

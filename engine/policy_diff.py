@@ -29,17 +29,34 @@ What is compared
   - ``cost`` = Σ over customers of their service level's
     ``attributes.cost_per_customer``;
   - ``discount_given`` = Σ over customers of their service level's
-    ``discount`` × the customer's revenue (the side's revenue metric);
-  - ``account_managers`` = per service level whose ``account_manager`` starts
-    with "dedicated" (e.g. "dedicated", "dedicated senior") and that gives
-    ``attributes.accounts_per_manager``: ⌈customers ÷ accounts_per_manager⌉
-    (whole people, rounded up per service level), summed over levels.
+    ``discount`` × the customer's revenue (the side's revenue metric, named
+    in ``revenue_metric`` of each side: when the two sides use different
+    metrics, the change of this total is partly the change of metric, and a
+    note says so);
+  - ``account_managers`` = per service level that gives
+    ``attributes.accounts_per_manager`` (how many customers one account
+    manager looks after): ⌈customers ÷ accounts_per_manager⌉ (whole people,
+    rounded up per service level), summed over levels.  A level without it
+    adds no account managers (pooled or self-service levels) and is not
+    missing.  ``account_manager`` is free text (``dedicated senior``,
+    ``专属客户经理``, ``pooled``) and does not decide what is counted; it is
+    shown next to the count.
 
   Totals sum the levels that give the unit; ``missing`` lists service levels
-  with customers that lack it (their share is not in the total).  ``change``
-  (new − old) is given for a total present on both sides.
+  with customers that lack ``cost_per_customer`` or ``discount`` (their share
+  is not in the total).  A unit that is not a number (``cost_per_customer:
+  "2400"``), a negative one, or an ``accounts_per_manager`` of 0 or less is
+  not used: ``invalid`` names it, per cost and service level, with the value
+  given.  Customers without a service level are in no total (they get no
+  service) and are not listed as missing; the run's note counts them.
+  ``change`` (new − old) is given for a total present on both sides.  A
+  side without a revenue metric gives no ``discount_given``; its levels that
+  give a discount are listed in ``discount_without_revenue``.
 * ``movers`` (only with ``list_customers``): every customer whose tier,
   sub-grade, stage or service level differs, ordered by customer id.
+
+An error while computing one side (a missing column, overrides naming a tier
+that policy does not have) says which side: ``new policy 'vip_card': ...``.
 """
 
 from __future__ import annotations
@@ -47,13 +64,14 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from .database import RunConnection, connect, open_for_run
-from .errors import RunError, UsageError
+from .errors import CrmRulesError, PolicyError, RunError, UsageError
 from .export import resolve_run
 from .expr_sql import quote_identifier as q
 from .metric_sql import CID, CNAME
@@ -224,44 +242,75 @@ def _number(value: Any) -> float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+#: cost key -> (where the service level gives its unit, its label in the cost table)
+COST_UNITS = {"cost": ("attributes.cost_per_customer", "Service cost (cost_per_customer)"),
+              "discount_given": ("discount", "Discount given (discount × revenue)"),
+              "account_managers": ("attributes.accounts_per_manager", "Account managers needed (accounts_per_manager)")}
+
+
+def _unit(details: dict, attributes: dict, key: str, invalid: dict[str, dict], sl: str, *,
+          positive: bool = False) -> float | None:
+    """The service level's unit for ``key`` (a number; for ``positive``, above 0), else None (and, when
+    something else was given, the given value in ``invalid``)."""
+    where = COST_UNITS[key][0]
+    container, name = (attributes, where.split(".", 1)[1]) if where.startswith("attributes.") else (details, where)
+    if name not in container or container[name] is None:
+        return None
+    value = _number(container[name])
+    if value is None or (positive and value <= 0) or (not positive and value < 0) or math.isnan(value):
+        invalid.setdefault(key, {})[sl] = container[name]
+        return None
+    return value
+
+
 def _side_costs(conn: sqlite3.Connection, side_name: str, side: Side) -> dict:
     rows = conn.execute(f"SELECT {side_name}_service_level, count(*), sum({side_name}_revenue) FROM {PAIRS} "
                         f"WHERE in_{side_name} GROUP BY 1").fetchall()
     counts = {(sl if sl is not None else NONE): (n, rev) for sl, n, rev in rows}
     levels: dict[str, dict] = {}
     totals: dict[str, float] = {}
-    missing: dict[str, list[str]] = {"cost": [], "discount_given": [], "account_managers": []}
+    missing: dict[str, list[str]] = {"cost": [], "discount_given": []}
+    invalid: dict[str, dict] = {}
+    no_revenue: list[str] = []  # levels giving a discount when the side has no revenue metric to apply it to
     for sl in list(side.service_levels) + [s for s in counts if s not in side.service_levels]:
         n, rev = counts.get(sl, (0, None))
-        details = side.service_levels.get(sl, {})
-        attributes = details.get("attributes") if isinstance(details.get("attributes"), dict) else {}
         entry: dict[str, Any] = {"customers": n}
         if side.revenue_metric:
             entry["revenue"] = rev or 0
-        cpc = _number(attributes.get("cost_per_customer"))
+        if sl == NONE:  # customers without a service level get no service: nothing to cost, nothing missing
+            levels[sl] = entry
+            continue
+        details = side.service_levels.get(sl, {})
+        attributes = details.get("attributes") if isinstance(details.get("attributes"), dict) else {}
+        cpc = _unit(details, attributes, "cost", invalid, sl)
         if cpc is not None:
             entry["cost"] = cpc * n
         elif n:
             missing["cost"].append(sl)
-        discount = _number(details.get("discount"))
+        discount = _unit(details, attributes, "discount_given", invalid, sl)
         if discount is not None and side.revenue_metric:
             entry["discount_given"] = discount * (rev or 0)
+        elif discount is not None:
+            no_revenue.append(sl)
         elif n:
             missing["discount_given"].append(sl)
-        manager = details.get("account_manager")
-        if isinstance(manager, str) and manager.strip().lower().startswith("dedicated"):
-            entry["account_manager"] = manager
-            per_manager = _number(attributes.get("accounts_per_manager"))
-            if per_manager and per_manager > 0:
-                entry["account_managers"] = math.ceil(n / per_manager)
-            elif n:
-                missing["account_managers"].append(sl)
+        # account_manager is free text (any wording, any language): what is counted is where the service
+        # level says how many customers one manager looks after; a level without it adds no managers
+        # (pooled, self-service), which is not a missing unit
+        per_manager = _unit(details, attributes, "account_managers", invalid, sl, positive=True)
+        if per_manager is not None:
+            manager = details.get("account_manager")
+            if isinstance(manager, str) and manager.strip():
+                entry["account_manager"] = manager  # who is counted, as the policy calls them
+            entry["account_managers"] = math.ceil(n / per_manager)
         levels[sl] = entry
     for key in ("cost", "discount_given", "account_managers"):
         if any(key in e for e in levels.values()):
             totals[key] = sum(e.get(key, 0) for e in levels.values())
-    return {"service_levels": levels, "totals": totals,
-            "missing": {k: v for k, v in missing.items() if k in totals and v}}
+    missing = {k: [sl for sl in v if sl not in invalid.get(k, {})] for k, v in missing.items()}
+    return {"revenue_metric": side.revenue_metric, "service_levels": levels, "totals": totals,
+            "missing": {k: v for k, v in missing.items() if k in totals and v},
+            "invalid": invalid, "discount_without_revenue": no_revenue}
 
 
 def _costs(conn: sqlite3.Connection, old: Side, new: Side) -> dict:
@@ -315,6 +364,23 @@ def _movers(conn: sqlite3.Connection) -> list[dict]:
     return out
 
 
+@contextmanager
+def _side_errors(side: str, overrides: Path | None, both: bool = True):
+    """Name the side (``old policy 'base'``) in an error computing it: both sides run the same steps, and
+    ``--overrides`` is applied to both, so "unknown tier 'A'" alone does not say which policy lacks it."""
+    try:
+        yield
+    except PolicyError:
+        raise  # file:line diagnostics name their file already
+    except CrmRulesError as exc:
+        hint = exc.hint
+        if overrides is not None and "unknown tier" in exc.message:
+            also = ("--overrides applies to both policies: every tier it names must be a tier of both" if both else
+                    "--overrides applies to the new policy: every tier it names must be one of its tiers")
+            hint = f"{hint}; {also}" if hint else also
+        raise type(exc)(f"{side}: {exc.message}", hint=hint) from exc
+
+
 def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of: str | None,
                   against_run: int | None = None, *, list_customers: bool = False,
                   results_db: Path | None = None, overrides: Path | None = None) -> dict:
@@ -334,8 +400,10 @@ def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of
                 date = as_of or old.as_of
             else:
                 date = as_of or parse_as_of(None)
-                old = _copy_computed(rc, old_policy, date, OLD, overrides)  # the same manual decisions on both sides
-            new = _copy_computed(rc, new_policy, date, NEW, overrides)
+                with _side_errors(f"old policy {old_policy.name!r}", overrides):
+                    old = _copy_computed(rc, old_policy, date, OLD, overrides)  # the same manual decisions on both sides
+            with _side_errors(f"new policy {new_policy.name!r}", overrides, both=against_run is None):
+                new = _copy_computed(rc, new_policy, date, NEW, overrides)
             _pairs(conn)
         except sqlite3.OperationalError as exc:
             raise RunError(f"could not compare the policies: {exc}") from exc
@@ -354,6 +422,11 @@ def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of
         }
         if against_run is not None and old.as_of != date:
             result["notes"].append(f"run {old.run_id} was computed as of {old.as_of}; the new policy as of {date}")
+        if old.revenue_metric != new.revenue_metric:
+            result["notes"].append(
+                f"the revenue metric differs: old {old.revenue_metric or '(none)'}, new {new.revenue_metric or '(none)'}; "
+                f"revenue shares and discounts given are measured with each side's own metric, so their change "
+                f"is partly the change of metric")
         if list_customers:
             result["movers"] = _movers(conn)
         return result
@@ -427,22 +500,33 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
     costs = result["costs"]
     keys = [k for k in ("cost", "discount_given", "account_managers")
             if k in costs["old"]["totals"] or k in costs["new"]["totals"]]
+    labels = {k: label for k, (_, label) in COST_UNITS.items()}
+    # discounts are a fraction of each side's revenue metric: name it, as the revenue share table does
+    labels["discount_given"] = f"Discount given (discount × {metric})"
     if keys:
-        labels = {"cost": "Service cost (cost_per_customer)", "discount_given": "Discount given (discount × revenue)",
-                  "account_managers": "Account managers needed"}
         t = table("Cost of service levels", "Measure", "Old>", "New>", "Change>")
         for k in keys:
             old, new, change = costs["old"]["totals"].get(k), costs["new"]["totals"].get(k), costs["change"].get(k)
-            t.add_row(labels[k], fmt_number(old), fmt_number(new), "—" if change is None else f"{change:+,.2f}"
+            t.add_row(escape(labels[k]), fmt_number(old), fmt_number(new), "—" if change is None else f"{change:+,.2f}"
                       if isinstance(change, float) else f"{change:+,}")
         console.print(t)
-        for side in ("old", "new"):
-            for k, levels in costs[side].get("missing", {}).items():
-                console.print(f"note: {side} service levels without a unit for {k}: {escape(', '.join(levels))} "
-                              f"(not in the total)", highlight=False)
     else:
         console.print("Costs: no service level gives unit costs (attributes.cost_per_customer, discount, "
                       "attributes.accounts_per_manager)", highlight=False)
+    for side in ("old", "new"):
+        for k, levels in costs[side].get("missing", {}).items():
+            measure = labels[k].split(" (")[0]
+            console.print(f"note: {side} service levels without {COST_UNITS[k][0]}: {escape(', '.join(levels))} "
+                          f"(their customers are not in {measure})", highlight=False)
+        if costs[side].get("discount_without_revenue"):
+            console.print(f"note: {side}: discount given not computed for "
+                          f"{escape(', '.join(costs[side]['discount_without_revenue']))}: the policy has no revenue "
+                          f"metric to apply it to (summary.revenue)", highlight=False)
+        for k, given in costs[side].get("invalid", {}).items():
+            wanted = "a number above 0" if k == "account_managers" else "a number, 0 or more"
+            for sl, value in given.items():
+                console.print(f"note: {side} service level {escape(sl)}: {COST_UNITS[k][0]} {escape(repr(value))} is "
+                              f"not {wanted}; not used", highlight=False)
     movers = result.get("movers")
     if movers is not None:
         t = table(f"Customers whose grades change: {len(movers):,}", "Customer", "Name", "Tier", "Sub-grade", "Stage",

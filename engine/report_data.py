@@ -170,7 +170,8 @@ def _groups(conn: sqlite3.Connection, stored: RunMetrics, revenue: str | None, c
     alias = {k: f"v{i}" for i, k in enumerate(dict.fromkeys(wanted))}
     inner = "".join(f", {stored.column(k)} AS {a}" for k, a in alias.items())
     keys = ["tier", "stage"] + [alias[c["name"] + "_outcome"] for c in credit]
-    sums = [f"sum({alias[revenue]})" if revenue else "NULL", f"sum({alias[revenue]} < 0)" if revenue else "0"]
+    sums = [f"sum({alias[revenue]})" if revenue else "NULL", f"sum({alias[revenue]} < 0)" if revenue else "0",
+            f"sum(max({alias[revenue]}, 0))" if revenue else "NULL"]
     names = []
     for c in credit:
         for b in c["buckets"]:
@@ -183,36 +184,45 @@ def _groups(conn: sqlite3.Connection, stored: RunMetrics, revenue: str | None, c
            f"FROM crm_assignments AS a{stored.join()} WHERE a.run_id = ? LIMIT -1) GROUP BY {', '.join(keys)}")
     out = []
     for row in conn.execute(sql, (stored.run_id,)):
-        n, rev, negative = row[:3]
-        values = row[3:3 + len(names)]
-        group_keys = row[3 + len(names):]
-        out.append({"n": n, "revenue": rev, "negative": negative, "tier": group_keys[0], "stage": group_keys[1],
+        n, rev, negative, positive = row[:4]
+        values = row[4:4 + len(names)]
+        group_keys = row[4 + len(names):]
+        out.append({"n": n, "revenue": rev, "negative": negative, "positive": positive, "tier": group_keys[0],
+                    "stage": group_keys[1],
                     "outcomes": {c["name"]: group_keys[2 + i] for i, c in enumerate(credit)},
                     "sums": {f"{e}:{k}": v for (e, k), v in zip(names, values)}})
     return out
 
 
 def _tiers(groups: list[dict], definitions: dict, document: dict) -> list[dict]:
-    """Each tier in policy order (then any tier the definitions lack), with its share of customers and revenue."""
+    """Each tier in policy order (then any tier the definitions lack), with its share of customers and revenue.
+
+    ``revenue_share`` is of the net revenue (what the tiers' revenue adds up to); ``curve_share`` counts
+    negative revenue as 0, as the Pareto curve and Pareto tiers do, so that a tier's cut-off marker sits on
+    the curve and never reads "A holds 90%" beside a cut-off of 80% when returns made someone's revenue negative.
+    """
     targets = {lvl.get("id"): lvl.get("up_to") for lvl in (document.get("tiers") or {}).get("levels", [])
                if isinstance(lvl, dict)}
     order = [d["id"] for d in definitions["tier"]]
     labels = {d["id"]: d["label"] for d in definitions["tier"]}
     stats: dict = {}
     for g in groups:
-        s = stats.setdefault(g["tier"], {"customers": 0, "revenue": None})
+        s = stats.setdefault(g["tier"], {"customers": 0, "revenue": None, "positive": 0})
         s["customers"] += g["n"]
         if g["revenue"] is not None:
             s["revenue"] = (s["revenue"] or 0) + g["revenue"]
+        s["positive"] += g["positive"] or 0
     order += sorted((t for t in stats if t not in order), key=str)
     total_n = sum(s["customers"] for s in stats.values())
     total_rev = sum(s["revenue"] or 0 for s in stats.values())
+    total_positive = sum(s["positive"] for s in stats.values())
     out = []
     for t in order:
-        s = stats.get(t, {"customers": 0, "revenue": None})
+        s = stats.get(t, {"customers": 0, "revenue": None, "positive": 0})
         out.append({"id": t, "label": labels.get(t, ""), "customers": s["customers"], "revenue": s["revenue"],
                     "customer_share": s["customers"] / total_n if total_n else 0,
                     "revenue_share": (s["revenue"] or 0) / total_rev if total_rev > 0 else None,
+                    "curve_share": s["positive"] / total_positive if total_positive > 0 else None,
                     "target": targets.get(t)})
     return out
 

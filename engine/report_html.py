@@ -189,10 +189,10 @@ def _pareto(data: dict, labels: _Labels) -> str:
     x0 = y0 = 0.0
     for i, t in enumerate(tiers):
         x1 = x0 + t["customer_share"]
-        y1 = y0 + (t["revenue_share"] or 0)
+        y1 = y0 + (t["curve_share"] or 0)
         color = labels.colors[t["id"]]
         segments.append({"x0": x0, "x1": min(x1, 1.0), "id": t["id"], "color": color,
-                         "title": f"{t['id']} {t['label']}: {t['customers']:,} customers, {pct(t['revenue_share'])} of revenue"})
+                         "title": f"{t['id']} {t['label']}: {t['customers']:,} customers, {pct(t['curve_share'])} of revenue"})
         if i < len(tiers) - 1 and t["customers"]:
             cutoffs.append({"x": min(x1, 1.0), "y": min(y1, 1.0), "color": color,
                             "label": f"{t['id']} ends: top {pct(x1)} of customers",
@@ -203,14 +203,14 @@ def _pareto(data: dict, labels: _Labels) -> str:
     pareto_policy = data["policy"]["tier_method"] == "pareto"
     rows = "".join(
         f"<tr><td>{labels.tag(t['id'])} <span class=tl>{esc(t['label'])}</span></td><td class=num>{_n(t['customers'])}</td>"
-        f"<td class=num>{pct(t['customer_share'])}</td><td class=num>{pct(t['revenue_share'])}</td>"
+        f"<td class=num>{pct(t['customer_share'])}</td><td class=num>{pct(t['curve_share'])}</td>"
         + (f"<td class=num>{pct(t['target'], 0) if t['target'] is not None else 'rest'}</td>" if pareto_policy else "")
         + "</tr>" for t in tiers)
     target_head = "<th class=num title='cumulative revenue share the tier reaches up to'>Cut-off</th>" if pareto_policy else ""
     table = (f'<table class="compact"><thead><tr><th>Tier</th><th class=num>Cust.</th><th class=num>% cust.</th>'
              f'<th class=num>% rev.</th>{target_head}</tr></thead><tbody>{rows}</tbody></table>')
-    extra = (f'<p class="muted">{p["negative"]:,} customer(s) with negative {esc(metric)} count as 0 on the curve.</p>'
-             if p["negative"] else "")
+    extra = (f'<p class="muted">{p["negative"]:,} customer(s) with negative {esc(metric)} count as 0 on the curve '
+             f'and in "% rev." here, as in Pareto tiers; the tier section shows net revenue.</p>' if p["negative"] else "")
     lead = (f"Customers sorted by {esc(metric)} (<code>{esc(data['policy']['revenue_metric'])}</code>), highest first; "
             f"the curve is the share of all revenue held by the top x% of customers. Dashed lines mark where each tier ends.")
     body = (f'<div class="card pareto"><div>{chart}</div><div><h3>Tiers<small>{esc(metric)}</small></h3>{table}{extra}'

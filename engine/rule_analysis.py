@@ -13,6 +13,13 @@ Two kinds of evidence:
   Sub-grade rules count only customers of their tier; a service level
   "matches" the customers of its tier, sub-grade and stage that meet its
   condition.  Defaults have no condition and are never dead.
+* **Overlaps on the data** (tiers with ``hit_policy: unique``): ``apply``
+  stops at the first customer who meets two tier rules; the analysis does
+  not.  It evaluates the tiers as first hit would (the same grades wherever
+  the rules do not overlap) and counts, in ``unique_conflicts``, the
+  customers who meet more than one tier rule, per pair of rules, with an
+  example customer: what has to change before ``apply`` runs.  Any
+  condition counts here, not only intervals of one metric.
 * **Static** (from the conditions alone, whatever the data): a condition
   that compares ONE metric with constants (``<``, ``<=``, ``>``, ``>=``,
   ``=``, ``!=``, ``between``, ``in [...]``, ``is null``, combined with
@@ -25,24 +32,27 @@ Two kinds of evidence:
   - two rules whose sets intersect overlap: harmless for first hit (the
     earlier rule takes the values; ``effective`` shows what is left to each
     rule after the earlier rules on the same metric) and a problem for
-    ``hit_policy: unique``;
+    ``hit_policy: unique`` (``apply`` stops on a customer there);
   - when every conditional rule of a list is an interval of the same metric
     (a threshold table), the values no rule covers are **gaps**: customers
     there get the default.  Empty values are a gap too, unless a rule covers
-    them or the metric always has one (sums and counts default to 0).
+    them or the metric always has one (see below).
 
   Metrics that only take whole numbers (counts, recency and contract days,
-  ntile scores, ranks) are analysed over the integers, so ``x <= 9`` and
-  ``x >= 10`` leave no gap.  Conditions that are not intervals of one metric
-  are listed in ``not_analysed`` with the reason; service levels and tiers of
-  methods pareto/quantile/top_n are checked on data only.
+  ntile scores, ranks, overdue days and counts) are analysed over the
+  integers, so ``x <= 9`` and ``x >= 10`` leave no gap.  Sums and counts
+  (unless ``default: null``) and overdue and outstanding receivables always
+  have a value: no gap of empty values is reported for them.  Conditions
+  that are not intervals of one metric are listed in ``not_analysed`` with
+  the reason; service levels and tiers of methods pareto/quantile/top_n are
+  checked on data only.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +62,7 @@ from .database import open_for_run
 from .errors import RunError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import NUMBER
+from .metric_sql import CID
 from .policy_model import Policy, Rule
 from .runner import compute
 
@@ -299,9 +310,14 @@ class _List:
 
 
 def _integer_metrics(policy: Policy) -> set[str]:
+    """Metrics whose values are whole numbers.  A count with ``default: null`` still is (its empty value is
+    no number at all); one with a fractional default is not."""
     out = set()
     for name, m in policy.metrics.items():
-        if m.kind in INTEGER_KINDS and isinstance(m.spec.get("default", 0), int):
+        default = m.spec.get("default", 0)
+        whole = default is None or (isinstance(default, int) and not isinstance(default, bool)) or (
+            isinstance(default, float) and default.is_integer())
+        if m.kind in INTEGER_KINDS and whole:
             out.add(name)
         elif m.kind == "overdue" and m.spec["overdue"] in ("days", "count"):
             out.add(name)
@@ -309,9 +325,11 @@ def _integer_metrics(policy: Policy) -> set[str]:
 
 
 def _never_null(policy: Policy) -> set[str]:
-    """Metrics that always have a value: sums and counts default to 0 unless the policy says otherwise."""
+    """Metrics that always have a value: sums and counts default to 0 unless the policy says otherwise, and
+    overdue and outstanding receivables are 0 for a customer with none."""
     return {name for name, m in policy.metrics.items()
-            if m.kind in ("sum", "count", "count_distinct") and m.spec.get("default", 0) is not None}
+            if (m.kind in ("sum", "count", "count_distinct") and m.spec.get("default", 0) is not None)
+            or m.kind in ("overdue", "outstanding")}
 
 
 def _lists(policy: Policy) -> list[_List]:
@@ -466,7 +484,7 @@ def _static(policy: Policy) -> tuple[list[dict], list[dict], dict[tuple[str, str
                 overlaps.append({
                     "metric": metric, "rules": [e.id, r.id], "intervals": where, "problem": problem,
                     "message": f"{e.id!r} and {r.id!r} both cover {metric} in {' ∪ '.join(where)}; "
-                               + ("hit_policy unique: a customer there is an error" if problem
+                               + ("hit_policy unique: apply stops on a customer there" if problem
                                   else f"first hit: {e.id!r} takes them")})
         table: dict[str, Any] = {"list": lst.name, "kind": lst.kind, "parent": lst.parent, "hit_policy": lst.hit_policy,
                                  "metrics": metrics, "rules": rules_out, "overlaps": overlaps}
@@ -500,20 +518,54 @@ def _bound(v: float) -> float | None:
     return None if v in (INF, -INF) else v
 
 
+def _unique_conflicts(conn: sqlite3.Connection, table: str, policy: Policy, as_of: str) -> dict:
+    """For ``hit_policy: unique``: the customers whose data meets more than one tier rule (on which ``apply``
+    stops), in all and per pair of rules, with the lowest customer id of each pair as an example."""
+    params = SqlParams(prefix="w")
+    conds = [(t.id, f"({_cond_sql(t.rule.condition.node, params)})") for t in policy.tiers if t.rule.condition is not None]
+    pairs = [(a, b, f"({fa} AND {fb})") for i, (a, fa) in enumerate(conds) for b, fb in conds[i + 1:]]
+    if not pairs:
+        return {"customers": 0, "pairs": []}
+    values = {**params.values, "as_of": as_of}
+    total = " + ".join(f"(CASE WHEN {f} THEN 1 ELSE 0 END)" for _, f in conds)
+    customers = conn.execute(f"SELECT count(*) FROM {table} AS m WHERE ({total}) > 1", values).fetchone()[0]
+    out = []
+    for (a, b, both), n in zip(pairs, _sums(conn, table, [f for _, _, f in pairs], params, as_of)):
+        if n:
+            example = conn.execute(f"SELECT min(m.{CID}) FROM {table} AS m WHERE {both}", values).fetchone()[0]
+            out.append({"rules": [a, b], "customers": n, "example": example})
+    return {"customers": customers, "pairs": out}
+
+
 def analyze_policy(db: Path, policy: Policy, as_of: str, overrides: Path | None = None) -> dict:
     """Dead and shadowed rules (on the data as of ``as_of``), and static gaps and overlaps; see the module doc.
 
-    Returns ``{"policy", "policy_sha256", "as_of", "customers", "rules", "dead", "shadowed",
-    "threshold_tables", "not_analysed", "notes"}``.
+    Returns ``{"policy", "policy_sha256", "as_of", "customers", "hit_policy", "rules", "dead", "shadowed",
+    "unique_conflicts", "threshold_tables", "not_analysed", "notes"}``.
+
+    With ``hit_policy: unique``, customers who meet two tier rules make ``apply`` stop; the analysis is
+    there to find them, so it does not stop: the policy is evaluated as first hit would (the same grades
+    wherever the rules do not overlap) and ``unique_conflicts`` counts the customers who meet more than one
+    tier rule, per pair of rules, with an example (None for hit policy first).  Finding them is the
+    analysis succeeding: the command exits 0, as it does for dead rules and gaps.
     """
+    unique = policy.hit_policy == "unique"
+    # compute() stops at the first customer two tier rules match under unique; first hit grades the same
+    # customers the same way and lets every rule be counted
+    evaluated = replace(policy, hit_policy="first") if unique else policy
     rc = open_for_run(db, write=False)
     try:
         try:
-            computed = compute(rc, policy, as_of, overrides)
+            computed = compute(rc, evaluated, as_of, overrides)
             conn, table = rc.conn, computed.result_table
             customers = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             entries, flags_of = _data_rules(conn, table, policy, as_of, computed.with_overrides)
             tables, skipped, shadow, notes = _static(policy)
+            conflicts = _unique_conflicts(conn, table, policy, as_of) if unique else None
+            if conflicts and conflicts["customers"]:
+                notes.insert(0, f"hit_policy unique: {conflicts['customers']:,} customer(s) match more than one tier "
+                                f"rule, so apply stops on this data; the tier rules' decided counts are what first hit "
+                                f"would give")
             overridden = conn.execute(f"SELECT count(*) FROM {table} WHERE _tier_rule = 'override'").fetchone()[0]
             if overridden:
                 notes.insert(0, f"{overridden:,} customer(s) have their tier set by an override; tier counts are the "
@@ -533,8 +585,9 @@ def analyze_policy(db: Path, policy: Policy, as_of: str, overrides: Path | None 
         except sqlite3.OperationalError as exc:
             raise RunError(f"could not analyse the policy: {exc}") from exc
         return {"policy": policy.name, "policy_sha256": policy.sha256, "as_of": as_of, "customers": customers,
-                "rules": entries, "dead": dead, "shadowed": shadowed, "threshold_tables": tables,
-                "not_analysed": skipped, "notes": list(computed.notes) + notes}
+                "hit_policy": policy.hit_policy, "rules": entries, "dead": dead, "shadowed": shadowed,
+                "unique_conflicts": conflicts, "threshold_tables": tables, "not_analysed": skipped,
+                "notes": list(computed.notes) + notes}
     finally:
         rc.close()
 
@@ -556,9 +609,12 @@ def print_analysis(console, result: dict) -> None:
     from .render import fmt_number
     from .terminal_table import titled_table
 
+    conflicts = result.get("unique_conflicts")
+    clash = (f"; [red]{conflicts['customers']:,} customer(s) match more than one tier rule[/red] "
+             f"(hit_policy unique: apply stops on them)" if conflicts and conflicts["customers"] else "")
     console.print(f"[b]{escape(result['policy'])}[/b] (sha256 {result['policy_sha256'][:12]}) as of {result['as_of']}: "
                   f"{result['customers']:,} customers; {len(result['dead'])} dead rule(s), "
-                  f"{len(result['shadowed'])} shadowed", highlight=False)
+                  f"{len(result['shadowed'])} shadowed{clash}", highlight=False)
     t = titled_table("Rules on the data", "List", "Rule", "Condition", "Matched>", "Decided>", "Status")
     for e in result["rules"]:
         condition = "(default)" if e["default"] else e["condition"] or ""
@@ -568,22 +624,39 @@ def print_analysis(console, result: dict) -> None:
     for e in result["dead"]:
         console.print(f"[red]dead[/red]: {escape(_who(e))}: {escape(e['condition'] or '')} matches no customer",
                       highlight=False)
+    unique_lists = {"tiers"} if result.get("hit_policy") == "unique" else set()  # sub-grades and stages: first hit
     for e in result["shadowed"]:
         parts = []
+        unique = e["list"] in unique_lists
         if e["taken_by"]:
             taken = ", ".join(f"{k} {n:,}" for k, n in e["taken_by"].items())
-            parts.append(f"matches {e['matched']:,} customer(s), all decided earlier ({taken})")
+            parts.append(f"matches {e['matched']:,} customer(s), all also matched by earlier rules ({taken}): "
+                         f"hit_policy unique stops on them" if unique else
+                         f"matches {e['matched']:,} customer(s), all decided earlier ({taken})")
         if e["static"]:
             s = e["static"]
+            by = ", ".join(s["covered_by"])
             parts.append("can never be true" if s["never_true"] else
-                         f"every value of {s['metric']} it covers is taken by {', '.join(s['covered_by'])} first")
+                         f"every value of {s['metric']} it covers is also covered by {by} (hit_policy unique: "
+                         f"a customer there stops apply)" if unique else
+                         f"every value of {s['metric']} it covers is taken by {by} first")
         console.print(f"[yellow]shadowed[/yellow]: {escape(_who(e))}: {escape('; '.join(parts))}", highlight=False)
+    if conflicts and conflicts["customers"]:
+        console.print(f"\n[b]Tier rules that overlap on the data[/b] (hit_policy unique: apply stops on these "
+                      f"{conflicts['customers']:,} customer(s); make the conditions exclusive, or use hit_policy: first):",
+                      highlight=False)
+        for c in conflicts["pairs"]:
+            a, b = c["rules"]
+            console.print(f"  [red]overlap[/red]: {escape(repr(a))} and {escape(repr(b))}: {c['customers']:,} "
+                          f"customer(s), e.g. {escape(str(c['example']))}", highlight=False)
     for table in result["threshold_tables"]:
         console.print(f"\n[b]{escape(table['list'])}[/b] (hit policy {table['hit_policy']}), "
                       f"intervals of {escape(', '.join(table['metrics']))}:", highlight=False)
         for r in table["rules"]:
             null = " and empty values" if r["null"] else ""
-            effective = "" if r["effective"] == r["covers"] else f"; first hit leaves it {r['effective']}"
+            # under unique no rule takes values from another: what first hit would leave is no information
+            effective = ("" if r["effective"] == r["covers"] or table["hit_policy"] == "unique"
+                         else f"; first hit leaves it {r['effective']}")
             console.print(f"  {escape(r['id'])}: {escape(r['metric'])} in {r['covers']}{null}{escape(effective)}",
                           highlight=False)
         for o in table["overlaps"]:

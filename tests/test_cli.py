@@ -112,8 +112,9 @@ def test_actions_command_lists_filters_and_exports(cli, demo_db):
     items = everything["actions"]
     assert everything["run_id"] == 1 and items
     assert {"churn_alert", "loyalty_rebate"} <= {a["action"] for a in items}
-    keys = [(a["due_date"], a["priority"], a["customer_id"], a["action"]) for a in items]
-    assert keys == sorted(keys)  # most urgent first
+    keys = [(a["priority"], a["due_date"], a["customer_id"], a["action"]) for a in items]
+    assert keys == sorted(keys)  # most urgent first: priority 1, then the earliest due
+    assert items[0]["priority"] == 1 and items[0]["due_date"] > min(a["due_date"] for a in items)
     owner = items[0]["owner"]
     mine = json.loads(cli("actions", "--db", demo_db, "--owner", owner, "--json", ok=True).output)["actions"]
     assert mine and all(a["owner"] == owner for a in mine)

@@ -134,7 +134,7 @@ service_levels:
     costs = diff_policies(diff_db, _write(tmp_path, "p1", plain), _write(tmp_path, "p2", plain), AS_OF)["costs"]
     assert costs["old"]["totals"] == {"discount_given": pytest.approx(0.02 * 140_000)}
     assert costs["old"]["missing"] == {"discount_given": ["A-key"]}
-    assert costs["old"]["service_levels"]["A-key"] == {"customers": 1, "revenue": 150_000, "account_manager": "dedicated"}
+    assert costs["old"]["service_levels"]["A-key"] == {"customers": 1, "revenue": 150_000}
     assert costs["change"] == {"discount_given": 0}
 
 

@@ -136,6 +136,25 @@ def test_owners_written_with_whitespace_by_earlier_runs_count_as_one(two_runs):
     assert all(a["owner"] is None or a["owner"] == a["owner"].strip() for a in actions["due_soon_list"])
 
 
+def test_pareto_shares_count_negative_revenue_as_zero_like_the_tiers(cli, demo_db, tmp_path):
+    """Returns that make three customers' revenue negative: the Pareto section's shares and cut-off markers are
+    on the curve's basis (negatives as 0, as Pareto tiers count them), so A stays within its 80% cut-off."""
+    conn = sqlite3.connect(demo_db)
+    with conn:
+        conn.execute("INSERT INTO orders (customer_id, order_date, amount, cost, discount) SELECT id, '2026-06-01', "
+                     "-5000000, 0, 0 FROM customers WHERE id IN (SELECT id FROM customers ORDER BY id LIMIT 3)")
+    conn.close()
+    cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True)
+    data = gather(demo_db)
+    a = data["tiers"][0]
+    assert a["revenue_share"] > 0.85 and 0.79 < a["curve_share"] < 0.81  # the curve's share is at the cut-off
+    assert sum(t["curve_share"] for t in data["tiers"]) == pytest.approx(1)
+    out = tmp_path / "report.html"
+    html = cli("report", "--db", demo_db, "--out", out, ok=True) and out.read_text(encoding="utf-8")
+    assert "3 customer(s) with negative" in html
+    assert f"hold {a['curve_share'] * 100:.1f}% of revenue" in html
+
+
 def test_aging_from_receivables_matches_what_the_credit_check_stored(two_runs):
     """The fallback for runs without a credit check reads the receivables by the plugin's rules."""
     data = gather(two_runs)
@@ -171,7 +190,7 @@ def test_results_in_another_database(cli, demo_db, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["no runs", "unknown run", "failed run", "run of another policy", "missing directory",
-                                  "out is a directory", "missing database"])
+                                  "out is a directory", "missing database", "misspelled policy"])
 def test_bad_inputs_fail_clearly_and_write_nothing(cli, demo_db, tmp_path, case):
     folder = tmp_path / "out"
     folder.mkdir()
@@ -182,7 +201,9 @@ def test_bad_inputs_fail_clearly_and_write_nothing(cli, demo_db, tmp_path, case)
     expected = {"no runs": "has no crm-rules runs yet", "unknown run": "run 99 not found",
                 "failed run": "run 2 failed and has no results", "missing directory": "does not exist",
                 "run of another policy": "run 1 is a run of policy 'base', not 'vip_card'",
-                "out is a directory": "is a directory", "missing database": "database not found"}[case]
+                "out is a directory": "is a directory", "missing database": "database not found",
+                "misspelled policy": "no successful run found for policy 'bse'; did you mean 'base'?\n"
+                                     "  hint: policies with successful runs here: base"}[case]
     if case == "unknown run":
         args += ["--run", "99"]
     elif case == "failed run":
@@ -194,6 +215,8 @@ def test_bad_inputs_fail_clearly_and_write_nothing(cli, demo_db, tmp_path, case)
         args += ["--run", "2"]
     elif case == "run of another policy":
         args += ["--run", "1", "--policy", "vip_card"]
+    elif case == "misspelled policy":
+        args += ["--policy", "bse"]
     elif case == "missing directory":
         args[-1] = folder / "nope" / "report.html"
     elif case == "out is a directory":
