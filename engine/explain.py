@@ -52,7 +52,7 @@ from .errors import UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import NUMBER, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
-from .overrides import load_overrides_file, load_overrides_table, split_expired
+from .overrides import load_overrides, split_expired
 from .plugin_sql import ACTIONS
 from .policy_model import Policy, Rule
 from .results_store import has_results
@@ -354,13 +354,9 @@ class _CannotUseRun(Exception):
 
 def _active_override_jsons(rc: Any, policy: Policy, as_of: str, path: Path | None) -> tuple[bool, list[str]]:
     """(whether overrides are in play, the active ones as the run stores them) — as ``runner.compute`` loads them."""
-    source = ("file", str(path)) if path is not None else policy.overrides
-    if source is None:
+    found = load_overrides(rc.conn, rc.source_schema, policy, path)
+    if found is None:
         return False, []
-    tiers = [t.id for t in policy.tiers]
-    kind, where = source
-    found = (load_overrides_file(Path(where), tiers) if kind == "file"
-             else load_overrides_table(rc.conn, rc.source_schema, where, tiers))
     active, _ = split_expired(found, as_of)
     return True, [o.as_json() for o in active]
 

@@ -6,6 +6,12 @@ file, or a table in the user's database, and are applied after the rules:
 `tier` sets the tier, `floor` keeps the customer at least that good,
 `ceiling` at most that good.  Every override is checked, positioned and
 recorded; an expired one is ignored with a note, never silently.
+
+An overrides file that holds nothing (an empty file, only comments, ``[]``,
+a CSV file with no rows) means no overrides.  Whatever is wrong with a file's
+content is a DataError naming the file and its line (a failed run records it);
+a file that is missing is a UsageError when it was given on the command line
+(``--overrides``) and a DataError when a policy names it.
 """
 
 from __future__ import annotations
@@ -16,14 +22,38 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .errors import DataError, Diagnostic, PolicyError, UsageError
+from .errors import DataError, PolicyError, UsageError
 from .expr_sql import quote_identifier as q
 from .expr_types import did_you_mean, is_iso_date
-from .yaml_source import decode_utf8, load_yaml_file
+from .rule_table_io import csv_delimiter
+from .yaml_source import decode_utf8, load_yaml_text
 
 KINDS = ("tier", "floor", "ceiling")
 FIELDS = ("customer", *KINDS, "reason", "author", "expires")
+REQUIRED = ("customer", "reason", "author")
+EXAMPLES = 3  # problems of one kind shown; the rest are counted
+COMMAND_LINE = "--overrides"  # named_in of a file given on the command line
+
+_FIX = "fix the overrides (one per customer: customer, tier|floor|ceiling, reason, author, expires)"
+_QUOTE_COMMAS = ('every row needs as many fields as the header: put a value that contains a comma in double quotes, '
+                 'e.g. C000001,B,"Under renegotiation, signed by CEO",Sarah Miller')
+_SAVE_AS_UTF8 = ("save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'); files from Windows are often in its local "
+                 "code page (GBK in China, Windows-1252 in Europe)")
+_QUOTE_ADVICE = 'a \'"\' that is part of a value must be doubled and the whole value quoted ("12"" pipe" reads as: 12" pipe)'
+_LIST_EXAMPLE = "- {customer: C000001, tier: A, reason: Strategic partner, author: Sarah Miller}"
+# What is given instead of a YAML or CSV file, recognised by its first bytes.
+_SIGNATURES = (
+    (b"SQLite format 3\x00", "a SQLite database",
+     "overrides kept in a table of your database are named in the policy: overrides: {table: NAME}"),
+    (b"PK\x03\x04", "a ZIP archive such as an Excel workbook (.xlsx)",
+     "save the sheet as CSV (in Excel: Save As > 'CSV UTF-8 (Comma delimited)') and give that file"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)",
+     "save the sheet as CSV (in Excel: Save As > 'CSV UTF-8 (Comma delimited)') and give that file"),
+    (b"\xff\xfe", "UTF-16 text", _SAVE_AS_UTF8),
+    (b"\xfe\xff", "UTF-16 text", _SAVE_AS_UTF8),
+)
 
 
 @dataclass(frozen=True)
@@ -41,49 +71,296 @@ class Override:
                            "expires": self.expires, "source": self.where}, ensure_ascii=False)
 
 
-def _record(values: dict, where: str, tiers: list[str]) -> tuple[Override | None, list[str]]:
-    problems = []
-    unknown = [k for k in values if k not in FIELDS and values[k] not in (None, "")]
-    for key in unknown:
-        problems.append(f"{where}: unknown field {key!r}{did_you_mean(key, FIELDS)}")
-    kinds = [k for k in KINDS if values.get(k) not in (None, "")]
-    if len(kinds) != 1:
-        problems.append(f"{where}: give exactly one of tier, floor or ceiling (found {', '.join(kinds) or 'none'})")
-    for key in ("customer", "reason", "author"):
-        if values.get(key) in (None, ""):
-            problems.append(f"{where}: {key} is required (who is overridden, why, and who decided)")
-    expires = values.get("expires")
-    expires = None if expires in (None, "") else str(expires)
+class _Problems:
+    """Problems by kind, in the order found: a few examples of each kind are shown, the rest counted."""
+
+    def __init__(self) -> None:
+        self.by_kind: dict[str, list[str]] = {}
+        self.hints: list[str] = []
+
+    def add(self, kind: str, message: str) -> None:
+        self.by_kind.setdefault(kind, []).append(message)
+
+    def hint(self, text: str) -> None:
+        if text not in self.hints:
+            self.hints.append(text)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_kind)
+
+    def lines(self) -> list[str]:
+        out = []
+        for kind, messages in self.by_kind.items():
+            out += messages[:EXAMPLES]
+            if len(messages) > EXAMPLES:
+                out.append(f"... and {len(messages) - EXAMPLES:,} more: {kind} ({len(messages):,} in all)")
+        return out
+
+    def error(self, source: str) -> DataError:
+        total = sum(len(m) for m in self.by_kind.values())
+        return DataError(f"the overrides in {source} cannot be used ({total:,} problem{'s' if total != 1 else ''}):\n  - "
+                         + "\n  - ".join(self.lines()), hint="; ".join([*self.hints, _FIX]))
+
+
+def _text(value: Any) -> str | None:
+    """A value as the text an override holds; None when it is missing (blank counts as missing)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = value.strip() if isinstance(value, str) else str(value)
+    return text or None
+
+
+def _record(values: dict, where: str, tiers: list[str], problems: _Problems) -> Override | None:
+    found: list[tuple[str, str]] = []  # (kind, message) of this record
+    text: dict[str, str | None] = {}
+    for key, value in values.items():
+        if isinstance(value, (list, dict, bytes)):
+            what = {list: "a list", dict: "a mapping", bytes: "binary data"}[type(value)]
+            found.append((f"{key} is not text", f"{where}: {key} is {what}, not text"))
+        else:
+            text[key] = _text(value)
+    for key in text:
+        if key not in FIELDS and text[key] is not None:
+            found.append((f"unknown field {key!r}", f"{where}: unknown field {key!r}{did_you_mean(key, FIELDS)}"))
+    kinds = [k for k in KINDS if text.get(k) is not None]
+    if len(kinds) != 1 and not any(k in values and k not in text for k in KINDS):
+        found.append(("give exactly one of tier, floor or ceiling",
+                      f"{where}: give exactly one of tier, floor or ceiling (found {', '.join(kinds) or 'none'})"))
+    for key in REQUIRED:
+        if text.get(key) is None and not (key in values and key not in text):
+            found.append((f"{key} is required", f"{where}: {key} is required (who is overridden, why, and who decided)"))
+    expires = text.get("expires")
     if expires is not None and not is_iso_date(expires):
-        problems.append(f"{where}: expires {expires!r} is not a date; write it as YYYY-MM-DD")
-    tier = str(values[kinds[0]]) if len(kinds) == 1 else None
+        found.append(("expires is not a date", f"{where}: expires {expires!r} is not a date; write it as YYYY-MM-DD"))
+    tier = text[kinds[0]] if len(kinds) == 1 else None
     if tier is not None and tier not in tiers:
-        problems.append(f"{where}: unknown tier {tier!r}{did_you_mean(tier, tiers)} (tiers: {', '.join(tiers)})")
+        found.append((f"unknown tier {tier!r}",
+                      f"{where}: unknown tier {tier!r}{did_you_mean(tier, tiers)} (tiers: {', '.join(tiers)})"))
+    for kind, message in found:
+        problems.add(kind, message)
+    if found or tier is None:
+        return None
+    return Override(str(text["customer"]), kinds[0], tier, str(text["reason"]), str(text["author"]), expires, where)
+
+
+def _checked(records: list[tuple[dict, str]], tiers: list[str], source: str,
+             problems: _Problems | None = None) -> list[Override]:
+    problems = problems if problems is not None else _Problems()
+    out, seen = [], {}
+    for values, where in records:
+        override = _record(values, where, tiers, problems)
+        if override is None:
+            continue
+        if override.customer in seen:
+            problems.add("a customer with two overrides",
+                         f"{where}: customer {override.customer!r} already has an override at {seen[override.customer]}")
+            continue
+        seen[override.customer] = where
+        out.append(override)
     if problems:
-        return None, problems
-    return Override(str(values["customer"]), kinds[0], tier, str(values["reason"]), str(values["author"]), expires, where), []
+        raise problems.error(source)
+    return out
 
 
-def load_overrides_file(path: Path, tiers: list[str]) -> list[Override]:
-    """Overrides from a YAML list or a CSV file (header: customer, tier|floor|ceiling, reason, author, expires)."""
-    if not path.is_file():
-        raise UsageError(f"overrides file {path} not found", hint="check the path (relative to the policy file)")
-    records: list[tuple[dict, str]] = []
+def _check_columns(names: list[str], rows: list[list[Any]], where: str) -> _Problems:
+    """Problems with the columns of a CSV header or a table, each said once (not once per row)."""
+    problems = _Problems()
+
+    def filled(i: int) -> bool:
+        return any(i < len(row) and _text(row[i]) is not None for row in rows)
+
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if not name:
+            if filled(i - 1):
+                problems.add("a column without a name", f"{where}: column {i} has no name, but rows have values in it")
+        elif name in seen:
+            problems.add("a column named twice", f"{where}: column {name!r} appears twice (columns {seen[name]} and {i})")
+        else:
+            seen[name] = i
+    missing = [n for n in REQUIRED if n not in seen]
+    others = [n for n in seen if n not in FIELDS]
+    meant = set()  # the did-you-mean texts of the unknown columns: a missing column one of them names is said there
+    for name in others:
+        if filled(seen[name] - 1):  # a column that is empty in every row is ignored, as an empty field is
+            close = did_you_mean(name, [*missing, *FIELDS])
+            meant.add(close)
+            problems.add(f"unknown column {name!r}", f"{where}: unknown column {name!r}{close}")
+    for name in missing:
+        if f"; did you mean {name!r}?" not in meant:
+            problems.add(f"no column {name!r}", f"{where}: no column {name!r}{did_you_mean(name, others)} "
+                                                f"(every override needs customer, reason and author)")
+    if not any(k in seen or f"; did you mean {k!r}?" in meant for k in KINDS):
+        problems.add("no column tier, floor or ceiling",
+                     f"{where}: no column tier, floor or ceiling (the tier each override sets, keeps at least or at most)")
+    if problems:
+        problems.hint(f"the columns are {', '.join(FIELDS)} (customer, reason, author and one of tier, floor, "
+                      f"ceiling are needed; names are lowercase)")
+    return problems
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+
+def _missing(path: Path, named_in: str | None, what: str) -> Exception:
+    """The error for an overrides file that cannot be opened: whose mistake it is depends on who named it."""
+    if named_in is None:  # a caller that does not say
+        return UsageError(f"overrides file {path} {what}",
+                          hint=f"check the path: a file given with --overrides is relative to the current directory "
+                               f"({Path.cwd()}), one named in a policy (overrides: {{file: ...}}) is relative to the "
+                               f"policy file")
+    if named_in == COMMAND_LINE:
+        return UsageError(f"overrides file {path} {what}",
+                          hint=f"check the path given with --overrides: it is relative to the current directory "
+                               f"({Path.cwd()})")
+    what = "was not found" if what == "not found" else what
+    return DataError(f"the overrides file {path} named in the policy ({named_in}: overrides.file) {what}",
+                     hint="fix overrides.file in the policy (a relative path is relative to the policy file), "
+                          "or create the file (an empty file means no overrides)")
+
+
+def _read(path: Path, named_in: str | None) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _missing(path, named_in, "not found") from None
+    except IsADirectoryError:
+        raise _missing(path, named_in, "is a directory, not a YAML or CSV file") from None
+    except OSError as exc:
+        raise _missing(path, named_in, f"cannot be read ({exc.strerror})") from None
+    for signature, what, hint in _SIGNATURES:
+        if raw.startswith(signature):
+            raise DataError(f"the overrides file {path} is {what}, not a YAML or CSV file", hint=hint)
+    return raw
+
+
+def _unreadable(exc: PolicyError) -> DataError:
+    """A problem the YAML reader found (syntax, encoding), said as the overrides file's, not the policy's."""
+    hint = (exc.hint or "").replace("policies hold", "overrides files hold") or None
+    return DataError("the overrides file cannot be read: " + "; ".join(map(str, exc.diagnostics)), hint=hint)
+
+
+def _decoded(raw: bytes, path: Path, csv_file: bool) -> str:
+    try:
+        return decode_utf8(raw, str(path))
+    except PolicyError as exc:
+        error = _unreadable(exc)
+        error.hint = _SAVE_AS_UTF8 if csv_file else "save the file as UTF-8"
+        raise error from None
+
+
+def load_overrides_file(path: Path, tiers: list[str], *, named_in: str | None = None) -> list[Override]:
+    """Overrides from a YAML list or a CSV file (header: customer, tier|floor|ceiling, reason, author, expires).
+
+    ``named_in``: who names the file, for the error when it is missing: COMMAND_LINE (--overrides, relative to
+    the current directory), the position of ``overrides: {file: ...}`` in a policy (``p.yaml:12:12``), or None
+    when the caller does not say.  A file with no overrides in it (empty, only comments, ``[]``, only a CSV
+    header) gives none.
+    """
+    raw = _read(path, named_in)
     if path.suffix.lower() == ".csv":
-        text = decode_utf8(path.read_bytes(), str(path))
-        reader = csv.DictReader(io.StringIO(text))
-        records = [({k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}, f"{path}:{reader.line_num}")
-                   for row in reader]
-    else:
-        doc = load_yaml_file(path)
-        if not isinstance(doc.data, list):
-            raise PolicyError(Diagnostic(str(path), 1, 1, "", "an overrides file is a list of overrides (- customer: ...)"))
-        for i, item in enumerate(doc.data):
-            pos = doc.position((i,))
-            if not isinstance(item, dict):
-                raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, f"[{i}]", "each override is a mapping (customer, tier, reason, author)"))
-            records.append((item, f"{pos.file}:{pos.line}"))
-    return _checked(records, tiers)
+        return _load_csv(path, _decoded(raw, path, True), tiers)
+    return _load_yaml(path, _decoded(raw, path, False), tiers)
+
+
+def _load_yaml(path: Path, text: str, tiers: list[str]) -> list[Override]:
+    try:
+        doc = load_yaml_text(text, str(path))
+    except PolicyError as exc:
+        if not text.strip() or _holds_nothing(text):
+            return []  # empty, or only comments: no overrides
+        raise _unreadable(exc) from None
+    if doc.data is None:  # `null` or `~`
+        return []
+    if not isinstance(doc.data, list):
+        what = "a mapping" if isinstance(doc.data, dict) else f"the single value {doc.data!r}"
+        hint = ("a CSV file must be named *.csv to be read as CSV" if isinstance(doc.data, str) and "," in doc.data
+                else f"write one override per item: {_LIST_EXAMPLE}")
+        raise DataError(f"the overrides file {path}:1:1 holds {what}, not a list of overrides", hint=hint)
+    problems = _Problems()
+    records: list[tuple[dict, str]] = []
+    for i, item in enumerate(doc.data):
+        pos = doc.position((i,))
+        if not isinstance(item, dict):
+            problems.add("an item that is not a mapping",
+                         f"{pos.file}:{pos.line}:{pos.col}: item {i + 1} is not a mapping (customer, tier, reason, author)")
+            problems.hint(f"write one override per item: {_LIST_EXAMPLE}")
+            continue
+        misread = False
+        for key in item:
+            at = doc.value_position((i, key))
+            reading = doc.readings.get(at)
+            if reading is not None and item[key] is not None:  # `expires: ~` or `expires:` is no expiry, as meant
+                written, read = reading
+                problems.add("a word YAML reads as something else",
+                             f"{at.file}:{at.line}:{at.col}: {key}: YAML reads {written} as {read}; quote it: '{written}'")
+                misread = True
+        if misread:
+            continue
+        records.append((item, f"{pos.file}:{pos.line}"))
+    return _checked(records, tiers, f"file {path}", problems)
+
+
+def _holds_nothing(text: str) -> bool:
+    import yaml
+
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader) is None
+    except yaml.YAMLError:
+        return False
+
+
+def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, list[str]]], str]:
+    """(start line, fields) of each record that is not blank, and the delimiter (',' or, if the header has
+    no comma, ';' or tab as spreadsheets of some regions write)."""
+    lines = text.splitlines()
+    header = next((line for line in lines if line.strip()), "")
+    delimiter = csv_delimiter(header)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows, end = [], 0
+    try:
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            if "".join(fields).strip():  # blank lines and a sheet's formatted-but-empty rows (,,,) hold nothing
+                rows.append((start, fields))
+    except csv.Error as exc:
+        reason = str(exc)
+        if reason == "unexpected end of data" or reason.startswith("field larger than field limit"):
+            raise DataError(f"the overrides file cannot be read: {path}:{end + 1}: a quoted value in the row that "
+                            f"starts here is never closed (it would run to line {reader.line_num})",
+                            hint="close the quote where the value ends; " + _QUOTE_ADVICE) from None
+        raise DataError(f"the overrides file cannot be read: {path}:{reader.line_num}: malformed CSV: {reason}",
+                        hint=_QUOTE_ADVICE) from None
+    return rows, delimiter
+
+
+def _load_csv(path: Path, text: str, tiers: list[str]) -> list[Override]:
+    rows, delimiter = _csv_rows(path, text)
+    if not rows:
+        return []  # an empty file: no overrides
+    (header_line, header), body = rows[0], rows[1:]
+    names = [name.strip() for name in header]
+    problems = _check_columns(names, [fields for _, fields in body], f"{path}:{header_line}")
+    if problems:
+        raise problems.error(f"file {path}")
+    records = []
+    for line, fields in body:
+        if len(fields) != len(names):
+            problems.add("a row whose fields do not match the header",
+                         f"{path}:{line}: expected {len(names)} fields as in the header ({', '.join(names)}), "
+                         f"found {len(fields)}")
+            problems.hint(_QUOTE_COMMAS)
+            if delimiter != ",":
+                problems.hint(f"the header has no comma, so the file was read as separated by "
+                              f"{'tabs' if delimiter == chr(9) else 'semicolons'}")
+            continue
+        records.append(({name: value for name, value in zip(names, fields) if name}, f"{path}:{line}"))
+    return _checked(records, tiers, f"file {path}", problems)
+
+
+# --- tables ----------------------------------------------------------------------------------------
 
 
 def load_overrides_table(conn: sqlite3.Connection, schema: str, table: str, tiers: list[str]) -> list[Override]:
@@ -91,27 +368,39 @@ def load_overrides_table(conn: sqlite3.Connection, schema: str, table: str, tier
 
     columns = table_columns(conn, schema, table)
     if columns is None:
-        raise DataError(f"the overrides table {table!r} does not exist", hint="create it, or fix overrides.table in the policy")
-    rows = conn.execute(f"SELECT rowid, * FROM {q(schema)}.{q(table)}").fetchall()
-    return _checked([(dict(zip(columns, row[1:])), f"table {table!r}, row {row[0]}") for row in rows], tiers)
-
-
-def _checked(records: list[tuple[dict, str]], tiers: list[str]) -> list[Override]:
-    problems, out, seen = [], [], {}
-    for values, where in records:
-        override, found = _record(values, where, tiers)
-        problems += found
-        if override is None:
-            continue
-        if override.customer in seen:
-            problems.append(f"{where}: customer {override.customer!r} already has an override at {seen[override.customer]}")
-            continue
-        seen[override.customer] = where
-        out.append(override)
+        names = [r[0] for r in conn.execute(f"SELECT name FROM {q(schema)}.sqlite_master "
+                                            f"WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")]
+        same = [n for n in names if n.lower() == table.lower()]
+        suggestion = f"; did you mean {same[0]!r}?" if same else did_you_mean(table, names)
+        raise DataError(f"the overrides table {table!r} does not exist{suggestion}",
+                        hint="create it, or fix overrides.table in the policy")
+    try:  # a table's rowid finds the row again; a view or a WITHOUT ROWID table has none
+        rows = conn.execute(f"SELECT rowid, * FROM {q(schema)}.{q(table)}").fetchall()
+    except sqlite3.OperationalError:
+        rows = [(None, *r) for r in conn.execute(f"SELECT * FROM {q(schema)}.{q(table)}").fetchall()]
+    if any(r[0] is None for r in rows):  # then rows are counted in the order SQLite returns them
+        rows = [(i, *r[1:]) for i, r in enumerate(rows, start=1)]
+    problems = _check_columns(columns, [list(r[1:]) for r in rows], f"table {table!r}")
     if problems:
-        raise DataError("the overrides cannot be used:\n  - " + "\n  - ".join(problems),
-                        hint="fix the overrides (one per customer: customer, tier|floor|ceiling, reason, author, expires)")
-    return out
+        raise problems.error(f"table {table!r}")
+    return _checked([(dict(zip(columns, row[1:])), f"table {table!r}, row {row[0]}") for row in rows], tiers,
+                    f"table {table!r}")
+
+
+def load_overrides(conn: sqlite3.Connection, schema: str, policy: Any, path: Path | None) -> list[Override] | None:
+    """The overrides of a computation: from ``path`` (--overrides) if given, else from the policy's source;
+    None when there is no source at all.  A missing file given with --overrides is a UsageError, one the
+    policy names is a DataError (the policy's problem, recorded with a failed run)."""
+    tiers = [t.id for t in policy.tiers]
+    if path is not None:
+        return load_overrides_file(Path(path), tiers, named_in=COMMAND_LINE)
+    if policy.overrides is None:
+        return None
+    kind, where = policy.overrides
+    if kind == "table":
+        return load_overrides_table(conn, schema, where, tiers)
+    pos = policy.source.value_position(("overrides", "file"))
+    return load_overrides_file(Path(where), tiers, named_in=f"{pos.file}:{pos.line}:{pos.col}")
 
 
 def split_expired(overrides: list[Override], as_of: str) -> tuple[list[Override], list[str]]:

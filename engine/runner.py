@@ -20,7 +20,7 @@ from .data_binding import Binding, bind
 from .database import RunConnection, open_for_run, use_wal
 from .classify_sql import OVERRIDES
 from .errors import DataError, RunError, UsageError
-from .overrides import load_overrides_file, load_overrides_table, split_expired
+from .overrides import load_overrides, split_expired
 from .explain import explain_storage
 from .expr_sql import SqlParams, quote_identifier as q
 from .data_checks import check_customers, check_rows
@@ -109,13 +109,9 @@ class _Steps:
 
 def _load_overrides(rc: RunConnection, policy: Policy, as_of: str, path: Path | None) -> tuple[list, list[str], bool]:
     """(active overrides, notes on expired ones, whether the policy uses overrides at all)."""
-    source = ("file", str(path)) if path is not None else policy.overrides
-    if source is None:
+    found = load_overrides(rc.conn, rc.source_schema, policy, path)
+    if found is None:
         return [], [], False
-    tiers = [t.id for t in policy.tiers]
-    kind, where = source
-    found = (load_overrides_file(Path(where), tiers) if kind == "file"
-             else load_overrides_table(rc.conn, rc.source_schema, where, tiers))
     active, notes = split_expired(found, as_of)
     return active, notes, True
 
