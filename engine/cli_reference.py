@@ -409,7 +409,8 @@ def _environment_section() -> list[str]:
             "| variable | effect |", "|---|---|",
             f"| `{LOAD_ENV}` | Load only the named plugins (comma-separated; empty: none), built-in or from the "
             f"`{ENTRY_POINT_GROUP}` entry point group. For tests and incident response. |",
-            f"| `{BLOCK_ENV}` | Never load the named plugins (comma-separated). |",
+            f"| `{BLOCK_ENV}` | Never load the named plugins (comma-separated; a name that is no installed plugin "
+            "is an error, not ignored). |",
             f"| `{CACHE_ENV}` | The user cache: what a new process would otherwise rebuild (the expression grammar's "
             "parse tables; which plugin parameter schemas are valid JSON Schemas; the tokens of the compiled SQL "
             "that has window functions), each kept under a hash of its content. Default `$XDG_CACHE_HOME/crm-rules` "

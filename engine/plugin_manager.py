@@ -5,7 +5,8 @@ them in the entry-point format and they load through the same function as
 the ``crm_rules`` entry points of installed packages, so the built-ins prove
 the path third-party plugins take.  Environment variables restrict
 (``CRM_RULES_LOAD_PLUGINS=a,b``; empty loads none) or block
-(``CRM_RULES_BLOCK_PLUGINS=a,b``) plugins for tests and incident response.
+(``CRM_RULES_BLOCK_PLUGINS=a,b``) plugins for tests and incident response;
+a name in either that is no installed plugin is an error, not ignored.
 """
 
 from __future__ import annotations
@@ -93,18 +94,20 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
     pm = pluggy.PluginManager("crm_rules")
     pm.add_hookspecs(hookspecs)
     allowed = _env_names(LOAD_ENV)
-    for name in _env_names(BLOCK_ENV) or ():
-        pm.set_blocked(name)
+    blocked = _env_names(BLOCK_ENV) or set()
     infos: dict[str, PluginInfo] = {}
     candidates = [(ep, "built-in", __version__) for ep in DEFAULT_PLUGINS]
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist
         candidates.append((ep, dist.name if dist else "unknown", dist.version if dist else "unknown"))
-    if allowed:
-        names = [ep.name for ep, _, _ in candidates]
-        for name in sorted(allowed - set(names)):
-            raise PluginError(f"{LOAD_ENV} names {name!r}, which is no installed plugin{did_you_mean(name, names)}",
+    names = [ep.name for ep, _, _ in candidates]
+    for var, listed in ((LOAD_ENV, allowed or set()), (BLOCK_ENV, blocked)):
+        # a misspelt name must not go unnoticed: a block that blocks nothing leaves the plugin it meant running
+        for name in sorted(listed - set(names)):
+            raise PluginError(f"{var} names {name!r}, which is no installed plugin{did_you_mean(name, names)}",
                               hint=f"installed: {', '.join(dict.fromkeys(names))}")
+    for name in sorted(blocked):
+        pm.set_blocked(name)
     for ep, source, version in candidates:
         if allowed is None or ep.name in allowed:
             _load(pm, ep, source, version, infos)
@@ -146,6 +149,7 @@ class Registry:
 
     items: dict[tuple[str, str], Contribution] = field(default_factory=dict)
     hooks: dict[str, list[str]] = field(default_factory=dict)  # plugin -> hooks it implements
+    blocked: list[str] = field(default_factory=list)  # installed plugins not loaded because of BLOCK_ENV
 
     def add(self, kind: str, plugin: str, name: Any, fn: Any, schema: Any) -> None:
         if not isinstance(name, str) or not name.isidentifier():
@@ -183,6 +187,17 @@ class Registry:
 
     def by_plugin(self, plugin: str) -> list[Contribution]:
         return [c for c in self.items.values() if c.plugin == plugin]
+
+    def blocked_note(self) -> str:
+        """For the message of a contribution nobody registered: ``"; plugin 'x' is blocked by ..."``, or "".
+
+        What a blocked plugin would register is unknown (blocking is for a plugin that must not even be
+        imported), so the note names every blocked plugin: the name asked for may be one of theirs."""
+        if not self.blocked:
+            return ""
+        many = len(self.blocked) > 1
+        names = ", ".join(repr(name) for name in self.blocked)
+        return f"; plugin{'s' * many} {names} {'are' if many else 'is'} blocked by {BLOCK_ENV}"
 
 
 def _schema_problem(schema: dict) -> str | None:
@@ -226,7 +241,7 @@ def _refs(schema: Any):
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
-    registry = Registry()
+    registry = Registry(blocked=sorted(name for name, plugin in pm.list_name_plugin() if plugin is None))
     for hook_name, kind in HOOK_KINDS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             registry.hooks.setdefault(impl.plugin_name, []).append(hook_name)

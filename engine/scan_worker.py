@@ -7,17 +7,26 @@ module (source_scans runs this file with the same Python).  The work comes as
 a JSON file named on the command line: a list of statements, and a queue of
 jobs shared with the run and the other workers (:class:`Queue`); a failure
 goes back as JSON on stdout, with exit code 1.
+
+A worker does not outlive its run: the run holds the writing end of a pipe
+whose reading end the worker inherits (the job's ``lifeline``), and a thread
+of the worker waits on it.  The system closes that end when the run's process
+ends, however it ends (SIGKILL too), and the worker exits at once, even in
+the middle of a statement (SQLite runs without Python's lock).
 """
 
 from __future__ import annotations
 
+import _thread  # not threading: a third of the worker's start-up time for one thread
 import json
+import os
 import sqlite3
 import sys
 
 SCRATCH = "_crm_scratch"
 HERE = "run"  # the queue's owner of the jobs the run's own connection takes
 FAILED = "failed"  # the owner of the jobs nobody will run, because one failed
+ORPHANED = 3  # the exit code of a worker whose run ended before it (nobody reads it: the system reaps the process)
 
 
 def create_queue(path, work: list[tuple[str, str, dict]]) -> None:
@@ -83,9 +92,25 @@ def scan(source_uri: str, scratch_uri: str, work: list[tuple[str, str, dict]], c
         conn.close()
 
 
+def exit_with_parent(fd: int) -> None:
+    """Exit as soon as the pipe ``fd`` reads end of file: the run (the only holder of its other end) is gone."""
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 64):
+                pass  # the run never writes: only the end of the file matters
+        except OSError:
+            pass
+        os._exit(ORPHANED)  # no clean-up: the scratch files belong to the run, whose folder a later run removes
+
+    _thread.start_new_thread(watch, ())
+
+
 def main() -> int:
     with open(sys.argv[1], encoding="utf-8") as f:
         job = json.load(f)
+    if job.get("lifeline") is not None:
+        exit_with_parent(job["lifeline"])
     queue = Queue(job["queue"], job["timeout_s"]) if job.get("queue") else None
     try:
         scan(job["source"], job["scratch"], job["work"], job["cache_kib"], job["timeout_s"], queue, job.get("owner", ""))

@@ -21,12 +21,17 @@ soon; the run then raises its error.  Small sources are scanned on the run's
 connection only: a worker costs a process start, which only pays off for big
 tables.  The source is only read, and the scratch files are deleted whatever
 happens.
+
+Even when the run is killed (SIGKILL, the machine's out-of-memory killer):
+its workers exit at once (scan_worker), and the folder it leaves is removed
+by the next run that starts workers (:class:`ScratchFolder`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -41,12 +46,115 @@ from .expr_sql import quote_identifier as q
 from .metric_sql import SourceAggregation
 from .statement import Statement
 
+try:
+    import fcntl
+except ImportError:  # Windows: folders left by a killed run stay (the system's disk clean-up removes them)
+    fcntl = None
+
 SCRATCH = scan_worker.SCRATCH
 HERE = scan_worker.HERE  # the queue's owner of the jobs the run's connection takes
 
 #: Rows the jobs besides the biggest must read to be worth a worker (scans and checks of this many take
 #: about half a second).
 MIN_WORKER_ROWS = 500_000
+
+#: The folders of runs' workers in the temporary directory: (scans, window sorts).
+FOLDER_PREFIXES = ("crm-rules-scan-", "crm-rules-windows-")
+OWNER = "owner.json"  # in such a folder: which process on which machine made it, locked while it lives
+
+
+class ScratchFolder:
+    """A new folder in the temporary directory for a run's workers, removed by :meth:`close` (or ``with``).
+
+    If the process is killed before, the next one to make such a folder removes it.  That must never remove the
+    folder of a run still going, on this machine or another sharing the directory, of this user or another: a
+    folder is stale only when its owner file is locked no more (the system drops a process's locks when it ends,
+    however it ends; a pid could be reused, a lock cannot outlive its process), and the owner file says it was
+    made on this machine since it last started (another one's locks need not be visible here).
+    """
+
+    def __init__(self, prefix: str) -> None:
+        remove_stale_folders()
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+        self._owner = _claim(self.path / OWNER)
+
+    def __enter__(self) -> "ScratchFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._owner is not None:
+            self._owner.close()  # after the files: until then, nobody else may take the folder for stale
+            self._owner = None
+
+
+def _machine() -> dict:
+    """This machine since it last started: its kernel's boot id where there is one, and its name."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip() or None  # shared by containers on one kernel, as their locks are
+    except OSError:
+        boot = None
+    return {"boot": boot, "host": os.uname().nodename if hasattr(os, "uname") else None}
+
+
+def _claim(path: Path):
+    """The owner file ``path``, created, locked and filled in; keep it open as long as the folder is in use."""
+    if fcntl is None:
+        return None
+    try:
+        owner = open(path, "w", encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(owner, fcntl.LOCK_EX)  # waits only while another run looks at the still empty file
+        json.dump({**_machine(), "pid": os.getpid()}, owner)
+        owner.flush()
+    except OSError:
+        owner.close()  # not locked: the folder is never taken for stale; close() still removes it
+        return None
+    return owner
+
+
+def remove_stale_folders(directory: str | None = None) -> list[Path]:
+    """Remove the worker folders in ``directory`` (default: the temporary directory) that runs killed on this
+    machine left; the removed ones.  Those of runs still going, of other machines, other users or older
+    versions of crm-rules (no owner file) stay."""
+    if fcntl is None:
+        return []
+    directory = directory or tempfile.gettempdir()
+    me, removed = None, []
+    try:
+        entries = [e for e in os.scandir(directory) if e.name.startswith(FOLDER_PREFIXES)]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            owner = open(os.path.join(entry.path, OWNER), encoding="utf-8")
+        except OSError:
+            continue  # not ours, or being made, or already gone
+        with owner:
+            try:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # locked: its run is going
+            try:
+                made = json.loads(owner.read())
+            except (OSError, ValueError):
+                continue  # empty: its run has not locked it yet
+            me = me or _machine()
+            if not isinstance(made, dict) or made.get("pid") == os.getpid():
+                continue  # (on NFS a lock does not exclude its own process)
+            if made.get("boot") != me["boot"] or (me["boot"] is None and made.get("host") != me["host"]):
+                continue  # another machine's, or this one's before it restarted: cannot tell
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
 
 
 @dataclass(frozen=True)
@@ -91,7 +199,8 @@ def run_scans(conn: sqlite3.Connection, source: Path, sources: list[SourceAggreg
         for job in queue:
             _run_here(conn, job, dates, done)
         return
-    with tempfile.TemporaryDirectory(prefix="crm-rules-scan-") as folder:
+    with ScratchFolder(FOLDER_PREFIXES[0]) as scratch:
+        folder = scratch.path
         queue_file = Path(folder) / "queue.db"
         scan_worker.create_queue(queue_file, [(job.name, job.select.sql, {**job.select.params, **dates}) for job in queue])
         scratches = [Path(folder) / f"scan{i}.db" for i in range(min(workers, len(queue) - 1))]
@@ -123,13 +232,27 @@ def start_worker(source_uri: str, scratch: Path, work: list[tuple[str, str, dict
     """A process running each ``(table, select, params)`` of ``work``, then each job it takes from ``queue``,
     on ``source_uri`` into table ``table`` of the new database ``scratch`` (scan_worker); wait for it with
     :func:`wait_worker`."""
+    lifeline = os.pipe() if os.name == "posix" else None  # the worker exits when this process's end closes
     job = {"source": source_uri, "scratch": file_uri(scratch, "rwc"), "cache_kib": cache_kib,
            "timeout_s": BUSY_TIMEOUT_MS / 1000, "work": work, "queue": str(queue) if queue else None,
-           "owner": scratch.name}
+           "owner": scratch.name, "lifeline": lifeline[0] if lifeline else None}
     job_file = scratch.with_suffix(".json")
-    job_file.write_text(json.dumps(job), encoding="utf-8")
-    return subprocess.Popen([sys.executable, scan_worker.__file__, str(job_file)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+    try:
+        job_file.write_text(json.dumps(job), encoding="utf-8")
+        process = subprocess.Popen([sys.executable, scan_worker.__file__, str(job_file)], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                   pass_fds=lifeline[:1] if lifeline else ())
+    except BaseException:
+        if lifeline:
+            os.close(lifeline[1])
+        raise
+    finally:
+        if lifeline:
+            os.close(lifeline[0])  # the worker's end (its own copy stays open in it)
+    # this process's end: not inherited by other processes it starts, closed when the worker has ended or
+    # when this process ends, however it ends
+    process.lifeline = open(lifeline[1], "wb", buffering=0) if lifeline else None
+    return process
 
 
 def stop_worker(process: subprocess.Popen) -> None:
@@ -137,7 +260,7 @@ def stop_worker(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.kill()
     process.wait()
-    for stream in (process.stdout, process.stderr):
+    for stream in (process.stdout, process.stderr, getattr(process, "lifeline", None)):
         if stream is not None:
             stream.close()
 
@@ -145,6 +268,8 @@ def stop_worker(process: subprocess.Popen) -> None:
 def wait_worker(process: subprocess.Popen) -> None:
     """Wait for a worker; its SQLite error is raised here as the same exception the work would raise in-process."""
     out, err = process.communicate()
+    if getattr(process, "lifeline", None) is not None:
+        process.lifeline.close()  # only now that the worker has ended: it exits when that end closes
     if process.returncode == 0:
         return
     try:

@@ -26,17 +26,14 @@ it would only wait for the worker.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
-import tempfile
-from pathlib import Path
 
 from .database import file_uri, table_columns
 from .expr_sql import quote_identifier as q
 from .plugin_sql import BatchOp
 from .metric_sql import approximate_rows
-from .source_scans import SCRATCH, start_worker, stop_worker, wait_worker
+from .source_scans import FOLDER_PREFIXES, SCRATCH, ScratchFolder, start_worker, stop_worker, wait_worker
 from .statement import Statement
 
 #: Customers a run must have for sorts to go to a worker (a sort of this many takes about 0.5 s).
@@ -56,7 +53,7 @@ class WindowWorker:
         self.given: set[str] = set()  # tables the worker computes
         self.local: set[str] = set()  # tables the run computes from the worker's copy of the columns
         self.conn: sqlite3.Connection | None = None  # the run's, while the copy is attached to it
-        self.folder: Path | None = None
+        self.scratch: ScratchFolder | None = None
         self.process: subprocess.Popen | None = None
 
     def wrap(self, operations: list) -> list:
@@ -83,8 +80,8 @@ class WindowWorker:
             return  # one sort: the run would only wait for the worker, and pay the copies besides
         given = movable[len(movable) // 2:]  # the later half (the bigger one, when odd): the run needs them last
         columns = sorted(set().union(*(op.sort.columns for op in movable)) - {"_rid"})
-        self.folder = Path(tempfile.mkdtemp(prefix="crm-rules-windows-"))
-        export = self.folder / "base.db"
+        self.scratch = ScratchFolder(FOLDER_PREFIXES[1])
+        export = self.scratch.path / "base.db"
         conn.execute(f"ATTACH DATABASE ? AS {EXPORT}", (file_uri(export, "rwc"),))
         try:
             conn.execute(f"PRAGMA {EXPORT}.journal_mode = OFF")
@@ -94,7 +91,7 @@ class WindowWorker:
         finally:
             conn.execute(f"DETACH DATABASE {EXPORT}")
         work = [(op.sort.table, op.sort.query("main.base"), {**op.params, **dates}) for op in given]
-        self.process = start_worker(file_uri(export, "ro"), self.folder / "sorts.db", work, self.cache_kib)
+        self.process = start_worker(file_uri(export, "ro"), self.scratch.path / "sorts.db", work, self.cache_kib)
         self.given = {op.sort.table for op in given}
         self.local = {op.sort.table for op in movable} - self.given
         conn.execute(f"ATTACH DATABASE ? AS {EXPORT}", (file_uri(export, "ro"),))
@@ -109,7 +106,7 @@ class WindowWorker:
             return
         if self.process.returncode is None:  # not waited for yet
             wait_worker(self.process)
-        conn.execute(f"ATTACH DATABASE ? AS {SCRATCH}", (file_uri(self.folder / "sorts.db", "ro"),))
+        conn.execute(f"ATTACH DATABASE ? AS {SCRATCH}", (file_uri(self.scratch.path / "sorts.db", "ro"),))
         try:
             conn.execute(f"INSERT INTO temp.{q(op.sort.table)} SELECT * FROM {SCRATCH}.{q(op.sort.table)}")
         finally:
@@ -125,5 +122,5 @@ class WindowWorker:
             except sqlite3.Error:
                 pass  # a failing run's error is what the user must see; the file goes with its folder below
             self.conn = None
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        if self.scratch is not None:
+            self.scratch.close()

@@ -150,6 +150,48 @@ def test_a_misspelled_plugin_to_load_is_an_error(monkeypatch):
         reset_plugins()
 
 
+@pytest.fixture
+def env_plugins(monkeypatch):
+    """Set a plugin variable for one test: the plugins load again with it, and again after the test without it."""
+    def use(var: str, value: str) -> None:
+        monkeypatch.setenv(var, value)
+        reset_plugins()
+
+    yield use
+    monkeypatch.undo()
+    reset_plugins()
+
+
+def test_a_misspelled_plugin_to_block_is_an_error(env_plugins):
+    """A block that blocks nothing would leave the plugin it was meant for running, unnoticed."""
+    env_plugins(plugin_manager.BLOCK_ENV, "value_scoring, credit-check")
+    with pytest.raises(PluginError, match="CRM_RULES_BLOCK_PLUGINS names 'credit-check', which is no installed plugin; "
+                                          "did you mean 'credit_check'") as caught:
+        get_plugin_manager()
+    assert caught.value.hint == "installed: value_scoring, credit_check, retention"
+
+
+def test_a_blocked_plugin_is_not_loaded_and_the_registry_says_so(env_plugins):
+    assert get_registry().blocked == [] and get_registry().blocked_note() == ""
+    env_plugins(plugin_manager.BLOCK_ENV, "credit_check")
+    _, infos = get_plugin_manager()
+    assert "credit_check" not in infos and "value_scoring" in infos
+    assert get_registry().names("credit_check") == [] and get_registry().blocked == ["credit_check"]
+    assert get_registry().blocked_note() == "; plugin 'credit_check' is blocked by CRM_RULES_BLOCK_PLUGINS"
+    env_plugins(plugin_manager.BLOCK_ENV, "retention,credit_check")
+    assert get_registry().blocked_note() == "; plugins 'credit_check', 'retention' are blocked by CRM_RULES_BLOCK_PLUGINS"
+
+
+def test_a_policy_using_a_blocked_plugin_says_it_is_blocked(env_plugins):
+    from crm_rules.engine.errors import PolicyError
+
+    env_plugins(plugin_manager.BLOCK_ENV, "credit_check")
+    with pytest.raises(PolicyError) as caught:
+        load_policy("base")
+    assert ("unknown credit check 'credit_6c' (installed: none; plugin 'credit_check' is blocked by "
+            "CRM_RULES_BLOCK_PLUGINS; see `crm-rules plugins`)") in str(caught.value)
+
+
 # --- plans and functions -----------------------------------------------------------------------
 
 def _scorer(plan):
