@@ -8,23 +8,30 @@ plan there is.  Which columns a run reads depends on the policy, so the
 advisor compiles the policy exactly as a run does, and times the very
 statement the run would execute, without and with the proposed index.
 
-Measuring needs the index to exist, so it is built inside a transaction and
-rolled back: the user's database ends up as it was unless ``--create`` asks
-to keep the indexes that help.  The connection's authorizer lets it create
-only indexes named ``crm_rules_*`` and change nothing else.
+Measuring needs the index to exist.  The whole advice is one transaction:
+each proposed index is built inside a savepoint of it, timed, and rolled
+back to the savepoint unless ``--create`` asks to keep it because it helps.
+At the end the transaction is committed only when ``--create`` kept an
+index, else rolled back.  So the database changes all at once or not at
+all: a failure, a lock or Ctrl-C partway leaves it exactly as it was, and
+"nothing was changed" is then true.  (Committing each index on its own would
+keep a part of them after a failure, for a user to find and drop by hand.)
+The connection's authorizer lets it create only indexes named
+``crm_rules_*`` and change nothing else.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .data_binding import bind
-from .database import connect, results_only_authorizer
-from .errors import DataError, RunError
+from .database import connect
+from .errors import CrmRulesError, DataError, RunError
 from .expr_sql import quote_identifier as q
 from .metric_sql import RunDates, SourceAggregation, compile_metrics
 from .policy_model import Policy
@@ -35,6 +42,13 @@ INDEX_PREFIX = "crm_rules_"
 MIN_SPEEDUP = 1.1  # below this an index costs disk space and write time for a gain within timing noise
 QUICK_SECONDS = 0.2  # statements faster than this are timed five times, slower ones three ...
 SLOW_SECONDS = 2.0  # ... and from this on once: a big table is read once per measurement, not five times
+SAVEPOINT = "crm_rules_measure"
+
+
+class IndexAdviceInterrupted(RunError):
+    """Ctrl-C during ``crm-rules index``: said with what was (not) changed, and the exit code of an interrupt."""
+
+    exit_code = 130
 
 
 @dataclass
@@ -72,14 +86,30 @@ def _aggregations(conn: sqlite3.Connection, policy: Policy, dates: RunDates) -> 
     return compile_metrics(policy, bind(conn, "main", policy), dates).sources
 
 
+# What changes the main database.  A run's authorizer (results_only_authorizer) lets a run write its crm_ tables;
+# this connection may not even do that: the user's runs (crm_runs, crm_assignments, ...) are theirs to keep.
+_MAIN_CHANGES = {
+    sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE, sqlite3.SQLITE_CREATE_TABLE,
+    sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_DROP_VIEW, sqlite3.SQLITE_CREATE_INDEX,
+    sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_ALTER_TABLE, sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_DROP_TRIGGER,
+    sqlite3.SQLITE_REINDEX, sqlite3.SQLITE_ANALYZE, sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE,
+}
+_SCHEMA_TABLES = ("sqlite_master", "sqlite_schema")  # where CREATE INDEX records the index
+
+
 def _authorizer():
-    """The connection's authorizer: may create ``crm_rules_*`` indexes and temp tables, nothing else."""
-    others = results_only_authorizer("main")
+    """The connection's authorizer: may create ``crm_rules_*`` indexes in main and temp tables, nothing else."""
 
     def authorize(action, arg1, arg2, dbname, source):
-        if action == sqlite3.SQLITE_CREATE_INDEX and dbname == "main" and (arg1 or "").startswith(INDEX_PREFIX):
-            return sqlite3.SQLITE_OK
-        return others(action, arg1, arg2, dbname, source)
+        if action == sqlite3.SQLITE_ALTER_TABLE:
+            dbname = arg1  # ALTER TABLE names its database in the first argument
+        if action not in _MAIN_CHANGES or dbname != "main":
+            return sqlite3.SQLITE_OK  # reads, pragmas, transactions, the temp schema
+        if action in (sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_REINDEX):  # CREATE INDEX asks for both
+            return sqlite3.SQLITE_OK if (arg1 or "").startswith(INDEX_PREFIX) else sqlite3.SQLITE_DENY
+        if action in (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE) and (arg1 or "").lower() in _SCHEMA_TABLES:
+            return sqlite3.SQLITE_OK  # SQLite's own record of the index (SQL cannot write these tables)
+        return sqlite3.SQLITE_DENY
 
     return authorize
 
@@ -134,9 +164,13 @@ def time_statements(conn: sqlite3.Connection, aggs: list[SourceAggregation], dat
     return [min(t) for t in times]
 
 
-def _free_index_name(conn: sqlite3.Connection, table: str) -> str:
-    """``crm_rules_<table>_cover``, or ``..._cover_2`` etc. when that name is taken (never drop anything)."""
-    taken = {r[0].lower() for r in conn.execute("SELECT name FROM main.sqlite_master")}
+def _free_index_name(conn: sqlite3.Connection, table: str, reserved: set[str] = frozenset()) -> str:
+    """``crm_rules_<table>_cover``, or ``..._cover_2`` etc. when that name is taken (never drop anything).
+
+    ``reserved``: names (lower case) proposed for other sources in this advice, whose indexes were rolled back;
+    two sources read from one table must not be told to create two different indexes of the same name.
+    """
+    taken = {r[0].lower() for r in conn.execute("SELECT name FROM main.sqlite_master")} | set(reserved)
     base = f"{INDEX_PREFIX}{table}_cover"
     name, n = base, 1
     while name.lower() in taken:
@@ -179,33 +213,35 @@ def _stale_notes(conn: sqlite3.Connection, table: str, columns: list[str]) -> li
 
 def _measure_with_index(conn: sqlite3.Connection, advice: SourceAdvice, now: SourceAggregation, policy: Policy,
                         dates: RunDates, keep: bool) -> None:
-    """Build the proposed index in a transaction, time the run's statement without and with it, roll back (or commit).
+    """Build the proposed index in a savepoint of the advice's transaction, time the run's statement without and
+    with it, and roll back to the savepoint, or (``keep`` and it helps) keep it for the advice's commit.
 
     The statement is compiled again once the index exists, so it is the
     engine's own choice of plan that is timed, not one forced here.  The
     statement of today's plan says ``NOT INDEXED``, so it reads the table the
-    same way while the index exists, and the two are timed in turns.
+    same way while the index exists, and the two are timed in turns.  On an
+    error the savepoint is left alone: SQLite may have rolled back the whole
+    transaction already, and the caller rolls back whatever is left.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        before = _pages_in_use(conn)
-        start = time.perf_counter()
-        conn.execute(advice.proposed_sql)
-        advice.build_seconds = time.perf_counter() - start
-        advice.index_bytes = (_pages_in_use(conn) - before) * conn.execute("PRAGMA main.page_size").fetchone()[0]
-        indexed = _aggregations(conn, policy, dates)[advice.source]
-        used = covering_index(conn, "main", advice.table, advice.key, set(advice.columns))
-        if used != advice.proposed_index:  # pragma: no cover - the proposal and the engine's test disagree: a bug
-            raise AssertionError(f"the engine would not use {advice.proposed_index} on {advice.table} (it picks {used!r})")
-        advice.seconds_now, advice.seconds_with_index = time_statements(conn, [now, indexed], dates)
-        advice.speedup = advice.seconds_now / advice.seconds_with_index if advice.seconds_with_index > 0 else None
-        advice.helps = advice.speedup is not None and advice.speedup >= MIN_SPEEDUP
-        if keep and advice.helps:
-            conn.execute("COMMIT")
-            advice.created = True
-    finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+    conn.execute(f"SAVEPOINT {SAVEPOINT}")
+    before = _pages_in_use(conn)
+    start = time.perf_counter()
+    conn.execute(advice.proposed_sql)
+    advice.build_seconds = time.perf_counter() - start
+    advice.index_bytes = (_pages_in_use(conn) - before) * conn.execute("PRAGMA main.page_size").fetchone()[0]
+    indexed = _aggregations(conn, policy, dates)[advice.source]
+    used = covering_index(conn, "main", advice.table, advice.key, set(advice.columns))
+    if used != advice.proposed_index:  # pragma: no cover - the proposal and the engine's test disagree: a bug
+        raise AssertionError(f"the engine would not use {advice.proposed_index} on {advice.table} (it picks {used!r})")
+    advice.seconds_now, advice.seconds_with_index = time_statements(conn, [now, indexed], dates)
+    advice.speedup = advice.seconds_now / advice.seconds_with_index if advice.seconds_with_index > 0 else None
+    advice.helps = advice.speedup is not None and advice.speedup >= MIN_SPEEDUP
+    if keep and advice.helps:
+        conn.execute(f"RELEASE {SAVEPOINT}")  # part of the advice's transaction now: created when it commits
+        advice.created = True
+    else:
+        conn.execute(f"ROLLBACK TO {SAVEPOINT}")
+        conn.execute(f"RELEASE {SAVEPOINT}")
 
 
 # ---- the command -------------------------------------------------------------
@@ -215,8 +251,8 @@ def _open(db: Path) -> sqlite3.Connection:
     """A writable connection with the advisor's authorizer; fails now, not after minutes of timing,
     when the database is read-only or another program is writing to it."""
     conn = connect(db, mode="rw")
-    conn.set_authorizer(_authorizer())
     try:
+        conn.set_authorizer(_authorizer())
         conn.execute("BEGIN IMMEDIATE")  # waits for a writer (busy timeout), then fails as locked
         version = conn.execute("PRAGMA main.user_version").fetchone()[0]
         conn.execute(f"PRAGMA main.user_version = {int(version)}")  # a write that changes nothing, rolled back
@@ -224,22 +260,86 @@ def _open(db: Path) -> sqlite3.Connection:
     except sqlite3.OperationalError as exc:
         conn.close()
         raise _error(db, exc) from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
-def _error(db: Path, exc: sqlite3.Error) -> DataError | RunError:
+def _drop_hint(names: list[str]) -> str:
+    return "if you do not want them: " + "; ".join(f"DROP INDEX {q(n)}" for n in names)
+
+
+def _outcome(kept: list[str] | None, planned: list[str]) -> tuple[str, str | None]:
+    """What a failure left: the end of its message and a hint (for the rare failure after the commit)."""
+    if kept is None:
+        return (f"could not check whether {', '.join(planned)} were created; look for indexes named "
+                f"{INDEX_PREFIX}* in the database", _drop_hint(planned))
+    if not kept:
+        return "nothing was changed", None
+    return f"{', '.join(kept)} {'was' if len(kept) == 1 else 'were'} created and kept", _drop_hint(kept)
+
+
+def _error(db: Path, exc: sqlite3.Error, kept: list[str] | None = (), planned: list[str] = ()) -> CrmRulesError:
     text = str(exc)
+    changed, drop = _outcome(list(kept) if kept is not None else None, list(planned))
     if "locked" in text or "busy" in text:
-        return DataError(f"{db}: the database is locked by another program ({text})",
-                         hint="another program is writing to the database; run again when it is done")
-    if "readonly" in text or "read-only" in text:
-        return DataError(f"{db}: the database is read-only ({text}); measuring builds each index in a "
-                         f"transaction that is rolled back, which needs write access",
-                         hint="run crm-rules index on a writable copy of the database")
-    if "full" in text:
-        return RunError(f"{db}: no room to build an index ({text}); nothing was changed",
-                        hint="an index needs about as much space as the columns it holds; free some disk space")
-    return RunError(f"{db}: could not measure the indexes ({text}); nothing was changed")
+        error = DataError(f"{db}: the database is locked by another program ({text}); {changed}",
+                          hint="another program is using the database; run again when it is done")
+    elif "readonly" in text or "read-only" in text:
+        error = DataError(f"{db}: the database is read-only ({text}); measuring builds each index in a "
+                          f"transaction that is rolled back, which needs write access; {changed}",
+                          hint="run crm-rules index on a writable copy of the database")
+    elif "full" in text:
+        error = RunError(f"{db}: no room to build an index ({text}); {changed}",
+                         hint="an index needs about as much space as the columns it holds, and --create needs "
+                              "room for all the indexes it keeps at once; free some disk space")
+    elif "disk I/O" in text:
+        error = RunError(f"{db}: could not measure the indexes ({text}); {changed}",
+                         hint="the disk may be full or failing, or a limit on the size of files "
+                              "(ulimit -f, a quota) was reached")
+    else:
+        error = RunError(f"{db}: could not measure the indexes ({text}); {changed}")
+    if drop:
+        error.hint = f"{error.hint}; {drop}" if error.hint else drop
+    return error
+
+
+def _interrupted(db: Path, kept: list[str] | None, planned: list[str]) -> IndexAdviceInterrupted:
+    changed, drop = _outcome(kept, planned)
+    return IndexAdviceInterrupted(f"{db}: interrupted; {changed}", hint=drop)
+
+
+def _roll_back(conn: sqlite3.Connection, planned: list[str], commit_tried: bool) -> list[str] | None:
+    """Roll back what is left of the advice's transaction; the indexes of ``planned`` that exist afterwards
+    (None: unknown).
+
+    Only a commit makes an index last, and a failed or interrupted commit is
+    all or nothing too; so when none was tried nothing was changed.  After an
+    I/O error SQLite ends the transaction itself but leaves the journal to be
+    played back by the next read: the read here does that now, so no hot
+    journal is left for the next program to find (and to need write access
+    for).  Should even that fail, the next program that opens the database
+    rolls the transaction back: uncommitted, it changed nothing.
+    """
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+    if conn.in_transaction:
+        return []  # not even rolled back, so certainly not committed
+    try:
+        present = {r[0].lower() for r in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'index'")}
+    except sqlite3.Error:
+        return None if commit_tried and planned else []
+    if not commit_tried:
+        return []
+    return [n for n in planned if n.lower() in present]
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
 
 
 def advise_indexes(db: Path, policy: Policy, as_of: str, *, create: bool = False) -> dict:
@@ -247,18 +347,36 @@ def advise_indexes(db: Path, policy: Policy, as_of: str, *, create: bool = False
 
     Returns ``{"db", "policy", "policy_sha256", "as_of", "create", "changed", "created", "sources": [...]}``
     (one ``SourceAdvice`` as a dict per source).  Without ``create`` the
-    database is left exactly as it was.
+    database is left exactly as it was; with it, the indexes that help are
+    committed together at the end, or (on any failure) none is.
     """
-    conn = _open(db)
+    try:
+        conn = _open(db)
+    except KeyboardInterrupt:
+        raise _interrupted(db, [], []) from None
+    sources: list[SourceAdvice] = []
+    commit_tried = False
     try:
         conn.execute(f"PRAGMA temp.cache_size = -{TEMP_CACHE_KIB}")  # as in a run, so the timings are a run's
         as_of_next = conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]
         dates = RunDates(as_of, as_of_next, conn)
-        sources = []
-        for source, agg in _aggregations(conn, policy, dates).items():
-            sources.append(_advise_source(conn, policy, dates, source, agg, create))
-    except sqlite3.Error as exc:
-        raise _error(db, exc) from None
+        conn.execute("BEGIN IMMEDIATE")  # the whole advice is one transaction: all or nothing
+        reserved: set[str] = set()
+        for source in list(_aggregations(conn, policy, dates)):
+            sources.append(_advise_source(conn, policy, dates, source, create, reserved))
+        if any(a.created for a in sources):
+            commit_tried = True
+            _commit(conn)
+        else:
+            conn.execute("ROLLBACK")
+    except BaseException as exc:
+        planned = [a.proposed_index for a in sources if a.created]
+        kept = _roll_back(conn, planned, commit_tried)
+        if isinstance(exc, sqlite3.Error):
+            raise _error(db, exc, kept, planned) from None
+        if isinstance(exc, KeyboardInterrupt):
+            raise _interrupted(db, kept, planned) from None
+        raise
     finally:
         conn.close()
     created = [a.proposed_index for a in sources if a.created]
@@ -266,24 +384,32 @@ def advise_indexes(db: Path, policy: Policy, as_of: str, *, create: bool = False
             "changed": bool(created), "created": created, "sources": [asdict(a) for a in sources]}
 
 
-def _advise_source(conn: sqlite3.Connection, policy: Policy, dates: RunDates, source: str,
-                   agg: SourceAggregation, create: bool) -> SourceAdvice:
+def _advise_source(conn: sqlite3.Connection, policy: Policy, dates: RunDates, source: str, create: bool,
+                   reserved: set[str]) -> SourceAdvice:
+    # Compiled now, not before the advice began: an index kept for an earlier source on the same table
+    # changes the plan a run picks, and the statement timed must be the one a run would execute.
+    agg = _aggregations(conn, policy, dates)[source]
     spec = policy.data.sources[source]
     columns = _index_columns(agg, spec.key)
     advice = SourceAdvice(source, spec.table, spec.key, columns)
-    kind = conn.execute("SELECT type FROM main.sqlite_master WHERE name = ? COLLATE NOCASE", (spec.table,)).fetchone()
+    kind = conn.execute("SELECT type, sql FROM main.sqlite_master WHERE name = ? COLLATE NOCASE",
+                        (spec.table,)).fetchone()
+    virtual = bool(kind and kind[0] == "table" and re.match(r"\s*CREATE\s+VIRTUAL\b", kind[1] or "", re.I))
     advice.rows = conn.execute(f"SELECT count(*) FROM main.{q(spec.table)}").fetchone()[0]
     advice.plan_now = _plan(conn, agg, dates)
     advice.existing_index = covering_index(conn, "main", spec.table, spec.key, set(columns))
-    if advice.existing_index is not None or (kind and kind[0] == "view"):
+    if advice.existing_index is not None or virtual or (kind and kind[0] == "view"):
         advice.seconds_now = time_statement(conn, agg, dates)
         if advice.existing_index is not None:
             advice.index_bytes = _index_bytes(conn, advice.existing_index)
+        elif virtual:
+            advice.notes.append("a virtual table: SQLite cannot index it")
         else:
             advice.notes.append("a view: an index belongs on the table it reads")
         return advice
     advice.notes += _stale_notes(conn, spec.table, columns)
-    advice.proposed_index = _free_index_name(conn, spec.table)
+    advice.proposed_index = _free_index_name(conn, spec.table, reserved)
+    reserved.add(advice.proposed_index.lower())
     advice.proposed_sql = index_sql(advice.proposed_index, spec.table, columns)
     _measure_with_index(conn, advice, agg, policy, dates, keep=create)
     if not advice.helps:
@@ -324,6 +450,28 @@ def _index_cell(a: dict) -> str:
     return "[green]created[/green]" if a["created"] else "proposed"
 
 
+def _tables(names: list[str]) -> str:
+    names = list(dict.fromkeys(names))  # two sources may read one table
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _nothing_to_propose(sources: list[dict]) -> str:
+    """What the run did when it proposed no index: nothing, and why (covering indexes exist, or views)."""
+    if not sources:
+        return "nothing was changed: the policy reads no source table, so no index can make its run faster"
+    covered = [a["table"] for a in sources if a["existing_index"]]
+    other = [a["table"] for a in sources if not a["existing_index"]]
+    if not other:
+        every = "the table the policy reads has" if len(sources) == 1 else "every table the policy reads has"
+        return f"nothing was changed: {every} a covering index a run uses already, so there is no index to propose"
+    reasons = []
+    if covered:
+        reasons.append(f"{_tables(covered)} {'has' if len(set(covered)) == 1 else 'have'} a covering index "
+                       f"a run uses already")
+    reasons.append(f"{_tables(other)} cannot be indexed (see the note{'s' if len(set(other)) > 1 else ''} above)")
+    return "nothing was changed, as there is no index to propose: " + "; ".join(reasons)
+
+
 def print_index_advice(console, result: dict) -> None:
     """The advice as one row per source, the SQL of each proposed index, and what was (not) changed."""
     from rich.markup import escape
@@ -333,9 +481,13 @@ def print_index_advice(console, result: dict) -> None:
 
     n = len(result["sources"])
     tables = "the table the policy reads" if n == 1 else f"the {n} tables the policy reads"
-    console.print(f"[b]{escape(result['policy'])}[/b] as of {result['as_of']} on {escape(result['db'])}: "
-                  f"{'a covering index' if n == 1 else 'covering indexes'} for {tables}",
+    what = "the policy reads no source table" if n == 0 else \
+        f"{'a covering index' if n == 1 else 'covering indexes'} for {tables}"
+    console.print(f"[b]{escape(result['policy'])}[/b] as of {result['as_of']} on {escape(result['db'])}: {what}",
                   highlight=False)
+    if n == 0:  # an empty table would say nothing more
+        console.print(_nothing_to_propose([]), highlight=False, markup=False)
+        return
     # index names wrap; table names, numbers and headers stay whole
     table = titled_table("Reading each table for the run's GROUP BY", "Table", "Rows>", "Index", "Now s>",
                          "Indexed s>", "Speed-up>", "Index size>",
@@ -357,6 +509,9 @@ def print_index_advice(console, result: dict) -> None:
     for a in result["sources"]:
         for note in a["notes"]:
             console.print(f"note: {a['table']}: {note}", highlight=False, markup=False)
+    if not proposed:  # no index was built, timed or rolled back: there was none to propose
+        console.print(_nothing_to_propose(result["sources"]), highlight=False, markup=False)
+        return
     if result["create"]:
         if result["created"]:
             console.print(f"created {', '.join(result['created'])}; runs now read "
