@@ -79,7 +79,8 @@ def _print_error(exc: CrmRulesError) -> None:
             err_console.print(str(d), highlight=False, markup=False)
         n = len(exc.diagnostics)
         files = sorted({d.file for d in exc.diagnostics})
-        where = "the policy" if len(files) <= 1 and not any(f.endswith(".test.yaml") for f in files) else ", ".join(files)
+        where = exc.subject or ("the policy" if len(files) <= 1 and not any(f.endswith(".test.yaml") for f in files)
+                                else ", ".join(files))
         err_console.print(f"error: {n} problem{'s' if n != 1 else ''} in {where}", highlight=False, markup=False)
     else:
         err_console.print(f"error: {exc.message}", highlight=False, markup=False)

@@ -49,10 +49,13 @@ class UsageError(CrmRulesError):
 class PolicyError(CrmRulesError):
     """A policy is invalid; carries every diagnostic found, not just the first."""
 
-    def __init__(self, diagnostics: list[Diagnostic] | Diagnostic, *, hint: str | None = None):
+    def __init__(self, diagnostics: list[Diagnostic] | Diagnostic, *, hint: str | None = None,
+                 subject: str | None = None):
         if isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
         self.diagnostics = sorted(diagnostics)
+        # what the problems are in, for the summary line ("1 problem in cards.csv"); None: the policy
+        self.subject = subject
         super().__init__("\n".join(str(d) for d in self.diagnostics), hint=hint)
 
 

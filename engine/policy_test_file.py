@@ -34,6 +34,13 @@ Generators (``generate:`` of a case, or table columns of the same names):
 - ``complaints_12m``, ``referrals_12m``: interactions of kind ``complaint`` /
   ``referral`` spread over the last 12 months.
 
+Every generated order or interaction is a row of the test database, and a
+test customer needs only the few that decide its grades: the counts are at
+most 10,000 a customer and 200,000 a file; ``recency_days`` at most 36,500,
+``revenue_12m`` at most 10^15 either way, ``margin_12m`` from -100 to 1.
+Numbers anywhere in a test file (YAML or CSV) must be finite: .inf and .nan
+are errors at their place, not values that fail later in the run.
+
 The policy's ``data:`` section (its own table and column names) decides the
 test database: every table and column is created as the policy maps it
 (``database_layout``), so a policy over ``clients``/``sales`` with
@@ -59,8 +66,10 @@ and ``a; b`` lists several.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
@@ -215,10 +224,39 @@ GENERATORS = {
     "complaints_12m": "count",
     "referrals_12m": "count",
 }
+# Limits of the generators: a test customer needs only the few rows that decide its grades, and every generated
+# order or interaction is a row of the test database (100,000,000 orders took the process down; 1,000,000 took
+# 11 s and 450 MB).  A file's generated rows together are capped too, for a table of many such rows.
+MAX_GENERATED_ROWS = 10_000  # orders_12m, complaints_12m, referrals_12m of one customer
+MAX_FILE_GENERATED_ROWS = 200_000  # every generated row of one test file (about 4 s to build and grade)
+MAX_RECENCY_DAYS = 36_500  # 100 years
+MAX_REVENUE = 10 ** 15  # |revenue_12m|: amounts are stored as REAL, exact to about 15 digits
+MIN_MARGIN = -100  # a cost of 101 times the revenue
 GENERATED_SPAN_DAYS = 360  # generated 12-month rows lie within this many days of as_of (inside any 12-month window)
 RECENT_HALF_DAYS = 175  # generated orders of the last 6 months lie within this many days of as_of
 EARLIER_HALF_DAYS = 190  # ... and those of the 6 months before from this many days on
 INTERACTION_FIRST_DAY = 14
+
+_COUNTED = {"orders_12m": "orders", "complaints_12m": "complaints", "referrals_12m": "referrals"}
+
+
+def _generator_limit(name: str, value: int | float) -> str | None:
+    """What puts a generator's number (finite, of the right kind) beyond what a test can use, or None."""
+    if name in _COUNTED and value > MAX_GENERATED_ROWS:
+        return (f"at most {MAX_GENERATED_ROWS:,} generated {_COUNTED[name]} for one customer, got {yaml_value(value)}: "
+                f"each is a row of the test database, and a test customer needs only the few that decide its grades"
+                + (" (fewer orders of larger amounts give the same revenue)" if name == "orders_12m" else ""))
+    if name == "recency_days" and value > MAX_RECENCY_DAYS:
+        return f"at most {MAX_RECENCY_DAYS:,} (100 years before as_of), got {yaml_value(value)}"
+    if name == "revenue_12m" and abs(value) > MAX_REVENUE:
+        return (f"at most {MAX_REVENUE:,} either way, got {yaml_value(value)}: the generated amounts are stored as "
+                f"REAL numbers, exact to about 15 digits")
+    if name == "margin_12m" and value > 1:
+        return f"a margin is at most 1 (100%), got {yaml_value(value)}"
+    if name == "margin_12m" and value < MIN_MARGIN:
+        return (f"at least {MIN_MARGIN} (a cost of {1 - MIN_MARGIN} times the revenue), got {yaml_value(value)}")
+    return None
+
 
 GRADES = ("tier", "subgrade", "stage", "service_level")
 SPECIAL_EXPECT = GRADES + ("credit_outcome", "actions", "actions_include")
@@ -227,6 +265,7 @@ COVERAGE_KINDS = ("tiers", "subgrades", "stages", "service_levels")
 
 _CSV_BOOLS = {"true": 1, "false": 0, "1": 1, "0": 0}
 
+_FIRST_DAY, _LAST_DAY = dt.date.min.isoformat(), dt.date.max.isoformat()
 _RELATIVE = re.compile(r"^([+-])([0-9]+)([dwmy])$")
 _UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
@@ -240,6 +279,7 @@ class Where:
     pos: Position
     path: str
     csv: bool = False  # a CSV cell: text such as "true" or "100" may stand for a value of another type
+    text: str | None = None  # a CSV cell's text as written: what a text column or id holds ('007', not 7)
 
     def __str__(self) -> str:
         return f"{self.pos.file}:{self.pos.line}:{self.pos.col}"
@@ -338,6 +378,8 @@ class _Loader:
         self.problems: list[Diagnostic] = []
         self.as_of = ""
         self.layout: dict[str, TableLayout] = {}  # the policy's database_layout, once the policy is loaded
+        self.reported: set[Position] = set()  # CSV cells with a problem, read as empty: nothing more is said of them
+        self.generated_rows = 0  # rows the generators gave so far (at most MAX_FILE_GENERATED_ROWS a file)
 
     # -- positions and errors
     def at(self, path: tuple, key: bool = False) -> Where:
@@ -346,6 +388,8 @@ class _Loader:
 
     def error(self, where: Where, message: str, about: str | None = None) -> None:
         """A problem at ``where``; ``about`` names the column or generator when the path does not."""
+        if where.pos in self.reported:
+            return
         if about and where.path != about and not where.path.endswith("." + about):
             message = f"{about}: {message}"
         problem = Diagnostic(where.pos.file, where.pos.line, where.pos.col, where.path, message)
@@ -362,7 +406,12 @@ class _Loader:
         match = _RELATIVE.match(text)
         if match:
             sign, n, unit = match.groups()
-            return shifted(self.as_of, int(sign + n), _UNITS[unit])
+            day = shifted(self.as_of, int(sign + n), _UNITS[unit])
+            if day in (_FIRST_DAY, _LAST_DAY):  # shifted stops at the ends of the calendar
+                self.error(where, f"{text!r} from as_of {self.as_of} is {'before year 1' if sign == '-' else 'after year 9999'}, "
+                                  f"outside the calendar")
+                return None
+            return day
         if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             if is_iso_date(text):
                 return text
@@ -393,6 +442,11 @@ class _Loader:
         if value is None and nullable:
             return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not _finite(value):
+                self.error(where, f"must be a finite number, got {yaml_value(value)}")
+                return None
+            if isinstance(value, int) and not -(2 ** 63) <= value < 2 ** 63:
+                return float(value)  # beyond SQLite's 64-bit integers: stored as SQLite itself would store it
             return value
         self.error(where, f"expected a number, got {json.dumps(value, ensure_ascii=False)}")
         return None
@@ -414,6 +468,8 @@ class _Loader:
             return None
         if f.type == NUMBER:
             return self.number(value, where, nullable=True)
+        if f.type in (ID, TEXT) and where.text is not None:
+            return where.text  # a CSV cell: the text as written, e.g. the id 007 (read as the number 7)
         if f.type == ID:
             if not isinstance(value, (str, int)) or isinstance(value, bool) or value == "":
                 self.error(where, f"a customer id must be text or a whole number, got {json.dumps(value, ensure_ascii=False)}")
@@ -436,11 +492,15 @@ class _Loader:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.error(where, f"expected a number, got {json.dumps(value, ensure_ascii=False)}", name)
             return None
-        if kind == "count" and (value != int(value) or value < 0):
-            self.error(where, f"expected a whole number >= 0, got {value}", name)
+        if not _finite(value):
+            self.error(where, f"must be a finite number, got {yaml_value(value)}", name)
             return None
-        if kind == "margin" and value > 1:
-            self.error(where, f"a margin is at most 1 (100%), got {value}", name)
+        if kind == "count" and (value != int(value) or value < 0):
+            self.error(where, f"expected a whole number >= 0, got {yaml_value(value)}", name)
+            return None
+        problem = _generator_limit(name, value)
+        if problem:
+            self.error(where, problem, name)
             return None
         return int(value) if kind == "count" else value
 
@@ -477,8 +537,16 @@ class _Loader:
                 header = [c.strip() for c in cells]
                 header_where = [Where(w.pos, h) for w, h in zip(places, header)]
                 continue
-            rows.append([(_csv_cell(c), Where(w.pos, header[j] if j < len(header) else "", csv=True))
-                         for j, (c, w) in enumerate(zip(cells, places))])
+            row = []
+            for j, (c, w) in enumerate(zip(cells, places)):
+                value = _csv_cell(c)
+                cell = Where(w.pos, header[j] if j < len(header) else "", csv=True, text=c.strip())
+                if not _finite(value):  # 1e999: a number too large for a float
+                    self.error(cell, f"must be a finite number, got {c.strip()}")
+                    self.reported.add(cell.pos)  # the cell is read as empty: no second problem about it
+                    value = None
+                row.append((value, cell))
+            rows.append(row)
         if header is None:
             self.error(where, f"CSV file {ref!r} is empty (it needs a header row)")
             return None
@@ -672,8 +740,8 @@ class _Loader:
             if len(row) != len(columns):
                 self.error(rw, f"row has {len(row)} values for {len(columns)} columns ({', '.join(columns)})")
                 continue
-            label = next((str(v) for (v, _), t in zip(row, targets) if t == ("case", "name") and v not in (None, "")),
-                         str(r + 1))
+            label = next((w.text if w.text is not None else str(v) for (v, w), t in zip(row, targets)
+                          if t == ("case", "name") and v not in (None, "")), str(r + 1))
             e = _Entry(f"{shared.name}[{label}]", rw)
             e.customer, e.customer_where = dict(shared.customer), dict(shared.customer_where)
             e.histories = {t: list(rows_) for t, rows_ in shared.histories.items()}
@@ -756,7 +824,8 @@ class _Loader:
                     continue
                 value = sorted(set(value))
             elif key in GRADES + ("credit_outcome",) and value is not None and not isinstance(value, str):
-                value = str(value)
+                text = e.expect_where[key].text
+                value = text if text is not None else str(value)
             elif isinstance(value, list):
                 self.error(e.expect_where[key], f"{key}: expected a value, got a list")
                 continue
@@ -774,6 +843,17 @@ class _Loader:
         revenue = Decimal(str(g.get("revenue_12m", 0)))
         n = g.get("orders_12m", 1 if revenue != 0 else 0)
         recency = g.get("recency_days")
+        rows = (n if n > 0 else recency is not None) + g.get("complaints_12m", 0) + g.get("referrals_12m", 0)
+        if self.generated_rows + rows > MAX_FILE_GENERATED_ROWS:
+            if self.generated_rows <= MAX_FILE_GENERATED_ROWS:  # said once, at the case that goes beyond
+                biggest = max((k for k in _COUNTED if k in g), key=lambda k: g[k], default=None)
+                self.error(where(biggest) if biggest else e.where,
+                           f"the generated rows of this file come to more than {MAX_FILE_GENERATED_ROWS:,} with this "
+                           f"{'population customer' if background else 'case'}: a test database that big takes long "
+                           f"to build and grade; generate fewer orders and interactions per customer", biggest)
+            self.generated_rows = MAX_FILE_GENERATED_ROWS + 1
+            return out
+        self.generated_rows += rows
         if n > 0:
             last = min(30, GENERATED_SPAN_DAYS // n) if recency is None else recency
             if last > GENERATED_SPAN_DAYS:
@@ -815,6 +895,8 @@ def yaml_value(value: Any) -> str:
     """A value as a test file writes it: true, false, null, 'quoted text', 180000, 0.25."""
     if isinstance(value, str):
         return value_text(value)  # quoted: '180000' is text, 180000 a number
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ".inf" if value > 0 else "-.inf"  # as YAML writes them
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -847,6 +929,11 @@ def _csv_cell(text: str) -> Any:
     if re.fullmatch(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?", t):
         return float(t)
     return t
+
+
+def _finite(value: Any) -> bool:
+    """False for a float that is infinite or not a number (YAML .inf, -.inf, .nan; 1e999 in a CSV cell)."""
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def _spread(n: int, first: int, last: int) -> list[int]:
@@ -907,22 +994,106 @@ def _defaults_entry(loader: _Loader, data: dict) -> _Entry:
     return base
 
 
+def invalid_test_file(problems: list[Diagnostic] | Diagnostic, hint: str | None = None) -> PolicyError:
+    """The PolicyError of problems in policy test files and the CSV files they read (each at its file:line:col).
+
+    Its ``subject`` names those files, for the CLI's summary line (``error: 1 problem in cards.csv``): a CSV file
+    a test file reads is not "the policy", which is what a lone file not named *.test.yaml is taken for.
+    """
+    problems = [problems] if isinstance(problems, Diagnostic) else problems
+    return PolicyError(problems, hint=hint, subject=", ".join(sorted({d.file for d in problems})))
+
+
+TEST_FILE_HINT = ("a test file gives as_of and cases (see \"Policy tests\" in the README and "
+                  "schemas/policy-test.schema.json); start from a shipped one, e.g. the vip_card.test.yaml that "
+                  "`crm-rules demo` copies next to its policy")
+
+
+def _read_test_yaml(path: Path, display: str) -> SourceDocument:
+    """The YAML of a test file; what load_yaml_file says of a policy (an empty file, a database) said of a test file."""
+    try:
+        with path.open("rb") as f:
+            database = f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        database = False  # load_yaml_file says why it cannot be read
+    if database:
+        raise UsageError(f"{display}: is a SQLite database, not a policy test file",
+                         hint=f"a test file is YAML, named like its policy: policy.yaml -> policy{TEST_SUFFIX}")
+    try:
+        return load_yaml_file(path, display_name=display)
+    except PolicyError as exc:
+        hint = exc.hint or ""
+        if any(d.message == "the file is empty" for d in exc.diagnostics):
+            hint = TEST_FILE_HINT
+        elif hint.startswith("a policy is a few hundred lines"):  # a file over the size limit
+            hint = "a test file is a few hundred lines; is this the right file? Many cases fit in a CSV table (table: {csv: cases.csv})"
+        else:
+            hint = hint.replace("policies hold plain data", "test files hold plain data")
+        raise invalid_test_file(exc.diagnostics, hint=hint or None) from None
+
+
+def _number_problems(doc: SourceDocument, schema_problems: list[Diagnostic]) -> list[Diagnostic]:
+    """Numbers of the YAML no value can be: .inf, -.inf and .nan anywhere (JSON Schema takes them for numbers),
+    and generators beyond their limits (the schema's maximum says no why).  They replace the schema's problem
+    at the same place, unless that one says a number does not belong there at all (a quoted text does)."""
+    by_path: dict[str, list[Diagnostic]] = {}
+    for d in schema_problems:
+        by_path.setdefault(d.path, []).append(d)
+    out: list[Diagnostic] = []
+
+    def walk(value: Any, path: tuple) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, path + (k,))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, path + (i,))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            problem = None
+            if not _finite(value):
+                wanted = [d for d in by_path.get(format_path(path), []) if d.message.startswith("expected ")]
+                if wanted and not any(w in d.message.split(", got")[0] for d in wanted for w in ("number", "integer")):
+                    return  # e.g. "expected string or null, got a number": the schema's problem says it
+                problem = f"must be a finite number, got {yaml_value(value)}"
+            elif _is_generator_path(path):
+                problem = _generator_limit(path[-1], value)
+            if problem:
+                pos = doc.value_position(path)
+                out.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), problem))
+
+    walk(doc.data, ())
+    return out
+
+
+def _is_generator_path(path: tuple) -> bool:
+    """defaults.generate.X, cases[i].generate.X, population[i].generate.X"""
+    return (len(path) >= 3 and path[-2] == "generate" and path[-1] in GENERATORS
+            and (path[:-2] == ("defaults",) or (len(path) == 4 and path[0] in ("cases", "population")
+                                                 and isinstance(path[1], int))))
+
+
 def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
-    """Read, validate and expand one test file; raises PolicyError with every problem (file:line:col)."""
+    """Read, validate and expand one test file; raises PolicyError (invalid_test_file) with every problem
+    (file:line:col), or the policy's own PolicyError when the policy it tests is invalid."""
     path = Path(path)
     display = display or str(path)
-    doc = load_yaml_file(path, display_name=display)
+    doc = _read_test_yaml(path, display)
     if not isinstance(doc.data, dict):
-        raise PolicyError(Diagnostic(display, 1, 1, "", "a test file must be a mapping (policy, as_of, cases, ...)"))
+        raise invalid_test_file(Diagnostic(display, 1, 1, "", "a test file must be a mapping (policy, as_of, cases, ...)"),
+                              hint=TEST_FILE_HINT)
     problems = validate_document(doc, SCHEMA_NAME)
+    numbers = _number_problems(doc, problems)
+    if numbers:
+        replaced = {d.path for d in numbers}
+        problems = [d for d in problems if d.path not in replaced] + numbers
     if problems:
-        raise PolicyError(problems, hint="see schemas/policy-test.schema.json for the format of test files")
+        raise invalid_test_file(problems, hint="see schemas/policy-test.schema.json for the format of test files")
     data = doc.data
     loader = _Loader(path, doc)
     loader.as_of = data["as_of"]
     if not is_iso_date(loader.as_of):
         loader.error(loader.at(("as_of",)), f"{loader.as_of!r} is not a real date")
-        raise PolicyError(loader.problems)
+        raise invalid_test_file(loader.problems)
     hint = None
     if "policy" in data:
         problem = _not_a_policy(data["policy"], path)
@@ -940,7 +1111,7 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
                                                    f"name the policy with `policy:`")
             policy_path = None
     if loader.problems:
-        raise PolicyError(loader.problems, hint=hint)
+        raise invalid_test_file(loader.problems, hint=hint)
     policy = load_policy(policy_path)
     loader.layout = database_layout(policy.data)
     defaults = _defaults_entry(loader, data)
@@ -951,7 +1122,7 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
     _assign_ids(loader, built, back)
     _check_expectations(loader, policy, built)
     if loader.problems:
-        raise PolicyError(loader.problems)
+        raise invalid_test_file(loader.problems)
     return PolicyTestFile(path, display, policy, policy_path, loader.as_of, built, back, data.get("description", ""),
                           loader.layout)
 
@@ -1023,6 +1194,22 @@ def credit_outcome_name(policy: Policy) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def _no_credit_outcome(policy: Policy) -> str:
+    """Why ``expect.credit_outcome`` names no output of ``policy``, and which of its outputs to name instead."""
+    checks = [s.entry for s in policy.plugin_steps if s.section == "credit"]
+    outcomes = [f"{c}_outcome" for c in checks if f"{c}_outcome" in policy.outputs]
+    if len(outcomes) > 1:
+        return (f"the policy has {len(outcomes)} credit checks ({', '.join(checks)}), so credit_outcome could be "
+                f"either: expect the outcome of one by name instead ({', '.join(outcomes)})")
+    named = sorted(n for n in policy.outputs if n.endswith("_outcome"))
+    if checks:
+        what = f"the policy's credit check {checks[0]!r} gives no outcome output"
+    else:
+        what = "the policy has no credit check, so there is no credit outcome to expect"
+    return what + (f"; its outcome outputs: {', '.join(named)}" if named else
+                   ": remove credit_outcome, or expect a grade, metric or plugin output the policy has")
+
+
 def _check_expectations(loader: _Loader, policy: Policy, cases: list[Case]) -> None:
     tiers = [t.id for t in policy.tiers]
     subgrades = {s.id: t.id for t in policy.tiers for s in t.subgrades}
@@ -1036,7 +1223,9 @@ def _check_expectations(loader: _Loader, policy: Policy, cases: list[Case]) -> N
             loader.error(case.where, f"case {case.name!r} checks nothing: give `expect` (tier, stage, ...)")
         for key, value in case.expect.items():
             w = case.expect_where[key]
-            if key == "tier" and value not in tiers:
+            if key == "tier" and value is None:
+                loader.error(w, f"every customer gets a tier, so none (null) cannot be expected; tiers: {', '.join(tiers)}")
+            elif key == "tier" and value not in tiers:
                 loader.error(w, f"unknown tier {value!r}{did_you_mean(str(value), tiers)}; tiers: {', '.join(tiers)}")
             elif key == "subgrade" and value is not None:
                 if value not in subgrades:
@@ -1051,8 +1240,7 @@ def _check_expectations(loader: _Loader, policy: Policy, cases: list[Case]) -> N
             elif key == "service_level" and value is not None and value not in services:
                 loader.error(w, f"unknown service level {value!r}{did_you_mean(str(value), services)}")
             elif key == "credit_outcome" and credit_outcome_name(policy) is None:
-                loader.error(w, "the policy has no credit check (or more than one): name the outcome output instead, "
-                                "e.g. credit_check_outcome")
+                loader.error(w, _no_credit_outcome(policy))
             elif key in ("actions", "actions_include") and actions is not None:
                 for a in value:
                     if a not in actions:
@@ -1113,7 +1301,7 @@ def _expected_value(loader: _Loader, key: str, value: Any, type_: str | None, wh
         if isinstance(value, str):
             return value
         if number and w.csv:  # a CSV cell such as 100: the text it shows
-            return str(value)
+            return w.text if w.text is not None else str(value)
         fix = (f"write {yaml_value(str(value))}, in quotes" if number else
                "quote the text (YAML reads yes/no/on/off unquoted as true/false)")
         loader.error(w, f"{expected}, got {got}: {fix}")

@@ -28,9 +28,12 @@ def _fmt(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(map(str, value)) + "]" if value else "[] (none)"
     if isinstance(value, dict):
-        if "approx" in value:
-            return f"{_fmt(value['approx'])} ± {_fmt(value.get('tolerance', DEFAULT_TOLERANCE))}"
-        return f"between {_fmt(value.get('min', '-inf'))} and {_fmt(value.get('max', 'inf'))}"
+        if "approx" in value:  # the tolerance the comparison uses: by default relative to the value
+            tolerance = value.get("tolerance", DEFAULT_TOLERANCE * max(1, abs(value["approx"])))
+            return f"{_fmt(value['approx'])} ± {_fmt(tolerance)}"
+        if "min" in value and "max" in value:
+            return f"between {_fmt(value['min'])} and {_fmt(value['max'])}"
+        return f"at least {_fmt(value['min'])}" if "min" in value else f"at most {_fmt(value['max'])}"
     return str(value)
 
 

@@ -33,7 +33,7 @@ from .errors import CrmRulesError, Diagnostic, PolicyError
 from .policy_model import Policy
 from .expr_sql import quote_identifier as q
 from .policy_test_file import (COVERAGE_KINDS, DEFAULT_TOLERANCE, GRADES, Case, PolicyTestFile, TableLayout,
-                               credit_outcome_name, database_schema, find_test_files, load_test_file)
+                               credit_outcome_name, database_schema, find_test_files, invalid_test_file, load_test_file)
 from .policy_test_report import explanation_text
 from .run_metrics import RunMetrics
 
@@ -295,14 +295,16 @@ def run_policy_tests(paths: list[str | Path], explain: bool = True) -> dict:
     loaded: list[PolicyTestFile] = []
     problems: list[Diagnostic] = []
     hint = None
+    of_tests = False  # a problem of a test file (or a CSV file it reads), not only of the policies they test
     for f in files:
         try:
             loaded.append(load_test_file(f))
         except PolicyError as exc:
             problems += exc.diagnostics
             hint = hint or exc.hint
+            of_tests = of_tests or exc.subject is not None
     if problems:
-        raise PolicyError(problems, hint=hint)
+        raise invalid_test_file(problems, hint=hint) if of_tests else PolicyError(problems, hint=hint)
     results = [(tf, run_test_file(tf, explain=explain)) for tf in loaded]
     cases = [c for _, r in results for c in r["cases"]]
     failures = [f for _, r in results for f in r["failures"]]

@@ -26,6 +26,7 @@ HERE = Path(__file__).parent / "policy_tests"
 PASSING = HERE / "passing"
 FAILING = HERE / "failing" / "vip_wrong.test.yaml"
 OWN_NAMES = HERE / "own_names"  # a policy with a `data:` section (its own tables and columns) and its tests
+INVALID = HERE / "invalid"  # one folder per invalid test file: case.test.yaml (+ CSV, policy) and expected.txt
 SHIPPED = Path(str(shipped_policies_dir()))
 KINDS = ("tiers", "subgrades", "stages", "service_levels")
 
@@ -684,3 +685,104 @@ def test_cli_test_command(cli):
     as_json = cli("test", FAILING, "--json")
     assert as_json.exit_code == 1 and json.loads(as_json.output)["failed"] == 3
     assert cli("test", "no-such-thing").exit_code == 2
+
+
+# ---- invalid test files: tests/policy_tests/invalid/<case>/ ----------------------------------------------
+
+@pytest.mark.parametrize("folder", sorted(p for p in INVALID.iterdir() if p.is_dir()), ids=lambda p: p.name)
+def test_invalid_test_files_are_reported_at_their_place(folder):
+    """Each folder's case.test.yaml is invalid: every problem at its file:line:col, as expected.txt lists them
+    ({dir}: the folder; a line `hint: x`: the hint contains x), and nothing runs."""
+    expected = folder.joinpath("expected.txt").read_text(encoding="utf-8").replace("{dir}", str(folder)).splitlines()
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([folder / "case.test.yaml"])
+    assert info.value.subject  # a problem of a test file: the CLI's summary names its files
+    assert diagnostics(info) == [line for line in expected if not line.startswith("hint: ")]
+    for line in expected:
+        if line.startswith("hint: "):
+            assert line[len("hint: "):] in (info.value.hint or "")
+    assert "Traceback" not in str(info.value)
+
+
+def test_problems_of_a_test_file_and_its_csv_files_are_not_the_policys(tmp_path):
+    """A CSV table's problem is a test-file problem (a PolicyError whose subject names the files for the CLI's
+    summary line), not "1 problem in the policy"; a problem of the policy under test stays the policy's."""
+    write(tmp_path / "cards.csv", "name,revenue_12m,orders_12m,expect.tier\n金卡,180000,12,gold\n坏,abc,12,gold\n")
+    tests = write(tmp_path / "t.test.yaml", "policy: vip_card\nas_of: 2026-06-30\ncases: [{name: t, table: {csv: cards.csv}}]\n")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([tests])
+    assert diagnostics(info) == [f"{tmp_path / 'cards.csv'}:3:3: revenue_12m: expected a number, got \"abc\""]
+    assert info.value.subject == str(tmp_path / "cards.csv")
+
+    write(tmp_path / "broken.yaml", "name: broken\ntiers: {levels: [{id: a, when: revenu > 1}, {id: b, default: true}]}\n")
+    write(tmp_path / "broken.test.yaml", "as_of: 2026-06-30\ncases: [{name: a, expect: {tier: a}}]\n")
+    with pytest.raises(PolicyError) as info:
+        run_policy_tests([tmp_path / "broken.test.yaml"])
+    assert getattr(info.value, "subject", None) is None
+    assert all(d.file.endswith("broken.yaml") for d in info.value.diagnostics)
+
+
+def test_cli_summary_of_a_csv_problem_names_the_file(tmp_path, cli):
+    write(tmp_path / "cards.csv", "name,revenue_12m,expect.tier\n坏,abc,gold\n")
+    tests = write(tmp_path / "t.test.yaml", "policy: vip_card\nas_of: 2026-06-30\ncases: [{name: t, table: {csv: cards.csv}}]\n")
+    result = cli("test", tests)
+    assert result.exit_code == 1 and f"{tmp_path / 'cards.csv'}:2:3: revenue_12m" in result.output
+    assert "in the policy" not in result.output and f"1 problem in {tmp_path / 'cards.csv'}" in result.output
+
+
+def test_a_test_file_that_is_empty_or_a_database_is_said_to_be_a_test_file(tmp_path, cli):
+    empty = write(tmp_path / "empty.test.yaml", "")
+    result = cli("test", empty)
+    assert result.exit_code == 1 and f"{empty}:1:1: the file is empty" in result.output
+    assert "a test file gives as_of and cases" in result.output and "start from a shipped policy" not in result.output
+    database = tmp_path / "db.test.yaml"
+    sqlite3.connect(database).execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(UsageError, match="is a SQLite database, not a policy test file") as info:
+        run_policy_tests([database])
+    assert "--db" not in (info.value.hint or "")
+
+
+def test_csv_cells_keep_their_text_for_ids_and_text_values(tmp_path):
+    """A CSV cell 007 is the number 7 to a numeric column, but the id '007' and the region '001' as written."""
+    write(tmp_path / "rows.csv", "name,id,region,expect.region,expect.revenue_12m\n007,007,001,001,100\nb,8,1.50,1.50,100\n")
+    tests = write(tmp_path / "t.test.yaml", "policy: vip_card\nas_of: 2026-06-30\n"
+                                            "cases: [{name: t, generate: {revenue_12m: 100}, table: {csv: rows.csv}}]\n")
+    report = run_policy_tests([tests])
+    assert report["ok"], format_report(report)
+    assert [(c["name"], c["customer_id"]) for c in report["cases"]] == [("t[007]", "007"), ("t[b]", "8")]
+    assert [c["actual"]["region"] for c in report["cases"]] == ["001", "1.50"]
+
+
+def test_numbers_beyond_sqlite_integers_are_stored_as_reals(tmp_path):
+    """An amount of 10^23 was an OverflowError (Python int too large to convert to SQLite INTEGER)."""
+    tests = write(tmp_path / "t.test.yaml", """\
+policy: vip_card
+as_of: 2026-06-30
+cases:
+  - name: big
+    customer: {credit_limit: 100_000_000_000_000_000_000_000}
+    orders: [[-1d, 100_000_000_000_000_000_000_000]]
+    expect: {revenue_12m: 100_000_000_000_000_000_000_000, credit_limit: 1.0e+23}
+""")
+    report = run_policy_tests([tests])
+    assert report["ok"], format_report(report)
+    assert load_test_file(tests).cases[0].histories["orders"] == [("2026-06-29", 1e23, 0, 0)]
+
+
+def test_failing_ranges_read_as_written(tmp_path):
+    tests = write(tmp_path / "t.test.yaml", """\
+policy: vip_card
+as_of: 2026-06-30
+cases:
+  - {name: at least, generate: {revenue_12m: 100}, expect: {revenue_12m: {min: 500}}}
+  - {name: at most, generate: {revenue_12m: 100}, expect: {revenue_12m: {max: 50}}}
+  - {name: between, generate: {revenue_12m: 100}, expect: {revenue_12m: {min: 1, max: 50}}}
+  - {name: approx, generate: {revenue_12m: 100}, expect: {revenue_12m: {approx: 180_000}}}
+""")
+    text = format_report(run_policy_tests([tests]))
+    assert [line.strip() for line in text.splitlines() if "expected" in line] == [
+        "revenue_12m  expected at least 500, got 100",  # was: between 500 and inf
+        "revenue_12m  expected at most 50, got 100",
+        "revenue_12m  expected between 1 and 50, got 100",
+        "revenue_12m  expected 180000 ± 0.00018, got 100",  # the tolerance used (relative), not 1e-09
+    ]
