@@ -2,11 +2,16 @@
 
 Opening never creates a database by accident (a typo in ``--db`` must not
 leave an empty file behind), and a file that is not SQLite is reported as
-such rather than as a confusing SQL error later.
+such rather than as a confusing SQL error later.  A damaged file (SQLite's
+SQLITE_CORRUPT or SQLITE_NOTADB, wherever in the file and whenever a
+statement or a row meets it) is a DataError naming the file and what to do,
+for every command: the connections :func:`connect` opens report it so.
 """
 
 from __future__ import annotations
 
+import functools
+import shlex
 import sqlite3
 import time
 from collections.abc import Callable
@@ -25,9 +30,139 @@ def file_uri(path: Path, mode: str) -> str:
     return f"file:{quote(str(path.resolve()))}?mode={mode}"
 
 
+# The primary result codes of a damaged file (``sqlite_errorcode`` is the extended code, e.g. SQLITE_CORRUPT_INDEX),
+# and their messages: a worker process's error comes back with its message alone (source_scans.wait_worker).
+_DAMAGE_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+_DAMAGE_MESSAGES = ("database disk image is malformed", "file is not a database", "malformed database schema")
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite saying a database file is damaged (corrupt pages, a broken header)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _DAMAGE_CODES
+    return type(exc) is sqlite3.DatabaseError and str(exc).startswith(_DAMAGE_MESSAGES)
+
+
+def damaged(path: object, exc: BaseException, files: set[Path] | None = None) -> DataError:
+    """The error of a damaged database file ``path`` (as the user named it); its ``damaged_files`` are the
+    resolved paths of the file (``files``: of the files, when it could not be told which of them)."""
+    shown = shlex.quote(str(path))
+    error = DataError(f"{path}: the database is damaged ({exc})",
+                      hint=f"check it with `sqlite3 {shown} \"PRAGMA integrity_check\"`; restore it from a backup, or save "
+                           f"what is still readable with `sqlite3 {shown} .recover | sqlite3 recovered.db`")
+    error.damaged_files = files if files is not None else {Path(str(path)).resolve()}  # type: ignore[attr-defined]
+    return error
+
+
+def _damaged_file(conn: sqlite3.Connection) -> tuple[str, set[Path]]:
+    """Which file of ``conn`` (main and attached) is damaged: as the user named it, and resolved.
+
+    One file is the one.  Of several, each is checked (``quick_check``), smallest first, until one
+    is found damaged: this runs only once a run or a reader has already failed."""
+    names = getattr(conn, "files", {})
+    files = [(name, file) for _, name, file in sqlite3.Cursor(conn).execute("PRAGMA database_list") if file]
+    if len(files) > 1:
+        files.sort(key=lambda f: Path(f[1]).stat().st_size if Path(f[1]).exists() else 0)
+        for name, file in files:
+            try:
+                verdict = sqlite3.Cursor(conn).execute(f"PRAGMA {quote_identifier(name)}.quick_check(1)").fetchone()
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc):
+                    continue
+                verdict = (str(exc),)
+            if verdict is not None and verdict[0] != "ok":
+                files = [(name, file)]
+                break
+    return " or ".join(names.get(file, file) for _, file in files) or "the database", {Path(f) for _, f in files}
+
+
+def _raise_if_damaged(conn: sqlite3.Connection, exc: sqlite3.DatabaseError) -> None:
+    if is_damage(exc):
+        shown, files = _damaged_file(conn)
+        raise damaged(shown, exc, files) from None
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose statements and rows report a damaged file as a DataError naming it, not a traceback."""
+
+    def execute(self, sql, parameters=(), /):
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as exc:
+            _raise_if_damaged(self.connection, exc)
+            raise
+
+    def executemany(self, sql, parameters, /):
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.DatabaseError as exc:
+            _raise_if_damaged(self.connection, exc)
+            raise
+
+    def executescript(self, script, /):
+        try:
+            return super().executescript(script)
+        except sqlite3.DatabaseError as exc:
+            _raise_if_damaged(self.connection, exc)
+            raise
+
+    def fetchone(self):
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as exc:
+            _raise_if_damaged(self.connection, exc)
+            raise
+
+    def fetchmany(self, size=None):
+        try:
+            return super().fetchmany(self.arraysize if size is None else size)
+        except sqlite3.DatabaseError as exc:
+            _raise_if_damaged(self.connection, exc)
+            raise
+
+    def fetchall(self):
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as exc:
+            _raise_if_damaged(self.connection, exc)
+            raise
+
+    def __iter__(self):
+        return self._rows()
+
+    def _rows(self):
+        # the plain fetchone per row (a Python __next__ would cost twice as much per row of a big export)
+        try:
+            yield from iter(functools.partial(sqlite3.Cursor.fetchone, self), None)
+        except sqlite3.DatabaseError as exc:
+            _raise_if_damaged(self.connection, exc)
+            raise
+
+
+class _Connection(sqlite3.Connection):
+    """The connection of :func:`connect`: its cursors report a damaged file as a DataError naming the file.
+
+    ``files`` maps each database file's resolved path to the path as the user gave it (for messages)."""
+
+    files: dict[str, str]
+
+    def cursor(self, factory=None):
+        return super().cursor(factory or _Cursor)
+
+    def execute(self, sql, parameters=(), /):
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql, parameters, /):
+        return self.cursor().executemany(sql, parameters)
+
+    def executescript(self, script, /):
+        return self.cursor().executescript(script)
+
+
 def _check_sqlite(conn: sqlite3.Connection, path: Path) -> None:
     try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        sqlite3.Cursor(conn).execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.OperationalError as exc:
         conn.close()
         if "locked" in str(exc) or "busy" in str(exc):
@@ -36,41 +171,55 @@ def _check_sqlite(conn: sqlite3.Connection, path: Path) -> None:
         raise DataError(f"{path}: cannot read the database ({exc})") from None
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF == sqlite3.SQLITE_CORRUPT:  # NOTADB: not SQLite
+            raise damaged(path, exc) from None
         raise DataError(f"{path}: not a SQLite database ({exc})", hint="pass the path of a SQLite database file") from None
 
 
-def connect(path: Path, *, mode: str = "rw", must_exist: bool = True) -> sqlite3.Connection:
-    """A connection in autocommit mode; transactions are begun explicitly."""
+def connect(path: Path, *, mode: str = "rw", must_exist: bool = True, option: str = "--db") -> sqlite3.Connection:
+    """A connection in autocommit mode; transactions are begun explicitly.
+
+    ``option``: the command-line option ``path`` came from, for the hint when it does not exist."""
     path = Path(path)
     if must_exist and not path.is_file():
         if path.exists():
             raise UsageError(f"{path}: is not a file")
-        raise UsageError(f"{path}: database not found", hint="check the --db path, or create one with `crm-rules demo`")
+        hint = (f"check the {option} path, or create one with `crm-rules demo`" if option == "--db"
+                else f"check the {option} path")
+        raise UsageError(f"{path}: database not found", hint=hint)
     try:
-        conn = sqlite3.connect(file_uri(path, mode), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(file_uri(path, mode), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                               factory=_Connection)
     except sqlite3.OperationalError as exc:
         raise DataError(f"{path}: cannot open database ({exc})") from None
+    conn.files = {str(path.resolve()): str(path)}
     _check_sqlite(conn, path)
     return conn
 
 
 def table_columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str] | None:
-    """The column names of a table or view of ``schema`` (temp included), or None when there is none."""
+    """The column names of a table or view of ``schema`` (temp included), or None when there is none.
+
+    SQLite's names are case-insensitive (ASCII letters only, as NOCASE compares): `Customers` is `customers`."""
     row = conn.execute(
-        f"SELECT 1 FROM {quote_identifier(schema)}.sqlite_master WHERE type IN ('table','view') AND name = ?", (table,)
+        f"SELECT 1 FROM {quote_identifier(schema)}.sqlite_master WHERE type IN ('table','view') "
+        f"AND name = ? COLLATE NOCASE", (table,)
     ).fetchone()
     if row is None:
         return None
     return [r[1] for r in conn.execute(f"PRAGMA {quote_identifier(schema)}.table_info({quote_identifier(table)})")]
 
 
-def use_wal(conn: sqlite3.Connection, schema: str) -> None:
+def use_wal(conn: sqlite3.Connection, schema: str) -> bool:
     """Switch ``schema`` to WAL so readers (BI tools, Datasette) keep reading while a run is written.
 
-    The switch needs every other connection off the file, and SQLite answers
-    "locked" at once instead of calling the busy handler; two runs finishing
-    together would then fail. So the switch is retried for as long as any
-    other wait for the database would last.
+    The switch needs every other connection off the file, readers included (a
+    read transaction holds a shared lock of a rollback-journal database), and
+    SQLite answers "locked" at once instead of calling the busy handler; two
+    runs finishing together would then fail. So the switch is retried for as
+    long as any other wait for the database would last.  Whether ``schema``
+    is in WAL mode now: if not, another program still has the file in a
+    transaction, and a reader's shared lock will hold the commit up too.
     """
     pragma = f"PRAGMA {quote_identifier(schema)}.journal_mode"
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
@@ -78,14 +227,15 @@ def use_wal(conn: sqlite3.Connection, schema: str) -> None:
     while conn.execute(pragma).fetchone()[0].lower() != "wal":
         try:
             if conn.execute(f"{pragma} = WAL").fetchone()[0].lower() == "wal":
-                return
+                return True
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc):
                 raise
         if time.monotonic() > deadline:  # still held by another program: let the write report it as locked
-            return
+            return False
         time.sleep(pause)
         pause = min(pause * 2, 0.2)
+    return True
 
 
 # Actions that change a table, and which argument of the authorizer callback names the table.
@@ -103,7 +253,8 @@ def results_only_authorizer(schema: str) -> Callable[[int, str | None, str | Non
 
     The user's tables live in the same database when no --results-db is
     given; this makes writing them impossible for the connection, whatever
-    SQL a policy or plugin manages to produce.
+    SQL a policy or plugin manages to produce.  A table of the user's that has
+    a results table's name is found before a run writes (results_store.check_own_tables).
     """
 
     def authorize(action: int, arg1: str | None, arg2: str | None, dbname: str | None, _source: str | None) -> int:
@@ -129,12 +280,19 @@ class RunConnection:
     source_path: Path
     results_path: Path
     results_attached: bool = True
+    results_wal: bool | None = None  # whether use_wal got the results into WAL mode (None: not tried yet)
 
     def attach_results(self) -> None:
         """A separate results database is created (if new) only when there is a run to write."""
         if not self.results_attached:
-            self.conn.execute(f"ATTACH DATABASE ? AS {quote_identifier(self.results_schema)}",
-                              (file_uri(self.results_path, "rwc"),))
+            try:  # a plain cursor: the file that fails to attach is not in the connection's list yet
+                sqlite3.Cursor(self.conn).execute(f"ATTACH DATABASE ? AS {quote_identifier(self.results_schema)}",
+                                                  (file_uri(self.results_path, "rwc"),))
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise damaged(self.results_path, exc) from None
+                raise
+            getattr(self.conn, "files", {})[str(self.results_path.resolve())] = str(self.results_path)
             self.results_attached = True
 
     def results_exist(self) -> bool:
@@ -143,7 +301,7 @@ class RunConnection:
             return False
         self.attach_results()
         return self.conn.execute(f"SELECT 1 FROM {quote_identifier(self.results_schema)}.sqlite_master "
-                                 f"WHERE name = 'crm_runs'").fetchone() is not None
+                                 f"WHERE type = 'table' AND name = 'crm_runs'").fetchone() is not None
 
     @property
     def recorded_source(self) -> str:
@@ -168,6 +326,6 @@ def open_for_run(db: Path, results_db: Path | None = None, *, write: bool = True
         raise UsageError(f"--results-db {results_db}: the directory {results_db.parent} does not exist",
                          hint="create it first, or give a path in an existing directory")
     if results_db.exists():
-        connect(results_db, mode="rw").close()  # validates an existing results file up front
+        connect(results_db, mode="rw", option="--results-db").close()  # validates an existing results file up front
     conn = connect(db, mode="ro")  # the source, read-only; computing needs only temp tables
     return RunConnection(conn, "main", "results", Path(db), results_db, results_attached=False)

@@ -545,7 +545,7 @@ def _attach_results(rc: Any, results_db: Path | None) -> str | None:
     results_db = Path(results_db)
     if not results_db.is_file():
         raise UsageError(f"--results-db {results_db}: database not found")
-    connect(results_db, mode="ro").close()  # a file that is no SQLite database: the message, before ATTACH reads it
+    connect(results_db, mode="ro", option="--results-db").close()  # a file that is no SQLite database: the message, before ATTACH reads it
     rc.conn.execute("ATTACH DATABASE ? AS results", (f"file:{quote(str(results_db.resolve()))}?mode=ro",))
     return "results" if has_results(rc.conn, "results") else None
 

@@ -370,9 +370,7 @@ def load_overrides_table(conn: sqlite3.Connection, schema: str, table: str, tier
     if columns is None:
         names = [r[0] for r in conn.execute(f"SELECT name FROM {q(schema)}.sqlite_master "
                                             f"WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")]
-        same = [n for n in names if n.lower() == table.lower()]
-        suggestion = f"; did you mean {same[0]!r}?" if same else did_you_mean(table, names)
-        raise DataError(f"the overrides table {table!r} does not exist{suggestion}",
+        raise DataError(f"the overrides table {table!r} does not exist{did_you_mean(table, names)}",
                         hint="create it, or fix overrides.table in the policy")
     try:  # a table's rowid finds the row again; a view or a WITHOUT ROWID table has none
         rows = conn.execute(f"SELECT rowid, * FROM {q(schema)}.{q(table)}").fetchall()

@@ -130,7 +130,7 @@ def _ro_uri(path: Path) -> str:
 
 def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
     """The old side from a stored run: its assignments, and its definitions from crm_definitions."""
-    runs = connect(results_db, mode="ro") if results_db is not None else rc.conn
+    runs = connect(results_db, mode="ro", option="--results-db") if results_db is not None else rc.conn
     try:
         run = dict(resolve_run(runs, run_id))
         runs.row_factory = None

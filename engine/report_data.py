@@ -49,7 +49,7 @@ _AGING_KEY = re.compile(r"_aging_(\d+)_(\d+|plus)$")
 def gather(db: Path, run_id: int | None = None, policy: str | None = None, source_db: Path | None = None,
            max_rows: int = MAX_ROWS) -> dict:
     """Everything the report shows about a run (default: the newest successful run), as plain dicts."""
-    conn = _open(db)
+    conn = _open(db, "--results-db" if source_db is not None and Path(source_db) != Path(db) else "--db")
     try:
         run = resolve_run(conn, run_id, policy)
         if policy is not None and run["policy_name"] != policy:  # as `crm-rules changes` answers it

@@ -136,9 +136,123 @@ VIEWS = {
 }
 
 
+#: The indexes of the results tables, and the table of each.
+INDEX_TABLES = {"crm_actions_run": "crm_actions", "crm_actions_customer": "crm_actions"}
+
+
+def _core_columns() -> dict[str, list[str]]:
+    """The columns every crm-rules created each results table with: today's definitions without the columns
+    MIGRATIONS added later (crm_actions and crm_errors came with schema 2, crm_metrics with 5, whole)."""
+    added = {(table, column) for steps in MIGRATIONS.values() for table, column, _ in steps}
+    conn = sqlite3.connect(":memory:")
+    try:
+        core = {}
+        for name, ddl in TABLES.items():
+            conn.execute(ddl.format(s=""))
+            core[name] = [r[1] for r in conn.execute(f"PRAGMA table_info({q(name)})") if (name, r[1]) not in added]
+        return core
+    finally:
+        conn.close()
+
+
+#: A table of a results name without these columns was not made by crm-rules.  More columns are fine: those of a
+#: later schema, crm_metrics' metric columns, crm_assignments.metrics (schema 1 to 4).
+CORE_COLUMNS = _core_columns()
+
+
+def _file(conn: sqlite3.Connection, schema: str) -> str:
+    """The database file of ``schema`` as the user named it (for messages)."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == schema:
+            return getattr(conn, "files", {}).get(file, file) or schema
+    return schema
+
+
+def _foreign(conn: sqlite3.Connection, schema: str, columns: bool) -> list[tuple[str, str]]:
+    """(name, why) of each table, view or index with a name of the results that crm-rules did not create.
+
+    crm-rules creates all of them in the transaction that creates crm_runs, with the names in lower case and
+    at least the CORE_COLUMNS (checked with ``columns``), and crm_meta holds nothing but its schema_version:
+    that is how a results database of every version is told from another program's tables that happen to
+    use a crm_ name."""
+    s = q(schema)
+    names = [*TABLES, *VIEWS, *INDEX_TABLES]
+    found = conn.execute(f"SELECT type, name, tbl_name FROM {s}.sqlite_master WHERE lower(name) IN "
+                         f"({', '.join('?' * len(names))}) ORDER BY lower(name)", names).fetchall()
+    foreign = []
+    for kind, name, table in found:
+        key = name.lower()
+        expected = "table" if key in TABLES else "view" if key in VIEWS else "index"
+        if kind != expected:
+            foreign.append((name, f"a {kind}, where crm-rules has a {expected}"))
+        elif name != key:
+            foreign.append((name, f"crm-rules names it {key}"))
+        elif kind == "table":
+            have = {c.lower() for c in table_columns(conn, schema, name) or []}
+            missing = [c for c in CORE_COLUMNS[key] if c not in have] if columns or key == "crm_meta" else []
+            if missing:
+                foreign.append((name, f"no column {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}"))
+            elif key == "crm_meta":
+                other = [r[0] for r in conn.execute(
+                    f"SELECT key FROM {s}.crm_meta WHERE key IS NOT 'schema_version' "
+                    f"OR NOT (typeof(value) = 'text' AND value <> '' AND value NOT GLOB '*[^0-9]*') LIMIT 4")]
+                if other:
+                    foreign.append((name, f"it holds {', '.join(map(repr, other[:3]))}"
+                                          f"{', ...' if len(other) > 3 else ''}, not only crm-rules' schema_version"))
+        elif kind == "index" and table.lower() != INDEX_TABLES[key]:
+            foreign.append((name, f"an index on {table}"))
+    listed = {name for name, _ in foreign}
+    if found and not any(kind == "table" and name == "crm_runs" for kind, name, _ in found if name not in listed):
+        foreign += [(name, "") for _, name, _ in found if name not in listed]  # no crm_runs of crm-rules next to them
+    return foreign
+
+
+def check_own_tables(conn: sqlite3.Connection, schema: str = "main", *, columns: bool = True) -> None:
+    """Refuse to write results next to tables of the same names that crm-rules did not create (another program's
+    crm_meta, say): writing would change them, or fail half-way with an SQL error.  Without ``columns``, the
+    tables' columns are not looked at (only their names, crm_meta's rows and whether crm_runs is there)."""
+    foreign = _foreign(conn, schema, columns)
+    if not foreign:
+        return
+    names = [name for name, _ in foreign]
+    one = len(names) == 1
+    why = "; ".join(reason if one else f"{name}: {reason}" for name, reason in foreign if reason)
+    if not all(reason for _, reason in foreign):  # no crm_runs of crm-rules next to them
+        alone = f"there is no crm_runs table of crm-rules next to {'it' if one else 'them'}"
+        why = f"{why}; {alone}" if why else alone
+    raise DataError(f"{_file(conn, schema)}: {', '.join(names)} {'was' if one else 'were'} not created by crm-rules "
+                    f"({why}); crm-rules keeps its runs in tables of {'this name' if one else 'these names'} and "
+                    f"does not write into another program's",
+                    hint=f"keep the runs in a separate file with --results-db (e.g. --results-db runs.db), or rename "
+                         f"the table (ALTER TABLE {names[0]} RENAME TO ...): names that start with crm_ are "
+                         f"crm-rules' own")
+
+
+def check_writable(conn: sqlite3.Connection, schema: str = "main") -> None:
+    """What a run checks before computing and again under its write lock: the results tables (if any) are
+    crm-rules' own and have no triggers.  A trigger runs SQL of its own with every row a run writes; the run's
+    authorizer refuses what it writes outside the results, so the run would fail at its very end."""
+    check_own_tables(conn, schema)
+    triggers = conn.execute(
+        f"SELECT name, tbl_name FROM {q(schema)}.sqlite_master WHERE type = 'trigger' AND lower(tbl_name) IN "
+        f"({', '.join('?' * len(TABLES))}) ORDER BY name", list(TABLES)).fetchall()
+    if triggers:
+        listed = ", ".join(f"{name} on {table}" for name, table in triggers)
+        one = len(triggers) == 1
+        drop = " ".join(f"DROP TRIGGER {q(name)};" for name, _ in triggers)
+        raise DataError(f"{_file(conn, schema)}: {'trigger' if one else 'triggers'} {listed}: crm-rules does not "
+                        f"write into results tables that have triggers; nothing was written",
+                        hint=f"drop {'it' if one else 'them'} ({drop}) and act on new runs by reading crm_runs after "
+                             f"apply, or keep the runs in another file with --results-db")
+
+
 def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
-    """Create the results tables if missing, or migrate older ones (inside the caller's transaction)."""
+    """Create the results tables if missing, or migrate older ones (inside the caller's transaction).
+
+    Tables of the same names that crm-rules did not create are refused, not written into (``check_own_tables``; a
+    run checks their columns too, before it computes, with ``check_writable``)."""
     prefix = f"{q(schema)}."
+    check_own_tables(conn, schema, columns=False)
     existing = has_results(conn, schema)
     version = SCHEMA_VERSION
     if existing:
@@ -180,3 +294,9 @@ def require_results(conn: sqlite3.Connection, db: object) -> None:
     if not has_results(conn):
         raise UsageError(f"{db}: this database has no crm-rules runs yet",
                          hint="run `crm-rules apply` first, or give the database apply wrote the runs to (its --results-db)")
+    have = {c.lower() for c in table_columns(conn, "main", "crm_runs") or []}
+    missing = [c for c in CORE_COLUMNS["crm_runs"] if c not in have]
+    if missing:  # another program's crm_runs: reading it would fail with an SQL error
+        raise DataError(f"{db}: its table crm_runs was not created by crm-rules (it has no column "
+                        f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})",
+                        hint="give the database apply wrote the runs to (its --results-db)")

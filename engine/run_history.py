@@ -62,8 +62,8 @@ WHERE a.run_id = :rid AND p.tier = a.tier AND p.stage IS a.stage
   AND (p.subgrade IS NOT a.subgrade OR p.service_level IS NOT a.service_level)"""
 
 
-def _open(db: Path) -> sqlite3.Connection:
-    conn = connect(db, mode="ro")
+def _open(db: Path, option: str = "--db") -> sqlite3.Connection:
+    conn = connect(db, mode="ro", option=option)
     try:
         require_results(conn, db)
     except UsageError:

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import __version__, run_metrics
 from .classify_sql import compile_classification, match_flags
 from .data_binding import Binding, bind
-from .database import RunConnection, open_for_run, use_wal
+from .database import RunConnection, connect, damaged, is_damage, open_for_run, use_wal
 from .classify_sql import OVERRIDES
 from .errors import DataError, RunError, UsageError
 from .overrides import load_overrides, split_expired
@@ -29,7 +29,7 @@ from .policy_files import canonical_json
 from .plugin_sql import ACTIONS, ERRORS, BatchOp, compile_actions, compile_plugin_layers, setup_statements, trimmed_owner
 from .policy_model import Policy
 from .progress import Progress, silent
-from .results_store import ensure_schema
+from .results_store import check_writable, ensure_schema
 from .source_scans import jobs, run_scans
 from .window_workers import WindowWorker
 
@@ -165,6 +165,10 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
         steps.run(conn, rules, as_of, as_of_next)
     except sqlite3.OperationalError as exc:
         raise RunError(f"the database could not compute the policy: {exc}", hint=_write_hint(str(exc))) from exc
+    except sqlite3.DatabaseError as exc:  # a worker process's error comes back as its message alone
+        if not is_damage(exc):
+            raise
+        raise damaged(rc.source_path, exc) from None  # what workers read is the source
     finally:
         sorts.close()
     computed = Computed(rc, policy, as_of, binding, plan, result, data_notes + override_notes, with_overrides)
@@ -305,7 +309,12 @@ def summarize(computed: Computed) -> dict:
     }
 
 
-def _write_hint(text: str) -> str | None:
+def _write_hint(text: str, wal: bool | None = None) -> str | None:
+    """``wal``: False when the results database could not be switched to WAL mode (``use_wal``)."""
+    if ("locked" in text or "busy" in text) and wal is False:  # a reader's shared lock holds up the commit too
+        return ("another program is writing to the database, or keeps a read transaction open on it (a DB browser, "
+                "a `sqlite3` shell after BEGIN), which holds up a run's commit until the database is in WAL mode; "
+                "run again when it is done")
     if "locked" in text or "busy" in text:
         return "another program is writing to the database; run again when it is done"
     if "readonly" in text or "read-only" in text:
@@ -352,9 +361,10 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
     conn, policy, rs = computed.rc.conn, computed.policy, q(computed.rc.results_schema)
     stored = list(dict.fromkeys(policy.key_metrics + ([policy.revenue_metric] if policy.revenue_metric else [])))
     metric_names, explain_facts = explain_storage(computed, stored)  # what `explain` reads back from the run
-    use_wal(conn, computed.rc.results_schema)
+    computed.rc.results_wal = use_wal(conn, computed.rc.results_schema)
     conn.execute("BEGIN IMMEDIATE")
     try:
+        check_writable(conn, computed.rc.results_schema)  # checked before computing; now under the write lock
         ensure_schema(conn, computed.rc.results_schema)
         conn.execute(f"INSERT OR IGNORE INTO {rs}.crm_policies VALUES (?, ?, ?)",
                      (policy.sha256, policy.name, canonical_json(policy.document)))
@@ -401,6 +411,7 @@ def record_failure(rc: RunConnection, policy: Policy, as_of: str, started_at: st
         if not rc.results_exist():
             return  # no earlier runs here: leave the database exactly as it was
         conn.execute("BEGIN IMMEDIATE")
+        check_writable(conn, rc.results_schema)  # another program's tables or a trigger: the run's own error says so
         ensure_schema(conn, rc.results_schema)
         conn.execute(f"INSERT OR IGNORE INTO {rs}.crm_policies VALUES (?, ?, ?)",  # the attempt can be traced too
                      (policy.sha256, policy.name, canonical_json(policy.document)))
@@ -412,6 +423,18 @@ def record_failure(rc: RunConnection, policy: Policy, as_of: str, started_at: st
     except (sqlite3.Error, DataError):  # DataError: results tables of a newer crm-rules, not to be written into
         if rc.conn.in_transaction:
             rc.conn.execute("ROLLBACK")
+
+
+def _check_results(rc: RunConnection) -> None:
+    """The results tables the run would write are crm-rules' own and have no triggers (``check_writable``)."""
+    if rc.results_attached:  # the results go to the data's own database
+        check_writable(rc.conn, rc.results_schema)
+    elif rc.results_path.exists():
+        conn = connect(rc.results_path, mode="ro", option="--results-db")
+        try:
+            check_writable(conn)
+        finally:
+            conn.close()
 
 
 @dataclass
@@ -427,6 +450,7 @@ def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None =
     started = _now()
     rc = open_for_run(db, results_db, write=not dry_run)
     try:
+        _check_results(rc)  # before computing anything: a run that cannot be written fails at once
         try:
             computed = compute(rc, policy, as_of, overrides, progress)
         except sqlite3.OperationalError as exc:  # e.g. locked while reading the tables' layout
@@ -439,10 +463,12 @@ def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None =
             run_id = write_run(computed, summary, started)
             progress("writing results", 1, 1)
         except sqlite3.OperationalError as exc:
-            raise RunError(f"could not write the results: {exc}; nothing was written", hint=_write_hint(str(exc))) from exc
+            raise RunError(f"could not write the results: {exc}; nothing was written",
+                           hint=_write_hint(str(exc), rc.results_wal)) from exc
         return RunOutcome(run_id, summary, as_of, computed.notes)
     except (RunError, DataError) as exc:  # what went wrong in the data or while computing: kept for the record
-        if not dry_run:
+        # not in a damaged results database, though: writing to it may spread the damage
+        if not dry_run and rc.results_path.resolve() not in getattr(exc, "damaged_files", ()):
             record_failure(rc, policy, as_of, started, exc.message)
         raise
     finally:

@@ -308,10 +308,12 @@ def test_a_view_or_a_table_without_rowid_can_hold_overrides(tmp_path):
         load_overrides_table(conn, "main", "grades", TIERS)
 
 
-def test_a_table_named_in_another_case_gets_a_did_you_mean(tmp_path):
-    conn = table_db(tmp_path, "CREATE TABLE Manual_Grades (customer, tier, reason, author)", [])
-    with pytest.raises(DataError, match="the overrides table 'manual_grades' does not exist; did you mean 'Manual_Grades'"):
-        load_overrides_table(conn, "main", "manual_grades", TIERS)
+def test_a_table_named_in_another_case_is_that_table_as_in_sqlite(tmp_path):
+    conn = table_db(tmp_path, "CREATE TABLE Manual_Grades (customer, tier, reason, author)",
+                    [("C1", "A", "partner", "ops")])
+    assert [o.customer for o in load_overrides_table(conn, "main", "manual_grades", TIERS)] == ["C1"]
+    with pytest.raises(DataError, match="the overrides table 'manual_grade' does not exist; did you mean 'Manual_Grades'"):
+        load_overrides_table(conn, "main", "manual_grade", TIERS)
 
 
 def test_table_values_that_are_numbers_or_blank(tmp_path):
