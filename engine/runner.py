@@ -135,6 +135,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     # The per-customer work tables live in the temp schema; keeping their pages in memory (up to
     # this much, whatever the number of orders) saves re-reading them from the temp file per layer.
     conn.execute(f"PRAGMA temp.cache_size = -{TEMP_CACHE_KIB}")
+    data_version = _data_version(rc)
     active_overrides, override_notes, with_overrides = _load_overrides(rc, policy, as_of, overrides)
     binding = bind(conn, rc.source_schema, policy)
     check_customers(rc, policy, binding)
@@ -172,6 +173,11 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     finally:
         sorts.close()
     computed = Computed(rc, policy, as_of, binding, plan, result, data_notes + override_notes, with_overrides)
+    if _data_version(rc) != data_version:
+        computed.notes.append(
+            f"the data changed while the run read it (another program committed to {rc.source_path} meanwhile): "
+            "each table was read as it was when its scan began, so the results may mix the data before and after; "
+            "run again when the writes are done, or on a snapshot (sqlite3 crm.db \".backup snapshot.db\")")
     computed.groups = _grouped(conn, policy, result, with_overrides)
     errors = conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0]
     if errors:
@@ -180,6 +186,13 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     if policy.service_levels and missing:
         computed.notes.append(f"{missing:,} customer(s) match no service level (no entry for their tier/stage)")
     return computed
+
+
+def _data_version(rc: RunConnection) -> int:
+    """Changes when another connection commits to the source database.  A run reads it through several
+    statements and worker processes, each seeing the data as it is when it starts (SQLite has no snapshot that
+    processes can share), so a commit in between can make a run count an invoice without its order."""
+    return rc.conn.execute(f"PRAGMA {q(rc.source_schema)}.data_version").fetchone()[0]
 
 
 def _check_unique(conn: sqlite3.Connection, policy: Policy, table: str) -> None:

@@ -366,3 +366,26 @@ def test_the_summary_groups_are_those_of_a_group_by_nulls_and_mixed_values_inclu
     grouped = SimpleNamespace(groups=expected)
     assert Computed.tier_minimum(grouped) == [["A", 0.1], ["B", 3], ["C", -1.25]]
     assert (2, None, "B", None, "B1", None, 0, None, "B", "") in expected  # NULL keys and an all-NULL sum kept
+
+
+def test_a_commit_by_another_program_during_the_run_is_noted(demo_db, monkeypatch):
+    """Each scan sees the data as it is when it starts: a commit between two of them can count an invoice
+    without its order, so the run says the data changed while it read it."""
+    from crm_rules.engine import runner
+
+    scans = runner.run_scans
+
+    def scans_then_a_commit(*args, **kwargs):
+        scans(*args, **kwargs)
+        other = sqlite3.connect(demo_db)
+        with other:
+            other.execute("INSERT INTO orders (customer_id, order_date, amount, cost, discount) "
+                          "VALUES ('C000001', '2026-06-01', 10, 0, 0)")
+        other.close()
+
+    quiet = apply_policy(demo_db, load_policy("base"), "2026-06-30", dry_run=True)
+    assert not any("changed while the run read it" in n for n in quiet.notes)
+    monkeypatch.setattr(runner, "run_scans", scans_then_a_commit)
+    busy = apply_policy(demo_db, load_policy("base"), "2026-06-30", dry_run=True)
+    assert any(n.startswith(f"the data changed while the run read it (another program committed to {demo_db}")
+               for n in busy.notes)
