@@ -23,8 +23,9 @@ from .database import RunConnection
 from .errors import DataError
 from .expr_sql import quote_identifier as q
 from .expr_types import BOOL, DATE, NUMBER, with_article
-from .metric_sql import BAD_ROWS, CID, MetricPlan, bad_date_sql, matched_column
+from .metric_sql import BAD_ROWS, CID, DATED, MetricPlan, bad_date_sql, matched_column
 from .policy_model import Policy
+from .yaml_source import format_path
 
 EXAMPLES = 3
 
@@ -220,12 +221,19 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     """After the scans: no unreadable rows, ids are unique (then the per-customer table has its index by
     id), and every row's customer exists.
 
-    Returns notes on data that a run can use but that point to a mistyped ``--as-of``: a year too early
-    grades everyone on nothing, or customers before they joined, and the run looks as valid as any other.
+    Returns notes on data that a run can use but that point to a mistake: a mistyped ``--as-of`` (a year too
+    early grades everyone on nothing, or customers before they joined) or a source table that is empty (an
+    import that failed after emptying it grades every customer on nothing); the run looks as valid as any
+    other.  They are notes, not errors: an empty table or one with no row yet can be right (no contracts
+    yet, a backfill from before the first invoice).
     """
     conn, problems = rc.conn, []
+    dated = {}  # source -> whether some row is dated on or before the as-of date
     for source, table in plan.checks.items():
-        if conn.execute(f"SELECT total({BAD_ROWS}) FROM {table}").fetchone()[0]:
+        bad, dated[source] = conn.execute(f"SELECT total({BAD_ROWS}), max({DATED}) FROM {table}").fetchone()
+        if dated[source] is None:  # the scan kept only such rows (metric_sql: SourceAggregation.check)
+            dated[source] = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {plan.aggregates[source]})").fetchone()[0]
+        if bad:
             problems += _source_problems(conn, policy.data.sources[source], binding, plan.problems[source])
     _fail(problems, "store dates as text 'YYYY-MM-DD' and numbers as numbers: fix or remove these rows, or re-import them")
     _check_unique_ids(conn, policy, binding, plan)
@@ -243,12 +251,15 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
         notes.append(f"{joined_later:,} customer(s) joined after the as-of date {as_of} (their "
                      f"{binding.attributes['since'].column!r} is later): they are graded before they existed, "
                      f"with a negative tenure; is --as-of right?")
-    empty = []  # tables with rows of which the as-of cut left none (rows of unknown customers would be left)
+    empty, undated = [], []  # empty tables; tables of which no row is dated on or before the as-of date
     for source, matched in zip(sources, found):
         table = plan.aggregates[source]
         t = policy.data.sources[source]
-        if not matched and plan.sources[source].rows:
-            empty.append(f"{t.table!r} (by {t.columns[WINDOW_FIELD[source]].column})")
+        if not plan.sources[source].rows:
+            empty.append(source)
+        elif not dated[source]:
+            # by the date that places its rows in time (WINDOW_FIELD), whatever dates its metrics' windows use
+            undated.append(f"{t.table!r} (by {t.columns[WINDOW_FIELD[source]].column})")
         unknown = conn.execute(f"SELECT count({CID}) FROM {table}").fetchone()[0] - int(matched)
         if not unknown:
             continue
@@ -261,9 +272,26 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
             problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: {ids}")
     _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")
     if empty:
-        notes.append(f"no row of {', '.join(sorted(empty))} is dated on or before the as-of date {as_of}: "
-                     f"{'its' if len(empty) == 1 else 'their'} metrics are empty for every customer; is --as-of right?")
+        notes.append(_empty_note(policy, binding, empty))
+    if undated:
+        notes.append(f"no row of {', '.join(sorted(undated))} is dated on or before the as-of date {as_of}: "
+                     f"{'its' if len(undated) == 1 else 'their'} metrics are empty for every customer; is --as-of right?")
     return notes
+
+
+def _empty_note(policy: Policy, binding: Binding, sources: list[str]) -> str:
+    """The note on source tables without a single row: which tables, and the metrics left empty by them."""
+    tables = ", ".join(sorted(repr(policy.data.sources[s].table) for s in sources))
+    names = list(dict.fromkeys(format_path(m.path) if m.internal else m.name  # a plugin's by its policy entry
+                               for m in policy.metrics.values() if m.source in sources or (
+                                   m.kind == "tenure" and "orders" in sources and not binding.tenure_from_since)))
+    metrics = ", ".join(names[:EXAMPLES]) + (f" and {len(names) - EXAMPLES} more" if len(names) > EXAMPLES else "")
+    one = len(sources) == 1
+    mapping = f"data.{sources[0]}.table" if one else "the policy's data: section"
+    return (f"the {'table' if one else 'tables'} {tables} {'is' if one else 'are'} empty (no rows at all): "
+            f"{'its' if one else 'their'} metrics{f' ({metrics})' if metrics else ''} are empty for every customer, "
+            f"as if nobody had any; was {'it' if one else 'one'} emptied by an import that failed, or does {mapping} "
+            f"name the wrong table?")
 
 
 def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding, problems: list[tuple[str, str, str]]) -> list[str]:
@@ -294,6 +322,9 @@ def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding
     try:  # the index explain and overrides find a customer by; building it is the check, the examples come after
         conn.execute(plan.key_index().sql)
     except sqlite3.IntegrityError:
+        customers = conn.execute(f"SELECT count(*) FROM {binding.table(cust.table)}").fetchone()[0]
+        if conn.execute(f"SELECT count(*) FROM {base}").fetchone()[0] > customers:
+            _joined_twice(conn, policy, binding, plan)  # a customer in a row per group of a source: not their fault
         dupes = conn.execute(f"SELECT {CID}, count(*) FROM {base} GROUP BY {CID} HAVING count(*) > 1 "
                              f"LIMIT {EXAMPLES}").fetchall()
         total = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {base} GROUP BY {CID} HAVING count(*) > 1)").fetchone()[0]
@@ -322,6 +353,46 @@ def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding
     _duplicates(cust, ids, total, len(pairs), _listing(cust.table, row_col, same_text),
                 what="pairs", why=" when read as text (a number and the same text are one id to explain and export)",
                 hint_more="; store every id as text (in a column declared TEXT), as the other tables refer to them")
+
+
+def _joined_twice(conn: sqlite3.Connection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:
+    """The per-customer table has more rows than the customers table: the join found a customer in two groups
+    of a source's GROUP BY (two forms of one id that the GROUP BY tells apart and the join's comparison does
+    not).  metric_sql.number_ids regroups the forms it knows of, so this is a safeguard: the message names
+    the source table and column, the forms and their rows, never the customers table, whose ids are fine."""
+    cust = policy.data.customers
+    customers, key = binding.table(cust.table), q(cust.key)
+    lines, total = [], 0
+    for source, agg in plan.aggregates.items():
+        t = policy.data.sources[source]
+        twice = (f"FROM {customers} AS c JOIN {agg} AS a ON a.{CID} = c.{key} GROUP BY c.{key} "
+                 f"HAVING count(*) > 1")
+        found = conn.execute(f"SELECT c.{key} {twice} LIMIT {EXAMPLES}").fetchall()
+        if not found:
+            continue
+        count = conn.execute(f"SELECT count(*) FROM (SELECT 1 {twice})").fetchone()[0]
+        total += count
+        row_col = row_column(conn, binding.schema, t.table, t.key)
+        for (cid,) in found:
+            forms = [form for (form,) in conn.execute(
+                f"SELECT a.{CID} FROM {customers} AS c JOIN {agg} AS a ON a.{CID} = c.{key} WHERE c.{key} IS ?", (cid,))]
+            named = []
+            for form in forms:
+                rows = conn.execute(f"SELECT {q(row_col)} FROM {binding.table(t.table)} WHERE {q(t.key)} IS ? "
+                                    f"LIMIT {EXAMPLES}", (form,)).fetchall() if row_col else []
+                names = ", ".join(_row_name(row_col, r) for (r,) in rows)
+                named.append(f"{form!r} ({'text' if isinstance(form, str) else 'a number'}{': ' + names if names else ''})")
+            lines.append(f"table {t.table!r}, column {t.key!r}: customer {cid!r} is stored as {' and '.join(named)}")
+        more = _and_more(count, len(found), "customers", f"SELECT c.{key} FROM {q(cust.table)} AS c JOIN "
+                         f"(SELECT DISTINCT {q(t.key)} AS k FROM {q(t.table)}) AS a ON a.k = c.{key} "
+                         f"GROUP BY c.{key} HAVING count(*) > 1", own_line=True)
+        if more:
+            lines.append(f"table {t.table!r}, column {t.key!r}: {more}")
+    if lines:
+        raise DataError(f"{total:,} customer(s) of table {cust.table!r} match more than one form of their id in a "
+                        f"source table (each form would make them a customer of their own):\n  - " + "\n  - ".join(lines),
+                        hint=f"store each customer id in one form, as {cust.table!r}.{cust.key!r} stores it "
+                             f"(a number as a number, not as text: UPDATE the rows named)")
 
 
 def _duplicates(cust: Table, ids: str, total: int, shown: int, listing: str, what: str = "ids", why: str = "",

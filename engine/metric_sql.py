@@ -25,6 +25,7 @@ from .scan_plan import from_clause
 
 CID, CNAME = "_cid", "_cname"
 BAD_ROWS = "_bad_rows"
+DATED = "_dated"  # column of a row check's one row: whether some row is dated on or before the as-of date
 
 
 def bad_date_sql(col: str) -> str:
@@ -84,9 +85,28 @@ class SourceAggregation:
     query: Statement  # the SELECT, which source_scans may run on a connection of its own
     columns: frozenset[str]
     rows: int  # how many rows the source has
-    check: Statement | None = None  # SELECT of one row, 1 in ``_bad_rows`` if some row cannot be read, else 0
+    check: Statement | None = None  # SELECT of one row: ``_bad_rows`` 1 if some row cannot be read, else 0;
+    # ``_dated`` 1 if some row is dated (by the source's window date) on or before the as-of date, else 0; NULL
+    # when the GROUP BY keeps only such rows, so that it has a row exactly when there is one
     cost: int = 0  # the GROUP BY's work, in rough units: source_scans starts the biggest first
     check_cost: int = 0
+    # Set when the customers key has numeric affinity and the source's customer column has not (number_ids): the
+    # INSERT of the groups of ``mixed_name``'s ids, regrouped by the number the join reads them as
+    merge: Statement | None = None
+
+    @property
+    def mixed_name(self) -> str:
+        """Temp table of the ids (``raw``) of this GROUP BY's groups that are one customer to the join (number_ids)."""
+        return self.name.replace("_agg_", "_mixed_", 1)
+
+    def join_key(self, alias: str) -> str:
+        """What the customers join compares with the customer key (written ``+c.key`` when this is a number_id)."""
+        return numeric_id_sql(f"{alias}.{CID}") if self.merge is not None else f"{alias}.{CID}"
+
+    def number_index(self) -> Statement:
+        """The unique index of the ids as numbers (number_ids): the join's lookup, and the test that no two groups
+        are one number."""
+        return Statement(f"CREATE UNIQUE INDEX temp.{q(self.name + '_number')} ON {q(self.name)}({numeric_id_sql(CID)})")
 
     @property
     def target(self) -> str:
@@ -113,7 +133,7 @@ def matched_column(source: str) -> str:
 
 @dataclass
 class MetricPlan:
-    statements: list[Statement]  # run after the sources' GROUP BYs (source_scans.run_scans)
+    statements: list  # Statements (and one BatchOp), run after the sources' GROUP BYs (source_scans.run_scans)
     table: str  # view of one row per customer with every metric
     attributes: list[str]  # attribute columns present in that view
     sources: dict[str, SourceAggregation] = field(default_factory=dict)  # source -> its GROUP BY
@@ -253,28 +273,44 @@ class _SourceQuery:
     def problems(self) -> list[tuple[str, str, str]]:
         return row_problems(self.source, self.table.key, self.table.columns, self.numeric_used)
 
-    def aggregation(self, name: str) -> SourceAggregation:
+    def aggregation(self, name: str, number_ids: bool = False) -> SourceAggregation:
+        """The source's GROUP BY; ``number_ids``: the customers key reads this source's ids as numbers and the
+        source's column does not (see number_ids)."""
         key = f"r.{q(self.table.key)}"
         # Rows dated after the as-of date did not exist yet on it: when no aggregate counts them, the scan
         # drops them before the sort (a fifth of the GROUP BY's time on ten million orders, from the
         # comparisons alone).  Only that cut moves: a window's start would also hide the rows of unknown
         # customers that lie before it from the orphan check (data_checks), which reads the aggregates.
         in_where = frozenset(self.cuts).intersection(*(a.conditions for _, a in self.columns))
-        where = f"\nWHERE {' AND '.join(sorted(in_where))}" if in_where and self.columns else ""
+        conditions = sorted(in_where) if self.columns else []
+        where = f"\nWHERE {' AND '.join(conditions)}" if conditions else ""
         cols = ",\n  ".join(f"{a.sql(in_where)} AS {q(alias)}" for alias, a in self.columns)
         problems = self.problems()
         read = frozenset(self.read | {column for column, _, _ in problems})
+        table = self.binding.table(self.table.table)
         source = from_clause(self.dates.conn, self.binding.schema, self.table.table, self.table.key, set(read))
         # The row check is a scan of its own, not a column of the GROUP BY: the two then run at the same
         # time, on two cores (source_scans), and at a million customers the check of three date columns
-        # costs about as much as the aggregation itself.
+        # costs about as much as the aggregation itself.  It also tells whether any row is dated on or before
+        # the as-of date by the source's own date (the note on a mistyped --as-of), when the aggregates
+        # cannot: when the scan's WHERE is not that date's cut (receivables' windows are cut by due dates).
+        # The first old row ends the search (every row is read only when none is old: a mistyped --as-of).
         bad = " OR ".join(sql for _, _, sql in problems)
-        check = Statement(f"SELECT EXISTS (SELECT 1 {source} WHERE {bad}) AS {BAD_ROWS}")
-        rows = row_count(self.dates.conn, self.binding.table(self.table.table))
+        dated = f"r.{q(self.table.columns[WINDOW_FIELD[self.source]].column)} < :as_of_next"
+        dated = "NULL" if dated in conditions else f"EXISTS (SELECT 1 FROM {table} AS r WHERE {dated})"
+        check = Statement(f"SELECT EXISTS (SELECT 1 {source} WHERE {bad}) AS {BAD_ROWS}, {dated} AS {DATED}")
+        rows = row_count(self.dates.conn, table)
+        merge = None
+        if number_ids:  # the groups the join finds one customer in, regrouped from their rows (number_ids)
+            number = numeric_id_sql(key)
+            mixed = f"{key} IN (SELECT raw FROM temp.{q(name.replace('_agg_', '_mixed_', 1))})"
+            merge = Statement(f"INSERT INTO temp.{q(name)}\nSELECT {number} AS {CID},\n  {cols}\nFROM {table} AS r\n"
+                              f"WHERE {' AND '.join([mixed, *conditions])}\nGROUP BY {number}", self.params.values)
         return SourceAggregation(name, Statement(f"SELECT {key} AS {CID},\n  {cols}\n{source}{where}\nGROUP BY {key}",
                                                  self.params.values), read, rows, check,
                                  cost=rows * (10 + len(self.columns)),
-                                 check_cost=int(rows * (2 + sum(_CHECK_COST.get(what, 0) for _, what, _ in problems))))
+                                 check_cost=int(rows * (2 + sum(_CHECK_COST.get(what, 0) for _, what, _ in problems))),
+                                 merge=merge)
 
 
 #: Rough cost per row of a row check's test, against 10 for reading the row and 1 per aggregate of a GROUP BY
@@ -293,6 +329,87 @@ def approximate_rows(conn: sqlite3.Connection, table: str) -> int:
         return conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
     except sqlite3.OperationalError:  # a view or a WITHOUT ROWID table
         return 0
+
+
+def numeric_id_sql(col: str) -> str:
+    """``col`` as a key of numeric affinity compares it: text that SQLite reads as a number ('1', '1.0', ' 1',
+    '01') as that number, anything else as it is.
+
+    ``CAST(x AS NUMERIC) = x`` is SQLite's own test: the CAST has numeric affinity, so the comparison applies
+    numeric affinity to a ``col`` of text or no affinity, exactly as the join of a numeric customer key does,
+    and is true only for text that it turns into a number ('abc' stays text, and its CAST, 0, differs).
+    """
+    return f"CASE WHEN CAST({col} AS NUMERIC) = {col} THEN CAST({col} AS NUMERIC) ELSE {col} END"
+
+
+def affinity(declared: str | None) -> str:
+    """The affinity of a column declared ``declared``, by SQLite's rules (datatype3.html, 3.1)."""
+    upper = (declared or "").upper()
+    if "INT" in upper:
+        return "INTEGER"
+    if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if not upper or "BLOB" in upper:
+        return "BLOB"
+    if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+NUMERIC_AFFINITIES = ("INTEGER", "REAL", "NUMERIC")
+
+
+def column_affinity(conn: sqlite3.Connection, table: str, column: str) -> str:
+    """Affinity of ``column`` of ``table`` (schema-qualified): that of a view's column too, which the view's
+    declared types do not always give ('' for a CAST(x AS INTEGER)), from an empty CREATE TABLE AS, whose
+    declared types SQLite writes from the affinities."""
+    probe = "_crm_affinity_probe"
+    conn.execute(f"DROP TABLE IF EXISTS temp.{q(probe)}")
+    conn.execute(f"CREATE TEMP TABLE {q(probe)} AS SELECT t.{q(column)} AS x FROM {table} AS t LIMIT 0")
+    try:
+        return affinity(conn.execute(f"SELECT type FROM pragma_table_xinfo('{probe}', 'temp')").fetchone()[0])
+    finally:
+        conn.execute(f"DROP TABLE temp.{q(probe)}")
+
+
+def number_ids(conn: sqlite3.Connection, sources: list[SourceAggregation], dates: dict) -> None:
+    """Index the ids of the sources whose ids the customers join reads as numbers, and regroup the groups of
+    one customer (``agg.merge``: a customers key of numeric affinity, a source column of text or none).
+
+    A source's GROUP BY groups by the value as it is stored, so the number 1 and the text '1' (or '01',
+    '1.0', ' 1') are two groups; the key reads text that looks like a number as that number, so both groups
+    would join customer 1, who would then be in the per-customer table twice.  Grouping every row by the
+    number would cost a function call per row and the order of a covering index; instead the GROUP BY stays
+    as it is, and the unique index of its ids read as numbers, which the join looks customers up by (its
+    plain index is of no use to it: SQLite uses an index only for a comparison of the index's own affinity),
+    finds the groups of one customer as it is built: only then are those groups found and regrouped from
+    their rows (the source's index on the customer column finds them), and the index built again.
+
+    No other pair of affinities joins one customer to two groups: a numeric source column stores numbers as
+    numbers, and a key of text or no affinity is not compared as a number with a column of text or none.
+    """
+    for agg in sources:
+        if agg.merge is None:
+            continue
+        try:
+            conn.execute(agg.number_index().sql)
+        except sqlite3.IntegrityError:
+            _regroup(conn, agg, dates)
+            conn.execute(agg.number_index().sql)
+
+
+def _regroup(conn: sqlite3.Connection, agg: SourceAggregation, dates: dict) -> None:
+    """Replace the groups of ``agg`` that are one number by one group each, aggregated again from their rows."""
+    t, cid, mixed = agg.target, q(CID), f"temp.{q(agg.mixed_name)}"
+    conn.execute(f"DROP TABLE IF EXISTS {mixed}")
+    conn.execute(f"CREATE TEMP TABLE {q(agg.mixed_name)} AS SELECT a.rowid AS rid, a.{cid} AS raw FROM {t} AS a "
+                 f"WHERE {numeric_id_sql(f'a.{cid}')} IN (SELECT {numeric_id_sql(f'b.{cid}')} FROM {t} AS b "
+                 f"WHERE b.{cid} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)")
+    try:
+        conn.execute(f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM {mixed})")
+        conn.execute(agg.merge.sql, {**agg.merge.params, **dates})
+    finally:
+        conn.execute(f"DROP TABLE {mixed}")
 
 
 def _source_metric(m: Metric, sq: _SourceQuery) -> str:
@@ -436,7 +553,7 @@ def _layers(policy: Policy) -> dict[str, int]:
 
 
 def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: str = "_crm") -> MetricPlan:
-    statements: list[Statement] = []
+    statements: list = []
     queries = {s: _SourceQuery(policy, binding, s, dates) for s in sorted(binding.sources)}
     base_cols: dict[str, str] = {}
     params = SqlParams(prefix="c")
@@ -449,11 +566,21 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
             attr = policy.data.attributes[m.spec["attribute"]]
             base_cols[m.name] = _attribute_sql(f"c.{q(attr.column)}", attr.type)
     joins = []
-    sources = {}
+    sources: dict[str, SourceAggregation] = {}
+    customers, key = binding.table(policy.data.customers.table), q(policy.data.customers.key)
+    numeric_key = None
     for source, sq in queries.items():
-        if sq.columns:  # computed before these statements, by source_scans
-            sources[source] = sq.aggregation(f"{prefix}_agg_{source}")
-            joins.append(f"LEFT JOIN {sources[source].target} AS a_{source} ON a_{source}.{CID} = c.{q(policy.data.customers.key)}")
+        if not sq.columns:
+            continue
+        if numeric_key is None:  # probed once, when there is a source to join
+            numeric_key = column_affinity(dates.conn, customers, policy.data.customers.key) in NUMERIC_AFFINITIES
+        t = policy.data.sources[source]
+        as_numbers = numeric_key and column_affinity(dates.conn, binding.table(t.table), t.key) not in NUMERIC_AFFINITIES
+        agg = sources[source] = sq.aggregation(f"{prefix}_agg_{source}", number_ids=as_numbers)  # run by source_scans
+        # an id read as a number is looked up as one (by number_ids' index), without affinity: the values compare
+        # as the plain comparison compares them, a number of the key with a number, text (not a number) with text
+        joins.append(f"LEFT JOIN {agg.target} AS a_{source} ON {agg.join_key(f'a_{source}')} = "
+                     f"{'+' if as_numbers else ''}c.{key}")
     attrs = list(binding.attributes)
     select = [f"c.{q(policy.data.customers.key)} AS {CID}", f"c.{q(policy.data.customer_name)} AS {CNAME}"]
     select += [f"{_attribute_sql(f'c.{q(c.column)}', c.type)} AS {q(n)}" for n, c in binding.attributes.items()]
@@ -463,6 +590,12 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
     select += [f"a_{source}.{CID} IS NOT NULL AS {q(matched_column(source))}" for source in sources]
     layers = _layers(policy)
     table = f"temp.{q(f'{prefix}_m0')}"
+    numbered = [agg for agg in sources.values() if agg.merge is not None]
+    if numbered:
+        from .plugin_sql import BatchOp  # (plugin_sql imports this module)
+
+        statements.append(BatchOp(lambda conn, run_dates: number_ids(conn, numbered, run_dates),
+                                  "index the customer ids read as numbers; one group per customer"))
     statements.append(Statement(f"DROP TABLE IF EXISTS {table}"))
     all_params = {}
     for sq in queries.values():

@@ -86,8 +86,8 @@ def test_an_as_of_date_before_the_data_is_noted(cli, demo_db):
     result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", "1990-01-01", "--json", ok=True)
     (customers, before_data) = json.loads(result.output)["notes"]
     assert customers.startswith("300 customer(s) joined after the as-of date 1990-01-01")
-    assert before_data == ("no row of 'contracts' (by start_date), 'interactions' (by date), 'orders' (by order_date) "
-                           "is dated on or before the as-of date 1990-01-01: their metrics are empty for every "
+    assert before_data == ("no row of 'contracts' (by start_date), 'interactions' (by date), 'orders' (by order_date), "
+                           "'receivables' (by issue_date) is dated on or before the as-of date 1990-01-01: their metrics are empty for every "
                            "customer; is --as-of right?")
     (stored,) = rows(demo_db, "SELECT notes FROM crm_runs WHERE as_of = '1990-01-01'")[0]
     assert json.loads(stored) == [customers, before_data]  # kept with the run, for whoever reads it later
