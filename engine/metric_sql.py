@@ -209,10 +209,12 @@ def decimal_sum(call: str) -> str:
     99999.99999999999, the same amounts in another order 100000.0, and a rule
     ``revenue_12m >= 100_000`` would tier the same customer differently after a reload of the
     table.  Amounts with a few decimals sum to a number with at most 15 digits, which the
-    rounding recovers whatever the order.  Integer sums stay exact integers.  (SQLite computes
-    the repeated aggregate call once.)
+    rounding recovers whatever the order.  Integer sums stay exact integers.  A sum beyond a double's
+    range stays infinite: printf writes it 'Inf', which CAST reads as 0.  (SQLite computes the repeated
+    aggregate call once.)
     """
-    return f"CASE typeof({call}) WHEN 'real' THEN CAST(printf('%.15g', {call}) AS REAL) ELSE {call} END"
+    return (f"CASE typeof({call}) WHEN 'real' THEN CASE WHEN abs({call}) < 1e308 "
+            f"THEN CAST(printf('%.15g', {call}) AS REAL) ELSE {call} END ELSE {call} END")
 
 
 class _SourceQuery:
