@@ -26,19 +26,10 @@ from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.results_store import CORE_COLUMNS, SCHEMA_VERSION, check_writable, ensure_schema
 from crm_rules.engine.run_history import list_runs
 from crm_rules.engine.runner import apply_policy
+from test_mixed_ids_and_notes import REVENUE
 
 AS_OF = "2026-06-30"
-REV = """name: rev
-data:
-  customers: {attributes: {region: null, industry: null, account_manager: null, since: null, credit_limit: null}}
-  orders: {columns: {cost: null, discount: null}}
-metrics:
-  revenue: {sum: amount}
-tiers:
-  levels:
-    - {id: big, when: "revenue >= 100"}
-    - {id: small, default: true}
-"""
+REV = "name: rev" + REVENUE  # one sum over orders, two tiers
 DATA = ("CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT);"
         "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id TEXT, order_date TEXT, amount REAL);"
         "INSERT INTO customers VALUES ('C1', 'Acme'), ('C2', 'Beta');"
