@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlite_utils.utils import ValueTracker
 
 from .errors import DataError, RunError, UsageError
+from .database import damaged, is_damage
 from .expr_types import with_article
 from .output_file import SQLITE_HEADER
 from .progress import Progress, silent
@@ -719,10 +720,12 @@ def _write(db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan
         raise UsageError(f"{db_path}: cannot open database: {exc}") from None
     try:
         rows = _write_in_transaction(conn, db_path, table, mode, source, plan, progress)
-    except BaseException:
+    except BaseException as exc:
         conn.close()
         if created:
             _remove_new_database(db_path)
+        if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
+            raise damaged(db_path, exc) from None
         raise
     conn.close()
     return rows

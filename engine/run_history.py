@@ -331,7 +331,8 @@ def prune(db: Path, keep: int, policy: str | None = None, dry_run: bool = False)
 
 def _hint(text: str) -> str | None:
     if "locked" in text or "busy" in text:
-        return "another program is writing to the database; run again when it is done"
+        return ("another program is writing to the database, or reading it in an open transaction (a DB browser, "
+                "a `sqlite3` shell after BEGIN) when it is not in WAL mode; run again when it is done")
     if "readonly" in text or "read-only" in text:
         return "the database file or its folder is read-only"
     return None

@@ -97,6 +97,17 @@ def test_workbooks_and_utf16_are_named_not_called_bad_utf8(
     assert "UTF-8 (byte" not in message and "GBK" not in message
 
 
+def test_a_damaged_database_is_named_not_a_traceback(tmp_path: Path, db: Path, monkeypatch) -> None:
+    """SQLite finds damaged pages only when it reads them: an import that meets one says which file is damaged."""
+    def meets_damage(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(csv_import, "_write_in_transaction", meets_damage)
+    source = write_csv(tmp_path / "more.csv", "id,name,amount\nC3,Beta,1\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "customers", mode="append"))
+    assert message.startswith(f"{db}: the database is damaged (database disk image is malformed)\n  hint: check it with")
+
+
 def test_database_given_as_the_csv_file(tmp_path: Path, db: Path) -> None:
     other = tmp_path / "other.db"
     other.write_bytes(db.read_bytes())
