@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from .errors import DataError, UsageError
+from .errors import DamagedDatabaseError, DataError, UsageError
 from .expr_sql import quote_identifier
 
 BUSY_TIMEOUT_MS = 10_000
@@ -44,15 +44,15 @@ def is_damage(exc: BaseException) -> bool:
     return type(exc) is sqlite3.DatabaseError and str(exc).startswith(_DAMAGE_MESSAGES)
 
 
-def damaged(path: object, exc: BaseException, files: set[Path] | None = None) -> DataError:
-    """The error of a damaged database file ``path`` (as the user named it); its ``damaged_files`` are the
-    resolved paths of the file (``files``: of the files, when it could not be told which of them)."""
+def damaged(path: object, exc: BaseException, files: set[Path] | None = None) -> DamagedDatabaseError:
+    """The error of a damaged database file ``path`` (as the user named it); its ``files`` are the resolved
+    paths of the file (``files``: of the files, when it could not be told which of them)."""
     shown = shlex.quote(str(path))
-    error = DataError(f"{path}: the database is damaged ({exc})",
-                      hint=f"check it with `sqlite3 {shown} \"PRAGMA integrity_check\"`; restore it from a backup, or save "
-                           f"what is still readable with `sqlite3 {shown} .recover | sqlite3 recovered.db`")
-    error.damaged_files = files if files is not None else {Path(str(path)).resolve()}  # type: ignore[attr-defined]
-    return error
+    return DamagedDatabaseError(
+        f"{path}: the database is damaged ({exc})",
+        hint=f"check it with `sqlite3 {shown} \"PRAGMA integrity_check\"`; restore it from a backup, or save "
+             f"what is still readable with `sqlite3 {shown} .recover | sqlite3 recovered.db`",
+        files=frozenset(files if files is not None else {Path(str(path)).resolve()}))
 
 
 def _damaged_file(conn: sqlite3.Connection) -> tuple[str, set[Path]]:

@@ -63,6 +63,14 @@ class DataError(CrmRulesError):
     """The user's database or data file cannot be used as it is."""
 
 
+class DamagedDatabaseError(DataError):
+    """SQLite found damaged pages in a database file; nothing may be written into it."""
+
+    def __init__(self, message: str, *, hint: str | None = None, files: frozenset = frozenset()):
+        super().__init__(message, hint=hint)
+        self.files = files  # resolved paths of the file, or of each file it may be when that cannot be told
+
+
 class RunError(CrmRulesError):
     """A run failed while executing; no results were written."""
 

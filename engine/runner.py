@@ -19,7 +19,7 @@ from .classify_sql import compile_classification, match_flags
 from .data_binding import Binding, bind
 from .database import RunConnection, connect, damaged, is_damage, open_for_run, use_wal
 from .classify_sql import OVERRIDES
-from .errors import DataError, RunError, UsageError
+from .errors import DamagedDatabaseError, DataError, RunError, UsageError
 from .overrides import load_overrides, split_expired
 from .explain import explain_storage
 from .expr_sql import SqlParams, quote_identifier as q
@@ -481,7 +481,7 @@ def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None =
         return RunOutcome(run_id, summary, as_of, computed.notes)
     except (RunError, DataError) as exc:  # what went wrong in the data or while computing: kept for the record
         # not in a damaged results database, though: writing to it may spread the damage
-        if not dry_run and rc.results_path.resolve() not in getattr(exc, "damaged_files", ()):
+        if not dry_run and not (isinstance(exc, DamagedDatabaseError) and rc.results_path.resolve() in exc.files):
             record_failure(rc, policy, as_of, started, exc.message)
         raise
     finally:
