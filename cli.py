@@ -18,11 +18,11 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from .engine import __version__
 from .engine.errors import CrmRulesError, PolicyError, UsageError
+from .engine.terminal_table import escape, visible
 
 
 class _Console(Console):
@@ -76,16 +76,16 @@ def _drop_stdout() -> None:
 def _print_error(exc: CrmRulesError) -> None:
     if isinstance(exc, PolicyError):
         for d in exc.diagnostics:
-            err_console.print(str(d), highlight=False, markup=False)
+            err_console.print(visible(str(d)), highlight=False, markup=False)
         n = len(exc.diagnostics)
         files = sorted({d.file for d in exc.diagnostics})
         where = exc.subject or ("the policy" if len(files) <= 1 and not any(f.endswith(".test.yaml") for f in files)
                                 else ", ".join(files))
         err_console.print(f"error: {n} problem{'s' if n != 1 else ''} in {where}", highlight=False, markup=False)
     else:
-        err_console.print(f"error: {exc.message}", highlight=False, markup=False)
+        err_console.print(f"error: {visible(exc.message)}", highlight=False, markup=False)
     if exc.hint:
-        err_console.print(f"  hint: {exc.hint}", highlight=False, markup=False)
+        err_console.print(f"  hint: {visible(exc.hint)}", highlight=False, markup=False)
 
 
 app = typer.Typer(
@@ -580,7 +580,6 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
 ) -> None:
     """List the runs in a database, oldest first: policy, hash, as-of date, status and customers."""
-    from rich.markup import escape
 
     from .engine.render import fmt_number
     from .engine.run_history import list_runs
@@ -619,7 +618,6 @@ def history(
     as_json: bool = typer.Option(False, "--json", help="Print the history as JSON."),
 ) -> None:
     """Show a customer's tier, sub-grade, stage and service level in every run, with the deciding rules and policy hash."""
-    from rich.markup import escape
 
     from .engine.run_history import customer_history
     from .engine.terminal_table import titled_table
@@ -690,7 +688,6 @@ def changes(
     as_json: bool = typer.Option(False, "--json", help="Print the summary and every changed customer as JSON."),
 ) -> None:
     """Summarise what changed in a run since the previous run of its policy: upgrades, downgrades, stages, new and removed customers."""
-    from rich.markup import escape
 
     from .engine.render import fmt_number
     from .engine.run_history import changes as run_changes
@@ -767,7 +764,6 @@ def prune(
     as_json: bool = typer.Option(False, "--json", help="Print what was (or would be) deleted as JSON."),
 ) -> None:
     """Delete old runs: keep each policy's newest N successful runs and every run after the oldest of them."""
-    from rich.markup import escape
 
     from .engine.render import fmt_number
     from .engine.run_history import prune as prune_runs

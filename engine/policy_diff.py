@@ -443,7 +443,7 @@ def _arrow(pair: list) -> str:
 
 def print_diff(console, result: dict, limit: int = 50) -> None:
     """Rich tables for a :func:`diff_policies` result; ``limit`` rows of movers and transitions (0 = all)."""
-    from rich.markup import escape
+    from .terminal_table import escape
 
     from .render import fmt_number, pct
     from .terminal_table import titled_table

@@ -45,6 +45,11 @@ def _expected_fmt(key: str, value: Any) -> str:
     return _fmt(value)
 
 
+def _explained(value: Any) -> str:
+    """A value in a failing case's explanation, as explain shows it (0.8771, not 0.877100419527447)."""
+    return value_text(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _fmt(value)
+
+
 def _rule_lines(rules: list[dict]) -> list[str]:
     """Plain-text rule list of an explanation: each rule, whether it matched, and what failed."""
     lines = []
@@ -60,8 +65,8 @@ def _rule_lines(rules: list[dict]) -> list[str]:
         for c in r.get("checks", []):
             if c["passed"] and not r["decided"]:
                 continue
-            values = ", ".join(f"{k} = {_fmt(v)}" for k, v in c.get("values", {}).items() if not is_literal(k))
-            miss = shortfall(c, _fmt)
+            values = ", ".join(f"{k} = {_explained(v)}" for k, v in c.get("values", {}).items() if not is_literal(k))
+            miss = shortfall(c, _explained)
             gap = f"; {miss}" if miss else ""
             state = "passed" if c["passed"] else "missing value" if c["passed"] is None else "failed"
             lines.append(f"      {state}: {c['test']}" + (f"  ({values}{gap})" if values else ""))

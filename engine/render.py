@@ -9,14 +9,14 @@ import math
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from .counterfactuals import is_literal, shortfall, value_text
-from .terminal_table import titled_table
+from .terminal_table import escape, titled_table
 
 
 def _e(value: Any) -> str:
-    """User text (labels, conditions, reasons) shown verbatim: '[' must not start rich markup."""
+    """User text (labels, conditions, reasons) shown verbatim: '[' must not start rich markup, control
+    characters are seen, not obeyed (terminal_table.escape)."""
     return escape(str(value))
 
 
@@ -41,10 +41,14 @@ def pct(value: float | None) -> str:
 def print_summary(console: Console, summary: dict, labels: dict[str, str], header: str) -> None:
     console.print(header)
     total = summary["customers"] or 1
-    tiers = titled_table("Customers per tier", "Tier", "Label", "Customers>", "Share>")
+    # numbers never break (a revenue cut to "107,407…" was a figure lost); the revenue metric, which may be a
+    # long name, goes in the title, where it wraps instead of widening a column of numbers
+    columns = ["Tier", "Label", "Customers>", "Share>"]
+    title = "Customers per tier"
     if summary.get("revenue_metric"):
-        tiers.add_column(f"Revenue ({summary['revenue_metric']})", justify="right")
-        tiers.add_column("Revenue share", justify="right")
+        columns += ["Revenue>", "Rev. share>"]
+        title += f" (revenue: {_e(summary['revenue_metric'])})"
+    tiers = titled_table(title, *columns, whole=("Tier", "Revenue"))
     for tier, row in summary["tiers"].items():
         cells = [_e(tier), _e(labels.get(tier, "")), fmt_number(row["customers"]), pct(row["customers"] / total)]
         if summary.get("revenue_metric"):

@@ -33,7 +33,7 @@ def test_apply_prints_summary_and_writes_one_run(cli, demo_db):
     before = user_tables_digest(demo_db)
     result = cli("apply", "--db", demo_db, "--policy", "base", "--as-of", AS_OF, ok=True)
     assert "run 1 written" in result.output
-    assert "Customers per tier" in result.output and "(revenue_12m)" in result.output  # the revenue columns
+    assert "Customers per tier (revenue: revenue_12m)" in result.output  # the revenue columns
     assert "重点客户" in result.output  # Chinese labels render
     (run,) = rows(demo_db, "SELECT run_id, policy_name, policy_sha256, as_of, status, customers, started_at, finished_at FROM crm_runs")
     assert run[:6] == (1, "base", load_policy("base").sha256, AS_OF, "succeeded", 300)

@@ -112,8 +112,8 @@ def test_policy_test_explanations_use_the_same_words(one_customer):
     db, policy = one_customer
     why = explanation_text(explain_customer(db, load_policy(policy), "c1", AS_OF, recompute=True))
     failed = [line.strip() for line in why.splitlines() if line.strip().startswith("failed:")]
-    # this report writes numbers as the YAML does
-    assert failed == FAILED_CHECKS + ["failed: rev >= 1_500  (rev = 0; short by 1500)"]
+    # the explanation in a test report writes its numbers as explain does
+    assert failed == FAILED_CHECKS + ["failed: rev >= 1_500  (rev = 0; short by 1,500)"]
 
 
 # ---- 2. infinite and NaN values ---------------------------------------------------------------

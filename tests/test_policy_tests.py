@@ -78,7 +78,7 @@ def test_failing_example_shows_expected_actual_and_explanation():
 
     row = failure(report, "silver threshold[below the threshold]")
     assert row["where"] == f"{FAILING}:25:11"  # the table row
-    assert "failed: revenue_12m >= 40_000  (revenue_12m = 39000; short by 1000)" in row["explanation"]
+    assert "failed: revenue_12m >= 40_000  (revenue_12m = 39,000; short by 1,000)" in row["explanation"]  # as explain
 
     metric = failure(report, "wrong metric and missing action")
     assert [(m["key"], m["expected"], m["actual"]) for m in metric["mismatches"]] == [

@@ -141,3 +141,33 @@ def test_explain_keeps_metric_names_whole_at_80_columns(cli, demo_db, columns):
     columns(80)
     out = cli("explain", "C000001", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True).output
     assert "credit_check_recommended_limit" in out and "…" not in out
+
+
+def test_the_tier_summary_never_cuts_a_number(cli, demo_db, columns):
+    """rich's default for a column too narrow is "…": a revenue of 107,407,376.26 came out as "107,407…"."""
+    columns(60)
+    text = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--dry-run", ok=True).output
+    assert "Customers per tier (revenue: revenue_12m)" in text
+    summary = text.split("Sub-grades")[0]
+    assert "…" not in summary and max(cell_len(line) for line in summary.splitlines() if line[:1] in "┏┃┡│└") <= 60
+    tiers = apply_policy(demo_db, load_policy("base"), AS_OF, dry_run=True).summary["tiers"]
+    assert all(f"{row['revenue']:,.2f}" in summary for row in tiers.values())
+
+
+def test_control_characters_in_data_are_shown_not_obeyed(cli, demo_db, columns):
+    """An ESC imported with a customer's name must not colour or clear the terminal, nor push a table's
+    borders out of line: it is written as \\x1b."""
+    import sqlite3
+
+    conn = sqlite3.connect(demo_db)
+    with conn:
+        conn.execute("UPDATE customers SET name = 'Evil' || char(27) || '[31mRED' || char(27) || '[0m Co' "
+                     "WHERE id = 'C000003'")
+    conn.close()
+    cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True)
+    for args in (("explain", "C000003", "--db", demo_db, "-p", "base", "--as-of", AS_OF),
+                 ("history", "C000003", "--db", demo_db)):
+        text = cli(*args, ok=True).output
+        assert "\x1b" not in text and "Evil\\x1b[31mRED\\x1b[0m Co" in text
+    bad = cli("explain", "C0\x1b[2J", "--db", demo_db, "-p", "base", "--as-of", AS_OF)
+    assert bad.exit_code == 2 and "\x1b" not in bad.output
