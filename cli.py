@@ -366,34 +366,166 @@ def demo(
     policy: str = typer.Option("base", "--policy", "-p", help="Policy to apply to the demo data."),
 ) -> None:
     """Create a realistic demo database and the shipped policies in DIR, apply the base policy and write DIR/report.html."""
+    from shlex import quote
+
     from .engine.demo_data import DEMO_AS_OF, generate_demo_database
-    from .engine.policy_files import shipped_policies_dir
     from .engine.policy_model import load_policy
+    from .engine.report_html import write_report
     from .engine.runner import apply_policy
 
     db = directory / "crm.db"
-    if db.exists():
-        raise UsageError(f"{db} already exists", hint="choose another --dir, or delete the old demo first")
-    directory.mkdir(parents=True, exist_ok=True)
-    counts = generate_demo_database(db, customers=customers, seed=seed)
     target = directory / "policies"
-    target.mkdir(exist_ok=True)
-    for item in shipped_policies_dir().iterdir():
-        if item.name.endswith(".yaml"):
-            (target / item.name).write_bytes(item.read_bytes())
-    console.print(f"demo database {db}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()), highlight=False)
-    console.print(f"policies copied to {target}", highlight=False)
-    chosen = target / f"{policy}.yaml" if (target / f"{policy}.yaml").exists() else policy
-    loaded = load_policy(chosen)
-    with _progress_bars() as progress:
-        outcome = apply_policy(db, loaded, DEMO_AS_OF, progress=progress)
-    _print_run(outcome, loaded, db, as_json=False)
-    from .engine.report_html import write_report
-
     page = directory / "report.html"
-    write_report(db, page, outcome.run_id)
+    copies = _demo_copies(directory)
+    # Everything is checked before anything is written: a demo never replaces a file, and a wrong
+    # --policy must not leave a half-made demo that the corrected command then refuses to overwrite.
+    _check_demo_folder(directory, [db, *(dest for _, dest in copies), page])
+    chosen, check_now = _demo_policy(policy, target, dict(copies))
+    load_policy(check_now)
+    created: list[Path] = []
+    try:
+        try:
+            _make_folders(directory, [target, directory / "schemas"], created)
+            counts = generate_demo_database(db, customers=customers, seed=seed)
+            created.append(db)
+            for source, dest in copies:
+                _copy_new(source, dest)
+                created.append(dest)
+        except OSError as exc:
+            raise _demo_write_error(directory, exc) from None
+        console.print(f"demo database {db}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()), highlight=False)
+        console.print(f"policies copied to {target}", highlight=False)
+        loaded = load_policy(chosen)
+        with _progress_bars() as progress:
+            outcome = apply_policy(db, loaded, DEMO_AS_OF, progress=progress)
+        _print_run(outcome, loaded, db, as_json=False)
+        _check_demo_folder(directory, [page])  # it may have appeared while the policy ran
+        write_report(db, page, outcome.run_id)
+        created.append(page)
+    except BaseException:
+        _remove_created(created)
+        raise
     console.print(f"\nreport: {page} (open it in a browser: {page.resolve().as_uri()})", highlight=False)
-    console.print(f"next: crm-rules explain {_sample_customer(db)} --db {db} --policy {chosen} --as-of {DEMO_AS_OF}", highlight=False)
+    console.print(f"next: crm-rules explain {quote(_sample_customer(db))} --db {quote(str(db))} "
+                  f"--policy {quote(str(chosen))} --as-of {DEMO_AS_OF}", highlight=False, markup=False)
+
+
+# The files SQLite keeps beside a database: a stale one left beside a new crm.db would be mixed into it.
+_DB_COMPANIONS = ("-wal", "-shm", "-journal")
+_DEMO_SCHEMAS = ("policy.schema.json", "policy-test.schema.json")
+
+
+def _demo_copies(directory: Path) -> list[tuple[Path, Path]]:
+    """(shipped file, its copy in the demo) for every policy, policy test and the schemas they refer to.
+
+    The copied policies start with ``$schema=../schemas/...``, so the schemas go to DIR/schemas.
+    """
+    from importlib.resources import files
+
+    from .engine.policy_files import shipped_policies_dir
+
+    policies = sorted((item for item in shipped_policies_dir().iterdir() if item.name.endswith(".yaml")),
+                      key=lambda item: item.name)
+    schemas = files("crm_rules").joinpath("schemas")
+    return ([(Path(str(item)), directory / "policies" / item.name) for item in policies]
+            + [(Path(str(schemas.joinpath(name))), directory / "schemas" / name) for name in _DEMO_SCHEMAS])
+
+
+def _check_demo_folder(directory: Path, writes: list[Path]) -> None:
+    """Refuse a --dir that is not a folder, or in which any file the demo writes already exists."""
+    folders = {directory, *(path.parent for path in writes)}
+    for folder in sorted(folders, key=lambda p: len(p.parts)):
+        for part in (folder, *folder.parents):
+            if os.path.lexists(part) and not part.is_dir():
+                raise UsageError(f"--dir {directory}: {part} is a file, not a folder",
+                                 hint="choose another --dir (the demo creates the folder if it does not exist)")
+    existing = [path for path in writes if os.path.lexists(path)]
+    db = directory / "crm.db"
+    if db in writes:
+        existing += [Path(f"{db}{suffix}") for suffix in _DB_COMPANIONS if os.path.lexists(f"{db}{suffix}")]
+    if existing:
+        existing.sort(key=lambda path: (path != db, path.parent != directory, path.parent == directory / "policies"))
+        first, *others = [_relative(path, directory) for path in existing]
+        message = f"{first} already exists in {directory}"
+        if others:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            message += f", as do{'es' if len(others) == 1 else ''} {shown}"
+        them = "all of those files" if others else "that file"
+        # Deleting only crm.db is not enough: the demo also writes the policies, schemas and report.
+        hint = (f"choose another --dir, or delete the old demo first: move or remove {them}"
+                + (", not only crm.db" if others else "")
+                if db in existing else f"choose another --dir, or move or remove {them} first")
+        raise UsageError(f"{message}; the demo never overwrites a file", hint=hint)
+
+
+def _relative(path: Path, directory: Path) -> str:
+    try:
+        return str(path.relative_to(directory))
+    except ValueError:
+        return str(path)
+
+
+def _demo_policy(policy: str, target: Path, copies: dict[Path, Path]) -> tuple[Path | str, Path | str]:
+    """(the policy the demo runs, the file that is that policy before anything is copied).
+
+    A shipped policy's name runs its copy in DIR/policies, which the next: line then names for the user to edit.
+    """
+    copy = target / f"{policy}.yaml"
+    for source, dest in copies.items():
+        if dest == copy:
+            return copy, source
+    if copy.is_file():
+        return copy, copy
+    return policy, policy
+
+
+def _make_folders(directory: Path, subfolders: list[Path], created: list[Path]) -> None:
+    """Create --dir (with its missing parents) and its subfolders, recording each folder this run created."""
+    missing = [part for part in (directory, *directory.parents) if not os.path.lexists(part)]
+    for folder in [*reversed(missing), *subfolders]:
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue
+        created.append(folder)
+
+
+def _copy_new(source: Path, dest: Path) -> None:
+    """Copy a shipped file, never over a file that appeared since the check."""
+    try:
+        with open(dest, "xb") as fh:
+            fh.write(source.read_bytes())
+    except FileExistsError:
+        raise UsageError(f"{dest} already exists; the demo never overwrites a file",
+                         hint="choose another --dir, or move or remove that file first") from None
+
+
+def _demo_write_error(directory: Path, exc: OSError):
+    from .engine.errors import DataError
+
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return UsageError(f"--dir {directory}: {exc.filename}: {exc.strerror}",
+                          hint="choose another --dir (the demo creates the folder if it does not exist)")
+    folder = Path(exc.filename).parent if exc.filename else directory
+    return DataError(f"cannot write the demo in {folder} ({exc.strerror or exc}); nothing was kept",
+                     hint="check the folder's permissions and the free disk space, or choose another --dir")
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Undo a demo that failed half-way, so that rerunning the corrected command works: only what this run created."""
+    for path in reversed(created):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()  # only when empty: never anything it did not create
+            else:
+                path.unlink(missing_ok=True)
+                if path.name == "crm.db":
+                    for suffix in _DB_COMPANIONS:
+                        Path(f"{path}{suffix}").unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _sample_customer(db: Path) -> str:
@@ -858,8 +990,10 @@ def table_export(
         console.print(grid)
         own = [t.name for t in tables if t.own]
         if own:
-            console.print(f"next: crm-rules table export {policy} --table {own[0]} --out {own[0]}.xlsx",
-                          highlight=False, markup=False)
+            from shlex import quote
+
+            console.print(f"next: crm-rules table export {quote(str(policy))} --table {own[0]} "
+                          f"--out {quote(own[0] + '.xlsx')}", highlight=False, markup=False)
         return
     if as_json:
         raise UsageError("--json lists the tables; leave out --table", hint="use --format csv|xlsx to export a table")
@@ -878,8 +1012,10 @@ def table_export(
     n = len(exported.rows)
     err_console.print(f"exported {n:,} row{'s' if n != 1 else ''} of {table_spec(table).title} ({exported.name}) "
                       f"from {policy} to {out}", highlight=False, markup=False)
-    err_console.print(f"next: edit it, then crm-rules table import {policy} --table {exported.name} {out} --dry-run",
-                      highlight=False, markup=False)
+    from shlex import quote
+
+    err_console.print(f"next: edit it, then crm-rules table import {quote(str(policy))} --table {exported.name} "
+                      f"{quote(str(out))} --dry-run", highlight=False, markup=False)
 
 
 @table_app.command("import")

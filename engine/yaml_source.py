@@ -300,10 +300,9 @@ class _Converter:
         if key_node.tag not in _STANDARD_TAGS:
             raise self._fail(key_node, path, f"tag {key_node.tag!r} is not allowed", hint="policies hold plain data only")
         key = self.loader.construct_object(key_node)
-        if not isinstance(key, str):
-            key = str(key).lower() if isinstance(key, bool) else "null" if key is None else str(key)
-            self._read_as(key_node, key)
-        return key
+        # A key is a name or a value of a table, kept as written: YAML 1.1 would read a risk table's `NO: 0.9`
+        # (Norway) as the key false, which no region matches, `yes` as true and `0012` as the octal 10.
+        return key if isinstance(key, str) else key_node.value
 
     def _pairs(self, node: yaml.MappingNode, path: Path_, merging: frozenset[int] = frozenset()) -> list[_Pair]:
         """The mapping's (key, key node, value node) in the order written, with YAML merge keys done.

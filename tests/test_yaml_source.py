@@ -104,3 +104,9 @@ def test_libyaml_and_pyyaml_give_the_same_tree_for_every_shipped_and_test_policy
         assert tree(yaml_source._FastLoader, text) == expected, name
         compared += 1
     assert compared > 100
+
+
+def test_keys_are_kept_as_written():
+    """A risk table's NO (Norway) is not the key false, nor yes true, nor 0012 the octal 10."""
+    doc = load_yaml_text(b"table: {DE: 0.9, NO: 0.9, yes: 1, ~: 2, 0012: a, true: 1, 12: x, 0.5: y}\n", "p.yaml")
+    assert list(doc.data["table"]) == ["DE", "NO", "yes", "~", "0012", "true", "12", "0.5"]
