@@ -19,13 +19,15 @@ import re
 from typing import Any
 
 from crm_rules.engine import hookimpl
-from crm_rules.engine.expr_parser import parse_expression
+from crm_rules.engine.expr_ast import names_in
+from crm_rules.engine.expr_parser import ExpressionSyntaxError, parse_expression
 from crm_rules.engine.expr_sql import quote_identifier as q
 from crm_rules.engine.expr_types import NUMBER, TEXT, TypeChecker, did_you_mean
 from crm_rules.engine.plugin_api import Column, SqlOutputs
 from crm_rules.engine.plugin_context import PluginContext
 
-from .sql_helpers import BANDS_SCHEMA, GRADES_SCHEMA, NORMALIZATIONS, bands as bands_sql, grade_case, normalize
+from .sql_helpers import (BANDS_SCHEMA, GRADES_SCHEMA, NORMALIZATIONS, bands as bands_sql, check_bands_keys, grade_case,
+                          normalize)
 
 WEIGHT_TOLERANCE = 1e-6
 SCALE = 100
@@ -56,6 +58,7 @@ DEFAULT_TERMS = {
 DEFAULT_AGING = [30, 60, 90]
 DEFAULT_LIMIT = "credit_limit"
 DEFAULT_LIMIT_BASE = "limit"
+LATER_NAMES = ("recommended_limit", "terms")  # outputs computed from limit_base
 
 
 # -- params schema -------------------------------------------------------------
@@ -84,7 +87,8 @@ FACTOR_SCHEMA = {
         "normalize": {"enum": [*NORMALIZATIONS, CLAMP],
                       "description": "How the metric becomes a 0..1 score: `none` clamps a metric that already is one "
                                      "(e.g. on_time_rate); default `bands` if `bands` is given, else the top-level `normalize`."},
-        "better": {"enum": ["high", "low"], "description": "Whether high metric values are good (default) or bad (e.g. days to pay)."},
+        "better": {"enum": ["high", "low"], "description": "Whether high metric values are good (default) or bad (e.g. days to pay); "
+                                                           "not with `bands`, which give each range its score."},
         "bands": FACTOR_BANDS_SCHEMA,
         "attribute": {"type": "string",
                       "description": "Text attribute (e.g. industry, region) looked up in `table`; instead of `metric`."},
@@ -207,7 +211,8 @@ def _factor_sql(ctx: PluginContext, factor: dict, where: list, default_method: s
     if "attribute" in factor:
         return _table_factor(ctx, factor, where)
     x = _metric_sql(ctx, factor, where + ["metric"])
-    if x is None:
+    keys_ok = check_bands_keys(ctx, factor, where)
+    if x is None or not keys_ok:
         return None
     method = factor.get("normalize", "bands" if "bands" in factor else default_method)
     better_high = factor.get("better", "high") == "high"
@@ -409,8 +414,23 @@ def _check_terms(ctx: PluginContext, params: dict, grades: list[dict]) -> dict:
 
 
 def _limit_base_sql(ctx: PluginContext, params: dict, names: dict) -> str | None:
-    """The base the per-grade factor multiplies; must be a number expression."""
+    """The base the per-grade factor multiplies; must be a number expression.
+
+    It may use every short name known before the recommendation (score, grade, worst_grade, exposure, limit,
+    utilisation, overdue_total, the buckets), not recommended_limit and terms, which it defines.
+    """
     text = params.get("limit_base", DEFAULT_LIMIT_BASE)
+    if isinstance(text, str):
+        node = None
+        try:
+            node = parse_expression(text)
+        except ExpressionSyntaxError:  # ctx.expr below reports it at its place
+            pass
+        circular = sorted(names_in(node) & set(LATER_NAMES)) if node is not None else []
+        if circular:
+            ctx.error("limit_base", f"limit_base cannot use {', '.join(circular)}: the recommendation is computed from "
+                                    f"limit_base; it may use metrics and {', '.join(names)}")
+            return None
     sql = ctx.expr(text, "limit_base", names)
     if sql is None:
         return None
@@ -426,7 +446,8 @@ def _limit_base_sql(ctx: PluginContext, params: dict, names: dict) -> str | None
 def _recommendation(ctx: PluginContext, terms: dict, grade: str, base: str) -> dict[str, Column]:
     factor_whens = " ".join(f"WHEN {ctx.literal(g)} THEN {ctx.literal(t['limit_factor'])}" for g, t in terms.items())
     terms_whens = " ".join(f"WHEN {ctx.literal(g)} THEN {ctx.literal(t['terms'])}" for g, t in terms.items())
-    return {"recommended_limit": Column("number", f"round((CASE {grade} {factor_whens} END) * ({base}), 2)",
+    # never negative: a base below 0 (e.g. limit - overdue_total with more overdue than limit) recommends no credit
+    return {"recommended_limit": Column("number", f"round(max((CASE {grade} {factor_whens} END) * ({base}), 0.0), 2)",
                                         label="recommended credit limit"),
             "terms": Column("text", f"(CASE {grade} {terms_whens} END)", label="recommended payment terms")}
 
@@ -461,7 +482,7 @@ def credit_6c(ctx: PluginContext, params: dict) -> SqlOutputs | None:
     third = {"grade": Column("text", grade_case(ctx, ctx.col(""), grades, "grades"), label="credit grade", summarize=True)}
     names = _names(ctx, ["", "grade", "exposure", "limit", "utilisation", "overdue_total", *buckets], grades[-1]["id"])
     terms = _check_terms(ctx, params, grades)
-    base = _limit_base_sql(ctx, params, {k: v for k, v in names.items() if k in ("limit", "exposure", "score")})
+    base = _limit_base_sql(ctx, params, names)
     fourth = _recommendation(ctx, terms, ctx.col("grade"), base or "NULL")
     names |= {s: (f"({c.sql})", c.type) for s, c in fourth.items()}
     cases = _outcome_cases(ctx, params.get("outcomes", default_outcomes(edges)), names, "outcomes")
@@ -469,7 +490,12 @@ def credit_6c(ctx: PluginContext, params: dict) -> SqlOutputs | None:
         return None
     fourth |= {"outcome": Column("text", cases[0], label="credit outcome (ok/warn/hold/block)", summarize=True),
                "reason": Column("text", cases[1], label="why this outcome")}
-    return SqlOutputs([first, second, third, fourth])
+    # A negative limit is bad data, not "no credit": the customer's outputs would be nonsense (negative
+    # utilisation, recommended limit), so it is a per-customer error and the entry's on_error decides.
+    limit = ctx.col("limit")
+    error = (f"CASE WHEN {limit} < 0 THEN {ctx.literal('negative credit limit ')} || {_number_text(limit, 2)} "
+             f"|| {ctx.literal(': a credit limit is 0 (no credit) or more; fix the data')} END")
+    return SqlOutputs([first, second, third, fourth], error=error)
 
 
 @hookimpl

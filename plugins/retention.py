@@ -115,7 +115,9 @@ CHURN_WARNING_SCHEMA = {
             "description": "Signal: volume this period vs the previous one fell at least this much.",
             "properties": {
                 "metric": _metric("A trend metric (this period ÷ previous − 1), e.g. revenue_prev_12m_trend."),
-                "below": {"type": "number", "description": "Fires when the trend is at or below this (default -0.3: a drop of 30% or more)."},
+                "below": {"type": "number", "minimum": -1, "exclusiveMaximum": 0,
+                          "description": "Fires when the trend is at or below this, a fraction from -1 up to (not "
+                                         "including) 0: -0.3 (the default) is a drop of 30% or more; not -30."},
                 "label": {**LABEL, "description": "Name of the signal in the reason (default 'volume')."},
             },
         },
@@ -136,7 +138,9 @@ CHURN_WARNING_SCHEMA = {
             "description": "Signal: complaints at least `min`, and/or more than in the previous period.",
             "properties": {
                 "metric": _metric("Metric: complaints in the recent period, e.g. complaints_90d."),
-                "min": {"type": "number", "description": "Fires at this many complaints or more (default 1 unless `previous` is given)."},
+                "min": {"type": "number", "minimum": 1,
+                        "description": "Fires at this many complaints or more, at least 1 (0 would alert every "
+                                       "customer); default 1 unless `previous` is given."},
                 "previous": _metric("Metric: complaints in the period before; the signal needs a rise over it."),
                 "label": {**LABEL, "description": "Name of the signal in the reason (default 'complaints')."},
             },

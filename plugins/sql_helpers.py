@@ -66,12 +66,33 @@ def bands(ctx: PluginContext, x: str, items: Sequence[dict], where: Any) -> str 
     if "up_to" in items[-1]:
         ctx.error(where, "the last band must have no `up_to`: it takes all larger values")
         return None
-    if any("up_to" not in b for b in items[:-1]) or limits != sorted(limits):
-        ctx.error(where, "bands need increasing `up_to` values, with only the last band open")
+    if any("up_to" not in b for b in items[:-1]) or any(a >= b for a, b in zip(limits, limits[1:])):
+        ctx.error(where, "bands need strictly increasing `up_to` values (no two equal), with only the last band open")
         return None
     whens = " ".join(f"WHEN {x} <= {ctx.literal(b['up_to'])} THEN {ctx.literal(b['score'])}" for b in items[:-1])
     last = ctx.literal(items[-1]["score"])
     return f"CASE WHEN {x} IS NULL THEN NULL {whens} ELSE {last} END" if whens else f"CASE WHEN {x} IS NOT NULL THEN {last} END"
+
+
+def check_bands_keys(ctx: PluginContext, factor: dict, where: list, bands_method: str = "bands") -> bool:
+    """`bands` are explicit scores: an explicit other `normalize`, or `better: low`, next to them is a mistake.
+
+    Returns whether the keys are fine (each mistake is reported at its key).
+    """
+    if "bands" not in factor:
+        return True
+    ok = True
+    if factor.get("normalize", bands_method) != bands_method:
+        ctx.error(list(where) + ["normalize"],
+                  f"`normalize: {factor['normalize']}` contradicts `bands`: a factor with `bands` is scored by its "
+                  "bands; drop `bands` or `normalize`")
+        ok = False
+    if factor.get("better", "high") != "high":
+        ctx.error(list(where) + ["better"],
+                  "`better: low` does not apply to `bands`: the bands give each range its score; "
+                  "give lower scores to higher ranges instead")
+        ok = False
+    return ok
 
 
 def normalize(ctx: PluginContext, method: str, x: str, better_high: bool, spec: dict, where: Any) -> str | None:
@@ -84,14 +105,27 @@ def normalize(ctx: PluginContext, method: str, x: str, better_high: bool, spec: 
     return make(x, better_high)
 
 
+def _path(where: Any) -> list:
+    return [where] if isinstance(where, str) else list(where)
+
+
 def grade_case(ctx: PluginContext, score: str, grades: Sequence[dict], where: Any) -> str | None:
     """The first grade whose ``min`` the score reaches; the last grade takes the rest."""
     if "min" in grades[-1] or any("min" not in g for g in grades[:-1]):
         ctx.error(where, "every grade but the last needs `min`; the last has none and takes the rest")
         return None
+    ok = True
+    seen: dict[str, int] = {}
+    for i, g in enumerate(grades):
+        if g["id"] in seen:
+            ctx.error(_path(where) + [i, "id"], f"duplicate grade id {g['id']!r} (also grade {seen[g['id']] + 1})")
+            ok = False
+        seen.setdefault(g["id"], i)
     mins = [g["min"] for g in grades[:-1]]
-    if mins != sorted(mins, reverse=True):
-        ctx.error(where, "grades go from best to worst: `min` values must decrease")
+    if any(a <= b for a, b in zip(mins, mins[1:])):
+        ctx.error(where, "grades go from best to worst: `min` values must decrease, with no two equal")
+        ok = False
+    if not ok:
         return None
     whens = " ".join(f"WHEN {score} >= {ctx.literal(g['min'])} THEN {ctx.literal(g['id'])}" for g in grades[:-1])
     last = ctx.literal(grades[-1]["id"])
@@ -102,13 +136,16 @@ def first_match(ctx: PluginContext, rules: Sequence[dict], where: Any, names: di
     """CASE over ordered ``{id, when}`` rules; a rule without ``when`` (or with ``default: true``) ends the list."""
     whens, default = [], "NULL"
     for i, rule in enumerate(rules):
+        if "when" in rule and rule.get("default"):
+            ctx.error(_path(where) + [i], f"rule {rule[value_key]!r} has both `when` and `default: true`; a default has no condition")
+            return None
         if "when" not in rule or rule.get("default"):
             if i != len(rules) - 1:
-                ctx.error(list(where) + [i], "only the last rule may have no `when` (it is the default)")
+                ctx.error(_path(where) + [i], "only the last rule may have no `when` (it is the default)")
                 return None
             default = ctx.literal(rule[value_key])
             continue
-        cond = ctx.condition(rule["when"], list(where) + [i, "when"], names)
+        cond = ctx.condition(rule["when"], _path(where) + [i, "when"], names)
         if cond is None:
             return None
         whens.append(f"WHEN {cond} THEN {ctx.literal(rule[value_key])}")

@@ -10,7 +10,8 @@ from crm_rules.engine import hookimpl
 from crm_rules.engine.plugin_api import Column, SqlOutputs
 from crm_rules.engine.plugin_context import PluginContext
 
-from .sql_helpers import BANDS_SCHEMA, GRADES_SCHEMA, NORMALIZATIONS, first_match, grade_case, normalize, ntile
+from .sql_helpers import (BANDS_SCHEMA, GRADES_SCHEMA, NORMALIZATIONS, check_bands_keys, first_match, grade_case, normalize,
+                          ntile)
 
 WEIGHT_TOLERANCE = 1e-6
 
@@ -26,9 +27,10 @@ WEIGHTED_VALUE_SCHEMA = {
             "properties": {
                 "metric": {"type": "string", "description": "Metric (or earlier score) measuring this factor."},
                 "weight": {"type": "number", "exclusiveMinimum": 0, "description": "Weights must add up to 1."},
-                "normalize": {"enum": list(NORMALIZATIONS)},
-                "better": {"enum": ["high", "low"], "description": "Whether high values are good (default) or bad (costs, discounts)."},
-                "bands": BANDS_SCHEMA,
+                "normalize": {"enum": list(NORMALIZATIONS),
+                              "description": "How this factor becomes 0..1: default `bands` if `bands` is given, else the top-level `normalize`."},
+                "better": {"enum": ["high", "low"], "description": "Whether high values are good (default) or bad (costs, discounts); not with `bands`."},
+                "bands": {**BANDS_SCHEMA, "description": BANDS_SCHEMA["description"] + " Given bands score the factor (normalize: bands)."},
                 "label": {"type": "string"}}}},
         "grades": GRADES_SCHEMA,
     },
@@ -43,11 +45,13 @@ def weighted_value(ctx: PluginContext, params: dict) -> SqlOutputs | None:
     normalized = {}
     for i, factor in enumerate(factors):
         x = ctx.ref(factor["metric"], ["factors", i, "metric"])
-        method = factor.get("normalize", params.get("normalize", "percentile"))
-        if x is not None:
+        method = factor.get("normalize", "bands" if "bands" in factor else params.get("normalize", "percentile"))
+        keys_ok = check_bands_keys(ctx, factor, ["factors", i])
+        if x is not None and keys_ok:
             sql = normalize(ctx, method, x, factor.get("better", "high") == "high", factor, ["factors", i])
             if sql is not None:
                 normalized[f"_f{i}"] = Column("number", sql, label=factor.get("label", factor["metric"]))
+    grade = grade_case(ctx, ctx.col(""), params["grades"], "grades") if "grades" in params else None
     if ctx.failed:
         return None
     missing = params.get("missing", "skip")
@@ -64,10 +68,7 @@ def weighted_value(ctx: PluginContext, params: dict) -> SqlOutputs | None:
     # rounded so that float noise (49.99999999999999) never moves a customer across a grade boundary
     score = f"round({scale} * ({' + '.join(terms)}) / NULLIF({' + '.join(present)}, 0), 6)"
     steps = [normalized, {"": Column("number", score, label="value score")}]
-    if "grades" in params:
-        grade = grade_case(ctx, ctx.col(""), params["grades"], "grades")
-        if grade is None:
-            return None
+    if grade is not None:
         steps.append({"grade": Column("text", grade, label="value grade", summarize=True)})
     return SqlOutputs(steps)
 

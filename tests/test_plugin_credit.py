@@ -124,8 +124,8 @@ def test_normalize_none_clamps_and_better_low_inverts(tmp_path):
         capacity: {weight: 0.75, metric: ratio, normalize: none}
         capital: {weight: 0.25, metric: ratio, normalize: none, better: low}
 """
-    text = credit(params).replace("metrics:\n", "metrics:\n  ratio: {expr: \"credit_limit / 100\"}\n")
-    got = run(tmp_path, text, small(tmp_path, {"a": ("x", 250), "b": ("x", 25), "c": ("x", -50)}))
+    text = credit(params).replace("metrics:\n", "metrics:\n  ratio: {expr: \"credit_limit / 100 - 1\"}\n")
+    got = run(tmp_path, text, small(tmp_path, {"a": ("x", 350), "b": ("x", 125), "c": ("x", 50)}))
     # a: ratio 2.5 clamps to 1 (and 0 where low is better); b: 0.25 and 0.75; c: -0.5 clamps to 0 (and 1)
     assert out(got, "") == {"a": (75,), "b": (37.5,), "c": (25,)}
 
@@ -357,3 +357,51 @@ service_levels:
     summary = apply_policy(db, load_policy(tmp_path / "policy.yaml"), D, dry_run=True).summary
     assert summary["outputs"]["c_outcome"] == {"ok": 2, "warn": 1, "block": 1}
     assert summary["outputs"]["c_grade"] == {"AAA": 2, "A": 1, "C": 1}
+
+
+# -- fixes: bands keys, negative limits, limit_base names, grade ties -----------------
+
+def test_bands_next_to_another_normalize_or_better_low_is_an_error(tmp_path):
+    text = credit("""      factors:
+        capacity: {weight: 0.5, metric: revenue_12m, normalize: minmax, bands: [{up_to: 1, score: 0.2}, {score: 1}]}
+        capital: {weight: 0.5, metric: revenue_12m, better: low, bands: [{up_to: 1, score: 0.2}, {score: 1}]}
+""")
+    message = policy_error(tmp_path, text)
+    assert re.search(rf"policy\.yaml:{line_of(text, 'capacity:')}:\d+: credit\.c\.params\.factors\.capacity\.normalize: "
+                     r"`normalize: minmax` contradicts `bands`", message), message
+    assert re.search(rf"policy\.yaml:{line_of(text, 'capital:')}:\d+: credit\.c\.params\.factors\.capital\.better: "
+                     r"`better: low` does not apply to `bands`", message), message
+
+
+def test_negative_limit_is_a_per_customer_error(tmp_path):
+    customers = {"a": ("good", 10000), "neg": ("good", -17000)}
+    receivables = [(c, "2026-06-01", "2026-07-31", 9520, 0, None) for c in customers]
+    db = small(tmp_path, customers, receivables)
+    with pytest.raises(Exception) as info:
+        run(tmp_path, credit(BY_INDUSTRY), db)
+    assert "customer 'neg': negative credit limit -17,000.00" in str(info.value), str(info.value)
+    text = credit(BY_INDUSTRY).replace("    use: credit_6c\n", "    use: credit_6c\n    on_error: skip\n")
+    got = run(tmp_path, text, db)
+    assert out(got, "limit", "utilisation", "recommended_limit", "outcome") == {
+        "a": (10000, 0.952, 15000, "warn"), "neg": (None, None, None, None)}
+
+
+def test_limit_base_uses_names_known_before_the_recommendation(tmp_path):
+    params = BY_INDUSTRY + '      limit_base: "limit - overdue_total - aging_90_plus * 0 + utilisation * 0"\n'
+    customers = {"a": ("good", 1000), "b": ("good", 1000)}
+    receivables = [("a", "2026-05-01", "2026-06-10", 300, 0, None), ("b", "2026-01-01", "2026-02-01", 5000, 0, None)]
+    got = run(tmp_path, credit(params), small(tmp_path, customers, receivables))
+    # a: (1000 - 300) x 1.5; b: 1000 - 5000 is negative: the recommendation is 0, never negative
+    assert out(got, "overdue_total", "recommended_limit") == {"a": (300, 1050), "b": (5000, 0)}
+    message = policy_error(tmp_path, credit("      limit_base: recommended_limit + 1\n"))
+    assert "credit.c.params.limit_base: limit_base cannot use recommended_limit" in message
+    assert "overdue_total" in message and "utilisation" in message
+
+
+def test_equal_grade_minimums_and_duplicate_ids_are_errors(tmp_path):
+    text = credit(BY_INDUSTRY + """      grades: [{id: hi, min: 50}, {id: mid, min: 50}, {id: hi}]
+      terms: {hi: {limit_factor: 1, terms: x}, mid: {limit_factor: 1, terms: x}}
+""")
+    message = policy_error(tmp_path, text)
+    assert "credit.c.params.grades[2].id: duplicate grade id 'hi'" in message
+    assert "credit.c.params.grades: grades go from best to worst: `min` values must decrease, with no two equal" in message

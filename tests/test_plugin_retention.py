@@ -502,3 +502,20 @@ actions:
         (run_id, "c1", "phase_out_review", "phase_out", "retention", "review",
          "C customer, phase-out review: margin_12m=0.01", '{"when": "margin_12m < 0.05"}', 3, D, "someone"),
     ]
+
+
+@pytest.mark.parametrize("signal, key, message", [
+    ("complaints: {metric: complaints_12m, min: 0}", "min", "0 is less than the minimum of 1"),
+    ("volume_drop: {metric: revenue_prev_12m_trend, below: -30}", "below", "-30 is less than the minimum of -1"),
+    ("volume_drop: {metric: revenue_prev_12m_trend, below: 0}", "below", "0"),
+])
+def test_churn_signal_thresholds_are_bounded(tmp_path, signal, key, message):
+    text = ("metrics:\n  complaints_12m: {sum: amount}\n  revenue_prev_12m_trend: {sum: amount}\n"
+            "tiers:\n  levels: [{id: all, default: true}]\n"
+            f"actions:\n  churn:\n    use: churn_warning\n    params:\n      {signal}\n")
+    policy = tmp_path / "p.yaml"
+    policy.write_text(text)
+    with pytest.raises(PolicyError) as info:
+        load_policy(policy)
+    got = str(info.value)
+    assert f"{policy}:10:" in got and f"actions.churn.params.{signal.split(':')[0]}.{key}:" in got and message in got, got

@@ -131,3 +131,43 @@ def test_rfm_segment_errors(tmp_path):
     with pytest.raises(PolicyError) as info:
         load_policy(policy)
     assert "only the last rule may have no `when`" in str(info.value)
+
+
+def test_bands_score_the_factor_without_normalize_bands(tmp_path, db):
+    got = scores(tmp_path, db, "      normalize: minmax\n      factors:\n        - metric: revenue_12m\n          weight: 1\n"
+                               "          bands: [{up_to: 100, score: 0.2}, {up_to: 250, score: 0.6}, {score: 1}]\n")
+    assert got == {"d": 20, "a": 20, "b": 60, "c": 100}
+
+
+@pytest.mark.parametrize("params, messages", [
+    # bands next to an explicit other normalize, or better: low: errors at their keys
+    ("      factors:\n        - {metric: revenue_12m, weight: 0.5, normalize: percentile, bands: [{up_to: 1, score: 0}, {score: 1}]}\n"
+     "        - {metric: avg_order, weight: 0.5, better: low, bands: [{up_to: 1, score: 0}, {score: 1}]}\n",
+     [":11:57: scores.v.params.factors[0].normalize: `normalize: percentile` contradicts `bands`",
+      ":12:52: scores.v.params.factors[1].better: `better: low` does not apply to `bands`"]),
+    # equal band limits, equal grade minimums, duplicate grade ids
+    ("      factors: [{metric: revenue_12m, weight: 1, bands: [{up_to: 5, score: 0}, {up_to: 5, score: 1}, {score: 1}]}]\n"
+     "      grades: [{id: a, min: 50}, {id: b, min: 50}, {id: a}]\n",
+     ["bands need strictly increasing `up_to` values", "`min` values must decrease, with no two equal",
+      "scores.v.params.grades[2].id: duplicate grade id 'a'"]),
+    # grade errors come with the other errors, not after them
+    ("      factors: [{metric: revenue_12n, weight: 1}]\n      grades: [{id: a, min: 10}, {id: b, min: 50}, {id: c}]\n",
+     ["unknown metric 'revenue_12n'", "`min` values must decrease"]),
+])
+def test_more_bad_params_are_reported_all_at_once(tmp_path, params, messages):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(METRICS + f"scores:\n  v:\n    use: weighted_value\n    params:\n{params}" + TIERS)
+    with pytest.raises(PolicyError) as info:
+        load_policy(policy)
+    text = str(info.value)
+    for message in messages:
+        assert (f"{policy}{message}" if message.startswith(":") else message) in text, text
+
+
+def test_rfm_segment_with_when_and_default_is_an_error(tmp_path):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(METRICS + "scores:\n  r:\n    use: rfm\n    params:\n      {recency: recency_days, frequency: orders_12m, "
+                      "monetary: revenue_12m, segments: [{id: x, when: 'r > 1'}, {id: y, when: 'f > 1', default: true}]}\n" + TIERS)
+    with pytest.raises(PolicyError) as info:
+        load_policy(policy)
+    assert "scores.r.params.segments[1]: rule 'y' has both `when` and `default: true`" in str(info.value), str(info.value)
