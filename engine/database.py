@@ -83,50 +83,27 @@ def _raise_if_damaged(conn: sqlite3.Connection, exc: sqlite3.DatabaseError) -> N
         raise damaged(shown, exc, files) from None
 
 
+def _reporting_damage(method: Callable) -> Callable:
+    """``method`` of sqlite3.Cursor, raising the DataError of a damaged file (``damaged``) instead of SQLite's."""
+    @functools.wraps(method)
+    def reporting(self, *args):
+        try:
+            return method(self, *args)
+        except sqlite3.DatabaseError as exc:
+            _raise_if_damaged(self.connection, exc)
+            raise
+    return reporting
+
+
 class _Cursor(sqlite3.Cursor):
     """A cursor whose statements and rows report a damaged file as a DataError naming it, not a traceback."""
 
-    def execute(self, sql, parameters=(), /):
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.DatabaseError as exc:
-            _raise_if_damaged(self.connection, exc)
-            raise
-
-    def executemany(self, sql, parameters, /):
-        try:
-            return super().executemany(sql, parameters)
-        except sqlite3.DatabaseError as exc:
-            _raise_if_damaged(self.connection, exc)
-            raise
-
-    def executescript(self, script, /):
-        try:
-            return super().executescript(script)
-        except sqlite3.DatabaseError as exc:
-            _raise_if_damaged(self.connection, exc)
-            raise
-
-    def fetchone(self):
-        try:
-            return super().fetchone()
-        except sqlite3.DatabaseError as exc:
-            _raise_if_damaged(self.connection, exc)
-            raise
-
-    def fetchmany(self, size=None):
-        try:
-            return super().fetchmany(self.arraysize if size is None else size)
-        except sqlite3.DatabaseError as exc:
-            _raise_if_damaged(self.connection, exc)
-            raise
-
-    def fetchall(self):
-        try:
-            return super().fetchall()
-        except sqlite3.DatabaseError as exc:
-            _raise_if_damaged(self.connection, exc)
-            raise
+    execute = _reporting_damage(sqlite3.Cursor.execute)
+    executemany = _reporting_damage(sqlite3.Cursor.executemany)
+    executescript = _reporting_damage(sqlite3.Cursor.executescript)
+    fetchone = _reporting_damage(sqlite3.Cursor.fetchone)
+    fetchmany = _reporting_damage(sqlite3.Cursor.fetchmany)
+    fetchall = _reporting_damage(sqlite3.Cursor.fetchall)
 
     def __iter__(self):
         return self._rows()
