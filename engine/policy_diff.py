@@ -441,6 +441,9 @@ def _arrow(pair: list) -> str:
     return old if old == new else f"{old} → {new}"
 
 
+MOVERS_FULL_WIDTH = 120  # terminal columns the movers table needs to show customers' names readably
+
+
 def print_diff(console, result: dict, limit: int = 50) -> None:
     """Rich tables for a :func:`diff_policies` result; ``limit`` rows of movers and transitions (0 = all)."""
     from .terminal_table import escape
@@ -529,14 +532,20 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
                               f"not {wanted}; not used", highlight=False)
     movers = result.get("movers")
     if movers is not None:
-        t = table(f"Customers whose grades change: {len(movers):,}", "Customer", "Name", "Tier", "Sub-grade", "Stage",
-                  "Service level")
+        # Below MOVERS_FULL_WIDTH the names are left out, as `changes` and `actions` do: with them, 80 columns (a
+        # pipe, a cron log) broke ids inside the word ("standard-win/back", "C00000/1")
+        narrow = console.width < MOVERS_FULL_WIDTH
+        columns = ["Customer", *([] if narrow else ["Name"]), "Tier", "Sub-grade", "Stage", "Service level"]
+        t = titled_table(f"Customers whose grades change: {len(movers):,}", *columns, whole=("Customer",))
         shown = movers if limit == 0 else movers[:limit]
         for m in shown:
-            t.add_row(escape(str(m["customer_id"])), escape(m["customer_name"] or ""),
+            t.add_row(escape(str(m["customer_id"])), *([] if narrow else [escape(m["customer_name"] or "")]),
                       *[escape(_arrow(m[f])) for f in FIELDS])
         console.print(t)
         if len(shown) < len(movers):
             console.print(f"{len(movers) - len(shown):,} more; use --limit 0 or --format json", highlight=False)
+        if narrow and shown:
+            console.print(f"names left out below {MOVERS_FULL_WIDTH} columns (this terminal has {console.width}): "
+                          "widen it, or use --format json", highlight=False)
     for note in result["notes"]:
         console.print(f"note: {note}", highlight=False, markup=False)

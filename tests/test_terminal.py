@@ -15,6 +15,7 @@ from conftest import AS_OF
 from crm_rules.cli import app
 from crm_rules.engine.cli_reference import command_tree
 from crm_rules.engine.csv_import import import_csv
+from crm_rules.engine.policy_diff import MOVERS_FULL_WIDTH
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy
 
@@ -171,3 +172,16 @@ def test_control_characters_in_data_are_shown_not_obeyed(cli, demo_db, columns):
         assert "\x1b" not in text and "Evil\\x1b[31mRED\\x1b[0m Co" in text
     bad = cli("explain", "C0\x1b[2J", "--db", demo_db, "-p", "base", "--as-of", AS_OF)
     assert bad.exit_code == 2 and "\x1b" not in bad.output
+
+
+def test_diff_customers_keep_ids_whole_and_leave_out_names_when_narrow(cli, demo_db, columns):
+    """At 80 columns (a pipe, a cron log) the movers table broke ids inside the word ("standard-win/back")."""
+    args = ("diff", "--db", demo_db, "base", "vip_card", "--as-of", AS_OF, "--customers", "--limit", "5")
+    columns(80)
+    narrow = cli(*args, ok=True).output.split("Customers whose grades change")[1]
+    header = next(line for line in narrow.splitlines() if "Customer" in line)
+    assert "Name" not in header and "names left out below 120 columns (this terminal has 80)" in narrow
+    assert "C00000\n" not in narrow and max(cell_len(line) for line in narrow.splitlines() if line[:1] in "┏┃┡│└") <= 80
+    columns(MOVERS_FULL_WIDTH)
+    wide = cli(*args, ok=True).output.split("Customers whose grades change")[1]
+    assert "Name" in next(line for line in wide.splitlines() if "Customer" in line) and "left out" not in wide
