@@ -171,8 +171,11 @@ def _print_run(outcome, policy, db: Path, as_json: bool) -> None:
     from .engine.render import print_summary
 
     if as_json:
+        labels = {"tiers": {t.id: t.rule.label for t in policy.tiers},
+                  "subgrades": {s.id: s.label for t in policy.tiers for s in t.subgrades},
+                  "stages": {s.id: s.label for s in policy.stages}}  # what the table shows beside each id
         _print_json({"run_id": outcome.run_id, "policy": policy.name, "policy_sha256": policy.sha256,
-                     "as_of": outcome.as_of, "notes": outcome.notes, "summary": outcome.summary})
+                     "as_of": outcome.as_of, "notes": outcome.notes, "summary": outcome.summary, "labels": labels})
         return
     what = f"run {outcome.run_id} written to {db}" if outcome.run_id else "dry run: nothing written"
     print_summary(console, outcome.summary, _labels(policy),
@@ -1072,7 +1075,8 @@ def table_import(
 
 @app.command()
 def schema(
-    kind: str = typer.Option("policy", "--kind", help="policy, or test for the schema of policy test files (*.test.yaml)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="policy (the default), or test for the schema of policy "
+                                                            "test files (*.test.yaml)."),
     test: bool = typer.Option(False, "--test", help="Same as --kind test."),
     path: bool = typer.Option(False, "--path", help="Print the installed schema file's path (for editor settings) instead."),
 ) -> None:
@@ -1080,7 +1084,10 @@ def schema(
     from importlib.resources import files
 
     names = {"policy": "policy.schema.json", "test": "policy-test.schema.json", "policy-test": "policy-test.schema.json"}
-    kind = "test" if test else kind.strip().lower()
+    asked = None if kind is None else kind.strip().lower()
+    if test and asked not in (None, "test", "policy-test"):
+        raise UsageError(f"--test and --kind {kind} ask for different schemas", hint="give one of them")
+    kind = "test" if test else asked or "policy"
     if kind not in names:
         raise UsageError(f"unknown schema kind {kind!r}", hint="use --kind policy or --kind test")
     resource = files("crm_rules").joinpath("schemas").joinpath(names[kind])

@@ -128,6 +128,9 @@ def test_json_summary(cli, demo_db):
     result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--json", ok=True)
     data = json.loads(result.output)
     assert data["run_id"] == 1 and data["summary"]["customers"] == 300
+    # the labels the table shows beside each id, as the text is (UTF-8, not escaped)
+    assert data["labels"]["tiers"]["A"] == "重点客户 Key customers" and "重点客户" in result.output
+    assert data["labels"]["subgrades"]["A1"] == "Strategic" and data["labels"]["stages"]["lost"] == "流失期 Lost"
 
 
 def test_failed_run_leaves_no_partial_results(demo_db, tmp_path):
