@@ -615,12 +615,15 @@ def print_analysis(console, result: dict) -> None:
     console.print(f"[b]{escape(result['policy'])}[/b] (sha256 {result['policy_sha256'][:12]}) as of {result['as_of']}: "
                   f"{result['customers']:,} customers; {len(result['dead'])} dead rule(s), "
                   f"{len(result['shadowed'])} shadowed{clash}", highlight=False)
-    t = titled_table("Rules on the data", "List", "Rule", "Condition", "Matched>", "Decided>", "Status")
-    for e in result["rules"]:
-        condition = "(default)" if e["default"] else e["condition"] or ""
-        t.add_row(escape(e["list"]), escape(e["id"]), escape(condition), fmt_number(e["matched"]),
-                  fmt_number(e["decided"]), _STATUS.get(e["status"], e["status"]))
-    console.print(t)
+    # One table per rule list, named in its title: with the list as a column, a metric name in a condition
+    # ("revenue_prev_12m_trend") broke inside the word at 80 columns (a pipe, a cron log)
+    for name in dict.fromkeys(e["list"] for e in result["rules"]):
+        t = titled_table(f"Rules on the data: {escape(name)}", "Rule", "Condition", "Matched>", "Decided>", "Status")
+        for e in (e for e in result["rules"] if e["list"] == name):
+            condition = "(default)" if e["default"] else e["condition"] or ""
+            t.add_row(escape(e["id"]), escape(condition), fmt_number(e["matched"]), fmt_number(e["decided"]),
+                      _STATUS.get(e["status"], e["status"]))
+        console.print(t)
     for e in result["dead"]:
         console.print(f"[red]dead[/red]: {escape(_who(e))}: {escape(e['condition'] or '')} matches no customer",
                       highlight=False)

@@ -185,3 +185,11 @@ def test_diff_customers_keep_ids_whole_and_leave_out_names_when_narrow(cli, demo
     columns(MOVERS_FULL_WIDTH)
     wide = cli(*args, ok=True).output.split("Customers whose grades change")[1]
     assert "Name" in next(line for line in wide.splitlines() if "Customer" in line) and "left out" not in wide
+
+
+def test_analyze_keeps_metric_names_whole_at_80_columns(cli, demo_db, columns):
+    """One table per rule list: with the list as a column, "revenue_prev_12m_trend" broke inside the word."""
+    columns(80)
+    text = cli("analyze", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True).output
+    assert "Rules on the data: tiers" in text and "Rules on the data: lifecycle stages" in text
+    assert "revenue_prev_12m_trend" in text and max(cell_len(line) for line in text.splitlines() if line[:1] in "┏┃┡│└") <= 80
