@@ -565,6 +565,8 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
 
 
 ACTIONS_FULL_WIDTH = 110  # terminal columns the actions table needs to show every column readably
+# Below this the table left the reason four cells wide ("volu / me / -44%"): each action is two lines instead
+ACTIONS_TABLE_WIDTH = 80
 
 
 @app.command()
@@ -588,6 +590,9 @@ def actions(
         return
     # Below this width the customer's name and the owner are left out: with them, an 80-column terminal left
     # eleven characters for name, owner and reason together, and folded each into a column of four.
+    if console.width < ACTIONS_TABLE_WIDTH:
+        _print_actions_as_lines(run_id, items, limit)
+        return
     narrow = console.width < ACTIONS_FULL_WIDTH
     columns = ("Prio", "Due", "Customer", "Name", "Tier", "Action", "Owner", "Reason")
     if narrow:
@@ -607,6 +612,25 @@ def actions(
     if narrow and shown:
         console.print(f"names and owners left out below {ACTIONS_FULL_WIDTH} columns (this terminal has "
                       f"{console.width}): widen it, or use --json", highlight=False)
+
+
+def _print_actions_as_lines(run_id: int, items: list[dict], limit: int) -> None:
+    """The actions in a terminal too narrow for their table: a line of priority, due date, customer, tier and
+    action, then the reason indented below it, with the owner."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    console.print(f"Actions of run {run_id}: {len(items):,}", highlight=False)
+    shown = items if limit == 0 else items[:limit]
+    for a in shown:
+        tier = f" ({escape(str(a['tier']))})" if a["tier"] else ""
+        console.print(f"p{a['priority']} {a['due_date']} {escape(str(a['customer_id']))}{tier} "
+                      f"[b]{escape(a['action'])}[/b]", highlight=False)
+        owner = f" — {a['owner']}" if a["owner"] else ""
+        console.print(Padding(Text(visible(f"{a['reason'] or ''}{owner}")), (0, 0, 0, 3), expand=False),
+                      soft_wrap=False)  # the console's soft wrap would crop the padded text, not wrap it
+    if len(shown) < len(items):
+        console.print(f"{len(items) - len(shown):,} more; use --limit 0 or --json", highlight=False)
 
 
 @app.command()

@@ -193,3 +193,15 @@ def test_analyze_keeps_metric_names_whole_at_80_columns(cli, demo_db, columns):
     text = cli("analyze", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True).output
     assert "Rules on the data: tiers" in text and "Rules on the data: lifecycle stages" in text
     assert "revenue_prev_12m_trend" in text and max(cell_len(line) for line in text.splitlines() if line[:1] in "┏┃┡│└") <= 80
+
+
+def test_actions_are_two_lines_each_below_80_columns(cli, demo_db, columns):
+    """At 60 columns the table left the reason four cells wide ("volu / me / -44%")."""
+    cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True)
+    columns(60)
+    text = cli("actions", "--db", demo_db, "--limit", "5", ok=True).output
+    lines = text.splitlines()
+    assert lines[0].startswith("Actions of run 1: ") and lines[1].startswith("p1 ") and lines[2].startswith("   ")
+    assert "┃" not in text and max(cell_len(line.rstrip()) for line in lines) <= 60
+    first = json.loads(cli("actions", "--db", demo_db, "--json", ok=True).output)["actions"][0]
+    assert f"p1 {first['due_date']} {first['customer_id']} ({first['tier']}) {first['action']}" == lines[1]
