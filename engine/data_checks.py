@@ -376,12 +376,8 @@ def _joined_twice(conn: sqlite3.Connection, policy: Policy, binding: Binding, pl
         for (cid,) in found:
             forms = [form for (form,) in conn.execute(
                 f"SELECT a.{CID} FROM {customers} AS c JOIN {agg} AS a ON a.{CID} = c.{key} WHERE c.{key} IS ?", (cid,))]
-            named = []
-            for form in forms:
-                rows = conn.execute(f"SELECT {q(row_col)} FROM {binding.table(t.table)} WHERE {q(t.key)} IS ? "
-                                    f"LIMIT {EXAMPLES}", (form,)).fetchall() if row_col else []
-                names = ", ".join(_row_name(row_col, r) for (r,) in rows)
-                named.append(f"{form!r} ({'text' if isinstance(form, str) else 'a number'}{': ' + names if names else ''})")
+            named = [f"{form!r} ({'text' if isinstance(form, str) else 'a number'}{names})"
+                     for form, names in zip(forms, _rows_of_ids(conn, binding, t, row_col, forms, ": "))]
             lines.append(f"table {t.table!r}, column {t.key!r}: customer {cid!r} is stored as {' and '.join(named)}")
         more = _and_more(count, len(found), "customers", f"SELECT c.{key} FROM {q(cust.table)} AS c JOIN "
                          f"(SELECT DISTINCT {q(t.key)} AS k FROM {q(t.table)}) AS a ON a.k = c.{key} "
@@ -404,8 +400,8 @@ def _duplicates(cust: Table, ids: str, total: int, shown: int, listing: str, wha
 
 def _rows_of_ids(conn: sqlite3.Connection, binding: Binding, cust: Table, row_col: str | None, ids: list,
                  lead: str) -> list[str]:
-    """For each of ``ids``: ``lead`` and the names of the rows of the customers table that have it, "" when
-    none (or when no column tells rows apart).
+    """For each of ``ids``: ``lead`` and the names of the rows of ``cust`` (the customers table, or a source
+    table and its customer column) that have it, "" when none (or when no column tells rows apart).
 
     One query finds the rows of all the ids (never NULL: check_customers refused those).  It also says which
     ids each row has, by SQLite's comparison (the key column's affinity and collation, as the IN), not by

