@@ -40,8 +40,17 @@ TEST_SUFFIX = ".test.yaml"
 TEST_SUFFIXES = (TEST_SUFFIX, ".test")  # a test file's name, or its name without .yaml as policies are named
 
 
-def _is_test_file(ref: str) -> bool:
+def is_test_file(ref: str) -> bool:
     return ref.endswith(TEST_SUFFIXES)
+
+
+def policy_files_in(directory: Path) -> list[str]:
+    """The names of the policy files (not test files) in ``directory``, sorted; none when it cannot be read: for
+    the hint when `extends:` or a test file's `policy:` names a directory."""
+    try:
+        return sorted(p.name for p in directory.iterdir() if p.name.endswith(".yaml") and not is_test_file(p.name))
+    except OSError:
+        return []
 
 
 def resolve_policy_path(ref: str, relative_to: Path | None = None) -> Path | None:
@@ -50,7 +59,7 @@ def resolve_policy_path(ref: str, relative_to: Path | None = None) -> Path | Non
     `extends: base` in a copied policy folder finds the copy's base.yaml first, so editing the
     copy changes what extends it.
     """
-    if _is_test_file(ref):
+    if is_test_file(ref):
         raise UsageError(f"{ref!r} is a policy test file, not a policy", hint=f"run it with: crm-rules test {ref}")
     candidate = Path(ref)
     if relative_to is not None and not candidate.is_absolute():
@@ -155,7 +164,7 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
             raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", "expected a policy name or file (a string)"),
                               hint=f"e.g. `extends: base` or `extends: ../common/base.yaml`; shipped policies: "
                                    f"{', '.join(shipped_policy_names())}")
-        if _is_test_file(ref):
+        if is_test_file(ref):
             raise _extends_test_file(pos, ref, current)
         nxt = resolve_policy_path(ref, current)
         if nxt is None:
@@ -179,7 +188,7 @@ def _extends_test_file(pos: Position, ref: str, referring: Path) -> PolicyError:
     """`extends: x.test.yaml`: a policy test file is run by `crm-rules test`, never extended."""
     policy_ref = ref[: -len(next(suffix for suffix in TEST_SUFFIXES if ref.endswith(suffix)))]
     advice = []
-    policy = resolve_policy_path(policy_ref, referring) if policy_ref and not _is_test_file(policy_ref) else None
+    policy = resolve_policy_path(policy_ref, referring) if policy_ref and not is_test_file(policy_ref) else None
     if policy is not None and policy.resolve() != referring.resolve():  # not the file that says it
         advice.append(f"did you mean `extends: {policy_ref}`?")
     test_file = Path(ref) if Path(ref).is_absolute() else referring.parent / ref
@@ -191,10 +200,7 @@ def _extends_test_file(pos: Position, ref: str, referring: Path) -> PolicyError:
 
 
 def _extends_directory(pos: Position, ref: str, directory: Path) -> PolicyError:
-    try:
-        inside = sorted(p.name for p in directory.iterdir() if p.name.endswith(".yaml") and not _is_test_file(p.name[:-5]))
-    except OSError:
-        inside = []
+    inside = policy_files_in(directory)
     shown = ref.rstrip("/\\")
     hint = (f"name a policy file in it, e.g. `extends: {shown}/{inside[0]}`" if inside
             else "extends names a policy file (.yaml) or a shipped policy, not a directory")

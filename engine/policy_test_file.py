@@ -82,12 +82,11 @@ from .date_windows import shifted
 from .errors import Diagnostic, PolicyError, UsageError
 from .expr_types import BOOL, DATE, NUMBER, TEXT, did_you_mean, is_iso_date
 from .plugin_api import SqlActions
-from .policy_files import resolve_policy_path, shipped_policies_dir
+from .policy_files import TEST_SUFFIX, is_test_file, policy_files_in, resolve_policy_path, shipped_policies_dir
 from .policy_model import Policy, load_policy
 from .schema_validation import validate_document
 from .yaml_source import Position, SourceDocument, format_path, load_yaml_file
 
-TEST_SUFFIX = ".test.yaml"
 SCHEMA_NAME = "policy-test.schema.json"
 
 # The test file's names of the fields of history rows, positionally ([date, amount, cost, discount], ...);
@@ -1129,7 +1128,7 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
 
 def _not_a_policy(ref: str, test_file: Path) -> tuple[str, str] | None:
     """(problem, hint) when a test file's `policy:` names a test file or a directory, not a policy; else None."""
-    if ref.endswith(TEST_SUFFIX) or ref.endswith(".test"):
+    if is_test_file(ref):
         policy = ref[: -len(TEST_SUFFIX)] + ".yaml" if ref.endswith(TEST_SUFFIX) else ref[: -len(".test")]
         found = policy and resolve_policy_path(policy, test_file)
         return (f"{ref!r} is a policy test file, not a policy",
@@ -1137,7 +1136,7 @@ def _not_a_policy(ref: str, test_file: Path) -> tuple[str, str] | None:
                 else "`policy:` names the policy this file tests (a YAML file, or a shipped policy's name), not a test file")
     target = Path(ref) if Path(ref).is_absolute() else test_file.parent / ref
     if target.is_dir():
-        inside = sorted(p.name for p in target.glob("*.yaml") if not p.name.endswith(TEST_SUFFIX))
+        inside = policy_files_in(target)
         shown = ref.rstrip("/\\")
         return (f"{ref!r} is a directory, not a policy file",
                 f"name a policy file in it, e.g. `policy: {shown}/{inside[0]}`" if inside else
