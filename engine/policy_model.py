@@ -513,7 +513,7 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
         if not isinstance(plan, plan_types):
             raise PluginError(f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} returned "
                               f"{type(plan).__name__}, expected {' or '.join(t.__name__ for t in plan_types)}")
-        columns = {CID, CNAME, *scope, *metrics, *ctx.scope, *RESULT_NAMES.values()}
+        columns = {CID, CNAME, *scope, *metrics, *RESULT_NAMES.values()}
         check_plan(plan, columns, lambda suffix, entry=entry: output_name(entry, suffix),
                    f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} (in {section}.{entry})")
         b.failed_entries.discard(entry)
