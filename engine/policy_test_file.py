@@ -260,6 +260,14 @@ def _generator_limit(name: str, value: int | float) -> str | None:
 GRADES = ("tier", "subgrade", "stage", "service_level")
 SPECIAL_EXPECT = GRADES + ("credit_outcome", "actions", "actions_include")
 DEFAULT_TOLERANCE = 1e-9
+
+
+def tolerance(expected: dict | float) -> float:
+    """How far a number may be from ``expected`` (a number, or ``{approx: x[, tolerance: t]}``) and still match:
+    the tolerance given, else DEFAULT_TOLERANCE relative to the value (at least absolute)."""
+    if isinstance(expected, dict):
+        return expected.get("tolerance", DEFAULT_TOLERANCE * max(1, abs(expected["approx"])))
+    return DEFAULT_TOLERANCE * max(1, abs(expected))
 COVERAGE_KINDS = ("tiers", "subgrades", "stages", "service_levels")
 
 _CSV_BOOLS = {"true": 1, "false": 0, "1": 1, "0": 0}
@@ -375,6 +383,7 @@ class _Loader:
         self.path = path
         self.doc = doc
         self.problems: list[Diagnostic] = []
+        self._seen: set[Diagnostic] = set()  # the problems, for the check that reports each once
         self.as_of = ""
         self.layout: dict[str, TableLayout] = {}  # the policy's database_layout, once the policy is loaded
         self.reported: set[Position] = set()  # CSV cells with a problem, read as empty: nothing more is said of them
@@ -392,7 +401,8 @@ class _Loader:
         if about and where.path != about and not where.path.endswith("." + about):
             message = f"{about}: {message}"
         problem = Diagnostic(where.pos.file, where.pos.line, where.pos.col, where.path, message)
-        if problem not in self.problems:  # a default shared by every case: once
+        if problem not in self._seen:  # a default shared by every case: once
+            self._seen.add(problem)
             self.problems.append(problem)
 
     # -- values
@@ -441,9 +451,6 @@ class _Loader:
         if value is None and nullable:
             return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not _finite(value):
-                self.error(where, f"must be a finite number, got {yaml_value(value)}")
-                return None
             if isinstance(value, int) and not -(2 ** 63) <= value < 2 ** 63:
                 return float(value)  # beyond SQLite's 64-bit integers: stored as SQLite itself would store it
             return value
@@ -490,9 +497,6 @@ class _Loader:
         kind = GENERATORS[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.error(where, f"expected a number, got {json.dumps(value, ensure_ascii=False)}", name)
-            return None
-        if not _finite(value):
-            self.error(where, f"must be a finite number, got {yaml_value(value)}", name)
             return None
         if kind == "count" and (value != int(value) or value < 0):
             self.error(where, f"expected a whole number >= 0, got {yaml_value(value)}", name)

@@ -13,7 +13,7 @@ from typing import Any
 from rich.cells import cell_len
 
 from .counterfactuals import is_literal, shortfall, value_text
-from .policy_test_file import DEFAULT_TOLERANCE, GRADES, yaml_value
+from .policy_test_file import GRADES, tolerance, yaml_value
 
 
 # ---- explanations ----------------------------------------------------------------------------
@@ -29,8 +29,8 @@ def _fmt(value: Any) -> str:
         return "[" + ", ".join(map(str, value)) + "]" if value else "[] (none)"
     if isinstance(value, dict):
         if "approx" in value:  # the tolerance the comparison uses: by default relative to the value
-            tolerance = value.get("tolerance", DEFAULT_TOLERANCE * max(1, abs(value["approx"])))
-            return f"{_fmt(value['approx'])} ± {_fmt(tolerance)}"
+            within = tolerance(value)
+            return f"{_fmt(value['approx'])} ± {_fmt(within)}"
         if "min" in value and "max" in value:
             return f"between {_fmt(value['min'])} and {_fmt(value['max'])}"
         return f"at least {_fmt(value['min'])}" if "min" in value else f"at most {_fmt(value['max'])}"

@@ -32,8 +32,8 @@ from typing import Any
 from .errors import CrmRulesError, Diagnostic, PolicyError
 from .policy_model import Policy
 from .expr_sql import quote_identifier as q
-from .policy_test_file import (COVERAGE_KINDS, DEFAULT_TOLERANCE, GRADES, Case, PolicyTestFile, TableLayout,
-                               credit_outcome_name, database_schema, find_test_files, invalid_test_file, load_test_file)
+from .policy_test_file import (COVERAGE_KINDS, GRADES, Case, PolicyTestFile, TableLayout, credit_outcome_name,
+                               database_schema, find_test_files, invalid_test_file, load_test_file, tolerance)
 from .policy_test_report import explanation_text
 from .run_metrics import RunMetrics
 
@@ -117,12 +117,12 @@ def _matches(expected: Any, actual: Any) -> bool:
         if not isinstance(actual, (int, float)) or isinstance(actual, bool):
             return False
         if "approx" in expected:
-            return abs(actual - expected["approx"]) <= expected.get("tolerance", DEFAULT_TOLERANCE * max(1, abs(expected["approx"])))
+            return abs(actual - expected["approx"]) <= tolerance(expected)
         return expected.get("min", actual) <= actual <= expected.get("max", actual)
     if isinstance(expected, bool):  # _compare read a condition's 0/1 from SQLite as false/true
         return isinstance(actual, bool) and actual == expected
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
-        return abs(actual - expected) <= DEFAULT_TOLERANCE * max(1, abs(expected))
+        return abs(actual - expected) <= tolerance(expected)
     return expected == actual
 
 
