@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 
 from .engine import __version__
 from .engine.errors import CrmRulesError, PolicyError, UsageError
-from .engine.terminal_table import escape, visible
+from .engine.user_text import escape, visible
 
 
 class _Console(Console):
@@ -160,10 +160,15 @@ OverridesOption = typer.Option(None, "--overrides", dir_okay=False,
                                help="YAML or CSV file of manual overrides (instead of the policy's overrides: source).")
 
 
+def _labels_by_kind(policy) -> dict[str, dict[str, str]]:
+    return {"tiers": {t.id: t.rule.label for t in policy.tiers},
+            "subgrades": {s.id: s.label for t in policy.tiers for s in t.subgrades},
+            "stages": {s.id: s.label for s in policy.stages}}
+
+
 def _labels(policy) -> dict[str, str]:
-    labels = {t.id: t.rule.label for t in policy.tiers}
-    labels.update({s.id: s.label for t in policy.tiers for s in t.subgrades})
-    labels.update({s.id: s.label for s in policy.stages})
+    """The label shown beside each tier, sub-grade and stage id; "" where the label is the id itself."""
+    labels = {k: v for kind in _labels_by_kind(policy).values() for k, v in kind.items()}
     return {k: ("" if v == k else v) for k, v in labels.items()}
 
 
@@ -171,11 +176,9 @@ def _print_run(outcome, policy, db: Path, as_json: bool) -> None:
     from .engine.render import print_summary
 
     if as_json:
-        labels = {"tiers": {t.id: t.rule.label for t in policy.tiers},
-                  "subgrades": {s.id: s.label for t in policy.tiers for s in t.subgrades},
-                  "stages": {s.id: s.label for s in policy.stages}}  # what the table shows beside each id
         _print_json({"run_id": outcome.run_id, "policy": policy.name, "policy_sha256": policy.sha256,
-                     "as_of": outcome.as_of, "notes": outcome.notes, "summary": outcome.summary, "labels": labels})
+                     "as_of": outcome.as_of, "notes": outcome.notes, "summary": outcome.summary,
+                     "labels": _labels_by_kind(policy)})  # what the table shows beside each id
         return
     what = f"run {outcome.run_id} written to {db}" if outcome.run_id else "dry run: nothing written"
     print_summary(console, outcome.summary, _labels(policy),

@@ -441,7 +441,7 @@ def _index_cell(a: dict) -> str:
     A proposed index is named in the SQL printed below the table, not here: its name (``crm_rules_<table>_cover``)
     would take the width the numbers need, and in an 80-column terminal it was folded five letters a line.
     """
-    from .terminal_table import escape
+    from .user_text import escape
 
     if a["existing_index"]:
         return escape(a["existing_index"])
@@ -474,7 +474,7 @@ def _nothing_to_propose(sources: list[dict]) -> str:
 
 def print_index_advice(console, result: dict) -> None:
     """The advice as one row per source, the SQL of each proposed index, and what was (not) changed."""
-    from .terminal_table import escape
+    from .user_text import escape
 
     from .render import fmt_number
     from .terminal_table import titled_table

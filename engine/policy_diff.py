@@ -446,7 +446,7 @@ MOVERS_FULL_WIDTH = 120  # terminal columns the movers table needs to show custo
 
 def print_diff(console, result: dict, limit: int = 50) -> None:
     """Rich tables for a :func:`diff_policies` result; ``limit`` rows of movers and transitions (0 = all)."""
-    from .terminal_table import escape
+    from .user_text import escape
 
     from .render import fmt_number, pct
     from .terminal_table import titled_table

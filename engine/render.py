@@ -11,7 +11,8 @@ from typing import Any
 from rich.console import Console
 
 from .counterfactuals import is_literal, shortfall, value_text
-from .terminal_table import escape, titled_table
+from .terminal_table import titled_table
+from .user_text import escape
 
 
 def _e(value: Any) -> str:

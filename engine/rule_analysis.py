@@ -604,7 +604,7 @@ def _who(e: dict) -> str:
 
 def print_analysis(console, result: dict) -> None:
     """Rich tables for an :func:`analyze_policy` result."""
-    from .terminal_table import escape
+    from .user_text import escape
 
     from .render import fmt_number
     from .terminal_table import titled_table

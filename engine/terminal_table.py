@@ -9,7 +9,6 @@ is narrowed below its longest word, and the room above that goes where it saves 
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
@@ -17,25 +16,9 @@ from itertools import groupby
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
-from rich.markup import escape as markup_escape
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
-
-# Control characters in user text (an ESC imported with a customer's name) would reach the terminal as they
-# are: colour it, clear it, or count as width in a table and push its borders out of line.  rich removes only a
-# few (BEL, CR, ...).  A newline is kept: it is a line break in a cell.
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
-
-
-def visible(text: str) -> str:
-    """``text`` with each control character written as its escape (``\x1b``), so that it is seen, not obeyed."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def escape(text: str) -> str:
-    """User text (names, labels, reasons) for rich markup: shown as it is, control characters made visible."""
-    return markup_escape(visible(text))
 
 
 # Above this many rows the layout takes rich's way with the word floor only: weighing each width against
