@@ -26,10 +26,16 @@ class ExpressionTypeError(Exception):
         self.unknown = unknown  # the unknown name, when that is the problem
 
 
+def closest(word: str, choices) -> str | None:
+    """The one of ``choices`` that ``word`` is most likely a misspelling of, or None."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def did_you_mean(word: str, choices) -> str:
     """' (did you mean 'x'?)' or '' — shared by every unknown-name message."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    close = closest(word, choices)
+    return f"; did you mean {close!r}?" if close is not None else ""
 
 
 def with_article(word: str) -> str:

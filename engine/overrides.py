@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import DataError, PolicyError, UsageError
 from .expr_sql import quote_identifier as q
-from .expr_types import did_you_mean, is_iso_date
+from .expr_types import closest, did_you_mean, is_iso_date
 from .rule_table_io import csv_delimiter
 from .yaml_source import decode_utf8, load_yaml_text
 
@@ -182,17 +182,17 @@ def _check_columns(names: list[str], rows: list[list[Any]], where: str) -> _Prob
             seen[name] = i
     missing = [n for n in REQUIRED if n not in seen]
     others = [n for n in seen if n not in FIELDS]
-    meant = set()  # the did-you-mean texts of the unknown columns: a missing column one of them names is said there
+    meant = set()  # the columns the unknown ones are taken for: a missing column one of them names is said there
     for name in others:
         if filled(seen[name] - 1):  # a column that is empty in every row is ignored, as an empty field is
-            close = did_you_mean(name, [*missing, *FIELDS])
-            meant.add(close)
-            problems.add(f"unknown column {name!r}", f"{where}: unknown column {name!r}{close}")
+            choices = [*missing, *FIELDS]
+            meant.add(closest(name, choices))
+            problems.add(f"unknown column {name!r}", f"{where}: unknown column {name!r}{did_you_mean(name, choices)}")
     for name in missing:
-        if f"; did you mean {name!r}?" not in meant:
+        if name not in meant:
             problems.add(f"no column {name!r}", f"{where}: no column {name!r}{did_you_mean(name, others)} "
                                                 f"(every override needs customer, reason and author)")
-    if not any(k in seen or f"; did you mean {k!r}?" in meant for k in KINDS):
+    if not any(k in seen or k in meant for k in KINDS):
         problems.add("no column tier, floor or ceiling",
                      f"{where}: no column tier, floor or ceiling (the tier each override sets, keeps at least or at most)")
     if problems:
