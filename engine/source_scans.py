@@ -176,7 +176,8 @@ def jobs(sources: list[SourceAggregation]) -> list[ScanJob]:
     """Each source's GROUP BY and its row check, biggest first (ties by name, for the same order every run)."""
     out = []
     for agg in sources:
-        out.append(ScanJob(agg.name, agg.query, agg.cost, agg.rows, agg.index()))
+        # ids the join reads as numbers are looked up by metric_sql.number_ids' index: the plain one would go unused
+        out.append(ScanJob(agg.name, agg.query, agg.cost, agg.rows, agg.index() if agg.merge is None else None))
         if agg.check is not None:
             out.append(ScanJob(agg.check_name, agg.check, agg.check_cost, agg.rows))
     return sorted(out, key=lambda job: (-job.cost, job.name))
