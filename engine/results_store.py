@@ -246,13 +246,17 @@ def check_writable(conn: sqlite3.Connection, schema: str = "main") -> None:
                              f"apply, or keep the runs in another file with --results-db")
 
 
-def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
+def ensure_schema(conn: sqlite3.Connection, schema: str = "main", *, writable: bool = False) -> None:
     """Create the results tables if missing, or migrate older ones (inside the caller's transaction).
 
-    Tables of the same names that crm-rules did not create are refused, not written into (``check_own_tables``; a
-    run checks their columns too, before it computes, with ``check_writable``)."""
+    Tables of the same names that crm-rules did not create are refused, not written into (``check_own_tables``);
+    ``writable``: a run about to write, which checks them fully, triggers too (``check_writable``, as it did
+    before it computed)."""
     prefix = f"{q(schema)}."
-    check_own_tables(conn, schema, columns=False)
+    if writable:
+        check_writable(conn, schema)
+    else:
+        check_own_tables(conn, schema, columns=False)
     existing = has_results(conn, schema)
     version = SCHEMA_VERSION
     if existing:

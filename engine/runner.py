@@ -377,8 +377,7 @@ def write_run(computed: Computed, summary: dict, started_at: str) -> int:
     computed.rc.results_wal = use_wal(conn, computed.rc.results_schema)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        check_writable(conn, computed.rc.results_schema)  # checked before computing; now under the write lock
-        ensure_schema(conn, computed.rc.results_schema)
+        ensure_schema(conn, computed.rc.results_schema, writable=True)  # checked before computing; now under the lock
         conn.execute(f"INSERT OR IGNORE INTO {rs}.crm_policies VALUES (?, ?, ?)",
                      (policy.sha256, policy.name, canonical_json(policy.document)))
         cur = conn.execute(
@@ -424,8 +423,7 @@ def record_failure(rc: RunConnection, policy: Policy, as_of: str, started_at: st
         if not rc.results_exist():
             return  # no earlier runs here: leave the database exactly as it was
         conn.execute("BEGIN IMMEDIATE")
-        check_writable(conn, rc.results_schema)  # another program's tables or a trigger: the run's own error says so
-        ensure_schema(conn, rc.results_schema)
+        ensure_schema(conn, rc.results_schema, writable=True)  # another program's tables or a trigger: the run's error
         conn.execute(f"INSERT OR IGNORE INTO {rs}.crm_policies VALUES (?, ?, ?)",  # the attempt can be traced too
                      (policy.sha256, policy.name, canonical_json(policy.document)))
         conn.execute(
