@@ -241,7 +241,7 @@ def compile_actions(policy: Policy, table: str, owner_sql: str) -> list[Operatio
 
 def _bad_due_dates(step: PluginStep) -> list[Statement]:
     """A due date the plugin's SQL computed that is no date is the plugin's error for that customer, not a row."""
-    bad = f"FROM {ACTIONS} WHERE entry = :entry AND date(due_date) IS NOT due_date"
+    bad = f"FROM {ACTIONS} WHERE entry = :entry AND date(due_date, '+0 days') IS NOT due_date"  # 02-30 too
     names = {"entry": step.entry, "plugin": step.plugin}
     return [Statement(f"INSERT INTO {ERRORS} SELECT cid, :entry, :plugin, 'action ' || action || ': due ' || "
                       f"quote(due_date) || ' is not a YYYY-MM-DD date' {bad}", names),

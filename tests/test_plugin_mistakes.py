@@ -240,10 +240,12 @@ def test_a_plan_mistake_is_found_when_the_policy_compiles(tmp_path, with_plugin,
     assert message in str(caught.value)
 
 
-def test_a_due_date_that_is_no_date_fails_the_run_naming_the_plugin(tmp_path, with_plugin):
-    with_plugin(_actions(Action("a1", "1", "churn", "'r'", due="'not-a-date'")))
+@pytest.mark.parametrize("due", ["not-a-date", "2026-02-30", "2026-07-01 09:00"])
+def test_a_due_date_that_is_no_date_fails_the_run_naming_the_plugin(tmp_path, with_plugin, due):
+    # an impossible day is no date either, as on the batch path and in the sources' row checks
+    with_plugin(_actions(Action("a1", "1", "churn", "'r'", due=f"'{due}'")))
     db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东")], orders=[("a", "2026-06-01", 500)])
-    with pytest.raises(RunError, match="plugin 'broken' failed in actions.act for 1 customer.*'not-a-date' is not a YYYY-MM-DD"):
+    with pytest.raises(RunError, match=f"plugin 'broken' failed in actions.act for 1 customer.*'{due}' is not a YYYY-MM-DD"):
         run(tmp_path, HEAD + "actions:\n  act: {use: bk_act}\n" + TIERS, db)
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'crm_actions'").fetchone()[0] == 0 or \
