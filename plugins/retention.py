@@ -127,7 +127,8 @@ CHURN_WARNING_SCHEMA = {
             "properties": {
                 "recency": _metric("Metric: days since the last purchase (default: the engine's recency over orders)."),
                 "interval": _metric("Metric: the customer's usual days between purchases (default: the engine computes "
-                                    "(last − first order day) ÷ (orders − 1) over `window`)."),
+                                    "(last − first order day) ÷ (orders − 1) over `window`, or over all "
+                                    "orders for a customer with fewer than two in the window)."),
                 "window": {"type": "string", "pattern": WINDOW_PATTERN,
                            "description": "Window of the default interval: `24 months`, `3y` or `all` (default all)."},
                 "k": {"type": "number", "exclusiveMinimum": 0, "description": "Multiple of the usual interval (default 2)."},
@@ -326,23 +327,25 @@ def churn_warning(ctx: PluginContext, params: dict) -> SqlActions | None:
     if "purchase_gap" in params:
         spec = params["purchase_gap"]
         k = spec.get("k", 2)
+        over_all = None  # SQL: true where the usual interval is taken over all orders, not the window's
         recency = (ctx.ref(spec["recency"], ["purchase_gap", "recency"]) if "recency" in spec
                    else ctx.metric({"recency": "orders", "label": f"days since the last order ({ctx.entry})"}, ["purchase_gap"]))
         if "interval" in spec:
             interval = ctx.ref(spec["interval"], ["purchase_gap", "interval"])
         else:
             window = spec.get("window", "all")
-            first = ctx.metric({"min": "date", "window": window, "label": f"first order day ({ctx.entry})"}, ["purchase_gap"])
-            last = ctx.metric({"max": "date", "window": window, "label": f"last order day ({ctx.entry})"}, ["purchase_gap"])
-            # orders, not distinct order days: a per-customer DISTINCT costs a sort of every order
-            days = ctx.metric({"count": "orders", "window": window, "label": f"orders ({ctx.entry})"}, ["purchase_gap"])
-            interval = (f"((julianday({last}) - julianday({first})) / NULLIF({days} - 1, 0))"
-                        if None not in (first, last, days) else None)
+            interval = _usual_interval(ctx, window)
+            if window != "all" and interval is not None and (everything := _usual_interval(ctx, "all")) is not None:
+                # fewer than two orders in the window: a customer who stopped buying before it began is the
+                # clearest gap of all, so their usual interval is taken over all their orders instead
+                interval, over_all = f"coalesce({interval}, {everything})", f"{interval} IS NULL"
         details["purchase_gap"] = {"k": k, **{key: spec[key] for key in ("recency", "interval") if key in spec},
                                    **({"window": spec.get("window", "all")} if "interval" not in spec else {})}
         if recency is not None and interval is not None:
+            basis = f"CASE WHEN {over_all} THEN ', over all orders' ELSE '' END" if over_all else "''"
             signals.append((f"{interval} > 0 AND {recency} > {ctx.literal(k)} * {interval}",
-                            f"printf('no order for %d days (usual interval %g days)', {recency}, round({interval}, 1))"))
+                            f"printf('no order for %d days (usual interval %g days%s)', {recency}, round({interval}, 1), "
+                            f"{basis})"))
     if "complaints" in params:
         spec = params["complaints"]
         x = ctx.ref(spec["metric"], ["complaints", "metric"])
@@ -375,6 +378,19 @@ def churn_warning(ctx: PluginContext, params: dict) -> SqlActions | None:
     rest = f"{tier} IS NULL OR {tier} NOT IN ({', '.join(ctx.literal(t) for t in by_tier)})" if by_tier else None
     actions.append(Action("churn_alert", _all(filters + [rest, fired]), "churn", reason, default, due, details))
     return SqlActions(actions)
+
+
+def _usual_interval(ctx: PluginContext, window: str) -> str | None:
+    """SQL: a customer's days between orders over ``window``, (last − first order day) ÷ (orders − 1); NULL for
+    fewer than two orders there."""
+    of = ctx.entry if window == "all" else f"{ctx.entry}, {window}"
+    first = ctx.metric({"min": "date", "window": window, "label": f"first order day ({of})"}, ["purchase_gap"])
+    last = ctx.metric({"max": "date", "window": window, "label": f"last order day ({of})"}, ["purchase_gap"])
+    # orders, not distinct order days: a per-customer DISTINCT costs a sort of every order
+    days = ctx.metric({"count": "orders", "window": window, "label": f"orders ({of})"}, ["purchase_gap"])
+    if None in (first, last, days):
+        return None
+    return f"((julianday({last}) - julianday({first})) / NULLIF({days} - 1, 0))"
 
 
 # ---- upgrade_candidates and phase_out_review ------------------------------------

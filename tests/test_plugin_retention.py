@@ -307,6 +307,22 @@ actions:
     ]
 
 
+def test_churn_purchase_gap_window_falls_back_to_all_orders_for_who_stopped_before_it(tmp_path):
+    customers = [("gone", "Gone", "A"), ("once", "Once", "A"), ("new", "New", "A"), ("g", "G", "B")]
+    orders = ([("gone", "2024-01-01", 100), ("gone", "2024-01-31", 100), ("gone", "2024-03-01", 100)]  # none in the window
+              + [("once", "2025-01-01", 100), ("once", "2025-03-02", 100), ("once", "2026-05-01", 100)]  # one in it
+              + [("new", "2026-06-01", 100)]                                     # a single order: no usual interval
+              + [("g", "2026-01-01", 100), ("g", "2026-01-31", 100), ("g", "2026-03-02", 100)])
+    db = make_db(tmp_path / "crm.db", customers, orders=orders)
+    rows = apply(tmp_path, db, "actions:\n  churn: {use: churn_warning, params: {purchase_gap: {window: 12 months}}}\n")
+    gone = (AS_OF - dt.date(2024, 3, 1)).days
+    # once: 60 days since its order, under 2 x its usual 242.5 days over all its orders
+    assert brief(rows) == [
+        ("g", "churn_alert", "churn", 3, D, "no order for 120 days (usual interval 30 days)"),
+        ("gone", "churn_alert", "churn", 3, D, f"no order for {gone} days (usual interval 30 days, over all orders)"),
+    ]
+
+
 def test_churn_rising_complaints_with_tier_and_stage_filters(tmp_path):
     customers = [("x1", "X1", "A"), ("x2", "X2", "A"), ("x3", "X3", "B"), ("x4", "X4", "C"), ("x5", "X5", "A")]
     orders = [(c, "2026-06-01", 100) for c in ("x1", "x2", "x3", "x4")]          # x5 has no orders: lost
