@@ -585,7 +585,7 @@ def actions(
     """List a run's actions (retention, churn alerts, upgrades, renewals), most urgent first: priority 1 first,
     then the earliest due."""
     from .engine.action_queue import list_actions
-    from .engine.terminal_table import titled_table
+    from .engine.terminal_table import print_listing
 
     run_id, items = list_actions(db, run, due_before, owner, action)
     if as_json:
@@ -596,25 +596,17 @@ def actions(
     if console.width < ACTIONS_TABLE_WIDTH:
         _print_actions_as_lines(run_id, items, limit)
         return
-    narrow = console.width < ACTIONS_FULL_WIDTH
-    columns = ("Prio", "Due", "Customer", "Name", "Tier", "Action", "Owner", "Reason")
-    if narrow:
-        columns = tuple(c for c in columns if c not in ("Name", "Owner"))
-    # dates, ids and action names stay whole; names and reasons wrap
-    table = titled_table(f"Actions of run {run_id}: {len(items):,}", *columns,
-                         whole=("Prio", "Due", "Customer", "Tier", "Action"))
-    shown = items if limit == 0 else items[:limit]
-    for a in shown:
-        cells = {"Due": a["due_date"], "Prio": a["priority"], "Customer": a["customer_id"],
+    def cells(a: dict) -> dict:
+        given = {"Due": a["due_date"], "Prio": a["priority"], "Customer": a["customer_id"],
                  "Name": a["customer_name"] or "", "Tier": a["tier"] or "", "Action": a["action"],
                  "Owner": a["owner"] or "", "Reason": a["reason"] or ""}
-        table.add_row(*(escape(str(cells[c])) for c in columns))
-    console.print(table)
-    if len(shown) < len(items):
-        console.print(f"{len(items) - len(shown):,} more; use --limit 0 or --json", highlight=False)
-    if narrow and shown:
-        console.print(f"names and owners left out below {ACTIONS_FULL_WIDTH} columns (this terminal has "
-                      f"{console.width}): widen it, or use --json", highlight=False)
+        return {k: escape(str(v)) for k, v in given.items()}
+
+    # dates, ids and action names stay whole; names and reasons wrap
+    print_listing(console, f"Actions of run {run_id}: {len(items):,}",
+                  ("Prio", "Due", "Customer", "Name", "Tier", "Action", "Owner", "Reason"), items, cells, limit=limit,
+                  whole=("Prio", "Due", "Customer", "Tier", "Action"), optional=("Name", "Owner"),
+                  full_width=ACTIONS_FULL_WIDTH, json_hint="--json")
 
 
 def _print_actions_as_lines(run_id: int, items: list[dict], limit: int) -> None:
@@ -853,7 +845,7 @@ def changes(
 
     from .engine.render import fmt_number
     from .engine.run_history import changes as run_changes
-    from .engine.terminal_table import titled_table
+    from .engine.terminal_table import print_listing, titled_table
 
     c = run_changes(db, run, policy)
     if as_json:
@@ -898,23 +890,19 @@ def changes(
         a, b = ("—" if a is None else escape(str(a))), ("—" if b is None else escape(str(b)))
         return a if a == b else f"{a} → {b}"
 
-    # Below this width the service levels are left out: with them, an 80-column terminal broke the stages and
-    # service levels inside words ("developmen-t"); a "service level" change is then listed without its values.
-    narrow = console.width < CHANGES_FULL_WIDTH
-    columns = ("Customer", "Name", "Change", "Tier", "Sub-grade", "Stage") + (() if narrow else ("Service level",))
-    table = titled_table(f"Changed customers: {len(items):,}", *columns, whole=("Customer",))
-    shown = items if limit == 0 else items[:limit]
-    for r in shown:
-        cells = (escape(str(r["customer_id"])), escape(r["customer_name"] or ""), r["direction"],
-                 move(r["tier_before"], r["tier_after"]), move(r["subgrade_before"], r["subgrade_after"]),
-                 move(r["stage_before"], r["stage_after"]), move(r["service_level_before"], r["service_level_after"]))
-        table.add_row(*cells[:len(columns)])
-    console.print(table)
-    if len(shown) < len(items):
-        console.print(f"{len(items) - len(shown):,} more; use --limit 0 or --json", highlight=False)
-    if narrow and shown:
-        console.print(f"service levels left out below {CHANGES_FULL_WIDTH} columns (this terminal has {console.width}): "
-                      f"widen it, or use --json", highlight=False)
+    def cells(r: dict) -> dict:
+        return {"Customer": escape(str(r["customer_id"])), "Name": escape(r["customer_name"] or ""),
+                "Change": r["direction"], "Tier": move(r["tier_before"], r["tier_after"]),
+                "Sub-grade": move(r["subgrade_before"], r["subgrade_after"]),
+                "Stage": move(r["stage_before"], r["stage_after"]),
+                "Service level": move(r["service_level_before"], r["service_level_after"])}
+
+    # Below CHANGES_FULL_WIDTH the service levels are left out: with them, an 80-column terminal broke the stages
+    # and service levels inside words ("developmen-t"); a "service level" change is then listed without its values.
+    print_listing(console, f"Changed customers: {len(items):,}",
+                  ("Customer", "Name", "Change", "Tier", "Sub-grade", "Stage", "Service level"), items, cells,
+                  limit=limit, whole=("Customer",), optional=("Service level",), full_width=CHANGES_FULL_WIDTH,
+                  json_hint="--json")
 
 
 @app.command()

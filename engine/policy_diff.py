@@ -449,7 +449,7 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
     from .user_text import escape
 
     from .render import fmt_number, pct
-    from .terminal_table import titled_table
+    from .terminal_table import print_listing, titled_table
 
     def table(title: str, *columns: str):
         """Column names escaped: tier and sub-grade names are the policy's text."""
@@ -534,18 +534,12 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
     if movers is not None:
         # Below MOVERS_FULL_WIDTH the names are left out, as `changes` and `actions` do: with them, 80 columns (a
         # pipe, a cron log) broke ids inside the word ("standard-win/back", "C00000/1")
-        narrow = console.width < MOVERS_FULL_WIDTH
-        columns = ["Customer", *([] if narrow else ["Name"]), "Tier", "Sub-grade", "Stage", "Service level"]
-        t = titled_table(f"Customers whose grades change: {len(movers):,}", *columns, whole=("Customer",))
-        shown = movers if limit == 0 else movers[:limit]
-        for m in shown:
-            t.add_row(escape(str(m["customer_id"])), *([] if narrow else [escape(m["customer_name"] or "")]),
-                      *[escape(_arrow(m[f])) for f in FIELDS])
-        console.print(t)
-        if len(shown) < len(movers):
-            console.print(f"{len(movers) - len(shown):,} more; use --limit 0 or --format json", highlight=False)
-        if narrow and shown:
-            console.print(f"names left out below {MOVERS_FULL_WIDTH} columns (this terminal has {console.width}): "
-                          "widen it, or use --format json", highlight=False)
+        grades = ("Tier", "Sub-grade", "Stage", "Service level")
+        print_listing(console, f"Customers whose grades change: {len(movers):,}", ("Customer", "Name") + grades,
+                      movers, lambda m: {"Customer": escape(str(m["customer_id"])),
+                                         "Name": escape(m["customer_name"] or ""),
+                                         **{g: escape(_arrow(m[f])) for g, f in zip(grades, FIELDS)}},
+                      limit=limit, whole=("Customer",), optional=("Name",), full_width=MOVERS_FULL_WIDTH,
+                      json_hint="--format json")
     for note in result["notes"]:
         console.print(f"note: {note}", highlight=False, markup=False)

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 from itertools import groupby
+from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -39,6 +40,37 @@ def titled_table(title: str, *columns: str, whole: tuple[str, ...] = ()) -> Tabl
         table.add_column(name, justify="right" if column.endswith(">") else "left", overflow="fold",
                          no_wrap=name in whole)
     return table
+
+
+def print_listing(console: Console, title: str, columns: tuple[str, ...], items: list, cells: Callable[[Any], dict],
+                  *, limit: int, whole: tuple[str, ...], optional: tuple[str, ...], full_width: int,
+                  json_hint: str) -> None:
+    """A listing of ``items`` (the first ``limit``, 0 = all) as a table of ``columns``, each row's cells from
+    ``cells(item)`` (escaped text by column name), with "N more" when cut short.
+
+    Below ``full_width`` terminal columns the ``optional`` ones (names, owners, long texts) are left out, and a
+    note says so: kept, an 80-column terminal (a pipe, a cron log) folds ids and dates inside the word, and a
+    listing whose customer ids are broken is no use.  ``json_hint`` is the option that shows everything.
+    """
+    narrow = console.width < full_width
+    shown_columns = tuple(c for c in columns if not (narrow and c.rstrip(">") in optional))
+    table = titled_table(title, *shown_columns, whole=whole)
+    shown = items if limit == 0 else items[:limit]
+    for item in shown:
+        row = cells(item)
+        table.add_row(*(row[c.rstrip(">")] for c in shown_columns))
+    console.print(table)
+    if len(shown) < len(items):
+        console.print(f"{len(items) - len(shown):,} more; use --limit 0 or {json_hint}", highlight=False)
+    left_out = [c.rstrip(">") for c in columns if c not in shown_columns]
+    if left_out and shown:
+        console.print(f"{_and(left_out)} not shown: this terminal has {console.width} columns, the full table needs "
+                      f"{full_width}; widen it, or use {json_hint}", highlight=False)
+
+
+def _and(names: list[str]) -> str:
+    """'Name', 'Name and Owner', 'A, B and C'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def fit_widths(least: list[int], most: list[int], room: int,

@@ -127,7 +127,7 @@ def test_cli_changes_summary_and_table_show_the_new_kinds(cli, graded, columns):
     assert ("2 upgraded, 2 downgraded, 2 changed stage only, 1 changed sub-grade only, 1 changed service level only, "
             "0 new, 0 removed, 1 unchanged; stage changed for 2") in out
     assert re.search(r"│ g +│ G +│ sub-grade +│ gold +│ gold_plus → +│", out)
-    assert "service levels left out below 100 columns (this terminal has 80)" in out
+    assert "Service level not shown: this terminal has 80 columns, the full table needs 100" in out
     columns(140)
     wide = cli("changes", "--db", graded, ok=True).output
     assert "silver-care → silver-plus" in wide and "service levels left out" not in wide

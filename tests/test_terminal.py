@@ -130,7 +130,7 @@ def test_actions_leave_out_names_and_owners_in_a_narrow_terminal(cli, demo_db, c
     narrow = cli("actions", "--db", demo_db, "--limit", "5", ok=True).output
     header = next(line for line in narrow.splitlines() if "Due" in line)
     assert "Reason" in header and "Name" not in header and "Owner" not in header
-    assert "names and owners left out below 110 columns (this terminal has 80)" in narrow
+    assert "Name and Owner not shown: this terminal has 80 columns, the full table needs 110" in narrow
     assert max(cell_len(line) for line in narrow.splitlines() if line[:1] in "┏┃┡│└") <= 80
     columns(cli_module.ACTIONS_FULL_WIDTH)
     wide = cli("actions", "--db", demo_db, "--limit", "5", ok=True).output
@@ -180,7 +180,7 @@ def test_diff_customers_keep_ids_whole_and_leave_out_names_when_narrow(cli, demo
     columns(80)
     narrow = cli(*args, ok=True).output.split("Customers whose grades change")[1]
     header = next(line for line in narrow.splitlines() if "Customer" in line)
-    assert "Name" not in header and "names left out below 120 columns (this terminal has 80)" in narrow
+    assert "Name" not in header and "Name not shown: this terminal has 80 columns, the full table needs 120" in narrow
     assert "C00000\n" not in narrow and max(cell_len(line) for line in narrow.splitlines() if line[:1] in "┏┃┡│└") <= 80
     columns(MOVERS_FULL_WIDTH)
     wide = cli(*args, ok=True).output.split("Customers whose grades change")[1]
