@@ -8,11 +8,7 @@ first and the database only changes in one transaction once it is known good.
 
 from __future__ import annotations
 
-import codecs
-import csv
 import difflib
-import io
-import itertools
 import math
 import re
 import shlex
@@ -29,7 +25,7 @@ from .database import damaged, is_damage
 from .expr_types import with_article
 from .output_file import SQLITE_HEADER
 from .progress import Progress, silent
-from .rule_table_io import csv_delimiter
+from .csv_reader import NOT_CSV, CsvFile, show
 
 TYPES = ("integer", "float", "text")
 MODES = ("create", "replace", "append")
@@ -43,11 +39,6 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # SQLite turns a REAL into text (CAST, printf('%s'), its shell) with 15 significant digits:
 # only values with at most that many come back out exactly as they went in.
 _REAL_DIGITS = 15
-# csv's default limit (128 KB) rejects valid long notes; some limit must stay, or one
-# unclosed quote would read a multi-GB file into a single value before failing.
-_FIELD_LIMIT = 64 * 1024 * 1024
-_SNIFF_BYTES = 16  # the longest signature below
-
 # ASCII digits only: str.isdigit() and int() also accept e.g. Arabic-Indic digits.
 # No exponents: '1E5' is as likely a product code as a number, and Excel writes big ids as '1.23457E+15'.
 _CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
@@ -60,23 +51,11 @@ _ANY_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9
 # write the corrected number, and run only on cells that are not already numbers (where '1.234' is one).
 _FORMATTED_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,3}(?:[.,][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+,[0-9]+)")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 _USAGE = "crm-rules import FILE.csv --db DATABASE --table TABLE"
-_SAVE_AS_CSV = "open it in Excel and save it with File > Save As > 'CSV UTF-8 (Comma delimited)', then import that file"
-_QUOTE_ADVICE = (
-    "a '\"' that is part of a value must be doubled and the whole value quoted (\"12\"\" pipe\" is read as: 12\" pipe)"
-)
-_CLOSE_QUOTE_ADVICE = "close the quote where the value ends; " + _QUOTE_ADVICE
-# What spreadsheet users pass instead of a CSV file, recognised by the first bytes.
-_SIGNATURES = (
-    (b"PK\x03\x04", "a ZIP archive such as an Excel workbook (.xlsx), not a CSV file", _SAVE_AS_CSV),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls), not a CSV file", _SAVE_AS_CSV),
-    (SQLITE_HEADER, "a SQLite database, not a CSV file",
-     f"the CSV file is the FILE argument and --db names the database: {_USAGE}"),
-    (codecs.BOM_UTF16_LE, "UTF-16 text (Excel's 'Unicode Text'), not UTF-8", _SAVE_AS_CSV),
-    (codecs.BOM_UTF16_BE, "UTF-16 text, not UTF-8", _SAVE_AS_CSV),
-)
+# What spreadsheet users pass instead of a CSV file, recognised by the first bytes: a database too, here.
+_NOT_CSV = NOT_CSV + ((SQLITE_HEADER, "a SQLite database, not a CSV file",
+                       f"the CSV file is the FILE argument and --db names the database: {_USAGE}"),)
 _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
 
 
@@ -103,7 +82,7 @@ def import_csv(
     _check_arguments(db_path, csv_path, table, mode, types)
     existing = _existing_table(db_path, table)
     _check_mode(db_path, table, mode, existing)
-    source = _CsvSource(csv_path)
+    source = CsvFile(csv_path, _NOT_CSV)
     plan = _validate(source, db_path, types or {}, existing if mode == "append" else None, progress)
     return _write(db_path, table, mode, source, plan, progress)
 
@@ -231,128 +210,7 @@ def _check_mode(db_path: Path, table: str, mode: str, existing: _Table | None) -
 # --- reading the file ------------------------------------------------------------
 
 
-class _CsvSource:
-    """Streams (line number, fields) records; can be read again for the insert pass."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.display = str(path)
-        self.delimiter = ","
-
-    def records(self) -> Iterator[tuple[int, list[str]]]:
-        """Records with the physical line they start on; blank lines are skipped.
-
-        ``strict`` makes csv report what it otherwise repairs by guessing: a quote never
-        closed (which swallows the rest of the file into one value) and text after a
-        closing quote.  csv's field size limit is process-wide, so it is restored after.
-        """
-        previous_limit = csv.field_size_limit(_FIELD_LIMIT)
-        try:
-            lines = self._lines()
-            head = list(_through_first_nonblank(lines))
-            self.delimiter = csv_delimiter(head[-1] if head else "")
-            reader = csv.reader(itertools.chain(head, lines), delimiter=self.delimiter, strict=True)
-            end = 0
-            try:
-                for fields in reader:
-                    start, end = end + 1, reader.line_num
-                    if fields:
-                        yield start, fields
-            except csv.Error as exc:
-                raise self._malformed(str(exc), end + 1, reader.line_num) from None
-        finally:
-            csv.field_size_limit(previous_limit)
-
-    def _malformed(self, reason: str, start: int, line: int) -> DataError:
-        """Says what csv's terse reason (its only handle, stable for decades) means for this file.
-
-        ``start`` is the first line of the record csv was reading, ``line`` the line it failed on.
-        """
-        if reason == "unexpected end of data":  # strict mode: the file ended inside a quoted value
-            opened = self._unclosed_quote_line(start)
-            return DataError(
-                f"{self.display}:{opened}: unclosed quote starting here: {_show(self._line(opened))};"
-                f" the quoted value would run to the end of the file (line {line})",
-                hint=_CLOSE_QUOTE_ADVICE,
-            )
-        if reason.startswith("field larger than field limit"):
-            return DataError(
-                f"{self.display}:{start}: a value of the row starting here is longer than"
-                f" {_FIELD_LIMIT:,} characters (reading line {line}): most likely an unclosed quote",
-                hint=_CLOSE_QUOTE_ADVICE,
-            )
-        if reason.endswith("expected after '\"'"):
-            return DataError(
-                f"{self.display}:{line}: text after the closing quote of a quoted value: {_show(self._line(line))}",
-                hint=_QUOTE_ADVICE,
-            )
-        return DataError(f"{self.display}:{line}: malformed CSV: {reason}")
-
-    def _unclosed_quote_line(self, start: int) -> int:
-        """The line the never-closed quoted value opens on, for a record that starts on ``start``.
-
-        A lenient reader reads that value to the end of the file; counting its line breaks
-        back from the last line finds the opening quote even when earlier values of the
-        same record span lines.
-        """
-        reader = csv.reader(itertools.islice(self._lines(), start - 1, None), delimiter=self.delimiter)
-        value = next(reader, [""])[-1]
-        last = start - 1 + reader.line_num
-        ends_with_break = value.endswith(("\r", "\n"))
-        return last - len(_LINE_BREAK.findall(value)) + ends_with_break
-
-    def _line(self, number: int) -> str:
-        """One physical line read again, to show it in an error message."""
-        return next(itertools.islice(self._lines(), number - 1, None), "").rstrip("\r\n")
-
-    def _lines(self) -> Iterator[str]:
-        """The lines as csv needs them (newline=''): ending in LF, CRLF or a lone CR, as old Mac exports do."""
-        with self.path.open("rb") as handle:
-            self._check_format(handle.read(_SNIFF_BYTES))
-            handle.seek(0)
-            try:
-                yield from io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-            except UnicodeDecodeError:
-                raise self._not_utf8() from None
-
-    def _not_utf8(self) -> DataError:
-        """Names the line and byte that are not UTF-8, found again in the raw bytes.
-
-        The text reader decodes in blocks and cannot say which line a bad byte is on;
-        reading the bytes line by line only happens for a file that has one.
-        """
-        with self.path.open("rb") as handle:
-            raw_lines = itertools.chain.from_iterable(chunk.splitlines(keepends=True) for chunk in handle)
-            for number, raw in enumerate(raw_lines, start=1):
-                if number == 1 and raw.startswith(codecs.BOM_UTF8):
-                    raw = raw[len(codecs.BOM_UTF8) :]
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    return DataError(
-                        f"{self.display}:{number}: not valid UTF-8"
-                        f" (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)",
-                        hint="re-save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'); exports from"
-                        " Windows are often in its local code page (GBK in China, Windows-1252 in Europe)",
-                    )
-        return _changed(self)
-
-    def _check_format(self, head: bytes) -> None:
-        """Catch a workbook or database given as the CSV before its bytes read as a bad encoding."""
-        for signature, what, hint in _SIGNATURES:
-            if head.startswith(signature):
-                raise DataError(f"{self.display}: is {what}", hint=hint)
-
-
-def _through_first_nonblank(lines: Iterator[str]) -> Iterator[str]:
-    """The lines up to the header: blank lines before it are skipped like any blank line."""
-    for line in lines:
-        yield line
-        if line.strip():
-            return
-
-
-def _header(source: _CsvSource, records: Iterator[tuple[int, list[str]]]) -> list[str]:
+def _header(source: CsvFile, records: Iterator[tuple[int, list[str]]]) -> list[str]:
     first = next(records, None)
     if first is None:
         raise DataError(f"{source.display}: the file is empty", hint="the first line must name the columns")
@@ -461,7 +319,7 @@ def _classify(value: str) -> str:
 def _not_expected(column: str, raw: str, expected: str) -> str:
     """A value that is not the number its column needs; a regional format gets named."""
     note = " (decimal comma or thousands separator)" if _FORMATTED_NUMBER.fullmatch(raw.strip()) else ""
-    return f"column {column!r}: {_show(raw)} is not {expected}{note}"
+    return f"column {column!r}: {show(raw)} is not {expected}{note}"
 
 
 @dataclass
@@ -517,7 +375,7 @@ class _Plan:
     rows: int
 
 
-def _validate(source: _CsvSource, db_path: Path, types: dict[str, str], existing: _Table | None,
+def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _Table | None,
               progress: Progress = silent) -> _Plan:
     """Read the whole file once, deciding column types and collecting every problem.
 
@@ -578,11 +436,7 @@ def _is_blank_row(fields: list[str]) -> bool:
     return not "".join(fields).strip()
 
 
-def _show(raw: str) -> str:
-    return repr(raw if len(raw) <= 40 else raw[:37] + "...")
-
-
-def _forced_types(source: _CsvSource, columns: list[str], types: dict[str, str]) -> list[str | None]:
+def _forced_types(source: CsvFile, columns: list[str], types: dict[str, str]) -> list[str | None]:
     """The type forced on each column, or None; names match as SQLite's do, ignoring case."""
     by_fold = {_fold(column): column for column in columns}
     forced: dict[str, str] = {}
@@ -605,7 +459,7 @@ def _forced_types(source: _CsvSource, columns: list[str], types: dict[str, str])
     return [forced.get(column) for column in columns]
 
 
-def _check_same_columns(source: _CsvSource, db_path: Path, existing: _Table, columns: list[str]) -> None:
+def _check_same_columns(source: CsvFile, db_path: Path, existing: _Table, columns: list[str]) -> None:
     table_names = {_fold(name): name for name, _ in existing.columns}
     file_names = {_fold(name): name for name in columns}
     missing = [repr(name) for key, name in table_names.items() if key not in file_names]
@@ -635,7 +489,7 @@ def _type_of_declared(declared: str) -> str | None:
 
 
 def _raise_problems(
-    source: _CsvSource,
+    source: CsvFile,
     bad_width: _Problems,
     bad_values: list[_Problems],
     suspicious: list[_ColumnProfile],
@@ -655,7 +509,7 @@ def _raise_problems(
 
 
 def _problem_hint(
-    source: _CsvSource, bad_width: _Problems, bad_values: int, suspicious: list[_ColumnProfile], formatted: bool
+    source: CsvFile, bad_width: _Problems, bad_values: int, suspicious: list[_ColumnProfile], formatted: bool
 ) -> str:
     advice = ["fix these rows in the file"]
     if bad_width.count:
@@ -686,7 +540,7 @@ def _converters(types: list[str]) -> list[Callable[[str], object]]:
     return [by_type.get(kind, str) for kind in types]
 
 
-def _converted_rows(source: _CsvSource, plan: _Plan) -> Iterator[list[object]]:
+def _converted_rows(source: CsvFile, plan: _Plan) -> Iterator[list[object]]:
     """Second pass over the file; anything unexpected means it changed since validation."""
     converters = _converters(plan.types)
     text = [kind == "text" for kind in plan.types]
@@ -696,23 +550,18 @@ def _converted_rows(source: _CsvSource, plan: _Plan) -> Iterator[list[object]]:
         if _is_blank_row(fields):
             continue
         if len(fields) != len(plan.columns):
-            raise _changed(source, line)
+            raise source.changed(line)
         row = []
         for raw, convert, keep in zip(fields, converters, text):
             value = raw.strip()
             try:
                 row.append(None if not value else raw if keep else convert(value))
             except ValueError:
-                raise _changed(source, line) from None
+                raise source.changed(line) from None
         yield row
 
 
-def _changed(source: _CsvSource, line: int | None = None) -> DataError:
-    where = f"{source.display}:{line}" if line else source.display
-    return DataError(f"{where}: the file changed while it was being imported; nothing was imported")
-
-
-def _write(db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan, progress: Progress) -> int:
+def _write(db_path: Path, table: str, mode: str, source: CsvFile, plan: _Plan, progress: Progress) -> int:
     created = not db_path.exists()
     try:
         conn = sqlite3.connect(db_path, isolation_level=None)
@@ -732,7 +581,7 @@ def _write(db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan
 
 
 def _write_in_transaction(
-    conn: sqlite3.Connection, db_path: Path, table: str, mode: str, source: _CsvSource, plan: _Plan, progress: Progress
+    conn: sqlite3.Connection, db_path: Path, table: str, mode: str, source: CsvFile, plan: _Plan, progress: Progress
 ) -> int:
     """Every statement, DDL included, runs inside one explicit transaction."""
     try:
@@ -748,7 +597,7 @@ def _write_in_transaction(
             conn.execute(f"CREATE TABLE {_quote(table)} ({definitions})")
         rows = _insert_rows(conn, table, source, plan, progress)
         if rows != plan.rows:
-            raise _changed(source)
+            raise source.changed()
         conn.execute("COMMIT")
         return rows
     except sqlite3.Error as exc:
@@ -759,7 +608,7 @@ def _write_in_transaction(
         raise
 
 
-def _insert_rows(conn: sqlite3.Connection, table: str, source: _CsvSource, plan: _Plan, progress: Progress) -> int:
+def _insert_rows(conn: sqlite3.Connection, table: str, source: CsvFile, plan: _Plan, progress: Progress) -> int:
     names = ", ".join(_quote(name) for name in plan.columns)
     placeholders = ", ".join("?" for _ in plan.columns)
     statement = f"INSERT INTO {_quote(table)} ({names}) VALUES ({placeholders})"

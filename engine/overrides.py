@@ -16,8 +16,6 @@ a file that is missing is a UsageError when it was given on the command line
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from typing import Any
 from .errors import DataError, PolicyError, UsageError
 from .expr_sql import quote_identifier as q
 from .expr_types import closest, did_you_mean, is_iso_date
-from .rule_table_io import csv_delimiter
+from .csv_reader import CsvFile
 from .yaml_source import decode_utf8, load_yaml_text
 
 KINDS = ("tier", "floor", "ceiling")
@@ -41,7 +39,6 @@ _QUOTE_COMMAS = ('every row needs as many fields as the header: put a value that
                  'e.g. C000001,B,"Under renegotiation, signed by CEO",Sarah Miller')
 _SAVE_AS_UTF8 = ("save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'); files from Windows are often in its local "
                  "code page (GBK in China, Windows-1252 in Europe)")
-_QUOTE_ADVICE = 'a \'"\' that is part of a value must be doubled and the whole value quoted ("12"" pipe" reads as: 12" pipe)'
 _LIST_EXAMPLE = "- {customer: C000001, tier: A, reason: Strategic partner, author: Sarah Miller}"
 # What is given instead of a YAML or CSV file, recognised by its first bytes.
 _SIGNATURES = (
@@ -242,12 +239,12 @@ def _unreadable(exc: PolicyError) -> DataError:
     return DataError("the overrides file cannot be read: " + "; ".join(map(str, exc.diagnostics)), hint=hint)
 
 
-def _decoded(raw: bytes, path: Path, csv_file: bool) -> str:
+def _decoded(raw: bytes, path: Path) -> str:
     try:
         return decode_utf8(raw, str(path))
     except PolicyError as exc:
         error = _unreadable(exc)
-        error.hint = _SAVE_AS_UTF8 if csv_file else "save the file as UTF-8"
+        error.hint = "save the file as UTF-8"
         raise error from None
 
 
@@ -261,8 +258,8 @@ def load_overrides_file(path: Path, tiers: list[str], *, named_in: str | None = 
     """
     raw = _read(path, named_in)
     if path.suffix.lower() == ".csv":
-        return _load_csv(path, _decoded(raw, path, True), tiers)
-    return _load_yaml(path, _decoded(raw, path, False), tiers)
+        return _load_csv(path, tiers)
+    return _load_yaml(path, _decoded(raw, path), tiers)
 
 
 def _load_yaml(path: Path, text: str, tiers: list[str]) -> list[Override]:
@@ -312,32 +309,20 @@ def _holds_nothing(text: str) -> bool:
         return False
 
 
-def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, list[str]]], str]:
-    """(start line, fields) of each record that is not blank, and the delimiter (',' or, if the header has
+def _csv_rows(path: Path) -> tuple[list[tuple[int, list[str]]], str]:
+    """(start line, fields) of each record that holds something, and the delimiter (',' or, if the header has
     no comma, ';' or tab as spreadsheets of some regions write)."""
-    lines = text.splitlines()
-    header = next((line for line in lines if line.strip()), "")
-    delimiter = csv_delimiter(header)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    rows, end = [], 0
+    source = CsvFile(path, ())  # the file's first bytes were checked for what else it may be (_read)
     try:
-        for fields in reader:
-            start, end = end + 1, reader.line_num
-            if "".join(fields).strip():  # blank lines and a sheet's formatted-but-empty rows (,,,) hold nothing
-                rows.append((start, fields))
-    except csv.Error as exc:
-        reason = str(exc)
-        if reason == "unexpected end of data" or reason.startswith("field larger than field limit"):
-            raise DataError(f"the overrides file cannot be read: {path}:{end + 1}: a quoted value in the row that "
-                            f"starts here is never closed (it would run to line {reader.line_num})",
-                            hint="close the quote where the value ends; " + _QUOTE_ADVICE) from None
-        raise DataError(f"the overrides file cannot be read: {path}:{reader.line_num}: malformed CSV: {reason}",
-                        hint=_QUOTE_ADVICE) from None
-    return rows, delimiter
+        # blank lines and a sheet's formatted-but-empty rows (,,,) hold nothing
+        rows = [(line, fields) for line, fields in source.records() if "".join(fields).strip()]
+    except DataError as exc:
+        raise DataError(f"the overrides file cannot be read: {exc.message}", hint=exc.hint) from None
+    return rows, source.delimiter
 
 
-def _load_csv(path: Path, text: str, tiers: list[str]) -> list[Override]:
-    rows, delimiter = _csv_rows(path, text)
+def _load_csv(path: Path, tiers: list[str]) -> list[Override]:
+    rows, delimiter = _csv_rows(path)
     if not rows:
         return []  # an empty file: no overrides
     (header_line, header), body = rows[0], rows[1:]

@@ -65,9 +65,7 @@ and ``a; b`` lists several.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import math
 import re
@@ -79,7 +77,8 @@ from typing import Any
 from .counterfactuals import value_text
 from .data_mapping import SOURCE_FIELDS, SOURCES, DataMapping
 from .date_windows import shifted
-from .errors import Diagnostic, PolicyError, UsageError
+from .csv_reader import CsvFile
+from .errors import DataError, Diagnostic, PolicyError, UsageError
 from .expr_types import BOOL, DATE, NUMBER, TEXT, did_you_mean, is_iso_date
 from .plugin_api import SqlActions
 from .policy_files import TEST_SUFFIX, is_test_file, policy_files_in, resolve_policy_path, shipped_policies_dir
@@ -514,27 +513,26 @@ class _Loader:
         if not target.is_absolute():
             target = self.path.parent / target
         display = str(target)
+        source = CsvFile(target)
         try:
-            text = target.read_bytes().decode("utf-8-sig")
+            records = list(source.records())  # (the line each starts on, its cells), or where it is broken
+            lines = target.read_text(encoding="utf-8-sig").splitlines()
         except FileNotFoundError:
             self.error(where, f"CSV file {ref!r} not found (looked for {target})")
             return None
-        except UnicodeDecodeError:
-            self.error(where, f"CSV file {ref!r} is not UTF-8")
+        except DataError as exc:  # not UTF-8, an unclosed quote, a workbook: with its line and the fix
+            self.error(where, f"CSV file {ref!r}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
             return None
         except OSError as exc:
             self.error(where, f"cannot read CSV file {ref!r}: {exc.strerror}")
             return None
-        lines = text.splitlines()
-        reader = csv.reader(io.StringIO(text))
         rows: list[list[tuple[Any, Where]]] = []
         header: list[str] | None = None
         header_where: list[Where] = []
-        for cells in reader:
+        for line, cells in records:
             if not any(c.strip() for c in cells):
                 continue
-            line = reader.line_num
-            starts = _field_columns(lines[line - 1]) if line <= len(lines) else []
+            starts = _field_columns(lines[line - 1], source.delimiter) if line <= len(lines) else []
             places = [Where(Position(display, line, starts[j] if j < len(starts) else 1), "") for j in range(len(cells))]
             if header is None:
                 header = [c.strip() for c in cells]
@@ -911,13 +909,13 @@ def yaml_value(value: Any) -> str:
     return value_text(value)  # true, false, null
 
 
-def _field_columns(line: str) -> list[int]:
-    """1-based column where each comma-separated field of a CSV line starts (quotes respected)."""
+def _field_columns(line: str, delimiter: str) -> list[int]:
+    """1-based column where each field of a CSV line starts (quotes respected)."""
     starts, quoted = [1], False
     for i, ch in enumerate(line):
         if ch == '"':
             quoted = not quoted
-        elif ch == "," and not quoted:
+        elif ch == delimiter and not quoted:
             starts.append(i + 2)
     return starts
 

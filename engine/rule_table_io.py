@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .csv_reader import CsvFile
 from .errors import DataError, UsageError
 
 FORMATS = ("csv", "xlsx")
@@ -28,8 +29,6 @@ MAX_WIDTH = 60  # characters; longer cells wrap inside their column
 MAX_LISTED = 20  # problems listed in one message
 # The header holds names, not numbers, so a delimiter other than ',' shows there: Excel writes ';'
 # where the decimal separator is a comma, and tabs as 'Text (Tab delimited)'.
-_OTHER_DELIMITERS = (";", "\t")
-_QUOTED = re.compile(r'"(?:[^"]|"")*"')
 
 
 @dataclass
@@ -110,20 +109,6 @@ def listing(items: list[str]) -> str:
     shown = items[:MAX_LISTED]
     more = len(items) - len(shown)
     return "".join(f"\n  {item}" for item in shown) + (f"\n  ... and {more} more" if more else "")
-
-
-def csv_delimiter(header: str) -> str:
-    """',' unless the header, outside quotes, has none but has ';' or tabs (then the more frequent).
-
-    Only a header without any comma switches, so a comma-separated file is never misread.  Callers pass
-    the first line that is not blank: blank lines before the header are skipped like any other.
-    """
-    names = _QUOTED.sub("", header)
-    if "," in names:
-        return ","
-    counts = {delimiter: names.count(delimiter) for delimiter in _OTHER_DELIMITERS}
-    best = max(counts, key=counts.__getitem__)
-    return best if counts[best] else ","
 
 
 def cell_text(value: Any) -> str:
@@ -209,7 +194,7 @@ def read_sheet(path: Path, table: str) -> Sheet:
         raise UsageError(f"{path}: is a directory, expected a .csv or .xlsx file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror}") from None
-    sheet = _read_xlsx(path, raw, table) if fmt == "xlsx" else _read_csv(path, raw)
+    sheet = _read_xlsx(path, raw, table) if fmt == "xlsx" else _read_csv(path)
     rows = sheet.rows
     if not rows:
         raise DataError(f"{path}: " + (f"sheet {sheet.name!r} is empty" if sheet.name is not None else "the file is empty"),
@@ -238,24 +223,11 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _read_csv(path: Path, raw: bytes) -> Sheet:
+def _read_csv(path: Path) -> Sheet:
     """Every record, the header included (``Sheet.header`` is filled in by the caller)."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})",
-                        hint="Excel's 'CSV (Comma delimited)' saves in the Windows code page (e.g. GBK); save as "
-                             "'CSV UTF-8 (Comma delimited)' or as an .xlsx workbook") from None
-    # the lines as csv splits them (LF, CRLF or a lone CR); spreadsheets in some locales separate with ';' or tabs
-    header = next((line for line in io.StringIO(text, newline="") if line.strip()), "")
-    delimiter = csv_delimiter(header)
-    try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
-    except csv.Error as exc:
-        raise DataError(f"{path}: not a valid CSV file: {exc}",
-                        hint="check the quotes around cells that contain commas or line breaks") from None
-    return Sheet(str(path), [], [(i + 1, record) for i, record in enumerate(records)], delimiter=delimiter)
+    source = CsvFile(path)
+    records = list(source.records())
+    return Sheet(str(path), [], records, delimiter=source.delimiter)
 
 
 def _read_xlsx(path: Path, raw: bytes, table: str) -> Sheet:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_rules.engine import csv_import
+from crm_rules.engine import csv_import, csv_reader
 from crm_rules.engine.csv_import import import_csv
 from crm_rules.engine.errors import CrmRulesError, DataError, RunError, UsageError
 
@@ -170,7 +170,7 @@ def test_values_longer_than_csvs_default_limit(tmp_path: Path) -> None:
 
 
 def test_a_runaway_value_stops_at_the_limit(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(csv_import, "_FIELD_LIMIT", 1_000)
+    monkeypatch.setattr(csv_reader, "FIELD_LIMIT", 1_000)
     source = write_csv(tmp_path / "c.csv", 'id,note\n1,ok\n2,"runaway\n' + "3,more\n" * 500)
     message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
     assert f"{source}:3: a value of the row starting here is longer than 1,000 characters" in message
@@ -584,7 +584,7 @@ def test_file_changed_between_passes(tmp_path: Path, db: Path, monkeypatch: pyte
 
     monkeypatch.setattr(csv_import, "_validate", validate_then_edit)
     message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
-    assert "changed while it was being imported" in message
+    assert "changed while it was being read; nothing was changed" in message
 
 
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

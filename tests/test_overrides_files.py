@@ -95,8 +95,8 @@ def test_a_semicolon_separated_csv_is_read(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    (HEADER + 'C1,A,"never closed,ops\nC2,A,r,ops\n', ":2: a quoted value in the row that starts here is never closed"),
-    (HEADER + 'C1,A,"partner" since 2020,ops\n', ":2: malformed CSV"),
+    (HEADER + 'C1,A,"never closed,ops\nC2,A,r,ops\n', ":2: unclosed quote starting here: 'C1,A,\"never closed,ops'"),
+    (HEADER + 'C1,A,"partner" since 2020,ops\n', ":2: text after the closing quote of a quoted value"),
 ])
 def test_broken_quotes_are_errors_with_their_line(tmp_path, demo_db, cli, text, message):
     path = write(tmp_path, "q.csv", text)
@@ -196,7 +196,7 @@ def test_a_csv_file_in_gbk_names_its_line_and_column(tmp_path, demo_db, cli):
     path = write(tmp_path, "gbk.csv", HEADER.encode() + "C000001,B,战略合作,李经理\n".encode("gbk"))
     result = run(cli, demo_db, path)
     assert result.exit_code == 1
-    assert re.search(rf"the overrides file cannot be read: {re.escape(str(path))}:2:\d+: not valid UTF-8 \(byte 0x",
+    assert re.search(rf"the overrides file cannot be read: {re.escape(str(path))}:2: not valid UTF-8 \(byte 0x.. at position \d+ of the line\)",
                      result.output)
     assert "CSV UTF-8" in result.output and "GBK" in result.output and "in the policy" not in result.output
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from crm_rules.cli import app
+from crm_rules.engine.csv_reader import QUOTE_ADVICE
 from crm_rules.engine.errors import PolicyError, UsageError
 from crm_rules.engine.policy_files import shipped_policies_dir, shipped_policy_names
 from crm_rules.engine.policy_model import load_policy
@@ -156,7 +157,11 @@ cases:
   - {name: b, orders_csv: more.csv, expect: {tier: gold}}
   - {name: c, orders_csv: missing.csv, expect: {tier: gold}}
   - {name: d, table: {csv: rows.csv}}
+  - {name: e, orders_csv: quote.csv, expect: {tier: gold}}
+  - {name: f, orders_csv: gbk.csv, expect: {tier: gold}}
 """)
+    write(tmp_path / "quote.csv", 'order_date,amount\n2026-01-01,"5\n2026-02-01,5\n')
+    (tmp_path / "gbk.csv").write_bytes("order_date,amount\n2026-01-01,五\n".encode("gbk"))
     with pytest.raises(PolicyError) as info:
         run_policy_tests([tests])
     assert diagnostics(info) == [
@@ -166,6 +171,12 @@ cases:
         f"columns: order_date, amount, cost, discount",
         f"{tmp_path / 'rows.csv'}:2:3: revenue_12m: expected a number, got \"abc\"",
         f"{tests}:6:27: cases[2].orders_csv: CSV file 'missing.csv' not found (looked for {tmp_path / 'missing.csv'})",
+        f"{tests}:8:27: cases[4].orders_csv: CSV file 'quote.csv': {tmp_path / 'quote.csv'}:2: unclosed quote starting "
+        f"here: '2026-01-01,\"5'; the quoted value would run to the end of the file (line 3) (close the quote where the "
+        f"value ends; {QUOTE_ADVICE})",
+        f"{tests}:9:27: cases[5].orders_csv: CSV file 'gbk.csv': {tmp_path / 'gbk.csv'}:2: not valid UTF-8 (byte 0xce "
+        f"at position 12 of the line) (re-save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'); exports from "
+        f"Windows are often in its local code page (GBK in China, Windows-1252 in Europe))",
     ]
 
 

@@ -644,7 +644,7 @@ def test_cells_outside_the_header_and_not_utf8(cli, pol, tmp_path):
     sheet.write_bytes("id,label,up_to\r\nA,重点客户 Key customers,0.8,oops\r\n".encode("utf-8"))
     _bad_import(cli, path, sheet, "tiers", "row 2, column D: 'oops' is outside the table")
     sheet.write_bytes("id,label,up_to\r\nA,重点客户 Key customers,0.8\r\n".encode("gbk"))
-    _bad_import(cli, path, sheet, "tiers", "not UTF-8", "CSV UTF-8")
+    _bad_import(cli, path, sheet, "tiers", ":2: not valid UTF-8", "CSV UTF-8")
 
 
 def test_decimal_commas_get_a_decimal_point_hint(cli, pol, tmp_path):
@@ -845,3 +845,14 @@ def test_export_refuses_a_format_the_out_extension_contradicts(cli, pol, tmp_pat
     assert not (tmp_path / "t.csv").exists()
     listing = cli("table", "export", pol / "base.yaml", ok=True).output
     assert "attributes.cost_per_custo\n" not in listing and "tiers.levels[].subgrades" in listing
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('id,label,up_to\nA,"Key customers,0.8\nB,Growth,0.95\n', ":2: unclosed quote starting here: 'A,\"Key customers,0.8'"),
+    ('id,label,up_to\nA,"Key" customers,0.8\n', ":2: text after the closing quote of a quoted value"),
+])
+def test_a_broken_quote_in_the_sheet_names_its_line(cli, pol, tmp_path, text, fragment):
+    # the same messages as `import` and overrides files give (csv_reader), not csv's "unexpected end of data"
+    sheet = tmp_path / "t.csv"
+    sheet.write_text(text, encoding="utf-8")
+    _bad_import(cli, pol / "base.yaml", sheet, "tiers", fragment, "hint:")

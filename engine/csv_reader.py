@@ -1,0 +1,193 @@
+"""Read a CSV file a spreadsheet saved: its records with the line each starts on, or an error naming the line.
+
+Three commands read such files (``import``, overrides files, ``table import``), and the mistakes are the same
+in all of them: a workbook or a UTF-16 "Unicode Text" file given as CSV, a file in the Windows code page, a
+quote never closed, which swallows the rest of the file into one value, text after a closing quote.  Each
+reader had its own copy, and the weakest one answered an unclosed quote with csv's "unexpected end of data".
+Here every one of them is said once, with the line and the fix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import DataError
+
+# csv's default limit (128 KB) rejects valid long notes; some limit must stay, or one
+# unclosed quote would read a multi-GB file into a single value before failing.
+FIELD_LIMIT = 64 * 1024 * 1024
+
+SAVE_AS_CSV = "open it in Excel and save it with File > Save As > 'CSV UTF-8 (Comma delimited)', then use that file"
+QUOTE_ADVICE = (
+    "a '\"' that is part of a value must be doubled and the whole value quoted (\"12\"\" pipe\" is read as: 12\" pipe)"
+)
+CLOSE_QUOTE_ADVICE = "close the quote where the value ends; " + QUOTE_ADVICE
+
+#: What spreadsheet users pass instead of a CSV file, recognised by the first bytes: (bytes, what, hint).
+NOT_CSV = (
+    (b"PK\x03\x04", "a ZIP archive such as an Excel workbook (.xlsx), not a CSV file", SAVE_AS_CSV),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls), not a CSV file", SAVE_AS_CSV),
+    (codecs.BOM_UTF16_LE, "UTF-16 text (Excel's 'Unicode Text'), not UTF-8", SAVE_AS_CSV),
+    (codecs.BOM_UTF16_BE, "UTF-16 text, not UTF-8", SAVE_AS_CSV),
+)
+_SNIFF_BYTES = 16  # the longest signature
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+_OTHER_DELIMITERS = (";", "\t")
+
+
+def csv_delimiter(header: str) -> str:
+    """',' unless the header, outside quotes, has none but has ';' or tabs (then the more frequent).
+
+    Only a header without any comma switches, so a comma-separated file is never misread.  Callers pass
+    the first line that is not blank: blank lines before the header are skipped like any other.
+    """
+    names = _QUOTED.sub("", header)
+    if "," in names:
+        return ","
+    counts = {delimiter: names.count(delimiter) for delimiter in _OTHER_DELIMITERS}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else ","
+
+
+def show(raw: str) -> str:
+    """A value quoted for a message, cut to 40 characters."""
+    return repr(raw if len(raw) <= 40 else raw[:37] + "...")
+
+
+class CsvFile:
+    """Streams (line number, fields) records of ``path``; can be read again (a check pass, then a write pass).
+
+    ``not_csv``: the signatures to refuse before reading, (first bytes, what the file is, hint), for callers
+    whose users give other files by mistake as well (a database, where ``--db`` was meant).
+    """
+
+    def __init__(self, path: Path, not_csv: tuple = NOT_CSV):
+        self.path = path
+        self.display = str(path)
+        self.delimiter = ","
+        self._not_csv = not_csv
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """Records with the physical line they start on; blank lines are skipped.
+
+        ``strict`` makes csv report what it otherwise repairs by guessing: a quote never
+        closed (which swallows the rest of the file into one value) and text after a
+        closing quote.  csv's field size limit is process-wide, so it is restored after.
+        """
+        previous_limit = csv.field_size_limit(FIELD_LIMIT)
+        try:
+            lines = self._lines()
+            head = list(_through_first_nonblank(lines))
+            self.delimiter = csv_delimiter(head[-1] if head else "")
+            reader = csv.reader(itertools.chain(head, lines), delimiter=self.delimiter, strict=True)
+            end = 0
+            try:
+                for fields in reader:
+                    start, end = end + 1, reader.line_num
+                    if fields:
+                        yield start, fields
+            except csv.Error as exc:
+                raise self._malformed(str(exc), end + 1, reader.line_num) from None
+        finally:
+            csv.field_size_limit(previous_limit)
+
+    def changed(self, line: int | None = None) -> DataError:
+        """The error for a file that no longer reads as it did (it was saved again while being read)."""
+        where = f"{self.display}:{line}" if line else self.display
+        return DataError(f"{where}: the file changed while it was being read; nothing was changed",
+                         hint="read it again once it has been saved")
+
+    def _malformed(self, reason: str, start: int, line: int) -> DataError:
+        """Says what csv's terse reason (its only handle, stable for decades) means for this file.
+
+        ``start`` is the first line of the record csv was reading, ``line`` the line it failed on.
+        """
+        if reason == "unexpected end of data":  # strict mode: the file ended inside a quoted value
+            opened = self._unclosed_quote_line(start)
+            return DataError(
+                f"{self.display}:{opened}: unclosed quote starting here: {show(self._line(opened))};"
+                f" the quoted value would run to the end of the file (line {line})",
+                hint=CLOSE_QUOTE_ADVICE,
+            )
+        if reason.startswith("field larger than field limit"):
+            return DataError(
+                f"{self.display}:{start}: a value of the row starting here is longer than"
+                f" {FIELD_LIMIT:,} characters (reading line {line}): most likely an unclosed quote",
+                hint=CLOSE_QUOTE_ADVICE,
+            )
+        if reason.endswith("expected after '\"'"):
+            return DataError(
+                f"{self.display}:{line}: text after the closing quote of a quoted value: {show(self._line(line))}",
+                hint=QUOTE_ADVICE,
+            )
+        return DataError(f"{self.display}:{line}: malformed CSV: {reason}", hint=QUOTE_ADVICE)
+
+    def _unclosed_quote_line(self, start: int) -> int:
+        """The line the never-closed quoted value opens on, for a record that starts on ``start``.
+
+        A lenient reader reads that value to the end of the file; counting its line breaks
+        back from the last line finds the opening quote even when earlier values of the
+        same record span lines.
+        """
+        reader = csv.reader(itertools.islice(self._lines(), start - 1, None), delimiter=self.delimiter)
+        value = next(reader, [""])[-1]
+        last = start - 1 + reader.line_num
+        ends_with_break = value.endswith(("\r", "\n"))
+        return last - len(_LINE_BREAK.findall(value)) + ends_with_break
+
+    def _line(self, number: int) -> str:
+        """One physical line read again, to show it in an error message."""
+        return next(itertools.islice(self._lines(), number - 1, None), "").rstrip("\r\n")
+
+    def _lines(self) -> Iterator[str]:
+        """The lines as csv needs them (newline=''): ending in LF, CRLF or a lone CR, as old Mac exports do."""
+        with self.path.open("rb") as handle:
+            self._check_format(handle.read(_SNIFF_BYTES))
+            handle.seek(0)
+            try:
+                yield from io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+            except UnicodeDecodeError:
+                raise self._not_utf8() from None
+
+    def _not_utf8(self) -> DataError:
+        """Names the line and byte that are not UTF-8, found again in the raw bytes.
+
+        The text reader decodes in blocks and cannot say which line a bad byte is on;
+        reading the bytes line by line only happens for a file that has one.
+        """
+        with self.path.open("rb") as handle:
+            raw_lines = itertools.chain.from_iterable(chunk.splitlines(keepends=True) for chunk in handle)
+            for number, raw in enumerate(raw_lines, start=1):
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8) :]
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return DataError(
+                        f"{self.display}:{number}: not valid UTF-8"
+                        f" (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)",
+                        hint="re-save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'); exports from"
+                        " Windows are often in its local code page (GBK in China, Windows-1252 in Europe)",
+                    )
+        return self.changed()
+
+    def _check_format(self, head: bytes) -> None:
+        """Catch a workbook or database given as the CSV before its bytes read as a bad encoding."""
+        for signature, what, hint in self._not_csv:
+            if head.startswith(signature):
+                raise DataError(f"{self.display}: is {what}", hint=hint)
+
+
+def _through_first_nonblank(lines: Iterator[str]) -> Iterator[str]:
+    """The lines up to the header: blank lines before it are skipped like any blank line."""
+    for line in lines:
+        yield line
+        if line.strip():
+            return
