@@ -22,7 +22,6 @@ from .errors import Diagnostic, PolicyError, UsageError
 from .yaml_source import Position, SourceDocument, load_yaml_file, load_yaml_text
 
 MAX_EXTENDS_DEPTH = 16
-MERGED_SECTIONS = ("metrics", "data")
 
 
 def shipped_policies_dir():
@@ -79,7 +78,13 @@ def resolve_policy_path(ref: str, relative_to: Path | None = None) -> Path | Non
 
 
 def _merges(path: tuple) -> bool:
-    return path == () or path[0] in MERGED_SECTIONS
+    """Whether the child's mapping at ``path`` merges into the base's instead of replacing it.
+
+    ``metrics`` merge metric by metric, but a metric the child writes is the child's whole definition: merged
+    option by option, a redefined ``count: interactions`` kept the base's ``where: kind = 'complaint'``
+    unseen, and one with another kind had two.  ``data`` merges all the way down (a child maps one column).
+    """
+    return path in ((), ("metrics",)) or path[0] == "data"
 
 
 def _merge(base: Any, child: Any, path: tuple, base_doc: SourceDocument, child_doc: SourceDocument,

@@ -83,6 +83,20 @@ def test_extends_merges_mappings_and_replaces_lists():
     assert [s.id for s in policy.stages] == [s.id for s in base.stages]
 
 
+def test_a_redefined_metric_replaces_the_inherited_one_whole(tmp_path):
+    # merged option by option, the base's `where` stayed unseen, and another kind made two kinds
+    (tmp_path / "child.yaml").write_text(
+        "extends: base\nname: child\nmetrics:\n"
+        "  complaints_12m: {label: All interactions, count: interactions, window: 12 months}\n"
+        "  revenue_12m: {count: orders, window: 12 months}\n"
+        "data:\n  orders: {amount: amount}\n", encoding="utf-8")
+    policy, base = load_policy(tmp_path / "child.yaml"), load_policy("base")
+    assert policy.metrics["complaints_12m"].spec == {"label": "All interactions", "count": "interactions",
+                                                     "window": "12 months"}
+    assert policy.metrics["revenue_12m"].kind == "count" and policy.metrics["recency_days"] == base.metrics["recency_days"]
+    assert policy.data.sources["orders"] == base.data.sources["orders"]  # data still merges column by column
+
+
 def test_error_in_inherited_file_names_that_file(tmp_path):
     (tmp_path / "parent.yaml").write_text("metrics:\n  m: {sum: amout}\ntiers:\n  levels: [{id: A, default: true}]\n")
     (tmp_path / "child.yaml").write_text("extends: parent.yaml\n")
