@@ -13,7 +13,7 @@ from typing import Any
 from .database import connect
 from .errors import UsageError
 from .output_file import check_out, write_atomic
-from .results_store import require_results
+from .results_store import LATEST_FIRST, require_results
 from .run_metrics import RunMetrics
 
 BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "stage", "service_level",
@@ -44,7 +44,7 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str |
         sql, args = "SELECT * FROM crm_runs WHERE status = 'succeeded'", []
         if policy_name:
             sql, args = sql + " AND policy_name = ?", [policy_name]
-        row = conn.execute(sql + " ORDER BY run_id DESC LIMIT 1", args).fetchone()
+        row = conn.execute(sql + f" ORDER BY {LATEST_FIRST} LIMIT 1", args).fetchone()
         if row is None:
             if not policy_name:
                 raise UsageError("no successful run found")

@@ -13,7 +13,7 @@ from .database import table_columns
 from .errors import DataError, UsageError
 from .expr_sql import quote_identifier as q
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # version -> statements that bring a results schema of the previous version up to it
 # version -> columns that version added (table, column, type); views come with ensure_schema
@@ -24,7 +24,17 @@ MIGRATIONS: dict[int, list[tuple[str, str, str]]] = {
     # crm_metrics (created below) holds the metric values of runs from now on; older runs keep theirs in
     # crm_assignments.metrics, which is left as it is (run_metrics.RunMetrics reads both)
     5: [("crm_runs", "metrics", "TEXT")],
+    6: [],  # the views order a policy's runs by as-of date (REDEFINED_VIEWS)
 }
+
+# version -> views whose definition that version changed: dropped, then created again with the others
+REDEFINED_VIEWS: dict[int, tuple[str, ...]] = {6: ("crm_current", "crm_transitions")}
+
+# A policy's runs in the order of the dates they grade, not of when they ran: a backfill of last June, run
+# after September, comes before it.  Of two runs of one date the later run counts.  `changes`, `history`, the
+# views, the default run of every command and `prune` all order runs this way.
+RUN_ORDER = "as_of, run_id"
+LATEST_FIRST = "as_of DESC, run_id DESC"
 
 TABLES = {
     "crm_meta": "CREATE TABLE IF NOT EXISTS {s}crm_meta (key TEXT PRIMARY KEY, value TEXT)",
@@ -97,18 +107,20 @@ INDEXES = (
 )
 
 VIEWS = {
-    "crm_current": """CREATE VIEW IF NOT EXISTS {s}crm_current AS
+    "crm_current": f"""CREATE VIEW IF NOT EXISTS {{s}}crm_current AS
         SELECT r.policy_name, r.as_of, a.*
-        FROM crm_assignments AS a JOIN crm_runs AS r ON r.run_id = a.run_id
-        WHERE a.run_id = (SELECT MAX(r2.run_id) FROM crm_runs AS r2
-                          WHERE r2.policy_name = r.policy_name AND r2.status = 'succeeded')""",
-    # Per successful run R and the previous successful run P of the same policy name: every customer whose
+        FROM (SELECT run_id, policy_name, as_of,
+                     row_number() OVER (PARTITION BY policy_name ORDER BY {LATEST_FIRST}) AS latest
+              FROM crm_runs WHERE status = 'succeeded') AS r
+        JOIN crm_assignments AS a ON a.run_id = r.run_id
+        WHERE r.latest = 1""",
+    # Per successful run R and the previous successful run P of the same policy name (RUN_ORDER): every customer whose
     # tier or stage differs, who is new in R, or who was in P and is not in R.  Direction compares the
     # tiers' positions in R's definitions (0 = top tier); a tier R does not define cannot be ranked.
     # The first run of a policy has no previous run, hence no rows.  The previous run comes from lag() over
     # crm_runs (a small table, scanned once; a correlated max() was re-evaluated per customer row), and
     # customers are looked up by the primary keys of crm_assignments and crm_definitions.
-    "crm_transitions": """CREATE VIEW IF NOT EXISTS {s}crm_transitions AS
+    "crm_transitions": f"""CREATE VIEW IF NOT EXISTS {{s}}crm_transitions AS
         SELECT r.run_id, r.previous_run_id, r.policy_name, a.customer_id, a.customer_name,
                p.tier AS tier_before, a.tier AS tier_after, p.stage AS stage_before, a.stage AS stage_after,
                p.subgrade AS subgrade_before, a.subgrade AS subgrade_after,
@@ -118,7 +130,7 @@ VIEWS = {
                     WHEN ta.position > tb.position THEN 'downgrade'
                     ELSE 'unranked' END AS direction,
                a.tier_rule, a.stage_rule
-        FROM (SELECT run_id, policy_name, lag(run_id) OVER (PARTITION BY policy_name ORDER BY run_id) AS previous_run_id
+        FROM (SELECT run_id, policy_name, lag(run_id) OVER (PARTITION BY policy_name ORDER BY {RUN_ORDER}) AS previous_run_id
               FROM crm_runs WHERE status = 'succeeded') AS r
         JOIN crm_assignments AS a ON a.run_id = r.run_id
         LEFT JOIN crm_assignments AS p ON p.run_id = r.previous_run_id AND p.customer_id = a.customer_id
@@ -129,7 +141,7 @@ VIEWS = {
         UNION ALL
         SELECT r.run_id, r.previous_run_id, r.policy_name, p.customer_id, p.customer_name,
                p.tier, NULL, p.stage, NULL, p.subgrade, NULL, 'removed', NULL, NULL
-        FROM (SELECT run_id, policy_name, lag(run_id) OVER (PARTITION BY policy_name ORDER BY run_id) AS previous_run_id
+        FROM (SELECT run_id, policy_name, lag(run_id) OVER (PARTITION BY policy_name ORDER BY {RUN_ORDER}) AS previous_run_id
               FROM crm_runs WHERE status = 'succeeded') AS r
         JOIN crm_assignments AS p ON p.run_id = r.previous_run_id
         WHERE NOT EXISTS (SELECT 1 FROM crm_assignments AS a WHERE a.run_id = r.run_id AND a.customer_id = p.customer_id)""",
@@ -263,6 +275,8 @@ def ensure_schema(conn: sqlite3.Connection, schema: str = "main", *, writable: b
         version = stored_version(conn, schema)
         conn.execute(TABLES["crm_meta"].format(s=prefix))
         for step in range(version + 1, SCHEMA_VERSION + 1):
+            for view in REDEFINED_VIEWS.get(step, ()):
+                conn.execute(f"DROP VIEW IF EXISTS {prefix}{q(view)}")
             for table, column, kind in MIGRATIONS.get(step, []):
                 have = table_columns(conn, schema, table)
                 if have and column not in have:  # a missing table is created whole below

@@ -23,7 +23,7 @@ from pathlib import Path
 from .database import connect, results_only_authorizer
 from .errors import DataError, UsageError
 from .export import resolve_run
-from .results_store import VIEWS, ensure_schema, require_results, stored_version
+from .results_store import LATEST_FIRST, VIEWS, ensure_schema, require_results, stored_version
 
 # Tables holding a run's rows (by run_id), children first; crm_runs is deleted last.
 RUN_TABLES = ("crm_metrics", "crm_assignments", "crm_definitions", "crm_actions", "crm_errors")
@@ -94,17 +94,19 @@ def listing(names: list[str]) -> str:
 
 
 def _transitions(conn: sqlite3.Connection) -> str:
-    """The name to query transitions from: the stored view, or the same definition as a TEMP view."""
-    stored = conn.execute("SELECT 1 FROM main.sqlite_master WHERE type = 'view' AND name = 'crm_transitions'").fetchone()
-    if stored is None:
-        conn.execute(VIEWS["crm_transitions"].format(s="temp."))
+    """The name to query transitions from: this version's definition as a TEMP view, which hides the stored one
+    (absent, or of an older schema until the next run migrates it: they ordered runs by id)."""
+    conn.execute(VIEWS["crm_transitions"].format(s="temp."))
     return "crm_transitions"
 
 
 def _previous_run(conn: sqlite3.Connection, run: sqlite3.Row) -> sqlite3.Row | None:
+    """The policy's successful run just before ``run`` in RUN_ORDER: of the latest date before it, or of the same
+    date and run before it."""
     return conn.execute(
-        "SELECT * FROM crm_runs WHERE policy_name = ? AND status = 'succeeded' AND run_id < ? ORDER BY run_id DESC LIMIT 1",
-        (run["policy_name"], run["run_id"])).fetchone()
+        f"SELECT * FROM crm_runs WHERE policy_name = ? AND status = 'succeeded' "
+        f"AND (as_of < ? OR (as_of = ? AND run_id < ?)) ORDER BY {LATEST_FIRST} LIMIT 1",
+        (run["policy_name"], run["as_of"], run["as_of"], run["run_id"])).fetchone()
 
 
 def list_runs(db: Path, policy: str | None = None) -> list[dict]:
@@ -143,7 +145,7 @@ def customer_history(db: Path, customer_id: str, policy: str | None = None) -> l
         if policy is not None:
             sql += " AND r.policy_name = ?"
             args.append(policy)
-        rows = [dict(r) for r in conn.execute(sql + " ORDER BY r.run_id", args)]
+        rows = [dict(r) for r in conn.execute(sql + " ORDER BY r.as_of, r.run_id", args)]  # RUN_ORDER
         if not rows:
             raise _not_found(conn, db, customer_id, policy)
         return rows
@@ -343,7 +345,7 @@ def _prune(conn: sqlite3.Connection, keep: int, policy: str | None, dry_run: boo
     per_policy, doomed = [], []
     for name in names:
         runs = conn.execute("SELECT run_id, status, as_of FROM crm_runs WHERE policy_name = ? "
-                            "ORDER BY as_of DESC, run_id DESC", (name,)).fetchall()
+                            f"ORDER BY {LATEST_FIRST}", (name,)).fetchall()
         kept = [(r[2], r[0]) for r in runs if r[1] == "succeeded"][:keep]
         gone = sorted(r[0] for r in runs if kept and (r[2], r[0]) < kept[-1])
         per_policy.append({"policy_name": name, "kept_runs": sorted(run_id for _, run_id in kept), "deleted_runs": gone})

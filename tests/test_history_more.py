@@ -359,6 +359,40 @@ def test_prune_keeps_the_newest_as_of_dates_not_the_newest_run_ids(graded, tmp_p
     assert rows(graded, "SELECT run_id, as_of FROM crm_runs ORDER BY run_id") == [(5, "2026-06-30")]
 
 
+def test_a_backfill_takes_its_place_by_date_in_changes_history_views_and_defaults(graded, tmp_path):
+    """Run 3 grades 2025-06-30 after runs of 2025-12-31 (1) and 2026-06-30 (2): by run id it came last, so `changes`
+    compared run 2 with a date before run 1's, and the backfill with a later date; prune, which orders by date,
+    then changed what a stored run's changes said."""
+    from crm_rules.engine.export import resolve_run
+    from crm_rules.engine.results_store import VIEWS
+
+    policy = load_policy(write(tmp_path, "loyalty.yaml", GRADED))
+    assert apply_policy(graded, policy, "2025-06-30").run_id == 3
+    assert (changes(graded, 2)["previous_run_id"], changes(graded, 1)["previous_run_id"]) == (1, 3)
+    assert changes(graded, 3)["previous_run_id"] is None  # the earliest date: nothing before it
+    assert changes(graded)["run_id"] == 2  # the default: the latest date, not the latest run
+    assert [r["run_id"] for r in customer_history(graded, "a")] == [3, 1, 2]
+    assert rows(graded, "SELECT DISTINCT run_id FROM crm_current") == [(2,)]
+    assert rows(graded, "SELECT DISTINCT run_id, previous_run_id FROM crm_transitions ORDER BY run_id") == [(1, 3), (2, 1)]
+    conn = sqlite3.connect(graded)
+    try:
+        assert resolve_run(conn, None)["run_id"] == 2
+        # results of schema 5 keep their views, which ordered by run id, until a run migrates them
+        conn.executescript(f"DROP VIEW crm_current; DROP VIEW crm_transitions; "
+                           f"{VIEWS['crm_current'].format(s='').replace('ORDER BY as_of DESC, run_id DESC', 'ORDER BY run_id DESC')};"
+                           f"{VIEWS['crm_transitions'].format(s='').replace('ORDER BY as_of, run_id', 'ORDER BY run_id')};"
+                           f"UPDATE crm_meta SET value = '5' WHERE key = 'schema_version';")
+    finally:
+        conn.close()
+    assert rows(graded, "SELECT DISTINCT run_id FROM crm_current") == [(3,)]
+    assert changes(graded, 2)["previous_run_id"] == 1  # the readers use this version's definition
+    assert apply_policy(graded, policy, "2025-09-30").run_id == 4  # a write migrates the views
+    assert rows(graded, "SELECT DISTINCT run_id FROM crm_current") == [(2,)]
+    assert rows(graded, "SELECT DISTINCT run_id, previous_run_id FROM crm_transitions ORDER BY run_id") == [
+        (1, 4), (2, 1), (4, 3)]
+    assert rows(graded, "SELECT value FROM crm_meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
+
 def test_prune_keeps_a_failed_run_dated_within_the_kept_period(graded, tmp_path):
     with pytest.raises(RunError):  # 3: failed, as of a date between the two successful runs
         apply_policy(graded, load_policy(write(tmp_path, "failing.yaml", LOYALTY_FAILING)), "2026-03-31")
