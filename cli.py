@@ -187,6 +187,18 @@ def _print_run(outcome, policy, db: Path, as_json: bool) -> None:
         console.print(f"note: {note}", highlight=False, markup=False)
 
 
+def _refuse_future(as_of: str) -> None:
+    """A mistyped year (2062 for 2026) is a valid date: its run grades everyone as lost, and being the policy's
+    latest date it becomes crm_current and the run prune keeps longest."""
+    import datetime as dt
+
+    today = dt.date.today().isoformat()
+    if as_of > today:
+        raise UsageError(f"--as-of {as_of} is after today ({today}): a run grades the days up to its as-of date, and "
+                         f"these have not happened yet", hint="check the year; to grade as of a future date anyway "
+                                                               "(a what-if), add --allow-future")
+
+
 @app.command()
 def apply(
     db: Path = DbOption,
@@ -196,12 +208,15 @@ def apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="Compute everything, write nothing."),
     overrides: Optional[Path] = OverridesOption,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    allow_future: bool = typer.Option(False, "--allow-future", help="Allow an --as-of after today (a what-if)."),
 ) -> None:
     """Grade every customer with a policy and write the results as one run."""
     from .engine.policy_model import load_policy
     from .engine.runner import apply_policy, parse_as_of
 
     date = parse_as_of(as_of)
+    if not allow_future:
+        _refuse_future(date)
     loaded = load_policy(policy)
     with _progress_bars() as progress:
         outcome = apply_policy(db, loaded, date, results_db, dry_run=dry_run, overrides=overrides, progress=progress)

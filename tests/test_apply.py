@@ -124,6 +124,15 @@ def test_dry_run_writes_nothing(cli, demo_db):
     assert file_digest(demo_db) == digest
 
 
+def test_a_future_as_of_is_refused_unless_allowed(cli, demo_db):
+    digest = file_digest(demo_db)
+    refused = cli("apply", "--db", demo_db, "-p", "base", "--as-of", "2062-06-30")
+    assert refused.exit_code == 2 and "--as-of 2062-06-30 is after today" in refused.output
+    assert file_digest(demo_db) == digest
+    allowed = cli("apply", "--db", demo_db, "-p", "base", "--as-of", "2062-06-30", "--allow-future", "--dry-run", ok=True)
+    assert "as of 2062-06-30" in allowed.output
+
+
 def test_json_summary(cli, demo_db):
     result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--json", ok=True)
     data = json.loads(result.output)
