@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from .errors import DamagedDatabaseError, DataError, UsageError
 from .expr_sql import quote_identifier
+from .output_file import part_of_database
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -297,6 +298,10 @@ def open_for_run(db: Path, results_db: Path | None = None, *, write: bool = True
             conn.set_authorizer(results_only_authorizer("main"))
         return RunConnection(conn, "main", "main", Path(db), Path(db))
     results_db = Path(results_db)
+    if part := part_of_database(results_db, db):  # its -wal, -shm or -journal file: SQLite removes or rewrites it
+        raise UsageError(f"--results-db {results_db} is {part}the --db database ({db})",
+                         hint="give a database file of its own for the results, e.g. --results-db results.db, or "
+                              "leave --results-db out to keep them in the --db database")
     if results_db.is_dir():
         raise UsageError(f"--results-db {results_db}: is a directory, expected a database file")
     if not results_db.parent.is_dir():

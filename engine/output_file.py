@@ -32,12 +32,9 @@ def check_out(out: Path, *, reads: Mapping[str, Path | None] | None = None, exam
         raise UsageError(f"--out {out} is a directory", hint=f"give a file name, e.g. --out {out / example}")
     _existing_folder(out)
     for role, read in (reads or {}).items():
-        if read is None:
-            continue
-        for suffix, part in SQLITE_COMPANIONS.items():
-            if _same_file(out, Path(f"{read}{suffix}")):
-                raise UsageError(f"--out {out} is {part}{role} ({read}), which this command reads; "
-                                 f"writing it would destroy it", hint="choose another output file name")
+        if read is not None and (part := part_of_database(out, read)) is not None:
+            raise UsageError(f"--out {out} is {part}{role} ({read}), which this command reads; "
+                             f"writing it would destroy it", hint="choose another output file name")
     if _is_sqlite_database(out):
         raise UsageError(f"--out {out} is a SQLite database; crm-rules does not overwrite a database with an export",
                          hint="choose another output file name")
@@ -87,6 +84,14 @@ def _cannot_write(path: Path, exc: OSError, label: str, hint: str | None) -> Dat
         return DataError(f"{label} {path} is a directory", hint=hint or "give a file name")
     return DataError(f"{path}: cannot write the file ({exc.strerror or exc}); nothing was changed",
                      hint=hint or f"check the directory's permissions and the free disk space, or choose another {label}")
+
+
+def part_of_database(path: Path, db: Path) -> str | None:
+    """What ``path`` is of database ``db`` ("" for the file itself, "the write-ahead log of ", ...), or None."""
+    for suffix, part in SQLITE_COMPANIONS.items():
+        if _same_file(Path(path), Path(f"{db}{suffix}")):
+            return part
+    return None
 
 
 def _same_file(a: Path, b: Path) -> bool:
