@@ -376,7 +376,7 @@ def import_(
     if as_json:
         _print_json({"rows": rows, "table": table, "db": str(db), "mode": mode})
     else:
-        console.print(f"imported {rows:,} rows into {table} in {db}", highlight=False)
+        console.print(f"imported {rows:,} row{'' if rows == 1 else 's'} into {table} in {db}", highlight=False)
 
 
 @app.command()
@@ -386,7 +386,7 @@ def demo(
     seed: int = typer.Option(7, "--seed", help="Random seed (the same seed gives the same data)."),
     policy: str = typer.Option("base", "--policy", "-p", help="Policy to apply to the demo data."),
 ) -> None:
-    """Create a realistic demo database and the shipped policies in DIR, apply the base policy and write DIR/report.html."""
+    """Create a realistic demo database and the shipped policies in --dir (crm-demo), apply the base policy and write report.html there."""
     from shlex import quote
 
     from .engine.demo_data import DEMO_AS_OF, generate_demo_database
