@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -502,7 +503,10 @@ def _explain_stored(rc: Any, schema: str, policy: Policy, customer_id: str, as_o
         if conn.execute(ASSIGNMENT_SQL.format(rs=rs), (rid, customer_id)).fetchone() is not None:
             raise UsageError(f"customer {customer_id!r} is in run {rid} but no longer in table "
                              f"{policy.data.customers.table!r}, whose attributes the explanation reads",
-                             hint=f"`crm-rules history {customer_id}` shows the grades, rules and metrics the runs stored")
+                             hint=f"`crm-rules history {shlex.quote(str(customer_id))} --db "
+                                  f"{shlex.quote(str(rc.results_path))}` shows the grades and deciding rules the runs "
+                                  f"stored, and `crm-rules export --run {rid} --db {shlex.quote(str(rc.results_path))}` "
+                                  f"the metrics of this one")
         raise _not_found(policy, customer_id)
     key, attribute_values = found
     row = conn.execute(ASSIGNMENT_SQL.format(rs=rs), (rid, key)).fetchone()

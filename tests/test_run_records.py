@@ -104,7 +104,7 @@ def test_explaining_a_stored_customer_gone_from_the_data_says_so(tmp_path):
     conn.commit()
     with pytest.raises(UsageError, match="customer 'b' is in run 1 but no longer in table 'customers'") as caught:
         explain_customer(db, load_policy(tmp_path / "policy.yaml"), "b", None, run_id=1)
-    assert "crm-rules history b" in caught.value.hint
+    assert f"crm-rules history b --db {db}" in caught.value.hint and f"crm-rules export --run 1 --db {db}" in caught.value.hint
 
 
 def test_a_standard_attribute_renamed_by_a_plain_name_keeps_its_type():
