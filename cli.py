@@ -877,6 +877,9 @@ def changes(
     if c["policy_changed"]:
         console.print(f"note: the policy changed between the runs (sha256 {c['previous_policy_sha256'][:12]} → "
                       f"{c['policy_sha256'][:12]})", highlight=False)
+    if c["previous_source_db"] != c["source_db"]:  # customers "new" and "removed" may only be in the other file
+        console.print(f"note: the runs graded different database files ({c['previous_source_db']} → {c['source_db']})",
+                      highlight=False, markup=False)
     t = c["totals"]
     console.print(f"{t['upgrades']:,} upgraded, {t['downgrades']:,} downgraded, {t['same_tier']:,} changed stage only, "
                   f"{t['subgrade_only']:,} changed sub-grade only, {t['service_level_only']:,} changed service level only, "

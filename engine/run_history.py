@@ -236,6 +236,7 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
             "run_id": rid, "policy_name": run["policy_name"], "policy_sha256": run["policy_sha256"], "as_of": run["as_of"],
             "customers": conn.execute("SELECT count(*) FROM crm_assignments WHERE run_id = ?", (rid,)).fetchone()[0],
             "previous_run_id": None, "previous_as_of": None, "previous_policy_sha256": None, "policy_changed": False,
+            "source_db": run["source_db"], "previous_source_db": None,
             "previous_customers": 0, "totals": {**{k: 0 for k in DIRECTIONS.values()}, "stage_changes": 0, "unchanged": 0},
             "tiers": tiers, "matrix": [], "changes": [],
         }
@@ -243,7 +244,7 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
             return result
         pid = prev["run_id"]
         result.update(previous_run_id=pid, previous_as_of=prev["as_of"], previous_policy_sha256=prev["policy_sha256"],
-                      policy_changed=prev["policy_sha256"] != run["policy_sha256"],
+                      policy_changed=prev["policy_sha256"] != run["policy_sha256"], previous_source_db=prev["source_db"],
                       previous_customers=conn.execute("SELECT count(*) FROM crm_assignments WHERE run_id = ?",
                                                       (pid,)).fetchone()[0])
         rows = [dict(r) for r in conn.execute(CHANGES_SQL.format(view=_transitions(conn)), {"rid": rid, "pid": pid})]

@@ -393,6 +393,17 @@ def test_a_backfill_takes_its_place_by_date_in_changes_history_views_and_default
     assert rows(graded, "SELECT value FROM crm_meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
 
 
+def test_changes_notes_runs_of_different_database_files(cli, graded, tmp_path):
+    import shutil
+
+    other = tmp_path / "other.db"
+    shutil.copy(graded, other)
+    apply_policy(other, load_policy(write(tmp_path, "loyalty.yaml", GRADED)), "2026-07-31", results_db=graded)
+    out = cli("changes", "--db", graded, ok=True).output
+    assert f"note: the runs graded different database files ({graded} → {other})" in out
+    assert "different database files" not in cli("changes", "--db", graded, "--run", "2", ok=True).output
+
+
 def test_prune_keeps_a_failed_run_dated_within_the_kept_period(graded, tmp_path):
     with pytest.raises(RunError):  # 3: failed, as of a date between the two successful runs
         apply_policy(graded, load_policy(write(tmp_path, "failing.yaml", LOYALTY_FAILING)), "2026-03-31")
