@@ -797,9 +797,14 @@ def history(
         return
     last = items[-1]
     policies = list(dict.fromkeys(r["policy_name"] for r in items))
+    # in a pipe or a cron log there is no bold: a changed value is marked with a star there
+    plain = console.color_system is None
     console.print(f"[b]Customer {escape(str(last['customer_id']))}[/b] {escape(last['customer_name'] or '')}: "
                   f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}; "
-                  f"bold: changed since the policy's previous run", highlight=False)
+                  f"{'*' if plain else 'bold'}: changed since the policy's previous run", highlight=False)
+
+    def changed(text: str) -> str:
+        return f"{text}*" if plain else f"[b]{text}[/b]"
 
     def history_table(title: str, runs: list[dict], left_out: tuple[str, ...]):
         columns = {"Run>": "run ids" not in left_out, "As of": True, "Policy": len({r["policy_name"] for r in runs}) > 1,
@@ -814,16 +819,16 @@ def history(
                     return "—"
                 text = escape(str(r[key]))
                 if before is not None and before[key] != r[key]:
-                    text = f"[b]{text}[/b]"
+                    text = changed(text)
                 how = r[rule] if rule and "deciding rules" not in left_out else None  # shown when not the value's own rule
                 if how == "default":
                     return f"{text} [dim](default)[/dim]"
                 return f"{text} [dim](by {escape(how)})[/dim]" if how and how != r[key] else text
 
             sha = r["policy_sha256"][:8]
-            changed = before is not None and before["policy_sha256"] != r["policy_sha256"]
+            policy_changed = before is not None and before["policy_sha256"] != r["policy_sha256"]
             cells = {"Run>": str(r["run_id"]), "As of": r["as_of"], "Policy": escape(r["policy_name"]),
-                     "Hash": f"[b]{sha}[/b]" if changed else sha, "Tier": cell("tier", "tier_rule"),
+                     "Hash": changed(sha) if policy_changed else sha, "Tier": cell("tier", "tier_rule"),
                      "Sub": cell("subgrade", "subgrade_rule"), "Stage": cell("stage", "stage_rule"),
                      "Service level": cell("service_level")}
             table.add_row(*(cells[c] for c, shown in columns.items() if shown))

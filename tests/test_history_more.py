@@ -200,7 +200,7 @@ def test_cli_history_names_the_other_policy(cli, graded):
 def _words_whole(out: str, items: list[dict], keys=("tier", "subgrade", "stage", "service_level")) -> list[str]:
     """The words of the grades that do not appear whole in the output (a word folded over two lines)."""
     words = {w for r in items for k in keys if r[k] for w in str(r[k]).split()}
-    found = set(re.findall(r"[^\s│┃]+", out))
+    found = {w.removesuffix("*") for w in re.findall(r"[^\s│┃]+", out)}  # without the star of a changed value
     return sorted(words - found)
 
 
@@ -402,6 +402,14 @@ def test_changes_notes_runs_of_different_database_files(cli, graded, tmp_path):
     out = cli("changes", "--db", graded, ok=True).output
     assert f"note: the runs graded different database files ({graded} → {other})" in out
     assert "different database files" not in cli("changes", "--db", graded, "--run", "2", ok=True).output
+
+
+def test_cli_history_marks_changes_with_a_star_where_there_is_no_bold(cli, graded):
+    # a pipe or a cron log: bold is lost there, and with it every mark of a change
+    out = cli("history", "a", "--db", graded, ok=True).output
+    assert "*: changed since the policy's previous run" in out
+    first, second = [line for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip()]
+    assert "*" not in first and "*" in second
 
 
 def test_prune_keeps_a_failed_run_dated_within_the_kept_period(graded, tmp_path):
