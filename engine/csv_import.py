@@ -384,12 +384,15 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
     records = source.records()
     columns = _header(source, records)
     forced = _forced_types(source, columns, types)
+    declared: dict[str, tuple[str, str]] = {}  # appending: folded name -> (our type, declared type) of typed columns
     if existing is not None:
         _check_same_columns(source, db_path, existing, columns)
-        declared = {_fold(name): _type_of_declared(kind) for name, kind in existing.columns}
-        forced = [kind or declared[_fold(name)] for name, kind in zip(columns, forced)]
+        declared = {_fold(name): (ours, kind) for name, kind in existing.columns if (ours := _type_of_declared(kind))}
+        _check_types_agree(db_path, existing, columns, forced, declared)
+        forced = [kind or declared.get(_fold(name), (None,))[0] for name, kind in zip(columns, forced)]
     profiles = [_ColumnProfile(name) for name in columns]
     bad_width, bad_values = _Problems(), _Problems()
+    bad_columns: dict[str, None] = {}  # the columns of bad_values, in order
     forced_formatted = False
     rows = 0
     for line, fields in records:
@@ -409,15 +412,34 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
                 profile.observe(line, raw, value)
             elif kind != "text" and not _fits(kind, value):
                 bad_values.add(line, _not_expected(profile.name, raw, _EXPECTED[kind]))
+                bad_columns.setdefault(profile.name)
                 forced_formatted = forced_formatted or _FORMATTED_NUMBER.fullmatch(value) is not None
     final_types = [kind or profile.detected_type() for kind, profile in zip(forced, profiles)]
     suspicious = [
         profile for kind, profile in zip(forced, profiles) if kind is None and profile.looks_numeric_with_typos()
     ]
     formatted = forced_formatted or any(profile.kinds.get("formatted") for profile in suspicious)
+    typed = {name: declared[_fold(name)][1] for name in bad_columns if _fold(name) in declared}
     _raise_problems(source, bad_width, [bad_values, *(profile.not_numbers for profile in suspicious)], suspicious,
-                    formatted)
+                    formatted, _AppendTarget(existing.name, typed) if existing is not None else None)
     return _Plan(columns, final_types, rows)
+
+
+def _check_types_agree(db_path: Path, existing: _Table, columns: list[str], forced: list[str | None],
+                       declared: dict[str, tuple[str, str]]) -> None:
+    """Appending, a --type may only repeat what the table declares: the table keeps its column types, and text
+    put in an INTEGER column would sit among its numbers, sorting and comparing as no number does."""
+    for name, kind in zip(columns, forced):
+        ours, sql_type = declared.get(_fold(name), (None, ""))
+        if kind is None or ours is None or kind == ours:
+            continue
+        need = f"every value of {name!r} must then be {_EXPECTED[ours]}" if ours in _EXPECTED else f"{name!r} is kept as text"
+        raise UsageError(
+            f"{_type_flag(name, kind)}: column {name!r} of table {existing.name!r} in {db_path} is declared "
+            f"{sql_type}, and --append keeps the table's column types",
+            hint=f"leave out {_type_flag(name, kind)} ({need}), or import into a new table, or with --replace, "
+                 f"to make {name!r} {kind}",
+        )
 
 
 def _fits(kind: str, value: str) -> bool:
@@ -488,12 +510,21 @@ def _type_of_declared(declared: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _AppendTarget:
+    """The table an import appends to, and the declared types of the columns with values that are not those types."""
+
+    table: str
+    typed: dict[str, str]  # column -> declared type
+
+
 def _raise_problems(
     source: CsvFile,
     bad_width: _Problems,
     bad_values: list[_Problems],
     suspicious: list[_ColumnProfile],
     formatted: bool,
+    appending: _AppendTarget | None = None,
 ) -> None:
     groups = [bad_width, *bad_values]
     total = sum(group.count for group in groups)
@@ -504,12 +535,13 @@ def _raise_problems(
     if total > len(listed):
         lines.append(f"... and {total - len(listed)} more")
     header = f"cannot import {source.display}: {total} bad row(s) or value(s), nothing was imported"
-    hint = _problem_hint(source, bad_width, total - bad_width.count, suspicious, formatted)
+    hint = _problem_hint(source, bad_width, total - bad_width.count, suspicious, formatted, appending)
     raise DataError("\n".join([header, *lines]), hint=hint)
 
 
 def _problem_hint(
-    source: CsvFile, bad_width: _Problems, bad_values: int, suspicious: list[_ColumnProfile], formatted: bool
+    source: CsvFile, bad_width: _Problems, bad_values: int, suspicious: list[_ColumnProfile], formatted: bool,
+    appending: _AppendTarget | None = None,
 ) -> str:
     advice = ["fix these rows in the file"]
     if bad_width.count:
@@ -527,7 +559,12 @@ def _problem_hint(
         )
         flags = " ".join(_type_flag(profile.name, "text") for profile in suspicious)
         advice.append(f"or, if {shares} should be text, keep it as text with {flags}")
-    elif bad_values:
+    if appending is not None and appending.typed:
+        # --type cannot change a column of an existing table (it is refused): only a new table can hold such values
+        columns = ", ".join(f"{name!r} is {sql_type}" for name, sql_type in appending.typed.items())
+        advice.append(f"the rows are appended to table {appending.table!r}, whose declared types decide ({columns}); "
+                      f"to keep such values as text, import into a new table, or with --replace")
+    elif bad_values and not suspicious:
         advice.append("or keep the column as text with --type COLUMN=text")
     return "; ".join(advice)
 

@@ -9,6 +9,8 @@ leaves a half-written file where a complete one was expected.
 from __future__ import annotations
 
 import os
+import shlex
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +40,29 @@ def check_out(out: Path, *, reads: Mapping[str, Path | None] | None = None, exam
     if _is_sqlite_database(out):
         raise UsageError(f"--out {out} is a SQLite database; crm-rules does not overwrite a database with an export",
                          hint="choose another output file name")
+    refuse_read_only(out)
+
+
+def refuse_read_only(path: Path, label: str = "--out", hint: str | None = None) -> None:
+    """Fail when ``path`` is an existing file its owner made read-only (chmod 444).
+
+    The file is replaced by a rename, which only the folder's permissions govern: without this check
+    a read-only file would protect nothing.  The mode bits count as well as the access check, which
+    passes every file for root.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return  # no file (yet), or none that can be checked: the write says what is wrong
+    if not stat.S_ISREG(st.st_mode) or (os.access(path, os.W_OK) and st.st_mode & 0o222):
+        return
+    where = shlex.quote(str(path))
+    if hint is None:
+        hint = (f"choose another {label}, or make the file writable (chmod u+w {where}) if it may be replaced"
+                if label == "--out" else f"make it writable (chmod u+w {where}) if it is meant to change, then run "
+                                         f"the command again")
+    raise DataError(f"{path} is read-only; nothing was written", hint=hint)
 
 
 def write_atomic(path: Path, data: bytes, *, label: str = "--out", hint: str | None = None) -> None:
@@ -53,6 +78,7 @@ def write_atomic(path: Path, data: bytes, *, label: str = "--out", hint: str | N
     """
     path = Path(path)
     parent = _existing_folder(path, label, hint)
+    refuse_read_only(path, label)
     try:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
@@ -60,6 +86,7 @@ def write_atomic(path: Path, data: bytes, *, label: str = "--out", hint: str | N
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        _keep_owner(tmp, path)
         os.chmod(tmp, _new_file_mode(path))  # mkstemp makes it owner-only; a report is meant to be shared
         os.replace(tmp, path)
     except OSError as exc:
@@ -107,6 +134,24 @@ def _is_sqlite_database(path: Path) -> bool:
             return fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
     except OSError:
         return False
+
+
+def _keep_owner(tmp: str, path: Path) -> None:
+    """Give the new file the owner and group of the file it replaces, as far as the system allows.
+
+    A policy shared through its group stays shared; a user who may not give the file away keeps it
+    (with the old group, where they belong to it).
+    """
+    try:
+        old = path.stat()
+    except OSError:
+        return  # a new file: the owner and group the system gives it
+    for owner in (old.st_uid, -1):
+        try:
+            os.chown(tmp, owner, old.st_gid)
+            return
+        except OSError:
+            continue
 
 
 def _new_file_mode(path: Path) -> int:

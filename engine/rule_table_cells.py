@@ -32,7 +32,7 @@ class CellProblem(Exception):
 
 def format_cell(value: Any) -> str:
     """A value in a change listing: JSON, so text is quoted and a number is visibly a number."""
-    return "(empty)" if value is MISSING else json.dumps(value, ensure_ascii=False)
+    return "(empty)" if value is MISSING else ye.escape_unprintable(json.dumps(value, ensure_ascii=False))
 
 _NUMBER = re.compile(r"[+-]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # 1,000 and 1,234,567.5

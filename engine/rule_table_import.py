@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ import yaml
 from . import yaml_edit as ye
 from .errors import DataError, Diagnostic, PolicyError, UsageError
 from .expr_types import did_you_mean, with_article
+from .output_file import refuse_read_only
 from .rule_table import (ColumnSpec, PolicyText, TableSpec, export_spec, require_own_table, flatten, merged_column_order,
                          schema_columns, table_spec, unflatten)
 from .rule_table_cells import MISSING, CellProblem, as_text, read_cell, type_name
@@ -161,11 +163,12 @@ def _columns_of_sheet(spec: TableSpec, sheet: Sheet, old: list[_OldRow], problem
     for j, name in enumerate(sheet.header):
         if not name:
             if any(j < len(cells) and cells[j] not in (None, "") for _, cells in sheet.rows):
-                problems.add(1, None, "this column holds cells but has no name", "put the column name in row 1, or delete the column", index=j)
+                problems.add(sheet.header_row, None, "this column holds cells but has no name",
+                             f"put the column name in row {sheet.header_row}, or delete the column", index=j)
             out.append(None)
             continue
         if name in seen:
-            problems.add(1, name, f"column {name!r} appears twice (also column {column_letter(seen[name])})",
+            problems.add(sheet.header_row, name, f"column {name!r} appears twice (also column {column_letter(seen[name])})",
                          "delete one of them", index=j)
             out.append(None)
             continue
@@ -176,12 +179,12 @@ def _columns_of_sheet(spec: TableSpec, sheet: Sheet, old: list[_OldRow], problem
             column = ColumnSpec(name, path, "any")
         if column is None:
             suggestion = did_you_mean(name, names)
-            problems.add(1, name, f"unknown column {name!r}{suggestion}", index=j, hint=
+            problems.add(sheet.header_row, name, f"unknown column {name!r}{suggestion}", index=j, hint=
                          f"the {spec.title} have the columns: {', '.join(c.name for c in known.values() if c.kind != 'any' or c.path in existing)}")
         out.append(column)
     for required in ("id",) + ((spec.parent,) if spec.parent else ()):
         if required not in seen:
-            problems.add(1, None, f"there is no {required!r} column",
+            problems.add(sheet.header_row, None, f"there is no {required!r} column",
                          "rows are matched by id: keep the id column from the export" if required == "id" else
                          f"every sub-grade needs the {required!r} it belongs to")
     return out
@@ -572,7 +575,12 @@ def import_table(policy_path: Path, table: str, sheet_path: Path, dry_run: bool 
     policy_path = Path(policy_path)
     policy = PolicyText.read(policy_path, edit=True)
     require_own_table(spec, policy)
-    sheet = read_sheet(Path(sheet_path), spec.name)
+    if not dry_run:  # before the sheet is read: its problems, once fixed, would only lead here
+        refuse_read_only(policy.path, "the policy",
+                         hint=f"make it writable (chmod u+w {shlex.quote(str(policy.path))}) if it is meant to "
+                              f"change, then import again; --dry-run checks the sheet and shows the changes "
+                              f"without writing")
+    sheet = read_sheet(Path(sheet_path), spec.name, key="id")
     problems = _Problems(sheet)
     old, seq = _old_rows(spec, policy)
     columns = _columns_of_sheet(spec, sheet, old, problems)

@@ -40,6 +40,7 @@ class Sheet:
     rows: list[tuple[int, list[Any]]]  # (spreadsheet row number, cells)
     name: str | None = None  # the worksheet read, in a workbook: messages name it, as a workbook can hold several
     delimiter: str = ","  # CSV: a ';' is what spreadsheets write where the decimal separator is a comma
+    header_row: int = 1  # blank rows above the header are skipped
 
     @property
     def decimal_comma(self) -> bool:
@@ -70,8 +71,12 @@ def _known_format(given: str) -> str:
     return fmt
 
 
-def format_from_path(path: Path) -> str:
-    """The format of a sheet, from its extension; a spreadsheet format that is not read is named as such."""
+def format_from_path(path: Path, option: str | None = None) -> str:
+    """The format of a sheet, from its extension; a spreadsheet format that is not read is named as such.
+
+    :param option: the option of the command that names the format instead (``--format csv|xlsx``), for the
+        hint; ``table import`` has none, and a hint naming one sent users to an error.
+    """
     suffix = path.suffix.lower().lstrip(".")
     if suffix in FORMATS:
         return suffix
@@ -79,7 +84,7 @@ def format_from_path(path: Path) -> str:
         raise UsageError(f"{path}: .{suffix} files are not supported",
                          hint="save the sheet as .xlsx (Excel workbook) or .csv (CSV UTF-8)")
     raise UsageError(f"{path}: cannot tell the format from the extension {path.suffix or '(none)'!r}",
-                     hint="name the file .csv or .xlsx, or give --format csv|xlsx")
+                     hint="name the file .csv or .xlsx" + (f", or give {option}" if option else ""))
 
 
 def output_format(out: Path | None, given: str | None = None) -> str:
@@ -91,7 +96,7 @@ def output_format(out: Path | None, given: str | None = None) -> str:
     if out is None:
         return _known_format(given) if given else "csv"
     if not given:
-        return format_from_path(out)
+        return format_from_path(out, "--format csv|xlsx")
     fmt = _known_format(given)
     suffix = out.suffix.lower().lstrip(".")
     if suffix != fmt and (suffix in FORMATS or suffix in SPREADSHEET_SUFFIXES):
@@ -183,8 +188,13 @@ def xlsx_bytes(title: str, columns: list[str], rows: list[list[Any]]) -> bytes:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def read_sheet(path: Path, table: str) -> Sheet:
-    """The header and non-empty rows of a CSV file, or of the sheet named ``table`` in an XLSX workbook."""
+def read_sheet(path: Path, table: str, key: str | None = None) -> Sheet:
+    """The header and non-empty rows of a CSV file, or of the sheet named ``table`` in an XLSX workbook.
+
+    :param key: a column every header of the table has (``id``): a sheet whose first row lacks it but a later
+        row has it starts with a title or notes, and is told so instead of failing on a cell that looks like
+        it is outside a one-column table.
+    """
     fmt = format_from_path(path)
     try:
         raw = path.read_bytes()
@@ -196,11 +206,16 @@ def read_sheet(path: Path, table: str) -> Sheet:
         raise DataError(f"{path}: cannot read: {exc.strerror}") from None
     sheet = _read_xlsx(path, raw, table) if fmt == "xlsx" else _read_csv(path)
     rows = sheet.rows
+    while rows and all(_blank(v) for v in rows[0][1]):
+        rows.pop(0)  # a workbook's empty rows above the header, as CSV's blank lines are skipped
     if not rows:
         raise DataError(f"{path}: " + (f"sheet {sheet.name!r} is empty" if sheet.name is not None else "the file is empty"),
                         hint="export the table first: crm-rules table export POLICY --table NAME --out FILE")
     header_row = rows[0][1]
     header = ["" if v is None else str(v).strip() for v in header_row]
+    sheet.header_row = first = rows[0][0]
+    if key is not None and key not in header:
+        _refuse_title_rows(sheet, key, header)
     while header and not header[-1] and all(len(cells) < len(header) or _blank(cells[len(header) - 1]) for _, cells in rows[1:]):
         header.pop()  # an unnamed, empty last column (spreadsheets keep them)
     body = []
@@ -209,14 +224,29 @@ def read_sheet(path: Path, table: str) -> Sheet:
         extra = next((j for j in range(len(header), len(cells)) if not _blank(cells[j])), None)
         if extra is not None:
             raise DataError(f"{sheet.where(number, extra)}: {cells[extra]!r} is outside the table "
-                            f"(the header in row 1 has {len(header)} columns)",
-                            hint="give the column a name in row 1, or check for a comma or quote that splits a cell")
+                            f"(the header in row {first} has {len(header)} columns)",
+                            hint=f"give the column a name in row {first}, or check for a comma or quote that splits "
+                                 f"a cell")
         cells = cells[: len(header)] + [None] * (len(header) - len(cells))
         if all(_blank(v) for v in cells):
             continue  # spreadsheets keep empty rows at the end
         body.append((number, cells))
     sheet.header, sheet.rows = header, body
     return sheet
+
+
+def _refuse_title_rows(sheet: Sheet, key: str, header: list[str]) -> None:
+    """A title or notes above the header: name the row that looks like the header and the rows to delete."""
+    below = next((number for number, cells in sheet.rows[1:]
+                  if any(v is not None and str(v).strip() == key for v in cells)), None)
+    if below is None:
+        return
+    first = sheet.header_row
+    shown = ", ".join(repr(name) for name in header if name)
+    above = f"row {first}" if below == first + 1 else f"rows {first}-{below - 1}"
+    raise DataError(f"{sheet.where(first)}: this row is not the header: it holds {shown}; the header, the row "
+                    f"naming the table's columns such as {key!r}, must be the first row, and row {below} looks like it",
+                    hint=f"delete {above} above the header (a title or notes belong elsewhere), then import again")
 
 
 def _blank(value: Any) -> bool:

@@ -42,6 +42,10 @@ _YAML12_SPECIAL = re.compile(
     |[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+
     |[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
     |[-+]?\.(inf|Inf|INF)|\.nan|\.NaN|\.NAN""", re.X)
+# What a YAML file may not hold as it is: characters outside YAML's printable set (DEL, C1 controls such as
+# NEL, U+FFFE), which the loader refuses, and the line breaks NEL, LS and PS, which a quoted scalar folds
+# into a space (NEL, for the engine's loader) or which tools disagree about; such text is written escaped.
+_NEEDS_ESCAPE = re.compile("[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -362,7 +366,12 @@ def quote_single(value: str) -> str:
 
 
 def quote_double(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML double-quoted scalar
+    return escape_unprintable(json.dumps(value, ensure_ascii=False))  # a JSON string is a valid YAML double-quoted scalar
+
+
+def escape_unprintable(text: str) -> str:
+    """JSON text with the characters JSON leaves as they are but YAML (or a terminal) cannot show written as escapes."""
+    return _NEEDS_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def scalar_text(value: Any, flow: bool, style: str | None = None) -> str:
@@ -375,7 +384,8 @@ def scalar_text(value: Any, flow: bool, style: str | None = None) -> str:
         return format_number(value)
     if not isinstance(value, str):
         raise TypeError(f"not a scalar: {value!r}")
-    printable = "\n" not in value and "\r" not in value and _emitter.analyze_scalar(value).allow_single_quoted
+    printable = ("\n" not in value and "\r" not in value and not _NEEDS_ESCAPE.search(value)
+                 and _emitter.analyze_scalar(value).allow_single_quoted)
     if style == '"' or not printable:
         return quote_double(value)
     if style == "'":

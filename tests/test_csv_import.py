@@ -523,6 +523,40 @@ def test_append_checks_values_against_table_types(tmp_path: Path, db: Path) -> N
     assert f"{source}:2: column 'amount': 'lots' is not a number" in message
 
 
+def test_append_of_values_the_declared_type_refuses_suggests_no_type_option(tmp_path: Path, db: Path) -> None:
+    """--type cannot change a column of an existing table, so the hint must not send users to it."""
+    source = write_csv(tmp_path / "c.csv", "id,name,amount\nC3,X,lots\n")
+    with pytest.raises(DataError) as caught:
+        import_csv(db, source, "customers", mode="append")
+    assert "'amount' is REAL" in caught.value.hint and "import into a new table, or with --replace" in caught.value.hint
+    assert "--type" not in caught.value.hint
+
+
+@pytest.mark.parametrize("column,kind,declared", [("amount", "text", "REAL"), ("amount", "integer", "REAL"),
+                                                  ("name", "float", "TEXT"), ("AMOUNT", "text", "REAL")])
+def test_append_refuses_a_type_the_table_does_not_declare(tmp_path: Path, db: Path, column: str, kind: str,
+                                                          declared: str) -> None:
+    source = write_csv(tmp_path / "c.csv", "id,name,amount\nC3,X,lots\n")
+    before = db.read_bytes()
+    with pytest.raises(UsageError) as caught:
+        import_csv(db, source, "customers", mode="append", types={column: kind})
+    assert db.read_bytes() == before
+    error, name = caught.value, column.lower()  # named as the file's header names it
+    assert f"--type {name}={kind}: column '{name}' of table 'customers'" in error.message
+    assert f"is declared {declared}, and --append keeps the table's column types" in error.message
+    assert f"leave out --type {name}={kind}" in error.hint and "import into a new table, or with --replace" in error.hint
+
+
+def test_append_takes_a_type_the_table_declares_and_any_for_an_untyped_column(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER, code, note TEXT)")
+    conn.close()
+    source = write_csv(tmp_path / "c.csv", "id,code,note\n7,007,12\n")
+    assert import_csv(db, source, "t", mode="append", types={"id": "integer", "code": "text", "note": "text"}) == 1
+    assert rows(db, "SELECT id, code, note FROM t") == [(7, "007", "12")]
+
+
 def test_append_requires_matching_columns(tmp_path: Path, db: Path) -> None:
     source = write_csv(tmp_path / "c.csv", "id,amount,region\nC3,1,华东\n")
     message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "customers", mode="append"))

@@ -109,3 +109,25 @@ def test_a_reader_that_leaves_early_is_no_error(applied_db, command):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, stderr
     assert stderr == ""
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o400])
+def test_a_read_only_file_is_not_replaced_even_by_root(tmp_path, mode):
+    """The rename that replaces a file needs only the folder's permission: the file's own must be asked for."""
+    kept = tmp_path / "kept.yaml"
+    kept.write_bytes(b"old")
+    kept.chmod(mode)
+    with pytest.raises(DataError) as caught:
+        write_atomic(kept, b"new", label="the policy")
+    assert caught.value.message == f"{kept} is read-only; nothing was written"
+    assert f"chmod u+w {kept}" in caught.value.hint
+    assert kept.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["kept.yaml"]
+
+
+def test_report_refuses_a_read_only_out_before_any_work(cli, applied_db, tmp_path):
+    out = tmp_path / "report.html"
+    out.write_bytes(b"kept")
+    out.chmod(0o444)
+    result = cli("report", "--db", applied_db, "--out", out)
+    assert result.exit_code == 1 and f"{out} is read-only; nothing was written" in result.output
+    assert "choose another --out" in result.output and out.read_bytes() == b"kept"

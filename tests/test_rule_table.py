@@ -506,6 +506,39 @@ def test_dry_run_needs_no_write_access_and_a_refused_write_is_a_message(cli, pol
     assert path.read_bytes() == before and not list(pol.glob(".*"))
 
 
+def test_a_read_only_policy_is_refused_and_a_rewritten_one_keeps_its_mode_and_group(cli, pol, tmp_path):
+    """The policy is replaced by a rename, which a chmod 444 alone would not stop (nor does root's access check)."""
+    import os
+    import stat
+
+    path = pol / "base.yaml"
+    before = path.read_bytes()
+    sheet = _tiers_with_a_up_to(cli, path, tmp_path / "t.csv")
+    path.chmod(0o444)
+    refused = cli("table", "import", path, sheet, "--table", "tiers")
+    assert refused.exit_code == 1 and f"error: {path} is read-only; nothing was written" in refused.output
+    assert f"chmod u+w {path}" in refused.output and "--dry-run" in refused.output
+    assert path.read_bytes() == before and stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert "up_to: 0.8 -> 0.7" in cli("table", "import", path, sheet, "--table", "tiers", "--dry-run", ok=True).output
+    other_group = next((g for g in ([1] if os.geteuid() == 0 else os.getgroups()) if g != os.getegid()), None)
+    path.chmod(0o640)
+    if other_group is not None:
+        os.chown(path, -1, other_group)
+    cli("table", "import", path, sheet, "--table", "tiers", ok=True)
+    assert path.read_bytes() != before and stat.S_IMODE(path.stat().st_mode) == 0o640
+    if other_group is not None:
+        assert path.stat().st_gid == other_group
+
+
+def test_a_read_only_out_file_is_refused_before_any_work(cli, pol, tmp_path):
+    out = tmp_path / "t.csv"
+    out.write_bytes(b"kept")
+    out.chmod(0o444)
+    result = cli("table", "export", pol / "base.yaml", "--table", "tiers", "--out", out)
+    assert result.exit_code == 1 and f"{out} is read-only; nothing was written" in result.output
+    assert "choose another --out" in result.output and out.read_bytes() == b"kept"
+
+
 # --- types and encodings ---------------------------------------------------------------------------
 
 
@@ -528,6 +561,27 @@ def test_chinese_labels_survive_csv_and_xlsx(cli, pol, tmp_path):
         cli("table", "import", path, sheet, "--table", "tiers", ok=True)
         assert f"      label: {label}\n" in path.read_text(encoding="utf-8")
         assert load_policy(path).tiers[0].rule.label == label
+
+
+@pytest.mark.parametrize("char", ["\x85", "\u2028", "\u2029", "\x07", "\x1b", "\x7f", "\x9f", "\t"])
+def test_line_breaks_and_control_characters_in_cells_round_trip(cli, pol, tmp_path, char):
+    """NEL is a line break to YAML (folded into a space in a quoted scalar) and DEL or C1 controls cannot stand in a
+    YAML file at all: written escaped in double quotes, they come back as they were."""
+    path = pol / "vip_card.yaml"
+    sheet = tmp_path / "t.csv"
+    export(cli, path, "tiers", sheet)
+    header, rows = read_csv(sheet)
+    row, i = cell(header, rows, "gold", "label")
+    row[i] = f"金卡{char}Gold"
+    write_csv(sheet, header, rows)
+    escaped = "\\t" if char == "\t" else f"\\u{ord(char):04x}"
+    result = cli("table", "import", path, sheet, "--table", "tiers", ok=True)
+    assert f'label: "金卡 Gold" -> "金卡{escaped}Gold"' in result.output  # shown escaped, not as a break
+    assert f'      label: "金卡{escaped}Gold"\n' in path.read_text(encoding="utf-8")
+    assert load_policy(path).tiers[1].rule.label == f"金卡{char}Gold"
+    export(cli, path, "tiers", tmp_path / "again.csv")
+    assert read_csv(tmp_path / "again.csv") == (header, rows)
+    assert "no changes" in cli("table", "import", path, tmp_path / "again.csv", "--table", "tiers", ok=True).output
 
 
 def test_xlsx_cells_are_typed(cli, pol, tmp_path):
@@ -636,6 +690,54 @@ def test_empty_required_cells_and_bad_booleans(cli, pol, tmp_path):
     row[i] = "sometimes"
     write_csv(sheet, header, rows)
     _bad_import(cli, path, sheet, "stages", "'sometimes' is not true or false", "write true or false")
+
+
+def test_a_file_named_other_than_csv_or_xlsx_gets_a_hint_import_can_follow(cli, pol, tmp_path):
+    sheet = tmp_path / "sheet.txt"
+    export(cli, pol / "base.yaml", "tiers", tmp_path / "t.csv")
+    sheet.write_bytes((tmp_path / "t.csv").read_bytes())
+    result = cli("table", "import", pol / "base.yaml", sheet, "--table", "tiers")
+    assert result.exit_code == 2 and "cannot tell the format from the extension '.txt'" in result.output
+    assert "name the file .csv or .xlsx" in result.output and "--format" not in result.output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_title_above_the_header_is_named_as_such(cli, pol, tmp_path, fmt):
+    path = pol / "vip_card.yaml"
+    sheet = tmp_path / f"t.{fmt}"
+    export(cli, path, "tiers", sheet)
+    if fmt == "csv":
+        header, rows = read_csv(sheet)
+        write_csv(sheet, ["Tiers exported 2026"], [header, *rows])
+    else:
+        wb = openpyxl.load_workbook(sheet)
+        wb.active.insert_rows(1, 2)
+        wb.active["A1"] = "Tiers exported 2026"
+        wb.save(sheet)
+    out = _bad_import(cli, path, sheet, "tiers", "row 1: this row is not the header: it holds 'Tiers exported 2026'",
+                      "the header, the row naming the table's columns such as 'id', must be the first row",
+                      f"row {2 if fmt == 'csv' else 3} looks like it",
+                      f"delete {'row 1' if fmt == 'csv' else 'rows 1-2'} above the header")
+    assert "outside the table" not in out
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_blank_rows_above_the_header_are_skipped_and_rows_keep_their_numbers(cli, pol, tmp_path, fmt):
+    path = pol / "vip_card.yaml"
+    sheet = tmp_path / f"t.{fmt}"
+    export(cli, path, "tiers", sheet)
+    if fmt == "csv":
+        sheet.write_bytes(b"\xef\xbb\xbf\r\n,,,,\r\n" + sheet.read_bytes()[3:].replace("银卡 Silver".encode(), b"Silver"))
+    else:
+        wb = openpyxl.load_workbook(sheet)
+        wb.active.insert_rows(1, 2)
+        wb.active["B6"] = "Silver"
+        wb.save(sheet)
+    result = cli("table", "import", path, sheet, "--table", "tiers", "--dry-run", ok=True)
+    assert "~ silver (row 6)" in result.output and 'label: "银卡 Silver" -> "Silver"' in result.output
+    if fmt == "csv":
+        (tmp_path / "u.csv").write_bytes(b"\r\n\r\n" + "idx,label\r\nsilver,x\r\n".encode())
+        _bad_import(cli, path, tmp_path / "u.csv", "tiers", "u.csv: row 3, column A (idx): unknown column 'idx'")
 
 
 def test_cells_outside_the_header_and_not_utf8(cli, pol, tmp_path):
@@ -752,7 +854,8 @@ def test_import_api_raises_domain_errors_only(pol, tmp_path):
 @pytest.mark.parametrize("value", ["yes", "No", "on", "null", "~", "", "1_000", "0x1F", "0o17", "1e3", "12:30", "true",
                                    "a: b", "x #y", "- item", "[beta]", "{x}", "'quoted'", '"dq"', " lead", "trail ",
                                    "two\nlines", "tab\there", "华东 East", "100%", "@home", "`tick`", "a, b", "?", "*star", "&anchor",
-                                   "!tag", "%pct", "|pipe", ">gt"])
+                                   "!tag", "%pct", "|pipe", ">gt", "nel\x85x", "ls\u2028x", "bel\x07", "del\x7f",
+                                   "\x9fc1", "\ufffenon"])
 @pytest.mark.parametrize("flow", [False, True])
 def test_scalar_text_reads_back_as_the_same_text(value, flow):
     text = ye.scalar_text(value, flow=flow)
