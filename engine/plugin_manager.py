@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
@@ -32,6 +33,7 @@ ENTRY_POINT_GROUP = "crm_rules"
 LOAD_ENV = "CRM_RULES_LOAD_PLUGINS"
 BLOCK_ENV = "CRM_RULES_BLOCK_PLUGINS"
 PARAMS_URI = "urn:crm-rules:params"  # the base a params schema's own "#/..." references resolve against
+FUNCTION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 DEFAULT_PLUGINS: tuple[EntryPoint, ...] = (
     EntryPoint("value_scoring", "crm_rules.plugins.value_scoring", ENTRY_POINT_GROUP),
@@ -160,11 +162,21 @@ class Registry:
         if not isinstance(schema, dict):
             raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} without a schema dict")
         if kind == "function":
-            args, returns = schema.get("args"), schema.get("returns")
-            if name in FUNCTIONS:
-                raise PluginError(f"plugin {plugin!r} registered function {name!r}, a built-in function of the "
-                                  f"expression language", hint="give the function another name")
+            from .expr_parser import KEYWORDS  # not at the top: lark is imported only where expressions are parsed
 
+            args, returns = schema.get("args"), schema.get("returns")
+            # A policy's `netVAT(x)` or `ROUND(x)` calls netvat() or the built-in round(): a name that is not
+            # lowercase, or that is a built-in or a keyword in any case, could never be called.
+            clash = ("a built-in function" if name.lower() in FUNCTIONS else "a keyword" if name.lower() in KEYWORDS else None)
+            if clash is not None:
+                raise PluginError(f"plugin {plugin!r} registered function {name!r}, {clash} of the "
+                                  f"expression language{' (its names are not case-sensitive)' * (name != name.lower())}",
+                                  hint="give the function another name")
+            if not FUNCTION_NAME.fullmatch(name):
+                why = "no expression can call it: the expression language reads names of functions in lowercase" \
+                    if name != name.lower() else "function names are lowercase letters, digits and _, starting with a letter"
+                fixed = f"register it as {name.lower()!r}" if FUNCTION_NAME.fullmatch(name.lower()) else "rename it"
+                raise PluginError(f"plugin {plugin!r} registered function {name!r}, but {why}", hint=fixed)
             if not (isinstance(args, list) and all(a in TYPES for a in args) and returns in TYPES):
                 raise PluginError(f"plugin {plugin!r} registered function {name!r} with signature {schema!r}; "
                                   f"expected {{'args': [types], 'returns': type}} with types {', '.join(TYPES)}")

@@ -17,14 +17,25 @@ from typing import Any
 
 from .errors import PluginError
 from .expr_sql import quote_identifier as q
-from .expr_types import TYPES, with_article
+from .expr_types import TYPES, did_you_mean, with_article
 from .plugin_api import ACTION_CATEGORIES, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 
 SUFFIX = re.compile(r"_?[A-Za-z0-9_]*")
 ACTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# What SQLite says when the text itself is wrong, or names a column or function that does not exist.
+# What SQLite says when the text itself is wrong, names a column or function that does not exist, or puts
+# an aggregate or window function where it cannot be computed (a window function in a condition).
 _SQL_MISTAKES = ("syntax error", "unrecognized token", "incomplete input", "no such column", "no such function",
-                 "wrong number of arguments")
+                 "wrong number of arguments", "misuse of")
+_AGGREGATE = re.compile(r"misuse of aggregate(?: function)?:? (\w+)\(\)")
+# The rows the SQL of a plugin function is computed over, to find an aggregate.
+TWO_ROWS = "(SELECT 1 UNION ALL SELECT 2)"
+
+
+class _Nulls(dict):
+    """Parameters of SQL being checked: NULL for any name (plans bind their values at run time)."""
+
+    def __missing__(self, key: str) -> None:
+        return None
 
 
 @lru_cache(maxsize=1)
@@ -33,36 +44,75 @@ def check_connection() -> sqlite3.Connection:
     return sqlite3.connect(":memory:", check_same_thread=False)
 
 
-def sql_problem(sql: Any, columns: Iterable[str] | None = None) -> str | None:
+def sql_problem(sql: Any, columns: Iterable[str] | None = None, condition: bool = False) -> str | None:
     """Why ``sql`` is not an expression SQLite can compute over a table ``t`` with ``columns``, or None.
 
     Without ``columns`` only the text is checked (the SQL of a function call, whose arguments
-    name columns of tables the check cannot know).
+    name columns of tables the check cannot know).  With them it is computed over two rows of
+    NULLs: an aggregate without OVER gives one, and a step would give every customer but one NULL.
+    A ``condition`` is checked where it runs, in a WHERE clause, which has no room for an aggregate
+    or a window function.
     """
     if not isinstance(sql, str) or not sql.strip():
         return f"expected SQL text, got {sql!r}"
     conn = check_connection()
-    source, mistakes = "", tuple(m for m in _SQL_MISTAKES if m != "no such column")
-    if columns is not None:
-        source, mistakes = f" FROM {_check_table(tuple(dict.fromkeys(columns)))} AS t", _SQL_MISTAKES
+    if columns is None:
+        query, params, mistakes = f"EXPLAIN SELECT ({sql})", (), tuple(m for m in _SQL_MISTAKES if m != "no such column")
+    else:
+        table = _check_table(tuple(dict.fromkeys(columns)))
+        query = (f"SELECT count(*) FROM {table} AS t WHERE ({sql})" if condition
+                 else f"SELECT count(*) FROM (SELECT ({sql}) FROM {table} AS t)")
+        params, mistakes = _Nulls(), _SQL_MISTAKES
     try:
-        conn.execute(f"EXPLAIN SELECT ({sql}){source}")
+        rows = conn.execute(query, params).fetchall()
     except sqlite3.OperationalError as exc:
         return str(exc) if any(m in str(exc) for m in mistakes) else None
     except (sqlite3.ProgrammingError, sqlite3.Warning) as exc:  # parameters are bound at run time
         return str(exc) if "one statement" in str(exc) else None
+    if columns is not None and not condition and rows[0][0] != 2:
+        return _aggregate_problem(sql, f" FROM {table} AS t", params)
     return None
+
+
+def function_sql_problem(sql: str, params: dict) -> str | None:
+    """Why ``sql``, a call of a plugin function with NULL arguments, is not a value SQLite computes for each row, or None.
+
+    It is run as well as prepared: an aggregate is valid SQL, but it would make one row of all customers.
+    """
+    conn = check_connection()
+    try:  # with its arguments NULL, the SQL may read no column, table or parameter of its own
+        conn.execute(f"EXPLAIN SELECT {sql}", params)
+    except (sqlite3.OperationalError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
+        return str(exc)
+    try:
+        rows = conn.execute(f"SELECT count(*) FROM (SELECT {sql} FROM {TWO_ROWS})", params).fetchone()[0]
+    except sqlite3.Error:
+        return None  # computing it failed with NULL arguments: what values the run gives it is for the run to say
+    return None if rows == 2 else _aggregate_problem(sql, f" FROM {TWO_ROWS}", params)
+
+
+def _aggregate_problem(sql: str, source: str, params: Any) -> str:
+    """What to say of ``sql`` that turned the rows of ``source`` into one: the aggregate, named as SQLite does."""
+    try:  # where an aggregate is not allowed, SQLite names it
+        check_connection().execute(f"EXPLAIN SELECT 1{source} WHERE ({sql})", params)
+        found = None
+    except sqlite3.Error as exc:
+        found = _AGGREGATE.search(str(exc))
+    name = f" ({found.group(1)})" if found else ""
+    return f"uses an aggregate function{name} without OVER (...), which makes one row of all customers, not a value for each"
 
 
 @lru_cache(maxsize=1)
 def _check_table(columns: tuple[str, ...]) -> str:
-    """The table ``t`` of ``columns`` that plugin SQL is prepared against, made again only when the columns change:
-    every output, condition, reason and due date of a step reads the same ones (made for each, it was made 330
+    """The table ``t`` of ``columns``, two rows of NULLs, that plugin SQL is checked on, made again only when the columns
+    change: every output, condition, reason and due date of a step reads the same ones (made for each, it was made 330
     times for the eight shipped policies, whose loading took 280 ms instead of 240)."""
     table = "temp._crm_plan_check"
     conn = check_connection()
     conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute(f"CREATE TABLE {table} ({', '.join(q(c) for c in columns) or 'x'})")
+    conn.execute(f"INSERT INTO {table} DEFAULT VALUES")
+    conn.execute(f"INSERT INTO {table} DEFAULT VALUES")  # two rows: see sql_problem
     return table
 
 
@@ -99,7 +149,7 @@ def _problem(plan: Any, columns: set[str], output_name) -> str | None:
         if not isinstance(plan.outputs, dict):
             return "BatchOutputs.outputs must be a {suffix: Column} dict"
         problems = (_column_problem(s, c) for s, c in plan.outputs.items())
-        return next((p for p in problems if p), None) or _batch_problem(plan)
+        return next((p for p in problems if p), None) or _batch_problem(plan) or _inputs_problem(plan.inputs, columns)
     if isinstance(plan, SqlActions):
         if not isinstance(plan.actions, list) or not plan.actions:
             return "SqlActions.actions must be a non-empty list of Action"
@@ -107,7 +157,9 @@ def _problem(plan: Any, columns: set[str], output_name) -> str | None:
     if isinstance(plan, BatchActions):
         if not isinstance(plan.inputs, list) or not all(isinstance(i, str) for i in plan.inputs):
             return "BatchActions.inputs must be a list of names"
-        return _batch_problem(plan)
+        from .policy_model import RESULT_NAMES  # the grades an action generator reads by these names
+
+        return _batch_problem(plan) or _inputs_problem(plan.inputs, columns | set(RESULT_NAMES))
     return None  # the caller checks the plan's type
 
 
@@ -126,6 +178,15 @@ def _batch_problem(plan: BatchOutputs | BatchActions) -> str | None:
         return "compute is not callable"
     if not isinstance(plan.chunk_size, int) or isinstance(plan.chunk_size, bool) or plan.chunk_size < 1:
         return f"chunk_size must be a whole number from 1, got {plan.chunk_size!r}"
+    return None
+
+
+def _inputs_problem(inputs: list[str], columns: set[str]) -> str | None:
+    """An input the policy has no column for would fail the run's first query, naming no plugin."""
+    for name in inputs:
+        if name not in columns:
+            known = [c for c in columns if not c.startswith("_")]
+            return f"input {name!r} is no metric, attribute or earlier output{did_you_mean(name, known)}"
     return None
 
 
@@ -149,12 +210,12 @@ def _action_problem(action: Any, columns: set[str]) -> str | None:
         sql = getattr(action, part)
         if part == "due" and sql is None:
             continue
-        problem = _sql_at(f"action {name!r}: {part}", sql, columns)
+        problem = _sql_at(f"action {name!r}: {part}", sql, columns, condition=part == "when")
         if problem:
             return problem
     return None
 
 
-def _sql_at(where: str, sql: Any, columns: set[str]) -> str | None:
-    problem = sql_problem(sql, columns)
+def _sql_at(where: str, sql: Any, columns: set[str], condition: bool = False) -> str | None:
+    problem = sql_problem(sql, columns, condition)
     return None if problem is None else f"{where}: {problem} (SQL: {str(sql)[:200]})"

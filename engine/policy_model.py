@@ -24,7 +24,7 @@ from .policy_files import content_hash, load_policy_document, resolve_policy_pat
 from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import PluginContext, output_name
 from .plugin_manager import Contribution, get_registry
-from .plugin_plan import check_connection, check_plan
+from .plugin_plan import check_connection, check_plan, function_sql_problem
 from .run_metrics import KEY_COLUMNS, is_reserved
 from .errors import PluginError
 from .schema_validation import schema_validator, validate_document, validate_params
@@ -188,15 +188,39 @@ class Policy:
 
 
 def sqlite_can_parse(node: ast.Node) -> None:
-    """SQLite's parser has a shallow stack: find out now, not in the middle of a run."""
+    """SQLite's parser has a shallow stack: find out now, not in the middle of a run.
+
+    The SQL of each plugin function called is checked on its own too, so that its mistakes name the plugin.
+    """
     params = SqlParams()
     sql = to_sql(node, lambda name: "NULL", params)
+    failed: sqlite3.Error | None = None
     try:
         check_connection().execute(f"EXPLAIN SELECT {sql}", {**dict.fromkeys(params.values), "as_of": None})
     except sqlite3.OperationalError as exc:
         if "overflow" in str(exc) or "too many" in str(exc) or "too large" in str(exc):
             raise ExpressionTypeError("the expression is nested too deeply for SQLite; split it into metrics", node) from None
-        raise
+        failed = exc
+    except sqlite3.ProgrammingError as exc:  # a parameter the plugin bound itself
+        failed = exc
+    for call in reversed([n for n in ast.walk(node) if isinstance(n, ast.Call)]):  # a call after its arguments'
+        contribution = get_registry().get("function", call.function)  # None for a built-in
+        if contribution is not None:
+            _check_plugin_function(call, contribution)
+    if failed is not None:
+        raise failed
+
+
+def _check_plugin_function(call: ast.Call, contribution: Contribution) -> None:
+    """A function's SQL may read only its arguments (NULL here): a column, table or parameter of its own,
+    or an aggregate, passes the checks of the text alone and fails the run, or grades everyone alike."""
+    params = SqlParams()
+    sql = to_sql(call, lambda name: "NULL", params)
+    problem = function_sql_problem(sql, {**dict.fromkeys(params.values), "as_of": None})
+    if problem is not None:
+        raise PluginError(f"function {call.function}() of plugin {contribution.plugin!r} returned invalid SQL: {problem} "
+                          f"(SQL: {sql[:200]})",
+                          hint="this is a bug in the plugin: fix or upgrade it (see the plugin author guide)")
 
 
 class _Builder:
@@ -513,7 +537,7 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
         if not isinstance(plan, plan_types):
             raise PluginError(f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} returned "
                               f"{type(plan).__name__}, expected {' or '.join(t.__name__ for t in plan_types)}")
-        columns = {CID, CNAME, *scope, *metrics, *RESULT_NAMES.values()}
+        columns = {CID, CNAME, *scope, *metrics, *(RESULT_NAMES.values() if section == "actions" else ())}
         check_plan(plan, columns, lambda suffix, entry=entry: output_name(entry, suffix),
                    f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} (in {section}.{entry})")
         b.failed_entries.discard(entry)

@@ -11,7 +11,7 @@ from small_db import make_db, run
 
 from crm_rules.engine import hookimpl, hookspecs, plugin_manager
 from crm_rules.engine.errors import PluginError, RunError
-from crm_rules.engine.plugin_api import Action, Column, SqlActions, SqlOutputs
+from crm_rules.engine.plugin_api import Action, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from crm_rules.engine.plugin_manager import build_registry, get_plugin_manager, get_registry, reset_plugins
 from crm_rules.engine.policy_model import load_policy
 
@@ -69,6 +69,15 @@ class ShadowsRound:
         register("round", lambda x: x, {"args": ["number"], "returns": "number"})
 
 
+def _function_named(name):
+    class Plugin:
+        @hookimpl
+        def crm_rules_register_functions(self, register):
+            register(name, lambda x: x, {"args": ["number"], "returns": "number"})
+
+    return Plugin()
+
+
 class RefToNowhere:
     @hookimpl
     def crm_rules_register_scorers(self, register):
@@ -81,11 +90,26 @@ class RefToNowhere:
     (NoRegisterArgument(), "plugin 'broken' implements crm_rules_register_scorers without its `register` argument"),
     (ShadowsRound(), "plugin 'broken' registered function 'round', a built-in function of the expression language"),
     (RefToNowhere(), "the params schema of scorer 'bk' is not a valid JSON Schema: $ref '#/$defs/nope' points to nothing"),
+    # a policy's netVAT(x) calls netvat(), its ROUND(x) the built-in round(); null(x), true(x) do not parse
+    (_function_named("netVAT"), "plugin 'broken' registered function 'netVAT', but no expression can call it: "
+                                "the expression language reads names of functions in lowercase"),
+    (_function_named("ROUND"), "plugin 'broken' registered function 'ROUND', a built-in function of the expression "
+                               "language (its names are not case-sensitive)"),
+    (_function_named("null"), "plugin 'broken' registered function 'null', a keyword of the expression language"),
+    (_function_named("True"), "plugin 'broken' registered function 'True', a keyword of the expression language (its"),
+    (_function_named("_net"), "plugin 'broken' registered function '_net', but function names are lowercase letters, "
+                              "digits and _, starting with a letter"),
 ])
 def test_a_registration_mistake_names_the_plugin(plugin, message):
     with pytest.raises(PluginError) as caught:
         build_registry(_pm_with(plugin))
     assert message in str(caught.value)
+
+
+def test_a_function_name_that_is_not_lowercase_gets_the_name_to_register():
+    with pytest.raises(PluginError) as caught:
+        build_registry(_pm_with(_function_named("netVAT")))
+    assert caught.value.hint == "register it as 'netvat'"
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -204,12 +228,20 @@ def _scorer(plan):
 
 
 def _actions(*actions):
+    return _action_plan(lambda ctx: SqlActions(list(actions)))
+
+
+def _action_plan(plan):
     class Plugin:
         @hookimpl
         def crm_rules_register_actions(self, register):
-            register("bk_act", lambda ctx, params: SqlActions(list(actions)), {"type": "object"})
+            register("bk_act", lambda ctx, params: plan(ctx), {"type": "object"})
 
     return Plugin()
+
+
+def _no_outputs(rows):
+    return [{} for _ in rows]
 
 
 @pytest.mark.parametrize("plugin, section, message", [
@@ -228,6 +260,30 @@ def _actions(*actions):
     (_actions(Action("bad name; drop", "1", "churn", "'r'")), "actions", "action name 'bad name; drop' is not a name"),
     (_actions(Action("a1", "1", "churn", "'r'", details={"x": {1, 2}})), "actions", "details are not JSON"),
     (_actions(Action("a1", 't."nope" > 1', "churn", "'r'")), "actions", "when: no such column: t.nope"),
+    # an aggregate without OVER makes one row of all customers: one would get the value, the others NULL
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "t.revenue_12m / AVG(t.revenue_12m)")}])), "scores",
+     "output '': uses an aggregate function (AVG) without OVER (...), which makes one row of all customers"),
+    (_scorer(lambda ctx: SqlOutputs([{"_s": Column("number", "t.revenue_12m")}, {"": Column("number", f"sum({ctx.col('_s')})")}])),
+     "scores", "output '': uses an aggregate function (sum) without OVER (...)"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "1")}], error="max(t.revenue_12m)")), "scores",
+     "error: uses an aggregate function (max) without OVER (...)"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "avg(avg(t.revenue_12m))")}])), "scores",
+     "output '': misuse of aggregate function avg()"),
+    (_actions(Action("a1", "1", "churn", "group_concat(t._cname)")), "actions",
+     "action 'a1': reason: uses an aggregate function (group_concat) without OVER (...)"),
+    # a condition is computed where it runs, in a WHERE clause: no aggregate, no window function
+    (_actions(Action("a1", "t.revenue_12m > avg(t.revenue_12m)", "churn", "'r'")), "actions",
+     "action 'a1': when: misuse of aggregate"),
+    (_actions(Action("a1", "rank() OVER (ORDER BY t.revenue_12m DESC) <= 10", "churn", "'r'")), "actions",
+     "action 'a1': when: misuse of window function rank()"),
+    # a batch's input is a column of the policy, or the first query of the run fails naming no plugin
+    (_scorer(lambda ctx: BatchOutputs(["revenue_12mm"], {"": Column("number")}, _no_outputs)), "scores",
+     "input 'revenue_12mm' is no metric, attribute or earlier output; did you mean 'revenue_12m'?"),
+    (_action_plan(lambda ctx: BatchActions(["tierr"], _no_outputs)), "actions",
+     "input 'tierr' is no metric, attribute or earlier output; did you mean 'tier'?"),
+    # the grades exist when actions run, not when scores do
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", 't."_tier" = \'A\'')}])), "scores",
+     "output '': no such column: t._tier"),
 ])
 def test_a_plan_mistake_is_found_when_the_policy_compiles(tmp_path, with_plugin, plugin, section, message):
     with_plugin(plugin)
@@ -238,6 +294,25 @@ def test_a_plan_mistake_is_found_when_the_policy_compiles(tmp_path, with_plugin,
         load_policy(policy)
     assert "of plugin 'broken' (in " in str(caught.value) and "returned an invalid plan" in str(caught.value)
     assert message in str(caught.value)
+
+
+class WindowAndGrades:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        register("bk", lambda ctx, params: SqlOutputs([{"": Column("number", "t.revenue_12m / AVG(t.revenue_12m) OVER ()")}]),
+                 {"type": "object"})
+
+    @hookimpl
+    def crm_rules_register_actions(self, register):
+        register("bk_act", lambda ctx, params: BatchActions(["tier", "bkv"], _no_outputs), {"type": "object"})
+
+
+def test_window_functions_and_the_grades_of_actions_are_no_plan_mistake(tmp_path, with_plugin):
+    with_plugin(WindowAndGrades())
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东"), ("b", "Beta", "华东")],
+                 orders=[("a", "2026-06-01", 500), ("b", "2026-06-01", 1500)])
+    result = run(tmp_path, HEAD + "scores:\n  bkv: {use: bk}\nactions:\n  act: {use: bk_act}\n" + TIERS, db)
+    assert {cid: metrics["bkv"] for cid, (*_, metrics) in result.items()} == {"a": 0.5, "b": 1.5}
 
 
 @pytest.mark.parametrize("due", ["not-a-date", "2026-02-30", "2026-07-01 09:00"])
@@ -269,6 +344,15 @@ def _raise(x):
     (_raise, "function bk_plus1() of plugin 'broken' failed: ValueError: func boom"),
     (lambda x: f"{x} +* 1", "function bk_plus1() of plugin 'broken' returned invalid SQL: near \"*\": syntax error"),
     (lambda x: 42, "function bk_plus1() of plugin 'broken' returned invalid SQL: expected SQL text, got 42"),
+    # a function's SQL reads its arguments only: what else it names fails the run, or (an aggregate) grades everyone alike
+    (lambda x: f't."revenue_12m" * 0 + {x}', "function bk_plus1() of plugin 'broken' returned invalid SQL: "
+                                             "no such column: t.revenue_12m"),
+    (lambda x: f"{x} * :rate", "function bk_plus1() of plugin 'broken' returned invalid SQL: "
+                               "You did not supply a value for binding parameter :rate"),
+    (lambda x: f"(SELECT count(*) FROM orders) + {x}", "function bk_plus1() of plugin 'broken' returned invalid SQL: "
+                                                       "no such table: orders"),
+    (lambda x: f"total({x})", "function bk_plus1() of plugin 'broken' returned invalid SQL: uses an aggregate function "
+                              "(total) without OVER (...)"),
 ])
 def test_a_function_mistake_names_the_plugin(tmp_path, with_plugin, fn, message):
     with_plugin(_function(fn))
