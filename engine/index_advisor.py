@@ -37,6 +37,7 @@ from .metric_sql import RunDates, SourceAggregation, compile_metrics
 from .policy_model import Policy
 from .runner import TEMP_CACHE_KIB
 from .scan_plan import covering_index
+from .user_text import joined
 
 INDEX_PREFIX = "crm_rules_"
 MIN_SPEEDUP = 1.1  # below this an index costs disk space and write time for a gain within timing noise
@@ -451,8 +452,7 @@ def _index_cell(a: dict) -> str:
 
 
 def _tables(names: list[str]) -> str:
-    names = list(dict.fromkeys(names))  # two sources may read one table
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return joined(list(dict.fromkeys(names)))  # two sources may read one table
 
 
 def _nothing_to_propose(sources: list[dict]) -> str:

@@ -21,6 +21,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from .user_text import joined
+
 
 # Above this many rows the layout takes rich's way with the word floor only: weighing each width against
 # every row's line count costs more than a long listing (changes --limit 0) is worth.
@@ -64,13 +66,8 @@ def print_listing(console: Console, title: str, columns: tuple[str, ...], items:
         console.print(f"{len(items) - len(shown):,} more; use --limit 0 or {json_hint}", highlight=False)
     left_out = [c.rstrip(">") for c in columns if c not in shown_columns]
     if left_out and shown:
-        console.print(f"{_and(left_out)} not shown: this terminal has {console.width} columns, the full table needs "
+        console.print(f"{joined(left_out)} not shown: this terminal has {console.width} columns, the full table needs "
                       f"{full_width}; widen it, or use {json_hint}", highlight=False)
-
-
-def _and(names: list[str]) -> str:
-    """'Name', 'Name and Owner', 'A, B and C'."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def fit_widths(least: list[int], most: list[int], room: int,

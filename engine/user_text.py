@@ -24,3 +24,8 @@ def visible(text: str) -> str:
 def escape(text: str) -> str:
     """User text (names, labels, reasons) for rich markup: shown as it is, control characters made visible."""
     return markup_escape(visible(text))
+
+
+def joined(names: list[str]) -> str:
+    """Names in a sentence: 'Name', 'Name and Owner', 'A, B and C'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
