@@ -8,6 +8,8 @@ functions allow.  No per-customer Python anywhere.
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -175,6 +177,19 @@ class RunDates:
         n, unit = _WINDOW.match(window.strip()).groups()
         factor = {"d": 1 / 30.4375, "w": 7 / 30.4375, "m": 1, "y": 12}[unit[0]]
         return int(n) * factor
+
+    def month_period(self, day: str) -> str:
+        """SQL of how many whole months before the as-of date the date ``day`` lies: 0 for the month ending on it.
+
+        The months end on the as-of date's day of the month, or on each month's last day when the as-of date is one,
+        as date_windows.months_before counts them: a customer who buys once each calendar month buys once in each.
+        """
+        as_of = dt.date.fromisoformat(self.as_of)
+        at_month_end = as_of.day == calendar.monthrange(as_of.year, as_of.month)[1]
+        index = as_of.year * 12 + as_of.month
+        cut = 31 if at_month_end else as_of.day
+        return (f"({index} - CAST(strftime('%Y', {day}) AS INTEGER) * 12 - CAST(strftime('%m', {day}) AS INTEGER)"
+                f" - (CAST(strftime('%d', {day}) AS INTEGER) > {cut}))")
 
     def days_before(self, days: int) -> str:
         return self.conn.execute("SELECT date(?, ?)", (self.as_of, f"{-days:+d} days")).fetchone()[0]
@@ -442,16 +457,18 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
         cond = (sq.cut(start), f"date({end}) >= :as_of") + ((sq.expr(m.where.node),) if m.where is not None else ())
         return ref(sq.add(m.name, _Aggregate("MAX", cond, f"CAST(julianday(date({end})) - julianday(:as_of) AS INTEGER)")))
     if kind == "repurchase_rate":
-        # The window split into equal month-long periods ending on the as-of date
-        # (calendar months would make a partial first month count as a whole one).
         d = sq.col(WINDOW_FIELD[m.source])
-        months = sq.dates.window_months(m.spec["window"])
-        start = sq.params.date(sq.dates.window_start(m.spec["window"]))
-        n = sq.params.add(months)
-        period = (f"CAST((julianday(date({d})) - julianday({start})) * {n} "
-                  f"/ (julianday(:as_of_next) - julianday({start})) AS INTEGER)")
+        count, unit = _WINDOW.match(m.spec["window"].strip()).groups()
+        if unit[0] in "my":  # months ending on the as-of date, as the window's own start is counted
+            periods = int(count) * (12 if unit[0] == "y" else 1)
+            period = sq.dates.month_period(d)
+        else:  # a window of days or weeks: equal parts about a month long, as many as fit (at least one)
+            periods = max(1, round(sq.dates.window_months(m.spec["window"])))
+            start = sq.params.date(sq.dates.window_start(m.spec["window"]))
+            period = (f"CAST((julianday(date({d})) - julianday({start})) * {periods} "
+                      f"/ (julianday(:as_of_next) - julianday({start})) AS INTEGER)")
         column = sq.add(m.name, _Aggregate("COUNT DISTINCT", sq.window(m), period))
-        return f"({ref(column)} * 1.0 / {n})"
+        return f"({ref(column)} * 1.0 / {sq.params.add(periods)})"
     due, amount = sq.col("due_date"), sq.col("amount")
     if kind in ("collection_rate", "on_time_rate"):
         in_window = sq.window(m, "due_date")

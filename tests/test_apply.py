@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
 import sqlite3
@@ -297,17 +298,48 @@ def test_repurchase_rate_is_share_of_months_with_a_purchase(tmp_path, demo_db):
                       "tiers:\n  levels:\n    - {id: regular, when: 'months_6m >= 0.5'}\n    - {id: other, default: true}\n")
     run = apply_policy(demo_db, load_policy(policy), AS_OF).run_id
     got = dict(rows(demo_db, "SELECT customer_id, months_6m FROM crm_metrics WHERE run_id = ?", run))
-    # six equal periods over January to June 2026: six months ending on a month's last day are whole months
-    start, end = dt.date(2026, 1, 1), dt.date(2026, 7, 1)
-    span = (end - start).days
-    periods: dict[str, set] = {cid: set() for (cid,) in rows(demo_db, "SELECT id FROM customers")}
+    # the as-of date is a month's last day: the six periods are January to June 2026
+    months: dict[str, set] = {cid: set() for (cid,) in rows(demo_db, "SELECT id FROM customers")}
     for cid, day in rows(demo_db, "SELECT customer_id, order_date FROM orders"):
-        d = dt.date.fromisoformat(day)
-        if start <= d < end:
-            periods[cid].add((d - start).days * 6 // span)
-    expected = {cid: len(p) / 6 for cid, p in periods.items()}
+        if "2026-01-01" <= day[:10] <= AS_OF:
+            months[cid].add(day[:7])
+    expected = {cid: len(m) / 6 for cid, m in months.items()}
     assert got == pytest.approx(expected)
     assert 0 < sum(1 for v in got.values() if v >= 0.5) < len(got)
+
+
+@pytest.mark.parametrize("as_of, days, expected", [
+    ("2026-06-30", (1, 15, 28), 1.0),   # month end: calendar months, whatever day of the month the customer buys on
+    ("2026-06-15", (15, 16), 1.0),      # months ending on the 15th: (May 15, June 15] holds one 15th and one 16th
+    ("2026-03-31", (31,), 7 / 12),      # no 31st in February, April, June, September, November
+])
+def test_repurchase_rate_of_a_customer_buying_every_calendar_month_is_one(tmp_path, as_of, days, expected):
+    from small_db import make_db
+
+    end = dt.date.fromisoformat(as_of)
+    orders = [(f"c{day}", f"{year}-{month:02d}-{day:02d}", 10)
+              for day in days for year in (end.year - 2, end.year - 1, end.year) for month in range(1, 13)
+              if day <= calendar.monthrange(year, month)[1] and f"{year}-{month:02d}-{day:02d}" <= as_of]
+    db = make_db(tmp_path / "m.db", [(f"c{day}", "x", "r") for day in days], orders)
+    policy = tmp_path / "r.yaml"
+    policy.write_text("metrics:\n  months_12m: {repurchase_rate: orders, window: 12 months}\n"
+                      "  months_1y: {repurchase_rate: orders, window: 1 year}\n"
+                      "tiers:\n  levels:\n    - {id: other, default: true}\n")
+    run = apply_policy(db, load_policy(policy), as_of).run_id
+    got = rows(db, "SELECT customer_id, months_12m, months_1y FROM crm_metrics WHERE run_id = ?", run)
+    assert {cid: (a, b) for cid, a, b in got} == {f"c{day}": (pytest.approx(expected), pytest.approx(expected)) for day in days}
+
+
+def test_repurchase_rate_over_days_never_passes_one(tmp_path):
+    from small_db import make_db
+
+    orders = [("a", (dt.date(2026, 6, 30) - dt.timedelta(days=n)).isoformat(), 1) for n in range(90)]
+    db = make_db(tmp_path / "d.db", [("a", "x", "r")], orders)
+    policy = tmp_path / "r.yaml"
+    policy.write_text("metrics:\n  daily: {repurchase_rate: orders, window: 90 days}\n"
+                      "tiers:\n  levels:\n    - {id: other, default: true}\n")
+    run = apply_policy(db, load_policy(policy), "2026-06-30").run_id
+    assert rows(db, "SELECT months FROM (SELECT daily AS months FROM crm_metrics WHERE run_id = ?)", run) == [(1.0,)]
 
 
 def test_overdue_counts_due_dates_with_a_time(tmp_path):
