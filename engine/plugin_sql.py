@@ -176,6 +176,32 @@ def _error_check_op(step: PluginStep, blanking: list[str]) -> BatchOp:
     return BatchOp(run, f"check errors of {step.section}.{step.entry}")
 
 
+# SQL of a value ({0}) that is not of the declared type; NULL is every type's "no value".
+_NOT_OF_TYPE = {
+    "number": "typeof({0}) NOT IN ('integer', 'real', 'null')",
+    "text": "typeof({0}) NOT IN ('text', 'null')",
+    "date": "{0} IS NOT NULL AND (typeof({0}) != 'text' OR date({0}, '+0 days') IS NOT {0})",
+    "bool": "{0} IS NOT NULL AND (typeof({0}) != 'integer' OR {0} NOT IN (0, 1))",
+}
+
+
+def _wrong_types(step: PluginStep, source: str) -> Statement:
+    """The outputs of a SQL plan that are not of their declared type, as the plugin's errors for those customers.
+
+    SQLite stores what the SQL computes: a score of 'n/a' declared a number compares greater than any number,
+    and put every customer in the top tier.  Batch outputs are checked the same way, in Python (``_checked``).
+    """
+    cases = []
+    for suffix, column in ((s, c) for cols in step.plan.steps for s, c in cols.items()):
+        value = f"t.{q(output_name(step.entry, suffix))}"
+        said = suffix.replace("'", "''")
+        cases.append(f"WHEN {_NOT_OF_TYPE[column.type].format(value)} "
+                     f"THEN 'output ''{said}'': ' || quote({value}) || ' is not a {column.type}'")
+    return Statement(f"INSERT INTO {ERRORS} SELECT cid, :entry, :plugin, e FROM (SELECT t.{CID} AS cid, "
+                     f"CASE {' '.join(cases)} END AS e FROM {source} AS t) WHERE e IS NOT NULL",
+                     {"entry": step.entry, "plugin": step.plugin})
+
+
 def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm",
                           windows: WindowTables | None = None) -> tuple[list[Operation], str]:
     """Scores and credit checks, in policy order, each adding its outputs as a layer over ``table`` (a chain's view).
@@ -192,6 +218,7 @@ def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm",
                 ops += chain.add_stacked(f"{prefix}_p{i}", [
                     LayerStep({output_name(step.entry, s): c.sql for s, c in columns.items()}, step.params.values)
                     for columns in plan.steps])
+                ops.append(_wrong_types(step, chain.source))
             if plan.error:
                 ops.append(Statement(f"INSERT INTO {ERRORS} SELECT t.{CID}, :entry, :plugin, e FROM "
                                      f"(SELECT t.*, {plan.error} AS e FROM {chain.source} AS t) AS t WHERE e IS NOT NULL",

@@ -327,6 +327,31 @@ def test_a_due_date_that_is_no_date_fails_the_run_naming_the_plugin(tmp_path, wi
         conn.execute("SELECT count(*) FROM crm_actions").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("type_, sql, said", [
+    ("number", "CASE WHEN t.revenue_12m > 1000 THEN 'n/a' ELSE t.revenue_12m END", "'n/a' is not a number"),
+    ("text", "CASE WHEN t.revenue_12m > 1000 THEN 7 ELSE 'low' END", "7 is not a text"),
+    ("date", "CASE WHEN t.revenue_12m > 1000 THEN '2026-02-30' ELSE '2026-06-30' END", "'2026-02-30' is not a date"),
+    ("bool", "CASE WHEN t.revenue_12m > 1000 THEN 2 ELSE 1 END", "2 is not a bool"),
+])
+def test_a_sql_output_of_another_type_than_declared_fails_the_run_naming_the_customer(tmp_path, with_plugin, type_, sql, said):
+    # 'n/a' declared a number compared greater than every number: `bkv >= 80` put every customer in tier A
+    with_plugin(_scorer(lambda ctx: SqlOutputs([{"": Column(type_, sql)}])))
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东"), ("b", "Beta", "华东")],
+                 orders=[("a", "2026-06-01", 500), ("b", "2026-06-01", 1500)])
+    with pytest.raises(RunError, match=f"plugin 'broken' failed in scores.bkv for 1 customer\\(s\\): customer 'b': "
+                                       f"output '': {said}"):
+        run(tmp_path, HEAD + "scores:\n  bkv: {use: bk}\n" + TIERS, db)
+
+
+def test_a_sql_output_of_another_type_is_blanked_with_on_error_skip(tmp_path, with_plugin):
+    with_plugin(_scorer(lambda ctx: SqlOutputs([{"": Column("number", "CASE WHEN t.revenue_12m > 1000 THEN 'n/a' "
+                                                                      "ELSE t.revenue_12m END")}])))
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东"), ("b", "Beta", "华东")],
+                 orders=[("a", "2026-06-01", 500), ("b", "2026-06-01", 1500)])
+    result = run(tmp_path, HEAD + "scores:\n  bkv: {use: bk, on_error: skip}\n" + TIERS, db)
+    assert {cid: metrics["bkv"] for cid, (*_, metrics) in result.items()} == {"a": 500, "b": None}
+
+
 def _function(fn):
     class Plugin:
         @hookimpl
