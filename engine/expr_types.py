@@ -28,7 +28,11 @@ class ExpressionTypeError(Exception):
 
 def closest(word: str, choices) -> str | None:
     """The one of ``choices`` that ``word`` is most likely a misspelling of, or None."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    same = [c for c in choices if isinstance(c, str) and c.casefold() == word.casefold()]
+    if same:  # 'a' for tier 'A': too short for difflib to call it close
+        return same[0]
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return close[0] if close else None
 
 

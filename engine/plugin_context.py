@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from .expr_ast import names_in
+from .expr_ast import Compare, InList, Literal, Name, Node, names_in, walk
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import NUMBER, TypeChecker, did_you_mean
+from .user_text import joined
 
 if TYPE_CHECKING:  # pragma: no cover
     from .policy_model import _Builder, Metric
@@ -49,6 +50,29 @@ def output_name(entry: str, suffix: str) -> str:
     return f"{entry}_{suffix}"
 
 
+GRADE_SECTIONS = {"tier": "tiers", "subgrade": "sub-grades", "stage": "lifecycle section",
+                  "service_level": "service_levels section"}
+
+
+def unknown_grade(name: str, value: str, ids: list[str]) -> str:
+    """'unknown tier 'Gold'; did you mean 'gold'? (tiers: gold, silver)': a grade no customer of the policy has."""
+    what = {"subgrade": "sub-grade", "service_level": "service level"}.get(name, name)
+    if not ids:
+        return f"unknown {what} {value!r}: the policy has no {GRADE_SECTIONS[name]}"
+    return f"unknown {what} {value!r}{did_you_mean(value, ids)} (the policy's {what}s: {joined(ids)})"
+
+
+def _grade_literals(node: Node, grades: set[str]):
+    """(grade name, text literal) of each comparison of a grade with a text in ``node``: ``tier = 'A'``, ``stage IN (...)``."""
+    for n in walk(node):
+        if isinstance(n, Compare) and n.op in ("=", "!=", "<>"):
+            for a, b in ((n.left, n.right), (n.right, n.left)):
+                if isinstance(a, Name) and a.name in grades and isinstance(b, Literal) and isinstance(b.value, str):
+                    yield a.name, b
+        elif isinstance(n, InList) and isinstance(n.operand, Name) and n.operand.name in grades:
+            yield from ((n.operand.name, i) for i in n.items if isinstance(i, Literal) and isinstance(i.value, str))
+
+
 class PluginContext:
     def __init__(self, builder: "_Builder", data: "DataMapping", metrics: dict[str, "Metric"], scope: dict[str, str],
                  entry: str, path: tuple, index: int):
@@ -64,6 +88,7 @@ class PluginContext:
         self._hidden = 0
         self.locals: dict[str, tuple[str, str]] = {}  # names with engine-given SQL (tier, stage, ... for actions)
         self.used: set[str] = set()  # policy names the plugin reads, so the data binding can check them
+        self.grades: dict[str, list[str] | None] = {}  # local name -> the ids the policy gives it (see check_grade)
 
     # -- reporting ---------------------------------------------------------
     def _params_path(self, where: Any) -> tuple:
@@ -74,6 +99,20 @@ class PluginContext:
         """Report a problem at ``params.<where>`` of this entry."""
         self.failed = True
         self._builder.error(self._params_path(where), message, key=False)
+
+    def check_grade(self, name: str, value: Any, where: Any) -> bool:
+        """Report ``value`` at ``params.<where>`` when no customer can have it as ``name`` (``tier``, ``stage``...).
+
+        A misspelt tier in a filter matches nobody, and the action silently never fires.  True when the
+        policy gives ``name`` that value, or when its ids are not known (outside actions, or sections with
+        errors of their own).
+        """
+        ids = self.grades.get(name)
+        if ids is None or not isinstance(value, str) or value in ids:
+            return True
+        self.failed = True
+        self._builder.error(self._params_path(where), unknown_grade(name, value, ids), key=False)
+        return False
 
     # -- building SQL --------------------------------------------------------
     def col(self, suffix: str) -> str:
@@ -131,6 +170,14 @@ class PluginContext:
             self.error(where, f"expected a {' or '.join(types)} expression, but {text!r} is a {found}")
             return None
         self.used |= names_in(node) - set(local)
+        unknown = [(literal, unknown_grade(name, literal.value, self.grades[name]))
+                   for name, literal in _grade_literals(node, set(self.grades) - set(names or {}))
+                   if self.grades[name] is not None and literal.value not in self.grades[name]]
+        for literal, message in unknown:
+            self._builder.text_error(path, literal.line, literal.col, message)
+        if unknown:
+            self.failed = True
+            return None
         return to_sql(node, lambda n: local[n][0] if n in local else f"t.{q(n)}", self.sql_params)
 
     def metric(self, spec: dict, where: Any) -> str | None:

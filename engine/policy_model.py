@@ -254,6 +254,11 @@ class _Builder:
         pos = self.doc.position(path) if key else self.doc.value_position(path)
         self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), message))
 
+    def text_error(self, path: tuple, line: int, col: int, message: str) -> None:
+        """A problem at ``line``:``col`` of the expression at ``path``."""
+        pos = self.doc.text_position(path, line, col)
+        self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), message))
+
     def parse(self, text: str, path: tuple) -> ast.Node | None:
         try:
             return parse_expression(text)
@@ -496,8 +501,12 @@ SECTION_KINDS = {"scores": ("scorer", (SqlOutputs, BatchOutputs)), "credit": ("c
 
 
 def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping, metrics: dict[str, Metric],
-                    scope: dict[str, str], outputs: dict[str, Output], start: int) -> list[PluginStep]:
-    """Look up, check and compile each entry of a plugin section; its outputs join ``scope``."""
+                    scope: dict[str, str], outputs: dict[str, Output], start: int,
+                    grades: dict[str, list[str] | None] | None = None) -> list[PluginStep]:
+    """Look up, check and compile each entry of a plugin section; its outputs join ``scope``.
+
+    ``grades``: for actions, the ids the policy gives each of RESULT_NAMES, which the entries' params name.
+    """
     from .metric_sql import CID, CNAME  # the columns every layer's table has; metric_sql imports this module
 
     kind, plan_types = SECTION_KINDS[section]
@@ -526,6 +535,7 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
         ctx = PluginContext(b, data, metrics, scope, entry, path, start + i)
         if section == "actions":
             ctx.locals = {name: (f"t.{column}", TEXT) for name, column in RESULT_NAMES.items()}
+            ctx.grades = dict(grades or {})
         try:
             plan = contribution.fn(ctx, spec["params"])
         except Exception as exc:
@@ -689,6 +699,19 @@ def _declared_tiers(section: Any) -> dict[str, list[str]] | None:
     return tiers
 
 
+def _grade_ids(data: dict, stage_ids: list[str] | None) -> dict[str, list[str] | None]:
+    """The ids a customer's tier, sub-grade, stage and service level can have, as the policy declares them.
+
+    None for one that cannot be read (the schema says why); an empty list where the policy has no such section.
+    """
+    tiers = _declared_tiers(data.get("tiers")) if "tiers" in data else None
+    levels = data.get("service_levels", [])
+    return {"tier": None if tiers is None else list(tiers),
+            "subgrade": None if tiers is None else list(dict.fromkeys(s for subs in tiers.values() for s in subs)),
+            "stage": stage_ids if "lifecycle" in data else [],
+            "service_level": _declared_ids(levels) if levels is not None else []}
+
+
 def _coverage(tier: str, subgrade: str | None, stage: str | None, when: str | None) -> str:
     """'tier 'A', every sub-grade and stage 'stable'': what a service level applies to, in words."""
     parts = [f"tier {tier!r}", f"sub-grade {subgrade!r}" if subgrade else "every sub-grade",
@@ -826,7 +849,8 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     lifecycle = data.get("lifecycle", {"stages": []})
     stage_ids = _declared_ids(lifecycle.get("stages")) if isinstance(lifecycle, dict) else None
     service_levels = _service_levels(b, data.get("service_levels", []), _declared_tiers(data.get("tiers")), stage_ids, scope)
-    action_steps = _plugin_entries(b, "actions", data.get("actions", {}), mapping, metrics, dict(scope), {}, len(plugin_steps))
+    action_steps = _plugin_entries(b, "actions", data.get("actions", {}), mapping, metrics, dict(scope), {}, len(plugin_steps),
+                                   _grade_ids(data, stage_ids))
     summary = data.get("summary", {}) if ("summary",) not in failed else {}
     revenue = summary.get("revenue")
     if revenue is not None and revenue not in metrics:

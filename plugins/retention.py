@@ -5,9 +5,9 @@ the graded customers (``SqlActions``).  Conditions, due dates and reasons are
 SQL (``printf`` and concatenation), so a reason shows each customer's own
 figures without any per-customer Python.
 
-Tier and stage names in the params are compared with the customer's grades
-as they are: the context does not know the policy's tiers, so a misspelt tier
-simply matches nobody.
+Tier and stage names in the params are checked against the policy's own
+(``ctx.check_grade``): a misspelt tier would match nobody, and the action
+would silently never fire.
 """
 
 from __future__ import annotations
@@ -186,6 +186,9 @@ def _in(ctx: PluginContext, local: str, values: list[str] | None, where: Any) ->
     """``tier IN (...)`` for a filter, or None when there is no filter."""
     if not values:
         return None
+    at = list(where) if isinstance(where, list) else [where]
+    if not all([ctx.check_grade(local, v, at + [i]) for i, v in enumerate(values)]):
+        return None
     col = ctx.ref(local, where, (TEXT,))
     return f"{col} IN ({', '.join(ctx.literal(v) for v in values)})"
 
@@ -362,13 +365,15 @@ def churn_warning(ctx: PluginContext, params: dict) -> SqlActions | None:
     if not details:
         ctx.error(None, "no signal to watch: give `volume_drop`, `purchase_gap` and/or `complaints`")
     filters = [_in(ctx, "tier", params.get("tiers"), "tiers"), _in(ctx, "stage", params.get("stages"), "stages")]
+    by_tier = params.get("priority_by_tier", {})
+    for tier_id in by_tier:
+        ctx.check_grade("tier", tier_id, ["priority_by_tier", tier_id])
     if ctx.failed:
         return None
     fired = " OR ".join(f"({c})" for c, _ in signals)
     texts = " || ".join(f"coalesce('; ' || CASE WHEN {c} THEN {t} END, '')" for c, t in signals)
     reason = f"substr({texts}, 3)"
     default = params.get("priority", DEFAULT_PRIORITY)
-    by_tier = params.get("priority_by_tier", {})
     due = _due(ctx, params.get("due_in_days", 0))
     tier = ctx.ref("tier", None, (TEXT,))
     actions = []
@@ -399,6 +404,8 @@ def upgrade_candidates(ctx: PluginContext, params: dict) -> SqlActions | None:
     to_tier = params.get("to_tier")
     if to_tier is not None and to_tier in params["from_tiers"]:
         ctx.error("to_tier", f"{to_tier!r} is one of `from_tiers`; an upgrade goes to another tier")
+    elif to_tier is not None:
+        ctx.check_grade("tier", to_tier, "to_tier")
     condition = ctx.condition(params["when"], "when")
     filters = [_in(ctx, "tier", params["from_tiers"], "from_tiers"), _in(ctx, "stage", params.get("stages"), "stages")]
     if ctx.failed:
