@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -225,6 +226,7 @@ def apply(
 
 @app.command()
 def validate(
+    ctx: typer.Context,
     policies: list[Path] = typer.Argument(..., help="Policy files to check."),
     db: Optional[Path] = typer.Option(None, "--db", help="Also check the policy's tables and columns in this database."),
     as_json: bool = typer.Option(False, "--json", help="Print one entry per file (ok, problems with file/line/col) as JSON."),
@@ -257,6 +259,8 @@ def validate(
                 finally:
                     conn.close()
         except CrmRulesError as exc:
+            if (ctx.obj or {}).get("debug") and exc.__cause__ is not None:  # a plugin's bug: the traceback the hint promises
+                traceback.print_exception(exc.__cause__, file=sys.stderr)
             exit_code = max(exit_code, exc.exit_code)
             problems = [asdict(d) for d in exc.diagnostics] if isinstance(exc, PolicyError) else []
             checked.append({"file": str(path), "ok": False, "error": exc.message, "hint": exc.hint, "problems": problems})

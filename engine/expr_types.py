@@ -275,7 +275,10 @@ class TypeChecker:
         if len(node.args) != len(wanted):
             raise ExpressionTypeError(f"{node.function}() takes {len(wanted)} arguments, got {len(node.args)}", node)
         for i, (arg, kind) in enumerate(zip(node.args, wanted)):
-            self._expect(arg, kind, f"argument {i + 1} of {node.function}()")
+            if kind == DATE and isinstance(arg, ast.Literal) and isinstance(arg.value, str):
+                self._date_literal(arg)  # '2026-01-31' is a date where one is wanted, as in comparisons
+            else:
+                self._expect(arg, kind, f"argument {i + 1} of {node.function}()")
         return contribution.schema["returns"]
 
     def _date_argument(self, node: ast.Node, fn: str) -> None:

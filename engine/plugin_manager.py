@@ -11,6 +11,7 @@ a name in either that is no installed plugin is an error, not ignored.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -84,12 +85,33 @@ def _load(pm: pluggy.PluginManager, ep: EntryPoint, source: str, version: str, i
     if pm.is_registered(plugin):
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) is the module already loaded as plugin {pm.get_name(plugin)!r}",
                           hint="a package declares one entry point per plugin module; remove the other one")
+    undecorated = [h for h in HOOK_KINDS if callable(getattr(plugin, h, None))
+                   and not hasattr(getattr(plugin, h), f"{ENTRY_POINT_GROUP}_impl")]
+    if undecorated:  # pluggy registers marked functions only: the plugin would load and contribute nothing
+        raise PluginError(f"plugin {ep.name!r} ({ep.value}) defines {undecorated[0]} without @hookimpl, so it is never "
+                          f"called", hint="decorate it: `from crm_rules.engine import hookimpl`, then `@hookimpl` above the def")
     try:
         pm.register(plugin, name=ep.name)
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {ep.name!r} ({ep.value}) cannot be loaded: {exc}",
+        raise PluginError(f"plugin {ep.name!r} ({ep.value}) cannot be loaded: {_wrong_arguments(pm, plugin) or exc}",
                           hint="compare the hook's arguments with engine/hookspecs.py (see `crm-rules plugins --json`)") from None
     infos[ep.name] = PluginInfo(ep.name, version, source, ep.value)
+
+
+def _wrong_arguments(pm: pluggy.PluginManager, plugin: object) -> str | None:
+    """Which hook of ``plugin`` asks for arguments its spec does not pass, in words; pluggy's own message shows
+    its internals (``hookimpl definition: ...``)."""
+    for hook in HOOK_KINDS:
+        fn = getattr(plugin, hook, None)
+        if fn is None:
+            continue
+        wanted = getattr(pm.hook, hook).spec.argnames
+        asked = [a for a in inspect.signature(fn).parameters if a != "self"]
+        unknown = [a for a in asked if a not in wanted]
+        if unknown:
+            return (f"{hook}({', '.join(asked)}) asks for {', '.join(map(repr, unknown))}, which the hook does not "
+                    f"pass; its arguments are ({', '.join(wanted)}){did_you_mean(unknown[0], wanted)}")
+    return None
 
 
 def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:

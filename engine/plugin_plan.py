@@ -170,6 +170,9 @@ def _column_problem(suffix: Any, column: Any) -> str | None:
         return f"output {suffix!r} is {with_article(type(column).__name__)}, expected Column"
     if column.type not in TYPES:
         return f"output {suffix!r} has unknown type {column.type!r} (types: {', '.join(TYPES)})"
+    if column.summarize and column.type in ("number", "date"):  # one line per distinct value: a million of them
+        return (f"output {suffix!r} is a {column.type} with summarize=True, but the summary counts customers per "
+                f"value: summarize a text or bool output (a grade, a band) instead")
     return None
 
 

@@ -83,8 +83,27 @@ def _checked(value: Any, column: Column) -> Any:
           "date": is_iso_date(value),
           "bool": isinstance(value, bool)}[column.type]
     if not ok:
-        raise ValueError(f"{value!r} is not a {column.type}")
+        raise ValueError(_not_of_type(value, column.type))
     return int(value) if column.type == "bool" else value
+
+
+def _not_of_type(value: Any, wanted: str) -> str:
+    """Why ``value`` is no ``wanted`` output, with the fix for the Python types plugins most often return instead."""
+    import datetime as dt
+    import numbers
+
+    if wanted == "date" and isinstance(value, dt.datetime):
+        return f"{value!r} is a Python datetime, not a 'YYYY-MM-DD' text: return value.date().isoformat()"
+    if wanted == "date" and isinstance(value, dt.date):
+        return f"{value!r} is a Python date, not a 'YYYY-MM-DD' text: return value.isoformat()"
+    if wanted == "date" and isinstance(value, str):
+        return f"{value!r} is not a date: return dates as 'YYYY-MM-DD' text of a real day"
+    if wanted == "number" and isinstance(value, numbers.Number) and not isinstance(value, bool):
+        kind = f"{type(value).__module__}.{type(value).__name__}"
+        return f"{value!r} is a {kind}, not a number SQLite stores: return float(value) or int(value)"
+    if wanted == "bool" and value in (0, 1):
+        return f"{value!r} is not a bool: return True or False"
+    return f"{value!r} is not a {wanted}"
 
 
 def _output_row(result: Any, outputs: dict[str, Column]) -> list[Any]:

@@ -132,6 +132,26 @@ def test_crm_rules_register_functions(tmp_path, small):
         assert "unknown function 'clamp0'; did you mean 'clamp01'?" in str(info.value)
 
 
+class DateFunctions:
+    @hookimpl
+    def crm_rules_register_functions(self, register):
+        register("days_to", lambda d: f"CAST(julianday({d}) - julianday('2026-06-30') AS INTEGER)",
+                 {"args": ["date"], "returns": "number"})
+
+
+def test_a_function_taking_a_date_takes_a_date_literal(tmp_path, small):
+    # as comparisons and days_between() do: a date is written '2026-12-31' in the expression language
+    with extra_plugin(DateFunctions(), "test_date_functions"):
+        got = run(tmp_path, POLICY_HEAD + "  to_year_end: {expr: \"days_to('2026-12-31')\"}\n"
+                  "tiers:\n  levels:\n    - {id: A, default: true}\n", small)
+        assert {v[4]["to_year_end"] for v in got.values()} == {184}
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(POLICY_HEAD + "tiers:\n  levels:\n    - {id: x, when: \"days_to('2026-02-30') > 1\"}\n"
+                                     "    - {id: y, default: true}\n")
+        with pytest.raises(PolicyError, match="'2026-02-30' is not a date"):
+            load_policy(bad)
+
+
 def test_every_hook_has_a_test_and_is_documented():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     tests = {name for name, _ in inspect.getmembers(sys.modules[__name__], inspect.isfunction)}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
+from decimal import Decimal
 from importlib.metadata import EntryPoint
 
 import pluggy
@@ -126,7 +128,12 @@ class WrongArgument:
         pass
 
 
-TYPO_HOOK, WRONG_ARGUMENT = TypoHook(), WrongArgument()
+class Undecorated:
+    def crm_rules_register_scorers(self, register):
+        register("bk", lambda ctx, params: None, {"type": "object"})
+
+
+TYPO_HOOK, WRONG_ARGUMENT, UNDECORATED = TypoHook(), WrongArgument(), Undecorated()
 
 
 @pytest.fixture
@@ -149,7 +156,12 @@ def _ep(name: str, value: str) -> EntryPoint:
     ([_ep("broken", "test_plugin_mistakes:TYPO_HOOK")],
      "plugin 'broken' implements an unknown hook 'crm_rules_register_scorer'; did you mean 'crm_rules_register_scorers'?"),
     ([_ep("broken", "test_plugin_mistakes:WRONG_ARGUMENT")],
-     "plugin 'broken' (test_plugin_mistakes:WRONG_ARGUMENT) cannot be loaded"),
+     "plugin 'broken' (test_plugin_mistakes:WRONG_ARGUMENT) cannot be loaded: crm_rules_register_scorers(reg) asks for "
+     "'reg', which the hook does not pass; its arguments are (register)"),
+    # pluggy registers marked functions only: the plugin loaded, and its scorer was 'unknown' in every policy
+    ([_ep("broken", "test_plugin_mistakes:UNDECORATED")],
+     "plugin 'broken' (test_plugin_mistakes:UNDECORATED) defines crm_rules_register_scorers without @hookimpl, "
+     "so it is never called"),
     ([_ep("retention", "crm_rules.plugins.retention"), _ep("retention", "test_plugin_mistakes:TYPO_HOOK")],
      "two plugins are named 'retention': crm_rules.plugins.retention (built-in) and test_plugin_mistakes:TYPO_HOOK"),
     ([_ep("a", "test_plugin_mistakes:TYPO_HOOK"), _ep("b", "test_plugin_mistakes:TYPO_HOOK")],
@@ -255,6 +267,9 @@ def _no_outputs(rows):
     (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "1")}, {"": Column("number", "2")}])), "scores",
      "output '' is computed twice"),
     (_scorer(lambda ctx: SqlOutputs([])), "scores", "SqlOutputs.steps must be a non-empty list"),
+    # the summary has a line per value: a score would make one per customer
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "t.revenue_12m", summarize=True)}])), "scores",
+     "output '' is a number with summarize=True, but the summary counts customers per value: summarize a text or bool"),
     (_actions(Action("a1", "1", "bogus", "'r'")), "actions", "unknown category 'bogus'"),
     (_actions(Action("a1", "1", "churn", "'r'", priority=0)), "actions", "priority must be a whole number from 1"),
     (_actions(Action("bad name; drop", "1", "churn", "'r'")), "actions", "action name 'bad name; drop' is not a name"),
@@ -352,6 +367,20 @@ def test_a_sql_output_of_another_type_is_blanked_with_on_error_skip(tmp_path, wi
     assert {cid: metrics["bkv"] for cid, (*_, metrics) in result.items()} == {"a": 500, "b": None}
 
 
+@pytest.mark.parametrize("type_, value, said", [
+    ("date", dt.date(2026, 7, 1), "datetime.date(2026, 7, 1) is a Python date, not a 'YYYY-MM-DD' text: return value.isoformat()"),
+    ("date", dt.datetime(2026, 7, 1, 9), "datetime.datetime(2026, 7, 1, 9, 0) is a Python datetime, not a 'YYYY-MM-DD' text: return value.date().isoformat()"),
+    ("number", Decimal("1.5"), "Decimal('1.5') is a decimal.Decimal, not a number SQLite stores: return float(value) or int(value)"),
+    ("bool", 1, "1 is not a bool: return True or False"),
+])
+def test_a_batch_output_of_a_python_type_gets_the_conversion(tmp_path, with_plugin, type_, value, said):
+    with_plugin(_scorer(lambda ctx: BatchOutputs(["revenue_12m"], {"": Column(type_)}, lambda rows: [{"": value} for _ in rows])))
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东")], orders=[("a", "2026-06-01", 500)])
+    with pytest.raises(RunError) as caught:
+        run(tmp_path, HEAD + "scores:\n  bkv: {use: bk}\n" + TIERS, db)
+    assert f"customer 'a': ValueError: output '': {said}" in str(caught.value)
+
+
 def _function(fn):
     class Plugin:
         @hookimpl
@@ -417,3 +446,22 @@ def test_explaining_a_run_whose_plugin_is_gone_names_the_plugin(tmp_path):
     with pytest.raises(PolicyError) as plain:
         load_policy_of_run(policy, db, None)  # no run named: the policy's own errors only
     assert plain.value.hint is None
+
+
+class FailsWhileCompiling:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        register("bk", lambda ctx, params: {}["no_such_key"], {"type": "object"})
+
+
+def test_validate_with_debug_shows_the_traceback_of_a_plugin_that_failed(tmp_path, with_plugin, cli):
+    # the hint says "run with --debug for the traceback": validate reports and goes on, so it prints it
+    with_plugin(FailsWhileCompiling())
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "scores:\n  bkv: {use: bk}\n" + TIERS, encoding="utf-8")
+    quiet = cli("validate", policy)
+    assert quiet.exit_code != 0 and "Traceback" not in quiet.output
+    assert "failed while compiling scores.bkv" in quiet.output and "--debug" in quiet.output
+    loud = cli("--debug", "validate", policy, policy)
+    assert loud.exit_code == quiet.exit_code
+    assert loud.output.count("Traceback (most recent call last)") == 2 and "KeyError: 'no_such_key'" in loud.output
