@@ -55,7 +55,7 @@ GRADE_SECTIONS = {"tier": "tiers", "subgrade": "sub-grades", "stage": "lifecycle
 
 
 def unknown_grade(name: str, value: str, ids: list[str]) -> str:
-    """'unknown tier 'Gold'; did you mean 'gold'? (tiers: gold, silver)': a grade no customer of the policy has."""
+    """"unknown tier 'Gold'; did you mean 'gold'? (the policy's tiers: gold and silver)": a grade no customer has."""
     what = {"subgrade": "sub-grade", "service_level": "service level"}.get(name, name)
     if not ids:
         return f"unknown {what} {value!r}: the policy has no {GRADE_SECTIONS[name]}"
