@@ -15,6 +15,7 @@ from .errors import UsageError
 from .output_file import check_out, write_atomic
 from .results_store import LATEST_FIRST, require_results
 from .run_metrics import RunMetrics
+from .spreadsheet_cells import guarded
 
 BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "stage", "service_level",
                 "tier_rule", "subgrade_rule", "stage_rule"]
@@ -88,7 +89,7 @@ def export_run(db: Path, run_id: int | None, fmt: str, out: Path | None) -> tupl
             writer = csv.writer(buffer)
             writer.writerow(BASE_COLUMNS + metric_names)
             for r in rows:
-                writer.writerow(r)
+                writer.writerow(map(guarded, r))  # a name such as =HYPERLINK(...) must not run in Excel
                 count += 1
         else:
             items = []

@@ -22,6 +22,7 @@ from typing import Any
 
 from .csv_reader import CsvFile
 from .errors import DataError, UsageError
+from .spreadsheet_cells import guarded, unguarded
 
 FORMATS = ("csv", "xlsx")
 SPREADSHEET_SUFFIXES = ("xlsm", "xls", "ods", "numbers")  # other spreadsheet files, which are not read
@@ -135,7 +136,8 @@ def csv_text(columns: list[str], rows: list[list[Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([cell_text(v) for v in row])
+        # text only: a number (a threshold of -0.3) is written as it is, and stays a number in the sheet
+        writer.writerow([guarded(v) if isinstance(v, str) else cell_text(v) for v in row])
     return buffer.getvalue()
 
 
@@ -256,7 +258,7 @@ def _blank(value: Any) -> bool:
 def _read_csv(path: Path) -> Sheet:
     """Every record, the header included (``Sheet.header`` is filled in by the caller)."""
     source = CsvFile(path)
-    records = list(source.records())
+    records = [(number, [unguarded(v) for v in cells]) for number, cells in source.records()]  # as csv_text wrote them
     return Sheet(str(path), [], records, delimiter=source.delimiter)
 
 
