@@ -337,13 +337,13 @@ def explain(
 def export(
     db: Path = typer.Option(..., "--db", help="Database holding the results.", dir_okay=False),
     run: Optional[int] = typer.Option(None, "--run", help="Run id (default: the latest successful run)."),
-    fmt: str = typer.Option("csv", "--format", help="csv or json."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv or json (default: from the --out extension, else csv)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: standard output)."),
 ) -> None:
     """Export a run's assignments (customer, grades, rules, metrics) as CSV or JSON."""
     from .engine.export import export_run
 
-    run_id, count, text = export_run(db, run, fmt.lower(), out)
+    run_id, count, text = export_run(db, run, fmt, out)
     if text is not None:
         sys.stdout.write(text)
     else:

@@ -66,10 +66,38 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str |
     return row
 
 
-def export_run(db: Path, run_id: int | None, fmt: str, out: Path | None) -> tuple[int, int, str | None]:
-    """Write the run as csv/json to ``out`` (atomically) or return it as text. Returns (run_id, rows, text)."""
-    if fmt not in ("csv", "json"):
-        raise UsageError(f"unknown format {fmt!r}", hint="use --format csv or --format json")
+FORMATS = ("csv", "json")
+# Files a spreadsheet program opens as a workbook: CSV text in one is a broken file, not an export.
+WORKBOOK_SUFFIXES = ("xlsx", "xlsm", "xls", "ods", "numbers")
+
+
+def export_format(out: Path | None, given: str | None) -> str:
+    """The format to write: ``--format``, else the extension of ``--out`` (.json or .csv), else CSV.
+
+    ``export --out grades.json`` wrote CSV into the .json file, which every JSON reader then refused; a
+    ``--format`` the extension contradicts is refused for the same reason.
+    """
+    fmt = given.strip().lower() if given is not None else None
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"unknown format {given!r}", hint="use --format csv or --format json")
+    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    if suffix in WORKBOOK_SUFFIXES:
+        raise UsageError(f"--out {out}: export writes CSV or JSON, not a .{suffix} workbook",
+                         hint=f"name the file {out.with_suffix('.csv').name}: spreadsheet programs open CSV files")
+    if suffix in FORMATS:
+        if fmt is not None and fmt != suffix:
+            raise UsageError(f"--out {out} is a .{suffix} name but --format is {fmt}",
+                             hint=f"name the file {out.with_suffix('.' + fmt).name}, or leave out --format "
+                                  f"(the extension decides)")
+        return suffix
+    return fmt or "csv"
+
+
+def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) -> tuple[int, int, str | None]:
+    """Write the run as csv/json to ``out`` (atomically) or return it as text. Returns (run_id, rows, text).
+
+    ``fmt`` None: from the extension of ``out`` (:func:`export_format`)."""
+    fmt = export_format(out, fmt)
     if out is not None:
         check_out(out, reads={"the --db file": db}, example=f"export.{fmt}")
     conn = connect(db, mode="ro")
