@@ -44,11 +44,13 @@ LISTED = 10
 # Every customer of run :rid whose grades differ from run :pid, the previous successful run of its policy.  The
 # tier and stage changes, new and removed customers come from crm_transitions (documented, what BI tools read), with
 # the service levels added; the view leaves out customers whose tier and stage stayed while their sub-grade or
-# service level changed, so the second half adds them, looked up by the primary keys as the view does.
+# service level changed, so the second half adds them, looked up by the primary keys as the view does.  The deciding
+# rules are this run's, all three (the view has no subgrade_rule: it comes from the run's row, as the service level);
+# a removed customer has none.
 CHANGES_SQL = """
 SELECT t.customer_id, t.customer_name, t.direction, t.tier_before, t.tier_after, t.subgrade_before, t.subgrade_after,
        t.stage_before, t.stage_after, p.service_level AS service_level_before, a.service_level AS service_level_after,
-       t.tier_rule, t.stage_rule
+       t.tier_rule, a.subgrade_rule, t.stage_rule
 FROM {view} AS t
 LEFT JOIN crm_assignments AS p ON p.run_id = :pid AND p.customer_id = t.customer_id
 LEFT JOIN crm_assignments AS a ON a.run_id = :rid AND a.customer_id = t.customer_id
@@ -56,7 +58,8 @@ WHERE t.run_id = :rid
 UNION ALL
 SELECT a.customer_id, a.customer_name,
        CASE WHEN p.subgrade IS NOT a.subgrade THEN 'sub-grade' ELSE 'service level' END,
-       p.tier, a.tier, p.subgrade, a.subgrade, p.stage, a.stage, p.service_level, a.service_level, a.tier_rule, a.stage_rule
+       p.tier, a.tier, p.subgrade, a.subgrade, p.stage, a.stage, p.service_level, a.service_level, a.tier_rule,
+       a.subgrade_rule, a.stage_rule
 FROM crm_assignments AS a JOIN crm_assignments AS p ON p.run_id = :pid AND p.customer_id = a.customer_id
 WHERE a.run_id = :rid AND p.tier = a.tier AND p.stage IS a.stage
   AND (p.subgrade IS NOT a.subgrade OR p.service_level IS NOT a.service_level)"""

@@ -70,12 +70,13 @@ def test_sub_grade_and_service_level_changes_are_listed_and_counted(graded):
     assert by_id["g"] == {
         "customer_id": "g", "customer_name": "G", "direction": "sub-grade", "tier_before": "gold", "tier_after": "gold",
         "subgrade_before": "gold_plus", "subgrade_after": "gold_basic", "stage_before": "active", "stage_after": "active",
-        "service_level_before": "gold-care", "service_level_after": "gold-care", "tier_rule": "gold", "stage_rule": "default"}
+        "service_level_before": "gold-care", "service_level_after": "gold-care", "tier_rule": "gold",
+        "subgrade_rule": "default", "stage_rule": "default"}
     assert by_id["c"] == {
         "customer_id": "c", "customer_name": "C", "direction": "service level", "tier_before": "silver",
         "tier_after": "silver", "subgrade_before": None, "subgrade_after": None, "stage_before": "active",
         "stage_after": "active", "service_level_before": "silver-care", "service_level_after": "silver-plus",
-        "tier_rule": "silver", "stage_rule": "default"}
+        "tier_rule": "silver", "subgrade_rule": None, "stage_rule": "default"}
     # the service levels are there for the view's changes too
     assert (by_id["b"]["service_level_before"], by_id["b"]["service_level_after"]) == ("bronze-care", "silver-plus")
     # every customer of both runs is counted once: by direction, or unchanged (e)
@@ -120,6 +121,23 @@ def test_cli_changes_json_lists_the_new_kinds(cli, graded):
     got = json.loads(cli("changes", "--db", graded, "--json", ok=True).output)
     assert got == changes(graded)
     assert {r["direction"] for r in got["changes"]} >= {"sub-grade", "service level"}
+
+
+def test_cli_changes_json_has_the_deciding_sub_grade_rule(cli, graded):
+    got = json.loads(cli("changes", "--db", graded, "--json", ok=True).stdout)
+    by_id = {r["customer_id"]: r for r in got["changes"]}
+    assert (by_id["g"]["subgrade_before"], by_id["g"]["subgrade_after"], by_id["g"]["subgrade_rule"]) == \
+        ("gold_plus", "gold_basic", "default")
+    assert (by_id["h"]["subgrade_after"], by_id["h"]["subgrade_rule"]) == ("gold_basic", "default")  # a transition
+    assert by_id["b"]["subgrade_rule"] is None  # a tier without sub-grades
+
+
+def test_cli_changes_json_rows_have_every_grade_the_table_shows_and_its_rule(cli, graded):
+    got = json.loads(cli("changes", "--db", graded, "--json", ok=True).stdout)
+    keys = {"customer_id", "customer_name", "direction", "tier_before", "tier_after", "tier_rule", "subgrade_before",
+            "subgrade_after", "subgrade_rule", "stage_before", "stage_after", "stage_rule", "service_level_before",
+            "service_level_after"}
+    assert got["changes"] and all(set(r) == keys for r in got["changes"])
 
 
 def test_cli_changes_summary_and_table_show_the_new_kinds(cli, graded, columns):
