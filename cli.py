@@ -344,6 +344,8 @@ def export(
     from .engine.export import export_run
 
     run_id, count, text = export_run(db, run, fmt, out)
+    if run is None:
+        _note_newer_failures(db, run_id)
     if text is not None:
         sys.stdout.write(text)
     else:
@@ -607,6 +609,8 @@ def actions(
     from .engine.terminal_table import print_listing
 
     run_id, items = list_actions(db, run, due_before, owner, action)
+    if run is None:
+        _note_newer_failures(db, run_id)
     if as_json:
         _print_json({"run_id": run_id, "actions": items})
         return
@@ -746,6 +750,24 @@ def _ids(ids: list[int]) -> str:
     return ", ".join("-".join(map(str, p)) for p in parts) or "none"
 
 
+def _note_newer_failures(db: Path, run_id: int, policy: str | None = None) -> None:
+    """On stderr, for a command that took the latest successful run: a newer run that failed, so that last night's
+    failure is not taken for last night's results (stdout, which a script may read, is left as it is)."""
+    from shlex import quote
+
+    from .engine.run_history import newer_failures
+
+    failed = newer_failures(db, run_id, policy)
+    if failed is None:
+        return
+    n, shown = failed["count"], f"this is run {run_id} (as of {failed['shown_as_of']}), the latest successful run"
+    which = f"run {failed['run_id']}" if n == 1 else f"{n} later runs failed, the latest: run {failed['run_id']}"
+    err_console.print(f"note: {which} of policy {failed['policy_name']} as of {failed['as_of']}"
+                      f"{' failed' if n == 1 else ''}; {shown}; `crm-rules runs --db {quote(str(db))} "
+                      f"--policy {quote(failed['policy_name'])}` says why",
+                      highlight=False, markup=False)
+
+
 @app.command()
 def runs(
     db: Path = ResultsDbOption,
@@ -872,6 +894,8 @@ def changes(
     from .engine.terminal_table import print_listing, titled_table
 
     c = run_changes(db, run, policy)
+    if run is None:
+        _note_newer_failures(db, c["run_id"], policy)
     if as_json:
         _print_json(c)
         return
@@ -985,6 +1009,8 @@ def report(
     from .engine.report_html import write_report
 
     result = write_report(db, out, run, policy, results_db, max_rows=rows)
+    if run is None:
+        _note_newer_failures(results_db or db, result["run_id"], policy)
     if as_json:
         _print_json(result)
         return

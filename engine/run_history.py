@@ -112,6 +112,31 @@ def _previous_run(conn: sqlite3.Connection, run: sqlite3.Row) -> sqlite3.Row | N
         (run["policy_name"], run["as_of"], run["as_of"], run["run_id"])).fetchone()
 
 
+def newer_failures(db: Path, run_id: int, policy: str | None = None) -> dict | None:
+    """The failed runs that would have been shown instead of run ``run_id`` had they succeeded, or None.
+
+    A command without ``--run`` shows the latest successful run (of ``policy``, else of any policy): when last
+    night's run failed, that is yesterday's, and the user must be told.  These are the failed runs after it in
+    RUN_ORDER among the same runs: ``{"run_id", "policy_name", "as_of"}`` of the latest of them, ``count`` of
+    them, and ``shown_as_of``, the date of run ``run_id``.
+    A failed backfill (an earlier date) is not one: it would not have been shown either.
+    """
+    conn = _open(db)
+    try:
+        run = conn.execute("SELECT as_of FROM crm_runs WHERE run_id = ?", (run_id,)).fetchone()
+        sql = "FROM crm_runs WHERE status = 'failed' AND (as_of > :as_of OR (as_of = :as_of AND run_id > :rid))"
+        args = {"as_of": run["as_of"], "rid": run_id, "policy": policy}
+        if policy is not None:
+            sql += " AND policy_name = :policy"
+        count = conn.execute(f"SELECT count(*) {sql}", args).fetchone()[0]
+        if not count:
+            return None
+        latest = conn.execute(f"SELECT run_id, policy_name, as_of {sql} ORDER BY {LATEST_FIRST} LIMIT 1", args).fetchone()
+        return dict(latest) | {"count": count, "shown_as_of": run["as_of"]}
+    finally:
+        conn.close()
+
+
 def list_runs(db: Path, policy: str | None = None) -> list[dict]:
     """Every run (failed ones too), oldest first, optionally of one policy."""
     conn = _open(db)
