@@ -814,12 +814,13 @@ def history(
 ) -> None:
     """Show a customer's tier, sub-grade, stage and service level in every run, with the deciding rules and policy hash."""
 
-    from .engine.run_history import customer_history
+    from .engine.run_history import customer_history, history_pruned
     from .engine.terminal_table import titled_table
 
     items = customer_history(db, customer_id, policy)
+    pruned = history_pruned(db, items)
     if as_json:
-        _print_json({"customer_id": items[-1]["customer_id"], "history": items})
+        _print_json({"customer_id": items[-1]["customer_id"], "history": items, "pruned_runs": pruned})
         return
     last = items[-1]
     policies = list(dict.fromkeys(r["policy_name"] for r in items))
@@ -874,6 +875,12 @@ def history(
     if left_out:
         console.print(f"{', '.join(left_out)} left out to fit this terminal ({console.width} columns): widen it, "
                       f"or use --json", highlight=False)
+    for name, n in pruned.items():
+        if n:  # the first row shown is not where the customer's history began
+            first = next(r for r in items if r["policy_name"] == name)
+            console.print(f"note: {n} successful run{'s' if n != 1 else ''} of policy {escape(name)} before run "
+                          f"{first['run_id']} (as of {first['as_of']}) {'were' if n != 1 else 'was'} pruned: this "
+                          f"history may have begun earlier", highlight=False)
 
 
 CHANGES_FULL_WIDTH = 100  # terminal columns the changed-customers table needs to show service levels readably
@@ -900,13 +907,23 @@ def changes(
         _print_json(c)
         return
     name = escape(c["policy_name"])
+    pruned = c["pruned_runs"]
+    runs_pruned = f"{pruned} successful run{'s' if pruned != 1 else ''} of policy {name}"
     if c["previous_run_id"] is None:
-        console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) is the first successful run of policy "
-                      f"{name}: there is nothing to compare it with", highlight=False)
+        if pruned:  # the oldest run prune kept: not the policy's first
+            console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) has no earlier run kept: "
+                          f"{runs_pruned} before it {'were' if pruned != 1 else 'was'} pruned; there is nothing to "
+                          f"compare it with", highlight=False)
+        else:
+            console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) is the first successful run of policy "
+                          f"{name}: there is nothing to compare it with", highlight=False)
         return
     console.print(f"[b]{name}[/b] run {c['run_id']} (as of {c['as_of']}, {c['customers']:,} customers) "
                   f"vs run {c['previous_run_id']} (as of {c['previous_as_of']}, {c['previous_customers']:,} customers)",
                   highlight=False)
+    if pruned:  # a backfill older than what prune deleted: the changes span the pruned runs too
+        console.print(f"note: {runs_pruned} between the two {'were' if pruned != 1 else 'was'} pruned; these changes "
+                      f"include theirs", highlight=False)
     if c["policy_changed"]:
         console.print(f"note: the policy changed between the runs (sha256 {c['previous_policy_sha256'][:12]} → "
                       f"{c['policy_sha256'][:12]})", highlight=False)

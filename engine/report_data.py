@@ -33,7 +33,7 @@ from .database import connect
 from .errors import UsageError
 from .export import resolve_run
 from .expr_sql import quote_identifier as q
-from .run_history import _open, _previous_run
+from .run_history import _open, _previous_run, pruned_runs
 from .run_metrics import RunMetrics
 from .plugin_sql import trimmed_owner
 
@@ -288,11 +288,13 @@ def _transitions(conn: sqlite3.Connection, run: sqlite3.Row, definitions: dict) 
     """Customers per (tier before, tier after) since the policy's previous successful run.
 
     ``from`` is None for customers new in this run, ``to`` None for customers it no longer has,
-    so the rows add up to both runs' sizes, as in ``crm-rules changes``.
+    so the rows add up to both runs' sizes, as in ``crm-rules changes``.  ``pruned``: the policy's successful runs
+    between the two (before this run, without a previous one) that prune deleted.
     """
     prev = _previous_run(conn, run)
+    pruned = pruned_runs(conn, run["policy_name"], run, prev)  # between them; without a previous run, before it
     if prev is None:
-        return {"previous": None}
+        return {"previous": None, "pruned": pruned}
     rid, pid = run["run_id"], prev["run_id"]
     cells = conn.execute(
         "SELECT p.tier, a.tier, count(*) FROM crm_assignments AS a LEFT JOIN crm_assignments AS p "
@@ -320,7 +322,8 @@ def _transitions(conn: sqlite3.Connection, run: sqlite3.Row, definitions: dict) 
             totals["unranked"] += n
     return {"previous": {"run_id": pid, "as_of": prev["as_of"], "policy_sha256": prev["policy_sha256"],
                          "policy_changed": prev["policy_sha256"] != run["policy_sha256"]},
-            "tiers": order, "cells": [{"from": f, "to": to, "customers": n} for f, to, n in cells], "totals": totals}
+            "tiers": order, "cells": [{"from": f, "to": to, "customers": n} for f, to, n in cells], "totals": totals,
+            "pruned": pruned}
 
 
 # --- actions ---------------------------------------------------------------------------------

@@ -154,10 +154,14 @@ def _kpis(data: dict, labels: _Labels) -> str:
         cards.append(("Credit hold or block", _n(stopped),
                       f"{pct(stopped / run['customers'] if run['customers'] else 0)} of customers ({c['label']})"))
     tr = data["transitions"]
+    pruned = tr["pruned"]
     if tr["previous"]:
         t = tr["totals"]
         cards.append(("Tier changes", f"↑{t['upgrades']:,} ↓{t['downgrades']:,}",
-                      f"since run #{tr['previous']['run_id']} ({tr['previous']['as_of']})"))
+                      f"since run #{tr['previous']['run_id']} ({tr['previous']['as_of']})"
+                      + (f"; {pruned:,} pruned between" if pruned else "")))
+    elif pruned:  # the oldest run prune kept is not the policy's first
+        cards.append(("Tier changes", "—", f"no earlier run kept ({pruned:,} pruned)"))
     else:
         cards.append(("Tier changes", "—", "first run of this policy"))
     body = "".join(f'<div class="kpi"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div>'
@@ -266,6 +270,14 @@ def _funnels(data: dict, labels: _Labels) -> str:
 
 def _transitions(data: dict, labels: _Labels) -> str:
     tr, run = data["transitions"], data["run"]
+    pruned = tr["pruned"]
+    if tr["previous"] is None and pruned:
+        were = f"{pruned:,} earlier successful run{'s' if pruned != 1 else ''} of it {'were' if pruned != 1 else 'was'}"
+        body = (f'<div class="note">Run #{run["run_id"]} has no earlier run of policy <b>{esc(run["policy_name"])}</b> '
+                f'kept in this database: {were} pruned (<code>crm-rules prune</code>), so there is no previous run to '
+                f'compare it with. The next run of the policy (a later <code>--as-of</code>) is compared with this '
+                f'one.</div>')
+        return _section("transitions", "Tier transitions", "", body)
     if tr["previous"] is None:
         body = (f'<div class="note">Run #{run["run_id"]} is the first successful run of policy '
                 f'<b>{esc(run["policy_name"])}</b> in this database: there is no previous run to compare it with. '

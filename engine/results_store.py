@@ -13,7 +13,7 @@ from .database import table_columns
 from .errors import DataError, UsageError
 from .expr_sql import quote_identifier as q
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # version -> statements that bring a results schema of the previous version up to it
 # version -> columns that version added (table, column, type); views come with ensure_schema
@@ -25,6 +25,9 @@ MIGRATIONS: dict[int, list[tuple[str, str, str]]] = {
     # crm_assignments.metrics, which is left as it is (run_metrics.RunMetrics reads both)
     5: [("crm_runs", "metrics", "TEXT")],
     6: [],  # the views order a policy's runs by as-of date (REDEFINED_VIEWS)
+    # crm_pruned_runs (created below): what prune deleted, so that the oldest run it kept is not called the first;
+    # a crm-rules of schema 6 refuses to prune here, as its prune would delete runs without recording them
+    7: [],
 }
 
 # version -> views whose definition that version changed: dropped, then created again with the others
@@ -55,6 +58,14 @@ TABLES = {
         source_db TEXT,
         error TEXT,
         notes TEXT)""",
+    # One row per run `crm-rules prune` deleted (its crm_runs row goes): the oldest run kept of a policy is not
+    # its first run when earlier ones were pruned, and `changes`, `history` and the report say so.
+    "crm_pruned_runs": """CREATE TABLE IF NOT EXISTS {s}crm_pruned_runs (
+        run_id INTEGER PRIMARY KEY,
+        policy_name TEXT NOT NULL,
+        as_of TEXT NOT NULL,
+        status TEXT NOT NULL,
+        pruned_at TEXT NOT NULL)""",
     "crm_policies": """CREATE TABLE IF NOT EXISTS {s}crm_policies (
         sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, document TEXT NOT NULL)""",
     "crm_definitions": """CREATE TABLE IF NOT EXISTS {s}crm_definitions (

@@ -3,7 +3,9 @@
 Runs are immutable.  A run is written once, in one transaction (``runner.write_run``), and nothing
 in crm-rules updates or deletes a result row afterwards, with one exception: :func:`prune`,
 which deletes whole runs and only when the user asks for it (``crm-rules prune --keep N``).
-No other command prunes, whatever the number of runs.
+No other command prunes, whatever the number of runs.  Prune records each run it deletes in
+``crm_pruned_runs``, so that the oldest run it kept is not taken for the policy's first
+(:func:`pruned_runs`).
 
 Every reader here opens the database read-only.  Transitions come from the ``crm_transitions``
 view (see ``results_store.VIEWS``).  If the results were last written by an older crm-rules
@@ -14,6 +16,7 @@ so the same definition is created as a TEMP view on the connection instead.  The
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sqlite3
@@ -137,6 +140,24 @@ def newer_failures(db: Path, run_id: int, policy: str | None = None) -> dict | N
         conn.close()
 
 
+def pruned_runs(conn: sqlite3.Connection, policy: str, before, after=None) -> int:
+    """Successful runs of ``policy`` that prune deleted from before run ``before`` (and after run ``after``), in RUN_ORDER.
+
+    ``before`` and ``after`` are runs (anything with ``as_of`` and ``run_id``).  Without them the oldest kept run
+    looked like the policy's first run, and a run whose previous runs were pruned like a run with nothing before it.
+    Results that were never pruned by a crm-rules recording it have no crm_pruned_runs table: 0.
+    """
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'crm_pruned_runs'").fetchone():
+        return 0
+    sql = ("SELECT count(*) FROM crm_pruned_runs WHERE policy_name = ? AND status = 'succeeded' "
+           "AND (as_of < ? OR (as_of = ? AND run_id < ?))")
+    args = [policy, before["as_of"], before["as_of"], before["run_id"]]
+    if after is not None:
+        sql += " AND (as_of > ? OR (as_of = ? AND run_id > ?))"
+        args += [after["as_of"], after["as_of"], after["run_id"]]
+    return conn.execute(sql, args).fetchone()[0]
+
+
 def list_runs(db: Path, policy: str | None = None) -> list[dict]:
     """Every run (failed ones too), oldest first, optionally of one policy."""
     conn = _open(db)
@@ -177,6 +198,19 @@ def customer_history(db: Path, customer_id: str, policy: str | None = None) -> l
         if not rows:
             raise _not_found(conn, db, customer_id, policy)
         return rows
+    finally:
+        conn.close()
+
+
+def history_pruned(db: Path, history: list[dict]) -> dict[str, int]:
+    """Per policy of a customer's ``history``: its successful runs before the customer's first row of it that prune
+    deleted.  Where there are any, the first row is not where the customer's history began."""
+    conn = _open(db)
+    try:
+        firsts: dict[str, dict] = {}
+        for row in history:
+            firsts.setdefault(row["policy_name"], row)
+        return {name: pruned_runs(conn, name, row) for name, row in firsts.items()}
     finally:
         conn.close()
 
@@ -248,6 +282,8 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
     both runs.  ``matrix`` has one entry per
     (tier before, tier after) pair with its number of customers, unchanged pairs included; ``from`` is
     None for new customers and ``to`` None for removed ones, so the counts add up to both runs' sizes.
+    ``pruned_runs`` counts the policy's successful runs between the two (before the run, when there is no
+    previous run) that ``prune`` deleted: a run without a previous one is its policy's first only without them.
     """
     conn = _open(db)
     try:
@@ -267,6 +303,7 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
             "source_db": run["source_db"], "previous_source_db": None,
             "previous_customers": 0, "totals": {**{k: 0 for k in DIRECTIONS.values()}, "stage_changes": 0, "unchanged": 0},
             "tiers": tiers, "matrix": [], "changes": [],
+            "pruned_runs": pruned_runs(conn, run["policy_name"], run, prev),
         }
         if prev is None:
             return result
@@ -324,7 +361,8 @@ def prune(db: Path, keep: int, policy: str | None = None, dry_run: bool = False)
     stay (they belong to the kept period).  A policy without a successful run
     keeps all of its runs.  With ``policy``, only that policy's runs are considered.  All rows of the
     deleted runs go (crm_assignments, crm_definitions, crm_actions, crm_errors, crm_runs), and so do
-    crm_policies documents that no remaining run uses, in one transaction: all or nothing.  Run ids
+    crm_policies documents that no remaining run uses, in one transaction: all or nothing; each deleted
+    run is recorded in crm_pruned_runs (its id, policy, as-of date, status).  Run ids
     are never reused (crm_runs is AUTOINCREMENT).  ``dry_run`` reports what would go and changes nothing.
     Nothing else in crm-rules ever calls this.
 
@@ -389,6 +427,10 @@ def _prune(conn: sqlite3.Connection, keep: int, policy: str | None, dry_run: boo
         f"SELECT DISTINCT policy_sha256 FROM crm_runs WHERE run_id IN {ids} AND policy_sha256 NOT IN "
         f"(SELECT policy_sha256 FROM crm_runs WHERE run_id NOT IN {ids}) "
         f"AND policy_sha256 IN (SELECT sha256 FROM crm_policies) ORDER BY policy_sha256", params)]
+    if not dry_run:  # before crm_runs loses them: what was deleted, for pruned_runs
+        conn.execute("INSERT OR REPLACE INTO crm_pruned_runs (run_id, policy_name, as_of, status, pruned_at) "
+                     f"SELECT run_id, policy_name, as_of, status, :at FROM crm_runs WHERE run_id IN {ids}",
+                     params | {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
     rows = {}
     for table in tables + ["crm_runs"]:
         if dry_run:
