@@ -161,6 +161,24 @@ OverridesOption = typer.Option(None, "--overrides", dir_okay=False,
                                help="YAML or CSV file of manual overrides (instead of the policy's overrides: source).")
 
 
+def _note_policy_choice(ref: str | Path, option: str = "-p ") -> None:
+    """On stderr: which file a bare policy name (``-p base``) was when it names both a file here and a shipped policy.
+
+    ``option``: how the command takes the policy (``-p `` or nothing for an argument), for the commands to type."""
+    from shlex import quote
+
+    from .engine.policy_files import shadowed_shipped
+
+    found = shadowed_shipped(str(ref))
+    if found is None:
+        return
+    local, shipped = found
+    here = f"./{local}" if not local.is_absolute() else str(local)
+    err_console.print(f"note: {option}{ref} is {here} in this folder, not the shipped policy {ref}; give "
+                      f"{option}{quote(here)} to say so without this note, or the shipped one's path: "
+                      f"{option}{quote(str(shipped))}", highlight=False, markup=False)
+
+
 def _labels_by_kind(policy) -> dict[str, dict[str, str]]:
     return {"tiers": {t.id: t.rule.label for t in policy.tiers},
             "subgrades": {s.id: s.label for t in policy.tiers for s in t.subgrades},
@@ -218,6 +236,7 @@ def apply(
     date = parse_as_of(as_of)
     if not allow_future:
         _refuse_future(date)
+    _note_policy_choice(policy)
     loaded = load_policy(policy)
     with _progress_bars() as progress:
         outcome = apply_policy(db, loaded, date, results_db, dry_run=dry_run, overrides=overrides, progress=progress)
@@ -251,6 +270,7 @@ def validate(
                 if not as_json:
                     console.print(f"ok: {path} (policy tests for {tests.policy.name}, {len(tests.cases)} cases)", highlight=False)
                 continue
+            _note_policy_choice(path, option="")
             loaded = load_policy(path)
             if db is not None:
                 conn = connect(db, mode="ro")
@@ -322,6 +342,7 @@ def explain(
     from .engine.runner import parse_as_of
 
     date = parse_as_of(as_of) if as_of is not None or run is None else None
+    _note_policy_choice(policy)
     result = explain_customer(db, load_policy_of_run(policy, results_db or db, run), customer_id, date, overrides,
                               run_id=run, recompute=recompute, results_db=results_db)
     if as_json:
@@ -679,6 +700,8 @@ def diff(
     if results_db is not None and against_run is None:
         raise UsageError("--results-db is only used with --against-run")
     date = parse_as_of(as_of) if as_of is not None or against_run is None else None
+    for ref in policies:
+        _note_policy_choice(ref, option="")
     old = load_policy(policies[0]) if against_run is None else None
     new = load_policy(policies[-1])
     result = diff_policies(db, old, new, date, against_run, list_customers=customers, results_db=results_db,
@@ -704,6 +727,7 @@ def analyze(
     from .engine.runner import parse_as_of
 
     fmt = _table_or_json(fmt, as_json)
+    _note_policy_choice(policy)
     result = analyze_policy(db, load_policy(policy), parse_as_of(as_of), overrides)
     if fmt == "json":
         _print_json(result)
@@ -726,6 +750,7 @@ def index(
     from .engine.runner import parse_as_of
 
     date = parse_as_of(as_of)
+    _note_policy_choice(policy)
     result = advise_indexes(db, load_policy(policy), date, create=create)
     if as_json:
         _print_json(result)
@@ -1061,6 +1086,7 @@ def table_export(
     from .engine.rule_table_io import csv_text, output_format, xlsx_bytes
     from .engine.terminal_table import titled_table
 
+    _note_policy_choice(policy, option="")
     if table is None:
         tables = list_tables(policy)
         if as_json:

@@ -77,6 +77,24 @@ def resolve_policy_path(ref: str, relative_to: Path | None = None) -> Path | Non
     return None
 
 
+def shadowed_shipped(ref: str) -> tuple[Path, Path] | None:
+    """(the file, the shipped policy) when a bare name given on the command line (``-p base``) is a file in the
+    current folder while a shipped policy has that name too; else None.
+
+    The file wins, as it should (a copied policy folder is edited in place), but silently it also won when the
+    user meant the shipped policy and a stray base.yaml lay in the folder.  A path or a name with .yaml says
+    which file is meant, and ``extends:`` is resolved next to its own file: neither is ambiguous.
+    """
+    if "/" in ref or "\\" in ref or ref.endswith(".yaml") or is_test_file(ref):
+        return None
+    shipped = shipped_policies_dir().joinpath(f"{ref}.yaml")
+    found = resolve_policy_path(ref)
+    if found is None or not shipped.is_file():
+        return None
+    shipped_path = Path(str(shipped))
+    return None if found.resolve() == shipped_path.resolve() else (found, shipped_path)
+
+
 def _merges(path: tuple) -> bool:
     """Whether the child's mapping at ``path`` merges into the base's instead of replacing it.
 
