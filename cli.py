@@ -326,7 +326,9 @@ def explain(
     policy: str = PolicyOption,
     as_of: Optional[str] = AsOfOption,
     overrides: Optional[Path] = OverridesOption,
-    run: Optional[int] = typer.Option(None, "--run", help="Explain this stored run (its as-of date and overrides)."),
+    run: Optional[int] = typer.Option(None, "--run", help="Explain this stored run (its as-of date and overrides; "
+                                                          "the policy as the run stored it, if the file has changed "
+                                                          "since)."),
     recompute: bool = typer.Option(False, "--recompute", help="Compute the policy now instead of reading a stored run."),
     results_db: Optional[Path] = typer.Option(None, "--results-db", dir_okay=False,
                                               help="Database holding the runs, when apply wrote them there."),

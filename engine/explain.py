@@ -55,9 +55,10 @@ from .expr_types import NUMBER, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
 from .overrides import load_overrides, split_expired
 from .plugin_sql import ACTIONS
-from .policy_model import Policy, Rule
+from .policy_model import Policy, Rule, build_policy
 from .results_store import has_results
 from .run_metrics import RunMetrics
+from .yaml_source import load_yaml_text
 
 _FLIP = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "=": "=", "!=": "!="}
 
@@ -334,7 +335,8 @@ def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
         values=dict(zip(names, values[len(cols) + len(attrs):])),
         override=override, rule_tier=rule_tier,
         actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest,
-        source={"path": "computed", "run_id": None, "text": text, "notes": list(computed.notes)})
+        source={"path": "computed", "run_id": None, "text": text, "notes": list(computed.notes),
+                "policy": _version(policy, policy)})
     return _assemble(policy, as_of, _Evaluator(conn, table, key, as_of), customer)
 
 
@@ -374,9 +376,32 @@ def _same_file(a: Any, b: Path) -> bool:
         return False
 
 
-def _find_run(conn: Any, rs: str, policy: Policy, as_of: str | None, run_id: int | None, source: Path | None) -> dict:
+def _stored_policy(conn: Any, rs: str, run: dict, policy: Policy) -> Policy | None:
+    """The policy as run ``run`` stored it in crm_policies, when ``policy`` is another version of the same policy.
+
+    Each run keeps its resolved policy document (``extends`` applied, sources inlined), so a policy file edited
+    since the run is no reason to ask for the old file.  None when the names differ (another policy was given,
+    not another version) or the document is not there to give back the run's content.
+    """
+    if run["policy_name"] != policy.name:
+        return None
+    row = conn.execute(f"SELECT document FROM {rs}.crm_policies WHERE sha256 = ?", (run["policy_sha256"],)).fetchone()
+    if row is None:
+        return None
+    doc = load_yaml_text(row[0], f"<policy of run {run['run_id']}>")
+    metrics = doc.data.get("metrics")
+    if isinstance(metrics, dict):  # stored with sorted keys: the metrics in the order the run listed them
+        listed = {name: i for i, name in enumerate(json.loads(run.get("metrics") or "[]"))}
+        doc.data["metrics"] = {k: metrics[k] for k in sorted(metrics, key=lambda k: listed.get(k, len(listed)))}
+    stored = build_policy(doc, [])
+    return stored if stored.sha256 == run["policy_sha256"] else None
+
+
+def _find_run(conn: Any, rs: str, policy: Policy, as_of: str | None, run_id: int | None,
+              source: Path | None) -> tuple[dict, Policy]:
     """The run named, or the latest succeeded run of this policy content and date (of this source database
-    when the results are stored apart from it)."""
+    when the results are stored apart from it), and the policy to explain it with: a run named by id whose policy
+    file has changed since is explained with the version the run stored."""
     if run_id is not None:
         found = _dicts(conn.execute(f"SELECT * FROM {rs}.crm_runs WHERE run_id = ?", (run_id,)))
         if not found:
@@ -385,21 +410,24 @@ def _find_run(conn: Any, rs: str, policy: Policy, as_of: str | None, run_id: int
         if run["status"] != "succeeded":
             raise UsageError(f"run {run_id} failed and has no results: {run['error']}")
         if run["policy_sha256"] != policy.sha256:
-            raise UsageError(f"run {run_id} was made with other policy content (sha256 {run['policy_sha256'][:12]}, "
-                             f"this policy is {policy.sha256[:12]})",
-                             hint="pass the policy file the run was made with, or drop --run")
+            stored = _stored_policy(conn, rs, run, policy)
+            if stored is None:
+                raise UsageError(f"run {run_id} was made with other policy content (sha256 {run['policy_sha256'][:12]}, "
+                                 f"this policy is {policy.sha256[:12]})",
+                                 hint="pass the policy file the run was made with, or drop --run")
+            policy = stored
         if as_of is not None and run["as_of"] != as_of:
             raise UsageError(f"run {run_id} is as of {run['as_of']}, not {as_of}", hint="drop --as-of, or drop --run")
         if source is not None and not _same_file(run["source_db"], source):
             raise _CannotUseRun(f"run {run_id} graded database {run['source_db']}, not {source}")
-        return run
+        return run, policy
     found = _dicts(conn.execute(
         f"SELECT * FROM {rs}.crm_runs WHERE status = 'succeeded' AND policy_sha256 = ? AND as_of = ? "
         f"ORDER BY run_id DESC", (policy.sha256, as_of)))
     found = [r for r in found if source is None or _same_file(r["source_db"], source)]
     if not found:
         raise _CannotUseRun(f"no succeeded run of policy {policy.name} (sha256 {policy.sha256[:12]}) as of {as_of} is stored")
-    return found[0]
+    return found[0], policy
 
 
 def _run_facts(run: dict, policy: Policy) -> dict:
@@ -483,7 +511,8 @@ def _check_decisions(conn: Any, policy: Policy, as_of: str, result: dict, grades
 def _explain_stored(rc: Any, schema: str, policy: Policy, customer_id: str, as_of: str | None, overrides: Path | None,
                     run_id: int | None, source: Path | None) -> dict:
     conn, rs = rc.conn, q(schema)
-    run = _find_run(conn, rs, policy, as_of, run_id, source)
+    given = policy
+    run, policy = _find_run(conn, rs, policy, as_of, run_id, source)
     rid, as_of = run["run_id"], run["as_of"]
     facts = _run_facts(run, policy)
     if run_id is None:
@@ -535,11 +564,23 @@ def _explain_stored(rc: Any, schema: str, policy: Policy, customer_id: str, as_o
         values={n: values.get(n) for n in names}, override=override, rule_tier=rule_tier,
         actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest,
         source={"path": "stored", "run_id": rid, "finished_at": run.get("finished_at"),
-                "text": f"from run {rid} (finished {run.get('finished_at')})",
-                "notes": json.loads(run.get("notes") or "[]")})
+                "text": f"from run {rid} (finished {run.get('finished_at')})" + _version_text(policy, given),
+                "notes": json.loads(run.get("notes") or "[]"), "policy": _version(policy, given, rid)})
     result = _assemble(policy, as_of, _Evaluator(conn, f"temp.{q(ROW)}", key, as_of), customer)
     _check_decisions(conn, policy, as_of, result, grades, rule_tier, f"temp.{q(ROW)}")
     return result
+
+
+def _version(used: Policy, given: Policy, run_id: int | None = None) -> dict:
+    """Which version of the policy explained: the file given, or the document the run stored (the file changed)."""
+    return {"sha256": used.sha256, "file_sha256": given.sha256, "stored_with_run": None if used is given else run_id}
+
+
+def _version_text(used: Policy, given: Policy) -> str:
+    if used is given:
+        return ""
+    return (f", with the policy as the run stored it (sha256 {used.sha256[:12]}); the policy file has changed since "
+            f"(sha256 {given.sha256[:12]} now)")
 
 
 def _attach_results(rc: Any, results_db: Path | None) -> str | None:
@@ -558,8 +599,10 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str | No
                      *, run_id: int | None = None, recompute: bool = False, results_db: Path | None = None) -> dict:
     """Explain one customer: from a stored run when one gives the identical answer, else computed now.
 
-    ``run_id``: explain that stored run, with the overrides it applied (an error if it cannot be
-    explained from storage); ``as_of`` may then be None (the run's date).  ``recompute``: always compute
+    ``run_id``: explain that stored run, with the overrides it applied and, when ``policy`` is another version
+    of the run's policy (the file was edited since), with the policy document the run stored (an error if it
+    cannot be explained from storage); ``as_of`` may then be None (the run's date).  ``result["source"]["policy"]``
+    says which version explained.  ``recompute``: always compute
     now.  ``results_db``: where the runs are stored when not in ``db``.  ``result["source"]`` says
     which path answered: ``{"path": "stored", "run_id", "finished_at", "text": "from run N (finished …)"}``
     or ``{"path": "computed", "run_id": None, "text": "computed now: <why>"}``, with the run's ``notes`` (on

@@ -108,7 +108,8 @@ def test_falls_back_to_computing_and_says_why(demo_db):
     policy = load_policy("base")
     e = explain_customer(demo_db, policy, "C000002", AS_OF)
     assert e["source"] == {"path": "computed", "run_id": None, "text": "computed now: the database has no stored runs",
-                           "notes": []}
+                           "notes": [], "policy": {"sha256": policy.sha256, "file_sha256": policy.sha256,
+                                                   "stored_with_run": None}}
     run_id = store_run(demo_db, policy)
     assert "as of 2026-05-31 is stored" in explain_customer(demo_db, policy, "C000002", "2026-05-31")["source"]["text"]
     assert explain_customer(demo_db, policy, "C000002", AS_OF, recompute=True)["source"]["text"] == "computed now: --recompute"
