@@ -244,9 +244,18 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     sources = list(plan.aggregates)
     # The same pass counts the customers who joined after the as-of date (a "since" later than it).
     since = [f"total({q('since')} > :as_of)"] if "since" in plan.attributes else []
+    # ... and those without one, whose tenure is then unknown: a rule `tenure_years < 2` matches none of them
+    tenures = [m.name for m in policy.metrics.values() if m.kind == "tenure"] if binding.tenure_from_since else []
+    if since and tenures:
+        since.append(f"total({q('since')} IS NULL)")
     found = list(conn.execute(f"SELECT {', '.join([f'total({q(matched_column(s))})' for s in sources] + since)} "
                               f"FROM temp.{q(plan.base)}", {"as_of": as_of}).fetchone() if sources or since else ())
     notes = []
+    if since and tenures and (no_since := int(found.pop())):
+        notes.append(f"{no_since:,} customer(s) have no {binding.attributes['since'].column!r} (NULL): their "
+                     f"{', '.join(tenures)} {'is' if len(tenures) == 1 else 'are'} empty, so no rule on "
+                     f"{'it' if len(tenures) == 1 else 'them'} matches them; fill the dates in, or say what they get, "
+                     f"e.g. `{tenures[0]} is null or {tenures[0]} < 2`")
     if since and (joined_later := int(found.pop())):
         notes.append(f"{joined_later:,} customer(s) joined after the as-of date {as_of} (their "
                      f"{binding.attributes['since'].column!r} is later): they are graded before they existed, "

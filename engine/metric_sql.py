@@ -451,7 +451,8 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
         operand = sq.expr(m.operand.node)
         cur = sq.add(m.name + "__cur", _Aggregate("SUM", sq.window(m, periods=1), operand))
         prev = sq.add(m.name + "__prev", _Aggregate("SUM", sq.window(m, periods=2, upto_periods=1), operand))
-        return f"(coalesce({ref(cur)}, 0) * 1.0 / NULLIF({ref(prev)}, 0) - 1)"
+        # over a previous period of 0 or less (credit notes outweighing sales) a growing customer got -1900%
+        return f"(CASE WHEN {ref(prev)} > 0 THEN coalesce({ref(cur)}, 0) * 1.0 / {ref(prev)} - 1 END)"
     if kind == "contract_days_left":
         start, end = sq.col("start"), sq.col("end")
         cond = (sq.cut(start), f"date({end}) >= :as_of") + ((sq.expr(m.where.node),) if m.where is not None else ())

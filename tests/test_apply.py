@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import AS_OF, file_digest, stored_metrics, user_tables_digest
-from small_db import rows
+from small_db import rows, run
 from crm_rules.engine.errors import DataError, RunError
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.runner import apply_policy
@@ -68,6 +68,35 @@ def test_results_match_revenue_shares_and_rules(demo_db):
     # service levels: the most specific entry wins (A in decline -> A-recovery)
     assert rows(demo_db, "SELECT DISTINCT service_level FROM crm_assignments WHERE tier='A' AND stage='decline'") in ([("A-recovery",)], [])
     assert rows(demo_db, "SELECT count(*) FROM crm_assignments WHERE tier='A' AND stage!='decline' AND service_level!='A-key'") == [(0,)]
+
+
+def test_customers_without_a_since_date_are_noted(tmp_path):
+    # their tenure is NULL: `tenure_years < 2` matches none of them, and they fell to the default stage unseen
+    from small_db import make_db
+
+    db = make_db(tmp_path / "s.db", [("a", "A", "r"), ("b", "B", "r")], orders=[("a", "2026-05-01", 10)])
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE customers SET created_at = NULL WHERE id = 'a'")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("metrics:\n  tenure_years: {tenure: years}\n  revenue: {sum: amount}\n"
+                      "tiers:\n  levels: [{id: A, default: true}]\n"
+                      "lifecycle:\n  stages: [{id: new, when: 'tenure_years < 2'}, {id: stable, default: true}]\n")
+    outcome = apply_policy(db, load_policy(policy), AS_OF)
+    assert outcome.notes == ["1 customer(s) have no 'created_at' (NULL): their tenure_years is empty, so no rule on it "
+                             "matches them; fill the dates in, or say what they get, e.g. `tenure_years is null or "
+                             "tenure_years < 2`"]
+
+
+def test_a_trend_over_a_previous_period_of_zero_or_less_is_empty(tmp_path):
+    # credit notes outweighing sales before: -5,000 then +90,000 was a trend of -19, a "decline" and a churn alert
+    from small_db import make_db
+
+    db = make_db(tmp_path / "s.db", [("neg", "N", "r"), ("zero", "Z", "r"), ("up", "U", "r")], orders=[
+        ("neg", "2025-10-01", 40_000), ("neg", "2025-11-01", -45_000), ("neg", "2026-03-01", 90_000),
+        ("zero", "2026-03-01", 500), ("up", "2025-10-01", 100), ("up", "2026-03-01", 150)])
+    got = run(tmp_path, "metrics:\n  revenue_trend: {trend: amount, window: 6 months}\n"
+                        "tiers:\n  levels: [{id: A, default: true}]\n", db)
+    assert {cid: v[4]["revenue_trend"] for cid, v in got.items()} == {"neg": None, "zero": None, "up": 0.5}
 
 
 def test_as_of_excludes_later_data(demo_db):
