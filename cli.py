@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 
 from .engine import __version__
 from .engine.errors import CrmRulesError, PolicyError, UsageError
-from .engine.user_text import escape, visible
+from .engine.user_text import escape, one_line, visible
 
 
 class _Console(Console):
@@ -853,7 +853,7 @@ def history(
     policies = list(dict.fromkeys(r["policy_name"] for r in items))
     # in a pipe or a cron log there is no bold: a changed value is marked with a star there
     plain = console.color_system is None
-    console.print(f"[b]Customer {escape(str(last['customer_id']))}[/b] {escape(last['customer_name'] or '')}: "
+    console.print(f"[b]Customer {one_line(str(last['customer_id']))}[/b] {one_line(last['customer_name'] or '')}: "
                   f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}; "
                   f"{'*' if plain else 'bold'}: changed since the policy's previous run", highlight=False)
 

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from .counterfactuals import is_literal, shortfall, value_text
 from .terminal_table import titled_table
-from .user_text import escape
+from .user_text import escape, one_line
 
 
 def _e(value: Any) -> str:
@@ -127,7 +127,7 @@ def _setting(value: Any) -> str:
 
 
 def print_explanation(console: Console, e: dict) -> None:
-    console.print(f"[b]Customer {_e(e['customer_id'])}[/b] {_e(e['customer_name'] or '')} — policy {_e(e['policy'])} "
+    console.print(f"[b]Customer {one_line(str(e['customer_id']))}[/b] {one_line(e['customer_name'] or '')} — policy {_e(e['policy'])} "
                   f"(sha256 {e['policy_sha256'][:12]}), as of {e['as_of']}")
     o = e.get("override")
     if o:

@@ -174,6 +174,23 @@ def test_control_characters_in_data_are_shown_not_obeyed(cli, demo_db, columns):
     assert bad.exit_code == 2 and "\x1b" not in bad.output
 
 
+def test_invisible_and_line_breaking_characters_of_a_name_are_shown_in_headings(cli, demo_db):
+    """A right-to-left override shows "Co" as "oC" and hides what it does; a newline in a name broke the
+    heading line of explain and history in two."""
+    import sqlite3
+
+    conn = sqlite3.connect(demo_db)
+    with conn:
+        conn.execute("UPDATE customers SET name = 'Acme' || char(10) || 'Ltd' || char(8238) || 'oC' || char(8203) "
+                     "WHERE id = 'C000003'")
+    conn.close()
+    cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True)
+    for args in (("explain", "C000003", "--db", demo_db, "-p", "base", "--as-of", AS_OF),
+                 ("history", "C000003", "--db", demo_db)):
+        first = cli(*args, ok=True).output.splitlines()[0]
+        assert "Acme\\nLtd\\u202eoC\\u200b" in first and "\u202e" not in first
+
+
 def test_diff_customers_keep_ids_whole_and_leave_out_names_when_narrow(cli, demo_db, columns):
     """At 80 columns (a pipe, a cron log) the movers table broke ids inside the word ("standard-win/back")."""
     args = ("diff", "--db", demo_db, "base", "vip_card", "--as-of", AS_OF, "--customers", "--limit", "5")
