@@ -110,7 +110,7 @@ def metrics(customers: pd.DataFrame, orders: pd.DataFrame, as_of: str, bounds: d
     m["margin_12m"] = m["profit_12m"] / m["revenue_12m"].where(m["revenue_12m"] != 0)
     m["recency_days"] = (day - m["last_order"]).dt.days
     m["tenure_years"] = ((day - pd.to_datetime(m["created_at"], format="%Y-%m-%d")).dt.days / 365.25).round(2)
-    m["revenue_prev_12m_trend"] = m["last_6m"].fillna(0.0) / m["prior_6m"].where(m["prior_6m"] != 0) - 1
+    m["revenue_prev_12m_trend"] = m["last_6m"].fillna(0.0) / m["prior_6m"].where(m["prior_6m"] > 0) - 1
     m["tier_share"] = pareto_share(m["revenue_12m"])
     return m
 

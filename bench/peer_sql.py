@@ -61,7 +61,7 @@ m AS (
            CAST(coalesce(o.profit, 0) AS REAL) / NULLIF(coalesce(o.revenue, 0), 0) AS margin_12m,
            CAST(julianday(:as_of) - julianday(o.last_order) AS INTEGER) AS recency_days,
            round((julianday(:as_of) - julianday(date(c.created_at))) / 365.25, 2) AS tenure_years,
-           coalesce(o.last_6m, 0) * 1.0 / NULLIF(o.prior_6m, 0) - 1 AS revenue_prev_12m_trend
+           CASE WHEN o.prior_6m > 0 THEN coalesce(o.last_6m, 0) * 1.0 / o.prior_6m - 1 END AS revenue_prev_12m_trend
     FROM customers AS c LEFT JOIN o ON o.customer_id = c.id
 )
 SELECT m.*,
