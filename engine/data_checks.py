@@ -278,7 +278,8 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
             ids = ", ".join(repr(o[0]) for o in orphans) + _and_more(
                 unknown, len(orphans), "unknown customer ids", f"SELECT DISTINCT r.{q(t.key)} FROM {q(t.table)} AS r "
                 f"WHERE r.{q(t.key)} NOT IN (SELECT {key} FROM {q(policy.data.customers.table)})")
-            problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: {ids}")
+            problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: "
+                            f"{ids}{_written_otherwise(conn, customers, key, policy.data.customers.table, t, orphans)}")
     _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")
     if empty:
         notes.append(_empty_note(policy, binding, empty))
@@ -286,6 +287,30 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
         notes.append(f"no row of {', '.join(sorted(undated))} is dated on or before the as-of date {as_of}: "
                      f"{'its' if len(undated) == 1 else 'their'} metrics are empty for every customer; is --as-of right?")
     return notes
+
+
+def _written_otherwise(conn: sqlite3.Connection, customers: str, key: str, table: str, source: Table,
+                       orphans: list[tuple]) -> str:
+    """'; 'K00001' is 'K00001 ' in 'customers' (spaces around it)': an unknown id that is a customer's id written
+    another way, which an operator who sees K00001 in both tables cannot tell from the message alone."""
+    for (orphan,) in orphans:
+        row = conn.execute(f"SELECT c.{key} FROM {customers} AS c WHERE trim(CAST(c.{key} AS TEXT)) = "
+                           f"trim(CAST(? AS TEXT)) COLLATE NOCASE LIMIT 1", (orphan,)).fetchone()
+        if row is None:
+            continue
+        found = row[0]
+        if type(found) is not type(orphan):
+            kind = {str: "text", bytes: "blob"}
+            how = f"{kind.get(type(found), 'a number')} there, {kind.get(type(orphan), 'a number')} here"
+            fix = "store the ids of both tables as text (or both as numbers)"
+        elif str(found).strip() != str(orphan).strip():
+            how, fix = "in other capitals", "write each id the same way in every table"
+        elif isinstance(found, str) and found != found.strip():
+            how, fix = "with spaces around it", f"trim the ids, e.g. UPDATE {q(table)} SET {key} = trim({key})"
+        else:
+            how, fix = "without the spaces", f"trim the ids, e.g. UPDATE {q(source.table)} SET {q(source.key)} = trim({q(source.key)})"
+        return f"; {orphan!r} is {found!r} in {table!r} ({how}): {fix}"
+    return ""
 
 
 def _empty_note(policy: Policy, binding: Binding, sources: list[str]) -> str:

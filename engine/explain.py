@@ -287,9 +287,14 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
     }
 
 
-def _not_found(policy: Policy, customer_id: str) -> UsageError:
-    return UsageError(f"customer {customer_id!r} not found in table {policy.data.customers.table!r}",
-                      hint=f"use a value of column {policy.data.customers.key!r}")
+def _not_found(policy: Policy, customer_id: str, conn: Any, table: str, key: str) -> UsageError:
+    """The customer is not in ``table`` (its ids in column ``key``, both SQL): give the id it holds written another
+    way (spaces around it, other capitals), which the user cannot see in a listing."""
+    near = conn.execute(f"SELECT {key} FROM {table} WHERE trim(CAST({key} AS TEXT)) = trim(?) COLLATE NOCASE LIMIT 1",
+                        (customer_id,)).fetchone()
+    hint = (f"did you mean {near[0]!r}? (the id is stored so: {shlex.quote(str(near[0]))} on the command line)"
+            if near else f"use a value of column {policy.data.customers.key!r}")
+    return UsageError(f"customer {customer_id!r} not found in table {policy.data.customers.table!r}", hint=hint)
 
 
 # Ties of (due_date, priority, action) are ordered by the other fields, the same on both paths.  The
@@ -312,7 +317,7 @@ def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
     row = conn.execute(f"SELECT {CID} FROM {table} WHERE {CID} = ? OR CAST({CID} AS TEXT) = ? LIMIT 1",
                        (customer_id, customer_id)).fetchone()
     if row is None:
-        raise _not_found(policy, customer_id)
+        raise _not_found(policy, customer_id, conn, table, CID)
     key = row[0]
     names = explained_metrics(policy)
     attrs = computed.metric_plan.attributes
@@ -536,7 +541,7 @@ def _explain_stored(rc: Any, schema: str, policy: Policy, customer_id: str, as_o
                                   f"{shlex.quote(str(rc.results_path))}` shows the grades and deciding rules the runs "
                                   f"stored, and `crm-rules export --run {rid} --db {shlex.quote(str(rc.results_path))}` "
                                   f"the metrics of this one")
-        raise _not_found(policy, customer_id)
+        raise _not_found(policy, customer_id, conn, binding.table(policy.data.customers.table), q(policy.data.customers.key))
     key, attribute_values = found
     row = conn.execute(ASSIGNMENT_SQL.format(rs=rs), (rid, key)).fetchone()
     if row is None:

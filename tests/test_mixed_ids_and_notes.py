@@ -109,6 +109,7 @@ def test_a_text_key_keeps_sqlites_comparison(tmp_path, revenue_policy):
     with pytest.raises(DataError) as info:
         apply_policy(db, revenue_policy, DAY)
     assert "has rows for customers that are not in 'customers': 1" in str(info.value)
+    assert "; 1 is '1' in 'customers' (text there, a number here): store the ids of both tables as text" in str(info.value)
     assert "not unique" not in str(info.value)
     # a TEXT source column stores the number as text: one customer
     typed = make_db(tmp_path / "typed.db", "TEXT PRIMARY KEY", "TEXT", [("1", "2026-06-01", 100), (1, "2026-06-02", 50)],
@@ -282,3 +283,33 @@ def test_receivables_are_dated_by_their_issue_date_not_their_due_date(tmp_path):
     assert apply_policy(issued_after, policy, DAY).notes == [
         "no row of 'receivables' (by issue_date) is dated on or before the as-of date 2026-06-30: its metrics are "
         "empty for every customer; is --as-of right?"]
+
+
+@pytest.mark.parametrize("customer, order, said", [
+    ("K00001  ", "K00001", "'K00001' is 'K00001  ' in 'customers' (with spaces around it): trim the ids, e.g. "
+                           "UPDATE \"customers\" SET \"id\" = trim(\"id\")"),
+    ("K00001", " K00001", "' K00001' is 'K00001' in 'customers' (without the spaces): trim the ids, e.g. "
+                          "UPDATE \"orders\" SET \"customer_id\" = trim(\"customer_id\")"),
+    ("K00001", "k00001", "'k00001' is 'K00001' in 'customers' (in other capitals): write each id the same way"),
+])
+def test_an_unknown_id_that_is_a_customer_written_otherwise_says_how(tmp_path, revenue_policy, customer, order, said):
+    # an operator who sees K00001 in both tables cannot tell from "not in 'customers'" alone what is wrong
+    db = make_db(tmp_path / "ids.db", "TEXT PRIMARY KEY", "TEXT", [(order, "2026-06-01", 100)], customers=((customer, "Acme"),))
+    with pytest.raises(DataError) as info:
+        apply_policy(db, revenue_policy, DAY)
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_explaining_an_id_stored_with_spaces_suggests_it(tmp_path, cli, stored):
+    import small_db
+
+    db = small_db.make_db(tmp_path / "s.db", [("K00001 ", "Acme", "r")], orders=[("K00001 ", "2026-06-01", 10)])
+    policy = tmp_path / "p.yaml"
+    policy.write_text("metrics:\n  revenue: {sum: amount}\ntiers:\n  levels: [{id: A, default: true}]\n")
+    if stored:
+        cli("apply", "--db", db, "-p", policy, "--as-of", AS_OF, ok=True)
+    result = cli("explain", "k00001", "--db", db, "-p", policy, "--as-of", AS_OF)
+    assert result.exit_code == 2
+    assert "customer 'k00001' not found in table 'customers'" in result.output
+    assert "hint: did you mean 'K00001 '? (the id is stored so: 'K00001 ' on the command line)" in result.output
