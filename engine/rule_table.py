@@ -367,6 +367,32 @@ def require_own_table(spec: TableSpec, policy: PolicyText) -> None:
                      hint=f"tables in this file: {', '.join(listed)}" if listed else "this file holds no rule tables")
 
 
+_ANCHOR = re.compile(r"&([^\s,\[\]{}]+)")
+
+
+def require_editable(spec: TableSpec, policy: PolicyText, then: str) -> None:
+    """Refuse a table whose text a spreadsheet cannot round-trip, before anything is exported or read back.
+
+    Import rewrites a row's own text; with an anchor and alias (one value in two places, inside the
+    table or between it and another section) or a ``<<`` merge key (keys the row's text does not hold)
+    that either fails or changes the other place too.  Export refuses it as well, so nobody edits a
+    sheet that can never be imported.  ``then`` is the command to run once the rows are written out.
+    """
+    found = ye.shared_or_merged(ye.node_at(policy.root, spec.path), policy.root)
+    if found is None:
+        return
+    why, node = found
+    where = f"{policy.path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+    anchor = _ANCHOR.match(policy.text, node.start_mark.index)
+    if why.endswith("(*name)"):
+        name = anchor.group(1) if anchor else "name"
+        what = f"a YAML alias (*{name}) of the anchor &{name} here: one value in two places"
+    else:
+        what = "a YAML merge key (<<) here: keys the rows' own text does not hold"
+    raise UsageError(f"{where}: the {spec.title} use {what}, which a spreadsheet cannot round-trip",
+                     hint=f"write the values out in full (without anchors, aliases and <<), then {then}")
+
+
 # --- export ------------------------------------------------------------------------------------
 
 
@@ -396,4 +422,5 @@ def export_table(policy_path: Path, table: str) -> ExportedTable:
     spec = table_spec(table)
     policy = PolicyText.read(policy_path)
     require_own_table(spec, policy)
+    require_editable(spec, policy, "export again")
     return export_spec(spec, policy)

@@ -25,8 +25,8 @@ from . import yaml_edit as ye
 from .errors import DataError, Diagnostic, PolicyError, UsageError
 from .expr_types import did_you_mean, with_article
 from .output_file import refuse_read_only
-from .rule_table import (ColumnSpec, PolicyText, TableSpec, export_spec, require_own_table, flatten, merged_column_order,
-                         schema_columns, table_spec, unflatten)
+from .rule_table import (ColumnSpec, PolicyText, TableSpec, export_spec, flatten, merged_column_order, require_editable,
+                         require_own_table, schema_columns, table_spec, unflatten)
 from .rule_table_cells import MISSING, CellProblem, as_text, read_cell, type_name
 from .rule_table_io import Sheet, column_letter, listing, read_sheet
 from .yaml_source import format_path, load_yaml_text
@@ -144,10 +144,7 @@ def _old_rows(spec: TableSpec, policy: PolicyText) -> tuple[list[_OldRow], yaml.
         for si, sub in enumerate(item.get("subgrades") or []):
             check(subs.value[si], sub, spec.path + (i, "subgrades", si))
             rows.append(_OldRow(str(sub.get("id")), sub, subs.value[si], str(item.get("id")), si))
-    why = ye.shared_or_merged(seq)
-    if why:
-        raise UsageError(f"{policy.path}: the {spec.title} use {why}, which a spreadsheet cannot round-trip",
-                         hint="write the rows out in full (without anchors and aliases), then import again")
+    require_editable(spec, policy, "import again")
     return rows, seq
 
 

@@ -113,18 +113,44 @@ def is_flow(node: yaml.Node) -> bool:
     return bool(getattr(node, "flow_style", False))
 
 
-def shared_or_merged(node: yaml.Node) -> str | None:
-    """Why ``node`` cannot be edited as text: an alias (one node in two places) or a ``<<`` merge key."""
+def shared_or_merged(node: yaml.Node, root: yaml.Node | None = None) -> tuple[str, yaml.Node] | None:
+    """Why ``node`` cannot be edited as text, and the node that is why; None when it can.
+
+    An alias makes one node stand in two places (the composer gives both the same object), so text
+    edited for one place changes the other too; that other place may be inside ``node`` or anywhere
+    else in ``root``, the whole document (an anchor in one section used by an alias in a rule table).
+    A ``<<`` merge key copies keys the text of the row does not hold.  The node returned is the
+    anchored one (an alias keeps no position of its own) or the merge key.
+    """
+    uses: Counter = Counter()
+
+    def count(n: yaml.Node) -> None:
+        uses[id(n)] += 1
+        if uses[id(n)] > 1:
+            return
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                count(k)
+                count(v)
+        elif isinstance(n, yaml.SequenceNode):
+            for v in n.value:
+                count(v)
+
+    count(root if root is not None else node)
+    if root is not None and uses[id(node)] == 0:
+        count(node)  # not in root: its aliases are only those inside it
     seen: set[int] = set()
 
-    def walk(n: yaml.Node) -> str | None:
+    def walk(n: yaml.Node) -> tuple[str, yaml.Node] | None:
+        if uses[id(n)] > 1:
+            return "a YAML alias (*name)", n
         if id(n) in seen:
-            return "a YAML alias (*name)"
+            return None
         seen.add(id(n))
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 if k.tag == MERGE_TAG:
-                    return "a YAML merge key (<<)"
+                    return "a YAML merge key (<<)", k
                 found = walk(k) or walk(v)
                 if found:
                     return found

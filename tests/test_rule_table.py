@@ -959,3 +959,63 @@ def test_a_broken_quote_in_the_sheet_names_its_line(cli, pol, tmp_path, text, fr
     sheet = tmp_path / "t.csv"
     sheet.write_text(text, encoding="utf-8")
     _bad_import(cli, pol / "base.yaml", sheet, "tiers", fragment, "hint:")
+
+
+def _with_yaml_sharing(path: Path, *replacements: tuple[str, str]) -> str:
+    text = path.read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert old in text
+        text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    load_policy(path)  # the engine reads such a policy: only its spreadsheet round trip is impossible
+    return text
+
+
+@pytest.mark.parametrize("table,replacements,name", [
+    # an anchor and its alias both inside the table
+    ("service_levels", (("perks: [priority delivery, annual business review, dedicated hotline]",
+                         "perks: &key [priority delivery, annual business review, dedicated hotline]"),
+                        ("perks: [executive sponsor call, service recovery plan]", "perks: *key")), "key"),
+    # an anchor in another section used by an alias in the table: editing it would change that section too
+    ("service_levels", (("focus: [win-back offer, exit survey]", "focus: &fx [win-back offer, exit survey]"),
+                        ("perks: [executive sponsor call, service recovery plan]", "perks: *fx")), "fx"),
+    # an anchor in the table used by an alias elsewhere
+    ("stages", (("focus: [win-back offer, exit survey]", "focus: &fx [win-back offer, exit survey]"),
+                ("perks: [executive sponsor call, service recovery plan]", "perks: *fx")), "fx"),
+    ("subgrades", (("label: Strategic", "label: &s Strategic"), ("label: Core", "label: *s")), "s"),
+])
+def test_export_refuses_a_table_with_yaml_aliases_that_import_could_never_write_back(cli, pol, tmp_path, table,
+                                                                                     replacements, name):
+    policy = pol / "base.yaml"
+    text = _with_yaml_sharing(policy, *replacements)
+    out = tmp_path / "t.csv"
+    result = cli("table", "export", policy, "--table", table, "--out", out)
+    assert result.exit_code == 2, result.output
+    line = next(n for n, l in enumerate(text.splitlines(), 1) if f"&{name} " in l)
+    assert f"{policy}:{line}:" in result.output
+    assert f"a YAML alias (*{name}) of the anchor &{name} here" in result.output
+    assert "which a spreadsheet cannot round-trip" in result.output and "then export again" in result.output
+    assert not out.exists()
+    # a sheet made before the alias was written (or by hand) is refused by import the same way, not a traceback
+    plain = tmp_path / "plain"
+    shutil.copytree(SHIPPED, plain, ignore=shutil.ignore_patterns("__pycache__"))
+    export(cli, plain / "base.yaml", table, out)
+    header, rows = read_csv(out)
+    rows[0][header.index("label")] = "edited"
+    write_csv(out, header, rows)
+    imported = cli("table", "import", policy, out, "--table", table)
+    assert imported.exit_code == 2 and f"a YAML alias (*{name})" in imported.output, imported.output
+    assert "then import again" in imported.output
+    assert policy.read_text(encoding="utf-8") == text
+
+
+def test_export_refuses_a_merge_key_in_a_rule_table(cli, pol, tmp_path):
+    policy = pol / "base.yaml"
+    text = _with_yaml_sharing(policy, ("    payment: {terms_days: 45}", "    payment:\n      <<: {terms_days: 60}\n      terms_days: 45"))
+    result = cli("table", "export", policy, "--table", "service_levels", "--out", tmp_path / "s.xlsx")
+    assert result.exit_code == 2 and "a YAML merge key (<<) here" in result.output, result.output
+    line = next(n for n, l in enumerate(text.splitlines(), 1) if "<<: {" in l)
+    assert f"{policy}:{line}:" in result.output
+    assert not (tmp_path / "s.xlsx").exists()
+    # the tables without sharing still export
+    assert cli("table", "export", policy, "--table", "stages", ok=True).output.startswith("id,label,when")
