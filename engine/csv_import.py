@@ -26,6 +26,7 @@ from .expr_types import with_article
 from .output_file import SQLITE_HEADER
 from .progress import Progress, silent
 from .csv_reader import NOT_CSV, CsvFile, show
+from .csv_import_keys import duplicate_keys
 
 TYPES = ("integer", "float", "text")
 MODES = ("create", "replace", "append")
@@ -579,6 +580,11 @@ def _converters(types: list[str]) -> list[Callable[[str], object]]:
 
 def _converted_rows(source: CsvFile, plan: _Plan) -> Iterator[list[object]]:
     """Second pass over the file; anything unexpected means it changed since validation."""
+    return (row for _, row in _numbered_rows(source, plan))
+
+
+def _numbered_rows(source: CsvFile, plan: _Plan) -> Iterator[tuple[int, list[object]]]:
+    """The rows as they are inserted, each with the line it starts on."""
     converters = _converters(plan.types)
     text = [kind == "text" for kind in plan.types]
     records = source.records()
@@ -595,7 +601,7 @@ def _converted_rows(source: CsvFile, plan: _Plan) -> Iterator[list[object]]:
                 row.append(None if not value else raw if keep else convert(value))
             except ValueError:
                 raise source.changed(line) from None
-        yield row
+        yield line, row
 
 
 def _write(db_path: Path, table: str, mode: str, source: CsvFile, plan: _Plan, progress: Progress) -> int:
@@ -639,6 +645,12 @@ def _write_in_transaction(
         return rows
     except sqlite3.Error as exc:
         _rollback(conn)
+        if isinstance(exc, sqlite3.IntegrityError) and mode == "append":
+            existing = _lookup_table(conn, table)
+            found = existing and duplicate_keys(conn, existing.name, plan.columns, _numbered_rows(source, plan),
+                                                source.display)
+            if found:
+                raise found from None
         raise RunError(f"{db_path}: could not import into table {table!r}: {exc}; nothing was written") from None
     except BaseException:
         _rollback(conn)

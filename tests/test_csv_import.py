@@ -586,9 +586,68 @@ def test_constraint_failure_after_many_batches_rolls_back(tmp_path: Path) -> Non
         conn.execute("INSERT INTO t VALUES (1, 'kept')")
     conn.close()
     source = write_csv(tmp_path / "c.csv", "id,name\n" + "".join(f"{n},n{n}\n" for n in range(2, 12_002)) + "1,dup\n")
-    message = fails_unchanged(db, RunError, lambda: import_csv(db, source, "t", mode="append"))
-    assert "nothing was written" in message
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t", mode="append"))
+    assert "nothing was imported" in message
+    assert f"{source}:12002: id 1 is already in table 't'" in message  # the line and key SQLite does not name
     assert rows(db, "SELECT * FROM t") == [(1, "kept")]
+
+
+def _keyed_table(db: Path, ddl: str, *existing: tuple) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute(ddl)
+        for row in existing:
+            conn.execute(f"INSERT INTO t VALUES ({', '.join('?' * len(row))})", row)
+    conn.close()
+
+
+def test_a_duplicate_key_in_the_file_names_both_lines_and_the_key(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    _keyed_table(db, "CREATE TABLE t (id TEXT PRIMARY KEY, name TEXT)", ("C0", "kept"))
+    source = write_csv(tmp_path / "c.csv", "id,name\nC1,a\n\nC2,b\nC1,c\nC3,d\nC2,e\nC1,f\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t", mode="append"))
+    assert message.splitlines()[:4] == [
+        f"cannot import {source}: 3 duplicate keys in table 't' (PRIMARY KEY id), nothing was imported",
+        f"{source}:5: id 'C1' is also on line 2",
+        f"{source}:7: id 'C2' is also on line 4",
+        f"{source}:8: id 'C1' is also on line 2"]
+    assert "remove or correct the duplicate rows" in message
+    assert rows(db, "SELECT * FROM t") == [("C0", "kept")]
+
+
+def test_duplicate_keys_follow_the_tables_key_its_collation_and_types(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    _keyed_table(db, "CREATE TABLE t (region TEXT, code TEXT COLLATE NOCASE, n INTEGER, note TEXT, "
+                     "UNIQUE (region, code))", ("East", "a1", 1, None))
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE UNIQUE INDEX t_n ON t (n)")
+    conn.close()
+    # 'A1' is 'a1' to the NOCASE key; rows with a NULL in a key never clash; n '7' and '7' clash
+    source = write_csv(tmp_path / "c.csv", "region,code,n,note\nEast,A1,2,x\n,z,,\n,z,,\nWest,a1,7,\nWest,b,7,\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t", mode="append"))
+    assert f"{source}:2: (region, code) ('East', 'A1') is already in table 't'" in message
+    assert f"{source}:6: n 7 is also on line 5" in message
+    assert "UNIQUE (region, code) and UNIQUE n" in message or "UNIQUE n and UNIQUE (region, code)" in message
+    assert ":3:" not in message and ":4:" not in message
+
+
+def test_other_constraint_failures_keep_sqlites_message(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    _keyed_table(db, "CREATE TABLE t (id TEXT PRIMARY KEY, name TEXT NOT NULL)")
+    source = write_csv(tmp_path / "c.csv", "id,name\nC1,\n")
+    message = fails_unchanged(db, RunError, lambda: import_csv(db, source, "t", mode="append"))
+    assert "NOT NULL constraint failed" in message and "nothing was written" in message
+
+
+def test_cli_import_of_a_duplicate_customer_id_names_the_lines(tmp_path: Path, cli) -> None:
+    db = tmp_path / "crm.db"
+    _keyed_table(db, "CREATE TABLE t (id TEXT PRIMARY KEY, name TEXT)")
+    source = write_csv(tmp_path / "c.csv", "id,name\nC1,上海\nC1,北京\n")
+    before = db.read_bytes()
+    result = cli("import", source, "--db", db, "--table", "t", "--append")
+    assert result.exit_code == 1
+    assert f"error: cannot import {source}: 1 duplicate key in table 't'" in result.output
+    assert f"{source}:3: id 'C1' is also on line 2" in result.output and "Traceback" not in result.output
+    assert db.read_bytes() == before
 
 
 def test_interrupted_replace_keeps_old_table(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
