@@ -146,12 +146,19 @@ def _progress_bars():
         yield report
 
 
-def _table_or_json(fmt: str, as_json: bool) -> str:
-    """The output format of a command with ``--format table|json`` and its ``--json`` shorthand."""
-    fmt = "json" if as_json else fmt.lower()
-    if fmt not in ("table", "json"):
+def _table_or_json(fmt: str | None, as_json: bool) -> str:
+    """The output format of a command with ``--format table|json`` and its ``--json`` shorthand.
+
+    ``--format`` defaults to None, not "table", so that ``--format table --json`` can be told from ``--json``
+    and refused: which of the two the user meant, nobody can tell.
+    """
+    given = None if fmt is None else fmt.strip().lower()
+    if given not in (None, "table", "json"):
         raise UsageError(f"unknown format {fmt!r}", hint="use --format table or --format json")
-    return fmt
+    if as_json and given == "table":
+        raise UsageError("--format table and --json contradict each other (--json is the same as --format json)",
+                         hint="give one of them: --format table for the tables, --json for JSON")
+    return "json" if as_json else given or "table"
 
 
 DbOption = typer.Option(..., "--db", help="The SQLite database with your customer data.", dir_okay=False)
@@ -685,7 +692,7 @@ def diff(
     customers: bool = typer.Option(False, "--customers", help="List the customers whose grades change."),
     overrides: Optional[Path] = OverridesOption,
     limit: int = typer.Option(50, "--limit", min=0, help="Rows of customers and service level changes to show (0 = all)."),
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="table or json (default: table)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON (same as --format json)."),
 ) -> None:
     """Compare two policies (or a stored run and a policy) over every customer: who moves where, and what it costs."""
@@ -720,7 +727,7 @@ def analyze(
     policy: str = PolicyOption,
     as_of: Optional[str] = AsOfOption,
     overrides: Optional[Path] = OverridesOption,
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="table or json (default: table)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON (same as --format json)."),
 ) -> None:
     """Find dead and shadowed rules on your data, and gaps and overlaps in threshold tables."""
@@ -1091,6 +1098,14 @@ def table_export(
     _note_policy_choice(policy, option="")
     if table is None:
         tables = list_tables(policy)
+        if fmt is not None or out is not None:  # they would be ignored: the listing is no table's export
+            given = " and ".join(o for o, v in (("--format", fmt), ("--out", out)) if v is not None)
+            own = [t.name for t in tables if t.own]
+            raise UsageError(f"{given} {'are' if ' and ' in given else 'is'} for exporting one table, but no --table "
+                             f"was given{' (--json lists the tables)' if as_json else ''}",
+                             hint=(f"add --table with one of: {', '.join(own)}" if own else
+                                   f"{policy} holds no rule table of its own") + "; without --table and "
+                                  "--format/--out, the command lists the tables")
         if as_json:
             _print_json({"policy": str(policy), "tables": [t.as_json() for t in tables]})
             return

@@ -400,3 +400,34 @@ def test_cli_analyze(cli, tmp_path, diff_db):
     assert "Rules on the data" in out and "dead" in out and "gap:" in out
     data = json.loads(cli("analyze", "--db", diff_db, "-p", policy, "--as-of", AS_OF, "--format", "json", ok=True).output)
     assert "huge" in {d["id"] for d in data["dead"]}
+
+
+@pytest.mark.parametrize("command", ["diff", "analyze"])
+def test_format_table_and_json_together_are_refused(cli, tmp_path, diff_db, command):
+    import json
+
+    policy = tmp_path / "old.yaml"
+    policy.write_text(OLD, encoding="utf-8")
+    args = ["--db", diff_db, "--as-of", AS_OF] + ([policy, policy] if command == "diff" else ["-p", policy])
+    for fmt in ("table", "TABLE"):
+        result = cli(command, *args, "--format", fmt, "--json")
+        assert result.exit_code == 2 and result.output.startswith(
+            "error: --format table and --json contradict each other"), result.output
+        assert "give one of them" in result.output
+    # what agrees still works: --json alone, --format json alone, both asking for JSON, and the table by default
+    for given in (["--json"], ["--format", "json"], ["--format", "json", "--json"]):
+        json.loads(cli(command, *args, *given, ok=True).output)
+    assert not cli(command, *args, ok=True).output.lstrip().startswith("{")
+    assert cli(command, *args, "--format", "table", ok=True).output == cli(command, *args, ok=True).output
+
+
+def test_table_export_refuses_format_or_out_without_a_table(cli, tmp_path):
+    policy = tmp_path / "old.yaml"
+    policy.write_text(OLD, encoding="utf-8")
+    for given, said in ((["--format", "xlsx", "--json"], "--format is for exporting one table"),
+                        (["--out", tmp_path / "t.csv"], "--out is for exporting one table"),
+                        (["--format", "csv", "--out", tmp_path / "t.csv"], "--format and --out are for exporting")):
+        result = cli("table", "export", policy, *given)
+        assert result.exit_code == 2 and result.output.startswith(f"error: {said}"), result.output
+        assert "but no --table was given" in result.output and "add --table with one of: tiers" in result.output
+        assert not (tmp_path / "t.csv").exists()
