@@ -688,7 +688,7 @@ def diff(
     against_run: Optional[int] = typer.Option(None, "--against-run", help="Compare with this stored run instead of an old policy."),
     results_db: Optional[Path] = typer.Option(None, "--results-db", dir_okay=False,
                                               help="Database holding the runs, if not --db (with --against-run)."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date YYYY-MM-DD (default: today; with --against-run: the run's)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date YYYY-MM-DD (default: today; with --against-run: the run's, and no other)."),
     customers: bool = typer.Option(False, "--customers", help="List the customers whose grades change."),
     overrides: Optional[Path] = OverridesOption,
     limit: int = typer.Option(50, "--limit", min=0, help="Rows of customers and service level changes to show (0 = all)."),

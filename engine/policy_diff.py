@@ -5,7 +5,9 @@ computed with the ordinary :func:`runner.compute`, its grades are copied into
 ``temp._diff_old``, then the new policy is computed (``compute`` drops and
 recreates its own temp tables) and copied into ``temp._diff_new``.  With
 ``against_run`` the old side is read from that run's ``crm_assignments``
-instead.  The two sides are joined on the customer id in SQL, and every count
+instead, and the new policy is computed as of the run's as-of date (another
+``as_of`` is refused: the diff would mix what the policy changes with what the
+days in between changed).  The two sides are joined on the customer id in SQL, and every count
 below is one ``GROUP BY`` over that join; Python only shapes the results.
 
 What is compared
@@ -381,12 +383,26 @@ def _side_errors(side: str, overrides: Path | None, both: bool = True):
         raise type(exc)(f"{side}: {exc.message}", hint=hint) from exc
 
 
+def _refuse_other_date(run: Side, as_of: str | None) -> None:
+    """A stored run is compared as of its own date: with another one, every customer whose data changed in
+    between would move too, and the diff could not tell what the policy did from what the days did (the run's
+    own policy "changed" hundreds of tiers).  The same date, given explicitly, is fine."""
+    if as_of is None or as_of == run.as_of:
+        return
+    raise UsageError(
+        f"--as-of {as_of} is not the as-of date of run {run.run_id} ({run.as_of}): with --against-run the new "
+        f"policy is graded as of the run's date, so that only the policy differs, not the data",
+        hint=f"leave out --as-of (or give --as-of {run.as_of}); to compare policies as of {as_of}, give both "
+             f"policy files (crm-rules diff --db DB OLD_POLICY NEW_POLICY --as-of {as_of}); to see what changed "
+             f"since the run, apply as of {as_of}, then crm-rules changes")
+
+
 def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of: str | None,
                   against_run: int | None = None, *, list_customers: bool = False,
                   results_db: Path | None = None, overrides: Path | None = None) -> dict:
     """Grades of ``old_policy`` (or of stored run ``against_run``) versus ``new_policy``; see the module doc.
 
-    ``as_of`` None means the run's as-of date with ``against_run``, else today.
+    ``as_of`` None means today; with ``against_run`` it is the run's as-of date, and another date is refused.
     ``results_db`` is where the runs are, when not in ``db`` (``--results-db``).
     """
     if (old_policy is None) == (against_run is None):
@@ -397,7 +413,8 @@ def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of
         try:
             if against_run is not None:
                 old = _run_side(rc, against_run, results_db)
-                date = as_of or old.as_of
+                _refuse_other_date(old, as_of)
+                date = old.as_of
             else:
                 date = as_of or parse_as_of(None)
                 with _side_errors(f"old policy {old_policy.name!r}", overrides):
@@ -420,8 +437,6 @@ def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of
             "costs": _costs(conn, old, new),
             "notes": [f"old: {n}" for n in old.notes] + [f"new: {n}" for n in new.notes],
         }
-        if against_run is not None and old.as_of != date:
-            result["notes"].append(f"run {old.run_id} was computed as of {old.as_of}; the new policy as of {date}")
         if old.revenue_metric != new.revenue_metric:
             result["notes"].append(
                 f"the revenue metric differs: old {old.revenue_metric or '(none)'}, new {new.revenue_metric or '(none)'}; "

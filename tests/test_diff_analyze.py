@@ -431,3 +431,22 @@ def test_table_export_refuses_format_or_out_without_a_table(cli, tmp_path):
         assert result.exit_code == 2 and result.output.startswith(f"error: {said}"), result.output
         assert "but no --table was given" in result.output and "add --table with one of: tiers" in result.output
         assert not (tmp_path / "t.csv").exists()
+
+
+def test_diff_against_a_run_refuses_another_as_of_date(cli, tmp_path, diff_db):
+    import json
+
+    run_id = apply_policy(diff_db, _write(tmp_path, "old", OLD), AS_OF).run_id
+    with pytest.raises(UsageError) as caught:
+        diff_policies(diff_db, None, _write(tmp_path, "new", NEW), "2026-01-31", against_run=run_id)
+    new = tmp_path / "new.yaml"
+    assert f"--as-of 2026-01-31 is not the as-of date of run {run_id} ({AS_OF})" in caught.value.message
+    result = cli("diff", "--db", diff_db, new, "--against-run", run_id, "--as-of", "2026-01-31")
+    assert result.exit_code == 2 and f"is not the as-of date of run {run_id} ({AS_OF})" in result.output
+    assert f"leave out --as-of (or give --as-of {AS_OF})" in result.output and "OLD_POLICY NEW_POLICY" in result.output
+    # the run's own date, given or not, is the same comparison, with no note about mixed dates
+    given = json.loads(cli("diff", "--db", diff_db, new, "--against-run", run_id, "--as-of", AS_OF, "--json",
+                           ok=True).output)
+    left_out = json.loads(cli("diff", "--db", diff_db, new, "--against-run", run_id, "--json", ok=True).output)
+    assert given == left_out and given["as_of"] == AS_OF and given["tiers"] == EXPECTED_TIERS
+    assert not any("was computed as of" in note for note in given["notes"])
