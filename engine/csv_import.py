@@ -23,6 +23,7 @@ from sqlite_utils.utils import ValueTracker
 from .errors import DataError, RunError, UsageError
 from .database import damaged, is_damage
 from .expr_types import with_article
+from .file_kinds import kind_of_bytes
 from .output_file import SQLITE_HEADER
 from .progress import Progress, silent
 from .csv_reader import NOT_CSV, CsvFile, show
@@ -106,6 +107,11 @@ def _check_arguments(db_path: Path, csv_path: Path, table: str, mode: str, types
             raise UsageError(f"{db_path}: no such database", hint="import without --append to create it")
         if not db_path.parent.is_dir():
             raise UsageError(f"{db_path}: directory {db_path.parent} does not exist")
+        named = kind_of_bytes(b"", db_path)  # a database named data.csv or base.yaml: the arguments were mixed up
+        if named is not None:
+            raise UsageError(f"--db {db_path}: would create a SQLite database named like {named.what}",
+                             hint=f"--db names the database (created if missing), e.g. --db crm.db; the CSV file "
+                                  f"is the FILE argument: {_USAGE}")
     if types is not None and not isinstance(types, dict):
         raise UsageError(f"types must map column names to types, got {type(types).__name__}")
     for column, kind in (types or {}).items():

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .errors import DamagedDatabaseError, DataError, UsageError
+from .file_kinds import CSV, UTF16, XLS, XLSX, YAML, kind_of
 from .expr_sql import quote_identifier
 from .output_file import part_of_database
 
@@ -138,7 +139,29 @@ class _Connection(sqlite3.Connection):
         return self.cursor().executescript(script)
 
 
-def _check_sqlite(conn: sqlite3.Connection, path: Path) -> None:
+def not_a_database(path: Path, exc: sqlite3.DatabaseError, option: str = "--db") -> DataError:
+    """The error for a file SQLite cannot read as a database, saying what it is instead when that can be told.
+
+    SQLite says "file is not a database" of a policy given as --db (the options swapped), of a CSV file or
+    workbook meant to be imported first and of a CSV export named as --results-db; each gets its own fix.
+    """
+    kind = kind_of(path)
+    load = "crm-rules import FILE.csv --db DATABASE.db --table NAME loads a CSV file into a database"
+    fixes = {
+        YAML: f"{option} names the SQLite database; a YAML policy goes to --policy/-p (were the two swapped?)",
+        CSV: (f"{option} is the database the runs are written to; crm-rules export --format csv --out FILE writes "
+              f"a run as CSV" if option == "--results-db" else load),
+        XLSX: f"save each sheet as 'CSV UTF-8'; {load}",
+        XLS: f"save each sheet as 'CSV UTF-8'; {load}",
+        UTF16: f"save it as 'CSV UTF-8'; {load}",
+    }
+    hint = "pass the path of a SQLite database file"
+    if kind not in fixes:
+        return DataError(f"{path}: not a SQLite database ({exc})", hint=hint)
+    return DataError(f"{path}: not a SQLite database but {kind.what}", hint=f"{hint}; {fixes[kind]}")
+
+
+def _check_sqlite(conn: sqlite3.Connection, path: Path, option: str = "--db") -> None:
     try:
         sqlite3.Cursor(conn).execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.OperationalError as exc:
@@ -151,7 +174,7 @@ def _check_sqlite(conn: sqlite3.Connection, path: Path) -> None:
         conn.close()
         if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF == sqlite3.SQLITE_CORRUPT:  # NOTADB: not SQLite
             raise damaged(path, exc) from None
-        raise DataError(f"{path}: not a SQLite database ({exc})", hint="pass the path of a SQLite database file") from None
+        raise not_a_database(path, exc, option) from None
 
 
 def connect(path: Path, *, mode: str = "rw", must_exist: bool = True, option: str = "--db") -> sqlite3.Connection:
@@ -171,7 +194,7 @@ def connect(path: Path, *, mode: str = "rw", must_exist: bool = True, option: st
     except sqlite3.OperationalError as exc:
         raise DataError(f"{path}: cannot open database ({exc})") from None
     conn.files = {str(path.resolve()): str(path)}
-    _check_sqlite(conn, path)
+    _check_sqlite(conn, path, option)
     return conn
 
 

@@ -80,6 +80,7 @@ from .date_windows import shifted
 from .csv_reader import CsvFile
 from .errors import DataError, Diagnostic, PolicyError, UsageError
 from .expr_types import BOOL, DATE, NUMBER, TEXT, did_you_mean, is_iso_date
+from .file_kinds import CSV, SQLITE, UTF16, YAML, kind_of, wrong_kind
 from .plugin_api import SqlActions
 from .policy_files import TEST_SUFFIX, is_test_file, policy_files_in, resolve_policy_path, shipped_policies_dir
 from .policy_model import Policy, load_policy
@@ -349,6 +350,7 @@ def find_test_files(paths: list[str | Path]) -> list[Path]:
             if p.name.endswith(TEST_SUFFIX):
                 found.append(p)
             else:
+                _refuse_other_kind(arg, p)
                 sibling = p.with_name(p.name[: -len(p.suffix)] + TEST_SUFFIX) if p.suffix else p.with_name(p.name + TEST_SUFFIX)
                 if not sibling.is_file():
                     raise UsageError(f"{arg}: no test file {sibling} next to this policy",
@@ -366,6 +368,25 @@ def find_test_files(paths: list[str | Path]) -> list[Path]:
     for f in found:
         unique.setdefault(f.resolve(), f)
     return list(unique.values())
+
+
+def _refuse_other_kind(arg: str | Path, path: Path, expected: str = "a policy or a policy test file") -> None:
+    """A database, workbook or CSV file given to ``test`` is no policy whose test file is next to it.
+
+    Looking for ``crm.test.yaml`` next to ``crm.db`` answered a database with "no test file next to this policy".
+    """
+    kind = kind_of(path)
+    if kind is None or kind in (YAML, UTF16):
+        return
+    runs = (f"crm-rules test runs test files (*{TEST_SUFFIX}: example customers and the grades they must get), "
+            f"given themselves, by their policy or by folder")
+    if kind is SQLITE:
+        hint = f"{runs}; it needs no database: a test file brings its own customers"
+    elif kind is CSV:
+        hint = f"{runs}; a CSV table of cases is named in its test file (table: {{csv: {path.name}}})"
+    else:
+        hint = f"{runs}; {kind.goes_to}"
+    raise wrong_kind(arg, kind, expected, hint)
 
 
 # ---- loading a test file ----------------------------------------------------------------
@@ -1020,6 +1041,7 @@ def _read_test_yaml(path: Path, display: str) -> SourceDocument:
     if database:
         raise UsageError(f"{display}: is a SQLite database, not a policy test file",
                          hint=f"a test file is YAML, named like its policy: policy.yaml -> policy{TEST_SUFFIX}")
+    _refuse_other_kind(display, path, "a policy test file")  # a workbook named *.test.yaml
     try:
         return load_yaml_file(path, display_name=display)
     except PolicyError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 
 from .csv_reader import CsvFile
 from .errors import DataError, UsageError
+from .file_kinds import SQLITE, YAML, kind_of, wrong_kind
 from .spreadsheet_cells import guarded, unguarded
 
 FORMATS = ("csv", "xlsx")
@@ -197,6 +198,11 @@ def read_sheet(path: Path, table: str, key: str | None = None) -> Sheet:
         row has it starts with a title or notes, and is told so instead of failing on a cell that looks like
         it is outside a one-column table.
     """
+    kind = kind_of(path)
+    if kind in (SQLITE, YAML):  # the database, or the policy itself, given as the sheet
+        raise wrong_kind(path, kind, "a rule table sheet (.csv or .xlsx)",
+                         "crm-rules table import POLICY.yaml SHEET.xlsx --table NAME takes the policy first, then the "
+                         "edited sheet that crm-rules table export wrote")
     fmt = format_from_path(path)
     try:
         raw = path.read_bytes()

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import Diagnostic, PolicyError, UsageError
+from .file_kinds import SQLITE, UTF16, YAML, kind_of_bytes, wrong_kind
 
 MAX_POLICY_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
@@ -193,6 +194,20 @@ def decode_utf8(raw: bytes, file: str) -> str:
         ) from None
 
 
+def refuse_non_yaml(raw: bytes, file: str, expected: str) -> None:
+    """A database, a workbook or a CSV file given as ``expected`` (a YAML file) is said to be one.
+
+    Read as YAML, a workbook was "not valid UTF-8 (byte 0xc7)" and a CSV file "must be a mapping".  UTF-16
+    YAML is left to the reader, which names it as YAML in the wrong encoding.
+    """
+    kind = kind_of_bytes(raw[:16], file)
+    if kind is None or kind in (YAML, UTF16):
+        return
+    hint = "did you swap --db and --policy? The policy is the YAML file" if kind is SQLITE and expected == "a policy" \
+        else f"{expected} is a YAML file; {kind.goes_to}"
+    raise wrong_kind(file, kind, expected, hint)
+
+
 def load_yaml_file(path: Path, display_name: str | None = None) -> SourceDocument:
     """Read and parse one YAML file; raises PolicyError with its position on any problem."""
     name = display_name or str(path)
@@ -209,9 +224,7 @@ def load_yaml_file(path: Path, display_name: str | None = None) -> SourceDocumen
 
 def load_yaml_text(raw: bytes | str, file: str) -> SourceDocument:
     if isinstance(raw, bytes):
-        if raw.startswith(b"SQLite format 3\x00"):
-            raise UsageError(f"{file}: is a SQLite database, not a policy",
-                             hint="did you swap --db and --policy? The policy is the YAML file")
+        refuse_non_yaml(raw, file, "a policy")
         if len(raw) > MAX_POLICY_BYTES:
             raise PolicyError(Diagnostic(file, 0, 0, "", f"file is larger than {MAX_POLICY_BYTES // (1024 * 1024)} MB"),
                               hint="a policy is a few hundred lines; is this the right file?")
