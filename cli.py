@@ -393,7 +393,7 @@ def import_(
     as_json: bool = typer.Option(False, "--json", help="Print what was imported as JSON."),
 ) -> None:
     """Import a CSV file into a table, all rows or none."""
-    from .engine.csv_import import import_csv
+    from .engine.csv_import import import_csv_file
 
     if replace and append:
         raise UsageError("--replace and --append cannot be used together")
@@ -408,11 +408,25 @@ def import_(
         overrides[name] = kind
     mode = "replace" if replace else "append" if append else "create"
     with _progress_bars() as progress:
-        rows = import_csv(db, file, table, mode=mode, types=overrides or None, progress=progress)
+        imported = import_csv_file(db, file, table, mode=mode, types=overrides or None, progress=progress)
+    rows, commas = imported.rows, list(imported.decimal_comma)
     if as_json:
-        _print_json({"rows": rows, "table": table, "db": str(db), "mode": mode})
-    else:
-        console.print(f"imported {rows:,} row{'' if rows == 1 else 's'} into {table} in {db}", highlight=False)
+        # the key only when there are such columns: the output of every other import stays as it was
+        _print_json({"rows": rows, "table": table, "db": str(db), "mode": mode}
+                    | ({"decimal_comma_columns": commas} if commas else {}))
+        return
+    console.print(f"imported {rows:,} row{'' if rows == 1 else 's'} into {table} in {db}", highlight=False)
+    if commas:  # a reading the user did not ask for: said, with how to undo it
+        from shlex import quote
+
+        many = len(commas) > 1
+        names = ", ".join(repr(name) for name in commas)
+        undo = "" if mode == "append" else (  # appending, the table's column types decide, and --replace would drop it
+            f"; to keep {'them' if many else 'it'} as text, import again with --replace "
+            + " ".join(f"--type {quote(f'{name}=text')}" for name in commas))
+        console.print(f"note: numbers with a decimal comma (1.234,56 as 1234.56) were read in {names}: the file is "
+                      f"separated by semicolons and every value of {'these columns' if many else 'this column'} is "
+                      f"written so{undo}", highlight=False, markup=False)
 
 
 @app.command()

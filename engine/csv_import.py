@@ -27,6 +27,8 @@ from .file_kinds import kind_of_bytes
 from .output_file import SQLITE_HEADER
 from .progress import Progress, silent
 from .csv_reader import NOT_CSV, CsvFile, show
+from .csv_decimal_comma import DecimalCommaColumn, read_with_decimal_comma
+from .csv_decimal_comma import converter as decimal_comma_number
 from .csv_import_keys import duplicate_keys
 
 TYPES = ("integer", "float", "text")
@@ -61,6 +63,15 @@ _NOT_CSV = NOT_CSV + ((SQLITE_HEADER, "a SQLite database, not a CSV file",
 _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
 
 
+@dataclass(frozen=True)
+class Imported:
+    """What an import did, for the command's summary."""
+
+    rows: int
+    decimal_comma: tuple[str, ...] = ()  # the columns whose numbers were read with a decimal comma ('12,5')
+    delimiter: str = ","
+
+
 def import_csv(
     db_path: Path,
     csv_path: Path,
@@ -70,7 +81,20 @@ def import_csv(
     types: dict[str, str] | None = None,
     progress: Progress = silent,
 ) -> int:
-    """Import ``csv_path`` into ``table`` of ``db_path`` and return the number of rows imported.
+    """Import ``csv_path`` into ``table`` of ``db_path`` and return the number of rows imported (see import_csv_file)."""
+    return import_csv_file(db_path, csv_path, table, mode=mode, types=types, progress=progress).rows
+
+
+def import_csv_file(
+    db_path: Path,
+    csv_path: Path,
+    table: str,
+    *,
+    mode: str = "create",
+    types: dict[str, str] | None = None,
+    progress: Progress = silent,
+) -> Imported:
+    """Import ``csv_path`` into ``table`` of ``db_path``; what was imported.
 
     ``mode`` is 'create' (the table must not exist), 'replace' (drop and
     recreate it) or 'append' (the table must exist with the same columns).
@@ -86,7 +110,8 @@ def import_csv(
     _check_mode(db_path, table, mode, existing)
     source = CsvFile(csv_path, _NOT_CSV)
     plan = _validate(source, db_path, types or {}, existing if mode == "append" else None, progress)
-    return _write(db_path, table, mode, source, plan, progress)
+    rows = _write(db_path, table, mode, source, plan, progress)
+    return Imported(rows, tuple(name for name, comma in zip(plan.columns, plan.decimal_comma) if comma), source.delimiter)
 
 
 # --- arguments -------------------------------------------------------------
@@ -335,6 +360,8 @@ class _ColumnProfile:
     tracker: _RoundTripTracker = field(default_factory=_RoundTripTracker)
     kinds: dict[str, int] = field(default_factory=dict)
     not_numbers: _Problems = field(default_factory=_Problems)
+    not_forced: _Problems = field(default_factory=_Problems)  # values not of the column's forced type (--type)
+    forced_formatted: bool = False  # one of those is a number in regional format ('10,5')
 
     def observe(self, line: int, raw: str, value: str) -> None:
         kind = _classify(value)
@@ -380,6 +407,7 @@ class _Plan:
     columns: list[str]
     types: list[str]
     rows: int
+    decimal_comma: list[bool]  # per column: its numbers are written with a decimal comma (csv_decimal_comma)
 
 
 def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _Table | None,
@@ -398,9 +426,9 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
         _check_types_agree(db_path, existing, columns, forced, declared)
         forced = [kind or declared.get(_fold(name), (None,))[0] for name, kind in zip(columns, forced)]
     profiles = [_ColumnProfile(name) for name in columns]
-    bad_width, bad_values = _Problems(), _Problems()
-    bad_columns: dict[str, None] = {}  # the columns of bad_values, in order
-    forced_formatted = False
+    bad_width = _Problems()
+    # numbers such as 1.234,56 are only looked for in the number columns of a ';'-separated file
+    commas = [DecimalCommaColumn(_is_float) if source.delimiter == ";" and kind != "text" else None for kind in forced]
     rows = 0
     for line, fields in records:
         if _is_blank_row(fields):
@@ -411,25 +439,33 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
         rows += 1
         if rows % _BATCH_ROWS == 0:
             progress("checking rows", rows, None)
-        for raw, kind, profile in zip(fields, forced, profiles):
+        for raw, kind, profile, comma in zip(fields, forced, profiles, commas):
             value = raw.strip()
             if not value:
                 continue
+            if comma is not None:
+                comma.observe(value)
             if kind is None:
                 profile.observe(line, raw, value)
             elif kind != "text" and not _fits(kind, value):
-                bad_values.add(line, _not_expected(profile.name, raw, _EXPECTED[kind]))
-                bad_columns.setdefault(profile.name)
-                forced_formatted = forced_formatted or _FORMATTED_NUMBER.fullmatch(value) is not None
-    final_types = [kind or profile.detected_type() for kind, profile in zip(forced, profiles)]
+                profile.not_forced.add(line, _not_expected(profile.name, raw, _EXPECTED[kind]))
+                profile.forced_formatted = profile.forced_formatted or _FORMATTED_NUMBER.fullmatch(value) is not None
+    decimal_comma = [comma and not (kind == "integer" and column.with_comma)  # 12,5 is no integer
+                     for comma, kind, column in zip(read_with_decimal_comma(commas), forced, commas)]
+    final_types = [(kind or ("float" if column.with_comma else "integer")) if comma else kind or profile.detected_type()
+                   for kind, profile, comma, column in zip(forced, profiles, decimal_comma, commas)]
     suspicious = [
-        profile for kind, profile in zip(forced, profiles) if kind is None and profile.looks_numeric_with_typos()
+        profile for kind, profile, comma in zip(forced, profiles, decimal_comma)
+        if kind is None and not comma and profile.looks_numeric_with_typos()
     ]
-    formatted = forced_formatted or any(profile.kinds.get("formatted") for profile in suspicious)
+    bad_values = [profile.not_forced for profile, comma in zip(profiles, decimal_comma) if not comma]
+    bad_columns = [profile.name for profile, comma in zip(profiles, decimal_comma) if profile.not_forced.count and not comma]
+    formatted = (any(profile.forced_formatted and not comma for profile, comma in zip(profiles, decimal_comma))
+                 or any(profile.kinds.get("formatted") for profile in suspicious))
     typed = {name: declared[_fold(name)][1] for name in bad_columns if _fold(name) in declared}
-    _raise_problems(source, bad_width, [bad_values, *(profile.not_numbers for profile in suspicious)], suspicious,
+    _raise_problems(source, bad_width, [*bad_values, *(profile.not_numbers for profile in suspicious)], suspicious,
                     formatted, _AppendTarget(existing.name, typed) if existing is not None else None)
-    return _Plan(columns, final_types, rows)
+    return _Plan(columns, final_types, rows, decimal_comma)
 
 
 def _check_types_agree(db_path: Path, existing: _Table, columns: list[str], forced: list[str | None],
@@ -559,6 +595,9 @@ def _problem_hint(
             advice.append(f"the header has no commas, so the file was read as separated by {separators}")
     if formatted:
         advice.append("numbers need '.' as the decimal point and no thousands separators (10.5, 1200.5)")
+        if source.delimiter == ";":
+            advice.append("in a file separated by semicolons, a column's numbers may have a decimal comma (1.234,56; "
+                          "12,5) instead, when every value of the column is written so")
     if suspicious:
         shares = ", ".join(
             f"{profile.name!r} ({profile.numeric * 100 // profile.filled}% numbers)" if profile.numeric
@@ -579,9 +618,10 @@ def _problem_hint(
 # --- writing -------------------------------------------------------------------
 
 
-def _converters(types: list[str]) -> list[Callable[[str], object]]:
+def _converters(plan: _Plan) -> list[Callable[[str], object]]:
     by_type: dict[str, Callable[[str], object]] = {"integer": int, "float": float}
-    return [by_type.get(kind, str) for kind in types]
+    return [decimal_comma_number(kind) if comma else by_type.get(kind, str)
+            for kind, comma in zip(plan.types, plan.decimal_comma)]
 
 
 def _converted_rows(source: CsvFile, plan: _Plan) -> Iterator[list[object]]:
@@ -591,7 +631,7 @@ def _converted_rows(source: CsvFile, plan: _Plan) -> Iterator[list[object]]:
 
 def _numbered_rows(source: CsvFile, plan: _Plan) -> Iterator[tuple[int, list[object]]]:
     """The rows as they are inserted, each with the line it starts on."""
-    converters = _converters(plan.types)
+    converters = _converters(plan)
     text = [kind == "text" for kind in plan.types]
     records = source.records()
     next(records)  # header

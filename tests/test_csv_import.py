@@ -206,18 +206,19 @@ def test_semicolon_file_with_wrong_field_count_says_how_it_was_read(tmp_path: Pa
 
 
 def test_decimal_commas_are_reported_not_kept_as_text(tmp_path: Path, db: Path) -> None:
-    """Stored as text, '10,5' would make every comparison in a policy quietly wrong."""
-    source = write_csv(tmp_path / "c.csv", "id;amount\nC1;10,5\nC2;7\nC3;1.200,50\n")
+    """Stored as text, '10,5' would make every comparison in a policy quietly wrong; a comma-separated file is
+    never read with decimal commas (only a ';'-separated one, below)."""
+    source = write_csv(tmp_path / "c.csv", 'id,amount\nC1,"10,5"\nC2,7\nC3,"1.200,50"\n')
     message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
     assert f"{source}:2: column 'amount': '10,5' is not a number (decimal comma or thousands separator)" in message
     assert f"{source}:4: column 'amount': '1.200,50' is not a number" in message
     assert "numbers need '.' as the decimal point" in message
     assert "--type amount=text" in message
-    assert "expected 1 field" not in message
+    assert "expected 1 field" not in message and "semicolons" not in message
 
 
 def test_a_column_of_only_decimal_commas_is_reported(tmp_path: Path, db: Path) -> None:
-    source = write_csv(tmp_path / "c.csv", "id;amount\nC1;10,5\nC2;3,25\n")
+    source = write_csv(tmp_path / "c.csv", 'id,amount\nC1,"10,5"\nC2,"3,25"\n')
     message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
     assert "'10,5' is not a number" in message and "'3,25' is not a number" in message
     assert "if 'amount' should be text" in message
@@ -230,10 +231,93 @@ def test_decimal_commas_kept_as_text_when_asked(tmp_path: Path) -> None:
 
 
 def test_forced_number_with_decimal_comma(tmp_path: Path, db: Path) -> None:
-    source = write_csv(tmp_path / "c.csv", "id;amount\nC1;10,5\n")
+    source = write_csv(tmp_path / "c.csv", 'id,amount\nC1,"10,5"\n')
     message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t", types={"amount": "float"}))
     assert "'10,5' is not a number (decimal comma or thousands separator)" in message
     assert "numbers need '.' as the decimal point" in message
+
+
+# --- decimal commas in ';'-separated files ------------------------------------------------------
+
+
+def test_a_semicolon_file_with_decimal_commas_is_read_as_numbers(tmp_path: Path) -> None:
+    """European Excel: ';' between values, ',' before decimals, '.' between thousands."""
+    db = tmp_path / "t.db"
+    source = write_csv(tmp_path / "c.csv", "id;name;amount;rate;qty;code;note\n"
+                                           "C01;Müller, Hans;1.234,56;12,5;1.000;007;12,5 %\n"
+                                           "C02;\"Dupont; fils\";-99,00;3;2;012;a\n"
+                                           "C03;上海华东;1.000.000,5;0,25;25.000;100;\n", bom=True)
+    imported = csv_import.import_csv_file(db, source, "t")
+    assert imported.rows == 3 and imported.decimal_comma == ("amount", "rate", "qty")
+    assert declared_types(db, "t") == {"id": "TEXT", "name": "TEXT", "amount": "REAL", "rate": "REAL",
+                                       "qty": "INTEGER", "code": "TEXT", "note": "TEXT"}
+    # ids with leading zeros and text with commas are untouched; '1.000' in this file is a thousand, not 1.0
+    assert rows(db, "SELECT * FROM t") == [
+        ("C01", "Müller, Hans", 1234.56, 12.5, 1000, "007", "12,5 %"),
+        ("C02", "Dupont; fils", -99.0, 3.0, 2, "012", "a"),
+        ("C03", "上海华东", 1000000.5, 0.25, 25000, "100", None)]
+
+
+@pytest.mark.parametrize("column", [
+    "10,5\n12.5",  # a decimal point and a decimal comma: which one is meant is not told
+    "10,5\n0012,5",  # leading zeros: an id or a code, not a number
+    "10,5\n1.234.567.890.123.456,78",  # more digits than a REAL keeps
+])
+def test_decimal_commas_are_read_only_when_every_value_of_the_column_has_that_form(tmp_path: Path, db: Path,
+                                                                                   column: str) -> None:
+    source = write_csv(tmp_path / "c.csv", "id;amount\n" + "".join(f"C{i};{v}\n" for i, v in enumerate(column.split("\n"))))
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert f"{source}:2: column 'amount': '10,5' is not a number" in message
+    assert "when every value of the column is written so" in message
+
+
+@pytest.mark.parametrize("values", [["10,5", "1.2.3"], ["10,5", "1,5 kg"], ["1,2", "x"]])
+def test_a_semicolon_column_of_text_stays_text_as_written(tmp_path: Path, values: list[str]) -> None:
+    source = write_csv(tmp_path / "c.csv", "id;v\n" + "".join(f"C{i};{v}\n" for i, v in enumerate(values)))
+    imported = csv_import.import_csv_file(tmp_path / "t.db", source, "t")
+    assert imported.decimal_comma == () and declared_types(tmp_path / "t.db", "t")["v"] == "TEXT"
+    assert rows(tmp_path / "t.db", "SELECT v FROM t") == [(v,) for v in values]
+
+
+def test_without_a_decimal_comma_a_semicolon_file_reads_as_before(tmp_path: Path) -> None:
+    """'1.500' alone could be 1.5 or 1500: with no decimal comma in the file, nothing is guessed."""
+    source = write_csv(tmp_path / "c.csv", "id;price\nC1;1.500\nC2;2.25\n")
+    imported = csv_import.import_csv_file(tmp_path / "t.db", source, "t")
+    assert imported.decimal_comma == () and rows(tmp_path / "t.db", "SELECT price FROM t") == [(1.5,), (2.25,)]
+
+
+def test_decimal_commas_in_forced_and_appended_number_columns(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    first = write_csv(tmp_path / "a.csv", "id;amount;qty\nC1;10,5;1.000\n")
+    assert csv_import.import_csv_file(db, first, "t", types={"amount": "float", "qty": "integer"}).rows == 1
+    assert declared_types(db, "t") == {"id": "TEXT", "amount": "REAL", "qty": "INTEGER"}
+    more = write_csv(tmp_path / "b.csv", "id;amount;qty\nC2;1.200,75;2.000\nC3;3;4\n")
+    assert csv_import.import_csv_file(db, more, "t", mode="append").decimal_comma == ("amount", "qty")
+    assert rows(db, "SELECT * FROM t") == [("C1", 10.5, 1000), ("C2", 1200.75, 2000), ("C3", 3.0, 4)]
+    # an integer column cannot take 12,5 however it is written
+    bad = write_csv(tmp_path / "c.csv", "id;amount;qty\nC4;1,5;12,5\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, bad, "t", mode="append"))
+    assert "column 'qty': '12,5' is not an integer" in message and "'amount'" not in message
+
+
+def test_cli_import_says_decimal_commas_were_read(cli, tmp_path: Path) -> None:
+    import json
+
+    db = tmp_path / "t.db"
+    source = write_csv(tmp_path / "c.csv", "id;amount\nC1;1.234,56\nC2;7\n")
+    result = cli("import", source, "--db", db, "--table", "t", ok=True)
+    assert "imported 2 rows into t" in result.output
+    assert ("note: numbers with a decimal comma (1.234,56 as 1234.56) were read in 'amount': the file is separated "
+            "by semicolons and every value of this column is written so; to keep it as text, import again with "
+            "--replace --type amount=text") in result.output
+    again = json.loads(cli("import", source, "--db", db, "--table", "t", "--replace", "--json", ok=True).output)
+    assert again["decimal_comma_columns"] == ["amount"] and again["rows"] == 2
+    plain = json.loads(cli("import", source, "--db", db, "--table", "t", "--replace", "--type", "amount=text",
+                           "--json", ok=True).output)
+    assert "decimal_comma_columns" not in plain and rows(db, "SELECT amount FROM t") == [("1.234,56",), ("7",)]
+    appended = cli("import", source, "--db", db, "--table", "u", ok=True)
+    appended = cli("import", source, "--db", db, "--table", "u", "--append", ok=True).output
+    assert "were read in 'amount'" in appended and "--replace" not in appended  # --replace would drop the table
 
 
 # --- types ---------------------------------------------------------------------------

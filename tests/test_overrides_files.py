@@ -94,6 +94,15 @@ def test_a_semicolon_separated_csv_is_read(tmp_path):
     assert [(o.customer, o.reason) for o in load_overrides_file(path, TIERS)] == [("C1", "partner, since 2020")]
 
 
+def test_a_european_excel_overrides_file_keeps_its_decimal_commas_as_written(tmp_path):
+    """Overrides have no number column: a decimal comma in a reason is text, and ids are never read as numbers."""
+    path = write(tmp_path, "o.csv", "customer;tier;reason;author;expires\n"
+                                    "0012;A;Rabatt 12,5 %, Umsatz 1.234,56;Müller;2027-01-31\n")
+    [override] = load_overrides_file(path, TIERS)
+    assert (override.customer, override.reason, override.expires) == ("0012", "Rabatt 12,5 %, Umsatz 1.234,56",
+                                                                       "2027-01-31")
+
+
 @pytest.mark.parametrize("text, message", [
     (HEADER + 'C1,A,"never closed,ops\nC2,A,r,ops\n', ":2: unclosed quote starting here: 'C1,A,\"never closed,ops'"),
     (HEADER + 'C1,A,"partner" since 2020,ops\n', ":2: text after the closing quote of a quoted value"),
