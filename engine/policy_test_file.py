@@ -84,6 +84,7 @@ from .file_kinds import CSV, SQLITE, UTF16, YAML, kind_of, wrong_kind
 from .plugin_api import SqlActions
 from .policy_files import TEST_SUFFIX, is_test_file, policy_files_in, resolve_policy_path, shipped_policies_dir
 from .policy_model import Policy, load_policy
+from .rule_table import split_list_cell
 from .schema_validation import validate_document
 from .yaml_source import Position, SourceDocument, format_path, load_yaml_file
 
@@ -782,7 +783,7 @@ class _Loader:
                     e.generate_where[key] = w
                 else:
                     if key in ("actions", "actions_include") and isinstance(value, str):  # "a; b", or "[]" for none
-                        value = [] if value.strip() == "[]" else [a.strip() for a in value.split(";") if a.strip()]
+                        value = [] if value.strip() == "[]" else split_list_cell(value)
                     e.expect[key] = value
                     e.expect_where[key] = w
             out.append(e)

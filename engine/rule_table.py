@@ -43,6 +43,14 @@ from .schema_validation import load_schema
 from .yaml_source import decode_utf8, format_path, load_yaml_text
 
 LIST_SEPARATOR = "; "
+# What separates the items of a list in a cell: ';', or the full-width '；' a Chinese input method types for it
+# (read as one item, '挽回优惠；离职调查' silently became a single focus).  ',' is no separator: items hold commas.
+LIST_SEPARATORS = re.compile("[;\uff1b]")
+
+
+def split_list_cell(text: str) -> list[str]:
+    """The items of a list written in one cell: ``a; b`` or ``a；b``, blanks around them and empty items dropped."""
+    return [part.strip() for part in LIST_SEPARATORS.split(text) if part.strip()]
 
 
 @dataclass(frozen=True)
@@ -197,7 +205,7 @@ def flatten(row: dict, exclude: tuple = ()) -> dict[tuple, Any]:
 def _plain_list(value: list) -> bool:
     """Can the list be written as ``a; b; c`` and read back the same?"""
     return bool(value) and all(
-        isinstance(v, str) and v and v == v.strip() and ";" not in v and "\n" not in v for v in value
+        isinstance(v, str) and v and v == v.strip() and not LIST_SEPARATORS.search(v) and "\n" not in v for v in value
     ) and not value[0].startswith("[")
 
 

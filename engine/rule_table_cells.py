@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from . import yaml_edit as ye
-from .rule_table import ColumnSpec, to_cell
+from .rule_table import ColumnSpec, split_list_cell, to_cell
 from .rule_table_io import cell_text
 
 MISSING = object()  # an empty cell, or a key the row does not have
@@ -96,11 +96,11 @@ def _parse_as(raw: Any, kind: str, decimal_comma: bool = False) -> Any:
             except json.JSONDecodeError as exc:
                 example = '["first item", "second item"]' if kind == "list" else '{"key": "value"}'
                 raise CellProblem(f"{text!r} is not valid JSON ({exc.msg} at character {exc.pos + 1})",
-                                   hint=f"write it like {example}" + (", or as items separated by '; '" if kind == "list" else ""))
+                                   hint=f"write it like {example}" + (", or as items separated by '; ' (or '；')" if kind == "list" else ""))
             if not isinstance(value, list if kind == "list" else dict):
                 raise CellProblem(f"{text!r} is not a JSON {'list' if kind == 'list' else 'object'}")
             return value
-        return [part.strip() for part in text.split(";") if part.strip()]
+        return split_list_cell(text)
     raise ValueError(kind)
 
 

@@ -797,3 +797,13 @@ cases:
         "revenue_12m  expected between 1 and 50, got 100",
         "revenue_12m  expected 180000 ± 0.00018, got 100",  # the tolerance used (relative), not 1e-09
     ]
+
+
+def test_a_full_width_semicolon_separates_the_actions_of_a_csv_cell(tmp_path):
+    write(tmp_path / "cases.csv", "name,revenue_12m,orders_12m,expect.tier,expect.actions\n"
+                                  "a,200000,12,gold,double_points；upgrade_review\n"
+                                  "b,200000,12,gold,double_points; upgrade_review\n")
+    tests = write(tmp_path / "t.test.yaml", "policy: vip_card\nas_of: 2026-06-30\ncases:\n"
+                                            "  - {name: cards, table: {csv: cases.csv}}\n")
+    loaded = load_test_file(tests)
+    assert [c.expect["actions"] for c in loaded.cases] == [["double_points", "upgrade_review"]] * 2

@@ -1019,3 +1019,30 @@ def test_export_refuses_a_merge_key_in_a_rule_table(cli, pol, tmp_path):
     assert not (tmp_path / "s.xlsx").exists()
     # the tables without sharing still export
     assert cli("table", "export", policy, "--table", "stages", ok=True).output.startswith("id,label,when")
+
+
+def test_a_full_width_semicolon_separates_list_items_as_a_semicolon_does(cli, pol, tmp_path):
+    """A Chinese input method types '；' for ';': read as one item, '挽回优惠；离职调查' became a single focus."""
+    policy = pol / "base.yaml"
+    out = tmp_path / "stages.csv"
+    export(cli, policy, "stages", out)
+    header, rows = read_csv(out)
+    row, j = cell(header, rows, "lost", "focus")
+    row[j] = "挽回优惠；离职调查 ；  电话回访;exit survey"
+    write_csv(out, header, rows)
+    result = cli("table", "import", policy, out, "--table", "stages", ok=True)
+    assert 'focus: ["win-back offer", "exit survey"] -> ["挽回优惠", "离职调查", "电话回访", "exit survey"]' in result.output
+    assert load_policy(policy).document["lifecycle"]["stages"][0]["focus"] == ["挽回优惠", "离职调查", "电话回访", "exit survey"]
+
+
+def test_a_list_item_holding_a_full_width_semicolon_round_trips_as_json(cli, pol, tmp_path):
+    policy = pol / "base.yaml"
+    text = policy.read_text(encoding="utf-8").replace("focus: [win-back offer, exit survey]",
+                                                      "focus: [挽回优惠；离职调查, exit survey]", 1)
+    policy.write_text(text, encoding="utf-8")
+    out = tmp_path / "stages.csv"
+    export(cli, policy, "stages", out)
+    header, rows = read_csv(out)
+    assert cell(header, rows, "lost", "focus")[0][header.index("focus")] == '["挽回优惠；离职调查", "exit survey"]'
+    result = cli("table", "import", policy, out, "--table", "stages", ok=True)
+    assert "no changes" in result.output and policy.read_text(encoding="utf-8") == text
