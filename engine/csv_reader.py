@@ -2,7 +2,8 @@
 
 Three commands read such files (``import``, overrides files, ``table import``), and the mistakes are the same
 in all of them: a workbook or a UTF-16 "Unicode Text" file given as CSV, a file in the Windows code page, a
-quote never closed, which swallows the rest of the file into one value, text after a closing quote.  Each
+quote never closed, which swallows the rest of the file into one value, text after a closing quote, a NUL
+character (UTF-16 without its byte-order mark, or a binary file), which csv keeps in the value.  Each
 reader had its own copy, and the weakest one answered an unclosed quote with csv's "unexpected end of data".
 Here every one of them is said once, with the line and the fix.
 """
@@ -88,15 +89,45 @@ class CsvFile:
             self.delimiter = csv_delimiter(head[-1] if head else "")
             reader = csv.reader(itertools.chain(head, lines), delimiter=self.delimiter, strict=True)
             end = 0
+            header = None
+            nul = self._holds_nul()  # one scan of the bytes spares every record the check
             try:
                 for fields in reader:
                     start, end = end + 1, reader.line_num
                     if fields:
+                        if nul and "\x00" in "".join(fields):
+                            raise self._nul(start, fields, header)
+                        header = header or fields
                         yield start, fields
             except csv.Error as exc:
                 raise self._malformed(str(exc), end + 1, reader.line_num) from None
         finally:
             csv.field_size_limit(previous_limit)
+
+    def _holds_nul(self) -> bool:
+        """Whether the file has a NUL byte anywhere (in UTF-8, a NUL byte is only ever the NUL character)."""
+        with self.path.open("rb") as handle:
+            return any(b"\x00" in chunk for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+    def _nul(self, start: int, fields: list[str], header: list[str] | None) -> DataError:
+        """A NUL character, which no text holds: Python's csv reads it as part of a value since 3.11, and the
+        value went into the database (or the policy) as it was.  Named by its line and column.
+
+        Mostly it is UTF-16 text without a byte-order mark (every other byte 0) or a binary file.
+        """
+        j = next(j for j, value in enumerate(fields) if "\x00" in value)
+        value = fields[j]
+        line = start + sum(len(_LINE_BREAK.findall(f)) for f in fields[:j]) + \
+            len(_LINE_BREAK.findall(value[: value.index("\x00")]))
+        name = f" ({header[j].strip()!r})" if header is not None and j < len(header) and header[j].strip() else ""
+        text = "".join(fields)
+        utf16 = text.count("\x00") * 4 >= len(text)  # 'a\0b\0' : every other character
+        return DataError(
+            f"{self.display}:{line}: column {j + 1}{name} holds a NUL character (byte 0x00): {show(value)}",
+            hint=("the file looks like UTF-16 text without a byte-order mark; " + SAVE_AS_CSV) if utf16 else
+                 ("no text holds a NUL: the file is probably not plain text (a binary export, or UTF-16 text); "
+                  "delete the character, or " + SAVE_AS_CSV),
+        )
 
     def changed(self, line: int | None = None) -> DataError:
         """The error for a file that no longer reads as it did (it was saved again while being read)."""

@@ -774,6 +774,43 @@ def test_text_round_trips(tmp_path: Path, values: list[str]) -> None:
     db = tmp_path / "rt.db"
     db.unlink(missing_ok=True)
     source = write_csv(tmp_path / "rt.csv", buffer.getvalue())
+    if any("\x00" in value for value in values):  # no text holds a NUL: refused, naming the first one
+        with pytest.raises(DataError, match=r"column 1 \('value'\) holds a NUL character"):
+            import_csv(db, source, "t", types={"value": "text"})
+        assert not db.exists()
+        return
     import_csv(db, source, "t", types={"value": "text"})
     expected = [(None if not value.strip() else value) for value in values]
     assert [row[0] for row in rows(db, "SELECT value FROM t ORDER BY n")] == expected
+
+
+# --- NUL characters ------------------------------------------------------------------------------
+
+
+def test_a_nul_in_a_cell_is_refused_with_its_line_and_column(tmp_path: Path, db: Path) -> None:
+    """Python's csv reads a NUL as part of a value: it went into the table without a word."""
+    source = write_csv(tmp_path / "c.csv", 'id,name,note\nC1,Acme,ok\nC2,Ac\x00me,"two\nlines"\nC3,x,"a\nb\x00"\n')
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t"))
+    assert message.startswith(f"{source}:3: column 2 ('name') holds a NUL character (byte 0x00): 'Ac\\x00me'")
+    assert "not plain text" in message and "CSV UTF-8" in message
+    later = write_csv(tmp_path / "d.csv", 'id,note\nC3,"a\nb\x00"\n')
+    assert str(fails_unchanged(db, DataError, lambda: import_csv(db, later, "t"))).startswith(
+        f"{later}:3: column 2 ('note') holds a NUL character")  # the physical line of a value over two lines
+
+
+def test_utf16_without_a_byte_order_mark_is_named(tmp_path: Path) -> None:
+    source = tmp_path / "u.csv"
+    source.write_bytes("id,name\nC1,上海\n".encode("utf-16-le"))
+    with pytest.raises(DataError) as caught:
+        import_csv(tmp_path / "t.db", source, "t")
+    assert caught.value.message.startswith(f"{source}:1: column 1 holds a NUL character")
+    assert "looks like UTF-16 text without a byte-order mark" in caught.value.hint
+    assert not (tmp_path / "t.db").exists()
+
+
+def test_cli_import_of_a_nul_exits_1_and_writes_nothing(cli, tmp_path: Path, db: Path) -> None:
+    source = write_csv(tmp_path / "c.csv", "id,name,amount\nC9,bad\x00name,1\n")
+    before = db.read_bytes()
+    result = cli("import", source, "--db", db, "--table", "customers", "--append")
+    assert result.exit_code == 1 and f"error: {source}:2: column 2 ('name') holds a NUL character" in result.output
+    assert db.read_bytes() == before

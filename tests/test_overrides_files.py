@@ -345,3 +345,10 @@ def test_an_expired_override_from_a_good_file_still_works(tmp_path):
     (o,) = load_overrides_file(path, TIERS)
     assert (o.customer, o.kind, o.tier, o.author, o.expires, o.where) == ("C1", "floor", "B", "王经理", "2026-01-31",
                                                                          f"{path}:2")
+
+
+def test_a_nul_in_an_overrides_csv_is_refused_with_its_line_and_column(tmp_path):
+    path = write(tmp_path, "o.csv", "customer,tier,reason,author\nC1,A,partner\x00,ops\n")
+    with pytest.raises(DataError) as caught:
+        load_overrides_file(path, TIERS)
+    assert f"{path}:2: column 3 ('reason') holds a NUL character (byte 0x00)" in caught.value.message

@@ -1046,3 +1046,17 @@ def test_a_list_item_holding_a_full_width_semicolon_round_trips_as_json(cli, pol
     assert cell(header, rows, "lost", "focus")[0][header.index("focus")] == '["挽回优惠；离职调查", "exit survey"]'
     result = cli("table", "import", policy, out, "--table", "stages", ok=True)
     assert "no changes" in result.output and policy.read_text(encoding="utf-8") == text
+
+
+def test_a_nul_in_an_edited_sheet_is_refused_and_the_policy_kept(cli, pol, tmp_path):
+    policy = pol / "base.yaml"
+    before = policy.read_bytes()
+    out = tmp_path / "tiers.csv"
+    export(cli, policy, "tiers", out)
+    header, rows = read_csv(out)
+    row, j = cell(header, rows, "B", "label")
+    row[j] = "成长\x00客户"
+    write_csv(out, header, rows)
+    result = cli("table", "import", policy, out, "--table", "tiers")
+    assert result.exit_code == 1 and f"{out}:3: column 2 ('label') holds a NUL character (byte 0x00)" in result.output
+    assert policy.read_bytes() == before
