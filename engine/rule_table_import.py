@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from . import yaml_edit as ye
-from .errors import DataError, Diagnostic, PolicyError, UsageError
+from .errors import DataError, Diagnostic, PolicyError
 from .expr_types import did_you_mean, with_article
 from .output_file import refuse_read_only
 from .rule_table import (ColumnSpec, PolicyText, TableSpec, export_spec, flatten, merged_column_order, require_editable,
