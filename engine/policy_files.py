@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -140,13 +141,16 @@ def _copy_positions(src: SourceDocument, out: SourceDocument, prefix: tuple) -> 
 
 
 def merge_documents(base: SourceDocument, child: SourceDocument) -> SourceDocument:
-    out = SourceDocument(child.file, None, readings={**base.readings, **child.readings})  # by position: no clash
+    out = SourceDocument(child.file, None, readings={**base.readings, **child.readings},  # by position: no clash
+                         duplicates=base.duplicates + child.duplicates)
     out.data = _merge(base.data, child.data, (), base, child, out)
     return out
 
 
 def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceDocument, list[str]]:
     """The merged document of ``path`` and its ``extends`` chain, and the files read.
+
+    Duplicate keys are left in ``duplicates`` of the document, for ``build_policy`` to report with the rest.
 
     ``text``: what ``path`` would hold (an edit checked before it is written); ``extends`` and
     relative paths resolve from ``path`` all the same.
@@ -166,10 +170,10 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
             raise PolicyError(Diagnostic(str(current), 0, 0, "extends", f"more than {MAX_EXTENDS_DEPTH} levels of extends"))
         seen.append(resolved)
         if text is not None and current is path:
-            doc = load_yaml_text(text, _display(current))
+            doc = load_yaml_text(text, _display(current), defer_duplicates=True)
         else:
             try:
-                doc = load_yaml_file(current, display_name=_display(current))
+                doc = load_yaml_file(current, display_name=_display(current), defer_duplicates=True)
             except UsageError as exc:  # e.g. a SQLite database: the mistake is the `extends` line that names it
                 if referrer is None:
                     raise
@@ -297,10 +301,11 @@ def _inline_sources_file(doc: SourceDocument, policy_path: Path) -> None:
     if not target.is_file():
         raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "data", f"cannot find sources file {ref!r} (looked for {target})"),
                           hint="give the path relative to the policy file")
-    sources = load_yaml_file(target)
+    sources = load_yaml_file(target, defer_duplicates=True)
     if not isinstance(sources.data, dict):
         raise PolicyError(Diagnostic(sources.file, 1, 1, "", "a sources file must be a mapping (customers, orders, ...)"))
     doc.data["data"] = sources.data
+    doc.duplicates += [replace(d, path=f"data.{d.path}") for d in sources.duplicates]  # named as the policy's paths
     for table in ("values", "keys", "styles", "block_indent"):
         getattr(doc, table).update({("data",) + p: q for p, q in getattr(sources, table).items()})
 

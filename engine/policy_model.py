@@ -28,7 +28,7 @@ from .plugin_plan import check_connection, check_plan, function_sql_problem
 from .run_metrics import KEY_COLUMNS, is_reserved
 from .errors import PluginError
 from .schema_validation import schema_validator, validate_document, validate_params
-from .yaml_source import Position, SourceDocument, format_path
+from .yaml_source import DUPLICATE_HINT, Position, SourceDocument, format_path
 
 AGGREGATES = ("sum", "avg", "min", "max", "count_distinct")
 POPULATION = ("rank", "percentile", "ntile", "cumulative_share")
@@ -801,6 +801,14 @@ def _with_yaml_readings(doc: SourceDocument, problems: list[Diagnostic]) -> list
     return out
 
 
+def _policy_error(doc: SourceDocument, problems: list[Diagnostic]) -> PolicyError:
+    """Every problem of the policy; the hint for duplicate keys, the one kind of problem without its fix in the message."""
+    hint = None
+    if doc.duplicates:
+        hint = DUPLICATE_HINT if len(problems) == len(doc.duplicates) else f"for each duplicate key, {DUPLICATE_HINT}"
+    return PolicyError(_with_yaml_readings(doc, problems), hint=hint)
+
+
 def _keyword_data_names(b: _Builder, section: Any) -> None:
     """Attributes and source columns are names in expressions too: none may be a keyword."""
     for concept, table in (section or {}).items():
@@ -818,8 +826,9 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     """
     problems = validate_document(doc)
     failed = _schema_failures(doc) if problems else set()
+    problems = doc.duplicates + problems  # the first of each key's values is checked
     if failed is None:
-        raise PolicyError(_with_yaml_readings(doc, problems))
+        raise _policy_error(doc, problems)
     data = doc.data
     b = _Builder(doc, failed)
     mapping = build_data_mapping(data.get("data"))
@@ -868,7 +877,7 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
             b.unknown_metric(("summary", "key_metrics", i), name, metrics)
     problems = list(dict.fromkeys(problems + b.problems))
     if problems:
-        raise PolicyError(_with_yaml_readings(doc, problems))
+        raise _policy_error(doc, problems)
     return Policy(
         name=data["name"], version=str(data["version"]) if "version" in data else None,
         description=data.get("description", ""), sha256=content_hash(data), document=data, files=files,

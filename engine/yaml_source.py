@@ -95,6 +95,9 @@ class SourceDocument:
     # Plain words YAML read as something other than what they say (`NO` is false, `010` is 8), by position:
     # (the text as written, what YAML made of it as JSON writes it), for messages at that position.
     readings: dict[Position, tuple[str, str]] = field(default_factory=dict)
+    # Keys written twice in one mapping (the first is kept), when the loader was asked to leave them to the
+    # caller: a policy reports them with its schema and meaning problems, so one `validate` lists them all.
+    duplicates: list[Diagnostic] = field(default_factory=list)
 
     def position(self, path: Path_) -> Position:
         """Best known position for ``path``: its key, else its value, else the nearest parent."""
@@ -208,8 +211,13 @@ def refuse_non_yaml(raw: bytes, file: str, expected: str) -> None:
     raise wrong_kind(file, kind, expected, hint)
 
 
-def load_yaml_file(path: Path, display_name: str | None = None) -> SourceDocument:
-    """Read and parse one YAML file; raises PolicyError with its position on any problem."""
+DUPLICATE_HINT = "remove or rename one of them"
+
+
+def load_yaml_file(path: Path, display_name: str | None = None, *, defer_duplicates: bool = False) -> SourceDocument:
+    """Read and parse one YAML file; raises PolicyError with its position on any problem.
+
+    ``defer_duplicates``: see :func:`load_yaml_text`."""
     name = display_name or str(path)
     try:
         raw = path.read_bytes()
@@ -219,10 +227,16 @@ def load_yaml_file(path: Path, display_name: str | None = None) -> SourceDocumen
         raise UsageError(f"{name}: is a directory, expected a policy file (YAML)") from None
     except OSError as exc:
         raise PolicyError(Diagnostic(name, 0, 0, "", f"cannot read: {exc.strerror}")) from None
-    return load_yaml_text(raw, name)
+    return load_yaml_text(raw, name, defer_duplicates=defer_duplicates)
 
 
-def load_yaml_text(raw: bytes | str, file: str) -> SourceDocument:
+def load_yaml_text(raw: bytes | str, file: str, *, defer_duplicates: bool = False) -> SourceDocument:
+    """Parse one YAML text; raises PolicyError with its position on any problem.
+
+    Every key written twice in a mapping is found, not just the first one.  They are raised together, or,
+    with ``defer_duplicates``, kept in ``doc.duplicates`` (with the first of each key's values in the data)
+    for the caller to report beside the problems it finds itself.
+    """
     if isinstance(raw, bytes):
         refuse_non_yaml(raw, file, "a policy")
         if len(raw) > MAX_POLICY_BYTES:
@@ -241,7 +255,10 @@ def load_yaml_text(raw: bytes | str, file: str) -> SourceDocument:
         raise PolicyError(Diagnostic(file, 1, 1, "", "the file is empty"), hint="start from a shipped policy, e.g. `crm-rules demo`")
     doc = SourceDocument(file, None)
     converter = _Converter(doc, _Loader(""), text.splitlines())
+    doc.duplicates = converter.duplicate_keys(node)
     doc.data = converter.convert(node, ())
+    if doc.duplicates and not defer_duplicates:
+        raise PolicyError(doc.duplicates, hint=DUPLICATE_HINT)
     return doc
 
 
@@ -307,15 +324,68 @@ class _Converter:
         if node.value.lower() != read:
             self.doc.readings[self._pos(node)] = (node.value, read)
 
+    def duplicate_keys(self, root: yaml.Node) -> list[Diagnostic]:
+        """Every key written a second (third, ...) time in the same mapping, anywhere in the document.
+
+        A walk of its own, so that the mappings inside a duplicate's value (which the data leaves out) are
+        searched too; each node is visited once, so aliases cost nothing more.  Keys that are not plain
+        text are left to the conversion, which reports them.
+        """
+        found: list[Diagnostic] = []
+        seen: set[int] = set()
+        stack: list[tuple[yaml.Node, Path_]] = [(root, ())]
+        while stack:
+            node, path = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.SequenceNode):
+                stack.extend((item, path + (i,)) for i, item in reversed(list(enumerate(node.value))))
+            elif isinstance(node, yaml.MappingNode):
+                first: dict[str, yaml.Node] = {}
+                children = []
+                for key_node, value_node in node.value:
+                    if key_node.tag == _MERGE_TAG:
+                        children.append((value_node, path))
+                        continue
+                    key = self._plain_key(key_node)
+                    if key is None:
+                        continue
+                    if key in first:
+                        line = first[key].start_mark.line + 1
+                        found.append(_diagnostic(self.doc.file, key_node.start_mark,
+                                                 f"duplicate key {key!r} (first defined at line {line})",
+                                                 format_path(path + (key,))))
+                    else:
+                        first[key] = key_node
+                    children.append((value_node, path + (key,)))
+                stack.extend(reversed(children))
+        return sorted(found)
+
+    def _read_key(self, key_node: yaml.ScalarNode) -> str:
+        """A key is a name or a value of a table, kept as written: YAML 1.1 would read a risk table's `NO: 0.9`
+        (Norway) as the key false, which no region matches, `yes` as true and `0012` as the octal 10."""
+        key = self.loader.construct_object(key_node)
+        return key if isinstance(key, str) else key_node.value
+
+    def _plain_key(self, key_node: yaml.Node) -> str | None:
+        """The key as :meth:`_key` reads it, or None for one that :meth:`_key` rejects."""
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _STANDARD_TAGS:
+            return None
+        try:
+            return self._read_key(key_node)
+        except (yaml.YAMLError, ValueError):  # `? !!int abc`: the conversion meets it again
+            return None
+
     def _key(self, key_node: yaml.Node, path: Path_) -> str:
         if not isinstance(key_node, yaml.ScalarNode):
             raise self._fail(key_node, path, "mapping keys must be plain text")
         if key_node.tag not in _STANDARD_TAGS:
             raise self._fail(key_node, path, f"tag {key_node.tag!r} is not allowed", hint="policies hold plain data only")
-        key = self.loader.construct_object(key_node)
-        # A key is a name or a value of a table, kept as written: YAML 1.1 would read a risk table's `NO: 0.9`
-        # (Norway) as the key false, which no region matches, `yes` as true and `0012` as the octal 10.
-        return key if isinstance(key, str) else key_node.value
+        try:
+            return self._read_key(key_node)
+        except yaml.YAMLError as exc:
+            raise _yaml_error(self.doc.file, exc) from None
 
     def _pairs(self, node: yaml.MappingNode, path: Path_, merging: frozenset[int] = frozenset()) -> list[_Pair]:
         """The mapping's (key, key node, value node) in the order written, with YAML merge keys done.
@@ -323,8 +393,8 @@ class _Converter:
         ``<<: *defaults`` (or ``<<: [*a, *b]``) brings in the keys of those mappings where it stands;
         a key the mapping writes itself wins over a merged one, and of several merged mappings the
         first that has a key wins (YAML's rules).  Merged values keep the positions of the text they
-        come from, so an error in one points at the anchored mapping.  Two keys written in the same
-        mapping are an error.
+        come from, so an error in one points at the anchored mapping.  Of two keys written in the same
+        mapping the first is kept: :meth:`duplicate_keys` reports the others.
         """
         if id(node) in self.merged:
             return self.merged[id(node)]
@@ -346,9 +416,7 @@ class _Converter:
                 continue
             key = self._key(key_node, path)
             if key in own:
-                first = own[key].start_mark.line + 1
-                raise self._fail(key_node, path + (key,), f"duplicate key {key!r} (first defined at line {first})",
-                                 hint="remove or rename one of them")
+                continue  # reported by duplicate_keys
             own[key] = key_node
             groups.append([(key, key_node, value_node)])
         pairs: list[_Pair] = []

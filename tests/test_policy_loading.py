@@ -343,3 +343,20 @@ def test_a_policy_using_a_merge_key(tmp_path):
                    "  revenue_3m:\n    <<: *rev\n    label: x\n", encoding="utf-8")
     text = str(error_of(bad))
     assert f"{bad}:4:34: metrics.revenue_3m.windw: unknown key 'windw'" in text, text  # where the merged key is written
+
+
+def test_duplicate_keys_of_a_sources_file_and_of_the_base_are_reported_with_the_policy_problems(tmp_path):
+    (tmp_path / "sources.yaml").write_text("orders:\n  date: order_date\n  date: day\n", encoding="utf-8")
+    (tmp_path / "parent.yaml").write_text("name: parent\nname: p\ntiers:\n  levels: [{id: A, default: true}]\n",
+                                          encoding="utf-8")
+    (tmp_path / "child.yaml").write_text("extends: parent.yaml\ndata: sources.yaml\nmetrics:\n  r: {sum: amount}\n"
+                                         "tiers:\n  levels: [{id: A, when: 'rr > 1'}, {id: B, default: true}]\n",
+                                         encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policy(tmp_path / "child.yaml")
+    assert sorted(str(d) for d in info.value.diagnostics) == sorted([
+        f"{tmp_path / 'sources.yaml'}:3:3: data.orders.date: duplicate key 'date' (first defined at line 2)",
+        f"{tmp_path / 'parent.yaml'}:2:1: name: duplicate key 'name' (first defined at line 1)",
+        f"{tmp_path / 'child.yaml'}:6:27: tiers.levels[0].when: unknown metric or attribute 'rr'; did you mean 'r'?",
+    ])
+    assert info.value.hint == "for each duplicate key, remove or rename one of them"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from crm_rules.engine.errors import PolicyError
-from crm_rules.engine.yaml_source import MAX_NODES, load_yaml_text
+from crm_rules.engine.yaml_source import MAX_NODES, Position, load_yaml_text
 
 
 def error_of(text) -> str:
@@ -110,3 +110,44 @@ def test_keys_are_kept_as_written():
     """A risk table's NO (Norway) is not the key false, nor yes true, nor 0012 the octal 10."""
     doc = load_yaml_text(b"table: {DE: 0.9, NO: 0.9, yes: 1, ~: 2, 0012: a, true: 1, 12: x, 0.5: y}\n", "p.yaml")
     assert list(doc.data["table"]) == ["DE", "NO", "yes", "~", "0012", "true", "12", "0.5"]
+
+
+def test_every_duplicate_key_is_reported_at_once():
+    text = ("a: 1\nb:\n  x: 1\n  y: 2\n  x: 3\na: 2\nc: [{k: 1, k: 2}]\n"
+            "b:\n  z: 1\n  z: 2\n")  # the second b is left out of the data, but its own duplicate is found
+    error = yaml_error(text)
+    assert [str(d) for d in error.diagnostics] == [
+        "p.yaml:5:3: b.x: duplicate key 'x' (first defined at line 3)",
+        "p.yaml:6:1: a: duplicate key 'a' (first defined at line 1)",
+        "p.yaml:7:12: c[0].k: duplicate key 'k' (first defined at line 7)",
+        "p.yaml:8:1: b: duplicate key 'b' (first defined at line 2)",
+        "p.yaml:10:3: b.z: duplicate key 'z' (first defined at line 9)",
+    ]
+    assert error.hint == "remove or rename one of them"
+
+
+def test_a_key_written_three_times_is_two_problems_both_naming_the_first():
+    error = yaml_error("k: 1\nk: 2\nk: 3\n")
+    assert [d.message for d in error.diagnostics] == ["duplicate key 'k' (first defined at line 1)"] * 2
+
+
+def test_deferred_duplicates_keep_the_first_value_for_the_other_checks():
+    doc = load_yaml_text(b"a: 1\nb: {x: 1}\na: 2\nb: {x: 2, x: 3}\n", "p.yaml", defer_duplicates=True)
+    assert doc.data == {"a": 1, "b": {"x": 1}}
+    assert doc.position(("a",)).line == 1 and doc.value_position(("b", "x")) == Position("p.yaml", 2, 8)
+    assert [(d.line, d.path) for d in doc.duplicates] == [(3, "a"), (4, "b"), (4, "b.x")]
+
+
+def test_a_duplicate_in_an_anchored_mapping_is_reported_once():
+    error = yaml_error("d: &d {k: 1, k: 2}\ne: *d\nf: {<<: *d}\n")
+    assert [str(d) for d in error.diagnostics] == ["p.yaml:1:14: d.k: duplicate key 'k' (first defined at line 1)"]
+
+
+def test_a_key_merged_in_is_no_duplicate():
+    assert load_yaml_text(b"d: &d {k: 1}\ne: {<<: *d, k: 2}\n", "p.yaml").data["e"] == {"k": 2}
+
+
+def yaml_error(text: str) -> PolicyError:
+    with pytest.raises(PolicyError) as info:
+        load_yaml_text(text.encode("utf-8"), "p.yaml")
+    return info.value
