@@ -155,14 +155,29 @@ class TypeChecker:
     def _literal(self, node: ast.Literal) -> str:
         return value_type(node.value)
 
+    def unknown_names(self, node: ast.Node) -> list[ExpressionTypeError]:
+        """An error for each name not in scope, at its first use, in the order written.
+
+        ``infer`` stops at the first one; a condition with two misspelt metrics needs both named at once.
+        """
+        errors: list[ExpressionTypeError] = []
+        names = sorted((n for n in ast.walk(node) if isinstance(n, ast.Name)), key=lambda n: (n.line, n.col))
+        for name in names:
+            if name.name not in self.scope and all(e.unknown != name.name for e in errors):
+                errors.append(self._unknown(name))
+        return errors
+
+    def _unknown(self, node: ast.Name) -> ExpressionTypeError:
+        return ExpressionTypeError(
+            f"unknown {self.scope_label} {node.name!r}{did_you_mean(node.name, self.scope)}",
+            node,
+            hint=f"known: {', '.join(sorted(self.scope)) or '(none)'}",
+            unknown=node.name,
+        )
+
     def _name(self, node: ast.Name) -> str:
         if node.name not in self.scope:
-            raise ExpressionTypeError(
-                f"unknown {self.scope_label} {node.name!r}{did_you_mean(node.name, self.scope)}",
-                node,
-                hint=f"known: {', '.join(sorted(self.scope)) or '(none)'}",
-                unknown=node.name,
-            )
+            raise self._unknown(node)
         return self.scope[node.name]
 
     def _negate(self, node: ast.Negate) -> str:

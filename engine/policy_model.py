@@ -18,7 +18,7 @@ from .data_mapping import DataMapping, build_data_mapping
 from .errors import Diagnostic, PolicyError, UsageError
 from .expr_parser import KEYWORDS, ExpressionSyntaxError, parse_expression
 from .expr_sql import SqlParams, function_plugins, to_sql
-from .expr_types import (BOOL, DATE, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, check_round_digits, did_you_mean,
+from .expr_types import (BOOL, DATE, NULL, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, check_round_digits, did_you_mean,
                          is_iso_date, value_type, with_article)
 from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names
 from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
@@ -268,6 +268,18 @@ class _Builder:
             return None
 
     def typecheck(self, node: ast.Node, path: tuple, checker: TypeChecker, condition: bool) -> str | None:
+        """The type of the expression, or None when it is reported as wrong (or uses a name of a failed entry).
+
+        Every unknown name is reported, not just the first.  The types of the rest are still checked, the
+        unknown names standing for values of any type (missing ones), so a type error reported with them
+        is one of its own.
+        """
+        unknown = checker.unknown_names(node)
+        for exc in unknown:
+            if not self.from_failed_entry(exc.unknown):  # the entry's own error says it all
+                self._expression_problem(path, exc)
+        if unknown:
+            checker = TypeChecker({**checker.scope, **{exc.unknown: NULL for exc in unknown}}, checker.scope_label)
         try:
             if condition:
                 checker.check_condition(node)
@@ -275,16 +287,19 @@ class _Builder:
             else:
                 found = checker.infer(node)
             check_round_digits(node)
+            if unknown:
+                return None
             sqlite_can_parse(node)
             self.function_plugins |= function_plugins(node)
             return found
         except ExpressionTypeError as exc:
-            if self.from_failed_entry(exc.unknown):
-                return None  # the entry's own error says it all
-            pos = self.doc.text_position(path, exc.line, exc.col)
-            hint = f" ({exc.hint})" if exc.hint and "did you mean" not in exc.message and not exc.hint.startswith("known:") else ""
-            self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), exc.message + hint))
+            self._expression_problem(path, exc)
             return None
+
+    def _expression_problem(self, path: tuple, exc: ExpressionTypeError) -> None:
+        pos = self.doc.text_position(path, exc.line, exc.col)
+        hint = f" ({exc.hint})" if exc.hint and "did you mean" not in exc.message and not exc.hint.startswith("known:") else ""
+        self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), exc.message + hint))
 
     # ---- metrics -------------------------------------------------------
     def metrics(self, section: dict, data: DataMapping) -> dict[str, Metric]:

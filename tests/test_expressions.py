@@ -102,3 +102,14 @@ def test_quote_identifier_escapes_quotes():
 def test_keywords_are_case_insensitive_and_names_may_be_chinese():
     node = parse_expression("收入 > 1 AND NOT 区域 IN ['华东']")
     TypeChecker({"收入": "number", "区域": "text"}).check_condition(node)
+
+
+def test_every_unknown_name_is_found_once_in_the_order_written():
+    text = "revnue > 10 and ordrs > 2 or revnue < 0 and zzz(客户区域) > 1 and 客户区城 = 'x'"
+    errors = TypeChecker({**SCOPE, "客户区域": "text"}).unknown_names(parse_expression(text))
+    assert [(e.unknown, e.col, e.message) for e in errors] == [
+        ("revnue", 1, "unknown name 'revnue'; did you mean 'revenue'?"),
+        ("ordrs", 17, "unknown name 'ordrs'; did you mean 'orders'?"),
+        ("客户区城", text.index("客户区城") + 1, "unknown name '客户区城'; did you mean '客户区域'?"),  # in characters
+    ]
+    assert TypeChecker(SCOPE).unknown_names(parse_expression("revenue > 1 and region = 'x'")) == []
