@@ -14,6 +14,7 @@ from lark import Lark, __version__ as lark_version, Token, Transformer, Tree, v_
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import expr_ast as ast, user_cache
+from .expr_mistakes import find_mistakes
 
 # The words the grammar reserves, in any case: `true` is the literal, never a name, so a metric,
 # attribute or plugin entry named like one of them could not be used in an expression.
@@ -66,13 +67,22 @@ MAX_DEPTH = 200
 
 
 class ExpressionSyntaxError(Exception):
-    """Raised with a 1-based line/column inside the expression text."""
+    """Raised with a 1-based line/column inside the expression text.
 
-    def __init__(self, message: str, line: int, col: int):
+    ``others``: more problems of the same text, each with its own position (several full-width
+    operators, say); the whole list is :attr:`problems`.
+    """
+
+    def __init__(self, message: str, line: int, col: int, others: tuple["ExpressionSyntaxError", ...] = ()):
         super().__init__(message)
         self.message = message
         self.line = line
         self.col = col
+        self.others = others
+
+    @property
+    def problems(self) -> list["ExpressionSyntaxError"]:
+        return [self, *self.others]
 
 
 @lru_cache(maxsize=1)
@@ -200,16 +210,8 @@ def parse_expression(text: str) -> ast.Node:
         tree = _parser().parse(text)
     except RecursionError:
         raise ExpressionSyntaxError(f"the expression is nested too deeply (the limit is {MAX_DEPTH} levels)", 1, 1) from None
-    except UnexpectedCharacters as exc:
-        raise ExpressionSyntaxError(f"unexpected character {text[exc.pos_in_stream]!r}", exc.line, exc.column) from None
-    except UnexpectedEOF:
-        raise ExpressionSyntaxError("the expression ends too early", *_end_position(text)) from None
-    except UnexpectedToken as exc:
-        if exc.token.type == "$END":
-            raise ExpressionSyntaxError("the expression ends too early", *_end_position(text)) from None
-        raise ExpressionSyntaxError(f"unexpected {_describe_token(exc.token)}", exc.line, exc.column) from None
-    except UnexpectedInput as exc:  # pragma: no cover - lark's other input errors
-        raise ExpressionSyntaxError(str(exc).splitlines()[0], exc.line, exc.column) from None
+    except UnexpectedInput as exc:
+        raise _with_mistakes(text, _lark_error(text, exc)) from None
     try:
         result = _ToAst(text).transform(tree)
     except VisitError as exc:  # pragma: no cover - a bug in the transformer
@@ -223,6 +225,30 @@ def parse_expression(text: str) -> ast.Node:
         raise ExpressionSyntaxError(f"the expression is nested too deeply ({depth} levels, the limit is {MAX_DEPTH}); "
                                     f"split it into metrics", 1, 1)
     return result
+
+
+def _lark_error(text: str, exc: UnexpectedInput) -> ExpressionSyntaxError:
+    """Lark's error in words, at its place."""
+    if isinstance(exc, UnexpectedCharacters):
+        return ExpressionSyntaxError(f"unexpected character {text[exc.pos_in_stream]!r}", exc.line, exc.column)
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        return ExpressionSyntaxError("the expression ends too early", *_end_position(text))
+    if isinstance(exc, UnexpectedToken):
+        return ExpressionSyntaxError(f"unexpected {_describe_token(exc.token)}", exc.line, exc.column)
+    return ExpressionSyntaxError(str(exc).splitlines()[0], exc.line, exc.column)  # pragma: no cover - lark's others
+
+
+def _with_mistakes(text: str, error: ExpressionSyntaxError) -> ExpressionSyntaxError:
+    """The known mistakes of ``text`` (`=>`, `&&`, `＞`, ...), each with its fix, instead of the parser's
+    "unexpected ..." where it stumbled over one of them; the parser's error is kept when it is before the
+    first (a mistake of its own)."""
+    mistakes = [ExpressionSyntaxError(m.message, m.line, m.col) for m in find_mistakes(text)]
+    if not mistakes:
+        return error
+    if (error.line, error.col) < (mistakes[0].line, mistakes[0].col):
+        mistakes.insert(0, error)
+    first, *others = mistakes
+    return ExpressionSyntaxError(first.message, first.line, first.col, tuple(others))
 
 
 def _depth(node: ast.Node) -> int:

@@ -106,6 +106,18 @@ def check_round_digits(node: ast.Node) -> None:
                                   f"not {digits.text}: {fix}", digits)
 
 
+def _quote_words(comparison: ast.Node, words: list[ast.Name]) -> str:
+    """The comparison's text with each of ``words`` in quotes; just the quoted words when the text does not
+    hold them where their positions say (a comparison over several lines)."""
+    text = comparison.text
+    for word in sorted(words, key=lambda w: w.col, reverse=True):
+        at = word.col - comparison.col
+        if word.line != comparison.line or text[at:at + len(word.name)] != word.name:
+            return ", ".join(f"'{w.name}'" for w in words)
+        text = f"{text[:at]}'{word.name}'{text[at + len(word.name):]}"
+    return text
+
+
 # name -> (min args, max args or None)
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "coalesce": (2, None),
@@ -162,18 +174,46 @@ class TypeChecker:
         """
         errors: list[ExpressionTypeError] = []
         names = sorted((n for n in ast.walk(node) if isinstance(n, ast.Name)), key=lambda n: (n.line, n.col))
-        for name in names:
-            if name.name not in self.scope and all(e.unknown != name.name for e in errors):
-                errors.append(self._unknown(name))
+        unknown = [n for n in names if n.name not in self.scope]
+        if not unknown:
+            return errors
+        as_text = self._compared_with_text(node)
+        for name in unknown:
+            if all(e.unknown != name.name for e in errors):
+                errors.append(self._unknown(name, as_text.get(id(name))))
         return errors
 
-    def _unknown(self, node: ast.Name) -> ExpressionTypeError:
-        return ExpressionTypeError(
-            f"unknown {self.scope_label} {node.name!r}{did_you_mean(node.name, self.scope)}",
-            node,
-            hint=f"known: {', '.join(sorted(self.scope)) or '(none)'}",
-            unknown=node.name,
-        )
+    def _compared_with_text(self, node: ast.Node) -> dict[int, str]:
+        """Unknown names compared with text (``region = 华东``, ``region in [华东, 华南]``): the quotes were
+        forgotten.  id of the name's node -> the comparison as it would read with the text quoted."""
+        fixes: dict[int, str] = {}
+        for n in ast.walk(node):
+            if isinstance(n, ast.Compare) and n.op in ("=", "!="):
+                pairs = [(n.left, n.right), (n.right, n.left)]
+            elif isinstance(n, ast.InList):
+                pairs = [(item, n.operand) for item in n.items]
+            else:
+                continue
+            words = [w for w, other in pairs if isinstance(w, ast.Name) and w.name not in self.scope and self._is_text(other)]
+            fixed = _quote_words(n, words)
+            fixes.update({id(w): fixed for w in words})
+        return fixes
+
+    def _is_text(self, node: ast.Node) -> bool:
+        """Text read from the data (a literal beside the word is no sign that the word is text too)."""
+        if isinstance(node, ast.Literal):
+            return False
+        try:
+            return self.infer(node) == TEXT
+        except ExpressionTypeError:
+            return False
+
+    def _unknown(self, node: ast.Name, quoted: str | None = None) -> ExpressionTypeError:
+        message = f"unknown {self.scope_label} {node.name!r}{did_you_mean(node.name, self.scope)}"
+        if quoted is not None:
+            message += f"{' I' if message.endswith('?') else '; i'}f it is a text value, quote it: {quoted}"
+        return ExpressionTypeError(message, node, hint=f"known: {', '.join(sorted(self.scope)) or '(none)'}",
+                                   unknown=node.name)
 
     def _name(self, node: ast.Name) -> str:
         if node.name not in self.scope:

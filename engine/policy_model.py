@@ -263,8 +263,9 @@ class _Builder:
         try:
             return parse_expression(text)
         except ExpressionSyntaxError as exc:
-            pos = self.doc.text_position(path, exc.line, exc.col)
-            self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), f"syntax error: {exc.message}"))
+            for problem in exc.problems:
+                pos = self.doc.text_position(path, problem.line, problem.col)
+                self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), f"syntax error: {problem.message}"))
             return None
 
     def typecheck(self, node: ast.Node, path: tuple, checker: TypeChecker, condition: bool) -> str | None:

@@ -113,3 +113,80 @@ def test_every_unknown_name_is_found_once_in_the_order_written():
         ("客户区城", text.index("客户区城") + 1, "unknown name '客户区城'; did you mean '客户区域'?"),  # in characters
     ]
     assert TypeChecker(SCOPE).unknown_names(parse_expression("revenue > 1 and region = 'x'")) == []
+
+
+@pytest.mark.parametrize(
+    "text, col, message",
+    [
+        ("revenue => 1000", 9, "'=>' is not an operator; write '>=' (greater than or equal)"),
+        ("revenue =< 1000", 9, "'=<' is not an operator; write '<=' (less than or equal)"),
+        ("revenue > 1 && orders > 2", 13, "'&&' is not an operator; write 'and'"),
+        ("revenue > 1 || orders > 2", 13, "'||' is not an operator; write 'or'"),
+        ("revenue > 1 & orders > 2", 13, "'&' is not an operator; write 'and'"),
+        ("!vip", 1, "'!' is not an operator; write 'not' (e.g. `not vip`), or '!=' for not equal"),
+        ("orders ! = 2", 8, "'! =' is not an operator; write '!=' without a space (not equal)"),
+        ("revenue ＞ 1000", 9, "'＞' is a full-width character, typed with a Chinese input method; write the ASCII '>'"),
+        ("revenue ＜ 1000", 9, "'＜' is a full-width character, typed with a Chinese input method; write the ASCII '<'"),
+        ("region ＝ '华东'", 8, "'＝' is a full-width character, typed with a Chinese input method; write the ASCII '='"),
+        ("revenue ＞＝ 1000", 9, "'＞＝' are full-width characters, typed with a Chinese input method; write the ASCII '>='"),
+        ("revenue ≥ 1000", 9, "'≥' is a math sign, not an operator of the language; write '>='"),
+        ("revenue ≤ 1000", 9, "'≤' is a math sign, not an operator of the language; write '<='"),
+        ("region ≠ '华东'", 8, "'≠' is a math sign, not an operator of the language; write '!='"),
+        ("max(revenue，orders) > 1", 12, "'，' is a full-width character, typed with a Chinese input method; write the ASCII ','"),
+        ("region = ‘华东’", 10, "‘华东’ is quoted with typographic quotes, typed with a Chinese input method or made by a word "
+                               "processor; write '华东'"),
+        ("region = “华东”", 10, "“华东” is quoted with typographic quotes, typed with a Chinese input method or made by a word "
+                               "processor; write '华东'"),
+        ("region = ‘华东", 10, "'‘' is a typographic quote, typed with a Chinese input method or made by a word processor; "
+                              "write the ASCII quote ' instead"),
+        # Chinese text before the mistake: the column counts characters
+        ("region in ['华东', '华南'] and revenue ＞ 1", 36, "'＞' is a full-width character"),
+    ],
+)
+def test_common_mistakes_are_named_with_their_fix(text, col, message):
+    with pytest.raises(ExpressionSyntaxError) as info:
+        parse_expression(text)
+    assert message in info.value.message
+    assert (info.value.line, info.value.col) == (1, col)
+    assert text[col - 1] == message[1] or text[col - 1] == message[0]  # the column is the mistake's first character
+
+
+def test_every_mistake_of_a_text_is_named_at_its_place():
+    with pytest.raises(ExpressionSyntaxError) as info:
+        parse_expression("（revenue ＞ 1）and\nregion = ‘华东’ && vip")
+    assert [(p.line, p.col, p.message.split(" ")[0]) for p in info.value.problems] == [
+        (1, 1, "'（'"), (1, 10, "'＞'"), (1, 13, "'）'"), (2, 10, "‘华东’"), (2, 15, "'&&'")]
+
+
+def test_mistakes_inside_quoted_text_are_text_and_a_text_that_parses_is_never_searched():
+    assert parse_expression("region = '＞ && ！' or region != \"=>\" or region <> '‘'").op == "or"
+    with pytest.raises(ExpressionSyntaxError) as info:  # the parser's own error stands when there is no known mistake
+        parse_expression("region = '&&' and revenue >= >= 1")
+    assert (info.value.message, info.value.col, info.value.others) == ("unexpected '>='", 30, ())
+
+
+def test_an_error_before_the_first_mistake_is_kept():
+    with pytest.raises(ExpressionSyntaxError) as info:
+        parse_expression("revenue >= >= 1 and orders ＞ 2")
+    assert [(p.col, p.message[:14]) for p in info.value.problems] == [(12, "unexpected '>="), (28, "'＞' is a full-")]
+
+
+def test_double_equals_is_accepted():
+    assert evaluate("orders == 3") == 1
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("region = 华东", "unknown name '华东'; if it is a text value, quote it: region = '华东'"),
+        ("华东 != region", "unknown name '华东'; if it is a text value, quote it: '华东' != region"),
+        ("region in [华东, '华南', 华北]", "unknown name '华东'; if it is a text value, quote it: region in ['华东', '华南', '华北']"),
+        ("lower(region) = east", "unknown name 'east'; if it is a text value, quote it: lower(region) = 'east'"),
+        ("region = revenu", "unknown name 'revenu'; did you mean 'revenue'? If it is a text value, quote it: region = 'revenu'"),
+        ("revenue = 华东", "unknown name '华东'"),  # a number: no quotes to suggest
+        ("华东 = 'x'", "unknown name '华东'"),  # beside a literal the word is more likely a misspelt name
+    ],
+)
+def test_unquoted_text_is_named_with_the_quotes_it_needs(text, message):
+    (error, *_) = TypeChecker(SCOPE).unknown_names(parse_expression(text))
+    assert error.message == message

@@ -315,7 +315,7 @@ def test_python_tag_on_a_mapping_key_is_rejected(tmp_path):
         ("region = ?", "syntax error: unexpected character '?'"),
         ("region = :as_of", "syntax error: unexpected character ':'"),
         ("region = @p", "syntax error: unexpected character '@'"),
-        ("region || 'x' = 'x'", "syntax error: unexpected character '|'"),
+        ("region || 'x' = 'x'", "syntax error: '||' is not an operator; write 'or'"),  # SQL's concatenation
     ],
 )
 def test_functions_and_names_outside_the_language_are_rejected_at_load(tmp_path, when, message):

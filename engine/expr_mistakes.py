@@ -1,0 +1,119 @@
+"""Mistakes people make typing an expression, each with the fix.
+
+The parser's own message names the first character it cannot use ("unexpected character '＞'"),
+which says nothing about why: the operator of another language (`&&`, `=>`, `!`), or an operator or
+quote typed with a Chinese input method, which looks like the ASCII one in most fonts.  When a text
+does not parse, :func:`find_mistakes` looks for these outside its quoted text and says what to type
+instead, at the column of each (counted in characters, as the parser counts them, so Chinese text
+before it does not shift it).  A text that parses is never looked at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IME = "typed with a Chinese input method"
+
+# Full-width characters and the ASCII ones they stand for; longest first.
+FULL_WIDTH = {
+    "＞＝": ">=", "＜＝": "<=", "！＝": "!=", "＝＝": "==",
+    "＞": ">", "＜": "<", "＝": "=", "！": "!",
+    "（": "(", "）": ")", "，": ",", "、": ",", "［": "[", "］": "]", "【": "[", "】": "]",
+    "＋": "+", "－": "-", "＊": "*", "／": "/",
+}
+_FULL_WIDTH_LONGEST_FIRST = sorted(FULL_WIDTH, key=len, reverse=True)
+# Symbols a Chinese input method offers for the comparisons (and mathematics writes).
+MATH = {"≥": ">=", "≤": "<=", "≠": "!="}
+CURLY_QUOTES = {"‘": "'", "’": "'", "“": '"', "”": '"'}
+
+# Operators of other languages; checked in this order at each position.
+FOREIGN = (
+    ("=>", "'=>' is not an operator; write '>=' (greater than or equal)"),
+    ("=<", "'=<' is not an operator; write '<=' (less than or equal)"),
+    ("&&", "'&&' is not an operator; write 'and'"),
+    ("||", "'||' is not an operator; write 'or'"),
+    ("&", "'&' is not an operator; write 'and'"),
+    ("|", "'|' is not an operator; write 'or'"),
+)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """What is wrong at a 1-based line and column of the expression."""
+
+    message: str
+    line: int
+    col: int
+    length: int
+
+
+def _not(text: str, i: int) -> str | None:
+    """The message for a '!' at ``i`` that does not start '!=', or None for one that does."""
+    j = i + 1
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    if j == i + 1 and text[j:j + 1] == "=":
+        return None
+    if j < len(text) and text[j] == "=" and text[j:j + 2] != "==":
+        return "'! =' is not an operator; write '!=' without a space (not equal)"
+    return "'!' is not an operator; write 'not' (e.g. `not vip`), or '!=' for not equal"
+
+
+def _quoted(text: str, i: int) -> tuple[str, int]:
+    """(message, length) for a typographic quote at ``i``: with the text it quotes, up to the next one, when
+    there is one on the line, so that the fix is the whole quoted text."""
+    end = next((j for j in range(i + 1, len(text)) if text[j] in CURLY_QUOTES or text[j] == "\n"), None)
+    if end is None or text[end] == "\n":
+        return (f"{text[i]!r} is a typographic quote, {IME} or made by a word processor; "
+                f"write the ASCII quote {CURLY_QUOTES[text[i]]} instead"), 1
+    inner = text[i + 1:end]
+    fixed = f"'{inner}'" if "'" not in inner else f'"{inner}"'
+    return f"{text[i:end + 1]} is quoted with typographic quotes, {IME} or made by a word processor; write {fixed}", end + 1 - i
+
+
+def _at(text: str, i: int) -> tuple[str, int] | None:
+    """(message, length) of a mistake that starts at ``text[i]``, or None."""
+    for wide in _FULL_WIDTH_LONGEST_FIRST:
+        if text.startswith(wide, i):
+            what = "is a full-width character" if len(wide) == 1 else "are full-width characters"
+            return f"{wide!r} {what}, {IME}; write the ASCII {FULL_WIDTH[wide]!r}", len(wide)
+    if text[i] in MATH:
+        return f"{text[i]!r} is a math sign, not an operator of the language; write {MATH[text[i]]!r}", 1
+    if text[i] in CURLY_QUOTES:
+        return _quoted(text, i)
+    if text[i] == "!":
+        message = _not(text, i)
+        return (message, 1) if message else None
+    for written, message in FOREIGN:
+        if text.startswith(written, i):
+            return message, len(written)
+    return None
+
+
+def find_mistakes(text: str) -> list[Mistake]:
+    """Each known mistake outside quoted text, in the order written."""
+    found: list[Mistake] = []
+    line, line_start, quote, i = 1, 0, None, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\n":
+            line, line_start = line + 1, i + 1
+        if quote is not None:  # inside '...' or "...": anything goes, \ escapes the next character
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = None
+            i += 1
+            continue
+        if ch in "'\"":
+            quote = ch
+            i += 1
+            continue
+        hit = _at(text, i)
+        if hit is None:
+            i += 1
+            continue
+        message, length = hit
+        found.append(Mistake(message, line, i - line_start + 1, length))
+        i += length
+    return found
