@@ -16,6 +16,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from .errors import Diagnostic
 from .expr_types import did_you_mean
+from .name_rules import in_words
 from .yaml_source import SourceDocument, format_path
 
 
@@ -73,8 +74,12 @@ def _message(error: ValidationError) -> str:
             hint = did_you_mean(str(value), [str(a) for a in allowed])
             return f"{json.dumps(value, ensure_ascii=False)} is not allowed here; use one of: {', '.join(map(str, allowed))}{hint}"
         case "pattern":
-            about = schema.get("description") or f"it must match {error.validator_value}"
-            return f"{json.dumps(value, ensure_ascii=False)} is not in the expected form. {about}"
+            shown = json.dumps(value, ensure_ascii=False)
+            words = in_words(error.validator_value, value, defines=tuple(error.absolute_path)[-1:] == ("id",))
+            if words is not None:
+                return f"{shown} {words}"
+            about = schema.get("description") or schema.get("title") or f"it must match the pattern {error.validator_value}"
+            return f"{shown} is not in the expected form. {about}"
         case "minItems":
             return f"needs at least {error.validator_value} item(s)"
         case "minProperties":
@@ -110,8 +115,10 @@ def validate_subtree(doc: SourceDocument, validator: jsonschema.Draft202012Valid
                 continue
             if error.validator == "propertyNames" or "propertyNames" in error.schema_path:
                 pos = doc.position(path + (error.instance,))
+                words = (in_words(error.validator_value, error.instance, defines=path == ("metrics",))  # a metric has a label
+                         if error.validator == "pattern" else None)
                 diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path + (error.instance,)),
-                                              f"{error.instance!r} is not a valid name: use letters, digits and _, starting with a letter"))
+                                              f"{error.instance!r} {words or _message(error)}"))
                 continue
             pos = doc.value_position(path) if error.validator not in ("required",) else doc.position(path)
             diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), _message(error)))

@@ -18,10 +18,10 @@ from crm_rules.engine import hookimpl
 from crm_rules.engine.expr_ast import Name, walk
 from crm_rules.engine.expr_parser import parse_expression
 from crm_rules.engine.expr_types import BOOL, NUMBER, TEXT
+from crm_rules.engine.name_rules import NAME_PATTERN  # a mismatch is said in words
 from crm_rules.engine.plugin_api import Action, SqlActions
 from crm_rules.engine.plugin_context import PluginContext
 
-NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
 WINDOW_PATTERN = "^(all|[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years))$"
 DEFAULT_PRIORITY = 3
 

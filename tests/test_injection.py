@@ -356,7 +356,10 @@ def test_names_with_sql_are_rejected_by_the_schema(tmp_path, yaml_text, path, na
     text = str(info.value)
     assert text.startswith(f"{policy}:")
     if path in ("metrics", "data.customers.attributes"):  # a key: named at the key, with what a name may hold
-        assert f"{path}.{name}: {name!r} is not a valid name: use letters, digits and _" in text, text
+        assert f"{path}.{name}: {name!r} is not a valid name: use letters A-Z and a-z, digits and _" in text, text
+    elif path == "tiers.levels[0].id":  # said in words, not as the schema's regular expression
+        assert (f"{path}: {json.dumps(name, ensure_ascii=False)} is not a valid id: use letters A-Z and a-z, digits, _, . "
+                f"and -, starting with a letter, a digit or _ (not allowed: ") in text, text
     else:
         assert f"{path}: {json.dumps(name, ensure_ascii=False)} is not in the expected form" in text, text
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from crm_rules.engine.errors import PolicyError
+from crm_rules.engine.name_rules import ID_PATTERN, NAME_PATTERN, in_words
 from crm_rules.engine.policy_files import shipped_policies_dir
 from crm_rules.engine.policy_model import load_policy
 
@@ -196,3 +197,45 @@ def test_a_word_yaml_reads_as_something_else_gets_a_hint(tmp_path, written, hint
     problems = _problems(tmp_path, f"tiers:\n  levels:\n    - id: {written}\n      default: true\n")
     assert len(problems) == 1 and problems[0].startswith("tiers.levels[0].id: expected string")
     assert (hint in problems[0]) if hint else "YAML reads" not in problems[0]
+
+
+@pytest.mark.parametrize("pattern, value, expected", [
+    (NAME_PATTERN, "营收", "is not a valid name: use letters A-Z and a-z, digits and _, starting with a letter or _ "
+                         "(not allowed: '营', '收')"),
+    (NAME_PATTERN, "a-b c", "(not allowed: '-', a space)"),
+    (NAME_PATTERN, "9lives", "(it starts with '9')"),
+    (ID_PATTERN, "9lives", None),  # an id may start with a digit
+    (ID_PATTERN, ".x", "is not a valid id: use letters A-Z and a-z, digits, _, . and -, starting with a letter, a digit "
+                       "or _ (it starts with '.')"),
+    (ID_PATTERN, "", "(it is empty)"),
+    (ID_PATTERN, "a\u3000b\tc", "(not allowed: a full-width space, a tab)"),
+    (ID_PATTERN, "一二三四五六", "(not allowed: '一', '二', '三', '四', '五', ...)"),
+])
+def test_names_and_ids_are_said_in_words(pattern, value, expected):
+    import re
+
+    words = in_words(pattern, value)
+    assert (re.fullmatch(pattern, value) is None) == (expected is not None)
+    if expected is not None:
+        assert expected in words, words
+        assert pattern not in words and "A-Za-z" not in words
+
+
+def test_only_an_id_that_defines_something_is_told_about_labels():
+    assert in_words(ID_PATTERN, "金卡", defines=True).endswith("; other text, such as Chinese, goes in its label")
+    assert "label" not in in_words(ID_PATTERN, "金卡") and "label" not in in_words(ID_PATTERN, "-x", defines=True)
+    assert in_words("^[a-z]+$", "X") is None  # a pattern of a plugin's own: its description is shown
+
+
+def test_a_plugin_pattern_without_words_of_its_own_is_named_by_its_description(tmp_path):
+    from crm_rules.engine.schema_validation import validate_params
+    from crm_rules.engine.yaml_source import load_yaml_text
+
+    doc = load_yaml_text(b"p:\n  code: X-1\n  name: 9x\n", "p.yaml")
+    schema = {"type": "object", "properties": {
+        "code": {"type": "string", "pattern": "^[a-z]+$", "description": "A code in lowercase letters."},
+        "name": {"type": "string", "pattern": NAME_PATTERN, "description": "A metric."}}}
+    messages = [d.message for d in validate_params(doc, schema, ("p",))]
+    assert messages == ['"X-1" is not in the expected form. A code in lowercase letters.',
+                        '"9x" is not a valid name: use letters A-Z and a-z, digits and _, starting with a letter or _ '
+                        "(it starts with '9')"]
