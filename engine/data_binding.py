@@ -17,7 +17,8 @@ from .errors import DataError
 from .expr_sql import quote_identifier
 from .expr_types import did_you_mean
 from .policy_model import Policy
-from .yaml_source import format_path
+from .user_text import joined
+from .yaml_source import Position, format_path
 
 # Logical fields each metric kind reads, beyond its expressions.
 KIND_FIELDS = {
@@ -60,16 +61,82 @@ def customer_expressions(policy: Policy):
             yield sl.condition.node
 
 
-def _needed_by(m) -> str:
+def _needed_by(m) -> tuple[str, str]:
     """Who needs a metric, in the user's terms: a plugin's helper metric is named by its policy entry."""
     if m.internal:
-        return f"{format_path(m.path)} (a metric the plugin computes)"
-    return f"metric {m.name!r}"
+        return "plugin entry", format_path(m.path[:2])
+    return "metric", repr(m.name)
+
+
+MAX_NAMED = 6  # names listed in one problem; the rest are counted
+
+
+def _users(users: list[tuple[str, str]]) -> str:
+    """"metrics 'a' and 'b', and the plugin entry credit.c": who needs a table or column."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, name in users:
+        by_kind.setdefault(kind, []).append(name)
+    parts = []
+    for kind, names in by_kind.items():
+        shown = names if len(names) <= MAX_NAMED + 1 else names[:MAX_NAMED] + [f"{len(names) - MAX_NAMED} more"]
+        noun = "" if not kind else f"{kind}s " if len(names) > 1 else f"{kind} "
+        parts.append(("the " if kind == "plugin entry" else "") + noun + joined(shown))
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", and " + parts[-1]
+
+
+class _Gaps:
+    """What the database lacks, one problem per `data:` entry however many metrics need it, each at the
+    place the policy maps it (its file:line:col), when the policy (or its base or sources file) writes it;
+    a default mapping has no place."""
+
+    def __init__(self, policy: Policy):
+        self.doc = policy.source
+        self.columns: dict[tuple[str, str, str, str], list[tuple[str, str]]] = {}  # (concept, logical, table, column)
+        self.column_names: dict[str, list[str]] = {}
+        self.tables: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (source, table) -> who needs it
+
+    def column(self, concept: str, logical: str, table: str, column: str, cols: list[str], user: tuple[str, str]) -> None:
+        _add(self.columns.setdefault((concept, logical, table, column), []), user)
+        self.column_names[table] = cols
+
+    def table(self, source: str, table: str, user: tuple[str, str]) -> None:
+        _add(self.tables.setdefault((source, table), []), user)
+
+    def where(self, path: tuple) -> Position | None:
+        """Where the policy maps the `data:` entry at ``path`` (its column name), or None for a default."""
+        return self.doc.values.get(path + ("column",)) or self.doc.values.get(path)
+
+    def problems(self) -> list[str]:
+        """One line per entry; those the policy writes first, in the order of the files, then the defaults."""
+        out: list[tuple[Position | None, str]] = []
+        for (concept, logical, table, column), users in self.columns.items():
+            cols = self.column_names[table]
+            who = _users(users)
+            out.append((self.where(("data", concept, *logical.split("."))),
+                        f"table {table!r} has no column {column!r} (data.{concept}.{logical}, needed by {who})"
+                        f"{did_you_mean(column, cols)}; its columns are: {', '.join(cols)}"))
+        for (source, table), users in self.tables.items():
+            one = len(users) == 1
+            what = ("the metric" if users[0][0] == "metric" else "the entry") if one else "what needs it"
+            out.append((self.where(("data", source, "table")),
+                        f"{_users(users)} need{'s' if one else ''} {source}, but the database has no table {table!r}; "
+                        f"map data.{source}.table to your table, or remove {what}"))
+        placed = sorted((p for p in out if p[0] is not None), key=lambda p: (p[0].file, p[0].line, p[0].col))
+        return [_at(pos) + text for pos, text in placed + [p for p in out if p[0] is None]]
+
+
+def _add(users: list[tuple[str, str]], user: tuple[str, str]) -> None:
+    if user not in users:  # a plugin entry's helper metrics all name the entry
+        users.append(user)
+
+
+def _at(pos: Position | None) -> str:
+    return f"{pos.file}:{pos.line}:{pos.col}: " if pos is not None else ""
 
 
 def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
-    """Verify every table and column the policy needs; raise DataError listing all gaps."""
-    problems: list[str] = []
+    """Verify every table and column the policy needs; raise DataError listing all gaps, each once."""
+    gaps = _Gaps(policy)
     binding = Binding(schema)
     mapping = policy.data
     tables: dict[str, list[str] | None] = {}
@@ -79,24 +146,21 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
             tables[table] = table_columns(conn, schema, table)
         return tables[table]
 
-    def need(concept: str, table: str, column: str, logical: str, user: str) -> bool:
+    def need(concept: str, table: str, column: str, logical: str, user: tuple[str, str]) -> bool:
         cols = columns_of(table)
         if cols is None:
             return False
         if column.lower() not in {c.lower() for c in cols}:
-            problems.append(
-                f"table {table!r} has no column {column!r} (data.{concept}.{logical}, needed by {user}){did_you_mean(column, cols)}; "
-                f"its columns are: {', '.join(cols)}"
-            )
+            gaps.column(concept, logical, table, column, cols, user)
             return False
         return True
 
     cust = mapping.customers
     if columns_of(cust.table) is None:
-        raise DataError(f"the database has no customers table {cust.table!r}",
+        raise DataError(f"{_at(gaps.where(('data', 'customers', 'table')))}the database has no customers table {cust.table!r}",
                         hint=f"map data.customers.table to your customer table; tables present: {', '.join(_all_tables(conn, schema)) or '(none)'}")
-    need("customers", cust.table, cust.key, "id", "every run")
-    need("customers", cust.table, mapping.customer_name, "name", "every run")
+    need("customers", cust.table, cust.key, "id", ("", "every run"))
+    need("customers", cust.table, mapping.customer_name, "name", ("", "every run"))
     present = {c.lower() for c in columns_of(cust.table)}
     binding.attributes = {n: c for n, c in mapping.attributes.items() if c.column.lower() in present}
 
@@ -108,7 +172,7 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
         used_attributes |= step.used & set(mapping.attributes)
     binding.used = used_attributes
     for name in sorted(used_attributes):
-        need("customers", cust.table, mapping.attributes[name].column, f"attributes.{name}", f"attribute {name!r}")
+        need("customers", cust.table, mapping.attributes[name].column, f"attributes.{name}", ("attribute", repr(name)))
 
     since = mapping.attributes.get("since")
     binding.tenure_from_since = since is not None and since.column.lower() in present
@@ -118,8 +182,7 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
             continue
         t = mapping.sources[source]
         if columns_of(t.table) is None:
-            problems.append(f"{_needed_by(m)} needs {source}, but the database has no table {t.table!r}; "
-                            f"map data.{source}.table to your table, or remove the {'entry' if m.internal else 'metric'}")
+            gaps.table(source, t.table, _needed_by(m))
             continue
         ok = need(source, t.table, t.key, "customer", _needed_by(m))
         fields = {WINDOW_FIELD[source], *DATE_FIELDS[source], *KIND_FIELDS.get(m.kind, ())}
@@ -131,8 +194,9 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
             ok = need(source, t.table, t.columns[f].column, logical, _needed_by(m)) and ok
         if ok:
             binding.sources.add(source)
+    problems = gaps.problems()
     if problems:
-        raise DataError("the database does not have what the policy needs:\n  - " + "\n  - ".join(dict.fromkeys(problems)),
+        raise DataError("the database does not have what the policy needs:\n  - " + "\n  - ".join(problems),
                         hint="fix the data: section of the policy (or a sources file) to name your tables and columns")
     return binding
 

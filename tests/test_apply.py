@@ -236,8 +236,10 @@ def test_missing_optional_table_names_the_metric(tmp_path, demo_template):
     with pytest.raises(DataError) as info:
         apply_policy(db, load_policy("base"), AS_OF)
     message = str(info.value)
-    assert "metric 'complaints_12m' needs interactions, but the database has no table 'interactions'" in message
-    assert "metric 'overdue_amount' needs receivables" in message
+    assert ("metrics 'complaints_12m', 'referrals_12m' and 'contacts_12m' need interactions, but the database has no "
+            "table 'interactions'") in message
+    assert "metrics 'overdue_amount' and 'collection_rate_12m', and the plugin entry credit.credit_check need receivables" in message
+    assert message.count("need receivables") == 1
     assert file_digest(db) == digest
     # a policy that only needs orders works on the same database
     assert apply_policy(db, load_policy(VALID / "minimal.yaml"), AS_OF).summary["customers"] == 300
@@ -253,6 +255,45 @@ def test_missing_column_is_named_with_suggestion(tmp_path, demo_template):
     with pytest.raises(DataError) as info:
         apply_policy(db, load_policy(policy), AS_OF)
     assert "table 'orders' has no column 'order_date' (data.orders.date, needed by metric 'r'); did you mean 'order_dt'?" in str(info.value)
+
+
+def test_data_mapping_problems_are_named_once_each_at_the_data_entry(tmp_path, demo_template):
+    """A column or table the data: section maps wrong is one problem however many metrics use it, at its
+    file:line:col: in the policy, its base or its sources file; a default mapping has no place to name."""
+    db = derived_db(tmp_path / "m.db", demo_template,
+        "CREATE TABLE customers AS SELECT * FROM demo.customers",
+        "CREATE TABLE orders AS SELECT id, customer_id, order_date, amount FROM demo.orders",
+    )
+    (tmp_path / "parent.yaml").write_text("data:\n  orders: {date: day}\ntiers:\n  levels: [{id: A, default: true}]\n",
+                                          encoding="utf-8")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("extends: parent.yaml\n"
+                      "data:\n  orders:\n    amount: amt\n    columns: {channel: {column: chanel, type: text}}\n"
+                      "  receivables: {table: invoices}\n"
+                      "metrics:\n  r12: {sum: amount, window: 12 months}\n  r6: {sum: amount, window: 6 months}\n"
+                      "  web: {count: orders, where: \"channel = 'web'\"}\n  margin: {sum: amount - cost}\n"
+                      "  overdue: {overdue: amount}\n  open: {outstanding: receivables}\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        apply_policy(db, load_policy(policy), AS_OF)
+    lines = str(info.value).splitlines()[1:-1]  # between the heading and the hint
+    assert lines == [
+        f"  - {tmp_path / 'p.yaml'}:4:13: table 'orders' has no column 'amt' (data.orders.amount, needed by metrics 'r12', "
+        f"'r6' and 'margin'); did you mean 'amount'?; its columns are: id, customer_id, order_date, amount",
+        f"  - {tmp_path / 'p.yaml'}:5:33: table 'orders' has no column 'chanel' (data.orders.columns.channel, needed by "
+        f"metric 'web'); its columns are: id, customer_id, order_date, amount",
+        f"  - {tmp_path / 'p.yaml'}:6:24: metrics 'overdue' and 'open' need receivables, but the database has no table "
+        f"'invoices'; map data.receivables.table to your table, or remove what needs it",
+        f"  - {tmp_path / 'parent.yaml'}:2:18: table 'orders' has no column 'day' (data.orders.date, needed by metrics "
+        f"'r12', 'r6', 'web' and 'margin'); its columns are: id, customer_id, order_date, amount",
+        "  - table 'orders' has no column 'cost' (data.orders.columns.cost, needed by metric 'margin'); its columns are: "
+        "id, customer_id, order_date, amount",
+    ]
+    (tmp_path / "sources.yaml").write_text("orders:\n  amount: amt\n", encoding="utf-8")
+    policy.write_text("data: sources.yaml\nmetrics: {r: {sum: amount}}\ntiers:\n  levels: [{id: A, default: true}]\n",
+                      encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        apply_policy(db, load_policy(policy), AS_OF)
+    assert f"\n  - {tmp_path / 'sources.yaml'}:2:11: table 'orders' has no column 'amt' (data.orders.amount" in str(info.value)
 
 
 def test_bad_dates_in_data_are_reported(tmp_path, demo_template):
