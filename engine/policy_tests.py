@@ -97,7 +97,7 @@ def _read_results(db: Path, run_id: int) -> tuple[dict[str, dict], dict[str, lis
 
 
 def _computed_values(db: Path, tf: PolicyTestFile, names: list[str]) -> dict[str, dict]:
-    """Values the run does not store (metrics left out of summary.key_metrics, attributes): computed again."""
+    """Values the run does not store (attributes, a plugin's helper metrics): computed again."""
     from .database import open_for_run
     from .metric_sql import CID
     from .runner import compute

@@ -251,3 +251,22 @@ def test_demo_writes_the_report_of_its_run(cli, tmp_path):
     assert page.is_file() and "report: " in result.output and page.resolve().as_uri() in result.output.replace("\n", "")
     text = page.read_text(encoding="utf-8")
     assert "<svg" in text and "重点客户" in text
+
+
+def test_key_metrics_choose_the_report_columns_and_come_first_but_every_metric_is_stored(cli, demo_db, tmp_path):
+    """What docs/policy-guide.md says of summary.key_metrics: it does not limit what a run stores."""
+    policy = tmp_path / "km.yaml"
+    policy.write_text("name: km\nmetrics:\n  revenue_12m: {sum: amount, window: 12 months}\n"
+                      "  orders_12m: {count: orders, window: 12 months}\n  recency_days: {recency: orders}\n"
+                      "tiers:\n  levels:\n    - {id: A, when: 'revenue_12m > 100000'}\n    - {id: B, default: true}\n"
+                      "summary:\n  revenue: revenue_12m\n  key_metrics: [recency_days]\n", encoding="utf-8")
+    cli("apply", "--db", demo_db, "-p", policy, "--as-of", AS_OF, ok=True)
+    conn = sqlite3.connect(demo_db)
+    stored = json.loads(conn.execute("SELECT metrics FROM crm_runs ORDER BY run_id DESC LIMIT 1").fetchone()[0])
+    conn.close()
+    assert stored == ["recency_days", "revenue_12m", "orders_12m"]  # all of them, the key metrics first
+    header = cli("export", "--db", demo_db, "--format", "csv", ok=True).output.splitlines()[0]
+    assert header.endswith(",recency_days,revenue_12m,orders_12m")
+    assert [m["name"] for m in gather(demo_db)["customers"]["metrics"]] == ["revenue_12m", "recency_days"]
+    explained = json.loads(cli("explain", "C000001", "--db", demo_db, "-p", policy, "--as-of", AS_OF, "--json", ok=True).output)
+    assert [m["name"] for m in explained["metrics"]] == ["revenue_12m", "orders_12m", "recency_days"]
