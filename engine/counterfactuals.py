@@ -140,6 +140,7 @@ def pareto_sentences(metric: str, value: Any, tier: str, order: list[str], lowes
 
 
 def is_literal(text: str) -> bool:
-    """Whether a check's operand is a literal of the condition (500_000, 'retail'): its value needs no "= ..." beside it."""
+    """Whether a check's operand is a literal of the condition (500_000, 'retail', true): its value needs no "= ..."
+    beside it."""
     t = text.strip().replace("_", "").replace(".", "", 1).lstrip("-")
-    return t.isdigit() or t[:1] in ("'", '"')
+    return t.isdigit() or t[:1] in ("'", '"') or t.lower() in ("true", "false", "null")

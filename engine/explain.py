@@ -51,13 +51,13 @@ from .data_binding import bind
 from .database import connect, open_for_run
 from .errors import UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
-from .expr_types import NUMBER, value_type
+from .expr_types import BOOL, NUMBER, TypeChecker, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
 from .overrides import load_overrides, split_expired
 from .plugin_sql import ACTIONS
 from .policy_model import Policy, Rule, build_policy
 from .results_store import has_results
-from .run_metrics import RunMetrics
+from .run_metrics import RunMetrics, as_bool
 from .yaml_source import load_yaml_text
 
 _FLIP = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "=": "=", "!=": "!="}
@@ -126,7 +126,24 @@ def explain_storage(computed: Any, stored: list[str]) -> tuple[list[str], dict]:
     """For ``runner.write_run``: (the metrics to store in crm_metrics: ``stored`` and what explain needs,
     facts to store as ``counts["explain"]``).  Call it before the write transaction."""
     names = list(dict.fromkeys(list(stored) + metrics_needed_for_explain(computed.policy)))
-    return names, explain_facts(computed)
+    facts = explain_facts(computed)
+    facts["bools"] = [n for n in names if _type_of(computed.policy, n) == BOOL]  # 1 and 0 in the table: shown true/false
+    return names, facts
+
+
+def _type_of(policy: Policy, name: str) -> str | None:
+    """The type of a metric, plugin output or attribute of the policy."""
+    if name in policy.metrics:
+        return policy.metrics[name].type
+    if name in policy.outputs:
+        return policy.outputs[name].column.type
+    column = policy.data.attributes.get(name)
+    return column.type if column is not None else None
+
+
+def _shown(policy: Policy, name: str, value: Any) -> Any:
+    """A value as explanations give it: a true/false one as True or False, not the 1 or 0 SQLite stores."""
+    return as_bool(value) if _type_of(policy, name) == BOOL else value
 
 
 # --- evaluating rules for one customer --------------------------------------------------------------
@@ -175,7 +192,14 @@ def _threshold(leaf: ast.Node, left: Any, right: Any, passed: Any) -> dict:
     return found
 
 
-def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen_rule: str | None) -> list[dict]:
+def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen_rule: str | None,
+                   checker: TypeChecker) -> list[dict]:
+    """Each rule, whether it matched and, for one that did not, each test of its condition with the values of
+    its sides (a true/false side as True or False: ``checker`` knows which)."""
+
+    def shown(node: ast.Node, value: Any) -> Any:
+        return as_bool(value) if checker.infer(node) == BOOL else value
+
     out = []
     conds = [r for r in rules if r.condition is not None]
     outcomes = ev.values([r.condition.node for r in conds])
@@ -201,16 +225,16 @@ def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen
             for leaf, ok in zip(leaves, results):
                 check = {"test": leaf.text, "passed": None if ok is None else bool(ok)}
                 if isinstance(leaf, ast.Compare):
-                    left, right = next(side_values), next(side_values)
+                    left, right = shown(leaf.left, next(side_values)), shown(leaf.right, next(side_values))
                     check["values"] = {leaf.left.text: left, leaf.right.text: right}
-                    check.update(_threshold(leaf, left, right, ok))
+                    check.update(_threshold(leaf, left, right, ok))  # none for true/false: nothing is short
                 elif isinstance(leaf, ast.Between):
                     vals = [next(side_values) for _ in range(3)]
                     check["values"] = {leaf.operand.text: vals[0]}
                     if ok is not None and not ok and all(value_type(v) == NUMBER for v in vals):  # for the words of its miss
                         check.update(value=vals[0], range=vals[1:])
                 elif isinstance(leaf, (ast.InList, ast.IsNull)):
-                    check["values"] = {leaf.operand.text: next(side_values)}
+                    check["values"] = {leaf.operand.text: shown(leaf.operand, next(side_values))}
                 checks.append(check)
             entry["checks"] = checks
         entry["decided"] = not decided and entry["matched"] and rule.id == chosen
@@ -220,6 +244,7 @@ def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen
 
 
 def _metric_entry(policy: Policy, name: str, value: Any) -> dict:
+    value = _shown(policy, name, value)
     if name in policy.metrics:
         m = policy.metrics[name]
         return {"name": name, "label": m.label, "value": value, "internal": m.internal}
@@ -255,9 +280,11 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
     by_rules = policy.tier(c.rule_tier) if overridden else None
     rule_decided = (c.rule_tier, by_rules.id if by_rules.rule.condition is not None else DEFAULT_RULE) \
         if by_rules else (None, None) if overridden else (g["_tier"], g["_tier_rule"])
-    tier_rules = _explain_rules(ev, [t.rule for t in policy.tiers], *rule_decided)
-    sub_rules = _explain_rules(ev, tier.subgrades, g["_subgrade"], g["_subgrade_rule"]) if tier and tier.subgrades else None
-    stage_rules = _explain_rules(ev, policy.stages, g["_stage"], g["_stage_rule"]) if policy.stages else None
+    checker = TypeChecker(policy.scope())
+    tier_rules = _explain_rules(ev, [t.rule for t in policy.tiers], *rule_decided, checker)
+    sub_rules = (_explain_rules(ev, tier.subgrades, g["_subgrade"], g["_subgrade_rule"], checker)
+                 if tier and tier.subgrades else None)
+    stage_rules = _explain_rules(ev, policy.stages, g["_stage"], g["_stage_rule"], checker) if policy.stages else None
     labels = {t.id: t.rule.label for t in policy.tiers} | {s.id: s.label for s in policy.stages}
     labels |= {s.id: s.label for t in policy.tiers for s in t.subgrades}
     if policy.tier_method == "pareto" and c.rule_tier is not None:
@@ -274,7 +301,8 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
     stage = next((s for s in policy.stages if s.id == g["_stage"]), None)
     return {
         "customer_id": c.key, "customer_name": c.name, "policy": policy.name, "policy_sha256": policy.sha256,
-        "as_of": as_of, "source": c.source, "attributes": c.attributes, "metrics": metrics,
+        "as_of": as_of, "source": c.source, "attributes": {n: _shown(policy, n, v) for n, v in c.attributes.items()},
+        "metrics": metrics,
         "why": why,
         "override": c.override,
         "tier": {"id": g["_tier"], "rule": g["_tier_rule"], "method": policy.tier_method, "rules": tier_rules},

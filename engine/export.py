@@ -14,7 +14,7 @@ from .database import connect
 from .errors import UsageError
 from .output_file import check_out, write_atomic
 from .results_store import LATEST_FIRST, require_results
-from .run_metrics import RunMetrics
+from .run_metrics import RunMetrics, as_bool
 from .spreadsheet_cells import guarded
 
 BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "stage", "service_level",
@@ -121,9 +121,10 @@ def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) 
                 count += 1
         else:
             items = []
+            bools = stored.bools(conn)  # true/false in JSON, not the 1/0 of the table (and of CSV)
             for r in map(json_ready, rows):  # row by row: no second copy of a big run
                 item = dict(zip(BASE_COLUMNS, r[:width]))
-                item["metrics"] = dict(zip(metric_names, r[width:]))
+                item["metrics"] = {n: as_bool(v) if n in bools else v for n, v in zip(metric_names, r[width:])}
                 items.append(item)
             count = len(items)
             header = dict(run) | {"counts": json.loads(run["counts"] or "null")}

@@ -34,7 +34,7 @@ from .errors import UsageError
 from .export import resolve_run
 from .expr_sql import quote_identifier as q
 from .run_history import _open, _previous_run, pruned_runs
-from .run_metrics import RunMetrics
+from .run_metrics import RunMetrics, as_bool
 from .plugin_sql import trimmed_owner
 
 MAX_ROWS = 5000  # customers embedded in the page's table: enough to browse, small enough to stay fast
@@ -390,9 +390,11 @@ def _customers(conn: sqlite3.Connection, stored: RunMetrics, revenue: str | None
     rows = conn.execute(
         f"SELECT a.customer_id, a.customer_name, a.tier, a.subgrade, a.stage, a.service_level{cols} "
         f"FROM crm_assignments AS a{stored.join()} WHERE a.run_id = ? ORDER BY {order} LIMIT ?", (stored.run_id, max(0, max_rows))).fetchall()
+    true_false = stored.bools(conn)
+    bools = {6 + i for i, n in enumerate(names) if n in true_false}  # 1/0 in the table, true/false here
     return {"total": total, "shown": len(rows), "limit": max_rows, "ordered_by": revenue,
             "metrics": [{"name": n, "label": _metric_label(definitions, document, n)} for n in names],
-            "rows": [list(r) for r in rows]}
+            "rows": [[as_bool(v) if i in bools else v for i, v in enumerate(r)] for r in rows]}
 
 
 # --- aging from the customer database (runs without a credit check) -------------------------------

@@ -74,7 +74,9 @@ def _value(x) -> tuple[str, str | None]:
     """(display text, sort value) of a stored metric value."""
     if x is None:
         return "—", ""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
+    if isinstance(x, bool):
+        return ("true" if x else "false"), None  # as the policy writes it, not Python's True
+    if not isinstance(x, (int, float)):
         return str(x), None
     if isinstance(x, int) or float(x).is_integer() and abs(x) >= 100:
         return f"{x:,.0f}", repr(x)

@@ -56,6 +56,14 @@ def insert_sql(schema: str, names: list[str], source: str, key: str) -> str:
             f"SELECT ?, r.{key}{values} FROM {source} AS r ORDER BY r.{key}")
 
 
+def as_bool(value: object) -> object:
+    """A true/false value as a run stores it (SQLite has no booleans: 1 and 0) as True or False, for people
+    and for JSON; anything else (NULL, a value that is neither) as it is."""
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    return value
+
+
 def _json_path(name: str) -> str:
     """JSON path of a top-level key, quoted so that any name works; as an SQL string literal."""
     path = '$."' + name.replace('"', '\\"') + '"'
@@ -98,6 +106,21 @@ class RunMetrics:
             return f"json_extract({a}.metrics, {_json_path(name)})"
         return f"{m}.{q(name)}"
 
+    def bools(self, conn: sqlite3.Connection) -> frozenset[str]:
+        """The stored metrics and plugin outputs of the run that are true/false: as the run recorded them
+        (``counts["explain"]["bools"]``), or for a run written before it did, its metrics defined so."""
+        row = conn.execute(f"SELECT counts FROM {q(self.schema)}.crm_runs WHERE run_id = ?", (self.run_id,)).fetchone()
+        counts = (json.loads(row[0] or "{}") if row else None) or {}
+        facts = counts.get("explain") or {}
+        if isinstance(facts.get("bools"), list):
+            return frozenset(facts["bools"]) & set(self.names)
+        if "crm_definitions" not in _tables(conn, self.schema):
+            return frozenset()
+        defined = conn.execute(f"SELECT id, details FROM {q(self.schema)}.crm_definitions "
+                               f"WHERE run_id = ? AND kind = 'metric'", (self.run_id,))
+        bools = {n for n, details in defined if (json.loads(details or "{}") or {}).get("type") == "bool"}
+        return frozenset(bools & set(self.names))
+
     def select(self, a: str = "a", m: str = "m") -> str:
         """``, value, value, ...`` of every stored metric, in :attr:`names` order (to append to a select list)."""
         return "".join(f", {self.column(n, a, m)}" for n in self.names)
@@ -107,3 +130,7 @@ class RunMetrics:
         row = conn.execute(f"SELECT 1{self.select()} FROM {q(self.schema)}.crm_assignments AS a{self.join()} "
                            f"WHERE a.run_id = ? AND a.customer_id = ?", (self.run_id, customer_id)).fetchone()
         return dict(zip(self.names, row[1:])) if row else {}
+
+
+def _tables(conn: sqlite3.Connection, schema: str) -> set[str]:
+    return {r[0] for r in conn.execute(f"SELECT name FROM {q(schema)}.sqlite_master WHERE type = 'table'")}

@@ -23,6 +23,7 @@ from .errors import DamagedDatabaseError, DataError, RunError, UsageError
 from .overrides import load_overrides, split_expired
 from .explain import explain_storage
 from .expr_sql import SqlParams, quote_identifier as q
+from .expr_types import BOOL
 from .data_checks import check_customers, check_rows
 from .metric_sql import CID, CNAME, MetricPlan, RunDates, compile_metrics
 from .policy_files import canonical_json
@@ -297,6 +298,8 @@ def summarize(computed: Computed) -> dict:
         services[service] = services.get(service, 0) + n
         overrides += n if is_override else 0
         for name, value in zip(outputs_summarized, row[_RULE_TIER + 1:]):
+            if policy.outputs[name].column.type == BOOL:  # stored as 1/0; counted as the policy writes them
+                value = {1: "true", 0: "false"}.get(value, value)
             outputs[name][value] = outputs[name].get(value, 0) + n
     ordered = {}
     for tier in policy.tiers:

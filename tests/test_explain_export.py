@@ -210,3 +210,94 @@ def test_runs_written_before_crm_metrics_read_as_before(cli, demo_db):
     new = readings()
     _as_results_schema_4(demo_db)
     assert stored_metrics(demo_db, 1) and readings() == new
+
+
+# --- true/false metrics and attributes: shown as true/false, stored as 1/0 -------------------------
+
+BOOL_POLICY = """name: flags
+data:
+  customers:
+    attributes:
+      is_key: {column: is_key, type: bool}
+metrics:
+  revenue_12m: {sum: amount, window: 12 months}
+  big: {expr: "revenue_12m > 1000"}
+tiers:
+  levels:
+    - {id: A, when: "big = true and is_key"}
+    - {id: B, default: true}
+summary:
+  key_metrics: [big]
+"""
+
+
+@pytest.fixture
+def flags(tmp_path):
+    from small_db import make_db
+
+    db = make_db(tmp_path / "f.db", [("a", "Alpha", "华东"), ("b", "Beta", "华南")],
+                 orders=[("a", "2026-06-01", 500), ("b", "2026-06-01", 1500)])
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE customers ADD COLUMN is_key INTEGER")
+    conn.execute("UPDATE customers SET is_key = (id = 'a')")
+    conn.commit()
+    conn.close()
+    policy = tmp_path / "flags.yaml"
+    policy.write_text(BOOL_POLICY, encoding="utf-8")
+    return db, policy
+
+
+def test_bool_values_are_stored_as_1_and_0_and_explained_as_true_and_false(cli, flags):
+    db, policy = flags
+    cli("apply", "--db", db, "-p", policy, "--as-of", AS_OF, ok=True)
+    assert {c: m["big"] for c, m in stored_metrics(db).items()} == {"a": 0, "b": 1}  # the table keeps SQLite's 1/0
+    assert all(type(m["big"]) is int for m in stored_metrics(db).values())
+    for recompute in ([], ["--recompute"]):  # from the stored run, and computed now
+        out = cli("explain", "a", "--db", db, "-p", policy, "--as-of", AS_OF, *recompute, ok=True).output
+        rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in out.splitlines() if line.count("│") == 4}
+        assert (rows["big"], rows["is_key"], rows["revenue_12m"]) == ("false", "true", "500.00"), out
+        assert "failed: big = true  (big = false)" in out and "short by" not in out and "= 0" not in out, out
+        e = json.loads(cli("explain", "a", "--db", db, "-p", policy, "--as-of", AS_OF, "--json", *recompute, ok=True).output)
+        assert {m["name"]: m["value"] for m in e["metrics"]}["big"] is False and e["attributes"]["is_key"] is True
+        (check, _) = e["tier"]["rules"][0]["checks"]
+        assert check["values"] == {"big": False, "true": True} and "gap" not in check
+
+
+def test_bool_values_are_true_and_false_in_json_exports_and_the_report_but_1_and_0_in_csv(cli, flags):
+    from crm_rules.engine.report_data import gather
+
+    db, policy = flags
+    cli("apply", "--db", db, "-p", policy, "--as-of", AS_OF, ok=True)
+    exported = json.loads(cli("export", "--db", db, "--format", "json", ok=True).output)
+    assert {a["customer_id"]: a["metrics"]["big"] for a in exported["assignments"]} == {"a": False, "b": True}
+    table = list(csv.DictReader(io.StringIO(cli("export", "--db", db, "--format", "csv", ok=True).output)))
+    assert {r["customer_id"]: r["big"] for r in table} == {"a": "0", "b": "1"}
+    customers = gather(db)["customers"]
+    assert [m["name"] for m in customers["metrics"]] == ["big"]
+    assert {r[0]: r[6] for r in customers["rows"]} == {"a": False, "b": True}
+    out = cli("report", "--db", db, "--out", db.parent / "r.html", ok=True)
+    html = (db.parent / "r.html").read_text(encoding="utf-8")
+    assert "<td>false</td>" in html and "<td>true</td>" in html and "<td>False</td>" not in html, out.output
+
+
+def test_a_failing_policy_test_shows_bool_values_as_true_and_false(cli, flags, tmp_path):
+    _, policy = flags
+    (tmp_path / "flags.test.yaml").write_text(
+        "as_of: 2026-06-30\ncases:\n  - name: small\n    customer: {is_key: true}\n"
+        "    generate: {revenue_12m: 500, orders_12m: 2}\n    expect: {tier: A, big: true}\n", encoding="utf-8")
+    out = cli("test", tmp_path / "flags.test.yaml").output
+    assert "big   expected true, got false" in out and "failed: big = true  (big = false)" in out, out
+    assert "Values: big = false" in out and "= 0" not in out, out
+
+
+def test_runs_that_did_not_record_their_bool_names_read_them_from_the_metric_definitions(cli, flags):
+    db, policy = flags
+    cli("apply", "--db", db, "-p", policy, "--as-of", AS_OF, ok=True)
+    conn = sqlite3.connect(db)
+    counts = json.loads(conn.execute("SELECT counts FROM crm_runs").fetchone()[0])
+    assert counts["explain"].pop("bools") == ["big"]  # what runs record now
+    conn.execute("UPDATE crm_runs SET counts = ?", (json.dumps(counts),))  # as a run written before did
+    conn.commit()
+    conn.close()
+    exported = json.loads(cli("export", "--db", db, "--format", "json", ok=True).output)
+    assert {a["customer_id"]: a["metrics"]["big"] for a in exported["assignments"]} == {"a": False, "b": True}

@@ -84,6 +84,34 @@ def test_crm_rules_register_credit_checks(tmp_path, small):
     assert {c: v[0] for c, v in got.items()} == {"a": "held", "b": "held", "c": "fine"}
 
 
+class FlagScorer:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        def over(ctx, params):
+            x = ctx.ref(params["metric"], "metric")
+            return SqlOutputs([{"": Column("bool", f"{x} > {ctx.literal(params['limit'])}", label="over the limit",
+                                           summarize=True)}]) if x else None
+
+        register("over", over, {"type": "object", "required": ["metric", "limit"],
+                                 "properties": {"metric": {"type": "string"}, "limit": {"type": "number"}}})
+
+
+def test_a_true_false_output_is_counted_and_explained_as_true_and_false(tmp_path, small, cli):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY_HEAD + "scores:\n  over: {use: over, params: {metric: revenue_12m, limit: 120}}\n"
+                      "tiers:\n  levels:\n    - {id: big, when: 'over'}\n    - {id: small, default: true}\n", encoding="utf-8")
+    with extra_plugin(FlagScorer(), "test_flags"):
+        summary = json.loads(cli("apply", "--db", small, "-p", policy, "--as-of", D, "--json", ok=True).output)["summary"]
+        shown = cli("apply", "--db", small, "-p", policy, "--as-of", D, "--dry-run", ok=True).output
+        explained = json.loads(cli("explain", "c", "--db", small, "-p", policy, "--as-of", D, "--json", ok=True).output)
+    assert summary["outputs"] == {"over": {"false": 1, "true": 2}}
+    assert re.search(r"│ over\s+│ true\s+│\s+2 │", shown) and re.search(r"│\s+│ false\s+│\s+1 │", shown), shown
+    assert {m["name"]: m["value"] for m in explained["metrics"]}["over"] is False
+    conn = sqlite3.connect(small)
+    assert conn.execute("SELECT over FROM crm_metrics WHERE customer_id = 'a'").fetchone() == (1,)  # stored as 1/0
+    conn.close()
+
+
 class Actions:
     @hookimpl
     def crm_rules_register_actions(self, register):
