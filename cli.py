@@ -254,13 +254,14 @@ def apply(
 def validate(
     ctx: typer.Context,
     policies: list[Path] = typer.Argument(..., help="Policy files to check."),
-    db: Optional[Path] = typer.Option(None, "--db", help="Also check the policy's tables and columns in this database."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Also check the policy's tables, columns and the declared types of its number columns in this database (not the rows)."),
     as_json: bool = typer.Option(False, "--json", help="Print one entry per file (ok, problems with file/line/col) as JSON."),
 ) -> None:
     """Check policies (schema, expressions, references) and report every problem at once."""
     from dataclasses import asdict
 
     from .engine.data_binding import bind
+    from .engine.data_checks import check_declared_types
     from .engine.database import connect
     from .engine.policy_model import load_policy
 
@@ -282,7 +283,7 @@ def validate(
             if db is not None:
                 conn = connect(db, mode="ro")
                 try:
-                    bind(conn, "main", loaded)
+                    check_declared_types(conn, loaded, bind(conn, "main", loaded))
                 finally:
                     conn.close()
         except CrmRulesError as exc:

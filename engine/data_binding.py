@@ -39,6 +39,7 @@ class Binding:
     attributes: dict[str, Column] = field(default_factory=dict)  # attributes present in the table
     used: set[str] = field(default_factory=set)  # attributes the policy reads (conditions, metrics, plugins)
     tenure_from_since: bool = False
+    fields: dict[str, set[str]] = field(default_factory=dict)  # source -> logical fields its metrics read
 
     def table(self, name: str) -> str:
         return f"{quote_identifier(self.schema)}.{quote_identifier(name)}"
@@ -59,6 +60,15 @@ def customer_expressions(policy: Policy):
     for sl in policy.service_levels:
         if sl.condition:
             yield sl.condition.node
+
+
+def metric_fields(m, source: str) -> set[str]:
+    """The logical fields of ``source`` that metric ``m`` reads: its dates, its kind's fields, its expressions'."""
+    fields = {WINDOW_FIELD[source], *DATE_FIELDS[source], *KIND_FIELDS.get(m.kind, ())}
+    for expr in (m.operand, m.where):
+        if expr is not None and m.kind != "expr":
+            fields |= ast.names_in(expr.node)
+    return fields
 
 
 def _needed_by(m) -> tuple[str, str]:
@@ -185,10 +195,8 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
             gaps.table(source, t.table, _needed_by(m))
             continue
         ok = need(source, t.table, t.key, "customer", _needed_by(m))
-        fields = {WINDOW_FIELD[source], *DATE_FIELDS[source], *KIND_FIELDS.get(m.kind, ())}
-        for expr in (m.operand, m.where):
-            if expr is not None and m.kind != "expr":
-                fields |= ast.names_in(expr.node)
+        fields = metric_fields(m, source)
+        binding.fields.setdefault(source, set()).update(fields)
         for f in sorted(fields):
             logical = f if f in SOURCE_FIELDS[source] else f"columns.{f}"  # where the mapping of f is written
             ok = need(source, t.table, t.columns[f].column, logical, _needed_by(m)) and ok

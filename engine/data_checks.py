@@ -23,7 +23,8 @@ from .database import RunConnection
 from .errors import DataError
 from .expr_sql import quote_identifier as q
 from .expr_types import BOOL, DATE, NUMBER, with_article
-from .metric_sql import BAD_ROWS, CID, DATED, MetricPlan, bad_date_sql, matched_column
+from .metric_sql import (BAD_ROWS, NUMBER_PROBLEM, CID, DATED, MetricPlan, bad_date_sql, bad_number_sql, column_affinity,
+                         matched_column)
 from .policy_model import Policy
 from .yaml_source import format_path
 
@@ -41,18 +42,16 @@ def _fail(problems: list[str], hint: str) -> None:
 def bad_attribute_sql(col: str, type_: str) -> str | None:
     """True for a value of a customer attribute of ``type_`` that conditions would compare wrongly; None: any value.
 
-    - number: text or a blob.  A condition compares text as greater than every number ('lots' > 1000000),
-      and a number stored as text ('5000', in a column without a type or declared TEXT) compares as text
-      too ('5000' > '1000000'), so any text is wrong here, not only the text that SUM() misreads as the
-      order amounts' check (bad_number_sql) allows; ``col >= ''`` is "text or blob" without a function
-      call (numbers sort before all text, and text before all blobs).
+    - number: text or a blob (bad_number_sql, as for a source's number columns).  A condition compares
+      text as greater than every number ('lots' > 1000000), and a number stored as text ('5000', in a
+      column without a type or declared TEXT) compares as text too ('5000' > '1000000').
     - bool: anything but 0, 1 or NULL, the values the engine writes for false and true (a policy's
       ``true`` is the parameter 1; a plugin's bool output is stored as 0 or 1): 'yes' or 'true' would be
       neither equal to true nor to false.
     - date: not ISO text (bad_date_sql).
     """
     if type_ == NUMBER:
-        return f"{col} >= ''"
+        return bad_number_sql(col)
     if type_ == BOOL:
         return f"{col} NOT IN (0, 1)"
     if type_ == DATE:
@@ -217,6 +216,28 @@ _CUSTOMER_FIXES = {
 }
 
 
+def check_declared_types(conn: sqlite3.Connection, policy: Policy, binding: Binding) -> None:
+    """``validate --db``: no number column the policy reads is declared TEXT, from the schema alone.
+
+    Such a column stores every number as text ('1819.16', as ``sqlite3 .import`` makes its columns), which
+    conditions compare as text; a run refuses its rows (the row checks, with examples and counts), and
+    validate, which reads no rows, can tell from the declared type already.
+    """
+    columns = [(policy.data.customers.table, c.column) for name, c in binding.attributes.items()
+               if c.type == NUMBER and name in binding.used]
+    for source in sorted(binding.sources):
+        t = policy.data.sources[source]
+        columns += [(t.table, t.columns[f].column) for f in sorted(binding.fields.get(source, ()))
+                    if f in t.columns and t.columns[f].type == NUMBER]
+    declared_text = [(table, column) for table, column in dict.fromkeys(columns)
+                     if column_affinity(conn, binding.table(table), column) == "TEXT"]
+    flags = " ".join(dict.fromkeys(f"--type {column}=float" for _, column in declared_text))
+    _fail([f"table {table!r}, column {column!r} is declared TEXT, which stores every number as text (a number "
+           f"stored as text compares as text: '5000' > '1000000'); a run refuses its rows" for table, column in declared_text],
+          f"store numbers as numbers: import the table again with crm-rules import --replace, which stores numbers "
+          f"as numbers ({flags} if it takes a column for text)")
+
+
 def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan, as_of: str) -> list[str]:
     """After the scans: no unreadable rows, ids are unique (then the per-customer table has its index by
     id), and every row's customer exists.
@@ -227,15 +248,17 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     other.  They are notes, not errors: an empty table or one with no row yet can be right (no contracts
     yet, a backfill from before the first invoice).
     """
-    conn, problems = rc.conn, []
+    conn, problems, fixes = rc.conn, [], []
     dated = {}  # source -> whether some row is dated on or before the as-of date
     for source, table in plan.checks.items():
         bad, dated[source] = conn.execute(f"SELECT total({BAD_ROWS}), max({DATED}) FROM {table}").fetchone()
         if dated[source] is None:  # the scan kept only such rows (metric_sql: SourceAggregation.check)
             dated[source] = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {plan.aggregates[source]})").fetchone()[0]
         if bad:
-            problems += _source_problems(conn, policy.data.sources[source], binding, plan.problems[source])
-    _fail(problems, "store dates as text 'YYYY-MM-DD' and numbers as numbers: fix or remove these rows, or re-import them")
+            lines, source_fixes = _source_problems(conn, policy.data.sources[source], binding, plan.problems[source])
+            problems += lines
+            fixes += source_fixes
+    _fail(problems, "; ".join(dict.fromkeys(_number_fixes(fixes) + ["fix or remove these rows, or re-import them"])))
     _check_unique_ids(conn, policy, binding, plan)
     customers = binding.table(policy.data.customers.table)
     key = q(policy.data.customers.key)
@@ -328,18 +351,66 @@ def _empty_note(policy: Policy, binding: Binding, sources: list[str]) -> str:
             f"name the wrong table?")
 
 
-def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding, problems: list[tuple[str, str, str]]) -> list[str]:
+def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding,
+                     problems: list[tuple[str, str, str]]) -> tuple[list[str], list[str]]:
     """The lines on one source's bad rows (its row check found some): up to EXAMPLES rows of each problem,
-    each named by its row, then how many more and the query that lists them all."""
+    each named by its row, then how many more and the query that lists them all; and the fix of each
+    problem found, for the hint."""
     checks = [_Check(column, sql, what) for column, what, sql in problems]
-    return _example_lines(conn, binding, t, checks, "rows", _source_line)[0]
+    lines, failed = _example_lines(conn, binding, t, checks, "rows", _source_line)
+    return lines, [_source_fix(conn, binding, t, check) for check in failed]
 
 
 def _source_line(check: _Check, cid, value, where: str | None) -> str:
     if check.what.startswith("has no "):
         of = f" (customer {cid})" if cid is not None else ""
         return f"empty (NULL) in {where or 'a row'}{of}; every row needs {with_article(check.what[len('has no '):])}"
-    return f"{value!r} (customer {cid}) {check.what}" + (f" ({where})" if where else "")
+    what = _attribute_problem(NUMBER, value) if check.what == NUMBER_PROBLEM else check.what
+    return f"{value!r} (customer {cid}) {what}" + (f" ({where})" if where else "")
+
+
+def _source_fix(conn: sqlite3.Connection, binding: Binding, t: Table, check: _Check) -> str:
+    """What the hint asks for about a failed check of source table ``t`` (_number_fixes merges those of numbers)."""
+    table, column = q(t.table), q(check.column)
+    if check.column == t.key and check.what.startswith("has no "):
+        return (f"give every row of {t.table!r} its customer id, or remove the rows without one "
+                f"(DELETE FROM {table} WHERE {column} IS NULL)")
+    if check.what.startswith("has no "):
+        return f"fill in the empty (NULL) {check.column!r} of {t.table!r}, or remove those rows"
+    if check.what == NUMBER_PROBLEM:
+        declared_text = column_affinity(conn, binding.table(t.table), check.column) == "TEXT"
+        return f"{_NUMBER_FIX}{'TEXT' if declared_text else ''}:{t.table}.{check.column}"
+    return "store dates as text 'YYYY-MM-DD'"
+
+
+_NUMBER_FIX = "\0number:"  # a number column's fix, to be merged with the others (_number_fixes)
+
+
+def _number_fixes(fixes: list[str]) -> list[str]:
+    """The fixes with those of number columns stored as text merged into one: the columns declared TEXT
+    (every number in them is text, and an UPDATE would store text again) are imported again; the others'
+    values converted where they are."""
+    columns = {"TEXT": [], "": []}
+    for fix in fixes:
+        if fix.startswith(_NUMBER_FIX):
+            kind, _, name = fix[len(_NUMBER_FIX):].partition(":")
+            columns[kind].append(name)
+    if not columns["TEXT"] and not columns[""]:
+        return fixes
+    advice = []
+    if columns["TEXT"]:
+        names = ", ".join(columns["TEXT"])
+        flags = " ".join(dict.fromkeys(f"--type {name.split('.', 1)[1]}=float" for name in columns["TEXT"]))
+        advice.append(f"{names} {'is' if len(columns['TEXT']) == 1 else 'are'} declared TEXT, which stores every number "
+                      f"as text: import {'it' if len(columns['TEXT']) == 1 else 'them'} again with crm-rules import --replace, which stores numbers as numbers "
+                      f"({flags} if it takes a column for text)")
+    for name in columns[""]:
+        table, column = (q(part) for part in name.split(".", 1))
+        advice.append(f"convert {name} in place: UPDATE {table} SET {column} = CAST({column} AS REAL) "
+                      f"WHERE typeof({column}) = 'text' (once text that is no number is fixed: CAST reads 'abc' as 0)")
+    merged = "store numbers as numbers, not text: " + "; ".join(advice)
+    out = [merged if fix.startswith(_NUMBER_FIX) else fix for fix in fixes]
+    return list(dict.fromkeys(out))
 
 
 def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:

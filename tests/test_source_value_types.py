@@ -1,0 +1,130 @@
+"""Source rows as messy ERP exports store them: numbers stored as text, dates with a time-zone offset, empty
+text and zero dates for "no date".  Each is refused by the source's row check, with its rows named and counted
+and a fix that fits, and a run writes nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from conftest import AS_OF, file_digest
+from small_db import rows
+from crm_rules.engine.errors import DataError
+from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.runner import apply_policy
+
+BIG_ORDERS = """
+metrics:
+  big_orders_12m: {count: orders, where: "amount >= 10000", window: 12 months}
+tiers:
+  levels:
+    - {id: A, when: "big_orders_12m >= 1"}
+    - {id: B, default: true}
+"""
+
+TEXT = "is text, not a number (a number stored as text compares as text: '5000' > '1000000')"
+
+
+def sql(db, script: str) -> None:
+    conn = sqlite3.connect(db)
+    conn.executescript(script)
+    conn.commit()
+    conn.close()
+
+
+def redeclare(db, table: str, **types: str) -> None:
+    """Table ``table`` made again with the columns ``types`` declared as given (values kept as the new types
+    store them: a column declared TEXT turns every number into text, as ``sqlite3 .import`` does)."""
+    conn = sqlite3.connect(db)
+    info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+    columns = ", ".join(f"{name} {types.get(name, kind)}{' PRIMARY KEY' if pk else ''}" for _, name, kind, _, _, pk in info)
+    conn.executescript(f"CREATE TABLE new_t ({columns}); INSERT INTO new_t SELECT * FROM {table}; "
+                       f"DROP TABLE {table}; ALTER TABLE new_t RENAME TO {table};")
+    conn.commit()
+    conn.close()
+
+
+def refused(db, policy) -> DataError:
+    digest = file_digest(db)
+    with pytest.raises(DataError) as info:
+        apply_policy(db, policy, AS_OF)
+    assert file_digest(db) == digest, "a run stopped by its data writes nothing"
+    return info.value
+
+
+def problem_lines(error: DataError) -> list[str]:
+    return [line[len("  - "):] for line in str(error).splitlines() if line.startswith("  - ")]
+
+
+def policy_at(tmp_path, text: str):
+    path = tmp_path / "p.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_policy(path)
+
+
+# --- 1. numbers stored as text -----------------------------------------------------------------------
+
+
+def test_order_amounts_declared_text_are_refused_not_compared_as_text(tmp_path, demo_db):
+    """'1819.16' >= 10000 is true in SQLite (text sorts above numbers): the count of big orders was every order."""
+    redeclare(demo_db, "orders", amount="TEXT")
+    total, = rows(demo_db, "SELECT count(*) FROM orders")[0]
+    first = rows(demo_db, "SELECT id, customer_id, amount FROM orders ORDER BY id LIMIT 3")
+    assert all(isinstance(amount, str) for _, _, amount in first)
+    error = refused(demo_db, policy_at(tmp_path, BIG_ORDERS))
+    assert problem_lines(error) == [
+        f"table 'orders', column 'amount': {amount!r} (customer {cid}) {TEXT} (row id {i})" for i, cid, amount in first] + [
+        f"table 'orders', column 'amount': ... and {total - 3:,} more ({total:,} rows in all); list them with: "
+        "SELECT * FROM \"orders\" AS r WHERE r.\"amount\" >= ''"]
+    assert error.hint.startswith("store numbers as numbers, not text: orders.amount is declared TEXT, which stores every "
+                                 "number as text: import it again with crm-rules import --replace, which stores numbers "
+                                 "as numbers (--type amount=float if it takes a column for text)")
+
+
+def test_receivables_amounts_declared_text_are_refused_under_the_base_policy(demo_db):
+    """collection_rate's min(paid, amount) and on_time_rate's paid >= amount compared text."""
+    redeclare(demo_db, "receivables", amount="TEXT", paid_amount="TEXT")
+    error = refused(demo_db, load_policy("base"))
+    lines = problem_lines(error)
+    assert {line.split(":")[0] for line in lines} == {"table 'receivables', column 'amount'",
+                                                      "table 'receivables', column 'paid_amount'"}
+    assert all(TEXT in line for line in lines if " more (" not in line)
+    assert "receivables.amount, receivables.paid_amount are declared TEXT" in error.hint
+    assert "--type amount=float --type paid_amount=float" in error.hint
+
+
+def test_a_few_numbers_stored_as_text_in_an_untyped_column_get_an_update_that_fixes_them(tmp_path, demo_db):
+    redeclare(demo_db, "orders", amount="")
+    sql(demo_db, "UPDATE orders SET amount = CAST(amount AS TEXT) WHERE id IN (5, 6)")
+    error = refused(demo_db, policy_at(tmp_path, BIG_ORDERS))
+    (cid5, a5), (cid6, a6) = rows(demo_db, "SELECT customer_id, amount FROM orders WHERE id IN (5, 6) ORDER BY id")
+    assert problem_lines(error) == [f"table 'orders', column 'amount': {a5!r} (customer {cid5}) {TEXT} (row id 5)",
+                                    f"table 'orders', column 'amount': {a6!r} (customer {cid6}) {TEXT} (row id 6)"]
+    update = error.hint.split("convert orders.amount in place: ", 1)[1].split(" (once", 1)[0]
+    assert update == "UPDATE \"orders\" SET \"amount\" = CAST(\"amount\" AS REAL) WHERE typeof(\"amount\") = 'text'"
+    sql(demo_db, update)
+    apply_policy(demo_db, policy_at(tmp_path, BIG_ORDERS), AS_OF)  # the fix the hint gives is enough
+
+
+def test_text_that_is_no_number_keeps_its_message(tmp_path, demo_db):
+    sql(demo_db, "UPDATE orders SET amount = 'n/a' WHERE id = 7; UPDATE orders SET amount = x'31' WHERE id = 8")
+    lines = problem_lines(refused(demo_db, policy_at(tmp_path, BIG_ORDERS)))
+    assert [line.split(") ", 1)[1] for line in lines] == ["is not a number (row id 7)", "is not a number (row id 8)"]
+
+
+def test_a_number_column_the_policy_does_not_read_is_not_checked(tmp_path, demo_db):
+    redeclare(demo_db, "orders", cost="TEXT")
+    apply_policy(demo_db, policy_at(tmp_path, BIG_ORDERS), AS_OF)
+
+
+def test_validate_db_reports_number_columns_declared_text(tmp_path, demo_db, cli):
+    redeclare(demo_db, "receivables", amount="TEXT", paid_amount="TEXT")
+    result = cli("validate", "base", "--db", demo_db)
+    assert result.exit_code != 0
+    assert ("table 'receivables', column 'amount' is declared TEXT, which stores every number as text (a number "
+            "stored as text compares as text: '5000' > '1000000'); a run refuses its rows") in result.output
+    assert "table 'receivables', column 'paid_amount' is declared TEXT" in result.output
+    assert "--type amount=float --type paid_amount=float" in result.output
+    (tmp_path / "orders_only.yaml").write_text(BIG_ORDERS, encoding="utf-8")
+    assert cli("validate", tmp_path / "orders_only.yaml", "--db", demo_db).exit_code == 0  # reads no receivables
