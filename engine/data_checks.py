@@ -23,7 +23,7 @@ from .database import RunConnection
 from .errors import DataError
 from .expr_sql import quote_identifier as q
 from .expr_types import BOOL, DATE, NUMBER, with_article
-from .metric_sql import (BAD_ROWS, NUMBER_PROBLEM, CID, DATED, MetricPlan, bad_date_sql, bad_number_sql, column_affinity,
+from .metric_sql import (BAD_ROWS, DATE_PROBLEM, NUMBER_PROBLEM, has_offset_sql, CID, DATED, MetricPlan, bad_date_sql, bad_number_sql, column_affinity,
                          matched_column)
 from .policy_model import Policy
 from .yaml_source import format_path
@@ -133,7 +133,34 @@ def _customer_checks(policy: Policy, binding: Binding) -> list[_Check]:
     return checks
 
 
+#: The problem of a date with a time-zone offset, told apart from the other bad dates (split_dates).
+OFFSET_PROBLEM = "has a time-zone offset, which is not supported"
+OFFSET_FIX = ("time-zone offsets are not supported: store the local date/time without the offset "
+              "('2026-06-01T07:00:00', not '2026-06-01T07:00:00+08:00')")
+
+
+def split_dates(checks: list[_Check], date_what: str) -> list[_Check]:
+    """``checks`` with each date check (what ``date_what``) split by the fix its rows need: dates with a
+    time-zone offset, then the other bad dates.
+
+    Only for the examples and counts, once a check has found bad rows: the checks that run on every row
+    test a date column once (bad_date_sql), and the split costs nothing when the data is good.
+    """
+    out = []
+    for check in checks:
+        if check.what != date_what:
+            out.append(check)
+            continue
+        col = f"r.{q(check.column)}"
+        offset = f"({check.sql}) AND typeof({col}) = 'text' AND date({col}) IS NOT NULL AND {has_offset_sql(col)}"
+        out.append(_Check(check.column, offset, OFFSET_PROBLEM, check.label))
+        out.append(_Check(check.column, f"({check.sql}) AND NOT coalesce({offset}, 0)", check.what, check.label))
+    return out
+
+
 def _attribute_problem(type_: str, value) -> str:
+    if type_ == OFFSET_PROBLEM:
+        return type_
     if type_ == DATE:
         return "is not a YYYY-MM-DD date"
     if type_ == BOOL:
@@ -200,7 +227,7 @@ def check_customers(rc: RunConnection, policy: Policy, binding: Binding) -> None
     if not conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table} AS r WHERE "
                         f"{' OR '.join(f'({c.sql})' for c in checks)})").fetchone()[0]:
         return
-    problems, failed_checks = _example_lines(conn, binding, cust, checks, "customers", _customer_line)
+    problems, failed_checks = _example_lines(conn, binding, cust, split_dates(checks, DATE), "customers", _customer_line)
     failed = {check.what for check in failed_checks}
     fixes = [fix for what, fix in _CUSTOMER_FIXES.items() if what in failed]
     _fail(problems, "; ".join(fixes) + ("; or map the attribute to another column" if failed - {"has no id"} else ""))
@@ -210,6 +237,7 @@ def check_customers(rc: RunConnection, policy: Policy, binding: Binding) -> None
 _CUSTOMER_FIXES = {
     "has no id": "give every customer an id",
     DATE: "store dates as text 'YYYY-MM-DD'",
+    OFFSET_PROBLEM: OFFSET_FIX,
     NUMBER: "store numbers as numbers, not text (a column declared TEXT holds every number as text: re-import "
             "it as a number column), NULL where unknown",
     BOOL: "store true as 1 and false as 0 (NULL where unknown)",
@@ -356,7 +384,7 @@ def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding,
     """The lines on one source's bad rows (its row check found some): up to EXAMPLES rows of each problem,
     each named by its row, then how many more and the query that lists them all; and the fix of each
     problem found, for the hint."""
-    checks = [_Check(column, sql, what) for column, what, sql in problems]
+    checks = split_dates([_Check(column, sql, what) for column, what, sql in problems], DATE_PROBLEM)
     lines, failed = _example_lines(conn, binding, t, checks, "rows", _source_line)
     return lines, [_source_fix(conn, binding, t, check) for check in failed]
 
@@ -380,6 +408,8 @@ def _source_fix(conn: sqlite3.Connection, binding: Binding, t: Table, check: _Ch
     if check.what == NUMBER_PROBLEM:
         declared_text = column_affinity(conn, binding.table(t.table), check.column) == "TEXT"
         return f"{_NUMBER_FIX}{'TEXT' if declared_text else ''}:{t.table}.{check.column}"
+    if check.what == OFFSET_PROBLEM:
+        return OFFSET_FIX
     return "store dates as text 'YYYY-MM-DD'"
 
 

@@ -128,3 +128,40 @@ def test_validate_db_reports_number_columns_declared_text(tmp_path, demo_db, cli
     assert "--type amount=float --type paid_amount=float" in result.output
     (tmp_path / "orders_only.yaml").write_text(BIG_ORDERS, encoding="utf-8")
     assert cli("validate", tmp_path / "orders_only.yaml", "--db", demo_db).exit_code == 0  # reads no receivables
+
+
+# --- 2. time-zone offsets ----------------------------------------------------------------------------
+
+OFFSET = "has a time-zone offset, which is not supported"
+
+
+def test_every_date_with_a_time_zone_offset_is_refused_whatever_its_utc_day(demo_db):
+    """'...T10:00:00+08:00' was accepted (the same day in UTC) and counted on its UTC day by date(), while
+    '...T07:00:00+08:00' was refused as "not a YYYY-MM-DD date" (the day before in UTC)."""
+    sql(demo_db, "UPDATE orders SET order_date = substr(order_date, 1, 10) || 'T10:00:00+08:00' WHERE id = 1;"
+                 "UPDATE orders SET order_date = substr(order_date, 1, 10) || 'T07:00:00+08:00' WHERE id = 2;"
+                 "UPDATE orders SET order_date = substr(order_date, 1, 10) || ' 23:00:00.5-05:00' WHERE id = 3;"
+                 "UPDATE orders SET order_date = '03/05/2026' WHERE id = 4;"
+                 "UPDATE orders SET order_date = substr(order_date, 1, 10) || 'T07:00:00Z' WHERE id = 5;")
+    error = refused(demo_db, load_policy("base"))
+    found = rows(demo_db, "SELECT id, customer_id, order_date FROM orders WHERE id <= 4 ORDER BY id")
+    assert problem_lines(error) == [
+        f"table 'orders', column 'order_date': {d!r} (customer {cid}) {OFFSET} (row id {i})" for i, cid, d in found[:3]] + [
+        f"table 'orders', column 'order_date': '03/05/2026' (customer {found[3][1]}) is not a YYYY-MM-DD date (row id 4)"]
+    assert error.hint.startswith("time-zone offsets are not supported: store the local date/time without the offset "
+                                 "('2026-06-01T07:00:00', not '2026-06-01T07:00:00+08:00'); store dates as text 'YYYY-MM-DD'")
+
+
+def test_utc_times_written_with_z_are_accepted_and_counted_on_their_day(tmp_path, demo_db):
+    sql(demo_db, "UPDATE orders SET order_date = order_date || 'T23:30:00Z' WHERE id % 2 = 0")
+    plain = policy_at(tmp_path, BIG_ORDERS)
+    apply_policy(demo_db, plain, AS_OF)  # the 'Z' of UTC is no offset: date() and text comparisons agree on the day
+
+
+def test_an_offset_in_a_date_attribute_is_refused_too(demo_db):
+    sql(demo_db, "UPDATE customers SET created_at = substr(created_at, 1, 10) || 'T12:00:00-05:00' WHERE rowid = 1")
+    error = refused(demo_db, load_policy("base"))
+    (cid, value), = rows(demo_db, "SELECT id, created_at FROM customers WHERE rowid = 1")
+    assert problem_lines(error) == [
+        f"table 'customers', column 'created_at' (attribute 'since'): {value!r} (customer {cid}) {OFFSET}"]
+    assert error.hint.startswith("time-zone offsets are not supported")
