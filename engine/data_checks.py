@@ -139,9 +139,14 @@ OFFSET_FIX = ("time-zone offsets are not supported: store the local date/time wi
               "('2026-06-01T07:00:00', not '2026-06-01T07:00:00+08:00')")
 
 
+#: The problem of empty text or a zero date (MySQL's '0000-00-00') where a date belongs: NULL is "no date".
+EMPTY_DATE_PROBLEM = "is empty text or a zero date, not a date (NULL is no date)"
+
+
 def split_dates(checks: list[_Check], date_what: str) -> list[_Check]:
     """``checks`` with each date check (what ``date_what``) split by the fix its rows need: dates with a
-    time-zone offset, then the other bad dates.
+    time-zone offset, empty text and zero dates (which mean "no date", and must be NULL to mean it to the
+    metrics: an unpaid invoice's paid date, an open-ended contract's end), then the other bad dates.
 
     Only for the examples and counts, once a check has found bad rows: the checks that run on every row
     test a date column once (bad_date_sql), and the split costs nothing when the data is good.
@@ -153,13 +158,19 @@ def split_dates(checks: list[_Check], date_what: str) -> list[_Check]:
             continue
         col = f"r.{q(check.column)}"
         offset = f"({check.sql}) AND typeof({col}) = 'text' AND date({col}) IS NOT NULL AND {has_offset_sql(col)}"
+        empty = f"({check.sql}) AND typeof({col}) = 'text' AND trim({col}) IN ('', {_ZERO_DATES})"
         out.append(_Check(check.column, offset, OFFSET_PROBLEM, check.label))
-        out.append(_Check(check.column, f"({check.sql}) AND NOT coalesce({offset}, 0)", check.what, check.label))
+        out.append(_Check(check.column, empty, EMPTY_DATE_PROBLEM, check.label))
+        out.append(_Check(check.column, f"({check.sql}) AND NOT coalesce({offset}, 0) AND NOT coalesce({empty}, 0)",
+                          check.what, check.label))
     return out
 
 
+_ZERO_DATES = "'0000-00-00', '0000-00-00 00:00:00'"
+
+
 def _attribute_problem(type_: str, value) -> str:
-    if type_ == OFFSET_PROBLEM:
+    if type_ in (OFFSET_PROBLEM, EMPTY_DATE_PROBLEM):
         return type_
     if type_ == DATE:
         return "is not a YYYY-MM-DD date"
@@ -238,6 +249,7 @@ _CUSTOMER_FIXES = {
     "has no id": "give every customer an id",
     DATE: "store dates as text 'YYYY-MM-DD'",
     OFFSET_PROBLEM: OFFSET_FIX,
+    EMPTY_DATE_PROBLEM: "store NULL for a date that is unknown, not empty text or a zero date",
     NUMBER: "store numbers as numbers, not text (a column declared TEXT holds every number as text: re-import "
             "it as a number column), NULL where unknown",
     BOOL: "store true as 1 and false as 0 (NULL where unknown)",
@@ -386,7 +398,8 @@ def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding,
     problem found, for the hint."""
     checks = split_dates([_Check(column, sql, what) for column, what, sql in problems], DATE_PROBLEM)
     lines, failed = _example_lines(conn, binding, t, checks, "rows", _source_line)
-    return lines, [_source_fix(conn, binding, t, check) for check in failed]
+    required = {column for column, what, _ in problems if what.startswith("has no ")}
+    return lines, [_source_fix(conn, binding, t, check, check.column in required) for check in failed]
 
 
 def _source_line(check: _Check, cid, value, where: str | None) -> str:
@@ -397,8 +410,9 @@ def _source_line(check: _Check, cid, value, where: str | None) -> str:
     return f"{value!r} (customer {cid}) {what}" + (f" ({where})" if where else "")
 
 
-def _source_fix(conn: sqlite3.Connection, binding: Binding, t: Table, check: _Check) -> str:
-    """What the hint asks for about a failed check of source table ``t`` (_number_fixes merges those of numbers)."""
+def _source_fix(conn: sqlite3.Connection, binding: Binding, t: Table, check: _Check, required: bool) -> str:
+    """What the hint asks for about a failed check of source table ``t`` (_number_fixes merges those of numbers);
+    ``required``: the checked column must not be NULL either."""
     table, column = q(t.table), q(check.column)
     if check.column == t.key and check.what.startswith("has no "):
         return (f"give every row of {t.table!r} its customer id, or remove the rows without one "
@@ -410,6 +424,11 @@ def _source_fix(conn: sqlite3.Connection, binding: Binding, t: Table, check: _Ch
         return f"{_NUMBER_FIX}{'TEXT' if declared_text else ''}:{t.table}.{check.column}"
     if check.what == OFFSET_PROBLEM:
         return OFFSET_FIX
+    if check.what == EMPTY_DATE_PROBLEM and required:
+        return f"every row of {t.table!r} needs its {check.column!r}: store the date, or remove those rows"
+    if check.what == EMPTY_DATE_PROBLEM:
+        return (f"store NULL for no date (an unpaid invoice's paid date, an open-ended contract's end), not empty text "
+                f"or a zero date, e.g. UPDATE {table} SET {column} = NULL WHERE trim({column}) IN ('', {_ZERO_DATES})")
     return "store dates as text 'YYYY-MM-DD'"
 
 

@@ -165,3 +165,44 @@ def test_an_offset_in_a_date_attribute_is_refused_too(demo_db):
     assert problem_lines(error) == [
         f"table 'customers', column 'created_at' (attribute 'since'): {value!r} (customer {cid}) {OFFSET}"]
     assert error.hint.startswith("time-zone offsets are not supported")
+
+
+# --- 3. empty text and zero dates; a row without a customer ----------------------------------------------
+
+EMPTY = "is empty text or a zero date, not a date (NULL is no date)"
+
+
+def test_empty_and_zero_paid_dates_are_refused_with_the_update_that_makes_them_null(demo_db):
+    sql(demo_db, "UPDATE receivables SET paid_date = '' WHERE paid_date IS NULL;"
+                 "UPDATE receivables SET paid_date = '0000-00-00' WHERE id = (SELECT min(id) FROM receivables)")
+    error = refused(demo_db, load_policy("base"))
+    lines = problem_lines(error)
+    assert lines[0].startswith("table 'receivables', column 'paid_date': '0000-00-00' (customer ")
+    assert all(EMPTY in line for line in lines if " more (" not in line)
+    update = error.hint.split("e.g. ", 1)[1].split("; ", 1)[0]
+    assert update == ("UPDATE \"receivables\" SET \"paid_date\" = NULL WHERE trim(\"paid_date\") IN "
+                      "('', '0000-00-00', '0000-00-00 00:00:00')")
+    assert error.hint.startswith("store NULL for no date (an unpaid invoice's paid date, an open-ended contract's end)")
+    sql(demo_db, update)
+    apply_policy(demo_db, load_policy("base"), AS_OF)  # NULL is unpaid: the update is the whole fix
+
+
+def test_an_empty_contract_end_is_refused_and_an_empty_required_date_asks_for_the_date(demo_db):
+    sql(demo_db, "UPDATE contracts SET end_date = '' WHERE id = 1; UPDATE orders SET order_date = '' WHERE id = 7")
+    error = refused(demo_db, load_policy("base"))
+    (cid_c,), = rows(demo_db, "SELECT customer_id FROM contracts WHERE id = 1")
+    (cid_o,), = rows(demo_db, "SELECT customer_id FROM orders WHERE id = 7")
+    assert problem_lines(error) == [f"table 'contracts', column 'end_date': '' (customer {cid_c}) {EMPTY} (row id 1)",
+                                    f"table 'orders', column 'order_date': '' (customer {cid_o}) {EMPTY} (row id 7)"]
+    assert "UPDATE \"contracts\" SET \"end_date\" = NULL WHERE" in error.hint
+    assert "every row of 'orders' needs its 'order_date': store the date, or remove those rows" in error.hint
+
+
+def test_a_row_without_a_customer_gets_its_own_hint(demo_db):
+    sql(demo_db, "UPDATE orders SET customer_id = NULL WHERE id = 8")
+    error = refused(demo_db, load_policy("base"))
+    assert problem_lines(error) == ["table 'orders', column 'customer_id': empty (NULL) in row id 8; "
+                                    "every row needs a customer id"]
+    assert error.hint == ("give every row of 'orders' its customer id, or remove the rows without one "
+                          "(DELETE FROM \"orders\" WHERE \"customer_id\" IS NULL); fix or remove these rows, or re-import them")
+    assert "numbers as numbers" not in error.hint
