@@ -263,6 +263,8 @@ def load_yaml_text(raw: bytes | str, file: str, *, defer_duplicates: bool = Fals
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_TAG_NAMES = {"tag:yaml.org,2002:int": "a whole number (!!int)", "tag:yaml.org,2002:float": "a number (!!float)",
+              "tag:yaml.org,2002:timestamp": "a date (!!timestamp)", "tag:yaml.org,2002:bool": "true or false (!!bool)"}
 _MERGE_HINT = "write `<<: *defaults` (one mapping) or `<<: [*a, *b]` (mappings), or write the keys out"
 
 _Pair = tuple[str, yaml.Node, yaml.Node]  # key, key node, value node
@@ -316,6 +318,9 @@ class _Converter:
             value = self.loader.construct_object(node)
         except yaml.YAMLError as exc:
             raise _yaml_error(self.doc.file, exc) from None
+        except (ValueError, KeyError, TypeError):  # `!!int abc`, `!!bool maybe`: the conversion raises, not the parser
+            raise self._fail(node, path, f"{node.value!r} is not {_TAG_NAMES.get(node.tag, node.tag)}",
+                             hint="remove the !! tag: policies read numbers, dates and text as written") from None
         if not node.style and not isinstance(value, str):
             self._read_as(node, json.dumps(value))
         return value
@@ -386,6 +391,9 @@ class _Converter:
             return self._read_key(key_node)
         except yaml.YAMLError as exc:
             raise _yaml_error(self.doc.file, exc) from None
+        except (ValueError, KeyError, TypeError):  # `? !!int abc`
+            raise self._fail(key_node, path, f"{key_node.value!r} is not {_TAG_NAMES.get(key_node.tag, key_node.tag)}",
+                             hint="remove the !! tag: policies read keys as written") from None
 
     def _pairs(self, node: yaml.MappingNode, path: Path_, merging: frozenset[int] = frozenset()) -> list[_Pair]:
         """The mapping's (key, key node, value node) in the order written, with YAML merge keys done.
