@@ -182,6 +182,9 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
                                   hint="extends names a policy: a YAML file, or a shipped policy's name") from None
         if not isinstance(doc.data, dict):
             raise PolicyError(Diagnostic(doc.file, 1, 1, "", "a policy must be a mapping of sections (name, metrics, tiers, ...)"))
+        # each file's `data: sources.yaml` before the merge, so that a child's `data:` merges into its base's
+        # sources file key by key instead of replacing it (the base's customers mapping was dropped unseen)
+        _inline_sources_file(doc, current)
         chain.append(doc)
         if "extends" not in doc.data:
             break
@@ -207,7 +210,6 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
     merged.data.pop("extends", None)
     if "name" not in chain[0].data:
         _name_from_file(merged, chain[0].file)
-    _inline_sources_file(merged, path)
     return merged, [d.file for d in chain]
 
 
@@ -290,6 +292,7 @@ def _display(path: Path) -> str:
 
 
 def _inline_sources_file(doc: SourceDocument, policy_path: Path) -> None:
+    """Replace ``data: FILE`` of the document read from ``policy_path`` by that file's mapping."""
     ref = doc.data.get("data")
     if not isinstance(ref, str):
         return

@@ -360,3 +360,15 @@ def test_duplicate_keys_of_a_sources_file_and_of_the_base_are_reported_with_the_
         f"{tmp_path / 'child.yaml'}:6:27: tiers.levels[0].when: unknown metric or attribute 'rr'; did you mean 'r'?",
     ])
     assert info.value.hint == "for each duplicate key, remove or rename one of them"
+
+
+def test_a_childs_data_merges_into_the_sources_file_of_its_base(tmp_path):
+    # the base's `data: sources.yaml` was inlined after the merge, so a child's `data:` replaced it whole
+    (tmp_path / "sources.yaml").write_text("customers: {table: kh, id: cid}\n", encoding="utf-8")
+    (tmp_path / "base.yaml").write_text("data: sources.yaml\nmetrics:\n  revenue: {sum: amount}\n"
+                                        "tiers:\n  levels: [{id: A, default: true}]\n", encoding="utf-8")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\ndata:\n  orders: {table: xs}\n", encoding="utf-8")
+    loaded = load_policy(tmp_path / "child.yaml")
+    assert (loaded.data.customers.table, loaded.data.customers.key) == ("kh", "cid")
+    assert loaded.data.sources["orders"].table == "xs"
+    assert loaded.source.value_position(("data", "customers", "table")).file == str(tmp_path / "sources.yaml")
