@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils.utils import ValueTracker
 
@@ -72,17 +73,10 @@ class Imported:
     delimiter: str = ","
 
 
-def import_csv(
-    db_path: Path,
-    csv_path: Path,
-    table: str,
-    *,
-    mode: str = "create",
-    types: dict[str, str] | None = None,
-    progress: Progress = silent,
-) -> int:
-    """Import ``csv_path`` into ``table`` of ``db_path`` and return the number of rows imported (see import_csv_file)."""
-    return import_csv_file(db_path, csv_path, table, mode=mode, types=types, progress=progress).rows
+def import_csv(db_path: Path, csv_path: Path, table: str, **options: Any) -> int:
+    """Import ``csv_path`` into ``table`` of ``db_path`` and return the number of rows imported (options and all:
+    see import_csv_file)."""
+    return import_csv_file(db_path, csv_path, table, **options).rows
 
 
 def import_csv_file(
