@@ -70,7 +70,6 @@ class Imported:
 
     rows: int
     decimal_comma: tuple[str, ...] = ()  # the columns whose numbers were read with a decimal comma ('12,5')
-    delimiter: str = ","
 
 
 def import_csv(db_path: Path, csv_path: Path, table: str, **options: Any) -> int:
@@ -105,7 +104,7 @@ def import_csv_file(
     source = CsvFile(csv_path, _NOT_CSV)
     plan = _validate(source, db_path, types or {}, existing if mode == "append" else None, progress)
     rows = _write(db_path, table, mode, source, plan, progress)
-    return Imported(rows, tuple(name for name, comma in zip(plan.columns, plan.decimal_comma) if comma), source.delimiter)
+    return Imported(rows, tuple(name for name, comma in zip(plan.columns, plan.decimal_comma) if comma))
 
 
 # --- arguments -------------------------------------------------------------

@@ -49,7 +49,7 @@ from .classify_sql import DEFAULT_RULE, OVERRIDE_RULE, OVERRIDES, service_level_
 from .counterfactuals import describe, pareto_sentences
 from .data_binding import bind
 from .database import connect, open_for_run
-from .errors import UsageError
+from .errors import PolicyError, UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
@@ -426,7 +426,14 @@ def _stored_policy(conn: Any, rs: str, run: dict, policy: Policy) -> Policy | No
     if isinstance(metrics, dict):  # stored with sorted keys: the metrics in the order the run listed them
         listed = {name: i for i, name in enumerate(json.loads(run.get("metrics") or "[]"))}
         doc.data["metrics"] = {k: metrics[k] for k in sorted(metrics, key=lambda k: listed.get(k, len(listed)))}
-    stored = build_policy(doc, [])
+    try:
+        stored = build_policy(doc, [])
+    except PolicyError as exc:  # valid for the crm-rules that made the run, not for this one
+        first = exc.diagnostics[0].message if exc.diagnostics else exc.message
+        raise UsageError(f"run {run['run_id']} cannot be explained: the policy it stored (sha256 "
+                         f"{run['policy_sha256'][:12]}) does not pass this version's checks ({first})",
+                         hint=f"`crm-rules export --run {run['run_id']}` and `crm-rules history CUSTOMER` show what the run "
+                              f"stored: the grades, the deciding rules and the metrics") from None
     return stored if stored.sha256 == run["policy_sha256"] else None
 
 

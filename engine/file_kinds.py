@@ -58,14 +58,14 @@ def kind_of_bytes(head: bytes, name: str | Path | None = None) -> FileKind | Non
     return _SUFFIXES.get(Path(name).suffix.lower()) if name is not None else None
 
 
-def kind_of(path: Path, by_name: bool = True) -> FileKind | None:
+def kind_of(path: Path) -> FileKind | None:
     """The kind of the file at ``path`` (None when unknown or unreadable: the caller's own read says why)."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(_SNIFF_BYTES)
     except OSError:
         return None
-    return kind_of_bytes(head, path if by_name else None)
+    return kind_of_bytes(head, path)
 
 
 def wrong_kind(file: str | Path, kind: FileKind, expected: str, hint: str | None = None) -> UsageError:

@@ -1034,15 +1034,7 @@ TEST_FILE_HINT = ("a test file gives as_of and cases (see \"Policy tests\" in th
 
 def _read_test_yaml(path: Path, display: str) -> SourceDocument:
     """The YAML of a test file; what load_yaml_file says of a policy (an empty file, a database) said of a test file."""
-    try:
-        with path.open("rb") as f:
-            database = f.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        database = False  # load_yaml_file says why it cannot be read
-    if database:
-        raise UsageError(f"{display}: is a SQLite database, not a policy test file",
-                         hint=f"a test file is YAML, named like its policy: policy.yaml -> policy{TEST_SUFFIX}")
-    _refuse_other_kind(display, path, "a policy test file")  # a workbook named *.test.yaml
+    _refuse_other_kind(display, path, "a policy test file")  # a database or a workbook named *.test.yaml
     try:
         return load_yaml_file(path, display_name=display)
     except PolicyError as exc:

@@ -24,7 +24,8 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 def needs_guard(text: str) -> bool:
     """Whether a spreadsheet would read ``text`` as a formula (a plain number is read as a number)."""
-    return text.startswith(TRIGGERS) and not _PLAIN_NUMBER.fullmatch(text)
+    # a lone sign ("-", "+": a common "unknown") is text to every spreadsheet, no formula
+    return text.startswith(TRIGGERS) and text not in ("-", "+") and not _PLAIN_NUMBER.fullmatch(text)
 
 
 def guarded(value: Any) -> Any:

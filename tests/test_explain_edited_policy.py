@@ -7,6 +7,7 @@ policy was edited in place, although every run keeps its resolved policy documen
 from __future__ import annotations
 
 import json
+import sqlite3
 import shutil
 from pathlib import Path
 
@@ -108,3 +109,17 @@ def test_other_policies_explain_from_their_stored_version_as_from_the_file(cli, 
     stored = explain_json(cli, demo_db, path, "--run", "1")
     assert stored["source"]["policy"]["stored_with_run"] == 1
     assert {k: v for k, v in stored.items() if k != "source"} == {k: v for k, v in from_file.items() if k != "source"}
+
+
+def test_a_stored_policy_this_version_rejects_is_a_usage_error_not_a_made_up_place(cli, edited, policy_file):
+    # a run made by an older crm-rules whose checks were looser: its stored document has no file to point at
+    db, before, _ = edited
+    with sqlite3.connect(db) as conn:
+        (document,) = conn.execute("SELECT document FROM crm_policies WHERE sha256 = ?", (before,)).fetchone()
+        assert document.count('"revenue_12m"') > 1
+        conn.execute("UPDATE crm_policies SET document = ? WHERE sha256 = ?",
+                     (document.replace('"metric":"revenue_12m"', '"metric":"revenue_12mm"', 1), before))
+    result = cli("explain", "C000001", "--db", db, "-p", policy_file, "--run", "1")
+    assert result.exit_code == 2 and "<policy of run 1>" not in result.output
+    assert "run 1 cannot be explained: the policy it stored (sha256 " in result.output
+    assert "does not pass this version's checks (" in result.output and "crm-rules export --run 1" in result.output
