@@ -392,7 +392,7 @@ def _empty_note(policy: Policy, binding: Binding, sources: list[str]) -> str:
 
 
 def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding,
-                     problems: list[tuple[str, str, str]]) -> tuple[list[str], list[str]]:
+                     problems: list[tuple[str, str, str]]) -> tuple[list[str], list[str | _NumberFix]]:
     """The lines on one source's bad rows (its row check found some): up to EXAMPLES rows of each problem,
     each named by its row, then how many more and the query that lists them all; and the fix of each
     problem found, for the hint."""
@@ -410,7 +410,7 @@ def _source_line(check: _Check, cid, value, where: str | None) -> str:
     return f"{value!r} (customer {cid}) {what}" + (f" ({where})" if where else "")
 
 
-def _source_fix(conn: sqlite3.Connection, binding: Binding, t: Table, check: _Check, required: bool) -> str:
+def _source_fix(conn: sqlite3.Connection, binding: Binding, t: Table, check: _Check, required: bool) -> str | _NumberFix:
     """What the hint asks for about a failed check of source table ``t`` (_number_fixes merges those of numbers);
     ``required``: the checked column must not be NULL either."""
     table, column = q(t.table), q(check.column)
@@ -420,8 +420,7 @@ def _source_fix(conn: sqlite3.Connection, binding: Binding, t: Table, check: _Ch
     if check.what.startswith("has no "):
         return f"fill in the empty (NULL) {check.column!r} of {t.table!r}, or remove those rows"
     if check.what == NUMBER_PROBLEM:
-        declared_text = column_affinity(conn, binding.table(t.table), check.column) == "TEXT"
-        return f"{_NUMBER_FIX}{'TEXT' if declared_text else ''}:{t.table}.{check.column}"
+        return _NumberFix(t.table, check.column, column_affinity(conn, binding.table(t.table), check.column) == "TEXT")
     if check.what == OFFSET_PROBLEM:
         return OFFSET_FIX
     if check.what == EMPTY_DATE_PROBLEM and required:
@@ -432,34 +431,38 @@ def _source_fix(conn: sqlite3.Connection, binding: Binding, t: Table, check: _Ch
     return "store dates as text 'YYYY-MM-DD'"
 
 
-_NUMBER_FIX = "\0number:"  # a number column's fix, to be merged with the others (_number_fixes)
+@dataclass(frozen=True)
+class _NumberFix:
+    """A number column holding text, whose fix is merged with the others' into one (_number_fixes)."""
+
+    table: str
+    column: str
+    declared_text: bool  # every number in it is text, and an UPDATE would store text again
 
 
-def _number_fixes(fixes: list[str]) -> list[str]:
-    """The fixes with those of number columns stored as text merged into one: the columns declared TEXT
-    (every number in them is text, and an UPDATE would store text again) are imported again; the others'
-    values converted where they are."""
-    columns = {"TEXT": [], "": []}
-    for fix in fixes:
-        if fix.startswith(_NUMBER_FIX):
-            kind, _, name = fix[len(_NUMBER_FIX):].partition(":")
-            columns[kind].append(name)
-    if not columns["TEXT"] and not columns[""]:
-        return fixes
+def _number_fixes(fixes: list[str | _NumberFix]) -> list[str]:
+    """The fixes with those of number columns stored as text merged into one: the columns declared TEXT are
+    imported again; the others' values converted where they are."""
+    numbers = [fix for fix in fixes if isinstance(fix, _NumberFix)]
+    if not numbers:
+        return list(fixes)
     advice = []
-    if columns["TEXT"]:
-        names = ", ".join(columns["TEXT"])
-        flags = " ".join(dict.fromkeys(f"--type {name.split('.', 1)[1]}=float" for name in columns["TEXT"]))
-        advice.append(f"{names} {'is' if len(columns['TEXT']) == 1 else 'are'} declared TEXT, which stores every number "
-                      f"as text: import {'it' if len(columns['TEXT']) == 1 else 'them'} again with crm-rules import --replace, which stores numbers as numbers "
+    declared = [fix for fix in numbers if fix.declared_text]
+    if declared:
+        names = ", ".join(f"{fix.table}.{fix.column}" for fix in declared)
+        flags = " ".join(dict.fromkeys(f"--type {fix.column}=float" for fix in declared))
+        one = len(declared) == 1
+        advice.append(f"{names} {'is' if one else 'are'} declared TEXT, which stores every number as text: import "
+                      f"{'it' if one else 'them'} again with crm-rules import --replace, which stores numbers as numbers "
                       f"({flags} if it takes a column for text)")
-    for name in columns[""]:
-        table, column = (q(part) for part in name.split(".", 1))
-        advice.append(f"convert {name} in place: UPDATE {table} SET {column} = CAST({column} AS REAL) "
-                      f"WHERE typeof({column}) = 'text' (once text that is no number is fixed: CAST reads 'abc' as 0)")
+    for fix in numbers:
+        if not fix.declared_text:
+            table, column = q(fix.table), q(fix.column)
+            advice.append(f"convert {fix.table}.{fix.column} in place: UPDATE {table} SET {column} = CAST({column} AS "
+                          f"REAL) WHERE typeof({column}) = 'text' (once text that is no number is fixed: CAST reads "
+                          f"'abc' as 0)")
     merged = "store numbers as numbers, not text: " + "; ".join(advice)
-    out = [merged if fix.startswith(_NUMBER_FIX) else fix for fix in fixes]
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(merged if isinstance(fix, _NumberFix) else fix for fix in fixes))
 
 
 def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding, plan: MetricPlan) -> None:

@@ -44,7 +44,6 @@ class Mistake:
     message: str
     line: int
     col: int
-    length: int
 
 
 def _not(text: str, i: int) -> str | None:
@@ -114,6 +113,6 @@ def find_mistakes(text: str) -> list[Mistake]:
             i += 1
             continue
         message, length = hit
-        found.append(Mistake(message, line, i - line_start + 1, length))
+        found.append(Mistake(message, line, i - line_start + 1))
         i += length
     return found

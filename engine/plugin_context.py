@@ -65,7 +65,7 @@ def unknown_grade(name: str, value: str, ids: list[str]) -> str:
 def _grade_literals(node: Node, grades: set[str]):
     """(grade name, text literal) of each comparison of a grade with a text in ``node``: ``tier = 'A'``, ``stage IN (...)``."""
     for n in walk(node):
-        if isinstance(n, Compare) and n.op in ("=", "!=", "<>"):
+        if isinstance(n, Compare) and n.op in ("=", "!="):  # the parser reads <> as !=
             for a, b in ((n.left, n.right), (n.right, n.left)):
                 if isinstance(a, Name) and a.name in grades and isinstance(b, Literal) and isinstance(b.value, str):
                     yield a.name, b
@@ -100,8 +100,9 @@ class PluginContext:
         self.failed = True
         self._builder.error(self._params_path(where), message, key=False)
 
-    def check_grade(self, name: str, value: Any, where: Any) -> bool:
-        """Report ``value`` at ``params.<where>`` when no customer can have it as ``name`` (``tier``, ``stage``...).
+    def check_grade(self, name: str, value: Any, where: Any, key: bool = False) -> bool:
+        """Report ``value`` at ``params.<where>`` when no customer can have it as ``name`` (``tier``, ``stage``...);
+        ``key``: the value is the key written at ``where`` (``priority_by_tier: {A: 1}``), not its value.
 
         A misspelt tier in a filter matches nobody, and the action silently never fires.  True when the
         policy gives ``name`` that value, or when its ids are not known (outside actions, or sections with
@@ -111,7 +112,7 @@ class PluginContext:
         if ids is None or not isinstance(value, str) or value in ids:
             return True
         self.failed = True
-        self._builder.error(self._params_path(where), unknown_grade(name, value, ids), key=False)
+        self._builder.error(self._params_path(where), unknown_grade(name, value, ids), key=key)
         return False
 
     # -- building SQL --------------------------------------------------------

@@ -26,7 +26,7 @@ import referencing
 import referencing.exceptions
 from referencing.jsonschema import DRAFT202012
 
-from . import __version__, hookspecs, user_cache
+from . import __version__, hookimpl, hookspecs, user_cache
 from .errors import PluginError
 from .expr_types import FUNCTIONS, TYPES, did_you_mean
 
@@ -86,7 +86,7 @@ def _load(pm: pluggy.PluginManager, ep: EntryPoint, source: str, version: str, i
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) is the module already loaded as plugin {pm.get_name(plugin)!r}",
                           hint="a package declares one entry point per plugin module; remove the other one")
     undecorated = [h for h in HOOK_KINDS if callable(getattr(plugin, h, None))
-                   and not hasattr(getattr(plugin, h), f"{ENTRY_POINT_GROUP}_impl")]
+                   and not hasattr(getattr(plugin, h), f"{hookimpl.project_name}_impl")]
     if undecorated:  # pluggy registers marked functions only: the plugin would load and contribute nothing
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) defines {undecorated[0]} without @hookimpl, so it is never "
                           f"called", hint="decorate it: `from crm_rules.engine import hookimpl`, then `@hookimpl` above the def")

@@ -204,21 +204,20 @@ _NOT_OF_TYPE = {
 }
 
 
-def _wrong_types(step: PluginStep, source: str) -> Statement:
+def _wrong_types(step: PluginStep, chain: LayerChain) -> list[Statement]:
     """The outputs of a SQL plan that are not of their declared type, as the plugin's errors for those customers.
 
     SQLite stores what the SQL computes: a score of 'n/a' declared a number compares greater than any number,
     and put every customer in the top tier.  Batch outputs are checked the same way, in Python (``_checked``).
     """
-    cases = []
+    checks = {}
     for suffix, column in ((s, c) for cols in step.plan.steps for s, c in cols.items()):
-        value = f"t.{q(output_name(step.entry, suffix))}"
         said = suffix.replace("'", "''")
-        cases.append(f"WHEN {_NOT_OF_TYPE[column.type].format(value)} "
-                     f"THEN 'output ''{said}'': ' || quote({value}) || ' is not a {column.type}'")
-    return Statement(f"INSERT INTO {ERRORS} SELECT cid, :entry, :plugin, e FROM (SELECT t.{CID} AS cid, "
-                     f"CASE {' '.join(cases)} END AS e FROM {source} AS t) WHERE e IS NOT NULL",
-                     {"entry": step.entry, "plugin": step.plugin})
+        checks[output_name(step.entry, suffix)] = (
+            f"CASE WHEN {_NOT_OF_TYPE[column.type]} THEN 'output ''{said}'': ' || quote({{0}}) || "
+            f"' is not a {column.type}' END")
+    return [Statement(f"INSERT INTO {ERRORS} SELECT p.cid, :entry, :plugin, p.problem FROM ({query}) AS p",
+                      {"entry": step.entry, "plugin": step.plugin}) for query in chain.problems_in(checks, CID)]
 
 
 def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm",
@@ -237,7 +236,7 @@ def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm",
                 ops += chain.add_stacked(f"{prefix}_p{i}", [
                     LayerStep({output_name(step.entry, s): c.sql for s, c in columns.items()}, step.params.values)
                     for columns in plan.steps])
-                ops.append(_wrong_types(step, chain.source))
+                ops += _wrong_types(step, chain)
             if plan.error:
                 ops.append(Statement(f"INSERT INTO {ERRORS} SELECT t.{CID}, :entry, :plugin, e FROM "
                                      f"(SELECT t.*, {plan.error} AS e FROM {chain.source} AS t) AS t WHERE e IS NOT NULL",

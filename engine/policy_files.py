@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostic, PolicyError, UsageError
+from .file_kinds import UTF16, YAML, kind_of
 from .yaml_source import Position, SourceDocument, load_yaml_file, load_yaml_text
 
 MAX_EXTENDS_DEPTH = 16
@@ -304,6 +305,11 @@ def _inline_sources_file(doc: SourceDocument, policy_path: Path) -> None:
     if not target.is_file():
         raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "data", f"cannot find sources file {ref!r} (looked for {target})"),
                           hint="give the path relative to the policy file")
+    kind = kind_of(target)
+    if kind is not None and kind not in (YAML, UTF16):  # a CSV file or a database: the mistake is this `data:` line
+        raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "data", f"{ref}: is {kind.what}, not a sources file"),
+                          hint="`data:` names a sources file, YAML that maps customers, orders, ... to your tables "
+                               "(or write that mapping in the policy itself)")
     sources = load_yaml_file(target, defer_duplicates=True)
     if not isinstance(sources.data, dict):
         raise PolicyError(Diagnostic(sources.file, 1, 1, "", "a sources file must be a mapping (customers, orders, ...)"))

@@ -379,7 +379,9 @@ class _Converter:
             return None
         try:
             return self._read_key(key_node)
-        except (yaml.YAMLError, ValueError):  # `? !!int abc`: the conversion meets it again
+        except (yaml.YAMLError, ValueError, KeyError, TypeError):  # `? !!int abc`: the conversion meets it again
+            # PyYAML keeps a node whose construction failed as "being built": built again, it would be "recursive"
+            self.loader.recursive_objects.pop(key_node, None)
             return None
 
     def _key(self, key_node: yaml.Node, path: Path_) -> str:

@@ -77,7 +77,8 @@ EXIT_BARRIERS_SCHEMA = {
     "type": "object", "additionalProperties": False,
     "properties": {
         "tiers": _names("Tiers that get exit barriers (default: all tiers)."),
-        "stages": _names("Lifecycle stages that get economic and technical barriers (default [stable])."),
+        "stages": _names("Lifecycle stages that get economic and technical barriers (default [stable]; every "
+                         "customer of the tiers when the policy has no lifecycle)."),
         "priority": _priority(),
         "due_in_days": DUE_IN_DAYS,
         "economic": {"type": "array", "minItems": 1, "items": _barrier_item("economic", action_required=False),
@@ -240,11 +241,25 @@ def _percent(rate: float) -> str:
 
 # ---- exit_barriers ------------------------------------------------------------
 
+def _default_stages(ctx: PluginContext) -> list[str] | None:
+    """The stages that get economic and technical barriers when the params name none: [stable].
+
+    Without a lifecycle section no customer has a stage, and a filter on [stable] matched nobody: the
+    generator never fired.  There it is no filter; a lifecycle without a stage 'stable' must say which.
+    """
+    known = ctx.grades.get("stage")
+    if known is None or "stable" in known:
+        return ["stable"]
+    if known:
+        ctx.error(None, f"`stages` is not given and its default, [stable], is no stage of this policy (its stages: "
+                        f"{', '.join(known)}): write `stages:` with the stages that get exit barriers")
+    return None
+
 def exit_barriers(ctx: PluginContext, params: dict) -> SqlActions | None:
     if not any(k in params for k in ("economic", "technical", "contractual")):
         ctx.error(None, "nothing to generate: give `economic`, `technical` and/or `contractual` actions")
         return None
-    tiers, stages = params.get("tiers"), params.get("stages", ["stable"])
+    tiers, stages = params.get("tiers"), params.get("stages", _default_stages(ctx))
     priority, due_in = params.get("priority", DEFAULT_PRIORITY), params.get("due_in_days", 0)
     actions: list[Action] = []
     seen: dict[str, list] = {}
@@ -367,7 +382,7 @@ def churn_warning(ctx: PluginContext, params: dict) -> SqlActions | None:
     filters = [_in(ctx, "tier", params.get("tiers"), "tiers"), _in(ctx, "stage", params.get("stages"), "stages")]
     by_tier = params.get("priority_by_tier", {})
     for tier_id in by_tier:
-        ctx.check_grade("tier", tier_id, ["priority_by_tier", tier_id])
+        ctx.check_grade("tier", tier_id, ["priority_by_tier", tier_id], key=True)
     if ctx.failed:
         return None
     fired = " OR ".join(f"({c})" for c, _ in signals)

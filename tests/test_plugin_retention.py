@@ -535,3 +535,25 @@ def test_churn_signal_thresholds_are_bounded(tmp_path, signal, key, message):
         load_policy(policy)
     got = str(info.value)
     assert f"{policy}:10:" in got and f"actions.churn.params.{signal.split(':')[0]}.{key}:" in got and message in got, got
+
+
+BARRIERS = "actions:\n  eb:\n    use: exit_barriers\n    params: {tiers: [A], economic: [{action: loyalty_rebate, rebate: 0.02}]}\n"
+
+
+def test_exit_barriers_without_a_lifecycle_go_to_every_customer_of_the_tiers(tmp_path):
+    # the default stages [stable] matched nobody when no customer has a stage: the generator never fired
+    db = make_db(tmp_path / "s.db", [("a1", "A1", "A"), ("b1", "B1", "B")], orders=[("a1", day(-10), 100)])
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD.split("lifecycle:")[0] + BARRIERS, encoding="utf-8")
+    outcome = apply_policy(db, load_policy(policy), D)
+    assert [(a["customer_id"], a["action"]) for a in actions(db, outcome.run_id)] == [("a1", "loyalty_rebate")]
+
+
+def test_exit_barriers_default_stage_must_be_a_stage_of_the_policy(tmp_path):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD.replace("{id: stable, default: true}", "{id: steady, default: true}") + BARRIERS,
+                      encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policy(policy)
+    assert ("actions.eb.params: `stages` is not given and its default, [stable], is no stage of this policy (its "
+            "stages: lost, decline, steady): write `stages:` with the stages that get exit barriers") in str(info.value)
