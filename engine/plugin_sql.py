@@ -196,11 +196,14 @@ def _error_check_op(step: PluginStep, blanking: list[str]) -> BatchOp:
 
 
 # SQL of a value ({0}) that is not of the declared type; NULL is every type's "no value".
+# Comparisons, not typeof(): every number sorts before every text, and text before blobs, so `x >= ''` is "text
+# or blob" and `x < ''` "a number" in one comparison each (NULL compares as neither).  With typeof() the check of
+# the value score's and the credit check's outputs took 3.6 s of a run at 1M customers.
 _NOT_OF_TYPE = {
-    "number": "typeof({0}) NOT IN ('integer', 'real', 'null')",
-    "text": "typeof({0}) NOT IN ('text', 'null')",
-    "date": "{0} IS NOT NULL AND (typeof({0}) != 'text' OR date({0}, '+0 days') IS NOT {0})",
-    "bool": "{0} IS NOT NULL AND (typeof({0}) != 'integer' OR {0} NOT IN (0, 1))",
+    "number": "{0} >= ''",
+    "text": "{0} < ''",
+    "date": "{0} < '' OR date({0}, '+0 days') IS NOT {0}",
+    "bool": "{0} NOT IN (0, 1)",
 }
 
 
@@ -209,15 +212,19 @@ def _wrong_types(step: PluginStep, chain: LayerChain) -> list[Statement]:
 
     SQLite stores what the SQL computes: a score of 'n/a' declared a number compares greater than any number,
     and put every customer in the top tier.  Batch outputs are checked the same way, in Python (``_checked``).
+    Outputs whose suffix starts with ``_`` are a plugin's own intermediate steps, which no policy reads.
     """
     checks = {}
     for suffix, column in ((s, c) for cols in step.plan.steps for s, c in cols.items()):
+        if suffix.startswith("_"):  # a hidden step no policy reads: the outputs made from it are checked
+            continue
         said = suffix.replace("'", "''")
         checks[output_name(step.entry, suffix)] = (
             f"CASE WHEN {_NOT_OF_TYPE[column.type]} THEN 'output ''{said}'': ' || quote({{0}}) || "
             f"' is not a {column.type}' END")
     return [Statement(f"INSERT INTO {ERRORS} SELECT p.cid, :entry, :plugin, p.problem FROM ({query}) AS p",
-                      {"entry": step.entry, "plugin": step.plugin}) for query in chain.problems_in(checks, CID)]
+                      {"entry": step.entry, "plugin": step.plugin}) for query in chain.problems_in(checks, CID)] \
+        if checks else []
 
 
 def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm",

@@ -361,13 +361,13 @@ def test_a_sql_output_of_another_type_than_declared_fails_the_run_naming_the_cus
 def test_sql_outputs_of_another_type_are_found_in_every_layer_of_the_entry(tmp_path, with_plugin):
     # a later step with a window function is a layer of its own: each layer's table is checked
     with_plugin(_scorer(lambda ctx: SqlOutputs([
-        {"_s": Column("number", "CASE WHEN t.revenue_12m > 1000 THEN 'n/a' ELSE t.revenue_12m END")},
+        {"raw": Column("number", "CASE WHEN t.revenue_12m > 1000 THEN 'n/a' ELSE t.revenue_12m END")},
         {"": Column("text", f"CASE WHEN RANK() OVER (ORDER BY t.revenue_12m) = 1 THEN 1 ELSE 'ok' END")}])))
     db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东"), ("b", "Beta", "华东")],
                  orders=[("a", "2026-06-01", 500), ("b", "2026-06-01", 1500)])
     with pytest.raises(RunError) as caught:
         run(tmp_path, HEAD + "scores:\n  bkv: {use: bk}\n" + TIERS, db)
-    assert "for 2 customer(s): customer 'a': output '': 1 is not a text; customer 'b': output '_s': 'n/a' is not a " \
+    assert "for 2 customer(s): customer 'a': output '': 1 is not a text; customer 'b': output 'raw': 'n/a' is not a " \
            "number" in str(caught.value)
 
 
