@@ -362,7 +362,7 @@ def test_sql_outputs_of_another_type_are_found_in_every_layer_of_the_entry(tmp_p
     # a later step with a window function is a layer of its own: each layer's table is checked
     with_plugin(_scorer(lambda ctx: SqlOutputs([
         {"raw": Column("number", "CASE WHEN t.revenue_12m > 1000 THEN 'n/a' ELSE t.revenue_12m END")},
-        {"": Column("text", f"CASE WHEN RANK() OVER (ORDER BY t.revenue_12m) = 1 THEN 1 ELSE 'ok' END")}])))
+        {"": Column("text", "CASE WHEN RANK() OVER (ORDER BY t.revenue_12m) = 1 THEN 1 ELSE 'ok' END")}])))
     db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东"), ("b", "Beta", "华东")],
                  orders=[("a", "2026-06-01", 500), ("b", "2026-06-01", 1500)])
     with pytest.raises(RunError) as caught:
