@@ -271,11 +271,16 @@ def check_declared_types(conn: sqlite3.Connection, policy: Policy, binding: Bind
                     if f in t.columns and t.columns[f].type == NUMBER]
     declared_text = [(table, column) for table, column in dict.fromkeys(columns)
                      if column_affinity(conn, binding.table(table), column) == "TEXT"]
-    flags = " ".join(dict.fromkeys(f"--type {column}=float" for _, column in declared_text))
     _fail([f"table {table!r}, column {column!r} is declared TEXT, which stores every number as text (a number "
            f"stored as text compares as text: '5000' > '1000000'); a run refuses its rows" for table, column in declared_text],
-          f"store numbers as numbers: import the table again with crm-rules import --replace, which stores numbers "
-          f"as numbers ({flags} if it takes a column for text)")
+          f"store numbers as numbers: {_import_again([column for _, column in declared_text], one=len(declared_text) == 1)}")
+
+
+def _import_again(columns: list[str], one: bool) -> str:
+    """The fix of number columns declared TEXT, where an UPDATE would store text again."""
+    flags = " ".join(dict.fromkeys(f"--type {column}=float" for column in columns))
+    return (f"import {'it' if one else 'them'} again with crm-rules import --replace, which stores numbers as numbers "
+            f"({flags} if it takes a column for text)")
 
 
 def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan, as_of: str) -> list[str]:
@@ -450,11 +455,9 @@ def _number_fixes(fixes: list[str | _NumberFix]) -> list[str]:
     declared = [fix for fix in numbers if fix.declared_text]
     if declared:
         names = ", ".join(f"{fix.table}.{fix.column}" for fix in declared)
-        flags = " ".join(dict.fromkeys(f"--type {fix.column}=float" for fix in declared))
         one = len(declared) == 1
-        advice.append(f"{names} {'is' if one else 'are'} declared TEXT, which stores every number as text: import "
-                      f"{'it' if one else 'them'} again with crm-rules import --replace, which stores numbers as numbers "
-                      f"({flags} if it takes a column for text)")
+        advice.append(f"{names} {'is' if one else 'are'} declared TEXT, which stores every number as text: "
+                      f"{_import_again([fix.column for fix in declared], one)}")
     for fix in numbers:
         if not fix.declared_text:
             table, column = q(fix.table), q(fix.column)
