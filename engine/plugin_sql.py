@@ -223,8 +223,7 @@ def _wrong_types(step: PluginStep, chain: LayerChain) -> list[Statement]:
             f"CASE WHEN {_NOT_OF_TYPE[column.type]} THEN 'output ''{said}'': ' || quote({{0}}) || "
             f"' is not a {column.type}' END")
     return [Statement(f"INSERT INTO {ERRORS} SELECT p.cid, :entry, :plugin, p.problem FROM ({query}) AS p",
-                      {"entry": step.entry, "plugin": step.plugin}) for query in chain.problems_in(checks, CID)] \
-        if checks else []
+                      {"entry": step.entry, "plugin": step.plugin}) for query in chain.problems_in(checks, CID)]
 
 
 def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm",

@@ -138,8 +138,8 @@ class LayerChain:
         return reads
 
     def problems_in(self, columns: dict[str, str], cid: str) -> list[str]:
-        """Queries of (cid, problem), the ``cid`` column and the problem of each row where a column of ``columns`` has one: name -> SQL over
-        ``{0}`` (the column) of a problem's text, or NULL.
+        """Queries of (cid, problem) for each row where a column of ``columns`` has a problem: ``columns`` is
+        name -> SQL over ``{0}`` (that column) of the problem's text, or NULL; ``cid`` names the id column.
 
         Each scans only the narrow layer table holding those columns: through the view of every layer, a
         check of a score's outputs read each customer's row of all layers (10% of a run's per-customer SQL).

@@ -265,6 +265,8 @@ def load_yaml_text(raw: bytes | str, file: str, *, defer_duplicates: bool = Fals
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TAG_NAMES = {"tag:yaml.org,2002:int": "a whole number (!!int)", "tag:yaml.org,2002:float": "a number (!!float)",
               "tag:yaml.org,2002:timestamp": "a date (!!timestamp)", "tag:yaml.org,2002:bool": "true or false (!!bool)"}
+# What PyYAML's conversion of a tagged scalar raises (`!!int abc`, `!!bool maybe`), where its parser raises YAMLError.
+_CONVERSION_ERRORS = (ValueError, KeyError, TypeError)
 _MERGE_HINT = "write `<<: *defaults` (one mapping) or `<<: [*a, *b]` (mappings), or write the keys out"
 
 _Pair = tuple[str, yaml.Node, yaml.Node]  # key, key node, value node
@@ -318,9 +320,8 @@ class _Converter:
             value = self.loader.construct_object(node)
         except yaml.YAMLError as exc:
             raise _yaml_error(self.doc.file, exc) from None
-        except (ValueError, KeyError, TypeError):  # `!!int abc`, `!!bool maybe`: the conversion raises, not the parser
-            raise self._fail(node, path, f"{node.value!r} is not {_TAG_NAMES.get(node.tag, node.tag)}",
-                             hint="remove the !! tag: policies read numbers, dates and text as written") from None
+        except _CONVERSION_ERRORS:
+            raise self._unconvertible(node, path, "numbers, dates and text") from None
         if not node.style and not isinstance(value, str):
             self._read_as(node, json.dumps(value))
         return value
@@ -379,7 +380,7 @@ class _Converter:
             return None
         try:
             return self._read_key(key_node)
-        except (yaml.YAMLError, ValueError, KeyError, TypeError):  # `? !!int abc`: the conversion meets it again
+        except (yaml.YAMLError, *_CONVERSION_ERRORS):  # `? !!int abc`: the conversion meets it again
             # PyYAML keeps a node whose construction failed as "being built": built again, it would be "recursive"
             self.loader.recursive_objects.pop(key_node, None)
             return None
@@ -393,9 +394,13 @@ class _Converter:
             return self._read_key(key_node)
         except yaml.YAMLError as exc:
             raise _yaml_error(self.doc.file, exc) from None
-        except (ValueError, KeyError, TypeError):  # `? !!int abc`
-            raise self._fail(key_node, path, f"{key_node.value!r} is not {_TAG_NAMES.get(key_node.tag, key_node.tag)}",
-                             hint="remove the !! tag: policies read keys as written") from None
+        except _CONVERSION_ERRORS:  # `? !!int abc`
+            raise self._unconvertible(key_node, path, "keys") from None
+
+    def _unconvertible(self, node: yaml.ScalarNode, path: Path_, read: str) -> PolicyError:
+        """A tagged scalar its tag cannot convert (`!!int abc`); ``read``: what policies read as written."""
+        return self._fail(node, path, f"{node.value!r} is not {_TAG_NAMES.get(node.tag, node.tag)}",
+                          hint=f"remove the !! tag: policies read {read} as written")
 
     def _pairs(self, node: yaml.MappingNode, path: Path_, merging: frozenset[int] = frozenset()) -> list[_Pair]:
         """The mapping's (key, key node, value node) in the order written, with YAML merge keys done.

@@ -155,20 +155,23 @@ def test_the_tier_summary_never_cuts_a_number(cli, demo_db, columns):
     assert all(f"{row['revenue']:,.2f}" in summary for row in tiers.values())
 
 
-def test_control_characters_in_data_are_shown_not_obeyed(cli, demo_db, columns):
-    """An ESC imported with a customer's name must not colour or clear the terminal, nor push a table's
-    borders out of line: it is written as \\x1b."""
+def _explained_and_history(cli, demo_db, name_sql: str) -> list[str]:
+    """The output of explain and of history of C000003 after its name is set to the SQL ``name_sql`` and a run."""
     import sqlite3
 
     conn = sqlite3.connect(demo_db)
     with conn:
-        conn.execute("UPDATE customers SET name = 'Evil' || char(27) || '[31mRED' || char(27) || '[0m Co' "
-                     "WHERE id = 'C000003'")
+        conn.execute(f"UPDATE customers SET name = {name_sql} WHERE id = 'C000003'")
     conn.close()
     cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True)
-    for args in (("explain", "C000003", "--db", demo_db, "-p", "base", "--as-of", AS_OF),
-                 ("history", "C000003", "--db", demo_db)):
-        text = cli(*args, ok=True).output
+    return [cli(*args, ok=True).output for args in (("explain", "C000003", "--db", demo_db, "-p", "base", "--as-of", AS_OF),
+                                                    ("history", "C000003", "--db", demo_db))]
+
+
+def test_control_characters_in_data_are_shown_not_obeyed(cli, demo_db, columns):
+    """An ESC imported with a customer's name must not colour or clear the terminal, nor push a table's
+    borders out of line: it is written as \\x1b."""
+    for text in _explained_and_history(cli, demo_db, "'Evil' || char(27) || '[31mRED' || char(27) || '[0m Co'"):
         assert "\x1b" not in text and "Evil\\x1b[31mRED\\x1b[0m Co" in text
     bad = cli("explain", "C0\x1b[2J", "--db", demo_db, "-p", "base", "--as-of", AS_OF)
     assert bad.exit_code == 2 and "\x1b" not in bad.output
@@ -177,17 +180,8 @@ def test_control_characters_in_data_are_shown_not_obeyed(cli, demo_db, columns):
 def test_invisible_and_line_breaking_characters_of_a_name_are_shown_in_headings(cli, demo_db):
     """A right-to-left override shows "Co" as "oC" and hides what it does; a newline in a name broke the
     heading line of explain and history in two."""
-    import sqlite3
-
-    conn = sqlite3.connect(demo_db)
-    with conn:
-        conn.execute("UPDATE customers SET name = 'Acme' || char(10) || 'Ltd' || char(8238) || 'oC' || char(8203) "
-                     "WHERE id = 'C000003'")
-    conn.close()
-    cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True)
-    for args in (("explain", "C000003", "--db", demo_db, "-p", "base", "--as-of", AS_OF),
-                 ("history", "C000003", "--db", demo_db)):
-        first = cli(*args, ok=True).output.splitlines()[0]
+    for text in _explained_and_history(cli, demo_db, "'Acme' || char(10) || 'Ltd' || char(8238) || 'oC' || char(8203)"):
+        first = text.splitlines()[0]
         assert "Acme\\nLtd\\u202eoC\\u200b" in first and "\u202e" not in first
 
 
