@@ -26,6 +26,8 @@ from .expr_types import BOOL, DATE, NUMBER, with_article
 from .metric_sql import (BAD_ROWS, DATE_PROBLEM, NUMBER_PROBLEM, has_offset_sql, CID, DATED, MetricPlan, bad_date_sql, bad_number_sql, column_affinity,
                          matched_column)
 from .policy_model import Policy
+from .row_names import row_column, row_name
+from . import number_overflow
 from .yaml_source import format_path
 
 EXAMPLES = 3
@@ -67,30 +69,6 @@ class _Check:
     sql: str
     what: str  # the problem ("has no id"), or the type of the attribute whose values are checked
     label: str = ""  # "table 't', column 'c'" as the lines of this check start; default from table and column
-
-
-def row_column(conn: sqlite3.Connection, schema: str, table: str, key: str) -> str | None:
-    """The column that tells a row of ``table`` from the others, to name a bad row by: the table's own
-    one-column primary key (an INTEGER PRIMARY KEY is the rowid itself), else the rowid, else (a view, a
-    WITHOUT ROWID table) a column named id; never ``key`` (the customer id, which many rows share), and
-    None when there is nothing of the sort."""
-    info = conn.execute(f"PRAGMA {q(schema)}.table_info({q(table)})").fetchall()
-    pk = [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5]]
-    if len(pk) == 1 and pk[0].lower() != key.lower():
-        return pk[0]
-    kind = conn.execute(f"SELECT type FROM {q(schema)}.sqlite_master WHERE name = ? COLLATE NOCASE", (table,)).fetchone()
-    if kind is not None and kind[0] == "table":
-        try:
-            conn.execute(f"SELECT rowid FROM {q(schema)}.{q(table)} LIMIT 0")
-            return "rowid"
-        except sqlite3.OperationalError:  # WITHOUT ROWID
-            pass
-    named_id = [r[1] for r in info if r[1].lower() == "id" and r[1].lower() != key.lower()]
-    return named_id[0] if named_id else None
-
-
-def _row_name(column: str, value) -> str:
-    return f"rowid {value}" if column.lower() == "rowid" else f"row {column} {value!r}"
 
 
 def _and_more(total: int, shown: int, what: str, listing: str, own_line: bool = False) -> str:
@@ -207,7 +185,7 @@ def _example_lines(conn: sqlite3.Connection, binding: Binding, t: Table, checks:
         label = check.label or f"table {t.table!r}, column {check.column!r}"
         rows = conn.execute(f"SELECT r.{q(t.key)}, r.{q(check.column)}, {row_sql} FROM {table} AS r "
                             f"WHERE {check.sql} LIMIT {EXAMPLES}").fetchall()
-        shown = [f"{label}: {line_for(check, cid, value, _row_name(row_col, row) if row_col else None)}"
+        shown = [f"{label}: {line_for(check, cid, value, row_name(row_col, row) if row_col else None)}"
                  for cid, value, row in rows]
         shown = list(dict.fromkeys(shown))  # rows that nothing tells apart (a view without an id) are one line
         more = _and_more(total, len(shown), noun, _listing(t.table, row_col, check.sql), own_line=True)
@@ -316,15 +294,21 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     tenures = [m.name for m in policy.metrics.values() if m.kind == "tenure"] if binding.tenure_from_since else []
     if since and tenures:
         since.append(f"total({q('since')} IS NULL)")
-    found = list(conn.execute(f"SELECT {', '.join([f'total({q(matched_column(s))})' for s in sources] + since)} "
-                              f"FROM temp.{q(plan.base)}", {"as_of": as_of}).fetchone() if sources or since else ())
+    # ... and the total of each sum (or other metric) that can pass the largest number (number_overflow)
+    overflowing = number_overflow.overflowing(policy)
+    totals = [number_overflow.total_sql(m) for m in overflowing]
+    terms = [f'total({q(matched_column(s))})' for s in sources] + totals + since
+    found = list(conn.execute(f"SELECT {', '.join(terms)} FROM temp.{q(plan.base)}", {"as_of": as_of}).fetchone()
+                 if terms else ())
+    n, t = len(sources), len(totals)
+    found, totals, since_counts = found[:n], found[n:n + t], found[n + t:]
     notes = []
-    if since and tenures and (no_since := int(found.pop())):
+    if since and tenures and (no_since := int(since_counts.pop())):
         notes.append(f"{no_since:,} customer(s) have no {binding.attributes['since'].column!r} (NULL): their "
                      f"{', '.join(tenures)} {'is' if len(tenures) == 1 else 'are'} empty, so no rule on "
                      f"{'it' if len(tenures) == 1 else 'them'} matches them; fill the dates in, or say what they get, "
                      f"e.g. `{tenures[0]} is null or {tenures[0]} < 2`")
-    if since and (joined_later := int(found.pop())):
+    if since and (joined_later := int(since_counts.pop())):
         notes.append(f"{joined_later:,} customer(s) joined after the as-of date {as_of} (their "
                      f"{binding.attributes['since'].column!r} is later): they are graded before they existed, "
                      f"with a negative tenure; is --as-of right?")
@@ -349,6 +333,8 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
             problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: "
                             f"{ids}{_written_otherwise(conn, customers, key, policy.data.customers.table, t, orphans)}")
     _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")
+    _fail(number_overflow.problems(conn, policy, binding, f"temp.{q(plan.base)}", overflowing, totals),
+          "correct the wrong values (no amount of money comes near 1e308), or remove their rows, then run again")
     if empty:
         notes.append(_empty_note(policy, binding, empty))
     if undated:
@@ -577,5 +563,5 @@ def _rows_of_ids(conn: sqlite3.Connection, binding: Binding, cust: Table, row_co
         for names, has_id in zip(found, has):
             if has_id and len(names) <= EXAMPLES:  # one more than shown tells that there are more
                 names.append(row)
-    return [lead + ", ".join(_row_name(row_col, r) for r in names[:EXAMPLES]) + (", ..." if len(names) > EXAMPLES else "")
+    return [lead + ", ".join(row_name(row_col, r) for r in names[:EXAMPLES]) + (", ..." if len(names) > EXAMPLES else "")
             if names else "" for names in found]

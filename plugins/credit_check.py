@@ -146,8 +146,8 @@ CREDIT_6C_SCHEMA = {
                                  "aging_1_30, aging_31_60, aging_61_90, aging_90_plus)."},
         "outcomes": {"type": "array", "minItems": 1, "items": OUTCOME_RULE_SCHEMA,
                      "description": "Ordered outcome rules, first match wins; no match is ok. Default: block for the "
-                                    "oldest bucket or the worst grade, hold over the limit, warn near it or for "
-                                    "middle buckets, else ok."},
+                                    "oldest bucket or the worst grade, hold over the limit, warn near it, for "
+                                    "middle buckets or without a score (no factor has a value), else ok."},
         "terms": {"type": "object", "minProperties": 1,
                   "description": "Recommendation per grade id (default for AAA..C: 1.5, 1.2, 1.0, 0.5, 0).",
                   "additionalProperties": {
@@ -357,7 +357,8 @@ def reason_sql(ctx: PluginContext, template: str, names: dict[str, tuple[str, st
 # -- outcomes ----------------------------------------------------------------------
 
 def default_outcomes(edges: list[int]) -> list[dict]:
-    """Block for the oldest bucket or the worst grade, hold over the limit, warn near it or in middle buckets."""
+    """Block for the oldest bucket or the worst grade, hold over the limit, warn near it, in middle buckets or
+    without a score."""
     buckets = [suffix for suffix, _, _ in aging_buckets(edges)]
     oldest = buckets[-1]
     rules = [
@@ -370,6 +371,9 @@ def default_outcomes(edges: list[int]) -> list[dict]:
     ]
     for suffix, low, high in reversed(aging_buckets(edges)[1:-1]):
         rules.append({"outcome": "warn", "when": f"{suffix} > 0", "reason": f"overdue {low}-{high} days: {{{suffix}}}"})
+    # no factor has a value (a new customer without payment history): nothing to grant credit on
+    rules.append({"outcome": "warn", "when": "score is null",
+                  "reason": "no credit score: none of the factors has a value; review before granting credit"})
     rules.append({"outcome": "ok", "reason": "grade {grade}, utilisation {utilisation:.0%}"})
     return rules
 

@@ -282,7 +282,7 @@ def test_partially_paid_and_paid_after_as_of_invoices_stay_open(tmp_path):
 def test_default_outcomes_and_their_reasons(tmp_path):
     customers = {"ok": ("good", 10000), "ok_1_30": ("fair", 10000), "warn_util": ("good", 10000),
                  "warn_31": ("good", 10000), "warn_61": ("good", 10000), "hold": ("good", 10000),
-                 "block_90": ("good", 10000), "block_c": ("poor", 10000)}
+                 "block_90": ("good", 10000), "block_c": ("poor", 10000), "unscored": (None, 10000)}
     receivables = [("ok_1_30", "2026-06-01", "2026-06-20", 100, 0, None),
                    ("warn_util", "2026-06-01", "2026-07-15", 9000, 0, None),
                    ("warn_31", "2026-04-01", "2026-05-15", 250.5, 0, None),
@@ -300,6 +300,8 @@ def test_default_outcomes_and_their_reasons(tmp_path):
         "hold": ("hold", "exposure 12,000.00 exceeds the credit limit 10,000.00 (120%)"),
         "block_90": ("block", "overdue > 90 days: 1,234.50"),  # blocks before the hold for 212%
         "block_c": ("block", "credit grade C (score 20.0)"),
+        # no industry, so no factor has a value: no grade to grant credit on (it was "ok, grade n/a")
+        "unscored": ("warn", "no credit score: none of the factors has a value; review before granting credit"),
     }
 
 

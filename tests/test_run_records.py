@@ -60,11 +60,12 @@ def test_the_same_amounts_in_another_row_order_give_the_same_tier(tmp_path):
 
 
 def test_a_sum_beyond_a_doubles_range_stays_infinite(tmp_path):
-    """printf writes an infinite sum as 'Inf', which CAST reads as 0: the biggest customer must not become 0."""
+    """printf writes an infinite sum as 'Inf', which CAST reads as 0: the biggest customer must not become 0,
+    and an infinite sum is bad data (number_overflow), which the run names."""
     db = make_db(tmp_path / "i.db", [("g1", "G1", "x"), ("g2", "G2", "x")],
                  [("g1", "2026-06-01", 1e308), ("g1", "2026-06-02", 1e308), ("g2", "2026-06-01", 5)])
-    got = run(tmp_path, SUM_POLICY, db)
-    assert got["g1"][4]["revenue_12m"] == float("inf") and got["g1"][0] == "gold"
+    with pytest.raises(DataError, match="metric revenue_12m: infinite .* for 1 customer\\(s\\): 'g1'"):
+        run(tmp_path, SUM_POLICY, db)
 
 
 def test_a_run_that_fails_on_its_data_keeps_a_failed_row_and_its_policy(tmp_path):
