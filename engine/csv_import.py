@@ -30,6 +30,7 @@ from .progress import Progress, silent
 from .csv_reader import NOT_CSV, CsvFile, show
 from .csv_decimal_comma import DecimalCommaColumn, read_with_decimal_comma
 from .csv_decimal_comma import converter as decimal_comma_number
+from .csv_import_constraints import refused_lines
 from .csv_import_keys import duplicate_keys
 
 TYPES = ("integer", "float", "text")
@@ -181,6 +182,7 @@ class _Table:
     kind: str  # 'table', 'view' or 'index': they share one namespace
     name: str
     columns: tuple[tuple[str, str], ...]  # (name, declared type)
+    filled: tuple[str, ...] = ()  # columns an INSERT without them fills: the rowid alias and those with a DEFAULT
 
 
 def _existing_table(db_path: Path, table: str) -> _Table | None:
@@ -213,8 +215,13 @@ def _lookup_table(conn: sqlite3.Connection, table: str) -> _Table | None:
     ).fetchone()
     if row is None:
         return None
-    columns = conn.execute("SELECT name, type FROM pragma_table_info(?)", (row[1],)).fetchall()
-    return _Table(row[0], row[1], tuple(columns))
+    info = conn.execute("SELECT name, type, dflt_value, pk FROM pragma_table_info(?)", (row[1],)).fetchall()
+    keys = [name for name, _, _, pk in info if pk]
+    # the table fills these itself: an INTEGER PRIMARY KEY (the rowid: SQLite numbers new rows) and a column
+    # with a DEFAULT, so a file of new orders need not invent their ids
+    filled = tuple(name for name, kind, default, _ in info
+                   if default is not None or (keys == [name] and kind.upper() == "INTEGER"))
+    return _Table(row[0], row[1], tuple((name, kind) for name, kind, _, _ in info), filled)
 
 
 def _check_mode(db_path: Path, table: str, mode: str, existing: _Table | None) -> None:
@@ -520,7 +527,8 @@ def _forced_types(source: CsvFile, columns: list[str], types: dict[str, str]) ->
 def _check_same_columns(source: CsvFile, db_path: Path, existing: _Table, columns: list[str]) -> None:
     table_names = {_fold(name): name for name, _ in existing.columns}
     file_names = {_fold(name): name for name in columns}
-    missing = [repr(name) for key, name in table_names.items() if key not in file_names]
+    filled = {_fold(name) for name in existing.filled}
+    missing = [repr(name) for key, name in table_names.items() if key not in file_names and key not in filled]
     extra = [repr(name) for key, name in file_names.items() if key not in table_names]
     if missing or extra:
         parts = []
@@ -530,7 +538,8 @@ def _check_same_columns(source: CsvFile, db_path: Path, existing: _Table, column
             parts.append(f"extra column(s) {', '.join(extra)}")
         raise DataError(
             f"{source.display}: columns do not match table {existing.name!r} in {db_path}: {'; '.join(parts)}",
-            hint="the header must name the table's columns (in any order); use --replace to recreate the table",
+            hint="the header must name the table's columns (in any order; its id and columns with a DEFAULT may be "
+                 "left out); use --replace to recreate the table",
         )
 
 
@@ -690,6 +699,10 @@ def _write_in_transaction(
                                                 source.display)
             if found:
                 raise found from None
+            refused = existing and refused_lines(conn, existing.name, plan.columns, _numbered_rows(source, plan),
+                                                 source.display)
+            if refused:
+                raise refused from None
         raise RunError(f"{db_path}: could not import into table {table!r}: {exc}; nothing was written") from None
     except BaseException:
         _rollback(conn)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from crm_rules.engine import csv_import, csv_reader
 from crm_rules.engine.csv_import import import_csv
-from crm_rules.engine.errors import CrmRulesError, DataError, RunError, UsageError
+from crm_rules.engine.errors import CrmRulesError, DataError, UsageError
 
 BOM = b"\xef\xbb\xbf"
 
@@ -714,12 +714,13 @@ def test_duplicate_keys_follow_the_tables_key_its_collation_and_types(tmp_path: 
     assert ":3:" not in message and ":4:" not in message
 
 
-def test_other_constraint_failures_keep_sqlites_message(tmp_path: Path) -> None:
+def test_other_constraint_failures_keep_sqlites_message_with_the_line(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     _keyed_table(db, "CREATE TABLE t (id TEXT PRIMARY KEY, name TEXT NOT NULL)")
     source = write_csv(tmp_path / "c.csv", "id,name\nC1,\n")
-    message = fails_unchanged(db, RunError, lambda: import_csv(db, source, "t", mode="append"))
-    assert "NOT NULL constraint failed" in message and "nothing was written" in message
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "t", mode="append"))
+    assert f"{source}:2: NOT NULL constraint failed: t.name (the line has no 'name')" in message
+    assert "nothing was imported" in message
 
 
 def test_cli_import_of_a_duplicate_customer_id_names_the_lines(tmp_path: Path, cli) -> None:
@@ -814,3 +815,40 @@ def test_cli_import_of_a_nul_exits_1_and_writes_nothing(cli, tmp_path: Path, db:
     result = cli("import", source, "--db", db, "--table", "customers", "--append")
     assert result.exit_code == 1 and f"error: {source}:2: column 2 ('name') holds a NUL character" in result.output
     assert db.read_bytes() == before
+
+
+def test_append_leaves_out_the_ids_and_defaults_the_table_fills(tmp_path: Path) -> None:
+    # new orders have no id yet: SQLite numbers an INTEGER PRIMARY KEY itself
+    db = tmp_path / "o.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id TEXT, amount REAL, "
+                     "source TEXT DEFAULT 'erp', note TEXT)")
+        conn.execute("INSERT INTO orders (customer_id, amount, note) VALUES ('C1', 5, 'x')")
+    conn.close()
+    source = write_csv(tmp_path / "o.csv", "customer_id,amount,note\nC2,7.5,y\n")
+    assert import_csv(db, source, "orders", mode="append") == 1
+    assert rows(db, "SELECT * FROM orders") == [(1, "C1", 5.0, "erp", "x"), (2, "C2", 7.5, "erp", "y")]
+    # a column the table does not fill itself is still required
+    source = write_csv(tmp_path / "o.csv", "customer_id,amount\nC3,1\n")
+    message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "orders", mode="append"))
+    assert "missing column(s) 'note'" in message and "its id and columns with a DEFAULT may be left out" in message
+
+
+def test_append_names_the_lines_a_constraint_refuses(tmp_path: Path, cli) -> None:
+    # it was SQLite's "NOT NULL constraint failed: t.cid" without a line
+    db = tmp_path / "c.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, cid TEXT NOT NULL, amount REAL CHECK (amount >= 0))")
+    conn.close()
+    source = write_csv(tmp_path / "c.csv", "cid,amount\na,1\n,2\nb,-1\nc,-2\nd,-3\ne,-4\n")
+    before = db.read_bytes()
+    result = cli("import", str(source), "--db", str(db), "--table", "t", "--append")
+    assert result.exit_code == 1 and db.read_bytes() == before
+    assert result.output.splitlines()[:6] == [
+        f"error: table 't' refuses 5 line(s) of {source}; nothing was imported:",
+        f"  {source}:3: NOT NULL constraint failed: t.cid (the line has no 'cid')",
+        f"  {source}:4: CHECK constraint failed: amount >= 0",
+        f"  {source}:5: CHECK constraint failed: amount >= 0",
+        "  ... and 2 more (5 lines in all)",
+        "  hint: fill in the empty values the table requires; correct the values the table's CHECK constraint refuses "
+        "(its CREATE TABLE shows it: .schema t), then import again"]
