@@ -25,9 +25,8 @@ from .errors import DataError, RunError, UsageError
 from .database import damaged, is_damage
 from .expr_types import with_article
 from .file_kinds import kind_of_bytes
-from .output_file import SQLITE_HEADER
 from .progress import Progress, silent
-from .csv_reader import NOT_CSV, CsvFile, show
+from .csv_reader import CsvFile, show
 from .csv_decimal_comma import DecimalCommaColumn, read_with_decimal_comma
 from .csv_decimal_comma import converter as decimal_comma_number
 from .csv_import_constraints import refused_lines
@@ -59,9 +58,8 @@ _FORMATTED_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,3}(?:[.,][0-9]{3})+(?:[.,][0-9]
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 _USAGE = "crm-rules import FILE.csv --db DATABASE --table TABLE"
-# What spreadsheet users pass instead of a CSV file, recognised by the first bytes: a database too, here.
-_NOT_CSV = NOT_CSV + ((SQLITE_HEADER, "a SQLite database, not a CSV file",
-                       f"the CSV file is the FILE argument and --db names the database: {_USAGE}"),)
+# A database given as the CSV file: the arguments were mixed up.
+_NOT_CSV_HINTS = {"sqlite": f"the CSV file is the FILE argument and --db names the database: {_USAGE}"}
 _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
 
 
@@ -102,7 +100,7 @@ def import_csv_file(
     _check_arguments(db_path, csv_path, table, mode, types)
     existing = _existing_table(db_path, table)
     _check_mode(db_path, table, mode, existing)
-    source = CsvFile(csv_path, _NOT_CSV)
+    source = CsvFile(csv_path, _NOT_CSV_HINTS)
     plan = _validate(source, db_path, types or {}, existing if mode == "append" else None, progress)
     rows = _write(db_path, table, mode, source, plan, progress)
     return Imported(rows, tuple(name for name, comma in zip(plan.columns, plan.decimal_comma) if comma))

@@ -15,10 +15,11 @@ import csv
 import io
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .errors import DataError
+from .file_kinds import UTF16, kind_of_bytes
 
 # csv's default limit (128 KB) rejects valid long notes; some limit must stay, or one
 # unclosed quote would read a multi-GB file into a single value before failing.
@@ -30,13 +31,6 @@ QUOTE_ADVICE = (
 )
 CLOSE_QUOTE_ADVICE = "close the quote where the value ends; " + QUOTE_ADVICE
 
-#: What spreadsheet users pass instead of a CSV file, recognised by the first bytes: (bytes, what, hint).
-NOT_CSV = (
-    (b"PK\x03\x04", "a ZIP archive such as an Excel workbook (.xlsx), not a CSV file", SAVE_AS_CSV),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls), not a CSV file", SAVE_AS_CSV),
-    (codecs.BOM_UTF16_LE, "UTF-16 text (Excel's 'Unicode Text'), not UTF-8", SAVE_AS_CSV),
-    (codecs.BOM_UTF16_BE, "UTF-16 text, not UTF-8", SAVE_AS_CSV),
-)
 _SNIFF_BYTES = 16  # the longest signature
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _QUOTED = re.compile(r'"(?:[^"]|"")*"')
@@ -65,15 +59,16 @@ def show(raw: str) -> str:
 class CsvFile:
     """Streams (line number, fields) records of ``path``; can be read again (a check pass, then a write pass).
 
-    ``not_csv``: the signatures to refuse before reading, (first bytes, what the file is, hint), for callers
-    whose users give other files by mistake as well (a database, where ``--db`` was meant).
+    A workbook, a database or UTF-16 text given as the CSV is refused before reading, named for what it is;
+    ``hints``: the caller's own advice for such a kind of file (file_kinds' key -> hint), where its users
+    give it by mistake for a reason of their own (a database, where ``--db`` was meant).
     """
 
-    def __init__(self, path: Path, not_csv: tuple = NOT_CSV):
+    def __init__(self, path: Path, hints: Mapping[str, str] | None = None):
         self.path = path
         self.display = str(path)
         self.delimiter = ","
-        self._not_csv = not_csv
+        self._hints = hints or {}
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """Records with the physical line they start on; blank lines are skipped.
@@ -211,9 +206,10 @@ class CsvFile:
 
     def _check_format(self, head: bytes) -> None:
         """Catch a workbook or database given as the CSV before its bytes read as a bad encoding."""
-        for signature, what, hint in self._not_csv:
-            if head.startswith(signature):
-                raise DataError(f"{self.display}: is {what}", hint=hint)
+        kind = kind_of_bytes(head)  # the first bytes name only files that are no CSV
+        if kind is not None:
+            raise DataError(f"{self.display}: is {kind.what}, not {'UTF-8' if kind is UTF16 else 'a CSV file'}",
+                            hint=self._hints.get(kind.key, kind.goes_to if kind.key == "sqlite" else SAVE_AS_CSV))
 
 
 def _through_first_nonblank(lines: Iterator[str]) -> Iterator[str]:

@@ -300,8 +300,8 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     terms = [f'total({q(matched_column(s))})' for s in sources] + totals + since
     found = list(conn.execute(f"SELECT {', '.join(terms)} FROM temp.{q(plan.base)}", {"as_of": as_of}).fetchone()
                  if terms else ())
-    n, t = len(sources), len(totals)
-    found, totals, since_counts = found[:n], found[n:n + t], found[n + t:]
+    after_totals = len(sources) + len(totals)
+    found, totals, since_counts = found[:len(sources)], found[len(sources):after_totals], found[after_totals:]
     notes = []
     if since and tenures and (no_since := int(since_counts.pop())):
         notes.append(f"{no_since:,} customer(s) have no {binding.attributes['since'].column!r} (NULL): their "

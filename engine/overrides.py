@@ -26,6 +26,7 @@ from .errors import DataError, PolicyError, UsageError
 from .expr_sql import quote_identifier as q
 from .expr_types import closest, did_you_mean, is_iso_date
 from .csv_reader import CsvFile
+from .file_kinds import kind_of_bytes
 from .yaml_source import decode_utf8, load_yaml_text
 
 KINDS = ("tier", "floor", "ceiling")
@@ -40,17 +41,11 @@ _QUOTE_COMMAS = ('every row needs as many fields as the header: put a value that
 _SAVE_AS_UTF8 = ("save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'); files from Windows are often in its local "
                  "code page (GBK in China, Windows-1252 in Europe)")
 _LIST_EXAMPLE = "- {customer: C000001, tier: A, reason: Strategic partner, author: Sarah Miller}"
-# What is given instead of a YAML or CSV file, recognised by its first bytes.
-_SIGNATURES = (
-    (b"SQLite format 3\x00", "a SQLite database",
-     "overrides kept in a table of your database are named in the policy: overrides: {table: NAME}"),
-    (b"PK\x03\x04", "a ZIP archive such as an Excel workbook (.xlsx)",
-     "save the sheet as CSV (in Excel: Save As > 'CSV UTF-8 (Comma delimited)') and give that file"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)",
-     "save the sheet as CSV (in Excel: Save As > 'CSV UTF-8 (Comma delimited)') and give that file"),
-    (b"\xff\xfe", "UTF-16 text", _SAVE_AS_UTF8),
-    (b"\xfe\xff", "UTF-16 text", _SAVE_AS_UTF8),
-)
+# What is given instead of a YAML or CSV file (file_kinds), and what to do instead.
+_SAVE_AS_CSV = "save the sheet as CSV (in Excel: Save As > 'CSV UTF-8 (Comma delimited)') and give that file"
+_NOT_OVERRIDES_HINTS = {
+    "sqlite": "overrides kept in a table of your database are named in the policy: overrides: {table: NAME}",
+    "xlsx": _SAVE_AS_CSV, "xls": _SAVE_AS_CSV, "utf16": _SAVE_AS_UTF8}
 
 
 @dataclass(frozen=True)
@@ -227,9 +222,10 @@ def _read(path: Path, named_in: str | None) -> bytes:
         raise _missing(path, named_in, "is a directory, not a YAML or CSV file") from None
     except OSError as exc:
         raise _missing(path, named_in, f"cannot be read ({exc.strerror})") from None
-    for signature, what, hint in _SIGNATURES:
-        if raw.startswith(signature):
-            raise DataError(f"the overrides file {path} is {what}, not a YAML or CSV file", hint=hint)
+    kind = kind_of_bytes(raw)  # the first bytes name only files that are neither YAML nor CSV
+    if kind is not None:
+        raise DataError(f"the overrides file {path} is {kind.what}, not a YAML or CSV file",
+                        hint=_NOT_OVERRIDES_HINTS[kind.key])
     return raw
 
 
@@ -312,7 +308,7 @@ def _holds_nothing(text: str) -> bool:
 def _csv_rows(path: Path) -> tuple[list[tuple[int, list[str]]], str]:
     """(start line, fields) of each record that holds something, and the delimiter (',' or, if the header has
     no comma, ';' or tab as spreadsheets of some regions write)."""
-    source = CsvFile(path, ())  # the file's first bytes were checked for what else it may be (_read)
+    source = CsvFile(path)
     try:
         # blank lines and a sheet's formatted-but-empty rows (,,,) hold nothing
         rows = [(line, fields) for line, fields in source.records() if "".join(fields).strip()]

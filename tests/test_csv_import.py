@@ -81,7 +81,7 @@ def test_invalid_utf8_names_file_and_line(tmp_path: Path, db: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "expected", "advice"),
     [
-        (b"PK\x03\x04\x14\x00\x06\x00" + b"\xc7" * 40, "is a ZIP archive such as an Excel workbook", "CSV UTF-8"),
+        (b"PK\x03\x04\x14\x00\x06\x00" + b"\xc7" * 40, "is an Excel workbook (.xlsx) or another ZIP archive", "CSV UTF-8"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40, "is an Excel 97-2003 workbook (.xls)", "CSV UTF-8"),
         ("id\tname\n1\tAcme\n".encode("utf-16"), "is UTF-16 text", "CSV UTF-8"),
     ],
