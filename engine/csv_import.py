@@ -28,7 +28,7 @@ from .file_kinds import kind_of_bytes
 from .progress import Progress, silent
 from .csv_reader import CsvFile, show
 from .csv_decimal_comma import DecimalCommaColumn, read_with_decimal_comma
-from .csv_decimal_comma import converter as decimal_comma_number
+from .csv_decimal_comma import canonical as decimal_comma_canonical, converter as decimal_comma_number
 from .csv_import_constraints import refused_lines
 from .csv_import_keys import duplicate_keys
 
@@ -346,9 +346,15 @@ def _classify(value: str) -> str:
     return "float" if _is_float(value) else "number"
 
 
-def _not_expected(column: str, raw: str, expected: str) -> str:
-    """A value that is not the number its column needs; a regional format gets named."""
-    note = " (decimal comma or thousands separator)" if _FORMATTED_NUMBER.fullmatch(raw.strip()) else ""
+def _not_expected(column: str, raw: str, expected: str, decimal_commas: bool = False) -> str:
+    """A value that is not the number its column needs; a regional format gets named, and where a decimal comma
+    can be read (``decimal_commas``: a file separated by semicolons) a number with decimals where --type asked
+    for integers gets the type that keeps them."""
+    number = decimal_comma_canonical(raw.strip()) if decimal_commas and expected == _EXPECTED["integer"] else None
+    if number is not None and "." in number:
+        note = f" ({number} with a decimal comma; {_type_flag(column, 'float')} keeps the decimals)"
+    else:
+        note = " (decimal comma or thousands separator)" if _FORMATTED_NUMBER.fullmatch(raw.strip()) else ""
     return f"column {column!r}: {show(raw)} is not {expected}{note}"
 
 
@@ -446,7 +452,7 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
             if kind is None:
                 profile.observe(line, raw, value)
             elif kind != "text" and not _fits(kind, value):
-                profile.not_forced.add(line, _not_expected(profile.name, raw, _EXPECTED[kind]))
+                profile.not_forced.add(line, _not_expected(profile.name, raw, _EXPECTED[kind], source.delimiter == ";"))
                 profile.forced_formatted = profile.forced_formatted or _FORMATTED_NUMBER.fullmatch(value) is not None
     decimal_comma = [comma and not (kind == "integer" and column.with_comma)  # 12,5 is no integer
                      for comma, kind, column in zip(read_with_decimal_comma(commas), forced, commas)]

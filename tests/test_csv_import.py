@@ -300,6 +300,20 @@ def test_decimal_commas_in_forced_and_appended_number_columns(tmp_path: Path) ->
     assert "column 'qty': '12,5' is not an integer" in message and "'amount'" not in message
 
 
+def test_a_decimal_comma_number_forced_to_integer_names_the_type_that_keeps_it(tmp_path: Path) -> None:
+    # the hint used to explain decimal commas, which the file had right: the --type was the mistake
+    source = write_csv(tmp_path / "a.csv", "id;amount\nC1;1.234,56\n")
+    message = fails_unchanged(tmp_path / "t.db", DataError,
+                              lambda: import_csv(tmp_path / "t.db", source, "t", types={"amount": "integer"}))
+    assert ("column 'amount': '1.234,56' is not an integer (1234.56 with a decimal comma; --type amount=float keeps "
+            "the decimals)") in message
+    # a comma-separated file never reads a decimal comma, so float would not take it either
+    source = write_csv(tmp_path / "b.csv", 'id,amount\nC1,"12,5"\n')
+    message = fails_unchanged(tmp_path / "t.db", DataError,
+                              lambda: import_csv(tmp_path / "t.db", source, "t", types={"amount": "integer"}))
+    assert "'12,5' is not an integer (decimal comma or thousands separator)" in message
+
+
 def test_cli_import_says_decimal_commas_were_read(cli, tmp_path: Path) -> None:
     import json
 
