@@ -19,6 +19,10 @@ SYMBOL = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "=": "=", "!=": "≠"}
 NEGATE = {">=": "<", ">": "≤", "<=": ">", "<": "≥", "=": "≠", "!=": "="}
 
 
+#: A float this large has no exact digits left to show (2**53 is 9.0e15): 1e+308, not 309 digits of noise.
+HUGE = 1e16
+
+
 def value_text(value: Any) -> str:
     """A customer's value as the policy's conditions write one: 72,363.87, 'retail', true, null.
 
@@ -30,6 +34,8 @@ def value_text(value: Any) -> str:
         return repr(value)
     if not math.isfinite(value):
         return "NaN" if math.isnan(value) else "∞" if value > 0 else "-∞"
+    if isinstance(value, float) and abs(value) >= HUGE:
+        return f"{value:.6g}"
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from .counterfactuals import is_literal, shortfall, value_text
+from .counterfactuals import HUGE, is_literal, shortfall, value_text
 from .terminal_table import titled_table
 from .user_text import escape, one_line
 
@@ -30,6 +30,8 @@ def fmt_number(value: Any, digits: int = 2) -> str:
         return f"{value:,}"
     if isinstance(value, float) and not math.isfinite(value):
         return value_text(value)  # "∞", not "inf"
+    if isinstance(value, float) and abs(value) >= HUGE:
+        return f"{value:.6g}"
     if isinstance(value, float):
         return f"{value:,.{digits}f}" if abs(value) >= 1 or value == 0 else f"{value:.4g}"
     return str(value)

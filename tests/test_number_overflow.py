@@ -60,3 +60,14 @@ def test_large_but_finite_sums_run(tmp_path, demo_db):
     sql(demo_db, "UPDATE orders SET amount = 1e300 WHERE id = (SELECT max(id) FROM orders WHERE order_date > '2026-01-01')")
     run = apply_policy(demo_db, policy_file(tmp_path, "revenue_12m > 100000"), AS_OF)
     assert run.summary["customers"] == 300
+
+
+def test_a_huge_finite_value_is_shown_in_scientific_notation():
+    # a revenue of 1e308 was printed as 309 digits in explain, most of them floating-point noise
+    from crm_rules.engine.counterfactuals import value_text
+    from crm_rules.engine.render import fmt_number
+
+    assert value_text(1e308) == fmt_number(1e308) == "1e+308"
+    assert value_text(-2.5e20) == fmt_number(-2.5e20) == "-2.5e+20"
+    assert value_text(1234567890123.5) == fmt_number(1234567890123.5) == "1,234,567,890,123.50"
+    assert value_text(10**20) == fmt_number(10**20) == "100,000,000,000,000,000,000"  # an exact integer keeps its digits
