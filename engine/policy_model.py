@@ -665,7 +665,9 @@ def _generated_levels(b: _Builder, method: str, section: dict, metric: str, metr
             if method == "pareto":
                 new["when"] = f"{metric} > 0 and {helper} < {v!r}"
             elif method == "quantile":
-                new["when"] = f"{metric} > 0 and {helper} - 1 < {v!r} * _tier_population"
+                # the share of customers ahead against `top`, not the count against top × population: 0.07 * 100
+                # is 7.000000000000001 in floating point, which let an 8th customer into the top 7%
+                new["when"] = f"{metric} > 0 and ({helper} - 1) / _tier_population < {v!r}"
             else:
                 new["when"] = f"{metric} > 0 and {helper} <= {int(v)}"
         elif lv["id"] == zero:

@@ -503,3 +503,18 @@ def test_a_commit_by_another_program_during_the_run_is_noted(demo_db, monkeypatc
     busy = apply_policy(demo_db, load_policy("base"), "2026-06-30", dry_run=True)
     assert any(n.startswith(f"the data changed while the run read it (another program committed to {demo_db}")
                for n in busy.notes)
+
+
+@pytest.mark.parametrize("top, expected", [(0.07, 7), (0.14, 14), (0.29, 29), (0.5, 50)])
+def test_a_quantile_cut_takes_exactly_its_share_of_customers(tmp_path, top, expected):
+    # 0.07 * 100 is 7.000000000000001 in floating point: compared with the 7 customers ahead of the
+    # 8th, it let 8 customers into the top 7%.
+    from small_db import make_db, run
+
+    customers = [(f"c{i:03d}", f"Customer {i}", "x") for i in range(100)]
+    db = make_db(tmp_path / "t.db", customers, orders=[(c, "2026-06-01", 1000 - i) for i, (c, _, _) in enumerate(customers)])
+    got = run(tmp_path, "metrics:\n  revenue_12m: {sum: amount, window: 12 months}\n"
+                        "tiers:\n  method: quantile\n  metric: revenue_12m\n"
+                        f"  levels: [{{id: A, top: {top}}}, {{id: B}}]\n", db)
+    top_customers = sorted(c for c, grades in got.items() if grades[0] == "A")
+    assert top_customers == [f"c{i:03d}" for i in range(expected)]
