@@ -83,6 +83,16 @@ def _needed(node: ast.Node, checks: dict[str, dict]) -> list[dict] | None:
     return [check] if "gap" in check else None
 
 
+def _onto(needed: list[dict]) -> dict[str, tuple] | None:
+    """The metrics of the needed tests moved onto their thresholds (see _ACROSS), or None if that is not one place."""
+    moved: dict[str, tuple] = {}
+    for c in needed:
+        if c["op"] not in _ONTO or moved.setdefault(c["metric"], (c["threshold"], _ONTO[c["op"]])) != \
+                (c["threshold"], _ONTO[c["op"]]):
+            return None
+    return moved
+
+
 def _requirement(check: dict) -> str:
     return f"{check['metric']} {SYMBOL[check['op']]} {value_text(check['threshold'])} (now {value_text(check['value'])})"
 
@@ -109,23 +119,33 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
                  for k, v in c.get("values", {}).items() if not is_literal(k)]
         because = f"{kind} {name(entry)} because {rule.condition.text}" + (f" ({', '.join(dict.fromkeys(shown))})" if shown else "")
     up = []
-    for e, r in zip(entries[:decided], rules[:decided]):
+    for i, (e, r) in enumerate(zip(entries[:decided], rules[:decided])):
         if r.condition is None:
             continue
         checks = {c["test"]: c for c in e.get("checks", [])}
         needed = _needed(r.condition.node, checks)
         if needed:
-            up.append(f"would be {name(e)} if " + " and ".join(_requirement(c) for c in needed))
+            requirement = " and ".join(_requirement(c) for c in needed)
+            moved = _onto(needed)
+            first = _decides(moved, rules, entries) if moved is not None else None
+            if first is not None and first < i:  # a rule above matches first: say so, not "would be"
+                up.append(f"{name(e)} needs {requirement}, but then {name(entries[first])} applies first")
+            else:
+                up.append(f"would be {name(e)} if {requirement}")
         elif needed is None:
             up.append(f"would be {name(e)} if {r.condition.text}")
     down = []
     if rule.condition is not None:
-        after = next((e for e in entries[decided + 1:] if e["matched"]), None)
-        target = name(after) if after else "the default"
         checks = {c["test"]: c for c in entry.get("checks", [])}
         for c in _keepers(rule.condition.node, checks):
-            down.append(f"would drop to {target} if {c['metric']} {NEGATE[c['op']]} {value_text(c['threshold'])} "
-                        f"(now {value_text(c['value'])})")
+            change = f"if {c['metric']} {NEGATE[c['op']]} {value_text(c['threshold'])} (now {value_text(c['value'])})"
+            target = _decides({c["metric"]: (c["threshold"], _ACROSS[c["op"]])}, rules, entries) \
+                if c["op"] in _ACROSS else None  # `x = 5` failing leaves x anywhere else
+            if target is None:
+                down.append(f"would no longer be {name(entry)} {change}")
+            else:
+                verb = "would drop to" if target > decided else "would be"
+                down.append(f"{verb} {'the default' if rules[target].condition is None else name(entries[target])} {change}")
     return {"because": because, "up": up, "down": down}
 
 
@@ -150,3 +170,69 @@ def is_literal(text: str) -> bool:
     beside it."""
     t = text.strip().replace("_", "").replace(".", "", 1).lstrip("-")
     return t.isdigit() or t[:1] in ("'", '"') or t.lower() in ("true", "false", "null")
+
+
+# Where a value moved to a threshold lies: just below it (-1), on it (0) or just above it (+1); for a kept test
+# (moved across it, so that the test fails) and for a needed one (moved onto it, so that the test passes).
+_ACROSS = {">=": -1, ">": 0, "<=": 1, "<": 0, "!=": 0}
+_ONTO = {">=": 0, ">": 1, "<=": 0, "<": -1, "=": 0}
+_HOLDS = {">=": lambda s: s >= 0, ">": lambda s: s > 0, "<=": lambda s: s <= 0, "<": lambda s: s < 0,
+          "=": lambda s: s == 0, "!=": lambda s: s != 0}
+
+
+def _decides(moved: dict[str, tuple], rules: list, entries: list[dict]) -> int | None:
+    """The index of the rule that decides once the metrics of ``moved`` (metric -> (threshold, side), see
+    _ACROSS) lie there, or None if unknown.
+
+    Not simply the next rule that matches now: with `A: orders_12m >= 1 and revenue_12m >= 100`, `B: revenue_12m >=
+    200`, a customer with 300 in A does not drop to B below 100, since B needs 200; and a rule above can start
+    to match too.  Tests of other metrics keep their results; a test of a moved metric that is not a threshold
+    (``revenue_12m / orders_12m > 50``) makes the answer unknown.
+    """
+    default = None
+    for i, (r, e) in enumerate(zip(rules, entries)):
+        if r.condition is None:
+            default = i
+            continue
+        holds = _holds_at(r.condition.node, {c["test"]: c for c in e.get("checks", [])}, moved)
+        if holds is _UNSURE:
+            return None
+        if holds:  # a condition that is NULL does not match, as in the run's CASE
+            return i
+    return default
+
+
+_UNSURE = "unsure"  # a test whose result at the moved values we cannot tell (beside SQL's True, False and None)
+
+
+def _holds_at(node: ast.Node, checks: dict[str, dict], moved: dict[str, tuple]) -> Any:
+    """Whether a condition holds (True, False, None as SQL's NULL, or _UNSURE) with the metrics of ``moved`` moved."""
+    if isinstance(node, ast.Logical):
+        parts = [_holds_at(item, checks, moved) for item in node.items]
+        decides = node.op == "or"  # True decides an `or`, False an `and`
+        if decides in parts:
+            return decides
+        return _UNSURE if _UNSURE in parts else None if None in parts else not decides
+    if isinstance(node, ast.Not):
+        inner = _holds_at(node.operand, checks, moved)
+        return inner if inner in (None, _UNSURE) else not inner
+    check = checks.get(node.text)
+    names = ast.names_in(node)
+    if check is None or len(names & moved.keys()) > 1:
+        return _UNSURE
+    if not names & moved.keys():
+        return check["passed"]
+    metric = next(iter(names & moved.keys()))
+    threshold, side = moved[metric]
+
+    def sign(bound: Any) -> int:  # of (the moved value − bound)
+        diff = threshold - bound
+        return (diff > 0) - (diff < 0) if diff else side
+
+    if isinstance(node, ast.Between) and isinstance(node.operand, ast.Name) and node.operand.name == metric \
+            and "range" in check:
+        low, high = check["range"]
+        return sign(low) >= 0 and sign(high) <= 0
+    if check.get("metric") != metric or check.get("op") not in _HOLDS:
+        return _UNSURE
+    return _HOLDS[check["op"]](sign(check["threshold"]))

@@ -231,7 +231,7 @@ def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen
                 elif isinstance(leaf, ast.Between):
                     vals = [next(side_values) for _ in range(3)]
                     check["values"] = {leaf.operand.text: vals[0]}
-                    if ok is not None and not ok and all(value_type(v) == NUMBER for v in vals):  # for the words of its miss
+                    if ok is not None and all(value_type(v) == NUMBER for v in vals):  # the words of a miss, a move's target
                         check.update(value=vals[0], range=vals[1:])
                 elif isinstance(leaf, (ast.InList, ast.IsNull)):
                     check["values"] = {leaf.operand.text: shown(leaf.operand, next(side_values))}

@@ -301,3 +301,23 @@ def test_runs_that_did_not_record_their_bool_names_read_them_from_the_metric_def
     conn.close()
     exported = json.loads(cli("export", "--db", db, "--format", "json", ok=True).output)
     assert {a["customer_id"]: a["metrics"]["big"] for a in exported["assignments"]} == {"a": False, "b": True}
+
+
+def test_a_move_names_the_grade_the_rules_then_give(tmp_path):
+    # A needs orders and 100 of revenue, B 200 of revenue: below 100 the customer with 300 lands in C, not in
+    # B (the next rule that matches now), and one with 50 who reaches 200 gets A, which comes first.
+    from small_db import make_db
+
+    db = make_db(tmp_path / "m.db", [("big", "Big", "r"), ("small", "Small", "r"), ("none", "None", "r")],
+                 orders=[("big", "2026-06-01", 300), ("small", "2026-06-01", 50)])
+    policy = tmp_path / "p.yaml"
+    policy.write_text("metrics:\n  revenue_12m: {sum: amount, window: 12 months}\n  orders_12m: {count: orders, window: 12 months}\n"
+                      "tiers:\n  levels:\n    - {id: A, when: 'orders_12m >= 1 and revenue_12m >= 100'}\n"
+                      "    - {id: B, when: 'revenue_12m >= 200'}\n    - {id: S, when: 'revenue_12m between 10 and 100'}\n"
+                      "    - {id: C, default: true}\n")
+    why = lambda customer: explain_customer(db, load_policy(policy), customer, "2026-06-30")["why"]["tier"]  # noqa: E731
+    assert why("big")["down"] == ["would drop to B if orders_12m < 1 (now 1)",
+                                  "would drop to S if revenue_12m < 100 (now 300)"]
+    assert why("small")["up"] == ["would be A if revenue_12m ≥ 100 (now 50)",
+                                  "B needs revenue_12m ≥ 200 (now 50), but then A applies first"]
+    assert why("none")["up"][1] == "would be B if revenue_12m ≥ 200 (now 0)"  # no orders: A does not apply

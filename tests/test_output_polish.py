@@ -104,8 +104,8 @@ def test_explain_says_which_way_each_failed_test_misses(cli, one_customer):
     text = cli("explain", "c1", "--db", db, "-p", policy, "--as-of", AS_OF, "--recompute", ok=True).output
     failed = [line.strip() for line in text.splitlines() if line.strip().startswith("failed:")]
     assert failed == FAILED_CHECKS + ["failed: rev >= 1_500  (rev = 0; short by 1,500)"]
-    # = and != are thresholds too now: their counterfactuals name the value
-    assert "  → would be F if rev = 3 (now 0)\n" in text and "  → would be H if rev ≠ 0 (now 0)\n" in text
+    # = and != are thresholds too now: their counterfactuals name the value (at rev = 3, B's rev > 0 comes first)
+    assert "  → F needs rev = 3 (now 0), but then B applies first\n" in text and "  → would be H if rev ≠ 0 (now 0)\n" in text
 
 
 def test_policy_test_explanations_use_the_same_words(one_customer):
