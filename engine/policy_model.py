@@ -628,6 +628,30 @@ def _tiers(b: _Builder, section: dict, metrics: dict[str, Metric], scope: dict[s
     return method, metric, hit_policy, tiers
 
 
+def _rejected_conditions(b: _Builder, section: Any, base: tuple, scope: dict[str, str]) -> None:
+    """Check the `when` conditions of a tiers or lifecycle section the schema rejected.
+
+    Such a section is not built (one tier id in Chinese, one misspelt key), but its conditions can still be
+    read; without this, a `≥` or an unquoted '华东' in them came only in the next `validate`, after the id
+    was fixed.
+    """
+    items = section.get(base[-1]) if isinstance(section, dict) else None
+    checker = TypeChecker(scope, "metric or attribute")
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict):
+            continue
+        entries = [(base + (i,), item)]
+        subgrades = item.get("subgrades")
+        if isinstance(subgrades, list):
+            entries += [(base + (i, "subgrades", j), sub) for j, sub in enumerate(subgrades) if isinstance(sub, dict)]
+        for path, entry in entries:
+            when = entry.get("when")
+            if isinstance(when, str) and when.strip():
+                node = b.parse(when, path + ("when",))
+                if node is not None:
+                    b.typecheck(node, path + ("when",), checker, condition=True)
+
+
 def _generated_levels(b: _Builder, method: str, section: dict, metric: str, metrics: dict[str, Metric]) -> list[dict]:
     """Pareto/quantile/top_n become ordinary rules over engine-computed metrics."""
     levels = section["levels"]
@@ -865,6 +889,8 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
             b.error((), "missing required section 'tiers'")
     elif ("tiers",) not in failed:
         method, tier_metric, hit_policy, tiers = _tiers(b, data["tiers"], metrics, scope)
+    else:
+        _rejected_conditions(b, data["tiers"], ("tiers", "levels"), scope)
     scope.update({n: m.type for n, m in metrics.items()})
     b.check_unique([t.rule for t in tiers], seen, "tier")
     for t in tiers:
@@ -873,6 +899,8 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     if "lifecycle" in data and ("lifecycle",) not in failed:
         stages = b.rules(data["lifecycle"]["stages"], ("lifecycle", "stages"), scope, "stage")
         b.check_unique(stages, {}, "stage")
+    elif "lifecycle" in data:
+        _rejected_conditions(b, data["lifecycle"], ("lifecycle", "stages"), scope)
     lifecycle = data.get("lifecycle", {"stages": []})
     stage_ids = _declared_ids(lifecycle.get("stages")) if isinstance(lifecycle, dict) else None
     service_levels = _service_levels(b, data.get("service_levels", []), _declared_tiers(data.get("tiers")), stage_ids, scope)
