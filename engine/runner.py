@@ -305,8 +305,8 @@ def summarize(computed: Computed) -> dict:
     for tier in policy.tiers:
         ordered[tier.id] = tiers.pop(tier.id, {"customers": 0, "revenue": 0 if revenue else None})
     total_rev = sum((v["revenue"] or 0) for v in ordered.values()) if revenue else None
-    for v in ordered.values():
-        v["revenue_share"] = (v["revenue"] or 0) / total_rev if revenue and total_rev else None
+    for v in ordered.values():  # of a net total of 0 or less (returns outweigh sales) a share means nothing, as in the report
+        v["revenue_share"] = (v["revenue"] or 0) / total_rev if revenue and total_rev > 0 else None
     conn = computed.rc.conn
     actions = _counted(dict(conn.execute(f"SELECT action, count(*) FROM {ACTIONS} GROUP BY action").fetchall()))
     return {

@@ -518,3 +518,20 @@ def test_a_quantile_cut_takes_exactly_its_share_of_customers(tmp_path, top, expe
                         f"  levels: [{{id: A, top: {top}}}, {{id: B}}]\n", db)
     top_customers = sorted(c for c, grades in got.items() if grades[0] == "A")
     assert top_customers == [f"c{i:03d}" for i in range(expected)]
+
+
+def test_no_revenue_shares_of_a_net_revenue_of_zero_or_less(cli, tmp_path):
+    # returns outweighing sales: shares of -5 read "-0.0%" for tiers without revenue and "100.0%" for the
+    # tier holding the loss; the run's report already shows none
+    from small_db import make_db
+
+    db = make_db(tmp_path / "t.db", [("a", "A", "x"), ("b", "B", "x")], orders=[("a", "2026-06-01", -5)])
+    policy = tmp_path / "p.yaml"
+    policy.write_text("metrics:\n  revenue_12m: {sum: amount, window: 12 months}\n"
+                      "tiers:\n  method: pareto\n  metric: revenue_12m\n  levels: [{id: A, up_to: 0.8}, {id: C}]\n")
+    result = cli("apply", "--db", db, "--policy", policy, "--as-of", AS_OF, "--json", ok=True)
+    tiers = json.loads(result.output)["summary"]["tiers"]
+    assert [t["revenue_share"] for t in tiers.values()] == [None, None]
+    text = cli("apply", "--db", db, "--policy", policy, "--as-of", AS_OF, "--dry-run", ok=True).output
+    rows_of_tiers = [line for line in text.splitlines() if line.startswith(("│ A ", "│ C "))]
+    assert len(rows_of_tiers) == 2 and all(line.endswith("│          — │") for line in rows_of_tiers)
