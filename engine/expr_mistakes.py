@@ -11,6 +11,7 @@ before it does not shift it).  A text that parses is never looked at.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 IME = "typed with a Chinese input method"
 
@@ -70,8 +71,33 @@ def _quoted(text: str, i: int) -> tuple[str, int]:
     return f"{text[i:end + 1]} is quoted with typographic quotes, {IME} or made by a word processor; write {fixed}", end + 1 - i
 
 
+def _percent(text: str, i: int) -> tuple[str, int] | None:
+    """(message, length) for a number written with a percent sign at ``i`` (`margin_12m >= 30%`), or None.
+
+    Shares are fractions in the language, as the metrics give them (a margin of 30% is 0.3)."""
+    if not text[i].isdigit() or (i and (text[i - 1].isalnum() or text[i - 1] in "_.")):
+        return None
+    j = i
+    while j < len(text) and (text[j].isdigit() or text[j] in "_."):
+        j += 1
+    k = j
+    while k < len(text) and text[k] in " \t":
+        k += 1
+    if text[k:k + 1] != "%":
+        return None
+    try:
+        fraction = Decimal(text[i:j].replace("_", "")) / 100
+    except InvalidOperation:
+        return None
+    return (f"{text[i:k + 1]!r} is not a number of the language: shares are fractions, write {fraction.normalize():f} "
+            f"for {text[i:k + 1]}"), k + 1 - i
+
+
 def _at(text: str, i: int) -> tuple[str, int] | None:
     """(message, length) of a mistake that starts at ``text[i]``, or None."""
+    percent = _percent(text, i)
+    if percent is not None:
+        return percent
     for wide in _FULL_WIDTH_LONGEST_FIRST:
         if text.startswith(wide, i):
             what = "is a full-width character" if len(wide) == 1 else "are full-width characters"

@@ -141,6 +141,10 @@ def test_every_unknown_name_is_found_once_in_the_order_written():
                               "write the ASCII quote ' instead"),
         # Chinese text before the mistake: the column counts characters
         ("region in ['华东', '华南'] and revenue ＞ 1", 36, "'＞' is a full-width character"),
+        # shares written as percentages, as a spreadsheet shows them
+        ("margin_12m >= 30%", 15, "'30%' is not a number of the language: shares are fractions, write 0.3 for 30%"),
+        ("discount < 12.5 %", 12, "'12.5 %' is not a number of the language: shares are fractions, write 0.125 for 12.5 %"),
+        ("share >= 100%", 10, "'100%' is not a number of the language: shares are fractions, write 1 for 100%"),
     ],
 )
 def test_common_mistakes_are_named_with_their_fix(text, col, message):
