@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import expr_ast as ast
+from .pareto_cutoffs import Cutoff
 
 SYMBOL = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "=": "=", "!=": "≠"}
 NEGATE = {">=": "<", ">": "≤", "<=": ">", "<": "≥", "=": "≠", "!=": "="}
@@ -149,17 +150,38 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
     return {"because": because, "up": up, "down": down}
 
 
-def pareto_sentences(metric: str, value: Any, tier: str, order: list[str], lowest: dict[str, Any],
-                     labels: dict[str, str]) -> dict:
-    """Pareto tiers speak in the metric, not in cumulative shares: the lowest value now in each better tier."""
+def pareto_sentences(metric: str, value: Any, tier: str, levels: list[tuple[str, float | None]], lowest: dict[str, Any],
+                     labels: dict[str, str], cuts: dict[str, Cutoff] | None, default: str | None = None) -> dict:
+    """Pareto tiers speak in the metric, not in cumulative shares: the value this customer needs for each better
+    tier, and below which they leave theirs (pareto_cutoffs), everyone else as they are.
+
+    ``levels``: (tier, up_to or None) in order; ``default``: the tier of those with no positive value.  Without ``cuts`` (a stored run too large to read every value
+    of), the lowest value now in each tier stands in for its cut-off, said as "about": the customer's own value
+    is part of the total, so their cut-off is near it but not on it."""
+    order = [t for t, _ in levels]
+    share = dict(levels)
     position = order.index(tier)
-    up = [f"would be {t} if {metric} ≥ {value_text(lowest[t])} "
-          f"(the lowest {metric} in {t} now; now {value_text(value)})"
-          for t in order[:position] if lowest.get(t) is not None]
-    down = []
-    if position + 1 < len(order) and lowest.get(tier) is not None:
-        down.append(f"would drop to {order[position + 1]} if {metric} < {value_text(lowest[tier])} "
-                    f"(the lowest {metric} in {tier} now; now {value_text(value)})")
+    now = f"now {value_text(value)}"
+    up, down = [], []
+    if cuts is not None:
+        above = math.inf  # a tier whose cut-off a better tier's already takes has no values of its own
+        for better in order[:position]:
+            if better in cuts and cuts[better].least < above:
+                above = cuts[better].least
+                up.append(f"would be {better} if {metric} ≥ {value_text(above)} ({now})")
+        if tier in cuts and position + 1 < len(order):
+            cut = cuts[tier]
+            below = next((t for t in order[position + 1:] if t not in cuts or cuts[t].admits(cut.value)), order[-1])
+            down.append(f"would drop to {below} if {metric} < {value_text(cut.least)} ({now})")
+    else:
+        about = f"the lowest {metric} in {{}} now; the cut-off moves a little with this customer's own {metric}; {now}"
+        up = [f"would be {t} if {metric} ≥ about {value_text(lowest[t])} ({about.format(t)})"
+              for t in order[:position] if lowest.get(t) is not None and share.get(t) is not None]
+        if share.get(tier) is not None and position + 1 < len(order) and lowest.get(tier) is not None:
+            down.append(f"would drop to {order[position + 1]} if {metric} < about {value_text(lowest[tier])} "
+                        f"({about.format(tier)})")
+    if share.get(tier) is None and default not in (None, tier) and isinstance(value, (int, float)) and value > 0:
+        down.append(f"would drop to {default} if {metric} ≤ 0 ({now})")  # the rest holds the positive values
     label = f" ({labels[tier]})" if labels.get(tier) and labels[tier] != tier else ""
     because = f"tier {tier}{label} by Pareto share of {metric} (now {value_text(value)})"
     return {"because": because, "up": up, "down": down}

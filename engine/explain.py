@@ -54,6 +54,7 @@ from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
 from .overrides import load_overrides, split_expired
+from .pareto_cutoffs import cutoffs, others, shares
 from .plugin_sql import ACTIONS
 from .policy_model import Policy, Rule, build_policy
 from .results_store import has_results
@@ -268,6 +269,7 @@ class _Customer:
     actions: list[dict]
     lowest: dict | None  # Pareto: tier -> lowest tier metric in it
     source: dict = field(default_factory=dict)
+    pareto_values: list | None = None  # Pareto: every customer's positive tier metric, largest first (None: not read)
 
 
 def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
@@ -288,8 +290,12 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
     labels = {t.id: t.rule.label for t in policy.tiers} | {s.id: s.label for s in policy.stages}
     labels |= {s.id: s.label for t in policy.tiers for s in t.subgrades}
     if policy.tier_method == "pareto" and c.rule_tier is not None:
-        tier_why = pareto_sentences(policy.tier_metric, c.values.get(policy.tier_metric), c.rule_tier,
-                                    [t.id for t in policy.tiers], c.lowest or {}, labels)
+        own = c.values.get(policy.tier_metric)
+        cuts = None if c.pareto_values is None else cutoffs(
+            policy, others(c.pareto_values, own if isinstance(own, (int, float)) else None))
+        default = next((t.id for t in policy.tiers if t.rule.is_default), None)
+        tier_why = pareto_sentences(policy.tier_metric, own, c.rule_tier, shares(policy), c.lowest or {}, labels, cuts,
+                                    default)
     else:
         tier_why = describe("tier", [t.rule for t in policy.tiers], tier_rules, labels)
     if overridden:
@@ -362,12 +368,16 @@ def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
         f"SELECT action, category, plugin, entry, reason, priority, due_date FROM {ACTIONS} WHERE cid = ? "
         f"ORDER BY {_ACTION_ORDER.format(entry='entry')}", (key,)).fetchall()
     lowest = dict(computed.tier_minimum()) if policy.tier_method == "pareto" else None
+    pareto_values = None
+    if policy.tier_method == "pareto":
+        metric = q(policy.tier_metric)
+        pareto_values = [v for (v,) in conn.execute(f"SELECT {metric} FROM {table} WHERE {metric} > 0 ORDER BY 1 DESC")]
     customer = _Customer(
         key=key, name=base[CNAME], grades=base,
         attributes=dict(zip(attrs, values[len(cols): len(cols) + len(attrs)])),
         values=dict(zip(names, values[len(cols) + len(attrs):])),
         override=override, rule_tier=rule_tier,
-        actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest,
+        actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest, pareto_values=pareto_values,
         source={"path": "computed", "run_id": None, "text": text, "notes": list(computed.notes),
                 "policy": _version(policy, policy)})
     return _assemble(policy, as_of, _Evaluator(conn, table, key, as_of), customer)
@@ -599,10 +609,11 @@ def _explain_stored(rc: Any, schema: str, policy: Policy, customer_id: str, as_o
                  [key, *attribute_values, *(values.get(n) for n in names), *(grades[g] for g in _GRADES)])
     action_rows = conn.execute(ACTIONS_SQL.format(rs=rs), (rid, key)).fetchall()
     lowest = {t: v for t, v in facts.get("lowest", [])} if policy.tier_method == "pareto" else None
+    pareto_values = _stored_pareto_values(conn, schema, policy, run) if policy.tier_method == "pareto" else None
     customer = _Customer(
         key=key, name=name, grades=grades, attributes=dict(zip(attrs, attribute_values)),
         values={n: values.get(n) for n in names}, override=override, rule_tier=rule_tier,
-        actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest,
+        actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest, pareto_values=pareto_values,
         source={"path": "stored", "run_id": rid, "finished_at": run.get("finished_at"),
                 "text": f"from run {rid} (finished {run.get('finished_at')})" + _version_text(policy, given),
                 "notes": json.loads(run.get("notes") or "[]"), "policy": _version(policy, given, rid)})
@@ -633,6 +644,22 @@ def _attach_results(rc: Any, results_db: Path | None) -> str | None:
     connect(results_db, mode="ro", option="--results-db").close()  # a file that is no SQLite database: the message, before ATTACH reads it
     rc.conn.execute("ATTACH DATABASE ? AS results", (f"file:{quote(str(results_db.resolve()))}?mode=ro",))
     return "results" if has_results(rc.conn, "results") else None
+
+
+#: A stored run of up to this many customers is read whole for exact Pareto cut-offs (0.1 s at this size);
+#: explain of a larger one stays a few lookups and says "about" (pareto_cutoffs).
+PARETO_READ_LIMIT = 200_000
+
+
+def _stored_pareto_values(conn: Any, schema: str, policy: Policy, run: dict) -> list | None:
+    """Every customer's positive tier metric in the run, largest first; None for a run too large to read whole
+    in an explanation, or one that did not store the metric."""
+    stored = RunMetrics.of_run(conn, run["run_id"], schema)
+    if (run.get("customers") or 0) > PARETO_READ_LIMIT or policy.tier_metric not in stored.names:
+        return None
+    value = stored.column(policy.tier_metric)
+    return [v for (v,) in conn.execute(f"SELECT {value} FROM {q(schema)}.crm_assignments AS a{stored.join()} "
+                                       f"WHERE a.run_id = ? AND {value} > 0 ORDER BY 1 DESC", (run["run_id"],))]
 
 
 def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str | None, overrides: Path | None = None,

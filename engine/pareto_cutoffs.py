@@ -1,0 +1,81 @@
+"""The value of the tier metric at which one customer enters a Pareto tier, every other customer as they are.
+
+A Pareto tier holds the customers with less than ``up_to`` of the total ahead of them.  "The lowest
+revenue in A now" is no cut-off for the customer being explained: their own revenue is part of the
+total, and moving it moves everyone's shares.  With a:50, b:30, c:15, d:5 and A up to 0.8, b at 29
+still has 50/94 < 0.8 ahead and stays A, though 30 is the lowest revenue in A; c needs only 15.01, not
+30, to join it.  The cut-off is found from the others' values, sorted: between two of them the share
+ahead of the customer is (sum of the values above) / (their total + the customer's own value), which
+falls as the value rises, so the first interval where it drops below ``up_to`` holds the cut-off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .policy_model import Policy
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """In the tier (or a better one) exactly when the value is above ``value`` (or equal to it, ``inclusive``)."""
+
+    value: float
+    inclusive: bool = False
+
+    def admits(self, value: float) -> bool:
+        return value > self.value or (self.inclusive and value == self.value)
+
+    @property
+    def least(self) -> float:
+        """The least amount in cents that enters: "≥ 11.26" for a cut-off above 11.25, which stays true to the
+        cent where a rounded "> 11.25" would not (above 4.476, 4.48 would read as "> 4.48")."""
+        if self.inclusive:
+            return self.value
+        return round(math.floor(round(self.value * 100, 6)) / 100 + 0.01, 2)
+
+
+def shares(policy: Policy) -> list[tuple[str, float | None]]:
+    """(tier, up_to) in the order of the levels; None for the levels without a cut (the rest, zero_value)."""
+    levels = (policy.document.get("tiers") or {}).get("levels") or []
+    return [(level["id"], level.get("up_to")) for level in levels]
+
+
+def cutoff(others_desc: Sequence[float], share: float) -> Cutoff:
+    """The cut-off of a tier up to ``share`` for a customer against ``others_desc``: every other customer's
+    positive value, largest first (the customer's own value left out)."""
+    total = math.fsum(others_desc)
+    ahead, upper, i = 0.0, math.inf, 0
+    while i < len(others_desc):
+        value = others_desc[i]
+        # between this value (inclusive) and the one above it, `ahead` is what lies above: in the tier when
+        # ahead / (total + x) < share, that is x > ahead / share - total
+        x = ahead / share - total
+        if x >= value:
+            return Cutoff(x) if x < upper else Cutoff(upper, inclusive=True)
+        while i < len(others_desc) and others_desc[i] == value:  # equal values are peers, none ahead of another
+            ahead += others_desc[i]
+            i += 1
+        upper = value
+    x = max(ahead / share - total, 0.0)  # below every other customer (and a tier needs more than 0)
+    return Cutoff(x) if x < upper else Cutoff(upper, inclusive=True)
+
+
+def cutoffs(policy: Policy, others_desc: Sequence[float]) -> dict[str, Cutoff]:
+    """Tier -> its cut-off, for the tiers with an ``up_to``."""
+    return {tier: cutoff(others_desc, share) for tier, share in shares(policy) if share is not None}
+
+
+def others(values_desc: Sequence[float], own: float | None) -> list[float]:
+    """The positive values of every customer but one, largest first, from all of them (``values_desc``)."""
+    rest = [v for v in values_desc if v is not None and v > 0]
+    if own is not None and own > 0:
+        try:
+            rest.remove(own)
+        except ValueError:  # (the values were read as stored, the customer's own may be rounded differently)
+            pass
+    return rest
