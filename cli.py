@@ -891,10 +891,11 @@ def history(
             before = previous.get(r["policy_name"])
 
             def cell(key: str, rule: str | None = None, r=r, before=before) -> str:
-                if r[key] is None:
-                    return "—"
+                moved = before is not None and before[key] != r[key]
+                if r[key] is None:  # a grade the customer lost (A2 → no sub-grade) is a change too
+                    return changed("—") if moved else "—"
                 text = escape(str(r[key]))
-                if before is not None and before[key] != r[key]:
+                if moved:
                     text = changed(text)
                 how = r[rule] if rule and "deciding rules" not in left_out else None  # shown when not the value's own rule
                 if how == "default":

@@ -436,3 +436,10 @@ def test_prune_keeps_a_failed_run_dated_within_the_kept_period(graded, tmp_path)
     assert prune(graded, keep=2)["deleted_runs"] == []
     got = prune(graded, keep=1)
     assert got["policies"] == [{"policy_name": "loyalty", "kept_runs": [2], "deleted_runs": [1, 3]}]
+
+
+def test_cli_history_marks_a_grade_that_became_empty_as_changed(cli, graded):
+    # a: gold/gold_basic, then bronze without a sub-grade; the lost sub-grade was shown as a plain "—"
+    out = cli("history", "a", "--db", graded, ok=True).output
+    first, second = [line for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip()]
+    assert "gold_basic" in first and "—*" in second.split()
