@@ -419,15 +419,13 @@ def _same_file(a: Any, b: Path) -> bool:
         return False
 
 
-def _stored_policy(conn: Any, rs: str, run: dict, policy: Policy) -> Policy | None:
-    """The policy as run ``run`` stored it in crm_policies, when ``policy`` is another version of the same policy.
+def _stored_policy(conn: Any, rs: str, run: dict) -> Policy | None:
+    """The policy as run ``run`` stored it in crm_policies, to explain the run when the file is another version.
 
     Each run keeps its resolved policy document (``extends`` applied, sources inlined), so a policy file edited
-    since the run is no reason to ask for the old file.  None when the names differ (another policy was given,
-    not another version) or the document is not there to give back the run's content.
+    since the run is no reason to ask for the old file.  None when the document is not there to give back the
+    run's content.
     """
-    if run["policy_name"] != policy.name:
-        return None
     row = conn.execute(f"SELECT document FROM {rs}.crm_policies WHERE sha256 = ?", (run["policy_sha256"],)).fetchone()
     if row is None:
         return None
@@ -459,8 +457,11 @@ def _find_run(conn: Any, rs: str, policy: Policy, as_of: str | None, run_id: int
         run = found[0]
         if run["status"] != "succeeded":
             raise UsageError(f"run {run_id} failed and has no results: {run['error']}")
+        if run["policy_name"] != policy.name:  # another policy, not another version of it: say which the run is
+            raise UsageError(f"run {run_id} is a run of policy {run['policy_name']!r}, not {policy.name!r}",
+                             hint=f"give --policy {run['policy_name']} (the run stored its policy), or drop --run")
         if run["policy_sha256"] != policy.sha256:
-            stored = _stored_policy(conn, rs, run, policy)
+            stored = _stored_policy(conn, rs, run)
             if stored is None:
                 raise UsageError(f"run {run_id} was made with other policy content (sha256 {run['policy_sha256'][:12]}, "
                                  f"this policy is {policy.sha256[:12]})",

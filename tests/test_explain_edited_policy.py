@@ -95,7 +95,9 @@ def test_without_run_the_edited_file_is_computed_not_replaced(cli, edited, polic
 def test_another_policy_is_still_refused(cli, edited):
     db, _, _ = edited
     result = cli("explain", "C000002", "--db", db, "-p", "vip_card", "--run", "1")
-    assert result.exit_code == 2 and "run 1 was made with other policy content" in result.stderr
+    # named as another policy, not as other content of this one ("pass the policy file the run was made with")
+    assert result.exit_code == 2 and "run 1 is a run of policy 'base', not 'vip_card'" in result.stderr
+    assert "other policy content" not in result.stderr
 
 
 @pytest.mark.parametrize("name", ["vip_card", "bank_profitability"])

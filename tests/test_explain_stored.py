@@ -149,7 +149,7 @@ def test_run_option(demo_db, tmp_path):
     assert e["as_of"] == AS_OF and e["source"]["run_id"] == run_id
     with pytest.raises(UsageError, match="run 99 not found"):
         explain_customer(demo_db, policy, "C000010", None, run_id=99)
-    with pytest.raises(UsageError, match="other policy content"):
+    with pytest.raises(UsageError, match=f"run {run_id} is a run of policy 'base', not 'vip_card'"):
         explain_customer(demo_db, load_policy("vip_card"), "C000010", None, run_id=run_id)
     with pytest.raises(UsageError, match="is as of 2026-06-30, not 2026-01-01"):
         explain_customer(demo_db, policy, "C000010", "2026-01-01", run_id=run_id)
@@ -277,4 +277,5 @@ def test_cli_explain_says_which_path_answered(cli, demo_db):
     named = json.loads(cli("explain", "C000002", "--db", demo_db, "-p", "base", "--run", run_id, "--json", ok=True).output)
     assert named["as_of"] == AS_OF and named["source"]["run_id"] == run_id
     bad = cli("explain", "C000002", "--db", demo_db, "-p", "vip_card", "--run", run_id)
-    assert bad.exit_code == 2 and "other policy content" in bad.output
+    assert bad.exit_code == 2 and f"run {run_id} is a run of policy 'base', not 'vip_card'" in bad.output
+    assert "hint: give --policy base (the run stored its policy), or drop --run" in bad.output
