@@ -50,6 +50,7 @@ from .counterfactuals import describe, pareto_sentences
 from .data_binding import bind
 from .database import connect, open_for_run
 from .errors import PolicyError, UsageError
+from .export import run_not_found
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
@@ -453,7 +454,7 @@ def _find_run(conn: Any, rs: str, policy: Policy, as_of: str | None, run_id: int
     if run_id is not None:
         found = _dicts(conn.execute(f"SELECT * FROM {rs}.crm_runs WHERE run_id = ?", (run_id,)))
         if not found:
-            raise UsageError(f"run {run_id} not found")
+            raise run_not_found(conn, run_id, rs)
         run = found[0]
         if run["status"] != "succeeded":
             raise UsageError(f"run {run_id} failed and has no results: {run['error']}")

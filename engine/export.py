@@ -59,11 +59,30 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str |
         return row
     row = conn.execute("SELECT * FROM crm_runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
-        known = [r[0] for r in conn.execute("SELECT run_id FROM crm_runs ORDER BY run_id DESC LIMIT 10")]
-        raise UsageError(f"run {run_id} not found", hint=f"recent runs: {', '.join(map(str, known)) or '(none)'}")
+        raise run_not_found(conn, run_id)
     if row["status"] != "succeeded":
         raise UsageError(f"run {run_id} failed and has no results: {row['error']}")
     return row
+
+
+def run_not_found(conn: sqlite3.Connection, run_id: int, schema: str = "main") -> UsageError:
+    """The error for a run id that is not in ``schema``'s crm_runs, with the recent runs.
+
+    A run that ``prune`` deleted is named as such, with its policy and date (crm_pruned_runs keeps them): an
+    analyst following last month's log to "run 12" was told only that it was not found.
+    """
+    known = [r[0] for r in conn.execute(f"SELECT run_id FROM {schema}.crm_runs ORDER BY run_id DESC LIMIT 10")]
+    hint = f"recent runs: {', '.join(map(str, known)) or '(none)'}"
+    pruned = None
+    if conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = 'crm_pruned_runs'").fetchone():
+        pruned = conn.execute(f"SELECT policy_name, as_of, status, pruned_at FROM {schema}.crm_pruned_runs "
+                              f"WHERE run_id = ?", (run_id,)).fetchone()
+    if pruned is None:
+        return UsageError(f"run {run_id} not found", hint=hint)
+    name, as_of, status, at = pruned
+    failed = " failed" if status != "succeeded" else ""
+    return UsageError(f"run {run_id} (a{failed} run of policy {name!r} as of {as_of}) was deleted by "
+                      f"`crm-rules prune` on {str(at)[:10]}", hint=hint)
 
 
 FORMATS = ("csv", "json")

@@ -7,6 +7,7 @@ has earlier runs, pruned, instead of calling it the first.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sqlite3
@@ -141,3 +142,32 @@ def test_results_of_schema_6_read_as_never_pruned_and_prune_adds_the_table(cli, 
     conn = sqlite3.connect(three_runs)
     assert conn.execute("SELECT value FROM crm_meta WHERE key = 'schema_version'").fetchone() == ("7",)
     conn.close()
+
+
+@pytest.mark.parametrize("command", [["changes"], ["export"], ["actions"], ["report", "--out", "r.html"]])
+def test_a_pruned_run_asked_for_by_id_is_said_to_be_pruned(cli, pruned, tmp_path, command):
+    """A run id from last month's log: "run 2 not found" left the analyst wondering whether the id was mistyped."""
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    out = [str(tmp_path / a) if a == "r.html" else a for a in command]
+    result = cli(*out, "--db", pruned, "--run", "2")
+    assert result.exit_code == 2
+    assert (f"error: run 2 (a run of policy 'loyalty' as of 2025-12-31) was deleted by `crm-rules prune` on {today}"
+            in result.stderr)
+    assert "hint: recent runs: 3" in result.stderr
+    unknown = cli(*out, "--db", pruned, "--run", "9")
+    assert unknown.exit_code == 2 and "error: run 9 not found" in unknown.stderr
+
+
+def test_explain_of_a_pruned_run_says_it_was_pruned(cli, pruned, policy_file):
+    result = cli("explain", "a", "--db", pruned, "-p", policy_file, "--run", "1")
+    assert result.exit_code == 2 and "run 1 (a run of policy 'loyalty' as of 2025-06-30) was deleted by" in result.stderr
+
+
+def test_a_pruned_failed_run_is_called_failed(cli, three_runs, tmp_path):
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(LOYALTY_FAILING, encoding="utf-8")
+    with pytest.raises(RunError):
+        apply_policy(three_runs, load_policy(failing), "2025-09-30")  # run 4
+    prune(three_runs, keep=1)
+    result = cli("changes", "--db", three_runs, "--run", "4")
+    assert "run 4 (a failed run of policy 'loyalty' as of 2025-09-30) was deleted by" in result.stderr
