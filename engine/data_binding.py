@@ -168,7 +168,7 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
     cust = mapping.customers
     if columns_of(cust.table) is None:
         raise DataError(f"{_at(gaps.where(('data', 'customers', 'table')))}the database has no customers table {cust.table!r}",
-                        hint=f"map data.customers.table to your customer table; tables present: {', '.join(_all_tables(conn, schema)) or '(none)'}")
+                        hint=_no_customers_hint(conn, schema))
     need("customers", cust.table, cust.key, "id", ("", "every run"))
     need("customers", cust.table, mapping.customer_name, "name", ("", "every run"))
     present = {c.lower() for c in columns_of(cust.table)}
@@ -207,6 +207,23 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
         raise DataError("the database does not have what the policy needs:\n  - " + "\n  - ".join(problems),
                         hint="fix the data: section of the policy (or a sources file) to name your tables and columns")
     return binding
+
+
+def _no_customers_hint(conn: sqlite3.Connection, schema: str) -> str:
+    """Where the customers may be: mapped to another table, or in another file when this one holds only results.
+
+    A results database given as --db (``explain --db results.db``, the file ``apply --results-db`` wrote) was
+    told to map data.customers.table to one of crm-rules' own tables.
+    """
+    tables = _all_tables(conn, schema)
+    if "crm_runs" not in tables or any(not t.startswith("crm_") for t in tables):
+        return f"map data.customers.table to your customer table; tables present: {', '.join(tables) or '(none)'}"
+    graded = [r[0] for r in conn.execute(f"SELECT source_db FROM {quote_identifier(schema)}.crm_runs WHERE status = "
+                                         f"'succeeded' AND source_db IS NOT NULL GROUP BY source_db "
+                                         f"ORDER BY max(run_id) DESC LIMIT 3")]
+    where = f" (its runs graded {', '.join(graded)})" if graded else ""
+    return (f"this database holds only crm-rules results (crm_runs, crm_assignments, ...), no customer data: give "
+            f"the database with your customers as --db{where}, and this one as --results-db")
 
 
 def _all_tables(conn: sqlite3.Connection, schema: str) -> list[str]:
