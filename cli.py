@@ -936,6 +936,19 @@ def history(
 CHANGES_FULL_WIDTH = 100  # terminal columns the changed-customers table needs to show service levels readably
 
 
+def _override_move(change: dict) -> str | None:
+    """'by override' when a manual override set the tier a customer moved to, 'override ended' when the previous
+    run's tier was an override and this run's is the rules' (it expired or was removed), else None: such a move
+    is a decision someone made, and `changes` listed it like any move of the data."""
+    from .engine.classify_sql import OVERRIDE_RULE
+
+    if change["direction"] not in ("upgrade", "downgrade", "unranked"):
+        return None
+    if change["tier_rule"] == OVERRIDE_RULE:
+        return "by override"
+    return "override ended" if change["tier_rule_before"] == OVERRIDE_RULE else None
+
+
 @app.command()
 def changes(
     db: Path = ResultsDbOption,
@@ -945,6 +958,8 @@ def changes(
     as_json: bool = typer.Option(False, "--json", help="Print the summary and every changed customer as JSON."),
 ) -> None:
     """Summarise what changed in a run since the previous run of its policy: upgrades, downgrades, stages, new and removed customers."""
+
+    from collections import Counter
 
     from .engine.render import fmt_number
     from .engine.run_history import changes as run_changes
@@ -987,6 +1002,12 @@ def changes(
                   f"stage changed for {t['stage_changes']:,}"
                   + (f"; {t['unranked']:,} moved from a tier this policy no longer has" if t["unranked"] else ""),
                   highlight=False)
+    by_override = Counter(_override_move(r) for r in c["changes"])
+    made = [f"{by_override[k]:,} {text}" for k, text in (("by override", "made by a manual override"),
+                                                          ("override ended", "by a manual override that ended or "
+                                                                             "was removed")) if by_override[k]]
+    if made:
+        console.print(f"of the tier changes, {' and '.join(made)} (marked in the table)", highlight=False)
     counts = {(m["from"], m["to"]): m["customers"] for m in c["matrix"]}
     after = list(c["tiers"]) + ([None] if any(to is None for _, to in counts) else [])
     before = [t for t in c["tiers"] if any(f == t for f, _ in counts)] + ([None] if any(f is None for f, _ in counts) else [])
@@ -1008,9 +1029,14 @@ def changes(
         a, b = ("—" if a is None else escape(str(a))), ("—" if b is None else escape(str(b)))
         return a if a == b else f"{a} → {b}"
 
+    def tier(r: dict) -> str:
+        """The tier's move, and a manual override that made it: the business's decision, not the data's."""
+        why = _override_move(r)
+        return move(r["tier_before"], r["tier_after"]) + (f" [dim]({why})[/dim]" if why else "")
+
     def cells(r: dict) -> dict:
         return {"Customer": escape(str(r["customer_id"])), "Name": escape(r["customer_name"] or ""),
-                "Change": r["direction"], "Tier": move(r["tier_before"], r["tier_after"]),
+                "Change": r["direction"], "Tier": tier(r),
                 "Sub-grade": move(r["subgrade_before"], r["subgrade_after"]),
                 "Stage": move(r["stage_before"], r["stage_after"]),
                 "Service level": move(r["service_level_before"], r["service_level_after"])}

@@ -49,11 +49,12 @@ LISTED = 10
 # the service levels added; the view leaves out customers whose tier and stage stayed while their sub-grade or
 # service level changed, so the second half adds them, looked up by the primary keys as the view does.  The deciding
 # rules are this run's, all three (the view has no subgrade_rule: it comes from the run's row, as the service level);
-# a removed customer has none.
+# a removed customer has none.  tier_rule_before is the previous run's: a tier that changed because a manual override
+# began (tier_rule 'override') or ended (tier_rule_before 'override') is the business's decision, not the data's.
 CHANGES_SQL = """
 SELECT t.customer_id, t.customer_name, t.direction, t.tier_before, t.tier_after, t.subgrade_before, t.subgrade_after,
        t.stage_before, t.stage_after, p.service_level AS service_level_before, a.service_level AS service_level_after,
-       t.tier_rule, a.subgrade_rule, t.stage_rule
+       t.tier_rule, a.subgrade_rule, t.stage_rule, p.tier_rule AS tier_rule_before
 FROM {view} AS t
 LEFT JOIN crm_assignments AS p ON p.run_id = :pid AND p.customer_id = t.customer_id
 LEFT JOIN crm_assignments AS a ON a.run_id = :rid AND a.customer_id = t.customer_id
@@ -62,7 +63,7 @@ UNION ALL
 SELECT a.customer_id, a.customer_name,
        CASE WHEN p.subgrade IS NOT a.subgrade THEN 'sub-grade' ELSE 'service level' END,
        p.tier, a.tier, p.subgrade, a.subgrade, p.stage, a.stage, p.service_level, a.service_level, a.tier_rule,
-       a.subgrade_rule, a.stage_rule
+       a.subgrade_rule, a.stage_rule, p.tier_rule
 FROM crm_assignments AS a JOIN crm_assignments AS p ON p.run_id = :pid AND p.customer_id = a.customer_id
 WHERE a.run_id = :rid AND p.tier = a.tier AND p.stage IS a.stage
   AND (p.subgrade IS NOT a.subgrade OR p.service_level IS NOT a.service_level)"""
@@ -284,6 +285,8 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
     None for new customers and ``to`` None for removed ones, so the counts add up to both runs' sizes.
     ``pruned_runs`` counts the policy's successful runs between the two (before the run, when there is no
     previous run) that ``prune`` deleted: a run without a previous one is its policy's first only without them.
+    Each change has this run's deciding rules and ``tier_rule_before``, the previous run's tier rule, so that a
+    move a manual override made (or undid, when it ended) can be told from a move of the data.
     """
     conn = _open(db)
     try:

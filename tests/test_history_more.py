@@ -71,12 +71,12 @@ def test_sub_grade_and_service_level_changes_are_listed_and_counted(graded):
         "customer_id": "g", "customer_name": "G", "direction": "sub-grade", "tier_before": "gold", "tier_after": "gold",
         "subgrade_before": "gold_plus", "subgrade_after": "gold_basic", "stage_before": "active", "stage_after": "active",
         "service_level_before": "gold-care", "service_level_after": "gold-care", "tier_rule": "gold",
-        "subgrade_rule": "default", "stage_rule": "default"}
+        "subgrade_rule": "default", "stage_rule": "default", "tier_rule_before": "gold"}
     assert by_id["c"] == {
         "customer_id": "c", "customer_name": "C", "direction": "service level", "tier_before": "silver",
         "tier_after": "silver", "subgrade_before": None, "subgrade_after": None, "stage_before": "active",
         "stage_after": "active", "service_level_before": "silver-care", "service_level_after": "silver-plus",
-        "tier_rule": "silver", "subgrade_rule": None, "stage_rule": "default"}
+        "tier_rule": "silver", "subgrade_rule": None, "stage_rule": "default", "tier_rule_before": "silver"}
     # the service levels are there for the view's changes too
     assert (by_id["b"]["service_level_before"], by_id["b"]["service_level_after"]) == ("bronze-care", "silver-plus")
     # every customer of both runs is counted once: by direction, or unchanged (e)
@@ -136,7 +136,7 @@ def test_cli_changes_json_rows_have_every_grade_the_table_shows_and_its_rule(cli
     got = json.loads(cli("changes", "--db", graded, "--json", ok=True).stdout)
     keys = {"customer_id", "customer_name", "direction", "tier_before", "tier_after", "tier_rule", "subgrade_before",
             "subgrade_after", "subgrade_rule", "stage_before", "stage_after", "stage_rule", "service_level_before",
-            "service_level_after"}
+            "service_level_after", "tier_rule_before"}
     assert got["changes"] and all(set(r) == keys for r in got["changes"])
 
 
@@ -443,3 +443,41 @@ def test_cli_history_marks_a_grade_that_became_empty_as_changed(cli, graded):
     out = cli("history", "a", "--db", graded, ok=True).output
     first, second = [line for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip()]
     assert "gold_basic" in first and "—*" in second.split()
+
+
+# ---- changes: a tier a manual override set, or that moved because one ended ----
+
+
+@pytest.fixture
+def overridden(tmp_path) -> Path:
+    """Run 1 as of 2026-06-30 with e set to gold and h held at most silver; run 2, the same date, without them."""
+    db = make_db(tmp_path / "o.db", [(c, c.upper(), "华东") for c in "abcdefghz"], orders=ORDERS)
+    policy = load_policy(write(tmp_path, "loyalty.yaml", GRADED))
+    apply_policy(db, policy, "2025-12-31")
+    ov = write(tmp_path, "ov.yaml", "- {customer: e, tier: gold, reason: partner, author: li}\n"
+                                    "- {customer: h, ceiling: silver, reason: dispute, author: li}\n")
+    assert apply_policy(db, policy, "2026-06-30", overrides=ov).run_id == 2
+    assert apply_policy(db, policy, "2026-06-30").run_id == 3
+    return db
+
+
+def test_changes_give_the_previous_runs_tier_rule(overridden):
+    began = {r["customer_id"]: r for r in changes(overridden, 2)["changes"]}
+    assert (began["e"]["tier_rule"], began["e"]["tier_rule_before"]) == ("override", "default")
+    ended = {r["customer_id"]: r for r in changes(overridden, 3)["changes"]}
+    assert (ended["e"]["direction"], ended["e"]["tier_rule"], ended["e"]["tier_rule_before"]) == \
+        ("downgrade", "default", "override")
+
+
+def test_cli_changes_marks_the_moves_a_manual_override_made(cli, overridden, columns):
+    """An upgrade by override was listed like an upgrade of the data, and the downgrade when it ended too."""
+    columns(140)
+    began = cli("changes", "--db", overridden, "--run", "2", ok=True).output
+    assert re.search(r"│ e +│ E +│ upgrade +│ bronze → gold \(by override\) +│", began)
+    assert "of the tier changes, 2 made by a manual override (marked in the table)" in began
+    assert re.search(r"│ b +│ B +│ upgrade +│ bronze → silver +│", began)  # the rules' own upgrade: no mark
+    ended = cli("changes", "--db", overridden, "--run", "3", ok=True).output
+    assert re.search(r"│ e +│ E +│ downgrade +│ gold → bronze \(override ended\) +│", ended)
+    assert "of the tier changes, 2 by a manual override that ended or was removed (marked in the table)" in ended
+    unmarked = cli("changes", "--db", overridden, "--run", "1", ok=True).output
+    assert "override" not in unmarked
