@@ -443,3 +443,44 @@ def test_the_docs_index_links_every_guide():
     index = _read(DOCS / "README.md")
     for name in GUIDES[1:] + ("cli.md",):
         assert f"]({name})" in index, f"docs/README.md does not link {name}"
+
+
+def _sql_queries(guide: str) -> dict[str, str]:
+    """The queries of a guide's ```sql blocks, by the comment line above each."""
+    text = (DOCS / guide).read_text(encoding="utf-8")
+    queries: dict[str, str] = {}
+    for block in re.findall(r"```sql\n(.*?)```", text, re.S):
+        for statement in block.split(";"):
+            lines = statement.strip().splitlines()
+            title = " ".join(line[3:] for line in lines if line.startswith("-- "))
+            if title:
+                queries[title] = "\n".join(line for line in lines if not line.startswith("--"))
+    return queries
+
+
+def test_the_operator_guides_sql_takes_the_latest_run_by_as_of_date_after_a_backfill(demo_db):
+    """The queries read "the last run" as max(run_id) and a history in run id order: after a backfill of March,
+    run after June, they showed March's moves and put March after June."""
+    import sqlite3
+
+    from crm_rules.engine.run_history import changes
+    from crm_rules.engine.runner import apply_policy
+
+    policy = load_policy("base")
+    for as_of in ("2025-12-31", "2026-06-30", "2026-03-31"):  # run 3 is a backfill
+        apply_policy(demo_db, policy, as_of)
+    queries = _sql_queries("operator-guide.md")
+    conn = sqlite3.connect(demo_db)
+    for sql in queries.values():
+        conn.execute(sql).fetchall()
+    [moved] = [sql for title, sql in queries.items() if title.startswith("Who moved between the last two runs")]
+    latest = changes(demo_db, policy="base")
+    assert latest["run_id"] == 2
+    by_direction = {}
+    for r in latest["changes"]:
+        if r["direction"] in ("upgrade", "downgrade", "same tier", "new", "removed", "unranked"):
+            key = (r["direction"], r["tier_before"], r["tier_after"])
+            by_direction[key] = by_direction.get(key, 0) + 1
+    assert {(d, b, a): n for d, b, a, n in conn.execute(moved)} == by_direction
+    [over_time] = [sql for title, sql in queries.items() if title.startswith("A customer's tier over time")]
+    assert [r[0] for r in conn.execute(over_time)] == ["2025-12-31", "2026-03-31", "2026-06-30"]
