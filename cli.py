@@ -863,13 +863,15 @@ def history(
 ) -> None:
     """Show a customer's tier, sub-grade, stage and service level in every run, with the deciding rules and policy hash."""
 
-    from .engine.run_history import customer_history, history_pruned
+    from .engine.run_history import customer_history, history_absences, history_pruned
     from .engine.terminal_table import titled_table
 
     items = customer_history(db, customer_id, policy)
     pruned = history_pruned(db, items)
+    absent = history_absences(db, items)
     if as_json:
-        _print_json({"customer_id": items[-1]["customer_id"], "history": items, "pruned_runs": pruned})
+        _print_json({"customer_id": items[-1]["customer_id"], "history": items, "pruned_runs": pruned,
+                     "absent_runs": absent})
         return
     last = items[-1]
     policies = list(dict.fromkeys(r["policy_name"] for r in items))
@@ -931,6 +933,23 @@ def history(
             console.print(f"note: {n} successful run{'s' if n != 1 else ''} of policy {escape(name)} before run "
                           f"{first['run_id']} (as of {first['as_of']}) {'were' if n != 1 else 'was'} pruned: this "
                           f"history may have begun earlier", highlight=False)
+    for name, missing in absent.items():
+        if missing:
+            _note_absences(name, last["customer_id"], missing, [r for r in items if r["policy_name"] == name][-1])
+
+
+def _note_absences(policy: str, customer_id, missing: list[dict], last: dict) -> None:
+    """A history's note on the policy's runs after the customer's first row that do not grade them: without it, a
+    customer removed from the data ended on a grade that read as today's."""
+    n, s = len(missing), "s" if len(missing) != 1 else ""
+    dates = missing[0]["as_of"] + (f" to {missing[-1]['as_of']}" if n > 1 else "")
+    text = (f"note: customer {customer_id} is not in {n} later run{s} of policy {policy}, run{s} "
+            f"{_ids(sorted(r['run_id'] for r in missing))} (as of {dates}): the data {'they' if s else 'it'} graded "
+            f"had no such customer (removed, or its id changed)")
+    latest = missing[-1]
+    if (latest["as_of"], latest["run_id"]) > (last["as_of"], last["run_id"]):  # every run after the last row
+        text += f"; run {latest['run_id']} is the policy's latest, so the last row above is not the customer's grade now"
+    console.print(text, highlight=False, markup=False)
 
 
 CHANGES_FULL_WIDTH = 100  # terminal columns the changed-customers table needs to show service levels readably

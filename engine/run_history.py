@@ -26,7 +26,7 @@ from pathlib import Path
 from .database import connect, results_only_authorizer
 from .errors import DataError, UsageError
 from .export import resolve_run
-from .results_store import LATEST_FIRST, VIEWS, ensure_schema, require_results, stored_version
+from .results_store import LATEST_FIRST, RUN_ORDER, VIEWS, ensure_schema, require_results, stored_version
 
 # Tables holding a run's rows (by run_id), children first; crm_runs is deleted last.
 RUN_TABLES = ("crm_metrics", "crm_assignments", "crm_definitions", "crm_actions", "crm_errors")
@@ -212,6 +212,29 @@ def history_pruned(db: Path, history: list[dict]) -> dict[str, int]:
         for row in history:
             firsts.setdefault(row["policy_name"], row)
         return {name: pruned_runs(conn, name, row) for name, row in firsts.items()}
+    finally:
+        conn.close()
+
+
+def history_absences(db: Path, history: list[dict]) -> dict[str, list[dict]]:
+    """Per policy of a customer's ``history``: the policy's successful runs after the customer's first row of it
+    that do not grade the customer (``{"run_id", "as_of"}``, in RUN_ORDER).
+
+    The history lists only the runs a customer is in: one removed from the data ended with their last grade, which
+    read as their grade today, and one missing from a run in between was compared with a run months before it.
+    """
+    conn = _open(db)
+    try:
+        firsts: dict[str, dict] = {}
+        for row in history:
+            firsts.setdefault(row["policy_name"], row)
+        ids = _id_candidates(str(history[0]["customer_id"]))
+        return {name: [dict(r) for r in conn.execute(
+            f"SELECT r.run_id, r.as_of FROM crm_runs AS r WHERE r.policy_name = ? AND r.status = 'succeeded' "
+            f"AND (r.as_of > ? OR (r.as_of = ? AND r.run_id > ?)) AND NOT EXISTS (SELECT 1 FROM crm_assignments AS a "
+            f"WHERE a.run_id = r.run_id AND a.customer_id IN ({', '.join('?' * len(ids))})) ORDER BY {RUN_ORDER}",
+            (name, first["as_of"], first["as_of"], first["run_id"], *ids))]
+            for name, first in firsts.items()}
     finally:
         conn.close()
 

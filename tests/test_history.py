@@ -597,7 +597,7 @@ def test_cli_runs_and_history(cli, loyalty):
     assert "Runs in" in table and loyalty.sha[:12] in table and "run 3 failed: hit policy unique" in table
     got = json.loads(cli("history", "a", "--db", loyalty.db, "--policy", "loyalty", "--json", ok=True).output)
     assert got == {"customer_id": "a", "history": customer_history(loyalty.db, "a", policy="loyalty"),
-                   "pruned_runs": {"loyalty": 0}}
+                   "pruned_runs": {"loyalty": 0}, "absent_runs": {"loyalty": []}}
     table = cli("history", "a", "--db", loyalty.db, ok=True).output
     assert "Customer a A: 3 runs of loyalty, minimal" in table  # cells may wrap at 80 columns; ids and hashes do not
     assert table.count(loyalty.sha[:8]) == 2 and "2026-06-30" in table

@@ -29,10 +29,10 @@ from crm_rules.engine.action_queue import list_actions
 from crm_rules.engine.errors import DataError, RunError, UsageError
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.results_store import SCHEMA_VERSION
-from crm_rules.engine.run_history import DIRECTIONS, changes, customer_history, list_runs, prune
+from crm_rules.engine.run_history import DIRECTIONS, changes, customer_history, history_absences, list_runs, prune
 from crm_rules.engine.runner import apply_policy
 from small_db import make_db, rows
-from test_history import LOYALTY, LOYALTY_FAILING, ORDERS, VALID, execute, results_digest
+from test_history import LOYALTY, LOYALTY_FAILING, ORDERS, VALID, Loyalty, execute, results_digest
 
 
 GRADED = LOYALTY.replace("  - {id: silver-care, tier: silver}\n", "  - {id: silver-care, tier: silver}\n"
@@ -481,3 +481,32 @@ def test_cli_changes_marks_the_moves_a_manual_override_made(cli, overridden, col
     assert "of the tier changes, 2 by a manual override that ended or was removed (marked in the table)" in ended
     unmarked = cli("changes", "--db", overridden, "--run", "1", ok=True).output
     assert "override" not in unmarked
+
+
+# ---- history: the runs a customer is not in ----
+
+
+def test_history_of_a_removed_customer_says_it_is_not_in_the_latest_run(cli, tmp_path):
+    """z was deleted from the data before run 4: its history ended on run 1's grade, which read as today's."""
+    loyalty = Loyalty(tmp_path)
+    assert history_absences(loyalty.db, customer_history(loyalty.db, "z")) == {
+        "loyalty": [{"run_id": 4, "as_of": "2026-06-30"}], "minimal": []}
+    out = cli("history", "z", "--db", loyalty.db, ok=True).output
+    assert ("note: customer z is not in 1 later run of policy loyalty, run 4 (as of 2026-06-30): the data it graded "
+            "had no such customer (removed, or its id changed); run 4 is the policy's latest, so the last row above "
+            "is not the customer's grade now") in " ".join(out.split())
+    assert "minimal" not in out.split("note:")[1]
+    got = json.loads(cli("history", "z", "--db", loyalty.db, "--json", ok=True).stdout)
+    assert got["absent_runs"] == {"loyalty": [{"run_id": 4, "as_of": "2026-06-30"}], "minimal": []}
+    assert "not in" not in cli("history", "a", "--db", loyalty.db, ok=True).output
+
+
+def test_history_names_the_runs_a_customer_was_missing_from_in_between(cli, graded, tmp_path):
+    policy = load_policy(write(tmp_path, "loyalty.yaml", GRADED))
+    execute(graded, "DELETE FROM customers WHERE id = 'e'")  # e has no orders
+    apply_policy(graded, policy, "2026-07-31")  # run 3: without e
+    execute(graded, "INSERT INTO customers (id, name, region) VALUES ('e', 'E', '华东')")
+    apply_policy(graded, policy, "2026-08-31")  # run 4: e again
+    out = " ".join(cli("history", "e", "--db", graded, ok=True).output.split())
+    assert "note: customer e is not in 1 later run of policy loyalty, run 3 (as of 2026-07-31):" in out
+    assert "the policy's latest" not in out
