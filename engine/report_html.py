@@ -159,8 +159,11 @@ def _kpis(data: dict, labels: _Labels) -> str:
     pruned = tr["pruned"]
     if tr["previous"]:
         t = tr["totals"]
+        # moves between tiers of which one is gone (a tier renamed) are neither up nor down: said, not left out,
+        # or "↑1 ↓0" stood for a run in which 662 customers left the renamed tier
         cards.append(("Tier changes", f"↑{t['upgrades']:,} ↓{t['downgrades']:,}",
                       f"since run #{tr['previous']['run_id']} ({tr['previous']['as_of']})"
+                      + (f"; {t['unranked']:,} to or from a tier this run lacks" if t["unranked"] else "")
                       + (f"; {pruned:,} pruned between" if pruned else "")))
     elif pruned:  # the oldest run prune kept is not the policy's first
         cards.append(("Tier changes", "—", f"no earlier run kept ({pruned:,} pruned)"))

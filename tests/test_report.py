@@ -270,3 +270,23 @@ def test_key_metrics_choose_the_report_columns_and_come_first_but_every_metric_i
     assert [m["name"] for m in gather(demo_db)["customers"]["metrics"]] == ["revenue_12m", "recency_days"]
     explained = json.loads(cli("explain", "C000001", "--db", demo_db, "-p", policy, "--as-of", AS_OF, "--json", ok=True).output)
     assert [m["name"] for m in explained["metrics"]] == ["revenue_12m", "orders_12m", "recency_days"]
+
+
+def test_the_tier_changes_card_counts_moves_from_a_renamed_tier(cli, demo_db, tmp_path):
+    """After B was renamed G the card gave only the ups and downs, nothing of the customers who left B."""
+    from crm_rules.engine.policy_files import shipped_policies_dir
+
+    renamed = tmp_path / "base.yaml"
+    text = (shipped_policies_dir() / "base.yaml").read_text(encoding="utf-8")
+    renamed.write_text(text.replace("    - id: B\n", "    - id: G\n").replace("    tier: B\n", "    tier: G\n")
+                       .replace("[A, B]", "[A, G]").replace("[B, C]", "[G, C]").replace("B: 2}", "G: 2}"),
+                       encoding="utf-8")
+    cli("apply", "--db", demo_db, "-p", "base", "--as-of", EARLIER, ok=True)
+    cli("apply", "--db", demo_db, "-p", renamed, "--as-of", AS_OF, ok=True)
+    out = tmp_path / "report.html"
+    cli("report", "--db", demo_db, "--out", out, ok=True)
+    html = out.read_text(encoding="utf-8")
+    unranked = changes(demo_db, 2)["totals"]["unranked"]
+    assert unranked > 0
+    card = html.split('<div class="k">Tier changes</div>', 1)[1].split('<div class="kpi">', 1)[0]
+    assert f"since run #1 ({EARLIER}); {unranked:,} to or from a tier this run lacks" in card
