@@ -276,12 +276,13 @@ def _runs(run_ids: list[int]) -> str:
 
 def _id_hint(conn: sqlite3.Connection, customer_id: str, db: Path, policy: str | None) -> str:
     """A near id (another case, spaces around it) in the latest successful run (of the policy), or what ids look like."""
-    sql, args = "SELECT max(run_id) FROM crm_runs WHERE status = 'succeeded'", []
+    sql, args = "SELECT run_id FROM crm_runs WHERE status = 'succeeded'", []
     if policy is not None:
         sql, args = sql + " AND policy_name = ?", [policy]
-    latest = conn.execute(sql, args).fetchone()[0]
-    if latest is None:
+    found = conn.execute(f"{sql} ORDER BY {LATEST_FIRST} LIMIT 1", args).fetchone()  # not a backfill run last
+    if found is None:
         return "there are no successful runs here yet"
+    latest = found[0]
     near = conn.execute("SELECT customer_id FROM crm_assignments WHERE run_id = ? AND CAST(customer_id AS TEXT) = ? "
                         "COLLATE NOCASE AND CAST(customer_id AS TEXT) != ? LIMIT 1",
                         (latest, customer_id.strip(), customer_id)).fetchone()

@@ -204,6 +204,14 @@ def test_history_near_ids_come_from_the_policys_latest_run(graded):
                                f"'loyalty' (ids look like 'a')")
 
 
+def test_history_hint_names_the_latest_run_by_date_not_a_backfill(graded, tmp_path):
+    """A backfill (run 3, as of 2025-06-30, run last) was named "the latest run of 'loyalty'" by the hint."""
+    assert apply_policy(graded, load_policy(write(tmp_path, "loyalty.yaml", GRADED)), "2025-06-30").run_id == 3
+    with pytest.raises(UsageError) as info:
+        customer_history(graded, "zz", policy="loyalty")
+    assert info.value.hint.startswith(f"`crm-rules export --db {graded} --run 2` lists the customers of the latest run")
+
+
 def test_cli_history_names_the_other_policy(cli, graded):
     apply_policy(graded, load_policy(VALID / "minimal.yaml"), "2026-06-30")
     execute(graded, "DELETE FROM crm_assignments WHERE run_id IN (1, 2) AND customer_id = 'e'")  # e: only in minimal
