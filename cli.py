@@ -331,12 +331,14 @@ def run_tests(
 def explain(
     customer_id: str = typer.Argument(..., help="The customer's id."),
     db: Path = DbOption,
-    policy: str = PolicyOption,
+    policy: Optional[str] = typer.Option(None, "--policy", "-p",
+                                         help="Policy file, or the name of a shipped policy (e.g. base); needed "
+                                              "unless --run names a stored run."),
     as_of: Optional[str] = AsOfOption,
     overrides: Optional[Path] = OverridesOption,
     run: Optional[int] = typer.Option(None, "--run", help="Explain this stored run (its as-of date and overrides; "
                                                           "the policy as the run stored it, if the file has changed "
-                                                          "since)."),
+                                                          "since or no --policy is given)."),
     recompute: bool = typer.Option(False, "--recompute", help="Compute the policy now instead of reading a stored run."),
     results_db: Optional[Path] = typer.Option(None, "--results-db", dir_okay=False,
                                               help="Database holding the runs, when apply wrote them there."),
@@ -352,9 +354,11 @@ def explain(
     from .engine.runner import parse_as_of
 
     date = parse_as_of(as_of) if as_of is not None or run is None else None
-    _note_policy_choice(policy)
-    result = explain_customer(db, load_policy_of_run(policy, results_db or db, run), customer_id, date, overrides,
-                              run_id=run, recompute=recompute, results_db=results_db)
+    if policy is not None:
+        _note_policy_choice(policy)
+    loaded = load_policy_of_run(policy, results_db or db, run) if policy is not None else None
+    result = explain_customer(db, loaded, customer_id, date, overrides, run_id=run, recompute=recompute,
+                              results_db=results_db)
     if as_json:
         _print_json(result)
     else:

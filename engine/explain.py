@@ -446,11 +446,11 @@ def _stored_policy(conn: Any, rs: str, run: dict) -> Policy | None:
     return stored if stored.sha256 == run["policy_sha256"] else None
 
 
-def _find_run(conn: Any, rs: str, policy: Policy, as_of: str | None, run_id: int | None,
+def _find_run(conn: Any, rs: str, policy: Policy | None, as_of: str | None, run_id: int | None,
               source: Path | None) -> tuple[dict, Policy]:
     """The run named, or the latest succeeded run of this policy content and date (of this source database
-    when the results are stored apart from it), and the policy to explain it with: a run named by id whose policy
-    file has changed since is explained with the version the run stored."""
+    when the results are stored apart from it), and the policy to explain it with: a run named by id without a
+    policy, or whose policy file has changed since, is explained with the version the run stored."""
     if run_id is not None:
         found = _dicts(conn.execute(f"SELECT * FROM {rs}.crm_runs WHERE run_id = ?", (run_id,)))
         if not found:
@@ -458,6 +458,11 @@ def _find_run(conn: Any, rs: str, policy: Policy, as_of: str | None, run_id: int
         run = found[0]
         if run["status"] != "succeeded":
             raise UsageError(f"run {run_id} failed and has no results: {run['error']}")
+        if policy is None:  # `explain C1 --run 8`: the run's own policy
+            policy = _stored_policy(conn, rs, run)
+            if policy is None:
+                raise UsageError(f"run {run_id} has no stored policy document to explain it with (sha256 "
+                                 f"{run['policy_sha256'][:12]})", hint="give --policy, the file the run was made with")
         if run["policy_name"] != policy.name:  # another policy, not another version of it: say which the run is
             raise UsageError(f"run {run_id} is a run of policy {run['policy_name']!r}, not {policy.name!r}",
                              hint=f"give --policy {run['policy_name']} (the run stored its policy), or drop --run")
@@ -560,7 +565,7 @@ def _check_decisions(conn: Any, policy: Policy, as_of: str, result: dict, grades
                             f"{result['customer_id']} ({'; '.join(problems)})")
 
 
-def _explain_stored(rc: Any, schema: str, policy: Policy, customer_id: str, as_of: str | None, overrides: Path | None,
+def _explain_stored(rc: Any, schema: str, policy: Policy | None, customer_id: str, as_of: str | None, overrides: Path | None,
                     run_id: int | None, source: Path | None) -> dict:
     conn, rs = rc.conn, q(schema)
     given = policy
@@ -624,14 +629,18 @@ def _explain_stored(rc: Any, schema: str, policy: Policy, customer_id: str, as_o
     return result
 
 
-def _version(used: Policy, given: Policy, run_id: int | None = None) -> dict:
-    """Which version of the policy explained: the file given, or the document the run stored (the file changed)."""
-    return {"sha256": used.sha256, "file_sha256": given.sha256, "stored_with_run": None if used is given else run_id}
+def _version(used: Policy, given: Policy | None, run_id: int | None = None) -> dict:
+    """Which version of the policy explained: the file given, or the document the run stored (the file changed,
+    or none was given)."""
+    return {"sha256": used.sha256, "file_sha256": given.sha256 if given is not None else None,
+            "stored_with_run": None if used is given else run_id}
 
 
-def _version_text(used: Policy, given: Policy) -> str:
+def _version_text(used: Policy, given: Policy | None) -> str:
     if used is given:
         return ""
+    if given is None:
+        return f", with the policy as the run stored it (sha256 {used.sha256[:12]})"
     return (f", with the policy as the run stored it (sha256 {used.sha256[:12]}); the policy file has changed since "
             f"(sha256 {given.sha256[:12]} now)")
 
@@ -665,12 +674,12 @@ def _stored_pareto_values(conn: Any, schema: str, policy: Policy, run: dict) -> 
     return [v for (v,) in conn.execute(f"SELECT {value} FROM {rows} AND {value} > 0 ORDER BY 1 DESC", (run["run_id"],))]
 
 
-def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str | None, overrides: Path | None = None,
+def explain_customer(db: Path, policy: Policy | None, customer_id: str, as_of: str | None, overrides: Path | None = None,
                      *, run_id: int | None = None, recompute: bool = False, results_db: Path | None = None) -> dict:
     """Explain one customer: from a stored run when one gives the identical answer, else computed now.
 
-    ``run_id``: explain that stored run, with the overrides it applied and, when ``policy`` is another version
-    of the run's policy (the file was edited since), with the policy document the run stored (an error if it
+    ``run_id``: explain that stored run, with the overrides it applied and, when ``policy`` is None or another
+    version of the run's policy (the file was edited since), with the policy document the run stored (an error if it
     cannot be explained from storage); ``as_of`` may then be None (the run's date).  ``result["source"]["policy"]``
     says which version explained.  ``recompute``: always compute
     now.  ``results_db``: where the runs are stored when not in ``db``.  ``result["source"]`` says
@@ -680,6 +689,9 @@ def explain_customer(db: Path, policy: Policy, customer_id: str, as_of: str | No
     """
     if as_of is None and run_id is None:
         raise UsageError("an as-of date is needed unless a stored run is named")
+    if policy is None and run_id is None:
+        raise UsageError("explain needs --policy, unless --run names a stored run (whose policy it then uses)",
+                         hint="give --policy FILE (or a shipped policy's name, e.g. -p base), or --run N")
     if recompute and run_id is not None:
         raise UsageError("--run and --recompute exclude each other", hint="--run explains a stored run; --recompute computes now")
     if overrides is not None and run_id is not None:

@@ -125,3 +125,36 @@ def test_a_stored_policy_this_version_rejects_is_a_usage_error_not_a_made_up_pla
     assert result.exit_code == 2 and "<policy of run 1>" not in result.output
     assert "run 1 cannot be explained: the policy it stored (sha256 " in result.output
     assert "does not pass this version's checks (" in result.output and "crm-rules export --run 1" in result.output
+
+
+# ---- explain --run N without --policy: the policy the run stored ----
+
+
+def test_a_run_is_explained_without_a_policy_file(cli, edited, policy_file):
+    """`explain C1 --run 1` was refused with "Missing option '--policy'", although the run stored its policy."""
+    db, before, _ = edited
+    out = cli("explain", "C000002", "--db", db, "--run", "1", ok=True).output
+    assert "from run 1 (finished" in out and f"with the policy as the run stored it (sha256 {before[:12]})" in out
+    assert "has changed since" not in out
+    got = json.loads(cli("explain", "C000002", "--db", db, "--run", "1", "--json", ok=True).stdout)
+    assert got["source"]["policy"] == {"sha256": before, "file_sha256": None, "stored_with_run": 1}
+    with_file = explain_json(cli, db, policy_file, "--run", "1")
+    assert {k: v for k, v in got.items() if k != "source"} == {k: v for k, v in with_file.items() if k != "source"}
+
+
+def test_without_a_policy_or_a_run_explain_says_what_it_needs(cli, demo_db):
+    result = cli("explain", "C000002", "--db", demo_db, "--as-of", AS_OF)
+    assert result.exit_code == 2
+    assert "error: explain needs --policy, unless --run names a stored run (whose policy it then uses)" in result.stderr
+
+
+def test_a_run_without_its_stored_document_needs_the_policy_file(cli, edited):
+    db, before, _ = edited
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM crm_policies")  # as results written before crm_policies kept every document
+    conn.commit()
+    conn.close()
+    result = cli("explain", "C000002", "--db", db, "--run", "1")
+    assert result.exit_code == 2
+    assert f"error: run 1 has no stored policy document to explain it with (sha256 {before[:12]})" in result.stderr
+    assert "hint: give --policy, the file the run was made with" in result.stderr
