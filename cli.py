@@ -1002,6 +1002,11 @@ def changes(
             console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) has no earlier run kept: "
                           f"{runs_pruned} before it {'were' if pruned != 1 else 'was'} pruned; there is nothing to "
                           f"compare it with", highlight=False)
+        elif c["made_before"]:  # a backfill of the earliest date: not the first run made
+            n = c["made_before"]
+            console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) grades the earliest date of policy "
+                          f"{name} (a backfill, made after {n:,} run{'s' if n != 1 else ''} of later dates): there is no "
+                          f"run before it to compare it with", highlight=False)
         else:
             console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) is the first successful run of policy "
                           f"{name}: there is nothing to compare it with", highlight=False)

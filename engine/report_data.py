@@ -33,7 +33,7 @@ from .database import connect
 from .errors import UsageError
 from .export import resolve_run
 from .expr_sql import quote_identifier as q
-from .run_history import _open, _previous_run, pruned_runs
+from .run_history import _open, _previous_run, made_before, pruned_runs
 from .run_metrics import RunMetrics, as_bool
 from .plugin_sql import trimmed_owner
 
@@ -293,8 +293,8 @@ def _transitions(conn: sqlite3.Connection, run: sqlite3.Row, definitions: dict) 
     """
     prev = _previous_run(conn, run)
     pruned = pruned_runs(conn, run["policy_name"], run, prev)  # between them; without a previous run, before it
-    if prev is None:
-        return {"previous": None, "pruned": pruned}
+    if prev is None:  # the policy's first run, unless runs were pruned or this is a backfill of its earliest date
+        return {"previous": None, "pruned": pruned, "made_before": made_before(conn, run)}
     rid, pid = run["run_id"], prev["run_id"]
     cells = conn.execute(
         "SELECT p.tier, a.tier, count(*) FROM crm_assignments AS a LEFT JOIN crm_assignments AS p "

@@ -167,6 +167,8 @@ def _kpis(data: dict, labels: _Labels) -> str:
                       + (f"; {pruned:,} pruned between" if pruned else "")))
     elif pruned:  # the oldest run prune kept is not the policy's first
         cards.append(("Tier changes", "—", f"no earlier run kept ({pruned:,} pruned)"))
+    elif tr["made_before"]:  # a backfill of the policy's earliest date
+        cards.append(("Tier changes", "—", "earliest date of this policy (a backfill)"))
     else:
         cards.append(("Tier changes", "—", "first run of this policy"))
     body = "".join(f'<div class="kpi"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div>'
@@ -282,6 +284,13 @@ def _transitions(data: dict, labels: _Labels) -> str:
                 f'kept in this database: {were} pruned (<code>crm-rules prune</code>), so there is no previous run to '
                 f'compare it with. The next run of the policy (a later <code>--as-of</code>) is compared with this '
                 f'one.</div>')
+        return _section("transitions", "Tier transitions", "", body)
+    if tr["previous"] is None and tr["made_before"]:
+        n = tr["made_before"]
+        body = (f'<div class="note">Run #{run["run_id"]} grades the earliest date of policy '
+                f'<b>{esc(run["policy_name"])}</b> in this database (a backfill, made after {n:,} '
+                f'run{"s" if n != 1 else ""} of later dates): there is no run before it to compare it with. The run of the next later date is compared '
+                f'with this one.</div>')
         return _section("transitions", "Tier transitions", "", body)
     if tr["previous"] is None:
         body = (f'<div class="note">Run #{run["run_id"]} is the first successful run of policy '

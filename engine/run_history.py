@@ -159,6 +159,16 @@ def pruned_runs(conn: sqlite3.Connection, policy: str, before, after=None) -> in
     return conn.execute(sql, args).fetchone()[0]
 
 
+def made_before(conn: sqlite3.Connection, run) -> int:
+    """Successful runs of ``run``'s policy made before it (lower run ids) that grade a later date.
+
+    For a run without a previous run these are all the policy's earlier runs: it is not the policy's first run but
+    a backfill of its earliest date, and "the first successful run of policy base" misled about run 19 of 19.
+    """
+    return conn.execute("SELECT count(*) FROM crm_runs WHERE policy_name = ? AND status = 'succeeded' AND run_id < ? "
+                        "AND as_of > ?", (run["policy_name"], run["run_id"], run["as_of"])).fetchone()[0]
+
+
 def list_runs(db: Path, policy: str | None = None) -> list[dict]:
     """Every run (failed ones too), oldest first, optionally of one policy."""
     conn = _open(db)
@@ -308,7 +318,8 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
     (tier before, tier after) pair with its number of customers, unchanged pairs included; ``from`` is
     None for new customers and ``to`` None for removed ones, so the counts add up to both runs' sizes.
     ``pruned_runs`` counts the policy's successful runs between the two (before the run, when there is no
-    previous run) that ``prune`` deleted: a run without a previous one is its policy's first only without them.
+    previous run) that ``prune`` deleted: a run without a previous one is its policy's first only without them,
+    and without ``made_before`` (runs of later dates made before it: it is then a backfill of the earliest date).
     Each change has this run's deciding rules and ``tier_rule_before``, the previous run's tier rule, so that a
     move a manual override made (or undid, when it ended) can be told from a move of the data.
     """
@@ -330,9 +341,10 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
             "source_db": run["source_db"], "previous_source_db": None,
             "previous_customers": 0, "totals": {**{k: 0 for k in DIRECTIONS.values()}, "stage_changes": 0, "unchanged": 0},
             "tiers": tiers, "matrix": [], "changes": [],
-            "pruned_runs": pruned_runs(conn, run["policy_name"], run, prev),
+            "pruned_runs": pruned_runs(conn, run["policy_name"], run, prev), "made_before": 0,
         }
         if prev is None:
+            result["made_before"] = made_before(conn, run)
             return result
         pid = prev["run_id"]
         result.update(previous_run_id=pid, previous_as_of=prev["as_of"], previous_policy_sha256=prev["policy_sha256"],

@@ -518,3 +518,24 @@ def test_history_names_the_runs_a_customer_was_missing_from_in_between(cli, grad
     out = " ".join(cli("history", "e", "--db", graded, ok=True).output.split())
     assert "note: customer e is not in 1 later run of policy loyalty, run 3 (as of 2026-07-31):" in out
     assert "the policy's latest" not in out
+
+
+# ---- a backfill of the earliest date is not the policy's first run ----
+
+
+def test_a_backfill_of_the_earliest_date_is_not_called_the_first_run(cli, graded, tmp_path):
+    """Run 3, as of 2025-06-30 and made after runs 1 and 2, was "the first successful run of policy loyalty"."""
+    assert apply_policy(graded, load_policy(write(tmp_path, "loyalty.yaml", GRADED)), "2025-06-30").run_id == 3
+    got = changes(graded, 3)
+    assert got["previous_run_id"] is None and got["made_before"] == 2
+    assert changes(graded, 1)["made_before"] == 0  # it has a previous run now: run 3
+    out = " ".join(cli("changes", "--db", graded, "--run", "3", ok=True).output.split())
+    assert ("run 3 (loyalty as of 2025-06-30) grades the earliest date of policy loyalty (a backfill, made after 2 "
+            "runs of later dates): there is no run before it to compare it with") in out
+    assert "first successful run" not in out
+    report = tmp_path / "r.html"
+    cli("report", "--db", graded, "--run", "3", "--out", report, ok=True)
+    html = report.read_text(encoding="utf-8")
+    assert "earliest date of this policy (a backfill)" in html and "first run of this policy" not in html
+    assert "(a backfill, made after 2 runs of later dates): there is no run before it" in html
+    assert "is the first successful run" not in html
