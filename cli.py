@@ -952,7 +952,8 @@ def _note_absences(policy: str, customer_id, missing: list[dict], last: dict) ->
             f"had no such customer (removed, or its id changed)")
     latest = missing[-1]
     if (latest["as_of"], latest["run_id"]) > (last["as_of"], last["run_id"]):  # every run after the last row
-        text += f"; run {latest['run_id']} is the policy's latest, so the last row above is not the customer's grade now"
+        text += (f"; run {latest['run_id']} is the policy's latest, so the last row above is not the customer's "
+                 f"grade now")
     console.print(text, highlight=False, markup=False)
 
 
@@ -1005,8 +1006,8 @@ def changes(
         elif c["made_before"]:  # a backfill of the earliest date: not the first run made
             n = c["made_before"]
             console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) grades the earliest date of policy "
-                          f"{name} (a backfill, made after {n:,} run{'s' if n != 1 else ''} of later dates): there is no "
-                          f"run before it to compare it with", highlight=False)
+                          f"{name} (a backfill, made after {n:,} run{'s' if n != 1 else ''} of later dates): there "
+                          f"is no run before it to compare it with", highlight=False)
         else:
             console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) is the first successful run of policy "
                           f"{name}: there is nothing to compare it with", highlight=False)

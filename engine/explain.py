@@ -421,7 +421,7 @@ def _same_file(a: Any, b: Path) -> bool:
 
 
 def _stored_policy(conn: Any, rs: str, run: dict) -> Policy | None:
-    """The policy as run ``run`` stored it in crm_policies, to explain the run when the file is another version.
+    """The policy as run ``run`` stored it in crm_policies, to explain the run without a file or with another version.
 
     Each run keeps its resolved policy document (``extends`` applied, sources inlined), so a policy file edited
     since the run is no reason to ask for the old file.  None when the document is not there to give back the
@@ -565,8 +565,8 @@ def _check_decisions(conn: Any, policy: Policy, as_of: str, result: dict, grades
                             f"{result['customer_id']} ({'; '.join(problems)})")
 
 
-def _explain_stored(rc: Any, schema: str, policy: Policy | None, customer_id: str, as_of: str | None, overrides: Path | None,
-                    run_id: int | None, source: Path | None) -> dict:
+def _explain_stored(rc: Any, schema: str, policy: Policy | None, customer_id: str, as_of: str | None,
+                    overrides: Path | None, run_id: int | None, source: Path | None) -> dict:
     conn, rs = rc.conn, q(schema)
     given = policy
     run, policy = _find_run(conn, rs, policy, as_of, run_id, source)
@@ -674,8 +674,9 @@ def _stored_pareto_values(conn: Any, schema: str, policy: Policy, run: dict) -> 
     return [v for (v,) in conn.execute(f"SELECT {value} FROM {rows} AND {value} > 0 ORDER BY 1 DESC", (run["run_id"],))]
 
 
-def explain_customer(db: Path, policy: Policy | None, customer_id: str, as_of: str | None, overrides: Path | None = None,
-                     *, run_id: int | None = None, recompute: bool = False, results_db: Path | None = None) -> dict:
+def explain_customer(db: Path, policy: Policy | None, customer_id: str, as_of: str | None,
+                     overrides: Path | None = None, *, run_id: int | None = None, recompute: bool = False,
+                     results_db: Path | None = None) -> dict:
     """Explain one customer: from a stored run when one gives the identical answer, else computed now.
 
     ``run_id``: explain that stored run, with the overrides it applied and, when ``policy`` is None or another

@@ -74,7 +74,8 @@ def run_not_found(conn: sqlite3.Connection, run_id: int, schema: str = "main") -
     known = [r[0] for r in conn.execute(f"SELECT run_id FROM {schema}.crm_runs ORDER BY run_id DESC LIMIT 10")]
     hint = f"recent runs: {', '.join(map(str, known)) or '(none)'}"
     pruned = None
-    if conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = 'crm_pruned_runs'").fetchone():
+    if conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' "
+                    f"AND name = 'crm_pruned_runs'").fetchone():
         pruned = conn.execute(f"SELECT policy_name, as_of, status, pruned_at FROM {schema}.crm_pruned_runs "
                               f"WHERE run_id = ?", (run_id,)).fetchone()
     if pruned is None:

@@ -289,8 +289,8 @@ def _transitions(data: dict, labels: _Labels) -> str:
         n = tr["made_before"]
         body = (f'<div class="note">Run #{run["run_id"]} grades the earliest date of policy '
                 f'<b>{esc(run["policy_name"])}</b> in this database (a backfill, made after {n:,} '
-                f'run{"s" if n != 1 else ""} of later dates): there is no run before it to compare it with. The run of the next later date is compared '
-                f'with this one.</div>')
+                f'run{"s" if n != 1 else ""} of later dates): there is no run before it to compare it with. '
+                f'The run of the next later date is compared with this one.</div>')
         return _section("transitions", "Tier transitions", "", body)
     if tr["previous"] is None:
         body = (f'<div class="note">Run #{run["run_id"]} is the first successful run of policy '

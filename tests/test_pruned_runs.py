@@ -160,7 +160,8 @@ def test_a_pruned_run_asked_for_by_id_is_said_to_be_pruned(cli, pruned, tmp_path
 
 def test_explain_of_a_pruned_run_says_it_was_pruned(cli, pruned, policy_file):
     result = cli("explain", "a", "--db", pruned, "-p", policy_file, "--run", "1")
-    assert result.exit_code == 2 and "run 1 (a run of policy 'loyalty' as of 2025-06-30) was deleted by" in result.stderr
+    assert result.exit_code == 2
+    assert "run 1 (a run of policy 'loyalty' as of 2025-06-30) was deleted by" in result.stderr
 
 
 def test_a_pruned_failed_run_is_called_failed(cli, three_runs, tmp_path):
