@@ -50,7 +50,6 @@ from .counterfactuals import describe, pareto_sentences
 from .data_binding import bind
 from .database import connect, open_for_run
 from .errors import PolicyError, UsageError
-from .export import run_not_found
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
@@ -454,6 +453,8 @@ def _find_run(conn: Any, rs: str, policy: Policy | None, as_of: str | None, run_
     if run_id is not None:
         found = _dicts(conn.execute(f"SELECT * FROM {rs}.crm_runs WHERE run_id = ?", (run_id,)))
         if not found:
+            from .export import run_not_found  # (the CSV and JSON writers: not for every explanation)
+
             raise run_not_found(conn, run_id, rs)
         run = found[0]
         if run["status"] != "succeeded":
@@ -659,14 +660,16 @@ def _attach_results(rc: Any, results_db: Path | None) -> str | None:
 
 #: A stored run of up to this many customers is read whole for exact Pareto cut-offs (0.1 s at this size);
 #: explain of a larger one stays a few lookups and says "about" (pareto_cutoffs).
-PARETO_READ_LIMIT = 200_000
+PARETO_READ_LIMIT = 100_000
 
 
 def _stored_pareto_values(conn: Any, schema: str, policy: Policy, run: dict) -> list | None:
     """Every customer's positive tier metric in the run, largest first; None for a run too large to read whole
     in an explanation, or one that did not store the metric."""
+    if (run.get("customers") or 0) > PARETO_READ_LIMIT:
+        return None
     stored = RunMetrics.of_run(conn, run["run_id"], schema)
-    if (run.get("customers") or 0) > PARETO_READ_LIMIT or policy.tier_metric not in stored.names:
+    if policy.tier_metric not in stored.names:
         return None
     value = stored.column(policy.tier_metric)
     rows = (f"{q(schema)}.crm_assignments AS a{stored.join()} WHERE a.run_id = ?" if stored.legacy else
