@@ -172,6 +172,8 @@ def pareto_sentences(metric: str, value: Any, tier: str, levels: list[tuple[str,
         if tier in cuts and position + 1 < len(order):
             cut = cuts[tier]
             below = next((t for t in order[position + 1:] if t not in cuts or cuts[t].admits(cut.value)), order[-1])
+            if cut.value <= 0 and default is not None:  # any positive value keeps the tier: without one, the default
+                below = default
             down.append(f"would drop to {below} if {metric} < {value_text(cut.least)} ({now})")
     else:
         about = f"the lowest {metric} in {{}} now; the cut-off moves a little with this customer's own {metric}; {now}"

@@ -99,3 +99,9 @@ def test_cutoff(others, share, expected):
 def test_the_least_amount_in_cents_stays_true():
     assert Cutoff(11.25).least == 11.26 and Cutoff(4.476).least == 4.48 and Cutoff(4.4736).least == 4.48
     assert Cutoff(15, inclusive=True).least == 15
+
+
+def test_the_only_customer_with_revenue_drops_to_the_default_without_it(tmp_path, policy):
+    db = make_db(tmp_path / "one.db", [("a", "A", "r"), ("z", "Z", "r")], orders=[("a", "2026-06-01", 50)])
+    assert explain_customer(db, policy, "a", AS_OF)["why"]["tier"]["down"] == [
+        "would drop to C if revenue_12m < 0.01 (now 50)"]
