@@ -7,6 +7,7 @@ message``; unknown keys get a "did you mean" from the keys the schema allows.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
@@ -56,6 +57,23 @@ def _type_name(value: Any) -> str:
     return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
+_PERCENT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*%\s*")
+_NUMBER_TEXT = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
+
+
+def _number_fix(wanted: str, value: Any) -> str:
+    """The number a text where a number belongs was meant to be: '5%' is 0.05 (shares and discounts are fractions, as the
+    metrics give them), '0.05' in quotes is text to YAML."""
+    if not isinstance(value, str) or ("number" not in wanted and "integer" not in wanted):
+        return ""
+    if match := _PERCENT.fullmatch(value):
+        fraction = float(match.group(1)) / 100
+        return f": percentages are fractions here, write {fraction:g} for {match.group(1)}%"
+    if _NUMBER_TEXT.fullmatch(value):
+        return f": write it without quotes, {value.strip()}, for YAML to read a number"
+    return ""
+
+
 def _message(error: ValidationError) -> str:
     schema, value = error.schema, error.instance
     match error.validator:
@@ -66,7 +84,7 @@ def _message(error: ValidationError) -> str:
             wanted = error.validator_value
             wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
             shown = "" if value is None else f" {json.dumps(value, ensure_ascii=False)}"
-            return f"expected {wanted}, got {_type_name(value)}{shown}"
+            return f"expected {wanted}, got {_type_name(value)}{shown}{_number_fix(wanted, value)}"
         case "minLength" if error.validator_value == 1:
             return "must not be empty"
         case "enum" | "const":
