@@ -256,14 +256,16 @@ def validate(
     policies: list[Path] = typer.Argument(..., help="Policy files to check."),
     db: Optional[Path] = typer.Option(None, "--db", help="Also check the policy's tables, columns and the declared types of its number columns in this database (not the rows)."),
     as_json: bool = typer.Option(False, "--json", help="Print one entry per file (ok, problems with file/line/col) as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when a valid policy has warnings (rules that can never match), e.g. in a policy repository's CI."),
 ) -> None:
-    """Check policies (schema, expressions, references) and report every problem at once."""
+    """Check policies (schema, expressions, references) and report every problem at once; warn of rules that can never match."""
     from dataclasses import asdict
 
     from .engine.data_binding import bind
     from .engine.data_checks import check_declared_types
     from .engine.database import connect
     from .engine.policy_model import load_policy
+    from .engine.policy_warnings import policy_warnings
 
     exit_code = 0
     checked = []
@@ -295,9 +297,17 @@ def validate(
             if not as_json:
                 _print_error(exc)
             continue
-        checked.append({"file": str(path), "ok": True, "kind": "policy", "policy": loaded.name, "sha256": loaded.sha256})
+        warnings = policy_warnings(loaded)
+        checked.append({"file": str(path), "ok": True, "kind": "policy", "policy": loaded.name, "sha256": loaded.sha256,
+                        "warnings": [asdict(w) for w in warnings]})
         if not as_json:
-            console.print(f"ok: {path} (policy {loaded.name}, sha256 {loaded.sha256[:12]})", highlight=False)
+            console.print(f"ok: {path} (policy {loaded.name}, sha256 {loaded.sha256[:12]})"
+                          f"{f', {len(warnings)} warning' + ('s' if len(warnings) != 1 else '') if warnings else ''}",
+                          highlight=False)
+            for w in warnings:
+                err_console.print(f"warning: {visible(str(w))}", highlight=False, markup=False)
+        if warnings and strict:
+            exit_code = max(exit_code, 1)
     if as_json:
         _print_json(checked)
     if exit_code:

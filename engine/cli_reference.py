@@ -364,7 +364,8 @@ def exit_codes() -> dict[int, list[str]]:
     codes[1] += [
         "`crm-rules test`: at least one policy test case failed (the failures are printed).",
         "`crm-rules validate`: at least one of the policies is invalid (every problem is printed, "
-        "`file:line:col: path: message`); with several policies the exit code is the highest of theirs.",
+        "`file:line:col: path: message`), or with `--strict` a valid one has warnings (rules that can never "
+        "match); with several policies the exit code is the highest of theirs.",
         "An unexpected error, i.e. a bug in crm-rules or in a plugin: a Python traceback instead of an "
         "`error:` line. Please report it.",
     ]

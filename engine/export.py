@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .database import connect
+from .database import connect, table_columns
 from .errors import UsageError
 from .output_file import check_out, write_atomic
 from .results_store import LATEST_FIRST, require_results
@@ -18,7 +18,11 @@ from .run_metrics import RunMetrics, as_bool
 from .spreadsheet_cells import guarded
 
 BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "stage", "service_level",
-                "tier_rule", "subgrade_rule", "stage_rule"]
+                "tier_rule", "subgrade_rule", "stage_rule", "rule_tier"]
+# A manual override in force, one CSV column per field of the stored override (JSON has it as one object): whoever
+# reads grades in a spreadsheet sees who set a tier by hand, why, and until when, next to the tier the rules gave
+OVERRIDE_FIELDS = ["kind", "tier", "reason", "author", "expires", "source"]
+OVERRIDE_COLUMNS = [f"override_{f}" for f in OVERRIDE_FIELDS]
 
 
 def json_ready(value: Any) -> Any:
@@ -113,6 +117,15 @@ def export_format(out: Path | None, given: str | None) -> str:
     return fmt or "csv"
 
 
+def _base_select(conn: sqlite3.Connection) -> str:
+    """The assignment columns and the override's fields, as SQL.  Results written before overrides existed (schema 3
+    and older, read as they are) have neither column: the rules gave every tier there, and no override was in force."""
+    have = set(table_columns(conn, "main", "crm_assignments") or ())
+    columns = [f"a.{c}" if c in have else "a.tier" for c in BASE_COLUMNS]  # only rule_tier can be missing
+    fields = [f"json_extract(a.override, '$.{f}')" if "override" in have else "NULL" for f in OVERRIDE_FIELDS]
+    return ", ".join(columns + fields)
+
+
 def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) -> tuple[int, int, str | None]:
     """Write the run as csv/json to ``out`` (atomically) or return it as text. Returns (run_id, rows, text).
 
@@ -126,16 +139,15 @@ def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) 
         rid = run["run_id"]
         stored = RunMetrics.of_run(conn, rid)
         metric_names = list(stored.names)
-        base = ", ".join(f"a.{c}" for c in BASE_COLUMNS)
         conn.row_factory = None
-        rows = conn.execute(f"SELECT {base}{stored.select()} FROM crm_assignments AS a{stored.join()} "
+        rows = conn.execute(f"SELECT {_base_select(conn)}{stored.select()} FROM crm_assignments AS a{stored.join()} "
                             f"WHERE a.run_id = ? ORDER BY a.customer_id", (rid,))
         buffer = io.StringIO(newline="")
         count = 0
-        width = len(BASE_COLUMNS)
+        width = len(BASE_COLUMNS) + len(OVERRIDE_COLUMNS)
         if fmt == "csv":
             writer = csv.writer(buffer)
-            writer.writerow(BASE_COLUMNS + metric_names)
+            writer.writerow(BASE_COLUMNS + OVERRIDE_COLUMNS + metric_names)
             for r in rows:
                 writer.writerow(map(guarded, r))  # a name such as =HYPERLINK(...) must not run in Excel
                 count += 1
@@ -143,7 +155,9 @@ def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) 
             items = []
             bools = stored.bools(conn)  # true/false in JSON, not the 1/0 of the table (and of CSV)
             for r in map(json_ready, rows):  # row by row: no second copy of a big run
-                item = dict(zip(BASE_COLUMNS, r[:width]))
+                item = dict(zip(BASE_COLUMNS, r))
+                override = dict(zip(OVERRIDE_FIELDS, r[len(BASE_COLUMNS):width]))
+                item["override"] = override if override["kind"] is not None else None
                 item["metrics"] = {n: as_bool(v) if n in bools else v for n, v in zip(metric_names, r[width:])}
                 items.append(item)
             count = len(items)

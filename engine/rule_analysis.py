@@ -514,6 +514,28 @@ def _static(policy: Policy) -> tuple[list[dict], list[dict], dict[tuple[str, str
     return tables, skipped, shadow, notes
 
 
+def static_findings(policy: Policy) -> list[tuple[_List, Rule, dict]]:
+    """What the intervals alone show, rule by rule in policy order: a rule never true, a rule every value of which an
+    earlier rule takes (``covered_by``), and, under ``hit_policy: unique``, a tier rule overlapping an earlier one."""
+    tables, _, shadow, _ = _static(policy)
+    overlaps: dict[tuple[str, str], list[dict]] = {}
+    for table in tables:
+        for o in table["overlaps"]:
+            if o["problem"]:
+                overlaps.setdefault((table["list"], o["rules"][1]), []).append(o)
+    out = []
+    for lst in _lists(policy):
+        for rule in lst.rules:
+            found = shadow.get((lst.name, rule.id))
+            if found is not None:
+                out.append((lst, rule, {"kind": "never true" if found["never_true"] else "shadowed", **found}))
+                continue
+            for o in overlaps.get((lst.name, rule.id), ()):
+                out.append((lst, rule, {"kind": "overlap", "metric": o["metric"], "other": o["rules"][0],
+                                        "where": " ∪ ".join(o["intervals"])}))
+    return out
+
+
 def _bound(v: float) -> float | None:
     return None if v in (INF, -INF) else v
 

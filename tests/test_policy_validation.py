@@ -3,11 +3,13 @@
 Every file under ``policies/invalid`` states the messages it must produce in
 ``# expect:`` comments (``:LINE:COL: path: message`` fragments), and those it
 must not in ``# expect-not:`` comments (follow-on errors of the one it is
-about), so adding a case is adding a file.
+about), so adding a case is adding a file.  Files under ``policies/warned`` are
+valid policies with rules that can never match: ``# expect-warning:`` lines.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -17,10 +19,12 @@ from crm_rules.engine.errors import PolicyError
 from crm_rules.engine.name_rules import ID_PATTERN, NAME_PATTERN, in_words
 from crm_rules.engine.policy_files import shipped_policies_dir
 from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.policy_warnings import policy_warnings
 
 HERE = Path(__file__).parent / "policies"
 VALID = sorted(p for p in (HERE / "valid").glob("*.yaml") if p.name != "sources.yaml")
 INVALID = sorted((HERE / "invalid").glob("*.yaml"))
+WARNED = sorted((HERE / "warned").glob("*.yaml"))
 SHIPPED = sorted(Path(str(p)) for p in shipped_policies_dir().iterdir() if p.name.endswith(".yaml") and ".test." not in p.name)
 
 
@@ -33,6 +37,29 @@ def expectations(path: Path, kind: str = "expect") -> list[str]:
 def test_valid_policy_loads(path):
     policy = load_policy(path)
     assert policy.tiers and len(policy.sha256) == 64
+    assert policy_warnings(policy) == []
+
+
+@pytest.mark.parametrize("path", WARNED, ids=lambda p: p.name)
+def test_a_rule_that_can_never_match_is_warned_of_at_its_condition(path, cli):
+    wanted = [f"{path}{f}" if f.startswith(":") else f for f in expectations(path, "expect-warning")]
+    assert wanted, f"{path.name} has no '# expect-warning:' line"
+    found = [str(w) for w in policy_warnings(load_policy(path))]
+    assert len(found) == len(wanted), found
+    for fragment, warning in zip(wanted, found):
+        assert warning.startswith(fragment), f"expected {fragment!r}, got {warning!r}"
+    result = cli("validate", path)
+    assert result.exit_code == 0, result.output
+    assert f"ok: {path} " in result.output and f"{len(wanted)} warning" in result.output
+    assert all(f"warning: {w}" in result.output for w in found)
+    assert cli("validate", "--strict", path).exit_code == 1
+    entry = json.loads(cli("validate", "--json", path, ok=True).output)[0]
+    assert entry["ok"] is True and [w["line"] for w in entry["warnings"]] == [
+        int(f.split(":")[1]) for f in expectations(path, "expect-warning")]
+
+
+def test_strict_passes_a_policy_without_warnings(cli):
+    assert cli("validate", "--strict", HERE / "valid" / "rules_unique.yaml").exit_code == 0
 
 
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)

@@ -1,0 +1,42 @@
+"""Mistakes in a valid policy that `validate` can see without data: rules that can never decide.
+
+A ladder written from the lowest threshold up (``C: revenue >= 1000`` before ``A: revenue >= 100000``) is
+valid YAML and valid rules, and under first hit it puts everybody who would be A into C: nothing fails, the
+grades are just wrong.  `analyze` finds it on the data; these warnings find it as the policy is written, from
+the same interval analysis (:mod:`rule_analysis`), so a policy repository's CI can stop it (`validate --strict`).
+A warning never stops a run: a rule kept for later, or shadowed on purpose, is the author's choice.
+"""
+
+from __future__ import annotations
+
+from .errors import Diagnostic
+from .yaml_source import format_path
+from .policy_model import Policy
+from .rule_analysis import static_findings
+
+_WHAT = {"tier": "tier", "subgrade": "sub-grade", "stage": "stage"}
+
+
+def policy_warnings(policy: Policy) -> list[Diagnostic]:
+    """Every rule that no customer can ever reach, and every overlap a ``hit_policy: unique`` list would stop on,
+    at the rule's ``when``."""
+    out = []
+    for lst, rule, finding in static_findings(policy):
+        what = f"{_WHAT[lst.kind]} {rule.id!r}" + (f" (of tier {lst.parent!r})" if lst.parent else "")
+        if finding["kind"] == "never true":
+            message = f"{what} can never match: no value of {finding['metric']} meets its condition"
+            fix = "fix the condition, or remove the rule"
+        elif finding["kind"] == "shadowed":
+            earlier = ", ".join(finding["covered_by"])
+            message = (f"{what} can never match: every value of {finding['metric']} it covers is taken first by "
+                       f"{earlier} (the first rule that matches decides)")
+            fix = (f"put it before {earlier} (a ladder goes from the strictest threshold to the loosest), or narrow "
+                   f"{'that rule' if len(finding['covered_by']) == 1 else 'those rules'}")
+        else:  # an overlap under hit_policy unique
+            message = (f"{what} overlaps {finding['other']!r} for {finding['metric']} in {finding['where']}; "
+                       f"with hit_policy unique, apply stops on any customer there")
+            fix = "make the conditions exclusive, or use hit_policy first"
+        path = rule.condition.path if rule.condition is not None else rule.path
+        pos = policy.source.value_position(path)
+        out.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), f"{message}; {fix}"))
+    return out
