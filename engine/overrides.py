@@ -20,12 +20,17 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+# Which of these customer ids the customers table lacks: checked with the other problems of the overrides, so a
+# file's every mistake is told at once, before the run reads any order
+MissingCustomers = Callable[[list[str]], set[str]]
 
 from .errors import DataError, PolicyError, UsageError
 from .expr_sql import quote_identifier as q
 from .expr_types import closest, did_you_mean, is_iso_date
 from .csv_reader import CsvFile
+from .database import table_columns
 from .file_kinds import kind_of_bytes
 from .yaml_source import decode_utf8, load_yaml_text
 
@@ -138,10 +143,14 @@ def _record(values: dict, where: str, tiers: list[str], problems: _Problems) -> 
 
 
 def _checked(records: list[tuple[dict, str]], tiers: list[str], source: str,
-             problems: _Problems | None = None) -> list[Override]:
+             problems: _Problems | None = None, missing: MissingCustomers | None = None) -> list[Override]:
     problems = problems if problems is not None else _Problems()
     out, seen = [], {}
+    named: list[tuple[str, str]] = []  # (customer, where) of every record that names one, problems or not
     for values, where in records:
+        customer = values.get("customer")
+        if customer is not None and not isinstance(customer, (list, dict, bytes)) and _text(customer) is not None:
+            named.append((_text(customer), where))
         override = _record(values, where, tiers, problems)
         if override is None:
             continue
@@ -151,6 +160,12 @@ def _checked(records: list[tuple[dict, str]], tiers: list[str], source: str,
             continue
         seen[override.customer] = where
         out.append(override)
+    gone = missing([c for c, _ in named]) if missing is not None and named else set()
+    for customer, where in named:
+        if customer in gone:
+            problems.add("a customer who is not in the customers table",
+                         f"{where}: customer {customer!r} is not in the customers table")
+            problems.hint("fix the customer id, or remove the override of a customer who is gone")
     if problems:
         raise problems.error(source)
     return out
@@ -244,21 +259,22 @@ def _decoded(raw: bytes, path: Path) -> str:
         raise error from None
 
 
-def load_overrides_file(path: Path, tiers: list[str], *, named_in: str | None = None) -> list[Override]:
+def load_overrides_file(path: Path, tiers: list[str], *, named_in: str | None = None,
+                        missing: MissingCustomers | None = None) -> list[Override]:
     """Overrides from a YAML list or a CSV file (header: customer, tier|floor|ceiling, reason, author, expires).
 
     ``named_in``: who names the file, for the error when it is missing: COMMAND_LINE (--overrides, relative to
     the current directory), the position of ``overrides: {file: ...}`` in a policy (``p.yaml:12:12``), or None
     when the caller does not say.  A file with no overrides in it (empty, only comments, ``[]``, only a CSV
-    header) gives none.
+    header) gives none.  ``missing``: finds the customers the data lacks (None: not checked).
     """
     raw = _read(path, named_in)
     if path.suffix.lower() == ".csv":
-        return _load_csv(path, tiers)
-    return _load_yaml(path, _decoded(raw, path), tiers)
+        return _load_csv(path, tiers, missing)
+    return _load_yaml(path, _decoded(raw, path), tiers, missing)
 
 
-def _load_yaml(path: Path, text: str, tiers: list[str]) -> list[Override]:
+def _load_yaml(path: Path, text: str, tiers: list[str], missing: MissingCustomers | None) -> list[Override]:
     try:
         doc = load_yaml_text(text, str(path))
     except PolicyError as exc:
@@ -293,7 +309,7 @@ def _load_yaml(path: Path, text: str, tiers: list[str]) -> list[Override]:
         if misread:
             continue
         records.append((item, f"{pos.file}:{pos.line}"))
-    return _checked(records, tiers, f"file {path}", problems)
+    return _checked(records, tiers, f"file {path}", problems, missing)
 
 
 def _holds_nothing(text: str) -> bool:
@@ -317,7 +333,7 @@ def _csv_rows(path: Path) -> tuple[list[tuple[int, list[str]]], str]:
     return rows, source.delimiter
 
 
-def _load_csv(path: Path, tiers: list[str]) -> list[Override]:
+def _load_csv(path: Path, tiers: list[str], missing: MissingCustomers | None) -> list[Override]:
     rows, delimiter = _csv_rows(path)
     if not rows:
         return []  # an empty file: no overrides
@@ -338,13 +354,14 @@ def _load_csv(path: Path, tiers: list[str]) -> list[Override]:
                               f"{'tabs' if delimiter == chr(9) else 'semicolons'}")
             continue
         records.append(({name: value for name, value in zip(names, fields) if name}, f"{path}:{line}"))
-    return _checked(records, tiers, f"file {path}", problems)
+    return _checked(records, tiers, f"file {path}", problems, missing)
 
 
 # --- tables ----------------------------------------------------------------------------------------
 
 
-def load_overrides_table(conn: sqlite3.Connection, schema: str, table: str, tiers: list[str]) -> list[Override]:
+def load_overrides_table(conn: sqlite3.Connection, schema: str, table: str, tiers: list[str],
+                         missing: MissingCustomers | None = None) -> list[Override]:
     from .database import table_columns
 
     columns = table_columns(conn, schema, table)
@@ -363,7 +380,7 @@ def load_overrides_table(conn: sqlite3.Connection, schema: str, table: str, tier
     if problems:
         raise problems.error(f"table {table!r}")
     return _checked([(dict(zip(columns, row[1:])), f"table {table!r}, row {row[0]}") for row in rows], tiers,
-                    f"table {table!r}")
+                    f"table {table!r}", missing=missing)
 
 
 def load_overrides(conn: sqlite3.Connection, schema: str, policy: Any, path: Path | None) -> list[Override] | None:
@@ -371,15 +388,31 @@ def load_overrides(conn: sqlite3.Connection, schema: str, policy: Any, path: Pat
     None when there is no source at all.  A missing file given with --overrides is a UsageError, one the
     policy names is a DataError (the policy's problem, recorded with a failed run)."""
     tiers = [t.id for t in policy.tiers]
+    missing = _missing_customers(conn, schema, policy.data.customers)
     if path is not None:
-        return load_overrides_file(Path(path), tiers, named_in=COMMAND_LINE)
+        return load_overrides_file(Path(path), tiers, named_in=COMMAND_LINE, missing=missing)
     if policy.overrides is None:
         return None
     kind, where = policy.overrides
     if kind == "table":
-        return load_overrides_table(conn, schema, where, tiers)
+        return load_overrides_table(conn, schema, where, tiers, missing)
     pos = policy.source.value_position(("overrides", "file"))
-    return load_overrides_file(Path(where), tiers, named_in=f"{pos.file}:{pos.line}:{pos.col}")
+    return load_overrides_file(Path(where), tiers, named_in=f"{pos.file}:{pos.line}:{pos.col}", missing=missing)
+
+
+def _missing_customers(conn: sqlite3.Connection, schema: str, customers: Any) -> MissingCustomers | None:
+    """The lookup of ids the customers table lacks; None when there is no such table or column to look in (the
+    run says so in its own words).  The ids are compared as the run's join compares them: in the key column's
+    type, so the text '42' of a CSV file finds the customer 42 of an INTEGER key."""
+    have = {c.lower() for c in table_columns(conn, schema, customers.table) or ()}
+    if customers.key.lower() not in have:
+        return None
+    sql = (f"SELECT j.value FROM json_each(?) AS j WHERE NOT EXISTS "
+           f"(SELECT 1 FROM {q(schema)}.{q(customers.table)} AS c WHERE c.{q(customers.key)} = j.value)")
+
+    def missing(ids: list[str]) -> set[str]:
+        return {r[0] for r in conn.execute(sql, (json.dumps(ids),))}
+    return missing
 
 
 def split_expired(overrides: list[Override], as_of: str) -> tuple[list[Override], list[str]]:

@@ -117,17 +117,11 @@ def _load_overrides(rc: RunConnection, policy: Policy, as_of: str, path: Path | 
     return active, notes, True
 
 
-def _stage_overrides(conn: sqlite3.Connection, overrides: list, metrics_table: str) -> None:
+def _stage_overrides(conn: sqlite3.Connection, overrides: list) -> None:
     conn.execute(f"DROP TABLE IF EXISTS {OVERRIDES}")
     conn.execute(f"CREATE TABLE {OVERRIDES} (cid, kind TEXT, tier TEXT, json TEXT, source TEXT)")
     conn.executemany(f"INSERT INTO {OVERRIDES} VALUES (?, ?, ?, ?, ?)",
                      [(o.customer, o.kind, o.tier, o.as_json(), o.where) for o in overrides])
-    unknown = conn.execute(f"SELECT o.cid, o.source FROM {OVERRIDES} AS o WHERE NOT EXISTS "
-                           f"(SELECT 1 FROM {metrics_table} AS m WHERE m.{CID} = o.cid) LIMIT 5").fetchall()
-    if unknown:
-        listed = "; ".join(f"{cid!r} ({where})" for cid, where in unknown)
-        raise DataError(f"overrides name customers that do not exist: {listed}",
-                        hint="fix the customer ids, or remove the overrides of customers who are gone")
 
 
 def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | None = None,
@@ -137,9 +131,9 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
     # this much, whatever the number of orders) saves re-reading them from the temp file per layer.
     conn.execute(f"PRAGMA temp.cache_size = -{TEMP_CACHE_KIB}")
     data_version = _data_version(rc)
-    active_overrides, override_notes, with_overrides = _load_overrides(rc, policy, as_of, overrides)
     binding = bind(conn, rc.source_schema, policy)
     check_customers(rc, policy, binding)
+    active_overrides, override_notes, with_overrides = _load_overrides(rc, policy, as_of, overrides)
     as_of_next = conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]
     dates = RunDates(as_of, as_of_next, conn)
     plan = compile_metrics(policy, binding, dates)
@@ -163,7 +157,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
         if policy.hit_policy == "unique":
             _check_unique(conn, policy, graded_from)
         if with_overrides:
-            _stage_overrides(conn, active_overrides, plan.table)
+            _stage_overrides(conn, active_overrides)
         steps.run(conn, rules, as_of, as_of_next)
     except sqlite3.OperationalError as exc:
         raise RunError(f"the database could not compute the policy: {exc}", hint=_write_hint(str(exc))) from exc

@@ -62,7 +62,7 @@ def test_expired_overrides_are_ignored_with_a_note(tmp_path, db):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("- {customer: ghost, tier: A, reason: r, author: a}\n", "overrides name customers that do not exist: 'ghost'"),
+    ("- {customer: ghost, tier: A, reason: r, author: a}\n", ":1: customer 'ghost' is not in the customers table"),
     ("- {customer: small, tier: AA, reason: r, author: a}\n", ":1: unknown tier 'AA'; did you mean 'A'?"),
     ("- {customer: small, tier: A, floor: B, reason: r, author: a}\n", "give exactly one of tier, floor or ceiling"),
     ("- {customer: small, tier: A, author: a}\n", "reason is required"),
@@ -76,6 +76,43 @@ def test_bad_overrides_are_errors(tmp_path, db, text, message):
         grades(tmp_path, db, text)
     assert message in str(info.value)
     assert sqlite3.connect(db).execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'crm_%'").fetchone()[0] == 0
+
+
+def test_every_problem_of_an_overrides_file_is_told_at_once_unknown_customers_too(tmp_path, db, monkeypatch):
+    """An unknown customer is found with the file's other mistakes, before any order is read: not in a second
+    run after the first mistakes were fixed, nor at the end of a long computation."""
+    from crm_rules.engine import runner
+    monkeypatch.setattr(runner, "run_scans", lambda *a, **k: pytest.fail("the orders were read"))
+    with pytest.raises(DataError) as info:
+        grades(tmp_path, db, "- {customer: ghost, tier: A, reason: r, author: a}\n"
+                             "- {customer: small, tier: Z, reason: r, author: a}\n"
+                             "- {customer: gone, tier: Z, author: a}\n")
+    message = str(info.value)
+    assert "(5 problems)" in message
+    for line in (":1: customer 'ghost' is not in the customers table", ":2: unknown tier 'Z'",
+                 ":3: unknown tier 'Z'", ":3: reason is required", ":3: customer 'gone' is not in the customers table"):
+        assert line in message
+    assert "fix the customer id, or remove the override of a customer who is gone" in message
+
+
+def test_a_csv_customer_id_finds_a_customer_of_an_integer_key(tmp_path):
+    db = tmp_path / "int.db"
+    conn = sqlite3.connect(db)
+    conn.executescript("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
+                       "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, order_date TEXT, amount REAL);"
+                       "INSERT INTO customers VALUES (1, 'a'), (2, 'b');"
+                       "INSERT INTO orders VALUES (1, 1, '2026-06-01', 10), (2, 2, '2026-06-01', 20);")
+    conn.commit()
+    conn.close()
+    (tmp_path / "p.yaml").write_text("name: p\nmetrics:\n  revenue_12m: {sum: amount, window: 12 months}\ntiers:\n"
+                                     "  levels:\n    - {id: A, when: 'revenue_12m >= 100'}\n    - {id: B, default: true}\n")
+    (tmp_path / "o.csv").write_text("customer,tier,reason,author\n2,A,promoted,ops\n")
+    apply_policy(db, load_policy(tmp_path / "p.yaml"), D, overrides=tmp_path / "o.csv")
+    assert sqlite3.connect(db).execute("SELECT customer_id, tier, tier_rule FROM crm_assignments ORDER BY 1").fetchall() \
+        == [(1, "B", "default"), (2, "A", "override")]
+    (tmp_path / "o.csv").write_text("customer,tier,reason,author\n3,A,promoted,ops\n")
+    with pytest.raises(DataError, match=r"o\.csv:2: customer '3' is not in the customers table"):
+        apply_policy(db, load_policy(tmp_path / "p.yaml"), D, overrides=tmp_path / "o.csv")
 
 
 def test_csv_file_and_missing_file(tmp_path, db):
