@@ -1048,7 +1048,9 @@ def changes(
     if made:
         console.print(f"of the tier changes, {' and '.join(made)} (marked in the table)", highlight=False)
     counts = {(m["from"], m["to"]): m["customers"] for m in c["matrix"]}
-    after = list(c["tiers"]) + ([None] if any(to is None for _, to in counts) else [])
+    gone = set(c["previous_only_tiers"])  # no customer can be in them after: no empty column for a renamed tier
+    after = [t for t in c["tiers"] if t not in gone or any(to == t for _, to in counts)] + (
+        [None] if any(to is None for _, to in counts) else [])
     before = [t for t in c["tiers"] if any(f == t for f, _ in counts)] + ([None] if any(f is None for f, _ in counts) else [])
     grid = titled_table("Tier before (rows) → after", "Before",
                         *[(escape(x) if x is not None else "(removed)") + ">" for x in after])

@@ -340,7 +340,7 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
             "previous_run_id": None, "previous_as_of": None, "previous_policy_sha256": None, "policy_changed": False,
             "source_db": run["source_db"], "previous_source_db": None,
             "previous_customers": 0, "totals": {**{k: 0 for k in DIRECTIONS.values()}, "stage_changes": 0, "unchanged": 0},
-            "tiers": tiers, "matrix": [], "changes": [],
+            "tiers": tiers, "previous_only_tiers": [], "matrix": [], "changes": [],
             "pruned_runs": pruned_runs(conn, run["policy_name"], run, prev), "made_before": 0,
         }
         if prev is None:
@@ -377,6 +377,7 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
         seen = {t for pair in counts for t in pair if t is not None}
         rank = {t: i for i, t in enumerate(tiers + old + sorted(seen - set(tiers) - set(old)))}
         result["tiers"] = list(rank)
+        result["previous_only_tiers"] = old  # renamed or dropped: a row of the matrix, never a column
         last = len(rank)
         result["matrix"] = [{"from": f, "to": t, "customers": n} for (f, t), n in sorted(
             counts.items(), key=lambda kv: (rank.get(kv[0][0], last), rank.get(kv[0][1], last)))]

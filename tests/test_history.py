@@ -191,6 +191,7 @@ def test_direction_follows_the_tier_order_of_the_run_and_unranked_when_a_tier_is
     c = changes(db)
     assert c["policy_changed"] and c["previous_policy_sha256"] == load_policy(first).sha256
     assert c["tiers"] == ["platinum", "silver", "bronze", "gold"]  # this run's tiers in order, then the old one
+    assert c["previous_only_tiers"] == ["gold"]
     assert c["matrix"] == [{"from": "silver", "to": "silver", "customers": 3},
                            {"from": "bronze", "to": "bronze", "customers": 3},
                            {"from": "gold", "to": "platinum", "customers": 2}]

@@ -152,7 +152,8 @@ def test_cli_changes_summary_and_table_show_the_new_kinds(cli, graded, columns):
 
 
 def test_cli_changes_matrix_marks_every_empty_cell_alike(cli, tmp_path):
-    """After a tier is renamed (gold -> platinum) the old tier's diagonal cell is empty like the others."""
+    """After a tier is renamed (gold -> platinum) the old tier is a row (where customers came from), not a column:
+    nobody can be in it after."""
     db = make_db(tmp_path / "r.db", [(c, c.upper(), "华东") for c in "abcdfghz"], orders=ORDERS)
     apply_policy(db, load_policy(write(tmp_path, "v1.yaml", LOYALTY)), "2025-12-31")
     renamed = LOYALTY.replace("id: gold\n", "id: platinum\n").replace("{id: gold-care, tier: gold}",
@@ -163,7 +164,9 @@ def test_cli_changes_matrix_marks_every_empty_cell_alike(cli, tmp_path):
     grid = out.split("Tier before (rows) → after", 1)[1].split("Changed customers", 1)[0]
     cells = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
              for line in grid.splitlines() if line.startswith("│")}
-    assert cells == {"silver": ["·", "3", "·", "·"], "bronze": ["·", "·", "3", "·"], "gold": ["2", "·", "·", "·"]}
+    assert cells == {"silver": ["·", "3", "·"], "bronze": ["·", "·", "3"], "gold": ["2", "·", "·"]}
+    header = next(line for line in grid.splitlines() if "Before" in line)
+    assert [cell.strip() for cell in header.strip("┃ ").split("┃")] == ["Before", "platinum", "silver", "bronze"]
 
 
 # ---- history: where a customer is when it is not where it was looked for ----
