@@ -77,6 +77,7 @@ from typing import Any
 from .counterfactuals import value_text
 from .data_mapping import SOURCE_FIELDS, SOURCES, DataMapping
 from .date_windows import shifted
+from .csv_decimal_comma import DecimalCommaColumn, canonical, read_with_decimal_comma
 from .csv_reader import CsvFile
 from .errors import DataError, Diagnostic, PolicyError, UsageError
 from .expr_types import BOOL, DATE, NUMBER, TEXT, did_you_mean, is_iso_date
@@ -551,6 +552,7 @@ class _Loader:
         rows: list[list[tuple[Any, Where]]] = []
         header: list[str] | None = None
         header_where: list[Where] = []
+        body: list[tuple[list[str], list[Where]]] = []
         for line, cells in records:
             if not any(c.strip() for c in cells):
                 continue
@@ -560,9 +562,12 @@ class _Loader:
                 header = [c.strip() for c in cells]
                 header_where = [Where(w.pos, h) for w, h in zip(places, header)]
                 continue
+            body.append((cells, places))
+        commas = _decimal_comma_columns([cells for cells, _ in body]) if source.delimiter == ";" else set()
+        for cells, places in body:
             row = []
             for j, (c, w) in enumerate(zip(cells, places)):
-                value = _csv_cell(c)
+                value = _csv_cell(canonical(c.strip()) if j in commas else c)
                 cell = Where(w.pos, header[j] if j < len(header) else "", csv=True, text=c.strip())
                 if not _finite(value):  # 1e999: a number too large for a float
                     self.error(cell, f"must be a finite number, got {c.strip()}")
@@ -952,6 +957,18 @@ def _csv_cell(text: str) -> Any:
     if re.fullmatch(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?", t):
         return float(t)
     return t
+
+
+def _decimal_comma_columns(rows: list[list[str]]) -> set[int]:
+    """The columns of a ';'-separated table whose numbers are written with a decimal comma (12,5 and 1.234,56), as
+    Excel writes them in most of Europe; the rules are import's (:mod:`csv_decimal_comma`)."""
+    width = max((len(r) for r in rows), default=0)
+    columns = [DecimalCommaColumn(lambda n: len(n.lstrip("-").replace(".", "")) <= 15) for _ in range(width)]
+    for cells in rows:
+        for column, cell in zip(columns, cells):
+            if cell.strip():
+                column.observe(cell.strip())
+    return {j for j, applies in enumerate(read_with_decimal_comma(columns)) if applies}
 
 
 def _finite(value: Any) -> bool:

@@ -807,3 +807,20 @@ def test_a_full_width_semicolon_separates_the_actions_of_a_csv_cell(tmp_path):
                                             "  - {name: cards, table: {csv: cases.csv}}\n")
     loaded = load_test_file(tests)
     assert [c.expect["actions"] for c in loaded.cases] == [["double_points", "upgrade_review"]] * 2
+
+
+def test_decimal_commas_of_a_semicolon_separated_table_are_numbers(tmp_path):
+    """European Excel writes 12,5 and 1.234,56 in ';'-separated files: they are numbers, read as import reads them;
+    ids with leading zeros and columns of plain integers stay as they were."""
+    write(tmp_path / "cases.csv", "name;id;revenue_12m;expect.revenue_12m;orders_12m\n"
+                                  "a;007;1.234,56;1.234,56;12\n"
+                                  "b;8;250.000;250000;3\n"
+                                  "c;9;99,5;99,5;1\n")
+    tests = write(tmp_path / "t.test.yaml", "policy: vip_card\nas_of: 2026-06-30\ncases:\n"
+                                            "  - {name: eu, table: {csv: cases.csv}}\n")
+    loaded = load_test_file(tests)
+    assert [c.expect["revenue_12m"] for c in loaded.cases] == [1234.56, 250000, 99.5]
+    report = run_policy_tests([tests])
+    assert report["ok"], format_report(report)
+    assert [(c["customer_id"], c["actual"]["revenue_12m"]) for c in report["cases"]] == [
+        ("007", 1234.56), ("8", 250000), ("9", 99.5)]
