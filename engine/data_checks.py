@@ -27,7 +27,7 @@ from .metric_sql import (BAD_ROWS, DATE_PROBLEM, NUMBER_PROBLEM, has_offset_sql,
                          matched_column)
 from .policy_model import Policy
 from .row_names import row_column, row_name
-from . import number_overflow
+from . import data_freshness, number_overflow
 from .yaml_source import format_path
 
 EXAMPLES = 3
@@ -297,12 +297,16 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     # ... and the total of each sum (or other metric) that can pass the largest number (number_overflow)
     overflowing = number_overflow.overflowing(policy)
     totals = [number_overflow.total_sql(m) for m in overflowing]
-    terms = [f'total({q(matched_column(s))})' for s in sources] + totals + since
+    # ... and each source's latest row, by the recency metric on it (data_freshness)
+    latest = data_freshness.terms(policy)
+    terms = [f'total({q(matched_column(s))})' for s in sources] + totals + latest + since
     found = list(conn.execute(f"SELECT {', '.join(terms)} FROM temp.{q(plan.base)}", {"as_of": as_of}).fetchone()
                  if terms else ())
     after_totals = len(sources) + len(totals)
-    found, totals, since_counts = found[:len(sources)], found[len(sources):after_totals], found[after_totals:]
-    notes = []
+    after_latest = after_totals + len(latest)
+    found, totals, latest, since_counts = (found[:len(sources)], found[len(sources):after_totals],
+                                           found[after_totals:after_latest], found[after_latest:])
+    notes = data_freshness.stale_notes(policy, as_of, latest)
     if since and tenures and (no_since := int(since_counts.pop())):
         notes.append(f"{no_since:,} customer(s) have no {binding.attributes['since'].column!r} (NULL): their "
                      f"{', '.join(tenures)} {'is' if len(tenures) == 1 else 'are'} empty, so no rule on "

@@ -535,3 +535,19 @@ def test_no_revenue_shares_of_a_net_revenue_of_zero_or_less(cli, tmp_path):
     text = cli("apply", "--db", db, "--policy", policy, "--as-of", AS_OF, "--dry-run", ok=True).output
     rows_of_tiers = [line for line in text.splitlines() if line.startswith(("│ A ", "│ C "))]
     assert len(rows_of_tiers) == 2 and all(line.endswith("│          — │") for line in rows_of_tiers)
+
+
+def test_data_that_stops_months_before_the_as_of_date_is_noted(tmp_path):
+    # a stale export graded as of today made every customer lapsed, and the run looked as valid as any other
+    from small_db import make_db
+
+    db = make_db(tmp_path / "s.db", [("a", "A", "r"), ("b", "B", "r")],
+                 orders=[("a", "2026-05-01", 10), ("b", "2026-04-01", 10)])
+    policy = tmp_path / "p.yaml"
+    policy.write_text("metrics:\n  recency_days: {recency: orders}\n  revenue: {sum: amount}\n"
+                      "tiers:\n  levels: [{id: A, default: true}]\n")
+    assert apply_policy(db, load_policy(policy), "2026-06-30").notes == []
+    notes = apply_policy(db, load_policy(policy), "2026-11-01").notes
+    assert notes == ["the latest row of 'orders' that recency_days counts is dated 2026-05-01, 184 days before the "
+                     "as-of date 2026-11-01: every customer is graded as inactive since then; is the data current, "
+                     "and is --as-of right? (to grade as of the data's end: --as-of 2026-05-01)"]
