@@ -48,6 +48,6 @@ def crm_rules_register_actions(register: Register) -> None:
 def crm_rules_register_functions(register: Register) -> None:
     """Register extra functions for the policy expression language.
 
-    :param register: call ``register(name, fn, signature)``; ``fn(*argument_sql)`` returns the SQL of the
-        call and ``signature`` is ``{"args": [types], "returns": type}`` with types number/text/date/bool.
+    :param register: call ``register(name, fn, schema)`` once per function; ``fn(*argument_sql)`` returns the SQL of
+        the call and ``schema`` is its signature, ``{"args": [types], "returns": type}`` with types number/text/date/bool.
     """

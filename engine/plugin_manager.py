@@ -85,22 +85,45 @@ def _load(pm: pluggy.PluginManager, ep: EntryPoint, source: str, version: str, i
     if pm.is_registered(plugin):
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) is the module already loaded as plugin {pm.get_name(plugin)!r}",
                           hint="a package declares one entry point per plugin module; remove the other one")
-    undecorated = [h for h in HOOK_KINDS if callable(getattr(plugin, h, None))
-                   and not hasattr(getattr(plugin, h), f"{hookimpl.project_name}_impl")]
-    if undecorated:  # pluggy registers marked functions only: the plugin would load and contribute nothing
-        raise PluginError(f"plugin {ep.name!r} ({ep.value}) defines {undecorated[0]} without @hookimpl, so it is never "
-                          f"called", hint="decorate it: `from crm_rules.engine import hookimpl`, then `@hookimpl` above the def")
+    unmarked = _unmarked_hook(plugin)
+    if unmarked is not None:  # pluggy registers marked functions only: the plugin would load and contribute nothing
+        raise PluginError(f"plugin {ep.name!r} ({ep.value}) {unmarked[0]}", hint=unmarked[1])
     try:
         pm.register(plugin, name=ep.name)
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {ep.name!r} ({ep.value}) cannot be loaded: {_wrong_arguments(pm, plugin) or exc}",
-                          hint="compare the hook's arguments with engine/hookspecs.py (see `crm-rules plugins --json`)") from None
+        wrong = _wrong_arguments(pm, plugin)
+        raise PluginError(f"plugin {ep.name!r} ({ep.value}) cannot be loaded: {wrong[1] if wrong else exc}",
+                          hint=f"every hook takes the one argument `register`: define it as `def {wrong[0]}(register):`"
+                          if wrong else "compare the hooks with crm_rules/engine/hookspecs.py") from None
     infos[ep.name] = PluginInfo(ep.name, version, source, ep.value)
 
 
-def _wrong_arguments(pm: pluggy.PluginManager, plugin: object) -> str | None:
-    """Which hook of ``plugin`` asks for arguments its spec does not pass, in words; pluggy's own message shows
-    its internals (``hookimpl definition: ...``)."""
+def _unmarked_hook(plugin: object) -> tuple[str, str] | None:
+    """(what, fix) for a hook of ``plugin`` that pluggy would not call: one without ``@hookimpl``, one marked with
+    another project's marker, or a misspelt hook name without ``@hookimpl`` (the check of unknown hooks sees
+    marked functions only); or None."""
+    marker = f"{hookimpl.project_name}_impl"
+    decorate = "decorate it: `from crm_rules.engine import hookimpl`, then `@hookimpl` above the def"
+    for name in sorted(n for n in dir(plugin) if n.startswith("crm_rules_register")):
+        fn = getattr(plugin, name, None)
+        if not callable(fn) or hasattr(fn, marker):
+            continue
+        if name not in HOOK_KINDS:
+            hooks = list(HOOK_KINDS)
+            return (f"defines {name} without @hookimpl, so it is never called, and no hook has that name"
+                    f"{did_you_mean(name, hooks)}", f"name it after a hook ({', '.join(hooks)}) and {decorate}")
+        attrs = getattr(getattr(fn, "__func__", fn), "__dict__", {})
+        other = next((a[:-len("_impl")] for a in attrs if a.endswith("_impl")), None)
+        if other is not None:
+            return (f"defines {name} with a @hookimpl marker of project {other!r}, but the hooks of crm-rules are "
+                    f"project {hookimpl.project_name!r}, so it is never called", f"use crm-rules' own marker: `from crm_rules.engine import hookimpl`")
+        return f"defines {name} without @hookimpl, so it is never called", decorate
+    return None
+
+
+def _wrong_arguments(pm: pluggy.PluginManager, plugin: object) -> tuple[str, str] | None:
+    """(hook, why) for the hook of ``plugin`` that asks for arguments its spec does not pass, in words; pluggy's own
+    message shows its internals (``hookimpl definition: ...``)."""
     for hook in HOOK_KINDS:
         fn = getattr(plugin, hook, None)
         if fn is None:
@@ -109,8 +132,8 @@ def _wrong_arguments(pm: pluggy.PluginManager, plugin: object) -> str | None:
         asked = [a for a in inspect.signature(fn).parameters if a != "self"]
         unknown = [a for a in asked if a not in wanted]
         if unknown:
-            return (f"{hook}({', '.join(asked)}) asks for {', '.join(map(repr, unknown))}, which the hook does not "
-                    f"pass; its arguments are ({', '.join(wanted)}){did_you_mean(unknown[0], wanted)}")
+            return hook, (f"{hook}({', '.join(asked)}) asks for {', '.join(map(repr, unknown))}, which the hook does "
+                          f"not pass; its arguments are ({', '.join(wanted)}){did_you_mean(unknown[0], wanted)}")
     return None
 
 
@@ -158,6 +181,29 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
     return build_plugin_manager()
 
 
+def _register(name, fn, schema=None):
+    """The arguments of the ``register`` callback the hooks receive (hookspecs.Register)."""
+
+
+_REGISTER = inspect.signature(_register)
+# what register() takes third, by kind, as the messages write it
+THIRD_ARGUMENT = {"scorer": "schema", "credit_check": "schema", "action": "schema",
+                  "function": "{'args': [types], 'returns': type}"}
+
+
+def _cannot_take(fn: Callable[..., Any], count: int) -> str | None:
+    """Why ``fn`` cannot be called with ``count`` positional arguments, or None (also when Python cannot tell)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # some built-ins and C callables have none
+        return None
+    try:
+        signature.bind(*range(count))
+    except TypeError as exc:
+        return f"{getattr(fn, '__name__', 'fn')}{signature} cannot take {count} argument(s): {exc}"
+    return None
+
+
 @dataclass
 class Contribution:
     kind: str
@@ -182,7 +228,11 @@ class Registry:
         if not callable(fn):
             raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} with a non-callable")
         if not isinstance(schema, dict):
-            raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} without a schema dict")
+            example = ("{'args': ['number'], 'returns': 'number'}" if kind == "function"
+                       else "{'type': 'object', 'properties': {...}}, the JSON Schema of its params")
+            raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} without a "
+                              f"{'signature' if kind == 'function' else 'schema'} dict (got {schema!r})",
+                              hint=f"pass it as the third argument: register({name!r}, fn, {example})")
         if kind == "function":
             from .expr_parser import KEYWORDS  # not at the top: lark is imported only where expressions are parsed
 
@@ -202,15 +252,26 @@ class Registry:
             if not (isinstance(args, list) and all(a in TYPES for a in args) and returns in TYPES):
                 raise PluginError(f"plugin {plugin!r} registered function {name!r} with signature {schema!r}; "
                                   f"expected {{'args': [types], 'returns': type}} with types {', '.join(TYPES)}")
+            problem = _cannot_take(fn, len(args))
+            if problem is not None:
+                raise PluginError(f"plugin {plugin!r} registered function {name!r} with {len(args)} argument(s) in its "
+                                  f"signature, but {problem}",
+                                  hint="give fn one parameter per type in 'args' (it receives the SQL of each argument)")
         else:
+            cannot = _cannot_take(fn, 2)
+            if cannot is not None:
+                raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} with a fn that cannot be called as "
+                                  f"fn(ctx, params): {cannot}", hint="define it as `def fn(ctx, params):`")
             problem = _schema_problem(schema)
             if problem is not None:
                 raise PluginError(f"plugin {plugin!r}: the params schema of {kind} {name!r} is not a valid JSON Schema: {problem}")
         key = (kind, name)
         if key in self.items:
             first = self.items[key].plugin
+            prefixed = f"{plugin}_{name}".lower() if kind == "function" else f"{plugin}_{name}"
             raise PluginError(f"{kind} {name!r} is registered twice: by plugin {first!r} and by plugin {plugin!r}",
-                              hint=f"uninstall or block one of them ({BLOCK_ENV}=...)")
+                              hint=f"the author of plugin {plugin!r} renames it (prefix generic names: {prefixed!r}); "
+                                   f"a user uninstalls one of the two, or blocks one with {BLOCK_ENV}={plugin}")
         self.items[key] = Contribution(kind, name, fn, schema, plugin)
 
     def get(self, kind: str, name: str) -> Contribution | None:
@@ -280,8 +341,14 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             registry.hooks.setdefault(impl.plugin_name, []).append(hook_name)
 
-            def register(name=None, fn=None, schema=None, _plugin=impl.plugin_name, _kind=kind):
-                registry.add(_kind, _plugin, name, fn, schema)
+            def register(*args, _plugin=impl.plugin_name, _kind=kind, _hook=hook_name, **kwargs):
+                try:
+                    call = _REGISTER.bind(*args, **kwargs)
+                except TypeError as exc:  # the message of calling a closure would name build_registry.<locals>
+                    raise PluginError(f"plugin {_plugin!r} called register() in its hook {_hook} with the wrong "
+                                      f"arguments: {exc}", hint=f"call register(name, fn, {THIRD_ARGUMENT[_kind]})") from None
+                call.apply_defaults()
+                registry.add(_kind, _plugin, *call.args)
 
             try:
                 impl.function(**{arg: register for arg in impl.argnames})

@@ -219,6 +219,25 @@ def _action_problem(action: Any, columns: set[str]) -> str | None:
     return None
 
 
+_NO_SUCH_COLUMN = re.compile(r"no such column: (?:t\.)?(\w+)")
+
+
 def _sql_at(where: str, sql: Any, columns: set[str], condition: bool = False) -> str | None:
     problem = sql_problem(sql, columns, condition)
-    return None if problem is None else f"{where}: {problem} (SQL: {str(sql)[:200]})"
+    if problem is None:
+        return None
+    return f"{where}: {problem} (SQL: {str(sql)[:200]}){_grade_column_note(problem, columns)}"
+
+
+def _grade_column_note(problem: str, columns: set[str]) -> str:
+    """For SQL that writes ``t."tier"`` itself: where the customer's tier (stage, ...) is, if anywhere."""
+    from .policy_model import RESULT_NAMES
+
+    found = _NO_SUCH_COLUMN.search(problem)
+    if found is None or found.group(1) not in RESULT_NAMES:
+        return ""
+    name = found.group(1)
+    if RESULT_NAMES[name] in columns:  # an action generator: the grades are there, under other column names
+        return f"; the customer's {name} is what ctx.ref({name!r}, where, ('text',)) gives"
+    return (f"; scorers and credit checks run before tiers, sub-grades, stages and service levels are graded, "
+            f"so only action generators can read the {name}")

@@ -64,7 +64,10 @@ def _chunks(conn: sqlite3.Connection, sql: str, size: int, params: dict):
 def _call_batch(compute: Callable, rows: list[dict]) -> list[Any]:
     """compute(rows); when the whole chunk fails, row by row, so the error lands on its customers."""
     try:
-        results = list(compute(rows))
+        results = compute(rows)
+        if results is None or isinstance(results, (dict, str, bytes)) or not hasattr(results, "__iter__"):
+            raise TypeError(f"compute returned {'None' if results is None else type(results).__name__}, expected a list with one result per row")
+        results = list(results)
         if len(results) != len(rows):
             raise ValueError(f"returned {len(results)} results for {len(rows)} rows")
         return results
@@ -312,6 +315,9 @@ def _batch_actions_op(step: PluginStep, policy: Policy, table: str, owner_sql: s
                 try:
                     if isinstance(result, Exception):
                         raise result
+                    if isinstance(result, dict) and result:  # one action, not the list of the row's actions
+                        raise TypeError(f"compute returned a dict for the row, expected a list of action dicts "
+                                        f"([] for none), as [{result!r}]")
                     checked = [_action_row(a, params["as_of"]) for a in result or []]
                 except Exception as exc:
                     errors.append((cid, f"{type(exc).__name__}: {exc}"))

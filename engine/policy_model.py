@@ -561,8 +561,15 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
         if ctx.failed:
             continue
         if not isinstance(plan, plan_types):
-            raise PluginError(f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} returned "
-                              f"{type(plan).__name__}, expected {' or '.join(t.__name__ for t in plan_types)}")
+            expected = " or ".join(t.__name__ for t in plan_types)
+            got = ("None without reporting a problem" if plan is None
+                   else f"{type(plan).__name__} {_short_repr(plan)}")
+            raise PluginError(f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} (in {section}.{entry}) "
+                              f"returned {got}, expected {expected}",
+                              hint=f"this is a bug in the plugin: return {expected}, or report the problem in the params "
+                                   f"with ctx.error(where, message) and then return None" if plan is None else
+                              f"this is a bug in the plugin: return {expected} (from crm_rules.engine.plugin_api)"
+                              f"{_wrapped(plan, section)}")
         columns = {CID, CNAME, *scope, *metrics, *(RESULT_NAMES.values() if section == "actions" else ())}
         check_plan(plan, columns, lambda suffix, entry=entry: output_name(entry, suffix),
                    f"{kind} {contribution.name!r} of plugin {contribution.plugin!r} (in {section}.{entry})")
@@ -585,6 +592,22 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
             scope[name] = column.type
             outputs[name] = Output(name, column, step)
     return steps
+
+
+def _wrapped(plan: Any, section: str) -> str:
+    """``", e.g. SqlActions(the list)"``: the plan a plugin meant to return when it returned its contents."""
+    if section == "actions" and isinstance(plan, list):
+        return ", e.g. SqlActions(the list)"
+    if section != "actions" and isinstance(plan, dict):
+        return ", e.g. SqlOutputs([the dict])"
+    if section != "actions" and isinstance(plan, list):
+        return ", e.g. SqlOutputs(the list)"
+    return ""
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _tiers(b: _Builder, section: dict, metrics: dict[str, Metric], scope: dict[str, str]) -> tuple[str, str | None, str, list[Tier]]:

@@ -108,6 +108,56 @@ def test_a_registration_mistake_names_the_plugin(plugin, message):
     assert message in str(caught.value)
 
 
+class _Registers:
+    """A plugin whose hook `hook` calls register(*args, **kwargs)."""
+
+    def __init__(self, hook, *args, **kwargs):
+        def impl(register):
+            register(*args, **kwargs)
+
+        setattr(self, hook, hookimpl(impl))
+
+
+FUNCTION_SIGNATURE = {"args": ["number", "number"], "returns": "number"}
+
+
+@pytest.mark.parametrize("plugin, message, hint", [
+    # the hook spec's docstring called the third argument `signature`: the closure's TypeError named build_registry
+    (_Registers("crm_rules_register_functions", "bk_f", lambda x, y: x, signature=FUNCTION_SIGNATURE),
+     "plugin 'broken' called register() in its hook crm_rules_register_functions with the wrong arguments: "
+     "got an unexpected keyword argument 'signature'", "call register(name, fn, {'args': [types], 'returns': type})"),
+    (_Registers("crm_rules_register_scorers", "bk", lambda ctx, params: None, {}, "v2"),
+     "plugin 'broken' called register() in its hook crm_rules_register_scorers with the wrong arguments: "
+     "too many positional arguments", "call register(name, fn, schema)"),
+    (_Registers("crm_rules_register_functions", "bk_f", lambda x, y: x),
+     "plugin 'broken' registered function 'bk_f' without a signature dict (got None)",
+     "pass it as the third argument: register('bk_f', fn, {'args': ['number'], 'returns': 'number'})"),
+    # found when registered, not when the first policy calls fn with (ctx, params) or with the SQL of each argument
+    (_Registers("crm_rules_register_scorers", "bk", lambda params: None, {"type": "object"}),
+     "plugin 'broken' registered scorer 'bk' with a fn that cannot be called as fn(ctx, params): <lambda>(params) "
+     "cannot take 2 argument(s): too many positional arguments", "define it as `def fn(ctx, params):`"),
+    (_Registers("crm_rules_register_functions", "bk_f", lambda x: x, FUNCTION_SIGNATURE),
+     "plugin 'broken' registered function 'bk_f' with 2 argument(s) in its signature, but <lambda>(x) cannot take "
+     "2 argument(s): too many positional arguments",
+     "give fn one parameter per type in 'args' (it receives the SQL of each argument)"),
+])
+def test_a_register_call_that_does_not_fit_says_how_to_call_it(plugin, message, hint):
+    with pytest.raises(PluginError) as caught:
+        build_registry(_pm_with(plugin))
+    assert caught.value.message == message
+    assert caught.value.hint == hint
+
+
+def test_a_name_registered_twice_gets_the_prefixed_name_and_the_plugin_to_block():
+    pm = _pm_with(_Registers("crm_rules_register_scorers", "rfm", lambda ctx, params: None, {"type": "object"}))
+    pm.register(_Registers("crm_rules_register_scorers", "rfm", lambda ctx, params: None, {"type": "object"}), name="later")
+    with pytest.raises(PluginError) as caught:
+        build_registry(pm)
+    assert caught.value.message == "scorer 'rfm' is registered twice: by plugin 'broken' and by plugin 'later'"
+    assert caught.value.hint == ("the author of plugin 'later' renames it (prefix generic names: 'later_rfm'); a user "
+                                 "uninstalls one of the two, or blocks one with CRM_RULES_BLOCK_PLUGINS=later")
+
+
 def test_a_function_name_that_is_not_lowercase_gets_the_name_to_register():
     with pytest.raises(PluginError) as caught:
         build_registry(_pm_with(_function_named("netVAT")))
@@ -133,7 +183,19 @@ class Undecorated:
         register("bk", lambda ctx, params: None, {"type": "object"})
 
 
+class UndecoratedTypo:
+    def crm_rules_register_scorer(self, register):
+        register("bk", lambda ctx, params: None, {"type": "object"})
+
+
+class OwnMarker:
+    @pluggy.HookimplMarker("crm-rules")
+    def crm_rules_register_scorers(self, register):
+        register("bk", lambda ctx, params: None, {"type": "object"})
+
+
 TYPO_HOOK, WRONG_ARGUMENT, UNDECORATED = TypoHook(), WrongArgument(), Undecorated()
+UNDECORATED_TYPO, OWN_MARKER = UndecoratedTypo(), OwnMarker()
 
 
 @pytest.fixture
@@ -162,6 +224,13 @@ def _ep(name: str, value: str) -> EntryPoint:
     ([_ep("broken", "test_plugin_mistakes:UNDECORATED")],
      "plugin 'broken' (test_plugin_mistakes:UNDECORATED) defines crm_rules_register_scorers without @hookimpl, "
      "so it is never called"),
+    # neither marked nor a hook: the check of unknown hooks sees marked functions only, and the plugin contributed nothing
+    ([_ep("broken", "test_plugin_mistakes:UNDECORATED_TYPO")],
+     "plugin 'broken' (test_plugin_mistakes:UNDECORATED_TYPO) defines crm_rules_register_scorer without @hookimpl, so "
+     "it is never called, and no hook has that name; did you mean 'crm_rules_register_scorers'?"),
+    ([_ep("broken", "test_plugin_mistakes:OWN_MARKER")],
+     "plugin 'broken' (test_plugin_mistakes:OWN_MARKER) defines crm_rules_register_scorers with a @hookimpl marker of "
+     "project 'crm-rules', but the hooks of crm-rules are project 'crm_rules', so it is never called"),
     ([_ep("retention", "crm_rules.plugins.retention"), _ep("retention", "test_plugin_mistakes:TYPO_HOOK")],
      "two plugins are named 'retention': crm_rules.plugins.retention (built-in) and test_plugin_mistakes:TYPO_HOOK"),
     ([_ep("a", "test_plugin_mistakes:TYPO_HOOK"), _ep("b", "test_plugin_mistakes:TYPO_HOOK")],
@@ -172,6 +241,21 @@ def test_a_loading_mistake_names_the_plugin(entry_points, eps, message):
     with pytest.raises(PluginError) as caught:
         get_plugin_manager()
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("ep, hint", [
+    # the hint sent the author to `crm-rules plugins --json`, which fails the same way while the plugin is installed
+    ("WRONG_ARGUMENT", "every hook takes the one argument `register`: define it as `def crm_rules_register_scorers(register):`"),
+    ("OWN_MARKER", "use crm-rules' own marker: `from crm_rules.engine import hookimpl`"),
+    ("UNDECORATED_TYPO", "name it after a hook (crm_rules_register_scorers, crm_rules_register_credit_checks, "
+                         "crm_rules_register_actions, crm_rules_register_functions) and decorate it: "
+                         "`from crm_rules.engine import hookimpl`, then `@hookimpl` above the def"),
+])
+def test_a_loading_mistake_gets_the_fix(entry_points, ep, hint):
+    entry_points(_ep("broken", f"test_plugin_mistakes:{ep}"))
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager()
+    assert caught.value.hint == hint
 
 
 def test_a_misspelled_plugin_to_load_is_an_error(monkeypatch):
@@ -299,6 +383,13 @@ def _no_outputs(rows):
     # the grades exist when actions run, not when scores do
     (_scorer(lambda ctx: SqlOutputs([{"": Column("number", 't."_tier" = \'A\'')}])), "scores",
      "output '': no such column: t._tier"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("text", 't."tier"')}])), "scores",
+     "output '': no such column: t.tier (SQL: t.\"tier\"); scorers and credit checks run before tiers, sub-grades, "
+     "stages and service levels are graded, so only action generators can read the tier"),
+    # an action generator can, but not under that column name
+    (_actions(Action("a1", 't."stage" = \'lost\'', "churn", "'r'")), "actions",
+     "action 'a1': when: no such column: t.stage (SQL: t.\"stage\" = 'lost'); the customer's stage is what "
+     "ctx.ref('stage', where, ('text',)) gives"),
 ])
 def test_a_plan_mistake_is_found_when_the_policy_compiles(tmp_path, with_plugin, plugin, section, message):
     with_plugin(plugin)
@@ -309,6 +400,47 @@ def test_a_plan_mistake_is_found_when_the_policy_compiles(tmp_path, with_plugin,
         load_policy(policy)
     assert "of plugin 'broken' (in " in str(caught.value) and "returned an invalid plan" in str(caught.value)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("plugin, section, message, hint", [
+    # the guide says to return None after ctx.error: without one, the message named only 'NoneType'
+    (_scorer(lambda ctx: None), "scores",
+     "scorer 'bk' of plugin 'broken' (in scores.bkv) returned None without reporting a problem, expected SqlOutputs "
+     "or BatchOutputs", "this is a bug in the plugin: return SqlOutputs or BatchOutputs, or report the problem in the "
+                        "params with ctx.error(where, message) and then return None"),
+    (_action_plan(lambda ctx: [Action("a1", "1", "churn", "'r'")]), "actions",
+     "action 'bk_act' of plugin 'broken' (in actions.act) returned list [Action(action='a1', when='1', "
+     "category='churn', reason=\"'r'\", priority=3, du...",
+     "this is a bug in the plugin: return SqlActions or BatchActions (from crm_rules.engine.plugin_api), "
+     "e.g. SqlActions(the list)"),
+])
+def test_a_plan_of_the_wrong_type_names_the_entry_and_the_fix(tmp_path, with_plugin, plugin, section, message, hint):
+    with_plugin(plugin)
+    entry = "bkv: {use: bk}" if section == "scores" else "act: {use: bk_act}"
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + f"{section}:\n  {entry}\n" + TIERS, encoding="utf-8")
+    with pytest.raises(PluginError) as caught:
+        load_policy(policy)
+    assert caught.value.message.startswith(message)
+    assert caught.value.hint == hint
+
+
+@pytest.mark.parametrize("plugin, section, said", [
+    # 'NoneType' object is not iterable, for every customer
+    (_scorer(lambda ctx: BatchOutputs(["revenue_12m"], {"": Column("number")}, lambda rows: None)), "scores",
+     "TypeError: compute returned None, expected a list with one result per row"),
+    # a dict was read as the list of its keys: "an action must be a dict ..., got 'action'"
+    (_action_plan(lambda ctx: BatchActions(["tier"], lambda rows: [{"action": "call"} for _ in rows])), "actions",
+     "TypeError: compute returned a dict for the row, expected a list of action dicts ([] for none), as "
+     "[{'action': 'call'}]"),
+])
+def test_a_batch_result_of_the_wrong_shape_says_what_to_return(tmp_path, with_plugin, plugin, section, said):
+    with_plugin(plugin)
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东")], orders=[("a", "2026-06-01", 500)])
+    entry = "bkv: {use: bk}" if section == "scores" else "act: {use: bk_act}"
+    with pytest.raises(RunError) as caught:
+        run(tmp_path, HEAD + f"{section}:\n  {entry}\n" + TIERS, db)
+    assert f"customer 'a': {said}" in str(caught.value)
 
 
 class WindowAndGrades:
