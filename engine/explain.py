@@ -438,6 +438,10 @@ def _stored_policy(conn: Any, rs: str, run: dict) -> Policy | None:
         stored = build_policy(doc, [])
     except PolicyError as exc:  # valid for the crm-rules that made the run, not for this one
         first = exc.diagnostics[0].message if exc.diagnostics else exc.message
+        gone = plugins_gone(run["run_id"], run.get("plugins"))
+        if gone is not None:  # not this version's checks: a plugin the run used is missing
+            raise UsageError(f"run {run['run_id']} cannot be explained: the policy it stored (sha256 "
+                             f"{run['policy_sha256'][:12]}) needs a plugin that is not loaded ({first})", hint=gone) from None
         raise UsageError(f"run {run['run_id']} cannot be explained: the policy it stored (sha256 "
                          f"{run['policy_sha256'][:12]}) does not pass this version's checks ({first})",
                          hint=f"`crm-rules export --run {run['run_id']}` and `crm-rules history CUSTOMER` show what the run "
@@ -730,7 +734,6 @@ def load_policy_of_run(policy: str | Path, db: Path, run_id: int | None) -> Poli
     loads (``unknown scorer``), and the message should say which package the run needs back.
     """
     from .errors import PolicyError
-    from .plugin_manager import get_plugin_manager
     from .policy_model import load_policy
 
     try:
@@ -744,11 +747,29 @@ def load_policy_of_run(policy: str | Path, db: Path, run_id: int | None) -> Poli
                 if has_results(conn) else None
         finally:
             conn.close()
-        installed = get_plugin_manager()[1]
-        missing = {name: version for name, version in json.loads((row or [None])[0] or "{}").items()
-                   if name not in installed}
-        if not missing:
+        gone = plugins_gone(run_id, (row or [None])[0])
+        if gone is None:
             raise
-        needed = ", ".join(f"{name} {version}" for name, version in sorted(missing.items()))
-        raise PolicyError(exc.diagnostics, hint=f"run {run_id} was made with plugin {needed}, which is not installed "
-                                                f"now: install it again to explain the run") from None
+        raise PolicyError(exc.diagnostics, hint=gone) from None
+
+
+def plugins_gone(run_id: int, plugins: str | None) -> str | None:
+    """"run 12 was made with plugin churn_risk 0.1.0, which is not installed now: ...": the plugins of a run's record
+    (``crm_runs.plugins``) that are not loaded now, uninstalled or blocked, and how to get them back; or None."""
+    from .plugin_manager import BLOCK_ENV, get_plugin_manager, get_registry
+
+    installed = get_plugin_manager()[1]
+    blocked = set(get_registry().blocked)
+    missing = {name: version for name, version in json.loads(plugins or "{}").items() if name not in installed}
+    if not missing:
+        return None
+    said = []
+    for names, why, fix in (([n for n in sorted(missing) if n not in blocked], "not installed now", "install {} again"),
+                            ([n for n in sorted(missing) if n in blocked], f"blocked by {BLOCK_ENV} now",
+                             f"unset {BLOCK_ENV} or take {{}} out of the list")):
+        if names:
+            many = len(names) > 1
+            needed = ", ".join(f"{name} {missing[name]}" for name in names)
+            said.append(f"run {run_id} was made with plugin{'s' * many} {needed}, which {'are' if many else 'is'} "
+                        f"{why}: {fix.format('them' if many else 'it')} to explain the run")
+    return "; ".join(said)

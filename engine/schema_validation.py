@@ -112,10 +112,21 @@ def validate_document(doc: SourceDocument, schema_name: str = "policy.schema.jso
 
 def validate_params(doc: SourceDocument, schema: dict, root: tuple) -> list[Diagnostic]:
     """All problems of the sub-tree at ``root`` against a plugin's params schema."""
-    return validate_subtree(doc, jsonschema.Draft202012Validator(schema), root)
+    return validate_subtree(doc, jsonschema.Draft202012Validator(schema), root, describe_missing=True)
 
 
-def validate_subtree(doc: SourceDocument, validator: jsonschema.Draft202012Validator, root: tuple) -> list[Diagnostic]:
+def _missing_described(error: ValidationError, message: str) -> str:
+    """``missing required key 'recency' (Metric: days since the last order.)``: a plugin's params are documented only
+    in its schema, so the description of a missing key is the one place that says what to write."""
+    missing = message.split("'")[1] if message.count("'") >= 2 else None
+    properties = error.schema.get("properties") if isinstance(error.schema, dict) else None
+    about = properties.get(missing, {}) if isinstance(properties, dict) and missing else {}
+    description = about.get("description") if isinstance(about, dict) else None
+    return f"{message} ({description})" if isinstance(description, str) and description.strip() else message
+
+
+def validate_subtree(doc: SourceDocument, validator: jsonschema.Draft202012Validator, root: tuple,
+                     describe_missing: bool = False) -> list[Diagnostic]:
     data = doc.data
     for part in root:
         data = data[part]
@@ -139,5 +150,8 @@ def validate_subtree(doc: SourceDocument, validator: jsonschema.Draft202012Valid
                                               f"{error.instance!r} {words or _message(error)}"))
                 continue
             pos = doc.value_position(path) if error.validator not in ("required",) else doc.position(path)
-            diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), _message(error)))
+            message = _message(error)
+            if describe_missing and error.validator == "required":
+                message = _missing_described(error, message)
+            diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), message))
     return sorted(set(diagnostics))

@@ -312,6 +312,59 @@ def test_a_policy_using_a_blocked_plugin_says_it_is_blocked(env_plugins):
             "CRM_RULES_BLOCK_PLUGINS; see `crm-rules plugins`)") in str(caught.value)
 
 
+def test_a_function_of_a_blocked_plugin_says_it_is_blocked(env_plugins, tmp_path):
+    # the scorers, credit checks and actions said so; an unknown function named only the functions there are
+    from crm_rules.engine.errors import PolicyError
+
+    env_plugins(plugin_manager.BLOCK_ENV, "retention")
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "  quiet: {expr: 'clamp(revenue_12m, 0, 10)'}\n" + TIERS, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(policy)
+    assert "unknown function 'clamp' (functions: " in str(caught.value)
+    assert "upper; plugin 'retention' is blocked by CRM_RULES_BLOCK_PLUGINS)" in str(caught.value)
+
+
+def test_the_plugins_a_run_needs_back_say_whether_to_install_or_unblock_them(env_plugins):
+    from crm_rules.engine.explain import plugins_gone
+
+    env_plugins(plugin_manager.BLOCK_ENV, "credit_check")
+    assert plugins_gone(3, '{"credit_check": "0.1.0", "value_scoring": "0.1.0"}') == (
+        "run 3 was made with plugin credit_check 0.1.0, which is blocked by CRM_RULES_BLOCK_PLUGINS now: "
+        "unset CRM_RULES_BLOCK_PLUGINS or take it out of the list to explain the run")
+    assert plugins_gone(3, '{"churn_risk": "0.1.0", "hotel": "2.0", "credit_check": "0.1.0"}') == (
+        "run 3 was made with plugins churn_risk 0.1.0, hotel 2.0, which are not installed now: install them again to "
+        "explain the run; run 3 was made with plugin credit_check 0.1.0, which is blocked by CRM_RULES_BLOCK_PLUGINS "
+        "now: unset CRM_RULES_BLOCK_PLUGINS or take it out of the list to explain the run")
+    assert plugins_gone(3, '{"value_scoring": "0.1.0"}') is None and plugins_gone(3, None) is None
+
+
+# --- params ------------------------------------------------------------------------------------
+
+class DescribedParams:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        register("bk", lambda ctx, params: SqlOutputs([{"": Column("number", "1")}]), {
+            "type": "object", "required": ["nights", "spend", "rate"],
+            "properties": {"nights": {"type": "string", "description": "Metric: nights stayed in the last 12 months."},
+                           "spend": {"type": "string"}, "rate": {"type": "number", "maximum": 1}}})
+
+
+def test_a_missing_required_param_is_reported_with_its_description(tmp_path, with_plugin):
+    # the params of a plugin are documented in its schema only: the message is where a policy author reads it
+    from crm_rules.engine.errors import PolicyError
+
+    with_plugin(DescribedParams())
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "scores:\n  bkv: {use: bk, params: {rate: 2}}\n" + TIERS, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(policy)
+    assert [d.message for d in caught.value.diagnostics] == [
+        "missing required key 'nights' (Metric: nights stayed in the last 12 months.)",
+        "missing required key 'spend'",  # no description to give
+        "2 is greater than the maximum of 1"]
+
+
 # --- plans and functions -----------------------------------------------------------------------
 
 def _scorer(plan):
@@ -591,6 +644,25 @@ def test_explaining_a_run_whose_plugin_is_gone_names_the_plugin(tmp_path):
     with pytest.raises(PolicyError) as plain:
         load_policy_of_run(policy, db, None)  # no run named: the policy's own errors only
     assert plain.value.hint is None
+
+
+def test_explaining_a_run_by_its_id_alone_names_the_plugin_it_needs_back(tmp_path, cli):
+    # with the run's stored policy (no --policy), the message said the policy "does not pass this version's checks"
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东")], orders=[("a", "2026-06-01", 500)])
+    pm, _ = get_plugin_manager()
+    pm.register(_scorer(lambda ctx: SqlOutputs([{"": Column("number", "1")}])), name="broken")
+    get_registry.cache_clear()
+    try:
+        run(tmp_path, HEAD + "scores:\n  bkv: {use: bk}\n" + TIERS, db)  # run 1, made with plugin 'broken'
+    finally:
+        pm.unregister(name="broken")
+        get_registry.cache_clear()
+    result = cli("explain", "a", "--db", db, "--run", "1")
+    assert result.exit_code == 2
+    assert "run 1 cannot be explained: the policy it stored (sha256 " in result.output
+    assert ") needs a plugin that is not loaded (unknown scorer 'bk' (installed: " in result.output
+    assert "hint: run 1 was made with plugin broken " in result.output
+    assert "which is not installed now: install it again to explain the run" in result.output
 
 
 class FailsWhileCompiling:
