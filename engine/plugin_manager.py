@@ -74,14 +74,21 @@ def _load(pm: pluggy.PluginManager, ep: EntryPoint, source: str, version: str, i
         first = infos[ep.name]
         if first.module == ep.value:  # the built-ins' own entry points: the plugin is loaded already
             return
+        # Blocking is by name: it would block both.  The later one is never a built-in (they load first).
         raise PluginError(f"two plugins are named {ep.name!r}: {first.module} ({first.source}) and {ep.value} ({source})",
-                          hint=f"rename the entry point of one of them in its pyproject.toml, or block one with "
-                               f"{BLOCK_ENV}={ep.name}")
+                          hint=f"rename the entry point in the pyproject.toml of {source}"
+                               f"{'' if first.source == 'built-in' else ' or of ' + first.source}, or uninstall one "
+                               f"of them ({BLOCK_ENV}={ep.name} would block both)")
     try:
         plugin = ep.load()
     except Exception as exc:  # a broken third-party package must not take the tool down silently
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}",
                           hint=f"fix or uninstall it, or block it with {BLOCK_ENV}={ep.name}") from exc
+    if inspect.isclass(plugin):  # its hooks are functions wanting `self`: each call would fail naming a missing 'self'
+        raise PluginError(f"plugin {ep.name!r} ({ep.value}) is a class, but a plugin is a module or an object: the "
+                          f"hooks of a class are methods that need an instance",
+                          hint=f"create the instance in the module (`plugin = {plugin.__name__}()`) and point the entry "
+                               f"point at it ({ep.value.split(':')[0]}:plugin), or at the module with the hooks as functions")
     if pm.is_registered(plugin):
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) is the module already loaded as plugin {pm.get_name(plugin)!r}",
                           hint="a package declares one entry point per plugin module; remove the other one")

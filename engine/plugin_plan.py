@@ -189,7 +189,8 @@ def _inputs_problem(inputs: list[str], columns: set[str]) -> str | None:
     for name in inputs:
         if name not in columns:
             known = [c for c in columns if not c.startswith("_")]
-            return f"input {name!r} is no metric, attribute or earlier output{did_you_mean(name, known)}"
+            return (f"input {name!r} is no metric, attribute or earlier output{did_you_mean(name, known)}"
+                    f"{_grade_column_note(f'no such column: {name}', columns)}")
     return None
 
 

@@ -290,7 +290,12 @@ class _Builder:
             check_round_digits(node)
             if unknown:
                 return None
-            sqlite_can_parse(node)
+            try:
+                sqlite_can_parse(node)
+            except PluginError as exc:  # a plugin function failed or gave bad SQL: say which expression called it
+                pos = self.doc.value_position(path)
+                raise PluginError(str(Diagnostic(pos.file, pos.line, pos.col, format_path(path), exc.message)),
+                                  hint=exc.hint) from exc
             self.function_plugins |= function_plugins(node)
             return found
         except ExpressionTypeError as exc:

@@ -231,6 +231,10 @@ def _ep(name: str, value: str) -> EntryPoint:
     ([_ep("broken", "test_plugin_mistakes:OWN_MARKER")],
      "plugin 'broken' (test_plugin_mistakes:OWN_MARKER) defines crm_rules_register_scorers with a @hookimpl marker of "
      "project 'crm-rules', but the hooks of crm-rules are project 'crm_rules', so it is never called"),
+    # the class, not an instance: each hook call failed with "missing 1 required positional argument: 'self'"
+    ([_ep("broken", "test_plugin_mistakes:Undecorated")],
+     "plugin 'broken' (test_plugin_mistakes:Undecorated) is a class, but a plugin is a module or an object: the hooks "
+     "of a class are methods that need an instance"),
     ([_ep("retention", "crm_rules.plugins.retention"), _ep("retention", "test_plugin_mistakes:TYPO_HOOK")],
      "two plugins are named 'retention': crm_rules.plugins.retention (built-in) and test_plugin_mistakes:TYPO_HOOK"),
     ([_ep("a", "test_plugin_mistakes:TYPO_HOOK"), _ep("b", "test_plugin_mistakes:TYPO_HOOK")],
@@ -247,6 +251,8 @@ def test_a_loading_mistake_names_the_plugin(entry_points, eps, message):
     # the hint sent the author to `crm-rules plugins --json`, which fails the same way while the plugin is installed
     ("WRONG_ARGUMENT", "every hook takes the one argument `register`: define it as `def crm_rules_register_scorers(register):`"),
     ("OWN_MARKER", "use crm-rules' own marker: `from crm_rules.engine import hookimpl`"),
+    ("Undecorated", "create the instance in the module (`plugin = Undecorated()`) and point the entry point at it "
+                    "(test_plugin_mistakes:plugin), or at the module with the hooks as functions"),
     ("UNDECORATED_TYPO", "name it after a hook (crm_rules_register_scorers, crm_rules_register_credit_checks, "
                          "crm_rules_register_actions, crm_rules_register_functions) and decorate it: "
                          "`from crm_rules.engine import hookimpl`, then `@hookimpl` above the def"),
@@ -256,6 +262,27 @@ def test_a_loading_mistake_gets_the_fix(entry_points, ep, hint):
     with pytest.raises(PluginError) as caught:
         get_plugin_manager()
     assert caught.value.hint == hint
+
+
+def test_two_plugins_of_one_name_get_the_package_to_rename_not_a_block_that_blocks_both(monkeypatch):
+    # the hint said "block one with CRM_RULES_BLOCK_PLUGINS=retention": blocking is by name, so it blocked both
+    class Dist:
+        name, version = "crm-rules-oops", "0.0.1"
+
+    clash = _ep("retention", "test_plugin_mistakes:TYPO_HOOK")
+    monkeypatch.setattr(plugin_manager, "entry_points", lambda group: [clash])
+    monkeypatch.setattr(EntryPoint, "dist", property(lambda ep: Dist if ep is clash else None))
+    reset_plugins()
+    try:
+        with pytest.raises(PluginError) as caught:
+            get_plugin_manager()
+    finally:
+        monkeypatch.undo()
+        reset_plugins()
+    assert caught.value.message == ("two plugins are named 'retention': crm_rules.plugins.retention (built-in) and "
+                                    "test_plugin_mistakes:TYPO_HOOK (crm-rules-oops)")
+    assert caught.value.hint == ("rename the entry point in the pyproject.toml of crm-rules-oops, or uninstall one of them "
+                                 "(CRM_RULES_BLOCK_PLUGINS=retention would block both)")
 
 
 def test_a_misspelled_plugin_to_load_is_an_error(monkeypatch):
@@ -431,6 +458,9 @@ def _no_outputs(rows):
     # a batch's input is a column of the policy, or the first query of the run fails naming no plugin
     (_scorer(lambda ctx: BatchOutputs(["revenue_12mm"], {"": Column("number")}, _no_outputs)), "scores",
      "input 'revenue_12mm' is no metric, attribute or earlier output; did you mean 'revenue_12m'?"),
+    (_scorer(lambda ctx: BatchOutputs(["stage"], {"": Column("number")}, _no_outputs)), "scores",
+     "input 'stage' is no metric, attribute or earlier output; scorers and credit checks run before tiers, sub-grades, "
+     "stages and service levels are graded, so only action generators can read the stage"),
     (_action_plan(lambda ctx: BatchActions(["tierr"], _no_outputs)), "actions",
      "input 'tierr' is no metric, attribute or earlier output; did you mean 'tier'?"),
     # the grades exist when actions run, not when scores do
@@ -613,6 +643,8 @@ def test_a_function_mistake_names_the_plugin(tmp_path, with_plugin, fn, message)
     with pytest.raises(PluginError) as caught:
         load_policy(policy)
     assert message in str(caught.value)
+    # which expression called it: the policy may call the function in many places
+    assert caught.value.message.startswith(f"{policy}:3:14: metrics.p1.expr: function bk_plus1() of plugin 'broken' ")
 
 
 def test_a_plugin_used_only_through_a_function_is_recorded_with_the_run(tmp_path, with_plugin):
