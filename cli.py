@@ -642,8 +642,10 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
         return
     table = titled_table("Loaded plugins", "Plugin", "Version", "Source", "Registers")
     for p in listing:
-        table.add_row(escape(p["name"]), escape(p["version"]), escape(p["source"]),
-                      escape("\n".join(f"{c['kind']}: {c['name']}" for c in p["contributions"])))
+        registers = "\n".join(f"{c['kind']}: {c['name']}" for c in p["contributions"])
+        if not p["contributions"]:  # a plugin whose hooks are elsewhere than its entry point says
+            registers = "nothing" + ("" if p["hooks"] else f" (no hooks in {p['module']})")
+        table.add_row(escape(p["name"]), escape(p["version"]), escape(p["source"]), escape(registers))
     console.print(table)
 
 

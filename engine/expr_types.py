@@ -325,7 +325,7 @@ class TypeChecker:
         if contribution is None:
             known = sorted(FUNCTIONS) + registry.names("function")
             raise ExpressionTypeError(f"unknown function {node.function!r}{did_you_mean(node.function, known)}", node,
-                                      hint=f"functions: {', '.join(known)}{registry.blocked_note()}")
+                                      hint=f"functions: {', '.join(known)}{registry.absent_note()}")
         wanted = contribution.schema["args"]
         if len(node.args) != len(wanted):
             raise ExpressionTypeError(f"{node.function}() takes {len(wanted)} arguments, got {len(node.args)}", node)

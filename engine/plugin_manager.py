@@ -227,6 +227,9 @@ class Registry:
     items: dict[tuple[str, str], Contribution] = field(default_factory=dict)
     hooks: dict[str, list[str]] = field(default_factory=dict)  # plugin -> hooks it implements
     blocked: list[str] = field(default_factory=list)  # installed plugins not loaded because of BLOCK_ENV
+    # loaded plugins that registered nothing -> their module when it implements no hook (an entry point at the
+    # package's __init__ while the hooks are in its plugin module), else None
+    empty: dict[str, str | None] = field(default_factory=dict)
 
     def add(self, kind: str, plugin: str, name: Any, fn: Any, schema: Any) -> None:
         if not isinstance(name, str) or not name.isidentifier():
@@ -289,6 +292,14 @@ class Registry:
 
     def by_plugin(self, plugin: str) -> list[Contribution]:
         return [c for c in self.items.values() if c.plugin == plugin]
+
+    def absent_note(self) -> str:
+        """For the message of a contribution nobody registered: why a plugin that may have it does not, or ""."""
+        notes = [self.blocked_note()]
+        for name, module in self.empty.items():
+            why = f" (its entry point, {module}, implements no hook)" if module else ""
+            notes.append(f"; plugin {name!r} is loaded but registers nothing{why}")
+        return "".join(notes)
 
     def blocked_note(self) -> str:
         """For the message of a contribution nobody registered: ``"; plugin 'x' is blocked by ..."``, or "".
@@ -368,6 +379,9 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             if not impl.argnames:
                 raise PluginError(f"plugin {impl.plugin_name!r} implements {hook_name} without its `register` argument, "
                                   f"so it registers nothing", hint=f"define it as `def {hook_name}(register):`")
+    for name, plugin in pm.list_name_plugin():
+        if plugin is not None and not registry.by_plugin(name):
+            registry.empty[name] = None if name in registry.hooks else getattr(plugin, "__name__", type(plugin).__name__)
     return registry
 
 

@@ -546,7 +546,7 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
         if contribution is None:
             installed = registry.names(kind)
             b.error(path + ("use",), f"unknown {kind.replace('_', ' ')} {spec['use']!r}{did_you_mean(spec['use'], installed)} "
-                    f"(installed: {', '.join(installed) or 'none'}{registry.blocked_note()}; see `crm-rules plugins`)", key=False)
+                    f"(installed: {', '.join(installed) or 'none'}{registry.absent_note()}; see `crm-rules plugins`)", key=False)
             continue
         spec.setdefault("params", {})
         problems = validate_params(b.doc, contribution.schema, path + ("params",))

@@ -264,6 +264,24 @@ def test_a_loading_mistake_gets_the_fix(entry_points, ep, hint):
     assert caught.value.hint == hint
 
 
+def test_a_plugin_whose_entry_point_has_no_hooks_is_named_where_its_contributions_are_missing(entry_points, cli, tmp_path):
+    # an entry point at the package (crm_rules_churn) while the hooks are in crm_rules_churn.plugin: it loaded,
+    # `plugins` showed an empty cell, and a policy read "unknown scorer" naming only the other plugins
+    from crm_rules.engine.errors import PolicyError
+
+    entry_points(_ep("value_scoring", "crm_rules.plugins.value_scoring"), _ep("broken", "crm_rules.engine.errors"))
+    assert get_registry().empty == {"broken": "crm_rules.engine.errors"}
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "scores:\n  bkv: {use: churn_risk}\n" + TIERS, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(policy)
+    assert ("unknown scorer 'churn_risk' (installed: rfm, weighted_value; plugin 'broken' is loaded but registers "
+            "nothing (its entry point, crm_rules.engine.errors, implements no hook); see `crm-rules plugins`)"
+            ) in str(caught.value)
+    listed = cli("plugins", ok=True).output
+    assert "nothing (no hooks in" in listed and "crm_rules.engine.errors" in listed
+
+
 def test_two_plugins_of_one_name_get_the_package_to_rename_not_a_block_that_blocks_both(monkeypatch):
     # the hint said "block one with CRM_RULES_BLOCK_PLUGINS=retention": blocking is by name, so it blocked both
     class Dist:
