@@ -274,7 +274,12 @@ class Registry:
                                   f"fn(ctx, params): {cannot}", hint="define it as `def fn(ctx, params):`")
             problem = _schema_problem(schema)
             if problem is not None:
-                raise PluginError(f"plugin {plugin!r}: the params schema of {kind} {name!r} is not a valid JSON Schema: {problem}")
+                declared = schema.get("$schema")
+                other = (f"; this one declares $schema {declared!r}, but it is read as 2020-12, where a list of item "
+                         f"schemas is 'prefixItems', not 'items'"
+                         if isinstance(declared, str) and "2020-12" not in declared else "")
+                raise PluginError(f"plugin {plugin!r}: the params schema of {kind} {name!r} is not a valid JSON Schema: {problem}",
+                                  hint=f"params schemas are JSON Schema draft 2020-12{other}")
         key = (kind, name)
         if key in self.items:
             first = self.items[key].plugin
@@ -329,7 +334,8 @@ def _schema_problem(schema: dict) -> str | None:
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        return exc.message
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path).lstrip(".")
+        return f"{exc.message} (at {where})" if where else exc.message
     resolver = referencing.Registry().with_resource(PARAMS_URI, DRAFT202012.create_resource(schema)).resolver(PARAMS_URI)
     for ref in _refs(schema):
         try:

@@ -148,6 +148,25 @@ def test_a_register_call_that_does_not_fit_says_how_to_call_it(plugin, message, 
     assert caught.value.hint == hint
 
 
+@pytest.mark.parametrize("schema, message, hint", [
+    # SchemaError's message alone ("'strin' is not valid under any of the given schemas") did not say which key
+    ({"type": "object", "properties": {"metric": {"type": "strin"}}},
+     "'strin' is not valid under any of the given schemas (at properties.metric.type)",
+     "params schemas are JSON Schema draft 2020-12"),
+    # a schema copied from a draft-07 project: its tuple `items` is an error in 2020-12
+    ({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+      "properties": {"pair": {"type": "array", "items": [{"type": "number"}, {"type": "number"}]}}},
+     "[{'type': 'number'}, {'type': 'number'}] is not of type 'object', 'boolean' (at properties.pair.items)",
+     "params schemas are JSON Schema draft 2020-12; this one declares $schema 'http://json-schema.org/draft-07/schema#', "
+     "but it is read as 2020-12, where a list of item schemas is 'prefixItems', not 'items'"),
+])
+def test_an_invalid_params_schema_says_where_and_which_draft(schema, message, hint):
+    with pytest.raises(PluginError) as caught:
+        build_registry(_pm_with(_Registers("crm_rules_register_scorers", "bk", lambda ctx, params: None, schema)))
+    assert caught.value.message == f"plugin 'broken': the params schema of scorer 'bk' is not a valid JSON Schema: {message}"
+    assert caught.value.hint == hint
+
+
 def test_a_name_registered_twice_gets_the_prefixed_name_and_the_plugin_to_block():
     pm = _pm_with(_Registers("crm_rules_register_scorers", "rfm", lambda ctx, params: None, {"type": "object"}))
     pm.register(_Registers("crm_rules_register_scorers", "rfm", lambda ctx, params: None, {"type": "object"}), name="later")
