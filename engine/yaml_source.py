@@ -166,12 +166,61 @@ def _unprintable_error(file: str, text: str, exc: yaml.reader.ReaderError) -> Po
     return PolicyError(Diagnostic(file, line, col, "", f"invalid YAML: {what} U+{ord(char):04X} is not allowed"), hint=hint)
 
 
+# A value that starts with a quote and goes on after the closing one (`when: 'visit' = kind`), just before the mark.
+_QUOTED_THEN_MORE = re.compile(r"""(?P<key>[^\s:{},\[\]#'"][^:{},\[\]#]*?):[ \t]+(?P<value>(?P<q>['"]).*?(?P=q))[ \t]*$""")
+# A key, then a plain value that holds ': ' (`when: reason: late`), the second ':' at the mark.
+_PLAIN_WITH_COLON = re.compile(r"""(?P<key>[^\s:{},\[\]#'"][^:{},\[\]#]*?):[ \t]+(?P<value>[^'"\s{\[#][^#]*?)[ \t]*$""")
+
+
+def _yaml_quoted(text: str) -> str:
+    """``text`` as one quoted YAML scalar: in double quotes unless it holds one (or a backslash, an escape there)."""
+    if '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    if "'" not in text:
+        return f"'{text}'"
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _quoting_hint(mark: Any, problem: str) -> str | None:
+    """The fix for the two quoting slips YAML reports as something else (an indentation problem, a token that
+    cannot start one): a condition that starts with a quote, and a value that holds ': '."""
+    buffer, pointer = getattr(mark, "buffer", None), getattr(mark, "pointer", None)
+    if not isinstance(buffer, str) or not isinstance(pointer, int):
+        return None
+    start = max(buffer.rfind("\n", 0, pointer), buffer.rfind("\r", 0, pointer)) + 1
+    end = min((i for i in (buffer.find("\n", pointer), buffer.find("\r", pointer), buffer.find("\0", pointer))
+               if i >= 0), default=len(buffer))
+    before, rest = buffer[start:pointer], buffer[pointer:end]
+    flow = re.search(r"[{\[]", before) is not None
+    if flow:  # in a flow mapping the value ends at the next ',' or closing bracket (outside quotes)
+        rest = re.match(r"""(?:[^,}\]'"]|'[^']*'|"[^"]*")*""", rest).group(0)
+    else:
+        rest = re.sub(r"\s+#.*$", "", rest)
+    before_value = before.split("{")[-1].split("[")[-1].split(",")[-1] if flow else before.split("- ")[-1]
+    if "expected <block end>" in problem or "cannot start any token" in problem or "expected ',' or '}'" in problem:
+        m = _QUOTED_THEN_MORE.search(before_value.lstrip())
+        if m and rest.strip():
+            key, whole = m.group("key").strip(), (m.group("value") + " " + rest.strip()).strip()
+            quoted = _yaml_quoted(whole)
+            return (f"the value of '{key}' starts with a quote, so YAML ends it at the closing quote and "
+                    f"reads the rest ({rest.strip()}) as extra; quote the whole value: {key}: {quoted}")
+    if "mapping values are not allowed" in problem:
+        m = _PLAIN_WITH_COLON.search(before_value.lstrip())
+        if m:
+            key, whole = m.group("key").strip(), (m.group("value") + ": " + rest.lstrip(": \t")).strip()
+            quoted = _yaml_quoted(whole)
+            return f"a value holding ': ' must be quoted: {key}: {quoted}"
+    return None
+
+
 def _yaml_error(file: str, exc: yaml.YAMLError) -> PolicyError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     hint = None
     if "\t" in problem or "'\\t'" in problem:
         hint = "indent with spaces, not tabs"
+    elif (quoting := _quoting_hint(mark, problem)) is not None:
+        hint = quoting
     elif "mapping values are not allowed" in problem or "expected <block end>" in problem:
         hint = "check the indentation of this line against the lines above it"
     context = getattr(exc, "context", None)
