@@ -146,7 +146,7 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
                 down.append(f"would no longer be {name(entry)} {change}")
             else:
                 verb = "would drop to" if target > decided else "would be"
-                down.append(f"{verb} {'the default' if rules[target].condition is None else name(entries[target])} {change}")
+                down.append(f"{verb} {name(entries[target])} {change}")  # the default too, by its id: "the default" named none
     return {"because": because, "up": up, "down": down}
 
 

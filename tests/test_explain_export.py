@@ -150,8 +150,8 @@ def test_drop_sentences_and_pareto_thresholds(tmp_path, demo_db):
                       "tiers:\n  levels:\n    - {id: B, when: 'revenue_12m >= 100_000 and orders_12m >= 3'}\n"
                       "    - {id: C, default: true}\n")
     why = explain_customer(db, load_policy(policy), "x", "2026-06-30")["why"]["tier"]
-    assert why["down"] == ["would drop to the default if revenue_12m < 100,000 (now 450,000)",
-                           "would drop to the default if orders_12m < 3 (now 3)"]
+    assert why["down"] == ["would drop to C if revenue_12m < 100,000 (now 450,000)",  # the default tier, by its id
+                           "would drop to C if orders_12m < 3 (now 3)"]
     pareto = explain_customer(demo_db, load_policy("base"), "C000002", AS_OF)
     text = " ".join(pareto["why"]["tier"]["up"] + pareto["why"]["tier"]["down"])
     assert "revenue_12m < " in text and "(now 43,005.18)" in text  # the cut-offs themselves: test_pareto_cutoffs
