@@ -356,7 +356,9 @@ def find_test_files(paths: list[str | Path]) -> list[Path]:
                 sibling = p.with_name(p.name[: -len(p.suffix)] + TEST_SUFFIX) if p.suffix else p.with_name(p.name + TEST_SUFFIX)
                 if not sibling.is_file():
                     raise UsageError(f"{arg}: no test file {sibling} next to this policy",
-                                     hint=f"write one (see `crm-rules test --help`), or pass a *{TEST_SUFFIX} file")
+                                     hint=f"write one, e.g. `as_of: 2026-06-30` and `cases: [{{name: big buyer, generate: "
+                                          f"{{revenue_12m: 250_000}}, expect: {{tier: A}}}}]` (the policy author's guide, section 14; "
+                                          f"`crm-rules demo` copies the shipped policies' test files), or pass a *{TEST_SUFFIX} file")
                 found.append(sibling)
         else:
             name = str(arg)

@@ -656,8 +656,9 @@ cases:
 
 def test_finding_test_files(tmp_path):
     policy = write(tmp_path / "small.yaml", SMALL_POLICY)
-    with pytest.raises(UsageError, match="no test file .*small.test.yaml next to this policy"):
+    with pytest.raises(UsageError, match="no test file .*small.test.yaml next to this policy") as missing:
         find_test_files([policy])
+    assert "`as_of: 2026-06-30` and `cases: [" in missing.value.hint and "test --help" not in missing.value.hint  # its help has no format
     with pytest.raises(UsageError, match="no test files"):
         find_test_files([tmp_path])
     with pytest.raises(UsageError, match="nothing-here: not found"):
