@@ -58,6 +58,10 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
             cells += [fmt_number(row["revenue"]), pct(row["revenue_share"])]
         tiers.add_row(*cells)
     console.print(tiers)
+    if summary.get("overrides"):  # else an --overrides file, or the policy's, left no trace in what apply prints
+        console.print(f"{fmt_number(summary['overrides'])} customer(s) have the tier a manual override set (tier_rule "
+                      f"override); `crm-rules explain` shows each one's override and the tier the rules alone give",
+                      highlight=False, markup=False)
     if summary.get("subgrades"):
         subs = titled_table("Sub-grades", "Sub-grade", "Label", "Customers>")
         for sub, n in summary["subgrades"].items():

@@ -145,6 +145,17 @@ def test_explain_shows_the_override_and_the_rules_tier(tmp_path, db, cli):
     assert "the rules alone give tier C" in text
 
 
+def test_apply_says_how_many_tiers_overrides_set(tmp_path, db, cli):
+    overrides = tmp_path / "o.yaml"
+    overrides.write_text("- {customer: small, tier: A, reason: partner, author: ops}\n"
+                         "- {customer: mid, floor: C, reason: no effect, author: ops}\n", encoding="utf-8")
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY)
+    text = cli("apply", "--db", db, "-p", policy, "--as-of", D, "--overrides", overrides, "--dry-run", ok=True).output
+    assert "1 customer(s) have the tier a manual override set (tier_rule override)" in text  # the floor below B: no
+    assert "override" not in cli("apply", "--db", db, "-p", policy, "--as-of", D, "--dry-run", ok=True).output
+
+
 def test_overrides_are_recorded_with_the_run(tmp_path, db):
     outcome, _ = grades(tmp_path, db, "- {customer: small, tier: A, reason: partner, author: 王经理}\n")
     conn = sqlite3.connect(db)
