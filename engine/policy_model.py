@@ -22,7 +22,7 @@ from .expr_types import (BOOL, DATE, NULL, NUMBER, TEXT, TYPES, ExpressionTypeEr
                          is_iso_date, value_type, with_article)
 from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names
 from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
-from .plugin_context import PluginContext, output_name
+from .plugin_context import PluginContext, output_name, unknown_grade
 from .plugin_manager import Contribution, get_registry
 from .plugin_plan import check_connection, check_plan, function_sql_problem
 from .run_metrics import KEY_COLUMNS, is_reserved
@@ -789,6 +789,16 @@ def _coverage(tier: str, subgrade: str | None, stage: str | None, when: str | No
     return f"{', '.join(parts[:-1])} and {parts[-1]}" + (f", when {when!r}" if when else "")
 
 
+def _inherited(b: _Builder, path: tuple, section: str) -> str:
+    """Why an inherited entry names a grade the policy lacks: the child replaced ``section``, not the entry's own.
+
+    "unknown tier 'C'" at <shipped>/base.yaml named a line the user never wrote, of a file they did not change."""
+    here, there = b.doc.value_position(path).file, b.doc.value_position((section,)).file
+    if here == there:
+        return ""
+    return f"; these {path[0]} are inherited from {here}, but {there} replaces {section}: write {path[0]} in {there} too"
+
+
 def _service_levels(b: _Builder, items: list[dict], tiers: dict[str, list[str]] | None, stages: list[str] | None,
                     scope: dict[str, str]) -> list[ServiceLevel]:
     """The service levels; ``tiers`` and ``stages`` are the declared ids (None: unreadable, references not checked)."""
@@ -801,7 +811,7 @@ def _service_levels(b: _Builder, items: list[dict], tiers: dict[str, list[str]] 
             continue
         tier = item["tier"]
         if tiers is not None and tier not in tiers:
-            b.error(path + ("tier",), f"unknown tier {tier!r}{did_you_mean(tier, tiers)}", key=False)
+            b.error(path + ("tier",), unknown_grade("tier", tier, list(tiers)) + _inherited(b, path, "tiers"), key=False)
         sub = item.get("subgrade")
         if sub is not None and tiers is not None and tier in tiers and sub not in tiers[tier]:
             b.error(path + ("subgrade",), f"tier {tier!r} has no sub-grade {sub!r}{did_you_mean(sub, tiers[tier])}", key=False)

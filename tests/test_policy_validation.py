@@ -209,7 +209,20 @@ def test_an_invalid_tier_level_skips_the_tiers_but_not_the_rest(tmp_path):
                                    "service_levels: [{id: a, tier: A}, {id: z, tier: Z}]\n")
     assert problems == ["metrics.m.sum: unknown orders column 'amout'; did you mean 'amount'?",
                         'tiers.levels[0].up_to: expected number, got text "x"',
-                        "service_levels[1].tier: unknown tier 'Z'"]
+                        "service_levels[1].tier: unknown tier 'Z' (the policy's tiers: A and B)"]
+
+
+def test_service_levels_inherited_for_tiers_the_child_replaced(tmp_path):
+    """The policy guide's section 4: a child with new tier ids keeps base's service levels, at base's lines."""
+    (tmp_path / "child.yaml").write_text("extends: base\ntiers:\n  method: pareto\n  metric: revenue_12m\n"
+                                         "  levels: [{id: gold, up_to: 0.8}, {id: other}]\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy(tmp_path / "child.yaml")
+    first = next(d for d in info.value.diagnostics if d.path == "service_levels[0].tier")
+    assert first.file == "<shipped>/base.yaml"
+    assert first.message == (f"unknown tier 'A' (the policy's tiers: gold and other); these service_levels are inherited "
+                             f"from <shipped>/base.yaml, but {tmp_path / 'child.yaml'} replaces tiers: write "
+                             f"service_levels in {tmp_path / 'child.yaml'} too")
 
 
 @pytest.mark.parametrize("written, hint", [
