@@ -1176,7 +1176,8 @@ def table_export(
 ) -> None:
     """Export one rule table of a policy as CSV or XLSX; without --table, list the policy's tables."""
     from .engine.output_file import check_out, write_atomic
-    from .engine.rule_table import export_table, list_tables, table_spec
+    from .engine.policy_files import resolve_policy_path
+    from .engine.rule_table import export_table, is_shipped, list_tables, table_spec
     from .engine.rule_table_io import csv_text, output_format, xlsx_bytes
     from .engine.terminal_table import titled_table
 
@@ -1199,7 +1200,10 @@ def table_export(
         grid = titled_table(f"Rule tables in {escape(str(policy))}", "Table (in the YAML)", "Rows>", "Columns")
         for t in tables:
             where = "[dim]not in this policy[/dim]"
-            if t.inherited_from:
+            if t.inherited_from and t.shipped:  # the installed package's file: not one to edit
+                where = (f"inherited from the shipped policy {escape(str(t.extends))}; to change it, write a "
+                         f"{escape(t.yaml_path.split('.')[0])} section in this file")
+            elif t.inherited_from:
                 where = f"inherited from {escape(t.inherited_from)} (extends: {escape(str(t.extends))}); edit it there"
             grid.add_row(f"{t.name}\n[dim]{escape(t.yaml_path)}[/dim]", str(t.rows) if t.own else "—",
                          escape(", ".join(t.columns)) if t.own else where)
@@ -1230,6 +1234,13 @@ def table_export(
                       f"from {policy} to {out}", highlight=False, markup=False)
     from shlex import quote
 
+    shipped = resolve_policy_path(str(policy))
+    if shipped is not None and is_shipped(shipped):  # table import refuses it: do not suggest it
+        err_console.print(f"note: {policy} is a shipped policy, not edited in place; to import an edited sheet, use a "
+                          f"copy (`crm-rules demo` writes them to crm-demo/policies/) or a policy that extends "
+                          f"{shipped.name[: -len('.yaml')]} and writes its own {table_spec(table).section} section",
+                          highlight=False, markup=False)
+        return
     err_console.print(f"next: edit it, then crm-rules table import {quote(str(policy))} --table {exported.name} "
                       f"{quote(str(out))} --dry-run", highlight=False, markup=False)
 

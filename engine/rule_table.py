@@ -258,11 +258,17 @@ class TableInfo:
     columns: list[str] = field(default_factory=list)
     inherited_from: str | None = None  # the parent file that holds it, when it is inherited
     extends: str | None = None
+    shipped: bool = False  # inherited from a shipped policy, which is not edited in place
 
     def as_json(self) -> dict:
         return {"table": self.name, "title": self.title, "yaml_path": self.yaml_path, "own": self.own,
                 "rows": self.rows if self.own else None, "columns": self.columns if self.own else None,
                 "inherited_from": self.inherited_from}
+
+
+def is_shipped(path: Path) -> bool:
+    """Whether ``path`` is one of the shipped policies (inside the installed package: not edited in place)."""
+    return Path(path).resolve().parent == Path(str(shipped_policies_dir())).resolve()
 
 
 def has_list(data: Any, path: tuple) -> bool:
@@ -352,7 +358,7 @@ def list_tables(policy_path: Path) -> list[TableInfo]:
             chain = _parent_chain(policy) if chain is None else chain
             for parent, data in chain:
                 if has_list(data, spec.path):
-                    info.inherited_from = str(parent)
+                    info.inherited_from, info.shipped = str(parent), is_shipped(parent)
                     break
         out.append(info)
     return out
@@ -365,11 +371,20 @@ def require_own_table(spec: TableSpec, policy: PolicyText) -> None:
     where = format_path(spec.path)
     for parent, data in _parent_chain(policy):
         if has_list(data, spec.path):
+            if is_shipped(parent):  # "edit them in the parent" pointed into the installed package
+                name = parent.name[: -len(".yaml")]
+                stub = (f"`{spec.path[0]}: []`" if len(spec.path) == 1 else
+                        f"`{spec.path[0]}: {{{spec.path[1]}: []}}`" if len(spec.path) == 2 and not spec.parent else
+                        f"a {spec.section} section")
+                hint = (f"{name} is a shipped policy, not edited in place: to change its {spec.title} for this policy, "
+                        f"add {stub} to {policy.path.name} and import the sheet into it (`crm-rules table export "
+                        f"{name} --table {spec.name} --out {spec.name}.csv` gives the parent's rows to start from)")
+            else:
+                hint = (f"edit them in the parent: crm-rules table export {parent} --table {spec.name} "
+                        f"(or add a {spec.section} section to {policy.path.name} to override the parent's)")
             raise UsageError(
                 f"{policy.path}: the {spec.title} are not in this file: they are inherited from {parent} "
-                f"(extends: {policy.data.get('extends')}); {spec.section} is not written here",
-                hint=f"edit them in the parent: crm-rules table export {parent} --table {spec.name} "
-                     f"(or add a {spec.section} section to {policy.path.name} to override the parent's)")
+                f"(extends: {policy.data.get('extends')}); {spec.section} is not written here", hint=hint)
     listed = [s.name for s in TABLES.values() if has_list(policy.data, s.path)]
     raise UsageError(f"{policy.path}: this policy has no {spec.title} ({where})",
                      hint=f"tables in this file: {', '.join(listed)}" if listed else "this file holds no rule tables")

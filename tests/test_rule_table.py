@@ -143,6 +143,25 @@ def test_shipped_policies_are_exported_by_name_but_never_edited_in_place(cli, tm
     (tmp_path / "s.csv").write_text(out, encoding="utf-8")
     result = cli("table", "import", "base", tmp_path / "s.csv", "--table", "stages")
     assert result.exit_code == 2 and "shipped policy" in result.output and "crm-rules demo" in result.output
+    exported = cli("table", "export", "base", "--table", "stages", "--out", tmp_path / "t.csv", ok=True).output
+    assert "next: edit it, then crm-rules table import base" not in exported  # the import it suggested was refused
+    assert "note: base is a shipped policy, not edited in place" in exported
+
+
+def test_a_table_inherited_from_a_shipped_policy_is_overridden_not_edited_there(cli, tmp_path):
+    """'edit them in the parent: crm-rules table export <the installed package>/policies/base.yaml' sent the user
+    into the installed package."""
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base\nname: child\n", encoding="utf-8")
+    listing = cli("table", "export", child, ok=True).output
+    assert "inherited from the shipped policy base; to" in listing and "edit it there" not in listing
+    assert "change it, write a lifecycle section" in " ".join(listing.replace("│", " ").split())
+    result = cli("table", "export", child, "--table", "stages")
+    assert result.exit_code == 2 and "edit them in the parent" not in result.output
+    assert "add `lifecycle: {stages: []}` to child.yaml and import the sheet into it" in " ".join(result.output.split())
+    cli("table", "export", "base", "--table", "stages", "--out", tmp_path / "s.csv", ok=True)
+    child.write_text("extends: base\nname: child\nlifecycle: {stages: []}\n", encoding="utf-8")  # as the hint says
+    assert "5 added" in cli("table", "import", child, tmp_path / "s.csv", "--table", "stages", ok=True).output
 
 
 def test_unknown_table_and_formats(cli, pol, tmp_path):
