@@ -278,7 +278,9 @@ def validate(
                 checked.append({"file": str(path), "ok": True, "kind": "policy tests", "policy": tests.policy.name,
                                 "cases": len(tests.cases)})
                 if not as_json:
-                    console.print(f"ok: {path} (policy tests for {tests.policy.name}, {len(tests.cases)} cases)", highlight=False)
+                    n = len(tests.cases)
+                    console.print(f"ok: {path} (policy tests for {tests.policy.name}, {n} case{'s' if n != 1 else ''})",
+                                  highlight=False)
                 continue
             _note_policy_choice(path, option="")
             loaded = load_policy(path)

@@ -127,7 +127,7 @@ def format_report(report: dict, coverage: bool = False) -> str:
     for f in report["files"]:
         marks = "".join("." if c["passed"] else "F" for c in by_file.get(f["file"], []))
         population = f" + {f['population']:,} population" if f["population"] else ""
-        out.append(f"{f['file']} (policy {f['policy']}, as of {f['as_of']}, {f['cases']:,} cases{population}) {marks}")
+        out.append(f"{f['file']} (policy {f['policy']}, as of {f['as_of']}, {f['cases']:,} case{'s' if f['cases'] != 1 else ''}{population}) {marks}")
     if report["failures"]:
         out += ["", _banner("FAILURES")]
         for fail in report["failures"]:

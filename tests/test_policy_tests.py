@@ -654,6 +654,14 @@ cases:
     assert [c["customer_id"] for c in report["cases"]] == ["shop", "shop"]  # one database per file
 
 
+def test_a_file_of_one_case_says_one_case(tmp_path, cli):
+    write(tmp_path / "small.yaml", SMALL_POLICY)
+    tests = write(tmp_path / "small.test.yaml", "as_of: 2026-06-30\n"
+                                                "cases: [{name: a, generate: {revenue_12m: 20_000}, expect: {tier: gold}}]\n")
+    assert "as of 2026-06-30, 1 case) ." in format_report(run_policy_tests([tests]))  # was "1 cases"
+    assert "(policy tests for small, 1 case)" in cli("validate", tests, ok=True).output
+
+
 def test_finding_test_files(tmp_path):
     policy = write(tmp_path / "small.yaml", SMALL_POLICY)
     with pytest.raises(UsageError, match="no test file .*small.test.yaml next to this policy") as missing:
