@@ -1046,8 +1046,8 @@ def invalid_test_file(problems: list[Diagnostic] | Diagnostic, hint: str | None 
     return PolicyError(problems, hint=hint, subject=", ".join(sorted({d.file for d in problems})))
 
 
-TEST_FILE_HINT = ("a test file gives as_of and cases (see \"Policy tests\" in the README and "
-                  "schemas/policy-test.schema.json); start from a shipped one, e.g. the vip_card.test.yaml that "
+TEST_FILE_HINT = ("a test file gives as_of and cases (see \"Policy tests\" in the README; `crm-rules schema --test` "
+                  "prints the JSON Schema of test files); start from a shipped one, e.g. the vip_card.test.yaml that "
                   "`crm-rules demo` copies next to its policy")
 
 
@@ -1122,7 +1122,8 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
         replaced = {d.path for d in numbers}
         problems = [d for d in problems if d.path not in replaced] + numbers
     if problems:
-        raise invalid_test_file(problems, hint="see schemas/policy-test.schema.json for the format of test files")
+        raise invalid_test_file(problems, hint="`crm-rules schema --test` prints the format of test files (a JSON Schema; "
+                                                  "the policy author's guide, section 14, explains it)")
     data = doc.data
     loader = _Loader(path, doc)
     loader.as_of = data["as_of"]
