@@ -895,9 +895,11 @@ def history(
     policies = list(dict.fromkeys(r["policy_name"] for r in items))
     # in a pipe or a cron log there is no bold: a changed value is marked with a star there
     plain = console.color_system is None
+    compared = len(policies) < len(items)  # some policy has a previous run to mark changes against
     console.print(f"[b]Customer {one_line(str(last['customer_id']))}[/b] {one_line(last['customer_name'] or '')}: "
-                  f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}; "
-                  f"{'*' if plain else 'bold'}: changed since the policy's previous run", highlight=False)
+                  f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}"
+                  + (f"; {'*' if plain else 'bold'}: changed since the policy's previous run" if compared else ""),
+                  highlight=False)
 
     def changed(text: str) -> str:
         return f"{text}*" if plain else f"[b]{text}[/b]"

@@ -441,6 +441,15 @@ def test_cli_history_marks_changes_with_a_star_where_there_is_no_bold(cli, grade
     assert "*" not in first and "*" in second
 
 
+def test_cli_history_of_one_run_per_policy_has_no_legend_for_changes(cli, tmp_path):
+    """One run of one policy: nothing can have changed, so "*: changed since the policy's previous run" explained a
+    mark that cannot appear."""
+    db = make_db(tmp_path / "one.db", [("a", "A", "x")], orders=[("a", "2026-06-01", 500)])
+    apply_policy(db, load_policy(write(tmp_path, "loyalty.yaml", LOYALTY)), "2026-06-30")
+    out = cli("history", "a", "--db", db, ok=True).output
+    assert "1 run of loyalty" in out and "changed since" not in out
+
+
 def test_prune_keeps_a_failed_run_dated_within_the_kept_period(graded, tmp_path):
     with pytest.raises(RunError):  # 3: failed, as of a date between the two successful runs
         apply_policy(graded, load_policy(write(tmp_path, "failing.yaml", LOYALTY_FAILING)), "2026-03-31")
