@@ -151,11 +151,13 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
 
 
 def pareto_sentences(metric: str, value: Any, tier: str, levels: list[tuple[str, float | None]], lowest: dict[str, Any],
-                     labels: dict[str, str], cuts: dict[str, Cutoff] | None, default: str | None = None) -> dict:
+                     labels: dict[str, str], cuts: dict[str, Cutoff] | None, default: str | None = None,
+                     method: str = "pareto") -> dict:
     """Pareto tiers speak in the metric, not in cumulative shares: the value this customer needs for each better
-    tier, and below which they leave theirs (pareto_cutoffs), everyone else as they are.
+    tier, and below which they leave theirs (pareto_cutoffs), everyone else as they are.  So do quantile and
+    top_n tiers (``method``), not in ranks, with the cut-offs of pareto_cutoffs.rank_cutoffs.
 
-    ``levels``: (tier, up_to or None) in order; ``default``: the tier of those with no positive value.  Without ``cuts`` (a stored run too large to read every value
+    ``levels``: (tier, up_to or top, or None) in order; ``default``: the tier of those with no positive value.  Without ``cuts`` (a stored run too large to read every value
     of), the lowest value now in each tier stands in for its cut-off, said as "about": the customer's own value
     is part of the total, so their cut-off is near it but not on it."""
     order = [t for t, _ in levels]
@@ -185,7 +187,12 @@ def pareto_sentences(metric: str, value: Any, tier: str, levels: list[tuple[str,
     if share.get(tier) is None and default not in (None, tier) and isinstance(value, (int, float)) and value > 0:
         down.append(f"would drop to {default} if {metric} ≤ 0 ({now})")  # the rest holds the positive values
     label = f" ({labels[tier]})" if labels.get(tier) and labels[tier] != tier else ""
-    because = f"tier {tier}{label} by Pareto share of {metric} (now {value_text(value)})"
+    if method == "pareto":
+        because = f"tier {tier}{label} by Pareto share of {metric} (now {value_text(value)})"
+    else:  # quantile, top_n: the rule is on the rank, the sentences above are in values of the metric
+        top = share.get(tier)
+        within = "" if top is None else f", in the top {int(top):,}" if method == "top_n" else f", in the top {top:.0%}"
+        because = f"tier {tier}{label} by rank of {metric}{within} (now {value_text(value)})"
     return {"because": because, "up": up, "down": down}
 
 

@@ -54,7 +54,7 @@ from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
 from .overrides import load_overrides, split_expired
-from .pareto_cutoffs import cutoffs, others, shares
+from .pareto_cutoffs import cutoffs, levels, others, rank_cutoffs, shares
 from .plugin_sql import ACTIONS
 from .policy_model import Policy, Rule, build_policy
 from .results_store import has_results
@@ -289,13 +289,14 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
     stage_rules = _explain_rules(ev, policy.stages, g["_stage"], g["_stage_rule"], checker) if policy.stages else None
     labels = {t.id: t.rule.label for t in policy.tiers} | {s.id: s.label for s in policy.stages}
     labels |= {s.id: s.label for t in policy.tiers for s in t.subgrades}
-    if policy.tier_method == "pareto" and c.rule_tier is not None:
+    ranked = policy.tier_method in RANKED_METHODS and c.pareto_values is not None  # else: the rank conditions
+    if (policy.tier_method == "pareto" or ranked) and c.rule_tier is not None:
         own = c.values.get(policy.tier_metric)
-        cuts = None if c.pareto_values is None else cutoffs(
-            policy, others(c.pareto_values, own if isinstance(own, (int, float)) else None))
+        rest = None if c.pareto_values is None else others(c.pareto_values, own if isinstance(own, (int, float)) else None)
+        cuts = None if rest is None else cutoffs(policy, rest) if policy.tier_method == "pareto" else rank_cutoffs(policy, rest)
         default = next((t.id for t in policy.tiers if t.rule.is_default), None)
-        tier_why = pareto_sentences(policy.tier_metric, own, c.rule_tier, shares(policy), c.lowest or {}, labels, cuts,
-                                    default)
+        tier_why = pareto_sentences(policy.tier_metric, own, c.rule_tier, levels(policy), c.lowest or {}, labels, cuts,
+                                    default, method=policy.tier_method)
     else:
         tier_why = describe("tier", [t.rule for t in policy.tiers], tier_rules, labels)
     if overridden:
@@ -369,7 +370,7 @@ def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
         f"ORDER BY {_ACTION_ORDER.format(entry='entry')}", (key,)).fetchall()
     lowest = dict(computed.tier_minimum()) if policy.tier_method == "pareto" else None
     pareto_values = None
-    if policy.tier_method == "pareto":
+    if policy.tier_method in ("pareto", *RANKED_METHODS):
         metric = q(policy.tier_metric)
         pareto_values = [v for (v,) in conn.execute(f"SELECT {metric} FROM {table} WHERE {metric} > 0 ORDER BY 1 DESC")]
     customer = _Customer(
@@ -621,7 +622,8 @@ def _explain_stored(rc: Any, schema: str, policy: Policy | None, customer_id: st
                  [key, *attribute_values, *(values.get(n) for n in names), *(grades[g] for g in _GRADES)])
     action_rows = conn.execute(ACTIONS_SQL.format(rs=rs), (rid, key)).fetchall()
     lowest = {t: v for t, v in facts.get("lowest", [])} if policy.tier_method == "pareto" else None
-    pareto_values = _stored_pareto_values(conn, schema, policy, run) if policy.tier_method == "pareto" else None
+    pareto_values = _stored_pareto_values(conn, schema, policy, run) \
+        if policy.tier_method in ("pareto", *RANKED_METHODS) else None
     customer = _Customer(
         key=key, name=name, grades=grades, attributes=dict(zip(attrs, attribute_values)),
         values={n: values.get(n) for n in names}, override=override, rule_tier=rule_tier,
@@ -661,6 +663,10 @@ def _attach_results(rc: Any, results_db: Path | None) -> str | None:
     rc.conn.execute("ATTACH DATABASE ? AS results", (f"file:{quote(str(results_db.resolve()))}?mode=ro",))
     return "results" if has_results(rc.conn, "results") else None
 
+
+#: Tier methods whose rules are on the customer's rank: explain turns them into values of the tier metric too, from
+#: every customer's value (pareto_cutoffs.rank_cutoffs); without those values it shows the rank conditions.
+RANKED_METHODS = ("quantile", "top_n")
 
 #: A stored run of up to this many customers is read whole for exact Pareto cut-offs (0.1 s at this size);
 #: explain of a larger one stays a few lookups and says "about" (pareto_cutoffs).

@@ -79,3 +79,38 @@ def others(values_desc: Sequence[float], own: float | None) -> list[float]:
         except ValueError:  # (the values were read as stored, the customer's own may be rounded differently)
             pass
     return rest
+
+
+def levels(policy: Policy) -> list[tuple[str, float | None]]:
+    """(tier, cut) in the order of the levels: ``up_to`` of pareto, ``top`` of quantile and top_n; None for the
+    levels without one (the rest, zero_value)."""
+    if policy.tier_method == "pareto":
+        return shares(policy)
+    raw = (policy.document.get("tiers") or {}).get("levels") or []
+    return [(level["id"], level.get("top")) for level in raw]
+
+
+def rank_cutoff(others_desc: Sequence[float], method: str, top: float) -> Cutoff:
+    """The cut-off of a quantile or top_n tier for a customer against ``others_desc`` (every other customer's
+    positive value, largest first).
+
+    The tier's rule is on the customer's rank, 1 + the others strictly ahead: ``rank <= top`` (top_n), or
+    ``(rank - 1) / population < top`` (quantile; the population counts the customers with a positive value,
+    the customer among them).  Both allow at most some number k of others ahead, so the customer is in the tier
+    from the value of the (k+1)-th other on (equal values share a rank), or with any positive value when there
+    are no more than k others."""
+    if method == "top_n":
+        allowed = int(top) - 1
+    else:  # the largest k with k / population < top, in the floating point the rule's SQL uses
+        population = len(others_desc) + 1
+        allowed = max(int(top * population) + 1, 0)
+        while allowed > 0 and not allowed / population < top:
+            allowed -= 1
+    if allowed < len(others_desc):
+        return Cutoff(others_desc[allowed], inclusive=True)
+    return Cutoff(0.0)
+
+
+def rank_cutoffs(policy: Policy, others_desc: Sequence[float]) -> dict[str, Cutoff]:
+    """Tier -> its cut-off, for the quantile or top_n tiers with a ``top``."""
+    return {tier: rank_cutoff(others_desc, policy.tier_method, top) for tier, top in levels(policy) if top is not None}

@@ -65,6 +65,46 @@ def test_the_sentences_hold_when_the_data_changes(tmp_path, policy):
             assert tier_of(tmp_path, customer, outside) != tier, sentence
 
 
+RANKED = {"top_n": POLICY.replace("pareto", "top_n").replace("up_to: 0.8", "top: 1").replace("up_to: 0.95", "top: 3"),
+          "quantile": POLICY.replace("pareto", "quantile").replace("up_to: 0.8", "top: 0.25").replace("up_to: 0.95", "top: 0.6")}
+
+
+@pytest.mark.parametrize("method", sorted(RANKED))
+def test_quantile_and_top_n_tiers_speak_in_values_that_hold(tmp_path, method):
+    """'would be A if _tier_rank ≤ 1 (now 3)' told the customer a rank, not what to sell: the sentences are now
+    values of the tier metric, each checked by a fresh run with the customer's value there and a cent below."""
+    (tmp_path / "p.yaml").write_text(RANKED[method], encoding="utf-8")
+    ranked = load_policy(tmp_path / "p.yaml")
+    db = database(tmp_path / "d.db", REVENUE)
+    said = {c: explain_customer(db, ranked, c, AS_OF)["why"]["tier"] for c in REVENUE}
+    assert said["c"]["because"].startswith("tier B by rank of revenue_12m, in the top ")
+    assert said["c"]["up"] == ["would be A if revenue_12m ≥ 50 (now 15)"]  # a tie with a: both rank 1
+    assert not any("_tier_rank" in s for why in said.values() for s in why["up"] + why["down"])
+    for customer, why in said.items():
+        for sentence in why["up"] + why["down"]:
+            match = _SENTENCE.fullmatch(sentence)
+            if match is None:  # "would drop to C if revenue_12m ≤ 0": the rest tier needs a positive value
+                assert sentence.startswith("would drop to C if revenue_12m ≤ 0"), sentence
+                continue
+            tier, op, number = match.groups()
+            at = float(number.replace(",", ""))
+            inside, outside = (at, round(at - 0.01, 2)) if op == "≥" else (round(at - 0.01, 2), at)
+            assert tier_of(tmp_path, customer, inside) == tier, sentence
+            assert tier_of(tmp_path, customer, outside) != tier, sentence
+    apply_policy(db, ranked, AS_OF)  # a stored run says the same
+    assert {c: explain_customer(db, ranked, c, AS_OF)["why"]["tier"] for c in REVENUE} == said
+
+
+def test_a_large_stored_run_gives_quantile_and_top_n_tiers_their_rank_conditions(tmp_path, monkeypatch):
+    (tmp_path / "p.yaml").write_text(RANKED["top_n"], encoding="utf-8")
+    ranked = load_policy(tmp_path / "p.yaml")
+    db = database(tmp_path / "d.db", REVENUE)
+    apply_policy(db, ranked, AS_OF)
+    monkeypatch.setattr(explain, "PARETO_READ_LIMIT", 4)  # too many customers to read every value
+    why = explain_customer(db, ranked, "c", AS_OF)["why"]["tier"]
+    assert why["up"] == ["would be A if _tier_rank ≤ 1 (now 3)"]
+
+
 def test_a_stored_run_gives_the_same_cut_offs(tmp_path, policy):
     db = database(tmp_path / "d.db", REVENUE)
     computed = {c: explain_customer(db, policy, c, AS_OF)["why"]["tier"] for c in REVENUE}
