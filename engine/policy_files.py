@@ -199,7 +199,8 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
             raise _extends_test_file(pos, ref, current)
         nxt = resolve_policy_path(ref, current)
         if nxt is None:
-            raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends", f"cannot find policy {ref!r}"),
+            raise PolicyError(Diagnostic(pos.file, pos.line, pos.col, "extends",
+                                         f"cannot find policy {ref!r}{_policy_near(ref, current)}"),
                               hint=f"give a path relative to this file, or a shipped policy: {', '.join(shipped_policy_names())}")
         if nxt.is_dir():
             raise _extends_directory(pos, ref, nxt)
@@ -212,6 +213,23 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
     if "name" not in chain[0].data:
         _name_from_file(merged, chain[0].file)
     return merged, [d.file for d in chain]
+
+
+def _policy_near(ref: str, current: Path) -> str:
+    """"; did you mean 'base'?" for a misspelt `extends:`: the shipped policies and the policy files beside
+    ``current`` (the file that names it), each as it would be written."""
+    from .expr_types import did_you_mean
+
+    folder = (current.parent / ref).parent
+    here = [p.name for p in folder.glob("*.yaml") if not is_test_file(p.name)] if folder.is_dir() else []
+    prefix = ref[: len(ref) - len(Path(ref).name)]  # ../common/ of ../common/bsae.yaml
+    written = [prefix + name for name in here]
+    shipped = shipped_policy_names() if not prefix else []
+    if ref.endswith(".yaml"):
+        written += [f"{name}.yaml" for name in shipped]
+    else:
+        written += [prefix + name[: -len(".yaml")] for name in here] + shipped
+    return did_you_mean(ref, sorted(set(written)))
 
 
 def _extends_test_file(pos: Position, ref: str, referring: Path) -> PolicyError:

@@ -372,3 +372,17 @@ def test_a_childs_data_merges_into_the_sources_file_of_its_base(tmp_path):
     assert (loaded.data.customers.table, loaded.data.customers.key) == ("kh", "cid")
     assert loaded.data.sources["orders"].table == "xs"
     assert loaded.source.value_position(("data", "customers", "table")).file == str(tmp_path / "sources.yaml")
+
+
+@pytest.mark.parametrize("written, meant", [
+    ("bse", "base"),  # a shipped policy, by name
+    ("bsae.yaml", "base.yaml"),
+    ("common/shared_bsae.yaml", "common/shared_base.yaml"),  # a file in another folder, as written
+    ("common/shared_bsae", "common/shared_base"),
+])
+def test_a_misspelt_extends_gets_a_did_you_mean(tmp_path, written, meant):
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "shared_base.yaml").write_text("tiers: {levels: [{id: A, default: true}]}\n", encoding="utf-8")
+    policy = tmp_path / "child.yaml"
+    policy.write_text(f"extends: {written}\n", encoding="utf-8")
+    assert error_of(policy).diagnostics[0].message == f"cannot find policy {written!r}; did you mean {meant!r}?"
