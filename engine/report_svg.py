@@ -8,6 +8,7 @@ script or external references.
 
 from __future__ import annotations
 
+import unicodedata
 from html import escape
 
 TIER_COLORS = ("#2563eb", "#0d9488", "#d97706", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#64748b")
@@ -44,11 +45,32 @@ def _svg(width: int, height: int, body: str, label: str, cls: str = "chart") -> 
             f'role="img" aria-label="{esc(label)}">{body}</svg>')
 
 
+def text_width(text: str, size: float, weight: str = "normal") -> float:
+    """The width ``text`` takes at font size ``size``, estimated as a sans-serif font draws it: a Chinese or
+    Japanese character one em, any other about 0.6 em (bold a little more).  An SVG text does not wrap."""
+    em = 0.64 if weight in ("600", "700", "bold") else 0.6
+    return size * sum(1.0 if unicodedata.east_asian_width(ch) in ("W", "F") else em for ch in str(text))
+
+
+def fitted(text: str, width: float, size: float, weight: str = "normal") -> str:
+    """``text`` shortened with "…" to fit ``width`` pixels at ``size``; as it is when it fits."""
+    text = str(text)
+    if text_width(text, size, weight) <= width:
+        return text
+    while text and text_width(text + "…", size, weight) > width:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
 def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = 12, fill: str = INK,
-          weight: str = "normal", halo: bool = False, extra: str = "") -> str:
+          weight: str = "normal", halo: bool = False, extra: str = "", fit: float | None = None) -> str:
+    """An SVG text; with ``fit``, shortened to that many pixels (a long Chinese tier label drawn over the bars
+    beside it, or cut off at the chart's left edge) and the whole text in its tooltip."""
     h = ' stroke="#fff" stroke-width="4" stroke-linejoin="round" paint-order="stroke"' if halo else ""
+    shown = str(text) if fit is None else fitted(text, fit, size, weight)
+    tip = f"<title>{esc(text)}</title>" if shown != str(text) else ""
     return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{fill}" '
-            f'font-weight="{weight}"{h}{extra}>{esc(text)}</text>')
+            f'font-weight="{weight}"{h}{extra}>{tip}{esc(shown)}</text>')
 
 
 # --- Pareto curve --------------------------------------------------------------------------------
@@ -121,9 +143,9 @@ def hbar_chart(items: list[dict], label: str, *, label_width: int = 230, width: 
     for n, item in enumerate(items):
         y = top + n * row
         w = max(2.0, bar_w * (item["value"] or 0) / top_value) if item["value"] else 0
-        parts.append(_text(0, y + 18, item["name"], size=13, weight="700", fill=item["color"]))
+        parts.append(_text(0, y + 18, item["name"], size=13, weight="700", fill=item["color"], fit=bar_x - 10))
         if item.get("sub"):
-            parts.append(_text(0, y + 35, item["sub"], size=11.5, fill=MUTED))
+            parts.append(_text(0, y + 35, item["sub"], size=11.5, fill=MUTED, fit=bar_x - 10))
         parts.append(f'<rect x="{bar_x}" y="{y + 8}" width="{bar_w}" height="24" rx="5" fill="#f1f5f9"/>')
         parts.append(f'<rect class="bar" x="{bar_x}" y="{y + 8}" width="{w:.1f}" height="24" rx="5" '
                      f'fill="{item["color"]}"><title>{esc(item.get("title", item["text"]))}</title></rect>')
@@ -140,8 +162,8 @@ def stacked_chart(rows: list[dict], keys: list[str], colors: dict, label: str, w
     for n, r in enumerate(rows):
         y = top + n * row
         total = sum(r["counts"].values()) or 1
-        parts.append(_text(0, y + 18, r["name"], size=13, weight="700", fill=r.get("color", INK)))
-        parts.append(_text(0, y + 34, r.get("sub", ""), size=11, fill=MUTED))
+        parts.append(_text(0, y + 18, r["name"], size=13, weight="700", fill=r.get("color", INK), fit=label_width - 10))
+        parts.append(_text(0, y + 34, r.get("sub", ""), size=11, fill=MUTED, fit=label_width - 10))
         x = float(label_width)
         for key in keys:
             v = r["counts"].get(key, 0)
@@ -173,9 +195,10 @@ def column_chart(items: list[dict], label: str, width: int = 560) -> str:
         parts.append(f'<rect class="bar" x="{x:.1f}" y="{top + ph - h:.1f}" width="{w:.1f}" height="{max(h, 1):.1f}" '
                      f'rx="4" fill="{item["color"]}"><title>{esc(item.get("title", item["text"]))}</title></rect>')
         parts.append(_text(x + w / 2, top + ph - h - 7, item["text"], anchor="middle", size=12, weight="600"))
-        parts.append(_text(x + w / 2, top + ph + 18, item["name"], anchor="middle", size=12))
+        parts.append(_text(x + w / 2, top + ph + 18, item["name"], anchor="middle", size=12, fit=slot - 6))
         if item.get("sub"):
-            parts.append(_text(x + w / 2, top + ph + 34, item["sub"], anchor="middle", size=11, fill=MUTED))
+            parts.append(_text(x + w / 2, top + ph + 34, item["sub"], anchor="middle", size=11, fill=MUTED,
+                               fit=slot - 6))
     return _svg(width, height, "".join(parts), label)
 
 
@@ -190,7 +213,7 @@ def funnel_chart(items: list[dict], label: str, width: int = 380) -> str:
         y = k * row + 2
         w = bar_w * item["value"] / top_value
         cx = label_w + bar_w / 2
-        parts.append(_text(label_w - 10, y + 20, item["name"], anchor="end", size=12))
+        parts.append(_text(label_w - 10, y + 20, item["name"], anchor="end", size=12, fit=label_w - 12))
         parts.append(f'<rect x="{label_w}" y="{y + 4}" width="{bar_w}" height="24" rx="4" fill="#f8fafc"/>')
         if item["value"]:
             parts.append(f'<rect class="bar" x="{cx - max(w, 2) / 2:.1f}" y="{y + 4}" width="{max(w, 2):.1f}" '

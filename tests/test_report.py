@@ -290,3 +290,26 @@ def test_the_tier_changes_card_counts_moves_from_a_renamed_tier(cli, demo_db, tm
     assert unranked > 0
     card = html.split('<div class="k">Tier changes</div>', 1)[1].split('<div class="kpi">', 1)[0]
     assert f"since run #1 ({EARLIER}); {unranked:,} to or from a tier this run lacks" in card
+
+
+def test_charts_shorten_long_chinese_labels_and_keep_them_whole_in_the_tooltip(cli, demo_db, tmp_path):
+    """SVG text does not wrap: a long Chinese tier label ran under the bars beside it, and a long stage label,
+    drawn right-aligned, off the chart's left edge."""
+    from crm_rules.engine.policy_files import shipped_policies_dir
+
+    tier, stage = "金卡成长型客户（年采购额稳步增长，具备升级为钻石卡潜力）", "衰退期（采购量连续下滑需要预警跟进）"
+    text = shipped_policies_dir().joinpath("base.yaml").read_text(encoding="utf-8")
+    policy = tmp_path / "zh.yaml"
+    policy.write_text(text.replace("label: 成长客户 Growth customers", f"label: {tier}")
+                      .replace("label: 衰退期 Decline", f"label: {stage}"), encoding="utf-8")
+    cli("apply", "--db", demo_db, "-p", policy, "--as-of", AS_OF, ok=True)
+    out = tmp_path / "report.html"
+    cli("report", "--db", demo_db, "--out", out, ok=True)
+    page = out.read_text(encoding="utf-8")
+    shortened = {full: shown for full, shown in re.findall(r"<text [^>]*><title>([^<]*)</title>([^<]*)</text>", page)}
+    for full in (tier, stage):
+        shown = shortened[full]
+        assert shown.endswith("…") and full.startswith(shown[:-1]) and len(shown) < len(full)
+    assert f">{tier}</text>" not in page and f">{stage}</text>" not in page  # drawn whole in no chart
+    assert f"<span class=tl>{tier}</span>" in page  # and whole in the tables
+    assert ">重点客户 Key customers</text>" in page  # a label that fits is drawn as it is
