@@ -697,7 +697,8 @@ def actions(
 
 def _print_actions_as_lines(run_id: int, items: list[dict], limit: int) -> None:
     """The actions in a terminal too narrow for their table: a line of priority, due date, customer, tier and
-    action, then the reason indented below it, with the owner."""
+    action, then the customer's name, the reason and the owner indented below it (wrapped there, not by the
+    terminal at its first column)."""
     from rich.padding import Padding
     from rich.text import Text
 
@@ -708,7 +709,8 @@ def _print_actions_as_lines(run_id: int, items: list[dict], limit: int) -> None:
         console.print(f"p{a['priority']} {a['due_date']} {escape(str(a['customer_id']))}{tier} "
                       f"[b]{escape(a['action'])}[/b]", highlight=False)
         owner = f" — {a['owner']}" if a["owner"] else ""
-        console.print(Padding(Text(visible(f"{a['reason'] or ''}{owner}")), (0, 0, 0, 3), expand=False),
+        name = f"{a['customer_name']}: " if a["customer_name"] else ""
+        console.print(Padding(Text(visible(f"{name}{a['reason'] or ''}{owner}")), (0, 0, 0, 3), expand=False),
                       soft_wrap=False)  # the console's soft wrap would crop the padded text, not wrap it
     if len(shown) < len(items):
         console.print(f"{len(items) - len(shown):,} more; use --limit 0 or --json", highlight=False)
@@ -845,21 +847,25 @@ def runs(
 
     from .engine.render import fmt_number
     from .engine.run_history import list_runs
-    from .engine.terminal_table import titled_table
+    from .engine.terminal_table import print_listing
 
     items = list_runs(db, policy)
     if as_json:
         _print_json(items)
         return
-    table = titled_table(f"Runs in {escape(str(db))}: {len(items):,}", "Run>", "Policy", "Hash", "As of", "Finished",
-                         "Customers>", whole=("Run", "Hash", "As of", "Customers"))
-    table.columns[4].min_width = 10  # "YYYY-MM-DD HH:MM" wraps at the space, not inside the date
-    for r in items:
+
+    def cells(r: dict) -> dict:
         name = escape(r["policy_name"]) + (f" [dim]{escape(r['policy_version'])}[/dim]" if r["policy_version"] else "")
-        finished = (r["finished_at"] or "")[:16].replace("T", " ")
         customers = fmt_number(r["customers"]) if r["status"] == "succeeded" else f"[red]{escape(r['status'])}[/red]"
-        table.add_row(str(r["run_id"]), name, r["policy_sha256_short"], r["as_of"], finished, customers)
-    console.print(table)
+        return {"Run": str(r["run_id"]), "Policy": name, "Hash": r["policy_sha256_short"], "As of": r["as_of"],
+                "Finished": (r["finished_at"] or "")[:16].replace("T", " "), "Customers": customers}
+
+    # "YYYY-MM-DD HH:MM" wraps at the space, not inside the date.  The hash is left out where the policy name
+    # would break beside it: at 60 columns "zh_b" over "ase", a Chinese name two characters a line.
+    print_listing(console, f"Runs in {escape(str(db))}: {len(items):,}",
+                  ("Run>", "Policy", "Hash", "As of", "Finished", "Customers>"), items, cells, limit=0,
+                  whole=("Run", "Hash", "As of", "Customers"), optional=(), full_width=0, json_hint="--json",
+                  spare=("Hash",), min_widths={"Finished": 10})
     for r in items:
         if r["error"]:
             console.print(f"run {r['run_id']} failed: {r['error']}", highlight=False, markup=False)
@@ -1001,6 +1007,8 @@ def changes(
 
     from collections import Counter
 
+    from rich.cells import cell_len
+
     from .engine.render import fmt_number
     from .engine.run_history import changes as run_changes
     from .engine.terminal_table import print_listing, titled_table
@@ -1090,10 +1098,14 @@ def changes(
 
     # Below CHANGES_FULL_WIDTH the service levels are left out: with them, an 80-column terminal broke the stages
     # and service levels inside words ("developmen-t"); a "service level" change is then listed without its values.
+    # The names go next where even then the words do not fit: at 60 columns a Chinese company name had a column
+    # of two characters, ten lines a customer, and the stages beside it broke.  A tier's move ("C → B") is held
+    # on its line: at 70 columns the name beside it took the room and left "C →" over "B".
     print_listing(console, f"Changed customers: {len(items):,}",
                   ("Customer", "Name", "Change", "Tier", "Sub-grade", "Stage", "Service level"), items, cells,
                   limit=limit, whole=("Customer",), optional=("Service level",), full_width=CHANGES_FULL_WIDTH,
-                  json_hint="--json")
+                  json_hint="--json", spare=("Name",),
+                  min_widths={"Tier": max(cell_len(move(r["tier_before"], r["tier_after"])) for r in items)})
 
 
 @app.command()

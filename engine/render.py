@@ -9,9 +9,10 @@ import math
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from .counterfactuals import HUGE, is_literal, shortfall, value_text
-from .terminal_table import titled_table
+from .terminal_table import titled_table, words_fit
 from .user_text import escape, one_line
 
 
@@ -46,18 +47,34 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
     total = summary["customers"] or 1
     # numbers never break (a revenue cut to "107,407…" was a figure lost); the revenue metric, which may be a
     # long name, goes in the title, where it wraps instead of widening a column of numbers
-    columns = ["Tier", "Label", "Customers>", "Share>"]
     title = "Customers per tier"
     if summary.get("revenue_metric"):
-        columns += ["Revenue>", "Rev. share>"]
         title += f" (revenue: {_e(summary['revenue_metric'])})"
-    tiers = titled_table(title, *columns, whole=("Tier", "Revenue"))
-    for tier, row in summary["tiers"].items():
-        cells = [_e(tier), _e(labels.get(tier, "")), fmt_number(row["customers"]), pct(row["customers"] / total)]
+
+    def tier_table(with_labels: bool) -> Table:
+        columns = ["Tier"] + (["Label"] if with_labels else []) + ["Customers>", "Share>"]
         if summary.get("revenue_metric"):
-            cells += [fmt_number(row["revenue"]), pct(row["revenue_share"])]
-        tiers.add_row(*cells)
-    console.print(tiers)
+            columns += ["Revenue>", "Rev. share>"]
+        table = titled_table(title, *columns, whole=("Tier", "Revenue"))
+        for tier, row in summary["tiers"].items():
+            cells = [_e(tier)] + ([_e(labels.get(tier, ""))] if with_labels else [])
+            cells += [fmt_number(row["customers"]), pct(row["customers"] / total)]
+            if summary.get("revenue_metric"):
+                cells += [fmt_number(row["revenue"]), pct(row["revenue_share"])]
+            table.add_row(*cells)
+        return table
+
+    tiers = tier_table(True)
+    if words_fit(console, tiers):
+        console.print(tiers)
+    else:
+        # at 60 columns the figures left the labels a column of two characters: a Chinese label took a line for
+        # every two of its characters; the labels get a table of their own instead
+        console.print(tier_table(False))
+        named = titled_table("Tier labels", "Tier", "Label", whole=("Tier",))
+        for tier in summary["tiers"]:
+            named.add_row(_e(tier), _e(labels.get(tier, "")))
+        console.print(named)
     if summary.get("overrides"):  # else an --overrides file, or the policy's, left no trace in what apply prints
         console.print(f"{fmt_number(summary['overrides'])} customer(s) have the tier a manual override set (tier_rule "
                       f"override); `crm-rules explain` shows each one's override and the tier the rules alone give",
@@ -149,13 +166,18 @@ def print_explanation(console: Console, e: dict) -> None:
             console.print(f"[b]{_e(because[0].upper() + because[1:])}.[/b]", highlight=False)
             for sentence in why[part]["up"] + why[part]["down"]:
                 console.print(f"  → {_e(sentence)}", highlight=False)
+    rows = [(_e(name), "(attribute)", _e(fmt_number(value))) for name, value in e["attributes"].items()]
+    rows += [(_e(m["name"]), _e(m["label"]), _e(fmt_number(m["value"]))) for m in e["metrics"]
+             if not m["internal"] or m["name"].startswith("_tier")]  # a plugin's helper metric: its outputs are listed
     table = titled_table("Metrics", "Metric", "Label", "Value>", whole=("Metric",))  # the name the rules use
-    for name, value in e["attributes"].items():
-        table.add_row(_e(name), "(attribute)", _e(fmt_number(value)))
-    for m in e["metrics"]:
-        if m["internal"] and not m["name"].startswith("_tier"):
-            continue  # a plugin's helper metric; its outputs are listed instead
-        table.add_row(_e(m["name"]), _e(m["label"]), _e(fmt_number(m["value"])))
+    for row in rows:
+        table.add_row(*row)
+    if not words_fit(console, table):
+        # beside the metric names a label had a column of ten cells at 60 columns: "receivable" over "s", a
+        # Chinese label five lines of five characters; under its name it has the name's width
+        table = titled_table("Metrics", "Metric", "Value>", whole=())
+        for name, label, value in rows:
+            table.add_row(f"{name}\n[dim]{label}[/dim]" if label else name, value)
     console.print(table)
     t = e["tier"]
     decided = (f"set by the override; the rules alone give {_e(o['rule_tier'])}" if o and o["applied"]

@@ -46,28 +46,65 @@ def titled_table(title: str, *columns: str, whole: tuple[str, ...] = ()) -> Tabl
 
 def print_listing(console: Console, title: str, columns: tuple[str, ...], items: list, cells: Callable[[Any], dict],
                   *, limit: int, whole: tuple[str, ...], optional: tuple[str, ...], full_width: int,
-                  json_hint: str) -> None:
+                  json_hint: str, spare: tuple[str, ...] = (), min_widths: dict[str, int] | None = None) -> None:
     """A listing of ``items`` (the first ``limit``, 0 = all) as a table of ``columns``, each row's cells from
     ``cells(item)`` (escaped text by column name), with "N more" when cut short.
 
     Below ``full_width`` terminal columns the ``optional`` ones (names, owners, long texts) are left out, and a
     note says so: kept, an 80-column terminal (a pipe, a cron log) folds ids and dates inside the word, and a
-    listing whose customer ids are broken is no use.  ``json_hint`` is the option that shows everything.
+    listing whose customer ids are broken is no use.  The ``spare`` ones are left out next, one by one, while the
+    table still cannot keep its words whole (see :func:`words_fit`): at 60 columns a Chinese company name kept
+    beside them got a column two characters wide, ten lines a customer, and the stages beside it broke inside
+    the word.  ``min_widths`` holds columns at least that wide (a date and time that wraps at its space only).
+    ``json_hint`` is the option that shows everything.
     """
     narrow = console.width < full_width
-    shown_columns = tuple(c for c in columns if not (narrow and c.rstrip(">") in optional))
-    table = titled_table(title, *shown_columns, whole=whole)
     shown = items if limit == 0 else items[:limit]
-    for item in shown:
-        row = cells(item)
-        table.add_row(*(row[c.rstrip(">")] for c in shown_columns))
+    rows = [cells(item) for item in shown]
+    shown_columns = tuple(c for c in columns if not (narrow and c.rstrip(">") in optional))
+    need = full_width
+    while True:
+        table = titled_table(title, *shown_columns, whole=whole)
+        for column in table.columns:
+            column.min_width = (min_widths or {}).get(str(column.header))
+        for row in rows:
+            table.add_row(*(row[c.rstrip(">")] for c in shown_columns))
+        left = [c for c in shown_columns if c.rstrip(">") in spare]
+        if not left:
+            break
+        width = readable_width(console, table)
+        if width <= console.width:
+            break
+        if not narrow and shown_columns == columns:  # the full table: what it needs is more than full_width said
+            need = width
+        shown_columns = tuple(c for c in shown_columns if c != left[0])
     console.print(table)
     if len(shown) < len(items):
         console.print(f"{len(items) - len(shown):,} more; use --limit 0 or {json_hint}", highlight=False)
     left_out = [c.rstrip(">") for c in columns if c not in shown_columns]
     if left_out and shown:
         console.print(f"{joined(left_out)} not shown: this terminal has {console.width} columns, the full table needs "
-                      f"{full_width}; widen it, or use {json_hint}", highlight=False)
+                      f"{need}; widen it, or use {json_hint}", highlight=False)
+
+
+# A run of Chinese or Japanese text may break between any two characters, but a column two characters wide
+# (one word of most Chinese names) holds a company name as ten lines of two: a column that can only give it
+# less than this many cells is a column better left out (words_fit), or narrowed only when nothing else fits.
+READABLE_WIDE_RUN = 8
+
+
+def readable_width(console: Console, table: Table) -> int:
+    """The terminal columns ``table`` needs to break no word, nor narrow a run of Chinese text below
+    READABLE_WIDE_RUN cells (or its own width, if shorter)."""
+    if not isinstance(table, _WordKeepingTable):
+        return console.measure(table).minimum
+    least, room = table.least_widths(console, console.options, wide_run=READABLE_WIDE_RUN)
+    return sum(least) + console.options.max_width - room
+
+
+def words_fit(console: Console, table: Table) -> bool:
+    """Whether ``table`` fits ``console`` readably (:func:`readable_width`)."""
+    return readable_width(console, table) <= console.width
 
 
 def fit_widths(least: list[int], most: list[int], room: int,
@@ -130,6 +167,31 @@ class _WordKeepingTable(Table):
             for column in self.columns:
                 column.width = None
 
+    def _room(self, options: ConsoleOptions) -> int:
+        """The cells the columns' content may take: the width less borders and padding."""
+        columns = self.columns
+        borders = (len(columns) + 1 if self.show_edge else len(columns) - 1) if self.box else 0
+        return (self.width or options.max_width) - borders - (self.padding[1] + self.padding[3]) * len(columns)
+
+    def _rendered_cells(self, console: Console, options: ConsoleOptions) -> list[list[RenderableType]]:
+        return [[console.render_str(cell, markup=options.markup, highlight=False) if isinstance(cell, str) else cell
+                 for cell in (column.header, *column.cells)] for column in self.columns]
+
+    def least_widths(self, console: Console, options: ConsoleOptions, *, wide_run: int = 2,
+                     cells: list[list[RenderableType]] | None = None,
+                     most: list[int] | None = None) -> tuple[list[int], int]:
+        """Each column's narrowest content width that breaks no word (a column in ``whole``: its widest cell),
+        and the room there is for them."""
+        cells = self._rendered_cells(console, options) if cells is None else cells
+        floors = [column.min_width or 1 for column in self.columns]
+        if most is None:
+            most = [max(floor, *(Measurement.get(console, options, cell).maximum for cell in column))
+                    for floor, column in zip(floors, cells)]
+        least = [m if column.no_wrap else
+                 max(floor, *(_longest_word(cell, console, options, wide_run) for cell in column_cells))
+                 for m, floor, column, column_cells in zip(most, floors, self.columns, cells)]
+        return least, self._room(options)
+
     def _word_keeping_widths(self, console: Console, options: ConsoleOptions) -> list[int] | None:
         """Content widths (padding excluded) that keep every word whole where the words fit at all; None when
         rich's own are as good (the table fits) or nothing is (the columns that never break, and the others at their
@@ -137,17 +199,17 @@ class _WordKeepingTable(Table):
         columns = self.columns
         if not columns or any(column.width is not None for column in columns):
             return None
-        borders = (len(columns) + 1 if self.show_edge else len(columns) - 1) if self.box else 0
-        room = (self.width or options.max_width) - borders - (self.padding[1] + self.padding[3]) * len(columns)
-        cells = [[console.render_str(cell, markup=options.markup, highlight=False) if isinstance(cell, str) else cell
-                  for cell in (column.header, *column.cells)] for column in columns]
+        room = self._room(options)
+        cells = self._rendered_cells(console, options)
         floors = [column.min_width or 1 for column in columns]  # rich's Column.min_width, as rich honours it
         most = [max(floor, *(Measurement.get(console, options, cell).maximum for cell in column))
                 for floor, column in zip(floors, cells)]
         if sum(most) <= room:
             return None
-        least = [m if column.no_wrap else max(floor, *(_longest_word(cell, console, options) for cell in column_cells))
-                 for m, floor, column, column_cells in zip(most, floors, columns, cells)]
+        # Chinese text keeps READABLE_WIDE_RUN cells a line where the room allows, else two (one character)
+        least, _ = self.least_widths(console, options, wide_run=READABLE_WIDE_RUN, cells=cells, most=most)
+        if sum(least) > room:
+            least, _ = self.least_widths(console, options, cells=cells, most=most)
         if sum(least) > room:  # some word must break: the longest ones, as few as can be
             floors = [n if column.no_wrap else floor for n, floor, column in zip(least, floors, columns)]
             if sum(floors) > room:
@@ -158,13 +220,14 @@ class _WordKeepingTable(Table):
         return fit_widths(least, most, room, _line_counter(cells) if weighed else None, rows)
 
 
-def _longest_word(cell: RenderableType, console: Console, options: ConsoleOptions) -> int:
+def _longest_word(cell: RenderableType, console: Console, options: ConsoleOptions, wide_run: int = 2) -> int:
     """The narrowest a cell can be without breaking a word. Chinese and Japanese break between any two
     characters, so a company name written without spaces is no word of 24 cells (rich measures it so) but
-    characters of 2: the name wraps, its column need not hold it on one line."""
+    characters of 2: the name wraps, its column need not hold it on one line.  With ``wide_run`` such a run
+    counts as that many cells (or its own width, if less): the narrowest it reads well at."""
     if not isinstance(cell, Text):
         return Measurement.get(console, options, cell).minimum
-    return max((cell_len("".join(run)) if not wide else 2
+    return max((cell_len("".join(run)) if not wide else min(cell_len("".join(run)), max(2, wide_run))
                 for word in cell.plain.split() for wide, run in groupby(word, key=_wide)), default=0)
 
 
