@@ -159,13 +159,17 @@ class _WordKeepingTable(Table):
         if widths is None:
             yield from super().__rich_console__(console, options)
             return
+        kept = [(column.header, column._cells) for column in self.columns]
         for column, width in zip(self.columns, widths):
             column.width = width
+            column.header, *column._cells = [_chinese_wrapped(cell, width, console, options)
+                                             for cell in (column.header, *column._cells)]
         try:
             yield from super().__rich_console__(console, options)
         finally:
-            for column in self.columns:
+            for column, (header, cells) in zip(self.columns, kept):
                 column.width = None
+                column.header, column._cells = header, cells
 
     def _room(self, options: ConsoleOptions) -> int:
         """The cells the columns' content may take: the width less borders and padding."""
@@ -229,6 +233,66 @@ def _longest_word(cell: RenderableType, console: Console, options: ConsoleOption
         return Measurement.get(console, options, cell).minimum
     return max((cell_len("".join(run)) if not wide else min(cell_len("".join(run)), max(2, wide_run))
                 for word in cell.plain.split() for wide, run in groupby(word, key=_wide)), default=0)
+
+
+# Chinese typesetting starts no line with a comma, a full stop or a closing bracket, and ends none with an
+# opening one: folded at the column's width, "近十二个月销售收入（含税，按开票日期统计" left "）" alone on a line.
+NOT_AT_LINE_START = frozenset("，。、；：！？）］｝】』」》〉〕”’…‥%％·・ー々〃,.;:!?)]}")
+NOT_AT_LINE_END = frozenset("（［｛【『「《〈〔“‘")
+
+
+def _chinese_wrapped(cell: RenderableType, width: int, console: Console, options: ConsoleOptions) -> RenderableType:
+    """A cell holding Chinese text too long for ``width``, broken into lines as Chinese is typeset: between
+    any two characters, but a closing mark stays on the line of the character before it (which goes down
+    with it) and an opening one on the line of the character after.  Other cells as they are."""
+    text = console.render_str(cell, markup=options.markup, highlight=False) if isinstance(cell, str) else cell
+    if not isinstance(text, Text) or not any(_wide(ch) for ch in text.plain) or cell_len(text.plain) <= width:
+        return cell
+    lines = []
+    for line in text.split("\n", allow_blank=True):
+        parts = list(line.divide(_chinese_breaks(line.plain, width)))
+        for part in parts[:-1]:
+            part.rstrip()  # the space a line was broken at
+        lines += parts
+    return Text("\n").join(lines)
+
+
+def _chinese_breaks(text: str, width: int) -> list[int]:
+    """Where to break ``text`` into lines of at most ``width`` cells: at spaces, between two Chinese
+    characters, and inside a word only when it is longer than the line (as rich folds it)."""
+    # units that stay on one line: a word of other letters with the spaces after it, a Chinese character
+    # with the closing marks after it, opening marks with what follows them
+    units: list[tuple[int, int]] = []
+    start = 0
+    for i, ch in enumerate(text):
+        if i == start:
+            continue
+        prev = text[i - 1]
+        joined = (ch in NOT_AT_LINE_START or prev in NOT_AT_LINE_END
+                  or (not _wide(ch) and not _wide(prev) and not (prev.isspace() and not ch.isspace())))
+        if not joined:
+            units.append((start, i))
+            start = i
+    if start < len(text):
+        units.append((start, len(text)))
+    breaks, used = [], 0
+    for begin, end in units:
+        unit = text[begin:end]
+        size, ink = cell_len(unit), cell_len(unit.rstrip())
+        if used and used + ink > width:
+            breaks.append(begin)
+            used = 0
+        if size > width and ink > width:  # longer than a line: folded, as rich folds a word
+            pos = begin
+            for ch in unit:
+                if used + cell_len(ch) > width and used:
+                    breaks.append(pos)
+                    used = 0
+                used += cell_len(ch)
+                pos += 1
+            continue
+        used += size
+    return breaks
 
 
 def _wide(character: str) -> bool:

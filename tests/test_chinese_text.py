@@ -129,6 +129,25 @@ def test_actions_below_80_columns_name_the_customer_under_its_action(cli, column
     assert max(cell_len(line.rstrip()) for line in lines) <= 60
 
 
+@pytest.mark.parametrize("width", [64, 66, 70, 72, 76, 80, 100])
+def test_no_line_of_a_chinese_cell_starts_with_a_closing_mark(cli, columns, demo_db, zh_policy, width):
+    # folded at the column's width, "…具备升级为钻石卡潜力" left "）" alone at the start of a line; Chinese is
+    # typeset with the character before it going down too
+    text = zh_policy.read_text(encoding="utf-8").replace("label: Revenue, last 12 months",
+                                                          "label: 近十二个月销售收入（含税，按开票日期统计）")
+    zh_policy.write_text(text, encoding="utf-8")
+    columns(width)
+    out = cli("apply", "--db", demo_db, "-p", zh_policy, "--as-of", AS_OF, ok=True).output
+    out += cli("explain", "C000001", "--db", demo_db, "-p", zh_policy, "--as-of", AS_OF, ok=True).output
+    lines = table_lines(out)
+    cells = [cell.strip() for line in lines for cell in re.split("[│┃]", line)[1:-1]]
+    assert not [c for c in cells if c and c[0] in "，。、；：！？）」』】》"], width
+    assert not [c for c in cells if c and c[-1] in "（「『【《"], width
+    assert max(cell_len(line) for line in lines) <= width
+    labels = "".join(c for c in cells if c and all(cell_len(ch) == 2 for ch in c))
+    assert "具备升级为钻石卡潜力）" in labels and "按开票日期统计）" in labels
+
+
 def test_explain_puts_metric_labels_under_their_names_where_a_label_column_would_break_them(cli, columns, demo_db,
                                                                                              zh_policy):
     # at 60 columns the label column was ten cells wide: "receivable" over "s", "(attribute" over ")", and a
