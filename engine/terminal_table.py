@@ -159,6 +159,9 @@ class _WordKeepingTable(Table):
         if widths is None:
             yield from super().__rich_console__(console, options)
             return
+        if not widths:  # the ids and numbers alone are wider than the terminal
+            yield self._records()
+            return
         kept = [(column.header, column._cells) for column in self.columns]
         for column, width in zip(self.columns, widths):
             column.width = width
@@ -170,6 +173,19 @@ class _WordKeepingTable(Table):
             for column, (header, cells) in zip(self.columns, kept):
                 column.width = None
                 column.header, column._cells = header, cells
+
+    def _records(self) -> Table:
+        """The table one row after another, each a column name and its value a line: where the columns that never
+        break are wider together than the terminal, rich cut their numbers short (`index` at 60 columns showed
+        37,259 rows as "37,2") and gave a column no width at all."""
+        records = _WordKeepingTable(title=self.title, title_justify=self.title_justify, show_header=False)
+        records.add_column(no_wrap=True)
+        records.add_column(overflow="fold")
+        last = len(self.columns) - 1
+        for row in range(self.row_count):
+            for i, column in enumerate(self.columns):
+                records.add_row(column.header, column._cells[row], end_section=i == last and row < self.row_count - 1)
+        return records
 
     def _room(self, options: ConsoleOptions) -> int:
         """The cells the columns' content may take: the width less borders and padding."""
@@ -198,8 +214,8 @@ class _WordKeepingTable(Table):
 
     def _word_keeping_widths(self, console: Console, options: ConsoleOptions) -> list[int] | None:
         """Content widths (padding excluded) that keep every word whole where the words fit at all; None when
-        rich's own are as good (the table fits) or nothing is (the columns that never break, and the others at their
-        min_width, overflow)."""
+        rich's own are as good (the table fits), [] when nothing is (the columns that never break, and the others at
+        their min_width, overflow)."""
         columns = self.columns
         if not columns or any(column.width is not None for column in columns):
             return None
@@ -217,7 +233,7 @@ class _WordKeepingTable(Table):
         if sum(least) > room:  # some word must break: the longest ones, as few as can be
             floors = [n if column.no_wrap else floor for n, floor, column in zip(least, floors, columns)]
             if sum(floors) > room:
-                return None
+                return []
             least, _ = lowered(least, floors, room)
         rows = len(cells[0])
         weighed = rows <= WEIGHED_ROWS and all(isinstance(cell, Text) for column in cells for cell in column)

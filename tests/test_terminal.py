@@ -216,3 +216,21 @@ def test_actions_are_two_lines_each_below_80_columns(cli, demo_db, columns):
     assert "┃" not in text and max(cell_len(line.rstrip()) for line in lines) <= 60
     first = json.loads(cli("actions", "--db", demo_db, "--json", ok=True).output)["actions"][0]
     assert f"p1 {first['due_date']} {first['customer_id']} ({first['tier']}) {first['action']}" == lines[1]
+
+
+def test_a_table_whose_numbers_alone_overflow_is_shown_row_by_row(cli, demo_db, columns):
+    """At 60 columns `index` cut its row counts short ("37,2" for 37,259), "interactions" to "interactio",
+    and gave the index column no width at all: its ids and numbers never break, and did not fit together."""
+    args = ("index", "--db", demo_db, "-p", "base", "--as-of", AS_OF)
+    sources = json.loads(cli(*args, "--json", ok=True).output)["sources"]
+    columns(60)
+    text = cli(*args, ok=True).output
+    lines = [line for line in text.splitlines() if line[:1] in "┏┃┡│└┌├"]
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    for source in sources:
+        assert ["Table", source["table"]] in cells and ["Rows", f"{source['rows']:,}"] in cells
+    assert ["Index", "proposed"] in cells and "┳┳" not in text
+    assert max(cell_len(line) for line in lines) <= 60
+    columns(100)
+    wide = cli(*args, ok=True).output
+    assert "┃ Table" in wide and "├" not in wide  # a table where it fits
