@@ -334,7 +334,8 @@ def run_tests(
     if as_json:
         _print_json(report)
     else:
-        console.print(format_report(report, coverage=coverage), markup=False, highlight=False)
+        console.print(format_report(report, coverage=coverage, width=min(78, console.width)), markup=False,
+                      highlight=False)
     if report["failed"]:
         raise typer.Exit(1)
 

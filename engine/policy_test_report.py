@@ -118,8 +118,9 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - cell_len(text))
 
 
-def format_report(report: dict, coverage: bool = False) -> str:
-    """pytest-like text: a line per file with a mark per case, each failure with expected vs actual and why."""
+def format_report(report: dict, coverage: bool = False, width: int = 78) -> str:
+    """pytest-like text: a line per file with a mark per case, each failure with expected vs actual and why; its
+    rules ``width`` cells wide (78, less in a narrower terminal: there a rule of 78 took two lines)."""
     out = []
     by_file: dict[str, list[dict]] = {}
     for c in report["cases"]:
@@ -129,23 +130,23 @@ def format_report(report: dict, coverage: bool = False) -> str:
         population = f" + {f['population']:,} population" if f["population"] else ""
         out.append(f"{f['file']} (policy {f['policy']}, as of {f['as_of']}, {f['cases']:,} case{'s' if f['cases'] != 1 else ''}{population}) {marks}")
     if report["failures"]:
-        out += ["", _banner("FAILURES")]
+        out += ["", _banner("FAILURES", width=width)]
         for fail in report["failures"]:
-            out.append(_banner(f"{fail['file']}::{fail['name']}", "_"))
+            out.append(_banner(f"{fail['file']}::{fail['name']}", "_", width=width))
             out.append(f"{fail['where']}: customer {fail['customer_id']}")
-            width = max(cell_len(m["key"]) for m in fail["mismatches"])
+            key_width = max(cell_len(m["key"]) for m in fail["mismatches"])
             for m in fail["mismatches"]:
                 if m["key"] == "actions_include":
-                    out.append(f"  {_pad(m['key'], width)}  missing {_fmt(m['missing'])}; actual {_fmt(m['actual'])}")
+                    out.append(f"  {_pad(m['key'], key_width)}  missing {_fmt(m['missing'])}; actual {_fmt(m['actual'])}")
                 else:
-                    out.append(f"  {_pad(m['key'], width)}  expected {_expected_fmt(m['key'], m['expected'])}, "
+                    out.append(f"  {_pad(m['key'], key_width)}  expected {_expected_fmt(m['key'], m['expected'])}, "
                                f"got {_expected_fmt(m['key'], m['actual'])}")
             if fail.get("explanation"):
                 out.append(f"why (crm-rules explain {fail['customer_id']}):")
                 out += ["  " + line for line in fail["explanation"].splitlines()]
             out.append("")
     if coverage:
-        out += ["", _banner("rule coverage")]
+        out += ["", _banner("rule coverage", width=width)]
         for entry in report["coverage"]:
             parts = []
             for kind, title in (("tiers", "tiers"), ("subgrades", "sub-grades"), ("stages", "stages"),
@@ -165,5 +166,5 @@ def format_report(report: dict, coverage: bool = False) -> str:
         summary.append(f"{report['failed']:,} failed")
     summary.append(f"{report['passed']:,} passed")
     out += ["", _banner(f"{', '.join(summary)} in {report['seconds']:.2f}s ({len(report['files'])} file"
-                        f"{'s' if len(report['files']) != 1 else ''})")]
+                        f"{'s' if len(report['files']) != 1 else ''})", width=width)]
     return "\n".join(out).lstrip("\n")

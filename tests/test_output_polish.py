@@ -175,6 +175,23 @@ def test_failures_report_lines_up_under_chinese_case_names(tmp_path, monkeypatch
     assert [cell_len(line) for line in rules] == [78] * len(rules)
 
 
+def test_failure_report_rules_fit_a_terminal_narrower_than_78(cli, columns, tmp_path, monkeypatch):
+    # at 60 columns each rule of 78 took two lines
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t3.test.yaml").write_text(
+        "policy: vip_card\nas_of: 2026-06-30\ncases:\n"
+        "  - name: 金卡客户 wrong tier\n    generate: {revenue_12m: 900_000}\n    expect: {tier: diamond}\n",
+        encoding="utf-8")
+    for width, rule in ((60, 60), (100, 78)):
+        columns(width)
+        result = cli("test", "t3.test.yaml")
+        assert result.exit_code == 1
+        rules = [line for line in result.output.splitlines() if line.startswith(("===", "___"))]
+        assert rules[0] == "=" * ((rule - 10) // 2) + " FAILURES " + "=" * ((rule - 10) // 2)
+        assert [cell_len(line) for line in rules] == [rule] * len(rules)
+        assert "金卡客户 wrong tier" in rules[1]
+
+
 # ---- 4. thousands separators in notes ---------------------------------------------------------
 
 def test_note_on_customers_without_service_level_has_thousands_separator(tmp_path):
