@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .counterfactuals import HUGE, is_literal, shortfall, value_text
-from .terminal_table import titled_table, words_fit
+from .terminal_table import print_indented, titled_table, words_fit
 from .user_text import escape, one_line
 
 
@@ -165,7 +165,7 @@ def print_explanation(console: Console, e: dict) -> None:
             because = why[part]["because"]
             console.print(f"[b]{_e(because[0].upper() + because[1:])}.[/b]", highlight=False)
             for sentence in why[part]["up"] + why[part]["down"]:
-                console.print(f"  → {_e(sentence)}", highlight=False)
+                print_indented(console, f"  → {_e(sentence)}")
     rows = [(_e(name), "(attribute)", _e(fmt_number(value))) for name, value in e["attributes"].items()]
     rows += [(_e(m["name"]), _e(m["label"]), _e(fmt_number(m["value"]))) for m in e["metrics"]
              if not m["internal"] or m["name"].startswith("_tier")]  # a plugin's helper metric: its outputs are listed
@@ -184,18 +184,18 @@ def print_explanation(console: Console, e: dict) -> None:
                else f"decided by rule {_e(t['rule'])}")
     console.print(f"\n[b]Tier {_e(t['id'])}[/b] (method {t['method']}, {decided}):")
     for line in _rule_lines(t["rules"]):
-        console.print(line, highlight=False)
+        print_indented(console, line)
     if e.get("subgrade"):
         s = e["subgrade"]
         console.print(f"\n[b]Sub-grade {_e(s['id'])}[/b] (decided by rule {_e(s['rule'])}):")
         for line in _rule_lines(s["rules"]):
-            console.print(line, highlight=False)
+            print_indented(console, line)
     if e.get("stage"):
         s = e["stage"]
         strategy = f" — strategy: {_e(s['strategy'])}" if s.get("strategy") else ""
         console.print(f"\n[b]Lifecycle stage {_e(s['id'])}[/b] (decided by rule {_e(s['rule'])}){strategy}:")
         for line in _rule_lines(s["rules"]):
-            console.print(line, highlight=False)
+            print_indented(console, line)
     sl = e.get("service_level")
     if sl:
         scope = ", ".join(f"{k} {_e(sl[k])}" for k in ("tier", "subgrade", "stage") if sl.get(k))
@@ -203,11 +203,11 @@ def print_explanation(console: Console, e: dict) -> None:
         for k, v in sl.items():
             if k not in ("id", "tier", "subgrade", "stage"):
                 for line in _setting_lines(k, v, "  "):
-                    console.print(line, highlight=False)
+                    print_indented(console, line)
     elif e.get("service_level") is None:
         console.print("\n[b]Service level[/b]: none defined for this tier/stage")
     if e.get("actions"):
         console.print("\n[b]Actions[/b]:")
         for a in e["actions"]:
-            console.print(f"  {a['due_date']} p{a['priority']} {_e(a['action'])} ({a['category']}, {_e(a['plugin'])}): {_e(a['reason'] or '')}",
-                          highlight=False)
+            print_indented(console, f"  {a['due_date']} p{a['priority']} {_e(a['action'])} ({a['category']}, "
+                                    f"{_e(a['plugin'])}): {_e(a['reason'] or '')}")

@@ -273,6 +273,22 @@ def _chinese_wrapped(cell: RenderableType, width: int, console: Console, options
     return Text("\n").join(lines)
 
 
+def print_indented(console: Console, line: str) -> None:
+    """A line of markup, indented by its leading spaces, wrapped to the terminal with its lines below indented
+    two more: printed as it was, a terminal broke a long Chinese label or reason at its first column, under
+    the marks and names of the lines around it."""
+    indent = len(line) - len(line.lstrip(" "))
+    text = console.render_str(line[indent:], highlight=False)
+    width = console.width - indent - 2
+    if width < 20 or cell_len(text.plain) <= console.width - indent:
+        console.print(line, highlight=False)
+        return
+    parts = list(text.divide(_chinese_breaks(text.plain, width)))
+    for i, part in enumerate(parts):
+        part.rstrip()
+        console.print(Text(" " * (indent + (2 if i else 0))) + part, highlight=False, soft_wrap=True)
+
+
 def _chinese_breaks(text: str, width: int) -> list[int]:
     """Where to break ``text`` into lines of at most ``width`` cells: at spaces, between two Chinese
     characters, and inside a word only when it is longer than the line (as rich folds it)."""

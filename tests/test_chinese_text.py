@@ -168,3 +168,19 @@ def test_explain_puts_metric_labels_under_their_names_where_a_label_column_would
     columns(100)
     wide = cli("explain", "C000001", "--db", demo_db, "-p", zh_policy, "--as-of", AS_OF, ok=True).output
     assert "Label" in next(line for line in table_lines(wide.split("Metrics", 1)[1]) if line.startswith("┃"))
+
+
+def test_explain_wraps_rules_settings_and_actions_under_their_own_indent(cli, columns, demo_db, zh_policy):
+    # a long rule line was broken by the terminal at its first column, under the marks of the rules around it
+    columns(60)
+    out = cli("explain", "C000001", "--db", demo_db, "-p", zh_policy, "--as-of", AS_OF, ok=True).output
+    after = out.split("(method pareto", 1)[1].splitlines()
+    rules = after[after.index(next(line for line in after if f"({LONG_TIER[:10]}" in line)):]
+    assert rules[0].startswith("  ✓ B (") or rules[0].startswith("  ✗ B (")
+    assert rules[1].startswith("    ") and not rules[1].startswith("     ")
+    assert LONG_TIER in "".join(line.strip() for line in rules[:2])
+    indented = [line for line in after if line.startswith("  ")]
+    assert indented and max(cell_len(line.rstrip()) for line in indented) <= 60
+    columns(200)
+    wide = cli("explain", "C000001", "--db", demo_db, "-p", zh_policy, "--as-of", AS_OF, ok=True).output
+    assert any(f"({LONG_TIER}): revenue_12m > 0 and _tier_share < 0.95" in line for line in wide.splitlines())
