@@ -466,9 +466,9 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
     from .render import fmt_number, pct
     from .terminal_table import print_listing, titled_table
 
-    def table(title: str, *columns: str):
+    def table(title: str, *columns: str, whole: tuple[str, ...] = ()):
         """Column names escaped: tier and sub-grade names are the policy's text."""
-        return titled_table(title, *(escape(c) for c in columns))
+        return titled_table(title, *(escape(c) for c in columns), whole=whole)
 
     def name(side: dict) -> str:
         what = f"run {side['run_id']} ({side['policy']})" if side["source"] == "run" else side["policy"]
@@ -522,7 +522,8 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
     # discounts are a fraction of each side's revenue metric: name it, as the revenue share table does
     labels["discount_given"] = f"Discount given (discount × {metric})"
     if keys:
-        t = table("Cost of service levels", "Measure", "Old>", "New>", "Change>")
+        # amounts never break: at 60 columns "3,772,306.03" came out as "3,772,306.0" over "3"
+        t = table("Cost of service levels", "Measure", "Old>", "New>", "Change>", whole=("Old", "New", "Change"))
         for k in keys:
             old, new, change = costs["old"]["totals"].get(k), costs["new"]["totals"].get(k), costs["change"].get(k)
             t.add_row(escape(labels[k]), fmt_number(old), fmt_number(new), "—" if change is None else f"{change:+,.2f}"

@@ -234,3 +234,17 @@ def test_a_table_whose_numbers_alone_overflow_is_shown_row_by_row(cli, demo_db, 
     columns(100)
     wide = cli(*args, ok=True).output
     assert "┃ Table" in wide and "├" not in wide  # a table where it fits
+
+
+def test_diff_costs_never_break_an_amount(cli, demo_db, columns):
+    """At 52 columns the cost table folded its amounts: "790,713.09" came out as "790,713.0" over "9" (at 60 with
+    the amounts of 2,000 customers)."""
+    args = ("diff", "--db", demo_db, "base", "vip_card", "--as-of", AS_OF)
+    costs = json.loads(cli(*args, "--json", ok=True).output)["costs"]
+    columns(52)
+    text = cli(*args, ok=True).output.split("Cost of service levels")[1]
+    lines = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
+    cells = {cell.strip() for line in lines for cell in line.split("│")[2:-1]}
+    amounts = [v for side in ("old", "new") for v in costs[side]["totals"].values() if v is not None]
+    assert amounts and all(f"{v:,.2f}" in cells or f"{v:,}" in cells for v in amounts), cells
+    assert max(cell_len(line) for line in lines) <= 52
