@@ -64,8 +64,9 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
             table.add_row(*cells)
         return table
 
-    tiers = tier_table(True)
-    if words_fit(console, tiers):
+    labelled = any(labels.get(tier) for tier in summary["tiers"])  # else a Label column of empty cells
+    tiers = tier_table(labelled)
+    if not labelled or words_fit(console, tiers):
         console.print(tiers)
     else:
         # at 60 columns the figures left the labels a column of two characters: a Chinese label took a line for

@@ -311,7 +311,8 @@ def summarize(computed: Computed) -> dict:
         "subgrades": {s.id: subgrades.get(s.id, 0) for tier in policy.tiers for s in tier.subgrades},
         "stages": {s.id: stage_counts.get(s.id, 0) for s in policy.stages},
         "tier_stage": [[tier, stage, n] for (tier, stage), n in sorted(grid.items(), key=lambda kv: tuple(map(_nulls_first, kv[0])))],
-        "service_levels": dict(sorted(services.items())),
+        # a policy without service levels would list every customer under "(none)", a table that says nothing
+        "service_levels": dict(sorted(services.items())) if policy.service_levels else {},
         "outputs": {name: _counted(counts) for name, counts in outputs.items()},
         "actions": actions,
         "plugin_errors": conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0],

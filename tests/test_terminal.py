@@ -248,3 +248,15 @@ def test_diff_costs_never_break_an_amount(cli, demo_db, columns):
     amounts = [v for side in ("old", "new") for v in costs[side]["totals"].values() if v is not None]
     assert amounts and all(f"{v:,.2f}" in cells or f"{v:,}" in cells for v in amounts), cells
     assert max(cell_len(line) for line in lines) <= 52
+
+
+def test_the_summary_leaves_out_what_the_policy_does_not_have(cli, demo_db, tmp_path):
+    # a policy without labels or service levels got a Label column of empty cells and "Service levels: (none) 300"
+    policy = tmp_path / "plain.yaml"
+    policy.write_text("metrics:\n  revenue: {sum: amount}\n"
+                      "tiers:\n  levels: [{id: A, when: 'revenue > 1000'}, {id: B, default: true}]\n")
+    text = cli("apply", "--db", demo_db, "-p", policy, "--as-of", AS_OF, "--dry-run", ok=True).output
+    assert "Customers per tier" in text and "Label" not in text
+    assert "Service levels" not in text and "(none)" not in text
+    with_both = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--dry-run", ok=True).output
+    assert "Label" in with_both and "Service levels" in with_both
