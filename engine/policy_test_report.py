@@ -129,6 +129,7 @@ def format_report(report: dict, coverage: bool = False, width: int = 78) -> str:
         marks = "".join("." if c["passed"] else "F" for c in by_file.get(f["file"], []))
         population = f" + {f['population']:,} population" if f["population"] else ""
         out.append(f"{f['file']} (policy {f['policy']}, as of {f['as_of']}, {f['cases']:,} case{'s' if f['cases'] != 1 else ''}{population}) {marks}")
+        out += [f"  note: {note}" for note in f.get("test_notes", ())]
     if report["failures"]:
         out += ["", _banner("FAILURES", width=width)]
         for fail in report["failures"]:

@@ -833,3 +833,18 @@ def test_decimal_commas_of_a_semicolon_separated_table_are_numbers(tmp_path):
     assert report["ok"], format_report(report)
     assert [(c["customer_id"], c["actual"]["revenue_12m"]) for c in report["cases"]] == [
         ("007", 1234.56), ("8", 250000), ("9", 99.5)]
+
+
+def test_the_policy_overrides_are_left_out_of_its_tests(cli, tmp_path):
+    # they name customers of the user's data: every one stopped the test as 'not in the customers table'
+    (tmp_path / "ov.yaml").write_text("- {customer: C000001, tier: A, reason: strategic, author: li, expires: 2099-01-31}\n")
+    (tmp_path / "p.yaml").write_text("metrics:\n  revenue_12m: {sum: amount, window: 12 months}\n"
+                                     "tiers:\n  levels: [{id: A, when: 'revenue_12m > 1000'}, {id: B, default: true}]\n"
+                                     "overrides: {file: ov.yaml}\n")
+    (tmp_path / "p.test.yaml").write_text("as_of: 2026-06-30\ncases:\n"
+                                          "  - {name: small, generate: {revenue_12m: 10}, expect: {tier: B}}\n")
+    result = cli("test", tmp_path / "p.yaml")
+    assert result.exit_code == 0, result.output
+    assert "note: the policy's overrides (file ov.yaml) are not applied to the test customers" in result.output
+    report = json.loads(cli("test", tmp_path / "p.yaml", "--json", ok=True).output)
+    assert report["files"][0]["test_notes"][0].startswith("the policy's overrides")
