@@ -189,13 +189,14 @@ def _note_policy_choice(ref: str | Path, option: str = "-p ") -> None:
 def _labels_by_kind(policy) -> dict[str, dict[str, str]]:
     return {"tiers": {t.id: t.rule.label for t in policy.tiers},
             "subgrades": {s.id: s.label for t in policy.tiers for s in t.subgrades},
-            "stages": {s.id: s.label for s in policy.stages}}
+            "stages": {s.id: s.label for s in policy.stages},
+            "service_levels": {sl.id: str(sl.details.get("label") or sl.id) for sl in policy.service_levels}}
 
 
-def _labels(policy) -> dict[str, str]:
-    """The label shown beside each tier, sub-grade and stage id; "" where the label is the id itself."""
-    labels = {k: v for kind in _labels_by_kind(policy).values() for k, v in kind.items()}
-    return {k: ("" if v == k else v) for k, v in labels.items()}
+def _labels(policy) -> dict[str, dict[str, str]]:
+    """The label shown beside each id, per kind; "" where the label is the id itself."""
+    return {kind: {k: ("" if v == k else v) for k, v in labels.items()}
+            for kind, labels in _labels_by_kind(policy).items()}
 
 
 def _print_run(outcome, policy, db: Path, as_json: bool) -> None:

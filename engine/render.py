@@ -42,8 +42,11 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
-def print_summary(console: Console, summary: dict, labels: dict[str, str], header: str) -> None:
+def print_summary(console: Console, summary: dict, labels_by_kind: dict[str, dict[str, str]], header: str) -> None:
+    """``labels_by_kind``: per kind (tiers, subgrades, stages, service_levels) the label shown beside each id, ""
+    where it is the id itself; kinds are apart, since a service level may share its id with a tier."""
     console.print(header)
+    tier_labels = labels_by_kind.get("tiers", {})
     total = summary["customers"] or 1
     # numbers never break (a revenue cut to "107,407…" was a figure lost); the revenue metric, which may be a
     # long name, goes in the title, where it wraps instead of widening a column of numbers
@@ -57,14 +60,14 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
             columns += ["Revenue>", "Rev. share>"]
         table = titled_table(title, *columns, whole=("Tier", "Revenue"))
         for tier, row in summary["tiers"].items():
-            cells = [_e(tier)] + ([_e(labels.get(tier, ""))] if with_labels else [])
+            cells = [_e(tier)] + ([_e(tier_labels.get(tier, ""))] if with_labels else [])
             cells += [fmt_number(row["customers"]), pct(row["customers"] / total)]
             if summary.get("revenue_metric"):
                 cells += [fmt_number(row["revenue"]), pct(row["revenue_share"])]
             table.add_row(*cells)
         return table
 
-    labelled = any(labels.get(tier) for tier in summary["tiers"])  # else a Label column of empty cells
+    labelled = any(tier_labels.get(tier) for tier in summary["tiers"])  # else a Label column of empty cells
     tiers = tier_table(labelled)
     if not labelled or words_fit(console, tiers):
         console.print(tiers)
@@ -74,7 +77,7 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
         console.print(tier_table(False))
         named = titled_table("Tier labels", "Tier", "Label", whole=("Tier",))
         for tier in summary["tiers"]:
-            named.add_row(_e(tier), _e(labels.get(tier, "")))
+            named.add_row(_e(tier), _e(tier_labels.get(tier, "")))
         console.print(named)
     if summary.get("overrides"):  # else an --overrides file, or the policy's, left no trace in what apply prints
         console.print(f"{fmt_number(summary['overrides'])} customer(s) have the tier a manual override set (tier_rule "
@@ -83,11 +86,12 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
     if summary.get("subgrades"):
         subs = titled_table("Sub-grades", "Sub-grade", "Label", "Customers>")
         for sub, n in summary["subgrades"].items():
-            subs.add_row(_e(sub), _e(labels.get(sub, "")), fmt_number(n))
+            subs.add_row(_e(sub), _e(labels_by_kind.get("subgrades", {}).get(sub, "")), fmt_number(n))
         console.print(subs)
     if summary.get("stages"):
         stages = list(summary["stages"])
-        grid = titled_table("Customers per tier and lifecycle stage", "Tier", *[_e(labels.get(s) or s) + ">" for s in stages])
+        stage_labels = labels_by_kind.get("stages", {})
+        grid = titled_table("Customers per tier and lifecycle stage", "Tier", *[_e(stage_labels.get(s) or s) + ">" for s in stages])
         counts = {(t, s): n for t, s, n in summary["tier_stage"]}
         for tier in summary["tiers"]:
             grid.add_row(_e(tier), *[fmt_number(counts.get((tier, s), 0)) for s in stages])
@@ -105,9 +109,12 @@ def print_summary(console: Console, summary: dict, labels: dict[str, str], heade
             acts.add_row(_e(name), fmt_number(n))
         console.print(acts)
     if summary.get("service_levels"):
-        sl = titled_table("Service levels", "Service level", "Customers>")
+        service_labels = labels_by_kind.get("service_levels", {})
+        labelled = any(service_labels.get(name) for name in summary["service_levels"])
+        sl = titled_table("Service levels", "Service level", *(["Label"] if labelled else []), "Customers>")
         for name, n in summary["service_levels"].items():
-            sl.add_row(_e(name) if name else "(none)", fmt_number(n))
+            sl.add_row(_e(name) if name else "(none)", *([_e(service_labels.get(name, ""))] if labelled else []),
+                       fmt_number(n))
         console.print(sl)
 
 

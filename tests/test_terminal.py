@@ -260,3 +260,13 @@ def test_the_summary_leaves_out_what_the_policy_does_not_have(cli, demo_db, tmp_
     assert "Service levels" not in text and "(none)" not in text
     with_both = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--dry-run", ok=True).output
     assert "Label" in with_both and "Service levels" in with_both
+
+
+def test_the_service_level_summary_shows_labels(cli, demo_db):
+    # it showed the ids alone, while the tiers beside them had their labels
+    text = cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", ok=True).output
+    line = next(line for line in text.splitlines() if "standard-self" in line)
+    assert "普通卡自助服务 Standard self-service" in line
+    data = json.loads(cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", "--json",
+                          ok=True).output)
+    assert data["labels"]["service_levels"]["standard-self"] == "普通卡自助服务 Standard self-service"
