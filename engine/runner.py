@@ -124,6 +124,27 @@ def _stage_overrides(conn: sqlite3.Connection, overrides: list) -> None:
                      [(o.customer, o.kind, o.tier, o.as_json(), o.where) for o in overrides])
 
 
+def _plugin_error_notes(conn: sqlite3.Connection, policy: Policy, customers: int) -> list[str]:
+    """A note per entry with errors (on_error: skip), with its most frequent message.  A count alone hid a
+    plugin that failed for every customer (a bug, not bad data) behind a run that exited 0."""
+    sections = {step.entry: step.section for step in policy.plugin_steps + policy.action_steps}
+    notes = []
+    for name, plugin, n, message in conn.execute(
+            f"SELECT entry, plugin, count(*), (SELECT message FROM {ERRORS} AS m WHERE m.entry = e.entry "
+            f"GROUP BY message ORDER BY count(*) DESC, message LIMIT 1) FROM {ERRORS} AS e "
+            f"GROUP BY entry, plugin ORDER BY entry"):
+        entry = f"{sections[name]}.{name}" if name in sections else name
+        message = message if len(message) <= 300 else message[:299] + "…"
+        if customers and n >= customers:
+            notes.append(f"plugin {plugin!r} failed in {entry} for every customer ({n:,}; on_error: skip left their "
+                         f"outputs empty), e.g. {message}: that is the plugin's bug or its params', not the data's; "
+                         f"see crm_errors")
+        else:
+            notes.append(f"plugin {plugin!r} failed in {entry} for {n:,} customer(s) (on_error: skip left their "
+                         f"outputs empty), most often: {message}; see crm_errors")
+    return notes
+
+
 def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | None = None,
             progress: Progress = silent) -> Computed:
     conn = rc.conn
@@ -174,9 +195,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
             "each table was read as it was when its scan began, so the results may mix the data before and after; "
             "run again when the writes are done, or on a snapshot (sqlite3 crm.db \".backup snapshot.db\")")
     computed.groups = _grouped(conn, policy, result, with_overrides)
-    errors = conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0]
-    if errors:
-        computed.notes.append(f"{errors:,} plugin error(s) recorded for customers (on_error: skip); see crm_errors")
+    computed.notes += _plugin_error_notes(conn, policy, sum(row[0] for row in computed.groups))
     missing = sum(row[0] for row in computed.groups if row[5] is None)
     if policy.service_levels and missing:
         computed.notes.append(f"{missing:,} customer(s) match no service level (no entry for their tier/stage)")

@@ -225,7 +225,7 @@ def test_bad_customer_fails_the_run_naming_customer_and_plugin(crm, tmp_path):
 def test_bad_customer_is_recorded_and_skipped(crm, tmp_path):
     db = _small_db(tmp_path)
     proc = crm("apply", "--db", db, "--policy", _policy(tmp_path, "skip"), "--as-of", D, ok=True)
-    assert "1 plugin error(s)" in proc.stdout
+    assert "failed in scores.elite for 1 customer(s)" in proc.stdout and "most often: ValueError: nights" in proc.stdout
     run_id = _latest_run(db)
     errors = [dict(r) for r in _rows(db, "SELECT * FROM crm_errors WHERE run_id = ?", run_id)]
     assert len(errors) == 1

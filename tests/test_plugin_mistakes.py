@@ -751,3 +751,19 @@ def test_validate_with_debug_shows_the_traceback_of_a_plugin_that_failed(tmp_pat
     loud = cli("--debug", "validate", policy, policy)
     assert loud.exit_code == quiet.exit_code
     assert loud.output.count("Traceback (most recent call last)") == 2 and "KeyError: 'no_such_key'" in loud.output
+
+
+def test_a_plugin_failing_for_every_customer_under_on_error_skip_is_told_as_a_bug(tmp_path, with_plugin):
+    # the note gave a count ("2 plugin error(s) recorded"), and a plugin broken for everyone passed for bad data
+    from crm_rules.engine.runner import apply_policy
+
+    def broken(rows):
+        raise KeyError("revenue")
+    with_plugin(_scorer(lambda ctx: BatchOutputs(["revenue_12m"], {"": Column("number")}, broken)))
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东"), ("b", "Beta", "华东")],
+                 orders=[("a", "2026-06-01", 500), ("b", "2026-06-01", 1500)])
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "scores:\n  bkv: {use: bk, on_error: skip}\n" + TIERS, encoding="utf-8")
+    notes = apply_policy(db, load_policy(policy), "2026-06-30").notes
+    assert notes == ["plugin 'broken' failed in scores.bkv for every customer (2; on_error: skip left their outputs empty), "
+                     "e.g. KeyError: 'revenue': that is the plugin's bug or its params', not the data's; see crm_errors"]
