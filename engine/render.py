@@ -91,12 +91,36 @@ def print_summary(console: Console, summary: dict, labels_by_kind: dict[str, dic
     if summary.get("stages"):
         stages = list(summary["stages"])
         stage_labels = labels_by_kind.get("stages", {})
-        grid = titled_table("Customers per tier and lifecycle stage", "Tier", *[_e(stage_labels.get(s) or s) + ">" for s in stages])
         counts = {(t, s): n for t, s, n in summary["tier_stage"]}
-        for tier in summary["tiers"]:
-            grid.add_row(_e(tier), *[fmt_number(counts.get((tier, s), 0)) for s in stages])
-        grid.add_row("[b]all[/b]", *[f"[b]{fmt_number(summary['stages'][s])}[/b]" for s in stages])
-        console.print(grid)
+
+        def stage_grid(headings: list[str]) -> Table:
+            grid = titled_table("Customers per tier and lifecycle stage", "Tier", *[_e(h) + ">" for h in headings])
+            for tier in summary["tiers"]:
+                grid.add_row(_e(tier), *[fmt_number(counts.get((tier, s), 0)) for s in stages])
+            grid.add_row("[b]all[/b]", *[f"[b]{fmt_number(summary['stages'][s])}[/b]" for s in stages])
+            return grid
+
+        def stage_rows() -> Table:  # the grid turned: a stage a row, a tier a column (tiers are fewer)
+            grid = titled_table("Customers per lifecycle stage and tier", "Stage",
+                                *[_e(t) + ">" for t in summary["tiers"]], "[b]all[/b]>")
+            for s in stages:
+                grid.add_row(_e(stage_labels.get(s) or s), *[fmt_number(counts.get((t, s), 0)) for t in summary["tiers"]],
+                             f"[b]{fmt_number(summary['stages'][s])}[/b]")
+            return grid
+
+        # at 60 columns the labels broke mid-word ("Identifi" / "cation", "流失" / "期"): the grid is turned, or
+        # failing that the ids head the columns and the labels get a table of their own, as the tiers' do
+        grid = stage_grid([stage_labels.get(s) or s for s in stages])
+        if not words_fit(console, grid):
+            grid = stage_rows()
+        if words_fit(console, grid) or not any(stage_labels.get(s) for s in stages):
+            console.print(grid)
+        else:
+            console.print(stage_grid(stages))
+            named = titled_table("Stage labels", "Stage", "Label", whole=("Stage",))
+            for s in stages:
+                named.add_row(_e(s), _e(stage_labels.get(s, "")))
+            console.print(named)
     if summary.get("outputs"):
         out = titled_table("Plugin outputs", "Output", "Value", "Customers>")
         for name, counts in summary["outputs"].items():

@@ -270,3 +270,14 @@ def test_the_service_level_summary_shows_labels(cli, demo_db):
     data = json.loads(cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", "--json",
                           ok=True).output)
     assert data["labels"]["service_levels"]["standard-self"] == "普通卡自助服务 Standard self-service"
+
+
+def test_the_stage_grid_turns_rather_than_break_stage_labels(cli, demo_db, columns):
+    # at 70 columns the stage labels heading the columns broke mid-word ("Identifi" / "cation")
+    columns(70)
+    text = cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", ok=True).output
+    assert "Customers per lifecycle stage and tier" in text
+    assert any("考察期 Identification" in line and line.rstrip().endswith("│") for line in text.splitlines())
+    columns(120)
+    wide = cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", ok=True).output
+    assert "Customers per tier and lifecycle stage" in wide and "Stage labels" not in wide
