@@ -54,7 +54,7 @@ from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
 from .overrides import load_overrides, split_expired
-from .pareto_cutoffs import cutoffs, levels, others, rank_cutoffs, shares
+from .pareto_cutoffs import cutoffs, levels, others, rank_cutoffs
 from .plugin_sql import ACTIONS
 from .policy_model import Policy, Rule, build_policy
 from .results_store import has_results
