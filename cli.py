@@ -726,13 +726,14 @@ def diff(
     results_db: Optional[Path] = typer.Option(None, "--results-db", dir_okay=False,
                                               help="Database holding the runs, if not --db (with --against-run)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date YYYY-MM-DD (default: today; with --against-run: the run's, and no other)."),
-    customers: bool = typer.Option(False, "--customers", help="List the customers whose grades change."),
+    customers: bool = typer.Option(False, "--customers", help="List the customers whose grades or actions change."),
     overrides: Optional[Path] = OverridesOption,
-    limit: int = typer.Option(50, "--limit", min=0, help="Rows of customers and service level changes to show (0 = all)."),
+    limit: int = typer.Option(50, "--limit", min=0,
+                              help="Rows of each list of customers and of service level changes to show (0 = all)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="table or json (default: table)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON (same as --format json)."),
 ) -> None:
-    """Compare two policies (or a stored run and a policy) over every customer: who moves where, and what it costs."""
+    """Compare two policies (or a stored run and a policy) over every customer: who moves where, which actions they gain or lose, and what it costs."""
     from .engine.policy_diff import diff_policies, print_diff
     from .engine.policy_model import load_policy
     from .engine.runner import parse_as_of

@@ -54,6 +54,10 @@ What is compared
   ``change`` (new − old) is given for a total present on both sides.  A
   side without a revenue metric gives no ``discount_given``; its levels that
   give a discount are listed in ``discount_without_revenue``.
+* ``actions``: per action id, the customers who have it on each side and
+  those who gain it, lose it or keep it with another priority or due date;
+  with ``list_customers`` also who (see :mod:`.action_diff`).  None when the
+  stored run has no actions table to compare with (a note says so).
 * ``movers`` (only with ``list_customers``): every customer whose tier,
   sub-grade, stage or service level differs, ordered by customer id.
 
@@ -72,6 +76,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .action_diff import (NEW_ACTIONS, OLD_ACTIONS, compare_actions, copy_computed_actions, copy_run_actions, headline,
+                          print_action_customers, print_actions)
 from .database import RunConnection, connect, open_for_run
 from .errors import CrmRulesError, PolicyError, RunError, UsageError
 from .export import resolve_run
@@ -103,6 +109,7 @@ class Side:
     service_levels: dict[str, dict]  # id -> details (discount, account_manager, attributes, ...)
     run_id: int | None = None
     notes: list[str] = field(default_factory=list)
+    has_actions: bool = True  # False: a stored run whose results have no crm_actions table
 
     def describe(self) -> dict:
         return {"source": self.source, "policy": self.policy, "policy_sha256": self.policy_sha256,
@@ -123,6 +130,7 @@ def _copy_computed(rc: RunConnection, policy: Policy, as_of: str, target: str, o
     conn.execute(f"CREATE TEMP TABLE {q(target.split('.', 1)[1])} AS SELECT r.{CID} AS cid, r.{CNAME} AS name, "
                  f"r._tier AS tier, r._subgrade AS subgrade, r._stage AS stage, r._service_level AS service_level, "
                  f"{revenue} AS revenue FROM {computed.result_table} AS r")
+    copy_computed_actions(conn, OLD_ACTIONS if target == OLD else NEW_ACTIONS)  # the next compute drops them
     return _policy_side(policy, as_of, list(computed.notes))
 
 
@@ -156,6 +164,7 @@ def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
                     f"a.subgrade AS subgrade, a.stage AS stage, a.service_level AS service_level, "
                     f"{stored.column(revenue) if revenue else 'NULL'} AS revenue "
                     f"FROM {q(schema)}.crm_assignments AS a{stored.join()} WHERE a.run_id = :run", {"run": run["run_id"]})
+    has_actions = copy_run_actions(rc.conn, schema, run["run_id"], OLD_ACTIONS)
     tiers = [d for d, _, _ in definitions["tier"]]
     # sub-grades are numbered within their tier: list them tier by tier
     subgrades = [sid for t in tiers for sid, parent, _ in definitions["subgrade"] if parent == t]
@@ -164,7 +173,7 @@ def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
                 [d for d, _, _ in definitions["stage"]],
                 {d: {k: v for k, v in det.items() if k not in ("tier", "subgrade", "stage")}
                  for d, _, det in definitions["service_level"]},
-                run_id=run["run_id"], notes=notes)
+                run_id=run["run_id"], notes=notes, has_actions=has_actions)
 
 
 def _pairs(conn: sqlite3.Connection) -> None:
@@ -435,8 +444,12 @@ def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of
             "service_levels": _service_levels(conn),
             "revenue_share": _revenue_share(conn, old, new),
             "costs": _costs(conn, old, new),
+            "actions": compare_actions(conn, PAIRS, list_customers) if old.has_actions else None,
             "notes": [f"old: {n}" for n in old.notes] + [f"new: {n}" for n in new.notes],
         }
+        if not old.has_actions:
+            result["notes"].append(f"run {old.run_id}'s results have no actions table (crm_actions): they were "
+                                   f"written before crm-rules stored actions, so actions are not compared")
         if old.revenue_metric != new.revenue_metric:
             result["notes"].append(
                 f"the revenue metric differs: old {old.revenue_metric or '(none)'}, new {new.revenue_metric or '(none)'}; "
@@ -477,7 +490,7 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
     c = result["customers"]
     console.print(f"[b]{name(result['old'])}[/b] → [b]{name(result['new'])}[/b] as of {result['as_of']}: "
                   f"{c['total']:,} customers; {c['changed']['tier']:,} change tier, {c['changed']['stage']:,} stage, "
-                  f"{c['changed']['service_level']:,} service level", highlight=False)
+                  f"{c['changed']['service_level']:,} service level{headline(result.get('actions'))}", highlight=False)
     if c["only_old"] or c["only_new"]:
         console.print(f"{c['only_old']:,} customer(s) only in the old run, {c['only_new']:,} only in the data now",
                       highlight=False)
@@ -546,6 +559,7 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
             for sl, value in given.items():
                 console.print(f"note: {side} service level {escape(sl)}: {COST_UNITS[k][0]} {escape(repr(value))} is "
                               f"not {wanted}; not used", highlight=False)
+    print_actions(console, result.get("actions"))
     movers = result.get("movers")
     if movers is not None:
         # Below MOVERS_FULL_WIDTH the names are left out, as `changes` and `actions` do: with them, 80 columns (a
@@ -557,5 +571,6 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
                                          **{g: escape(_arrow(m[f])) for g, f in zip(grades, FIELDS)}},
                       limit=limit, whole=("Customer",), optional=("Name",), full_width=MOVERS_FULL_WIDTH,
                       json_hint="--format json")
+    print_action_customers(console, result.get("actions"), limit)
     for note in result["notes"]:
         console.print(f"note: {note}", highlight=False, markup=False)
