@@ -561,7 +561,9 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
                               f"not {wanted}; not used", highlight=False)
     print_actions(console, result.get("actions"))
     movers = result.get("movers")
-    if movers is not None:
+    if movers is not None and not movers:  # a table of no rows said nothing the headline had not
+        console.print("Customers whose grades change: none", highlight=False)
+    elif movers is not None:
         # Below MOVERS_FULL_WIDTH the names are left out, as `changes` and `actions` do: with them, 80 columns (a
         # pipe, a cron log) broke ids inside the word ("standard-win/back", "C00000/1")
         grades = ("Tier", "Sub-grade", "Stage", "Service level")

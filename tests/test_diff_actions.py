@@ -178,3 +178,8 @@ def test_a_run_without_an_actions_table_is_not_compared_on_actions(tmp_path, db,
     assert any("no actions table (crm_actions)" in note for note in result["notes"])
     out = cli("diff", "--db", db, new, "--against-run", run_id, "--results-db", results, ok=True).output
     assert out.splitlines()[0].endswith("0 change tier, 0 stage, 0 service level") and "actions are not compared" in out
+
+
+def test_no_grade_change_is_said_in_a_line_not_an_empty_table(cli, demo_db):
+    out = cli("diff", "--db", demo_db, "base", "base", "--as-of", "2026-06-30", "--customers", ok=True).output
+    assert "Customers whose grades change: none" in out
