@@ -254,7 +254,7 @@ def apply(
 @app.command()
 def validate(
     ctx: typer.Context,
-    policies: list[Path] = typer.Argument(..., help="Policy files to check."),
+    policies: list[Path] = typer.Argument(..., metavar="POLICY", help="Policy files to check."),
     db: Optional[Path] = typer.Option(None, "--db", help="Also check the policy's tables, columns and the declared types of its number columns in this database (not the rows)."),
     as_json: bool = typer.Option(False, "--json", help="Print one entry per file (ok, problems with file/line/col) as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when a valid policy has warnings (rules that can never match), e.g. in a policy repository's CI."),
@@ -320,7 +320,7 @@ def validate(
 @app.command("test")
 def run_tests(
     paths: list[str] = typer.Argument(
-        ..., metavar="POLICY_OR_DIR...",
+        ..., metavar="POLICY_OR_DIR",
         help="Test files (*.test.yaml), policies (tested by the X.test.yaml next to them), directories "
              "(every *.test.yaml under them) or shipped policy names (base)."),
     coverage: bool = typer.Option(False, "--coverage",
@@ -343,7 +343,7 @@ def run_tests(
 
 @app.command()
 def explain(
-    customer_id: str = typer.Argument(..., help="The customer's id."),
+    customer_id: str = typer.Argument(..., metavar="CUSTOMER_ID", help="The customer's id."),
     db: Path = DbOption,
     policy: Optional[str] = typer.Option(None, "--policy", "-p",
                                          help="Policy file, or the name of a shipped policy (e.g. base); needed "
@@ -403,7 +403,7 @@ def export(
 
 @app.command("import")
 def import_(
-    file: Path = typer.Argument(..., help="CSV file (UTF-8, with or without BOM, header row first; comma, semicolon or tab separated)."),
+    file: Path = typer.Argument(..., metavar="FILE", help="CSV file (UTF-8, with or without BOM, header row first; comma, semicolon or tab separated)."),
     db: Path = typer.Option(..., "--db", help="SQLite database to import into (created if missing).", dir_okay=False),
     table: str = typer.Option(..., "--table", help="Table to create."),
     replace: bool = typer.Option(False, "--replace", help="Replace the table if it exists."),
@@ -720,7 +720,7 @@ def _print_actions_as_lines(run_id: int, items: list[dict], limit: int) -> None:
 
 @app.command()
 def diff(
-    policies: list[str] = typer.Argument(..., help="OLD_POLICY NEW_POLICY, or only NEW_POLICY with --against-run."),
+    policies: list[str] = typer.Argument(..., metavar="POLICY", help="OLD_POLICY NEW_POLICY, or only NEW_POLICY with --against-run."),
     db: Path = DbOption,
     against_run: Optional[int] = typer.Option(None, "--against-run", help="Compare with this stored run instead of an old policy."),
     results_db: Optional[Path] = typer.Option(None, "--results-db", dir_okay=False,
@@ -883,7 +883,7 @@ HISTORY_LEAVE_OUT = ("policy hashes", "deciding rules", "run ids")
 
 @app.command()
 def history(
-    customer_id: str = typer.Argument(..., help="The customer's id."),
+    customer_id: str = typer.Argument(..., metavar="CUSTOMER_ID", help="The customer's id."),
     db: Path = ResultsDbOption,
     policy: Optional[str] = PolicyNameOption,
     as_json: bool = typer.Option(False, "--json", help="Print the history as JSON."),
@@ -1186,7 +1186,7 @@ TableNameOption = typer.Option(None, "--table", "-t", help="tiers, subgrades, st
 
 @table_app.command("export")
 def table_export(
-    policy: Path = typer.Argument(..., help="The policy YAML file (or a shipped policy's name, e.g. base).", dir_okay=False),
+    policy: Path = typer.Argument(..., metavar="POLICY", help="The policy YAML file (or a shipped policy's name, e.g. base).", dir_okay=False),
     table: Optional[str] = TableNameOption,
     fmt: Optional[str] = typer.Option(None, "--format", help="csv or xlsx (default: from the --out extension, else csv)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", dir_okay=False,
@@ -1266,8 +1266,8 @@ def table_export(
 
 @table_app.command("import")
 def table_import(
-    policy: Path = typer.Argument(..., help="The policy YAML file to update.", dir_okay=False),
-    sheet: Path = typer.Argument(..., help="The edited .csv or .xlsx file (header row first; rows matched by id).", dir_okay=False),
+    policy: Path = typer.Argument(..., metavar="POLICY", help="The policy YAML file to update.", dir_okay=False),
+    sheet: Path = typer.Argument(..., metavar="SHEET", help="The edited .csv or .xlsx file (header row first; rows matched by id).", dir_okay=False),
     table: str = typer.Option(..., "--table", "-t", help="tiers, subgrades, stages or service_levels."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change and check the result; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the changes as JSON."),
