@@ -210,7 +210,7 @@ def test_stage_columns_are_headed_by_the_stage_id_when_it_has_no_label():
     console = Console(width=60, file=io.StringIO(), color_system=None)
     summary = {"customers": 3, "tiers": {"A": {"customers": 1}, "B": {"customers": 2}},
                "stages": {"new": 2, "steady": 1}, "tier_stage": [("A", "new", 1), ("B", "new", 1), ("B", "steady", 1)]}
-    labels = {"A": "", "B": "", "new": "", "steady": "稳定"}  # cli._labels: "" for no label
+    labels = {"tiers": {"A": "", "B": ""}, "stages": {"new": "", "steady": "稳定"}}  # cli._labels: "" for no label
     print_summary(console, summary, labels, "header")
     lines = [line.rstrip() for line in console.file.getvalue().splitlines()]
     assert lines[lines.index("and lifecycle stage"):] == [
