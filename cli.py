@@ -630,27 +630,40 @@ def _sample_customer(db: Path) -> str:
 
 
 @app.command()
-def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def plugins(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the loaded plugins, their versions, hooks and what they register."""
-    from .engine.plugin_manager import get_plugin_manager, get_registry
+    from .engine.plugin_manager import build_registry, get_plugin_manager
     from .engine.terminal_table import titled_table
 
-    _, infos = get_plugin_manager()
-    registry = get_registry()
+    pm, infos = get_plugin_manager()
+    # Every command that loads a policy fails on a plugin's registration problem (a name registered twice): this
+    # one lists the plugins anyway, as it is where the user looks for what is installed, then reports it and fails.
+    registry = build_registry(pm, keep_going=True)
     listing = [{"name": info.name, "version": info.version, "source": info.source, "module": info.module,
                 "hooks": sorted(registry.hooks.get(info.name, [])),
-                "contributions": [{"kind": c.kind, "name": c.name} for c in registry.by_plugin(info.name)]}
+                "contributions": [{"kind": c.kind, "name": c.name} for c in registry.by_plugin(info.name)],
+                "problems": [{"error": e.message, "hint": e.hint} for e in registry.problems.get(info.name, [])]}
                for info in infos.values()]
     if as_json:
         _print_json(listing)
-        return
-    table = titled_table("Loaded plugins", "Plugin", "Version", "Source", "Registers")
-    for p in listing:
-        registers = "\n".join(f"{c['kind']}: {c['name']}" for c in p["contributions"])
-        if not p["contributions"]:  # a plugin whose hooks are elsewhere than its entry point says
-            registers = "nothing" + ("" if p["hooks"] else f" (no hooks in {p['module']})")
-        table.add_row(escape(p["name"]), escape(p["version"]), escape(p["source"]), escape(registers))
-    console.print(table)
+    else:
+        table = titled_table("Loaded plugins", "Plugin", "Version", "Source", "Registers")
+        for p in listing:
+            lines = [f"{c['kind']}: {c['name']}" for c in p["contributions"]]
+            if p["problems"]:  # what it failed to register is not in the list
+                n = len(p["problems"])
+                lines.append(f"{n} problem{'s' * (n != 1)}: see below")
+            elif not lines:  # a plugin whose hooks are elsewhere than its entry point says
+                lines.append("nothing" + ("" if p["hooks"] else f" (no hooks in {p['module']})"))
+            table.add_row(escape(p["name"]), escape(p["version"]), escape(p["source"]), escape("\n".join(lines)))
+        console.print(table)
+    problems = [error for errors in registry.problems.values() for error in errors]
+    for error in problems:
+        if (ctx.obj or {}).get("debug") and error.__cause__ is not None:  # a plugin's bug: the traceback the hint promises
+            traceback.print_exception(error.__cause__, file=sys.stderr)
+        _print_error(error)
+    if problems:
+        raise typer.Exit(1)
 
 
 ACTIONS_FULL_WIDTH = 110  # terminal columns the actions table needs to show every column readably

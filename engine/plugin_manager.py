@@ -230,6 +230,8 @@ class Registry:
     # loaded plugins that registered nothing -> their module when it implements no hook (an entry point at the
     # package's __init__ while the hooks are in its plugin module), else None
     empty: dict[str, str | None] = field(default_factory=dict)
+    # build_registry(keep_going=True) only: plugin -> what it failed to register, each left out of the registry
+    problems: dict[str, list[PluginError]] = field(default_factory=dict)
 
     def add(self, kind: str, plugin: str, name: Any, fn: Any, schema: Any) -> None:
         if not isinstance(name, str) or not name.isidentifier():
@@ -359,36 +361,65 @@ def _refs(schema: Any):
             yield from _refs(value)
 
 
-def build_registry(pm: pluggy.PluginManager) -> Registry:
+def build_registry(pm: pluggy.PluginManager, *, keep_going: bool = False) -> Registry:
+    """What the loaded plugins register; the first registration problem raises.
+
+    With ``keep_going`` each problem is kept in ``Registry.problems`` instead, and the rest is registered: for
+    ``crm-rules plugins``, which must list the plugins while one of them is rejected, since it is where a user
+    looks for which plugins are there.  Such a registry is for showing only: a run must not go on without a
+    contribution that was rejected.
+    """
     registry = Registry(blocked=sorted(name for name, plugin in pm.list_name_plugin() if plugin is None))
+
+    def failed(plugin: str, error: PluginError) -> None:
+        if not keep_going:
+            raise error
+        registry.problems.setdefault(plugin, []).append(error)
+
     for hook_name, kind in HOOK_KINDS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             registry.hooks.setdefault(impl.plugin_name, []).append(hook_name)
 
             def register(*args, _plugin=impl.plugin_name, _kind=kind, _hook=hook_name, **kwargs):
                 try:
-                    call = _REGISTER.bind(*args, **kwargs)
-                except TypeError as exc:  # the message of calling a closure would name build_registry.<locals>
-                    raise PluginError(f"plugin {_plugin!r} called register() in its hook {_hook} with the wrong "
-                                      f"arguments: {exc}", hint=f"call register(name, fn, {THIRD_ARGUMENT[_kind]})") from None
-                call.apply_defaults()
-                registry.add(_kind, _plugin, *call.args)
+                    _add(registry, _kind, _plugin, _hook, args, kwargs)
+                except PluginError as exc:
+                    failed(_plugin, exc)
 
             try:
-                impl.function(**{arg: register for arg in impl.argnames})
-            except PluginError:
-                raise
-            except Exception as exc:  # another package's bug: name it, and keep its traceback for --debug
-                raise PluginError(f"plugin {impl.plugin_name!r} failed in its hook {hook_name}: {type(exc).__name__}: {exc}",
-                                  hint=f"a bug in the plugin: fix or upgrade it, or block it with {BLOCK_ENV}={impl.plugin_name}"
-                                  ) from exc
-            if not impl.argnames:
-                raise PluginError(f"plugin {impl.plugin_name!r} implements {hook_name} without its `register` argument, "
-                                  f"so it registers nothing", hint=f"define it as `def {hook_name}(register):`")
+                _call_hook(impl, hook_name, register)
+            except PluginError as exc:
+                failed(impl.plugin_name, exc)
     for name, plugin in pm.list_name_plugin():
         if plugin is not None and not registry.by_plugin(name):
             registry.empty[name] = None if name in registry.hooks else getattr(plugin, "__name__", type(plugin).__name__)
     return registry
+
+
+def _add(registry: Registry, kind: str, plugin: str, hook: str, args: tuple, kwargs: dict) -> None:
+    """What one call of the ``register`` callback of ``plugin``'s hook does."""
+    try:
+        call = _REGISTER.bind(*args, **kwargs)
+    except TypeError as exc:  # the message of calling a closure would name build_registry.<locals>
+        raise PluginError(f"plugin {plugin!r} called register() in its hook {hook} with the wrong arguments: {exc}",
+                          hint=f"call register(name, fn, {THIRD_ARGUMENT[kind]})") from None
+    call.apply_defaults()
+    registry.add(kind, plugin, *call.args)
+
+
+def _call_hook(impl: pluggy.HookImpl, hook_name: str, register: Callable[..., None]) -> None:
+    """Call one plugin's register hook; what goes wrong in it is a PluginError naming the plugin."""
+    try:
+        impl.function(**{arg: register for arg in impl.argnames})
+    except PluginError:
+        raise
+    except Exception as exc:  # another package's bug: name it, and keep its traceback for --debug
+        raise PluginError(f"plugin {impl.plugin_name!r} failed in its hook {hook_name}: {type(exc).__name__}: {exc}",
+                          hint=f"a bug in the plugin: fix or upgrade it, or block it with {BLOCK_ENV}={impl.plugin_name}"
+                          ) from exc
+    if not impl.argnames:
+        raise PluginError(f"plugin {impl.plugin_name!r} implements {hook_name} without its `register` argument, "
+                          f"so it registers nothing", hint=f"define it as `def {hook_name}(register):`")
 
 
 @lru_cache(maxsize=1)

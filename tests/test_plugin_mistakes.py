@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from decimal import Decimal
 from importlib.metadata import EntryPoint
@@ -215,6 +216,7 @@ class OwnMarker:
 
 TYPO_HOOK, WRONG_ARGUMENT, UNDECORATED = TypoHook(), WrongArgument(), Undecorated()
 UNDECORATED_TYPO, OWN_MARKER = UndecoratedTypo(), OwnMarker()
+RAISING_HOOK = RaisingHook()
 
 
 @pytest.fixture
@@ -299,6 +301,69 @@ def test_a_plugin_whose_entry_point_has_no_hooks_is_named_where_its_contribution
             ) in str(caught.value)
     listed = cli("plugins", ok=True).output
     assert "nothing (no hooks in" in listed and "crm_rules.engine.errors" in listed
+
+
+class RfmAgain:
+    """A third-party plugin registering a scorer under the name of a built-in one, and one of its own."""
+
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        register("rfm", lambda ctx, params: None, {"type": "object"})
+        register("bk_own", lambda ctx, params: None, {"type": "object"})
+
+
+RFM_AGAIN = RfmAgain()
+TWICE = ("error: scorer 'rfm' is registered twice: by plugin 'value_scoring' and by plugin 'dupe'\n"
+         "  hint: the author of plugin 'dupe' renames it (prefix generic names: 'dupe_rfm'); a user uninstalls one of "
+         "the two, or blocks one with CRM_RULES_BLOCK_PLUGINS=dupe\n")
+
+
+def test_plugins_lists_the_plugins_when_one_registers_a_name_twice_and_fails(entry_points, cli):
+    # `plugins` failed with the error like every other command, so the user could not see what was loaded
+    entry_points(_ep("value_scoring", "crm_rules.plugins.value_scoring"), _ep("dupe", "test_plugin_mistakes:RFM_AGAIN"))
+    shown = cli("plugins")
+    assert shown.exit_code == 1
+    assert "weighted_value" in shown.stdout and "scorer: bk_own" in shown.stdout
+    assert "1 problem: see below" in shown.stdout
+    assert shown.stderr == TWICE
+    listing = cli("plugins", "--json")
+    assert listing.exit_code == 1 and listing.stderr == TWICE
+    by_name = {p["name"]: p for p in json.loads(listing.stdout)}
+    assert by_name["dupe"]["hooks"] == ["crm_rules_register_scorers"]
+    assert by_name["dupe"]["contributions"] == [{"kind": "scorer", "name": "bk_own"}]
+    assert by_name["dupe"]["problems"] == [{
+        "error": "scorer 'rfm' is registered twice: by plugin 'value_scoring' and by plugin 'dupe'",
+        "hint": "the author of plugin 'dupe' renames it (prefix generic names: 'dupe_rfm'); a user uninstalls one of "
+                "the two, or blocks one with CRM_RULES_BLOCK_PLUGINS=dupe"}]
+    assert by_name["value_scoring"]["problems"] == []
+    # a command that needs the plugins' contributions still fails on it
+    checked = cli("validate", "base")
+    assert checked.exit_code == 1 and checked.stderr == TWICE
+
+
+def test_plugins_reports_every_registration_problem_after_the_listing(entry_points, cli):
+    entry_points(_ep("value_scoring", "crm_rules.plugins.value_scoring"), _ep("dupe", "test_plugin_mistakes:RFM_AGAIN"),
+                 _ep("broken", "test_plugin_mistakes:RAISING_HOOK"))
+    shown = cli("plugins")
+    assert shown.exit_code == 1
+    assert shown.stderr.startswith(TWICE)
+    assert "error: plugin 'broken' failed in its hook crm_rules_register_scorers: KeyError: 'oops'\n" in shown.stderr
+    assert "Traceback" not in shown.output
+    loud = cli("--debug", "plugins")  # the plugin's bug: the traceback the hint promises
+    assert loud.exit_code == 1 and "Traceback (most recent call last)" in loud.stderr and "KeyError: 'oops'" in loud.stderr
+
+
+def test_a_registry_that_keeps_going_has_the_rest_of_what_plugins_register():
+    pm = _pm_with(RaisingHook())
+    pm.register(_Registers("crm_rules_register_scorers", "bk", lambda ctx, params: None, {}, "v2"), name="wrong_call")
+    pm.register(RfmAgain(), name="fine")
+    registry = build_registry(pm, keep_going=True)
+    assert registry.names("scorer") == ["bk_own", "rfm"]
+    assert {name: [e.message.split(":")[0] for e in errors] for name, errors in registry.problems.items()} == {
+        "broken": ["plugin 'broken' failed in its hook crm_rules_register_scorers"],
+        "wrong_call": ["plugin 'wrong_call' called register() in its hook crm_rules_register_scorers with the wrong arguments"]}
+    with pytest.raises(PluginError, match="plugin 'broken' failed"):
+        build_registry(pm)
 
 
 def test_two_plugins_of_one_name_get_the_package_to_rename_not_a_block_that_blocks_both(monkeypatch):
