@@ -549,7 +549,8 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
                     f"(installed: {', '.join(installed) or 'none'}{registry.absent_note()}; see `crm-rules plugins`)", key=False)
             continue
         spec.setdefault("params", {})
-        problems = validate_params(b.doc, contribution.schema, path + ("params",))
+        problems = validate_params(b.doc, contribution.schema, path + ("params",),
+                                   f"{kind.replace('_', ' ')} {contribution.name!r} of plugin {contribution.plugin!r}")
         if problems:
             b.problems.extend(problems)
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
@@ -110,9 +111,14 @@ def validate_document(doc: SourceDocument, schema_name: str = "policy.schema.jso
     return validate_subtree(doc, schema_validator(schema_name), ())
 
 
-def validate_params(doc: SourceDocument, schema: dict, root: tuple) -> list[Diagnostic]:
-    """All problems of the sub-tree at ``root`` against a plugin's params schema."""
-    return validate_subtree(doc, jsonschema.Draft202012Validator(schema), root, describe_missing=True)
+def validate_params(doc: SourceDocument, schema: dict, root: tuple, owner: str = "") -> list[Diagnostic]:
+    """All problems of the sub-tree at ``root`` against a plugin's params schema.
+
+    ``owner`` (``scorer 'rfm' of plugin 'value_scoring'``) ends each message: the schema is the plugin's, not
+    crm-rules', so its author and its documentation are what a user needs to find when the rules seem wrong.
+    """
+    diagnostics = validate_subtree(doc, jsonschema.Draft202012Validator(schema), root, describe_missing=True)
+    return [replace(d, message=f"{d.message} (params schema of {owner})") for d in diagnostics] if owner else diagnostics
 
 
 def _missing_described(error: ValidationError, message: str) -> str:

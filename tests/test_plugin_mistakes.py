@@ -488,10 +488,49 @@ def test_a_missing_required_param_is_reported_with_its_description(tmp_path, wit
     policy.write_text(HEAD + "scores:\n  bkv: {use: bk, params: {rate: 2}}\n" + TIERS, encoding="utf-8")
     with pytest.raises(PolicyError) as caught:
         load_policy(policy)
+    owner = " (params schema of scorer 'bk' of plugin 'broken')"
     assert [d.message for d in caught.value.diagnostics] == [
-        "missing required key 'nights' (Metric: nights stayed in the last 12 months.)",
-        "missing required key 'spend'",  # no description to give
-        "2 is greater than the maximum of 1"]
+        "missing required key 'nights' (Metric: nights stayed in the last 12 months.)" + owner,
+        "missing required key 'spend'" + owner,  # no description to give
+        "2 is greater than the maximum of 1" + owner]
+
+
+class OwnParams:
+    """A third-party plugin with a params schema of each kind of entry it can register."""
+
+    SCHEMA = {"type": "object", "additionalProperties": False, "properties": {"rate": {"type": "number", "maximum": 1}}}
+
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        register("bk", lambda ctx, params: SqlOutputs([{"": Column("number", "1")}]), self.SCHEMA)
+
+    @hookimpl
+    def crm_rules_register_credit_checks(self, register):
+        register("bk_credit", lambda ctx, params: SqlOutputs([{"": Column("number", "1")}]), self.SCHEMA)
+
+    @hookimpl
+    def crm_rules_register_actions(self, register):
+        register("bk_act", lambda ctx, params: SqlActions([]), self.SCHEMA)
+
+
+def test_params_that_break_a_plugins_schema_name_the_plugin_and_its_entry(tmp_path, with_plugin, cli):
+    # the message named the place and the rule, not whose rule it was: a policy author could not tell which
+    # plugin's documentation to read, nor whom to ask when its rules seemed wrong
+    with_plugin(OwnParams())
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "scores:\n  bkv: {use: bk, params: {rate: 2}}\n"
+                      "credit:\n  c: {use: bk_credit, params: {ratez: 1}}\n"
+                      "actions:\n  act: {use: bk_act, params: {rate: high}}\n" + TIERS, encoding="utf-8")
+    result = cli("validate", policy)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{policy}:4:33: scores.bkv.params.rate: 2 is greater than the maximum of 1 "
+        "(params schema of scorer 'bk' of plugin 'broken')",
+        f"{policy}:6:32: credit.c.params.ratez: unknown key 'ratez'; did you mean 'rate'? "
+        "(params schema of credit check 'bk_credit' of plugin 'broken')",
+        f"{policy}:8:37: actions.act.params.rate: expected number, got text \"high\" "
+        "(params schema of action 'bk_act' of plugin 'broken')",
+        "error: 3 problems in the policy"]
 
 
 # --- plans and functions -----------------------------------------------------------------------
