@@ -116,13 +116,13 @@ def _call(node: ast.Call, sql: Callable[[ast.Node], str]) -> str:
 def _plugin_call(name: str, args: list[str]) -> str:
     """A function registered by a plugin: it builds SQL from the SQL of its arguments."""
     from .plugin_manager import get_registry
-    from .plugin_plan import sql_problem
+    from .plugin_plan import PLUGIN_BUG_HINT, sql_problem
 
     contribution = get_registry().get("function", name)
     if contribution is None:  # the type checker rejects unknown functions first
         raise AssertionError(f"unknown function {name}")
     what = f"function {name}() of plugin {contribution.plugin!r}"
-    hint = "this is a bug in the plugin: fix or upgrade it (see the plugin author guide)"
+    hint = PLUGIN_BUG_HINT
     try:
         sql = contribution.fn(*args)
     except Exception as exc:

@@ -33,6 +33,8 @@ from .expr_types import FUNCTIONS, TYPES, did_you_mean
 ENTRY_POINT_GROUP = "crm_rules"
 LOAD_ENV = "CRM_RULES_LOAD_PLUGINS"
 BLOCK_ENV = "CRM_RULES_BLOCK_PLUGINS"
+# The hooks' documentation wherever crm-rules is installed (the README and plugin guide are files of the repository)
+HOOK_DOCS = "`python -m pydoc crm_rules.engine.hookspecs` prints what each hook takes"
 PARAMS_URI = "urn:crm-rules:params"  # the base a params schema's own "#/..." references resolve against
 FUNCTION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -101,7 +103,7 @@ def _load(pm: pluggy.PluginManager, ep: EntryPoint, source: str, version: str, i
         wrong = _wrong_arguments(pm, plugin)
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) cannot be loaded: {wrong[1] if wrong else exc}",
                           hint=f"every hook takes the one argument `register`: define it as `def {wrong[0]}(register):`"
-                          if wrong else "compare the hooks with crm_rules/engine/hookspecs.py") from None
+                          if wrong else f"compare the hooks with their specification: {HOOK_DOCS}") from None
     infos[ep.name] = PluginInfo(ep.name, version, source, ep.value)
 
 
@@ -179,7 +181,7 @@ def _unknown_hook(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -
                and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())]
     hook = unknown[0] if unknown else "?"
     return PluginError(f"plugin {name!r} implements an unknown hook {hook!r}{did_you_mean(hook, specs)}",
-                       hint=f"the hooks are: {', '.join(specs)} (README, \"Writing a plugin\")")
+                       hint=f"the hooks are: {', '.join(specs)} ({HOOK_DOCS})")
 
 
 @lru_cache(maxsize=1)

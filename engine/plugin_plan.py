@@ -116,6 +116,13 @@ def _check_table(columns: tuple[str, ...]) -> str:
     return table
 
 
+# Who meets a plugin's bug is mostly a policy author or an operator, not the plugin's author: what they need is which
+# version of which package to upgrade or report, which `crm-rules plugins` shows wherever crm-rules is installed (the
+# plugin guide is a file of the repository, not of an installed package).
+PLUGIN_BUG_HINT = ("this is a bug in the plugin: fix or upgrade it (`crm-rules plugins` shows its version and the "
+                   "package it comes from)")
+
+
 def check_plan(plan: Any, columns: set[str], output_name, what: str) -> None:
     """Raise PluginError naming ``what`` (plugin, entry) for the first problem of ``plan``.
 
@@ -125,7 +132,7 @@ def check_plan(plan: Any, columns: set[str], output_name, what: str) -> None:
     problem = _problem(plan, set(columns), output_name)
     if problem is not None:
         raise PluginError(f"{what} returned an invalid plan: {problem}",
-                          hint="this is a bug in the plugin: fix or upgrade it (see the plugin author guide)")
+                          hint=PLUGIN_BUG_HINT)
 
 
 def _problem(plan: Any, columns: set[str], output_name) -> str | None:

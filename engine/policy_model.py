@@ -24,7 +24,7 @@ from .policy_files import content_hash, load_policy_document, resolve_policy_pat
 from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import PluginContext, output_name, unknown_grade
 from .plugin_manager import Contribution, get_registry
-from .plugin_plan import check_connection, check_plan, function_sql_problem
+from .plugin_plan import PLUGIN_BUG_HINT, check_connection, check_plan, function_sql_problem
 from .run_metrics import KEY_COLUMNS, is_reserved
 from .errors import PluginError
 from .schema_validation import schema_validator, validate_document, validate_params
@@ -220,7 +220,7 @@ def _check_plugin_function(call: ast.Call, contribution: Contribution) -> None:
     if problem is not None:
         raise PluginError(f"function {call.function}() of plugin {contribution.plugin!r} returned invalid SQL: {problem} "
                           f"(SQL: {sql[:200]})",
-                          hint="this is a bug in the plugin: fix or upgrade it (see the plugin author guide)")
+                          hint=PLUGIN_BUG_HINT)
 
 
 class _Builder:

@@ -357,8 +357,9 @@ def find_test_files(paths: list[str | Path]) -> list[Path]:
                 if not sibling.is_file():
                     raise UsageError(f"{arg}: no test file {sibling} next to this policy",
                                      hint=f"write one, e.g. `as_of: 2026-06-30` and `cases: [{{name: big buyer, generate: "
-                                          f"{{revenue_12m: 250_000}}, expect: {{tier: A}}}}]` (the policy author's guide, section 14; "
-                                          f"`crm-rules demo` copies the shipped policies' test files), or pass a *{TEST_SUFFIX} file")
+                                          f"{{revenue_12m: 250_000}}, expect: {{tier: A}}}}]` (`crm-rules schema --test` prints their "
+                                          f"format; `crm-rules demo` copies the shipped policies' test files), or pass a "
+                                          f"*{TEST_SUFFIX} file")
                 found.append(sibling)
         else:
             name = str(arg)
@@ -1046,9 +1047,8 @@ def invalid_test_file(problems: list[Diagnostic] | Diagnostic, hint: str | None 
     return PolicyError(problems, hint=hint, subject=", ".join(sorted({d.file for d in problems})))
 
 
-TEST_FILE_HINT = ("a test file gives as_of and cases (see \"Policy tests\" in the README; `crm-rules schema --test` "
-                  "prints the JSON Schema of test files); start from a shipped one, e.g. the vip_card.test.yaml that "
-                  "`crm-rules demo` copies next to its policy")
+TEST_FILE_HINT = ("a test file gives as_of and cases (`crm-rules schema --test` prints the JSON Schema of test files); "
+                  "start from a shipped one, e.g. the vip_card.test.yaml that `crm-rules demo` copies next to its policy")
 
 
 def _read_test_yaml(path: Path, display: str) -> SourceDocument:
@@ -1122,8 +1122,8 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
         replaced = {d.path for d in numbers}
         problems = [d for d in problems if d.path not in replaced] + numbers
     if problems:
-        raise invalid_test_file(problems, hint="`crm-rules schema --test` prints the format of test files (a JSON Schema; "
-                                                  "the policy author's guide, section 14, explains it)")
+        raise invalid_test_file(problems, hint="`crm-rules schema --test` prints the format of test files (a JSON Schema); "
+                                                  "`crm-rules demo` copies the shipped policies' test files, to start from")
     data = doc.data
     loader = _Loader(path, doc)
     loader.as_of = data["as_of"]

@@ -11,7 +11,10 @@
   top of the policy they belong to, and examples of mistakes fail with the
   message they claim;
 - every relative link between the docs and the README points at an existing
-  file (and, inside docs/, at an existing heading).
+  file (and, inside docs/, at an existing heading);
+- the messages of the code point at what an installed crm-rules has: no
+  guide, README or docs/ file (files of the repository, not of the wheel),
+  and only real ``crm-rules ...`` commands.
 
 YAML examples say what they are in their first line:
 
@@ -31,6 +34,7 @@ anything else
 
 from __future__ import annotations
 
+import ast
 import difflib
 import enum
 import re
@@ -484,3 +488,44 @@ def test_the_operator_guides_sql_takes_the_latest_run_by_as_of_date_after_a_back
     assert {(d, b, a): n for d, b, a, n in conn.execute(moved)} == by_direction
     [over_time] = [sql for title, sql in queries.items() if title.startswith("A customer's tier over time")]
     assert [r[0] for r in conn.execute(over_time)] == ["2025-12-31", "2026-03-31", "2026-06-30"]
+
+
+# ---------------------------------------------------------------------------
+# (e): messages point at what an installed crm-rules has
+# ---------------------------------------------------------------------------
+
+# What the wheel installs (pyproject.toml's only-include) and that writes messages; cli_reference is the tool
+# that writes docs/cli.md, in a checkout.
+SHIPPED_CODE = [p for p in (*sorted((ROOT / "engine").glob("*.py")), *sorted((ROOT / "plugins").glob("*.py")),
+                            ROOT / "cli.py") if p.name != "cli_reference.py"]
+REPOSITORY_DOCUMENT = re.compile(r"\bguide\b|readme|docs/|\.md\b", re.I)
+
+
+def _message_texts(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string of a module but its docstrings; an f-string's values read VALUE."""
+    tree = ast.parse(_read(path))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    texts = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            texts.append((node.lineno, "".join(v.value if isinstance(v, ast.Constant) else "VALUE" for v in node.values)))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            texts.append((node.lineno, node.value))
+    return texts
+
+
+def test_messages_send_no_one_to_a_document_an_installed_crm_rules_lacks():
+    # hints said "(see the plugin author guide)", "(README, \"Writing a plugin\")": files of the repository only
+    found = [f"{path.relative_to(ROOT)}:{line}: {text[:120]!r}" for path in SHIPPED_CODE
+             for line, text in _message_texts(path) if REPOSITORY_DOCUMENT.search(text)]
+    assert not found, "point at a command (`crm-rules plugins`, `crm-rules schema`) instead:\n" + "\n".join(found)
+
+
+def test_commands_the_messages_name_are_real():
+    lines = [(f"{path.relative_to(ROOT)}:{line}", m.group(1)) for path in SHIPPED_CODE
+             for line, text in _message_texts(path) for m in re.finditer(r"`(crm-rules(?:\s[^`]*)?)`", text)]
+    assert len(lines) >= 20  # or the check would pass vacuously
+    problems = [f"{where}: {line}\n    {p}" for where, line in lines for p in check_command_line(line)]
+    assert not problems, "commands in messages that crm-rules does not have:\n" + "\n".join(problems)

@@ -277,12 +277,26 @@ def test_a_loading_mistake_names_the_plugin(entry_points, eps, message):
     ("UNDECORATED_TYPO", "name it after a hook (crm_rules_register_scorers, crm_rules_register_credit_checks, "
                          "crm_rules_register_actions, crm_rules_register_functions) and decorate it: "
                          "`from crm_rules.engine import hookimpl`, then `@hookimpl` above the def"),
+    # it said (README, "Writing a plugin"): a file of the repository, which an installed crm-rules lacks
+    ("TYPO_HOOK", "the hooks are: crm_rules_register_scorers, crm_rules_register_credit_checks, crm_rules_register_actions, "
+                  "crm_rules_register_functions (`python -m pydoc crm_rules.engine.hookspecs` prints what each hook takes)"),
 ])
 def test_a_loading_mistake_gets_the_fix(entry_points, ep, hint):
     entry_points(_ep("broken", f"test_plugin_mistakes:{ep}"))
     with pytest.raises(PluginError) as caught:
         get_plugin_manager()
     assert caught.value.hint == hint
+
+
+def test_the_hook_documentation_the_hints_name_is_in_the_installed_package():
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-m", "pydoc", "crm_rules.engine.hookspecs"], capture_output=True,
+                           text=True, check=True).stdout
+    for hook in plugin_manager.HOOK_KINDS:
+        assert f"{hook}(register" in shown
+    assert "call ``register(name, fn, schema)`` once per scorer" in shown
 
 
 def test_a_plugin_whose_entry_point_has_no_hooks_is_named_where_its_contributions_are_missing(entry_points, cli, tmp_path):
@@ -786,6 +800,29 @@ def test_a_function_mistake_names_the_plugin(tmp_path, with_plugin, fn, message)
     assert message in str(caught.value)
     # which expression called it: the policy may call the function in many places
     assert caught.value.message.startswith(f"{policy}:3:14: metrics.p1.expr: function bk_plus1() of plugin 'broken' ")
+
+
+@pytest.mark.parametrize("plugin, expr, message", [
+    (_scorer(lambda ctx: SqlOutputs([])), None,
+     "error: scorer 'bk' of plugin 'broken' (in scores.bkv) returned an invalid plan: SqlOutputs.steps must be a "
+     "non-empty list"),
+    (_function(_raise), "bk_plus1(revenue_12m)", ": metrics.p1.expr: function bk_plus1() of plugin 'broken' failed: "
+                                                 "ValueError: func boom"),
+    (_function(lambda x: f"total({x})"), "bk_plus1(revenue_12m)",
+     ": metrics.p1.expr: function bk_plus1() of plugin 'broken' returned invalid SQL: uses an aggregate function (total)"),
+])
+def test_a_plugins_bug_sends_the_user_to_its_version_and_package(tmp_path, with_plugin, cli, plugin, expr, message):
+    # the hint said "(see the plugin author guide)": a file of the repository, which an installed crm-rules lacks;
+    # who meets the bug needs which version of which package to upgrade or report
+    with_plugin(plugin)
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + (f"  p1: {{expr: '{expr}'}}\n" if expr else "scores:\n  bkv: {use: bk}\n") + TIERS,
+                      encoding="utf-8")
+    result = cli("validate", policy)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stderr.splitlines()[-1] == ("  hint: this is a bug in the plugin: fix or upgrade it (`crm-rules plugins` "
+                                              "shows its version and the package it comes from)")
 
 
 def test_a_plugin_used_only_through_a_function_is_recorded_with_the_run(tmp_path, with_plugin):
