@@ -125,7 +125,7 @@ def _unmarked_hook(plugin: object) -> tuple[str, str] | None:
         other = next((a[:-len("_impl")] for a in attrs if a.endswith("_impl")), None)
         if other is not None:
             return (f"defines {name} with a @hookimpl marker of project {other!r}, but the hooks of crm-rules are "
-                    f"project {hookimpl.project_name!r}, so it is never called", f"use crm-rules' own marker: `from crm_rules.engine import hookimpl`")
+                    f"project {hookimpl.project_name!r}, so it is never called", "use crm-rules' own marker: `from crm_rules.engine import hookimpl`")
         return f"defines {name} without @hookimpl, so it is never called", decorate
     return None
 
