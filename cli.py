@@ -22,7 +22,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from .engine import __version__
-from .engine.errors import CrmRulesError, PolicyError, UsageError
+from .engine.errors import CrmRulesError, PluginError, PolicyError, UsageError
 from .engine.user_text import escape, one_line, visible
 
 
@@ -632,32 +632,42 @@ def _sample_customer(db: Path) -> str:
 @app.command()
 def plugins(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the loaded plugins, their versions, hooks and what they register."""
-    from .engine.plugin_manager import build_registry, get_plugin_manager
+    from .engine.plugin_manager import build_plugin_manager, build_registry, get_plugin_manager
     from .engine.terminal_table import titled_table
 
-    pm, infos = get_plugin_manager()
-    # Every command that loads a policy fails on a plugin's registration problem (a name registered twice): this
-    # one lists the plugins anyway, as it is where the user looks for what is installed, then reports it and fails.
+    # Every command that loads a policy fails on a plugin that cannot be loaded (an import error, an unknown hook)
+    # or registered (a name registered twice): this one lists the plugins anyway, as it is where the user looks for
+    # what is installed, then reports the problems and fails.
+    not_loaded: list = []
+    try:
+        pm, infos = get_plugin_manager()
+    except PluginError:  # loaded again, leaving out what cannot be loaded
+        pm, infos = build_plugin_manager(not_loaded)
     registry = build_registry(pm, keep_going=True)
     listing = [{"name": info.name, "version": info.version, "source": info.source, "module": info.module,
                 "hooks": sorted(registry.hooks.get(info.name, [])),
                 "contributions": [{"kind": c.kind, "name": c.name} for c in registry.by_plugin(info.name)],
                 "problems": [{"error": e.message, "hint": e.hint} for e in registry.problems.get(info.name, [])]}
                for info in infos.values()]
+    listing += [{"name": p.plugin.name, "version": p.plugin.version, "source": p.plugin.source,
+                 "module": p.plugin.module, "hooks": [], "contributions": [], "loaded": False,
+                 "problems": [{"error": p.error.message, "hint": p.error.hint}]} for p in not_loaded if p.plugin]
     if as_json:
         _print_json(listing)
     else:
         table = titled_table("Loaded plugins", "Plugin", "Version", "Source", "Registers")
         for p in listing:
             lines = [f"{c['kind']}: {c['name']}" for c in p["contributions"]]
-            if p["problems"]:  # what it failed to register is not in the list
+            if p.get("loaded") is False:
+                lines.append("not loaded: see below")
+            elif p["problems"]:  # what it failed to register is not in the list
                 n = len(p["problems"])
                 lines.append(f"{n} problem{'s' * (n != 1)}: see below")
             elif not lines:  # a plugin whose hooks are elsewhere than its entry point says
                 lines.append("nothing" + ("" if p["hooks"] else f" (no hooks in {p['module']})"))
             table.add_row(escape(p["name"]), escape(p["version"]), escape(p["source"]), escape("\n".join(lines)))
         console.print(table)
-    problems = [error for errors in registry.problems.values() for error in errors]
+    problems = [p.error for p in not_loaded] + [error for errors in registry.problems.values() for error in errors]
     for error in problems:
         if (ctx.obj or {}).get("debug") and error.__cause__ is not None:  # a plugin's bug: the traceback the hint promises
             traceback.print_exception(error.__cause__, file=sys.stderr)

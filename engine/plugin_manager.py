@@ -146,7 +146,16 @@ def _wrong_arguments(pm: pluggy.PluginManager, plugin: object) -> tuple[str, str
     return None
 
 
-def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
+@dataclass
+class LoadProblem:
+    """A plugin that could not be loaded (``plugin`` None: a problem of the environment variables)."""
+    plugin: PluginInfo | None
+    error: PluginError
+
+
+def build_plugin_manager(problems: list[LoadProblem] | None = None) -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
+    """Load every plugin; the first that cannot be loaded raises its PluginError, or, given ``problems``, is
+    left out and added there, so `crm-rules plugins` can list the others (every other command stops on it)."""
     pm = pluggy.PluginManager("crm_rules")
     pm.add_hookspecs(hookspecs)
     allowed = _env_names(LOAD_ENV)
@@ -160,17 +169,34 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
     for var, listed in ((LOAD_ENV, allowed or set()), (BLOCK_ENV, blocked)):
         # a misspelt name must not go unnoticed: a block that blocks nothing leaves the plugin it meant running
         for name in sorted(listed - set(names)):
-            raise PluginError(f"{var} names {name!r}, which is no installed plugin{did_you_mean(name, names)}",
-                              hint=f"installed: {', '.join(dict.fromkeys(names))}")
+            error = PluginError(f"{var} names {name!r}, which is no installed plugin{did_you_mean(name, names)}",
+                                hint=f"installed: {', '.join(dict.fromkeys(names))}")
+            if problems is None:
+                raise error
+            problems.append(LoadProblem(None, error))
     for name in sorted(blocked):
         pm.set_blocked(name)
     for ep, source, version in candidates:
         if allowed is None or ep.name in allowed:
-            _load(pm, ep, source, version, infos)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise _unknown_hook(pm, exc) from None
+            try:
+                _load(pm, ep, source, version, infos)
+            except PluginError as error:
+                if problems is None:
+                    raise
+                if pm.has_plugin(ep.name) and ep.name not in infos:  # registered, then found wanting
+                    pm.unregister(name=ep.name)
+                problems.append(LoadProblem(PluginInfo(ep.name, version, source, ep.value), error))
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            error = _unknown_hook(pm, exc)
+            if problems is None:
+                raise error from None
+            name = pm.get_name(exc.plugin)
+            pm.unregister(exc.plugin)
+            problems.append(LoadProblem(infos.pop(name, None), error))
     return pm, infos
 
 

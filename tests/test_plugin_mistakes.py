@@ -355,6 +355,32 @@ def test_plugins_lists_the_plugins_when_one_registers_a_name_twice_and_fails(ent
     assert checked.exit_code == 1 and checked.stderr == TWICE
 
 
+def test_plugins_lists_the_plugins_when_one_cannot_be_loaded_and_fails(entry_points, cli):
+    # an import error or an unknown hook made `plugins` fail like every other command, the listing unseen
+    entry_points(_ep("value_scoring", "crm_rules.plugins.value_scoring"), _ep("typo", "test_plugin_mistakes:TYPO_HOOK"),
+                 _ep("gone", "no_such_module_anywhere"))
+    shown = cli("plugins")
+    assert shown.exit_code == 1
+    assert "weighted_value" in shown.stdout and shown.stdout.count("not loaded: see below") == 2
+    assert "error: plugin 'gone' (no_such_module_anywhere) failed to import: No module named 'no_such_module_anywhere'" \
+        in shown.stderr
+    assert "error: plugin 'typo' implements an unknown hook 'crm_rules_register_scorer'" in shown.stderr
+    by_name = {p["name"]: p for p in json.loads(cli("plugins", "--json").stdout)}
+    assert by_name["typo"]["loaded"] is False and by_name["gone"]["problems"][0]["error"].startswith("plugin 'gone'")
+    assert by_name["value_scoring"]["problems"] == [] and "loaded" not in by_name["value_scoring"]
+    checked = cli("validate", "base")  # every other command still stops on it
+    assert checked.exit_code == 1 and "failed to import" in checked.stderr
+
+
+def test_plugins_lists_the_plugins_when_an_environment_variable_names_no_plugin(entry_points, cli, monkeypatch):
+    entry_points(_ep("value_scoring", "crm_rules.plugins.value_scoring"))
+    monkeypatch.setenv("CRM_RULES_BLOCK_PLUGINS", "value_scorin")
+    shown = cli("plugins")
+    assert shown.exit_code == 1 and "weighted_value" in shown.stdout  # the misspelt name blocks nothing
+    assert "CRM_RULES_BLOCK_PLUGINS names 'value_scorin', which is no installed plugin; did you mean 'value_scoring'?" \
+        in shown.stderr
+
+
 def test_plugins_reports_every_registration_problem_after_the_listing(entry_points, cli):
     entry_points(_ep("value_scoring", "crm_rules.plugins.value_scoring"), _ep("dupe", "test_plugin_mistakes:RFM_AGAIN"),
                  _ep("broken", "test_plugin_mistakes:RAISING_HOOK"))
