@@ -89,6 +89,7 @@ class PluginContext:
         self.locals: dict[str, tuple[str, str]] = {}  # names with engine-given SQL (tier, stage, ... for actions)
         self.used: set[str] = set()  # policy names the plugin reads, so the data binding can check them
         self.grades: dict[str, list[str] | None] = {}  # local name -> the ids the policy gives it (see check_grade)
+        self.owner = ""  # "scorer 'rfm' of plugin 'value_scoring'": who checked the params, ending error()'s messages
 
     # -- reporting ---------------------------------------------------------
     def _params_path(self, where: Any) -> tuple:
@@ -96,9 +97,10 @@ class PluginContext:
         return self.path + ("params",) + parts
 
     def error(self, where: Any, message: str) -> None:
-        """Report a problem at ``params.<where>`` of this entry."""
+        """Report a problem at ``params.<where>`` of this entry, saying which plugin found it: the rule broken is the
+        plugin's (its documentation is where the user looks), as for its params schema."""
         self.failed = True
-        self._builder.error(self._params_path(where), message, key=False)
+        self._builder.error(self._params_path(where), f"{message} ({self.owner})" if self.owner else message, key=False)
 
     def check_grade(self, name: str, value: Any, where: Any, key: bool = False) -> bool:
         """Report ``value`` at ``params.<where>`` when no customer can have it as ``name`` (``tier``, ``stage``...);

@@ -549,12 +549,13 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
                     f"(installed: {', '.join(installed) or 'none'}{registry.absent_note()}; see `crm-rules plugins`)", key=False)
             continue
         spec.setdefault("params", {})
-        problems = validate_params(b.doc, contribution.schema, path + ("params",),
-                                   f"{kind.replace('_', ' ')} {contribution.name!r} of plugin {contribution.plugin!r}")
+        owner = f"{kind.replace('_', ' ')} {contribution.name!r} of plugin {contribution.plugin!r}"
+        problems = validate_params(b.doc, contribution.schema, path + ("params",), owner)
         if problems:
             b.problems.extend(problems)
             continue
         ctx = PluginContext(b, data, metrics, scope, entry, path, start + i)
+        ctx.owner = owner
         if section == "actions":
             ctx.locals = {name: (f"t.{column}", TEXT) for name, column in RESULT_NAMES.items()}
             ctx.grades = dict(grades or {})

@@ -81,7 +81,8 @@ def test_scale_and_grades(tmp_path, db):
 
 @pytest.mark.parametrize("params, message", [
     ("      factors: [{metric: revenue_12m, weight: 0.5}, {metric: avg_order, weight: 0.4}]\n",
-     ":10:16: scores.v.params.factors: the weights add up to 0.9; they must add up to 1"),
+     ":10:16: scores.v.params.factors: the weights add up to 0.9; they must add up to 1 "
+     "(scorer 'weighted_value' of plugin 'value_scoring')"),
     ("      factors: [{metric: revenue_12n, weight: 1}]\n", "unknown metric 'revenue_12n'; did you mean 'revenue_12m'?"),
     ("      factors: [{metric: revenue_12m, weight: 1, normalize: bands}]\n", "normalize: bands needs a `bands` list"),
     ("      factors: [{metric: revenue_12m, weight: 1, normalize: bands, bands: [{up_to: 5, score: 1}]}]\n",
