@@ -31,6 +31,7 @@ from .csv_decimal_comma import DecimalCommaColumn, read_with_decimal_comma
 from .csv_decimal_comma import canonical as decimal_comma_canonical, converter as decimal_comma_number
 from .csv_import_constraints import refused_lines
 from .csv_import_keys import duplicate_keys
+from . import wal_tidy
 
 TYPES = ("integer", "float", "text")
 MODES = ("create", "replace", "append")
@@ -187,9 +188,11 @@ def _existing_table(db_path: Path, table: str) -> _Table | None:
     """What ``table`` currently is, read without ever creating or changing the file."""
     if not db_path.exists():
         return None
+    reading = wal_tidy.opening(db_path)  # a rejected import leaves no -wal/-shm files behind either
     try:
         conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
+        wal_tidy.closed(reading)
         raise DataError(f"{db_path}: cannot open database: {exc}") from None
     try:
         return _lookup_table(conn, table)
@@ -202,6 +205,7 @@ def _existing_table(db_path: Path, table: str) -> _Table | None:
         ) from None
     finally:
         conn.close()
+        wal_tidy.closed(reading)
 
 
 def _lookup_table(conn: sqlite3.Connection, table: str) -> _Table | None:

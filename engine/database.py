@@ -23,6 +23,7 @@ from .errors import DamagedDatabaseError, DataError, UsageError
 from .file_kinds import CSV, UTF16, XLS, XLSX, YAML, kind_of
 from .expr_sql import quote_identifier
 from .output_file import part_of_database
+from . import wal_tidy
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -122,9 +123,17 @@ class _Cursor(sqlite3.Cursor):
 class _Connection(sqlite3.Connection):
     """The connection of :func:`connect`: its cursors report a damaged file as a DataError naming the file.
 
-    ``files`` maps each database file's resolved path to the path as the user gave it (for messages)."""
+    ``files`` maps each database file's resolved path to the path as the user gave it (for messages);
+    ``read_only`` holds the files it reads read-only, whose -wal/-shm files closing tidies (wal_tidy)."""
 
     files: dict[str, str]
+    read_only: list[str]
+
+    def close(self):
+        super().close()
+        tidy, self.read_only = getattr(self, "read_only", []), []
+        for key in tidy:
+            wal_tidy.closed(key)
 
     def cursor(self, factory=None):
         return super().cursor(factory or _Cursor)
@@ -188,14 +197,32 @@ def connect(path: Path, *, mode: str = "rw", must_exist: bool = True, option: st
         hint = (f"check the {option} path, or create one with `crm-rules demo`" if option == "--db"
                 else f"check the {option} path")
         raise UsageError(f"{path}: database not found", hint=hint)
+    reading = wal_tidy.opening(path) if mode == "ro" else None
     try:
         conn = sqlite3.connect(file_uri(path, mode), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                                factory=_Connection)
     except sqlite3.OperationalError as exc:
+        if reading is not None:
+            wal_tidy.closed(reading)
         raise DataError(f"{path}: cannot open database ({exc})") from None
     conn.files = {str(path.resolve()): str(path)}
+    conn.read_only = [reading] if reading is not None else []
     _check_sqlite(conn, path, option)
     return conn
+
+
+def attach_read_only(conn: sqlite3.Connection, path: Path, schema: str) -> None:
+    """Attach ``path`` read-only to a connection of :func:`connect` as ``schema``; closing the connection
+    tidies the -wal/-shm files reading it created, as for the main file (wal_tidy)."""
+    path = Path(path)
+    reading = wal_tidy.opening(path)
+    try:
+        conn.execute(f"ATTACH DATABASE ? AS {quote_identifier(schema)}", (file_uri(path, "ro"),))
+    except BaseException:
+        wal_tidy.closed(reading)
+        raise
+    conn.files[str(path.resolve())] = str(path)
+    conn.read_only.append(reading)
 
 
 def table_columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str] | None:

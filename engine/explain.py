@@ -41,14 +41,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from . import __version__
 from . import expr_ast as ast
 from .classify_sql import DEFAULT_RULE, OVERRIDE_RULE, OVERRIDES, service_level_case
 from .counterfactuals import describe, pareto_sentences
 from .data_binding import bind
-from .database import connect, open_for_run
+from .database import attach_read_only, connect, open_for_run
 from .errors import PolicyError, UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
@@ -660,7 +659,7 @@ def _attach_results(rc: Any, results_db: Path | None) -> str | None:
     if not results_db.is_file():
         raise UsageError(f"--results-db {results_db}: database not found")
     connect(results_db, mode="ro", option="--results-db").close()  # a file that is no SQLite database: the message, before ATTACH reads it
-    rc.conn.execute("ATTACH DATABASE ? AS results", (f"file:{quote(str(results_db.resolve()))}?mode=ro",))
+    attach_read_only(rc.conn, results_db, "results")
     return "results" if has_results(rc.conn, "results") else None
 
 

@@ -74,11 +74,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from .action_diff import (NEW_ACTIONS, OLD_ACTIONS, compare_actions, copy_computed_actions, copy_run_actions, headline,
                           print_action_customers, print_actions)
-from .database import RunConnection, connect, open_for_run
+from .database import RunConnection, attach_read_only, connect, open_for_run
 from .errors import CrmRulesError, PolicyError, RunError, UsageError
 from .export import resolve_run
 from .expr_sql import quote_identifier as q
@@ -134,10 +133,6 @@ def _copy_computed(rc: RunConnection, policy: Policy, as_of: str, target: str, o
     return _policy_side(policy, as_of, list(computed.notes))
 
 
-def _ro_uri(path: Path) -> str:
-    return f"file:{quote(str(Path(path).resolve()))}?mode=ro"
-
-
 def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
     """The old side from a stored run: its assignments, and its definitions from crm_definitions."""
     runs = connect(results_db, mode="ro", option="--results-db") if results_db is not None else rc.conn
@@ -155,7 +150,7 @@ def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
             runs.close()
     schema = "main"
     if results_db is not None:
-        rc.conn.execute("ATTACH DATABASE ? AS _diff_runs", (_ro_uri(results_db),))
+        attach_read_only(rc.conn, results_db, "_diff_runs")
         schema = "_diff_runs"
     revenue = counts.get("revenue_metric")
     stored = RunMetrics.of_run(rc.conn, run["run_id"], schema)
