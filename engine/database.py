@@ -225,6 +225,17 @@ def attach_read_only(conn: sqlite3.Connection, path: Path, schema: str) -> None:
     conn.read_only.append(reading)
 
 
+def named_file(conn: sqlite3.Connection, schema: str = "main") -> str:
+    """The file of ``schema`` as the user named it (a connection of :func:`connect`), else its full path: for
+    messages that must say which database they looked in.  ``schema`` may be quoted (as in SQL)."""
+    if schema.startswith('"') and schema.endswith('"'):
+        schema = schema[1:-1].replace('""', '"')
+    for _, name, file in sqlite3.Cursor(conn).execute("PRAGMA database_list"):
+        if name == schema:
+            return getattr(conn, "files", {}).get(file, file) or schema
+    return schema
+
+
 def table_columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str] | None:
     """The column names of a table or view of ``schema`` (temp included), or None when there is none.
 

@@ -6,11 +6,12 @@ import csv
 import io
 import json
 import math
+import shlex
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .database import connect, table_columns
+from .database import connect, named_file, table_columns
 from .errors import UsageError
 from .output_file import check_out, write_atomic
 from .results_store import LATEST_FIRST, require_results
@@ -23,6 +24,7 @@ BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "s
 # reads grades in a spreadsheet sees who set a tier by hand, why, and until when, next to the tier the rules gave
 OVERRIDE_FIELDS = ["kind", "tier", "reason", "author", "expires", "source"]
 OVERRIDE_COLUMNS = [f"override_{f}" for f in OVERRIDE_FIELDS]
+RECENT = 10  # run ids a "run not found" names
 
 
 def json_ready(value: Any) -> Any:
@@ -43,7 +45,7 @@ def json_ready(value: Any) -> Any:
 
 
 def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str | None = None) -> sqlite3.Row:
-    require_results(conn, conn.execute("PRAGMA database_list").fetchone()[2])
+    require_results(conn, named_file(conn))
     conn.row_factory = sqlite3.Row
     if run_id is None:
         sql, args = "SELECT * FROM crm_runs WHERE status = 'succeeded'", []
@@ -52,7 +54,9 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str |
         row = conn.execute(sql + f" ORDER BY {LATEST_FIRST} LIMIT 1", args).fetchone()
         if row is None:
             if not policy_name:
-                raise UsageError("no successful run found")
+                db = named_file(conn)
+                raise UsageError(f"no successful run found in {db}",
+                                 hint=f"`crm-rules runs --db {shlex.quote(db)}` lists its runs and why they failed")
             from .expr_types import did_you_mean
             from .run_history import listing  # run_history reads runs through this module
 
@@ -70,23 +74,27 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str |
 
 
 def run_not_found(conn: sqlite3.Connection, run_id: int, schema: str = "main") -> UsageError:
-    """The error for a run id that is not in ``schema``'s crm_runs, with the recent runs.
+    """The error for a run id that is not in ``schema``'s crm_runs, naming the database and its recent runs.
 
     A run that ``prune`` deleted is named as such, with its policy and date (crm_pruned_runs keeps them): an
-    analyst following last month's log to "run 12" was told only that it was not found.
+    analyst following last month's log to "run 12" was told only that it was not found.  The database is
+    named: with --results-db, or several databases, "run 99 not found" did not say where it was looked for.
     """
-    known = [r[0] for r in conn.execute(f"SELECT run_id FROM {schema}.crm_runs ORDER BY run_id DESC LIMIT 10")]
-    hint = f"recent runs: {', '.join(map(str, known)) or '(none)'}"
+    db = named_file(conn, schema)
+    known = [r[0] for r in conn.execute(f"SELECT run_id FROM {schema}.crm_runs ORDER BY run_id DESC LIMIT {RECENT + 1}")]
+    hint = f"recent runs: {', '.join(map(str, known[:RECENT])) or '(none)'}"
+    if len(known) > RECENT:
+        hint += f" (`crm-rules runs --db {shlex.quote(db)}` lists them all)"
     pruned = None
     if conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' "
                     f"AND name = 'crm_pruned_runs'").fetchone():
         pruned = conn.execute(f"SELECT policy_name, as_of, status, pruned_at FROM {schema}.crm_pruned_runs "
                               f"WHERE run_id = ?", (run_id,)).fetchone()
     if pruned is None:
-        return UsageError(f"run {run_id} not found", hint=hint)
+        return UsageError(f"run {run_id} not found in {db}", hint=hint)
     name, as_of, status, at = pruned
     failed = " failed" if status != "succeeded" else ""
-    return UsageError(f"run {run_id} (a{failed} run of policy {name!r} as of {as_of}) was deleted by "
+    return UsageError(f"run {run_id} (a{failed} run of policy {name!r} as of {as_of}) was deleted from {db} by "
                       f"`crm-rules prune` on {str(at)[:10]}", hint=hint)
 
 

@@ -151,17 +151,18 @@ def test_a_pruned_run_asked_for_by_id_is_said_to_be_pruned(cli, pruned, tmp_path
     out = [str(tmp_path / a) if a == "r.html" else a for a in command]
     result = cli(*out, "--db", pruned, "--run", "2")
     assert result.exit_code == 2
-    assert (f"error: run 2 (a run of policy 'loyalty' as of 2025-12-31) was deleted by `crm-rules prune` on {today}"
+    assert (f"error: run 2 (a run of policy 'loyalty' as of 2025-12-31) was deleted from {pruned} by "
+            f"`crm-rules prune` on {today}"
             in result.stderr)
     assert "hint: recent runs: 3" in result.stderr
     unknown = cli(*out, "--db", pruned, "--run", "9")
-    assert unknown.exit_code == 2 and "error: run 9 not found" in unknown.stderr
+    assert unknown.exit_code == 2 and f"error: run 9 not found in {pruned}" in unknown.stderr
 
 
 def test_explain_of_a_pruned_run_says_it_was_pruned(cli, pruned, policy_file):
     result = cli("explain", "a", "--db", pruned, "-p", policy_file, "--run", "1")
     assert result.exit_code == 2
-    assert "run 1 (a run of policy 'loyalty' as of 2025-06-30) was deleted by" in result.stderr
+    assert f"run 1 (a run of policy 'loyalty' as of 2025-06-30) was deleted from {pruned} by" in result.stderr
 
 
 def test_a_pruned_failed_run_is_called_failed(cli, three_runs, tmp_path):
@@ -171,4 +172,4 @@ def test_a_pruned_failed_run_is_called_failed(cli, three_runs, tmp_path):
         apply_policy(three_runs, load_policy(failing), "2025-09-30")  # run 4
     prune(three_runs, keep=1)
     result = cli("changes", "--db", three_runs, "--run", "4")
-    assert "run 4 (a failed run of policy 'loyalty' as of 2025-09-30) was deleted by" in result.stderr
+    assert f"run 4 (a failed run of policy 'loyalty' as of 2025-09-30) was deleted from {three_runs} by" in result.stderr
