@@ -321,14 +321,24 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
     }
 
 
-def _not_found(policy: Policy, customer_id: str, conn: Any, table: str, key: str) -> UsageError:
-    """The customer is not in ``table`` (its ids in column ``key``, both SQL): give the id it holds written another
-    way (spaces around it, other capitals), which the user cannot see in a listing."""
+def _not_found(policy: Policy, customer_id: str, conn: Any, binding: Any) -> UsageError:
+    """The customer is not in the customers table: give the id it holds written another way (spaces around it,
+    other capitals), which the user cannot see in a listing, else the ids close to it (id_suggestions: a zero
+    left out, two characters swapped), else what its ids look like.  Looked up by the key's index, if any."""
+    from .id_suggestions import near_ids, said
+
+    cust = policy.data.customers
+    table, key = binding.table(cust.table), q(cust.key)
     near = conn.execute(f"SELECT {key} FROM {table} WHERE trim(CAST({key} AS TEXT)) = trim(?) COLLATE NOCASE LIMIT 1",
                         (customer_id,)).fetchone()
-    hint = (f"did you mean {near[0]!r}? (the id is stored so: {shlex.quote(str(near[0]))} on the command line)"
-            if near else f"use a value of column {policy.data.customers.key!r}")
-    return UsageError(f"customer {customer_id!r} not found in table {policy.data.customers.table!r}", hint=hint)
+    if near:
+        hint = f"did you mean {near[0]!r}? (the id is stored so: {shlex.quote(str(near[0]))} on the command line)"
+    elif close := near_ids(conn, table, key, customer_id, q(policy.data.customer_name)):
+        hint = said(close)
+    else:
+        sample = conn.execute(f"SELECT {key} FROM {table} WHERE {key} IS NOT NULL LIMIT 1").fetchone()
+        hint = f"use a value of column {cust.key!r}" + (f" (ids look like {sample[0]!r})" if sample else "")
+    return UsageError(f"customer {customer_id!r} not found in table {cust.table!r}", hint=hint)
 
 
 # Ties of (due_date, priority, action) are ordered by the other fields, the same on both paths.  The
@@ -341,6 +351,9 @@ _ACTION_ORDER = "+due_date, priority, action, category, plugin, {entry}, reason"
 def _explain_computed(rc: Any, policy: Policy, customer_id: str, as_of: str, overrides: Path | None, why_now: str) -> dict:
     from .runner import compute  # runner imports this module (explain_storage)
 
+    binding = bind(rc.conn, rc.source_schema, policy)  # (the schema only)
+    if _source_customer(rc.conn, policy, binding, customer_id, []) is None:  # before every customer is computed
+        raise _not_found(policy, customer_id, rc.conn, binding)
     return _from_computed(compute(rc, policy, as_of, overrides), customer_id, f"computed now: {why_now}")
 
 
@@ -351,7 +364,7 @@ def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
     row = conn.execute(f"SELECT {CID} FROM {table} WHERE {CID} = ? OR CAST({CID} AS TEXT) = ? LIMIT 1",
                        (customer_id, customer_id)).fetchone()
     if row is None:
-        raise _not_found(policy, customer_id, conn, table, CID)
+        raise _not_found(policy, customer_id, conn, computed.binding)
     key = row[0]
     names = explained_metrics(policy)
     attrs = computed.metric_plan.attributes
@@ -598,7 +611,7 @@ def _explain_stored(rc: Any, schema: str, policy: Policy | None, customer_id: st
                                   f"{shlex.quote(str(rc.results_path))}` shows the grades and deciding rules the runs "
                                   f"stored, and `crm-rules export --run {rid} --db {shlex.quote(str(rc.results_path))}` "
                                   f"the metrics of this one")
-        raise _not_found(policy, customer_id, conn, binding.table(policy.data.customers.table), q(policy.data.customers.key))
+        raise _not_found(policy, customer_id, conn, binding)
     key, attribute_values = found
     row = conn.execute(ASSIGNMENT_SQL.format(rs=rs), (rid, key)).fetchone()
     if row is None:
