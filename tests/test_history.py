@@ -633,3 +633,10 @@ def test_cli_prune(cli, loyalty):
     assert got["deleted_runs"] == [1, 3]
     again = cli("prune", "--db", loyalty.db, "--keep", "1", ok=True).output
     assert "nothing to delete" in again
+
+
+def test_a_mistyped_customer_id_gets_the_ids_close_to_it(cli, demo_db):
+    cli("apply", "--db", demo_db, "-p", "base", "--as-of", "2026-06-30", ok=True)
+    result = cli("history", "C00002", "--db", demo_db)
+    assert result.exit_code == 2
+    assert "hint: did you mean 'C000002'" in result.output

@@ -202,7 +202,7 @@ def test_history_near_ids_come_from_the_policys_latest_run(graded):
         customer_history(graded, " G", policy="loyalty")
     assert info.value.hint == "did you mean 'g'? ids are matched exactly"
     with pytest.raises(UsageError) as info:
-        customer_history(graded, "zz", policy="loyalty")
+        customer_history(graded, "qqq", policy="loyalty")
     assert info.value.hint == (f"`crm-rules export --db {graded} --run 2` lists the customers of the latest run of "
                                f"'loyalty' (ids look like 'a')")
 
@@ -211,7 +211,7 @@ def test_history_hint_names_the_latest_run_by_date_not_a_backfill(graded, tmp_pa
     """A backfill (run 3, as of 2025-06-30, run last) was named "the latest run of 'loyalty'" by the hint."""
     assert apply_policy(graded, load_policy(write(tmp_path, "loyalty.yaml", GRADED)), "2025-06-30").run_id == 3
     with pytest.raises(UsageError) as info:
-        customer_history(graded, "zz", policy="loyalty")
+        customer_history(graded, "qqq", policy="loyalty")
     assert info.value.hint.startswith(f"`crm-rules export --db {graded} --run 2` lists the customers of the latest run")
 
 
