@@ -469,13 +469,13 @@ def _find_run(conn: Any, rs: str, policy: Policy | None, as_of: str | None, run_
     policy, or whose policy file has changed since, is explained with the version the run stored."""
     if run_id is not None:
         found = _dicts(conn.execute(f"SELECT * FROM {rs}.crm_runs WHERE run_id = ?", (run_id,)))
-        if not found:
-            from .export import run_not_found  # (the CSV and JSON writers: not for every explanation)
+        from .export import run_failed, run_not_found  # (the CSV and JSON writers: not for every explanation)
 
+        if not found:
             raise run_not_found(conn, run_id, rs)
         run = found[0]
         if run["status"] != "succeeded":
-            raise UsageError(f"run {run_id} failed and has no results: {run['error']}")
+            raise run_failed(conn, run_id, run["error"], rs)
         if policy is None:  # `explain C1 --run 8`: the run's own policy
             policy = _stored_policy(conn, rs, run)
             if policy is None:

@@ -62,15 +62,24 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str |
 
             names = [r[0] for r in conn.execute(
                 "SELECT DISTINCT policy_name FROM crm_runs WHERE status = 'succeeded' ORDER BY policy_name")]
-            raise UsageError(f"no successful run found for policy {policy_name!r}{did_you_mean(policy_name, names)}",
+            raise UsageError(f"no successful run found for policy {policy_name!r} in {named_file(conn)}"
+                             f"{did_you_mean(policy_name, names)}",
                              hint=f"policies with successful runs here: {listing(names)}")
         return row
     row = conn.execute("SELECT * FROM crm_runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
         raise run_not_found(conn, run_id)
     if row["status"] != "succeeded":
-        raise UsageError(f"run {run_id} failed and has no results: {row['error']}")
+        raise run_failed(conn, run_id, row["error"])
     return row
+
+
+def run_failed(conn: sqlite3.Connection, run_id: int, error: str | None, schema: str = "main") -> UsageError:
+    """The error for a run id whose run failed (it has no results), naming the database it is in."""
+    db = named_file(conn, schema)
+    return UsageError(f"run {run_id} in {db} failed and has no results: {error}",
+                      hint=f"leave out --run for the latest successful run; `crm-rules runs --db {shlex.quote(db)}` "
+                           f"lists the runs")
 
 
 def run_not_found(conn: sqlite3.Connection, run_id: int, schema: str = "main") -> UsageError:

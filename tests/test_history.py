@@ -361,7 +361,7 @@ def test_changes_of_a_first_run_has_nothing_to_compare(loyalty):
 
 
 def test_changes_argument_errors(loyalty):
-    with pytest.raises(UsageError, match="run 3 failed and has no results: hit policy unique"):
+    with pytest.raises(UsageError, match="run 3 in .*loyalty.db failed and has no results: hit policy unique"):
         changes(loyalty.db, run_id=3)
     with pytest.raises(UsageError, match="run 99 not found") as info:
         changes(loyalty.db, run_id=99)
@@ -618,7 +618,7 @@ def test_cli_changes(cli, loyalty):
     first = cli("changes", "--db", loyalty.db, "--run", "2", ok=True).output
     assert "is the first successful run of policy minimal: there is nothing to compare it with" in first
     bad = cli("changes", "--db", loyalty.db, "--run", "3")
-    assert bad.exit_code == 2 and "run 3 failed and has no results" in bad.output
+    assert bad.exit_code == 2 and f"run 3 in {loyalty.db} failed and has no results" in bad.output
 
 
 @needs_cli
