@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import io
 import json
 import os
 import signal
@@ -1369,8 +1370,54 @@ def _terminate(signum: int, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
+class _WholeWrites(io.RawIOBase):
+    """Standard output's file descriptor, written to the last byte or with the error that stopped it.
+
+    Unbuffered (``PYTHONUNBUFFERED=1``, common in containers and service units, or ``python -u``), Python's
+    standard output passes each write to write(2) once: when the disk fills during it, write(2) stores what
+    fits and returns that count, and Python drops the rest without an error, so ``export > grades.csv`` or
+    ``apply --json > run.json`` ended cut short with exit code 0.  Writing the rest makes the next write(2)
+    say why (ENOSPC, EFBIG), which ``_Group`` reports as ``cannot write the output``.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:  # rich asks, for colours and the terminal's width
+        return os.isatty(self._fd)
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            written = os.write(self._fd, view[done:])
+            if written == 0:  # no progress and no error: never loop on it
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            done += written
+        return len(view)
+
+
+def _whole_stdout() -> None:
+    """Give an unbuffered standard output writes that are never cut short silently (see ``_WholeWrites``).
+
+    Buffered (the default), Python writes the rest itself and raises the error, so nothing changes then."""
+    stream = sys.stdout
+    if not isinstance(getattr(stream, "buffer", None), io.FileIO):
+        return
+    sys.stdout = io.TextIOWrapper(_WholeWrites(stream.fileno()), encoding=stream.encoding, errors=stream.errors,
+                                  line_buffering=stream.line_buffering, write_through=True)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    _whole_stdout()
     try:
         app()
     finally:

@@ -92,6 +92,47 @@ def test_a_full_standard_output_is_a_message_not_a_traceback(applied_db):
     assert done.stderr.strip() == "error: cannot write the output (No space left on device); what was written is incomplete"
 
 
+def _file_size_limit(limit: int):
+    """For the child: files it writes stop growing at ``limit`` bytes, as on a disk that fills (EFBIG, not a signal).
+
+    Above 32 KiB: SQLite sizes the -shm file of a WAL database so, even to read it."""
+    def limit_files() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return limit_files
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+@pytest.mark.parametrize("command", [["export", "--format", "csv"], ["export", "--format", "json"], ["actions", "--json"]])
+def test_an_unbuffered_standard_output_the_disk_cuts_short_is_an_error(applied_db, tmp_path, command):
+    """PYTHONUNBUFFERED=1 (containers, service units): Python wrote what fitted and dropped the rest, exit code 0."""
+    out = tmp_path / "out.txt"
+    with open(out, "wb") as file:
+        done = subprocess.run([sys.executable, "-c", "from crm_rules.cli import main; main()", *command, "--db",
+                               str(applied_db)], stdout=file, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=_file_size_limit(49_152),
+                              env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path), "PYTHONUNBUFFERED": "1",
+                                                "CRM_RULES_CACHE_DIR": ""})
+    assert out.stat().st_size == 49_152  # the limit cut it short
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == "error: cannot write the output (File too large); what was written is incomplete"
+
+
+def test_an_unbuffered_standard_output_still_writes_everything(applied_db):
+    done = subprocess.run([sys.executable, "-c", "from crm_rules.cli import main; main()", "export", "--format", "csv",
+                           "--db", str(applied_db)], capture_output=True,
+                          env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path), "PYTHONUNBUFFERED": "1"})
+    buffered = subprocess.run([sys.executable, "-c", "from crm_rules.cli import main; main()", "export", "--format",
+                               "csv", "--db", str(applied_db)], capture_output=True,
+                              env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+                              | {"PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == buffered.returncode == 0
+    assert done.stdout == buffered.stdout and done.stdout.count(b"\n") == 301
+
+
 def test_report_checks_the_customer_database_given_beside_the_results(cli, applied_db, tmp_path):
     result = cli("report", "--db", tmp_path / "typo.db", "--results-db", applied_db, "--out", tmp_path / "r.html")
     assert result.exit_code == 2 and "typo.db: database not found" in result.output
