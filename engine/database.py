@@ -11,8 +11,10 @@ for every command: the connections :func:`connect` opens report it so.
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +28,26 @@ from .output_file import part_of_database
 from . import wal_tidy
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+def temp_dirs() -> list[str]:
+    """The folders a run's temporary files go to: SQLite's work tables, then the worker processes' folders.
+
+    A run writes nothing to the database while it computes, so a full disk then is one of these, which need
+    not be the database's disk: SQLite picks its folder as its unix VFS does (SQLITE_TMPDIR, TMPDIR, then
+    /var/tmp before /tmp), Python's tempfile another way (TMPDIR, then /tmp).  Named, the operator frees
+    the right disk or points TMPDIR elsewhere, instead of moving the results with --results-db, which
+    changes nothing.
+    """
+    workers = tempfile.gettempdir()
+    if os.name == "nt":  # SQLite's Windows VFS asks GetTempPath, as tempfile does
+        return [workers]
+    sqlite = "."
+    for folder in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"), "/var/tmp", "/usr/tmp", "/tmp"):
+        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+            sqlite = folder
+            break
+    return list(dict.fromkeys([sqlite, workers]))
 
 
 def file_uri(path: Path, mode: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import __version__, run_metrics
 from .classify_sql import compile_classification, match_flags
 from .data_binding import Binding, bind
-from .database import RunConnection, connect, damaged, is_damage, open_for_run, use_wal
+from .database import RunConnection, connect, damaged, is_damage, open_for_run, temp_dirs, use_wal
 from .classify_sql import OVERRIDES
 from .errors import DamagedDatabaseError, DataError, RunError, UsageError
 from .overrides import load_overrides, split_expired
@@ -181,7 +181,7 @@ def compute(rc: RunConnection, policy: Policy, as_of: str, overrides: Path | Non
             _stage_overrides(conn, active_overrides)
         steps.run(conn, rules, as_of, as_of_next)
     except sqlite3.OperationalError as exc:
-        raise RunError(f"the database could not compute the policy: {exc}", hint=_write_hint(str(exc))) from exc
+        raise RunError(f"the database could not compute the policy: {exc}", hint=_compute_hint(str(exc))) from exc
     except sqlite3.DatabaseError as exc:  # a worker process's error comes back as its message alone
         if not is_damage(exc):
             raise
@@ -337,6 +337,17 @@ def summarize(computed: Computed) -> dict:
         "plugin_errors": conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0],
         "overrides": overrides,
     }
+
+
+def _compute_hint(text: str) -> str | None:
+    """While computing, a run writes only its temporary files: a full disk is theirs, not the database's."""
+    if "full" not in text:
+        return _write_hint(text)
+    folders = temp_dirs()
+    where = (f"its work tables in {folders[0]} and its worker processes' files in {folders[1]}" if len(folders) > 1
+             else f"its work tables and its worker processes' files in {folders[0]}")
+    return (f"a temporary folder's disk is full: a run keeps {where}, not beside the database; free space there, "
+            f"or set TMPDIR (and SQLITE_TMPDIR, when set) to a folder on a disk with room, and run again")
 
 
 def _write_hint(text: str, wal: bool | None = None) -> str | None:

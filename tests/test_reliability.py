@@ -205,6 +205,28 @@ def test_disk_full_is_reported_and_loses_nothing(monkeypatch, demo_db):
     assert consistent(demo_db) == [1]
 
 
+def test_a_full_temporary_folder_is_named_not_the_database(monkeypatch, demo_db, cli, tmp_path):
+    """A run's work tables live in SQLite's temporary folder (/var/tmp by default), not beside the database: the
+    hint said 'use --results-db on another disk', which changes nothing, and named no folder to free."""
+    apply_policy(demo_db, load_policy("base"), AS_OF)
+    results = digest(demo_db, prefix="crm_assignments")
+    work = tmp_path / "sqlite-tmp"
+    work.mkdir()
+    monkeypatch.setenv("SQLITE_TMPDIR", str(work))
+    _patched_connection(monkeypatch, lambda conn: conn.execute("PRAGMA temp.max_page_count = 8"))
+    result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF)
+    assert result.exit_code == 1
+    assert "error: the database could not compute the policy: database or disk is full" in result.output
+    assert f"hint: a temporary folder's disk is full: a run keeps its work tables in {work} and its worker " \
+           f"processes' files in " in result.output
+    assert "set TMPDIR (and SQLITE_TMPDIR, when set) to a folder on a disk with room" in result.output
+    assert "--results-db" not in result.output
+    conn = sqlite3.connect(demo_db)  # nothing of the run but its failed row
+    assert conn.execute("SELECT run_id, status FROM crm_runs ORDER BY run_id").fetchall() == [(1, "succeeded"), (2, "failed")]
+    conn.close()
+    assert digest(demo_db, prefix="crm_assignments") == results
+
+
 def test_read_only_database_is_reported(monkeypatch, demo_db, cli):
     def read_only(conn):
         conn.execute("PRAGMA query_only = ON")
