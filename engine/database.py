@@ -192,6 +192,20 @@ def not_a_database(path: Path, exc: sqlite3.DatabaseError, option: str = "--db")
     return DataError(f"{path}: not a SQLite database but {kind.what}", hint=f"{hint}; {fixes[kind]}")
 
 
+def _read_hint(path: Path, text: str) -> str | None:
+    """Why SQLite would write to read: a database in WAL mode (each one crm-rules has written a run to) is read
+    through its -shm file beside it, which SQLite creates, even for a reader, when it is not there.  The user
+    cannot make the copy themselves: sqlite3 needs that -shm file as well."""
+    if "readonly" not in text and "read-only" not in text:
+        return None
+    folder = path.resolve().parent
+    copy = f"sqlite3 {shlex.quote(str(path))} \"VACUUM INTO '{path.stem}-copy.db'\""
+    return (f"the database is in WAL mode: reading it needs its {path.name}-shm file in {folder}, which this user "
+            f"cannot create or write; give the user write access to the folder (not necessarily to the file), or let "
+            f"a user who can write it make a copy to read ({copy}: a copy is not in WAL mode, and reads from any "
+            f"folder)")
+
+
 def _check_sqlite(conn: sqlite3.Connection, path: Path, option: str = "--db") -> None:
     try:
         sqlite3.Cursor(conn).execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -200,7 +214,7 @@ def _check_sqlite(conn: sqlite3.Connection, path: Path, option: str = "--db") ->
         if "locked" in str(exc) or "busy" in str(exc):
             raise DataError(f"{path}: the database is locked by another program",
                             hint="run again when the other program is done") from None
-        raise DataError(f"{path}: cannot read the database ({exc})") from None
+        raise DataError(f"{path}: cannot read the database ({exc})", hint=_read_hint(path, str(exc))) from None
     except sqlite3.DatabaseError as exc:
         conn.close()
         if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF == sqlite3.SQLITE_CORRUPT:  # NOTADB: not SQLite

@@ -238,6 +238,50 @@ def test_read_only_database_is_reported(monkeypatch, demo_db, cli):
     assert "Traceback" not in result.output
 
 
+def _wal_database_alone(db: Path) -> None:
+    """``db`` in WAL mode, as after a run, with no -wal or -shm file beside it (as after the last reader closed)."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+    assert not Path(f"{db}-shm").exists()
+
+
+READ_ONLY_HINT = ("hint: the database is in WAL mode: reading it needs its crm.db-shm file in {folder}, which this "
+                  "user cannot create or write; give the user write access to the folder (not necessarily to the "
+                  "file), or let a user who can write it make a copy to read (sqlite3 {db} \"VACUUM INTO "
+                  "'crm-copy.db'\": a copy is not in WAL mode, and reads from any folder)")
+
+
+@pytest.mark.parametrize("command", [["runs"], ["apply", "-p", "base", "--as-of", AS_OF]])
+def test_a_wal_database_in_a_folder_the_user_cannot_write_says_why_it_cannot_be_read(monkeypatch, demo_db, cli,
+                                                                                     command):
+    """SQLite answers 'attempt to write a readonly database' to a reader that cannot create the -shm file: the error
+    had no hint, and apply's readers took it for the results' write error, whose --results-db does not help."""
+    _wal_database_alone(demo_db)
+
+    class NoSharedMemory(sqlite3.Cursor):  # what SQLite says when the -shm file cannot be created
+        def execute(self, sql, *args):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(sqlite3, "Cursor", NoSharedMemory)
+    result = cli(command[0], "--db", demo_db, *command[1:])
+    assert result.exit_code == 1
+    assert f"error: {demo_db}: cannot read the database (attempt to write a readonly database)" in result.output
+    assert READ_ONLY_HINT.format(folder=demo_db.parent, db=demo_db) in result.output
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a folder its user cannot write (not root)")
+def test_a_wal_database_in_a_read_only_folder(demo_db, cli):
+    _wal_database_alone(demo_db)
+    demo_db.parent.chmod(0o555)
+    try:
+        result = cli("runs", "--db", demo_db)
+    finally:
+        demo_db.parent.chmod(0o755)
+    assert result.exit_code == 1
+    assert READ_ONLY_HINT.format(folder=demo_db.parent, db=demo_db) in result.output
+
+
 def test_locked_database_is_reported(monkeypatch, demo_db, cli):
     monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 200)
     holder = sqlite3.connect(demo_db, isolation_level=None)
