@@ -544,10 +544,18 @@ def _check_same_columns(source: CsvFile, db_path: Path, existing: _Table, column
             parts.append(f"missing column(s) {', '.join(missing)}")
         if extra:
             parts.append(f"extra column(s) {', '.join(extra)}")
+        # "its id may be left out" read as a contradiction beside "missing column(s) 'id'" when the table's id is
+        # no INTEGER PRIMARY KEY, as in every table crm-rules import creates: say which, and why
+        required = ""
+        if missing:
+            them = "it is" if len(missing) == 1 else "they are"
+            required = (f" ({', '.join(missing)}: {them} neither; add {'it' if len(missing) == 1 else 'them'} to "
+                        f"the file)")
         raise DataError(
             f"{source.display}: columns do not match table {existing.name!r} in {db_path}: {'; '.join(parts)}",
-            hint="the header must name the table's columns (in any order; its id and columns with a DEFAULT may be "
-                 "left out); use --replace to recreate the table",
+            hint="the header must name the table's columns, in any order; only an INTEGER PRIMARY KEY, which SQLite "
+                 f"numbers itself, and columns with a DEFAULT may be left out{required}; use --replace to recreate "
+                 "the table",
         )
 
 

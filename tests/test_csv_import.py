@@ -845,7 +845,25 @@ def test_append_leaves_out_the_ids_and_defaults_the_table_fills(tmp_path: Path) 
     # a column the table does not fill itself is still required
     source = write_csv(tmp_path / "o.csv", "customer_id,amount\nC3,1\n")
     message = fails_unchanged(db, DataError, lambda: import_csv(db, source, "orders", mode="append"))
-    assert "missing column(s) 'note'" in message and "its id and columns with a DEFAULT may be left out" in message
+    assert "missing column(s) 'note'" in message
+    assert ("only an INTEGER PRIMARY KEY, which SQLite numbers itself, and columns with a DEFAULT may be left out "
+            "('note': it is neither; add it to the file)") in message
+
+
+def test_append_without_the_id_of_a_table_import_created_names_it_as_required(tmp_path: Path, cli) -> None:
+    """A table import created has a plain id column, no INTEGER PRIMARY KEY: 'missing column(s) 'id'' beside
+    'its id ... may be left out' contradicted itself."""
+    db = tmp_path / "crm.db"
+    assert cli("import", write_csv(tmp_path / "orders.csv", "id,customer_id,amount\n1,000123,5\n"), "--db", db,
+               "--table", "orders", "--type", "customer_id=text").exit_code == 0
+    before = db.read_bytes()
+    june = write_csv(tmp_path / "orders_june.csv", "customer_id,amount\n000123,7\n")
+    result = cli("import", june, "--db", db, "--table", "orders", "--append")
+    assert result.exit_code == 1 and db.read_bytes() == before
+    assert f"error: {june}: columns do not match table 'orders' in {db}: missing column(s) 'id'" in result.output
+    assert ("hint: the header must name the table's columns, in any order; only an INTEGER PRIMARY KEY, which SQLite "
+            "numbers itself, and columns with a DEFAULT may be left out ('id': it is neither; add it to the file); "
+            "use --replace to recreate the table") in result.output
 
 
 def test_append_names_the_lines_a_constraint_refuses(tmp_path: Path, cli) -> None:
