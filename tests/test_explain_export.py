@@ -109,6 +109,15 @@ def test_export_csv_and_json(cli, demo_db, tmp_path):
     assert isinstance(data["assignments"][0]["metrics"], dict)
 
 
+@pytest.mark.parametrize("command", [["export"], ["actions"], ["runs"], ["changes"], ["history", "C000001"]])
+def test_a_database_without_runs_is_named_as_the_user_gave_it(cli, demo_db, monkeypatch, command):
+    """export and actions named it by its absolute path, the other commands as given (crm.db)."""
+    monkeypatch.chdir(demo_db.parent)
+    result = cli(*command, "--db", demo_db.name)
+    assert result.exit_code == 2
+    assert result.output.startswith("error: crm.db: this database has no crm-rules runs yet\n"), result.output
+
+
 def test_export_errors(cli, demo_db, tmp_path):
     none = cli("export", "--db", demo_db, "--format", "csv")
     assert none.exit_code == 2 and "no crm-rules runs yet" in none.output
