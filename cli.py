@@ -1260,7 +1260,7 @@ def table_export(
         return
     if as_json:
         raise UsageError("--json lists the tables; leave out --table", hint="use --format csv|xlsx to export a table")
-    kind = output_format(out, fmt)
+    kind = output_format(None if out is not None and str(out) == "-" else out, fmt)  # "-": check_out says
     if out is not None:
         check_out(out, reads={"the policy": policy}, example=f"{table}.{kind}")
     exported = export_table(policy, table)

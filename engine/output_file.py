@@ -30,6 +30,10 @@ def check_out(out: Path, *, reads: Mapping[str, Path | None] | None = None, exam
     :param example: a file name for the hint when ``out`` is a directory.
     """
     out = Path(out)
+    if str(out) == "-":  # the usual "standard output" of Unix tools; here it would be a file named '-'
+        raise UsageError("--out - would write a file named '-'", hint=(
+            "leave out --out to print to standard output" if example.endswith((".csv", ".json", ".xlsx"))
+            else f"give a file name, e.g. --out {example}"))
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory", hint=f"give a file name, e.g. --out {out / example}")
     _existing_folder(out)

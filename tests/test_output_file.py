@@ -172,3 +172,17 @@ def test_report_refuses_a_read_only_out_before_any_work(cli, applied_db, tmp_pat
     result = cli("report", "--db", applied_db, "--out", out)
     assert result.exit_code == 1 and f"{out} is read-only; nothing was written" in result.output
     assert "choose another --out" in result.output and out.read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize("command, hint", [
+    (["export", "--db", "{db}", "--out", "-"], "leave out --out to print to standard output"),
+    (["table", "export", "base", "--table", "tiers", "--out", "-"], "leave out --out to print to standard output"),
+    (["report", "--db", "{db}", "--out", "-"], "give a file name, e.g. --out report.html"),
+])
+def test_out_dash_is_refused_rather_than_written_as_a_file_named_dash(cli, applied_db, tmp_path, monkeypatch, command, hint):
+    # `--out -` is standard output to most Unix tools; here it wrote a file named '-' in the current folder
+    monkeypatch.chdir(tmp_path)
+    result = cli(*[part.format(db=applied_db) for part in command])
+    assert result.exit_code == 2, result.output
+    assert "--out - would write a file named '-'" in result.output and hint in result.output
+    assert not (tmp_path / "-").exists()
