@@ -152,7 +152,10 @@ def print_action_customers(console, actions: dict | None, limit: int) -> None:
     rows = (actions or {}).get("customers")
     if not rows:
         return
-    print_listing(console, f"Customers whose actions change: {actions['changed']:,}",
+    # a customer can gain one action and lose another: the title counts both, customers and their rows (which
+    # --limit counts), or "1,099" above and "1,418 more" below read as a miscount
+    pairs = f" ({len(rows):,} changes)" if len(rows) != actions["changed"] else ""
+    print_listing(console, f"Customers whose actions change: {actions['changed']:,}{pairs}",
                   ("Customer", "Name", "Action", "Change", "Priority", "Due date"), rows,
                   lambda r: {"Customer": escape(str(r["customer_id"])), "Name": escape(r["customer_name"] or ""),
                              "Action": escape(r["action"]), "Change": CHANGE_WORDS[r["change"]],
