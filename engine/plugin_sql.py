@@ -180,6 +180,16 @@ def _batch_outputs_op(step: PluginStep, policy: Policy, source: str, target: str
     return BatchOp(run, f"{step.section}.{step.entry} ({step.contribution.name}, batch)")
 
 
+def _customers_by_message(rows: list[tuple[str, str]]) -> str:
+    """``customer 'a': m1; customers 'b', 'c': m2``: a plugin bug fails every customer with one message, and
+    repeating it per customer buried the message (and which customers differ) in a screen of copies."""
+    by_message: dict[str, list[str]] = {}
+    for cid, msg in rows:
+        by_message.setdefault(msg, []).append(repr(cid))
+    return "; ".join(f"customer{'s' if len(cids) > 1 else ''} {', '.join(cids)}: {msg}"
+                     for msg, cids in by_message.items())
+
+
 def _error_check_op(step: PluginStep, blanking: list[str]) -> BatchOp:
     """After a step: fail the run, or blank the failed customers' outputs (``blanking``), as on_error says."""
 
@@ -188,8 +198,8 @@ def _error_check_op(step: PluginStep, blanking: list[str]) -> BatchOp:
         if not rows:
             return
         if step.on_error == "fail":
-            shown = "; ".join(f"customer {cid!r}: {msg}" for cid, msg in rows[:MAX_ERRORS_SHOWN])
-            more = f" (and {len(rows) - MAX_ERRORS_SHOWN} more)" if len(rows) > MAX_ERRORS_SHOWN else ""
+            shown = _customers_by_message(rows[:MAX_ERRORS_SHOWN])
+            more = f" (and {len(rows) - MAX_ERRORS_SHOWN:,} more)" if len(rows) > MAX_ERRORS_SHOWN else ""
             raise RunError(f"plugin {step.plugin!r} failed in {step.section}.{step.entry} for {len(rows):,} customer(s): {shown}{more}",
                            hint=f"fix the data or the plugin, or set `on_error: skip` on {step.section}.{step.entry} to record the errors and go on")
         for sql in blanking:

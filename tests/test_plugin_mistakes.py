@@ -767,6 +767,23 @@ def test_sql_outputs_of_another_type_are_found_in_every_layer_of_the_entry(tmp_p
            "number" in str(caught.value)
 
 
+def test_customers_failing_with_one_message_are_listed_once_with_it(tmp_path, with_plugin, cli):
+    # a bug in compute failed all 2,000 demo customers: the message was printed five times over, "(and 1995 more)"
+    def compute(rows):
+        return [{"": 1} if r["customer_id"] == "c3" else ValueError("priority must be 1 to 9, got 12") for r in rows]
+
+    with_plugin(_scorer(lambda ctx: BatchOutputs(["revenue_12m"], {"": Column("number")}, compute)))
+    ids = [f"c{i}" for i in range(1, 1009)]
+    db = make_db(tmp_path / "s.db", [(c, c, "华东") for c in ids], orders=[(c, "2026-06-01", 10) for c in ids])
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "scores:\n  bkv: {use: bk}\n" + TIERS, encoding="utf-8")
+    result = cli("apply", "--db", db, "--policy", policy, "--as-of", "2026-06-30")
+    assert result.exit_code == 1, result.output
+    assert ("error: plugin 'broken' failed in scores.bkv for 1,007 customer(s): customers 'c1', 'c10', 'c100', "
+            "'c1000', 'c1001': ValueError: priority must be 1 to 9, got 12 (and 1,002 more)") in " ".join(result.output.split())
+    assert result.output.count("got 12") == 1
+
+
 def test_a_sql_output_of_another_type_is_blanked_with_on_error_skip(tmp_path, with_plugin):
     with_plugin(_scorer(lambda ctx: SqlOutputs([{"": Column("number", "CASE WHEN t.revenue_12m > 1000 THEN 'n/a' "
                                                                       "ELSE t.revenue_12m END")}])))
