@@ -617,7 +617,8 @@ def _short_repr(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _tiers(b: _Builder, section: dict, metrics: dict[str, Metric], scope: dict[str, str]) -> tuple[str, str | None, str, list[Tier]]:
+def _tiers(b: _Builder, section: dict, metrics: dict[str, Metric], scope: dict[str, str],
+           outputs: dict[str, Output] | None = None) -> tuple[str, str | None, str, list[Tier]]:
     method = section.get("method", "rules")
     hit_policy = section.get("hit_policy", "first")
     levels = section["levels"]
@@ -632,6 +633,15 @@ def _tiers(b: _Builder, section: dict, metrics: dict[str, Metric], scope: dict[s
             b.error(("tiers", "hit_policy"), f"hit_policy is for method rules, not {method}")
         if metric is None:
             b.error(("tiers",), f"method {method} needs `metric:` (the metric customers are ranked by)")
+        elif metric not in metrics and metric in (outputs or {}):
+            # A plugin's score looks like a metric in every other place (conditions, explain); "unknown metric"
+            # sent its author hunting for a typo.  The ranking is computed with the metrics, before plugins run.
+            step = outputs[metric].step
+            b.error(("tiers", "metric"), f"{metric!r} is an output of {step.section}.{step.entry} (plugin "
+                    f"{step.plugin!r}), not a metric: method {method} ranks customers by a metric, computed before "
+                    f"the plugin entries; grade by the output with method rules (`when: \"{metric} >= ...\"`)",
+                    key=False)
+            metric = None
         elif metric not in metrics:
             b.unknown_metric(("tiers", "metric"), metric, metrics)
             metric = None
@@ -928,7 +938,7 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
         if () not in failed:  # else an unknown top-level key is reported, likely a misspelt `tiers:`
             b.error((), "missing required section 'tiers'")
     elif ("tiers",) not in failed:
-        method, tier_metric, hit_policy, tiers = _tiers(b, data["tiers"], metrics, scope)
+        method, tier_metric, hit_policy, tiers = _tiers(b, data["tiers"], metrics, scope, outputs)
     else:
         _rejected_conditions(b, data["tiers"], ("tiers", "levels"), scope)
     scope.update({n: m.type for n, m in metrics.items()})
