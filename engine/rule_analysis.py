@@ -629,26 +629,33 @@ def print_analysis(console, result: dict) -> None:
     from .user_text import escape
 
     from .render import fmt_number
-    from .terminal_table import titled_table
+    from .terminal_table import print_indented, titled_table, words_fit
 
     conflicts = result.get("unique_conflicts")
     clash = (f"; [red]{conflicts['customers']:,} customer(s) match more than one tier rule[/red] "
              f"(hit_policy unique: apply stops on them)" if conflicts and conflicts["customers"] else "")
-    console.print(f"[b]{escape(result['policy'])}[/b] (sha256 {result['policy_sha256'][:12]}) as of {result['as_of']}: "
-                  f"{result['customers']:,} customers; {len(result['dead'])} dead rule(s), "
-                  f"{len(result['shadowed'])} shadowed{clash}", highlight=False)
+    print_indented(console, f"[b]{escape(result['policy'])}[/b] (sha256 {result['policy_sha256'][:12]}) as of "
+                            f"{result['as_of']}: {result['customers']:,} customers; {len(result['dead'])} dead rule(s), "
+                            f"{len(result['shadowed'])} shadowed{clash}")
     # One table per rule list, named in its title: with the list as a column, a metric name in a condition
     # ("revenue_prev_12m_trend") broke inside the word at 80 columns (a pipe, a cron log)
     for name in dict.fromkeys(e["list"] for e in result["rules"]):
-        t = titled_table(f"Rules on the data: {escape(name)}", "Rule", "Condition", "Matched>", "Decided>", "Status")
-        for e in (e for e in result["rules"] if e["list"] == name):
-            condition = "(default)" if e["default"] else e["condition"] or ""
-            t.add_row(escape(e["id"]), escape(condition), fmt_number(e["matched"]), fmt_number(e["decided"]),
-                      _STATUS.get(e["status"], e["status"]))
+        rows = [(escape(e["id"]), escape("(default)" if e["default"] else e["condition"] or ""),
+                 fmt_number(e["matched"]), fmt_number(e["decided"]), _STATUS.get(e["status"], e["status"]))
+                for e in result["rules"] if e["list"] == name]
+        t = titled_table(f"Rules on the data: {escape(name)}", "Rule", "Condition", "Matched>", "Decided>", "Status",
+                         whole=("Rule",))
+        for row in rows:
+            t.add_row(*row)
+        if not words_fit(console, t):
+            # at 60 columns the rule ids broke ("diamond-butl" / "er") and so did the metrics in the conditions
+            # ("revenue_prev" / "_12m_trend"): each condition goes under its rule, in the rule's column
+            t = titled_table(f"Rules on the data: {escape(name)}", "Rule", "Matched>", "Decided>", "Status")
+            for rule, condition, *rest in rows:
+                t.add_row(f"{rule}\n[dim]{condition}[/dim]" if condition else rule, *rest)
         console.print(t)
     for e in result["dead"]:
-        console.print(f"[red]dead[/red]: {escape(_who(e))}: {escape(e['condition'] or '')} matches no customer",
-                      highlight=False)
+        print_indented(console, f"[red]dead[/red]: {escape(_who(e))}: {escape(e['condition'] or '')} matches no customer")
     unique_lists = {"tiers"} if result.get("hit_policy") == "unique" else set()  # sub-grades and stages: first hit
     for e in result["shadowed"]:
         parts = []
@@ -665,35 +672,37 @@ def print_analysis(console, result: dict) -> None:
                          f"every value of {s['metric']} it covers is also covered by {by} (hit_policy unique: "
                          f"a customer there stops apply)" if unique else
                          f"every value of {s['metric']} it covers is taken by {by} first")
-        console.print(f"[yellow]shadowed[/yellow]: {escape(_who(e))}: {escape('; '.join(parts))}", highlight=False)
+        print_indented(console, f"[yellow]shadowed[/yellow]: {escape(_who(e))}: {escape('; '.join(parts))}")
     if conflicts and conflicts["customers"]:
-        console.print(f"\n[b]Tier rules that overlap on the data[/b] (hit_policy unique: apply stops on these "
-                      f"{conflicts['customers']:,} customer(s); make the conditions exclusive, or use hit_policy: first):",
-                      highlight=False)
+        console.print()
+        print_indented(console, f"[b]Tier rules that overlap on the data[/b] (hit_policy unique: apply stops on these "
+                                f"{conflicts['customers']:,} customer(s); make the conditions exclusive, or use "
+                                f"hit_policy: first):")
         for c in conflicts["pairs"]:
             a, b = c["rules"]
-            console.print(f"  [red]overlap[/red]: {escape(repr(a))} and {escape(repr(b))}: {c['customers']:,} "
-                          f"customer(s), e.g. {escape(str(c['example']))}", highlight=False)
+            print_indented(console, f"  [red]overlap[/red]: {escape(repr(a))} and {escape(repr(b))}: {c['customers']:,} "
+                                    f"customer(s), e.g. {escape(str(c['example']))}")
     for table in result["threshold_tables"]:
-        console.print(f"\n[b]{escape(table['list'])}[/b] (hit policy {table['hit_policy']}), "
-                      f"intervals of {escape(', '.join(table['metrics']))}:", highlight=False)
+        console.print()
+        print_indented(console, f"[b]{escape(table['list'])}[/b] (hit policy {table['hit_policy']}), "
+                                f"intervals of {escape(', '.join(table['metrics']))}:")
         for r in table["rules"]:
             null = " and empty values" if r["null"] else ""
             # under unique no rule takes values from another: what first hit would leave is no information
             effective = ("" if r["effective"] == r["covers"] or table["hit_policy"] == "unique"
                          else f"; first hit leaves it {r['effective']}")
-            console.print(f"  {escape(r['id'])}: {escape(r['metric'])} in {r['covers']}{null}{escape(effective)}",
-                          highlight=False)
+            print_indented(console, f"  {escape(r['id'])}: {escape(r['metric'])} in {escape(r['covers'])}{null}"
+                                    f"{escape(effective)}")
         for o in table["overlaps"]:
             mark = "[red]overlap[/red]" if o["problem"] else "overlap"
-            console.print(f"  {mark}: {escape(o['message'])}", highlight=False)
+            print_indented(console, f"  {mark}: {escape(o['message'])}")
         if table["gaps"] is None:
-            console.print(f"  {escape(table['gaps_note'])}", highlight=False)
+            print_indented(console, f"  {escape(table['gaps_note'])}")
         for g in table["gaps"] or []:
-            console.print(f"  gap: {escape(g['message'])}", highlight=False)
+            print_indented(console, f"  gap: {escape(g['message'])}")
     if result["not_analysed"]:
         console.print("\n[b]Not analysed statically[/b] (not intervals of one metric):")
         for e in result["not_analysed"]:
-            console.print(f"  {escape(_who(e))}: {escape(e['condition'])} — {escape(e['reason'])}", highlight=False)
+            print_indented(console, f"  {escape(_who(e))}: {escape(e['condition'])} — {escape(e['reason'])}")
     for note in result["notes"]:
-        console.print(f"note: {note}", highlight=False, markup=False)
+        print_indented(console, f"note: {escape(note)}")

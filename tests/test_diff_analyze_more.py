@@ -102,7 +102,7 @@ def test_cli_analyze_unique_reports_the_overlaps_and_exits_0(cli, tmp_path, db):
     path.write_text(UNIQUE, encoding="utf-8")
     result = cli("analyze", "--db", db, "--policy", path, "--as-of", AS_OF)
     assert result.exit_code == 0, result.output
-    out = result.output
+    out = " ".join(result.output.split())  # the lines as printed, wrapped to the terminal's width
     assert "2 customer(s) match more than one tier rule (hit_policy unique: apply stops on them)" in out
     assert "'gold' and 'silver': 2 customer(s), e.g. c2" in out
     assert "first hit leaves it" not in out  # no rule takes values from another under unique

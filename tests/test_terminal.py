@@ -281,3 +281,25 @@ def test_the_stage_grid_turns_rather_than_break_stage_labels(cli, demo_db, colum
     columns(120)
     wide = cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", ok=True).output
     assert "Customers per tier and lifecycle stage" in wide and "Stage labels" not in wide
+
+
+def _words(text: str) -> set[str]:
+    """Every word the output shows, table borders taken for spaces."""
+    return {word for line in text.splitlines() for word in line.translate(str.maketrans("│┃", "  ")).split()}
+
+
+def test_analyze_keeps_rule_ids_and_metric_names_whole_at_60_columns(cli, demo_db, columns):
+    """At 60 columns the rule ids broke ("diamond-butl" / "er") and so did a metric in a condition ("revenue_prev" /
+    "_12m_trend"); the heading and the notes ran past the terminal's edge, broken wherever it was."""
+    args = ("analyze", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF)
+    rules = json.loads(cli(*args, "--json", ok=True).output)["rules"]
+    columns(60)
+    text = cli(*args, ok=True).output
+    words = _words(text)
+    assert {rule["id"] for rule in rules} <= words and "revenue_prev_12m_trend" in words
+    assert max(cell_len(line) for line in text.splitlines()) <= 60
+    assert text.splitlines()[0].startswith("vip_card (sha256 ")
+    assert "note: service levels are checked on data only" in text
+    columns(120)
+    wide = cli(*args, ok=True).output
+    assert "┃ Rule " in wide and "┃ Condition " in wide and {rule["id"] for rule in rules} <= _words(wide)
