@@ -155,6 +155,14 @@ class _WordKeepingTable(Table):
     """A rich Table whose columns, when it is too wide, are laid out by :func:`fit_widths`."""
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        title = self.title
+        self.title = _title_wrapped(title, console, options)
+        try:
+            yield from self._render_table(console, options)
+        finally:
+            self.title = title
+
+    def _render_table(self, console: Console, options: ConsoleOptions) -> RenderResult:
         widths = self._word_keeping_widths(console, options)
         if widths is None:
             yield from super().__rich_console__(console, options)
@@ -268,6 +276,25 @@ def _chinese_wrapped(cell: RenderableType, width: int, console: Console, options
     for line in text.split("\n", allow_blank=True):
         parts = list(line.divide(_chinese_breaks(line.plain, width)))
         for part in parts[:-1]:
+            part.rstrip()  # the space a line was broken at
+        lines += parts
+    return Text("\n").join(lines)
+
+
+def _title_wrapped(title: Any, console: Console, options: ConsoleOptions) -> Any:
+    """A title longer than the terminal, broken into lines at spaces (and between Chinese characters): the CLI's
+    consoles do not wrap lines (soft_wrap), so "Customers per tier (revenue: ...)" ran past the terminal's edge,
+    which broke it wherever the edge fell, inside a word or a metric name."""
+    if not isinstance(title, str) or not title:
+        return title
+    text = console.render_str(title, markup=options.markup, highlight=False)
+    width = options.max_width
+    if cell_len(text.plain) <= width:
+        return title
+    lines = []
+    for line in text.split("\n", allow_blank=True):
+        parts = list(line.divide(_chinese_breaks(line.plain, width)))
+        for part in parts:
             part.rstrip()  # the space a line was broken at
         lines += parts
     return Text("\n").join(lines)

@@ -110,3 +110,18 @@ def test_line_counts_are_those_rich_wraps_to(text):
     console = Console(width=200)
     for width in range(3, 30):
         assert lines(0, 0, width) == len(Text(text).wrap(console, width, overflow="fold")), width
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_a_title_longer_than_the_terminal_wraps_at_spaces(width):
+    # the CLI's consoles do not wrap lines: a long title ran past the terminal's edge, which broke it inside a word
+    title = ("Customers per tier (revenue: revenue_12m_including_tax_by_invoice_date) "
+             "客户等级分布：按近十二个月销售收入（含税，按开票日期统计）排序")
+    table = titled_table(title, "Tier", "Customers>")
+    table.add_row("gold", "1")
+    lines = rendered(table, width)
+    heading = lines[:lines.index(next(line for line in lines if line.startswith("┏")))]
+    assert len(heading) > 1 and max(cell_len(line) for line in heading) <= width
+    assert "revenue_12m_including_tax_by_invoice_date)" in words_in(heading)
+    assert "".join("".join(heading).split()) == "".join(title.split())  # nothing lost, nothing added
+    assert not any(line.startswith(("，", "）")) for line in heading)
