@@ -208,11 +208,13 @@ def _print_run(outcome, policy, db: Path, as_json: bool) -> None:
                      "as_of": outcome.as_of, "notes": outcome.notes, "summary": outcome.summary,
                      "labels": _labels_by_kind(policy)})  # what the table shows beside each id
         return
-    what = f"run {outcome.run_id} written to {db}" if outcome.run_id else "dry run: nothing written"
+    from .engine.terminal_table import print_indented
+
+    what = f"run {outcome.run_id} written to {escape(str(db))}" if outcome.run_id else "dry run: nothing written"
     print_summary(console, outcome.summary, _labels(policy),
                   f"[b]{escape(policy.name)}[/b] as of {outcome.as_of}: {outcome.summary['customers']:,} customers graded; {what}")
     for note in outcome.notes:
-        console.print(f"note: {note}", highlight=False, markup=False)
+        print_indented(console, f"note: {escape(note)}")
 
 
 def _refuse_future(as_of: str) -> None:

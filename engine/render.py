@@ -45,7 +45,7 @@ def pct(value: float | None) -> str:
 def print_summary(console: Console, summary: dict, labels_by_kind: dict[str, dict[str, str]], header: str) -> None:
     """``labels_by_kind``: per kind (tiers, subgrades, stages, service_levels) the label shown beside each id, ""
     where it is the id itself; kinds are apart, since a service level may share its id with a tier."""
-    console.print(header)
+    print_indented(console, header)  # markup; a long one wraps at spaces rather than at the terminal's edge
     tier_labels = labels_by_kind.get("tiers", {})
     total = summary["customers"] or 1
     # numbers never break (a revenue cut to "107,407…" was a figure lost); the revenue metric, which may be a
@@ -80,9 +80,9 @@ def print_summary(console: Console, summary: dict, labels_by_kind: dict[str, dic
             named.add_row(_e(tier), _e(tier_labels.get(tier, "")))
         console.print(named)
     if summary.get("overrides"):  # else an --overrides file, or the policy's, left no trace in what apply prints
-        console.print(f"{fmt_number(summary['overrides'])} customer(s) have the tier a manual override set (tier_rule "
-                      f"override); `crm-rules explain` shows each one's override and the tier the rules alone give",
-                      highlight=False, markup=False)
+        print_indented(console, f"{fmt_number(summary['overrides'])} customer(s) have the tier a manual override set "
+                                f"(tier_rule override); `crm-rules explain` shows each one's override and the tier "
+                                f"the rules alone give")
     if summary.get("subgrades"):
         subs = titled_table("Sub-grades", "Sub-grade", "Label", "Customers>")
         for sub, n in summary["subgrades"].items():
@@ -100,27 +100,22 @@ def print_summary(console: Console, summary: dict, labels_by_kind: dict[str, dic
             grid.add_row("[b]all[/b]", *[f"[b]{fmt_number(summary['stages'][s])}[/b]" for s in stages])
             return grid
 
-        def stage_rows() -> Table:  # the grid turned: a stage a row, a tier a column (tiers are fewer)
-            grid = titled_table("Customers per lifecycle stage and tier", "Stage",
-                                *[_e(t) + ">" for t in summary["tiers"]], "[b]all[/b]>")
+        def stage_rows(whole: bool = False) -> Table:  # the grid turned: a stage a row, a tier a column (tiers are fewer)
+            heads = [_e(t) for t in summary["tiers"]] + ["[b]all[/b]"]
+            grid = titled_table("Customers per lifecycle stage and tier", "Stage", *[h + ">" for h in heads],
+                                whole=("Stage", *heads) if whole else ())
             for s in stages:
                 grid.add_row(_e(stage_labels.get(s) or s), *[fmt_number(counts.get((t, s), 0)) for t in summary["tiers"]],
                              f"[b]{fmt_number(summary['stages'][s])}[/b]")
             return grid
 
-        # at 60 columns the labels broke mid-word ("Identifi" / "cation", "流失" / "期"): the grid is turned, or
-        # failing that the ids head the columns and the labels get a table of their own, as the tiers' do
+        # at 70 columns the labels broke mid-word ("Identifi" / "cation", "流失" / "期"): the grid is turned; at 60
+        # neither way fits ("identifi" / "cation" heading a column of ids), and the turned grid, whose labels and ids
+        # never break, is shown row by row, a stage and its label each with its count per tier
         grid = stage_grid([stage_labels.get(s) or s for s in stages])
         if not words_fit(console, grid):
             grid = stage_rows()
-        if words_fit(console, grid) or not any(stage_labels.get(s) for s in stages):
-            console.print(grid)
-        else:
-            console.print(stage_grid(stages))
-            named = titled_table("Stage labels", "Stage", "Label", whole=("Stage",))
-            for s in stages:
-                named.add_row(_e(s), _e(stage_labels.get(s, "")))
-            console.print(named)
+        console.print(grid if words_fit(console, grid) else stage_rows(whole=True))
     if summary.get("outputs"):
         out = titled_table("Plugin outputs", "Output", "Value", "Customers>")
         for name, counts in summary["outputs"].items():

@@ -303,3 +303,20 @@ def test_analyze_keeps_rule_ids_and_metric_names_whole_at_60_columns(cli, demo_d
     columns(120)
     wide = cli(*args, ok=True).output
     assert "┃ Rule " in wide and "┃ Condition " in wide and {rule["id"] for rule in rules} <= _words(wide)
+
+
+def test_apply_at_60_columns_wraps_its_heading_and_keeps_stage_ids_and_labels_whole(cli, demo_db, columns):
+    """The heading ran past the terminal's edge, and the stage grid, turned or not, fitted neither way: its ids
+    broke heading the columns ("identifi" / "cation"). It is shown row by row, each stage with its label."""
+    columns(60)
+    text = cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", ok=True).output
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= 60
+    assert lines[0].startswith(f"vip_card as of {AS_OF}: ") and lines[1].startswith("  ")
+    assert "dry run: nothing written" in " ".join(" ".join(lines[:2]).split())
+    assert "identifi" not in _words(text) and "Identifi" not in _words(text)
+    for label in ("流失期 Lost", "衰退期 Decline", "考察期 Identification", "形成期 Development", "稳定期 Stable"):
+        assert any(f"│ Stage    │ {label} " in line for line in lines), label
+    columns(120)
+    wide = cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", ok=True).output
+    assert wide.splitlines()[0].endswith("dry run: nothing written") and "│ Stage    │" not in wide
