@@ -117,7 +117,7 @@ def headline(actions: dict | None) -> str:
 def print_actions(console, actions: dict | None) -> None:
     """The per-action table, "Actions: no customer changes", or nothing when neither side has actions."""
     from .render import fmt_number
-    from .terminal_table import titled_table
+    from .terminal_table import print_indented, titled_table
     from .user_text import escape
 
     if not actions or not actions["by_action"]:
@@ -133,7 +133,7 @@ def print_actions(console, actions: dict | None) -> None:
         table.add_row(escape(action), *(fmt_number(e[k]) for k in ("old_customers", "new_customers", *CHANGES)))
     console.print(table)
     if any(e["rescheduled"] for e in actions["by_action"].values()):
-        console.print("Rescheduled: customers who keep the action, with another priority or due date", highlight=False)
+        print_indented(console, "Rescheduled: customers who keep the action, with another priority or due date")
 
 
 def _side_value(row: dict, key: str) -> str:

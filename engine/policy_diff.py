@@ -472,23 +472,23 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
     from .user_text import escape
 
     from .render import fmt_number, pct
-    from .terminal_table import print_listing, titled_table
+    from .terminal_table import print_indented, print_listing, titled_table, words_fit
 
     def table(title: str, *columns: str, whole: tuple[str, ...] = ()):
         """Column names escaped: tier and sub-grade names are the policy's text."""
-        return titled_table(title, *(escape(c) for c in columns), whole=whole)
+        return titled_table(title, *(escape(c) for c in columns), whole=tuple(escape(c) for c in whole))
 
     def name(side: dict) -> str:
         what = f"run {side['run_id']} ({side['policy']})" if side["source"] == "run" else side["policy"]
         return f"{escape(what)} (sha256 {side['policy_sha256'][:12]})"
 
     c = result["customers"]
-    console.print(f"[b]{name(result['old'])}[/b] → [b]{name(result['new'])}[/b] as of {result['as_of']}: "
-                  f"{c['total']:,} customers; {c['changed']['tier']:,} change tier, {c['changed']['stage']:,} stage, "
-                  f"{c['changed']['service_level']:,} service level{headline(result.get('actions'))}", highlight=False)
+    print_indented(console, f"[b]{name(result['old'])}[/b] → [b]{name(result['new'])}[/b] as of {result['as_of']}: "
+                            f"{c['total']:,} customers; {c['changed']['tier']:,} change tier, {c['changed']['stage']:,} "
+                            f"stage, {c['changed']['service_level']:,} service level{headline(result.get('actions'))}")
     if c["only_old"] or c["only_new"]:
-        console.print(f"{c['only_old']:,} customer(s) only in the old run, {c['only_new']:,} only in the data now",
-                      highlight=False)
+        print_indented(console, f"{c['only_old']:,} customer(s) only in the old run, {c['only_new']:,} only in the "
+                                f"data now")
     for key, title in (("tiers", "Tiers, old → new"), ("subgrades", "Sub-grades, old → new"),
                        ("stages", "Lifecycle stages, old → new")):
         m = result[key]
@@ -496,7 +496,8 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
             if m["from"] != [NONE] or m["to"] != [NONE]:
                 console.print(f"{title.split(',')[0]}: no customer changes", highlight=False)
             continue
-        grid = table(title, "old \\ new", *[t + ">" for t in m["to"]], "total>")
+        # the ids heading the columns never break ("standar" / "d"): where they do not fit, the grid goes row by row
+        grid = table(title, "old \\ new", *[t + ">" for t in m["to"]], "total>", whole=("old \\ new", *m["to"]))
         for a in m["from"]:
             row = m["matrix"][a]
             grid.add_row(escape(a), *[("[b]" if a != b and row[b] else "") + fmt_number(row[b]) + ("[/b]" if a != b and row[b] else "")
@@ -516,13 +517,19 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
     rs = result["revenue_share"]
     metric = (rs["old_metric"] or "no revenue metric" if rs["old_metric"] == rs["new_metric"]
               else f"{rs['old_metric'] or 'none'} → {rs['new_metric'] or 'none'}")
-    t = table(f"Customers and revenue share per tier ({metric})", "Tier", "Old customers>", "New customers>",
-              "Old share>", "New share>", "Change>")
-    for tier, e in rs["tiers"].items():
-        change = "—" if e["change"] is None else f"{e['change'] * 100:+.1f} pp"
-        t.add_row(escape(tier), fmt_number(e["old_customers"]), fmt_number(e["new_customers"]),
-                  pct(e["old_share"]), pct(e["new_share"]), change)
-    console.print(t)
+
+    def share_table(customers: tuple[str, str]):
+        t = table(f"Customers and revenue share per tier ({metric})", "Tier", *customers, "Old share>", "New share>",
+                  "Change>", whole=("Tier", "Change"))  # "-80.0 pp" is one figure
+        for tier, e in rs["tiers"].items():
+            change = "—" if e["change"] is None else f"{e['change'] * 100:+.1f} pp"
+            t.add_row(escape(tier), fmt_number(e["old_customers"]), fmt_number(e["new_customers"]),
+                      pct(e["old_share"]), pct(e["new_share"]), change)
+        return t
+    # at 60 columns "customers" broke in the headings ("customer" / "s") and "-80.0 pp" over two lines: the
+    # headings are shortened, as apply's "Rev. share" is
+    t = share_table(("Old customers>", "New customers>"))
+    console.print(t if words_fit(console, t) else share_table(("Old cust.>", "New cust.>")))
     costs = result["costs"]
     keys = [k for k in ("cost", "discount_given", "account_managers")
             if k in costs["old"]["totals"] or k in costs["new"]["totals"]]
@@ -531,29 +538,34 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
     labels["discount_given"] = f"Discount given (discount × {metric})"
     if keys:
         # amounts never break: at 60 columns "3,772,306.03" came out as "3,772,306.0" over "3"
-        t = table("Cost of service levels", "Measure", "Old>", "New>", "Change>", whole=("Old", "New", "Change"))
-        for k in keys:
-            old, new, change = costs["old"]["totals"].get(k), costs["new"]["totals"].get(k), costs["change"].get(k)
-            t.add_row(escape(labels[k]), fmt_number(old), fmt_number(new), "—" if change is None else f"{change:+,.2f}"
-                      if isinstance(change, float) else f"{change:+,}")
-        console.print(t)
+        # and the measures' units never break ("(cost_per_cu" / "stomer)"): where they leave the measures too little
+        # room (60 columns), the table is shown row by row
+        def cost_table(whole: tuple[str, ...]):
+            t = table("Cost of service levels", "Measure", "Old>", "New>", "Change>", whole=whole)
+            for k in keys:
+                old, new, change = costs["old"]["totals"].get(k), costs["new"]["totals"].get(k), costs["change"].get(k)
+                t.add_row(escape(labels[k]), fmt_number(old), fmt_number(new), "—" if change is None else
+                          f"{change:+,.2f}" if isinstance(change, float) else f"{change:+,}")
+            return t
+        t = cost_table(("Old", "New", "Change"))
+        console.print(t if words_fit(console, t) else cost_table(("Measure", "Old", "New", "Change")))
     else:
-        console.print("Costs: no service level gives unit costs (attributes.cost_per_customer, discount, "
-                      "attributes.accounts_per_manager)", highlight=False)
+        print_indented(console, "Costs: no service level gives unit costs (attributes.cost_per_customer, discount, "
+                                "attributes.accounts_per_manager)")
     for side in ("old", "new"):
         for k, levels in costs[side].get("missing", {}).items():
             measure = labels[k].split(" (")[0]
-            console.print(f"note: {side} service levels without {COST_UNITS[k][0]}: {escape(', '.join(levels))} "
-                          f"(their customers are not in {measure})", highlight=False)
+            print_indented(console, f"note: {side} service levels without {COST_UNITS[k][0]}: "
+                                    f"{escape(', '.join(levels))} (their customers are not in {measure})")
         if costs[side].get("discount_without_revenue"):
-            console.print(f"note: {side}: discount given not computed for "
-                          f"{escape(', '.join(costs[side]['discount_without_revenue']))}: the policy has no revenue "
-                          f"metric to apply it to (summary.revenue)", highlight=False)
+            print_indented(console, f"note: {side}: discount given not computed for "
+                                    f"{escape(', '.join(costs[side]['discount_without_revenue']))}: the policy has no "
+                                    f"revenue metric to apply it to (summary.revenue)")
         for k, given in costs[side].get("invalid", {}).items():
             wanted = "a number above 0" if k == "account_managers" else "a number, 0 or more"
             for sl, value in given.items():
-                console.print(f"note: {side} service level {escape(sl)}: {COST_UNITS[k][0]} {escape(repr(value))} is "
-                              f"not {wanted}; not used", highlight=False)
+                print_indented(console, f"note: {side} service level {escape(sl)}: {COST_UNITS[k][0]} "
+                                        f"{escape(repr(value))} is not {wanted}; not used")
     print_actions(console, result.get("actions"))
     movers = result.get("movers")
     if movers is not None and not movers:  # a table of no rows said nothing the headline had not
@@ -570,4 +582,4 @@ def print_diff(console, result: dict, limit: int = 50) -> None:
                       json_hint="--format json")
     print_action_customers(console, result.get("actions"), limit)
     for note in result["notes"]:
-        console.print(f"note: {note}", highlight=False, markup=False)
+        print_indented(console, f"note: {escape(note)}")

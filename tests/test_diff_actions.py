@@ -34,6 +34,13 @@ OLD_STARS = "revenue_12m >= 60_000"  # c2
 NEW_STARS = "revenue_12m >= 30_000 and revenue_12m < 70_000"  # c3: c2 loses the action, c3 gains it
 
 
+def _heading(out: str) -> str:
+    """diff's heading line, as one line: it wraps to the terminal, its lines below indented."""
+    lines = out.splitlines()
+    rest = next((i for i, line in enumerate(lines[1:], 1) if not line.startswith("  ")), len(lines))
+    return " ".join(" ".join(lines[:rest]).split())
+
+
 def _write(tmp_path: Path, name: str, stars: str = OLD_STARS, due: int = 30, extra: str = "") -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(POLICY.format(stars=stars, due=due, extra=extra), encoding="utf-8")
@@ -75,7 +82,7 @@ def test_identical_policies_show_no_action_change(tmp_path, db, cli):
         "phase_out_review": UNCHANGED_REVIEW,
         "upgrade_review": {"old_customers": 1, "new_customers": 1, "gained": 0, "lost": 0, "rescheduled": 0}}}
     out = cli("diff", "--db", db, old, same, "--as-of", AS_OF, "--customers", ok=True).output
-    assert out.splitlines()[0].endswith("0 change tier, 0 stage, 0 service level, 0 actions")
+    assert _heading(out).endswith("0 change tier, 0 stage, 0 service level, 0 actions")
     assert "Actions: no customer changes" in out
     assert "Customers per action" not in out and "Customers whose actions change" not in out
 
@@ -103,7 +110,7 @@ def test_cli_diff_prints_the_actions_and_their_customers(tmp_path, db, cli, colu
     old, new = _write(tmp_path, "old"), _write(tmp_path, "new", NEW_STARS, due=7)
     columns(120)
     out = cli("diff", "--db", db, old, new, "--as-of", AS_OF, "--customers", ok=True).output
-    assert out.splitlines()[0].endswith("0 change tier, 0 stage, 0 service level, 5 actions")
+    assert _heading(out).endswith("0 change tier, 0 stage, 0 service level, 5 actions")
     table = out.split("Customers per action, old → new: 5 customers change\n")[1]
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
     assert rows[:2] == [["phase_out_review", "3", "3", "0", "0", "3"], ["upgrade_review", "1", "1", "1", "1", "0"]]
@@ -136,7 +143,7 @@ def test_policies_without_actions_print_as_before(tmp_path, db, cli):
     plain.write_text(POLICY.format(stars="", due=0, extra="").split("actions:")[0], encoding="utf-8")
     assert diff_policies(db, load_policy(plain), load_policy(plain), AS_OF)["actions"] == {"changed": 0, "by_action": {}}
     out = cli("diff", "--db", db, plain, plain, "--as-of", AS_OF, ok=True).output
-    assert out.splitlines()[0].endswith("0 change tier, 0 stage, 0 service level") and "Actions" not in out
+    assert _heading(out).endswith("0 change tier, 0 stage, 0 service level") and "Actions" not in out
 
 
 @pytest.mark.parametrize("separate", [False, True])
@@ -177,7 +184,7 @@ def test_a_run_without_an_actions_table_is_not_compared_on_actions(tmp_path, db,
     assert result["actions"] is None
     assert any("no actions table (crm_actions)" in note for note in result["notes"])
     out = cli("diff", "--db", db, new, "--against-run", run_id, "--results-db", results, ok=True).output
-    assert out.splitlines()[0].endswith("0 change tier, 0 stage, 0 service level") and "actions are not compared" in out
+    assert _heading(out).endswith("0 change tier, 0 stage, 0 service level") and "actions are not compared" in out
 
 
 def test_no_grade_change_is_said_in_a_line_not_an_empty_table(cli, demo_db):

@@ -209,7 +209,8 @@ def test_diff_names_units_that_are_not_numbers(tmp_path, db, cli):
     costs = diff_policies(db, policy, policy, AS_OF)["costs"]
     assert costs["old"]["invalid"] == {"account_managers": {"A-key": 0, "B-grow": "15"}}
     assert "account_managers" not in costs["old"]["totals"]
-    out = cli("diff", "--db", db, tmp_path / "bad.yaml", tmp_path / "bad.yaml", "--as-of", AS_OF, ok=True).output
+    out = " ".join(cli("diff", "--db", db, tmp_path / "bad.yaml", tmp_path / "bad.yaml", "--as-of", AS_OF,
+                       ok=True).output.split())  # the notes wrap to the terminal
     assert "note: old service level A-key: attributes.accounts_per_manager 0 is not a number above 0; not used" in out
     assert "note: new service level B-grow: attributes.accounts_per_manager '15' is not a number above 0" in out
 
@@ -345,6 +346,7 @@ service_levels:
     costs = diff_policies(db, policy, policy, AS_OF)["costs"]["old"]
     assert costs["revenue_metric"] is None and "discount_given" not in costs["totals"]
     assert costs["discount_without_revenue"] == ["D-key"] and costs["missing"] == {}
-    out = cli("diff", "--db", db, tmp_path / "norev.yaml", tmp_path / "norev.yaml", "--as-of", AS_OF, ok=True).output
+    out = " ".join(cli("diff", "--db", db, tmp_path / "norev.yaml", tmp_path / "norev.yaml", "--as-of", AS_OF,
+                       ok=True).output.split())  # the notes wrap to the terminal
     assert ("note: old: discount given not computed for D-key: the policy has no revenue metric to apply it to "
             "(summary.revenue)") in out

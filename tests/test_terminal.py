@@ -320,3 +320,26 @@ def test_apply_at_60_columns_wraps_its_heading_and_keeps_stage_ids_and_labels_wh
     columns(120)
     wide = cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", ok=True).output
     assert wide.splitlines()[0].endswith("dry run: nothing written") and "│ Stage    │" not in wide
+
+
+def test_diff_at_60_columns_breaks_no_heading_unit_or_figure(cli, demo_db, columns):
+    """At 60 columns the revenue share headings broke ("customer" / "s"), a change in points came out as "-80.0"
+    over "pp", a cost's unit as "(cost_per_cu" over "stomer)", and the heading ran past the terminal's edge."""
+    args = ("diff", "--db", demo_db, "base", "vip_card", "--as-of", AS_OF)
+    data = json.loads(cli(*args, "--json", ok=True).output)
+    columns(60)
+    text = cli(*args, ok=True).output
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= 60
+    assert lines[0].startswith("base (sha256 ") and lines[1].startswith("  ")
+    words = _words(text)
+    assert "(cost_per_customer)" in words and "(accounts_per_manager)" in words
+    assert not any(cell.strip() in ("s", "pp") for line in lines for cell in line.replace("┃", "│").split("│"))
+    shares = text.split("Customers and revenue share per tier")[1].split("Cost of service levels")[0]
+    for tier, e in data["revenue_share"]["tiers"].items():
+        if e["change"] is not None:
+            assert any(line.startswith(f"│ {tier} ") and f"{e['change'] * 100:+.1f} pp │" in line
+                       for line in shares.splitlines()), tier
+    columns(120)
+    wide = cli(*args, ok=True).output
+    assert "Old customers" in wide and "Service cost (cost_per_customer)" in wide
