@@ -1224,7 +1224,7 @@ def table_export(
     from .engine.policy_files import resolve_policy_path
     from .engine.rule_table import export_table, is_shipped, list_tables, table_spec
     from .engine.rule_table_io import csv_text, output_format, xlsx_bytes
-    from .engine.terminal_table import titled_table
+    from .engine.terminal_table import titled_table, words_fit
 
     _note_policy_choice(policy, option="")
     if table is None:
@@ -1242,7 +1242,7 @@ def table_export(
             return
         # the YAML path under the name: a fourth column for it left too little room at 80 columns, and a
         # column name such as attributes.cost_per_customer broke inside a word
-        grid = titled_table(f"Rule tables in {escape(str(policy))}", "Table (in the YAML)", "Rows>", "Columns")
+        rows = []
         for t in tables:
             where = "[dim]not in this policy[/dim]"
             if t.inherited_from and t.shipped:  # the installed package's file: not one to edit
@@ -1250,9 +1250,19 @@ def table_export(
                          f"{escape(t.yaml_path.split('.')[0])} section in this file")
             elif t.inherited_from:
                 where = f"inherited from {escape(t.inherited_from)} (extends: {escape(str(t.extends))}); edit it there"
-            grid.add_row(f"{t.name}\n[dim]{escape(t.yaml_path)}[/dim]", str(t.rows) if t.own else "—",
-                         escape(", ".join(t.columns)) if t.own else where)
-        console.print(grid)
+            rows.append((f"{t.name}\n[dim]{escape(t.yaml_path)}[/dim]", str(t.rows) if t.own else "—",
+                         escape(", ".join(t.columns)) if t.own else where))
+
+        def listing(whole: tuple[str, ...] = ()):
+            grid = titled_table(f"Rule tables in {escape(str(policy))}", "Table (in the YAML)", "Rows>", "Columns",
+                                whole=whole)
+            for row in rows:
+                grid.add_row(*row)
+            return grid
+        # at 60 columns the YAML paths left the column names too little room: "attributes.points_multi" / "plier";
+        # there the tables are listed one after another, a field a line
+        grid = listing()
+        console.print(grid if words_fit(console, grid) else listing(whole=("Table (in the YAML)", "Rows", "Columns")))
         own = [t.name for t in tables if t.own]
         if own:
             from shlex import quote

@@ -343,3 +343,17 @@ def test_diff_at_60_columns_breaks_no_heading_unit_or_figure(cli, demo_db, colum
     columns(120)
     wide = cli(*args, ok=True).output
     assert "Old customers" in wide and "Service cost (cost_per_customer)" in wide
+
+
+def test_table_export_listing_keeps_column_names_whole_at_60_columns(cli, columns):
+    """At 60 columns the YAML paths left the column names too little room ("attributes.points_multi" / "plier",
+    "tiers.levels[].subgrade" / "s"): the tables are listed one after another there."""
+    tables = json.loads(cli("table", "export", "vip_card", "--json", ok=True).output)["tables"]
+    columns(60)
+    text = cli("table", "export", "vip_card", ok=True).output
+    words = {word.rstrip(",") for word in _words(text)}
+    assert {t["table"] for t in tables} | {t["yaml_path"] for t in tables} <= words
+    assert {c for t in tables for c in t["columns"] or []} <= words
+    assert max(cell_len(line) for line in text.splitlines() if not line.startswith("next: ")) <= 60
+    columns(80)
+    assert "┃ Table (in the YAML) " in cli("table", "export", "vip_card", ok=True).output
