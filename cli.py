@@ -379,10 +379,13 @@ def explain(
     if as_json:
         _print_json(result)
     else:
+        from .engine.terminal_table import print_indented
+
         print_explanation(console, result)
-        console.print(f"\n[dim]{escape(result['source']['text'])}[/dim]", highlight=False)
+        console.print()
+        print_indented(console, f"[dim]{escape(result['source']['text'])}[/dim]")
         for note in result["source"]["notes"]:
-            console.print(f"note: {note}", highlight=False, markup=False)
+            print_indented(console, f"note: {escape(note)}")
 
 
 @app.command()

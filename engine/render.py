@@ -177,20 +177,22 @@ def _setting(value: Any) -> str:
 
 
 def print_explanation(console: Console, e: dict) -> None:
-    console.print(f"[b]Customer {one_line(str(e['customer_id']))}[/b] {one_line(e['customer_name'] or '')} — policy {_e(e['policy'])} "
-                  f"(sha256 {e['policy_sha256'][:12]}), as of {e['as_of']}")
+    # the heading lines wrap at spaces: printed as they were, a terminal of 60 or 80 columns broke them at its edge
+    print_indented(console, f"[b]Customer {one_line(str(e['customer_id']))}[/b] {one_line(e['customer_name'] or '')} — "
+                            f"policy {_e(e['policy'])} (sha256 {e['policy_sha256'][:12]}), as of {e['as_of']}")
     o = e.get("override")
     if o:
         effect = f"sets the tier to {e['tier']['id']}" if o["applied"] else f"changes nothing (the rules give {o['rule_tier']})"
-        console.print(f"[b]Override[/b] ({o['kind']} {_e(o['tier'])}) {_e(effect)}: {_e(o['reason'])} — {_e(o['author'])}"
-                      + (f", until {o['expires']}" if o.get("expires") else "") + f" ({_e(o['source'])})", highlight=False)
+        print_indented(console, f"[b]Override[/b] ({o['kind']} {_e(o['tier'])}) {_e(effect)}: {_e(o['reason'])} — "
+                                f"{_e(o['author'])}" + (f", until {o['expires']}" if o.get("expires") else "")
+                                + f" ({_e(o['source'])})")
         if o["applied"]:
             console.print(f"  the rules alone give tier {o['rule_tier']}", highlight=False)
     why = e.get("why") or {}
     for part in ("tier", "subgrade", "stage"):
         if why.get(part):
             because = why[part]["because"]
-            console.print(f"[b]{_e(because[0].upper() + because[1:])}.[/b]", highlight=False)
+            print_indented(console, f"[b]{_e(because[0].upper() + because[1:])}.[/b]")
             for sentence in why[part]["up"] + why[part]["down"]:
                 print_indented(console, f"  → {_e(sentence)}")
     rows = [(_e(name), "(attribute)", _e(fmt_number(value))) for name, value in e["attributes"].items()]
@@ -209,24 +211,28 @@ def print_explanation(console: Console, e: dict) -> None:
     t = e["tier"]
     decided = (f"set by the override; the rules alone give {_e(o['rule_tier'])}" if o and o["applied"]
                else f"decided by rule {_e(t['rule'])}")
-    console.print(f"\n[b]Tier {_e(t['id'])}[/b] (method {t['method']}, {decided}):")
+    console.print()
+    print_indented(console, f"[b]Tier {_e(t['id'])}[/b] (method {t['method']}, {decided}):")
     for line in _rule_lines(t["rules"]):
         print_indented(console, line)
     if e.get("subgrade"):
         s = e["subgrade"]
-        console.print(f"\n[b]Sub-grade {_e(s['id'])}[/b] (decided by rule {_e(s['rule'])}):")
+        console.print()
+        print_indented(console, f"[b]Sub-grade {_e(s['id'])}[/b] (decided by rule {_e(s['rule'])}):")
         for line in _rule_lines(s["rules"]):
             print_indented(console, line)
     if e.get("stage"):
         s = e["stage"]
         strategy = f" — strategy: {_e(s['strategy'])}" if s.get("strategy") else ""
-        console.print(f"\n[b]Lifecycle stage {_e(s['id'])}[/b] (decided by rule {_e(s['rule'])}){strategy}:")
+        console.print()
+        print_indented(console, f"[b]Lifecycle stage {_e(s['id'])}[/b] (decided by rule {_e(s['rule'])}){strategy}:")
         for line in _rule_lines(s["rules"]):
             print_indented(console, line)
     sl = e.get("service_level")
     if sl:
         scope = ", ".join(f"{k} {_e(sl[k])}" for k in ("tier", "subgrade", "stage") if sl.get(k))
-        console.print(f"\n[b]Service level {_e(sl['id'])}[/b] (for {scope}):")
+        console.print()
+        print_indented(console, f"[b]Service level {_e(sl['id'])}[/b] (for {scope}):")
         for k, v in sl.items():
             if k not in ("id", "tier", "subgrade", "stage"):
                 for line in _setting_lines(k, v, "  "):

@@ -122,6 +122,7 @@ def test_an_as_of_date_before_the_data_is_noted(cli, demo_db):
     (stored,) = rows(demo_db, "SELECT notes FROM crm_runs WHERE as_of = '1990-01-01'")[0]
     assert json.loads(stored) == [customers, before_data]  # kept with the run, for whoever reads it later
     explained = cli("explain", "C000001", "--db", demo_db, "-p", "base", "--as-of", "1990-01-01", ok=True).output
+    explained = " ".join(explained.split())  # the notes wrap to the terminal
     assert "from run" in explained and f"note: {customers}" in explained and f"note: {before_data}" in explained
     recomputed = cli("explain", "C000001", "--db", demo_db, "-p", "base", "--as-of", "1990-01-01", "--recompute",
                      "--json", ok=True).output

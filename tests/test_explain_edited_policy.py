@@ -71,7 +71,7 @@ def test_json_source_says_which_version_explained(cli, edited, policy_file):
 
 def test_text_output_says_which_version_explained(cli, edited, policy_file):
     db, before, after = edited
-    out = cli("explain", "C000002", "--db", db, "-p", policy_file, "--run", "1", ok=True).stdout
+    out = " ".join(cli("explain", "C000002", "--db", db, "-p", policy_file, "--run", "1", ok=True).stdout.split())
     assert f"policy base (sha256 {before[:12]})" in out
     assert (f"with the policy as the run stored it (sha256 {before[:12]}); the policy file has changed since "
             f"(sha256 {after[:12]} now)") in out
@@ -133,7 +133,7 @@ def test_a_stored_policy_this_version_rejects_is_a_usage_error_not_a_made_up_pla
 def test_a_run_is_explained_without_a_policy_file(cli, edited, policy_file):
     """`explain C1 --run 1` was refused with "Missing option '--policy'", although the run stored its policy."""
     db, before, _ = edited
-    out = cli("explain", "C000002", "--db", db, "--run", "1", ok=True).output
+    out = " ".join(cli("explain", "C000002", "--db", db, "--run", "1", ok=True).output.split())  # wrapped lines
     assert "from run 1 (finished" in out and f"with the policy as the run stored it (sha256 {before[:12]})" in out
     assert "has changed since" not in out
     got = json.loads(cli("explain", "C000002", "--db", db, "--run", "1", "--json", ok=True).stdout)

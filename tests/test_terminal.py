@@ -357,3 +357,19 @@ def test_table_export_listing_keeps_column_names_whole_at_60_columns(cli, column
     assert max(cell_len(line) for line in text.splitlines() if not line.startswith("next: ")) <= 60
     columns(80)
     assert "┃ Table (in the YAML) " in cli("table", "export", "vip_card", ok=True).output
+
+
+def test_explain_headings_wrap_at_spaces_at_60_columns(cli, demo_db, columns):
+    """The heading, the sentences saying why, and the tier and stage headings ran past the terminal's edge (the
+    strategy of a lifecycle stage, a Chinese company name), broken wherever it fell."""
+    args = ("explain", "C000001", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF)
+    data = json.loads(cli(*args, "--json", ok=True).output)
+    columns(60)
+    text = cli(*args, ok=True).output
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= 60
+    assert lines[0].startswith("Customer C000001 ") and lines[1].startswith("  ")
+    flat = " ".join(text.split())
+    assert f"policy vip_card (sha256 {data['policy_sha256'][:12]}), as of {AS_OF}" in flat
+    assert f"Lifecycle stage {data['stage']['id']} (decided by rule {data['stage']['rule']})" in flat
+    assert {m["name"] for m in data["metrics"] if not m["internal"]} <= _words(text)
