@@ -80,11 +80,11 @@ def print_listing(console: Console, title: str, columns: tuple[str, ...], items:
         shown_columns = tuple(c for c in shown_columns if c != left[0])
     console.print(table)
     if len(shown) < len(items):
-        console.print(f"{len(items) - len(shown):,} more; use --limit 0 or {json_hint}", highlight=False)
+        print_indented(console, f"{len(items) - len(shown):,} more; use --limit 0 or {json_hint}")
     left_out = [c.rstrip(">") for c in columns if c not in shown_columns]
-    if left_out and shown:
-        console.print(f"{joined(left_out)} not shown: this terminal has {console.width} columns, the full table needs "
-                      f"{need}; widen it, or use {json_hint}", highlight=False)
+    if left_out and shown:  # wrapped at spaces: the terminal this note is for is the narrow one
+        print_indented(console, f"{joined(left_out)} not shown: this terminal has {console.width} columns, the full "
+                                f"table needs {need}; widen it, or use {json_hint}")
 
 
 # A run of Chinese or Japanese text may break between any two characters, but a column two characters wide
@@ -293,7 +293,7 @@ def _title_wrapped(title: Any, console: Console, options: ConsoleOptions) -> Any
         return title
     lines = []
     for line in text.split("\n", allow_blank=True):
-        parts = list(line.divide(_chinese_breaks(line.plain, width)))
+        parts = list(line.divide(_chinese_breaks(line.plain, width, fold=False)))
         for part in parts:
             part.rstrip()  # the space a line was broken at
         lines += parts
@@ -310,15 +310,16 @@ def print_indented(console: Console, line: str) -> None:
     if width < 20 or cell_len(text.plain) <= console.width - indent:
         console.print(line, highlight=False)
         return
-    parts = list(text.divide(_chinese_breaks(text.plain, width)))
+    parts = list(text.divide(_chinese_breaks(text.plain, width, fold=False)))
     for i, part in enumerate(parts):
         part.rstrip()
         console.print(Text(" " * (indent + (2 if i else 0))) + part, highlight=False, soft_wrap=True)
 
 
-def _chinese_breaks(text: str, width: int) -> list[int]:
+def _chinese_breaks(text: str, width: int, *, fold: bool = True) -> list[int]:
     """Where to break ``text`` into lines of at most ``width`` cells: at spaces, between two Chinese
-    characters, and inside a word only when it is longer than the line (as rich folds it)."""
+    characters, and inside a word only when it is longer than the line (as rich folds it).  Without ``fold`` such
+    a word (a path, a command) gets a line of its own, whole, to copy: a line of text is not a table's column."""
     # units that stay on one line: a word of other letters with the spaces after it, a Chinese character
     # with the closing marks after it, opening marks with what follows them
     units: list[tuple[int, int]] = []
@@ -341,6 +342,11 @@ def _chinese_breaks(text: str, width: int) -> list[int]:
         if used and used + ink > width:
             breaks.append(begin)
             used = 0
+        if size > width and ink > width and not fold:  # a line of its own
+            if used:
+                breaks.append(begin)
+            used = width
+            continue
         if size > width and ink > width:  # longer than a line: folded, as rich folds a word
             pos = begin
             for ch in unit:

@@ -56,7 +56,7 @@ def test_changes_leaves_out_names_it_could_only_show_two_characters_a_line(cli, 
     out = cli("changes", "--db", zh_runs, "--limit", "5", ok=True).output
     lines = table_lines(out)
     assert "Name" not in lines[1] and "天津" not in out.split("Changed customers")[1]
-    assert "Name and Service level not shown: this terminal has 60 columns" in out
+    assert "Name and Service level not shown: this terminal has 60 columns" in " ".join(out.split())  # the note wraps to the terminal
     assert max(cell_len(line) for line in lines) <= 60
     stages = " ".join(name_column(lines, 5))
     assert not re.search(r"\b(developme|identificati|declin)\s", stages + " ")
@@ -86,7 +86,7 @@ def test_runs_leaves_out_the_hash_before_breaking_a_chinese_policy_name(cli, col
     policy = name_column(lines, 2)
     assert policy[0] == "钻石卡会员分级政" or policy[0].startswith("钻石卡会员")
     assert "2026-03-31" in out and "2026-06-30" in out
-    assert "Hash not shown: this terminal has 60 columns, the full table needs" in out
+    assert "Hash not shown: this terminal has 60 columns, the full table needs" in " ".join(out.split())  # the note wraps to the terminal
     assert max(cell_len(line) for line in lines) <= 60
 
 
