@@ -1043,7 +1043,7 @@ def changes(
 
     from .engine.render import fmt_number
     from .engine.run_history import changes as run_changes
-    from .engine.terminal_table import print_listing, titled_table
+    from .engine.terminal_table import print_indented, print_listing, titled_table
 
     c = run_changes(db, run, policy)
     if run is None:
@@ -1056,43 +1056,43 @@ def changes(
     runs_pruned = f"{pruned} successful run{'s' if pruned != 1 else ''} of policy {name}"
     if c["previous_run_id"] is None:
         if pruned:  # the oldest run prune kept: not the policy's first
-            console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) has no earlier run kept: "
-                          f"{runs_pruned} before it {'were' if pruned != 1 else 'was'} pruned; there is nothing to "
-                          f"compare it with", highlight=False)
+            print_indented(console, f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) has no earlier run kept: "
+                                    f"{runs_pruned} before it {'were' if pruned != 1 else 'was'} pruned; there is "
+                                    f"nothing to compare it with")
         elif c["made_before"]:  # a backfill of the earliest date: not the first run made
             n = c["made_before"]
-            console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) grades the earliest date of policy "
-                          f"{name} (a backfill, made after {n:,} run{'s' if n != 1 else ''} of later dates): there "
-                          f"is no run before it to compare it with", highlight=False)
+            print_indented(console, f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) grades the earliest date of "
+                                    f"policy {name} (a backfill, made after {n:,} run{'s' if n != 1 else ''} of later "
+                                    f"dates): there is no run before it to compare it with")
         else:
-            console.print(f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) is the first successful run of policy "
-                          f"{name}: there is nothing to compare it with", highlight=False)
+            print_indented(console, f"run {c['run_id']} ([b]{name}[/b] as of {c['as_of']}) is the first successful run "
+                                    f"of policy {name}: there is nothing to compare it with")
         return
-    console.print(f"[b]{name}[/b] run {c['run_id']} (as of {c['as_of']}, {c['customers']:,} customers) "
-                  f"vs run {c['previous_run_id']} (as of {c['previous_as_of']}, {c['previous_customers']:,} customers)",
-                  highlight=False)
+    # the heading, notes and totals wrap at spaces: at 60 columns the terminal broke them inside a word
+    print_indented(console, f"[b]{name}[/b] run {c['run_id']} (as of {c['as_of']}, {c['customers']:,} customers) "
+                            f"vs run {c['previous_run_id']} (as of {c['previous_as_of']}, {c['previous_customers']:,} "
+                            f"customers)")
     if pruned:  # a backfill older than what prune deleted: the changes span the pruned runs too
-        console.print(f"note: {runs_pruned} between the two {'were' if pruned != 1 else 'was'} pruned; these changes "
-                      f"include theirs", highlight=False)
+        print_indented(console, f"note: {runs_pruned} between the two {'were' if pruned != 1 else 'was'} pruned; these "
+                                f"changes include theirs")
     if c["policy_changed"]:
-        console.print(f"note: the policy changed between the runs (sha256 {c['previous_policy_sha256'][:12]} → "
-                      f"{c['policy_sha256'][:12]})", highlight=False)
+        print_indented(console, f"note: the policy changed between the runs (sha256 {c['previous_policy_sha256'][:12]} "
+                                f"→ {c['policy_sha256'][:12]})")
     if c["previous_source_db"] != c["source_db"]:  # customers "new" and "removed" may only be in the other file
-        console.print(f"note: the runs graded different database files ({c['previous_source_db']} → {c['source_db']})",
-                      highlight=False, markup=False)
+        print_indented(console, f"note: the runs graded different database files ({escape(str(c['previous_source_db']))}"
+                                f" → {escape(str(c['source_db']))})")
     t = c["totals"]
-    console.print(f"{t['upgrades']:,} upgraded, {t['downgrades']:,} downgraded, {t['same_tier']:,} changed stage only, "
-                  f"{t['subgrade_only']:,} changed sub-grade only, {t['service_level_only']:,} changed service level only, "
-                  f"{t['new']:,} new, {t['removed']:,} removed, {t['unchanged']:,} unchanged; "
-                  f"stage changed for {t['stage_changes']:,}"
-                  + (f"; {t['unranked']:,} moved from a tier this policy no longer has" if t["unranked"] else ""),
-                  highlight=False)
+    print_indented(console, f"{t['upgrades']:,} upgraded, {t['downgrades']:,} downgraded, {t['same_tier']:,} changed "
+                            f"stage only, {t['subgrade_only']:,} changed sub-grade only, {t['service_level_only']:,} "
+                            f"changed service level only, {t['new']:,} new, {t['removed']:,} removed, "
+                            f"{t['unchanged']:,} unchanged; stage changed for {t['stage_changes']:,}"
+                            + (f"; {t['unranked']:,} moved from a tier this policy no longer has" if t["unranked"] else ""))
     by_override = Counter(_override_move(r) for r in c["changes"])
     made = [f"{by_override[k]:,} {text}" for k, text in (("by override", "made by a manual override"),
                                                           ("override ended", "by a manual override that ended or "
                                                                              "was removed")) if by_override[k]]
     if made:
-        console.print(f"of the tier changes, {' and '.join(made)} (marked in the table)", highlight=False)
+        print_indented(console, f"of the tier changes, {' and '.join(made)} (marked in the table)")
     counts = {(m["from"], m["to"]): m["customers"] for m in c["matrix"]}
     gone = set(c["previous_only_tiers"])  # no customer can be in them after: no empty column for a renamed tier
     after = [t for t in c["tiers"] if t not in gone or any(to == t for _, to in counts)] + (
@@ -1133,10 +1133,14 @@ def changes(
     # The names go next where even then the words do not fit: at 60 columns a Chinese company name had a column
     # of two characters, ten lines a customer, and the stages beside it broke.  A tier's move ("C → B") is held
     # on its line: at 70 columns the name beside it took the room and left "C →" over "B".
+    # A policy without sub-grades gets no column of dashes for them; where one has them, at 60 columns the sub-grades
+    # go after the names ("upgrad" / "e" and "develop" / "ment" beside them), and the note names both.
+    subgrades = any(r["subgrade_before"] is not None or r["subgrade_after"] is not None for r in items)
     print_listing(console, f"Changed customers: {len(items):,}",
-                  ("Customer", "Name", "Change", "Tier", "Sub-grade", "Stage", "Service level"), items, cells,
+                  ("Customer", "Name", "Change", "Tier", *(["Sub-grade"] if subgrades else []), "Stage", "Service level"),
+                  items, cells,
                   limit=limit, whole=("Customer",), optional=("Service level",), full_width=CHANGES_FULL_WIDTH,
-                  json_hint="--json", spare=("Name",),
+                  json_hint="--json", spare=("Name", "Sub-grade"),
                   min_widths={"Tier": max(cell_len(move(r["tier_before"], r["tier_after"])) for r in items)})
 
 

@@ -63,18 +63,24 @@ def print_listing(console: Console, title: str, columns: tuple[str, ...], items:
     rows = [cells(item) for item in shown]
     shown_columns = tuple(c for c in columns if not (narrow and c.rstrip(">") in optional))
     need = full_width
+    held = min_widths or {}
     while True:
         table = titled_table(title, *shown_columns, whole=whole)
         for column in table.columns:
-            column.min_width = (min_widths or {}).get(str(column.header))
+            column.min_width = held.get(str(column.header))
         for row in rows:
             table.add_row(*(row[c.rstrip(">")] for c in shown_columns))
         left = [c for c in shown_columns if c.rstrip(">") in spare]
-        if not left:
+        if not left and not held:
             break
         width = readable_width(console, table)
         if width <= console.width:
             break
+        if not left:
+            # the widths held are for lines that read better ("C → B" on one line), and words come first: at 60
+            # columns a tier's move held at its width broke "identification" in the stage beside it
+            held = {}
+            continue
         if not narrow and shown_columns == columns:  # the full table: what it needs is more than full_width said
             need = width
         shown_columns = tuple(c for c in shown_columns if c != left[0])

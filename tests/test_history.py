@@ -609,13 +609,13 @@ def test_cli_runs_and_history(cli, loyalty):
 @needs_cli
 def test_cli_changes(cli, loyalty):
     assert json.loads(cli("changes", "--db", loyalty.db, "--json", ok=True).output) == changes(loyalty.db)
-    out = cli("changes", "--db", loyalty.db, "--limit", "3", ok=True).output
+    out = " ".join(cli("changes", "--db", loyalty.db, "--limit", "3", ok=True).output.split())  # wrapped lines
     assert "loyalty run 4 (as of 2026-06-30, 8 customers) vs run 1 (as of 2025-12-31, 8 customers)" in out
     assert ("2 upgraded, 2 downgraded, 1 changed stage only, 1 changed sub-grade only, 0 changed service level only, "
             "1 new, 1 removed, 1 unchanged; stage changed for 1") in out
     assert "Changed customers: 8" in out and "5 more; use --limit 0 or --json" in out
     assert "(new)" in out and "(removed)" in out and "bronze → silver" in out
-    first = cli("changes", "--db", loyalty.db, "--run", "2", ok=True).output
+    first = " ".join(cli("changes", "--db", loyalty.db, "--run", "2", ok=True).output.split())
     assert "is the first successful run of policy minimal: there is nothing to compare it with" in first
     bad = cli("changes", "--db", loyalty.db, "--run", "3")
     assert bad.exit_code == 2 and f"run 3 in {loyalty.db} failed and has no results" in bad.output

@@ -70,7 +70,7 @@ def test_a_dry_run_records_nothing(three_runs):
 
 
 def test_cli_changes_of_the_oldest_kept_run_says_earlier_runs_were_pruned(cli, pruned):
-    out = cli("changes", "--db", pruned, ok=True).output
+    out = " ".join(cli("changes", "--db", pruned, ok=True).output.split())  # the lines as printed, wrapped
     assert ("run 3 (loyalty as of 2026-06-30) has no earlier run kept: 2 successful runs of policy loyalty before it "
             "were pruned; there is nothing to compare it with") in out
     assert FIRST not in out
@@ -83,7 +83,7 @@ def test_changes_json_counts_the_pruned_runs(cli, pruned):
 
 
 def test_a_first_run_is_still_the_first(cli, three_runs):
-    out = cli("changes", "--db", three_runs, "--run", "1", ok=True).output
+    out = " ".join(cli("changes", "--db", three_runs, "--run", "1", ok=True).output.split())  # wrapped lines
     assert "run 1 (loyalty as of 2025-06-30) is the first successful run of policy loyalty" in out
     assert changes(three_runs, run_id=1)["pruned_runs"] == 0
 
@@ -93,16 +93,16 @@ def test_pruning_another_policy_leaves_this_ones_first_run_first(cli, three_runs
     apply_policy(three_runs, minimal, "2025-12-31")  # 4
     apply_policy(three_runs, minimal, "2026-06-30")  # 5
     prune(three_runs, keep=1, policy="minimal")
-    assert FIRST in cli("changes", "--db", three_runs, "--run", "1", ok=True).output
+    assert FIRST in " ".join(cli("changes", "--db", three_runs, "--run", "1", ok=True).output.split())
     assert "has no earlier run kept: 1 successful run of policy minimal before it was pruned" in \
-        cli("changes", "--db", three_runs, "--run", "5", ok=True).output
+        " ".join(cli("changes", "--db", three_runs, "--run", "5", ok=True).output.split())
 
 
 def test_a_backfill_before_the_pruned_runs_notes_them_between(cli, pruned, policy_file):
     assert apply_policy(pruned, load_policy(policy_file), "2025-03-31").run_id == 4  # older than runs 1 and 2
     c = changes(pruned, run_id=3)
     assert c["previous_run_id"] == 4 and c["pruned_runs"] == 2
-    out = cli("changes", "--db", pruned, "--run", "3", ok=True).output
+    out = " ".join(cli("changes", "--db", pruned, "--run", "3", ok=True).output.split())  # wrapped lines
     assert "note: 2 successful runs of policy loyalty between the two were pruned; these changes include theirs" in out
     assert changes(pruned, run_id=4)["pruned_runs"] == 0  # nothing was pruned before the backfill
 

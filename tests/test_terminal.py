@@ -373,3 +373,21 @@ def test_explain_headings_wrap_at_spaces_at_60_columns(cli, demo_db, columns):
     assert f"policy vip_card (sha256 {data['policy_sha256'][:12]}), as of {AS_OF}" in flat
     assert f"Lifecycle stage {data['stage']['id']} (decided by rule {data['stage']['rule']})" in flat
     assert {m["name"] for m in data["metrics"] if not m["internal"]} <= _words(text)
+
+
+def test_changes_at_60_columns_breaks_no_word(cli, demo_db, columns):
+    """At 60 columns the changed customers broke "upgrad" / "e" and "develop" / "ment" beside a column of
+    sub-grades that were all "—" (vip_card has none), and the heading and totals ran past the terminal's edge."""
+    for as_of in ("2026-05-31", AS_OF):
+        cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", as_of, ok=True)
+    columns(60)
+    text = cli("changes", "--db", demo_db, "-p", "vip_card", "--limit", "20", ok=True).output
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= 60
+    assert lines[0].startswith("vip_card run 2 (as of ") and lines[1].startswith("  ")
+    header = next(line for line in lines if "Customer" in line and line.startswith("┃"))
+    assert "Sub-grade" not in header and "Stage" in header
+    rows = json.loads(cli("changes", "--db", demo_db, "-p", "vip_card", "--json", ok=True).output)["changes"][:20]
+    words = _words(text)
+    assert {word for r in rows for word in r["direction"].split()} <= words
+    assert {s for r in rows for s in (r["stage_before"], r["stage_after"]) if s} <= words
