@@ -934,10 +934,12 @@ def history(
     # in a pipe or a cron log there is no bold: a changed value is marked with a star there
     plain = console.color_system is None
     compared = len(policies) < len(items)  # some policy has a previous run to mark changes against
-    console.print(f"[b]Customer {one_line(str(last['customer_id']))}[/b] {one_line(last['customer_name'] or '')}: "
-                  f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}"
-                  + (f"; {'*' if plain else 'bold'}: changed since the policy's previous run" if compared else ""),
-                  highlight=False)
+    from .engine.terminal_table import print_indented
+
+    # the heading and notes wrap at spaces: at 60 columns the terminal broke them inside a word or a name
+    print_indented(console, f"[b]Customer {one_line(str(last['customer_id']))}[/b] {one_line(last['customer_name'] or '')}: "
+                            f"{len(items)} run{'s' if len(items) != 1 else ''} of {', '.join(escape(p) for p in policies)}"
+                            + (f"; {'*' if plain else 'bold'}: changed since the policy's previous run" if compared else ""))
 
     def changed(text: str) -> str:
         return f"{text}*" if plain else f"[b]{text}[/b]"
@@ -983,14 +985,14 @@ def history(
     for table in tables:
         console.print(table)
     if left_out:
-        console.print(f"{', '.join(left_out)} left out to fit this terminal ({console.width} columns): widen it, "
-                      f"or use --json", highlight=False)
+        print_indented(console, f"{', '.join(left_out)} left out to fit this terminal ({console.width} columns): "
+                                f"widen it, or use --json")
     for name, n in pruned.items():
         if n:  # the first row shown is not where the customer's history began
             first = next(r for r in items if r["policy_name"] == name)
-            console.print(f"note: {n} successful run{'s' if n != 1 else ''} of policy {escape(name)} before run "
-                          f"{first['run_id']} (as of {first['as_of']}) {'were' if n != 1 else 'was'} pruned: this "
-                          f"history may have begun earlier", highlight=False)
+            print_indented(console, f"note: {n} successful run{'s' if n != 1 else ''} of policy {escape(name)} before "
+                                    f"run {first['run_id']} (as of {first['as_of']}) {'were' if n != 1 else 'was'} "
+                                    f"pruned: this history may have begun earlier")
     for name, missing in absent.items():
         if missing:
             _note_absences(name, last["customer_id"], missing, [r for r in items if r["policy_name"] == name][-1])
@@ -1008,7 +1010,9 @@ def _note_absences(policy: str, customer_id, missing: list[dict], last: dict) ->
     if (latest["as_of"], latest["run_id"]) > (last["as_of"], last["run_id"]):  # every run after the last row
         text += (f"; run {latest['run_id']} is the policy's latest, so the last row above is not the customer's "
                  f"grade now")
-    console.print(text, highlight=False, markup=False)
+    from .engine.terminal_table import print_indented
+
+    print_indented(console, escape(text))
 
 
 CHANGES_FULL_WIDTH = 100  # terminal columns the changed-customers table needs to show service levels readably
@@ -1162,8 +1166,11 @@ def prune(
     if as_json:
         _print_json(result)
         return
-    console.print(f"{'dry run: ' if dry_run else ''}pruning {escape(str(db))}, keeping each policy's newest {keep} "
-                  f"successful run{'s' if keep != 1 else ''}", highlight=False)
+    from .engine.terminal_table import print_indented
+
+    # the heading and the count of rows wrap at spaces: at 60 columns the terminal broke them inside a word
+    print_indented(console, f"{'dry run: ' if dry_run else ''}pruning {escape(str(db))}, keeping each policy's newest "
+                            f"{keep} successful run{'s' if keep != 1 else ''}")
     table = titled_table("Runs per policy", "Policy", "Kept successful runs", "Deleted runs")
     for p in result["policies"]:
         table.add_row(escape(p["policy_name"]), _ids(p["kept_runs"]), _ids(p["deleted_runs"]))
@@ -1174,7 +1181,7 @@ def prune(
         return
     rows = ", ".join(f"{fmt_number(v)} {k}" for k, v in result["rows"].items() if v)
     verb = "would delete" if dry_run else "deleted"
-    console.print(f"{verb} {n} run{'s' if n != 1 else ''}: {_ids(result['deleted_runs'])} ({rows})", highlight=False)
+    print_indented(console, f"{verb} {n} run{'s' if n != 1 else ''}: {_ids(result['deleted_runs'])} ({rows})")
     if dry_run:
         console.print("dry run: nothing deleted", highlight=False)
     else:

@@ -391,3 +391,20 @@ def test_changes_at_60_columns_breaks_no_word(cli, demo_db, columns):
     words = _words(text)
     assert {word for r in rows for word in r["direction"].split()} <= words
     assert {s for r in rows for s in (r["stage_before"], r["stage_after"]) if s} <= words
+
+
+def test_history_and_prune_wrap_their_lines_at_60_columns(cli, demo_db, columns):
+    """history's heading (a Chinese name, every policy) and its note, prune's heading and its count of rows ran past
+    the terminal's edge, broken wherever it fell."""
+    for as_of in ("2026-05-31", AS_OF):
+        cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", as_of, ok=True)
+    columns(60)
+    for args in (("history", "C000001", "--db", demo_db), ("prune", "--db", demo_db, "--keep", "1", "--dry-run")):
+        text = cli(*args, ok=True).output
+        lines = text.splitlines()
+        # a path longer than the line (the test's database) keeps a line of its own, whole
+        assert max(cell_len(line) for line in lines if len(line.split()) > 1) <= 60, args[0]
+        assert lines[1].startswith("  "), args[0]
+    flat = " ".join(text.split())
+    assert f"pruning {demo_db}, keeping each policy's newest 1 successful run" in flat
+    assert "would delete " in flat and " crm_runs)" in flat
