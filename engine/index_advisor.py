@@ -477,16 +477,16 @@ def print_index_advice(console, result: dict) -> None:
     from .user_text import escape
 
     from .render import fmt_number
-    from .terminal_table import titled_table
+    from .terminal_table import print_indented, titled_table
 
     n = len(result["sources"])
     tables = "the table the policy reads" if n == 1 else f"the {n} tables the policy reads"
     what = "the policy reads no source table" if n == 0 else \
         f"{'a covering index' if n == 1 else 'covering indexes'} for {tables}"
-    console.print(f"[b]{escape(result['policy'])}[/b] as of {result['as_of']} on {escape(result['db'])}: {what}",
-                  highlight=False)
+    # the prose lines wrap at spaces (at 60 columns the terminal broke them inside a word); the SQL stays one line
+    print_indented(console, f"[b]{escape(result['policy'])}[/b] as of {result['as_of']} on {escape(result['db'])}: {what}")
     if n == 0:  # an empty table would say nothing more
-        console.print(_nothing_to_propose([]), highlight=False, markup=False)
+        print_indented(console, escape(_nothing_to_propose([])))
         return
     # index names wrap; table names, numbers and headers stay whole
     table = titled_table("Reading each table for the run's GROUP BY", "Table", "Rows>", "Index", "Now s>",
@@ -502,26 +502,25 @@ def print_index_advice(console, result: dict) -> None:
     console.print(table)
     proposed = [a for a in result["sources"] if a["proposed_sql"]]
     if proposed:
-        console.print("Proposed indexes (key first, then every column the run reads):", highlight=False)
+        print_indented(console, "Proposed indexes (key first, then every column the run reads):")
         for a in proposed:
             verdict = "created" if a["created"] else "helps" if a["helps"] else "does not help"
             console.print(f"  {a['proposed_sql']};  -- {verdict}", highlight=False, markup=False)
     for a in result["sources"]:
         for note in a["notes"]:
-            console.print(f"note: {a['table']}: {note}", highlight=False, markup=False)
+            print_indented(console, escape(f"note: {a['table']}: {note}"))
     if not proposed:  # no index was built, timed or rolled back: there was none to propose
-        console.print(_nothing_to_propose(result["sources"]), highlight=False, markup=False)
+        print_indented(console, escape(_nothing_to_propose(result["sources"])))
         return
     if result["create"]:
         if result["created"]:
-            console.print(f"created {', '.join(result['created'])}; runs now read "
-                          f"{'this table' if len(result['created']) == 1 else 'these tables'} through "
-                          f"{'it' if len(result['created']) == 1 else 'them'}",
-                          highlight=False, markup=False)
+            print_indented(console, escape(f"created {', '.join(result['created'])}; runs now read "
+                                           f"{'this table' if len(result['created']) == 1 else 'these tables'} "
+                                           f"through {'it' if len(result['created']) == 1 else 'them'}"))
         else:
-            console.print("created nothing: no proposed index makes the run faster; the database is unchanged",
-                          highlight=False, markup=False)
+            print_indented(console, "created nothing: no proposed index makes the run faster; the database is "
+                                    "unchanged")
         return
-    console.print("nothing was changed: each proposed index was built inside a transaction, timed and rolled back"
-                  + ("; run again with --create to keep the ones that help" if any(a["helps"] for a in proposed)
-                     else ""), highlight=False, markup=False)
+    print_indented(console, "nothing was changed: each proposed index was built inside a transaction, timed and "
+                            "rolled back" + ("; run again with --create to keep the ones that help"
+                                             if any(a["helps"] for a in proposed) else ""))

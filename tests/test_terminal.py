@@ -408,3 +408,14 @@ def test_history_and_prune_wrap_their_lines_at_60_columns(cli, demo_db, columns)
     flat = " ".join(text.split())
     assert f"pruning {demo_db}, keeping each policy's newest 1 successful run" in flat
     assert "would delete " in flat and " crm_runs)" in flat
+
+
+def test_index_wraps_its_prose_and_keeps_its_sql_one_line_at_60_columns(cli, demo_db, columns):
+    """The heading and the closing sentence ran past the terminal's edge, broken inside a word; the SQL to copy
+    stays one line each."""
+    columns(60)
+    lines = cli("index", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True).output.splitlines()
+    prose = [line for line in lines if not line.lstrip().startswith("CREATE INDEX") and len(line.split()) > 1]
+    assert max(cell_len(line) for line in prose) <= 60
+    assert lines[0].startswith(f"base as of {AS_OF} on") and lines[1].startswith("  ")
+    assert all(line.rstrip().endswith(("-- helps", "-- does not help")) for line in lines if "CREATE INDEX" in line)
