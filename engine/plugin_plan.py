@@ -140,13 +140,13 @@ def _problem(plan: Any, columns: set[str], output_name) -> str | None:
         if not isinstance(plan.steps, list) or not plan.steps or not all(isinstance(s, dict) and s for s in plan.steps):
             return "SqlOutputs.steps must be a non-empty list of non-empty {suffix: Column} dicts"
         seen: set[str] = set()
-        for step in plan.steps:
+        for i, step in enumerate(plan.steps):
             for suffix, column in step.items():
                 problem = _column_problem(suffix, column) or \
                     (f"output {suffix!r} is computed twice" if suffix in seen else None) or \
                     _sql_at(f"output {suffix!r}", column.sql, columns)
                 if problem:
-                    return problem
+                    return problem + _later_step_note(problem, plan.steps, i, output_name)
                 seen.add(suffix)
             columns |= {output_name(s) for s in step}
         return None if plan.error is None else _sql_at("error", plan.error, columns)
@@ -235,6 +235,20 @@ def _sql_at(where: str, sql: Any, columns: set[str], condition: bool = False) ->
     if problem is None:
         return None
     return f"{where}: {problem} (SQL: {str(sql)[:200]}){_grade_column_note(problem, columns)}"
+
+
+def _later_step_note(problem: str, steps: list, index: int, output_name) -> str:
+    """For SQL of ``steps[index]`` reading an output of its own step or a later one: SQLite's "no such column"
+    says nothing of steps, while each step reads only the outputs of the steps before it."""
+    found = _NO_SUCH_COLUMN.search(problem)
+    if found is None:
+        return ""
+    for k in range(index, len(steps)):
+        if any(output_name(s) == found.group(1) for s in steps[k]):
+            where = "the same step" if k == index else f"step {k + 1} (this is step {index + 1})"
+            return (f"; {found.group(1)!r} is an output of {where}: a step reads only the outputs of the steps "
+                    f"before it, so compute it in an earlier step")
+    return ""
 
 
 def _grade_column_note(problem: str, columns: set[str]) -> str:

@@ -650,6 +650,14 @@ def _no_outputs(rows):
     (_scorer(lambda ctx: SqlOutputs([{"": Column("text", 't."tier"')}])), "scores",
      "output '': no such column: t.tier (SQL: t.\"tier\"); scorers and credit checks run before tiers, sub-grades, "
      "stages and service levels are graded, so only action generators can read the tier"),
+    # an output of a later step (or of the same step): SQLite's "no such column" said nothing of steps
+    (_scorer(lambda ctx: SqlOutputs([{"raw": Column("number", 't."bkv_scaled" * 2')},
+                                     {"scaled": Column("number", "t.revenue_12m / 10")}])), "scores",
+     "; 'bkv_scaled' is an output of step 2 (this is step 1): a step reads only the outputs of the steps before it, "
+     "so compute it in an earlier step"),
+    (_scorer(lambda ctx: SqlOutputs([{"scaled": Column("number", "t.revenue_12m / 10"),
+                                      "": Column("number", "t.bkv_scaled + 1")}])), "scores",
+     "'bkv_scaled' is an output of the same step"),
     # an action generator can, but not under that column name
     (_actions(Action("a1", 't."stage" = \'lost\'', "churn", "'r'")), "actions",
      "action 'a1': when: no such column: t.stage (SQL: t.\"stage\" = 'lost'); the customer's stage is what "
