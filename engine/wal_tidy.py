@@ -22,7 +22,6 @@ import sqlite3
 import threading
 from collections import Counter
 from pathlib import Path
-from urllib.parse import quote
 
 COMPANIONS = ("-wal", "-shm")
 
@@ -63,8 +62,10 @@ def closed(key: str) -> None:
 def _let_sqlite_remove(key: str) -> None:
     """Open ``key`` as a connection that may write, read, and close: SQLite removes the -wal and -shm files when
     that connection is the last one to the database.  Best effort: what stays is what any reader leaves."""
+    from .database import file_uri  # (database imports this module)
+
     try:
-        conn = sqlite3.connect(f"file:{quote(key)}?mode=rw", uri=True, isolation_level=None, timeout=1)
+        conn = sqlite3.connect(file_uri(Path(key), "rw"), uri=True, isolation_level=None, timeout=1)
     except sqlite3.Error:
         return
     try:
