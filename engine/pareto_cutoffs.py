@@ -39,10 +39,11 @@ class Cutoff:
         return round(math.floor(round(self.value * 100, 6)) / 100 + 0.01, 2)
 
 
-def shares(policy: Policy) -> list[tuple[str, float | None]]:
-    """(tier, up_to) in the order of the levels; None for the levels without a cut (the rest, zero_value)."""
-    levels = (policy.document.get("tiers") or {}).get("levels") or []
-    return [(level["id"], level.get("up_to")) for level in levels]
+def levels(policy: Policy) -> list[tuple[str, float | None]]:
+    """(tier, cut) in the order of the levels: ``up_to`` of pareto, ``top`` of quantile and top_n; None for the
+    levels without one (the rest, zero_value)."""
+    key = "up_to" if policy.tier_method == "pareto" else "top"
+    return [(level["id"], level.get(key)) for level in (policy.document.get("tiers") or {}).get("levels") or []]
 
 
 def cutoff(others_desc: Sequence[float], share: float) -> Cutoff:
@@ -67,7 +68,7 @@ def cutoff(others_desc: Sequence[float], share: float) -> Cutoff:
 
 def cutoffs(policy: Policy, others_desc: Sequence[float]) -> dict[str, Cutoff]:
     """Tier -> its cut-off, for the tiers with an ``up_to``."""
-    return {tier: cutoff(others_desc, share) for tier, share in shares(policy) if share is not None}
+    return {tier: cutoff(others_desc, share) for tier, share in levels(policy) if share is not None}
 
 
 def others(values_desc: Sequence[float], own: float | None) -> list[float]:
@@ -79,15 +80,6 @@ def others(values_desc: Sequence[float], own: float | None) -> list[float]:
         except ValueError:  # (the values were read as stored, the customer's own may be rounded differently)
             pass
     return rest
-
-
-def levels(policy: Policy) -> list[tuple[str, float | None]]:
-    """(tier, cut) in the order of the levels: ``up_to`` of pareto, ``top`` of quantile and top_n; None for the
-    levels without one (the rest, zero_value)."""
-    if policy.tier_method == "pareto":
-        return shares(policy)
-    raw = (policy.document.get("tiers") or {}).get("levels") or []
-    return [(level["id"], level.get("top")) for level in raw]
 
 
 def rank_cutoff(others_desc: Sequence[float], method: str, top: float) -> Cutoff:
