@@ -278,13 +278,7 @@ def _chinese_wrapped(cell: RenderableType, width: int, console: Console, options
     text = console.render_str(cell, markup=options.markup, highlight=False) if isinstance(cell, str) else cell
     if not isinstance(text, Text) or not any(_wide(ch) for ch in text.plain) or cell_len(text.plain) <= width:
         return cell
-    lines = []
-    for line in text.split("\n", allow_blank=True):
-        parts = list(line.divide(_chinese_breaks(line.plain, width)))
-        for part in parts[:-1]:
-            part.rstrip()  # the space a line was broken at
-        lines += parts
-    return Text("\n").join(lines)
+    return _broken(text, width, fold=True)
 
 
 def _title_wrapped(title: Any, console: Console, options: ConsoleOptions) -> Any:
@@ -297,9 +291,14 @@ def _title_wrapped(title: Any, console: Console, options: ConsoleOptions) -> Any
     width = options.max_width
     if cell_len(text.plain) <= width:
         return title
+    return _broken(text, width, fold=False)
+
+
+def _broken(text: Text, width: int, *, fold: bool) -> Text:
+    """``text`` with each of its lines broken where :func:`_chinese_breaks` says, less the spaces it broke at."""
     lines = []
     for line in text.split("\n", allow_blank=True):
-        parts = list(line.divide(_chinese_breaks(line.plain, width, fold=False)))
+        parts = list(line.divide(_chinese_breaks(line.plain, width, fold=fold)))
         for part in parts:
             part.rstrip()  # the space a line was broken at
         lines += parts
