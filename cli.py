@@ -43,6 +43,15 @@ err_console = _Console(stderr=True, soft_wrap=True)
 class _Group(TyperGroup):
     """Turns domain errors into ``error: ...`` lines and their exit codes."""
 
+    def get_params(self, ctx):
+        return _flags_untyped(super().get_params(ctx))
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _flags_untyped(command.get_params(ctx))
+        return command
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -62,6 +71,15 @@ class _Group(TyperGroup):
             err_console.print(f"error: cannot write the output ({exc.strerror}); what was written is incomplete",
                               highlight=False, markup=False)
             raise typer.Exit(1) from None
+
+
+def _flags_untyped(params: list) -> list:
+    """Typer 0.29's rich help prints ``<bool>`` beside every flag, --help included, as if it took a value;
+    an empty metavar leaves that column blank, as the plain help does."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
 
 
 # The errors of writing to a redirected standard output: files crm-rules writes itself report them as DataError.
@@ -1215,6 +1233,7 @@ def report(
 
 
 table_app = typer.Typer(
+    cls=_Group,
     help="Edit a policy's rule tables (tiers, sub-grades, stages, service levels) in a spreadsheet: "
          "export to CSV/XLSX, import the edited sheet back into the YAML.",
     no_args_is_help=True,

@@ -92,6 +92,13 @@ def test_every_command_is_documented_in_the_readme():
 def test_every_command_has_help(cli, name):
     result = cli(name, "--help", ok=True)
     assert "Usage" in result.output
+    assert "<bool>" not in result.output  # a flag takes no value: Typer's rich help printed one beside each
+
+
+@pytest.mark.parametrize("words", [(), ("table", "export"), ("table", "import")])
+def test_flags_show_no_value_in_help(cli, words):
+    result = cli(*words, "--help", ok=True)
+    assert "--help" in result.output and "<bool>" not in result.output
 
 
 def test_installed_wheel_uses_one_namespace():
