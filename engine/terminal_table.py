@@ -174,7 +174,7 @@ class _WordKeepingTable(Table):
             yield from super().__rich_console__(console, options)
             return
         if not widths:  # the ids and numbers alone are wider than the terminal
-            yield self._records()
+            yield self._records(console, options)
             return
         kept = [(column.header, column._cells) for column in self.columns]
         for column, width in zip(self.columns, widths):
@@ -188,17 +188,31 @@ class _WordKeepingTable(Table):
                 column.width = None
                 column.header, column._cells = header, cells
 
-    def _records(self) -> Table:
+    def _records(self, console: Console, options: ConsoleOptions) -> Table:
         """The table one row after another, each a column name and its value a line: where the columns that never
         break are wider together than the terminal, rich cut their numbers short (`index` at 60 columns showed
-        37,259 rows as "37,2") and gave a column no width at all."""
+        37,259 rows as "37,2") and gave a column no width at all.
+
+        The values of right-aligned columns (numbers) are right-aligned among themselves, as wide as the widest of
+        them: left-aligned, 1,775,760 stood under 5,772,540.92 with its digits out of place; aligned at the column's
+        right edge, beside a 40-cell label, they stood a terminal's width from their names."""
         records = _WordKeepingTable(title=self.title, title_justify=self.title_justify, show_header=False)
         records.add_column(no_wrap=True)
         records.add_column(overflow="fold")
+        values = [[console.render_str(cell, markup=options.markup, highlight=False) if isinstance(cell, str) else cell
+                   for cell in column._cells] if column.justify == "right" else list(column._cells)
+                  for column in self.columns]
+        numbers = [line for column, cells in zip(self.columns, values) if column.justify == "right"
+                   for cell in cells if isinstance(cell, Text) for line in cell.split("\n", allow_blank=True)]
+        width = max((cell_len(line.plain) for line in numbers), default=0)
         last = len(self.columns) - 1
         for row in range(self.row_count):
             for i, column in enumerate(self.columns):
-                records.add_row(column.header, column._cells[row], end_section=i == last and row < self.row_count - 1)
+                value = values[i][row]
+                if column.justify == "right" and isinstance(value, Text) and value.plain.strip():
+                    value = Text("\n").join(Text(" " * (width - cell_len(line.plain))) + line
+                                            for line in value.split("\n", allow_blank=True))
+                records.add_row(column.header, value, end_section=i == last and row < self.row_count - 1)
         return records
 
     def _room(self, options: ConsoleOptions) -> int:

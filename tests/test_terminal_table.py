@@ -125,3 +125,21 @@ def test_a_title_longer_than_the_terminal_wraps_at_spaces(width):
     assert "revenue_12m_including_tax_by_invoice_date)" in words_in(heading)
     assert "".join("".join(heading).split()) == "".join(title.split())  # nothing lost, nothing added
     assert not any(line.startswith(("，", "）")) for line in heading)
+
+
+def test_row_by_row_numbers_are_right_aligned_among_themselves():
+    # shown row by row, the numbers were left-aligned: 1,775,760 stood under 5,772,540.92, digits out of place
+    table = titled_table("Cost of service levels", "Measure", "Old>", "New>", "Change>",
+                         whole=("Measure", "Old", "New", "Change"))
+    table.add_row("服务成本 Service cost (cost_per_customer)", "1,775,760", "—", "—")
+    table.add_row("折扣 Discount given (discount × revenue_12m)", "5,772,540.92", "6,262,389.94", "[b]+489,849.02[/b]")
+    lines = rendered(table, 60)
+    assert "┃" not in "".join(lines)  # row by row: no header row
+    values = [line.split("│")[2] for line in lines if line.startswith("│ ")]
+    numbers = [v for v in values if v.strip()[:1] in "0123456789+—"]
+    assert len(numbers) == 6
+    ends = {cell_len(v.rstrip()) for v in numbers}
+    assert len(ends) == 1  # one right edge
+    assert ends == {cell_len(" 5,772,540.92")}  # beside their names, not at the far edge of the labels' column
+    assert any(v.strip() == "服务成本 Service cost (cost_per_customer)" for v in values)
+    assert len({cell_len(line) for line in lines[1:]}) == 1  # Chinese counted two cells: the borders line up
