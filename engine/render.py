@@ -110,12 +110,22 @@ def print_summary(console: Console, summary: dict, labels_by_kind: dict[str, dic
             return grid
 
         # at 70 columns the labels broke mid-word ("Identifi" / "cation", "流失" / "期"): the grid is turned; at 60
-        # neither way fits ("identifi" / "cation" heading a column of ids), and the turned grid, whose labels and ids
-        # never break, is shown row by row, a stage and its label each with its count per tier
-        grid = stage_grid([stage_labels.get(s) or s for s in stages])
+        # neither way fits ("identifi" / "cation" heading a column of ids), and the turned grid shown row by row took
+        # 37 lines for 4 tiers: the stages head the columns as S1, S2, ..., each named below the grid; row by row
+        # only where even that does not fit
+        names = [stage_labels.get(s) or s for s in stages]
+        keys: list[str] = []
+        grid = stage_grid(names)
         if not words_fit(console, grid):
             grid = stage_rows()
-        console.print(grid if words_fit(console, grid) else stage_rows(whole=True))
+        if not words_fit(console, grid):
+            keys = [f"S{i}" for i in range(1, len(stages) + 1)]
+            grid = stage_grid(keys)
+            if not words_fit(console, grid):
+                keys, grid = [], stage_rows(whole=True)
+        console.print(grid)
+        for key, name in zip(keys, names):
+            print_indented(console, f"  {key}: {_e(name)}")
     if summary.get("outputs"):
         out = titled_table("Plugin outputs", "Output", "Value", "Customers>")
         for name, counts in summary["outputs"].items():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
+from rich.console import Console
 
 from conftest import AS_OF
 from crm_rules.engine.policy_files import shipped_policies_dir
@@ -184,3 +186,39 @@ def test_explain_wraps_rules_settings_and_actions_under_their_own_indent(cli, co
     columns(200)
     wide = cli("explain", "C000001", "--db", demo_db, "-p", zh_policy, "--as-of", AS_OF, ok=True).output
     assert any(f"({LONG_TIER}): revenue_12m > 0 and _tier_share < 0.95" in line for line in wide.splitlines())
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_a_stage_grid_too_wide_for_its_labels_is_headed_by_keys_named_below_it(width):
+    # at 60 columns neither the grid nor the turned grid fitted: it was shown row by row, a stage and its label over
+    # a line for each tier, 37 lines for 4 tiers
+    from crm_rules.engine.render import print_summary
+
+    tiers = ["diamond", "gold", "silver", "standard", "bronze", "member"]
+    stages = {"lost": "流失期 Lost", "decline": LONG_STAGE + "，客户经理每周回访并记录原因", "identification":
+              "考察期 Identification", "development": "形成期 Development", "stable": "稳定期 Stable"}
+    counts = [(t, s, (i * 7 + j * 13) % 300) for i, t in enumerate(tiers) for j, s in enumerate(stages)]
+    summary = {"customers": sum(n for *_, n in counts), "tiers": {t: {"customers": 1} for t in tiers},
+               "stages": {s: sum(n for _, x, n in counts if x == s) for s in stages}, "tier_stage": counts}
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    print_summary(console, summary, {"tiers": {}, "stages": stages}, "header")
+    lines = [line.rstrip() for line in console.file.getvalue().splitlines()]
+    grid = lines[lines.index("Customers per tier and lifecycle stage") + 1:]
+    assert max(cell_len(line) for line in grid) <= width
+    assert "├" not in "".join(grid)  # never row by row
+    table = [line for line in grid if line[:1] in "┏┃┡│└"]
+    assert len({cell_len(line) for line in table}) == 1  # the borders line up
+    assert [line.split("│")[1].strip() for line in table if line.startswith("│")] == tiers + ["all"]
+    if width == 60:
+        assert table[1].split("┃")[2:-1] == [f"  S{i} " for i in range(1, 6)]
+        legend = grid[len(table):]
+        assert legend[0] == "  S1: 流失期 Lost" and legend[-1] == "  S5: 稳定期 Stable"
+        decline = legend[1:legend.index("  S3: 考察期 Identification")]
+        assert len(decline) > 1 and all(line.startswith("    ") for line in decline[1:])  # wrapped under its indent
+        assert "".join(line.strip() for line in decline) == "S2: " + stages["decline"]
+        assert not any(line.strip()[0] in "，）" for line in decline)
+    else:
+        assert "S1" not in "".join(grid) and len(grid) == len(table)
+        headings = [line.split("┃")[1:-1] for line in table if line.startswith("┃")]
+        assert "".join(cells[2].strip() for cells in headings) == stages["decline"]  # whole, if wrapped
+        assert "Identification" in {cells[3].strip().split()[-1] for cells in headings if cells[3].strip()}

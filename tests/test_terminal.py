@@ -307,7 +307,8 @@ def test_analyze_keeps_rule_ids_and_metric_names_whole_at_60_columns(cli, demo_d
 
 def test_apply_at_60_columns_wraps_its_heading_and_keeps_stage_ids_and_labels_whole(cli, demo_db, columns):
     """The heading ran past the terminal's edge, and the stage grid, turned or not, fitted neither way: its ids
-    broke heading the columns ("identifi" / "cation"). It is shown row by row, each stage with its label."""
+    broke heading the columns ("identifi" / "cation"); shown row by row, it took 37 lines for 4 tiers. The
+    stages head the columns as S1 ... S5, each named with its label below the grid."""
     columns(60)
     text = cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", ok=True).output
     lines = text.splitlines()
@@ -315,11 +316,19 @@ def test_apply_at_60_columns_wraps_its_heading_and_keeps_stage_ids_and_labels_wh
     assert lines[0].startswith(f"vip_card as of {AS_OF}: ") and lines[1].startswith("  ")
     assert "dry run: nothing written" in " ".join(" ".join(lines[:2]).split())
     assert "identifi" not in _words(text) and "Identifi" not in _words(text)
-    for label in ("流失期 Lost", "衰退期 Decline", "考察期 Identification", "形成期 Development", "稳定期 Stable"):
-        assert any(f"│ Stage    │ {label} " in line for line in lines), label
-    columns(120)
-    wide = cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", ok=True).output
-    assert wide.splitlines()[0].endswith("dry run: nothing written") and "│ Stage    │" not in wide
+    grid = text.split("Customers per tier and lifecycle stage\n")[1].split("Plugin outputs")[0].splitlines()
+    assert grid[1].split() == ["┃", "Tier", "┃", "S1", "┃", "S2", "┃", "S3", "┃", "S4", "┃", "S5", "┃"]
+    assert [line.split("│")[1].strip() for line in grid if line.startswith("│")] == [
+        "diamond", "gold", "silver", "standard", "all"]
+    labels = ("流失期 Lost", "衰退期 Decline", "考察期 Identification", "形成期 Development", "稳定期 Stable")
+    assert grid[-5:] == [f"  S{i}: {label}" for i, label in enumerate(labels, 1)]
+    assert len(grid) == 14 and "├" not in text  # not row by row
+    for width in (80, 120):
+        columns(width)
+        wide = cli("apply", "--db", demo_db, "-p", "vip_card", "--as-of", AS_OF, "--dry-run", ok=True).output
+        assert "┃ Tier     ┃" in wide and "S1" not in wide and "├" not in wide
+        assert {"Identification", "Development"} <= _words(wide)
+    assert wide.splitlines()[0].endswith("dry run: nothing written")
 
 
 def test_diff_at_60_columns_breaks_no_heading_unit_or_figure(cli, demo_db, columns):
