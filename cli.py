@@ -657,7 +657,7 @@ def _sample_customer(db: Path) -> str:
 def plugins(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the loaded plugins, their versions, hooks and what they register."""
     from .engine.plugin_manager import build_plugin_manager, build_registry, get_plugin_manager
-    from .engine.terminal_table import titled_table
+    from .engine.terminal_table import titled_table, words_fit
 
     # Every command that loads a policy fails on a plugin that cannot be loaded (an import error, an unknown hook)
     # or registered (a name registered twice): this one lists the plugins anyway, as it is where the user looks for
@@ -679,7 +679,7 @@ def plugins(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
     if as_json:
         _print_json(listing)
     else:
-        table = titled_table("Loaded plugins", "Plugin", "Version", "Source", "Registers")
+        registers = []
         for p in listing:
             lines = [f"{c['kind']}: {c['name']}" for c in p["contributions"]]
             if p.get("loaded") is False:
@@ -689,7 +689,26 @@ def plugins(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
                 lines.append(f"{n} problem{'s' * (n != 1)}: see below")
             elif not lines:  # a plugin whose hooks are elsewhere than its entry point says
                 lines.append("nothing" + ("" if p["hooks"] else f" (no hooks in {p['module']})"))
-            table.add_row(escape(p["name"]), escape(p["version"]), escape(p["source"]), escape("\n".join(lines)))
+            registers.append(escape("\n".join(lines)))
+        # a contribution is read as one thing: at 60 columns "scorer: weighted_value" broke between "scorer:" and the
+        # name it registers. The column holds the widest whole; where that leaves too little room for the other
+        # columns, the version and source go under the plugin's name (and only where even that does not fit, it breaks)
+        widest = max((console.render_str(escape(f"{c['kind']}: {c['name']}")).cell_len
+                      for p in listing for c in p["contributions"]), default=None)
+
+        def plugin_table(stacked: bool, held: bool):
+            table = (titled_table("Loaded plugins", "Plugin\n[dim]version, source[/dim]", "Registers") if stacked else
+                     titled_table("Loaded plugins", "Plugin", "Version", "Source", "Registers"))
+            table.columns[-1].min_width = widest if held else None
+            for p, cell in zip(listing, registers):
+                name, version, source = escape(p["name"]), escape(p["version"]), escape(p["source"])
+                table.add_row(*([f"{name}\n[dim]{version}, {source}[/dim]"] if stacked else [name, version, source]), cell)
+            return table
+        table = plugin_table(False, True)
+        if not words_fit(console, table):
+            table = plugin_table(True, True)
+            if not words_fit(console, table):
+                table = plugin_table(True, False)
         console.print(table)
     problems = [p.error for p in not_loaded] + [error for errors in registry.problems.values() for error in errors]
     for error in problems:

@@ -311,6 +311,28 @@ def test_plugins_command_lists_builtins_with_hooks(cli):
     assert "weighted_value" in cli("plugins", ok=True).output
 
 
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_plugins_keeps_each_contribution_on_one_line(cli, columns, width):
+    # at 60 columns the Registers column broke "scorer: weighted_value" between "scorer:" and the name
+    from rich.cells import cell_len
+
+    listing = json.loads(cli("plugins", "--json", ok=True).output)
+    columns(width)
+    lines = cli("plugins", ok=True).output.splitlines()
+    cells = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]] for line in lines if line[:1] in "│┃"]
+    registers = [row[-1] for row in cells]
+    for p in listing:
+        assert {f"{c['kind']}: {c['name']}" for c in p["contributions"]} <= set(registers), p["name"]
+    assert max(cell_len(line) for line in lines) <= width
+    if width == 60:  # the version and source under the plugin's name
+        assert cells[:2] == [["Plugin", ""], ["version, source", "Registers"]]
+        names = [row[0] for row in cells[2:]]
+        for p in listing:
+            assert names[names.index(p["name"]) + 1] == f"{p['version']}, {p['source']}"
+    else:
+        assert cells[0] == ["Plugin", "Version", "Source", "Registers"]
+
+
 def test_builtins_are_declared_as_entry_points_in_pyproject():
     from crm_rules.engine.plugin_manager import DEFAULT_PLUGINS
 
