@@ -388,11 +388,12 @@ def _cmp(op, a, b):
 
 
 def _round(x, n=0):
-    # SQLite's round(): NULL in -> NULL; digits truncated to an integer and clamped to 0..30;
+    # SQLite's round(): NULL in -> NULL; digits truncated to an integer and clamped to 0..30
+    # (clamped first, so that digits of -inf, e.g. -(1 / 5e-324), are 0 as CAST gives them);
     # halves go away from zero.  With 0 digits it is (int64)(|x| + 0.5) in floating point.
     if x is None or n is None:
         return None
-    n = max(0, min(30, int(n)))
+    n = int(max(0, min(30, n)))
     x = float(x)
     if n > 15:
         # Beyond 15 digits SQLite rounds through its printf, which keeps about 16 significant
@@ -575,6 +576,8 @@ def test_compiled_sql_matches_reference_semantics(generated, drawn_rows, as_of):
         ("round(0.5, -2147483649)", {}, 1.0),
         ("round(0.125, 4294967298)", {}, 0.125),
         ("round(0.125, n1)", {"n1": -4294967294}, 0.0),
+        ("round(0.5, -(1 / 5e-324))", {}, 1.0),  # digits of -inf count as 0, of +inf as 30
+        ("round(0.125, 1 / 5e-324)", {}, 0.125),
         ("round(5)", {}, 5.0),  # always a real
         ("min(n1, null)", {"n1": 1}, None),  # scalar min/max: NULL if any argument is NULL
         ("n1 between null and 3", {"n1": 5}, 0),  # one false side decides BETWEEN
