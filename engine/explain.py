@@ -47,7 +47,7 @@ from . import expr_ast as ast
 from .classify_sql import DEFAULT_RULE, OVERRIDE_RULE, OVERRIDES, service_level_case
 from .counterfactuals import describe, pareto_sentences
 from .data_binding import bind
-from .database import attach_read_only, connect, open_for_run
+from .database import attach_read_only, connect, named_file, open_for_run
 from .errors import PolicyError, UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
@@ -469,10 +469,11 @@ def _find_run(conn: Any, rs: str, policy: Policy | None, as_of: str | None, run_
     policy, or whose policy file has changed since, is explained with the version the run stored."""
     if run_id is not None:
         found = _dicts(conn.execute(f"SELECT * FROM {rs}.crm_runs WHERE run_id = ?", (run_id,)))
-        from .export import run_failed, run_not_found  # (the CSV and JSON writers: not for every explanation)
+        from .export import run_failed, run_not_found, run_of_another_policy  # (not for every explanation)
 
+        elsewhere = "--results-db" if source is None else None  # how the runs' own database would be given
         if not found:
-            raise run_not_found(conn, run_id, rs)
+            raise run_not_found(conn, run_id, rs, results_option=elsewhere)
         run = found[0]
         if run["status"] != "succeeded":
             raise run_failed(conn, run_id, run["error"], rs)
@@ -481,9 +482,9 @@ def _find_run(conn: Any, rs: str, policy: Policy | None, as_of: str | None, run_
             if policy is None:
                 raise UsageError(f"run {run_id} has no stored policy document to explain it with (sha256 "
                                  f"{run['policy_sha256'][:12]})", hint="give --policy, the file the run was made with")
-        if run["policy_name"] != policy.name:  # another policy, not another version of it: say which the run is
-            raise UsageError(f"run {run_id} is a run of policy {run['policy_name']!r}, not {policy.name!r}",
-                             hint=f"give --policy {run['policy_name']} (the run stored its policy), or drop --run")
+        if run["policy_name"] != policy.name:  # another policy, not another version of it: say where its runs are
+            raise run_of_another_policy(conn, run, policy.name, rs, results_option=elsewhere,
+                                    itself="to explain run {run} of {db}, leave out --policy (the run stored its policy)")
         if run["policy_sha256"] != policy.sha256:
             stored = _stored_policy(conn, rs, run)
             if stored is None:
@@ -501,7 +502,8 @@ def _find_run(conn: Any, rs: str, policy: Policy | None, as_of: str | None, run_
         f"ORDER BY run_id DESC", (policy.sha256, as_of)))
     found = [r for r in found if source is None or _same_file(r["source_db"], source)]
     if not found:
-        raise _CannotUseRun(f"no succeeded run of policy {policy.name} (sha256 {policy.sha256[:12]}) as of {as_of} is stored")
+        raise _CannotUseRun(f"no succeeded run of policy {policy.name} (sha256 {policy.sha256[:12]}) as of {as_of} is "
+                            f"stored in {named_file(conn, rs)}")
     return found[0], policy
 
 
@@ -641,7 +643,8 @@ def _explain_stored(rc: Any, schema: str, policy: Policy | None, customer_id: st
         values={n: values.get(n) for n in names}, override=override, rule_tier=rule_tier,
         actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest, pareto_values=pareto_values,
         source={"path": "stored", "run_id": rid, "finished_at": run.get("finished_at"),
-                "text": f"from run {rid} (finished {run.get('finished_at')})" + _version_text(policy, given),
+                "text": f"from run {rid} in {named_file(conn, rs)} (finished {run.get('finished_at')})"
+                        + _version_text(policy, given),
                 "notes": json.loads(run.get("notes") or "[]"), "policy": _version(policy, given, rid)})
     result = _assemble(policy, as_of, _Evaluator(conn, f"temp.{q(ROW)}", key, as_of), customer)
     _check_decisions(conn, policy, as_of, result, grades, rule_tier, f"temp.{q(ROW)}")

@@ -14,7 +14,7 @@ from typing import Any
 from .database import connect, named_file, table_columns
 from .errors import UsageError
 from .output_file import check_out, write_atomic
-from .results_store import LATEST_FIRST, require_results
+from .results_store import LATEST_FIRST, has_results, require_results
 from .run_metrics import RunMetrics, as_bool
 from .spreadsheet_cells import guarded
 
@@ -44,7 +44,12 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str | None = None) -> sqlite3.Row:
+def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str | None = None, *,
+                results_option: str | None = "--db") -> sqlite3.Row:
+    """The run named (``run_id``), else the latest successful run (of ``policy_name``).
+
+    ``results_option``: how the command is given a results database when the runs are not in this one (see
+    :func:`results_elsewhere`), for the hint when the run or policy is not here."""
     require_results(conn, named_file(conn))
     conn.row_factory = sqlite3.Row
     if run_id is None:
@@ -62,16 +67,64 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str |
 
             names = [r[0] for r in conn.execute(
                 "SELECT DISTINCT policy_name FROM crm_runs WHERE status = 'succeeded' ORDER BY policy_name")]
-            raise UsageError(f"no successful run found for policy {policy_name!r} in {named_file(conn)}"
-                             f"{did_you_mean(policy_name, names)}",
-                             hint=f"policies with successful runs here: {listing(names)}")
+            close = did_you_mean(policy_name, names)
+            hint = f"policies with successful runs here: {listing(names)}"
+            if not close and not conn.execute("SELECT 1 FROM crm_runs WHERE policy_name = ?", (policy_name,)).fetchone():
+                hint += f"; {results_elsewhere(results_option, f'the runs of {policy_name!r}')}"
+            raise UsageError(f"no successful run found for policy {policy_name!r} in {named_file(conn)}{close}",
+                             hint=hint.removesuffix("; "))
         return row
     row = conn.execute("SELECT * FROM crm_runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
-        raise run_not_found(conn, run_id)
+        raise run_not_found(conn, run_id, results_option=results_option)
     if row["status"] != "succeeded":
         raise run_failed(conn, run_id, row["error"])
+    if policy_name is not None and row["policy_name"] != policy_name:
+        raise run_of_another_policy(conn, row, policy_name, results_option=results_option)
     return row
+
+
+def results_elsewhere(option: str | None, what: str) -> str:
+    """How to read ``what`` when apply wrote it to a results database of its own (``apply --results-db FILE``).
+
+    Runs are numbered per database, so a forgotten --results-db (or one given where the runs are in --db) finds
+    another policy's run of the same id, or none.  ``option`` is how the command takes the results database:
+    ``--db`` (the commands that read only runs), ``--results-db`` (explain, diff and report, whose --db is the
+    data), or None when a --results-db was given (this is it: nothing to add)."""
+    if option == "--db":
+        return f"if apply wrote {what} with --results-db FILE, give FILE as --db"
+    if option == "--results-db":
+        return f"if apply wrote {what} with --results-db FILE, add --results-db FILE"
+    return ""
+
+
+def _successful_runs(conn: sqlite3.Connection, schema: str, policy_name: str) -> list[int]:
+    return [r[0] for r in conn.execute(f"SELECT run_id FROM {schema}.crm_runs WHERE policy_name = ? "
+                                       f"AND status = 'succeeded' ORDER BY run_id", (policy_name,))]
+
+
+def run_of_another_policy(conn: sqlite3.Connection, run, wanted: str, schema: str = "main", *,
+                      results_option: str | None = "--db",
+                      itself: str = "to use run {run} of {db}, leave out --policy") -> UsageError:
+    """The error for a --run of another policy than the --policy given, and where the runs of that policy are.
+
+    The run's id is most often right in another database: the runs' results database was left out (or given where
+    the runs are in --db), and the hint offered the policy of the run found, as if the id were right and --policy
+    the mistake.  ``schema`` (may be quoted): where the run was found, when not main; main is then the --db of the
+    data, whose own runs are looked in too.  ``itself``: how to use the run found ({run}: its id, {db}: its database)."""
+    from .run_history import _runs  # (run_history reads runs through this module)
+
+    db, rid = named_file(conn, schema), run["run_id"]
+    message = f"run {rid} in {db} is a run of policy {run['policy_name']!r}, not {wanted!r}"
+    itself = itself.format(run=rid, db=db)
+    if found := _successful_runs(conn, schema, wanted):
+        return UsageError(message, hint=f"{db} has {_runs(found)} of policy {wanted!r}; {itself}")
+    none = f"{db} has no successful run of policy {wanted!r}"
+    if schema.strip('"') != "main" and has_results(conn) and (found := _successful_runs(conn, "main", wanted)):
+        return UsageError(message, hint=f"{none}, but {named_file(conn)} has {_runs(found)} of it: leave out "
+                                        f"--results-db to read {'it' if len(found) == 1 else 'them'}; {itself}")
+    elsewhere = results_elsewhere(results_option, "its runs")
+    return UsageError(message, hint=f"{none}{': ' + elsewhere if elsewhere else ''}; {itself}")
 
 
 def run_failed(conn: sqlite3.Connection, run_id: int, error: str | None, schema: str = "main") -> UsageError:
@@ -82,12 +135,24 @@ def run_failed(conn: sqlite3.Connection, run_id: int, error: str | None, schema:
                            f"lists the runs")
 
 
-def run_not_found(conn: sqlite3.Connection, run_id: int, schema: str = "main") -> UsageError:
+def _highest_run_id(conn: sqlite3.Connection, schema: str) -> int:
+    """The highest run id this database has ever given (crm_runs is AUTOINCREMENT: sqlite_sequence keeps it)."""
+    seq = None
+    if conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+        seq = conn.execute(f"SELECT seq FROM {schema}.sqlite_sequence WHERE name = 'crm_runs'").fetchone()
+    highest = conn.execute(f"SELECT max(run_id) FROM {schema}.crm_runs").fetchone()[0]
+    return max(seq[0] if seq else 0, highest or 0)
+
+
+def run_not_found(conn: sqlite3.Connection, run_id: int, schema: str = "main", *,
+                  results_option: str | None = "--db") -> UsageError:
     """The error for a run id that is not in ``schema``'s crm_runs, naming the database and its recent runs.
 
     A run that ``prune`` deleted is named as such, with its policy and date (crm_pruned_runs keeps them): an
     analyst following last month's log to "run 12" was told only that it was not found.  The database is
     named: with --results-db, or several databases, "run 99 not found" did not say where it was looked for.
+    An id this database never gave is another database's: the hint says how to give the runs' database
+    (``results_option``, as for :func:`resolve_run`).
     """
     db = named_file(conn, schema)
     known = [r[0] for r in conn.execute(f"SELECT run_id FROM {schema}.crm_runs ORDER BY run_id DESC LIMIT {RECENT + 1}")]
@@ -100,6 +165,9 @@ def run_not_found(conn: sqlite3.Connection, run_id: int, schema: str = "main") -
         pruned = conn.execute(f"SELECT policy_name, as_of, status, pruned_at FROM {schema}.crm_pruned_runs "
                               f"WHERE run_id = ?", (run_id,)).fetchone()
     if pruned is None:
+        elsewhere = results_elsewhere(results_option, "it")
+        if elsewhere and run_id > _highest_run_id(conn, schema):
+            hint += f"; {db} never had a run {run_id}: {elsewhere}"
         return UsageError(f"run {run_id} not found in {db}", hint=hint)
     name, as_of, status, at = pruned
     failed = " failed" if status != "succeeded" else ""

@@ -137,7 +137,7 @@ def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
     """The old side from a stored run: its assignments, and its definitions from crm_definitions."""
     runs = connect(results_db, mode="ro", option="--results-db") if results_db is not None else rc.conn
     try:
-        run = dict(resolve_run(runs, run_id))
+        run = dict(resolve_run(runs, run_id, results_option=None if results_db is not None else "--results-db"))
         runs.row_factory = None
         counts = json.loads(run["counts"] or "{}")
         definitions: dict[str, list] = {"tier": [], "subgrade": [], "stage": [], "service_level": []}

@@ -30,7 +30,6 @@ from pathlib import Path
 
 from .data_mapping import build_data_mapping
 from .database import connect
-from .errors import UsageError
 from .export import resolve_run
 from .expr_sql import quote_identifier as q
 from .run_history import _open, _previous_run, made_before, pruned_runs
@@ -49,12 +48,10 @@ _AGING_KEY = re.compile(r"_aging_(\d+)_(\d+|plus)$")
 def gather(db: Path, run_id: int | None = None, policy: str | None = None, source_db: Path | None = None,
            max_rows: int = MAX_ROWS) -> dict:
     """Everything the report shows about a run (default: the newest successful run), as plain dicts."""
-    conn = _open(db, "--results-db" if source_db is not None and Path(source_db) != Path(db) else "--db")
+    apart = source_db is not None and Path(source_db) != Path(db)  # the runs are in a --results-db
+    conn = _open(db, "--results-db" if apart else "--db")
     try:
-        run = resolve_run(conn, run_id, policy)
-        if policy is not None and run["policy_name"] != policy:  # as `crm-rules changes` answers it
-            raise UsageError(f"run {run['run_id']} is a run of policy {run['policy_name']!r}, not {policy!r}",
-                             hint="give either --run or --policy, or both of the same run")
+        run = resolve_run(conn, run_id, policy, results_option=None if apart else "--results-db")
         rid = run["run_id"]
         document = _document(conn, run["policy_sha256"])
         counts = json.loads(run["counts"] or "{}")

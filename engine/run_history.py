@@ -25,7 +25,8 @@ from pathlib import Path
 
 from .database import connect, results_only_authorizer
 from .errors import DataError, UsageError
-from .export import resolve_run
+from .export import resolve_run, results_elsewhere
+from .expr_types import did_you_mean
 from .results_store import LATEST_FIRST, RUN_ORDER, VIEWS, ensure_schema, require_results, stored_version
 
 # Tables holding a run's rows (by run_id), children first; crm_runs is deleted last.
@@ -90,8 +91,9 @@ def _check_policy(conn: sqlite3.Connection, db: Path, policy: str | None) -> Non
         return
     names = _policy_names(conn)
     if policy not in names:
-        raise UsageError(f"{db}: no runs of policy {policy!r}",
-                         hint=f"policies with runs here: {listing(names)}")
+        close = did_you_mean(policy, names)  # a typo, else the runs may be in another database
+        raise UsageError(f"{db}: no runs of policy {policy!r}{close}", hint=f"policies with runs here: {listing(names)}"
+                         + ("" if close else f"; {results_elsewhere('--db', f'the runs of {policy!r}')}"))
 
 
 def listing(names: list[str]) -> str:
@@ -332,9 +334,6 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
     try:
         _check_policy(conn, db, policy)
         run = resolve_run(conn, run_id, policy)
-        if policy is not None and run["policy_name"] != policy:
-            raise UsageError(f"run {run['run_id']} is a run of policy {run['policy_name']!r}, not {policy!r}",
-                             hint="give either --run or --policy, or both of the same run")
         rid = run["run_id"]
         prev = _previous_run(conn, run)
         tiers = [r[0] for r in conn.execute(

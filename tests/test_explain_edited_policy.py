@@ -96,7 +96,7 @@ def test_another_policy_is_still_refused(cli, edited):
     db, _, _ = edited
     result = cli("explain", "C000002", "--db", db, "-p", "vip_card", "--run", "1")
     # named as another policy, not as other content of this one ("pass the policy file the run was made with")
-    assert result.exit_code == 2 and "run 1 is a run of policy 'base', not 'vip_card'" in result.stderr
+    assert result.exit_code == 2 and f"run 1 in {db} is a run of policy 'base', not 'vip_card'" in result.stderr
     assert "other policy content" not in result.stderr
 
 
@@ -134,7 +134,7 @@ def test_a_run_is_explained_without_a_policy_file(cli, edited, policy_file):
     """`explain C1 --run 1` was refused with "Missing option '--policy'", although the run stored its policy."""
     db, before, _ = edited
     out = " ".join(cli("explain", "C000002", "--db", db, "--run", "1", ok=True).output.split())  # wrapped lines
-    assert "from run 1 (finished" in out and f"with the policy as the run stored it (sha256 {before[:12]})" in out
+    assert f"from run 1 in {db} (finished" in out and f"with the policy as the run stored it (sha256 {before[:12]})" in out
     assert "has changed since" not in out
     got = json.loads(cli("explain", "C000002", "--db", db, "--run", "1", "--json", ok=True).stdout)
     assert got["source"]["policy"] == {"sha256": before, "file_sha256": None, "stored_with_run": 1}

@@ -149,7 +149,7 @@ def test_run_option(demo_db, tmp_path):
     assert e["as_of"] == AS_OF and e["source"]["run_id"] == run_id
     with pytest.raises(UsageError, match="run 99 not found"):
         explain_customer(demo_db, policy, "C000010", None, run_id=99)
-    with pytest.raises(UsageError, match=f"run {run_id} is a run of policy 'base', not 'vip_card'"):
+    with pytest.raises(UsageError, match=f"run {run_id} in .*crm.db is a run of policy 'base', not 'vip_card'"):
         explain_customer(demo_db, load_policy("vip_card"), "C000010", None, run_id=run_id)
     with pytest.raises(UsageError, match="is as of 2026-06-30, not 2026-01-01"):
         explain_customer(demo_db, policy, "C000010", "2026-01-01", run_id=run_id)
@@ -270,12 +270,14 @@ def test_runs_of_results_schema_4_are_read_from_their_metrics_json(tmp_path):
 def test_cli_explain_says_which_path_answered(cli, demo_db):
     run_id = store_run(demo_db, load_policy("base"))
     stored = cli("explain", "C000002", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True).output
-    assert f"from run {run_id} (finished" in stored
+    assert f"from run {run_id} in {demo_db} (finished" in " ".join(stored.split())  # (wrapped lines)
     now = cli("explain", "C000002", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--recompute", ok=True).output
     assert "computed now: --recompute" in now
     assert stored.split("\n\nfrom run")[0] == now.split("\n\ncomputed now")[0]  # the same explanation
     named = json.loads(cli("explain", "C000002", "--db", demo_db, "-p", "base", "--run", run_id, "--json", ok=True).output)
     assert named["as_of"] == AS_OF and named["source"]["run_id"] == run_id
     bad = cli("explain", "C000002", "--db", demo_db, "-p", "vip_card", "--run", run_id)
-    assert bad.exit_code == 2 and f"run {run_id} is a run of policy 'base', not 'vip_card'" in bad.output
-    assert "hint: give --policy base (the run stored its policy), or drop --run" in bad.output
+    assert bad.exit_code == 2 and f"run {run_id} in {demo_db} is a run of policy 'base', not 'vip_card'" in bad.output
+    assert (f"hint: {demo_db} has no successful run of policy 'vip_card': if apply wrote its runs with --results-db "
+            f"FILE, add --results-db FILE; to explain run {run_id} of {demo_db}, leave out --policy (the run stored its "
+            f"policy)") in bad.output

@@ -237,7 +237,7 @@ def test_list_runs_shows_every_run_oldest_first(loyalty):
 def test_list_runs_errors_name_the_database(loyalty, tmp_path):
     with pytest.raises(UsageError) as info:
         list_runs(loyalty.db, policy="loyalti")
-    assert str(loyalty.db) in info.value.message and "no runs of policy 'loyalti'" in info.value.message
+    assert str(loyalty.db) in info.value.message and "no runs of policy 'loyalti'; did you mean 'loyalty'?" in info.value.message
     assert info.value.hint == "policies with runs here: loyalty, minimal"
     empty = make_db(tmp_path / "empty.db", [("a", "A", "x")])
     with pytest.raises(UsageError, match="has no crm-rules runs yet"):
@@ -365,9 +365,11 @@ def test_changes_argument_errors(loyalty):
         changes(loyalty.db, run_id=3)
     with pytest.raises(UsageError, match="run 99 not found") as info:
         changes(loyalty.db, run_id=99)
-    assert info.value.hint == "recent runs: 4, 3, 2, 1"
-    with pytest.raises(UsageError, match="run 4 is a run of policy 'loyalty', not 'minimal'"):
+    assert info.value.hint == (f"recent runs: 4, 3, 2, 1; {loyalty.db} never had a run 99: if apply wrote it with "
+                               f"--results-db FILE, give FILE as --db")
+    with pytest.raises(UsageError, match="run 4 in .*loyalty.db is a run of policy 'loyalty', not 'minimal'") as info:
         changes(loyalty.db, run_id=4, policy="minimal")
+    assert info.value.hint == f"{loyalty.db} has run 2 of policy 'minimal'; to use run 4 of {loyalty.db}, leave out --policy"
     with pytest.raises(UsageError, match="no runs of policy 'nope'"):
         changes(loyalty.db, policy="nope")
 

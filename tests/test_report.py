@@ -200,7 +200,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(cli, demo_db, tmp_path, case)
         cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, ok=True)
     expected = {"no runs": "has no crm-rules runs yet", "unknown run": "run 99 not found",
                 "failed run": "failed and has no results", "missing directory": "does not exist",
-                "run of another policy": "run 1 is a run of policy 'base', not 'vip_card'",
+                "run of another policy": f"run 1 in {demo_db} is a run of policy 'base', not 'vip_card'",
                 "out is a directory": "is a directory", "missing database": "database not found",
                 "misspelled policy": f"no successful run found for policy 'bse' in {demo_db}; did you mean 'base'?\n"
                                      "  hint: policies with successful runs here: base"}[case]

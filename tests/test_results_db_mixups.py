@@ -1,0 +1,114 @@
+"""A results database (apply --results-db) left out, or given where the runs are in --db.
+
+Runs are numbered per database, so `explain C1 --db crm.db -p vip_card --run 1`, meant for run 1 of results.db,
+found run 1 of crm.db, of policy base, and said "give --policy base": as if the id were right and the policy wrong.
+Every command that reads runs now names the database it looked in, and says how to give the runs' own database
+when what it has is another policy's run, no run of the policy, or an id it never gave.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import AS_OF, file_digest
+from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.runner import apply_policy
+
+
+@pytest.fixture(scope="module")
+def both(demo_template, tmp_path_factory):
+    """crm.db with its own run 1 (base); results.db with run 1 of vip_card and run 2 of retail_rfm."""
+    folder = tmp_path_factory.mktemp("mixups")
+    db, results = folder / "crm.db", folder / "results.db"
+    shutil.copy(demo_template, db)
+    assert apply_policy(db, load_policy("base"), AS_OF).run_id == 1
+    assert apply_policy(db, load_policy("vip_card"), AS_OF, results_db=results).run_id == 1
+    assert apply_policy(db, load_policy("retail_rfm"), AS_OF, results_db=results).run_id == 2
+    return db, results
+
+
+@pytest.fixture
+def files(both):
+    """The two files, which no command here may change."""
+    before = {path: file_digest(path) for path in both}
+    yield both
+    assert {path: file_digest(path) for path in both} == before
+
+
+def _said(result) -> str:
+    return " ".join(result.output.split())  # (wrapped lines)
+
+
+def test_explain_without_the_results_database_says_where_the_policy_has_no_runs(cli, files):
+    db, _ = files
+    result = cli("explain", "C000002", "--db", db, "-p", "vip_card", "--run", "1")
+    assert result.exit_code == 2
+    assert f"error: run 1 in {db} is a run of policy 'base', not 'vip_card'" in result.stderr
+    assert (f"hint: {db} has no successful run of policy 'vip_card': if apply wrote its runs with --results-db FILE, "
+            f"add --results-db FILE; to explain run 1 of {db}, leave out --policy (the run stored its policy)"
+            in result.stderr)
+    assert "give --policy base" not in result.output
+
+
+def test_explain_with_the_results_database_where_the_runs_are_in_db(cli, files):
+    db, results = files
+    result = cli("explain", "C000002", "--db", db, "-p", "base", "--run", "1", "--results-db", results)
+    assert result.exit_code == 2
+    assert f"error: run 1 in {results} is a run of policy 'vip_card', not 'base'" in result.stderr
+    assert (f"hint: {results} has no successful run of policy 'base', but {db} has run 1 of it: leave out "
+            f"--results-db to read it; to explain run 1 of {results}, leave out --policy" in result.stderr)
+
+
+def test_explain_of_two_policies_in_one_results_database_names_the_runs_of_the_policy(cli, files):
+    db, results = files
+    result = cli("explain", "C000002", "--db", db, "-p", "vip_card", "--run", "2", "--results-db", results)
+    assert result.exit_code == 2
+    assert f"error: run 2 in {results} is a run of policy 'retail_rfm', not 'vip_card'" in result.stderr
+    assert f"hint: {results} has run 1 of policy 'vip_card'; to explain run 2 of {results}" in result.stderr
+
+
+def test_explain_says_which_database_answered(cli, files):
+    db, results = files
+    assert f"from run 1 in {db} (finished" in _said(cli("explain", "C000002", "--db", db, "--run", "1", ok=True))
+    assert f"from run 1 in {results} (finished" in _said(
+        cli("explain", "C000002", "--db", db, "--run", "1", "--results-db", results, ok=True))
+    computed = _said(cli("explain", "C000002", "--db", db, "-p", "vip_card", "--as-of", AS_OF, ok=True))
+    assert f"computed now: no succeeded run of policy vip_card (sha256 " in computed
+    assert f"as of {AS_OF} is stored in {db}" in computed
+
+
+@pytest.mark.parametrize("command", ["runs", "changes", "prune --keep 1", "history C000002"])
+def test_a_policy_without_runs_here_says_how_to_give_the_results_database(cli, files, command):
+    db, _ = files
+    name, *rest = command.split()
+    result = cli(name, *rest, "--db", db, "--policy", "vip_card")
+    assert result.exit_code == 2
+    assert f"error: {db}: no runs of policy 'vip_card'" in result.stderr
+    assert ("hint: policies with runs here: base; if apply wrote the runs of 'vip_card' with --results-db FILE, give "
+            "FILE as --db" in result.stderr)
+
+
+def test_report_without_the_results_database(cli, files, tmp_path):
+    db, _ = files
+    out = tmp_path / "r.html"
+    named = cli("report", "--db", db, "--out", out, "--run", "1", "--policy", "vip_card")
+    assert named.exit_code == 2
+    assert f"error: run 1 in {db} is a run of policy 'base', not 'vip_card'" in named.stderr
+    assert "if apply wrote its runs with --results-db FILE, add --results-db FILE" in named.stderr
+    latest = cli("report", "--db", db, "--out", out, "--policy", "vip_card")
+    assert latest.exit_code == 2
+    assert (f"error: no successful run found for policy 'vip_card' in {db}\n  hint: policies with successful runs "
+            f"here: base; if apply wrote the runs of 'vip_card' with --results-db FILE, add --results-db FILE"
+            in latest.stderr)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["export", "actions", "changes"])
+def test_an_id_the_database_never_gave(cli, files, command):
+    db, _ = files
+    result = cli(command, "--db", db, "--run", "2")
+    assert result.exit_code == 2
+    assert (f"error: run 2 not found in {db}\n  hint: recent runs: 1; {db} never had a run 2: if apply wrote it with "
+            f"--results-db FILE, give FILE as --db" in result.stderr)
