@@ -495,7 +495,7 @@ def _find_run(conn: Any, rs: str, policy: Policy | None, as_of: str | None, run_
         if as_of is not None and run["as_of"] != as_of:
             raise UsageError(f"run {run_id} is as of {run['as_of']}, not {as_of}", hint="drop --as-of, or drop --run")
         if source is not None and not _same_file(run["source_db"], source):
-            raise _CannotUseRun(f"run {run_id} graded database {run['source_db']}, not {source}")
+            raise _graded_elsewhere(run, source, named_file(conn, rs))
         return run, policy
     found = _dicts(conn.execute(
         f"SELECT * FROM {rs}.crm_runs WHERE status = 'succeeded' AND policy_sha256 = ? AND as_of = ? "
@@ -505,6 +505,19 @@ def _find_run(conn: Any, rs: str, policy: Policy | None, as_of: str | None, run_
         raise _CannotUseRun(f"no succeeded run of policy {policy.name} (sha256 {policy.sha256[:12]}) as of {as_of} is "
                             f"stored in {named_file(conn, rs)}")
     return found[0], policy
+
+
+def _graded_elsewhere(run: dict, source: Path, results: str) -> UsageError:
+    """A run of a results database that serves several data databases, named with the --db of another: its
+    explanation reads the attributes of the customers it graded, which are in the database it graded.  The hint
+    said only to --recompute, which explains from the other database, when giving the run's own was the fix."""
+    graded, rid = run["source_db"], run["run_id"]
+    now = f"to explain from {source} as it is now instead, replace --run with --recompute --as-of {run['as_of']}"
+    there = graded is not None and Path(graded).is_file()
+    return UsageError(f"run {rid} in {results} graded {graded}, not {source}: an explanation of it reads the "
+                      f"customers of the database it graded",
+                      hint=f"give --db {shlex.quote(str(graded))}; or, {now}" if there else
+                      f"{graded or 'the database it graded'} is no longer there; {now}")
 
 
 def _run_facts(run: dict, policy: Policy) -> dict:

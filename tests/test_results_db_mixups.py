@@ -9,6 +9,7 @@ when what it has is another policy's run, no run of the policy, or an id it neve
 from __future__ import annotations
 
 import shutil
+import sqlite3
 
 import pytest
 
@@ -112,3 +113,24 @@ def test_an_id_the_database_never_gave(cli, files, command):
     assert result.exit_code == 2
     assert (f"error: run 2 not found in {db}\n  hint: recent runs: 1; {db} never had a run 2: if apply wrote it with "
             f"--results-db FILE, give FILE as --db" in result.stderr)
+
+
+def test_a_run_of_another_data_database(cli, files, tmp_path):
+    """A results database serves several data databases (crm_runs.source_db): the run's explanation needs its own."""
+    db, results = files
+    other = tmp_path / "other.db"
+    shutil.copy(db, other)
+    result = cli("explain", "C000002", "--db", other, "--run", "1", "--results-db", results)
+    assert result.exit_code == 2
+    assert (f"error: run 1 in {results} graded {db}, not {other}: an explanation of it reads the customers of the "
+            f"database it graded\n  hint: give --db {db}; or, to explain from {other} as it is now instead, replace "
+            f"--run with --recompute --as-of {AS_OF}\n") in result.stderr
+    moved = tmp_path / "moved.db"  # a copy whose run graded a file that is gone
+    shutil.copy(results, moved)
+    with sqlite3.connect(moved) as conn:
+        conn.execute("UPDATE crm_runs SET source_db = ? WHERE run_id = 1", (str(tmp_path / "gone.db"),))
+    conn.close()
+    result = cli("explain", "C000002", "--db", other, "--run", "1", "--results-db", moved)
+    assert result.exit_code == 2
+    assert (f"hint: {tmp_path / 'gone.db'} is no longer there; to explain from {other} as it is now instead, replace "
+            f"--run with --recompute --as-of {AS_OF}\n") in result.stderr
