@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from . import expr_ast as ast
 from .data_mapping import DATE_FIELDS, SOURCE_FIELDS, WINDOW_FIELD, Column
-from .database import table_columns
-from .errors import DataError
+from .database import named_file, table_columns
+from .errors import DataError, UsageError
 from .expr_sql import quote_identifier
 from .expr_types import did_you_mean
 from .policy_model import Policy
@@ -167,8 +167,12 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
 
     cust = mapping.customers
     if columns_of(cust.table) is None:
-        raise DataError(f"{_at(gaps.where(('data', 'customers', 'table')))}the database has no customers table {cust.table!r}",
-                        hint=_no_customers_hint(conn, schema))
+        message = (f"{_at(gaps.where(('data', 'customers', 'table')))}the database {named_file(conn, schema)} has no "
+                   f"customers table {cust.table!r}")
+        if (graded := _results_only(conn, schema)) is not None:
+            raise UsageError(message, hint=_results_only_hint(graded))
+        raise DataError(message, hint=f"map data.customers.table to your customer table; tables present: "
+                                      f"{', '.join(_all_tables(conn, schema)) or '(none)'}")
     need("customers", cust.table, cust.key, "id", ("", "every run"))
     need("customers", cust.table, mapping.customer_name, "name", ("", "every run"))
     present = {c.lower() for c in columns_of(cust.table)}
@@ -209,18 +213,22 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
     return binding
 
 
-def _no_customers_hint(conn: sqlite3.Connection, schema: str) -> str:
-    """Where the customers may be: mapped to another table, or in another file when this one holds only results.
+def _results_only(conn: sqlite3.Connection, schema: str) -> list[str] | None:
+    """The data files the runs of a database holding only crm-rules results graded (latest first), or None when it
+    holds more than results.
 
-    A results database given as --db (``explain --db results.db``, the file ``apply --results-db`` wrote) was
-    told to map data.customers.table to one of crm-rules' own tables.
-    """
+    Such a file given as --db (the file ``apply --results-db`` wrote) is the wrong option, not data to fix: a usage
+    error, which apply does not record as a failed run in it (or in the --results-db), as it records a data
+    error.  Its hint said to map data.customers.table to one of crm-rules' own tables."""
     tables = _all_tables(conn, schema)
     if "crm_runs" not in tables or any(not t.startswith("crm_") for t in tables):
-        return f"map data.customers.table to your customer table; tables present: {', '.join(tables) or '(none)'}"
-    graded = [r[0] for r in conn.execute(f"SELECT source_db FROM {quote_identifier(schema)}.crm_runs WHERE status = "
-                                         f"'succeeded' AND source_db IS NOT NULL GROUP BY source_db "
-                                         f"ORDER BY max(run_id) DESC LIMIT 3")]
+        return None
+    return [r[0] for r in conn.execute(f"SELECT source_db FROM {quote_identifier(schema)}.crm_runs WHERE status = "
+                                       f"'succeeded' AND source_db IS NOT NULL GROUP BY source_db "
+                                       f"ORDER BY max(run_id) DESC LIMIT 3")]
+
+
+def _results_only_hint(graded: list[str]) -> str:
     where = f" (its runs graded {', '.join(graded)})" if graded else ""
     return (f"this database holds only crm-rules results (crm_runs, crm_assignments, ...), no customer data: give "
             f"the database with your customers as --db{where}, and this one as --results-db")

@@ -185,7 +185,7 @@ EVIL_CUSTOMER_COLUMN = "customer_id] FROM orders; DROP TABLE customers; --"
         (f"  orders: {{table: {q(EVIL_TABLE)}}}\n", EVIL_TABLE,
          f"metric 'revenue' needs orders, but the database has no table {EVIL_TABLE!r}"),
         (f"  customers: {{table: {q(EVIL_CUSTOMERS)}}}\n", EVIL_CUSTOMERS,
-         f"the database has no customers table {EVIL_CUSTOMERS!r}"),
+         f"has no customers table {EVIL_CUSTOMERS!r}"),
         (f"  orders: {{amount: {q(EVIL_COLUMN)}}}\n", EVIL_COLUMN,
          f"table 'orders' has no column {EVIL_COLUMN!r} (data.orders.amount, needed by metric 'revenue')"),
         (f"  orders: {{customer: {q(EVIL_CUSTOMER_COLUMN)}}}\n", EVIL_CUSTOMER_COLUMN,

@@ -134,3 +134,15 @@ def test_a_run_of_another_data_database(cli, files, tmp_path):
     assert result.exit_code == 2
     assert (f"hint: {tmp_path / 'gone.db'} is no longer there; to explain from {other} as it is now instead, replace "
             f"--run with --recompute --as-of {AS_OF}\n") in result.stderr
+
+
+@pytest.mark.parametrize("swapped", [False, True], ids=["results as --db", "the two swapped"])
+def test_apply_with_a_results_database_as_db_records_no_failed_run(cli, files, swapped):
+    """The mix-up was recorded as a failed run (in the results database, or in the --results-db given): later
+    exports and reports then noted it as the latest run, failed."""
+    db, results = files
+    result = cli("apply", "--db", results, "-p", "base", "--as-of", AS_OF, *(["--results-db", db] if swapped else []))
+    assert result.exit_code == 2
+    assert f"error: the database {results} has no customers table 'customers'" in result.stderr
+    assert f"give the database with your customers as --db (its runs graded {db}), and this one as --results-db" \
+        in result.stderr
