@@ -24,7 +24,7 @@ from urllib.parse import quote
 from .errors import DamagedDatabaseError, DataError, UsageError
 from .file_kinds import CSV, UTF16, XLS, XLSX, YAML, kind_of
 from .expr_sql import quote_identifier
-from .output_file import part_of_database
+from .output_file import part_of_database, refuse_read_only
 from . import wal_tidy
 
 BUSY_TIMEOUT_MS = 10_000
@@ -387,9 +387,28 @@ class RunConnection:
         self.conn.close()
 
 
+def _refuse_unwritable(path: Path, option: str) -> None:
+    """A run's results database must be writable before the run computes (minutes on a large database), not
+    found read-only when it writes.  An existing file its owner made read-only is refused as an --out file is
+    (the mode bits count for root too); a new one needs a folder this user can write, where SQLite said only
+    "unable to open database: file:...?mode=rwc"."""
+    in_place = option == "--db"  # the runs go into the data's own database
+    other = ("write the runs to another database with --results-db FILE" if in_place
+             else "give another --results-db")
+    if path.exists():
+        refuse_read_only(path, option, hint=f"make it writable (chmod u+w {shlex.quote(str(path))}), or {other}")
+        return
+    folder = path.resolve().parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"{option} {path}: cannot create it in {folder}, which this user cannot write; nothing was "
+                        f"written", hint=f"make the folder writable, or {other} in a folder you can write")
+
+
 def open_for_run(db: Path, results_db: Path | None = None, *, write: bool = True) -> RunConnection:
     """Source and results in one database, or results in a separate one (source opened read-only)."""
     if results_db is None:
+        if write and Path(db).is_file():  # (before a connection that may write: it would leave -wal/-shm files)
+            _refuse_unwritable(Path(db), "--db")
         conn = connect(db, mode="rw" if write else "ro")
         if write:
             conn.set_authorizer(results_only_authorizer("main"))
@@ -404,6 +423,8 @@ def open_for_run(db: Path, results_db: Path | None = None, *, write: bool = True
     if not results_db.parent.is_dir():
         raise UsageError(f"--results-db {results_db}: the directory {results_db.parent} does not exist",
                          hint="create it first, or give a path in an existing directory")
+    if write:
+        _refuse_unwritable(results_db, "--results-db")
     if results_db.exists():
         connect(results_db, mode="rw", option="--results-db").close()  # validates an existing results file up front
     conn = connect(db, mode="ro")  # the source, read-only; computing needs only temp tables

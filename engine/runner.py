@@ -350,14 +350,17 @@ def _compute_hint(text: str) -> str | None:
             f"or set TMPDIR (and SQLITE_TMPDIR, when set) to a folder on a disk with room, and run again")
 
 
-def _write_hint(text: str, wal: bool | None = None) -> str | None:
-    """``wal``: False when the results database could not be switched to WAL mode (``use_wal``)."""
+def _write_hint(text: str, wal: bool | None = None, separate: bool = False) -> str | None:
+    """``wal``: False when the results database could not be switched to WAL mode (``use_wal``); ``separate``: the
+    results go to a --results-db (which another --results-db may replace), not into the data's database."""
     if ("locked" in text or "busy" in text) and wal is False:  # a reader's shared lock holds up the commit too
         return ("another program is writing to the database, or keeps a read transaction open on it (a DB browser, "
                 "a `sqlite3` shell after BEGIN), which holds up a run's commit until the database is in WAL mode; "
                 "run again when it is done")
     if "locked" in text or "busy" in text:
         return "another program is writing to the database; run again when it is done"
+    if ("readonly" in text or "read-only" in text) and separate:
+        return "the --results-db file or its folder is read-only; make them writable, or give another --results-db"
     if "readonly" in text or "read-only" in text:
         return "the database file or its folder is read-only; use --results-db to write the results elsewhere"
     if "full" in text:
@@ -502,8 +505,8 @@ def apply_policy(db: Path, policy: Policy, as_of: str, results_db: Path | None =
             run_id = write_run(computed, summary, started)
             progress("writing results", 1, 1)
         except sqlite3.OperationalError as exc:
-            raise RunError(f"could not write the results: {exc}; nothing was written",
-                           hint=_write_hint(str(exc), rc.results_wal)) from exc
+            raise RunError(f"could not write the results to {rc.results_path}: {exc}; nothing was written",
+                           hint=_write_hint(str(exc), rc.results_wal, results_db is not None)) from exc
         return RunOutcome(run_id, summary, as_of, computed.notes)
     except (RunError, DataError) as exc:  # what went wrong in the data or while computing: kept for the record
         # not in a damaged results database, though: writing to it may spread the damage

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,64 @@ def test_apply_with_a_results_database_as_db_records_no_failed_run(cli, files, s
     assert f"error: the database {results} has no customers table 'customers'" in result.stderr
     assert f"give the database with your customers as --db (its runs graded {db}), and this one as --results-db" \
         in result.stderr
+
+
+# ---- a results database that cannot be written: refused before the run computes, naming the file ----
+
+
+def test_a_read_only_results_database_is_refused_before_computing(cli, demo_db, tmp_path):
+    results = tmp_path / "results.db"
+    apply_policy(demo_db, load_policy("base"), AS_OF, results_db=results)
+    results.chmod(0o444)  # (the mode bits count for root too, as for an --out file)
+    before = {path: file_digest(path) for path in (demo_db, results)}
+    result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--results-db", results)
+    assert result.exit_code == 1
+    assert (f"error: {results} is read-only; nothing was written\n  hint: make it writable (chmod u+w {results}), or "
+            f"give another --results-db\n") in result.stderr
+    assert {path: file_digest(path) for path in (demo_db, results)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db", "results.db"]  # no -wal or -shm left
+    assert cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--results-db", results, "--dry-run",
+               ok=True).exit_code == 0  # a dry run writes nothing: nothing to refuse
+    results.chmod(0o644)
+
+
+def test_a_read_only_data_database_without_results_db_says_to_give_one(cli, demo_db):
+    demo_db.chmod(0o444)
+    before = file_digest(demo_db)
+    result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF)
+    demo_db.chmod(0o644)
+    assert result.exit_code == 1
+    assert (f"error: {demo_db} is read-only; nothing was written\n  hint: make it writable (chmod u+w {demo_db}), or "
+            f"write the runs to another database with --results-db FILE\n") in result.stderr
+    assert file_digest(demo_db) == before
+
+
+def test_a_new_results_database_in_a_folder_this_user_cannot_write(cli, demo_db, tmp_path, monkeypatch):
+    import os
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == folder else real(path, mode))
+    result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--results-db", folder / "results.db")
+    assert result.exit_code == 1
+    assert (f"error: --results-db {folder / 'results.db'}: cannot create it in {folder}, which this user cannot "
+            f"write; nothing was written\n  hint: make the folder writable, or give another --results-db in a "
+            f"folder you can write\n") in result.stderr
+    assert list(folder.iterdir()) == []
+
+
+def test_a_write_that_fails_names_the_results_database(cli, demo_db, tmp_path, monkeypatch):
+    """What the checks before the run cannot see (a folder made read-only while it computed, say) fails as it
+    writes: the message named no file, and its hint said to use --results-db where one was given."""
+    from crm_rules.engine import database
+
+    results = tmp_path / "results.db"
+    apply_policy(demo_db, load_policy("base"), AS_OF, results_db=results)
+    real = database.file_uri
+    monkeypatch.setattr(database, "file_uri", lambda path, mode: real(path, "ro" if path == results else mode))
+    result = cli("apply", "--db", demo_db, "-p", "base", "--as-of", AS_OF, "--results-db", results)
+    assert result.exit_code == 1
+    assert (f"error: could not write the results to {results}: attempt to write a readonly database; nothing was "
+            f"written\n  hint: the --results-db file or its folder is read-only; make them writable, or give another "
+            f"--results-db\n") in result.stderr
