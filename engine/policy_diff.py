@@ -109,6 +109,7 @@ class Side:
     run_id: int | None = None
     notes: list[str] = field(default_factory=list)
     has_actions: bool = True  # False: a stored run whose results have no crm_actions table
+    graded: str | None = None  # a stored run's source_db: the data database it graded
 
     def describe(self) -> dict:
         return {"source": self.source, "policy": self.policy, "policy_sha256": self.policy_sha256,
@@ -168,7 +169,7 @@ def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
                 [d for d, _, _ in definitions["stage"]],
                 {d: {k: v for k, v in det.items() if k not in ("tier", "subgrade", "stage")}
                  for d, _, det in definitions["service_level"]},
-                run_id=run["run_id"], notes=notes, has_actions=has_actions)
+                run_id=run["run_id"], notes=notes, has_actions=has_actions, graded=run["source_db"])
 
 
 def _pairs(conn: sqlite3.Connection) -> None:
@@ -445,6 +446,11 @@ def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of
         if not old.has_actions:
             result["notes"].append(f"run {old.run_id}'s results have no actions table (crm_actions): they were "
                                    f"written before crm-rules stored actions, so actions are not compared")
+        if old.graded is not None and Path(old.graded) != Path(db).resolve():
+            # a results database serving several data databases: the run's customers and data are another file's
+            result["notes"].append(f"run {old.run_id} graded {old.graded} and the new policy grades {db}: customers "
+                                   f"in only one of them count as absent on the other side, and the others' grades "
+                                   f"change with their data as well as with the policy")
         if old.revenue_metric != new.revenue_metric:
             result["notes"].append(
                 f"the revenue metric differs: old {old.revenue_metric or '(none)'}, new {new.revenue_metric or '(none)'}; "

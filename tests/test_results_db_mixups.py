@@ -8,6 +8,7 @@ when what it has is another policy's run, no run of the policy, or an id it neve
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -208,3 +209,14 @@ def test_a_write_that_fails_names_the_results_database(cli, demo_db, tmp_path, m
     assert (f"error: could not write the results to {results}: attempt to write a readonly database; nothing was "
             f"written\n  hint: the --results-db file or its folder is read-only; make them writable, or give another "
             f"--results-db\n") in result.stderr
+
+
+def test_diff_against_a_run_of_another_data_database_says_so(cli, files, tmp_path):
+    db, results = files
+    other = tmp_path / "other.db"
+    shutil.copy(db, other)
+    args = ["diff", "vip_card", "--against-run", "1", "--results-db", results, "--json"]
+    note = (f"run 1 graded {db} and the new policy grades {other}: customers in only one of them count as absent "
+            f"on the other side, and the others' grades change with their data as well as with the policy")
+    assert note in json.loads(cli(*args, "--db", other, ok=True).stdout)["notes"]
+    assert not any("graded" in n for n in json.loads(cli(*args, "--db", db, ok=True).stdout)["notes"])
