@@ -685,9 +685,8 @@ def _attach_results(rc: Any, results_db: Path | None) -> str | None:
     if results_db is None:
         return "main" if has_results(rc.conn, "main") else None
     results_db = Path(results_db)
-    if not results_db.is_file():
-        raise UsageError(f"--results-db {results_db}: database not found")
-    connect(results_db, mode="ro", option="--results-db").close()  # a file that is no SQLite database: the message, before ATTACH reads it
+    # a missing file or one that is no SQLite database: the messages (and hints) of the other commands, before ATTACH
+    connect(results_db, mode="ro", option="--results-db").close()
     attach_read_only(rc.conn, results_db, "results")
     return "results" if has_results(rc.conn, "results") else None
 
