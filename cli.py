@@ -416,13 +416,14 @@ def export(
     """Export a run's assignments (customer, grades, rules, metrics) as CSV or JSON."""
     from .engine.export import export_run
 
-    run_id, count, text = export_run(db, run, fmt, out)
+    run_id, count, text, policy = export_run(db, run, fmt, out)
     if run is None:
         _note_newer_failures(db, run_id)
     if text is not None:
         sys.stdout.write(text)
-    else:
-        err_console.print(f"exported {count:,} customers of run {run_id} to {out}", highlight=False)
+    else:  # the policy and the file: a run id alone may be another database's (a --results-db left out)
+        err_console.print(f"exported {count:,} customers of run {run_id} (policy {policy}) of {db} to {out}",
+                          highlight=False, markup=False)
 
 
 @app.command("import")
@@ -1246,8 +1247,8 @@ def report(
     if as_json:
         _print_json(result)
         return
-    console.print(f"report written to {out} ({result['customers']:,} customers, run {result['run_id']})",
-                  highlight=False, markup=False)
+    console.print(f"report written to {out} ({result['customers']:,} customers, run {result['run_id']} of policy "
+                  f"{result['policy_name']} in {results_db or db})", highlight=False, markup=False)
     console.print(f"open it in a browser: {out.resolve().as_uri()}", highlight=False, markup=False)
 
 

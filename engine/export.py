@@ -211,8 +211,9 @@ def _base_select(conn: sqlite3.Connection) -> str:
     return ", ".join(columns + fields)
 
 
-def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) -> tuple[int, int, str | None]:
-    """Write the run as csv/json to ``out`` (atomically) or return it as text. Returns (run_id, rows, text).
+def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) -> tuple[int, int, str | None, str]:
+    """Write the run as csv/json to ``out`` (atomically) or return it as text. Returns (run_id, rows, text, the
+    run's policy name).
 
     ``fmt`` None: from the extension of ``out`` (:func:`export_format`)."""
     fmt = export_format(out, fmt)
@@ -256,7 +257,7 @@ def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) 
         conn.close()
     text = buffer.getvalue()
     if out is None:
-        return rid, count, text
+        return rid, count, text, run["policy_name"]
     write_atomic(out, text.encode("utf-8-sig" if fmt == "csv" else "utf-8"))
-    return rid, count, None
+    return rid, count, None, run["policy_name"]
 

@@ -100,7 +100,7 @@ def test_export_csv_and_json(cli, demo_db, tmp_path):
     apply_policy(demo_db, load_policy("base"), AS_OF)
     out = tmp_path / "out.csv"
     result = cli("export", "--db", demo_db, "--format", "csv", "--out", out, ok=True)
-    assert "exported 300 customers of run 1" in result.output
+    assert f"exported 300 customers of run 1 (policy base) of {demo_db} to {out}" in result.output
     text = out.read_text(encoding="utf-8-sig")  # BOM so Excel reads Chinese names
     records = list(csv.DictReader(io.StringIO(text)))
     assert len(records) == 300 and {"customer_id", "tier", "revenue_12m", "stage"} <= set(records[0])

@@ -44,7 +44,7 @@ def two_runs(cli, demo_db) -> Path:
 def test_report_is_self_contained_escaped_and_complete(cli, two_runs, tmp_path):
     out = tmp_path / "report.html"
     result = cli("report", "--db", two_runs, "--out", out, ok=True)
-    assert f"report written to {out} (300 customers, run 2)" in result.output
+    assert f"report written to {out} (300 customers, run 2 of policy base in {two_runs})" in result.output
     assert "open it in a browser: file://" in result.output
     html = out.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html

@@ -220,3 +220,17 @@ def test_diff_against_a_run_of_another_data_database_says_so(cli, files, tmp_pat
             f"on the other side, and the others' grades change with their data as well as with the policy")
     assert note in json.loads(cli(*args, "--db", other, ok=True).stdout)["notes"]
     assert not any("graded" in n for n in json.loads(cli(*args, "--db", db, ok=True).stdout)["notes"])
+
+
+def test_export_and_report_name_the_policy_and_the_database_of_the_run_they_wrote(cli, files, tmp_path):
+    """Without --results-db, the latest run is crm.db's own: 'run 1' alone did not say it was not results.db's."""
+    db, results = files
+    csv_out, page = tmp_path / "grades.csv", tmp_path / "report.html"
+    exported = cli("export", "--db", db, "--out", csv_out, ok=True)
+    assert f"exported 300 customers of run 1 (policy base) of {db} to {csv_out}" in exported.stderr
+    assert f"exported 300 customers of run 2 (policy retail_rfm) of {results} to {csv_out}" in cli(
+        "export", "--db", results, "--out", csv_out, ok=True).stderr
+    report = cli("report", "--db", db, "--out", page, ok=True)
+    assert f"report written to {page} (300 customers, run 1 of policy base in {db})" in report.output
+    report = cli("report", "--db", db, "--results-db", results, "--out", page, ok=True)
+    assert f"report written to {page} (300 customers, run 2 of policy retail_rfm in {results})" in report.output
