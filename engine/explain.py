@@ -691,6 +691,17 @@ def _attach_results(rc: Any, results_db: Path | None) -> str | None:
     return "results" if has_results(rc.conn, "results") else None
 
 
+def _no_runs_hint(rc: Any, results_db: Path | None) -> str:
+    """Where a --run may be, when the database looked in has no runs: the --db's own runs, with a --results-db that
+    has none (another program's file, a typo of a name), or a --results-db not given."""
+    if results_db is None:
+        return "if apply wrote the runs with --results-db FILE, add --results-db FILE"
+    if has_results(rc.conn, "main"):
+        return (f"{named_file(rc.conn)} has runs of its own: leave out --results-db to read them, or give as "
+                f"--results-db the database apply wrote the runs to")
+    return "give as --results-db the database apply wrote the runs to"
+
+
 #: Tier methods whose rules are on the customer's rank: explain turns them into values of the tier metric too, from
 #: every customer's value (pareto_cutoffs.rank_cutoffs); without those values it shows the rank conditions.
 RANKED_METHODS = ("quantile", "top_n")
@@ -747,8 +758,8 @@ def explain_customer(db: Path, policy: Policy | None, customer_id: str, as_of: s
             if rs is None:
                 if run_id is not None:
                     raise UsageError(f"run {run_id} not found: {results_db or db} has no stored runs",
-                                     hint="give the database apply wrote the runs to (--results-db)")
-                raise _CannotUseRun("the database has no stored runs")
+                                     hint=_no_runs_hint(rc, results_db))
+                raise _CannotUseRun(f"{results_db or db} has no stored runs")
             source = Path(db) if results_db is not None else None  # a results database may serve several
             return _explain_stored(rc, rs, policy, customer_id, as_of, overrides, run_id, source)
         except _CannotUseRun as exc:

@@ -107,7 +107,7 @@ def test_results_in_another_database(demo_db, tmp_path):
 def test_falls_back_to_computing_and_says_why(demo_db):
     policy = load_policy("base")
     e = explain_customer(demo_db, policy, "C000002", AS_OF)
-    assert e["source"] == {"path": "computed", "run_id": None, "text": "computed now: the database has no stored runs",
+    assert e["source"] == {"path": "computed", "run_id": None, "text": f"computed now: {demo_db} has no stored runs",
                            "notes": [], "policy": {"sha256": policy.sha256, "file_sha256": policy.sha256,
                                                    "stored_with_run": None}}
     run_id = store_run(demo_db, policy)

@@ -234,3 +234,22 @@ def test_export_and_report_name_the_policy_and_the_database_of_the_run_they_wrot
     assert f"report written to {page} (300 customers, run 1 of policy base in {db})" in report.output
     report = cli("report", "--db", db, "--results-db", results, "--out", page, ok=True)
     assert f"report written to {page} (300 customers, run 2 of policy retail_rfm in {results})" in report.output
+
+
+def test_a_results_database_without_runs(cli, files, tmp_path):
+    """Another program's database (or a new, empty file) given as --results-db: explain named no file."""
+    db, _ = files
+    other = tmp_path / "app.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (a)").connection.close()
+    computed = _said(cli("explain", "C000002", "--db", db, "-p", "base", "--as-of", AS_OF, "--results-db", other,
+                         ok=True))
+    assert f"computed now: {other} has no stored runs" in computed
+    named = cli("explain", "C000002", "--db", db, "--run", "1", "--results-db", other)
+    assert named.exit_code == 2
+    assert (f"error: run 1 not found: {other} has no stored runs\n  hint: {db} has runs of its own: leave out "
+            f"--results-db to read them, or give as --results-db the database apply wrote the runs to\n"
+            in named.stderr)
+    none = cli("explain", "C000002", "--db", other, "--run", "1")
+    assert none.exit_code == 2
+    assert (f"error: run 1 not found: {other} has no stored runs\n  hint: if apply wrote the runs with --results-db "
+            f"FILE, add --results-db FILE\n" in none.stderr)
