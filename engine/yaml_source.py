@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import yaml
 
 from .errors import Diagnostic, PolicyError, UsageError
 from .file_kinds import SQLITE, UTF16, YAML, kind_of_bytes, wrong_kind
+from .ime_text import IME, describe, key_colon, key_colon_fix
 
 MAX_POLICY_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
@@ -233,6 +234,120 @@ def _yaml_error(file: str, exc: yaml.YAMLError) -> PolicyError:
     return PolicyError(_diagnostic(file, mark, message), hint=hint)
 
 
+_MAX_READS = 60  # of a file mended for a slip; each is a parse of the whole file
+_OPENERS = {"［": "[", "【": "[", "｛": "{", "“": '"', "‘": "'"}
+_CLOSERS = {"］": "]", "】": "]", "｝": "}", "”": '"', "’": "'"}
+_LINE_KEY = re.compile(r"^(?P<lead>[ \t\u3000]*(?:-[ \t\u3000]+)*)(?P<rest>.*)$", re.S)
+
+
+def _error_at(exc: yaml.YAMLError) -> tuple:
+    """What YAML stumbled over and where: a mend that changes neither is not what it stumbled over."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return getattr(exc, "problem", None), (mark.line, mark.column) if mark is not None else None
+
+
+def _error_after(text: str) -> yaml.YAMLError | None:
+    """The error YAML finds in ``text`` (a mended file), or None."""
+    try:
+        _compose(text)
+    except yaml.YAMLError as error:
+        return error
+    return None
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    """(offset, text) of each line, lines counted as YAML counts them."""
+    starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+    ends = [m.start() for m in _LINE_BREAK.finditer(text)] + [len(text)]
+    return [(start, text[start:end]) for start, end in zip(starts, ends)]
+
+
+def _slip_candidates(text: str, exc: yaml.YAMLError):
+    """(offset, message, mended texts) of each Chinese input method slip that may be what YAML stumbled over, most
+    likely first: on the lines of the plain scalar the error is in (YAML reads `id：A` and the lines that go on
+    from it as one word, and stumbles on the next line), and in the flow collection it is in."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is None:
+        return
+    lines = _lines(text)
+    if not 0 <= mark.line < len(lines):
+        return
+    context, opened = getattr(exc, "context", None) or "", getattr(exc, "context_mark", None)
+    if opened is not None and "flow" in context and opened.index < mark.index:
+        region = text[opened.index:mark.index]
+        for i in reversed([i for i, ch in enumerate(region) if ch in "，、"][-5:]):
+            at = opened.index + i
+            yield at, f"{describe(text[at])}, which separates the entries of {{ }} and [ ]", [text[:at] + "," + text[at + 1:]]
+    numbers = [opened.line] if opened is not None and "simple key" in context and opened.line < mark.line else []
+    for number in range(mark.line, max(-1, mark.line - 20), -1):
+        start, line = lines[number]
+        if number not in numbers:
+            numbers.append(number)
+        if number < mark.line and re.search(r"(?<![:：]):(?:[ \t]|$)", line.split(" #")[0]) and not re.search("[：\u3000]", line):
+            break  # a key of its own, well typed: the scalar cannot have started above it
+    for number in sorted(numbers):  # the first slip is the likeliest cause: YAML stumbles after it
+        start, line = lines[number]
+        lead, rest = _LINE_KEY.match(line).group("lead", "rest")
+        if "\u3000" in lead:
+            at = start + lead.index("\u3000")
+            # as wide as it shows (two columns), or as many spaces as were typed: whichever YAML reads further
+            yield (at, f"the line is indented with a full-width space (U+3000), {IME}; indent with ASCII spaces",
+                   [text[:start] + lead.replace("\u3000", width) + text[start + len(lead):] for width in ("  ", " ")])
+        found = key_colon(rest.split(" #")[0])
+        if found is not None:
+            key, sep, _ = found
+            at = start + len(lead) + rest.index(sep, len(key))
+            yield (at + len(sep) - 1, key_colon_fix(rest.split(" #")[0]), [text[:at] + ": " + text[at + len(sep):]])
+        for i, ch in enumerate(line):
+            if ch in _OPENERS and (not line[:i].strip(" \t\u3000") or line[:i].rstrip(" \t\u3000")[-1] in ":-[{,"):
+                closer = next((j for j in range(i + 1, len(line)) if line[j] in _CLOSERS), None)
+                fixed = line[:i] + _OPENERS[ch] + line[i + 1:]
+                also = ""
+                if closer is not None:
+                    fixed = fixed[:closer] + _CLOSERS[line[closer]] + fixed[closer + 1:]
+                    also = f", and {_CLOSERS[line[closer]]!r} for {line[closer]!r}"
+                yield start + i, describe(ch) + also, [text[:start] + fixed + text[start + len(line):]]
+
+
+def _ime_slips(file: str, text: str, exc: yaml.YAMLError) -> tuple[list[Diagnostic], yaml.YAMLError | None]:
+    """The Chinese input method slips (`tier：A`, `{a: 1，b: 2}`, a full-width space) YAML stumbled over, each
+    at its own place, and the error YAML finds once they are mended (None when none is left).
+
+    YAML's own message is about where it stumbled, often the next line ("could not find expected ':'"), and
+    says nothing of a character that looks like the ASCII one.  A slip is named only when mending it moves
+    YAML's error on, so one that is not what YAML stumbled over (a '：' in Chinese text) is never named; the
+    file is mended and read again for the next one, so that every slip is listed at once."""
+    found: list[Diagnostic] = []
+    original, shifts = text, []  # (offset in the mended text, characters added there)
+
+    def place(at: int) -> tuple[int, int]:
+        return _text_position(original, at - sum(added for where, added in shifts if where < at))
+
+    reads = 0
+    while exc is not None and reads < _MAX_READS:
+        for at, message, mended in _slip_candidates(text, exc):
+            reads += len(mended)
+            if reads > _MAX_READS:
+                break
+            moved = [(again, fixed) for fixed in mended
+                     if (again := _error_after(fixed)) is None or _error_at(again) != _error_at(exc)]
+            if not moved:
+                continue
+            again, fixed = max(moved, key=lambda m: (m[0] is None, getattr(m[0], "problem_mark", None) and m[0].problem_mark.index))
+            line, col = place(at)
+            found.append(Diagnostic(file, line, col, "", f"invalid YAML: {message}"))
+            shifts.append((at, len(fixed) - len(text)))
+            text, exc = fixed, again
+            break
+        else:
+            break
+    if exc is not None and found:  # what is left, at its place in the file as written
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        found += [replace(d, line=line, col=col) for d in _yaml_error(file, exc).diagnostics
+                  for line, col in [place(mark.index) if mark is not None else (d.line, d.col)]]
+    return found, exc
+
+
 def decode_utf8(raw: bytes, file: str) -> str:
     """Decode strictly, naming the line of the first bad byte."""
     try:
@@ -299,7 +414,11 @@ def load_yaml_text(raw: bytes | str, file: str, *, defer_duplicates: bool = Fals
     except yaml.reader.ReaderError as exc:
         raise _unprintable_error(file, text, exc) from None
     except yaml.YAMLError as exc:
-        raise _yaml_error(file, exc) from None
+        slips, _ = _ime_slips(file, text, exc)
+        if not slips:
+            raise _yaml_error(file, exc) from None
+        raise PolicyError(slips, hint="type YAML's punctuation and spaces with the input method in half-width "
+                                      "(English) mode") from None
     if node is None:
         raise PolicyError(Diagnostic(file, 1, 1, "", "the file is empty"), hint="start from a shipped policy, e.g. `crm-rules demo`")
     doc = SourceDocument(file, None)

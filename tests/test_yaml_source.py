@@ -151,3 +151,29 @@ def yaml_error(text: str) -> PolicyError:
     with pytest.raises(PolicyError) as info:
         load_yaml_text(text.encode("utf-8"), "p.yaml")
     return info.value
+
+
+def test_slips_of_a_chinese_input_method_are_named_where_they_were_typed_all_at_once():
+    # YAML stumbled on the next line ("could not find expected ':'") and said nothing of the '：'
+    message = error_of("metrics：\n  x: 1\ntiers:\n  levels:\n    - id：A\n      when: x > 1\n      label:\u3000重点\n"
+                       "    - id: B\n")
+    assert "p.yaml:1:8: invalid YAML: '：' after 'metrics' is a full-width colon" in message
+    assert "p.yaml:5:9: invalid YAML: '：' after 'id' is a full-width colon, typed with a Chinese input method; " \
+           "write the ASCII ':' and a space: id: A" in message
+    assert "p.yaml:7:13: invalid YAML: the space after 'label:' is a full-width space (U+3000)" in message
+    assert "could not find expected" not in message
+
+
+def test_a_slip_is_found_in_the_lines_after_another_one_on_the_same_line():
+    # the column of the second slip is counted in the file as written, not in the file mended for the first
+    message = error_of("a:\n\u3000\u3000- id：A\n      b: 1\n")  # b under id, as the editor shows it
+    assert "p.yaml:2:1: invalid YAML: the line is indented with a full-width space (U+3000)" in message
+    assert "p.yaml:2:7: invalid YAML: '：' after 'id'" in message
+
+
+def test_chinese_punctuation_in_text_is_not_taken_for_the_cause_of_a_yaml_error():
+    # a '：' in a block of Chinese text, then a real mistake: YAML's own message, at the mistake
+    message = error_of("description: |\n  注意：按收入分级\nlabel: 重点：客户\na: b: c\n")
+    assert "p.yaml:4:5: invalid YAML: mapping values are not allowed here" in message
+    assert "full-width" not in message
+
