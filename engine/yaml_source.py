@@ -495,7 +495,7 @@ class _Converter:
         return value
 
     def _read_as(self, node: yaml.ScalarNode, read: str) -> None:
-        if node.value.lower() != read:
+        if node.value and node.value.lower() != read:  # nothing written (`summary:`) is no word read otherwise
             self.doc.readings[self._pos(node)] = (node.value, read)
 
     def duplicate_keys(self, root: yaml.Node) -> list[Diagnostic]:

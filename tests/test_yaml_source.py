@@ -177,3 +177,7 @@ def test_chinese_punctuation_in_text_is_not_taken_for_the_cause_of_a_yaml_error(
     assert "p.yaml:4:5: invalid YAML: mapping values are not allowed here" in message
     assert "full-width" not in message
 
+
+def test_nothing_written_after_a_key_is_no_word_yaml_read_otherwise():
+    doc = load_yaml_text(b"summary:\n", "p.yaml")
+    assert doc.data == {"summary": None} and doc.readings == {}
