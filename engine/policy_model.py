@@ -20,6 +20,7 @@ from .expr_parser import KEYWORDS, ExpressionSyntaxError, parse_expression
 from .expr_sql import SqlParams, function_plugins, to_sql
 from .expr_types import (BOOL, DATE, NULL, NUMBER, TEXT, TYPES, ExpressionTypeError, TypeChecker, check_round_digits, did_you_mean,
                          is_iso_date, value_type, with_article)
+from .ime_text import iso_date, number_fix
 from .policy_files import content_hash, load_policy_document, resolve_policy_path, shipped_policy_names
 from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import PluginContext, output_name, unknown_grade
@@ -423,6 +424,10 @@ class _Builder:
                   DATE: ("a date", "write a date in quotes, e.g. `default: '2026-01-01'`"),
                   TEXT: ("text", f"quote it: `default: '{value}'`")}
         what, fix = wanted.get(m.type, (with_article(m.type), "change or remove it"))
+        if m.type == NUMBER and (written := number_fix(value)) is not None:
+            fix = written  # '10,000', '1万', '１０': YAML reads a number written as in a report as text
+        elif m.type == DATE and (day := iso_date(value)) is not None:
+            fix = f"write it as YYYY-MM-DD, in quotes: `default: '{day}'`"
         actual = "not a date" if m.type == DATE and found == TEXT else {NUMBER: "a number", TEXT: "text"}.get(found, with_article(found))
         self.error(m.path + ("default",), f"the default must be {what}, like the values of this {m.kind} metric, "
                                           f"but {value!r} is {actual}; {fix}", key=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import replace
 from functools import lru_cache
 from importlib.resources import files
@@ -18,6 +19,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from .errors import Diagnostic
 from .expr_types import did_you_mean
+from .ime_text import describe, key_colon_fix, number_fix, quoted_fix, slips_in
 from .name_rules import in_words
 from .yaml_source import SourceDocument, format_path
 
@@ -58,13 +60,14 @@ def _type_name(value: Any) -> str:
     return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
-_PERCENT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*%\s*")
-_NUMBER_TEXT = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
+_PERCENT = re.compile(r"\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))\s*[%％]\s*")
+_NUMBER_TEXT = re.compile(r"\s*[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*")
 
 
 def _number_fix(wanted: str, value: Any) -> str:
     """The number a text where a number belongs was meant to be: '5%' is 0.05 (shares and discounts are fractions, as the
-    metrics give them), '0.05' in quotes is text to YAML."""
+    metrics give them), '0.05' in quotes is text to YAML, and '10,000', '1万' or '１０' are how a report or a Chinese input
+    method writes a number that YAML reads as text."""
     if not isinstance(value, str) or ("number" not in wanted and "integer" not in wanted):
         return ""
     if match := _PERCENT.fullmatch(value):
@@ -72,7 +75,66 @@ def _number_fix(wanted: str, value: Any) -> str:
         return f": percentages are fractions here, write {fraction:g} for {match.group(1)}%"
     if _NUMBER_TEXT.fullmatch(value):
         return f": write it without quotes, {value.strip()}, for YAML to read a number"
+    if (fix := number_fix(value)) is not None:
+        return f": {fix}"
     return ""
+
+
+def _slip_fix(value: Any) -> str:
+    """What a Chinese input method typed in ``value`` in place of ASCII, for a message about a text YAML, an id or a
+    name: `tier：A` is a key and its value that YAML read as one word, `“A”` holds typographic quotes."""
+    if not isinstance(value, str):
+        return ""
+    if (fix := key_colon_fix(value) or quoted_fix(value)) is not None:
+        return f"; {fix}"
+    slips = slips_in(value)
+    if len(slips) > 1 and all("\uff01" <= ch <= "\uff5e" for ch in slips):
+        plain = unicodedata.normalize("NFKC", value)
+        return f"; {value!r} is written in full-width characters, typed with a Chinese input method; write {plain!r}"
+    return "".join(f"; {describe(ch)}" for ch in slips[:3])
+
+
+# Keys written in Chinese, and the keys they stand for (the first of them the schema allows at that place).
+_CHINESE_KEYS = {
+    "名称": ("name",), "名字": ("name",), "版本": ("version",), "描述": ("description",), "说明": ("description",),
+    "继承": ("extends",), "扩展": ("extends",), "数据": ("data",), "指标": ("metrics", "metric"),
+    "评分": ("scores",), "得分": ("scores",), "信用": ("credit",), "等级": ("tiers", "levels"),
+    "分级": ("tiers",), "客户等级": ("tiers",), "层级": ("levels", "tiers"), "级别": ("levels", "tiers"),
+    "生命周期": ("lifecycle",), "服务等级": ("service_levels",), "服务水平": ("service_levels",),
+    "动作": ("actions",), "行动": ("actions",), "覆盖": ("overrides",), "汇总": ("summary",), "摘要": ("summary",),
+    "标签": ("label",), "名称标签": ("label",), "条件": ("when", "where"), "默认": ("default",),
+    "子等级": ("subgrades",), "子级": ("subgrades",), "方法": ("method",), "阶段": ("stages",),
+    "策略": ("strategy",), "折扣": ("discount",), "窗口": ("window",), "时间窗口": ("window",), "求和": ("sum",),
+    "合计": ("sum",), "计数": ("count",), "表达式": ("expr",), "来源": ("from",), "筛选": ("where",),
+    "过滤": ("where",), "编号": ("id",), "标识": ("id",), "客户经理": ("account_manager",),
+    "响应时间": ("response_time",), "拜访频率": ("visit_cadence",), "权益": ("perks",), "等级编号": ("tier",),
+    "参数": ("params",), "插件": ("use",), "权重": ("weight",),
+}
+
+
+def _unknown_key(key: str, allowed, mapping: dict) -> str:
+    """``unknown key 'x'`` and its fix: a misspelling, a key typed with a Chinese input method, a key in Chinese, the
+    digits after the thousands separator of a number in { } (`{discount: 1,000}` is discount 1 and a key '000')."""
+    message = f"unknown key {key!r}"
+    plain = unicodedata.normalize("NFKC", key)
+    if plain != key and plain in allowed:
+        return f"{message}; did you mean {plain!r}? {key!r} is written in full-width characters, typed with a Chinese input method"
+    keys = list(mapping)
+    before = mapping[keys[keys.index(key) - 1]] if keys.index(key) > 0 else None
+    if re.fullmatch(r"[0-9]{3}", key) and mapping[key] is None and isinstance(before, int) and not isinstance(before, bool):
+        return (f"{message}: in {{ }} a ',' separates entries, so YAML read {before},{key} as the number {before} and a "
+                f"key {key!r}; write numbers without thousands separators: {before}{key}")
+    if key[:1] == "\u3000":  # the key of a line indented with it, at the top: YAML 1.1 takes it for no space
+        return message + "; the line is indented with a full-width space (U+3000), typed with a Chinese input method; " \
+                         "indent with ASCII spaces"
+    if (fix := _slip_fix(key)):
+        return message + fix
+    if key.isascii():
+        return message + did_you_mean(key, allowed)
+    meant = next((k for k in _CHINESE_KEYS.get(key.strip(), ()) if k in allowed), None)
+    if meant is not None:
+        return f"{message}; did you mean {meant!r}? Keys are written in English (Chinese text goes in values, such as a label)"
+    return f"{message}: keys are written in English; the keys here are {', '.join(allowed)}"
 
 
 def _message(error: ValidationError) -> str:
@@ -85,20 +147,22 @@ def _message(error: ValidationError) -> str:
             wanted = error.validator_value
             wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
             shown = "" if value is None else f" {json.dumps(value, ensure_ascii=False)}"
-            return f"expected {wanted}, got {_type_name(value)}{shown}{_number_fix(wanted, value)}"
+            return f"expected {wanted}, got {_type_name(value)}{shown}{_number_fix(wanted, value) or _slip_fix(value)}"
         case "minLength" if error.validator_value == 1:
             return "must not be empty"
         case "enum" | "const":
             allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
             hint = did_you_mean(str(value), [str(a) for a in allowed])
-            return f"{json.dumps(value, ensure_ascii=False)} is not allowed here; use one of: {', '.join(map(str, allowed))}{hint}"
+            return (f"{json.dumps(value, ensure_ascii=False)} is not allowed here; use one of: {', '.join(map(str, allowed))}"
+                    f"{hint or _slip_fix(value)}")
         case "pattern":
             shown = json.dumps(value, ensure_ascii=False)
             words = in_words(error.validator_value, value, defines=tuple(error.absolute_path)[-1:] == ("id",))
             if words is not None:
-                return f"{shown} {words}"
+                return f"{shown} {words}{_slip_fix(value)}"
             about = schema.get("description") or schema.get("title") or f"it must match the pattern {error.validator_value}"
-            return f"{shown} is not in the expected form. {about}"
+            slip = _slip_fix(value)
+            return f"{shown} is not in the expected form. {about.rstrip('.') if slip else about}{slip}"
         case "minItems":
             return f"needs at least {error.validator_value} item(s)"
         case "minProperties":
@@ -146,14 +210,14 @@ def validate_subtree(doc: SourceDocument, validator: jsonschema.Draft202012Valid
                     if key not in allowed:
                         pos = doc.position(path + (key,))
                         diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path + (key,)),
-                                                      f"unknown key {key!r}{did_you_mean(key, allowed)}"))
+                                                      _unknown_key(key, allowed, error.instance)))
                 continue
             if error.validator == "propertyNames" or "propertyNames" in error.schema_path:
                 pos = doc.position(path + (error.instance,))
                 words = (in_words(error.validator_value, error.instance, defines=path == ("metrics",))  # a metric has a label
                          if error.validator == "pattern" else None)
                 diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path + (error.instance,)),
-                                              f"{error.instance!r} {words or _message(error)}"))
+                                              f"{error.instance!r} {words or _message(error)}{_slip_fix(error.instance)}"))
                 continue
             pos = doc.value_position(path) if error.validator not in ("required",) else doc.position(path)
             message = _message(error)
