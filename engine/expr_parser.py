@@ -8,6 +8,7 @@ done by lark (LALR), never by ``eval``.
 from __future__ import annotations
 
 import io
+import re
 from functools import lru_cache
 
 from lark import Lark, __version__ as lark_version, Token, Transformer, Tree, v_args
@@ -129,11 +130,30 @@ class _ToAst(Transformer):
         return {"line": meta.line, "col": meta.column, "text": text}
 
     def number(self, meta, children):
+        self._thousands(meta, str(children[0]))
         raw = str(children[0]).replace("_", "")
         value = float(raw) if any(c in raw for c in ".eE") else int(raw)
         if isinstance(value, int) and not -(2**63) <= value < 2**63:
             value = float(value)  # beyond SQLite's 64-bit integers, as SQLite itself would store it
         return ast.Literal(value=value, **self._at(meta))
+
+    def _thousands(self, meta, written: str) -> None:
+        """`[1,000, 5,000]` is a list of 1, 0, 5 and 0 to the grammar, which would grade by those numbers without a
+        word: digits after a comma that start with 0 are the thousands of a number written as a report writes it."""
+        start = meta.start_pos
+        if not re.match(r"0\d\d(?![\d_])", written) or self.source[start - 1:start] != ",":
+            return
+        lead = re.search(r"(?<![\w.])\d{1,3}(?:,\d{3})*,$", self.source[max(0, start - 64):start])
+        if lead is None:
+            return
+        whole = lead.group() + written
+        while (more := re.match(r",\d{3}(?![\d_])", self.source[start + len(written):])) is not None:
+            whole, start = whole + more.group(), start + len(more.group())
+        col = meta.column - len(lead.group())
+        raise ExpressionSyntaxError(f"{whole!r} is written with thousands separators, but ',' separates the items of "
+                                    f"a list (and the arguments of a function), so this reads as {len(whole.split(','))} "
+                                    f"numbers; write {whole.replace(',', '')} or {whole.replace(',', '_')}",
+                                    meta.line, col)
 
     def string(self, meta, children):
         return ast.Literal(value=_unescape(str(children[0])), **self._at(meta))
