@@ -10,22 +10,31 @@ before it does not shift it).  A text that parses is never looked at.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-IME = "typed with a Chinese input method"
+from .ime_text import IME, iso_date, number_fix
 
 # Full-width characters and the ASCII ones they stand for; longest first.
 FULL_WIDTH = {
     "＞＝": ">=", "＜＝": "<=", "！＝": "!=", "＝＝": "==",
     "＞": ">", "＜": "<", "＝": "=", "！": "!",
     "（": "(", "）": ")", "，": ",", "、": ",", "［": "[", "］": "]", "【": "[", "】": "]",
-    "＋": "+", "－": "-", "＊": "*", "／": "/",
+    "＋": "+", "－": "-", "＊": "*", "／": "/", "．": ".", "。": ".",
 }
 _FULL_WIDTH_LONGEST_FIRST = sorted(FULL_WIDTH, key=len, reverse=True)
 # Symbols a Chinese input method offers for the comparisons (and mathematics writes).
 MATH = {"≥": ">=", "≤": "<=", "≠": "!="}
 CURLY_QUOTES = {"‘": "'", "’": "'", "“": '"', "”": '"'}
+
+# Words for 'and' and 'or' typed in Chinese, standing alone.
+CHINESE_WORDS = {"并且": "and", "而且": "and", "且": "and", "和": "and", "或者": "or", "或": "or"}
+# Numbers and dates as a report writes them: 10万, 100k, 100000元, 100,000, 2026年6月30日 (checked before the parser
+# reads the digits as a number and the rest as a name).
+_NUMBER_WITH_SUFFIX = re.compile(r"\d[\d_]*(?:\.\d+)?[ \t\u3000]*(?:(?:百万|千万|[千万萬亿億])元?|[kKwW](?!\w)|[元块天日个次人名单笔])")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d_])")
+_CHINESE_DATE = re.compile(r"\d{4}年\d{1,2}月\d{1,2}日?")
 
 # Operators of other languages; checked in this order at each position.
 FOREIGN = (
@@ -61,12 +70,16 @@ def _not(text: str, i: int) -> str | None:
 
 def _quoted(text: str, i: int) -> tuple[str, int]:
     """(message, length) for a typographic quote at ``i``: with the text it quotes, up to the next one, when
-    there is one on the line, so that the fix is the whole quoted text."""
+    there is one on the line, so that the fix is the whole quoted text.  Quotes around the whole condition were
+    meant for YAML: in ASCII quotes text, the fix is no quotes at all, not a condition that is a text."""
     end = next((j for j in range(i + 1, len(text)) if text[j] in CURLY_QUOTES or text[j] == "\n"), None)
     if end is None or text[end] == "\n":
         return (f"{text[i]!r} is a typographic quote, {IME} or made by a word processor; "
                 f"write the ASCII quote {CURLY_QUOTES[text[i]]} instead"), 1
     inner = text[i + 1:end]
+    if not text[:i].strip() and not text[end + 1:].strip() and any(ch in inner for ch in "<>=!≥≤＞＜＝ "):
+        return (f"the whole expression is in typographic quotes, {IME} or made by a word processor; remove them "
+                f"(or quote the YAML value with ASCII double quotes): {inner}"), end + 1 - i
     fixed = f"'{inner}'" if "'" not in inner else f'"{inner}"'
     return f"{text[i:end + 1]} is quoted with typographic quotes, {IME} or made by a word processor; write {fixed}", end + 1 - i
 
@@ -83,7 +96,7 @@ def _percent(text: str, i: int) -> tuple[str, int] | None:
     k = j
     while k < len(text) and text[k] in " \t":
         k += 1
-    if text[k:k + 1] != "%":
+    if text[k:k + 1] not in ("%", "％"):
         return None
     try:
         fraction = Decimal(text[i:j].replace("_", "")) / 100
@@ -93,11 +106,36 @@ def _percent(text: str, i: int) -> tuple[str, int] | None:
             f"for {text[i:k + 1]}"), k + 1 - i
 
 
-def _at(text: str, i: int) -> tuple[str, int] | None:
-    """(message, length) of a mistake that starts at ``text[i]``, or None."""
+def _written(text: str, i: int, depth: int) -> tuple[str, int] | None:
+    """(message, length) for a number or date written at ``i`` as a report writes it (`10万`, `100,000` where it is
+    not a list's separator, `2026年6月30日`), or None."""
+    if not text[i].isdigit() or (i and (text[i - 1].isalnum() or text[i - 1] in "_.")):
+        return None
+    if match := _CHINESE_DATE.match(text, i):
+        day = iso_date(match.group())
+        if day is not None:
+            return f"{match.group()!r} is not a date of the language; write '{day}' (in quotes)", match.end() - i
+    if match := _NUMBER_WITH_SUFFIX.match(text, i):
+        fix = number_fix(match.group().replace("_", ""))
+        if fix is not None:
+            return f"{match.group()!r} is not a number of the language; {fix}", match.end() - i
+    if depth == 0 and (match := _THOUSANDS.match(text, i)):
+        return (f"{match.group()!r} is not a number of the language; write {match.group().replace(',', '')} "
+                f"or {match.group().replace(',', '_')}, without thousands separators"), match.end() - i
+    return None
+
+
+def _at(text: str, i: int, depth: int = 0) -> tuple[str, int] | None:
+    """(message, length) of a mistake that starts at ``text[i]``, or None; ``depth``: of brackets around it."""
     percent = _percent(text, i)
     if percent is not None:
         return percent
+    written = _written(text, i, depth)
+    if written is not None:
+        return written
+    for word, meant in CHINESE_WORDS.items():
+        if text.startswith(word, i) and (not i or not text[i - 1].isalnum()) and not text[i + len(word):i + len(word) + 1].isalnum():
+            return f"{word!r} is not an operator of the language; write {meant!r}", len(word)
     for wide in _FULL_WIDTH_LONGEST_FIRST:
         if text.startswith(wide, i):
             what = "is a full-width character" if len(wide) == 1 else "are full-width characters"
@@ -118,7 +156,7 @@ def _at(text: str, i: int) -> tuple[str, int] | None:
 def find_mistakes(text: str) -> list[Mistake]:
     """Each known mistake outside quoted text, in the order written."""
     found: list[Mistake] = []
-    line, line_start, quote, i = 1, 0, None, 0
+    line, line_start, quote, i, depth = 1, 0, None, 0, 0
     while i < len(text):
         ch = text[i]
         if ch == "\n":
@@ -134,7 +172,8 @@ def find_mistakes(text: str) -> list[Mistake]:
             quote = ch
             i += 1
             continue
-        hit = _at(text, i)
+        depth += (ch in "([（［【") - (ch in ")]）］】")
+        hit = _at(text, i, depth)
         if hit is None:
             i += 1
             continue

@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Mapping
 
 from . import expr_ast as ast
+from .ime_text import iso_date
 
 NUMBER, TEXT, DATE, BOOL, NULL = "number", "text", "date", "bool", "null"
 TYPES = (NUMBER, TEXT, DATE, BOOL)
@@ -58,6 +59,13 @@ def is_iso_date(value: object) -> bool:
         return dt.date.fromisoformat(value).isoformat() == value
     except ValueError:
         return False
+
+
+def _date_fix(lt: str, rt: str, left: ast.Node, right: ast.Node) -> str:
+    """`since < 2020/01/01` divides 2020 by 1 and by 1: the date it was meant to be, to write in quotes."""
+    other = right if lt == DATE else left if rt == DATE else None
+    day = iso_date(other.text) if other is not None and NUMBER in (lt, rt) else None
+    return f": unquoted, {other.text} is arithmetic on numbers, not a date; write the date in quotes: '{day}'" if day else ""
 
 
 def value_type(value: object) -> str:
@@ -239,13 +247,16 @@ class TypeChecker:
         if NULL in (lt, rt):
             return
         if lt != rt:
-            raise ExpressionTypeError(f"cannot compare {lt} {left.text!r} with {rt} {right.text!r}", node)
+            raise ExpressionTypeError(f"cannot compare {lt} {left.text!r} with {rt} {right.text!r}{_date_fix(lt, rt, left, right)}",
+                                      node)
         if ordered and lt == BOOL:
             raise ExpressionTypeError("true/false values can only be compared with = or !=", node)
 
     def _date_literal(self, node: ast.Literal) -> str:
         if not is_iso_date(node.value):
-            raise ExpressionTypeError(f"{node.value!r} is not a date", node, hint="write dates as 'YYYY-MM-DD'")
+            day = iso_date(node.value)
+            raise ExpressionTypeError(f"{node.value!r} is not a date" + (f"; write '{day}'" if day else ""), node,
+                                      hint="write dates as 'YYYY-MM-DD'")
         return DATE
 
     def _compare(self, node: ast.Compare) -> str:
