@@ -246,6 +246,12 @@ def _error_at(exc: yaml.YAMLError) -> tuple:
     return getattr(exc, "problem", None), (mark.line, mark.column) if mark is not None else None
 
 
+def _reach(error: yaml.YAMLError | None) -> tuple[bool, int]:
+    """How far YAML reads a mended text: to its end, or to the error."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    return error is None, mark.index if mark is not None else -1
+
+
 def _error_after(text: str) -> yaml.YAMLError | None:
     """The error YAML finds in ``text`` (a mended file), or None."""
     try:
@@ -283,7 +289,8 @@ def _slip_candidates(text: str, exc: yaml.YAMLError):
         start, line = lines[number]
         if number not in numbers:
             numbers.append(number)
-        if number < mark.line and re.search(r"(?<![:：]):(?:[ \t]|$)", line.split(" #")[0]) and not re.search("[：\u3000]", line):
+        own_key = re.search(r"(?<![:：]):(?:[ \t]|$)", line.split(" #")[0]) and not re.search("[：\u3000]", line)
+        if number < mark.line and own_key:
             break  # a key of its own, well typed: the scalar cannot have started above it
     for number in sorted(numbers):  # the first slip is the likeliest cause: YAML stumbles after it
         start, line = lines[number]
@@ -333,7 +340,7 @@ def _ime_slips(file: str, text: str, exc: yaml.YAMLError) -> tuple[list[Diagnost
                      if (again := _error_after(fixed)) is None or _error_at(again) != _error_at(exc)]
             if not moved:
                 continue
-            again, fixed = max(moved, key=lambda m: (m[0] is None, getattr(m[0], "problem_mark", None) and m[0].problem_mark.index))
+            again, fixed = max(moved, key=lambda m: _reach(m[0]))
             line, col = place(at)
             found.append(Diagnostic(file, line, col, "", f"invalid YAML: {message}"))
             shifts.append((at, len(fixed) - len(text)))
