@@ -11,6 +11,7 @@ before it does not shift it).  A text that parses is never looked at.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -32,7 +33,8 @@ CURLY_QUOTES = {"‘": "'", "’": "'", "“": '"', "”": '"'}
 CHINESE_WORDS = {"并且": "and", "而且": "and", "且": "and", "和": "and", "或者": "or", "或": "or"}
 # Numbers and dates as a report writes them: 10万, 100k, 100000元, 100,000, 2026年6月30日 (checked before the parser
 # reads the digits as a number and the rest as a name).
-_NUMBER_WITH_SUFFIX = re.compile(r"\d[\d_]*(?:\.\d+)?[ \t\u3000]*(?:(?:百万|千万|[千万萬亿億])元?|[kKwW](?!\w)|[元块天日个次人名单笔])")
+_NUMBER_WITH_SUFFIX = re.compile(r"\d[\d_]*(?:\.\d+)?[ \t\u3000]*"
+                                 r"(?:(?:百万|千万|[千万萬亿億])元?|[kKwW](?!\w)|[元块天日个次人名单笔])")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d_])")
 _CHINESE_DATE = re.compile(r"\d{4}年\d{1,2}月\d{1,2}日?")
 
@@ -120,8 +122,9 @@ def _written(text: str, i: int, depth: int) -> tuple[str, int] | None:
         if fix is not None:
             return f"{match.group()!r} is not a number of the language; {fix}", match.end() - i
     if depth == 0 and (match := _THOUSANDS.match(text, i)):
-        return (f"{match.group()!r} is not a number of the language; write {match.group().replace(',', '')} "
-                f"or {match.group().replace(',', '_')}, without thousands separators"), match.end() - i
+        number = unicodedata.normalize("NFKC", match.group())  # in ASCII digits, also when typed full-width
+        return (f"{match.group()!r} is not a number of the language; write {number.replace(',', '')} "
+                f"or {number.replace(',', '_')}, without thousands separators"), match.end() - i
     return None
 
 
@@ -134,7 +137,8 @@ def _at(text: str, i: int, depth: int = 0) -> tuple[str, int] | None:
     if written is not None:
         return written
     for word, meant in CHINESE_WORDS.items():
-        if text.startswith(word, i) and (not i or not text[i - 1].isalnum()) and not text[i + len(word):i + len(word) + 1].isalnum():
+        after = text[i + len(word):i + len(word) + 1]
+        if text.startswith(word, i) and (not i or not text[i - 1].isalnum()) and not after.isalnum():
             return f"{word!r} is not an operator of the language; write {meant!r}", len(word)
     for wide in _FULL_WIDTH_LONGEST_FIRST:
         if text.startswith(wide, i):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 from functools import lru_cache
 
 from lark import Lark, __version__ as lark_version, Token, Transformer, Tree, v_args
@@ -141,7 +142,7 @@ class _ToAst(Transformer):
         """`[1,000, 5,000]` is a list of 1, 0, 5 and 0 to the grammar, which would grade by those numbers without a
         word: digits after a comma that start with 0 are the thousands of a number written as a report writes it."""
         start = meta.start_pos
-        if not re.match(r"0\d\d(?![\d_])", written) or self.source[start - 1:start] != ",":
+        if not re.match(r"0\d\d(?![\d_])", unicodedata.normalize("NFKC", written)) or self.source[start - 1:start] != ",":
             return
         lead = re.search(r"(?<![\w.])\d{1,3}(?:,\d{3})*,$", self.source[max(0, start - 64):start])
         if lead is None:
@@ -149,10 +150,11 @@ class _ToAst(Transformer):
         whole = lead.group() + written
         while (more := re.match(r",\d{3}(?![\d_])", self.source[start + len(written):])) is not None:
             whole, start = whole + more.group(), start + len(more.group())
+        number = unicodedata.normalize("NFKC", whole)  # '１,０００' (full-width digits) is 1000 too
         col = meta.column - len(lead.group())
         raise ExpressionSyntaxError(f"{whole!r} is written with thousands separators, but ',' separates the items of "
                                     f"a list (and the arguments of a function), so this reads as {len(whole.split(','))} "
-                                    f"numbers; write {whole.replace(',', '')} or {whole.replace(',', '_')}",
+                                    f"numbers; write {number.replace(',', '')} or {number.replace(',', '_')}",
                                     meta.line, col)
 
     def string(self, meta, children):

@@ -247,8 +247,8 @@ class TypeChecker:
         if NULL in (lt, rt):
             return
         if lt != rt:
-            raise ExpressionTypeError(f"cannot compare {lt} {left.text!r} with {rt} {right.text!r}{_date_fix(lt, rt, left, right)}",
-                                      node)
+            raise ExpressionTypeError(f"cannot compare {lt} {left.text!r} with {rt} {right.text!r}"
+                                      f"{_date_fix(lt, rt, left, right)}", node)
         if ordered and lt == BOOL:
             raise ExpressionTypeError("true/false values can only be compared with = or !=", node)
 

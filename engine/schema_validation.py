@@ -118,7 +118,8 @@ def _unknown_key(key: str, allowed, mapping: dict) -> str:
     message = f"unknown key {key!r}"
     plain = unicodedata.normalize("NFKC", key)
     if plain != key and plain in allowed:
-        return f"{message}; did you mean {plain!r}? {key!r} is written in full-width characters, typed with a Chinese input method"
+        return (f"{message}; did you mean {plain!r}? {key!r} is written in full-width characters, typed with a Chinese "
+                f"input method")
     keys = list(mapping)
     before = mapping[keys[keys.index(key) - 1]] if keys.index(key) > 0 else None
     if re.fullmatch(r"[0-9]{3}", key) and mapping[key] is None and isinstance(before, int) and not isinstance(before, bool):

@@ -84,6 +84,10 @@ def test_syntax_errors_have_positions(text, message, col):
         ("coalesce(revenue) > 1", "takes 2 or more arguments"),
         ("coalesce(revenue, region) > 1", "mixes number and text"),
         ("days_between(revenue, since) > 1", "must be dates"),
+        ("since > 2024/03/01", "cannot compare date 'since' with number '2024/03/01': unquoted, 2024/03/01 is arithmetic on "
+                               "numbers, not a date; write the date in quotes: '2024-03-01'"),
+        ("since > '2024/3/1'", "'2024/3/1' is not a date; write '2024-03-01'"),
+        ("since > '2024年3月1日'", "'2024年3月1日' is not a date; write '2024-03-01'"),
     ],
 )
 def test_type_errors(text, message):
@@ -145,6 +149,24 @@ def test_every_unknown_name_is_found_once_in_the_order_written():
         ("margin_12m >= 30%", 15, "'30%' is not a number of the language: shares are fractions, write 0.3 for 30%"),
         ("discount < 12.5 %", 12, "'12.5 %' is not a number of the language: shares are fractions, write 0.125 for 12.5 %"),
         ("share >= 100%", 10, "'100%' is not a number of the language: shares are fractions, write 1 for 100%"),
+        ("margin_12m >= 30％", 15, "'30％' is not a number of the language: shares are fractions, write 0.3 for 30％"),
+        ("margin_12m >= ０．３", 16, "'．' is a full-width character, typed with a Chinese input method; write the ASCII '.'"),
+        # numbers and dates as a report writes them
+        ("revenue >= 100,000", 12, "'100,000' is not a number of the language; write 100000 or 100_000, without thousands separators"),
+        ("revenue >= １０,０００", 12, "'１０,０００' is not a number of the language; write 10000 or 10_000"),
+        ("revenue >= 10万", 12, "'10万' is not a number of the language; write 100000 (万 = 10,000)"),
+        ("revenue >= 1.5 亿", 12, "'1.5 亿' is not a number of the language; write 150000000 (亿 = 100,000,000)"),
+        ("revenue >= 100k", 12, "'100k' is not a number of the language; write 100000 (k = 1,000)"),
+        ("revenue >= 100000元", 12, "'100000元' is not a number of the language; write the number alone, without '元': 100000"),
+        ("since < 2020年1月1日", 9, "'2020年1月1日' is not a date of the language; write '2020-01-01' (in quotes)"),
+        ("revenue > 1 且 orders > 2", 13, "'且' is not an operator of the language; write 'and'"),
+        ("revenue > 1 或者 orders > 2", 13, "'或者' is not an operator of the language; write 'or'"),
+        # in a list or a call a ',' separates: 1,000 would be the numbers 1 and 0
+        ("orders in [1,000, 5,000]", 12, "'1,000' is written with thousands separators, but ',' separates the items of a list "
+                                         "(and the arguments of a function), so this reads as 2 numbers; write 1000 or 1_000"),
+        ("orders in [1,000,000]", 12, "'1,000,000' is written with thousands separators"),
+        ("orders in [１,０００]", 12, "'１,０００' is written with thousands separators, but ',' separates the items of a list (and the arguments of a function), so this reads as 2 numbers; write 1000 or 1_000"),
+        ("max(revenue, 2,000) > 1", 14, "'2,000' is written with thousands separators"),
     ],
 )
 def test_common_mistakes_are_named_with_their_fix(text, col, message):
@@ -153,6 +175,25 @@ def test_common_mistakes_are_named_with_their_fix(text, col, message):
     assert message in info.value.message
     assert (info.value.line, info.value.col) == (1, col)
     assert text[col - 1] == message[1] or text[col - 1] == message[0]  # the column is the mistake's first character
+
+
+def test_a_list_of_numbers_without_spaces_is_still_a_list():
+    # only digits after a comma that start with 0 are taken for thousands: [1,500] may be 1 and 500
+    assert [item.value for item in parse_expression("orders in [1,2,3]").items] == [1, 2, 3]
+    assert [item.value for item in parse_expression("orders in [1,500, 0]").items] == [1, 500, 0]
+
+
+def test_typographic_quotes_around_the_whole_condition_are_to_be_removed_not_made_ascii():
+    # ASCII quotes there would make the condition a text, which is no condition
+    with pytest.raises(ExpressionSyntaxError) as info:
+        parse_expression("“revenue >= 100”")
+    assert info.value.message == ("the whole expression is in typographic quotes, typed with a Chinese input method or made by "
+                                  "a word processor; remove them (or quote the YAML value with ASCII double quotes): revenue >= 100")
+
+
+def test_full_width_digits_are_the_number_they_show():
+    # '１０００' is read by the parser as 1000, the number it shows: no wrong value to catch
+    assert parse_expression("revenue >= １０００").right.value == 1000
 
 
 def test_every_mistake_of_a_text_is_named_at_its_place():
