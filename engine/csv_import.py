@@ -55,7 +55,7 @@ _ANY_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9
 # Deliberately not rule_table_cells' _THOUSANDS/_DECIMAL_COMMA: this only says that a value is some regional
 # number ('1.234.567' too), in ASCII digits, to name it; those tell a decimal comma from a thousands comma to
 # write the corrected number, and run only on cells that are not already numbers (where '1.234' is one).
-_FORMATTED_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,3}(?:[.,][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+,[0-9]+)")
+FORMATTED_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,3}(?:[.,][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+,[0-9]+)")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 _USAGE = "crm-rules import FILE.csv --db DATABASE --table TABLE"
@@ -344,7 +344,7 @@ def _classify(value: str) -> str:
     The type tracker's tests give the same answer for every value of one kind.
     """
     if _ANY_NUMBER.fullmatch(value) is None:
-        return "formatted" if _FORMATTED_NUMBER.fullmatch(value) else "text"
+        return "formatted" if FORMATTED_NUMBER.fullmatch(value) else "text"
     if _is_integer(value):
         return "integer" if _few_enough_digits(value) else "long integer"
     return "float" if _is_float(value) else "number"
@@ -358,7 +358,7 @@ def _not_expected(column: str, raw: str, expected: str, decimal_commas: bool = F
     if number is not None and "." in number:
         note = f" ({number} with a decimal comma; {_type_flag(column, 'float')} keeps the decimals)"
     else:
-        note = " (decimal comma or thousands separator)" if _FORMATTED_NUMBER.fullmatch(raw.strip()) else ""
+        note = " (decimal comma or thousands separator)" if FORMATTED_NUMBER.fullmatch(raw.strip()) else ""
     return f"column {column!r}: {show(raw)} is not {expected}{note}"
 
 
@@ -457,7 +457,7 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
                 profile.observe(line, raw, value)
             elif kind != "text" and not _fits(kind, value):
                 profile.not_forced.add(line, _not_expected(profile.name, raw, _EXPECTED[kind], source.delimiter == ";"))
-                profile.forced_formatted = profile.forced_formatted or _FORMATTED_NUMBER.fullmatch(value) is not None
+                profile.forced_formatted = profile.forced_formatted or FORMATTED_NUMBER.fullmatch(value) is not None
     decimal_comma = [comma and not (kind == "integer" and column.with_comma)  # 12,5 is no integer
                      for comma, kind, column in zip(read_with_decimal_comma(commas), forced, commas)]
     final_types = [(kind or ("float" if column.with_comma else "integer")) if comma else kind or profile.detected_type()

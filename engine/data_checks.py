@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .csv_import import FORMATTED_NUMBER
 from .data_binding import Binding
 from .data_mapping import WINDOW_FIELD, Table
 from .database import RunConnection
@@ -158,6 +159,8 @@ def _attribute_problem(type_: str, value) -> str:
         return "is not a number but empty text (store NULL for a value that is unknown)"
     if isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value):
         return "is text, not a number (a number stored as text compares as text: '5000' > '1000000')"
+    if isinstance(value, str) and FORMATTED_NUMBER.fullmatch(value.strip()):
+        return "is not a number: it is written with a decimal comma or thousands separators"
     return "is not a number"
 
 
@@ -453,7 +456,7 @@ def _number_fixes(fixes: list[str | _NumberFix]) -> list[str]:
             table, column = q(fix.table), q(fix.column)
             advice.append(f"convert {fix.table}.{fix.column} in place: UPDATE {table} SET {column} = CAST({column} AS "
                           f"REAL) WHERE typeof({column}) = 'text' (once text that is no number is fixed: CAST reads "
-                          f"'abc' as 0)")
+                          f"'abc' as 0, and '1,200.50' as 1)")
     merged = "store numbers as numbers, not text: " + "; ".join(advice)
     return list(dict.fromkeys(merged if isinstance(fix, _NumberFix) else fix for fix in fixes))
 
