@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from .ime_text import IME, iso_date, number_fix
+from .ime_text import IME, SUFFIX, iso_date, number_fix
 
 # Full-width characters and the ASCII ones they stand for; longest first.
 FULL_WIDTH = {
@@ -33,8 +33,7 @@ CURLY_QUOTES = {"‘": "'", "’": "'", "“": '"', "”": '"'}
 CHINESE_WORDS = {"并且": "and", "而且": "and", "且": "and", "和": "and", "或者": "or", "或": "or"}
 # Numbers and dates as a report writes them: 10万, 100k, 100000元, 100,000, 2026年6月30日 (checked before the parser
 # reads the digits as a number and the rest as a name).
-_NUMBER_WITH_SUFFIX = re.compile(r"\d[\d_]*(?:\.\d+)?[ \t\u3000]*"
-                                 r"(?:(?:百万|千万|[千万萬亿億])元?|[kKwW](?!\w)|[元块天日个次人名单笔])")
+_NUMBER_WITH_SUFFIX = re.compile(rf"\d[\d_]*(?:\.\d+)?[ \t\u3000]*(?:{SUFFIX})")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d_])")
 _CHINESE_DATE = re.compile(r"\d{4}年\d{1,2}月\d{1,2}日?")
 

@@ -16,6 +16,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 IME = "typed with a Chinese input method"
+FULL_WIDTH_INDENT = f"the line is indented with a full-width space (U+3000), {IME}; indent with ASCII spaces"
 
 # Characters of Chinese punctuation that stand for an ASCII one; the full-width forms U+FF01-U+FF5E are
 # the ASCII ones U+0021-U+007E shifted, and are worked out.
@@ -84,8 +85,11 @@ _MULTIPLIERS = {"千": 1000, "万": 10_000, "萬": 10_000, "百万": 1_000_000, 
                 "億": 100_000_000, "k": 1000, "K": 1000, "w": 10_000, "W": 10_000}
 _UNITS = ("元", "块", "天", "日", "个", "次", "人", "名", "单", "笔")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+#: What follows a number written as a report writes it: a multiplier (10万, 10万元, 100k) or a unit (100000元, 30天);
+#: expr_mistakes finds such numbers inside a condition with it, number_fix says what to write for them.
+SUFFIX = rf"(?:百万|千万|[千万萬亿億])元?|[kKwW](?!\w)|[{''.join(_UNITS)}]"
 # ASCII digits only (re.A): a digit of another script is not one a policy reads, whatever Python's \d says.
-_WITH_SUFFIX = re.compile(rf"(?P<n>{_NUMBER})[ \u3000]*(?P<s>百万|千万|[千万萬亿億kKwW]|[{''.join(_UNITS)}])", re.A)
+_WITH_SUFFIX = re.compile(rf"(?P<n>{_NUMBER})[ \u3000]*(?P<s>{SUFFIX})", re.A)
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", re.A)
 
 
@@ -115,7 +119,7 @@ def number_fix(text: str) -> str | None:
             number = Decimal(match["n"])
         except InvalidOperation:
             return None
-        suffix = match["s"]
+        suffix = match["s"].removesuffix("元") or match["s"]  # 10万元: ten thousand (of yuan)
         if suffix in _MULTIPLIERS:
             return f"write {_plain(number * _MULTIPLIERS[suffix])} ({suffix} = {_MULTIPLIERS[suffix]:,})"
         return f"write the number alone, without '{suffix}': {_plain(number)}"

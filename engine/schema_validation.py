@@ -19,7 +19,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from .errors import Diagnostic
 from .expr_types import did_you_mean
-from .ime_text import describe, key_colon_fix, number_fix, quoted_fix, slips_in
+from .ime_text import FULL_WIDTH_INDENT, IME, describe, key_colon_fix, number_fix, quoted_fix, slips_in
 from .name_rules import in_words
 from .yaml_source import SourceDocument, format_path
 
@@ -90,7 +90,7 @@ def _slip_fix(value: Any) -> str:
     slips = slips_in(value)
     if len(slips) > 1 and all("\uff01" <= ch <= "\uff5e" for ch in slips):
         plain = unicodedata.normalize("NFKC", value)
-        return f"; {value!r} is written in full-width characters, typed with a Chinese input method; write {plain!r}"
+        return f"; {value!r} is written in full-width characters, {IME}; write {plain!r}"
     return "".join(f"; {describe(ch)}" for ch in slips[:3])
 
 
@@ -118,16 +118,14 @@ def _unknown_key(key: str, allowed, mapping: dict) -> str:
     message = f"unknown key {key!r}"
     plain = unicodedata.normalize("NFKC", key)
     if plain != key and plain in allowed:
-        return (f"{message}; did you mean {plain!r}? {key!r} is written in full-width characters, typed with a Chinese "
-                f"input method")
+        return f"{message}; did you mean {plain!r}? {key!r} is written in full-width characters, {IME}"
     keys = list(mapping)
     before = mapping[keys[keys.index(key) - 1]] if keys.index(key) > 0 else None
     if re.fullmatch(r"[0-9]{3}", key) and mapping[key] is None and isinstance(before, int) and not isinstance(before, bool):
         return (f"{message}: in {{ }} a ',' separates entries, so YAML read {before},{key} as the number {before} and a "
                 f"key {key!r}; write numbers without thousands separators: {before}{key}")
     if key[:1] == "\u3000":  # the key of a line indented with it, at the top: YAML 1.1 takes it for no space
-        return message + "; the line is indented with a full-width space (U+3000), typed with a Chinese input method; " \
-                         "indent with ASCII spaces"
+        return f"{message}; {FULL_WIDTH_INDENT}"
     if (fix := _slip_fix(key)):
         return message + fix
     if key.isascii():

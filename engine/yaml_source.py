@@ -20,7 +20,7 @@ import yaml
 
 from .errors import Diagnostic, PolicyError, UsageError
 from .file_kinds import SQLITE, UTF16, YAML, kind_of_bytes, wrong_kind
-from .ime_text import IME, describe, key_colon, key_colon_fix
+from .ime_text import FULL_WIDTH_INDENT, describe, key_colon, key_colon_fix
 
 MAX_POLICY_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
@@ -298,7 +298,7 @@ def _slip_candidates(text: str, exc: yaml.YAMLError):
         if "\u3000" in lead:
             at = start + lead.index("\u3000")
             # as wide as it shows (two columns), or as many spaces as were typed: whichever YAML reads further
-            yield (at, f"the line is indented with a full-width space (U+3000), {IME}; indent with ASCII spaces",
+            yield (at, FULL_WIDTH_INDENT,
                    [text[:start] + lead.replace("\u3000", width) + text[start + len(lead):] for width in ("  ", " ")])
         found = key_colon(rest.split(" #")[0])
         if found is not None:

@@ -155,6 +155,7 @@ def test_every_unknown_name_is_found_once_in_the_order_written():
         ("revenue >= 100,000", 12, "'100,000' is not a number of the language; write 100000 or 100_000, without thousands separators"),
         ("revenue >= １０,０００", 12, "'１０,０００' is not a number of the language; write 10000 or 10_000"),
         ("revenue >= 10万", 12, "'10万' is not a number of the language; write 100000 (万 = 10,000)"),
+        ("revenue >= 10万元", 12, "'10万元' is not a number of the language; write 100000 (万 = 10,000)"),
         ("revenue >= 1.5 亿", 12, "'1.5 亿' is not a number of the language; write 150000000 (亿 = 100,000,000)"),
         ("revenue >= 100k", 12, "'100k' is not a number of the language; write 100000 (k = 1,000)"),
         ("revenue >= 100000元", 12, "'100000元' is not a number of the language; write the number alone, without '元': 100000"),
