@@ -52,6 +52,7 @@ from .errors import PolicyError, UsageError
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
+from .output_file import same_file
 from .overrides import load_overrides, split_expired
 from .pareto_cutoffs import cutoffs, levels, others, rank_cutoffs
 from .plugin_sql import ACTIONS
@@ -425,13 +426,6 @@ def _dicts(cursor) -> list[dict]:
     return [dict(zip(names, r)) for r in cursor.fetchall()]
 
 
-def _same_file(a: Any, b: Path) -> bool:
-    try:
-        return a is not None and Path(a).resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 def _stored_policy(conn: Any, rs: str, run: dict) -> Policy | None:
     """The policy as run ``run`` stored it in crm_policies, to explain the run without a file or with another version.
 
@@ -484,7 +478,7 @@ def _find_run(conn: Any, rs: str, policy: Policy | None, as_of: str | None, run_
                                  f"{run['policy_sha256'][:12]})", hint="give --policy, the file the run was made with")
         if run["policy_name"] != policy.name:  # another policy, not another version of it: say where its runs are
             raise run_of_another_policy(conn, run, policy.name, rs, results_option=elsewhere,
-                                    itself="to explain run {run} of {db}, leave out --policy (the run stored its policy)")
+                                        itself="to explain run {run} of {db}, leave out --policy (the run stored its policy)")
         if run["policy_sha256"] != policy.sha256:
             stored = _stored_policy(conn, rs, run)
             if stored is None:
@@ -494,13 +488,13 @@ def _find_run(conn: Any, rs: str, policy: Policy | None, as_of: str | None, run_
             policy = stored
         if as_of is not None and run["as_of"] != as_of:
             raise UsageError(f"run {run_id} is as of {run['as_of']}, not {as_of}", hint="drop --as-of, or drop --run")
-        if source is not None and not _same_file(run["source_db"], source):
+        if source is not None and not same_file(run["source_db"], source):
             raise _graded_elsewhere(run, source, named_file(conn, rs))
         return run, policy
     found = _dicts(conn.execute(
         f"SELECT * FROM {rs}.crm_runs WHERE status = 'succeeded' AND policy_sha256 = ? AND as_of = ? "
         f"ORDER BY run_id DESC", (policy.sha256, as_of)))
-    found = [r for r in found if source is None or _same_file(r["source_db"], source)]
+    found = [r for r in found if source is None or same_file(r["source_db"], source)]
     if not found:
         raise _CannotUseRun(f"no succeeded run of policy {policy.name} (sha256 {policy.sha256[:12]}) as of {as_of} is "
                             f"stored in {named_file(conn, rs)}")

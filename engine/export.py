@@ -104,8 +104,8 @@ def _successful_runs(conn: sqlite3.Connection, schema: str, policy_name: str) ->
 
 
 def run_of_another_policy(conn: sqlite3.Connection, run, wanted: str, schema: str = "main", *,
-                      results_option: str | None = "--db",
-                      itself: str = "to use run {run} of {db}, leave out --policy") -> UsageError:
+                          results_option: str | None = "--db",
+                          itself: str = "to use run {run} of {db}, leave out --policy") -> UsageError:
     """The error for a --run of another policy than the --policy given, and where the runs of that policy are.
 
     The run's id is most often right in another database: the runs' results database was left out (or given where

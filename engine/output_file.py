@@ -120,12 +120,17 @@ def _cannot_write(path: Path, exc: OSError, label: str, hint: str | None) -> Dat
 def part_of_database(path: Path, db: Path) -> str | None:
     """What ``path`` is of database ``db`` ("" for the file itself, "the write-ahead log of ", ...), or None."""
     for suffix, part in SQLITE_COMPANIONS.items():
-        if _same_file(Path(path), Path(f"{db}{suffix}")):
+        if same_file(path, f"{db}{suffix}"):
             return part
     return None
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path | str | None, b: Path | str) -> bool:
+    """Whether two paths name one file (through links, or a relative and an absolute path); None names none (the
+    source_db of a run stored before runs recorded it)."""
+    if a is None:
+        return False
+    a, b = Path(a), Path(b)
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): compare where they would be

@@ -82,6 +82,7 @@ from .errors import CrmRulesError, PolicyError, RunError, UsageError
 from .export import resolve_run
 from .expr_sql import quote_identifier as q
 from .metric_sql import CID, CNAME
+from .output_file import same_file
 from .policy_model import Policy
 from .run_metrics import RunMetrics
 from .runner import compute, parse_as_of
@@ -446,7 +447,7 @@ def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of
         if not old.has_actions:
             result["notes"].append(f"run {old.run_id}'s results have no actions table (crm_actions): they were "
                                    f"written before crm-rules stored actions, so actions are not compared")
-        if old.graded is not None and Path(old.graded) != Path(db).resolve():
+        if old.graded is not None and not same_file(old.graded, db):
             # a results database serving several data databases: the run's customers and data are another file's
             result["notes"].append(f"run {old.run_id} graded {old.graded} and the new policy grades {db}: customers "
                                    f"in only one of them count as absent on the other side, and the others' grades "
