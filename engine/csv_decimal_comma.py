@@ -22,6 +22,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# '10,5', '1.200,50', '1,234.56': a decimal comma or thousands separators, as regional settings write numbers
+# (the import and the data checks name such values).
+# Deliberately not rule_table_cells' _THOUSANDS/_DECIMAL_COMMA: this only says that a value is some regional
+# number ('1.234.567' too), in ASCII digits, to name it; those tell a decimal comma from a thousands comma to
+# write the corrected number, and run only on cells that are not already numbers (where '1.234' is one).
+FORMATTED_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,3}(?:[.,][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+,[0-9]+)")
+
 # sign, integer part (no leading zeros; '.' every three digits or none at all), decimals after the comma
 _NUMBER = re.compile(r"([+-]?)(0|[1-9][0-9]{0,2}(?:\.[0-9]{3})+|[1-9][0-9]*)(?:,([0-9]+))?")
 

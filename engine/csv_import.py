@@ -27,7 +27,7 @@ from .expr_types import with_article
 from .file_kinds import kind_of_bytes
 from .progress import Progress, silent
 from .csv_reader import CsvFile, show
-from .csv_decimal_comma import DecimalCommaColumn, read_with_decimal_comma
+from .csv_decimal_comma import FORMATTED_NUMBER, DecimalCommaColumn, read_with_decimal_comma
 from .csv_decimal_comma import canonical as decimal_comma_canonical, converter as decimal_comma_number
 from .csv_import_constraints import refused_lines
 from .csv_import_keys import duplicate_keys
@@ -51,11 +51,6 @@ _CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _CANONICAL_FLOAT = re.compile(r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)")
 _ANY_INT = re.compile(r"[+-]?[0-9]+")
 _ANY_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-# '10,5', '1.200,50', '1,234.56': a decimal comma or thousands separators, as regional settings write numbers.
-# Deliberately not rule_table_cells' _THOUSANDS/_DECIMAL_COMMA: this only says that a value is some regional
-# number ('1.234.567' too), in ASCII digits, to name it; those tell a decimal comma from a thousands comma to
-# write the corrected number, and run only on cells that are not already numbers (where '1.234' is one).
-FORMATTED_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,3}(?:[.,][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+,[0-9]+)")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 _USAGE = "crm-rules import FILE.csv --db DATABASE --table TABLE"

@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .csv_import import FORMATTED_NUMBER
+from .csv_decimal_comma import FORMATTED_NUMBER
 from .data_binding import Binding
 from .data_mapping import WINDOW_FIELD, Table
 from .database import RunConnection

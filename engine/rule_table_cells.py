@@ -37,7 +37,7 @@ def format_cell(value: Any) -> str:
 _NUMBER = re.compile(r"[+-]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # 1,000 and 1,234,567.5
 _DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+")  # 0,8 and 1.234,5
-# Deliberately not csv_import's FORMATTED_NUMBER, which only says that a value is some regional number: these
+# Deliberately not csv_decimal_comma's FORMATTED_NUMBER, which only says that a value is some regional number: these
 # must tell which separator is the decimal one (1,000 is a thousand, or one where ';' separates) to write the fix.
 
 

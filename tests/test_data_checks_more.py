@@ -312,3 +312,18 @@ def test_exact_duplicates_name_their_rows_and_total(tmp_path, demo_db):
     assert message.startswith("customer ids are not unique in table 'c2': 'C000001' (2 times: rowid 1, rowid 301), "
                               "'C000002' (2 times: rowid 2, rowid 302), 'C000003' (2 times: rowid 3, rowid 303) and "
                               "2 more (5 ids in all; list them with: SELECT")
+
+
+def test_a_run_does_not_import_the_csv_import():
+    """The data checks name numbers written with thousands separators by csv_decimal_comma's pattern: taken from
+    csv_import, it made every run import sqlite_utils (and pandas, where installed), 0.3 s of start-up."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package_parent = str(Path(data_checks.__file__).parents[2])
+    script = "import sys, crm_rules.engine.runner; print(sorted({'sqlite_utils', 'pandas'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))})
+    assert out.stdout.strip() == "[]"
