@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from importlib.metadata import PackageNotFoundError, files
 from pathlib import Path
 
 import pytest
@@ -99,18 +98,6 @@ def test_every_command_has_help(cli, name):
 def test_flags_show_no_value_in_help(cli, words):
     result = cli(*words, "--help", ok=True)
     assert "--help" in result.output and "<bool>" not in result.output
-
-
-def test_installed_wheel_uses_one_namespace():
-    try:
-        installed = files("crm-rules")
-    except PackageNotFoundError:
-        pytest.skip("crm-rules is not installed (running from a source checkout)")
-    tops = {str(f).split("/")[0] for f in installed if not str(f).startswith("..")}
-    tops = {t for t in tops if not t.endswith(".dist-info")}
-    assert tops == {"crm_rules"}, tops
-    names = {str(f) for f in installed}
-    assert "crm_rules/policies/base.yaml" in names and "crm_rules/schemas/policy.schema.json" in names
 
 
 def test_actions_command_lists_filters_and_exports(cli, demo_db):

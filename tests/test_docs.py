@@ -134,7 +134,7 @@ def test_cli_reference_is_up_to_date():
                                             "docs/cli.md (committed)", "docs/cli.md (generated now)", n=1))
         shown = diff if len(diff) < 4000 else diff[:4000] + "\n[... more differences ...]\n"
         pytest.fail("docs/cli.md is out of date with the commands in cli.py. Regenerate it from the repository "
-                    f"root with:\n\n    {REGENERATE}\n\n(crm_rules must be importable: installed with pip, or on "
+                    f"root with:\n\n    {REGENERATE}\n\n(crm_rules must be importable: installed with pip, editable or not, or on "
                     "PYTHONPATH as a link to this checkout) and commit the result.\n\n" + shown, pytrace=False)
 
 

@@ -1,0 +1,1 @@
+"""crm-rules: customer grading and service policies in YAML, compiled to SQL over SQLite."""
