@@ -278,7 +278,7 @@ def validate(
     policies: list[Path] = typer.Argument(..., metavar="POLICY", help="Policy files to check."),
     db: Optional[Path] = typer.Option(None, "--db", help="Also check the policy's tables, columns and the declared types of its number columns in this database (not the rows)."),
     as_json: bool = typer.Option(False, "--json", help="Print one entry per file (ok, problems with file/line/col) as JSON."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 when a valid policy has warnings (rules that can never match), e.g. in a policy repository's CI."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when a valid policy has warnings (rules that can never match, a number in a list written like 1,500), e.g. in a policy repository's CI."),
 ) -> None:
     """Check policies (schema, expressions, references) and report every problem at once; warn of rules that can never match."""
     from dataclasses import asdict

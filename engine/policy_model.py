@@ -176,6 +176,7 @@ class Policy:
     outputs: dict[str, Output] = field(default_factory=dict)
     overrides: tuple[str, str] | None = None  # ("file", path) or ("table", name)
     function_plugins: frozenset[str] = frozenset()  # plugins whose expression functions it calls
+    expressions: dict[tuple, str] = field(default_factory=dict)  # path -> text of every expression (policy_warnings)
 
     def scope(self) -> dict[str, str]:
         """Names usable in customer-level conditions, with their types."""
@@ -234,6 +235,7 @@ class _Builder:
         self.failed_entries: set[str] = set()
         self.failed_metrics: set[str] = set()
         self.function_plugins: set[str] = set()  # plugins whose expression functions the policy calls
+        self.expressions: dict[tuple, str] = {}  # path -> text of each expression that parsed (policy_warnings)
 
     def from_failed_entry(self, name: str | None) -> bool:
         return name is not None and (name in self.failed_metrics
@@ -262,12 +264,14 @@ class _Builder:
 
     def parse(self, text: str, path: tuple) -> ast.Node | None:
         try:
-            return parse_expression(text)
+            node = parse_expression(text)
         except ExpressionSyntaxError as exc:
             for problem in exc.problems:
                 pos = self.doc.text_position(path, problem.line, problem.col)
                 self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), f"syntax error: {problem.message}"))
             return None
+        self.expressions[tuple(path)] = text
+        return node
 
     def typecheck(self, node: ast.Node, path: tuple, checker: TypeChecker, condition: bool) -> str | None:
         """The type of the expression, or None when it is reported as wrong (or uses a name of a failed entry).
@@ -986,7 +990,7 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
         hit_policy=hit_policy, tiers=tiers, stages=stages, service_levels=service_levels,
         revenue_metric=revenue or tier_metric, key_metrics=list(key_metrics),
         plugin_steps=plugin_steps, action_steps=action_steps, outputs=outputs,
-        overrides=_overrides_source(doc), function_plugins=frozenset(b.function_plugins),
+        overrides=_overrides_source(doc), function_plugins=frozenset(b.function_plugins), expressions=b.expressions,
     )
 
 

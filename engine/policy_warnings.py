@@ -1,4 +1,5 @@
-"""Mistakes in a valid policy that `validate` can see without data: rules that can never decide.
+"""Mistakes in a valid policy that `validate` can see without data: rules that can never decide, and numbers
+that may have been written with thousands separators in a list (``grouped_numbers``).
 
 A ladder written from the lowest threshold up (``C: revenue >= 1000`` before ``A: revenue >= 100000``) is
 valid YAML and valid rules, and under first hit it puts everybody who would be A into C: nothing fails, the
@@ -10,6 +11,7 @@ A warning never stops a run: a rule kept for later, or shadowed on purpose, is t
 from __future__ import annotations
 
 from .errors import Diagnostic
+from .grouped_numbers import grouped_number_warning, grouped_numbers
 from .yaml_source import format_path
 from .policy_model import Policy
 from .rule_analysis import static_findings
@@ -19,7 +21,20 @@ _WHAT = {"tier": "tier", "subgrade": "sub-grade", "stage": "stage"}
 
 def policy_warnings(policy: Policy) -> list[Diagnostic]:
     """Every rule that no customer can ever reach, and every overlap a ``hit_policy: unique`` list would stop on,
-    at the rule's ``when``."""
+    at the rule's ``when``; then every ``1,500`` in an expression, where it is written."""
+    return _rule_warnings(policy) + _grouped_number_warnings(policy)
+
+
+def _grouped_number_warnings(policy: Policy) -> list[Diagnostic]:
+    out = []
+    for path, text in policy.expressions.items():
+        for line, col, written in grouped_numbers(text):
+            pos = policy.source.text_position(path, line, col)
+            out.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), grouped_number_warning(written)))
+    return out
+
+
+def _rule_warnings(policy: Policy) -> list[Diagnostic]:
     out = []
     for lst, rule, finding in static_findings(policy):
         what = f"{_WHAT[lst.kind]} {rule.id!r}" + (f" (of tier {lst.parent!r})" if lst.parent else "")

@@ -4,7 +4,8 @@ Every file under ``policies/invalid`` states the messages it must produce in
 ``# expect:`` comments (``:LINE:COL: path: message`` fragments), and those it
 must not in ``# expect-not:`` comments (follow-on errors of the one it is
 about), so adding a case is adding a file.  Files under ``policies/warned`` are
-valid policies with rules that can never match: ``# expect-warning:`` lines.
+valid policies with warnings (rules that can never match, a number in a list written like ``1,500``):
+``# expect-warning:`` lines.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def test_valid_policy_loads(path):
 
 
 @pytest.mark.parametrize("path", WARNED, ids=lambda p: p.name)
-def test_a_rule_that_can_never_match_is_warned_of_at_its_condition(path, cli):
+def test_a_warned_policy_is_warned_of_where_it_is_written(path, cli):
     wanted = [f"{path}{f}" if f.startswith(":") else f for f in expectations(path, "expect-warning")]
     assert wanted, f"{path.name} has no '# expect-warning:' line"
     found = [str(w) for w in policy_warnings(load_policy(path))]
