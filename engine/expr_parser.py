@@ -105,6 +105,11 @@ def _parser() -> Lark:
     return parser
 
 
+def tokens(text: str) -> list[Token]:
+    """The grammar's tokens of ``text``, positions included: the commas, which the parsed tree no longer has."""
+    return list(_parser().lex(text))
+
+
 def _unescape(raw: str) -> str:
     body = raw[1:-1]
     out, i = [], 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .expr_parser import _parser
+from .expr_parser import tokens as expression_tokens
 
 _LEAD, _GROUP = re.compile(r"\d{1,3}"), re.compile(r"\d{3}")
 
@@ -20,7 +20,7 @@ _LEAD, _GROUP = re.compile(r"\d{1,3}"), re.compile(r"\d{3}")
 def grouped_numbers(text: str) -> list[tuple[int, int, str]]:
     """(line, col, written) of each run of numbers like ``1,500`` or ``2,500,000`` in the expression ``text``:
     a number of one to three digits, then groups of three, each joined by a comma with no space around it."""
-    tokens = list(_parser().lex(text))
+    tokens = expression_tokens(text)
     found = []
     i = 0
     while i < len(tokens):
