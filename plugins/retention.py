@@ -21,8 +21,8 @@ from crm_rules.engine.expr_types import BOOL, NUMBER, TEXT
 from crm_rules.engine.name_rules import NAME_PATTERN  # a mismatch is said in words
 from crm_rules.engine.plugin_api import Action, SqlActions
 from crm_rules.engine.plugin_context import PluginContext
+from crm_rules.engine.time_spans import WINDOW_PATTERN  # a mismatch names the window meant
 
-WINDOW_PATTERN = "^(all|[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years))$"
 DEFAULT_PRIORITY = 3
 
 

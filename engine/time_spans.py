@@ -1,0 +1,83 @@
+"""Spans of time as people write them (`12个月`, `1 quarter`, `2 hours`, `4小时`), and how a policy writes them.
+
+A policy writes a span in three places, each with its own short form: a metric's look-back window (`90d`,
+`12 months`, `3y`), a service level's response and on-site times (`15m`, `4h`, `2d`) and a test file's date
+relative to its as-of date (`-6m`).  The schemas check those forms with a pattern, which tells the analyst who
+wrote `window: 12个月` or `response_time: 2 hours` only that it "is not in the expected form".  These functions
+read what was meant and say what to type, so that the message can name the fix.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+#: The forms, as the schemas write them (policy.schema.json, policy-test.schema.json and the retention plugin's
+#: `purchase_gap.window`); a mismatch with one of them is explained by the function of that form.
+WINDOW_PATTERN = "^(all|[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years))$"
+DURATION_PATTERN = "^[1-9][0-9]*\\s*(min|m|h|d|w)$"
+RELATIVE_DATE_PATTERN = "^([0-9]{4}-[0-9]{2}-[0-9]{2}|[+-][0-9]+[dwmy])$"
+
+# Unit words and what they stand for: (unit, how many of it); a quarter is three months.
+_UNITS = {
+    "minute": ("min", 1), "minutes": ("min", 1), "mins": ("min", 1), "分钟": ("min", 1), "分": ("min", 1),
+    "hour": ("h", 1), "hours": ("h", 1), "hr": ("h", 1), "hrs": ("h", 1), "小时": ("h", 1), "个小时": ("h", 1),
+    "钟头": ("h", 1), "个钟头": ("h", 1),
+    "day": ("d", 1), "days": ("d", 1), "天": ("d", 1), "日": ("d", 1),
+    "week": ("w", 1), "weeks": ("w", 1), "wk": ("w", 1), "wks": ("w", 1), "周": ("w", 1), "个周": ("w", 1),
+    "星期": ("w", 1), "个星期": ("w", 1), "礼拜": ("w", 1), "个礼拜": ("w", 1),
+    "month": ("m", 1), "months": ("m", 1), "mo": ("m", 1), "mon": ("m", 1), "月": ("m", 1), "个月": ("m", 1),
+    "quarter": ("m", 3), "quarters": ("m", 3), "q": ("m", 3), "季": ("m", 3), "季度": ("m", 3), "个季度": ("m", 3),
+    "year": ("y", 1), "years": ("y", 1), "yr": ("y", 1), "yrs": ("y", 1), "年": ("y", 1),
+    "h": ("h", 1), "d": ("d", 1), "w": ("w", 1), "m": ("m", 1), "y": ("y", 1), "min": ("min", 1),
+}
+_DIGITS = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+_SPAN = re.compile(r"(?P<sign>[+-]?)\s*(?P<n>[0-9]+|[一两二三四五六七八九十]|半)\s*(?P<unit>[^\s0-9]+)", re.A)
+
+
+def _read(text: object) -> tuple[str, int, str] | None:
+    """(sign, number, unit) of a span written with a unit word, else None; 半年 is six months, 半小时 30 minutes."""
+    if not isinstance(text, str):
+        return None
+    match = _SPAN.fullmatch(unicodedata.normalize("NFKC", text).strip().lower())
+    if match is None or match["unit"] not in _UNITS:
+        return None
+    unit, times = _UNITS[match["unit"]]
+    if match["n"] == "半":
+        halves = {"y": ("m", 6), "h": ("min", 30)}
+        if unit not in halves or times != 1:
+            return None
+        unit, number = halves[unit]
+    else:
+        number = (int(match["n"]) if match["n"].isdigit() else _DIGITS[match["n"]]) * times
+    return (match["sign"], number, unit) if number > 0 else None
+
+
+def window_fix(text: object) -> str | None:
+    """The window ``text`` was meant to be (`12个月`: `12 months`, `1 quarter`: `3 months`), or None."""
+    span = _read(text)
+    if span is None or span[0] or span[2] in ("min", "h"):
+        return None
+    _, number, unit = span
+    return f"{number} months" if unit == "m" else f"{number}{unit}"
+
+
+def duration_fix(text: object) -> str | None:
+    """The response or on-site time ``text`` was meant to be (`2 hours`: `2h`, `4小时`: `4h`), or None."""
+    span = _read(text)
+    if span is None or span[0] or span[2] in ("m", "y"):
+        return None
+    _, number, unit = span
+    return f"{number}{'m' if unit == 'min' else unit}"
+
+
+def relative_date_fix(text: object) -> str | None:
+    """The date relative to a test file's as-of date ``text`` was meant to be (`-3个月`, `-3 months`: `-3m`)."""
+    span = _read(text)
+    if span is None or not span[0] or span[2] in ("min", "h"):
+        return None
+    sign, number, unit = span
+    return f"{sign}{number}{unit}"
+
+
+FIXES = {WINDOW_PATTERN: window_fix, DURATION_PATTERN: duration_fix, RELATIVE_DATE_PATTERN: relative_date_fix}
