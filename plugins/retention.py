@@ -120,6 +120,9 @@ CHURN_WARNING_SCHEMA = {
                           "description": "Fires when the trend is at or below this, a fraction from -1 up to (not "
                                          "including) 0: -0.3 (the default) is a drop of 30% or more; not -30."},
                 "label": {**LABEL, "description": "Name of the signal in the reason (default 'volume')."},
+                "versus": {**LABEL, "description": "What the trend compares with, in the reason (default 'previous "
+                                                   "period'), e.g. 'same quarter last year' for a year-on-year metric: "
+                                                   "'volume -50% vs same quarter last year'."},
             },
         },
         "purchase_gap": {
@@ -338,10 +341,13 @@ def churn_warning(ctx: PluginContext, params: dict) -> SqlActions | None:
         spec = params["volume_drop"]
         x = ctx.ref(spec["metric"], ["volume_drop", "metric"])
         below, label = spec.get("below", -0.3), spec.get("label", "volume")
-        details["volume_drop"] = {"metric": spec["metric"], "below": below}
+        # The metric may compare with any period (a year-on-year metric with the same quarter last year), and
+        # the reason is what the account manager reads: it says which one, when the policy says so.
+        versus = spec.get("versus", "previous period")
+        details["volume_drop"] = {"metric": spec["metric"], "below": below, **({"versus": versus} if "versus" in spec else {})}
         if x is not None:
             signals.append((f"{x} <= {ctx.literal(below)}",
-                            f"printf('%s %+.0f%% vs previous period', {ctx.literal(label)}, {x} * 100.0)"))
+                            f"printf('%s %+.0f%% vs %s', {ctx.literal(label)}, {x} * 100.0, {ctx.literal(versus)})"))
     if "purchase_gap" in params:
         spec = params["purchase_gap"]
         k = spec.get("k", 2)

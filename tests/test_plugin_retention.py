@@ -288,6 +288,22 @@ actions:
     }
 
 
+def test_churn_volume_drop_reason_names_the_period_the_metric_compares_with(tmp_path):
+    """A year-on-year metric (this quarter against the same quarter last year) is no drop "vs previous period":
+    `versus` says what it compares with, and `label` names the signal, in the account manager's language."""
+    db = make_db(tmp_path / "crm.db", CHURN_CUSTOMERS, orders=CHURN_ORDERS, interactions=CHURN_INTERACTIONS)
+    rows = apply(tmp_path, db, """\
+actions:
+  churn:
+    use: churn_warning
+    params:
+      volume_drop: {metric: trend_6m, below: -0.3, label: 本季度订单, versus: 去年同季度}
+""")
+    assert [(r["customer_id"], r["reason"]) for r in rows] == [("m", "本季度订单 -90% vs 去年同季度"),
+                                                                ("v", "本季度订单 -50% vs 去年同季度")]
+    assert json.loads(rows[0]["details"])["volume_drop"] == {"metric": "trend_6m", "below": -0.3, "versus": "去年同季度"}
+
+
 def test_churn_hidden_metrics_stay_out_of_assignments(tmp_path):
     db = make_db(tmp_path / "crm.db", CHURN_CUSTOMERS, orders=CHURN_ORDERS, interactions=CHURN_INTERACTIONS)
     outcome = apply_policy(db, load_policy(write_policy(tmp_path, """\
