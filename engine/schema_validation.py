@@ -129,8 +129,8 @@ def _unknown_key(key: str, allowed, mapping: dict) -> str:
         return f"{message}; {FULL_WIDTH_INDENT}"
     if (fix := _slip_fix(key)):
         return message + fix
-    if key.isascii():
-        return message + did_you_mean(key, allowed)
+    if key.isascii():  # a key of another part of the policy, or a guess: the keys that go here are the fix
+        return message + (did_you_mean(key, allowed) or f"; the keys here are {', '.join(allowed)}")
     meant = next((k for k in _CHINESE_KEYS.get(key.strip(), ()) if k in allowed), None)
     if meant is not None:
         return f"{message}; did you mean {meant!r}? Keys are written in English (Chinese text goes in values, such as a label)"
