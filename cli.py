@@ -475,13 +475,20 @@ def import_(
 
 @app.command()
 def demo(
+    folder: Path | None = typer.Argument(None, metavar="DIR", show_default=False, file_okay=False,
+                                         help="Directory to create the demo in; the same as --dir."),
     directory: Path = typer.Option(Path("crm-demo"), "--dir", help="Directory to create the demo in.", file_okay=False),
     customers: int = typer.Option(2000, "--customers", min=1, max=5_000_000, help="Number of customers to generate."),
     seed: int = typer.Option(7, "--seed", help="Random seed (the same seed gives the same data)."),
     policy: str = typer.Option("base", "--policy", "-p", help="Policy to apply to the demo data."),
 ) -> None:
-    """Create a realistic demo database and the shipped policies in --dir (crm-demo), apply the base policy and write report.html there."""
+    """Create a realistic demo database and the shipped policies in DIR or --dir (crm-demo), apply the base policy and write report.html there."""
     from shlex import quote
+
+    if folder is not None:  # `crm-rules demo my-demo`, as other tools that make a folder are called
+        if directory != Path("crm-demo") and directory != folder:
+            raise UsageError(f"the demo folder is given twice: {folder} and --dir {directory}", hint="give one of them")
+        directory = folder
 
     from .engine.demo_data import DEMO_AS_OF, generate_demo_database
     from .engine.policy_model import load_policy

@@ -197,6 +197,15 @@ def test_demo_next_line_is_shell_quoted(cli, tmp_path):
     assert cli(*args[1:]).exit_code == 0
 
 
+def test_demo_takes_its_folder_as_an_argument_too(cli, tmp_path):
+    """`crm-rules demo my-demo` is how tools that make a folder are called; it said "unexpected extra argument"."""
+    target = tmp_path / "my-demo"
+    result = cli("demo", target, "--customers", "5", ok=True)
+    assert (target / "crm.db").is_file() and (target / "policies" / "base.yaml").is_file()
+    assert _next_command(result.output)[_next_command(result.output).index("--db") + 1] == str(target / "crm.db")
+    assert cli("demo", tmp_path / "again", "--dir", tmp_path / "again", "--customers", "5").exit_code == 0
+
+
 def test_table_export_next_lines_are_shell_quoted(cli, tmp_path):
     folder = tmp_path / "my policies"
     folder.mkdir()
