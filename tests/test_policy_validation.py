@@ -23,7 +23,7 @@ from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.policy_warnings import policy_warnings
 
 HERE = Path(__file__).parent / "policies"
-VALID = sorted(p for p in (HERE / "valid").glob("*.yaml") if p.name != "sources.yaml")
+VALID = sorted(p for p in (HERE / "valid").glob("*.yaml") if p.name != "sources.yaml" and not p.name.endswith(".test.yaml"))
 INVALID = sorted((HERE / "invalid").glob("*.yaml"))
 WARNED = sorted((HERE / "warned").glob("*.yaml"))
 SHIPPED = sorted(Path(str(p)) for p in shipped_policies_dir().iterdir() if p.name.endswith(".yaml") and ".test." not in p.name)
