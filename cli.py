@@ -382,7 +382,8 @@ def explain(
     """Show a customer's metrics and, rule by rule, why they got their tier, stage and service level.
 
     Read from the latest stored run of the same policy content and as-of date when there is one
-    (fast at any size), else computed now; the last line says which.
+    (fast at any size), else computed now; the last line says which. Where runs are stored, it first says
+    what changed since the policy's previous run and whether the data, a policy edit or an override made it.
     """
     from .engine.explain import explain_customer, load_policy_of_run
     from .engine.render import print_explanation

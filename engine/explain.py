@@ -49,6 +49,7 @@ from .counterfactuals import describe, pareto_sentences
 from .data_binding import bind
 from .database import attach_read_only, connect, named_file, open_for_run
 from .errors import PolicyError, UsageError
+from .explain_since import since_previous_run
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
 from .metric_sql import CID, CNAME, _attribute_sql
@@ -319,6 +320,7 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
         "actions": c.actions,
         "service_level": ({"id": service.id, "tier": service.tier, "subgrade": service.subgrade, "stage": service.stage,
                            **service.details} if service else None),
+        "since": None,  # what changed since the previous run: explain_since, where runs are stored
     }
 
 
@@ -349,13 +351,23 @@ _ACTION_ORDER = "+due_date, priority, action, category, plugin, {entry}, reason"
 
 # --- computed now -----------------------------------------------------------------------------------
 
-def _explain_computed(rc: Any, policy: Policy, customer_id: str, as_of: str, overrides: Path | None, why_now: str) -> dict:
+def _explain_computed(rc: Any, policy: Policy, customer_id: str, as_of: str, overrides: Path | None, why_now: str,
+                      results: str | None = None, db: Path | None = None) -> dict:
+    """``results``: the schema of the stored runs, if any: the grades computed now are compared with the policy's
+    latest run before ``as_of`` (explain_since), as a stored run of that date would be."""
     from .runner import compute  # runner imports this module (explain_storage)
 
     binding = bind(rc.conn, rc.source_schema, policy)  # (the schema only)
     if _source_customer(rc.conn, policy, binding, customer_id, []) is None:  # before every customer is computed
         raise _not_found(policy, customer_id, rc.conn, binding)
-    return _from_computed(compute(rc, policy, as_of, overrides), customer_id, f"computed now: {why_now}")
+    computed = compute(rc, policy, as_of, overrides)
+    result = _from_computed(computed, customer_id, f"computed now: {why_now}")
+    if results is not None:
+        ev = _Evaluator(rc.conn, computed.result_table, result["customer_id"], as_of)
+        result["since"] = since_previous_run(rc.conn, results, policy, result,
+                                             {"run_id": None, "as_of": as_of, "source_db": str(db)},
+                                             lambda prev: _tier_by_rules_of(rc.conn, results, prev, ev))
+    return result
 
 
 def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
@@ -655,7 +667,31 @@ def _explain_stored(rc: Any, schema: str, policy: Policy | None, customer_id: st
                 "notes": json.loads(run.get("notes") or "[]"), "policy": _version(policy, given, rid)})
     result = _assemble(policy, as_of, _Evaluator(conn, f"temp.{q(ROW)}", key, as_of), customer)
     _check_decisions(conn, policy, as_of, result, grades, rule_tier, f"temp.{q(ROW)}")
+    ev = _Evaluator(conn, f"temp.{q(ROW)}", key, as_of)
+    result["since"] = since_previous_run(conn, schema, policy, result, run,
+                                         lambda prev: _tier_by_rules_of(conn, schema, prev, ev))
     return result
+
+
+def _tier_by_rules_of(conn: Any, schema: str, run: dict, ev: _Evaluator) -> str | None:
+    """The tier the tier rules of ``run``'s stored policy give on the customer's values in ``ev``: the previous
+    month's rules on this month's values, which says whether a policy edit or the data moved the customer.  None when
+    the policy is not stored, no longer loads, or its rules read a value the explanation's row does not have."""
+    try:
+        old = _stored_policy(conn, q(schema), run)
+    except UsageError:  # a plugin it used is gone, or this version's checks refuse it
+        return None
+    if old is None:
+        return None
+    rules = [t.rule for t in old.tiers]
+    read = {n for r in rules if r.condition for n in ast.names_in(r.condition.node)}
+    if not read <= _columns(ev.conn, ev.table):
+        return None
+    return _first_hit(rules, _explain_rules(ev, rules, None, None, TypeChecker(old.scope())))[0]
+
+
+def _columns(conn: Any, table: str) -> set[str]:
+    return {d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
 
 
 def _version(used: Policy, given: Policy | None, run_id: int | None = None) -> dict:
@@ -745,22 +781,24 @@ def explain_customer(db: Path, policy: Policy | None, customer_id: str, as_of: s
                          hint="a stored run is explained with the overrides it applied")
     rc = open_for_run(db, write=False)
     try:
+        rs = _attach_results(rc, results_db)
         if recompute:
-            return _explain_computed(rc, policy, customer_id, as_of, overrides, "--recompute")
-        try:
-            rs = _attach_results(rc, results_db)
-            if rs is None:
+            why_now = "--recompute"
+        else:
+            try:
+                if rs is None:
+                    if run_id is not None:
+                        raise UsageError(f"run {run_id} not found: {results_db or db} has no stored runs",
+                                         hint=_no_runs_hint(rc, results_db))
+                    raise _CannotUseRun(f"{results_db or db} has no stored runs")
+                source = Path(db) if results_db is not None else None  # a results database may serve several
+                return _explain_stored(rc, rs, policy, customer_id, as_of, overrides, run_id, source)
+            except _CannotUseRun as exc:
                 if run_id is not None:
-                    raise UsageError(f"run {run_id} not found: {results_db or db} has no stored runs",
-                                     hint=_no_runs_hint(rc, results_db))
-                raise _CannotUseRun(f"{results_db or db} has no stored runs")
-            source = Path(db) if results_db is not None else None  # a results database may serve several
-            return _explain_stored(rc, rs, policy, customer_id, as_of, overrides, run_id, source)
-        except _CannotUseRun as exc:
-            if run_id is not None:
-                raise UsageError(f"run {run_id} cannot be explained from storage: {exc}",
-                                 hint="use --recompute (without --run) to explain from the data as it is now") from None
-            return _explain_computed(rc, policy, customer_id, as_of, overrides, str(exc))
+                    raise UsageError(f"run {run_id} cannot be explained from storage: {exc}",
+                                     hint="use --recompute (without --run) to explain from the data as it is now") from None
+                why_now = str(exc)
+        return _explain_computed(rc, policy, customer_id, as_of, overrides, why_now, rs, Path(db))
     finally:
         rc.close()
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .counterfactuals import HUGE, is_literal, shortfall, value_text
+from .explain_since import GRADES
 from .terminal_table import print_indented, titled_table, words_fit
 from .user_text import escape, one_line
 
@@ -186,6 +187,50 @@ def _setting(value: Any) -> str:
     return value if isinstance(value, str) else value_text(value)  # free text unquoted
 
 
+def since_lines(since: dict | None, sha256: str) -> list[str]:
+    """What changed for the customer since the policy's previous run (explain_since), and what made the move: an
+    explanation of one run said why a grade is what it is, never why it is not what it was last month."""
+    if since is None:
+        return []
+    run = f"run {since['run_id']} (as of {since['as_of']})"
+    if not since["in_previous"]:
+        return [f"[b]New since {run}[/b]: the customer was not in that run."]
+    moves = [f"{words} {_e(c['before'] or '—')} → {_e(c['after'] or '—')}"
+             for c in since["changes"] for key, words in GRADES if key == c["grade"]]
+    lines = [f"[b]Since {run}[/b]: {', '.join(moves) if moves else 'no grade changed'}."]
+    lines += [f"  {_e(m['name'])}: {_e(value_text(m['before']))} → {_e(value_text(m['after']))}" for m in since["metrics"]]
+    if since["override"] == "began":
+        lines.append("  a manual override sets the tier now (see the override above)")
+    elif since["override"] == "ended":
+        lines.append(f"  a manual override set the tier in run {since['run_id']}; it has ended (expired or removed), "
+                     f"and the rules give the tier now")
+    if not moves:
+        return lines
+    if since["policy_changed"]:
+        def version(v: Any, sha: str) -> str:
+            return (f"version {_e(v)}, " if v else "") + f"sha256 {sha[:12]}"
+
+        tier = next((c for c in since["changes"] if c["grade"] == "tier"), None)
+        old_rules = since.get("tier_by_previous_rules")
+        if tier is not None and old_rules is not None:
+            by_old = f"the tier rules of run {since['run_id']}'s policy give tier {_e(old_rules)} on this run's values"
+            cause = (f"{by_old} too: the data moved the tier, not the policy change" if old_rules == tier["after"] else
+                     f"{by_old}: the policy change moved the tier" if old_rules == tier["before"] else
+                     f"{by_old}: the data and the policy change both moved the tier")
+        elif not since["metrics"]:
+            cause = "none of the values the rules of these grades read changed: the move comes from the policy change"
+        else:
+            cause = (f"`crm-rules diff NEW_POLICY --against-run {since['run_id']}` shows which moves the rules' change "
+                     f"alone makes")
+        lines.append(f"  the policy changed since that run ({version(since['policy_version'], since['policy_sha256'])}"
+                     f" → {version(since['policy_version_now'], sha256)}): {cause}")
+    elif since["same_date"] and since["override"] is None:
+        lines.append("  the same policy graded the same date in that run: the data changed since")
+    if since["other_database"]:
+        lines.append(f"  run {since['run_id']} graded another database file")
+    return lines
+
+
 def print_explanation(console: Console, e: dict) -> None:
     # the heading lines wrap at spaces: printed as they were, a terminal of 60 or 80 columns broke them at its edge
     print_indented(console, f"[b]Customer {one_line(str(e['customer_id']))}[/b] {one_line(e['customer_name'] or '')} — "
@@ -198,6 +243,8 @@ def print_explanation(console: Console, e: dict) -> None:
                                 + f" ({_e(o['source'])})")
         if o["applied"]:
             console.print(f"  the rules alone give tier {o['rule_tier']}", highlight=False)
+    for line in since_lines(e.get("since"), e["policy_sha256"]):
+        print_indented(console, line)
     why = e.get("why") or {}
     for part in ("tier", "subgrade", "stage"):
         if why.get(part):
