@@ -258,6 +258,16 @@ def decimal_sum(call: str) -> str:
             f"THEN CAST(printf('%.15g', {call}) AS REAL) ELSE {call} END ELSE {call} END")
 
 
+def decimal_total(value: float | None) -> float | None:
+    """A sum taken in Python (a run's revenue per tier and in all, added up from its groups) to 15 significant digits,
+    as :func:`decimal_sum` takes every metric's sum: unrounded, the totals a run stores in ``crm_runs.counts`` carried
+    the noise of the addition order (134826637.16000003, 6738455.879999997), which BI tools and ``export --format
+    json`` showed as they are.  Integers, infinities and None are returned unchanged."""
+    if isinstance(value, float) and abs(value) < 1e308:
+        return float(f"{value:.15g}")
+    return value
+
+
 class _SourceQuery:
     """Accumulates the aggregate columns of one source's GROUP BY."""
 

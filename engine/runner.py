@@ -25,7 +25,7 @@ from .explain import explain_storage
 from .expr_sql import SqlParams, quote_identifier as q
 from .expr_types import BOOL
 from .data_checks import check_customers, check_rows
-from .metric_sql import CID, CNAME, MetricPlan, RunDates, compile_metrics
+from .metric_sql import CID, CNAME, MetricPlan, RunDates, compile_metrics, decimal_total
 from .policy_files import canonical_json
 from .plugin_sql import ACTIONS, ERRORS, BatchOp, compile_actions, compile_plugin_layers, setup_statements, trimmed_owner
 from .policy_model import Policy
@@ -317,7 +317,8 @@ def summarize(computed: Computed) -> dict:
     ordered = {}
     for tier in policy.tiers:
         ordered[tier.id] = tiers.pop(tier.id, {"customers": 0, "revenue": 0 if revenue else None})
-    total_rev = sum((v["revenue"] or 0) for v in ordered.values()) if revenue else None
+        ordered[tier.id]["revenue"] = decimal_total(ordered[tier.id]["revenue"])
+    total_rev = decimal_total(sum((v["revenue"] or 0) for v in ordered.values())) if revenue else None
     for v in ordered.values():  # of a net total of 0 or less (returns outweigh sales) a share means nothing, as in the report
         v["revenue_share"] = (v["revenue"] or 0) / total_rev if revenue and total_rev > 0 else None
     conn = computed.rc.conn

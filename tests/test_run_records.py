@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -117,3 +118,19 @@ def test_a_standard_attribute_renamed_by_a_plain_name_keeps_its_type():
     types = {name: (c.column, c.type) for name, c in mapping.attributes.items()}
     assert types["since"] == ("joined", DATE) and types["credit_limit"] == ("limit_cny", NUMBER)
     assert types["segment"] == ("seg", TEXT)
+
+
+def test_revenue_per_tier_is_recorded_to_15_significant_digits(demo_db):
+    """crm_runs.counts carried the noise of adding floats in group order (134826637.16000003), which a BI tool
+    reading counts and `export --format json` showed as it was: the totals are rounded as every sum metric is."""
+    run_id = apply_policy(demo_db, load_policy("base"), "2026-05-31").run_id
+    conn = sqlite3.connect(demo_db)
+    counts = json.loads(conn.execute("SELECT counts FROM crm_runs WHERE run_id = ?", (run_id,)).fetchone()[0])
+    totals = [counts["total_revenue"]] + [t["revenue"] for t in counts["tiers"].values()]
+    assert all(float(f"{v:.15g}") == v for v in totals), totals
+    by_tier = dict(conn.execute("SELECT a.tier, sum(m.revenue_12m) FROM crm_assignments AS a JOIN crm_metrics AS m "
+                                "USING (run_id, customer_id) WHERE a.run_id = ? AND m.revenue_12m IS NOT NULL "
+                                "GROUP BY a.tier", (run_id,)).fetchall())
+    for tier, entry in counts["tiers"].items():
+        assert entry["revenue"] == pytest.approx(by_tier.get(tier, 0), rel=1e-12)
+    assert counts["total_revenue"] == pytest.approx(sum(by_tier.values()), rel=1e-12)
