@@ -924,7 +924,7 @@ def runs(
     """List the runs in a database, oldest first: policy, hash, as-of date, status and customers."""
 
     from .engine.render import fmt_number
-    from .engine.run_history import list_runs
+    from .engine.run_history import list_runs, reruns
     from .engine.terminal_table import print_listing
 
     items = list_runs(db, policy)
@@ -947,6 +947,23 @@ def runs(
     for r in items:
         if r["error"]:
             console.print(f"run {r['run_id']} failed: {r['error']}", highlight=False, markup=False)
+    _note_reruns(reruns(items))
+
+
+def _note_reruns(groups: list[list[dict]]) -> None:
+    """Runs of one date and policy content read alike in the table: say which one stands for the date, and which
+    applied manual overrides, so that a re-run is not taken for a copy (nor a copy for the run in force)."""
+    from .engine.terminal_table import print_indented
+
+    for group in groups:
+        ids, last = [r["run_id"] for r in group], group[-1]
+        with_overrides = [f"run {r['run_id']} set {r['overrides']:,} customer(s)' tier by manual override"
+                          for r in group if r["overrides"]]
+        print_indented(console, escape(
+            f"note: runs {_ids(ids)} grade {last['as_of']} with the same policy ({last['policy_name']}, sha256 "
+            f"{last['policy_sha256_short']}): run {last['run_id']}, the last of them, is the one the other commands take "
+            f"for that date (crm_current, changes); `crm-rules changes --run {last['run_id']}` shows what it changed"
+            + "".join(f"; {w}" for w in with_overrides)))
 
 
 # What the history table gives up, in this order, until every word in it fits the terminal: at 80 columns the

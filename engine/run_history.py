@@ -180,10 +180,31 @@ def list_runs(db: Path, policy: str | None = None) -> list[dict]:
         args: list = []
         if policy is not None:
             sql, args = sql + " WHERE policy_name = ?", [policy]
-        return [dict(r) | {"policy_sha256_short": (r["policy_sha256"] or "")[:SHORT_SHA]}
-                for r in conn.execute(sql + " ORDER BY run_id", args)]
+        return [{c: r[c] for c in RUN_COLUMNS} | {"policy_sha256_short": (r["policy_sha256"] or "")[:SHORT_SHA],
+                                                   "overrides": _overrides_of(r["counts"])}
+                for r in conn.execute(sql.replace(" FROM", ", counts FROM", 1) + " ORDER BY run_id", args)]
     finally:
         conn.close()
+
+
+def _overrides_of(counts: str | None) -> int | None:
+    """Customers whose tier a manual override set in the run (``counts["overrides"]``), None for a failed run."""
+    try:
+        found = (json.loads(counts) if counts else {}).get("overrides")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, int) else None
+
+
+def reruns(items: list[dict]) -> list[list[dict]]:
+    """Successful runs that graded the same date with the same policy content, in RUN_ORDER, each group of two or more:
+    in a list of runs they read alike but for their ids (a re-run after new data came in, one with overrides), and
+    only the last of each group stands for its date in crm_current and in what the next run is compared with."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in items:
+        if r["status"] == "succeeded":
+            groups.setdefault((r["policy_name"], r["policy_sha256"], r["as_of"]), []).append(r)
+    return [sorted(g, key=lambda r: r["run_id"]) for g in groups.values() if len(g) > 1]
 
 
 def _id_candidates(customer_id: str) -> list:
