@@ -1144,7 +1144,11 @@ def changes(
                                 f"changes include theirs")
     if c["policy_changed"]:
         print_indented(console, f"note: the policy changed between the runs (sha256 {c['previous_policy_sha256'][:12]} "
-                                f"→ {c['policy_sha256'][:12]})")
+                                f"→ {c['policy_sha256'][:12]}): some moves may come from the new rules; `crm-rules explain "
+                                f"CUSTOMER_ID --run {c['run_id']}` says of a customer whether the edit or the data moved them")
+    elif c["as_of"] == c["previous_as_of"]:  # a re-run: nothing but the data (or the overrides) can differ
+        print_indented(console, f"note: run {c['previous_run_id']} graded the same date with the same policy: what "
+                                f"changed comes from the data changed since, or from manual overrides")
     if c["previous_source_db"] != c["source_db"]:  # customers "new" and "removed" may only be in the other file
         print_indented(console, f"note: the runs graded different database files ({escape(str(c['previous_source_db']))}"
                                 f" → {escape(str(c['source_db']))})")

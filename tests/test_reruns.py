@@ -36,3 +36,30 @@ def test_one_run_per_date_has_no_note(cli, demo_db):
     apply_policy(demo_db, load_policy("base"), AS_OF)
     apply_policy(demo_db, load_policy("vip_card"), AS_OF)  # another policy of the same date: not a re-run
     assert "note:" not in cli("runs", "--db", demo_db, ok=True).output
+
+
+def test_changes_of_a_rerun_put_them_on_the_data(cli, demo_db):
+    import sqlite3
+
+    policy = load_policy("base")
+    apply_policy(demo_db, policy, AS_OF)
+    with sqlite3.connect(demo_db) as conn:
+        conn.execute("INSERT INTO orders (customer_id, order_date, amount, cost, discount) "
+                     "VALUES ('C000003', '2026-06-20', 900000, 500000, 0)")
+    apply_policy(demo_db, policy, AS_OF)
+    out = " ".join(cli("changes", "--db", demo_db, ok=True).output.split())
+    assert ("note: run 1 graded the same date with the same policy: what changed comes from the data changed since, "
+            "or from manual overrides") in out
+
+
+def test_changes_after_a_policy_edit_point_at_explain(cli, demo_db, tmp_path):
+    from crm_rules.engine.policy_files import shipped_policies_dir
+
+    edited = tmp_path / "base.yaml"
+    text = (shipped_policies_dir() / "base.yaml").read_text(encoding="utf-8")
+    edited.write_text(text.replace("up_to: 0.80", "up_to: 0.75"), encoding="utf-8")
+    apply_policy(demo_db, load_policy("base"), "2026-05-31")
+    apply_policy(demo_db, load_policy(edited), AS_OF)
+    out = " ".join(cli("changes", "--db", demo_db, ok=True).output.split())
+    assert "`crm-rules explain CUSTOMER_ID --run 2` says of a customer whether the edit or the data moved them" in out
+    assert "graded the same date" not in out
