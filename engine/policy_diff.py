@@ -205,6 +205,17 @@ def _order(defined: list[str], seen: set[str]) -> list[str]:
     return list(defined) + extra + tail
 
 
+def _merged(old: list[str], new: list[str]) -> list[str]:
+    """Both sides' ids in one list: the new side's order, and each id only the old side has after the one it followed
+    there.  Old ids first and new ones after them listed a tier added between B and C after C."""
+    out = list(new)
+    for i, item in enumerate(old):
+        if item not in out:
+            before = next((old[j] for j in range(i - 1, -1, -1) if old[j] in out), None)
+            out.insert(out.index(before) + 1 if before is not None else 0, item)
+    return [v for v in out if v not in (NONE, ABSENT)] + [v for v in (NONE, ABSENT) if v in out]
+
+
 def _matrix(conn: sqlite3.Connection, f: str, old_defined: list[str], new_defined: list[str]) -> dict:
     rows = conn.execute(f"SELECT in_old, old_{f}, in_new, new_{f}, count(*) FROM {PAIRS} GROUP BY 1, 2, 3, 4").fetchall()
     cells = {}
@@ -228,8 +239,7 @@ def _revenue_share(conn: sqlite3.Connection, old: Side, new: Side) -> dict:
     per = {"old": _tier_revenue(conn, "old"), "new": _tier_revenue(conn, "new")}
     sides = {"old": old, "new": new}
     totals = {s: (sum((rev or 0) for _, rev in per[s].values()) if sides[s].revenue_metric else None) for s in per}
-    tiers = _order(old.tiers, set(per["old"])) + [t for t in _order(new.tiers, set(per["new"])) if t not in old.tiers]
-    tiers = list(dict.fromkeys(tiers))
+    tiers = _merged(_order(old.tiers, set(per["old"])), _order(new.tiers, set(per["new"])))
     out = {}
     for t in tiers:
         entry = {}

@@ -94,6 +94,27 @@ def test_diff_of_two_policies_gives_exact_transitions(tmp_path, diff_db):
     assert result["movers"][0]["customer_name"] == "customer 2"
 
 
+def test_diff_lists_a_tier_added_in_the_middle_where_the_new_policy_has_it(tmp_path, diff_db):
+    inserted = METRICS + """
+tiers:
+  levels:
+    - {id: A, when: "revenue_12m >= 100000"}
+    - {id: B, when: "revenue_12m >= 50000"}
+    - {id: S, when: "revenue_12m >= 10000"}
+    - {id: C, default: true}
+lifecycle:
+  stages:
+    - {id: lost, when: "recency_days is null or recency_days > 365"}
+    - {id: active, default: true}
+""" + SERVICE_LEVELS + """
+  - {id: S-basic, tier: S}
+"""
+    result = diff_policies(diff_db, _write(tmp_path, "old", OLD), _write(tmp_path, "new", inserted), AS_OF)
+    assert list(result["revenue_share"]["tiers"]) == ["A", "B", "S", "C"]  # not A, B, C, then the new S
+    back = diff_policies(diff_db, _write(tmp_path, "new2", inserted), _write(tmp_path, "old2", OLD), AS_OF)
+    assert list(back["revenue_share"]["tiers"]) == ["A", "B", "S", "C"]  # a tier removed stays where it was
+
+
 def test_diff_revenue_share_per_tier(tmp_path, diff_db):
     share = diff_policies(diff_db, _write(tmp_path, "old", OLD), _write(tmp_path, "new", NEW), AS_OF)["revenue_share"]
     assert share["old_metric"] == share["new_metric"] == "revenue_12m"
