@@ -29,6 +29,7 @@ from referencing.jsonschema import DRAFT202012
 from . import __version__, hookimpl, hookspecs, user_cache
 from .errors import PluginError
 from .expr_types import FUNCTIONS, TYPES, did_you_mean
+from .plugin_source import called_from, defined_at, is_built_in, module_of, raised_at
 
 ENTRY_POINT_GROUP = "crm_rules"
 LOAD_ENV = "CRM_RULES_LOAD_PLUGINS"
@@ -37,6 +38,7 @@ BLOCK_ENV = "CRM_RULES_BLOCK_PLUGINS"
 HOOK_DOCS = "`python -m pydoc crm_rules.engine.hookspecs` prints what each hook takes"
 PARAMS_URI = "urn:crm-rules:params"  # the base a params schema's own "#/..." references resolve against
 FUNCTION_NAME = re.compile(r"[a-z][a-z0-9_]*")
+JSON_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
 
 DEFAULT_PLUGINS: tuple[EntryPoint, ...] = (
     EntryPoint("value_scoring", "crm_rules.plugins.value_scoring", ENTRY_POINT_GROUP),
@@ -84,8 +86,7 @@ def _load(pm: pluggy.PluginManager, ep: EntryPoint, source: str, version: str, i
     try:
         plugin = ep.load()
     except Exception as exc:  # a broken third-party package must not take the tool down silently
-        raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}",
-                          hint=f"fix or uninstall it, or block it with {BLOCK_ENV}={ep.name}") from exc
+        raise _import_failed(ep, source, exc) from exc
     if inspect.isclass(plugin):  # its hooks are functions wanting `self`: each call would fail naming a missing 'self'
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) is a class, but a plugin is a module or an object: the "
                           f"hooks of a class are methods that need an instance",
@@ -107,6 +108,47 @@ def _load(pm: pluggy.PluginManager, ep: EntryPoint, source: str, version: str, i
     infos[ep.name] = PluginInfo(ep.name, version, source, ep.value)
 
 
+def _import_failed(ep: EntryPoint, source: str, exc: Exception) -> PluginError:
+    """What to say of an entry point whose module raised on import: the line that raised, and whether the entry
+    point names a module that does not exist (a typo, or a module renamed since the package was installed) or
+    the plugin imports something that is not installed."""
+    known = source not in ("unknown", "built-in")  # the distribution's name, to uninstall it by
+    package = f"the pyproject.toml of {source}" if known else "its package's pyproject.toml"
+    uninstall = f"uninstall it (pip uninstall {source})" if known else "uninstall it"
+    block = f"block it with {BLOCK_ENV}={ep.name}"
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) and exc.name else None
+    if missing is not None and (ep.module == missing or ep.module.startswith(missing + ".")):
+        siblings = _modules_beside(ep.module)
+        return PluginError(f"plugin {ep.name!r}: its entry point names module {ep.module!r}, which does not exist"
+                           f"{did_you_mean(ep.module, siblings)}",
+                           hint=f"correct the entry point under [project.entry-points.{ENTRY_POINT_GROUP}] in {package} "
+                                f"and install the package again (also an editable install: the entry points are read "
+                                f"from what was installed), or {uninstall}, or {block}")
+    where = raised_at(exc, ep.module)
+    at = f" at {where}" if where else ""
+    if missing is not None and missing.split(".")[0] != ep.module.split(".")[0]:
+        return PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import{at}: {exc}",
+                           hint=f"install {missing.split('.')[0]!r} and list it in the dependencies of {package}, "
+                                f"or {uninstall}, or {block}")
+    return PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import{at}: {type(exc).__name__}: {exc}",
+                       hint=f"fix it, or {uninstall}, or {block}")
+
+
+def _modules_beside(module: str) -> list[str]:
+    """The modules of the package ``module`` is in: what a misspelt entry point may have meant."""
+    import importlib.util
+    import pkgutil
+
+    parent = module.rpartition(".")[0]
+    try:
+        spec = importlib.util.find_spec(parent) if parent else None
+    except (ImportError, ValueError):  # the package itself is missing or broken
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [f"{parent}.{info.name}" for info in pkgutil.iter_modules(list(spec.submodule_search_locations))]
+
+
 def _unmarked_hook(plugin: object) -> tuple[str, str] | None:
     """(what, fix) for a hook of ``plugin`` that pluggy would not call: one without ``@hookimpl``, one marked with
     another project's marker, or a misspelt hook name without ``@hookimpl`` (the check of unknown hooks sees
@@ -117,16 +159,17 @@ def _unmarked_hook(plugin: object) -> tuple[str, str] | None:
         fn = getattr(plugin, name, None)
         if not callable(fn) or hasattr(fn, marker):
             continue
+        where = _at(defined_at(fn))
         if name not in HOOK_KINDS:
             hooks = list(HOOK_KINDS)
-            return (f"defines {name} without @hookimpl, so it is never called, and no hook has that name"
+            return (f"defines {name}{where} without @hookimpl, so it is never called, and no hook has that name"
                     f"{did_you_mean(name, hooks)}", f"name it after a hook ({', '.join(hooks)}) and {decorate}")
         attrs = getattr(getattr(fn, "__func__", fn), "__dict__", {})
         other = next((a[:-len("_impl")] for a in attrs if a.endswith("_impl")), None)
         if other is not None:
-            return (f"defines {name} with a @hookimpl marker of project {other!r}, but the hooks of crm-rules are "
+            return (f"defines {name}{where} with a @hookimpl marker of project {other!r}, but the hooks of crm-rules are "
                     f"project {hookimpl.project_name!r}, so it is never called", "use crm-rules' own marker: `from crm_rules.engine import hookimpl`")
-        return f"defines {name} without @hookimpl, so it is never called", decorate
+        return f"defines {name}{where} without @hookimpl, so it is never called", decorate
     return None
 
 
@@ -141,8 +184,8 @@ def _wrong_arguments(pm: pluggy.PluginManager, plugin: object) -> tuple[str, str
         asked = [a for a in inspect.signature(fn).parameters if a != "self"]
         unknown = [a for a in asked if a not in wanted]
         if unknown:
-            return hook, (f"{hook}({', '.join(asked)}) asks for {', '.join(map(repr, unknown))}, which the hook does "
-                          f"not pass; its arguments are ({', '.join(wanted)}){did_you_mean(unknown[0], wanted)}")
+            return hook, (f"{hook}({', '.join(asked)}){_at(defined_at(fn))} asks for {', '.join(map(repr, unknown))}, "
+                          f"which the hook does not pass; its arguments are ({', '.join(wanted)}){did_you_mean(unknown[0], wanted)}")
     return None
 
 
@@ -203,10 +246,11 @@ def build_plugin_manager(problems: list[LoadProblem] | None = None) -> tuple[plu
 def _unknown_hook(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> PluginError:
     name = pm.get_name(exc.plugin) or repr(exc.plugin)
     specs = [n for n in vars(hookspecs) if n.startswith("crm_rules_")]
-    unknown = [n for n, caller in vars(pm.hook).items() if not n.startswith("_") and not caller.has_spec()
-               and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())]
-    hook = unknown[0] if unknown else "?"
-    return PluginError(f"plugin {name!r} implements an unknown hook {hook!r}{did_you_mean(hook, specs)}",
+    unknown = [(n, impl.function) for n, caller in vars(pm.hook).items() if not n.startswith("_") and not caller.has_spec()
+               for impl in caller.get_hookimpls() if impl.plugin is exc.plugin]
+    hook, fn = unknown[0] if unknown else ("?", None)
+    return PluginError(f"plugin {name!r} implements an unknown hook {hook!r}{_at(defined_at(fn))}"
+                       f"{did_you_mean(hook, specs)}",
                        hint=f"the hooks are: {', '.join(specs)} ({HOOK_DOCS})")
 
 
@@ -214,6 +258,11 @@ def _unknown_hook(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -
 def get_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
     """Loaded once per process."""
     return build_plugin_manager()
+
+
+def _at(where: str | None) -> str:
+    """`` (crm_rules_churn/plugin.py:12)``: where in the plugin's source, for a message; "" when unknown."""
+    return f" ({where})" if where else ""
 
 
 def _register(name, fn, schema=None):
@@ -246,6 +295,8 @@ class Contribution:
     fn: Callable[..., Any]
     schema: dict
     plugin: str
+    origin: str | None = None  # where the plugin called register() for it: path:line
+    built_in: bool = False
 
 
 @dataclass
@@ -261,7 +312,18 @@ class Registry:
     # build_registry(keep_going=True) only: plugin -> what it failed to register, each left out of the registry
     problems: dict[str, list[PluginError]] = field(default_factory=dict)
 
-    def add(self, kind: str, plugin: str, name: Any, fn: Any, schema: Any) -> None:
+    def add(self, kind: str, plugin: str, name: Any, fn: Any, schema: Any, origin: str | None = None,
+            built_in: bool = False) -> None:
+        """Check and add one contribution; a problem raises PluginError naming the plugin and where it called
+        register() (``origin``).  ``built_in``: the plugin is one of crm-rules' own, which cannot be uninstalled."""
+        try:
+            self._add(kind, plugin, name, fn, schema, origin, built_in)
+        except PluginError as exc:
+            if origin is None or origin in exc.message:
+                raise
+            raise PluginError(f"{exc.message} (register() at {origin})", hint=exc.hint) from exc.__cause__
+
+    def _add(self, kind: str, plugin: str, name: Any, fn: Any, schema: Any, origin: str | None, built_in: bool) -> None:
         if not isinstance(name, str) or not name.isidentifier():
             raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}",
                               hint="names are identifiers: letters, digits and _")
@@ -312,12 +374,8 @@ class Registry:
                                   hint=f"params schemas are JSON Schema draft 2020-12{other}")
         key = (kind, name)
         if key in self.items:
-            first = self.items[key].plugin
-            prefixed = f"{plugin}_{name}".lower() if kind == "function" else f"{plugin}_{name}"
-            raise PluginError(f"{kind} {name!r} is registered twice: by plugin {first!r} and by plugin {plugin!r}",
-                              hint=f"the author of plugin {plugin!r} renames it (prefix generic names: {prefixed!r}); "
-                                   f"a user uninstalls one of the two, or blocks one with {BLOCK_ENV}={plugin}")
-        self.items[key] = Contribution(kind, name, fn, schema, plugin)
+            raise _registered_twice(self.items[key], plugin, origin)
+        self.items[key] = Contribution(kind, name, fn, schema, plugin, origin, built_in)
 
     def get(self, kind: str, name: str) -> Contribution | None:
         return self.items.get((kind, name))
@@ -348,6 +406,23 @@ class Registry:
         return f"; plugin{'s' * many} {names} {'are' if many else 'is'} blocked by {BLOCK_ENV}"
 
 
+def _registered_twice(first: Contribution, plugin: str, origin: str | None) -> PluginError:
+    """A name registered again: by the same plugin (a repeated register() call), or by a second plugin, which
+    one of the two authors renames, or a user removes (a built-in one cannot be uninstalled, only blocked)."""
+    kind, name = first.kind, first.name
+    if first.plugin == plugin:
+        lines = " and ".join(dict.fromkeys(w for w in (first.origin, origin) if w))  # a loop: one line
+        return PluginError(f"plugin {plugin!r} registers {kind} {name!r} twice{f' ({lines})' if lines else ''}",
+                           hint=f"call register() once for {name!r}, or give the second {kind.replace('_', ' ')} "
+                                f"another name")
+    prefixed = f"{plugin}_{name}".lower() if kind == "function" else f"{plugin}_{name}"
+    by_first = f"by the built-in plugin {first.plugin!r}" if first.built_in else f"by plugin {first.plugin!r}{_at(first.origin)}"
+    who = (f"a user uninstalls the package of plugin {plugin!r}, or blocks it with {BLOCK_ENV}={plugin}" if first.built_in
+           else f"a user uninstalls one of the two, or blocks one with {BLOCK_ENV}={plugin}")
+    return PluginError(f"{kind} {name!r} is registered twice: {by_first} and by plugin {plugin!r}{_at(origin)}",
+                       hint=f"the author of plugin {plugin!r} renames it (prefix generic names: {prefixed!r}); {who}")
+
+
 def _schema_problem(schema: dict) -> str | None:
     """Why ``schema`` is not a valid JSON Schema (2020-12), or None.
 
@@ -365,7 +440,11 @@ def _schema_problem(schema: dict) -> str | None:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path).lstrip(".")
-        return f"{exc.message} (at {where})" if where else exc.message
+        message = exc.message
+        if exc.path and exc.path[-1] == "type" and isinstance(exc.instance, str):  # "... under any of the given schemas"
+            message = (f"{exc.instance!r} is not a JSON Schema type{did_you_mean(exc.instance, JSON_TYPES)} "
+                       f"(types: {', '.join(JSON_TYPES)})")
+        return f"{message} (at {where})" if where else message
     resolver = referencing.Registry().with_resource(PARAMS_URI, DRAFT202012.create_resource(schema)).resolver(PARAMS_URI)
     for ref in _refs(schema):
         try:
@@ -408,9 +487,11 @@ def build_registry(pm: pluggy.PluginManager, *, keep_going: bool = False) -> Reg
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             registry.hooks.setdefault(impl.plugin_name, []).append(hook_name)
 
-            def register(*args, _plugin=impl.plugin_name, _kind=kind, _hook=hook_name, **kwargs):
+            def register(*args, _plugin=impl.plugin_name, _kind=kind, _hook=hook_name,
+                         _built_in=is_built_in(impl.function), **kwargs):
+                origin = called_from(inspect.currentframe().f_back)  # the plugin's line that called register()
                 try:
-                    _add(registry, _kind, _plugin, _hook, args, kwargs)
+                    _add(registry, _kind, _plugin, _hook, args, kwargs, origin, _built_in)
                 except PluginError as exc:
                     failed(_plugin, exc)
 
@@ -424,15 +505,16 @@ def build_registry(pm: pluggy.PluginManager, *, keep_going: bool = False) -> Reg
     return registry
 
 
-def _add(registry: Registry, kind: str, plugin: str, hook: str, args: tuple, kwargs: dict) -> None:
+def _add(registry: Registry, kind: str, plugin: str, hook: str, args: tuple, kwargs: dict, origin: str | None,
+         built_in: bool) -> None:
     """What one call of the ``register`` callback of ``plugin``'s hook does."""
     try:
         call = _REGISTER.bind(*args, **kwargs)
     except TypeError as exc:  # the message of calling a closure would name build_registry.<locals>
-        raise PluginError(f"plugin {plugin!r} called register() in its hook {hook} with the wrong arguments: {exc}",
-                          hint=f"call register(name, fn, {THIRD_ARGUMENT[kind]})") from None
+        raise PluginError(f"plugin {plugin!r} called register() in its hook {hook}{_at(origin)} with the wrong "
+                          f"arguments: {exc}", hint=f"call register(name, fn, {THIRD_ARGUMENT[kind]})") from None
     call.apply_defaults()
-    registry.add(kind, plugin, *call.args)
+    registry.add(kind, plugin, *call.args, origin=origin, built_in=built_in)
 
 
 def _call_hook(impl: pluggy.HookImpl, hook_name: str, register: Callable[..., None]) -> None:
@@ -442,11 +524,14 @@ def _call_hook(impl: pluggy.HookImpl, hook_name: str, register: Callable[..., No
     except PluginError:
         raise
     except Exception as exc:  # another package's bug: name it, and keep its traceback for --debug
-        raise PluginError(f"plugin {impl.plugin_name!r} failed in its hook {hook_name}: {type(exc).__name__}: {exc}",
+        where = raised_at(exc, module_of(impl.function))
+        raise PluginError(f"plugin {impl.plugin_name!r} failed in its hook {hook_name}{f' at {where}' if where else ''}: "
+                          f"{type(exc).__name__}: {exc}",
                           hint=f"a bug in the plugin: fix or upgrade it, or block it with {BLOCK_ENV}={impl.plugin_name}"
                           ) from exc
     if not impl.argnames:
-        raise PluginError(f"plugin {impl.plugin_name!r} implements {hook_name} without its `register` argument, "
+        raise PluginError(f"plugin {impl.plugin_name!r} implements {hook_name}{_at(defined_at(impl.function))} without "
+                          f"its `register` argument, "
                           f"so it registers nothing", hint=f"define it as `def {hook_name}(register):`")
 
 

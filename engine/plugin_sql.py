@@ -104,6 +104,8 @@ def _not_of_type(value: Any, wanted: str) -> str:
     if wanted == "number" and isinstance(value, numbers.Number) and not isinstance(value, bool):
         kind = f"{type(value).__module__}.{type(value).__name__}"
         return f"{value!r} is a {kind}, not a number SQLite stores: return float(value) or int(value)"
+    if wanted == "number" and isinstance(value, str):  # SQLite would store it as text, above every number
+        return f"{value!r} is text (str), not a number: return an int or a float"
     if wanted == "bool" and value in (0, 1):
         return f"{value!r} is not a bool: return True or False"
     return f"{value!r} is not a {wanted}"

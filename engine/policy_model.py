@@ -9,6 +9,7 @@ are collected and raised together so users fix them in one pass.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from .policy_files import content_hash, load_policy_document, resolve_policy_pat
 from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from .plugin_context import PluginContext, output_name, unknown_grade
 from .plugin_manager import Contribution, get_registry
+from .plugin_source import module_of, raised_at
 from .plugin_plan import PLUGIN_BUG_HINT, check_connection, check_plan, function_sql_problem
 from .run_metrics import KEY_COLUMNS, is_reserved
 from .errors import PluginError
@@ -554,8 +556,11 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
         b.failed_entries.add(entry)  # until it compiles
         if contribution is None:
             installed = registry.names(kind)
-            b.error(path + ("use",), f"unknown {kind.replace('_', ' ')} {spec['use']!r}{did_you_mean(spec['use'], installed)} "
-                    f"(installed: {', '.join(installed) or 'none'}{registry.absent_note()}; see `crm-rules plugins`)", key=False)
+            suggestion, note = did_you_mean(spec['use'], installed), registry.absent_note()
+            # Nothing like it is loaded: most often its package went into another Python than crm-rules runs in.
+            where = "" if suggestion or note else f", which lists the plugins installed in {sys.prefix}"
+            b.error(path + ("use",), f"unknown {kind.replace('_', ' ')} {spec['use']!r}{suggestion} "
+                    f"(installed: {', '.join(installed) or 'none'}{note}; see `crm-rules plugins`{where})", key=False)
             continue
         spec.setdefault("params", {})
         owner = f"{kind.replace('_', ' ')} {contribution.name!r} of plugin {contribution.plugin!r}"
@@ -571,8 +576,9 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
         try:
             plan = contribution.fn(ctx, spec["params"])
         except Exception as exc:
+            where = raised_at(exc, module_of(contribution.fn))
             raise PluginError(f"plugin {contribution.plugin!r} failed while compiling {section}.{entry} "
-                              f"({kind} {contribution.name!r}): {type(exc).__name__}: {exc}",
+                              f"({kind} {contribution.name!r}){f' at {where}' if where else ''}: {type(exc).__name__}: {exc}",
                               hint="this is a bug in the plugin; run with --debug for the traceback") from exc
         if ctx.failed:
             continue
@@ -925,6 +931,9 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     Schema errors do not stop the meaning checks: what the schema rejects is skipped (see
     ``_schema_failures``), so the first run of `validate` lists every problem it can.
     """
+    # Plugins load before any part of the policy compiles: a plugin that cannot be loaded is then reported as
+    # itself, not as a problem of the first expression that happened to look up a function (metrics.x.expr: ...).
+    get_registry()
     problems = validate_document(doc)
     failed = _schema_failures(doc) if problems else set()
     problems = doc.duplicates + problems  # the first of each key's values is checked

@@ -204,7 +204,9 @@ def _pm_with(*plugins):
 def test_duplicate_names_are_rejected_naming_both_plugins():
     with pytest.raises(PluginError) as info:
         build_registry(_pm_with(Scorers(), Scorers()))
-    assert "scorer 'doubled' is registered twice: by plugin 'p0' and by plugin 'p1'" in str(info.value)
+    # each with the line of its register() call
+    assert re.search(r"scorer 'doubled' is registered twice: by plugin 'p0' \(\S*test_hooks\.py:(\d+)\) and by plugin "
+                     r"'p1' \(\S*test_hooks\.py:\1\)", str(info.value))
 
 
 @pytest.mark.parametrize("name, fn, schema, message", [

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sqlite3
 from decimal import Decimal
+from pathlib import Path
 from importlib.metadata import EntryPoint
 
 import pluggy
@@ -16,7 +18,17 @@ from crm_rules.engine import hookimpl, hookspecs, plugin_manager
 from crm_rules.engine.errors import PluginError, RunError
 from crm_rules.engine.plugin_api import Action, BatchActions, BatchOutputs, Column, SqlActions, SqlOutputs
 from crm_rules.engine.plugin_manager import build_registry, get_plugin_manager, get_registry, reset_plugins
+from crm_rules.engine.plugin_source import shown
 from crm_rules.engine.policy_model import load_policy
+
+# Where in the plugin's source a message points (" (tests/test_plugin_mistakes.py:57)", " at x.py:3"): the tests of
+# the wording leave it out, test_a_mistake_names_the_line_of_the_plugin_source checks it.
+_PLACE = re.compile(r" \((?:register\(\) at )?[^()\s]+\.py:\d+(?: and [^()\s]+\.py:\d+)?\)| at [^\s:]+\.py:\d+")
+
+
+def _unplaced(text: str) -> str:
+    return _PLACE.sub("", text)
+
 
 HEAD = "metrics:\n  revenue_12m: {sum: amount, window: 12 months}\n"
 TIERS = "tiers:\n  levels: [{id: A, default: true}]\n"
@@ -106,7 +118,7 @@ class RefToNowhere:
 def test_a_registration_mistake_names_the_plugin(plugin, message):
     with pytest.raises(PluginError) as caught:
         build_registry(_pm_with(plugin))
-    assert message in str(caught.value)
+    assert message in _unplaced(str(caught.value))
 
 
 class _Registers:
@@ -145,14 +157,15 @@ FUNCTION_SIGNATURE = {"args": ["number", "number"], "returns": "number"}
 def test_a_register_call_that_does_not_fit_says_how_to_call_it(plugin, message, hint):
     with pytest.raises(PluginError) as caught:
         build_registry(_pm_with(plugin))
-    assert caught.value.message == message
+    assert _unplaced(caught.value.message) == message
     assert caught.value.hint == hint
 
 
 @pytest.mark.parametrize("schema, message, hint", [
     # SchemaError's message alone ("'strin' is not valid under any of the given schemas") did not say which key
     ({"type": "object", "properties": {"metric": {"type": "strin"}}},
-     "'strin' is not valid under any of the given schemas (at properties.metric.type)",
+     "'strin' is not a JSON Schema type; did you mean 'string'? (types: array, boolean, integer, null, number, object, "
+     "string) (at properties.metric.type)",
      "params schemas are JSON Schema draft 2020-12"),
     # a schema copied from a draft-07 project: its tuple `items` is an error in 2020-12
     ({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
@@ -164,7 +177,7 @@ def test_a_register_call_that_does_not_fit_says_how_to_call_it(plugin, message, 
 def test_an_invalid_params_schema_says_where_and_which_draft(schema, message, hint):
     with pytest.raises(PluginError) as caught:
         build_registry(_pm_with(_Registers("crm_rules_register_scorers", "bk", lambda ctx, params: None, schema)))
-    assert caught.value.message == f"plugin 'broken': the params schema of scorer 'bk' is not a valid JSON Schema: {message}"
+    assert _unplaced(caught.value.message) == f"plugin 'broken': the params schema of scorer 'bk' is not a valid JSON Schema: {message}"
     assert caught.value.hint == hint
 
 
@@ -173,7 +186,7 @@ def test_a_name_registered_twice_gets_the_prefixed_name_and_the_plugin_to_block(
     pm.register(_Registers("crm_rules_register_scorers", "rfm", lambda ctx, params: None, {"type": "object"}), name="later")
     with pytest.raises(PluginError) as caught:
         build_registry(pm)
-    assert caught.value.message == "scorer 'rfm' is registered twice: by plugin 'broken' and by plugin 'later'"
+    assert _unplaced(caught.value.message) == "scorer 'rfm' is registered twice: by plugin 'broken' and by plugin 'later'"
     assert caught.value.hint == ("the author of plugin 'later' renames it (prefix generic names: 'later_rfm'); a user "
                                  "uninstalls one of the two, or blocks one with CRM_RULES_BLOCK_PLUGINS=later")
 
@@ -265,7 +278,7 @@ def test_a_loading_mistake_names_the_plugin(entry_points, eps, message):
     entry_points(*eps)
     with pytest.raises(PluginError) as caught:
         get_plugin_manager()
-    assert message in str(caught.value)
+    assert message in _unplaced(str(caught.value))
 
 
 @pytest.mark.parametrize("ep, hint", [
@@ -327,9 +340,11 @@ class RfmAgain:
 
 
 RFM_AGAIN = RfmAgain()
-TWICE = ("error: scorer 'rfm' is registered twice: by plugin 'value_scoring' and by plugin 'dupe'\n"
-         "  hint: the author of plugin 'dupe' renames it (prefix generic names: 'dupe_rfm'); a user uninstalls one of "
-         "the two, or blocks one with CRM_RULES_BLOCK_PLUGINS=dupe\n")
+# a built-in plugin cannot be uninstalled: the hint said "a user uninstalls one of the two"
+TWICE_ERROR = "scorer 'rfm' is registered twice: by the built-in plugin 'value_scoring' and by plugin 'dupe'"
+TWICE_HINT = ("the author of plugin 'dupe' renames it (prefix generic names: 'dupe_rfm'); a user uninstalls the package "
+              "of plugin 'dupe', or blocks it with CRM_RULES_BLOCK_PLUGINS=dupe")
+TWICE = f"error: {TWICE_ERROR}\n  hint: {TWICE_HINT}\n"
 
 
 def test_plugins_lists_the_plugins_when_one_registers_a_name_twice_and_fails(entry_points, cli):
@@ -339,20 +354,18 @@ def test_plugins_lists_the_plugins_when_one_registers_a_name_twice_and_fails(ent
     assert shown.exit_code == 1
     assert "weighted_value" in shown.stdout and "scorer: bk_own" in shown.stdout
     assert "1 problem: see below" in shown.stdout
-    assert shown.stderr == TWICE
+    assert _unplaced(shown.stderr) == TWICE
     listing = cli("plugins", "--json")
-    assert listing.exit_code == 1 and listing.stderr == TWICE
+    assert listing.exit_code == 1 and _unplaced(listing.stderr) == TWICE
     by_name = {p["name"]: p for p in json.loads(listing.stdout)}
     assert by_name["dupe"]["hooks"] == ["crm_rules_register_scorers"]
     assert by_name["dupe"]["contributions"] == [{"kind": "scorer", "name": "bk_own"}]
-    assert by_name["dupe"]["problems"] == [{
-        "error": "scorer 'rfm' is registered twice: by plugin 'value_scoring' and by plugin 'dupe'",
-        "hint": "the author of plugin 'dupe' renames it (prefix generic names: 'dupe_rfm'); a user uninstalls one of "
-                "the two, or blocks one with CRM_RULES_BLOCK_PLUGINS=dupe"}]
+    assert [{**p, "error": _unplaced(p["error"])} for p in by_name["dupe"]["problems"]] == [
+        {"error": TWICE_ERROR, "hint": TWICE_HINT}]
     assert by_name["value_scoring"]["problems"] == []
     # a command that needs the plugins' contributions still fails on it
     checked = cli("validate", "base")
-    assert checked.exit_code == 1 and checked.stderr == TWICE
+    assert checked.exit_code == 1 and _unplaced(checked.stderr) == TWICE
 
 
 def test_plugins_lists_the_plugins_when_one_cannot_be_loaded_and_fails(entry_points, cli):
@@ -362,14 +375,14 @@ def test_plugins_lists_the_plugins_when_one_cannot_be_loaded_and_fails(entry_poi
     shown = cli("plugins")
     assert shown.exit_code == 1
     assert "weighted_value" in shown.stdout and shown.stdout.count("not loaded: see below") == 2
-    assert "error: plugin 'gone' (no_such_module_anywhere) failed to import: No module named 'no_such_module_anywhere'" \
+    assert "error: plugin 'gone': its entry point names module 'no_such_module_anywhere', which does not exist" \
         in shown.stderr
     assert "error: plugin 'typo' implements an unknown hook 'crm_rules_register_scorer'" in shown.stderr
     by_name = {p["name"]: p for p in json.loads(cli("plugins", "--json").stdout)}
     assert by_name["typo"]["loaded"] is False and by_name["gone"]["problems"][0]["error"].startswith("plugin 'gone'")
     assert by_name["value_scoring"]["problems"] == [] and "loaded" not in by_name["value_scoring"]
     checked = cli("validate", "base")  # every other command still stops on it
-    assert checked.exit_code == 1 and "failed to import" in checked.stderr
+    assert checked.exit_code == 1 and "which does not exist" in checked.stderr
 
 
 def test_plugins_lists_the_plugins_when_an_environment_variable_names_no_plugin(entry_points, cli, monkeypatch):
@@ -386,8 +399,8 @@ def test_plugins_reports_every_registration_problem_after_the_listing(entry_poin
                  _ep("broken", "test_plugin_mistakes:RAISING_HOOK"))
     shown = cli("plugins")
     assert shown.exit_code == 1
-    assert shown.stderr.startswith(TWICE)
-    assert "error: plugin 'broken' failed in its hook crm_rules_register_scorers: KeyError: 'oops'\n" in shown.stderr
+    assert _unplaced(shown.stderr).startswith(TWICE)
+    assert "error: plugin 'broken' failed in its hook crm_rules_register_scorers: KeyError: 'oops'\n" in _unplaced(shown.stderr)
     assert "Traceback" not in shown.output
     loud = cli("--debug", "plugins")  # the plugin's bug: the traceback the hint promises
     assert loud.exit_code == 1 and "Traceback (most recent call last)" in loud.stderr and "KeyError: 'oops'" in loud.stderr
@@ -399,7 +412,7 @@ def test_a_registry_that_keeps_going_has_the_rest_of_what_plugins_register():
     pm.register(RfmAgain(), name="fine")
     registry = build_registry(pm, keep_going=True)
     assert registry.names("scorer") == ["bk_own", "rfm"]
-    assert {name: [e.message.split(":")[0] for e in errors] for name, errors in registry.problems.items()} == {
+    assert {name: [_unplaced(e.message).split(":")[0] for e in errors] for name, errors in registry.problems.items()} == {
         "broken": ["plugin 'broken' failed in its hook crm_rules_register_scorers"],
         "wrong_call": ["plugin 'wrong_call' called register() in its hook crm_rules_register_scorers with the wrong arguments"]}
     with pytest.raises(PluginError, match="plugin 'broken' failed"):
@@ -806,6 +819,8 @@ def test_a_sql_output_of_another_type_is_blanked_with_on_error_skip(tmp_path, wi
     ("date", dt.datetime(2026, 7, 1, 9), "datetime.datetime(2026, 7, 1, 9, 0) is a Python datetime, not a 'YYYY-MM-DD' text: return value.date().isoformat()"),
     ("number", Decimal("1.5"), "Decimal('1.5') is a decimal.Decimal, not a number SQLite stores: return float(value) or int(value)"),
     ("bool", 1, "1 is not a bool: return True or False"),
+    # a number formatted as text (str(x), f"{x:.2f}") said only "'500' is not a number"
+    ("number", "500.00", "'500.00' is text (str), not a number: return an int or a float"),
 ])
 def test_a_batch_output_of_a_python_type_gets_the_conversion(tmp_path, with_plugin, type_, value, said):
     with_plugin(_scorer(lambda ctx: BatchOutputs(["revenue_12m"], {"": Column(type_)}, lambda rows: [{"": value} for _ in rows])))
@@ -959,3 +974,186 @@ def test_a_plugin_failing_for_every_customer_under_on_error_skip_is_told_as_a_bu
     notes = apply_policy(db, load_policy(policy), "2026-06-30").notes
     assert notes == ["plugin 'broken' failed in scores.bkv for every customer (2; on_error: skip left their outputs empty), "
                      "e.g. KeyError: 'revenue': that is the plugin's bug or its params', not the data's; see crm_errors"]
+
+
+# --- where in the plugin's source ------------------------------------------------------------------
+
+def _line_of(text: str) -> str:
+    """``tests/test_plugin_mistakes.py:N`` of the line of this file that starts or ends with ``text`` (once)."""
+    lines = [i for i, line in enumerate(Path(__file__).read_text(encoding="utf-8").splitlines(), 1)
+             if line.strip().startswith(text) or line.rstrip().endswith(text)]
+    assert len(lines) == 1, (text, lines)
+    return shown(__file__, lines[0])
+
+
+class RegistersTwice:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        register("bk_twice", lambda ctx, params: None, {"type": "object"})  # first bk_twice
+        register("bk_twice", lambda ctx, params: None, {"type": "object"})  # second bk_twice
+
+
+class BadSchemaAtItsLine:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        register("bk", lambda ctx, params: None, {"type": "obj"})  # the line of the bad schema
+
+
+class FailsInItsHook:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        limits = {"low": 1}
+        register("bk", lambda ctx, params: None, {"type": "object", "maximum": limits["high"]})  # raises in the hook
+
+
+def _fails_while_compiling(ctx, params):
+    return params["weights"]  # raises while compiling
+
+
+class FailsWhileCompilingAtItsLine:
+    @hookimpl
+    def crm_rules_register_scorers(self, register):
+        register("bk", _fails_while_compiling, {"type": "object"})
+
+
+REGISTERS_TWICE = RegistersTwice()
+
+
+def test_a_name_one_plugin_registers_twice_is_its_own_mistake_with_both_lines():
+    # it said "registered twice: by plugin 'broken' and by plugin 'broken'", with the hint to rename it after the
+    # plugin, or to uninstall "one of the two" plugins
+    with pytest.raises(PluginError) as caught:
+        build_registry(_pm_with(RegistersTwice()))
+    assert caught.value.message == (f"plugin 'broken' registers scorer 'bk_twice' twice ({_line_of('# first bk_twice')} "
+                                    f"and {_line_of('# second bk_twice')})")
+    assert caught.value.hint == "call register() once for 'bk_twice', or give the second scorer another name"
+
+
+@pytest.mark.parametrize("plugin, said", [
+    (BadSchemaAtItsLine(), "is not a valid JSON Schema: 'obj' is not a JSON Schema type; did you mean 'object'? "
+                           "(types: array, boolean, integer, null, number, object, string) (at type) (register() at "
+                           "{# the line of the bad schema})"),
+    (FailsInItsHook(), "plugin 'broken' failed in its hook crm_rules_register_scorers at {# raises in the hook}: "
+                       "KeyError: 'high'"),
+    (RaisingHook(), "plugin 'broken' failed in its hook crm_rules_register_scorers at {raise KeyError(\"oops\")}: "),
+    (NoRegisterArgument(), "plugin 'broken' implements crm_rules_register_scorers ({class NoRegisterArgument}) without"),
+])
+def test_a_registration_mistake_names_the_line_of_the_plugin_source(plugin, said):
+    # the messages named the plugin and the hook, but not where in the plugin's files to look
+    place = re.search(r"\{(.+?)\}", said).group(1)
+    line = _line_of(place)
+    if place.startswith("class "):  # a method is defined at its decorator, the line after the class
+        path, number = line.rsplit(":", 1)
+        line = f"{path}:{int(number) + 1}"
+    with pytest.raises(PluginError) as caught:
+        build_registry(_pm_with(plugin))
+    assert said.replace("{" + place + "}", line) in caught.value.message
+
+
+@pytest.mark.parametrize("ep, said", [
+    ("TYPO_HOOK", "plugin 'broken' implements an unknown hook 'crm_rules_register_scorer' ({class TypoHook});"),
+    ("WRONG_ARGUMENT", "crm_rules_register_scorers(reg) ({class WrongArgument}) asks for 'reg'"),
+    ("UNDECORATED", "defines crm_rules_register_scorers ({class Undecorated}) without @hookimpl"),
+])
+def test_a_hook_declared_wrongly_names_the_line_of_its_def(entry_points, ep, said):
+    place = re.search(r"\{(.+?)\}", said).group(1)
+    path, number = _line_of(place + ":").rsplit(":", 1)
+    entry_points(_ep("broken", f"test_plugin_mistakes:{ep}"))
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager()
+    assert said.replace("{" + place + "}", f"{path}:{int(number) + 1}") in caught.value.message
+
+
+def test_a_plugin_failing_while_a_policy_compiles_names_its_line(tmp_path, with_plugin, cli):
+    with_plugin(FailsWhileCompilingAtItsLine())
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "scores:\n  bkv: {use: bk}\n" + TIERS, encoding="utf-8")
+    result = cli("validate", policy)
+    assert result.exit_code == 1
+    assert (f"error: plugin 'broken' failed while compiling scores.bkv (scorer 'bk') at "
+            f"{_line_of('# raises while compiling')}: KeyError: 'weights'") in result.output
+
+
+@pytest.fixture
+def plugin_package(tmp_path, monkeypatch):
+    """Write a package of plugin modules ({module: source}) on sys.path; its name is unique to the test."""
+    import sys
+
+    made = []
+
+    def write(files: dict[str, str]) -> str:
+        name = f"crm_rules_bk_{len(made)}_{abs(hash(str(tmp_path))) % 10**8}"
+        package = tmp_path / name
+        package.mkdir()
+        (package / "__init__.py").write_text("", encoding="utf-8")
+        for module, source in files.items():
+            (package / f"{module}.py").write_text(source, encoding="utf-8")
+        made.append(name)
+        return name
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # the messages show the plugin's files relative to the working directory
+    yield write
+    for name in list(sys.modules):
+        if any(name == m or name.startswith(m + ".") for m in made):
+            del sys.modules[name]
+
+
+def _load_error(entry_points, value: str) -> PluginError:
+    entry_points(_ep("broken", value))
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager()
+    return caught.value
+
+
+def test_an_entry_point_naming_a_module_that_does_not_exist_says_so_and_to_reinstall(entry_points, plugin_package):
+    # it said "failed to import: No module named 'x.plugins'" with "fix or uninstall it": nothing said that the
+    # entry point was wrong, nor that an editable install keeps the entry point it was installed with
+    package = plugin_package({"plugin": "from crm_rules.engine import hookimpl\n"})
+    error = _load_error(entry_points, f"{package}.plugins")
+    assert error.message == (f"plugin 'broken': its entry point names module '{package}.plugins', which does not "
+                             f"exist; did you mean '{package}.plugin'?")
+    assert error.hint.startswith("correct the entry point under [project.entry-points.crm_rules] in its package's "
+                                 "pyproject.toml and install the package again (also an editable install: the entry "
+                                 "points are read from what was installed)")
+
+
+@pytest.mark.parametrize("source, said, hint", [
+    ("import json\nimport crm_rules_no_such_dependency.api\n",
+     "failed to import at {}:2: No module named 'crm_rules_no_such_dependency'",
+     "install 'crm_rules_no_such_dependency' and list it in the dependencies of its package's pyproject.toml"),
+    ("from . import helpers\n", "failed to import at {}:1: ImportError: cannot import name 'helpers'", "fix it, "),
+    ("x = 1\ny = (\n", "failed to import at {}:2: SyntaxError: '(' was never closed", "fix it, "),
+    ("SCHEMA = {}\nSCHEMA['x']['y'] = 1\n", "failed to import at {}:2: KeyError: 'x'", "fix it, "),
+])
+def test_a_plugin_that_fails_to_import_names_the_line_and_what_to_do(entry_points, plugin_package, source, said, hint):
+    package = plugin_package({"plugin": source})
+    error = _load_error(entry_points, f"{package}.plugin")
+    assert error.message.startswith(f"plugin 'broken' ({package}.plugin) " + said.format(f"{package}/plugin.py"))
+    assert error.hint.startswith(hint) and error.hint.endswith("or block it with CRM_RULES_BLOCK_PLUGINS=broken")
+
+
+def test_a_plugin_that_cannot_be_loaded_is_not_reported_as_a_problem_of_the_policy(entry_points, cli, tmp_path):
+    # validate said "p.yaml:3:18: metrics.days_left.expr: plugin 'typo' implements an unknown hook ...": the first
+    # expression of the policy happened to load the plugins
+    entry_points(_ep("value_scoring", "crm_rules.plugins.value_scoring"), _ep("typo", "test_plugin_mistakes:TYPO_HOOK"))
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "  days_left: {expr: \"days_between(as_of(), date('2026-12-31'))\"}\n" + TIERS,
+                      encoding="utf-8")
+    result = cli("validate", policy)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: plugin 'typo' implements an unknown hook 'crm_rules_register_scorer'")
+    assert "p.yaml" not in result.stderr
+
+
+def test_a_scorer_nothing_like_any_loaded_one_names_the_python_environment(tmp_path):
+    # a plugin installed with the pip of another Python: the message listed the installed scorers only
+    import sys
+
+    from crm_rules.engine.errors import PolicyError
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + "scores:\n  health: {use: saas_health}\n" + TIERS, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(policy)
+    assert (f"see `crm-rules plugins`, which lists the plugins installed in {sys.prefix})") in str(caught.value)
