@@ -140,11 +140,12 @@ def _problem(plan: Any, columns: set[str], output_name) -> str | None:
         if not isinstance(plan.steps, list) or not plan.steps or not all(isinstance(s, dict) and s for s in plan.steps):
             return "SqlOutputs.steps must be a non-empty list of non-empty {suffix: Column} dicts"
         seen: set[str] = set()
+        own = {output_name(s) for step in plan.steps for s in step}  # a later step's: _later_step_note says it
         for i, step in enumerate(plan.steps):
             for suffix, column in step.items():
                 problem = _column_problem(suffix, column) or \
                     (f"output {suffix!r} is computed twice" if suffix in seen else None) or \
-                    _sql_at(f"output {suffix!r}", column.sql, columns)
+                    _sql_at(f"output {suffix!r}", column.sql, columns, own=own)
                 if problem:
                     return problem + _later_step_note(problem, plan.steps, i, output_name)
                 seen.add(suffix)
@@ -230,11 +231,26 @@ def _action_problem(action: Any, columns: set[str]) -> str | None:
 _NO_SUCH_COLUMN = re.compile(r"no such column: (?:t\.)?(\w+)")
 
 
-def _sql_at(where: str, sql: Any, columns: set[str], condition: bool = False) -> str | None:
+def _sql_at(where: str, sql: Any, columns: set[str], condition: bool = False, own: set[str] = frozenset()) -> str | None:
     problem = sql_problem(sql, columns, condition)
     if problem is None:
         return None
-    return f"{where}: {problem} (SQL: {str(sql)[:200]}){_grade_column_note(problem, columns)}"
+    note = _grade_column_note(problem, columns) or _unknown_column_note(problem, columns, own)
+    return f"{where}: {problem} (SQL: {str(sql)[:200]}){note}"
+
+
+def _unknown_column_note(problem: str, columns: set[str], own: set[str]) -> str:
+    """For SQL naming a column the policy does not have (``t.seats_bought`` written into the plugin, which the
+    plugin's own test policy had): the names there are, and how a plugin gets them from its params."""
+    from .policy_model import RESULT_NAMES
+
+    found = _NO_SUCH_COLUMN.search(problem)
+    if found is None or found.group(1) in RESULT_NAMES or found.group(1) in own:
+        return ""
+    known = [c for c in columns if not c.startswith("_")]
+    return (f"; this policy has no metric, attribute or earlier output {found.group(1)!r}"
+            f"{did_you_mean(found.group(1), known)}; a plugin takes names from its params, "
+            f"ctx.ref(params[key], key), rather than writing them into its SQL")
 
 
 def _later_step_note(problem: str, steps: list, index: int, output_name) -> str:

@@ -671,6 +671,15 @@ def _no_outputs(rows):
     (_scorer(lambda ctx: SqlOutputs([{"scaled": Column("number", "t.revenue_12m / 10"),
                                       "": Column("number", "t.bkv_scaled + 1")}])), "scores",
      "'bkv_scaled' is an output of the same step"),
+    # a column written into the plugin's SQL, which the plugin's own test policy had: "no such column" and the
+    # hint to upgrade the plugin did not say that names come from the policy, through the params
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "t.seats_used * 1.0 / t.seats_bought")}])), "scores",
+     "output '': no such column: t.seats_used (SQL: t.seats_used * 1.0 / t.seats_bought); this policy has no metric, "
+     "attribute or earlier output 'seats_used'; a plugin takes names from its params, ctx.ref(params[key], key), "
+     "rather than writing them into its SQL"),
+    (_actions(Action("a1", "t.revenue_12 > 0", "churn", "'r'")), "actions",
+     "no such column: t.revenue_12 (SQL: t.revenue_12 > 0); this policy has no metric, attribute or earlier output "
+     "'revenue_12'; did you mean 'revenue_12m'?; a plugin takes names from its params"),
     # an action generator can, but not under that column name
     (_actions(Action("a1", 't."stage" = \'lost\'', "churn", "'r'")), "actions",
      "action 'a1': when: no such column: t.stage (SQL: t.\"stage\" = 'lost'); the customer's stage is what "
