@@ -45,7 +45,7 @@ def test_a_valid_schema_is_checked_once_per_content(cache, monkeypatch):
 def test_an_invalid_schema_is_rejected_every_time(cache, monkeypatch):
     calls = _counting_checks(monkeypatch)
     for _ in range(2):
-        with pytest.raises(PluginError, match="is not a valid JSON Schema: 'nonsense' is not valid"):
+        with pytest.raises(PluginError, match="is not a valid JSON Schema: 'nonsense' is not a JSON Schema type"):
             Registry().add("scorer", "bad", "s", lambda c, p: None, {"type": "nonsense"})
     assert len(calls) == 2
     assert not [f for f in cache.iterdir() if f.name.startswith("valid-schema-")]
