@@ -434,7 +434,7 @@ def import_(
     table: str = typer.Option(..., "--table", help="Table to create."),
     replace: bool = typer.Option(False, "--replace", help="Replace the table if it exists."),
     append: bool = typer.Option(False, "--append", help="Append to an existing table."),
-    types: list[str] = typer.Option([], "--type", help="Force a column type: COLUMN=integer|float|text (repeatable)."),
+    types: list[str] = typer.Option([], "--type", help="Force a column type: COLUMN=integer|float|text|date (repeatable); integer and float also read amounts such as ¥1,234.50, date reads dates written year first (2025/3/29, 2025年3月29日) as 2025-03-29."),
     as_json: bool = typer.Option(False, "--json", help="Print what was imported as JSON."),
 ) -> None:
     """Import a CSV file into a table, all rows or none."""
@@ -445,8 +445,8 @@ def import_(
     overrides = {}
     for item in types:
         name, sep, kind = item.partition("=")
-        if not sep or kind not in ("integer", "float", "text"):
-            raise UsageError(f"--type {item!r} is not COLUMN=integer|float|text")
+        if not sep or kind not in ("integer", "float", "text", "date"):
+            raise UsageError(f"--type {item!r} is not COLUMN=integer|float|text|date")
         if overrides.get(name, kind) != kind:
             raise UsageError(f"--type {name}={overrides[name]} and --type {item} both name column {name!r}",
                              hint="give one --type per column")
@@ -456,9 +456,12 @@ def import_(
         imported = import_csv_file(db, file, table, mode=mode, types=overrides or None, progress=progress)
     rows, commas = imported.rows, list(imported.decimal_comma)
     if as_json:
-        # the key only when there are such columns: the output of every other import stays as it was
+        # the keys only when there are such columns: the output of every other import stays as it was
         _print_json({"rows": rows, "table": table, "db": str(db), "mode": mode}
-                    | ({"decimal_comma_columns": commas} if commas else {}))
+                    | ({"decimal_comma_columns": commas} if commas else {})
+                    | ({"text_columns_a_run_refuses": [{"column": name, "holds": kind, "example": example}
+                                                        for name, kind, example in imported.erp_text]}
+                       if imported.erp_text else {}))
         return
     console.print(f"imported {rows:,} row{'' if rows == 1 else 's'} into {table} in {db}", highlight=False)
     if commas:  # a reading the user did not ask for: said, with how to undo it
@@ -472,6 +475,29 @@ def import_(
         console.print(f"note: numbers with a decimal comma (1.234,56 as 1234.56) were read in {names}: the file is "
                       f"separated by semicolons and every value of {'these columns' if many else 'this column'} is "
                       f"written so{undo}", highlight=False, markup=False)
+    if imported.erp_text:
+        _print_erp_text_note(file, db, table, mode, imported.erp_text)
+
+
+def _print_erp_text_note(file: Path, db: Path, table: str, mode: str, columns: tuple[tuple[str, str, str], ...]) -> None:
+    """Say which columns were kept as text that hold amounts or dates as an ERP writes them: a policy that maps one
+    gets a run refusing every row, and the import that stores them right is one command away."""
+    from shlex import quote
+
+    how = {"amounts": ("amounts written with a currency sign or thousands separators", "numbers", "float"),
+           "dates": ("dates written year first, not as YYYY-MM-DD", "YYYY-MM-DD dates", "date")}
+    parts, needs, flags = [], [], []
+    for kind, (written, needed, as_type) in how.items():
+        found = [(name, example) for name, what, example in columns if what == kind]
+        if found:
+            parts.append(", ".join(f"{name!r} ({example})" for name, example in found) + f": {written}")
+            needs.append(needed)
+            flags += [f"--type {quote(f'{name}={as_type}')}" for name, _ in found]
+    redo = ("" if mode == "append" else  # appending, the table's column types decide
+            f"; to store them so, import again with: crm-rules import {quote(str(file))} --db {quote(str(db))} "
+            f"--table {quote(table)} --replace {' '.join(flags)}")
+    console.print(f"note: kept as text, {'; '.join(parts)}; a run refuses them where a policy reads "
+                  f"{' or '.join(needs)}{redo}", highlight=False, markup=False)
 
 
 @app.command()

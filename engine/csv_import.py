@@ -31,13 +31,14 @@ from .csv_decimal_comma import FORMATTED_NUMBER, DecimalCommaColumn, read_with_d
 from .csv_decimal_comma import canonical as decimal_comma_canonical, converter as decimal_comma_number
 from .csv_import_constraints import refused_lines
 from .csv_import_keys import duplicate_keys
+from .csv_erp_values import ErpLook, amount, iso_date, not_a_date
 from . import wal_tidy
 
-TYPES = ("integer", "float", "text")
+TYPES = ("integer", "float", "text", "date")
 MODES = ("create", "replace", "append")
 
-_SQL_TYPES = {"integer": "INTEGER", "float": "REAL", "text": "TEXT"}
-_EXPECTED = {"integer": "an integer", "float": "a number"}
+_SQL_TYPES = {"integer": "INTEGER", "float": "REAL", "text": "TEXT", "date": "TEXT"}
+_EXPECTED = {"integer": "an integer", "float": "a number", "date": "a date"}
 _MAX_LISTED = 10
 _BATCH_ROWS = 5_000
 _NUMERIC_MAJORITY = 0.9
@@ -65,6 +66,9 @@ class Imported:
 
     rows: int
     decimal_comma: tuple[str, ...] = ()  # the columns whose numbers were read with a decimal comma ('12,5')
+    # (column, 'amounts' or 'dates', an example) of the columns kept as text that a run could not read as
+    # numbers or dates, and --type COLUMN=float or =date could (csv_erp_values)
+    erp_text: tuple[tuple[str, str, str], ...] = ()
 
 
 def import_csv(db_path: Path, csv_path: Path, table: str, **options: Any) -> int:
@@ -99,7 +103,7 @@ def import_csv_file(
     source = CsvFile(csv_path, _NOT_CSV_HINTS)
     plan = _validate(source, db_path, types or {}, existing if mode == "append" else None, progress)
     rows = _write(db_path, table, mode, source, plan, progress)
-    return Imported(rows, tuple(name for name, comma in zip(plan.columns, plan.decimal_comma) if comma))
+    return Imported(rows, tuple(name for name, comma in zip(plan.columns, plan.decimal_comma) if comma), plan.erp_text)
 
 
 # --- arguments -------------------------------------------------------------
@@ -349,6 +353,8 @@ def _not_expected(column: str, raw: str, expected: str, decimal_commas: bool = F
     """A value that is not the number its column needs; a regional format gets named, and where a decimal comma
     can be read (``decimal_commas``: a file separated by semicolons) a number with decimals where --type asked
     for integers gets the type that keeps them."""
+    if expected == _EXPECTED["date"]:
+        return f"column {column!r}: {show(raw)} {not_a_date(raw)}"
     number = decimal_comma_canonical(raw.strip()) if decimal_commas and expected == _EXPECTED["integer"] else None
     if number is not None and "." in number:
         note = f" ({number} with a decimal comma; {_type_flag(column, 'float')} keeps the decimals)"
@@ -365,8 +371,10 @@ class _ColumnProfile:
     not_numbers: _Problems = field(default_factory=_Problems)
     not_forced: _Problems = field(default_factory=_Problems)  # values not of the column's forced type (--type)
     forced_formatted: bool = False  # one of those is a number in regional format ('10,5')
+    erp: ErpLook = field(default_factory=ErpLook)
 
     def observe(self, line: int, raw: str, value: str) -> None:
+        self.erp.observe(value)
         kind = _classify(value)
         seen = self.kinds.get(kind, 0)
         if not seen:
@@ -411,6 +419,8 @@ class _Plan:
     types: list[str]
     rows: int
     decimal_comma: list[bool]  # per column: its numbers are written with a decimal comma (csv_decimal_comma)
+    amounts: bool = True  # --type integer/float also read '¥1,234.50' (not in a ';' file: there '1,234' is 1.234)
+    erp_text: tuple[tuple[str, str, str], ...] = ()  # see Imported.erp_text
 
 
 def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _Table | None,
@@ -432,6 +442,7 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
     bad_width = _Problems()
     # numbers such as 1.234,56 are only looked for in the number columns of a ';'-separated file
     commas = [DecimalCommaColumn(_is_float) if source.delimiter == ";" and kind != "text" else None for kind in forced]
+    amounts = source.delimiter != ";"
     rows = 0
     for line, fields in records:
         if _is_blank_row(fields):
@@ -450,7 +461,7 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
                 comma.observe(value)
             if kind is None:
                 profile.observe(line, raw, value)
-            elif kind != "text" and not _fits(kind, value):
+            elif kind != "text" and not _fits(kind, value, amounts):
                 profile.not_forced.add(line, _not_expected(profile.name, raw, _EXPECTED[kind], source.delimiter == ";"))
                 profile.forced_formatted = profile.forced_formatted or FORMATTED_NUMBER.fullmatch(value) is not None
     decimal_comma = [comma and not (kind == "integer" and column.with_comma)  # 12,5 is no integer
@@ -467,8 +478,12 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
                  or any(profile.kinds.get("formatted") for profile in suspicious))
     typed = {name: declared[_fold(name)][1] for name in bad_columns if _fold(name) in declared}
     _raise_problems(source, bad_width, [*bad_values, *(profile.not_numbers for profile in suspicious)], suspicious,
-                    formatted, _AppendTarget(existing.name, typed) if existing is not None else None)
-    return _Plan(columns, final_types, rows, decimal_comma)
+                    formatted, _AppendTarget(existing.name, typed) if existing is not None else None, amounts)
+    erp_text = tuple((profile.name, profile.erp.kind, profile.erp.example)
+                     for profile, kind, final in zip(profiles, forced, final_types)
+                     if kind is None and final == "text" and profile.erp.kind is not None
+                     and (amounts or profile.erp.kind == "dates"))
+    return _Plan(columns, final_types, rows, decimal_comma, amounts, erp_text)
 
 
 def _check_types_agree(db_path: Path, existing: _Table, columns: list[str], forced: list[str | None],
@@ -477,7 +492,7 @@ def _check_types_agree(db_path: Path, existing: _Table, columns: list[str], forc
     put in an INTEGER column would sit among its numbers, sorting and comparing as no number does."""
     for name, kind in zip(columns, forced):
         ours, sql_type = declared.get(_fold(name), (None, ""))
-        if kind is None or ours is None or kind == ours:
+        if kind is None or ours is None or kind == ours or (kind, ours) == ("date", "text"):
             continue
         need = f"every value of {name!r} must then be {_EXPECTED[ours]}" if ours in _EXPECTED else f"{name!r} is kept as text"
         raise UsageError(
@@ -488,8 +503,13 @@ def _check_types_agree(db_path: Path, existing: _Table, columns: list[str], forc
         )
 
 
-def _fits(kind: str, value: str) -> bool:
-    """Forced types are lenient on form ('+7', '007') since the user asked for a number."""
+def _fits(kind: str, value: str, amounts: bool = False) -> bool:
+    """Forced types are lenient on form ('+7', '007') since the user asked for a number; with ``amounts`` also on
+    a currency sign and thousands separators ('¥1,234.50'); a date must be one written year first."""
+    if kind == "date":
+        return iso_date(value) is not None
+    if amounts:
+        value = amount(value) or value
     if kind == "integer":
         return _ANY_INT.fullmatch(value) is not None and _INT64_MIN <= int(value) <= _INT64_MAX
     return _ANY_NUMBER.fullmatch(value) is not None and math.isfinite(float(value))
@@ -581,6 +601,7 @@ def _raise_problems(
     suspicious: list[_ColumnProfile],
     formatted: bool,
     appending: _AppendTarget | None = None,
+    amounts: bool = False,
 ) -> None:
     groups = [bad_width, *bad_values]
     total = sum(group.count for group in groups)
@@ -591,15 +612,20 @@ def _raise_problems(
     if total > len(listed):
         lines.append(f"... and {total - len(listed)} more")
     header = f"cannot import {source.display}: {total} bad row(s) or value(s), nothing was imported"
-    hint = _problem_hint(source, bad_width, total - bad_width.count, suspicious, formatted, appending)
+    hint = _problem_hint(source, bad_width, total - bad_width.count, suspicious, formatted, appending, amounts)
     raise DataError("\n".join([header, *lines]), hint=hint)
 
 
 def _problem_hint(
     source: CsvFile, bad_width: _Problems, bad_values: int, suspicious: list[_ColumnProfile], formatted: bool,
-    appending: _AppendTarget | None = None,
+    appending: _AppendTarget | None = None, amounts: bool = False,
 ) -> str:
     advice = ["fix these rows in the file"]
+    money = [profile for profile in suspicious if amounts and profile.erp.kind == "amounts"]
+    if money:  # '¥1,234.50' among plain numbers: the reading the user can ask for, before the general advice
+        flags = " ".join(_type_flag(profile.name, "float") for profile in money)
+        advice.append(f"amounts written with a currency sign or thousands separators ({money[0].erp.example}) are "
+                      f"read as numbers with {flags}")
     if bad_width.count:
         separators = _DELIMITER_NAMES[source.delimiter]
         advice.append(f"every row needs as many fields as the header; values containing {separators} must be in"
@@ -632,7 +658,16 @@ def _problem_hint(
 
 
 def _converters(plan: _Plan) -> list[Callable[[str], object]]:
-    by_type: dict[str, Callable[[str], object]] = {"integer": int, "float": float}
+    def read(number: Callable[[str], object]) -> Callable[[str], object]:
+        return (lambda value: number(amount(value) or value)) if plan.amounts else number
+
+    def date(value: str) -> str:
+        iso = iso_date(value)
+        if iso is None:
+            raise ValueError(value)
+        return iso
+
+    by_type: dict[str, Callable[[str], object]] = {"integer": read(int), "float": read(float), "date": date}
     return [decimal_comma_number(kind) if comma else by_type.get(kind, str)
             for kind, comma in zip(plan.types, plan.decimal_comma)]
 

@@ -13,13 +13,15 @@ in all and the query that lists them.
 from __future__ import annotations
 
 import re
+import shlex
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .csv_decimal_comma import FORMATTED_NUMBER
+from .csv_erp_values import amount, is_marked_amount, iso_date
 from .data_binding import Binding
-from .data_mapping import WINDOW_FIELD, Table
+from .data_mapping import SOURCE_FIELDS, WINDOW_FIELD, Table
 from .database import RunConnection
 from .errors import DataError
 from .expr_sql import quote_identifier as q
@@ -222,6 +224,7 @@ def check_customers(rc: RunConnection, policy: Policy, binding: Binding) -> None
     problems, failed_checks = _example_lines(conn, binding, cust, split_dates(checks, DATE), "customers", _customer_line)
     failed = {check.what for check in failed_checks}
     fixes = [fix for what, fix in _CUSTOMER_FIXES.items() if what in failed]
+    fixes[:0] = _value_fixes(conn, binding, cust, failed_checks)
     _fail(problems, "; ".join(fixes) + ("; or map the attribute to another column" if failed - {"has no id"} else ""))
 
 
@@ -261,7 +264,7 @@ def _import_again(columns: list[str], one: bool) -> str:
     """The fix of number columns declared TEXT, where an UPDATE would store text again."""
     flags = " ".join(dict.fromkeys(f"--type {column}=float" for column in columns))
     return (f"import {'it' if one else 'them'} again with crm-rules import --replace, which stores numbers as numbers "
-            f"({flags} if it takes a column for text)")
+            f"({flags} if it takes a column for text; float also reads amounts written ¥1,234.50)")
 
 
 def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: MetricPlan, as_of: str) -> list[str]:
@@ -397,7 +400,89 @@ def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding,
     checks = split_dates([_Check(column, sql, what) for column, what, sql in problems], DATE_PROBLEM)
     lines, failed = _example_lines(conn, binding, t, checks, "rows", _source_line)
     required = {column for column, what, _ in problems if what.startswith("has no ")}
-    return lines, [_source_fix(conn, binding, t, check, check.column in required) for check in failed]
+    handled: set[str] = set()
+    seen = _value_fixes(conn, binding, t, failed, handled)
+    failed = [check for check in failed if check.column not in handled]
+    return lines, [*seen, *(_source_fix(conn, binding, t, check, check.column in required) for check in failed)]
+
+
+#: How many of a failed check's values tell what they are (_value_fixes)
+_SAMPLE = 50
+
+
+def _value_fixes(conn: sqlite3.Connection, binding: Binding, t: Table, checks: list[_Check],
+                 handled: set[str] | None = None) -> list[str]:
+    """The fixes the bad values of table ``t`` point to, before the general ones.
+
+    An ERP export loaded as it is holds dates written '2025/03/29' and amounts written '¥21,411.17', which
+    ``crm-rules import --type COL=date`` (or ``=float``) stores right: one command for the table, whatever
+    columns need it.  Numbers in every row of a date column, or dates in every row of a number column, are a
+    ``data:`` mapping naming the wrong column.  The columns these fixes are for are added to ``handled``: their
+    general fix would mislead (an UPDATE with CAST reads '¥1,234.50' as 0).
+    """
+    fixes, flags, found = [], [], []
+    table = binding.table(t.table)
+    for check in checks:
+        if check.what not in (DATE, DATE_PROBLEM, NUMBER, NUMBER_PROBLEM):
+            continue
+        dates = check.what in (DATE, DATE_PROBLEM)
+        values = [v for (v,) in conn.execute(f"SELECT r.{q(check.column)} FROM {table} AS r WHERE {check.sql} "
+                                             f"LIMIT {_SAMPLE}")]
+        if not values:
+            continue
+        if all(isinstance(v, (int, float)) if dates else isinstance(v, str) and iso_date(v) for v in values) \
+                and _every_value_fails(conn, table, check):
+            fixes.append(_mapping_fix(conn, table, t, check.column, dates))
+            if handled is not None:
+                handled.add(check.column)
+        elif not all(isinstance(v, str) for v in values):
+            continue
+        elif dates and all(iso_date(v) for v in values):
+            if handled is not None:
+                handled.add(check.column)
+            flags.append(shlex.quote(f"{check.column}=date"))
+            found.append(f"{check.column!r} dates written year first ({values[0]!r} is stored as {iso_date(values[0])!r})")
+        elif not dates and all(amount(v) is not None for v in values) and any(map(is_marked_amount, values)):
+            if handled is not None:
+                handled.add(check.column)
+            flags.append(shlex.quote(f"{check.column}=float"))
+            example = next(v for v in values if is_marked_amount(v))
+            found.append(f"{check.column!r} amounts with a currency sign or thousands separators ({example!r} is "
+                         f"stored as {float(amount(example))!r})")
+    if flags:
+        fixes.insert(0, f"{t.table!r} holds {' and '.join(found)}: import {t.table}.csv again with crm-rules import "
+                        f"{t.table}.csv --db ... --table {shlex.quote(t.table)} --replace "
+                        + " ".join(f"--type {flag}" for flag in flags))
+    return fixes
+
+
+def _every_value_fails(conn: sqlite3.Connection, table: str, check: _Check) -> bool:
+    """Every value of the checked column fails the check (a mapping to the wrong column, not a few bad rows)."""
+    col = f"r.{q(check.column)}"
+    return conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {table} AS r WHERE {col} IS NOT NULL "
+                        f"AND NOT coalesce(({check.sql}), 0))").fetchone()[0] == 1
+
+
+def _mapping_fix(conn: sqlite3.Connection, table: str, t: Table, column: str, dates: bool) -> str:
+    """Name the key of the policy that maps ``column``, and the columns of the table that hold what it needs
+    (told from their first value)."""
+    key = f"data.{t.concept}"
+    for name, c in t.columns.items():
+        if c.column == column and c.type == (DATE if dates else NUMBER):
+            key = (f"data.customers.attributes.{name}" if t.concept == "customers" else f"data.{t.concept}.{name}"
+                   if name in SOURCE_FIELDS.get(t.concept, {}) else f"data.{t.concept}.columns.{name}")
+            break
+    candidates = []
+    for (name,) in conn.execute(f"SELECT name FROM pragma_table_info(?)", (t.table,)):
+        first = conn.execute(f"SELECT r.{q(name)} FROM {table} AS r WHERE r.{q(name)} IS NOT NULL LIMIT 1").fetchone()
+        value = first[0] if first else None
+        if name != column and (isinstance(value, str) and iso_date(value) is not None if dates
+                               else isinstance(value, (int, float))):
+            candidates.append(repr(name))
+    need, holds = ("dates", "numbers") if dates else ("numbers", "dates")
+    return (f"every value of {t.table!r}.{column!r} is {'a number' if dates else 'a date'}: {key} names a column of {holds}, not of {need}; "
+            f"map it to the column that holds the {need}"
+            + (f" ({', '.join(candidates[:5])} in {t.table!r})" if candidates else ""))
 
 
 def _source_line(check: _Check, cid, value, where: str | None) -> str:
@@ -485,7 +570,8 @@ def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding
                             [cid for cid, _ in dupes], ": ")
         ids = ", ".join(f"{cid!r} ({n} times{names})" for (cid, n), names in zip(dupes, rows))
         _duplicates(cust, ids, total, len(dupes), f"SELECT {q(cust.key)}, count(*) FROM {q(cust.table)} "
-                                                  f"GROUP BY {q(cust.key)} HAVING count(*) > 1")
+                                                  f"GROUP BY {q(cust.key)} HAVING count(*) > 1",
+                    hint_more=_removing_copies(conn, binding, cust))
     lowest, highest = conn.execute(f"SELECT (SELECT min({CID}) FROM {base}), (SELECT max({CID}) FROM {base})").fetchone()
     if not (isinstance(lowest, (int, float)) and isinstance(highest, (str, bytes))):
         return
@@ -542,6 +628,24 @@ def _joined_twice(conn: sqlite3.Connection, policy: Policy, binding: Binding, pl
                         f"source table (each form would make them a customer of their own):\n  - " + "\n  - ".join(lines),
                         hint=f"store each customer id in one form, as {cust.table!r}.{cust.key!r} stores it "
                              f"(a number as a number, not as text: UPDATE the rows named)")
+
+
+def _removing_copies(conn: sqlite3.Connection, binding: Binding, cust: Table) -> str:
+    """The hint's part on removing duplicated customers: an export that wrote some customers twice (every
+    column the same) is fixed by keeping one row of each, which a DELETE does; rows that differ need a choice."""
+    table, key = binding.table(cust.table), q(cust.key)
+    row_col = row_column(conn, binding.schema, cust.table, cust.key)
+    distinct_rows, distinct_ids = conn.execute(
+        f"SELECT (SELECT count(*) FROM (SELECT DISTINCT * FROM {table})), (SELECT count(DISTINCT {key}) FROM {table})"
+    ).fetchone()
+    if distinct_rows != distinct_ids:
+        return ("; or, when the rows of an id are the same customer written twice, keep the right one and delete the "
+                "others (or export the file again without them)")
+    if row_col is None:
+        return "; the rows of each duplicated id are identical (written twice): remove the copies at the source"
+    row, name = q(row_col), q(cust.table)
+    return (f"; the rows of each duplicated id are identical (the export wrote them twice): keep one of each with "
+            f"DELETE FROM {name} WHERE {row} NOT IN (SELECT min({row}) FROM {name} GROUP BY {key})")
 
 
 def _duplicates(cust: Table, ids: str, total: int, shown: int, listing: str, what: str = "ids", why: str = "",

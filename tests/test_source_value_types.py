@@ -79,7 +79,8 @@ def test_order_amounts_declared_text_are_refused_not_compared_as_text(tmp_path, 
         "SELECT * FROM \"orders\" AS r WHERE r.\"amount\" >= ''"]
     assert error.hint.startswith("store numbers as numbers, not text: orders.amount is declared TEXT, which stores every "
                                  "number as text: import it again with crm-rules import --replace, which stores numbers "
-                                 "as numbers (--type amount=float if it takes a column for text)")
+                                 "as numbers (--type amount=float if it takes a column for text; float also reads "
+                                 "amounts written ¥1,234.50)")
 
 
 def test_receivables_amounts_declared_text_are_refused_under_the_base_policy(demo_db):
