@@ -1179,7 +1179,7 @@ def changes(
         print_indented(console, f"note: the runs graded different database files ({escape(str(c['previous_source_db']))}"
                                 f" → {escape(str(c['source_db']))})")
     t = c["totals"]
-    print_indented(console, f"{t['upgrades']:,} upgraded, {t['downgrades']:,} downgraded, {t['same_tier']:,} changed "
+    print_indented(console, f"{t['upgrades']:,} upgraded, {t['downgrades']:,} downgraded, {t['stage_only']:,} changed "
                             f"stage only, {t['subgrade_only']:,} changed sub-grade only, {t['service_level_only']:,} "
                             f"changed service level only, {t['new']:,} new, {t['removed']:,} removed, "
                             f"{t['unchanged']:,} unchanged; stage changed for {t['stage_changes']:,}"

@@ -305,14 +305,15 @@ def _transitions(conn: sqlite3.Connection, run: sqlite3.Row, definitions: dict) 
     seen = {t for f, to, _ in cells for t in (f, to) if t is not None}
     order = tiers + old + sorted(seen - set(tiers) - set(old), key=str)
     rank = {t: i for i, t in enumerate(tiers)}
-    totals = {"upgrades": 0, "downgrades": 0, "same": 0, "new": 0, "removed": 0, "unranked": 0}
+    # kept_tier: the customers of both runs whose tier stayed, whatever their stage did, as in `changes --json`
+    totals = {"upgrades": 0, "downgrades": 0, "kept_tier": 0, "new": 0, "removed": 0, "unranked": 0}
     for f, to, n in cells:
         if f is None:
             totals["new"] += n
         elif to is None:
             totals["removed"] += n
         elif f == to:
-            totals["same"] += n
+            totals["kept_tier"] += n
         elif f in rank and to in rank:
             totals["upgrades" if rank[to] < rank[f] else "downgrades"] += n
         else:

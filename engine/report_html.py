@@ -326,7 +326,8 @@ def _transitions(data: dict, labels: _Labels) -> str:
              f'<td class="total">{sum(counts.values()):,}</td></tr></tbody></table></div>')
     chips = (f'<div class="chips"><span class="chip up"><b>{totals["upgrades"]:,}</b> upgraded</span>'
              f'<span class="chip down"><b>{totals["downgrades"]:,}</b> downgraded</span>'
-             f'<span class="chip"><b>{totals["same"]:,}</b> same tier</span>'
+             f'<span class="chip" title="their tier stayed; their stage may have changed">'
+             f'<b>{totals["kept_tier"]:,}</b> kept their tier</span>'
              f'<span class="chip"><b>{totals["new"]:,}</b> new</span>'
              f'<span class="chip"><b>{totals["removed"]:,}</b> removed</span>'
              + (f'<span class="chip"><b>{totals["unranked"]:,}</b> to or from a tier this run lacks</span>'

@@ -38,9 +38,15 @@ HISTORY_COLUMNS = ("run_id", "policy_name", "policy_sha256", "as_of", "customer_
                    "tier_rule", "subgrade", "subgrade_rule", "stage", "stage_rule", "service_level")
 # A change's direction -> its key in changes()["totals"]; also the order of the changed-customers list.  The first
 # four and the last two are crm_transitions.direction; "sub-grade" (same tier and stage, another sub-grade) and
-# "service level" (only the service level changed) are the changes the view leaves out, added by changes().
-DIRECTIONS = {"upgrade": "upgrades", "downgrade": "downgrades", "unranked": "unranked", "same tier": "same_tier",
+# "service level" (only the service level changed) are the changes the view leaves out, added by changes().  The
+# view's "same tier" is a customer whose tier stayed and whose stage changed: "changed stage only", stage_only.
+DIRECTIONS = {"upgrade": "upgrades", "downgrade": "downgrades", "unranked": "unranked", "same tier": "stage_only",
               "sub-grade": "subgrade_only", "service level": "service_level_only", "new": "new", "removed": "removed"}
+# totals["same_tier"] was the key of stage_only until the report's "kept their tier" (kept_tier: every customer whose
+# tier stayed, whatever else changed) showed it read as that; scripts may read it, so it stays, always equal to it.
+COMPATIBLE_TOTALS = {"same_tier": "stage_only"}
+# The totals that count again customers the directions and "unchanged" (which add up to both runs' customers) count.
+RECOUNTED_TOTALS = ("stage_changes", "kept_tier", *COMPATIBLE_TOTALS)
 SHORT_SHA = 12
 # Names listed in a hint (policies, actions, owners) before the rest are only counted.
 LISTED = 10
@@ -342,7 +348,8 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
     that changed under the same tier and stage is a change too, not "unchanged"), plus ``stage_changes``
     (customers in both runs whose stage changed, whatever their tier did) and ``unchanged`` (customers in both
     runs with all four grades the same), so that the directions and ``unchanged`` add up to the customers of
-    both runs.  ``matrix`` has one entry per
+    both runs; ``kept_tier`` (customers in both runs whose tier stayed, what the report calls "kept their
+    tier") and ``same_tier`` (the old name of ``stage_only``, see COMPATIBLE_TOTALS) count some of them again.  ``matrix`` has one entry per
     (tier before, tier after) pair with its number of customers, unchanged pairs included; ``from`` is
     None for new customers and ``to`` None for removed ones, so the counts add up to both runs' sizes.
     ``pruned_runs`` counts the policy's successful runs between the two (before the run, when there is no
@@ -364,7 +371,8 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
             "customers": conn.execute("SELECT count(*) FROM crm_assignments WHERE run_id = ?", (rid,)).fetchone()[0],
             "previous_run_id": None, "previous_as_of": None, "previous_policy_sha256": None, "policy_changed": False,
             "source_db": run["source_db"], "previous_source_db": None,
-            "previous_customers": 0, "totals": {**{k: 0 for k in DIRECTIONS.values()}, "stage_changes": 0, "unchanged": 0},
+            "previous_customers": 0, "totals": _totals({k: 0 for k in DIRECTIONS.values()} | {"stage_changes": 0,
+                                                                                               "unchanged": 0}, []),
             "tiers": tiers, "previous_only_tiers": [], "matrix": [], "changes": [],
             "pruned_runs": pruned_runs(conn, run["policy_name"], run, prev), "made_before": 0,
         }
@@ -406,9 +414,22 @@ def changes(db: Path, run_id: int | None = None, policy: str | None = None) -> d
         last = len(rank)
         result["matrix"] = [{"from": f, "to": t, "customers": n} for (f, t), n in sorted(
             counts.items(), key=lambda kv: (rank.get(kv[0][0], last), rank.get(kv[0][1], last)))]
+        result["totals"] = _totals(totals, result["matrix"])
         return result
     finally:
         conn.close()
+
+
+def _totals(totals: dict, matrix: list[dict]) -> dict:
+    """``totals`` with ``kept_tier`` (the matrix's diagonal) and the keys kept for compatibility, each after its own."""
+    kept = sum(m["customers"] for m in matrix if m["from"] is not None and m["from"] == m["to"])
+    out = {}
+    for key, value in (totals | {"kept_tier": kept}).items():
+        if key in COMPATIBLE_TOTALS:
+            continue  # set from the key it is the old name of
+        out[key] = value
+        out.update({old: value for old, new in COMPATIBLE_TOTALS.items() if new == key})
+    return out
 
 
 def _sort_key(value) -> tuple:

@@ -39,7 +39,7 @@ from crm_rules.engine import database, run_history
 from crm_rules.engine.errors import DataError, RunError, UsageError
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.results_store import SCHEMA_VERSION
-from crm_rules.engine.run_history import changes, customer_history, list_runs, prune
+from crm_rules.engine.run_history import RECOUNTED_TOTALS, changes, customer_history, list_runs, prune
 from crm_rules.engine.runner import apply_policy
 from small_db import make_db, rows
 
@@ -195,8 +195,9 @@ def test_direction_follows_the_tier_order_of_the_run_and_unranked_when_a_tier_is
     assert c["matrix"] == [{"from": "silver", "to": "silver", "customers": 3},
                            {"from": "bronze", "to": "bronze", "customers": 3},
                            {"from": "gold", "to": "platinum", "customers": 2}]
-    assert c["totals"] == {"upgrades": 0, "downgrades": 0, "unranked": 2, "same_tier": 0, "subgrade_only": 0,
-                           "service_level_only": 0, "new": 0, "removed": 0, "stage_changes": 0, "unchanged": 6}
+    assert c["totals"] == {"upgrades": 0, "downgrades": 0, "unranked": 2, "stage_only": 0, "same_tier": 0, "subgrade_only": 0,
+                           "service_level_only": 0, "new": 0, "removed": 0, "stage_changes": 0, "unchanged": 6,
+                           "kept_tier": 6}
 
 
 def test_results_of_an_older_schema_get_the_view_and_are_readable_before(loyalty):
@@ -307,8 +308,9 @@ def test_changes_summarises_the_latest_run_against_the_previous_one(loyalty):
         "run_id": 4, "policy_name": "loyalty", "as_of": "2026-06-30", "customers": 8, "previous_run_id": 1,
         "previous_as_of": "2025-12-31", "previous_customers": 8, "policy_changed": False}
     assert c["policy_sha256"] == c["previous_policy_sha256"] == loyalty.sha
-    assert c["totals"] == {"upgrades": 2, "downgrades": 2, "unranked": 0, "same_tier": 1, "subgrade_only": 1,
-                           "service_level_only": 0, "new": 1, "removed": 1, "stage_changes": 1, "unchanged": 1}
+    assert c["totals"] == {"upgrades": 2, "downgrades": 2, "unranked": 0, "stage_only": 1, "same_tier": 1, "subgrade_only": 1,
+                           "service_level_only": 0, "new": 1, "removed": 1, "stage_changes": 1, "unchanged": 1,
+                           "kept_tier": 3}
     assert c["tiers"] == ["gold", "silver", "bronze"]
     # unchanged pairs included (g gold->gold, c and f silver->silver); new from None, removed to None
     assert c["matrix"] == [
@@ -405,11 +407,13 @@ def test_demo_changes_over_three_as_of_dates(demo_runs):
     assert [(r["run_id"], r["as_of"], r["status"], r["customers"]) for r in list_runs(demo_runs)] == [
         (1, "2025-06-30", "succeeded", 300), (2, "2025-12-31", "succeeded", 300), (3, "2026-06-30", "succeeded", 300)]
     expected = {
-        2: ({"upgrades": 35, "downgrades": 44, "unranked": 0, "same_tier": 140, "subgrade_only": 2,
-             "service_level_only": 4, "new": 0, "removed": 0, "stage_changes": 190, "unchanged": 75},
+        2: ({"upgrades": 35, "downgrades": 44, "unranked": 0, "stage_only": 140, "same_tier": 140, "subgrade_only": 2,
+             "service_level_only": 4, "new": 0, "removed": 0, "stage_changes": 190, "unchanged": 75,
+             "kept_tier": 221},
             [70, 18, 4, 9, 55, 22, 4, 22, 96]),
-        3: ({"upgrades": 47, "downgrades": 40, "unranked": 0, "same_tier": 159, "subgrade_only": 1,
-             "service_level_only": 2, "new": 0, "removed": 0, "stage_changes": 213, "unchanged": 51},
+        3: ({"upgrades": 47, "downgrades": 40, "unranked": 0, "stage_only": 159, "same_tier": 159, "subgrade_only": 1,
+             "service_level_only": 2, "new": 0, "removed": 0, "stage_changes": 213, "unchanged": 51,
+             "kept_tier": 213},
             [67, 15, 1, 15, 56, 24, 2, 30, 90]),
     }
     for run_id, (totals, cells) in expected.items():
@@ -421,7 +425,8 @@ def test_demo_changes_over_three_as_of_dates(demo_runs):
         matrix, changed = _recompute(demo_runs, run_id, run_id - 1)
         assert {(m["from"], m["to"]): m["customers"] for m in c["matrix"]} == matrix
         assert sorted((r["customer_id"], r["direction"]) for r in c["changes"]) == changed
-        assert sum(totals.values()) - totals["stage_changes"] == 300
+        # the directions and unchanged partition the customers; stage_changes, kept_tier and same_tier count again
+        assert sum(v for k, v in totals.items() if k not in RECOUNTED_TOTALS) == 300
     assert changes(demo_runs) == changes(demo_runs, run_id=3)
 
 

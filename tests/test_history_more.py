@@ -29,7 +29,7 @@ from crm_rules.engine.action_queue import list_actions
 from crm_rules.engine.errors import DataError, RunError, UsageError
 from crm_rules.engine.policy_model import load_policy
 from crm_rules.engine.results_store import SCHEMA_VERSION
-from crm_rules.engine.run_history import DIRECTIONS, changes, customer_history, history_absences, list_runs, prune
+from crm_rules.engine.run_history import DIRECTIONS, RECOUNTED_TOTALS, changes, customer_history, history_absences, list_runs, prune
 from crm_rules.engine.runner import apply_policy
 from small_db import make_db, rows
 from test_history import LOYALTY, LOYALTY_FAILING, ORDERS, VALID, Loyalty, execute, results_digest
@@ -64,8 +64,9 @@ def test_sub_grade_and_service_level_changes_are_listed_and_counted(graded):
     assert [(r["customer_id"], r["direction"]) for r in c["changes"]] == [
         ("b", "upgrade"), ("h", "upgrade"), ("a", "downgrade"), ("d", "downgrade"), ("f", "same tier"),
         ("z", "same tier"), ("g", "sub-grade"), ("c", "service level")]
-    assert c["totals"] == {"upgrades": 2, "downgrades": 2, "unranked": 0, "same_tier": 2, "subgrade_only": 1,
-                           "service_level_only": 1, "new": 0, "removed": 0, "stage_changes": 2, "unchanged": 1}
+    assert c["totals"] == {"upgrades": 2, "downgrades": 2, "unranked": 0, "stage_only": 2, "same_tier": 2, "subgrade_only": 1,
+                           "service_level_only": 1, "new": 0, "removed": 0, "stage_changes": 2, "unchanged": 1,
+                           "kept_tier": 5}
     by_id = {r["customer_id"]: r for r in c["changes"]}
     assert by_id["g"] == {
         "customer_id": "g", "customer_name": "G", "direction": "sub-grade", "tier_before": "gold", "tier_after": "gold",
@@ -80,13 +81,13 @@ def test_sub_grade_and_service_level_changes_are_listed_and_counted(graded):
     # the service levels are there for the view's changes too
     assert (by_id["b"]["service_level_before"], by_id["b"]["service_level_after"]) == ("bronze-care", "silver-plus")
     # every customer of both runs is counted once: by direction, or unchanged (e)
-    assert sum(v for k, v in c["totals"].items() if k != "stage_changes") == 9
+    assert sum(v for k, v in c["totals"].items() if k not in RECOUNTED_TOTALS) == 9
     # the documented view is unchanged: sub-grade and service level moves are not transitions there
     assert [r[0] for r in rows(graded, "SELECT customer_id FROM crm_transitions ORDER BY customer_id")] == list("abdfhz")
 
 
 def test_every_direction_has_its_total(graded):
-    assert set(DIRECTIONS.values()) | {"stage_changes", "unchanged"} == set(changes(graded)["totals"])
+    assert set(DIRECTIONS.values()) | {"unchanged", *RECOUNTED_TOTALS} == set(changes(graded)["totals"])
 
 
 def test_demo_changes_count_every_grade(demo_db):
@@ -114,7 +115,7 @@ def test_demo_changes_count_every_grade(demo_db):
         assert sorted((r["customer_id"], r["direction"]) for r in c["changes"]) == sorted(expected)
         assert c["totals"]["unchanged"] == 300 - len(expected)
         assert c["totals"]["subgrade_only"] + c["totals"]["service_level_only"] > 0  # the demo has both kinds
-        assert sum(v for k, v in c["totals"].items() if k != "stage_changes") == 300
+        assert sum(v for k, v in c["totals"].items() if k not in RECOUNTED_TOTALS) == 300
 
 
 def test_cli_changes_json_lists_the_new_kinds(cli, graded):
