@@ -222,7 +222,10 @@ def _print_run(outcome, policy, db: Path, as_json: bool) -> None:
     from .engine.render import print_summary
 
     if as_json:
-        _print_json({"run_id": outcome.run_id, "policy": policy.name, "policy_sha256": policy.sha256,
+        # the run's policy_name and policy_version as runs, changes, export... name them; "policy" (the name) is
+        # what apply --json printed first, and what explain, analyze and diff call the policy they grade
+        _print_json({"run_id": outcome.run_id, "policy_name": policy.name, "policy_version": policy.version,
+                     "policy": policy.name, "policy_sha256": policy.sha256,
                      "as_of": outcome.as_of, "notes": outcome.notes, "summary": outcome.summary,
                      "labels": _labels_by_kind(policy)})  # what the table shows beside each id
         return
@@ -322,7 +325,9 @@ def validate(
                 _print_error(exc)
             continue
         warnings = policy_warnings(loaded)
-        checked.append({"file": str(path), "ok": True, "kind": "policy", "policy": loaded.name, "sha256": loaded.sha256,
+        # policy_sha256 as every other command names the hash; "sha256" (the same) is what validate printed first
+        checked.append({"file": str(path), "ok": True, "kind": "policy", "policy": loaded.name,
+                        "policy_sha256": loaded.sha256, "sha256": loaded.sha256,
                         "warnings": [asdict(w) for w in warnings]})
         if not as_json:
             console.print(f"ok: {path} (policy {loaded.name}, sha256 {loaded.sha256[:12]})"
@@ -778,7 +783,9 @@ def actions(
     if run is None:
         _note_newer_failures(db, run_id)
     if as_json:
-        _print_json({"run_id": run_id, "actions": items})
+        from .engine.export import run_identity
+
+        _print_json(run_identity(db, run_id) | {"actions": items})  # the as-of date and policy a CRM import files them under
         return
     # Below this width the customer's name and the owner are left out: with them, an 80-column terminal left
     # eleven characters for name, owner and reason together, and folded each into a column of four.
@@ -1346,7 +1353,8 @@ def table_export(
                                    f"{policy} holds no rule table of its own") + "; without --table and "
                                   "--format/--out, the command lists the tables")
         if as_json:
-            _print_json({"policy": str(policy), "tables": [t.as_json() for t in tables]})
+            # policy_file as in `test --json`; "policy" (the same path, where other commands have a name) is kept
+            _print_json({"policy_file": str(policy), "policy": str(policy), "tables": [t.as_json() for t in tables]})
             return
         # the YAML path under the name: a fourth column for it left too little room at 80 columns, and a
         # column name such as attributes.cost_per_customer broke inside a word

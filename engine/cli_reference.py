@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import json_outputs
+
 PROG = "crm-rules"
 REGENERATE = "python -m crm_rules.engine.cli_reference --write docs/cli.md"
 
@@ -313,6 +315,7 @@ def _command_section(doc: CommandDoc) -> list[str]:
         lines += [_md(paragraph), ""]
     lines += ["```text", usage(doc), "```", ""]
     lines += _params_tables(doc.command)
+    lines += json_outputs.render(" ".join(doc.path), _cell)
     subs = _subcommands(doc.command)
     if subs:
         lines += ["**Sub-commands**", "", "| command | what it does |", "|---|---|"]
@@ -449,6 +452,8 @@ def render(app: Any = None) -> str:
     lines += ["| `--help` | flag |  | Show the list of commands and exit. |", ""]
     lines += _exit_codes_section()
     lines += _environment_section()
+    lines += ["## JSON output", "", json_outputs.CONVENTIONS, "",
+              "Each command's section below lists the keys of its JSON output.", ""]
     lines += ["## Commands", ""]
     for doc in tree:
         lines += _command_section(doc)

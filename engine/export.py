@@ -25,6 +25,9 @@ BASE_COLUMNS = ["run_id", "customer_id", "customer_name", "tier", "subgrade", "s
 OVERRIDE_FIELDS = ["kind", "tier", "reason", "author", "expires", "source"]
 OVERRIDE_COLUMNS = [f"override_{f}" for f in OVERRIDE_FIELDS]
 RECENT = 10  # run ids a "run not found" names
+# The columns of crm_runs that hold JSON.  The export's "run" gives them as JSON values: plugins and notes were
+# strings holding JSON ("[]") next to counts and metrics as objects, so a script had to parse some twice.
+RUN_JSON_COLUMNS = ("counts", "plugins", "metrics", "notes")
 
 
 def json_ready(value: Any) -> Any:
@@ -82,6 +85,22 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, policy_name: str |
     if policy_name is not None and row["policy_name"] != policy_name:
         raise run_of_another_policy(conn, row, policy_name, results_option=results_option)
     return row
+
+
+# What names a run in every --json output that reads one (runs, changes, history, actions, export, report): the
+# columns of crm_runs, under their own names, so that a script joins them to each other and to the table.
+RUN_IDENTITY = ("run_id", "policy_name", "policy_version", "policy_sha256", "as_of")
+
+
+def run_identity(db: Path, run_id: int) -> dict:
+    """The RUN_IDENTITY of a stored run, for a command whose answer would otherwise say only its id."""
+    conn = connect(db, mode="ro")
+    try:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute(f"SELECT {', '.join(RUN_IDENTITY)} FROM crm_runs WHERE run_id = ?", (run_id,)).fetchone()
+        return {c: row[c] for c in RUN_IDENTITY}
+    finally:
+        conn.close()
 
 
 def results_elsewhere(option: str | None, what: str) -> str:
@@ -247,9 +266,10 @@ def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) 
                 item["metrics"] = {n: as_bool(v) if n in bools else v for n, v in zip(metric_names, r[width:])}
                 items.append(item)
             count = len(items)
-            header = dict(run) | {"counts": json.loads(run["counts"] or "null")}
-            if "metrics" in header:
-                header["metrics"] = json.loads(header["metrics"] or "null")
+            header = dict(run)
+            for column in RUN_JSON_COLUMNS:  # JSON in crm_runs, objects and lists in the export, as counts always was
+                if column in header:
+                    header[column] = json.loads(header[column] or "null")
             json.dump({"run": json_ready(header), "assignments": items}, buffer, ensure_ascii=False, indent=1,
                       allow_nan=False)  # proves json_ready left no Infinity or NaN
             buffer.write("\n")

@@ -81,7 +81,7 @@ from .database import RunConnection, attach_read_only, connect, open_for_run
 from .errors import CrmRulesError, PolicyError, RunError, UsageError
 from .export import resolve_run
 from .expr_sql import quote_identifier as q
-from .metric_sql import CID, CNAME
+from .metric_sql import CID, CNAME, decimal_total
 from .output_file import same_file
 from .policy_model import Policy
 from .run_metrics import RunMetrics
@@ -232,13 +232,14 @@ def _matrix(conn: sqlite3.Connection, f: str, old_defined: list[str], new_define
 def _tier_revenue(conn: sqlite3.Connection, side: str) -> dict[str, tuple[int, float | None]]:
     rows = conn.execute(f"SELECT {side}_tier, count(*), sum({side}_revenue) FROM {PAIRS} "
                         f"WHERE in_{side} GROUP BY 1").fetchall()
-    return {t: (n, rev) for t, n, rev in rows}
+    return {t: (n, decimal_total(rev)) for t, n, rev in rows}  # as apply's counts: no noise of the addition order
 
 
 def _revenue_share(conn: sqlite3.Connection, old: Side, new: Side) -> dict:
     per = {"old": _tier_revenue(conn, "old"), "new": _tier_revenue(conn, "new")}
     sides = {"old": old, "new": new}
-    totals = {s: (sum((rev or 0) for _, rev in per[s].values()) if sides[s].revenue_metric else None) for s in per}
+    totals = {s: (decimal_total(sum((rev or 0) for _, rev in per[s].values())) if sides[s].revenue_metric else None)
+              for s in per}
     tiers = _merged(_order(old.tiers, set(per["old"])), _order(new.tiers, set(per["new"])))
     out = {}
     for t in tiers:
@@ -284,7 +285,7 @@ def _unit(details: dict, attributes: dict, key: str, invalid: dict[str, dict], s
 def _side_costs(conn: sqlite3.Connection, side_name: str, side: Side) -> dict:
     rows = conn.execute(f"SELECT {side_name}_service_level, count(*), sum({side_name}_revenue) FROM {PAIRS} "
                         f"WHERE in_{side_name} GROUP BY 1").fetchall()
-    counts = {(sl if sl is not None else NONE): (n, rev) for sl, n, rev in rows}
+    counts = {(sl if sl is not None else NONE): (n, decimal_total(rev)) for sl, n, rev in rows}
     levels: dict[str, dict] = {}
     totals: dict[str, float] = {}
     missing: dict[str, list[str]] = {"cost": [], "discount_given": []}
@@ -302,12 +303,12 @@ def _side_costs(conn: sqlite3.Connection, side_name: str, side: Side) -> dict:
         attributes = details.get("attributes") if isinstance(details.get("attributes"), dict) else {}
         cpc = _unit(details, attributes, "cost", invalid, sl)
         if cpc is not None:
-            entry["cost"] = cpc * n
+            entry["cost"] = decimal_total(cpc * n)
         elif n:
             missing["cost"].append(sl)
         discount = _unit(details, attributes, "discount_given", invalid, sl)
         if discount is not None and side.revenue_metric:
-            entry["discount_given"] = discount * (rev or 0)
+            entry["discount_given"] = decimal_total(discount * (rev or 0))
         elif discount is not None:
             no_revenue.append(sl)
         elif n:
@@ -324,16 +325,27 @@ def _side_costs(conn: sqlite3.Connection, side_name: str, side: Side) -> dict:
         levels[sl] = entry
     for key in ("cost", "discount_given", "account_managers"):
         if any(key in e for e in levels.values()):
-            totals[key] = sum(e.get(key, 0) for e in levels.values())
+            totals[key] = decimal_total(sum(e.get(key, 0) for e in levels.values()))
     missing = {k: [sl for sl in v if sl not in invalid.get(k, {})] for k, v in missing.items()}
     return {"revenue_metric": side.revenue_metric, "service_levels": levels, "totals": totals,
             "missing": {k: v for k, v in missing.items() if k in totals and v},
             "invalid": invalid, "discount_without_revenue": no_revenue}
 
 
+def _difference(new: float, old: float) -> float:
+    """new - old to the digits the two totals have (15 significant ones, as decimal_total keeps): the subtraction
+    cancels the leading digits, and 6262389.9371 - 5772540.9208 printed 489849.0162999993 in diff --json."""
+    if isinstance(new, int) and isinstance(old, int):
+        return new - old
+    largest = max(abs(new), abs(old))
+    if not math.isfinite(largest) or largest == 0:
+        return new - old
+    return round(new - old, 15 - (math.floor(math.log10(largest)) + 1))
+
+
 def _costs(conn: sqlite3.Connection, old: Side, new: Side) -> dict:
     o, n = _side_costs(conn, "old", old), _side_costs(conn, "new", new)
-    change = {k: n["totals"][k] - o["totals"][k] for k in ("cost", "discount_given", "account_managers")
+    change = {k: _difference(n["totals"][k], o["totals"][k]) for k in ("cost", "discount_given", "account_managers")
               if k in o["totals"] and k in n["totals"]}
     return {"old": o, "new": n, "change": change}
 

@@ -74,7 +74,8 @@ class ImportResult:
         def cell(v):
             return None if v is MISSING else v
 
-        return {"policy": self.policy, "table": self.table, "sheet": self.sheet, "written": self.written,
+        # policy_file as `test --json` names a policy's file; "policy" (the same path) is kept for the scripts that read it
+        return {"policy_file": self.policy, "policy": self.policy, "table": self.table, "sheet": self.sheet, "written": self.written,
                 "dry_run": self.dry_run, "changed": self.changed,
                 "changes": [{"kind": c.kind, "id": c.id, "sheet_row": c.sheet_row, "note": c.note or None,
                              "cells": [{"column": x.column, "old": cell(x.old), "new": cell(x.new)} for x in c.cells]}
