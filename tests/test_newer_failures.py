@@ -82,7 +82,8 @@ def test_export_to_a_file_notes_it(cli, failed_last, tmp_path):
 
 def test_actions_json_notes_it_on_stderr(cli, failed_last):
     result = cli("actions", "--db", failed_last, "--json", ok=True)
-    assert json.loads(result.stdout) == {"run_id": 2, "actions": []}
+    out = json.loads(result.stdout)
+    assert (out["run_id"], out["policy_name"], out["as_of"], out["actions"]) == (2, "loyalty", "2026-06-30", [])
     assert NOTE.format(db=failed_last) in result.stderr
 
 
