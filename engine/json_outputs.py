@@ -137,6 +137,9 @@ OUTPUTS: dict[str, Output] = {
         Key("mode", "`create`, `replace` or `append`"),
         Key("decimal_comma_columns", "the columns read as numbers written with decimal commas",
             "some were"),
+        Key("text_columns_a_run_refuses", "the columns kept as text whose every value is an amount with a currency "
+            "sign or separators, or a date written year first, each `{column, holds, example}` (`holds`: `amounts` "
+            "or `dates`): import them again with `--type COLUMN=float` or `=date`", "some were"),
     )),
     "plugins": Output("a list, one object per loaded plugin", (
         Key("name", "the plugin"), Key("version", "its version"),

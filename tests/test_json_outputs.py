@@ -161,6 +161,11 @@ def test_every_json_output_is_documented_key_by_key(two_runs, cli, tmp_path):
         "table import": _json(cli, "table", "import", policy, sheet, "--table", "tiers", "--dry-run"),
     }
     assert outputs["import"]["decimal_comma_columns"] == ["amount"]
+    erp = tmp_path / "erp.csv"
+    erp.write_text('id,amount\n1,"¥1,234.50"\n', encoding="utf-8")
+    kept = _json(cli, "import", erp, "--db", db, "--table", "erp")
+    assert kept["text_columns_a_run_refuses"] == [{"column": "amount", "holds": "amounts", "example": "¥1,234.50"}]
+    _keys_match("import", kept)
     for command, value in outputs.items():
         _keys_match(command, value)
     _keys_match("diff", _json(cli, "diff", "--db", db, "base", "--against-run", "2"))
