@@ -22,7 +22,7 @@ from .csv_decimal_comma import FORMATTED_NUMBER
 from .csv_erp_values import amount, is_marked_amount, iso_date
 from .data_binding import Binding
 from .data_mapping import SOURCE_FIELDS, WINDOW_FIELD, Table
-from .database import RunConnection
+from .database import RunConnection, table_columns
 from .errors import DataError
 from .expr_sql import quote_identifier as q
 from .expr_types import BOOL, DATE, NUMBER, with_article
@@ -432,7 +432,7 @@ def _value_fixes(conn: sqlite3.Connection, binding: Binding, t: Table, checks: l
             continue
         if all(isinstance(v, (int, float)) if dates else isinstance(v, str) and iso_date(v) for v in values) \
                 and _every_value_fails(conn, table, check):
-            fixes.append(_mapping_fix(conn, table, t, check.column, dates))
+            fixes.append(_mapping_fix(conn, binding, t, check.column, dates))
             if handled is not None:
                 handled.add(check.column)
         elif not all(isinstance(v, str) for v in values):
@@ -463,9 +463,10 @@ def _every_value_fails(conn: sqlite3.Connection, table: str, check: _Check) -> b
                         f"AND NOT coalesce(({check.sql}), 0))").fetchone()[0] == 1
 
 
-def _mapping_fix(conn: sqlite3.Connection, table: str, t: Table, column: str, dates: bool) -> str:
+def _mapping_fix(conn: sqlite3.Connection, binding: Binding, t: Table, column: str, dates: bool) -> str:
     """Name the key of the policy that maps ``column``, and the columns of the table that hold what it needs
     (told from their first value)."""
+    table = binding.table(t.table)
     key = f"data.{t.concept}"
     for name, c in t.columns.items():
         if c.column == column and c.type == (DATE if dates else NUMBER):
@@ -473,7 +474,7 @@ def _mapping_fix(conn: sqlite3.Connection, table: str, t: Table, column: str, da
                    if name in SOURCE_FIELDS.get(t.concept, {}) else f"data.{t.concept}.columns.{name}")
             break
     candidates = []
-    for (name,) in conn.execute(f"SELECT name FROM pragma_table_info(?)", (t.table,)):
+    for name in table_columns(conn, binding.schema, t.table) or []:  # the source's schema: the run attaches it
         first = conn.execute(f"SELECT r.{q(name)} FROM {table} AS r WHERE r.{q(name)} IS NOT NULL LIMIT 1").fetchone()
         value = first[0] if first else None
         if name != column and (isinstance(value, str) and iso_date(value) is not None if dates
