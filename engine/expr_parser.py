@@ -19,7 +19,9 @@ from . import expr_ast as ast, user_cache
 from .expr_mistakes import find_mistakes
 
 # The words the grammar reserves, in any case: `true` is the literal, never a name, so a metric,
-# attribute or plugin entry named like one of them could not be used in an expression.
+# attribute or plugin entry named like one of them could not be used in an expression.  Each is a whole word
+# only: the LALR lexer tries only the terminals the parser can take next, and where a name cannot follow (after
+# `revenue_12m >= and`) a keyword matched the start of one, so `orders_12m` was read as `or ders_12m`.
 KEYWORDS = ("and", "or", "not", "in", "is", "between", "true", "false", "null")
 
 GRAMMAR = r"""
@@ -58,7 +60,7 @@ list: "[" [expr ("," expr)*] "]"
 COMP_OP: ">=" | "<=" | "!=" | "<>" | "==" | "=" | ">" | "<"
 ADD_OP: "+" | "-"
 MUL_OP: "*" | "/"
-""" + "".join(f'_{word.upper()}: "{word}"i\n' for word in KEYWORDS) + r"""NAME: /[^\W\d]\w*/
+""" + "".join(f'_{word.upper()}.2: /{word}(?!\\w)/i\n' for word in KEYWORDS) + r"""NAME: /[^\W\d]\w*/
 NUMBER: /\d[\d_]*(\.\d+)?([eE][+-]?\d+)?/
 STRING: /'(?:[^'\\]|\\.)*'/ | /"(?:[^"\\]|\\.)*"/
 %ignore /\s+/

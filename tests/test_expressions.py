@@ -108,6 +108,17 @@ def test_keywords_are_case_insensitive_and_names_may_be_chinese():
     TypeChecker({"收入": "number", "区域": "text"}).check_condition(node)
 
 
+@pytest.mark.parametrize("text, unexpected", [
+    ("revenue >= and orders >= 24", "orders"),  # a threshold deleted: 'orders' was read as 'or ders'
+    ("revenue >= 1 orders >= 3", "orders"),  # an 'and' forgotten
+    ("revenue >= 1 andy", "andy"),  # was read as 'revenue >= 1 and y'
+    ("orders >= 1 isolated", "isolated"),
+])
+def test_a_keyword_is_a_whole_word_never_the_start_of_a_name(text, unexpected):
+    with pytest.raises(ExpressionSyntaxError, match=f"unexpected '{unexpected}'"):
+        parse_expression(text)
+
+
 def test_every_unknown_name_is_found_once_in_the_order_written():
     text = "revnue > 10 and ordrs > 2 or revnue < 0 and zzz(客户区域) > 1 and 客户区城 = 'x'"
     errors = TypeChecker({**SCOPE, "客户区域": "text"}).unknown_names(parse_expression(text))
