@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from typing import Any
 
 from . import yaml_edit as ye
+from .ime_text import IME, number_fix
 from .rule_table import ColumnSpec, split_list_cell, to_cell
 from .rule_table_io import cell_text
 
@@ -37,6 +39,7 @@ def format_cell(value: Any) -> str:
 _NUMBER = re.compile(r"[+-]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # 1,000 and 1,234,567.5
 _DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+")  # 0,8 and 1.234,5
+_DOT_GROUPS = re.compile(r"[+-]?[1-9]\d{0,2}(\.\d{3})+")  # 3.000 and 1.234.567: thousands, where ',' is the decimal
 # Deliberately not csv_decimal_comma's FORMATTED_NUMBER, which only says that a value is some regional number: these
 # must tell which separator is the decimal one (1,000 is a thousand, or one where ';' separates) to write the fix.
 
@@ -46,12 +49,27 @@ def parse_number(text: str, decimal_comma: bool = False) -> int | float:
     how to write it instead.
 
     ``decimal_comma`` says the file comes from a locale whose decimal separator is a comma (a CSV separated by ';'),
-    where `1,000` means one, not a thousand.
+    where `1,000` means one, not a thousand, and `3.000` means three thousand, not three.  A number typed with a
+    Chinese input method (`０.８５`, `０．８５`) is the number it shows, as Python reads full-width digits anyway;
+    one written as a report writes it (`10万`, `30天`) gets the number to write.
     """
     s = text.strip()
+    if decimal_comma and _DOT_GROUPS.fullmatch(s):
+        plain = s.replace(".", "")
+        small = f", or {float(s):g} if that is meant" if s.count(".") == 1 else ""
+        raise CellProblem(f"{text!r} is not a number", hint=(
+            f"the file is separated by ';', as a spreadsheet saves it where ',' is the decimal separator and '.' "
+            f"groups thousands, so {s} may be {plain}: write {plain}{small}"))
     if _NUMBER.fullmatch(s) and "__" not in s and not s.endswith("_"):
         s = s.replace("_", "")
         return int(s) if re.fullmatch(r"[+-]?\d+", s) else float(s)
+    typed = unicodedata.normalize("NFKC", s)  # full-width digits and punctuation as their ASCII twins
+    if typed != s:
+        try:
+            return parse_number(typed, decimal_comma)
+        except CellProblem as problem:
+            raise CellProblem(f"{text!r} is not a number", hint=number_fix(s) or f"{problem.hint}; it holds full-width "
+                              f"characters, {IME}") from None
     if s.endswith("%") and _NUMBER.fullmatch(s[:-1].strip()):
         fraction = float(s[:-1].strip().replace("_", "")) / 100
         raise CellProblem(f"{text!r} is not a number", hint=f"write percentages as fractions: {fraction:g} for {s}")
@@ -62,7 +80,7 @@ def parse_number(text: str, decimal_comma: bool = False) -> int | float:
         raise CellProblem(f"{text!r} is not a number", hint=f"write the decimal point as '.'{separators}: {point}")
     if "," in s and _NUMBER.fullmatch(s.replace(",", "")):
         raise CellProblem(f"{text!r} is not a number", hint=f"write it without thousands separators: {s.replace(',', '')}")
-    raise CellProblem(f"{text!r} is not a number", hint="write a plain number such as 0.05 or 150000")
+    raise CellProblem(f"{text!r} is not a number", hint=number_fix(s) or "write a plain number such as 0.05 or 150000")
 
 
 def as_text(raw: Any) -> str:
@@ -82,10 +100,10 @@ def _parse_as(raw: Any, kind: str, decimal_comma: bool = False) -> Any:
     if kind == "bool":
         if isinstance(raw, bool):
             return raw
-        word = as_text(raw).strip().lower()
-        if word in ("true", "yes"):
+        word = unicodedata.normalize("NFKC", as_text(raw)).strip().lower()  # ＴＲＵＥ typed with an input method
+        if word in ("true", "yes", "是"):  # 是/否: yes and no, as Chinese forms ask them
             return True
-        if word in ("false", "no"):
+        if word in ("false", "no", "否"):
             return False
         raise CellProblem(f"{as_text(raw)!r} is not true or false", hint="write true or false, or leave the cell empty")
     if kind in ("list", "dict"):

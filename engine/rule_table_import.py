@@ -24,12 +24,14 @@ import yaml
 from . import yaml_edit as ye
 from .errors import DataError, Diagnostic, PolicyError
 from .expr_types import did_you_mean, with_article
+from .ime_text import ascii_twin, describe, slips_in
 from .output_file import refuse_read_only
 from .rule_table import (ColumnSpec, PolicyText, TableSpec, export_spec, flatten, merged_column_order, require_editable,
                          require_own_table, schema_columns, table_spec, unflatten)
 from .rule_table_cells import MISSING, CellProblem, as_text, read_cell, type_name
 from .rule_table_io import Sheet, column_letter, listing, read_sheet
-from .yaml_source import format_path, load_yaml_text
+from .schema_validation import label_fix
+from .yaml_source import format_path, index_at, line_col, load_yaml_text
 
 if TYPE_CHECKING:
     from .policy_model import Policy
@@ -177,8 +179,13 @@ def _columns_of_sheet(spec: TableSpec, sheet: Sheet, old: list[_OldRow], problem
             column = ColumnSpec(name, path, "any")
         if column is None:
             suggestion = did_you_mean(name, names)
-            problems.add(sheet.header_row, name, f"unknown column {name!r}{suggestion}", index=j, hint=
-                         f"the {spec.title} have the columns: {', '.join(c.name for c in known.values() if c.kind != 'any' or c.path in existing)}")
+            listed = f"the {spec.title} have the columns: {', '.join(c.name for c in known.values() if c.kind != 'any' or c.path in existing)}"
+            if not suggestion:  # a column of the user's own (notes, a check): say where such things can go
+                elsewhere = "on another sheet of the workbook" if sheet.name is not None else "in another file"
+                keep = " (or in the description column, which the policy keeps)" if "description" in names else ""
+                listed = (f"a sheet holds only the table's columns: rename it to one of them, or delete it and keep "
+                          f"notes {elsewhere}{keep}; {listed}")
+            problems.add(sheet.header_row, name, f"unknown column {name!r}{suggestion}", index=j, hint=listed)
         out.append(column)
     for required in ("id",) + ((spec.parent,) if spec.parent else ()):
         if required not in seen:
@@ -375,7 +382,10 @@ def _edit_subgrades(policy: PolicyText, seq: yaml.SequenceNode, old: list[_OldRo
     level_ids = [str(level.get("id")) if isinstance(level, dict) else None for level in levels]
     for r in new:
         if r.group not in level_ids:
-            problems.add(r.sheet_row, "tier", f"unknown tier {r.group!r}{did_you_mean(str(r.group), [i for i in level_ids if i])}",
+            typed = "".join(ascii_twin(ch) or ch for ch in str(r.group))  # 'Ａ' typed with a Chinese input method
+            fix = ("; " + "; ".join(describe(ch) for ch in slips_in(str(r.group))) if typed in level_ids and typed != r.group
+                   else label_fix(policy.data, ("tier",), r.group) or did_you_mean(str(r.group), [i for i in level_ids if i]))
+            problems.add(r.sheet_row, "tier", f"unknown tier {r.group!r}{fix}",
                          f"the tiers in this file are: {', '.join(i for i in level_ids if i)}")
     problems.raise_if_any(policy.path)
     sub_nodes = {}
@@ -475,13 +485,31 @@ def _culprits(changes: list[RowChange], orders: list) -> set[str]:
     return ({c.id for c in changes if c.kind == "added"} | moved) or {c.id for c in changes if c.kind == "changed"}
 
 
-def _annotate(diagnostics: list[Diagnostic], spec: TableSpec, new: list[_NewRow], culprits: set[str],
-              columns: set[str], policy: PolicyText) -> list[Diagnostic]:
-    """Diagnostics of the would-be file pointing at sheet rows and columns.
+def _old_index(edits: list[ye.Edit], index: int) -> int:
+    """Where a place in the edited text was in the policy as it is: the same text, shifted by the edits before it;
+    inside an edit, the start of what the edit replaced (the table)."""
+    shift = 0
+    for e in sorted(edits, key=lambda e: (e.start, e.end)):
+        start = e.start + shift
+        if index < start:
+            break
+        if index < start + len(e.text):
+            return e.start
+        shift += len(e.text) - (e.end - e.start)
+    return index - shift
 
-    An error about a row points at its sheet row (and column); an error about the whole list points
-    at the rows that most likely caused it (``culprits``).
+
+def _sheet_problems(diagnostics: list[Diagnostic], spec: TableSpec, sheet: Sheet, new: list[_NewRow],
+                    culprits: set[str], columns: list[ColumnSpec | None], policy: PolicyText, edits: list[ye.Edit],
+                    new_text: str) -> list[str]:
+    """The engine's diagnostics of the would-be file, each at a place the user can find.
+
+    An error about a row is put at its sheet row and column (``t.xlsx: sheet 'tiers', row 3, column C (when)``),
+    an error about the whole list at the sheet rows that most likely caused it (``culprits``): the line of a file
+    that was never written meant nothing to someone editing a spreadsheet.  Any other error (a service level
+    naming a tier the sheet removed) is at its line of the policy as it is now, where the user can look.
     """
+    index = {c.name: j for j, c in enumerate(columns) if c is not None}
     rows: dict[tuple, _NewRow] = {}
     lists: dict[tuple, list[_NewRow]] = {}
     if spec.parent:
@@ -493,28 +521,33 @@ def _annotate(diagnostics: list[Diagnostic], spec: TableSpec, new: list[_NewRow]
     for where, group in lists.items():
         for i, r in enumerate(group):
             rows[where + (i,)] = r
-    out = []
-    for d in diagnostics:
-        message = d.message
+    on_sheet: list[tuple[tuple, str]] = []
+    elsewhere: list[tuple[tuple, str]] = []
+    for d in sorted(diagnostics):
         path = _parse_path(d.path)
-        for prefix, r in rows.items():
-            if path[: len(prefix)] == prefix:
-                rest = [p for p in path[len(prefix):] if isinstance(p, str)]
-                col = next((".".join(rest[:n]) for n in range(len(rest), 0, -1) if ".".join(rest[:n]) in columns), None)
-                if col or not rest:
-                    message += f" (sheet row {r.sheet_row}" + (f", column {col})" if col else ")")
-                break
-        else:
-            numbers = [r.sheet_row for r in lists.get(path, []) if r.id in culprits]
-            if numbers:
-                message += f" (sheet row{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))})"
-        out.append(Diagnostic(d.file, d.line, d.col, d.path, message))
-    return out
+        row = next(((prefix, r) for prefix, r in rows.items() if path[: len(prefix)] == prefix), None)
+        if row is not None:
+            prefix, r = row
+            rest = [p for p in path[len(prefix):] if isinstance(p, str)]
+            col = next((".".join(rest[:n]) for n in range(len(rest), 0, -1) if ".".join(rest[:n]) in index), None)
+            where = sheet.where(r.sheet_row, index[col], col) if col else sheet.where(r.sheet_row)
+            on_sheet.append(((r.sheet_row, index.get(col, -1), d.line, d.col), f"{where}: {d.message}"))
+            continue
+        numbers = [r.sheet_row for r in lists.get(path, []) if r.id in culprits]
+        if numbers:
+            on_sheet.append(((numbers[0], -1, d.line, d.col), f"{sheet.where(numbers)}: {d.message}"))
+            continue
+        line, col = d.line, d.col
+        if d.file == str(policy.path) and d.line:
+            line, col = line_col(policy.text, _old_index(edits, index_at(new_text, d.line, d.col)))
+        elsewhere.append(((d.file, line, col), str(Diagnostic(d.file, line, col, d.path, d.message))))
+    return [text for _, text in sorted(on_sheet)] + [text for _, text in sorted(elsewhere)]
 
 
-def _validated(policy: PolicyText, spec: TableSpec, new: list[_NewRow], culprits: set[str], columns: set[str],
+def _validated(policy: PolicyText, spec: TableSpec, sheet: Sheet, new: list[_NewRow], changes: list[RowChange],
+               orders: list, columns: list[ColumnSpec | None], edits: list[ye.Edit], new_text: str,
                data: bytes) -> Policy:
-    """The policy as the import would leave it, loaded and checked by the engine; PolicyError when it would be invalid."""
+    """The policy as the import would leave it, loaded and checked by the engine; DataError when it would be invalid."""
     from .policy_files import load_policy_document
     from .policy_model import build_policy, load_policy
 
@@ -522,15 +555,21 @@ def _validated(policy: PolicyText, spec: TableSpec, new: list[_NewRow], culprits
         doc, files = load_policy_document(policy.path, data)
         return build_policy(doc, files)
     except PolicyError as exc:
-        diagnostics = _annotate(exc.diagnostics, spec, new, culprits, columns, policy)
+        problems = _sheet_problems(exc.diagnostics, spec, sheet, new, _culprits(changes, orders), columns, policy,
+                                   edits, new_text)
     before = ""
     try:
         load_policy(policy.path)
     except PolicyError:
         before = f" (it was already invalid before the import: crm-rules validate {policy.path})"
-    raise PolicyError(diagnostics, hint=f"with these changes the policy would be invalid, so {policy.path} was not "
-                                        f"changed{before}; line numbers are those of the file as it would be; "
-                                        f"fix the sheet and import again")
+    removed = [c.id for c in changes if c.kind == "removed"]
+    gone = (f"; the sheet removes {', '.join(map(repr, removed))}: where the policy still uses "
+            f"{'it' if len(removed) == 1 else 'them'} (lines above), keep the row or change those lines first"
+            if removed and any(not p.startswith(sheet.file + ":") for p in problems) else "")
+    n = len(problems)
+    raise DataError(f"{n} problem{'s' if n != 1 else ''}: with {sheet.file} the policy would be invalid, so "
+                    f"{policy.path} was not changed{before}:" + listing(problems),
+                    hint=f"fix the sheet and import again{gone}")
 
 
 def _write(policy: PolicyText, data: bytes) -> None:
@@ -603,7 +642,7 @@ def import_table(policy_path: Path, table: str, sheet_path: Path, dry_run: bool 
     _check_text(policy, spec, new, new_text)
     result.new_text = new_text
     data = (b"\xef\xbb\xbf" if policy.bom else b"") + new_text.encode("utf-8")
-    loaded = _validated(policy, spec, new, _culprits(changes, orders), sheet_names, data)
+    loaded = _validated(policy, spec, sheet, new, changes, orders, columns, edits, new_text, data)
     result.policy_name, result.policy_sha256 = loaded.name, loaded.sha256
     if not dry_run:
         _write(policy, data)

@@ -48,9 +48,12 @@ class Sheet:
     def decimal_comma(self) -> bool:
         return self.delimiter == ";"
 
-    def where(self, row: int, index: int | None = None, column: str | None = None) -> str:
-        """``file: sheet 'S', row N, column X (name)``: the place of a cell as the spreadsheet shows it."""
-        out = f"{self.file}: " + (f"sheet {self.name!r}, " if self.name is not None else "") + f"row {row}"
+    def where(self, row: int | list[int], index: int | None = None, column: str | None = None) -> str:
+        """``file: sheet 'S', row N, column X (name)``: the place of a cell as the spreadsheet shows it (of several
+        rows: ``rows 2, 5``)."""
+        rows = f"row {row}" if isinstance(row, int) else \
+            f"row{'s' if len(row) > 1 else ''} {', '.join(map(str, row))}"
+        out = f"{self.file}: " + (f"sheet {self.name!r}, " if self.name is not None else "") + rows
         if index is not None:
             return out + f", column {column_letter(index)}" + (f" ({column})" if column else "")
         return out + (f", column {column}" if column else "")
@@ -285,7 +288,7 @@ def _read_xlsx(path: Path, raw: bytes, table: str) -> Sheet:
     finally:
         wb.close()
     sheet = Sheet(str(path), [], rows, name=ws.title)
-    _check_formulas(sheet, raw)
+    _check_hidden_values(sheet, raw)
     while rows and all(_blank(v) for v in rows[-1][1]):
         rows.pop()
     return sheet
@@ -313,31 +316,48 @@ def _table_sheet(path: Path, wb: Any, table: str) -> Any:
                     hint=f"name the sheet that holds the table {table!r} (as the export does), or delete the other sheets")
 
 
-def _check_formulas(sheet: Sheet, raw: bytes) -> None:
-    """Refuse formula cells the file holds no computed value for.
+def _check_hidden_values(sheet: Sheet, raw: bytes) -> None:
+    """Refuse cells that read as empty although the sheet shows a value in them.
 
-    A workbook written by a program that does not calculate (openpyxl, many exporters) stores the
-    formula only; read as values, the cell is empty, and an import would silently delete the key.
-    Finding them reads the (small) workbook again, for a sheet with an empty cell.
+    A formula cell of a workbook written by a program that does not calculate (openpyxl, many exporters)
+    stores the formula only; read as values, the cell is empty.  Merged cells (a label merged over two rows,
+    as office users do for rows that share it) keep the value in their first cell only: the others read as
+    empty.  Either way an import would silently delete the key, or leave out a required value.  Finding
+    them reads the (small) workbook again, for a sheet with an empty cell.
     """
     if not any(v is None for _, cells in sheet.rows for v in cells):
         return
     from openpyxl import load_workbook
 
-    wb = load_workbook(io.BytesIO(raw), read_only=True)  # the cells as written: formulas, not their values
+    wb = load_workbook(io.BytesIO(raw))  # the cells as written (formulas, not their values) and the merged ranges
     try:
+        ws = wb[sheet.name]
         header = sheet.rows[0][1] if sheet.rows else []
-        found = []
-        for (number, values), cells in zip(sheet.rows, wb[sheet.name].iter_rows()):
+
+        def name(j: int, number: int) -> str | None:
+            return str(header[j]).strip() if j < len(header) and header[j] is not None and number > 1 else None
+
+        formulas, merged = [], []
+        for (number, values), cells in zip(sheet.rows, ws.iter_rows()):
             for j, c in enumerate(cells):
                 if j < len(values) and values[j] is None and getattr(c, "data_type", None) == "f":
-                    name = str(header[j]).strip() if j < len(header) and header[j] is not None and number > 1 else None
-                    found.append(f"{sheet.where(number, j, name)}: formula {c.value} without a computed value")
+                    formulas.append(f"{sheet.where(number, j, name(j, number))}: formula {c.value} without a computed value")
+        for merge in sorted(ws.merged_cells.ranges, key=lambda r: (r.min_row, r.min_col)):
+            if ws.cell(merge.min_row, merge.min_col).value is None:
+                continue  # empty cells merged: nothing is lost
+            j = merge.min_col - 1
+            merged.append(f"{sheet.where(merge.min_row, j, name(j, merge.min_row))}: merged cells {merge.coord}: "
+                          f"a merged cell keeps its value in its first cell only, the others read as empty")
     finally:
         wb.close()
-    if found:
-        n = len(found)
-        raise DataError(found[0] if n == 1 else f"{n} formulas without a computed value in {sheet.file}:{listing(found)}",
+    if merged:
+        n = len(merged)
+        raise DataError(merged[0] if n == 1 else f"{n} merged cell ranges in {sheet.file}:{listing(merged)}",
+                        hint="unmerge them (Home > Merge & Center in Excel and WPS) and write the value in "
+                             "every cell, then import again")
+    if formulas:
+        n = len(formulas)
+        raise DataError(formulas[0] if n == 1 else f"{n} formulas without a computed value in {sheet.file}:{listing(formulas)}",
                         hint="open and save the file in Excel (or LibreOffice) so the value is stored, then import again")
 
 

@@ -173,6 +173,36 @@ def _message(error: ValidationError) -> str:
     return error.message
 
 
+def _labelled(data: Any, kind: str) -> list[tuple[str, str]]:
+    """(id, label) of the tiers, sub-grades or stages the file itself defines."""
+    def rows(items: Any) -> list[dict]:
+        return [r for r in items if isinstance(r, dict)] if isinstance(items, list) else []
+
+    tiers = data.get("tiers") if isinstance(data, dict) else None
+    levels = rows(tiers.get("levels")) if isinstance(tiers, dict) else []
+    lifecycle = data.get("lifecycle") if isinstance(data, dict) else None
+    found = {"tier": levels, "subgrade": [s for level in levels for s in rows(level.get("subgrades"))],
+             "stage": rows(lifecycle.get("stages")) if isinstance(lifecycle, dict) else []}.get(kind, [])
+    return [(str(r.get("id")), r["label"]) for r in found if isinstance(r.get("label"), str)]
+
+
+def label_fix(data: Any, path: tuple, value: Any) -> str:
+    """``; '衰退期' is the label of stage 'decline': write its id, decline``: a tier or stage named by its label.
+
+    Chinese staff know their grades by the labels (`稳定期 Stable`), and write them where the id goes (a service
+    level's ``stage``, a cell of its sheet); "not a valid id" alone did not say which id was meant.
+    """
+    kind = next((p for p in reversed(path) if isinstance(p, str)), None)
+    if not isinstance(value, str) or kind not in ("tier", "subgrade", "stage"):
+        return ""
+    wanted = value.strip().casefold()
+    for row_id, label in _labelled(data, kind):
+        if wanted and (label.strip().casefold() == wanted or wanted in label.casefold().split()):
+            what = "sub-grade" if kind == "subgrade" else kind
+            return f"; {value!r} is the label of {what} {row_id!r}: write its id, {row_id}"
+    return ""
+
+
 def validate_document(doc: SourceDocument, schema_name: str = "policy.schema.json") -> list[Diagnostic]:
     """All schema problems of ``doc.data``."""
     return validate_subtree(doc, schema_validator(schema_name), ())
@@ -224,6 +254,8 @@ def validate_subtree(doc: SourceDocument, validator: jsonschema.Draft202012Valid
                 continue
             pos = doc.value_position(path) if error.validator not in ("required",) else doc.position(path)
             message = _message(error)
+            if error.validator == "pattern" and not root:
+                message += label_fix(doc.data, path, error.instance)
             if describe_missing and error.validator == "required":
                 message = _missing_described(error, message)
             diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), message))

@@ -145,7 +145,7 @@ def _diagnostic(file: str, mark: Any, message: str, path: str = "") -> Diagnosti
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML counts as the end of a line
 
 
-def _text_position(text: str, index: int) -> tuple[int, int]:
+def line_col(text: str, index: int) -> tuple[int, int]:
     """1-based (line, column) of ``text[index]``, lines counted as YAML (and the other messages) count them."""
     line, start = 1, 0
     for match in _LINE_BREAK.finditer(text, 0, index):
@@ -153,12 +153,18 @@ def _text_position(text: str, index: int) -> tuple[int, int]:
     return line, index - start + 1
 
 
+def index_at(text: str, line: int, col: int) -> int:
+    """The index in ``text`` of the 1-based (line, column) a diagnostic names: the inverse of :func:`line_col`."""
+    starts = [0] + [match.end() for match in _LINE_BREAK.finditer(text)]
+    return min(starts[max(1, min(line, len(starts))) - 1] + max(col, 1) - 1, len(text))
+
+
 def _unprintable_error(file: str, text: str, exc: yaml.reader.ReaderError) -> PolicyError:
     """A character YAML does not allow (NUL, other control characters), at its own line and column.
 
     PyYAML gives only an offset into the text, so these used to be reported at 1:1."""
     char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)[:1] or "?"
-    line, col = _text_position(text, exc.position) if isinstance(exc.position, int) else (1, 1)
+    line, col = line_col(text, exc.position) if isinstance(exc.position, int) else (1, 1)
     what = "control character" if unicodedata.category(char) == "Cc" else "character"
     if char == "\x00" and text.count("\x00") * 4 >= len(text):
         hint = "the file is full of NUL characters: it was probably saved as UTF-16; save it as UTF-8"
@@ -328,7 +334,7 @@ def _ime_slips(file: str, text: str, exc: yaml.YAMLError) -> tuple[list[Diagnost
     original, shifts = text, []  # (offset in the mended text, characters added there)
 
     def place(at: int) -> tuple[int, int]:
-        return _text_position(original, at - sum(added for where, added in shifts if where < at))
+        return line_col(original, at - sum(added for where, added in shifts if where < at))
 
     reads = 0
     while exc is not None and reads < _MAX_READS:

@@ -841,8 +841,8 @@ def test_an_invalid_tier_list_is_reported_once_at_its_sheet_row(cli, pol, tmp_pa
     path = pol / "base.yaml"
     sheet = tmp_path / "t.csv"
     sheet.write_text("id,label,up_to\nA,k,0.8\nB,g,0.95\nC,r,\nD,new,0.99\n", encoding="utf-8")
-    out = _bad_import(cli, path, sheet, "tiers", "tiers.levels: levels with `up_to` must come first, in order, before the rest "
-                                                 "(sheet row 5)", "1 problem in the policy")
+    out = _bad_import(cli, path, sheet, "tiers", "t.csv: row 5: levels with `up_to` must come first, in order, before the rest",
+                      "1 problem: with")
     assert "unknown tier" not in out  # the service levels name tiers the file defines: no follow-on errors
 
 
@@ -855,8 +855,11 @@ def test_edit_that_breaks_the_policy_writes_nothing(cli, pol, tmp_path):
     rows[0][header.index("when")] = "revenue_12m >= and orders_12m >= 24"
     write_csv(sheet, header, rows)
     out = _bad_import(cli, path, sheet, "tiers", "service_levels[4].tier: unknown tier 'silver'",
-                      "(sheet row 2, column when)", "was not changed")
-    assert f"{path}:30:28: tiers.levels[0].when:" in out and "/.vip_card." not in out  # the real file, never the temporary one
+                      f"{sheet}: row 2, column D (when): syntax error: unexpected 'orders_12m'", "was not changed",
+                      "the sheet removes 'silver': where the policy still uses it (lines above), keep the row")
+    # a line outside the table is that of the policy as it is (the one a user can open), never a temporary file's
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "tier: silver" in text)
+    assert f"{path}:{line}:11: service_levels[4].tier:" in out and "/.vip_card." not in out
 
 
 def test_import_api_raises_domain_errors_only(pol, tmp_path):
