@@ -90,7 +90,8 @@ def as_text(raw: Any) -> str:
 def _parse_as(raw: Any, kind: str, decimal_comma: bool = False) -> Any:
     """A raw cell (text from CSV, typed from XLSX) as one type; CellProblem when it is not that type."""
     if kind == "str":
-        return as_text(raw)
+        # spaces around a text are invisible in a cell (and a full-width one is typed with the text): not part of it
+        return as_text(raw).strip()
     if kind == "number":
         if isinstance(raw, bool):
             raise CellProblem(f"{cell_text(raw)} is not a number", hint="write a number, or leave the cell empty")

@@ -162,9 +162,13 @@ def _columns_of_sheet(spec: TableSpec, sheet: Sheet, old: list[_OldRow], problem
     seen: dict[str, int] = {}
     for j, name in enumerate(sheet.header):
         if not name:
-            if any(j < len(cells) and cells[j] not in (None, "") for _, cells in sheet.rows):
-                problems.add(sheet.header_row, None, "this column holds cells but has no name",
-                             f"put the column name in row {sheet.header_row}, or delete the column", index=j)
+            filled = [(number, cells[j]) for number, cells in sheet.rows if j < len(cells) and cells[j] not in (None, "")]
+            if filled:
+                number, value = filled[0]
+                more = f" (and {len(filled) - 1} more row{'s' if len(filled) > 2 else ''})" if len(filled) > 1 else ""
+                problems.add(sheet.header_row, None, f"this column has no name but holds {as_text(value)!r} in row "
+                             f"{number}{more}", f"put the column name in row {sheet.header_row}, or delete the column",
+                             index=j)
             out.append(None)
             continue
         if name in seen:

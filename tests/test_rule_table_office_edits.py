@@ -170,3 +170,23 @@ def test_yes_and_no_in_chinese_are_true_and_false(cli, policy, tmp_path):
     assert result.exit_code == 0 and "no changes" in result.output, result.output
     column = ColumnSpec("default", ("default",), "bool")
     assert read_cell("否", column, True, []) is False and read_cell("ＴＲＵＥ", column, False, []) is True
+
+
+def test_spaces_around_an_edited_text_are_not_written_into_the_policy(cli, policy, tmp_path):
+    sheet, wb, ws = _workbook(cli, policy, "stages", tmp_path)
+    header = [c.value for c in ws[1]]
+    ws.cell(row=3, column=header.index("strategy") + 1).value = "  早期预警\u3000"
+    ws.cell(row=3, column=header.index("id") + 1).value = "decline\u3000"
+    wb.save(sheet)
+    result = cli("table", "import", policy, sheet, "--table", "stages")
+    assert result.exit_code == 0, result.output
+    assert '-> "早期预警"' in result.output
+    assert "      strategy: 早期预警\n" in policy.read_text(encoding="utf-8")
+
+
+def test_a_cell_in_a_column_without_a_name_is_named_with_its_row(cli, policy, tmp_path):
+    sheet, wb, ws = _workbook(cli, policy, "stages", tmp_path)
+    ws["H4"] = "看这里"
+    wb.save(sheet)
+    _refused(cli, policy, sheet, "stages",
+             "sheet 'stages', row 1, column H: this column has no name but holds '看这里' in row 4")
