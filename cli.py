@@ -1459,6 +1459,8 @@ def table_import(
         say(f"  {what}: {', '.join(new)} (was {', '.join(old)})")
     if result.untouched_columns:
         say(f"note: columns not in the sheet are left as they are: {', '.join(result.untouched_columns)}")
+    for note in result.notes:
+        say(f"note: {note}")
     summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or ("order changed" if result.order else "")
     if not result.changed:
         say(f"no changes: {policy} left as it is")

@@ -67,6 +67,7 @@ class ImportResult:
     dry_run: bool = False
     policy_name: str | None = None
     policy_sha256: str | None = None
+    notes: list[str] = field(default_factory=list)  # what the valid result may not do as meant
 
     @property
     def changed(self) -> bool:
@@ -84,7 +85,7 @@ class ImportResult:
                             for c in self.changes],
                 "order": [{"group": g, "old": o, "new": n} for g, o, n in self.order],
                 "untouched_columns": self.untouched_columns,
-                "policy_name": self.policy_name, "policy_sha256": self.policy_sha256}
+                "policy_name": self.policy_name, "policy_sha256": self.policy_sha256, "notes": self.notes}
 
 
 @dataclass
@@ -648,10 +649,38 @@ def import_table(policy_path: Path, table: str, sheet_path: Path, dry_run: bool 
     data = (b"\xef\xbb\xbf" if policy.bom else b"") + new_text.encode("utf-8")
     loaded = _validated(policy, spec, sheet, new, changes, orders, columns, edits, new_text, data)
     result.policy_name, result.policy_sha256 = loaded.name, loaded.sha256
+    result.notes = _tiers_left_without_service(policy, loaded)
     if not dry_run:
         _write(policy, data)
         result.written = True
     return result
+
+
+def _tiers_without_service(policy: Policy) -> list[str]:
+    named = {s.tier for s in policy.service_levels}
+    return [t.id for t in policy.tiers if t.id not in named] if policy.service_levels else []
+
+
+def _tiers_left_without_service(policy: PolicyText, loaded: Policy) -> list[str]:
+    """A note for each tier the import leaves without any service level, which it had, or which is new.
+
+    A tier added in the tiers sheet is valid without one, and so is a service levels sheet that drops a tier's
+    last row; the run then gives its customers none ("281 customer(s) match no service level"), which the
+    import should say while the sheet is still open, not the first month-end run.
+    """
+    from .policy_model import load_policy
+
+    after = _tiers_without_service(loaded)
+    if not after:
+        return []
+    try:
+        before = set(_tiers_without_service(load_policy(policy.path)))
+    except PolicyError:
+        before = set()
+    return [f"tier {t!r} has no service level: its customers will get none (add a row with tier {t} to the "
+            f"service_levels table: crm-rules table export {shlex.quote(str(policy.path))} --table service_levels "
+            f"--out service_levels.xlsx)"
+            for t in after if t not in before]
 
 
 def _check_text(policy: PolicyText, spec: TableSpec, new: list[_NewRow], new_text: str) -> None:

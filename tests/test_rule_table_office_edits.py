@@ -190,3 +190,17 @@ def test_a_cell_in_a_column_without_a_name_is_named_with_its_row(cli, policy, tm
     wb.save(sheet)
     _refused(cli, policy, sheet, "stages",
              "sheet 'stages', row 1, column H: this column has no name but holds '看这里' in row 4")
+
+
+def test_a_new_tier_without_a_service_level_is_noted_while_the_sheet_is_open(cli, policy, tmp_path):
+    sheet, wb, ws = _workbook(cli, policy, "tiers", tmp_path)
+    ws.insert_rows(3)
+    ws["A3"], ws["B3"], ws["C3"] = "A2x", "潜力客户 Potential", "0.88"  # a threshold typed as text
+    wb.save(sheet)
+    result = cli("table", "import", policy, sheet, "--table", "tiers")
+    assert result.exit_code == 0, result.output
+    assert "+ A2x (row 3): label \"潜力客户 Potential\", up_to 0.88" in result.output
+    assert "note: tier 'A2x' has no service level: its customers will get none" in result.output
+    assert "    - id: A2x\n      label: 潜力客户 Potential\n      up_to: 0.88\n" in policy.read_text(encoding="utf-8")
+    result = cli("table", "import", policy, sheet, "--table", "tiers", "--json")  # the tier already had none: no note
+    assert result.exit_code == 0 and '"notes": []' in result.output, result.output
