@@ -259,6 +259,7 @@ OUTPUTS: dict[str, Output] = {
         Key("untouched_columns", "columns of the sheet not written back"),
         Key("policy_name", "the policy's name after the import (null when nothing was checked)"),
         Key("policy_sha256", "its hash after the import (null when nothing was checked)"),
+        Key("notes", "what the imported policy may not do as meant, each a text (a tier no service level serves)"),
     )),
 }
 
