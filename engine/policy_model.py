@@ -238,6 +238,7 @@ class _Builder:
         self.failed_metrics: set[str] = set()
         self.function_plugins: set[str] = set()  # plugins whose expression functions the policy calls
         self.expressions: dict[tuple, str] = {}  # path -> text of each expression that parsed (policy_warnings)
+        self.labels: dict[str, str] = {}  # a metric's label -> its name: a condition that names a metric by its label
 
     def from_failed_entry(self, name: str | None) -> bool:
         return name is not None and (name in self.failed_metrics
@@ -312,6 +313,9 @@ class _Builder:
     def _expression_problem(self, path: tuple, exc: ExpressionTypeError) -> None:
         pos = self.doc.text_position(path, exc.line, exc.col)
         hint = f" ({exc.hint})" if exc.hint and "did you mean" not in exc.message and not exc.hint.startswith("known:") else ""
+        named = self.labels.get(exc.unknown) if exc.unknown is not None and "did you mean" not in exc.message else None
+        if named is not None:  # `最近购买天数 > 120`: the label a report shows, where the condition needs the name
+            hint += f"; {exc.unknown!r} is the label of metric {named!r}: a condition names a metric, write {named}"
         self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), exc.message + hint))
 
     # ---- metrics -------------------------------------------------------
@@ -324,6 +328,7 @@ class _Builder:
                 self.failed_metrics.add(name)  # reported: what uses it does not say it is unknown
                 continue
             metrics[name] = self._metric(name, kind, spec, path, data)
+        self.labels.update({str(m.label).strip(): n for n, m in metrics.items() if str(m.label).strip() != n})
         self._resolve_types(metrics, data)
         return metrics
 
