@@ -112,6 +112,15 @@ _CHINESE_KEYS = {
     "参数": ("params",), "插件": ("use",), "权重": ("weight",),
 }
 
+# Values of the schemas' word lists (a visit cadence, a tier method) as a Chinese office user writes them: each
+# names the value it stands for where that value is allowed (``_enum``).
+_CHINESE_VALUES = {
+    "每周": "weekly", "每星期": "weekly", "每两周": "biweekly", "双周": "biweekly", "隔周": "biweekly",
+    "每月": "monthly", "每个月": "monthly", "每季度": "quarterly", "每季": "quarterly", "每半年": "half-yearly",
+    "半年": "half-yearly", "每年": "yearly", "每一年": "yearly", "按需": "on request", "按需拜访": "on request",
+    "应要求": "on request", "不拜访": "none", "无": "none", "帕累托": "pareto", "分位数": "quantile", "阈值": "rules",
+}
+
 
 def _unknown_key(key: str, allowed, mapping: dict) -> str:
     """``unknown key 'x'`` and its fix: a misspelling, a key typed with a Chinese input method, a key in Chinese, the
@@ -153,6 +162,9 @@ def _message(error: ValidationError) -> str:
         case "enum" | "const":
             allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
             hint = did_you_mean(str(value), [str(a) for a in allowed])
+            meant = _CHINESE_VALUES.get(value.strip()) if isinstance(value, str) else None
+            if not hint and meant in allowed:  # `visit_cadence: 每月`
+                hint = f"; did you mean {meant!r}? Values here are the English words listed (Chinese text goes in a label)"
             return (f"{json.dumps(value, ensure_ascii=False)} is not allowed here; use one of: {', '.join(map(str, allowed))}"
                     f"{hint or _slip_fix(value)}")
         case "pattern":
