@@ -416,10 +416,10 @@ def explain(
 def export(
     db: Path = typer.Option(..., "--db", help="Database holding the results.", dir_okay=False),
     run: Optional[int] = typer.Option(None, "--run", help="Run id (default: the latest successful run)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="csv or json (default: from the --out extension, else csv)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv, json or jsonl (JSON Lines: one customer a line) (default: from the --out extension, else csv)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: standard output)."),
 ) -> None:
-    """Export a run's assignments (customer, grades, rules, metrics) as CSV or JSON."""
+    """Export a run's assignments (customer, grades, rules, metrics) as CSV, JSON or JSON Lines."""
     from .engine.export import export_run
 
     run_id, count, text, policy = export_run(db, run, fmt, out)

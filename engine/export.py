@@ -194,7 +194,7 @@ def run_not_found(conn: sqlite3.Connection, run_id: int, schema: str = "main", *
                       f"`crm-rules prune` on {str(at)[:10]}", hint=hint)
 
 
-FORMATS = ("csv", "json")
+FORMATS = ("csv", "json", "jsonl")
 # Files a spreadsheet program opens as a workbook: CSV text in one is a broken file, not an export.
 WORKBOOK_SUFFIXES = ("xlsx", "xlsm", "xls", "ods", "numbers")
 
@@ -207,10 +207,10 @@ def export_format(out: Path | None, given: str | None) -> str:
     """
     fmt = given.strip().lower() if given is not None else None
     if fmt is not None and fmt not in FORMATS:
-        raise UsageError(f"unknown format {given!r}", hint="use --format csv or --format json")
+        raise UsageError(f"unknown format {given!r}", hint="use --format csv, json or jsonl")
     suffix = out.suffix.lower().lstrip(".") if out is not None else ""
     if suffix in WORKBOOK_SUFFIXES:
-        raise UsageError(f"--out {out}: export writes CSV or JSON, not a .{suffix} workbook",
+        raise UsageError(f"--out {out}: export writes CSV, JSON or JSON Lines, not a .{suffix} workbook",
                          hint=f"name the file {out.with_suffix('.csv').name}: spreadsheet programs open CSV files")
     if suffix in FORMATS:
         if fmt is not None and fmt != suffix:
@@ -230,8 +230,17 @@ def _base_select(conn: sqlite3.Connection) -> str:
     return ", ".join(columns + fields)
 
 
+def _assignment(row: tuple, metric_names: list[str], bools: set[str], width: int) -> dict:
+    """One customer of the run as the JSON exports give it: the assignment's columns, its override, its metrics."""
+    item = dict(zip(BASE_COLUMNS, row))
+    override = dict(zip(OVERRIDE_FIELDS, row[len(BASE_COLUMNS):width]))
+    item["override"] = override if override["kind"] is not None else None
+    item["metrics"] = {n: as_bool(v) if n in bools else v for n, v in zip(metric_names, row[width:])}
+    return item
+
+
 def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) -> tuple[int, int, str | None, str]:
-    """Write the run as csv/json to ``out`` (atomically) or return it as text. Returns (run_id, rows, text, the
+    """Write the run as CSV, JSON or JSON Lines to ``out`` (atomically) or return it as text. Returns (run_id, rows, text, the
     run's policy name).
 
     ``fmt`` None: from the extension of ``out`` (:func:`export_format`)."""
@@ -257,22 +266,24 @@ def export_run(db: Path, run_id: int | None, fmt: str | None, out: Path | None) 
                 writer.writerow(map(guarded, r))  # a name such as =HYPERLINK(...) must not run in Excel
                 count += 1
         else:
-            items = []
             bools = stored.bools(conn)  # true/false in JSON, not the 1/0 of the table (and of CSV)
-            for r in map(json_ready, rows):  # row by row: no second copy of a big run
-                item = dict(zip(BASE_COLUMNS, r))
-                override = dict(zip(OVERRIDE_FIELDS, r[len(BASE_COLUMNS):width]))
-                item["override"] = override if override["kind"] is not None else None
-                item["metrics"] = {n: as_bool(v) if n in bools else v for n, v in zip(metric_names, r[width:])}
-                items.append(item)
-            count = len(items)
             header = dict(run)
             for column in RUN_JSON_COLUMNS:  # JSON in crm_runs, objects and lists in the export, as counts always was
                 if column in header:
                     header[column] = json.loads(header[column] or "null")
-            json.dump({"run": json_ready(header), "assignments": items}, buffer, ensure_ascii=False, indent=1,
-                      allow_nan=False)  # proves json_ready left no Infinity or NaN
-            buffer.write("\n")
+            items = (_assignment(r, metric_names, bools, width) for r in map(json_ready, rows))  # no second copy of a big run
+            if fmt == "json":
+                listed = list(items)
+                count = len(listed)
+                json.dump({"run": json_ready(header), "assignments": listed}, buffer, ensure_ascii=False, indent=1,
+                          allow_nan=False)  # proves json_ready left no Infinity or NaN
+                buffer.write("\n")
+            else:  # JSON Lines: one customer a line, each naming its run, for an import that reads line by line
+                named = {k: header[k] for k in RUN_IDENTITY}
+                for item in items:
+                    buffer.write(json.dumps(named | item, ensure_ascii=False, allow_nan=False))
+                    buffer.write("\n")
+                    count += 1
     finally:
         conn.close()
     text = buffer.getvalue()

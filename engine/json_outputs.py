@@ -27,6 +27,7 @@ class Output:
 
     shape: str
     keys: tuple[Key, ...]
+    after: str = ""  # said under the table (another shape the command can give)
 
     def required(self) -> set[str]:
         return {k.name for k in self.keys if k.only is None}
@@ -131,7 +132,9 @@ OUTPUTS: dict[str, Output] = {
                            "(`run_id`, `customer_id`, `customer_name`, `tier`, `subgrade`, `stage`, `service_level`, "
                            "`tier_rule`, `subgrade_rule`, `stage_rule`, `rule_tier`), `override` (an object or null) "
                            "and `metrics` (metric → value; true/false for the boolean ones)"),
-    )),
+    ), "`--format jsonl` (JSON Lines) writes one such assignment object a line instead, each also naming its run: "
+       "`policy_name`, `policy_version`, `policy_sha256` and `as_of` beside `run_id`, so that an import reading line "
+       "by line needs nothing else."),
     "import": Output("an object", (
         Key("rows", "rows imported"), Key("table", "the table"), Key("db", "the database"),
         Key("mode", "`create`, `replace` or `append`"),
@@ -275,4 +278,4 @@ def render(command: str, cell=lambda text: text) -> list[str]:
         when = f" (only with {key.only})" if key.only and key.only.startswith("--") else \
             f" (only when {key.only})" if key.only else ""
         lines.append(f"| `{cell(key.name)}` | {cell(key.means + when)} |")
-    return lines + [""]
+    return lines + [""] + ([output.after, ""] if output.after else [])

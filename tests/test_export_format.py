@@ -63,6 +63,22 @@ def test_a_workbook_name_is_refused(cli, graded, tmp_path):
     out = tmp_path / "grades.xlsx"
     result = cli("export", "--db", graded, "--out", out)
     assert result.exit_code == 2
-    assert f"error: --out {out}: export writes CSV or JSON, not a .xlsx workbook" in result.stderr
+    assert f"error: --out {out}: export writes CSV, JSON or JSON Lines, not a .xlsx workbook" in result.stderr
     assert "hint: name the file grades.csv" in result.stderr
     assert not out.exists()
+
+
+def test_json_lines_give_one_customer_a_line_each_naming_its_run(cli, graded, tmp_path):
+    """For a CRM import that reads line by line: every line a whole customer, with the run it comes from."""
+    whole = json.loads(cli("export", "--db", graded, "--format", "json", ok=True).stdout)
+    out = tmp_path / "grades.jsonl"
+    result = cli("export", "--db", graded, "--out", out, ok=True)  # the extension decides
+    assert f"exported 300 customers of run 1 (policy base) of {graded} to {out}" in result.stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(whole["assignments"]) == 300
+    run = whole["run"]
+    for line, assignment in zip(lines, whole["assignments"]):
+        item = json.loads(line)
+        assert item == {"run_id": 1, "policy_name": "base", "policy_version": run["policy_version"],
+                        "policy_sha256": run["policy_sha256"], "as_of": AS_OF} | assignment
+    assert cli("export", "--db", graded, "--format", "jsonl", ok=True).stdout.splitlines() == lines
