@@ -31,6 +31,7 @@ from .metric_sql import (BAD_ROWS, DATE_PROBLEM, NUMBER_PROBLEM, has_offset_sql,
 from .policy_model import Policy
 from .row_names import row_column, row_name
 from . import data_freshness, number_overflow
+from .filter_notes import unmatched_filter_notes
 from .yaml_source import format_path
 
 EXAMPLES = 3
@@ -272,9 +273,9 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     id), and every row's customer exists.
 
     Returns notes on data that a run can use but that point to a mistake: a mistyped ``--as-of`` (a year too
-    early grades everyone on nothing, or customers before they joined) or a source table that is empty (an
-    import that failed after emptying it grades every customer on nothing); the run looks as valid as any
-    other.  They are notes, not errors: an empty table or one with no row yet can be right (no contracts
+    early grades everyone on nothing, or customers before they joined), a source table that is empty (an
+    import that failed after emptying it grades every customer on nothing) or a metric's filter that keeps none
+    of its rows (the policy's codes are not the data's: filter_notes); the run looks as valid as any other.  They are notes, not errors: an empty table or one with no row yet can be right (no contracts
     yet, a backfill from before the first invoice).
     """
     conn, problems, fixes = rc.conn, [], []
@@ -323,12 +324,14 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
                      f"{binding.attributes['since'].column!r} is later): they are graded before they existed, "
                      f"with a negative tenure; is --as-of right?")
     empty, undated = [], []  # empty tables; tables of which no row is dated on or before the as-of date
+    nothing_yet: set[str] = set()  # the sources of ``undated``
     for source, matched in zip(sources, found):
         table = plan.aggregates[source]
         t = policy.data.sources[source]
         if not plan.sources[source].rows:
             empty.append(source)
         elif not dated[source]:
+            nothing_yet.add(source)
             # by the date that places its rows in time (WINDOW_FIELD), whatever dates its metrics' windows use
             undated.append(f"{t.table!r} (by {t.columns[WINDOW_FIELD[source]].column})")
         unknown = conn.execute(f"SELECT count({CID}) FROM {table}").fetchone()[0] - int(matched)
@@ -350,6 +353,8 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     if undated:
         notes.append(f"no row of {', '.join(sorted(undated))} is dated on or before the as-of date {as_of}: "
                      f"{'its' if len(undated) == 1 else 'their'} metrics are empty for every customer; is --as-of right?")
+    # the filters that keep no row of a source that has rows by then (those without are noted above)
+    notes += unmatched_filter_notes(conn, policy, binding, plan, as_of, skip=set(empty) | nothing_yet)
     return notes
 
 

@@ -66,8 +66,8 @@ OUTPUTS: dict[str, Output] = {
         Key("policy", "the policy's name again: the key `apply --json` printed first, kept"),
         Key("policy_sha256", "the hash of the resolved policy"),
         Key("as_of", "the date graded"),
-        Key("notes", "list of text: what the run noticed (dates, empty tables, data that stopped), as "
-                     "`crm_runs.notes`"),
+        Key("notes", "list of text: what the run noticed (dates, empty tables, data that stopped, metric filters "
+                     "that keep no row), as `crm_runs.notes`"),
         Key("summary", "what `crm_runs.counts` holds, without its internal `explain`: `customers`, "
                        "`revenue_metric`, `total_revenue`, `tiers` (tier → `customers`, `revenue`, `revenue_share` "
                        "0..1), `subgrades`, `stages`, `service_levels` (id → customers), `tier_stage` (list of "

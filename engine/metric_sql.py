@@ -22,7 +22,7 @@ from .expr_types import DATE
 from .sql_layers import LayerChain, keyed_view
 from .statement import Statement
 from .window_sql import WindowTables
-from .policy_model import AGGREGATES, Metric, Policy
+from .policy_model import AGGREGATES, Expr, Metric, Policy
 from .scan_plan import from_clause
 
 CID, CNAME = "_cid", "_cname"
@@ -153,6 +153,17 @@ class SourceAggregation:
         return Statement(f"CREATE UNIQUE INDEX temp.{q(self.name + '_cid')} ON {q(self.name)}({CID})")
 
 
+@dataclass(frozen=True)
+class MetricFilter:
+    """A metric's ``where`` as its source's GROUP BY runs it, for the note on a filter that keeps no row
+    (filter_notes)."""
+
+    metric: str
+    where: Expr  # the filter as written, and its syntax tree (the columns it compares with literals)
+    sql: str  # the compiled filter over the source's rows (alias ``r``), with the GROUP BY's parameters
+    found: tuple[str, ...]  # SQL over the source's aggregate table, true for a customer with a row the filter kept
+
+
 def matched_column(source: str) -> str:
     """Column of the base table: 1 where the customer has a row in ``source``'s aggregates, else 0."""
     return f"_crm_in_{source}"
@@ -165,6 +176,7 @@ class MetricPlan:
     attributes: list[str]  # attribute columns present in that view
     sources: dict[str, SourceAggregation] = field(default_factory=dict)  # source -> its GROUP BY
     problems: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # source -> row checks
+    filters: dict[str, list[MetricFilter]] = field(default_factory=dict)  # source -> its metrics' where filters
     base: str = ""  # name of the temp table under the view: customers and their aggregates, one row each
     base_ready: int = 0  # how many of ``statements`` run before the base table exists
     windows: WindowTables = field(default_factory=WindowTables)  # window results, shared with the plugin layers
@@ -281,6 +293,9 @@ class _SourceQuery:
         self.cuts: set[str] = set()  # the conditions "dated before the day after the as-of date"
         self.numeric_used: set[str] = set()  # numeric columns read, checked for unreadable text
         self.read: set[str] = set()  # physical columns read (for the choice of plan)
+        self.filters: list[MetricFilter] = []  # the metrics' where filters, and the aggregates that read them
+        self._wheres: dict[str, str] = {}  # metric -> its where, compiled once (trend's two windows share it)
+        self._added: list[tuple[str, _Aggregate]] = []  # the aggregates of the metric being added (metric())
 
     def col(self, logical: str) -> str:
         if self.table.columns[logical].type == "number":
@@ -297,6 +312,23 @@ class _SourceQuery:
         self.cuts.add(condition)
         return condition
 
+    def metric(self, m: Metric) -> str:
+        """Add the aggregates ``m`` needs; return its final SQL over the joined row.  A ``where`` is kept with the
+        aggregates that read it: their columns tell, without another scan, whether it kept any row."""
+        self._added = []
+        sql = _source_metric(m, self)
+        if m.where is not None:
+            found = tuple(f"{q(alias)} > 0" if aggregate.fn.startswith("COUNT") else f"{q(alias)} IS NOT NULL"
+                          for alias, aggregate in self._added)
+            self.filters.append(MetricFilter(m.name, m.where, self.where(m), found))
+        return sql
+
+    def where(self, m: Metric) -> str:
+        """The SQL of ``m``'s where filter (compiled once per metric)."""
+        if m.name not in self._wheres:
+            self._wheres[m.name] = self.expr(m.where.node)
+        return self._wheres[m.name]
+
     def window(self, metric: Metric, field_name: str | None = None, periods: int = 1,
                upto_periods: int = 0) -> tuple[str, ...]:
         d = self.col(field_name or WINDOW_FIELD[self.source])
@@ -307,15 +339,17 @@ class _SourceQuery:
         if upto_periods:
             parts.append(f"{d} < {self.params.date(self.dates.window_start(metric.spec.get('window'), upto_periods))}")
         if metric.where is not None:
-            parts.append(self.expr(metric.where.node))
+            parts.append(self.where(metric))
         return tuple(parts)
 
     def add(self, alias: str, aggregate: _Aggregate) -> str:
         """The column holding ``aggregate``: ``alias``, or the column of an equal aggregate added before."""
         for known, known_aggregate in self.columns:
             if known_aggregate == aggregate:
+                self._added.append((known, aggregate))
                 return known
         self.columns.append((alias, aggregate))
+        self._added.append((alias, aggregate))
         return alias
 
     def paid_as_of(self) -> str:
@@ -491,7 +525,7 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
         return f"(CASE WHEN {ref(prev)} > 0 THEN coalesce({ref(cur)}, 0) * 1.0 / {ref(prev)} - 1 END)"
     if kind == "contract_days_left":
         start, end = sq.col("start"), sq.col("end")
-        cond = (sq.cut(start), f"date({end}) >= :as_of") + ((sq.expr(m.where.node),) if m.where is not None else ())
+        cond = (sq.cut(start), f"date({end}) >= :as_of") + ((sq.where(m),) if m.where is not None else ())
         return ref(sq.add(m.name, _Aggregate("MAX", cond, f"CAST(julianday(date({end})) - julianday(:as_of) AS INTEGER)")))
     if kind == "repurchase_rate":
         d = sq.col(WINDOW_FIELD[m.source])
@@ -615,7 +649,7 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
     params = SqlParams(prefix="c")
     for m in policy.metrics.values():
         if m.source:
-            base_cols[m.name] = _source_metric(m, queries[m.source])
+            base_cols[m.name] = queries[m.source].metric(m)
         elif m.kind == "tenure":
             base_cols[m.name] = _tenure_sql(m, policy, binding, queries)
         elif m.kind == "attribute":
@@ -682,6 +716,7 @@ def compile_metrics(policy: Policy, binding: Binding, dates: RunDates, prefix: s
                 inline[name] = _population_sql(m, resolve(m.of))
         statements += chain.add(f"{prefix}_m{level + 1}", {n: inline[n] for n in names}, dict(params.values))
     return MetricPlan(statements, chain.source, attrs, sources, {s: sq.problems() for s, sq in queries.items() if sq.columns},
+                      filters={s: sq.filters for s, sq in queries.items() if sq.filters},
                       base=f"{prefix}_m0", base_ready=base_ready, windows=chain.windows)
 
 
