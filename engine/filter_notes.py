@@ -24,6 +24,7 @@ from .expr_sql import quote_identifier as q
 from .expr_types import DATE, NUMBER
 from .metric_sql import MetricFilter, MetricPlan
 from .policy_model import Policy
+from .user_text import joined
 
 VALUES = 5  # values of a text column a note lists, the most frequent first
 
@@ -64,12 +65,12 @@ def _note(conn: sqlite3.Connection, t: Table, table: str, dated: str, params: di
     by_text: dict[str, list[str]] = {}
     for f in filters:
         by_text.setdefault(f.where.text, []).append(f.metric)
-    metrics = [_and(names) for names in by_text.values()]
+    metrics = [joined(names) for names in by_text.values()]
     one = len(filters) == 1
     if len(by_text) == 1:
         what = f"{'metric' if one else 'metrics'} {metrics[0]}: where {next(iter(by_text))} keeps"
     else:
-        what = f"metrics {_and([f'{names} (where {text})' for names, text in zip(metrics, by_text)])} keep"
+        what = f"metrics {joined([f'{names} (where {text})' for names, text in zip(metrics, by_text)])} keep"
     compared = _compared([f.where.node for f in filters], t)
     holds = [_holds(conn, table, dated, params, name, t.columns[name].column, t.columns[name].type)
              for name in compared]
@@ -94,31 +95,22 @@ def _fix(conn: sqlite3.Connection, t: Table, table: str, dated: str, params: dic
         absent = _absent(conn, table, dated, params, column.column, texts) if texts else []
         present = [repr(literal) for literal in texts if literal not in absent]
         if present:
-            used.append(f"{name} {_and(present)}")
+            used.append(f"{name} {joined(present)}")
         absent = [v for v in dict.fromkeys(literals) if v in absent]
         if absent:
-            missing.append(f"{name} {_or([repr(literal) for literal in absent])}")
+            missing.append(f"{name} {joined([repr(literal) for literal in absent], 'or')}")
             near += _spelled_otherwise(conn, table, dated, params, column.column, absent)
     if near:
         return (f"the data writes {', '.join(repr(v) for v, _ in near)} where the filter has "
                 f"{', '.join(dict.fromkeys(repr(lit) for _, lit in near))} (other capitals or spaces): write the "
                 f"filter as the data spells it")
     if missing and not used:
-        return (f"no row has {_or(missing)}: the policy's codes and the data's differ; write the filter with the "
-                f"data's codes, or map them to the policy's in a view")
+        return (f"no row has {joined(missing, 'or')}: the policy's codes and the data's differ; write the filter "
+                f"with the data's codes, or map them to the policy's in a view")
     if missing:
-        return (f"no row has {_or(missing)}, though the data writes {_and(used)} as the policy does: expected if "
-                f"there is no such row yet; otherwise write the filter with the data's code")
+        return (f"no row has {joined(missing, 'or')}, though the data writes {joined(used)} as the policy does: "
+                f"expected if there is no such row yet; otherwise write the filter with the data's code")
     return "is the filter right for this data? (if no such row exists yet, this is expected)"
-
-
-def _and(items: list[str], word: str = "and") -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
-
-
-def _or(items: list[str]) -> str:
-    return _and(items, "or")
 
 
 def _compared(nodes: list[ast.Node], t: Table) -> dict[str, list]:

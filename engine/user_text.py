@@ -38,6 +38,6 @@ def escape(text: str) -> str:
     return markup_escape(visible(text))
 
 
-def joined(names: list[str]) -> str:
-    """Names in a sentence: 'Name', 'Name and Owner', 'A, B and C'."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+def joined(names: list[str], word: str = "and") -> str:
+    """Names in a sentence: 'Name', 'Name and Owner', 'A, B and C' (or, with ``word`` 'or': 'A, B or C')."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
