@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -63,6 +64,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT.parent))  # a checkout named crm_rules
 sys.path.insert(0, str(HERE))
+# The processes measured import the crm_rules this one does: a checkout named crm_rules comes first for them
+# too, or they measured whatever version was installed (and one left half-removed failed to import).
+CHILD_ENV = ({**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT.parent), os.environ.get("PYTHONPATH")]))}
+             if ROOT.name == "crm_rules" else None)
 
 from peers import compare_runs  # noqa: E402
 from generate import generate  # noqa: E402
@@ -154,7 +159,7 @@ EXPLAIN = textwrap.dedent("""
 
 
 def run_json(args: list[str]) -> dict:
-    done = subprocess.run(args, capture_output=True, text=True)
+    done = subprocess.run(args, capture_output=True, text=True, env=CHILD_ENV)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise SystemExit(f"{' '.join(args[:3])} failed:\n{done.stderr[-3000:]}")
