@@ -7,6 +7,8 @@ grade we record which rule decided it (its id, or ``default``).
 
 from __future__ import annotations
 
+from itertools import groupby
+
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .metric_sql import CID
 from .statement import Statement
@@ -27,8 +29,13 @@ def service_level_case(policy: Policy, params: SqlParams, alias: str = "g", subg
     """
     ordered = sorted(enumerate(policy.service_levels), key=lambda p: (-p[1].specificity, p[0]))
     whens = []
-    for _, sl in ordered:
-        tests = [f"{alias}._tier = {params.add(sl.tier)}"]
+    # An entry for several tiers is one ServiceLevel per tier, adjacent here (same place, same specificity):
+    # one WHEN with _tier IN (...) tests its condition once, not once per tier.
+    for _, group in groupby(ordered, key=lambda p: p[1].path):
+        levels = [sl for _, sl in group]
+        sl = levels[0]
+        tiers = ", ".join(params.add(s.tier) for s in levels)
+        tests = [f"{alias}._tier = {tiers}" if len(levels) == 1 else f"{alias}._tier IN ({tiers})"]
         if sl.subgrade:
             tests.append(f"{subgrade or f'{alias}._subgrade'} = {params.add(sl.subgrade)}")
         if sl.stage:

@@ -305,7 +305,9 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
     why = {"tier": tier_why,
            "subgrade": describe("sub-grade", tier.subgrades, sub_rules, labels) if sub_rules else None,
            "stage": describe("stage", policy.stages, stage_rules, labels) if stage_rules else None}
-    service = next((s for s in policy.service_levels if s.id == g["_service_level"]), None)
+    # an entry for several tiers is one ServiceLevel per tier: the customer's tier picks the one that served them
+    service = next((s for s in policy.service_levels if s.id == g["_service_level"] and s.tier == g["_tier"]),
+                   next((s for s in policy.service_levels if s.id == g["_service_level"]), None))
     stage = next((s for s in policy.stages if s.id == g["_stage"]), None)
     return {
         "customer_id": c.key, "customer_name": c.name, "policy": policy.name, "policy_sha256": policy.sha256,
@@ -318,7 +320,8 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
         "stage": ({"id": g["_stage"], "rule": g["_stage_rule"], "strategy": stage.extra.get("strategy") if stage else None,
                    "rules": stage_rules} if stage_rules else None),
         "actions": c.actions,
-        "service_level": ({"id": service.id, "tier": service.tier, "subgrade": service.subgrade, "stage": service.stage,
+        "service_level": ({"id": service.id, "tier": service.tier, "tiers": list(service.tiers or (service.tier,)),
+                           "subgrade": service.subgrade, "stage": service.stage,
                            **service.details} if service else None),
         "since": None,  # what changed since the previous run: explain_since, where runs are stored
     }

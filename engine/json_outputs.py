@@ -118,7 +118,8 @@ OUTPUTS: dict[str, Output] = {
                     "`matched`, `checks`, `decided`, ...)"),
         Key("subgrade", "as `tier`, for the sub-grade"), Key("stage", "as `tier`, for the stage, with `strategy`"),
         Key("actions", "list of {`action`, `category`, `plugin`, `generator`, `reason`, `priority`, `due_date`}"),
-        Key("service_level", "the service level's id, label, tier, stage and terms, or null"),
+        Key("service_level", "the service level's id, label, tier (the customer's), `tiers` (every tier the entry is "
+                             "written for: one, or the list of `tier: [A, B]`), sub-grade, stage and terms, or null"),
         Key("since", "what changed since the policy's previous run: `run_id`, `as_of`, `policy_changed`, "
                      "`changes`, `metrics`, `override`, `tier_by_previous_rules`, ...; null for a first run"),
     )),

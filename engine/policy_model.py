@@ -114,6 +114,15 @@ class Tier:
 
 @dataclass
 class ServiceLevel:
+    """One service level for one tier.
+
+    An entry written for several tiers (``tier: [A, B, C]``) becomes one ServiceLevel per tier, in the
+    entry's place and with its id: everything that picks, counts or checks service levels per tier
+    (the run's CASE, explain, analyze, coverage) then reads it exactly as if it were written once per
+    tier.  ``tiers`` keeps the written list for what shows the entry as written (definitions, the
+    rule table); it is ``(tier,)`` for an entry of one tier.
+    """
+
     id: str
     tier: str
     subgrade: str | None
@@ -121,10 +130,34 @@ class ServiceLevel:
     details: dict
     path: tuple
     condition: Expr | None = None
+    tiers: tuple[str, ...] = ()
 
     @property
     def specificity(self) -> int:
         return (4 if self.condition else 0) + (2 if self.subgrade else 0) + (1 if self.stage else 0)
+
+    @property
+    def shared(self) -> bool:
+        """Written for several tiers (``tier: [A, B]``)."""
+        return len(self.tiers) > 1
+
+    @property
+    def tier_text(self) -> str:
+        """The tier or tiers as written: 'A', or 'A, B, C' for a shared entry (the rule table's cell form)."""
+        return ", ".join(self.tiers) if self.tiers else self.tier
+
+
+def written_service_levels(levels: list[ServiceLevel]) -> list[ServiceLevel]:
+    """One ServiceLevel per entry as written (the first of a shared entry's), in the policy's order.
+
+    For what lists entries rather than tiers: the stored definitions (one row per id), coverage."""
+    seen: set[str] = set()
+    out = []
+    for sl in levels:
+        if sl.id not in seen:
+            seen.add(sl.id)
+            out.append(sl)
+    return out
 
 
 @dataclass
@@ -831,9 +864,38 @@ def _inherited(b: _Builder, path: tuple, section: str) -> str:
     return f"; these {path[0]} are inherited from {here}, but {there} replaces {section}: write {path[0]} in {there} too"
 
 
+def _written_tiers(b: _Builder, item: dict, path: tuple, tiers: dict[str, list[str]] | None) -> list[str]:
+    """The tiers an entry is for: its one tier, or each of a list (``tier: [A, B, C]``), unknown ones named each.
+
+    A sub-grade belongs to one tier, so ``subgrade`` with a list is refused; a tier listed twice is named
+    rather than reported as two entries covering the same customers.  The schema refuses an empty list.
+    """
+    written = item["tier"]
+    if isinstance(written, str):
+        if tiers is not None and written not in tiers:
+            b.error(path + ("tier",), unknown_grade("tier", written, list(tiers)) + _inherited(b, path, "tiers"), key=False)
+        return [written]
+    out: list[str] = []
+    for j, tier in enumerate(written):
+        if tier in out:
+            b.error(path + ("tier", j), f"tier {tier!r} is listed twice; remove one", key=False)
+            continue
+        if tiers is not None and tier not in tiers:
+            b.error(path + ("tier", j), unknown_grade("tier", tier, list(tiers)) + _inherited(b, path, "tiers"), key=False)
+        out.append(tier)
+    if "subgrade" in item and len(out) > 1:
+        b.error(path + ("subgrade",), f"a sub-grade belongs to one tier, and this entry names {len(out)} "
+                                      f"({', '.join(out)}); write tier: <one tier> with subgrade, or write one entry "
+                                      f"per tier", key=False)
+    return out
+
+
 def _service_levels(b: _Builder, items: list[dict], tiers: dict[str, list[str]] | None, stages: list[str] | None,
                     scope: dict[str, str]) -> list[ServiceLevel]:
-    """The service levels; ``tiers`` and ``stages`` are the declared ids (None: unreadable, references not checked)."""
+    """The service levels; ``tiers`` and ``stages`` are the declared ids (None: unreadable, references not checked).
+
+    An entry for several tiers gives one ServiceLevel per tier, in its place: equally specific entries keep
+    the order they are written in, so the first listed still wins for every tier."""
     out: list[ServiceLevel] = []
     seen_ids: dict[str, tuple] = {}
     seen_keys: dict[tuple, str] = {}
@@ -841,11 +903,11 @@ def _service_levels(b: _Builder, items: list[dict], tiers: dict[str, list[str]] 
         path = ("service_levels", i)
         if path in b.schema_failed:
             continue
-        tier = item["tier"]
-        if tiers is not None and tier not in tiers:
-            b.error(path + ("tier",), unknown_grade("tier", tier, list(tiers)) + _inherited(b, path, "tiers"), key=False)
+        written = _written_tiers(b, item, path, tiers)
         sub = item.get("subgrade")
-        if sub is not None and tiers is not None and tier in tiers and sub not in tiers[tier]:
+        if sub is not None and len(written) == 1 and tiers is not None and written[0] in tiers \
+                and sub not in tiers[written[0]]:
+            tier = written[0]
             b.error(path + ("subgrade",), f"tier {tier!r} has no sub-grade {sub!r}{did_you_mean(sub, tiers[tier])}", key=False)
         stage = item.get("stage")
         if stage is not None and stages is not None and stage not in stages:
@@ -859,13 +921,17 @@ def _service_levels(b: _Builder, items: list[dict], tiers: dict[str, list[str]] 
             node = b.parse(item["when"], path + ("when",))
             if node is not None and b.typecheck(node, path + ("when",), TypeChecker(scope, "metric or attribute"), condition=True):
                 condition = Expr(item["when"], node, path + ("when",))
-        key = (tier, sub, stage, item.get("when"))
-        if key in seen_keys:
-            b.error(path, f"service levels {seen_keys[key]!r} and {item['id']!r} both cover {_coverage(*key)}, so {item['id']!r} "
-                          f"never applies (the first listed wins); remove it, or narrow it with subgrade, stage or when")
-        seen_keys[key] = item["id"]
         details = {k: v for k, v in item.items() if k not in ("id", "tier", "subgrade", "stage", "when")}
-        out.append(ServiceLevel(item["id"], tier, sub, stage, details, path, condition))
+        for tier in written:
+            key = (tier, sub, stage, item.get("when"))
+            if key in seen_keys:
+                b.error(path, f"service levels {seen_keys[key]!r} and {item['id']!r} both cover {_coverage(*key)}, so "
+                              f"{item['id']!r} never applies{' there' if len(written) > 1 else ''} (the first listed "
+                              f"wins); remove it, or narrow it with subgrade, stage or when")
+                break
+            seen_keys[key] = item["id"]
+        for tier in written:
+            out.append(ServiceLevel(item["id"], tier, sub, stage, details, path, condition, tuple(written)))
     return out
 
 

@@ -1250,7 +1250,7 @@ def _check_expectations(loader: _Loader, policy: Policy, cases: list[Case]) -> N
     tiers = [t.id for t in policy.tiers]
     subgrades = {s.id: t.id for t in policy.tiers for s in t.subgrades}
     stages = [s.id for s in policy.stages]
-    services = [s.id for s in policy.service_levels]
+    services = list(dict.fromkeys(s.id for s in policy.service_levels))  # an entry for several tiers: one id
     actions = _action_names(policy)
     names = {n for n, m in policy.metrics.items() if not m.internal} | set(policy.outputs) | set(policy.data.attributes)
     types = policy.scope()

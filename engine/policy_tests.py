@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CrmRulesError, Diagnostic, PolicyError
-from .policy_model import Policy
+from .policy_model import Policy, written_service_levels
 from .expr_sql import quote_identifier as q
 from .policy_test_file import (COVERAGE_KINDS, GRADES, Case, PolicyTestFile, TableLayout, credit_outcome_name,
                                database_schema, find_test_files, invalid_test_file, load_test_file, tolerance)
@@ -254,7 +254,7 @@ def _rules(policy: Policy) -> dict[str, list[dict]]:
                       for t in policy.tiers for s in t.subgrades],
         "stages": [{"id": s.id, "label": s.label, "default": s.is_default, "where": where(s.path)} for s in policy.stages],
         "service_levels": [{"id": s.id, "label": s.details.get("label", s.id), "default": False, "where": where(s.path)}
-                           for s in policy.service_levels],
+                           for s in written_service_levels(policy.service_levels)],  # one per entry, not per tier
     }
 
 

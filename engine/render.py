@@ -288,10 +288,12 @@ def print_explanation(console: Console, e: dict) -> None:
     sl = e.get("service_level")
     if sl:
         scope = ", ".join(f"{k} {_e(sl[k])}" for k in ("tier", "subgrade", "stage") if sl.get(k))
+        if len(sl.get("tiers") or []) > 1:  # an entry written for several tiers: say it is shared, and with whom
+            scope += f"; one entry for tiers {_e(', '.join(sl['tiers']))}"
         console.print()
         print_indented(console, f"[b]Service level {_e(sl['id'])}[/b] (for {scope}):")
         for k, v in sl.items():
-            if k not in ("id", "tier", "subgrade", "stage"):
+            if k not in ("id", "tier", "tiers", "subgrade", "stage"):
                 for line in _setting_lines(k, v, "  "):
                     print_indented(console, line)
     elif e.get("service_level") is None:

@@ -376,9 +376,9 @@ def _status(entry: dict) -> str:
 
 def _data_rules(conn: sqlite3.Connection, table: str, policy: Policy, as_of: str,
                 with_overrides: bool = False) -> tuple[list[dict], dict]:
-    """Per rule: matched and decided counts; and (list, id) -> (SQL flag, params, column) for taken_by."""
+    """Per rule: matched and decided counts; and (list, id, parent) -> (SQL flag, params, column) for taken_by."""
     entries: list[dict] = []
-    flags_of: dict[tuple[str, str], tuple[str, SqlParams, str]] = {}
+    flags_of: dict[tuple, tuple[str, SqlParams, str]] = {}
     for lst in _lists(policy):
         if lst.kind == "tier" and with_overrides:
             lst.rule_column = "_rule_tier_rule"  # with overrides: what the tier rules decided, before overrides
@@ -397,7 +397,7 @@ def _data_rules(conn: sqlite3.Connection, table: str, policy: Policy, as_of: str
             entry["status"] = _status(entry)
             entries.append(entry)
         for r, f in zip(conds, flags):
-            flags_of[(lst.name, r.id)] = (f, params, lst.rule_column)
+            flags_of[(lst.name, r.id, lst.parent)] = (f, params, lst.rule_column)
     if policy.service_levels:
         params = SqlParams(prefix="v")
         flags, texts = [], []
@@ -416,14 +416,22 @@ def _data_rules(conn: sqlite3.Connection, table: str, policy: Policy, as_of: str
             flags.append(f"({' AND '.join(tests)})")
             texts.append(", ".join(text))
         matched = _sums(conn, table, flags, params, as_of)
-        decided = dict(conn.execute(f"SELECT _service_level, count(*) FROM {table} GROUP BY 1").fetchall())
+        # per tier: an entry written for several tiers (tier: [A, B]) is one row per tier, like one written per tier
+        decided = {(t, s): n for t, s, n in conn.execute(f"SELECT _tier, _service_level, count(*) FROM {table} "
+                                                         f"GROUP BY 1, 2").fetchall()}
         for sl, f, text, n in zip(policy.service_levels, flags, texts, matched):
             entry = {"list": "service levels", "kind": "service_level", "id": sl.id, "parent": sl.tier,
-                     "condition": text, "default": False, "matched": n, "decided": decided.get(sl.id, 0)}
+                     "condition": text, "default": False, "matched": n, "decided": decided.get((sl.tier, sl.id), 0)}
             entry["status"] = _status(entry)
             entries.append(entry)
-            flags_of[("service levels", sl.id)] = (f, params, "_service_level")
+            flags_of[_flag_key(entry)] = (f, params, "_service_level")
     return entries, flags_of
+
+
+def _flag_key(entry: dict) -> tuple:
+    """The key of an entry's SQL flag: (list, id, parent), since an id alone is not one entry (the rows of a service
+    level written for several tiers share its id, one per tier; sub-grades of different tiers may share theirs)."""
+    return entry["list"], entry["id"], entry["parent"]
 
 
 def _describe(entry: dict) -> dict:
@@ -601,7 +609,7 @@ def analyze_policy(db: Path, policy: Policy, as_of: str, overrides: Path | None 
                 if e["status"] == "shadowed" or static:
                     taken = None
                     if e["status"] == "shadowed":
-                        flag, params, column = flags_of[key]
+                        flag, params, column = flags_of[_flag_key(e)]
                         taken = _taken_by(conn, table, flag, column, params, as_of)
                     shadowed.append({**_describe(e), "matched": e["matched"], "taken_by": taken, "static": static})
         except sqlite3.OperationalError as exc:

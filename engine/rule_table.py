@@ -48,6 +48,20 @@ LIST_SEPARATOR = "; "
 LIST_SEPARATORS = re.compile("[;\uff1b]")
 
 
+# Ids are written 'A, B, C' (what an office user types for a list of names): an id holds no ',' or ';', so a ',', ';',
+# their full-width twins and the enumeration comma '、' a Chinese input method types all separate them.
+ID_LIST_SEPARATOR = ", "
+ID_LIST_SEPARATORS = re.compile("[,;\uff0c\uff1b\u3001]")
+
+
+def split_id_cell(text: str) -> list[str]:
+    """The ids written in one cell: ``A, B, C`` (or ``A; B``, ``A、B``, ``[A, B]``), blanks and empty items dropped."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):  # the YAML flow list, copied from the file
+        text = text[1:-1]
+    return [part.strip().strip("'\"") for part in ID_LIST_SEPARATORS.split(text) if part.strip().strip("'\"")]
+
+
 def split_list_cell(text: str) -> list[str]:
     """The items of a list written in one cell: ``a; b`` or ``a；b``, blanks around them and empty items dropped."""
     return [part.strip() for part in LIST_SEPARATORS.split(text) if part.strip()]
@@ -127,7 +141,8 @@ def closest_table(name: str) -> str | None:
 @dataclass
 class ColumnSpec:
     """How the cells of a column are read: ``text``, ``number``, ``integer``, ``bool``, ``list`` (of text),
-    ``text_or_list``, or ``any`` (free-form: the types the YAML already holds there)."""
+    ``text_or_list``, ``ids`` (one id or a list of ids, written ``A, B, C``: a service level's ``tier``),
+    or ``any`` (free-form: the types the YAML already holds there)."""
 
     name: str
     path: tuple
@@ -148,6 +163,8 @@ def _item_schema(spec: TableSpec) -> dict:
 def _kind(schema: dict) -> str:
     if "oneOf" in schema:
         types = {alt.get("type") for alt in schema["oneOf"]}
+        if types == {"string", "array"} and all("pattern" in alt.get("items", alt) for alt in schema["oneOf"]):
+            return "ids"  # ids hold no separator, so a list of them is typed 'A, B, C'
         return "text_or_list" if types == {"string", "array"} else "any"
     t = schema.get("type")
     if t is None and "enum" in schema:
@@ -209,8 +226,11 @@ def _plain_list(value: list) -> bool:
     ) and not value[0].startswith("[")
 
 
-def to_cell(value: Any) -> Any:
-    """A leaf as a spreadsheet cell: scalars as they are, text lists as ``a; b``, anything else as JSON."""
+def to_cell(value: Any, kind: str | None = None) -> Any:
+    """A leaf as a spreadsheet cell: scalars as they are, text lists as ``a; b`` (ids, ``kind`` "ids", as
+    ``A, B, C``), anything else as JSON."""
+    if kind == "ids" and isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return ID_LIST_SEPARATOR.join(value)
     if isinstance(value, list):
         return LIST_SEPARATOR.join(value) if _plain_list(value) else json.dumps(value, ensure_ascii=False)
     if isinstance(value, dict):
@@ -436,7 +456,9 @@ def export_spec(spec: TableSpec, policy: PolicyText) -> ExportedTable:
         order = [p for p, c in known.items() if c.kind != "any"]
     first = [("id",)] + ([(spec.parent,)] if spec.parent else [])
     order = first + [p for p in order if p not in first]
-    cells = [[to_cell(f[p]) if p in f else None for p in order] for f in flat]
+    known, _ = schema_columns(spec)
+    kinds = {p: known[p].kind if p in known else None for p in order}
+    cells = [[to_cell(f[p], kinds[p]) if p in f else None for p in order] for f in flat]
     return ExportedTable(spec.name, str(policy.path), [".".join(p) for p in order], cells)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import yaml_edit as ye
 from .ime_text import IME, number_fix
-from .rule_table import ColumnSpec, split_list_cell, to_cell
+from .rule_table import ColumnSpec, split_id_cell, split_list_cell, to_cell
 from .rule_table_io import cell_text
 
 MISSING = object()  # an empty cell, or a key the row does not have
@@ -139,17 +139,29 @@ _KIND_TYPES = {"text": ["str"], "number": ["number"], "integer": ["number"], "bo
 _DESCRIBE = {"str": "text", "number": "a number", "bool": "true or false", "list": "a list", "dict": "a map (JSON object)"}
 
 
-def _unchanged(raw: Any, original: Any) -> bool:
+def _unchanged(raw: Any, original: Any, kind: str | None = None) -> bool:
     """Does the cell still hold what the export wrote for ``original``?"""
     if original is MISSING:
         return False
-    exported = to_cell(original)
+    exported = to_cell(original, kind)
     if isinstance(raw, str):
         return raw == (exported if isinstance(exported, str) else cell_text(exported))
     if isinstance(raw, (int, float)) and not isinstance(raw, bool) and isinstance(exported, float) and not isinstance(original, bool):
         # spreadsheets keep 15 significant digits (openpyxl writes 16): the last bits of a float are not an edit
         return math.isclose(raw, exported, rel_tol=1e-14)
     return ye.same(raw, exported)
+
+
+def _ids(raw: Any, original: Any) -> str | list[str]:
+    """One id, or a list of them (``A, B, C``): a list only where the cell names several, so a one-tier entry stays
+    ``tier: A``; the same ids in the same order as the YAML keep its value (``[A]`` or ``A``) as written."""
+    ids = split_id_cell(as_text(raw))
+    if not ids:
+        raise CellProblem(f"{as_text(raw)!r} names no id", hint="write one id, or several separated by commas: A, B, C")
+    written = original if isinstance(original, list) else [original]
+    if ids == written:
+        return original
+    return ids[0] if len(ids) == 1 else ids
 
 
 def read_cell(raw: Any, column: ColumnSpec, original: Any, column_types: list[str], decimal_comma: bool = False) -> Any:
@@ -164,8 +176,10 @@ def read_cell(raw: Any, column: ColumnSpec, original: Any, column_types: list[st
         if original is not MISSING and (original is None or original == ""):
             return original  # the YAML holds an empty value there; an empty cell keeps it
         return MISSING
-    if _unchanged(raw, original):
+    if _unchanged(raw, original, column.kind):
         return original
+    if column.kind == "ids":
+        return _ids(raw, original)
     if column.kind in _KIND_TYPES:
         candidates = _KIND_TYPES[column.kind]
     elif column.kind == "text_or_list":

@@ -28,7 +28,7 @@ from .data_checks import check_customers, check_rows
 from .metric_sql import CID, CNAME, MetricPlan, RunDates, compile_metrics, decimal_total
 from .policy_files import canonical_json
 from .plugin_sql import ACTIONS, ERRORS, BatchOp, compile_actions, compile_plugin_layers, setup_statements, trimmed_owner
-from .policy_model import Policy
+from .policy_model import Policy, written_service_levels
 from .progress import Progress, silent
 from .results_store import check_writable, ensure_schema
 from .source_scans import jobs, run_scans
@@ -392,9 +392,12 @@ def _definitions(policy: Policy) -> list[tuple]:
             rows.append(("subgrade", sub.id, tier.id, sub.label, j, json.dumps(sub.extra, ensure_ascii=False)))
     for i, stage in enumerate(policy.stages):
         rows.append(("stage", stage.id, None, stage.label, i, json.dumps(stage.extra, ensure_ascii=False)))
-    for i, sl in enumerate(policy.service_levels):
-        details = {"tier": sl.tier, "subgrade": sl.subgrade, "stage": sl.stage, **sl.details}
-        rows.append(("service_level", sl.id, sl.tier, sl.details.get("label", sl.id), i, json.dumps(details, ensure_ascii=False)))
+    # one row per entry as written: an entry for several tiers has parent 'A, B, C' and details.tier [A, B, C]
+    for i, sl in enumerate(written_service_levels(policy.service_levels)):
+        tier = list(sl.tiers) if sl.shared else sl.tier
+        details = {"tier": tier, "subgrade": sl.subgrade, "stage": sl.stage, **sl.details}
+        rows.append(("service_level", sl.id, sl.tier_text, sl.details.get("label", sl.id), i,
+                     json.dumps(details, ensure_ascii=False)))
     for i, m in enumerate(policy.metrics.values()):
         if not m.internal:
             rows.append(("metric", m.name, None, m.label, i, json.dumps({"kind": m.kind, "type": m.type, **m.spec}, ensure_ascii=False)))

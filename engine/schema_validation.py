@@ -179,7 +179,8 @@ def _message(error: ValidationError) -> str:
             slip = _slip_fix(value)
             return f"{shown} is not in the expected form. {about.rstrip('.') if slip else about}{slip}"
         case "minItems":
-            return f"needs at least {error.validator_value} item(s)"
+            about = schema.get("description")  # what the list is for says what to put in it
+            return f"needs at least {error.validator_value} item(s)" + (f". {about}" if about else "")
         case "minProperties":
             return "must not be empty"
     return error.message
