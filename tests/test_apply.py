@@ -195,7 +195,8 @@ def test_unique_hit_policy_without_overlap_runs(demo_db):
     assert sum(t["customers"] for t in outcome.summary["tiers"].values()) == 300
 
 
-@pytest.mark.parametrize("name", ["quantile.yaml", "top_n.yaml", "with_sources_file.yaml", "extends_base.yaml"])
+@pytest.mark.parametrize("name", ["quantile.yaml", "top_n.yaml", "with_sources_file.yaml", "extends_base.yaml",
+                                  "shared_service_levels.yaml"])
 def test_example_policies_apply(demo_db, name):
     outcome = apply_policy(demo_db, load_policy(VALID / name), AS_OF)
     assert outcome.summary["customers"] == 300
