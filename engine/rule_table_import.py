@@ -677,8 +677,8 @@ def _tiers_left_without_service(policy: PolicyText, loaded: Policy) -> list[str]
         before = set(_tiers_without_service(load_policy(policy.path)))
     except PolicyError:
         before = set()
-    return [f"tier {t!r} has no service level: its customers will get none (add a row with tier {t} to the "
-            f"service_levels table: crm-rules table export {shlex.quote(str(policy.path))} --table service_levels "
+    return [f"tier {t!r} has no service level: its customers will get none (add a row with tier {t}, or add {t} to "
+            f"a row's list of tiers such as 'A, B', in the service_levels table: crm-rules table export {shlex.quote(str(policy.path))} --table service_levels "
             f"--out service_levels.xlsx)"
             for t in after if t not in before]
 

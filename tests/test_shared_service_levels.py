@@ -104,3 +104,31 @@ def test_the_tier_cell_round_trips_as_a_comma_list(cli, tmp_path):
     assert ("sl.csv: row 2, column C (subgrade): a sub-grade belongs to one tier, and this entry names 2 (A, B)"
             in " ".join(result.output.split()))
     assert path.read_text(encoding="utf-8") == text
+    # a tier the sheet leaves without a row is noted; one named in a row's list has a service level
+    body[0][tier] = "A"
+    del body[4]  # C-standard
+    write_csv(sheet, header, body)
+    result = cli("table", "import", path, sheet, "--table", "service_levels", "--dry-run", ok=True)
+    assert "tier 'C' has no service level" in result.output
+    body[1][tier] = "B, C"
+    write_csv(sheet, header, body)
+    result = cli("table", "import", path, sheet, "--table", "service_levels", ok=True)
+    assert "no service level" not in result.output
+    assert "    tier: [B, C]\n" in path.read_text(encoding="utf-8")
+
+
+def test_coverage_lists_an_entry_for_several_tiers_once(tmp_path):
+    from crm_rules.engine.policy_test_report import format_report
+    from crm_rules.engine.policy_tests import run_policy_tests
+    from test_policy_tests import SMALL_POLICY
+
+    policy = tmp_path / "small.yaml"
+    policy.write_text(SMALL_POLICY.replace("  - {id: silver-care, tier: silver}\n  - {id: bronze-care, tier: bronze}\n",
+                                           "  - {id: care, tier: [silver, bronze]}\n"), encoding="utf-8")
+    (tmp_path / "small.test.yaml").write_text("as_of: 2026-06-30\ncases:\n  - name: no orders\n"
+                                              "    expect: {tier: bronze, service_level: care}\n", encoding="utf-8")
+    report = run_policy_tests([policy])
+    assert report["ok"]
+    [cov] = report["coverage"]
+    assert (cov["service_levels"]["exercised"], cov["service_levels"]["unexercised"]) == (["care"], ["gold-care"])
+    assert "service levels 1/2" in format_report(report, coverage=True)
