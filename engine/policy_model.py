@@ -859,7 +859,7 @@ def _inherited(b: _Builder, path: tuple, section: str) -> str:
 
     "unknown tier 'C'" at <shipped>/base.yaml named a line the user never wrote, of a file they did not change."""
     here, there = b.doc.value_position(path).file, b.doc.value_position((section,)).file
-    if here == there:
+    if here == there or here == b.doc.file:  # written next to the section, or in the policy itself: its own mistake
         return ""
     return f"; these {path[0]} are inherited from {here}, but {there} replaces {section}: write {path[0]} in {there} too"
 
