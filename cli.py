@@ -440,10 +440,12 @@ def import_(
     replace: bool = typer.Option(False, "--replace", help="Replace the table if it exists."),
     append: bool = typer.Option(False, "--append", help="Append to an existing table."),
     types: list[str] = typer.Option([], "--type", help="Force a column type: COLUMN=integer|float|text|date (repeatable); integer and float also read amounts such as ¥1,234.50, date reads dates written year first (2025/3/29, 2025年3月29日) as 2025-03-29."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="The file's encoding when it is not UTF-8: gbk for a CSV that Excel saved on Chinese Windows, cp1252 on Western Windows."),
     as_json: bool = typer.Option(False, "--json", help="Print what was imported as JSON."),
 ) -> None:
     """Import a CSV file into a table, all rows or none."""
     from .engine.csv_import import import_csv_file
+    from .engine.csv_reader import checked_encoding
 
     if replace and append:
         raise UsageError("--replace and --append cannot be used together")
@@ -457,8 +459,10 @@ def import_(
                              hint="give one --type per column")
         overrides[name] = kind
     mode = "replace" if replace else "append" if append else "create"
+    codec = checked_encoding(encoding)
     with _progress_bars() as progress:
-        imported = import_csv_file(db, file, table, mode=mode, types=overrides or None, progress=progress)
+        imported = import_csv_file(db, file, table, mode=mode, types=overrides or None, progress=progress,
+                                   encoding=codec)
     rows, commas = imported.rows, list(imported.decimal_comma)
     if as_json:
         # the keys only when there are such columns: the output of every other import stays as it was
@@ -1422,6 +1426,7 @@ def table_import(
     sheet: Path = typer.Argument(..., metavar="SHEET", help="The edited .csv or .xlsx file (header row first; rows matched by id).", dir_okay=False),
     table: str = typer.Option(..., "--table", "-t", help="tiers, subgrades, stages or service_levels."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change and check the result; write nothing."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="A CSV sheet's encoding when it is not UTF-8: gbk for a CSV that Excel saved on Chinese Windows."),
     as_json: bool = typer.Option(False, "--json", help="Print the changes as JSON."),
 ) -> None:
     """Update a rule table in the policy YAML from an edited sheet, rewriting only the changed values.
@@ -1429,10 +1434,11 @@ def table_import(
     Rows are matched by id; comments, key order and layout are kept; nothing is written unless the
     resulting policy is valid.
     """
+    from .engine.csv_reader import checked_encoding
     from .engine.rule_table_cells import format_cell
     from .engine.rule_table_import import import_table
 
-    result = import_table(policy, table, sheet, dry_run=dry_run)
+    result = import_table(policy, table, sheet, dry_run=dry_run, encoding=checked_encoding(encoding))
     if as_json:
         _print_json(result.as_json())
         return

@@ -85,6 +85,7 @@ def import_csv_file(
     mode: str = "create",
     types: dict[str, str] | None = None,
     progress: Progress = silent,
+    encoding: str | None = None,
 ) -> Imported:
     """Import ``csv_path`` into ``table`` of ``db_path``; what was imported.
 
@@ -95,12 +96,13 @@ def import_csv_file(
     the CLI's options, the one place users meet this function.  On any error
     the database is left exactly as it was.
     ``progress`` hears of the rows checked (first pass) and written (second).
+    ``encoding``: the file's, when it is not UTF-8 (``--encoding``, a codec name checked_encoding gave).
     """
     db_path, csv_path = Path(db_path), Path(csv_path)
     _check_arguments(db_path, csv_path, table, mode, types)
     existing = _existing_table(db_path, table)
     _check_mode(db_path, table, mode, existing)
-    source = CsvFile(csv_path, _NOT_CSV_HINTS)
+    source = CsvFile(csv_path, _NOT_CSV_HINTS, encoding, encoding_option=True)
     plan = _validate(source, db_path, types or {}, existing if mode == "append" else None, progress)
     rows = _write(db_path, table, mode, source, plan, progress)
     return Imported(rows, tuple(name for name, comma in zip(plan.columns, plan.decimal_comma) if comma), plan.erp_text)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, UsageError
 from .file_kinds import UTF16, kind_of_bytes
 
 # csv's default limit (128 KB) rejects valid long notes; some limit must stay, or one
@@ -32,9 +32,22 @@ QUOTE_ADVICE = (
 CLOSE_QUOTE_ADVICE = "close the quote where the value ends; " + QUOTE_ADVICE
 
 _SNIFF_BYTES = 16  # the longest signature
+GBK = "gb18030"  # GBK and its superset, the code page Excel saves "CSV" in on Chinese Windows
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _QUOTED = re.compile(r'"(?:[^"]|"")*"')
 _OTHER_DELIMITERS = (";", "\t")
+
+
+def checked_encoding(name: str | None) -> str | None:
+    """``--encoding``'s value as Python's codec knows it (``gbk``, ``gb18030``, ``big5``, ``cp1252``...), or None."""
+    if name is None:
+        return None
+    try:
+        return codecs.lookup(name.strip()).name
+    except LookupError:
+        raise UsageError(f"--encoding {name!r} is not an encoding Python knows",
+                         hint="give gbk (Chinese Windows), big5, shift_jis, cp1252 (Western Windows), or leave it "
+                              "out for UTF-8") from None
 
 
 def csv_delimiter(header: str) -> str:
@@ -64,11 +77,14 @@ class CsvFile:
     give it by mistake for a reason of their own (a database, where ``--db`` was meant).
     """
 
-    def __init__(self, path: Path, hints: Mapping[str, str] | None = None):
+    def __init__(self, path: Path, hints: Mapping[str, str] | None = None, encoding: str | None = None,
+                 encoding_option: bool = False):
         self.path = path
         self.display = str(path)
         self.delimiter = ","
         self._hints = hints or {}
+        self.encoding = encoding  # None: UTF-8 (with or without its byte-order mark), as every spreadsheet can save
+        self._encoding_option = encoding_option  # the command reading it takes --encoding (import, table import)
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """Records with the physical line they start on; blank lines are skipped.
@@ -178,31 +194,53 @@ class CsvFile:
             self._check_format(handle.read(_SNIFF_BYTES))
             handle.seek(0)
             try:
-                yield from io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+                yield from io.TextIOWrapper(handle, encoding=self.encoding or "utf-8-sig", newline="")
             except UnicodeDecodeError:
-                raise self._not_utf8() from None
+                raise (self._not_utf8() if self.encoding is None else self._not_in(self.encoding)) from None
 
     def _not_utf8(self) -> DataError:
         """Names the line and byte that are not UTF-8, found again in the raw bytes.
 
         The text reader decodes in blocks and cannot say which line a bad byte is on;
-        reading the bytes line by line only happens for a file that has one.
+        reading the bytes line by line only happens for a file that has one.  A file that reads
+        whole as GBK (what Excel saves as plain "CSV" on Chinese Windows) is shown as it reads
+        so: the user, not a guess, decides whether it is (``--encoding gbk``).
         """
+        error = self._first_undecodable("utf-8")
+        if error is None:
+            return self.changed()
+        number, raw, exc = error
+        hint = ("re-save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'); exports from"
+                " Windows are often in its local code page (GBK in China, Windows-1252 in Europe)")
+        if self._first_undecodable(GBK) is None:
+            text = raw.decode(GBK).rstrip("\r\n")
+            fix = "import it with --encoding gbk" if self._encoding_option else "save it as UTF-8"
+            hint += f"; read as GBK, line {number} is {show(text)}: if that is right, {fix}"
+        return DataError(f"{self.display}:{number}: not valid UTF-8"
+                         f" (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)", hint=hint)
+
+    def _not_in(self, encoding: str) -> DataError:
+        """The line and byte that ``--encoding`` cannot read."""
+        error = self._first_undecodable(encoding)
+        if error is None:
+            return self.changed()
+        number, raw, exc = error
+        return DataError(f"{self.display}:{number}: not valid {encoding}"
+                         f" (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)",
+                         hint="give the encoding the file was saved in, or leave out --encoding for UTF-8")
+
+    def _first_undecodable(self, encoding: str) -> tuple[int, bytes, UnicodeDecodeError] | None:
+        """(line number, its bytes, the error) of the first line ``encoding`` cannot read, or None."""
         with self.path.open("rb") as handle:
             raw_lines = itertools.chain.from_iterable(chunk.splitlines(keepends=True) for chunk in handle)
             for number, raw in enumerate(raw_lines, start=1):
                 if number == 1 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8) :]
                 try:
-                    raw.decode("utf-8")
+                    raw.decode(encoding)
                 except UnicodeDecodeError as exc:
-                    return DataError(
-                        f"{self.display}:{number}: not valid UTF-8"
-                        f" (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)",
-                        hint="re-save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'); exports from"
-                        " Windows are often in its local code page (GBK in China, Windows-1252 in Europe)",
-                    )
-        return self.changed()
+                    return number, raw, exc
+        return None
 
     def _check_format(self, head: bytes) -> None:
         """Catch a workbook or database given as the CSV before its bytes read as a bad encoding."""

@@ -611,7 +611,8 @@ def _intended(policy: PolicyText, spec: TableSpec, new: list[_NewRow]) -> dict:
     return data
 
 
-def import_table(policy_path: Path, table: str, sheet_path: Path, dry_run: bool = False) -> ImportResult:
+def import_table(policy_path: Path, table: str, sheet_path: Path, dry_run: bool = False,
+                 encoding: str | None = None) -> ImportResult:
     """Bring an edited sheet back into the policy file; nothing is written unless the result is a valid policy."""
     spec = table_spec(table)
     policy_path = Path(policy_path)
@@ -622,7 +623,7 @@ def import_table(policy_path: Path, table: str, sheet_path: Path, dry_run: bool 
                          hint=f"make it writable (chmod u+w {shlex.quote(str(policy.path))}) if it is meant to "
                               f"change, then import again; --dry-run checks the sheet and shows the changes "
                               f"without writing")
-    sheet = read_sheet(Path(sheet_path), spec.name, key="id")
+    sheet = read_sheet(Path(sheet_path), spec.name, key="id", encoding=encoding)
     problems = _Problems(sheet)
     old, seq = _old_rows(spec, policy)
     columns = _columns_of_sheet(spec, sheet, old, problems)

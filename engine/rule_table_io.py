@@ -194,12 +194,13 @@ def xlsx_bytes(title: str, columns: list[str], rows: list[list[Any]]) -> bytes:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def read_sheet(path: Path, table: str, key: str | None = None) -> Sheet:
+def read_sheet(path: Path, table: str, key: str | None = None, encoding: str | None = None) -> Sheet:
     """The header and non-empty rows of a CSV file, or of the sheet named ``table`` in an XLSX workbook.
 
     :param key: a column every header of the table has (``id``): a sheet whose first row lacks it but a later
         row has it starts with a title or notes, and is told so instead of failing on a cell that looks like
         it is outside a one-column table.
+    :param encoding: a CSV file's, when it is not UTF-8 (``--encoding``).
     """
     kind = kind_of(path)
     if kind in (SQLITE, YAML):  # the database, or the policy itself, given as the sheet
@@ -215,7 +216,7 @@ def read_sheet(path: Path, table: str, key: str | None = None) -> Sheet:
         raise UsageError(f"{path}: is a directory, expected a .csv or .xlsx file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror}") from None
-    sheet = _read_xlsx(path, raw, table) if fmt == "xlsx" else _read_csv(path)
+    sheet = _read_xlsx(path, raw, table) if fmt == "xlsx" else _read_csv(path, encoding)
     rows = sheet.rows
     while rows and all(_blank(v) for v in rows[0][1]):
         rows.pop(0)  # a workbook's empty rows above the header, as CSV's blank lines are skipped
@@ -264,9 +265,9 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _read_csv(path: Path) -> Sheet:
+def _read_csv(path: Path, encoding: str | None = None) -> Sheet:
     """Every record, the header included (``Sheet.header`` is filled in by the caller)."""
-    source = CsvFile(path)
+    source = CsvFile(path, encoding=encoding, encoding_option=True)
     records = [(number, [unguarded(v) for v in cells]) for number, cells in source.records()]  # as csv_text wrote them
     return Sheet(str(path), [], records, delimiter=source.delimiter)
 
