@@ -84,7 +84,8 @@ class CsvFile:
         self.delimiter = ","
         self._hints = hints or {}
         self.encoding = encoding  # None: UTF-8 (with or without its byte-order mark), as every spreadsheet can save
-        self._encoding_option = encoding_option  # the command reading it takes --encoding (import, table import)
+        self._encoding_option = encoding_option  # the command reading it takes --encoding (import, table import):
+        # only then is a file that reads as GBK shown so (the others have one fix, saving it as UTF-8)
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """Records with the physical line they start on; blank lines are skipped.
@@ -212,10 +213,9 @@ class CsvFile:
         number, raw, exc = error
         hint = ("re-save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'); exports from"
                 " Windows are often in its local code page (GBK in China, Windows-1252 in Europe)")
-        if self._first_undecodable(GBK) is None:
+        if self._encoding_option and self._first_undecodable(GBK) is None:
             text = raw.decode(GBK).rstrip("\r\n")
-            fix = "import it with --encoding gbk" if self._encoding_option else "save it as UTF-8"
-            hint += f"; read as GBK, line {number} is {show(text)}: if that is right, {fix}"
+            hint += f"; read as GBK, line {number} is {show(text)}: if that is right, import it with --encoding gbk"
         return DataError(f"{self.display}:{number}: not valid UTF-8"
                          f" (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)", hint=hint)
 
