@@ -26,6 +26,9 @@ _AMOUNT = re.compile(
     rf"\s*(?P<cur2>{_SIGNS}|元)?",
     re.IGNORECASE,
 )
+# A number amount() gives back as it is written: neither marked nor to be parsed (ErpLook.observe)
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # likewise a date in the form a run reads
 # Accounting notation for negative amounts: (1,234.50) or ¥(1,234.50)
 _PARENTHESES = re.compile(rf"(?P<cur>{_SIGNS})?\s*\((?P<inner>[^()]*)\)", re.IGNORECASE)
 
@@ -106,7 +109,23 @@ class ErpLook:
     example: str = ""
 
     def observe(self, value: str) -> None:
+        """Count ``value``.  Runs on every cell of every column an import detects, so the two common cases cost
+        no parse: a column already ruled out (a value that is neither an amount nor a date, or both kinds seen)
+        is no longer looked at, and a plain number ('1234.5') or an ISO date, which amount() and iso_date() give
+        back unchanged, is counted as the unmarked amount or the ISO date it is."""
+        if self.amounts < self.values and self.dates < self.values:
+            return
         self.values += 1
+        if _PLAIN_NUMBER.fullmatch(value):
+            self.amounts += 1
+            return
+        if _ISO_DAY.fullmatch(value):  # what iso_date() gives back unchanged, when it is a day of the calendar
+            try:
+                dt.date.fromisoformat(value)
+            except ValueError:
+                return  # neither an amount nor a date: the column is ruled out
+            self.dates += 1
+            return
         number = amount(value)
         if number is not None:
             self.amounts += 1
