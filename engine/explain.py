@@ -668,9 +668,9 @@ def _explain_stored(rc: Any, schema: str, policy: Policy | None, customer_id: st
                 "text": f"from run {rid} in {named_file(conn, rs)} (finished {run.get('finished_at')})"
                         + _version_text(policy, given),
                 "notes": json.loads(run.get("notes") or "[]"), "policy": _version(policy, given, rid)})
-    result = _assemble(policy, as_of, _Evaluator(conn, f"temp.{q(ROW)}", key, as_of), customer)
-    _check_decisions(conn, policy, as_of, result, grades, rule_tier, f"temp.{q(ROW)}")
     ev = _Evaluator(conn, f"temp.{q(ROW)}", key, as_of)
+    result = _assemble(policy, as_of, ev, customer)
+    _check_decisions(conn, policy, as_of, result, grades, rule_tier, ev.table)
     result["since"] = since_previous_run(conn, schema, policy, result, run,
                                          lambda prev: _tier_by_rules_of(conn, schema, prev, ev))
     return result
