@@ -73,21 +73,39 @@ class Queue:
         return dict(self.conn.execute("SELECT name, owner FROM jobs"))
 
 
-def scan(source_uri: str, scratch_uri: str, work: list[tuple[str, str, dict]], cache_kib: int,
-         timeout_s: float, queue: Queue | None = None, owner: str = "") -> None:
-    """Run each ``(table, select, params)`` of ``work``, then each job taken from ``queue`` as ``owner``, on the
-    source into table ``table`` of a new scratch database."""
-    conn = sqlite3.connect(source_uri, uri=True, isolation_level=None, timeout=timeout_s)
+def open_scratch(source_uri: str, scratch_uri: str, cache_kib: int, timeout_s: float,
+                 check_same_thread: bool = True) -> sqlite3.Connection:
+    """A connection reading the source, with the scratch database its jobs' tables go into attached."""
+    conn = sqlite3.connect(source_uri, uri=True, isolation_level=None, timeout=timeout_s,
+                           check_same_thread=check_same_thread)
     try:
         conn.execute(f"PRAGMA temp.cache_size = -{cache_kib}")
         conn.execute(f"ATTACH DATABASE ? AS {SCRATCH}", (scratch_uri,))
         conn.execute(f"PRAGMA {SCRATCH}.journal_mode = OFF")  # a scratch file: nothing to recover
         conn.execute(f"PRAGMA {SCRATCH}.synchronous = OFF")
-        for table, select, params in work:
-            conn.execute(f'CREATE TABLE {SCRATCH}."{table}" AS {select}', params)
-        while queue is not None and (job := queue.take(owner)) is not None:
-            table, select, params = job
-            conn.execute(f'CREATE TABLE {SCRATCH}."{table}" AS {select}', params)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def run_jobs(conn: sqlite3.Connection, work: list[tuple[str, str, dict]], queue=None, owner: str = "") -> None:
+    """Run each ``(table, select, params)`` of ``work``, then each job taken from ``queue`` (anything with
+    :meth:`Queue.take`) as ``owner``, into table ``table`` of the scratch database of :func:`open_scratch`."""
+    for table, select, params in work:
+        conn.execute(f'CREATE TABLE {SCRATCH}."{table}" AS {select}', params)
+    while queue is not None and (job := queue.take(owner)) is not None:
+        table, select, params = job
+        conn.execute(f'CREATE TABLE {SCRATCH}."{table}" AS {select}', params)
+
+
+def scan(source_uri: str, scratch_uri: str, work: list[tuple[str, str, dict]], cache_kib: int,
+         timeout_s: float, queue: Queue | None = None, owner: str = "") -> None:
+    """Run each ``(table, select, params)`` of ``work``, then each job taken from ``queue`` as ``owner``, on the
+    source into table ``table`` of a new scratch database."""
+    conn = open_scratch(source_uri, scratch_uri, cache_kib, timeout_s)
+    try:
+        run_jobs(conn, work, queue, owner)
     finally:
         conn.close()
 

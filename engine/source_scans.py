@@ -17,10 +17,12 @@ scans of 1.1 s each; two processes: 1.2-1.6 s).
 The queue is a small SQLite database in that folder; taking a job is one
 ``UPDATE ... RETURNING`` in an immediate transaction, so no two processes take
 the same job.  A worker that fails empties the queue, so the others stop
-soon; the run then raises its error.  Small sources are scanned on the run's
-connection only: a worker costs a process start, which only pays off for big
-tables.  The source is only read, and the scratch files are deleted whatever
-happens.
+soon; the run then raises its error.  A worker costs a process start, which
+only pays off for big tables: smaller sources are scanned by the run's
+connection and a thread of the run with a connection of its own
+(scan_thread), where the lock costs less than the start would, and the
+smallest by the run's connection alone.  The source is only read, and the
+scratch files are deleted whatever happens.
 
 Even when the run is killed (SIGKILL, the machine's out-of-memory killer):
 its workers exit at once (scan_worker), and the folder it leaves is removed
@@ -40,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import scan_worker
+from . import scan_thread, scan_worker
 from .database import BUSY_TIMEOUT_MS, file_uri
 from .expr_sql import quote_identifier as q
 from .metric_sql import SourceAggregation
@@ -57,6 +59,10 @@ HERE = scan_worker.HERE  # the queue's owner of the jobs the run's connection ta
 #: Rows the jobs besides the biggest must read to be worth a worker (scans and checks of this many take
 #: about half a second).
 MIN_WORKER_ROWS = 500_000
+
+#: Rows the jobs besides the biggest must read to be worth a thread of the run (scan_thread), below
+#: MIN_WORKER_ROWS: its connection and in-memory database cost about a millisecond.
+MIN_THREAD_ROWS = 20_000
 
 #: The folders of runs' workers in the temporary directory: (scans, window sorts).
 FOLDER_PREFIXES = ("crm-rules-scan-", "crm-rules-windows-")
@@ -185,28 +191,39 @@ def jobs(sources: list[SourceAggregation]) -> list[ScanJob]:
 
 def run_scans(conn: sqlite3.Connection, source: Path, sources: list[SourceAggregation], dates: dict,
               cache_kib: int, done: Callable[[str], None] = lambda name: None,
-              workers: int | None = None, min_worker_rows: int = MIN_WORKER_ROWS) -> None:
+              workers: int | None = None, min_worker_rows: int = MIN_WORKER_ROWS,
+              min_thread_rows: int = MIN_THREAD_ROWS) -> None:
     """Create each source's aggregate table (``agg.target``, with its index) and row check table in ``conn``'s
     temp schema; ``done`` is called with each table's name once it is there.
 
-    ``workers``: processes besides ``conn`` at most (default: one per further core).
+    ``workers``: processes besides ``conn`` at most (default: one per further core); below ``min_worker_rows``
+    one thread instead (from ``min_thread_rows``), below that none.
     """
     if workers is None:
         workers = (os.cpu_count() or 1) - 1
     queue = jobs(sources)
     for job in queue:
         conn.execute(f"DROP TABLE IF EXISTS {job.target}")
-    if workers < 1 or sum(job.rows for job in queue[1:]) < min_worker_rows:
+    by_name = {job.name: job for job in queue}
+    rest = sum(job.rows for job in queue[1:])
+    if workers < 1 or rest < min(min_thread_rows, min_worker_rows):
         for job in queue:
             _run_here(conn, job, dates, done)
+        return
+    if rest < min_worker_rows:
+        if not scan_thread.scan_with_thread(conn, file_uri(source, "ro"), _work(queue, dates), cache_kib,
+                                            BUSY_TIMEOUT_MS / 1000,
+                                            run_here=lambda name: _run_here(conn, by_name[name], dates, done),
+                                            copied=lambda name: _finish(conn, by_name[name], done)):
+            for job in queue:  # an SQLite without in-memory databases to share
+                _run_here(conn, job, dates, done)
         return
     with ScratchFolder(FOLDER_PREFIXES[0]) as scratch:
         folder = scratch.path
         queue_file = Path(folder) / "queue.db"
-        scan_worker.create_queue(queue_file, [(job.name, job.select.sql, {**job.select.params, **dates}) for job in queue])
+        scan_worker.create_queue(queue_file, _work(queue, dates))
         scratches = [Path(folder) / f"scan{i}.db" for i in range(min(workers, len(queue) - 1))]
         started = [start_worker(file_uri(source, "ro"), path, [], cache_kib, queue=queue_file) for path in scratches]
-        by_name = {job.name: job for job in queue}
         try:
             with scan_worker.Queue(queue_file, BUSY_TIMEOUT_MS / 1000) as mine:
                 while (taken := mine.take(HERE)) is not None:
@@ -278,6 +295,11 @@ def wait_worker(process: subprocess.Popen) -> None:
     except ValueError:
         raise RuntimeError(f"a worker process failed (exit code {process.returncode}):\n{err.strip()}") from None
     raise getattr(sqlite3, failure["kind"], sqlite3.OperationalError)(failure["error"])
+
+
+def _work(queue: list[ScanJob], dates: dict) -> list[tuple[str, str, dict]]:
+    """The jobs as another connection runs them: ``(table, select, params)``."""
+    return [(job.name, job.select.sql, {**job.select.params, **dates}) for job in queue]
 
 
 def _run_here(conn: sqlite3.Connection, job: ScanJob, dates: dict, done: Callable[[str], None]) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from crm_rules.engine import runner, scan_worker, source_scans
+from crm_rules.engine import runner, scan_thread, scan_worker, source_scans
 from crm_rules.engine.data_binding import bind
 from crm_rules.engine.database import open_for_run
 from crm_rules.engine.demo_data import DEMO_AS_OF
@@ -154,3 +155,91 @@ def test_a_failing_scan_on_the_run_connection_stops_the_workers(demo_db, monkeyp
     assert len(started) == 1 and started[0].returncode is not None  # killed, not left running
     conn.close()
 
+
+
+def _threaded(**kwargs):
+    """run_scans with the thread of scan_thread whatever the sizes (and never a worker process)."""
+    return {"workers": 1, "min_worker_rows": 10 ** 12, "min_thread_rows": 0, **kwargs}
+
+
+def test_a_thread_computes_the_same_aggregates(demo_db, monkeypatch):
+    monkeypatch.setattr(source_scans, "start_worker", lambda *a, **k: pytest.fail("a thread, not a worker process"))
+    owners = []
+    plain = scan_thread.JobList.take
+    monkeypatch.setattr(scan_thread.JobList, "take", lambda self, owner: owners.append(owner) or plain(self, owner))
+    plain_scans = source_scans.run_scans
+    monkeypatch.setattr(source_scans, "run_scans", lambda *a, **k: plain_scans(*a, **{**k, **_threaded()}))
+    assert _scanned(demo_db, workers=1) == _scanned(demo_db, workers=0)
+    assert scan_thread.THREAD in owners and scan_worker.HERE in owners
+    assert not [t for t in threading.enumerate() if t.name == "crm-rules scan"]
+
+
+def test_a_run_with_a_scan_thread_writes_the_same_run(demo_db, monkeypatch):
+    policy = load_policy("base")
+    serial = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
+    plain = source_scans.run_scans
+    monkeypatch.setattr(runner, "run_scans", lambda *a, **k: plain(*a, **{**k, **_threaded()}))
+    threaded = runner.apply_policy(demo_db, policy, DEMO_AS_OF)
+    assert threaded.summary == serial.summary
+    assert assignments(demo_db, threaded.run_id) == assignments(demo_db, serial.run_id)
+
+
+_SLOW = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
+         "SELECT max(i) AS _cid FROM n")  # minutes of work, unless stopped
+
+
+def test_a_failing_job_of_the_thread_raises_its_error_on_the_run(demo_db):
+    conn = sqlite3.connect(demo_db)
+    busy = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+            "SELECT max(i) AS _cid FROM n")  # the run's connection is busy while the thread takes the bad job
+    with pytest.raises(sqlite3.OperationalError, match="no such column: no_such_column"):
+        source_scans.run_scans(conn, demo_db, [_agg("_crm_agg_busy", 1000, busy),
+                                               _agg("_crm_agg_bad", 10, "SELECT no_such_column FROM orders"),
+                                               _agg("_crm_agg_never", 5)], {}, 1024, **_threaded())
+    assert not [t for t in threading.enumerate() if t.name == "crm-rules scan"]
+    assert conn.execute("SELECT name FROM temp.sqlite_master WHERE name = '_crm_agg_never'").fetchall() == []
+    conn.close()
+
+
+def test_a_failing_scan_on_the_run_connection_interrupts_the_thread(demo_db):
+    conn = sqlite3.connect(demo_db)
+    started = time.perf_counter()
+    with pytest.raises(sqlite3.OperationalError, match="no such column"):
+        source_scans.run_scans(conn, demo_db, [_agg("_crm_agg_bad", 1000, "SELECT no_such_column FROM orders"),
+                                               _agg("_crm_agg_slow", 10, _SLOW)], {}, 1024, **_threaded())
+    assert time.perf_counter() - started < 60  # not the minutes the thread's statement would take
+    assert not [t for t in threading.enumerate() if t.name == "crm-rules scan"]
+    conn.close()
+
+
+def test_without_shared_in_memory_databases_the_run_connection_scans_alone(demo_db, monkeypatch):
+    def no_memdb(*args, **kwargs):
+        raise sqlite3.OperationalError("no such vfs: memdb")
+
+    monkeypatch.setattr(scan_worker, "open_scratch", no_memdb)
+    conn = sqlite3.connect(demo_db)
+    source_scans.run_scans(conn, demo_db, [_agg("_crm_agg_x", 10), _agg("_crm_agg_y", 5)], {}, 1024, **_threaded())
+    assert conn.execute("SELECT * FROM temp._crm_agg_y").fetchall() == [(1,)]
+    conn.close()
+
+
+def test_scans_of_several_runs_at_once_use_in_memory_databases_of_their_own(demo_db):
+    results, errors = {}, []
+
+    def scan(n):
+        try:
+            conn = sqlite3.connect(demo_db)
+            source_scans.run_scans(conn, demo_db, [_agg("_crm_agg_x", 10, f"SELECT {n} AS _cid"),
+                                                   _agg("_crm_agg_y", 5, f"SELECT {n} + 100 AS _cid")],
+                                   {}, 1024, **_threaded())
+            results[n] = conn.execute("SELECT * FROM temp._crm_agg_x, temp._crm_agg_y").fetchall()
+            conn.close()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=scan, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and results == {n: [(n, n + 100)] for n in range(4)}
