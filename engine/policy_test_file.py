@@ -13,9 +13,9 @@ reports every problem of the file at once (file:line:col); policy_tests runs
 them.
 
 Dates anywhere in a test file may be relative to ``as_of``: ``-30d``,
-``-2w``, ``-6m``, ``-3y``, ``+60d`` (counted as metric windows count them,
-date_windows.shifted: a month-end stays a month-end, -1m of 2026-02-28 is
-2026-01-31).  Customers default to industry ``retail``, ``created_at: -5y``
+``-2w``, ``-6m``, ``-3y``, ``+60d``, and steps in turn such as ``-13m-10d``
+(counted as metric windows count them, date_windows.shifted: a month-end
+stays a month-end, -1m of 2026-02-28 is 2026-01-31).  Customers default to industry ``retail``, ``created_at: -5y``
 and ``credit_limit: 100000``; the id is the case name as a slug.
 
 Generators (``generate:`` of a case, or table columns of the same names):
@@ -275,7 +275,8 @@ COVERAGE_KINDS = ("tiers", "subgrades", "stages", "service_levels")
 _CSV_BOOLS = {"true": 1, "false": 0, "1": 1, "0": 0}
 
 _FIRST_DAY, _LAST_DAY = dt.date.min.isoformat(), dt.date.max.isoformat()
-_RELATIVE = re.compile(r"^([+-])([0-9]+)([dwmy])$")
+_RELATIVE = re.compile(r"(?:[+-][0-9]+[dwmy])+")  # steps taken in turn: -13m-10d is 13 months back, then 10 days
+_RELATIVE_STEP = re.compile(r"([+-])([0-9]+)([dwmy])")
 _UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
 
@@ -432,19 +433,19 @@ class _Loader:
 
     # -- values
     def date(self, value: Any, where: Where) -> str | None:
-        """An ISO date, or a relative date (-30d, -6m, -1y) counted from as_of as metric windows count it
-        (date_windows.shifted: a month-end stays a month-end)."""
+        """An ISO date, or a relative date (-30d, -6m, -1y, -13m-10d) counted from as_of as metric windows count
+        it (date_windows.shifted: a month-end stays a month-end)."""
         if value is None:
             return None
         text = str(value).strip()
-        match = _RELATIVE.match(text)
-        if match:
-            sign, n, unit = match.groups()
-            day = shifted(self.as_of, int(sign + n), _UNITS[unit])
-            if day in (_FIRST_DAY, _LAST_DAY):  # shifted stops at the ends of the calendar
-                self.error(where, f"{text!r} from as_of {self.as_of} is {'before year 1' if sign == '-' else 'after year 9999'}, "
-                                  f"outside the calendar")
-                return None
+        if _RELATIVE.fullmatch(text):
+            day = self.as_of
+            for sign, n, unit in _RELATIVE_STEP.findall(text):
+                day = shifted(day, int(sign + n), _UNITS[unit])
+                if day in (_FIRST_DAY, _LAST_DAY):  # shifted stops at the ends of the calendar
+                    self.error(where, f"{text!r} from as_of {self.as_of} is "
+                                      f"{'before year 1' if sign == '-' else 'after year 9999'}, outside the calendar")
+                    return None
             return day
         if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             if is_iso_date(text):

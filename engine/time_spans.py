@@ -16,7 +16,7 @@ import unicodedata
 #: `purchase_gap.window`); a mismatch with one of them is explained by the function of that form.
 WINDOW_PATTERN = "^(all|[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years))$"
 DURATION_PATTERN = "^[1-9][0-9]*\\s*(min|m|h|d|w)$"
-RELATIVE_DATE_PATTERN = "^([0-9]{4}-[0-9]{2}-[0-9]{2}|[+-][0-9]+[dwmy])$"
+RELATIVE_DATE_PATTERN = "^([0-9]{4}-[0-9]{2}-[0-9]{2}|([+-][0-9]+[dwmy])+)$"
 
 # Unit words and what they stand for: (unit, how many of it); a quarter is three months.
 _UNITS = {

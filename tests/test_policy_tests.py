@@ -180,6 +180,30 @@ cases:
     ]
 
 
+def test_a_relative_date_takes_its_steps_in_turn(tmp_path):
+    tests = write(tmp_path / "steps.test.yaml", """\
+policy: base
+as_of: 2026-06-30
+cases:
+  - name: steps
+    customer: {created_at: -13m-10d}
+    orders: [[-1m-1d, 100], [-1d-1m, 200], [+0d-1y+2w, 300]]
+    expect: {revenue_36m: 600}
+""")
+    loaded = load_test_file(tests)
+    steps = loaded.cases[0]
+    assert steps.customer["since"] == "2025-05-21"  # 2025-05-31 (a month-end stays one), then 10 days back
+    # 2026-05-31 then 05-30; 06-29 then 05-29; 2025-06-30 then two weeks later
+    assert [row[0] for row in steps.histories["orders"]] == ["2026-05-30", "2026-05-29", "2025-07-14"]
+    assert run_policy_tests([tests])["ok"]
+    late = write(tmp_path / "late.test.yaml", "policy: base\nas_of: 2026-06-30\ncases:\n"
+                 "  - {name: x, customer: {created_at: -1y-9999y}, expect: {tier: C}}\n")
+    with pytest.raises(PolicyError) as info:
+        load_test_file(late)
+    assert diagnostics(info) == [f"{late}:4:38: cases[0].customer.created_at: '-1y-9999y' from as_of 2026-06-30 is "
+                                 f"before year 1, outside the calendar"]
+
+
 def test_generators_and_relative_dates(tmp_path):
     tests = write(tmp_path / "gen.test.yaml", """\
 policy: base
@@ -291,7 +315,7 @@ cases:
         f"{tests}:4:5: cases[0]: missing required key 'expect'",
         f"{tests}:5:5: cases[0].expct: unknown key 'expct'; did you mean 'expect'?",
         f"{tests}:7:15: cases[1].orders[0][0]: \"-3x\" is not in the expected form. A date: YYYY-MM-DD, or relative "
-        f"to as_of: -30d, -2w, -6m, -3y (+ for later dates).",
+        f"to as_of: -30d, -2w, -6m, -3y, -13m-10d (+ for later dates).",
         f"{tests}:7:20: cases[1].orders[0][1]: expected number, got text \"abc\"",
         f"{tests}:8:28: cases[1].generate.orders_12m: -1 is less than the minimum of 0",
         f"{tests}:9:20: cases[1].expect.tier: expected string, got a number 5",
