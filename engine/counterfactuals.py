@@ -116,8 +116,10 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
     if rule.condition is None:
         because = f"{kind} {name(entry)}: no rule above matched, so the default applies"
     else:
-        shown = [f"{k} = {value_text(v)}" for c in entry.get("checks", []) if c["passed"]
-                 for k, v in c.get("values", {}).items() if not is_literal(k)]
+        values = lambda checks: [f"{k} = {value_text(v)}" for c in checks  # noqa: E731
+                                 for k, v in c.get("values", {}).items() if not is_literal(k)]
+        # the values of the tests that hold; when none does, a `not` made the rule hold: the values it negates
+        shown = values([c for c in entry.get("checks", []) if c["passed"]]) or values(entry.get("checks", []))
         because = f"{kind} {name(entry)} because {rule.condition.text}" + (f" ({', '.join(dict.fromkeys(shown))})" if shown else "")
     up = []
     for i, (e, r) in enumerate(zip(entries[:decided], rules[:decided])):
@@ -134,7 +136,9 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
             else:
                 up.append(f"would be {name(e)} if {requirement}")
         elif needed is None:
-            up.append(f"would be {name(e)} if {r.condition.text}")
+            now = dict.fromkeys(f"{k} = {value_text(v)}" for c in e.get("checks", [])
+                                for k, v in c.get("values", {}).items() if not is_literal(k))
+            up.append(f"would be {name(e)} if {r.condition.text}" + (f" (now {', '.join(now)})" if now else ""))
     down = []
     if rule.condition is not None:
         checks = {c["test"]: c for c in entry.get("checks", [])}

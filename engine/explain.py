@@ -57,7 +57,7 @@ from .output_file import same_file
 from .overrides import load_overrides, split_expired
 from .pareto_cutoffs import cutoffs, levels, others, rank_cutoffs
 from .plugin_sql import ACTIONS
-from .policy_model import Policy, Rule, build_policy
+from .policy_model import Metric, Policy, Rule, build_policy
 from .results_store import has_results
 from .run_metrics import TABLE as METRICS_TABLE, RunMetrics, as_bool
 from .yaml_source import load_yaml_text
@@ -237,6 +237,8 @@ def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen
                         check.update(value=vals[0], range=vals[1:])
                 elif isinstance(leaf, (ast.InList, ast.IsNull)):
                     check["values"] = {leaf.operand.text: shown(leaf.operand, next(side_values))}
+                elif not isinstance(leaf, ast.Literal):  # a true/false metric or call: the test is its own value
+                    check["values"] = {leaf.text: shown(leaf, ok)}
                 checks.append(check)
             entry["checks"] = checks
         entry["decided"] = not decided and entry["matched"] and rule.id == chosen
@@ -249,11 +251,21 @@ def _metric_entry(policy: Policy, name: str, value: Any) -> dict:
     value = _shown(policy, name, value)
     if name in policy.metrics:
         m = policy.metrics[name]
+        if isinstance(value, float) and value.is_integer() and _whole(m):
+            value = int(value)
         return {"name": name, "label": m.label, "value": value, "internal": m.internal}
     out = policy.outputs[name]
     label = out.column.label or name
     return {"name": name, "label": f"{label} ({out.step.section}.{out.step.entry}, plugin {out.step.plugin})",
             "value": value, "internal": False}
+
+
+def _whole(m: Metric) -> bool:
+    """Whether ``m`` counts in whole units that SQLite computes as a float: days between two dates (a julianday
+    difference) or a number rounded to no decimals.  Shown as 72, where 72.00 reads as an amount."""
+    node = m.operand.node if m.kind == "expr" and m.operand is not None else None
+    return isinstance(node, ast.Call) and (node.function == "days_between"
+                                           or (node.function == "round" and len(node.args) == 1))
 
 
 @dataclass

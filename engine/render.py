@@ -159,16 +159,23 @@ def _rule_lines(rules: list[dict]) -> list[str]:
         unknown = " (unknown: a value is missing)" if r.get("unknown") else ""
         lines.append(f"  {mark} {_e(r['id'])} ({_e(r['label'])}): {_e(r['condition'])}{unknown}{chosen}")
         if not r["matched"]:
+            shown = len(lines)
             for c in r.get("checks", []):
                 if c["passed"]:
                     continue
-                values = ", ".join(f"{_e(k)} = {_e(value_text(v))}" for k, v in c.get("values", {}).items()
-                                   if not is_literal(k))
+                values = _values_text(c)
                 miss = shortfall(c)
                 gap = f"; {miss}" if miss else ""
                 state = "missing value" if c["passed"] is None else "failed"
                 lines.append(f"      {state}: {_e(c['test'])}" + (f"  ({values}{gap})" if values else ""))
+            if len(lines) == shown and (values := ", ".join(filter(None, map(_values_text, r.get("checks", []))))):
+                lines.append(f"      with {values}")  # every test holds and a `not` fails the rule: their values
     return lines
+
+
+def _values_text(check: dict) -> str:
+    """The values a test of an explanation read, ``name = value`` (literals left out)."""
+    return ", ".join(f"{_e(k)} = {_e(value_text(v))}" for k, v in check.get("values", {}).items() if not is_literal(k))
 
 
 def _setting_lines(key: str, value: Any, indent: str) -> list[str]:
