@@ -436,15 +436,13 @@ def _schema_problem(schema: dict) -> str | None:
     memo = None if text is None else f"valid-schema-{user_cache.content_key(jsonschema.Draft202012Validator.META_SCHEMA['$id'], text)}"
     if memo is not None and user_cache.read(memo) is not None:
         return None
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path).lstrip(".")
-        message = exc.message
-        if exc.path and exc.path[-1] == "type" and isinstance(exc.instance, str):  # "... under any of the given schemas"
-            message = (f"{exc.instance!r} is not a JSON Schema type{did_you_mean(exc.instance, JSON_TYPES)} "
-                       f"(types: {', '.join(JSON_TYPES)})")
-        return f"{message} (at {where})" if where else message
+    meta = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA,
+                                           format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    # every problem at once, each as check_schema would give it alone (the most relevant error of its branch)
+    problems = [_meta_problem(jsonschema.exceptions.best_match([error]))
+                for error in sorted(meta.iter_errors(schema), key=lambda e: [str(p) for p in e.path])]
+    if problems:
+        return "; ".join(dict.fromkeys(problems))
     resolver = referencing.Registry().with_resource(PARAMS_URI, DRAFT202012.create_resource(schema)).resolver(PARAMS_URI)
     for ref in _refs(schema):
         try:
@@ -454,6 +452,16 @@ def _schema_problem(schema: dict) -> str | None:
     if memo is not None:
         user_cache.write(memo, b"")
     return None
+
+
+def _meta_problem(error: jsonschema.ValidationError) -> str:
+    """One problem of a params schema against the meta-schema, with where it is."""
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path).lstrip(".")
+    message = error.message
+    if error.path and error.path[-1] == "type" and isinstance(error.instance, str):  # "... under any of the given schemas"
+        message = (f"{error.instance!r} is not a JSON Schema type{did_you_mean(error.instance, JSON_TYPES)} "
+                   f"(types: {', '.join(JSON_TYPES)})")
+    return f"{message} (at {where})" if where else message
 
 
 def _refs(schema: Any):

@@ -167,6 +167,12 @@ def test_a_register_call_that_does_not_fit_says_how_to_call_it(plugin, message, 
      "'strin' is not a JSON Schema type; did you mean 'string'? (types: array, boolean, integer, null, number, object, "
      "string) (at properties.metric.type)",
      "params schemas are JSON Schema draft 2020-12"),
+    # every problem at once, not the first one a fix at a time
+    ({"type": "object", "properties": {"metric": {"type": "strin"}, "top": {"minimum": "10"}}, "required": "metric"},
+     "'strin' is not a JSON Schema type; did you mean 'string'? (types: array, boolean, integer, null, number, object, "
+     "string) (at properties.metric.type); '10' is not of type 'number' (at properties.top.minimum); "
+     "'metric' is not of type 'array' (at required)",
+     "params schemas are JSON Schema draft 2020-12"),
     # a schema copied from a draft-07 project: its tuple `items` is an error in 2020-12
     ({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
       "properties": {"pair": {"type": "array", "items": [{"type": "number"}, {"type": "number"}]}}},
