@@ -131,16 +131,16 @@ def run_of_another_policy(conn: sqlite3.Connection, run, wanted: str, schema: st
     the runs are in --db), and the hint offered the policy of the run found, as if the id were right and --policy
     the mistake.  ``schema`` (may be quoted): where the run was found, when not main; main is then the --db of the
     data, whose own runs are looked in too.  ``itself``: how to use the run found ({run}: its id, {db}: its database)."""
-    from .run_history import _runs  # (run_history reads runs through this module)
+    from .run_history import run_list_text  # (run_history reads runs through this module)
 
     db, rid = named_file(conn, schema), run["run_id"]
     message = f"run {rid} in {db} is a run of policy {run['policy_name']!r}, not {wanted!r}"
     itself = itself.format(run=rid, db=db)
     if found := _successful_runs(conn, schema, wanted):
-        return UsageError(message, hint=f"{db} has {_runs(found)} of policy {wanted!r}; {itself}")
+        return UsageError(message, hint=f"{db} has {run_list_text(found)} of policy {wanted!r}; {itself}")
     none = f"{db} has no successful run of policy {wanted!r}"
     if schema.strip('"') != "main" and has_results(conn) and (found := _successful_runs(conn, "main", wanted)):
-        return UsageError(message, hint=f"{none}, but {named_file(conn)} has {_runs(found)} of it: leave out "
+        return UsageError(message, hint=f"{none}, but {named_file(conn)} has {run_list_text(found)} of it: leave out "
                                         f"--results-db to read {'it' if len(found) == 1 else 'them'}; {itself}")
     elsewhere = results_elsewhere(results_option, "its runs")
     return UsageError(message, hint=f"{none}{': ' + elsewhere if elsewhere else ''}; {itself}")

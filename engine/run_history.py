@@ -299,12 +299,12 @@ def _not_found(conn: sqlite3.Connection, db: Path, customer_id: str, policy: str
         found.setdefault(name, []).append(run_id)
     if not found:
         return UsageError(message, hint=_id_hint(conn, customer_id, db, policy))
-    where = ", ".join(f"{name!r} ({_runs(run_ids)})" for name, run_ids in found.items())
+    where = ", ".join(f"{name!r} ({run_list_text(run_ids)})" for name, run_ids in found.items())
     return UsageError(message, hint=f"it appears only in runs of polic{'y' if len(found) == 1 else 'ies'} {where}: "
                                     f"leave out --policy, or use --policy {next(iter(found))}")
 
 
-def _runs(run_ids: list[int]) -> str:
+def run_list_text(run_ids: list[int]) -> str:
     """'run 4', 'runs 4, 5', or '12 runs, 4 to 57' when listing them all would not help."""
     if len(run_ids) == 1:
         return f"run {run_ids[0]}"
