@@ -1,5 +1,5 @@
 """The part of a source scan (source_scans) or a window sort (window_workers) that runs in a worker
-process, as a script of its own.
+process, as a script of its own (and, for small scans, in a thread of the run: scan_thread).
 
 It imports nothing but the standard library, so that the process starts in a
 few tens of milliseconds and needs neither the package nor the caller's main
