@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import shutil
 from pathlib import Path
 
@@ -132,3 +133,26 @@ def test_coverage_lists_an_entry_for_several_tiers_once(tmp_path):
     [cov] = report["coverage"]
     assert (cov["service_levels"]["exercised"], cov["service_levels"]["unexercised"]) == (["care"], ["gold-care"])
     assert "service levels 1/2" in format_report(report, coverage=True)
+
+
+def test_since_the_previous_run_and_the_report_read_the_shared_entry(cli, tmp_path):
+    """b1 moves from B to A between two runs and keeps the shared entry: a tier change, not a service change."""
+    db = _db(tmp_path)
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY, encoding="utf-8")
+    cli("apply", "--db", db, "-p", policy, "--as-of", "2026-05-15", ok=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO orders (customer_id, order_date, amount, cost, discount) "
+                     "VALUES ('b1', '2026-05-20', 900, 0, 0)")
+    cli("apply", "--db", db, "-p", policy, "--as-of", D, ok=True)
+    shown = json.loads(cli("explain", "b1", "--db", db, "--run", 2, "--json", ok=True).output)
+    assert shown["since"]["changes"] == [{"grade": "tier", "before": "B", "after": "A"},
+                                         {"grade": "subgrade", "before": None, "after": "A2"}]
+    assert shown["service_level"]["id"] == "watch" and shown["service_level"]["tier"] == "A"
+    text = cli("explain", "b1", "--db", db, "--run", 2, ok=True).output
+    assert "Since run 1 (as of 2026-05-15): tier B → A, sub-grade — → A2." in text
+    assert "Service level watch (for tier A; one entry for tiers A, B)" in text
+    out = tmp_path / "report.html"
+    cli("report", "--db", db, "--out", out, ok=True)
+    html = out.read_text(encoding="utf-8")
+    assert "watch" in html and "Watch list" in html
