@@ -200,10 +200,13 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
             continue
         ok = need(source, t.table, t.key, "customer", _needed_by(m))
         fields = metric_fields(m, source)
-        binding.fields.setdefault(source, set()).update(fields)
+        filtered = ast.names_in(t.where.node) if t.where is not None else set()
+        binding.fields.setdefault(source, set()).update(fields | filtered)
         for f in sorted(fields):
-            logical = f if f in SOURCE_FIELDS[source] else f"columns.{f}"  # where the mapping of f is written
-            ok = need(source, t.table, t.columns[f].column, logical, _needed_by(m)) and ok
+            ok = need(source, t.table, t.columns[f].column, _logical(source, f), _needed_by(m)) and ok
+        for f in sorted(filtered):  # the source's filter reads them for every metric of the source
+            user = ("source filter", f"data.{source}.where")
+            ok = need(source, t.table, t.columns[f].column, _logical(source, f), user) and ok
         if ok:
             binding.sources.add(source)
     problems = gaps.problems()
@@ -211,6 +214,11 @@ def bind(conn: sqlite3.Connection, schema: str, policy: Policy) -> Binding:
         raise DataError("the database does not have what the policy needs:\n  - " + "\n  - ".join(problems),
                         hint="fix the data: section of the policy (or a sources file) to name your tables and columns")
     return binding
+
+
+def _logical(source: str, name: str) -> str:
+    """Where the mapping of field ``name`` of ``source`` is written under ``data.<source>``."""
+    return name if name in SOURCE_FIELDS[source] else f"columns.{name}"
 
 
 def _results_only(conn: sqlite3.Connection, schema: str) -> list[str] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Any
 
 from .expr_types import DATE, NUMBER, TEXT
 
@@ -67,6 +68,9 @@ class Table:
     table: str
     key: str  # customer id column (customers.id, or the source's customer column)
     columns: dict[str, Column] = field(default_factory=dict)
+    # The source's row filter (``data.<source>.where``): a policy_model.Expr once the policy's meaning checks have
+    # parsed and type-checked it (source_filters), None without one.  build_data_mapping leaves it None.
+    where: Any = None
 
 
 @dataclass

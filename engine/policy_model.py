@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import expr_ast as ast
-from .data_mapping import DataMapping, build_data_mapping
+from .data_mapping import SOURCES, DataMapping, build_data_mapping
 from .errors import Diagnostic, PolicyError, UsageError
 from .expr_parser import KEYWORDS, ExpressionSyntaxError, parse_expression
 from .expr_sql import SqlParams, function_plugins, to_sql
@@ -996,6 +996,20 @@ def _keyword_data_names(b: _Builder, section: Any) -> None:
                 b.keyword_name(("data", concept, key, name), name)
 
 
+def _source_filters(b: _Builder, section: Any, data: DataMapping) -> None:
+    """Parse and type-check each source's ``where`` (source_filters) over that source's columns, as a metric's
+    ``where`` over its source is: the same names, the same messages at the same kind of place."""
+    for source in SOURCES:
+        spec = section.get(source) if isinstance(section, dict) else None
+        text = spec.get("where") if isinstance(spec, dict) else None
+        if not isinstance(text, str):  # absent, or `where: null` (no filter, also over an inherited one)
+            continue
+        path = ("data", source, "where")
+        node = b.parse(text, path)
+        if node is not None and b.typecheck(node, path, b._row_checker(source, data), condition=True):
+            data.sources[source].where = Expr(text, node, path)
+
+
 def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     """Check meaning and build the model, or raise PolicyError with every problem.
 
@@ -1014,6 +1028,7 @@ def build_policy(doc: SourceDocument, files: list[str]) -> Policy:
     b = _Builder(doc, failed)
     mapping = build_data_mapping(data.get("data"))
     _keyword_data_names(b, data.get("data"))
+    _source_filters(b, data.get("data"), mapping)
     metrics = b.metrics(data.get("metrics", {}), mapping)
     scope = {n: c.type for n, c in mapping.attributes.items()}
     scope.update({n: m.type for n, m in metrics.items()})

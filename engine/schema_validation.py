@@ -183,6 +183,8 @@ def _message(error: ValidationError) -> str:
             return f"needs at least {error.validator_value} item(s)" + (f". {about}" if about else "")
         case "minProperties":
             return "must not be empty"
+        case "not" if isinstance(schema.get("description"), str):  # a key the schema names only to refuse it
+            return schema["description"]
     return error.message
 
 
