@@ -16,7 +16,7 @@ import re
 import shlex
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .csv_decimal_comma import FORMATTED_NUMBER
 from .csv_erp_values import amount, is_marked_amount, iso_date
@@ -26,12 +26,13 @@ from .database import RunConnection, table_columns
 from .errors import DataError
 from .expr_sql import quote_identifier as q
 from .expr_types import BOOL, DATE, NUMBER, with_article
-from .metric_sql import (BAD_ROWS, DATE_PROBLEM, NUMBER_PROBLEM, has_offset_sql, CID, DATED, MetricPlan, bad_date_sql, bad_number_sql, column_affinity,
-                         matched_column)
+from .metric_sql import (BAD_ROWS, DATE_PROBLEM, NUMBER_PROBLEM, has_offset_sql, CID, DATED, DATED_ROWS, DROPPED, MetricPlan,
+                         bad_date_sql, bad_number_sql, column_affinity, matched_column)
 from .policy_model import Policy
 from .row_names import row_column, row_name
 from . import data_freshness, number_overflow
 from .filter_notes import unmatched_filter_notes
+from .source_filters import RowFilter, dropped_note, written_out
 from .yaml_source import format_path
 
 EXAMPLES = 3
@@ -73,6 +74,7 @@ class _Check:
     sql: str
     what: str  # the problem ("has no id"), or the type of the attribute whose values are checked
     label: str = ""  # "table 't', column 'c'" as the lines of this check start; default from table and column
+    params: dict = field(default_factory=dict, compare=False)  # of a source's filter in ``sql`` (_filtered)
 
 
 def _and_more(total: int, shown: int, what: str, listing: str, own_line: bool = False) -> str:
@@ -89,14 +91,16 @@ def _and_more(total: int, shown: int, what: str, listing: str, own_line: bool = 
     return f"... {more}); list them with: {listing}" if own_line else f" {more}; list them with: {listing})"
 
 
-def _listing(table: str, row_col: str | None, sql: str) -> str:
-    return f"SELECT {'rowid, ' if row_col == 'rowid' else ''}* FROM {q(table)} AS r WHERE {sql}"
+def _listing(table: str, row_col: str | None, sql: str, params: dict | None = None) -> str:
+    """The query that lists the rows: values a source's filter binds are written out, for it to run as it stands."""
+    return f"SELECT {'rowid, ' if row_col == 'rowid' else ''}* FROM {q(table)} AS r WHERE {written_out(sql, params or {})}"
 
 
 def _counts(conn: sqlite3.Connection, table_sql: str, checks: list[_Check]) -> list[int]:
     """How many rows fail each check: one scan for all of them."""
+    params = {k: v for c in checks for k, v in c.params.items()}
     return list(conn.execute(f"SELECT {', '.join(f'count(CASE WHEN {c.sql} THEN 1 END)' for c in checks)} "
-                             f"FROM {table_sql} AS r").fetchone())
+                             f"FROM {table_sql} AS r", params).fetchone())
 
 
 def _customer_checks(policy: Policy, binding: Binding) -> list[_Check]:
@@ -141,10 +145,10 @@ def split_dates(checks: list[_Check], date_what: str) -> list[_Check]:
         col = f"r.{q(check.column)}"
         offset = f"({check.sql}) AND typeof({col}) = 'text' AND date({col}) IS NOT NULL AND {has_offset_sql(col)}"
         empty = f"({check.sql}) AND typeof({col}) = 'text' AND trim({col}) IN ('', {_ZERO_DATES})"
-        out.append(_Check(check.column, offset, OFFSET_PROBLEM, check.label))
-        out.append(_Check(check.column, empty, EMPTY_DATE_PROBLEM, check.label))
+        out.append(_Check(check.column, offset, OFFSET_PROBLEM, check.label, check.params))
+        out.append(_Check(check.column, empty, EMPTY_DATE_PROBLEM, check.label, check.params))
         out.append(_Check(check.column, f"({check.sql}) AND NOT coalesce({offset}, 0) AND NOT coalesce({empty}, 0)",
-                          check.what, check.label))
+                          check.what, check.label, check.params))
     return out
 
 
@@ -190,11 +194,11 @@ def _example_lines(conn: sqlite3.Connection, binding: Binding, t: Table, checks:
         failed.append(check)
         label = check.label or f"table {t.table!r}, column {check.column!r}"
         rows = conn.execute(f"SELECT r.{q(t.key)}, r.{q(check.column)}, {row_sql} FROM {table} AS r "
-                            f"WHERE {check.sql} LIMIT {EXAMPLES}").fetchall()
+                            f"WHERE {check.sql} LIMIT {EXAMPLES}", check.params).fetchall()
         shown = [f"{label}: {line_for(check, cid, value, row_name(row_col, row) if row_col else None)}"
                  for cid, value, row in rows]
         shown = list(dict.fromkeys(shown))  # rows that nothing tells apart (a view without an id) are one line
-        more = _and_more(total, len(shown), noun, _listing(t.table, row_col, check.sql), own_line=True)
+        more = _and_more(total, len(shown), noun, _listing(t.table, row_col, check.sql, check.params), own_line=True)
         lines += shown + ([f"{label}: {more}"] if more else [])
     return lines, failed
 
@@ -280,12 +284,23 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
     """
     conn, problems, fixes = rc.conn, [], []
     dated = {}  # source -> whether some row is dated on or before the as-of date
+    run_dates = {"as_of": as_of, "as_of_next": conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]}
+    dropped_notes = []  # what each source's filter (data.<source>.where) dropped
+    all_dropped: set[str] = set()
     for source, table in plan.checks.items():
         bad, dated[source] = conn.execute(f"SELECT total({BAD_ROWS}), max({DATED}) FROM {table}").fetchone()
         if dated[source] is None:  # the scan kept only such rows (metric_sql: SourceAggregation.check)
             dated[source] = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {plan.aggregates[source]})").fetchone()[0]
+        rf = plan.sources[source].filter
+        if rf is not None:
+            rows, dropped = conn.execute(f"SELECT {DATED_ROWS}, {DROPPED} FROM {table}").fetchone()
+            dropped_notes.append(dropped_note(rf, policy.data.sources[source].table, dropped, rows, as_of))
+            dated[source] = rows > 0  # whatever the filter keeps: its note says when it keeps none of them
+            if rows and dropped == rows:
+                all_dropped.add(source)  # its metrics' own filters keep none either: said once, by that note
         if bad:
-            lines, source_fixes = _source_problems(conn, policy.data.sources[source], binding, plan.problems[source])
+            lines, source_fixes = _source_problems(conn, policy.data.sources[source], binding, plan.problems[source],
+                                                   rf, run_dates)
             problems += lines
             fixes += source_fixes
     _fail(problems, "; ".join(dict.fromkeys(_number_fixes(fixes) + ["fix or remove these rows, or re-import them"])))
@@ -340,21 +355,24 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
         orphans = conn.execute(f"SELECT a.{CID} FROM {table} AS a WHERE a.{CID} IS NOT NULL AND NOT EXISTS "
                                f"(SELECT 1 FROM {customers} AS c WHERE c.{key} = a.{CID}) LIMIT {EXAMPLES}").fetchall()
         if orphans:
+            rf = plan.sources[source].filter  # the rows it drops are not looked at: not listed either
+            kept = "" if rf is None else f" AND {rf.shown(rf.sql, run_dates)}"
             ids = ", ".join(repr(o[0]) for o in orphans) + _and_more(
                 unknown, len(orphans), "unknown customer ids", f"SELECT DISTINCT r.{q(t.key)} FROM {q(t.table)} AS r "
-                f"WHERE r.{q(t.key)} NOT IN (SELECT {key} FROM {q(policy.data.customers.table)})")
+                f"WHERE r.{q(t.key)} NOT IN (SELECT {key} FROM {q(policy.data.customers.table)}){kept}")
             problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: "
                             f"{ids}{_written_otherwise(conn, customers, key, policy.data.customers.table, t, orphans)}")
     _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")
-    _fail(number_overflow.problems(conn, policy, binding, f"temp.{q(plan.base)}", overflowing, totals),
+    _fail(number_overflow.problems(conn, policy, binding, f"temp.{q(plan.base)}", overflowing, totals, run_dates),
           "correct the wrong values (no amount of money comes near 1e308), or remove their rows, then run again")
     if empty:
         notes.append(_empty_note(policy, binding, empty))
     if undated:
         notes.append(f"no row of {', '.join(sorted(undated))} is dated on or before the as-of date {as_of}: "
                      f"{'its' if len(undated) == 1 else 'their'} metrics are empty for every customer; is --as-of right?")
+    notes += dropped_notes
     # the filters that keep no row of a source that has rows by then (those without are noted above)
-    notes += unmatched_filter_notes(conn, policy, binding, plan, as_of, skip=set(empty) | nothing_yet)
+    notes += unmatched_filter_notes(conn, policy, binding, plan, as_of, skip=set(empty) | nothing_yet | all_dropped)
     return notes
 
 
@@ -397,18 +415,27 @@ def _empty_note(policy: Policy, binding: Binding, sources: list[str]) -> str:
             f"name the wrong table?")
 
 
-def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding,
-                     problems: list[tuple[str, str, str]]) -> tuple[list[str], list[str | _NumberFix]]:
+def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding, problems: list[tuple[str, str, str]],
+                     rf: RowFilter | None = None, dates: dict | None = None) -> tuple[list[str], list[str | _NumberFix]]:
     """The lines on one source's bad rows (its row check found some): up to EXAMPLES rows of each problem,
     each named by its row, then how many more and the query that lists them all; and the fix of each
-    problem found, for the hint."""
-    checks = split_dates([_Check(column, sql, what) for column, what, sql in problems], DATE_PROBLEM)
+    problem found, for the hint.  ``rf``: the source's filter, whose dropped rows are checked only in the
+    columns it reads (metric_sql._filtered_check), as the run's check did."""
+    checks = split_dates([_filtered(_Check(column, sql, what), rf, dates) for column, what, sql in problems],
+                         DATE_PROBLEM)
     lines, failed = _example_lines(conn, binding, t, checks, "rows", _source_line)
     required = {column for column, what, _ in problems if what.startswith("has no ")}
     handled: set[str] = set()
     seen = _value_fixes(conn, binding, t, failed, handled)
     failed = [check for check in failed if check.column not in handled]
     return lines, [*seen, *(_source_fix(conn, binding, t, check, check.column in required) for check in failed)]
+
+
+def _filtered(check: _Check, rf: RowFilter | None, dates: dict | None) -> _Check:
+    """``check`` of the rows ``rf`` keeps, unless it checks a column the filter reads (then of every row)."""
+    if rf is None or check.column in rf.columns:
+        return check
+    return _Check(check.column, f"{rf.sql} AND ({check.sql})", check.what, check.label, {**rf.params, **(dates or {})})
 
 
 #: How many of a failed check's values tell what they are (_value_fixes)
@@ -432,7 +459,7 @@ def _value_fixes(conn: sqlite3.Connection, binding: Binding, t: Table, checks: l
             continue
         dates = check.what in (DATE, DATE_PROBLEM)
         values = [v for (v,) in conn.execute(f"SELECT r.{q(check.column)} FROM {table} AS r WHERE {check.sql} "
-                                             f"LIMIT {_SAMPLE}")]
+                                             f"LIMIT {_SAMPLE}", check.params)]
         if not values:
             continue
         if all(isinstance(v, (int, float)) if dates else isinstance(v, str) and iso_date(v) for v in values) \
@@ -465,7 +492,7 @@ def _every_value_fails(conn: sqlite3.Connection, table: str, check: _Check) -> b
     """Every value of the checked column fails the check (a mapping to the wrong column, not a few bad rows)."""
     col = f"r.{q(check.column)}"
     return conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {table} AS r WHERE {col} IS NOT NULL "
-                        f"AND NOT coalesce(({check.sql}), 0))").fetchone()[0] == 1
+                        f"AND NOT coalesce(({check.sql}), 0))", check.params).fetchone()[0] == 1
 
 
 def _mapping_fix(conn: sqlite3.Connection, binding: Binding, t: Table, column: str, dates: bool) -> str:

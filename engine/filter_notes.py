@@ -47,6 +47,8 @@ def unmatched_filter_notes(conn: sqlite3.Connection, policy: Policy, binding: Bi
         params = {**agg.query.params, "as_of": as_of,
                   "as_of_next": conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]}
         dated = f"r.{q(t.columns[WINDOW_FIELD[source]].column)} < :as_of_next"
+        if agg.filter is not None:  # the rows of the source's own filter only (its params are the scan's)
+            dated = f"{dated} AND {agg.filter.sql}"
         counts = ", ".join(f"count(CASE WHEN {f.sql} THEN 1 END)" for f in suspects)
         rows, *kept = conn.execute(f"SELECT count(*), {counts} FROM {table} AS r WHERE {dated}", params).fetchone()
         if not rows:
@@ -54,14 +56,16 @@ def unmatched_filter_notes(conn: sqlite3.Connection, policy: Policy, binding: Bi
         unmatched = [f for f, n in zip(suspects, kept) if not n]
         if unmatched:
             others = [f for f in filters if f not in unmatched]
-            notes.append(_note(conn, t, table, dated, params, unmatched, others, rows, as_of))
+            notes.append(_note(conn, t, table, dated, params, unmatched, others, rows, as_of,
+                               agg.filter.path if agg.filter is not None else None))
     return notes
 
 
 def _note(conn: sqlite3.Connection, t: Table, table: str, dated: str, params: dict, filters: list[MetricFilter],
-          others: list[MetricFilter], rows: int, as_of: str) -> str:
+          others: list[MetricFilter], rows: int, as_of: str, source_filter: str | None = None) -> str:
     """One note for a source's ``filters`` that keep none of its ``rows``: the metrics and their filters, what the
-    columns they compare with literals hold, then the fix; ``others``: the source's filters that keep rows."""
+    columns they compare with literals hold, then the fix; ``others``: the source's filters that keep rows;
+    ``source_filter``: the source's own filter (data.<source>.where), whose rows these are."""
     by_text: dict[str, list[str]] = {}
     for f in filters:
         by_text.setdefault(f.where.text, []).append(f.metric)
@@ -75,7 +79,8 @@ def _note(conn: sqlite3.Connection, t: Table, table: str, dated: str, params: di
     holds = [_holds(conn, table, dated, params, name, t.columns[name].column, t.columns[name].type)
              for name in compared]
     have = f" have {' and '.join(holds)}" if holds else ""
-    return (f"{what} no row of {t.table!r} dated on or before the as-of date {as_of} (its {rows:,} rows{have}), so "
+    kept = f" that {source_filter} keeps" if source_filter else ""
+    return (f"{what} no row of {t.table!r} dated on or before the as-of date {as_of} (its {rows:,} rows{kept}{have}), so "
             f"{'it is' if one else 'they are'} empty or 0 for every customer; "
             f"{_fix(conn, t, table, dated, params, compared, _compared([f.where.node for f in others], t))}")
 

@@ -24,12 +24,16 @@ from .statement import Statement
 from .window_sql import WindowTables
 from .policy_model import AGGREGATES, Expr, Metric, Policy
 from .scan_plan import from_clause
+from .source_filters import RowFilter, compile_filter
 
 CID, CNAME = "_cid", "_cname"
 BAD_ROWS = "_bad_rows"
 DATE_PROBLEM = "is not a YYYY-MM-DD date"  # a row check's problem of a date column (bad_date_sql)
 NUMBER_PROBLEM = "is not a number"  # a source row check's problem of a number column (bad_number_sql)
 DATED = "_dated"  # column of a row check's one row: whether some row is dated on or before the as-of date
+# columns of the row check of a source with a filter (data.<source>.where): its rows dated on or before the as-of
+# date, and how many of them the filter drops
+DATED_ROWS, DROPPED = "_dated_rows", "_dropped"
 
 
 def bad_date_sql(col: str) -> str:
@@ -120,6 +124,7 @@ class SourceAggregation:
     # Set when the customers key has numeric affinity and the source's customer column has not (number_ids): the
     # INSERT of the groups of ``mixed_name``'s ids, regrouped by the number the join reads them as
     merge: Statement | None = None
+    filter: RowFilter | None = None  # the source's data.<source>.where: in the scan's WHERE, and in the row check
 
     @property
     def mixed_name(self) -> str:
@@ -370,6 +375,12 @@ class _SourceQuery:
         # customers that lie before it from the orphan check (data_checks), which reads the aggregates.
         in_where = frozenset(self.cuts).intersection(*(a.conditions for _, a in self.columns))
         conditions = sorted(in_where) if self.columns else []
+        # The source's filter drops its rows in the scan's WHERE too, before the sort; compiled before the row
+        # checks are listed, which check the number columns it reads (source_filters)
+        rf = compile_filter(self.table, self.col)
+        params = self.params.values if rf is None else {**self.params.values, **rf.params}
+        if rf is not None:
+            conditions.append(rf.sql)
         where = f"\nWHERE {' AND '.join(conditions)}" if conditions else ""
         cols = ",\n  ".join(f"{a.sql(in_where)} AS {q(alias)}" for alias, a in self.columns)
         problems = self.problems()
@@ -384,20 +395,42 @@ class _SourceQuery:
         # The first old row ends the search (every row is read only when none is old: a mistyped --as-of).
         bad = " OR ".join(sql for _, _, sql in problems)
         dated = f"r.{q(self.table.columns[WINDOW_FIELD[self.source]].column)} < :as_of_next"
-        dated = "NULL" if dated in conditions else f"EXISTS (SELECT 1 FROM {table} AS r WHERE {dated})"
-        check = Statement(f"SELECT EXISTS (SELECT 1 {source} WHERE {bad}) AS {BAD_ROWS}, {dated} AS {DATED}")
+        if rf is None:
+            dated = "NULL" if dated in conditions else f"EXISTS (SELECT 1 FROM {table} AS r WHERE {dated})"
+            check = Statement(f"SELECT EXISTS (SELECT 1 {source} WHERE {bad}) AS {BAD_ROWS}, {dated} AS {DATED}")
+        else:
+            check = _filtered_check(problems, rf, dated, source, params)
         rows = row_count(self.dates.conn, table)
         merge = None
         if number_ids:  # the groups the join finds one customer in, regrouped from their rows (number_ids)
             number = numeric_id_sql(key)
             mixed = f"{key} IN (SELECT raw FROM temp.{q(name.replace('_agg_', '_mixed_', 1))})"
             merge = Statement(f"INSERT INTO temp.{q(name)}\nSELECT {number} AS {CID},\n  {cols}\nFROM {table} AS r\n"
-                              f"WHERE {' AND '.join([mixed, *conditions])}\nGROUP BY {number}", self.params.values)
+                              f"WHERE {' AND '.join([mixed, *conditions])}\nGROUP BY {number}", params)
         return SourceAggregation(name, Statement(f"SELECT {key} AS {CID},\n  {cols}\n{source}{where}\nGROUP BY {key}",
-                                                 self.params.values), read, rows, check,
+                                                 params), read, rows, check,
                                  cost=rows * (10 + len(self.columns)),
-                                 check_cost=int(rows * (2 + sum(_CHECK_COST.get(what, 0) for _, what, _ in problems))),
-                                 merge=merge)
+                                 check_cost=int(rows * (2 + (rf is not None)
+                                                        + sum(_CHECK_COST.get(what, 0) for _, what, _ in problems))),
+                                 merge=merge, filter=rf)
+
+
+def _filtered_check(problems: list[tuple[str, str, str]], rf: RowFilter, dated: str, source: str,
+                    params: dict) -> Statement:
+    """The row check of a source with a filter: one pass over its rows that also counts what the filter drops.
+
+    The rows the filter drops are not the policy's data and are not checked, except for the columns the filter
+    itself reads: a row whose filter column cannot be read (text in a number column) must not vanish unseen.
+    The counts of the note on the filter (source_filters.dropped_note) are taken in this pass, which reads every
+    row anyway when the data is good: a separate count would be one more scan of the table.
+    """
+    every = [sql for column, _, sql in problems if column in rf.columns]
+    kept = [sql for column, _, sql in problems if column not in rf.columns]
+    bad = " OR ".join(every + ([f"({rf.sql} AND ({' OR '.join(kept)}))"] if kept else []))
+    dated_rows = f"count(CASE WHEN {dated} THEN 1 END)"
+    dropped = f"count(CASE WHEN {dated} AND {rf.drops()} THEN 1 END)"
+    return Statement(f"SELECT count(CASE WHEN {bad} THEN 1 END) > 0 AS {BAD_ROWS}, {dated_rows} > {dropped} AS {DATED}, "
+                     f"{dated_rows} AS {DATED_ROWS}, {dropped} AS {DROPPED} {source}", params)
 
 
 #: Rough cost per row of a row check's test, against 10 for reading the row and 1 per aggregate of a GROUP BY

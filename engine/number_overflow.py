@@ -25,6 +25,7 @@ from .expr_types import NUMBER
 from .metric_sql import CID
 from .policy_model import Metric, Policy
 from .row_names import row_column, row_name
+from .source_filters import compile_filter
 from .yaml_source import format_path
 
 #: Metric kinds whose value is a sum, an average or an extreme of a source's amounts, which can be infinite.
@@ -45,10 +46,11 @@ def total_sql(metric: Metric) -> str:
 
 
 def problems(conn: sqlite3.Connection, policy: Policy, binding: Binding, base: str,
-             metrics: list[Metric], totals: list) -> list[str]:
+             metrics: list[Metric], totals: list, dates: dict | None = None) -> list[str]:
     """A line per group of metrics whose total over the customers (``totals``, from the pass) is not a finite
     number: metrics summed from the same rows (revenue, its trend, profit) overflow together, for the same
-    customers, and are named together."""
+    customers, and are named together.  ``dates``: the run's ``as_of`` and ``as_of_next``, which a source's
+    filter may read."""
     found: dict[tuple[str, str], list[str]] = {}  # (whom, which rows) -> metrics
     for metric, total in zip(metrics, totals):
         if total is not None and math.isfinite(total):
@@ -68,14 +70,15 @@ def problems(conn: sqlite3.Connection, policy: Policy, binding: Binding, base: s
             whom = ("add up to more than 1.8e308 (the largest number) over all customers, which makes a share of "
                     "their total 0 for everyone; the largest are "
                     + ", ".join(f"{cid!r} ({_number(value)})" for cid, value in rows))
-        where = _largest_rows(conn, policy, binding, metric, rows[0][0])
+        where = _largest_rows(conn, policy, binding, metric, rows[0][0], dates or {})
         found.setdefault((whom, where), []).append(format_path(metric.path) if metric.internal else metric.name)
     return [f"{'metric' if len(names) == 1 else 'metrics'} {', '.join(names)}: {whom}{where}"
             for (whom, where), names in found.items()]
 
 
-def _largest_rows(conn: sqlite3.Connection, policy: Policy, binding: Binding, metric: Metric, cid) -> str:
-    """'; the largest amount of customer 'C1' in 'orders': id 19 (1e+308), ...': the rows to look at first."""
+def _largest_rows(conn: sqlite3.Connection, policy: Policy, binding: Binding, metric: Metric, cid, dates: dict) -> str:
+    """'; the largest amount of customer 'C1' in 'orders': id 19 (1e+308), ...': the rows to look at first, of
+    those the source's filter keeps (the others are in no sum)."""
     t = policy.data.sources[metric.source]
     names = sorted(names_in(metric.operand.node)) if metric.operand else ["amount"]
     columns = [t.columns[n].column for n in names if n in t.columns and t.columns[n].type == NUMBER]
@@ -84,8 +87,11 @@ def _largest_rows(conn: sqlite3.Connection, policy: Policy, binding: Binding, me
     column = columns[0]
     row_col = row_column(conn, binding.schema, t.table, t.key)
     row_sql = f"r.{q(row_col)}" if row_col else "NULL"
-    rows = conn.execute(f"SELECT {row_sql}, r.{q(column)} FROM {binding.table(t.table)} AS r WHERE r.{q(t.key)} = ? "
-                        f"ORDER BY abs(r.{q(column)}) DESC LIMIT {EXAMPLES}", (cid,)).fetchall()
+    rf = compile_filter(t)
+    kept = "" if rf is None else f" AND {rf.sql}"
+    rows = conn.execute(f"SELECT {row_sql}, r.{q(column)} FROM {binding.table(t.table)} AS r "
+                        f"WHERE r.{q(t.key)} = :_customer{kept} ORDER BY abs(r.{q(column)}) DESC LIMIT {EXAMPLES}",
+                        {**(rf.params if rf else {}), **dates, "_customer": cid}).fetchall()
     if not rows:
         return ""
     named = ", ".join(f"{row_name(row_col, row)} ({_number(value)})" if row_col else _number(value) for row, value in rows)

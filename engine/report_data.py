@@ -34,6 +34,7 @@ from .export import resolve_run
 from .expr_sql import quote_identifier as q
 from .run_history import _open, _previous_run, made_before, pruned_runs
 from .run_metrics import RunMetrics, as_bool
+from .source_filters import compile_filter, from_document
 from .plugin_sql import trimmed_owner
 
 MAX_ROWS = 5000  # customers embedded in the page's table: enough to browse, small enough to stay fast
@@ -406,7 +407,9 @@ def _aging_from_source(source_db: Path | None, document: dict, as_of: str) -> di
     """
     if source_db is None:
         return {"reason": "the run has no credit check storing aging buckets, and no customer database was given"}
-    mapping = build_data_mapping(document.get("data")).sources["receivables"]
+    mapping = from_document(build_data_mapping(document.get("data")).sources["receivables"], document.get("data"))
+    rf = compile_filter(mapping, alias=None)  # the receivables the run's metrics read: data.receivables.where's
+    kept = "" if rf is None else f" AND {rf.sql}"
     c = {name: q(col.column) for name, col in mapping.columns.items()}
     try:
         conn = connect(Path(source_db), mode="ro")
@@ -423,9 +426,10 @@ def _aging_from_source(source_db: Path | None, document: dict, as_of: str) -> di
         rows = conn.execute(
             f"SELECT CASE WHEN d <= 0 THEN 0 WHEN d <= 30 THEN 1 WHEN d <= 60 THEN 2 WHEN d <= 90 THEN 3 ELSE 4 END AS b, "
             f"sum(open), count(DISTINCT cid) FROM (SELECT {days} AS d, {c['amount']} - {paid} AS open, "
-            f"{q(mapping.key)} AS cid FROM {q(mapping.table)} WHERE {c['date']} < :next) "
+            f"{q(mapping.key)} AS cid FROM {q(mapping.table)} WHERE {c['date']} < :next{kept}) "
             f"WHERE open > 0.005 GROUP BY b",
-            {"as_of": as_of, "next": conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]}).fetchall()
+            {**(rf.params if rf else {}), "as_of": as_of,
+             "next": conn.execute("SELECT date(?, '+1 day')", (as_of,)).fetchone()[0]}).fetchall()
     except sqlite3.Error as exc:
         return {"reason": f"the receivables in {source_db} cannot be read ({exc})"}
     finally:
