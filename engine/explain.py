@@ -59,6 +59,7 @@ from .pareto_cutoffs import cutoffs, levels, others, rank_cutoffs
 from .plugin_sql import ACTIONS
 from .policy_model import Metric, Policy, Rule, build_policy
 from .results_store import has_results
+from .source_filters import customer_rows
 from .run_metrics import TABLE as METRICS_TABLE, RunMetrics, as_bool
 from .yaml_source import load_yaml_text
 
@@ -325,6 +326,7 @@ def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
         "customer_id": c.key, "customer_name": c.name, "policy": policy.name, "policy_sha256": policy.sha256,
         "as_of": as_of, "source": c.source, "attributes": {n: _shown(policy, n, v) for n, v in c.attributes.items()},
         "metrics": metrics,
+        "source_filters": [],  # what each source's data.<source>.where drops of the customer's rows (_filtered_rows)
         "why": why,
         "override": c.override,
         "tier": {"id": g["_tier"], "rule": g["_tier_rule"], "method": policy.tier_method, "rules": tier_rules},
@@ -421,7 +423,15 @@ def _from_computed(computed: Any, customer_id: str, text: str) -> dict:
         actions=[dict(zip(_ACTION_FIELDS, r)) for r in action_rows], lowest=lowest, pareto_values=pareto_values,
         source={"path": "computed", "run_id": None, "text": text, "notes": list(computed.notes),
                 "policy": _version(policy, policy)})
-    return _assemble(policy, as_of, _Evaluator(conn, table, key, as_of), customer)
+    result = _assemble(policy, as_of, _Evaluator(conn, table, key, as_of), customer)
+    result["source_filters"] = _filtered_rows(conn, policy, computed.binding, key, as_of)
+    return result
+
+
+def _filtered_rows(conn: Any, policy: Policy, binding: Any, key: Any, as_of: str) -> list[dict]:
+    """Per source with a filter that the policy reads: the customer's rows dated on or before ``as_of`` and how many
+    of them the filter drops, counted in the data as it is now: the metrics shown read only the others."""
+    return customer_rows(conn, {s: policy.data.sources[s] for s in sorted(binding.sources)}, binding.table, key, as_of)
 
 
 # --- from a stored run ------------------------------------------------------------------------------
@@ -682,6 +692,7 @@ def _explain_stored(rc: Any, schema: str, policy: Policy | None, customer_id: st
                 "notes": json.loads(run.get("notes") or "[]"), "policy": _version(policy, given, rid)})
     ev = _Evaluator(conn, f"temp.{q(ROW)}", key, as_of)
     result = _assemble(policy, as_of, ev, customer)
+    result["source_filters"] = _filtered_rows(conn, policy, binding, key, as_of)
     _check_decisions(conn, policy, as_of, result, grades, rule_tier, ev.table)
     result["since"] = since_previous_run(conn, schema, policy, result, run,
                                          lambda prev: _tier_by_rules_of(conn, schema, prev, ev))

@@ -111,6 +111,10 @@ OUTPUTS: dict[str, Output] = {
                       "(`sha256`, `file_sha256`, `stored_with_run`)"),
         Key("attributes", "the customer's attributes the policy maps (region, account manager, ...)"),
         Key("metrics", "list of {`name`, `label`, `value`, `internal`}"),
+        Key("source_filters", "one object per source table the policy filters (`data.<source>.where`) and reads: "
+                              "`source`, `table`, `where`, `rows` (the customer's rows dated on or before the as-of "
+                              "date, in the data as it is now) and `dropped` (how many of them the filter drops; the "
+                              "metrics read the others); an empty list without such filters"),
         Key("why", "per grade (`tier`, `subgrade`, `stage`): `because` (the sentence), `up` and `down` (the "
                    "nearest changes)"),
         Key("override", "the manual override in force (kind, tier, reason, author, expires, source), or null"),

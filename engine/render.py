@@ -272,6 +272,11 @@ def print_explanation(console: Console, e: dict) -> None:
         for name, label, value in rows:
             table.add_row(f"{name}\n[dim]{label}[/dim]" if label else name, value)
     console.print(table)
+    for f in e.get("source_filters") or []:
+        dropped = f"{f['dropped']:,} of" if f["dropped"] else "none of"
+        print_indented(console, f"[dim]data.{f['source']}.where ({_e(f['where'])}) drops {dropped} the customer's "
+                                f"{f['rows']:,} rows of {_e(repr(f['table']))} dated on or before {e['as_of']}; the "
+                                f"metrics read the others[/dim]")
     t = e["tier"]
     decided = (f"set by the override; the rules alone give {_e(o['rule_tier'])}" if o and o["applied"]
                else f"decided by rule {_e(t['rule'])}")
