@@ -114,7 +114,8 @@ OUTPUTS: dict[str, Output] = {
         Key("source_filters", "one object per source table the policy filters (`data.<source>.where`) and reads: "
                               "`source`, `table`, `where`, `rows` (the customer's rows dated on or before the as-of "
                               "date, in the data as it is now) and `dropped` (how many of them the filter drops; the "
-                              "metrics read the others); an empty list without such filters"),
+                              "metrics read the others), both null when not counted (a table of over 500,000 rows "
+                              "without an index on its customer column); an empty list without such filters"),
         Key("why", "per grade (`tier`, `subgrade`, `stage`): `because` (the sentence), `up` and `down` (the "
                    "nearest changes)"),
         Key("override", "the manual override in force (kind, tier, reason, author, expires, source), or null"),

@@ -273,6 +273,11 @@ def print_explanation(console: Console, e: dict) -> None:
             table.add_row(f"{name}\n[dim]{label}[/dim]" if label else name, value)
     console.print(table)
     for f in e.get("source_filters") or []:
+        if f["rows"] is None:
+            print_indented(console, f"[dim]data.{f['source']}.where ({_e(f['where'])}) filters {_e(repr(f['table']))}; "
+                                    f"the customer's rows were not counted: the table is big and has no index on "
+                                    f"its customer column (`crm-rules index` proposes one)[/dim]")
+            continue
         dropped = f"{f['dropped']:,} of" if f["dropped"] else "none of"
         print_indented(console, f"[dim]data.{f['source']}.where ({_e(f['where'])}) drops {dropped} the customer's "
                                 f"{f['rows']:,} rows of {_e(repr(f['table']))} dated on or before {e['as_of']}; the "

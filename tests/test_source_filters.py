@@ -196,6 +196,29 @@ def test_explain_says_how_many_of_the_customers_rows_the_filter_dropped(demo_db,
     assert explain_customer(demo_db, load_policy("base"), customer, AS_OF)["source_filters"] == []
 
 
+def test_explain_reads_no_big_table_whole_to_count_the_customers_rows(demo_db, tmp_path, cli, monkeypatch):
+    """explain answers in under a second at any size: without an index to find the customer's rows by, a big table
+    is not scanned to count them."""
+    from crm_rules.engine import source_filters
+
+    _with_status(demo_db)
+    policy = _policy(tmp_path, FILTERED)
+    customer = "C000002"
+    indexes = [name for (name,) in _execute(demo_db, "SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                                                     "tbl_name = 'orders' AND sql IS NOT NULL")]
+    counted = explain_customer(demo_db, policy, customer, AS_OF)["source_filters"][0]
+    assert indexes and counted["rows"] > 0  # the demo's orders have an index on the customer
+    monkeypatch.setattr(source_filters, "MAX_SCANNED_ROWS", 0)  # every table is "big"
+    assert explain_customer(demo_db, policy, customer, AS_OF)["source_filters"][0] == counted  # found by its index
+    for name in indexes:
+        _execute(demo_db, f'DROP INDEX "{name}"')
+    shown = explain_customer(demo_db, policy, customer, AS_OF)["source_filters"][0]
+    assert shown == {**counted, "rows": None, "dropped": None}
+    out = cli("explain", customer, "--db", demo_db, "--policy", tmp_path / "policy.yaml", "--as-of", AS_OF, ok=True)
+    assert ("the customer's rows were not counted: the table is big and has no index on its customer column "
+            "(`crm-rules index` proposes one)") in " ".join(out.output.split())
+
+
 def test_policy_tests_give_the_status_column(tmp_path):
     (tmp_path / "cancel.yaml").write_text(FILTERED, encoding="utf-8")
     (tmp_path / "cancel.test.yaml").write_text("""
