@@ -71,7 +71,8 @@ OUTPUTS: dict[str, Output] = {
         Key("summary", "what `crm_runs.counts` holds, without its internal `explain`: `customers`, "
                        "`revenue_metric`, `total_revenue`, `tiers` (tier → `customers`, `revenue`, `revenue_share` "
                        "0..1), `subgrades`, `stages`, `service_levels` (id → customers), `tier_stage` (list of "
-                       "[tier, stage, customers]), `outputs` (plugin output → value → customers), `actions` "
+                       "[tier, stage, customers]), `outputs` (plugin output → value → customers, in the order of "
+                       "the plugin's `values` for a grade scale, else most customers first), `actions` "
                        "(action → customers), `plugin_errors`, `overrides`"),
         Key("labels", "`tiers`, `subgrades`, `stages`, `service_levels`: id → label, as the tables show them"),
     )),

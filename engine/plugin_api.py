@@ -30,6 +30,10 @@ class Column:
     sql: str | None = None  # SqlOutputs only
     label: str = ""
     summarize: bool = False  # count customers per value in the run summary
+    # With summarize: the values in the order the summary lists them (a scale's, best first: AAA, AA, A); values
+    # not listed follow, most customers first.  Without it the summary lists most customers first, which puts a
+    # grade scale out of order (AA, A, B, AAA, C).
+    values: tuple[str, ...] = ()
 
 
 @dataclass

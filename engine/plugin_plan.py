@@ -181,6 +181,10 @@ def _column_problem(suffix: Any, column: Any) -> str | None:
     if column.summarize and column.type in ("number", "date"):  # one line per distinct value: a million of them
         return (f"output {suffix!r} is a {column.type} with summarize=True, but the summary counts customers per "
                 f"value: summarize a text or bool output (a grade, a band) instead")
+    if not isinstance(column.values, (tuple, list)) or not all(isinstance(v, str) for v in column.values):
+        return f"output {suffix!r} has values={column.values!r}: give the values as a tuple of texts, e.g. ('AAA', 'AA')"
+    if column.values and not column.summarize:
+        return f"output {suffix!r} has values but not summarize=True: the values order the summary's counts"
     return None
 
 

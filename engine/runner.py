@@ -241,6 +241,13 @@ def _counted(counts: dict) -> dict:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], _nulls_first(kv[0]))))
 
 
+def _in_order(counts: dict, values: tuple[str, ...]) -> dict:
+    """An output's counts in the order of the values its plugin declares (a grade scale), then the others largest
+    first; a declared value no customer has is left out, as the others are."""
+    first = {v: counts[v] for v in values if v in counts}
+    return first | _counted({v: n for v, n in counts.items() if v not in first})
+
+
 #: Position of the lowest tier metric in a row of ``_grouped``.
 _MINIMUM = 7  # row of _grouped(): the lowest tier metric, then the tier the rules give, then the outputs
 _RULE_TIER = 8
@@ -333,7 +340,7 @@ def summarize(computed: Computed) -> dict:
         "tier_stage": [[tier, stage, n] for (tier, stage), n in sorted(grid.items(), key=lambda kv: tuple(map(_nulls_first, kv[0])))],
         # a policy without service levels would list every customer under "(none)", a table that says nothing
         "service_levels": dict(sorted(services.items())) if policy.service_levels else {},
-        "outputs": {name: _counted(counts) for name, counts in outputs.items()},
+        "outputs": {name: _in_order(counts, policy.outputs[name].column.values) for name, counts in outputs.items()},
         "actions": actions,
         "plugin_errors": conn.execute(f"SELECT count(*) FROM {ERRORS}").fetchone()[0],
         "overrides": overrides,

@@ -483,7 +483,8 @@ def credit_6c(ctx: PluginContext, params: dict) -> SqlOutputs | None:
               "utilisation": Column("number", f"{ctx.col('exposure')} * 1.0 / NULLIF({ctx.col('limit')}, 0)",
                                     label="exposure / credit limit"),
               "overdue_total": Column("number", " + ".join(ctx.col(s) for s in buckets), label="overdue receivables")}
-    third = {"grade": Column("text", grade_case(ctx, ctx.col(""), grades, "grades"), label="credit grade", summarize=True)}
+    third = {"grade": Column("text", grade_case(ctx, ctx.col(""), grades, "grades"), label="credit grade", summarize=True,
+                             values=tuple(str(g["id"]) for g in grades))}  # best first, as the summary lists them
     names = _names(ctx, ["", "grade", "exposure", "limit", "utilisation", "overdue_total", *buckets], grades[-1]["id"])
     terms = _check_terms(ctx, params, grades)
     base = _limit_base_sql(ctx, params, names)
@@ -492,7 +493,8 @@ def credit_6c(ctx: PluginContext, params: dict) -> SqlOutputs | None:
     cases = _outcome_cases(ctx, params.get("outcomes", default_outcomes(edges)), names, "outcomes")
     if ctx.failed or cases is None:
         return None
-    fourth |= {"outcome": Column("text", cases[0], label="credit outcome (ok/warn/hold/block)", summarize=True),
+    fourth |= {"outcome": Column("text", cases[0], label="credit outcome (ok/warn/hold/block)", summarize=True,
+                                 values=("ok", "warn", "hold", "block")),
                "reason": Column("text", cases[1], label="why this outcome")}
     # A negative limit is bad data, not "no credit": the customer's outputs would be nonsense (negative
     # utilisation, recommended limit), so it is a per-customer error and the entry's on_error decides.

@@ -69,7 +69,8 @@ def weighted_value(ctx: PluginContext, params: dict) -> SqlOutputs | None:
     score = f"round({scale} * ({' + '.join(terms)}) / NULLIF({' + '.join(present)}, 0), 6)"
     steps = [normalized, {"": Column("number", score, label="value score")}]
     if grade is not None:
-        steps.append({"grade": Column("text", grade, label="value grade", summarize=True)})
+        steps.append({"grade": Column("text", grade, label="value grade", summarize=True,
+                                      values=tuple(str(g["id"]) for g in params["grades"]))})
     return SqlOutputs(steps)
 
 

@@ -171,6 +171,12 @@ def test_json_summary(cli, demo_db):
     # the labels the table shows beside each id, as the text is (UTF-8, not escaped)
     assert data["labels"]["tiers"]["A"] == "重点客户 Key customers" and "重点客户" in result.output
     assert data["labels"]["subgrades"]["A1"] == "Strategic" and data["labels"]["stages"]["lost"] == "流失期 Lost"
+    # a grade scale in its own order (the plugins' Column.values), not most customers first
+    outputs = data["summary"]["outputs"]
+    assert list(outputs["credit_check_grade"]) == [g for g in ("AAA", "AA", "A", "B", "C") if g in outputs["credit_check_grade"]]
+    assert list(outputs["credit_check_outcome"]) == [o for o in ("ok", "warn", "hold", "block")
+                                                     if o in outputs["credit_check_outcome"]]
+    assert list(outputs["value_grade"]) == [g for g in ("high", "medium", "low") if g in outputs["value_grade"]]
 
 
 def test_failed_run_leaves_no_partial_results(demo_db, tmp_path):

@@ -66,6 +66,7 @@ def test_section_1_commands_print_what_the_guide_says(guide_dir, cli):
     dry = cli("apply", "--db", "crm-demo/crm.db", "--policy", policy, "--as-of", DEMO_AS_OF, "--dry-run", ok=True).output
     counts = {m.group(1): m.group(2) for m in re.finditer(r"│\s*(low|medium|high)\s*│\s*([\d,]+)\s*│", dry)}
     assert counts == {"low": "1,207", "medium": "400", "high": "393"}, dry  # the numbers the guide quotes
+    assert list(counts) == ["high", "medium", "low"]  # in the order of the band's values, as the guide says
     shown = cli("explain", "C000002", "--db", "crm-demo/crm.db", "--policy", policy, "--as-of", DEMO_AS_OF,
                 ok=True).output
     assert "churn_band" in shown and "scores.churn, plugin" in shown

@@ -634,6 +634,10 @@ def _no_outputs(rows):
     # the summary has a line per value: a score would make one per customer
     (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "t.revenue_12m", summarize=True)}])), "scores",
      "output '' is a number with summarize=True, but the summary counts customers per value: summarize a text or bool"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("text", "'a'", summarize=True, values="AAA")}])), "scores",
+     "output '' has values='AAA': give the values as a tuple of texts, e.g. ('AAA', 'AA')"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("text", "'a'", values=("a", "b"))}])), "scores",
+     "output '' has values but not summarize=True: the values order the summary's counts"),
     (_actions(Action("a1", "1", "bogus", "'r'")), "actions", "unknown category 'bogus'"),
     (_actions(Action("a1", "1", "churn", "'r'", priority=0)), "actions", "priority must be a whole number from 1"),
     (_actions(Action("bad name; drop", "1", "churn", "'r'")), "actions", "action name 'bad name; drop' is not a name"),
