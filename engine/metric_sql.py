@@ -207,12 +207,24 @@ class RunDates:
     as_of_next: str
     conn: sqlite3.Connection
 
-    def window_start(self, window: str | None, periods: int = 1) -> str | None:
-        """First day of a window of ``periods`` × ``window`` ending on the as-of date."""
+    def window_end(self, offset: str | None = None) -> str:
+        """Last day of a window that ends ``offset`` (a span such as ``12 months``) before the as-of date: the as-of
+        date without one.  Counted as windows count, so the last day of a quarter stays one a year earlier."""
+        if offset is None:
+            return self.as_of
+        n, unit = _WINDOW.match(offset.strip()).groups()
+        return date_windows.shifted(self.as_of, -int(n), _UNITS[unit[0]])
+
+    def window_start(self, window: str | None, periods: int = 1, offset: str | None = None) -> str | None:
+        """First day of a window of ``periods`` × ``window`` ending on the as-of date, or ``offset`` before it."""
         if window in (None, "all"):
             return None
         n, unit = _WINDOW.match(window.strip()).groups()
-        return date_windows.window_start(self.as_of, int(n) * periods, _UNITS[unit[0]])
+        return date_windows.window_start(self.window_end(offset), int(n) * periods, _UNITS[unit[0]])
+
+    def after_end(self, offset: str) -> str:
+        """The day after the last day of a window ``offset`` before the as-of date: the bound its rows lie below."""
+        return date_windows.shifted(self.window_end(offset), 1, "days")
 
     def window_months(self, window: str) -> float:
         """Length of a window in calendar months (for per-month rates)."""
@@ -220,13 +232,14 @@ class RunDates:
         factor = {"d": 1 / 30.4375, "w": 7 / 30.4375, "m": 1, "y": 12}[unit[0]]
         return int(n) * factor
 
-    def month_period(self, day: str) -> str:
-        """SQL of how many whole months before the as-of date the date ``day`` lies: 0 for the month ending on it.
+    def month_period(self, day: str, offset: str | None = None) -> str:
+        """SQL of how many whole months before the window's end (the as-of date, or ``offset`` before it) the date
+        ``day`` lies: 0 for the month ending on it.
 
-        The months end on the as-of date's day of the month, or on each month's last day when the as-of date is one,
-        as date_windows.months_before counts them: a customer who buys once each calendar month buys once in each.
+        The months end on the end's day of the month, or on each month's last day when the end is one, as
+        date_windows.months_before counts them: a customer who buys once each calendar month buys once in each.
         """
-        as_of = dt.date.fromisoformat(self.as_of)
+        as_of = dt.date.fromisoformat(self.window_end(offset))
         at_month_end = as_of.day == calendar.monthrange(as_of.year, as_of.month)[1]
         # the rows' dates are ISO texts (the row check refuses others): substr() reads them at half the cost
         # of strftime(), which parses each date again for every field
@@ -336,13 +349,18 @@ class _SourceQuery:
 
     def window(self, metric: Metric, field_name: str | None = None, periods: int = 1,
                upto_periods: int = 0) -> tuple[str, ...]:
+        """The conditions of a row of ``metric``'s window: ``periods`` windows back from its end, and with
+        ``upto_periods`` only those before the last ``upto_periods`` of them (trend's window before)."""
         d = self.col(field_name or WINDOW_FIELD[self.source])
         parts = [self.cut(d)]
-        start = self.dates.window_start(metric.spec.get("window"), periods)
+        window, offset = metric.spec.get("window"), metric.spec.get("offset")
+        start = self.dates.window_start(window, periods, offset)
         if start:
             parts.append(f"{d} >= {self.params.date(start)}")
         if upto_periods:
-            parts.append(f"{d} < {self.params.date(self.dates.window_start(metric.spec.get('window'), upto_periods))}")
+            parts.append(f"{d} < {self.params.date(self.dates.window_start(window, upto_periods, offset))}")
+        elif offset is not None:  # a window that ends before the as-of date: the cut above drops only later rows
+            parts.append(f"{d} < {self.params.date(self.dates.after_end(offset))}")
         if metric.where is not None:
             parts.append(self.where(metric))
         return tuple(parts)
@@ -357,9 +375,12 @@ class _SourceQuery:
         self._added.append((alias, aggregate))
         return alias
 
-    def paid_as_of(self) -> str:
-        """What had been paid on the as-of date (a later payment did not exist yet)."""
-        return (f"(CASE WHEN {self.col('paid_date')} IS NULL OR {self.col('paid_date')} < :as_of_next "
+    def paid_as_of(self, offset: str | None = None) -> str:
+        """What had been paid on the as-of date (a later payment did not exist yet), or on the last day of a window
+        ``offset`` before it: a collection rate of last year's quarter is the one a run on its last day computed,
+        comparable with this quarter's, whose later payments are not known yet either."""
+        bound = ":as_of_next" if offset is None else self.params.date(self.dates.after_end(offset))
+        return (f"(CASE WHEN {self.col('paid_date')} IS NULL OR {self.col('paid_date')} < {bound} "
                 f"THEN coalesce({self.col('paid_amount')}, 0) ELSE 0 END)")
 
     def problems(self) -> list[tuple[str, str, str]]:
@@ -563,21 +584,24 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
     if kind == "repurchase_rate":
         d = sq.col(WINDOW_FIELD[m.source])
         count, unit = _WINDOW.match(m.spec["window"].strip()).groups()
-        if unit[0] in "my":  # months ending on the as-of date, as the window's own start is counted
+        offset = m.spec.get("offset")
+        if unit[0] in "my":  # months ending on the window's end, as the window's own start is counted
             periods = int(count) * (12 if unit[0] == "y" else 1)
-            period = sq.dates.month_period(d)
+            period = sq.dates.month_period(d, offset)
         else:  # a window of days or weeks: equal parts about a month long, as many as fit (at least one)
             periods = max(1, round(sq.dates.window_months(m.spec["window"])))
-            start = sq.params.date(sq.dates.window_start(m.spec["window"]))
+            start = sq.params.date(sq.dates.window_start(m.spec["window"], offset=offset))
+            end = ":as_of_next" if offset is None else sq.params.date(sq.dates.after_end(offset))
             period = (f"CAST((julianday(date({d})) - julianday({start})) * {periods} "
-                      f"/ (julianday(:as_of_next) - julianday({start})) AS INTEGER)")
+                      f"/ (julianday({end}) - julianday({start})) AS INTEGER)")
         column = sq.add(m.name, _Aggregate("COUNT DISTINCT", sq.window(m), period))
         return f"({ref(column)} * 1.0 / {sq.params.add(periods)})"
     due, amount = sq.col("due_date"), sq.col("amount")
     if kind in ("collection_rate", "on_time_rate"):
         in_window = sq.window(m, "due_date")
         if kind == "collection_rate":
-            paid = sq.add(m.name + "__paid", _Aggregate("SUM", in_window, f"min({sq.paid_as_of()}, {amount})"))
+            paid = sq.add(m.name + "__paid", _Aggregate("SUM", in_window,
+                                                          f"min({sq.paid_as_of(m.spec.get('offset'))}, {amount})"))
             billed = sq.add(m.name + "__billed", _Aggregate("SUM", in_window, amount))
             return f"({ref(paid)} * 1.0 / NULLIF({ref(billed)}, 0))"
         on_time = (f"{sq.col('paid_date')} IS NOT NULL AND date({sq.col('paid_date')}) <= date({due}) "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import expr_ast as ast
+from . import metric_offset
 from .data_mapping import SOURCES, DataMapping, build_data_mapping
 from .errors import Diagnostic, PolicyError, UsageError
 from .expr_parser import KEYWORDS, ExpressionSyntaxError, parse_expression
@@ -37,14 +38,14 @@ AGGREGATES = ("sum", "avg", "min", "max", "count_distinct")
 POPULATION = ("rank", "percentile", "ntile", "cumulative_share")
 # kind -> options allowed beside the kind key
 METRIC_KINDS: dict[str, set[str]] = {
-    **{k: {"from", "where", "window", "default"} for k in AGGREGATES},
-    "count": {"where", "window", "default"},
+    **{k: {"from", "where", "window", "offset", "default"} for k in AGGREGATES},
+    "count": {"where", "window", "offset", "default"},
     "recency": {"where", "window"},
-    "repurchase_rate": {"where", "window"},
+    "repurchase_rate": {"where", "window", "offset"},
     "tenure": set(),
-    "trend": {"from", "where", "window"},
-    "collection_rate": {"window"},
-    "on_time_rate": {"window"},
+    "trend": {"from", "where", "window", "offset"},
+    "collection_rate": {"window", "offset"},
+    "on_time_rate": {"window", "offset"},
     "overdue": {"min_days", "max_days"},
     "outstanding": set(),
     "contract_days_left": {"where"},
@@ -388,6 +389,8 @@ class _Builder:
             return None
         kind = kinds[0]
         for key in spec:
+            if key == "offset":  # said with the reason and the way to write it (_metric, for plugins' metrics too)
+                continue
             if key != kind and key not in METRIC_KINDS[kind] and key not in COMMON_METRIC_KEYS:
                 allowed = sorted(METRIC_KINDS[kind] | COMMON_METRIC_KEYS)
                 self.error(path + (key,), f"{key!r} does not apply to {with_article(kind)} metric; allowed: {', '.join(allowed) or '(none)'}")
@@ -411,6 +414,12 @@ class _Builder:
             self.error(path, "a trend needs a window (e.g. `window: 6 months`) to compare with the window before it")
         if kind == "repurchase_rate" and spec.get("window", "all") == "all":
             self.error(path, "a repurchase_rate needs a window (e.g. `window: 12 months`): it is the share of its months with a purchase")
+        if "offset" in spec:
+            why = metric_offset.refused(name, kind, spec)
+            if why is None and kind not in ("trend", "repurchase_rate"):  # those two were just told they need a window
+                why = metric_offset.without_window(spec)
+            if why is not None:
+                self.error(path + ("offset",), why)
         if kind == "overdue" and "max_days" in spec and spec.get("min_days", 1) > spec["max_days"]:
             low, high = spec.get("min_days", 1), spec["max_days"]
             where, fix = ("min_days", "swap them") if "min_days" in spec else ("max_days", "make max_days at least 1")

@@ -22,7 +22,7 @@ from .expr_types import did_you_mean
 from .ime_text import FULL_WIDTH_INDENT, IME, describe, key_colon_fix, number_fix, quoted_fix, slips_in
 from .name_rules import in_words
 from .yaml_source import SourceDocument, format_path
-from .time_spans import FIXES
+from .time_spans import FIXES, REFUSALS
 
 
 @lru_cache(maxsize=None)
@@ -172,6 +172,8 @@ def _message(error: ValidationError) -> str:
             words = in_words(error.validator_value, value, defines=tuple(error.absolute_path)[-1:] == ("id",))
             if words is not None:
                 return f"{shown} {words}{_slip_fix(value)}"
+            if (why := REFUSALS.get(error.validator_value, lambda _: None)(value)) is not None:  # `offset: 0d`
+                return f"{shown} {why}"
             about = schema.get("description") or schema.get("title") or f"it must match the pattern {error.validator_value}"
             meant = FIXES.get(error.validator_value, lambda _: None)(value)
             if meant is not None:  # `12个月`, `1 quarter`, `2 hours`: a span written with a unit word

@@ -1,7 +1,8 @@
 """Spans of time as people write them (`12个月`, `1 quarter`, `2 hours`, `4小时`), and how a policy writes them.
 
-A policy writes a span in three places, each with its own short form: a metric's look-back window (`90d`,
-`12 months`, `3y`), a service level's response and on-site times (`15m`, `4h`, `2d`) and a test file's date
+A policy writes a span in four places, each with its own short form: a metric's look-back window (`90d`,
+`12 months`, `3y`) and how far before the as-of date that window ends (its ``offset``, the same forms but `all`), a
+service level's response and on-site times (`15m`, `4h`, `2d`) and a test file's date
 relative to its as-of date (`-6m`).  The schemas check those forms with a pattern, which tells the analyst who
 wrote `window: 12个月` or `response_time: 2 hours` only that it "is not in the expected form".  These functions
 read what was meant and say what to type, so that the message can name the fix.
@@ -15,6 +16,7 @@ import unicodedata
 #: The forms, as the schemas write them (policy.schema.json, policy-test.schema.json and the retention plugin's
 #: `purchase_gap.window`); a mismatch with one of them is explained by the function of that form.
 WINDOW_PATTERN = "^(all|[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years))$"
+OFFSET_PATTERN = "^[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$"
 DURATION_PATTERN = "^[1-9][0-9]*\\s*(min|m|h|d|w)$"
 RELATIVE_DATE_PATTERN = "^([0-9]{4}-[0-9]{2}-[0-9]{2}|([+-][0-9]+[dwmy])+)$"
 
@@ -62,6 +64,30 @@ def window_fix(text: object) -> str | None:
     return f"{number} months" if unit == "m" else f"{number}{unit}"
 
 
+def offset_fix(text: object) -> str | None:
+    """The offset ``text`` was meant to be: a window's form (`1 quarter`: `3 months`); `-12 months` counts back from
+    the as-of date, which an offset always does, so it is `12 months`."""
+    span = _read(text)
+    if span is None or span[0] == "+" or span[2] in ("min", "h"):
+        return None
+    _, number, unit = span
+    return f"{number} months" if unit == "m" else f"{number}{unit}"
+
+
+def zero_offset(text: object) -> str | None:
+    """Why an offset of nothing (`0d`, `0 months`, `0`) is refused, or None for any other text.
+
+    It would be the window without an offset, written so that a reader wonders what was meant; one way to say it
+    keeps policies comparable (``crm-rules diff``, the stored definitions of runs)."""
+    if not isinstance(text, str):
+        return None
+    match = re.fullmatch(r"[+-]?0+\s*([^\s0-9]*)", unicodedata.normalize("NFKC", text).strip().lower())
+    if match is None or (match[1] and match[1] not in _UNITS):
+        return None
+    return ("is no offset: without one the window already ends on the as-of date; remove `offset`, or write how far "
+            "before the as-of date the window ends, e.g. 12 months")
+
+
 def duration_fix(text: object) -> str | None:
     """The response or on-site time ``text`` was meant to be (`2 hours`: `2h`, `4小时`: `4h`), or None."""
     span = _read(text)
@@ -80,4 +106,7 @@ def relative_date_fix(text: object) -> str | None:
     return f"{sign}{number}{unit}"
 
 
-FIXES = {WINDOW_PATTERN: window_fix, DURATION_PATTERN: duration_fix, RELATIVE_DATE_PATTERN: relative_date_fix}
+FIXES = {WINDOW_PATTERN: window_fix, OFFSET_PATTERN: offset_fix, DURATION_PATTERN: duration_fix,
+         RELATIVE_DATE_PATTERN: relative_date_fix}
+#: Values of a form that are refused for a reason of their own, not as a slip of the form: the reason, or None.
+REFUSALS = {OFFSET_PATTERN: zero_offset}
