@@ -14,9 +14,19 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 
 UNIT_MONTHS = {"months": 1, "years": 12}
 UNIT_DAYS = {"days": 1, "weeks": 7}
+_SPAN = re.compile(r"^([1-9][0-9]*)\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$")
+_UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
+
+
+def span(text: str) -> tuple[int, str]:
+    """(count, unit) of a span as a policy writes a window or an offset (`12 months`, `1y`, `90d`), the schema
+    having checked its form."""
+    count, unit = _SPAN.match(text.strip()).groups()
+    return int(count), _UNITS[unit[0]]
 
 
 def months_before(day: dt.date, months: int) -> dt.date:
@@ -47,3 +57,10 @@ def window_start(as_of: str, count: int, unit: str) -> str:
     """First day of the window of ``count`` units that ends on (and includes) ``as_of``."""
     before = dt.date.fromisoformat(shifted(as_of, -count, unit))
     return before.isoformat() if before == dt.date.min else (before + dt.timedelta(days=1)).isoformat()
+
+
+def offset_window(as_of: str, window: str, offset: str) -> tuple[str, str]:
+    """(first day, last day) of a ``window`` that ends ``offset`` before ``as_of``: the window a run as of that
+    last day reads."""
+    end = shifted(as_of, -span(offset)[0], span(offset)[1])
+    return window_start(end, *span(window)), end

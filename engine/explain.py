@@ -52,6 +52,7 @@ from .errors import PolicyError, UsageError
 from .explain_since import since_previous_run
 from .expr_sql import SqlParams, quote_identifier as q, to_sql
 from .expr_types import BOOL, NUMBER, TypeChecker, value_type
+from .metric_offset import window_dates
 from .metric_sql import CID, CNAME, _attribute_sql
 from .output_file import same_file
 from .overrides import load_overrides, split_expired
@@ -248,13 +249,16 @@ def _explain_rules(ev: _Evaluator, rules: list[Rule], chosen: str | None, chosen
     return out
 
 
-def _metric_entry(policy: Policy, name: str, value: Any) -> dict:
+def _metric_entry(policy: Policy, name: str, value: Any, as_of: str) -> dict:
     value = _shown(policy, name, value)
     if name in policy.metrics:
         m = policy.metrics[name]
         if isinstance(value, float) and value.is_integer() and _whole(m):
             value = int(value)
-        return {"name": name, "label": m.label, "value": value, "internal": m.internal}
+        # a window that ends before the as-of date (offset) says which: the value is not one of the as-of date's
+        dates = window_dates(m.spec, as_of)
+        label = f"{m.label} ({dates[0]} – {dates[1]})" if dates else m.label
+        return {"name": name, "label": label, "value": value, "internal": m.internal}
     out = policy.outputs[name]
     label = out.column.label or name
     return {"name": name, "label": f"{label} ({out.step.section}.{out.step.entry}, plugin {out.step.plugin})",
@@ -288,7 +292,7 @@ class _Customer:
 
 def _assemble(policy: Policy, as_of: str, ev: _Evaluator, c: _Customer) -> dict:
     g = c.grades
-    metrics = [_metric_entry(policy, n, c.values.get(n)) for n in explained_metrics(policy)]
+    metrics = [_metric_entry(policy, n, c.values.get(n), as_of) for n in explained_metrics(policy)]
     tier = policy.tier(g["_tier"])
     # An override sets the tier without a rule: the rule list shows how the rules alone decide (rule_tier),
     # so that "would be A if ..." reads from the rules and no rule is marked for a tier it did not give.

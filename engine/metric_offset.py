@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from . import date_windows
 from .expr_types import with_article
 
 #: The kinds computed over a window of rows, which end ``offset`` earlier (trend: its window and the one before it).
@@ -76,3 +77,25 @@ def without_window(spec: dict) -> str | None:
     return (f"an offset moves the end of a window back from the as-of date, but this metric has no window "
             f"({'`window: all`' if 'window' in spec else 'no `window`'}: every row up to the as-of date); write the "
             f"period that ends {offset} before it, e.g. `window: 3 months, offset: {offset}`")
+
+
+def window_dates(spec: object, as_of: str) -> tuple[str, str] | None:
+    """(first day, last day) of the window of a metric with an offset, as of ``as_of``; None for any other metric.
+
+    A report of a run as of 2026-06-30 that shows "revenue" read from a quarter a year before must say so: the
+    name and label of a metric need not."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("offset"), str):
+        return None
+    window = spec.get("window", "all")
+    if not isinstance(window, str) or window == "all":
+        return None
+    return date_windows.offset_window(as_of, window, spec["offset"])
+
+
+def period(spec: object) -> str:
+    """The rows a metric reads, in words: `12 months`, `3 months ending 12 months before the as-of date`, `all
+    rows`; for telling two definitions of one metric apart (``crm-rules diff``)."""
+    spec = spec if isinstance(spec, dict) else {}
+    window, offset = spec.get("window", "all"), spec.get("offset")
+    text = "all rows" if window == "all" else f"{window}"
+    return f"{text} ending {offset} before the as-of date" if offset else text

@@ -212,8 +212,8 @@ class RunDates:
         date without one.  Counted as windows count, so the last day of a quarter stays one a year earlier."""
         if offset is None:
             return self.as_of
-        n, unit = _WINDOW.match(offset.strip()).groups()
-        return date_windows.shifted(self.as_of, -int(n), _UNITS[unit[0]])
+        count, unit = date_windows.span(offset)
+        return date_windows.shifted(self.as_of, -count, unit)
 
     def window_start(self, window: str | None, periods: int = 1, offset: str | None = None) -> str | None:
         """First day of a window of ``periods`` × ``window`` ending on the as-of date, or ``offset`` before it."""

@@ -33,8 +33,9 @@ What is compared
   - ``discount_given`` = Σ over customers of their service level's
     ``discount`` × the customer's revenue (the side's revenue metric, named
     in ``revenue_metric`` of each side: when the two sides use different
-    metrics, the change of this total is partly the change of metric, and a
-    note says so);
+    metrics, or one metric over other rows (another ``window`` or
+    ``offset``), the change of this total is partly the change of metric,
+    and a note says so);
   - ``account_managers`` = per service level that gives
     ``attributes.accounts_per_manager`` (how many customers one account
     manager looks after): ⌈customers ÷ accounts_per_manager⌉ (whole people,
@@ -81,6 +82,7 @@ from .database import RunConnection, attach_read_only, connect, open_for_run
 from .errors import CrmRulesError, PolicyError, RunError, UsageError
 from .export import resolve_run
 from .expr_sql import quote_identifier as q
+from .metric_offset import period
 from .metric_sql import CID, CNAME, decimal_total
 from .output_file import same_file
 from .policy_model import Policy
@@ -111,6 +113,7 @@ class Side:
     notes: list[str] = field(default_factory=list)
     has_actions: bool = True  # False: a stored run whose results have no crm_actions table
     graded: str | None = None  # a stored run's source_db: the data database it graded
+    revenue_period: str | None = None  # the rows the revenue metric reads, in words (metric_offset.period)
 
     def describe(self) -> dict:
         return {"source": self.source, "policy": self.policy, "policy_sha256": self.policy_sha256,
@@ -118,9 +121,11 @@ class Side:
 
 
 def _policy_side(policy: Policy, as_of: str, notes: list[str]) -> Side:
+    revenue = policy.metrics.get(policy.revenue_metric or "")
     return Side("policy", policy.name, policy.sha256, as_of, policy.revenue_metric,
                 [t.id for t in policy.tiers], [s.id for t in policy.tiers for s in t.subgrades],
-                [s.id for s in policy.stages], {sl.id: dict(sl.details) for sl in policy.service_levels}, notes=notes)
+                [s.id for s in policy.stages], {sl.id: dict(sl.details) for sl in policy.service_levels}, notes=notes,
+                revenue_period=period(revenue.spec) if revenue is not None else None)
 
 
 def _copy_computed(rc: RunConnection, policy: Policy, as_of: str, target: str, overrides: Path | None = None) -> Side:
@@ -143,10 +148,13 @@ def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
         runs.row_factory = None
         counts = json.loads(run["counts"] or "{}")
         definitions: dict[str, list] = {"tier": [], "subgrade": [], "stage": [], "service_level": []}
+        revenue_period = None
         for kind, did, parent, details in runs.execute(
                 "SELECT kind, id, parent, details FROM crm_definitions WHERE run_id = ? ORDER BY position", (run["run_id"],)):
             if kind in definitions:
                 definitions[kind].append((did, parent, json.loads(details or "{}")))
+            elif kind == "metric" and did == counts.get("revenue_metric"):
+                revenue_period = period(json.loads(details or "{}"))
     finally:
         if results_db is not None:
             runs.close()
@@ -170,7 +178,8 @@ def _run_side(rc: RunConnection, run_id: int, results_db: Path | None) -> Side:
                 [d for d, _, _ in definitions["stage"]],
                 {d: {k: v for k, v in det.items() if k not in ("tier", "subgrade", "stage")}
                  for d, _, det in definitions["service_level"]},
-                run_id=run["run_id"], notes=notes, has_actions=has_actions, graded=run["source_db"])
+                run_id=run["run_id"], notes=notes, has_actions=has_actions, graded=run["source_db"],
+                revenue_period=revenue_period)
 
 
 def _pairs(conn: sqlite3.Connection) -> None:
@@ -479,6 +488,11 @@ def diff_policies(db: Path, old_policy: Policy | None, new_policy: Policy, as_of
                 f"the revenue metric differs: old {old.revenue_metric or '(none)'}, new {new.revenue_metric or '(none)'}; "
                 f"revenue shares and discounts given are measured with each side's own metric, so their change "
                 f"is partly the change of metric")
+        elif old.revenue_period and new.revenue_period and old.revenue_period != new.revenue_period:
+            result["notes"].append(
+                f"the revenue metric {new.revenue_metric} reads other rows: old {old.revenue_period}, new "
+                f"{new.revenue_period}; revenue shares and discounts given are measured with each side's own "
+                f"definition, so their change is partly the change of period")
         if list_customers:
             result["movers"] = _movers(conn)
         return result

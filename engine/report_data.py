@@ -31,6 +31,7 @@ from pathlib import Path
 from .data_mapping import build_data_mapping
 from .database import connect
 from .export import resolve_run
+from .metric_offset import window_dates
 from .expr_sql import quote_identifier as q
 from .run_history import _open, _previous_run, made_before, pruned_runs
 from .run_metrics import RunMetrics, as_bool
@@ -69,7 +70,7 @@ def gather(db: Path, run_id: int | None = None, policy: str | None = None, sourc
             "policy": {"name": run["policy_name"], "version": run["policy_version"], "sha256": run["policy_sha256"],
                        "description": document.get("description", ""),
                        "tier_method": (document.get("tiers") or {}).get("method"), "revenue_metric": revenue,
-                       "revenue_label": _metric_label(definitions, document, revenue)},
+                       "revenue_label": _metric_label(definitions, document, revenue, run["as_of"])},
             "definitions": definitions,
             "tiers": _tiers(groups, definitions, document),
             "tier_stage": _tier_stage(groups),
@@ -81,7 +82,7 @@ def gather(db: Path, run_id: int | None = None, policy: str | None = None, sourc
             "actions": _actions(conn, rid, run["as_of"]),
             "errors": conn.execute("SELECT count(*) FROM crm_errors WHERE run_id = ?", (rid,)).fetchone()[0],
             "customers": _customers(conn, stored, revenue, _table_metrics(document, keys, revenue, credit),
-                                    definitions, document, max_rows),
+                                    definitions, document, max_rows, run["as_of"]),
         }
         if not credit:
             data["aging_source"] = _aging_from_source(source_db, document, run["as_of"])
@@ -120,12 +121,15 @@ def _definitions(conn: sqlite3.Connection, rid: int) -> dict[str, list[dict]]:
     return out
 
 
-def _metric_label(definitions: dict, document: dict, name: str | None) -> str:
+def _metric_label(definitions: dict, document: dict, name: str | None, as_of: str | None = None) -> str:
+    """The label of a metric or plugin output; a metric whose window ends before the as-of date (``offset``) has
+    its window's dates after it, since the report's headings read as figures of the run's own date."""
     if name is None:
         return ""
     for d in definitions.get("metric", []):
         if d["id"] == name:
-            return d["label"] or name
+            dates = window_dates((document.get("metrics") or {}).get(name), as_of) if as_of else None
+            return (d["label"] or name) + (f" ({dates[0]} – {dates[1]})" if dates else "")
     for section in ("scores", "credit"):
         entry = (document.get(section) or {}).get(name)
         if isinstance(entry, dict) and entry.get("label"):
@@ -380,7 +384,7 @@ def _table_metrics(document: dict, keys: list[str], revenue: str | None, credit:
 
 
 def _customers(conn: sqlite3.Connection, stored: RunMetrics, revenue: str | None, metrics: list[str], definitions: dict,
-               document: dict, max_rows: int) -> dict:
+               document: dict, max_rows: int, as_of: str) -> dict:
     """The top ``max_rows`` customers by revenue (by id when there is none), with their grades and metrics."""
     total = conn.execute("SELECT count(*) FROM crm_assignments WHERE run_id = ?", (stored.run_id,)).fetchone()[0]
     names = ([revenue] if revenue else []) + metrics
@@ -392,7 +396,7 @@ def _customers(conn: sqlite3.Connection, stored: RunMetrics, revenue: str | None
     true_false = stored.bools(conn)
     bools = {6 + i for i, n in enumerate(names) if n in true_false}  # 1/0 in the table, true/false here
     return {"total": total, "shown": len(rows), "limit": max_rows, "ordered_by": revenue,
-            "metrics": [{"name": n, "label": _metric_label(definitions, document, n)} for n in names],
+            "metrics": [{"name": n, "label": _metric_label(definitions, document, n, as_of)} for n in names],
             "rows": [[as_bool(v) if i in bools else v for i, v in enumerate(r)] for r in rows]}
 
 

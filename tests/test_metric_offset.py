@@ -4,6 +4,7 @@ policy without one."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -230,3 +231,68 @@ def test_an_offset_metric_adds_its_own_aggregates_and_changes_no_other(tmp_path)
     added = [line for line in offset_lines if line not in plain_lines]
     assert added and all('AS "revenue_ly"' in line or line.startswith("[(") for line in added)
     assert all(line in offset_lines for line in plain_lines if not line.startswith("[("))
+
+
+# ---- what shows or compares a metric ------------------------------------------------------------------
+
+SAME_QUARTER = """extends: base
+name: same_quarter
+metrics:
+  revenue_q_ly: {label: Revenue same quarter last year, sum: amount, window: 3 months, offset: 12 months}
+summary:
+  revenue: revenue_q_ly
+  key_metrics: [revenue_12m, revenue_q_ly]
+"""
+DATES = "(2025-04-01 – 2025-06-30)"
+
+
+def test_explain_and_the_report_give_the_dates_of_an_offset_window(cli, demo_db, tmp_path):
+    policy = tmp_path / "same_quarter.yaml"
+    policy.write_text(SAME_QUARTER, encoding="utf-8")
+    cli("apply", "--db", demo_db, "--policy", policy, "--as-of", "2026-06-30", ok=True)
+    customer = rows(demo_db, "SELECT customer_id FROM crm_assignments LIMIT 1")[0][0]
+    for args in ((), ("--run", "1")):  # computed, and read back from the run
+        explained = json.loads(cli("explain", customer, "--db", demo_db, "--policy", policy, "--as-of", "2026-06-30",
+                                   "--json", *args, ok=True).output)
+        labels = {m["name"]: m["label"] for m in explained["metrics"]}
+        assert labels["revenue_q_ly"] == f"Revenue same quarter last year {DATES}"
+        assert labels["revenue_12m"] == "revenue_12m" or DATES not in labels["revenue_12m"]
+    out = tmp_path / "report.html"
+    cli("report", "--db", demo_db, "--out", out, ok=True)
+    html = out.read_text(encoding="utf-8")
+    assert f"Revenue same quarter last year {DATES}" in html
+
+
+def test_diff_notes_a_revenue_metric_that_reads_another_period(cli, demo_db, tmp_path):
+    moved = tmp_path / "moved.yaml"
+    moved.write_text("extends: base\nname: moved\nmetrics:\n"
+                     "  revenue_12m: {sum: amount, window: 12 months, offset: 12 months}\n", encoding="utf-8")
+    note = ("the revenue metric revenue_12m reads other rows: old 12 months, new 12 months ending 12 months before "
+            "the as-of date")
+    result = json.loads(cli("diff", "--db", demo_db, "base", moved, "--as-of", "2026-06-30", "--json", ok=True).output)
+    assert any(n.startswith(note) for n in result["notes"]), result["notes"]
+    cli("apply", "--db", demo_db, "--policy", "base", "--as-of", "2026-06-30", ok=True)
+    result = json.loads(cli("diff", "--db", demo_db, moved, "--against-run", "1", "--json", ok=True).output)
+    assert any(n.startswith(note) for n in result["notes"]), result["notes"]
+    same = json.loads(cli("diff", "--db", demo_db, "base", "base", "--as-of", "2026-06-30", "--json", ok=True).output)
+    assert not any("reads other rows" in n for n in same["notes"])
+
+
+def test_analyze_reads_the_offset_metrics_values(cli, demo_db, tmp_path):
+    policy = tmp_path / "yoy.yaml"
+    policy.write_text("name: yoy\nmetrics:\n"
+                      "  orders_q: {count: orders, window: 3 months}\n"
+                      "  orders_q_ly: {count: orders, window: 3 months, offset: 12 months}\n"
+                      "tiers:\n  levels:\n"
+                      "    - {id: falling, when: \"orders_q_ly >= 4 and orders_q < 0.5 * orders_q_ly\"}\n"
+                      "    - {id: other, default: true}\n", encoding="utf-8")
+    result = json.loads(cli("analyze", "--db", demo_db, "--policy", policy, "--as-of", "2026-06-30", "--json",
+                            ok=True).output)
+    by_hand = rows(demo_db, """
+        SELECT count(*) FROM (SELECT c.id,
+            (SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND o.order_date >= '2026-04-01'
+             AND o.order_date < '2026-07-01') AS now,
+            (SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND o.order_date >= '2025-04-01'
+             AND o.order_date < '2025-07-01') AS ly FROM customers c) WHERE ly >= 4 AND now < 0.5 * ly""")[0][0]
+    falling = next(r for r in result["rules"] if r["id"] == "falling")
+    assert falling["matched"] == by_hand > 0
