@@ -13,7 +13,8 @@ import pytest
 from crm_rules.engine import date_windows
 from crm_rules.engine.data_binding import bind
 from crm_rules.engine.metric_sql import RunDates, compile_metrics
-from crm_rules.engine.policy_model import load_policy
+from crm_rules.engine.metric_offset import OFFSET_KINDS, refused
+from crm_rules.engine.policy_model import METRIC_KINDS, load_policy
 from crm_rules.engine.runner import apply_policy
 from crm_rules.engine.time_spans import OFFSET_PATTERN, offset_fix, zero_offset
 from crm_rules.engine.schema_validation import load_schema
@@ -171,6 +172,11 @@ def test_an_offset_metric_is_the_metric_of_a_run_as_of_the_windows_end(tmp_path,
 
 
 # ---- refusals ----------------------------------------------------------------------------------------
+
+def test_the_kinds_that_take_an_offset_are_those_whose_options_list_it():
+    assert {kind for kind, options in METRIC_KINDS.items() if "offset" in options} == OFFSET_KINDS
+    assert all(refused("m", kind, {kind: "x"}) for kind in set(METRIC_KINDS) - OFFSET_KINDS)
+
 
 def test_validate_names_each_refused_offset_with_its_fix(cli):
     path = HERE / "policies" / "invalid" / "offset_where_it_means_nothing.yaml"
