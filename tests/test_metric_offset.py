@@ -188,7 +188,8 @@ def test_validate_names_each_refused_offset_with_its_fix(cli):
 # ---- a policy without an offset compiles as before ---------------------------------------------------
 
 # Every kind of metric with a window (and some without), compiled as of a quarter's end and a leap day; the scans'
-# SQL and parameters are those the engine wrote before offsets existed (tests/metric_scans_without_offset.txt).
+# SQL and parameters are those the engine wrote before offsets existed (tests/metric_scans_without_offset.txt).  A
+# deliberate change of the scans' SQL rewrites that file: write _scans(...) of this policy to it and read the diff.
 NO_OFFSET = """metrics:
   revenue_12m: {sum: amount, window: 12 months}
   avg_6m: {avg: amount, window: 6 months, where: "amount > 0"}
