@@ -32,7 +32,7 @@ from .policy_model import Policy
 from .row_names import row_column, row_name
 from . import data_freshness, number_overflow
 from .filter_notes import unmatched_filter_notes
-from .source_filters import RowFilter, dropped_note, written_out
+from .source_filters import RowFilter, dropped_note, sql_literal, written_out
 from .yaml_source import format_path
 
 EXAMPLES = 3
@@ -198,9 +198,37 @@ def _example_lines(conn: sqlite3.Connection, binding: Binding, t: Table, checks:
         shown = [f"{label}: {line_for(check, cid, value, row_name(row_col, row) if row_col else None)}"
                  for cid, value, row in rows]
         shown = list(dict.fromkeys(shown))  # rows that nothing tells apart (a view without an id) are one line
-        more = _and_more(total, len(shown), noun, _listing(t.table, row_col, check.sql, check.params), own_line=True)
+        more = ""
+        if total > len(shown):
+            listing = _listing_by_value(conn, table, t.table, row_col, check) or _listing(t.table, row_col, check.sql,
+                                                                                          check.params)
+            more = _and_more(total, len(shown), noun, listing, own_line=True)
         lines += shown + ([f"{label}: {more}"] if more else [])
     return lines, failed
+
+
+#: The most distinct bad values a listing names one by one, instead of repeating the check's SQL.
+_LISTED_VALUES = 10
+_DATE_PROBLEMS = (DATE_PROBLEM, OFFSET_PROBLEM, EMPTY_DATE_PROBLEM, DATE)
+
+
+def _listing_by_value(conn: sqlite3.Connection, table_sql: str, table: str, row_col: str | None,
+                      check: _Check) -> str | None:
+    """A short query listing the rows of a date check that has a few bad values: ``WHERE col IN (...)``.
+
+    The check's own SQL (a date's round trip, the time-zone and empty-text tests) ran to several hundred
+    characters, which a user copies and cannot read.  A date's check depends on the value alone, so the rows
+    with those values are exactly the bad ones; not so for a number column, whose affinity would match the text
+    '5000' with the good number 5000, nor under a source's filter, which also reads other columns.  None when
+    there are more values than _LISTED_VALUES (one more scan of the bad rows, on a run that fails anyway).
+    """
+    if check.what not in _DATE_PROBLEMS or check.params:
+        return None
+    values = [v for (v,) in conn.execute(f"SELECT DISTINCT r.{q(check.column)} FROM {table_sql} AS r "
+                                         f"WHERE {check.sql} LIMIT {_LISTED_VALUES + 1}")]
+    if len(values) > _LISTED_VALUES or not all(isinstance(v, (str, int)) for v in values):
+        return None
+    return _listing(table, row_col, f"r.{q(check.column)} IN ({', '.join(map(sql_literal, values))})")
 
 
 def _customer_line(check: _Check, cid, value, where: str | None) -> str:

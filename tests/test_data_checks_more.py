@@ -199,9 +199,26 @@ def test_null_customer_ids_and_bad_dates_are_named_by_row_and_counted(demo_db):
     assert [x for x in lines if "order_date" in x][:3] == [
         f"table 'orders', column 'order_date': '03/05/2026' (customer {c}) is not a YYYY-MM-DD date (row id {i})"
         for c, i in rows(demo_db, "SELECT customer_id, id FROM orders WHERE id BETWEEN 100 AND 102 ORDER BY id")]
-    assert "table 'orders', column 'order_date': ... and 36 more (39 rows in all); list them with: SELECT" in message
+    # a few bad dates: listed by their values, a query to read, not the check's SQL (which ran to 800 characters)
+    assert ("table 'orders', column 'order_date': ... and 36 more (39 rows in all); list them with: "
+            "SELECT * FROM \"orders\" AS r WHERE r.\"order_date\" IN ('03/05/2026')") in message
     assert [r[0] for r in listed_rows(demo_db, message, "table 'orders', column 'customer_id'")] == [10, 20, 30, 40]
     assert [r[0] for r in listed_rows(demo_db, message, "table 'orders', column 'order_date'")] == list(range(100, 139))
+
+
+def test_many_different_bad_dates_are_listed_by_the_check(demo_db):
+    """Over ten different bad values the listing is the check itself: still every bad row, and only those."""
+    sql(demo_db, "UPDATE orders SET order_date = printf('%02d/05/2026', id - 99) WHERE id BETWEEN 100 AND 114",
+        "UPDATE orders SET order_date = '2026-02-30' WHERE id BETWEEN 115 AND 118",
+        "UPDATE orders SET order_date = '2026-01-05T10:00:00+08:00' WHERE id BETWEEN 119 AND 123")
+    message = refused(demo_db, load_policy("base"))
+    offsets, others = [line.split("list them with: ", 1)[1] for line in problem_lines(message)
+                       if line.startswith("table 'orders', column 'order_date': ... and ")]
+    # the time-zone offsets are a problem of their own, listed by their one value
+    assert offsets == "SELECT * FROM \"orders\" AS r WHERE r.\"order_date\" IN ('2026-01-05T10:00:00+08:00')"
+    assert others.startswith("SELECT * FROM \"orders\" AS r WHERE ((date(")
+    assert [r[0] for r in rows(demo_db, offsets)] == list(range(119, 124))
+    assert [r[0] for r in rows(demo_db, others)] == list(range(100, 119))
 
 
 def test_three_bad_rows_or_fewer_need_no_total(demo_db):
