@@ -1,4 +1,5 @@
-"""Where a window of days, weeks, months or years ending on the as-of date starts.
+"""Where a window of days, weeks, months or years ending on the as-of date starts, and a calendar window
+(`year to date`, `quarter to date`, `month to date`).
 
 Calendar arithmetic in SQLite (``date(d, '-6 months')``) keeps the day of the
 month and rolls an impossible date forward: six months before 2026-08-31 is
@@ -8,6 +9,11 @@ the same window as of September 1st.  Here a month-end stays a month-end and
 a day the shorter month lacks becomes its last day, so that a window of N
 months ending on a month's last day is exactly N calendar months, and a later
 as-of date never starts a window earlier.
+
+A calendar window starts on the first day of the calendar period (year, quarter, month) that holds its last
+day: on a day that is not a period's end, `3 months` is not "this quarter", and business reviews speak in
+periods to date.  With an offset its last day moves back first, by the month rules above, and the period is
+the one holding that day: `year to date` a year before 2026-06-15 is 2025-01-01 .. 2025-06-15.
 """
 
 from __future__ import annotations
@@ -20,6 +26,19 @@ UNIT_MONTHS = {"months": 1, "years": 12}
 UNIT_DAYS = {"days": 1, "weeks": 7}
 _SPAN = re.compile(r"^([1-9][0-9]*)\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$")
 _UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
+#: The calendar windows and the months of their period; a period starts in a month 1 + a multiple of them.
+CALENDAR = {"year to date": 12, "quarter to date": 3, "month to date": 1}
+
+
+def calendar_months(window: object) -> int | None:
+    """Months of the period of a calendar window (`quarter to date`: 3), or None for any other window."""
+    return CALENDAR.get(window.strip()) if isinstance(window, str) else None
+
+
+def period_start(end: str, months: int) -> str:
+    """First day of the calendar period of ``months`` months (12, 3 or 1) that holds the day ``end``."""
+    day = dt.date.fromisoformat(end)
+    return dt.date(day.year, day.month - (day.month - 1) % months, 1).isoformat()
 
 
 def span(text: str) -> tuple[int, str]:
@@ -59,8 +78,9 @@ def window_start(as_of: str, count: int, unit: str) -> str:
     return before.isoformat() if before == dt.date.min else (before + dt.timedelta(days=1)).isoformat()
 
 
-def offset_window(as_of: str, window: str, offset: str) -> tuple[str, str]:
-    """(first day, last day) of a ``window`` that ends ``offset`` before ``as_of``: the window a run as of that
-    last day reads."""
-    end = shifted(as_of, -span(offset)[0], span(offset)[1])
-    return window_start(end, *span(window)), end
+def offset_window(as_of: str, window: str, offset: str | None) -> tuple[str, str]:
+    """(first day, last day) of a ``window`` (a span or a calendar window) that ends ``offset`` before ``as_of``
+    (on it, without one): the window a run as of that last day reads."""
+    end = as_of if offset is None else shifted(as_of, -span(offset)[0], span(offset)[1])
+    months = calendar_months(window)
+    return (period_start(end, months) if months else window_start(end, *span(window))), end

@@ -255,7 +255,8 @@ def _metric_entry(policy: Policy, name: str, value: Any, as_of: str) -> dict:
         m = policy.metrics[name]
         if isinstance(value, float) and value.is_integer() and _whole(m):
             value = int(value)
-        # a window that ends before the as-of date (offset) says which: the value is not one of the as-of date's
+        # a window that ends before the as-of date (offset) or a calendar one (year to date) says which dates it
+        # read: the value is not one of a trailing window ending on the as-of date
         dates = window_dates(m.spec, as_of)
         label = f"{m.label} ({dates[0]} – {dates[1]})" if dates else m.label
         return {"name": name, "label": label, "value": value, "internal": m.internal}

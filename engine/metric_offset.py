@@ -80,22 +80,31 @@ def without_window(spec: dict) -> str | None:
 
 
 def window_dates(spec: object, as_of: str) -> tuple[str, str] | None:
-    """(first day, last day) of the window of a metric with an offset, as of ``as_of``; None for any other metric.
+    """(first day, last day) of the window of a metric with an offset or a calendar window, as of ``as_of``; None
+    for any other metric.
 
     A report of a run as of 2026-06-30 that shows "revenue" read from a quarter a year before must say so: the
-    name and label of a metric need not."""
-    if not isinstance(spec, dict) or not isinstance(spec.get("offset"), str):
+    name and label of a metric need not.  A calendar window's dates change with the as-of date too ("year to
+    date" is five months and a half on June 15th), so they are shown as well."""
+    if not isinstance(spec, dict):
         return None
-    window = spec.get("window", "all")
+    window, offset = spec.get("window", "all"), spec.get("offset")
     if not isinstance(window, str) or window == "all":
         return None
-    return date_windows.offset_window(as_of, window, spec["offset"])
+    if isinstance(offset, str):
+        return date_windows.offset_window(as_of, window, offset)
+    if date_windows.calendar_months(window) is not None:
+        return date_windows.offset_window(as_of, window, None)
+    return None
 
 
 def period(spec: object) -> str:
-    """The rows a metric reads, in words: `12 months`, `3 months ending 12 months before the as-of date`, `all
-    rows`; for telling two definitions of one metric apart (``crm-rules diff``)."""
+    """The rows a metric reads, in words: `12 months`, `3 months ending 12 months before the as-of date`, `year to
+    date as of 1y before the as-of date`, `all rows`; for telling two definitions of one metric apart (``crm-rules
+    diff``)."""
     spec = spec if isinstance(spec, dict) else {}
     window, offset = spec.get("window", "all"), spec.get("offset")
     text = "all rows" if window == "all" else f"{window}"
+    if offset and date_windows.calendar_months(window) is not None:  # the period that holds the moved end
+        return f"{text} as of {offset} before the as-of date"
     return f"{text} ending {offset} before the as-of date" if offset else text

@@ -216,9 +216,14 @@ class RunDates:
         return date_windows.shifted(self.as_of, -count, unit)
 
     def window_start(self, window: str | None, periods: int = 1, offset: str | None = None) -> str | None:
-        """First day of a window of ``periods`` × ``window`` ending on the as-of date, or ``offset`` before it."""
+        """First day of a window of ``periods`` × ``window`` ending on the as-of date, or ``offset`` before it; of a
+        calendar window (`year to date`), the first day of the period that holds that end."""
         if window in (None, "all"):
             return None
+        if (months := date_windows.calendar_months(window)) is not None:
+            if periods != 1:  # trend's window before: refused for calendar windows (calendar_windows.refused)
+                raise ValueError(f"a calendar window ({window}) has no window before it")
+            return date_windows.period_start(self.window_end(offset), months)
         n, unit = _WINDOW.match(window.strip()).groups()
         return date_windows.window_start(self.window_end(offset), int(n) * periods, _UNITS[unit[0]])
 
@@ -227,7 +232,10 @@ class RunDates:
         return date_windows.shifted(self.window_end(offset), 1, "days")
 
     def window_months(self, window: str) -> float:
-        """Length of a window in calendar months (for per-month rates)."""
+        """Length of a window in calendar months (for per-month rates); a calendar window has none fixed (a
+        repurchase_rate refuses one: calendar_windows.refused)."""
+        if date_windows.calendar_months(window) is not None:
+            raise ValueError(f"a calendar window ({window}) has no fixed length in months")
         n, unit = _WINDOW.match(window.strip()).groups()
         factor = {"d": 1 / 30.4375, "w": 7 / 30.4375, "m": 1, "y": 12}[unit[0]]
         return int(n) * factor

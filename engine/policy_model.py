@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import expr_ast as ast
-from . import metric_offset
+from . import calendar_windows, metric_offset
 from .data_mapping import SOURCES, DataMapping, build_data_mapping
 from .errors import Diagnostic, PolicyError, UsageError
 from .expr_parser import KEYWORDS, ExpressionSyntaxError, parse_expression
@@ -414,6 +414,8 @@ class _Builder:
             self.error(path, "a trend needs a window (e.g. `window: 6 months`) to compare with the window before it")
         if kind == "repurchase_rate" and spec.get("window", "all") == "all":
             self.error(path, "a repurchase_rate needs a window (e.g. `window: 12 months`): it is the share of its months with a purchase")
+        if (why := calendar_windows.refused(name, kind, spec)) is not None:  # trend, repurchase_rate
+            self.error(path + ("window",), why, key=False)
         if "offset" in spec:
             why = metric_offset.refused(name, kind, spec)
             if why is None and kind not in ("trend", "repurchase_rate"):  # those two were just told they need a window

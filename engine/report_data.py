@@ -122,8 +122,9 @@ def _definitions(conn: sqlite3.Connection, rid: int) -> dict[str, list[dict]]:
 
 
 def _metric_label(definitions: dict, document: dict, name: str | None, as_of: str | None = None) -> str:
-    """The label of a metric or plugin output; a metric whose window ends before the as-of date (``offset``) has
-    its window's dates after it, since the report's headings read as figures of the run's own date."""
+    """The label of a metric or plugin output; a metric whose window ends before the as-of date (``offset``) or is
+    a calendar window (``year to date``) has its window's dates after it, since the report's headings read as
+    figures of a trailing window ending on the run's own date."""
     if name is None:
         return ""
     for d in definitions.get("metric", []):

@@ -1,8 +1,8 @@
 """Spans of time as people write them (`12个月`, `1 quarter`, `2 hours`, `4小时`), and how a policy writes them.
 
 A policy writes a span in four places, each with its own short form: a metric's look-back window (`90d`,
-`12 months`, `3y`) and how far before the as-of date that window ends (its ``offset``, the same forms but `all`), a
-service level's response and on-site times (`15m`, `4h`, `2d`) and a test file's date
+`12 months`, `3y`, or a calendar window: `year to date`, `quarter to date`, `month to date`) and how far before
+the as-of date that window ends (its ``offset``, the span forms only), a service level's response and on-site times (`15m`, `4h`, `2d`) and a test file's date
 relative to its as-of date (`-6m`).  The schemas check those forms with a pattern, which tells the analyst who
 wrote `window: 12个月` or `response_time: 2 hours` only that it "is not in the expected form".  These functions
 read what was meant and say what to type, so that the message can name the fix.
@@ -14,8 +14,12 @@ import re
 import unicodedata
 
 #: The forms, as the schemas write them (policy.schema.json, policy-test.schema.json and the retention plugin's
-#: `purchase_gap.window`); a mismatch with one of them is explained by the function of that form.
-WINDOW_PATTERN = "^(all|[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years))$"
+#: `purchase_gap.window`); a mismatch with one of them is explained by the function of that form.  A metric's
+#: window is a span or a calendar window (date_windows.CALENDAR); a window that needs a stretch of history of a
+#: steady length (the retention plugin's usual interval between orders) is a span only.
+CALENDAR_WINDOWS = ("year to date", "quarter to date", "month to date")
+TRAILING_WINDOW_PATTERN = "^(all|[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years))$"
+WINDOW_PATTERN = TRAILING_WINDOW_PATTERN.replace("^(all|", f"^(all|{'|'.join(CALENDAR_WINDOWS)}|", 1)
 OFFSET_PATTERN = "^[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$"
 DURATION_PATTERN = "^[1-9][0-9]*\\s*(min|m|h|d|w)$"
 RELATIVE_DATE_PATTERN = "^([0-9]{4}-[0-9]{2}-[0-9]{2}|([+-][0-9]+[dwmy])+)$"
@@ -55,8 +59,61 @@ def _read(text: object) -> tuple[str, int, str] | None:
     return (match["sign"], number, unit) if number > 0 else None
 
 
+# What people write for a calendar window (the language keeps one spelling of each, so that policies stay
+# comparable: `crm-rules diff`, the stored definitions of runs); read after folding case, `-` and `_` to spaces.
+_CALENDAR_ALIASES = {
+    "year to date": ("ytd", "y t d", "yeartodate", "this year", "year so far", "本年至今", "年初至今", "今年至今",
+                     "今年以来", "年初以来", "本年", "今年", "本年度"),
+    "quarter to date": ("qtd", "q t d", "quartertodate", "this quarter", "quarter so far", "本季度至今", "本季至今",
+                        "季初至今", "本季度以来", "季初以来", "本季度", "本季"),
+    "month to date": ("mtd", "m t d", "monthtodate", "this month", "month so far", "本月至今", "月初至今",
+                      "本月以来", "月初以来", "本月"),
+}
+_CALENDAR_FIX = {alias: window for window, aliases in _CALENDAR_ALIASES.items() for alias in (window, *aliases)}
+_WEEK_TO_DATE = ("week to date", "wtd", "w t d", "weektodate", "this week", "week so far", "本周至今", "周初至今",
+                 "本周以来", "本周")
+
+
+def _folded(text: str) -> str:
+    """``text`` in lower case with `-`, `_`, `.` and runs of spaces as one space (`Quarter-To-Date`: `quarter to
+    date`)."""
+    return re.sub(r"[\s_.\-]+", " ", unicodedata.normalize("NFKC", text).strip().lower()).strip()
+
+
+def calendar_fix(text: object) -> str | None:
+    """The calendar window ``text`` was meant to be (`YTD`, `年初至今`, `quarter-to-date`), or None."""
+    return _CALENDAR_FIX.get(_folded(text)) if isinstance(text, str) else None
+
+
+def week_to_date(text: object) -> str | None:
+    """Why a week to date is refused, for `week to date` and its spellings; None for any other text.
+
+    Weeks start on Monday (ISO 8601, China) in some calendars and on Sunday in others, and "the same week last
+    year" starts on another day of the month each year; a week is also too short for a customer's grade."""
+    if not isinstance(text, str) or _folded(text) not in _WEEK_TO_DATE:
+        return None
+    return ("is not a window crm-rules offers: weeks start on Monday in some calendars and on Sunday in others, and "
+            "a week is too short to grade customers by; write `7d` for the last seven days, or `month to date`")
+
+
+def calendar_in_trailing(text: object) -> str | None:
+    """Why a calendar window is refused where only a span is (the retention plugin's `purchase_gap.window`), or
+    None for any other text: the usual interval between orders needs a stretch of history of a steady length, and
+    a year to date is only days long in early January."""
+    meant = calendar_fix(text)
+    if meant is None:
+        return week_to_date(text)
+    named = "" if _folded(text) == meant else f" ({meant})"
+    return (f"is a calendar window{named}, which this window does not take: the usual interval between orders "
+            f"needs history of a steady length, and a {meant} is only days long at the start of the "
+            f"{meant.split()[0]}; write a span such as `24 months`, or `all`")
+
+
 def window_fix(text: object) -> str | None:
-    """The window ``text`` was meant to be (`12个月`: `12 months`, `1 quarter`: `3 months`), or None."""
+    """The window ``text`` was meant to be (`12个月`: `12 months`, `1 quarter`: `3 months`, `YTD`: `year to date`),
+    or None."""
+    if (meant := calendar_fix(text)) is not None:
+        return meant
     span = _read(text)
     if span is None or span[0] or span[2] in ("min", "h"):
         return None
@@ -106,7 +163,7 @@ def relative_date_fix(text: object) -> str | None:
     return f"{sign}{number}{unit}"
 
 
-FIXES = {WINDOW_PATTERN: window_fix, OFFSET_PATTERN: offset_fix, DURATION_PATTERN: duration_fix,
-         RELATIVE_DATE_PATTERN: relative_date_fix}
+FIXES = {WINDOW_PATTERN: window_fix, TRAILING_WINDOW_PATTERN: window_fix, OFFSET_PATTERN: offset_fix,
+         DURATION_PATTERN: duration_fix, RELATIVE_DATE_PATTERN: relative_date_fix}
 #: Values of a form that are refused for a reason of their own, not as a slip of the form: the reason, or None.
-REFUSALS = {OFFSET_PATTERN: zero_offset}
+REFUSALS = {OFFSET_PATTERN: zero_offset, WINDOW_PATTERN: week_to_date, TRAILING_WINDOW_PATTERN: calendar_in_trailing}

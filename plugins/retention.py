@@ -21,7 +21,7 @@ from crm_rules.engine.expr_types import BOOL, NUMBER, TEXT
 from crm_rules.engine.name_rules import NAME_PATTERN  # a mismatch is said in words
 from crm_rules.engine.plugin_api import Action, SqlActions
 from crm_rules.engine.plugin_context import PluginContext
-from crm_rules.engine.time_spans import WINDOW_PATTERN  # a mismatch names the window meant
+from crm_rules.engine.time_spans import TRAILING_WINDOW_PATTERN  # a mismatch names the window meant, or why not
 
 DEFAULT_PRIORITY = 3
 
@@ -133,8 +133,10 @@ CHURN_WARNING_SCHEMA = {
                 "interval": _metric("Metric: the customer's usual days between purchases (default: the engine computes "
                                     "(last − first order day) ÷ (orders − 1) over `window`, or over all "
                                     "orders for a customer with fewer than two in the window)."),
-                "window": {"type": "string", "pattern": WINDOW_PATTERN,
-                           "description": "Window of the default interval: `24 months`, `3y` or `all` (default all)."},
+                "window": {"type": "string", "pattern": TRAILING_WINDOW_PATTERN,
+                           "description": "Window of the default interval: `24 months`, `3y` or `all` (default all); "
+                                          "not a calendar window (`year to date`), which is only days long at the "
+                                          "start of its period."},
                 "k": {"type": "number", "exclusiveMinimum": 0, "description": "Multiple of the usual interval (default 2)."},
             },
         },
