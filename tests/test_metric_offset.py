@@ -16,7 +16,7 @@ from crm_rules.engine.metric_sql import RunDates, compile_metrics
 from crm_rules.engine.metric_offset import OFFSET_KINDS, refused
 from crm_rules.engine.policy_model import METRIC_KINDS, load_policy
 from crm_rules.engine.runner import apply_policy
-from crm_rules.engine.time_spans import OFFSET_PATTERN, offset_fix, zero_offset
+from crm_rules.engine.time_spans import OFFSET_PATTERN, TRAILING_WINDOW_PATTERN, WINDOW_PATTERN, offset_fix, zero_offset
 from crm_rules.engine.schema_validation import load_schema
 from small_db import assignments, make_db, rows, run
 
@@ -84,7 +84,8 @@ def test_an_offset_of_nothing_is_refused_with_a_reason(text):
 def test_the_schema_writes_the_offset_form_of_time_spans():
     props = load_schema("policy.schema.json")["properties"]["metrics"]["additionalProperties"]["properties"]
     assert props["offset"]["pattern"] == OFFSET_PATTERN
-    assert props["window"]["pattern"].replace("all|", "").replace("(", "", 1).replace(")$", "$", 1) == OFFSET_PATTERN
+    assert props["window"]["pattern"] == WINDOW_PATTERN  # with the calendar windows (test_calendar_windows)
+    assert TRAILING_WINDOW_PATTERN.replace("all|", "").replace("(", "", 1).replace(")$", "$", 1) == OFFSET_PATTERN
 
 
 # ---- values ------------------------------------------------------------------------------------------
