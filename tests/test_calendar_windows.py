@@ -220,6 +220,17 @@ def test_explain_gives_the_dates_of_a_calendar_window(cli, demo_db, tmp_path):
     assert labels["revenue_ytd_ly"] == "Revenue YTD last year (2025-01-01 – 2025-06-15)"
 
 
+def test_the_report_gives_the_dates_of_a_calendar_window(cli, demo_db, tmp_path):
+    policy = tmp_path / "ytd.yaml"
+    policy.write_text("extends: base\nname: ytd\nmetrics:\n"
+                      "  revenue_ytd: {label: Revenue YTD, sum: amount, window: year to date}\n"
+                      "summary:\n  key_metrics: [revenue_12m, revenue_ytd]\n", encoding="utf-8")
+    cli("apply", "--db", demo_db, "--policy", policy, "--as-of", "2026-06-15", ok=True)
+    out = tmp_path / "report.html"
+    cli("report", "--db", demo_db, "--out", out, ok=True)
+    assert "Revenue YTD (2026-01-01 – 2026-06-15)" in out.read_text(encoding="utf-8")
+
+
 def test_diff_notes_a_revenue_metric_read_over_a_calendar_window(cli, demo_db, tmp_path):
     moved = tmp_path / "ytd.yaml"
     moved.write_text("extends: base\nname: ytd\nmetrics:\n  revenue_12m: {sum: amount, window: year to date}\n",
