@@ -78,9 +78,18 @@ def window_start(as_of: str, count: int, unit: str) -> str:
     return before.isoformat() if before == dt.date.min else (before + dt.timedelta(days=1)).isoformat()
 
 
+def window_end(as_of: str, offset: str | None) -> str:
+    """Last day of a window that ends ``offset`` (a span such as ``12 months``) before ``as_of``: ``as_of`` without
+    one.  Counted as windows count, so the last day of a quarter stays one a year earlier."""
+    if offset is None:
+        return as_of
+    count, unit = span(offset)
+    return shifted(as_of, -count, unit)
+
+
 def offset_window(as_of: str, window: str, offset: str | None) -> tuple[str, str]:
     """(first day, last day) of a ``window`` (a span or a calendar window) that ends ``offset`` before ``as_of``
     (on it, without one): the window a run as of that last day reads."""
-    end = as_of if offset is None else shifted(as_of, -span(offset)[0], span(offset)[1])
+    end = window_end(as_of, offset)
     months = calendar_months(window)
     return (period_start(end, months) if months else window_start(end, *span(window))), end

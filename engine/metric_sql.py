@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import re
 import sqlite3
 from dataclasses import dataclass, field
 
@@ -101,8 +100,6 @@ def row_problems(source: str, key: str, columns: dict, numeric_used: set[str]) -
     return checks
 
 
-_WINDOW = re.compile(r"^([1-9][0-9]*)\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$")
-_UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
 
 @dataclass(frozen=True)
@@ -208,12 +205,8 @@ class RunDates:
     conn: sqlite3.Connection
 
     def window_end(self, offset: str | None = None) -> str:
-        """Last day of a window that ends ``offset`` (a span such as ``12 months``) before the as-of date: the as-of
-        date without one.  Counted as windows count, so the last day of a quarter stays one a year earlier."""
-        if offset is None:
-            return self.as_of
-        count, unit = date_windows.span(offset)
-        return date_windows.shifted(self.as_of, -count, unit)
+        """Last day of a window that ends ``offset`` before the as-of date (date_windows.window_end)."""
+        return date_windows.window_end(self.as_of, offset)
 
     def window_start(self, window: str | None, periods: int = 1, offset: str | None = None) -> str | None:
         """First day of a window of ``periods`` × ``window`` ending on the as-of date, or ``offset`` before it; of a
@@ -224,8 +217,8 @@ class RunDates:
             if periods != 1:  # trend's window before: refused for calendar windows (calendar_windows.refused)
                 raise ValueError(f"a calendar window ({window}) has no window before it")
             return date_windows.period_start(self.window_end(offset), months)
-        n, unit = _WINDOW.match(window.strip()).groups()
-        return date_windows.window_start(self.window_end(offset), int(n) * periods, _UNITS[unit[0]])
+        count, unit = date_windows.span(window)
+        return date_windows.window_start(self.window_end(offset), count * periods, unit)
 
     def after_end(self, offset: str) -> str:
         """The day after the last day of a window ``offset`` before the as-of date: the bound its rows lie below."""
@@ -236,9 +229,8 @@ class RunDates:
         repurchase_rate refuses one: calendar_windows.refused)."""
         if date_windows.calendar_months(window) is not None:
             raise ValueError(f"a calendar window ({window}) has no fixed length in months")
-        n, unit = _WINDOW.match(window.strip()).groups()
-        factor = {"d": 1 / 30.4375, "w": 7 / 30.4375, "m": 1, "y": 12}[unit[0]]
-        return int(n) * factor
+        count, unit = date_windows.span(window)
+        return count * {"days": 1 / 30.4375, "weeks": 7 / 30.4375, "months": 1, "years": 12}[unit]
 
     def month_period(self, day: str, offset: str | None = None) -> str:
         """SQL of how many whole months before the window's end (the as-of date, or ``offset`` before it) the date
@@ -591,10 +583,10 @@ def _source_metric(m: Metric, sq: _SourceQuery) -> str:
         return ref(sq.add(m.name, _Aggregate("MAX", cond, f"CAST(julianday(date({end})) - julianday(:as_of) AS INTEGER)")))
     if kind == "repurchase_rate":
         d = sq.col(WINDOW_FIELD[m.source])
-        count, unit = _WINDOW.match(m.spec["window"].strip()).groups()
+        count, unit = date_windows.span(m.spec["window"])
         offset = m.spec.get("offset")
-        if unit[0] in "my":  # months ending on the window's end, as the window's own start is counted
-            periods = int(count) * (12 if unit[0] == "y" else 1)
+        if unit in date_windows.UNIT_MONTHS:  # months ending on the window's end, as the window's own start is counted
+            periods = count * date_windows.UNIT_MONTHS[unit]
             period = sq.dates.month_period(d, offset)
         else:  # a window of days or weeks: equal parts about a month long, as many as fit (at least one)
             periods = max(1, round(sq.dates.window_months(m.spec["window"])))

@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from .date_windows import CALENDAR
+
 #: The forms, as the schemas write them (policy.schema.json, policy-test.schema.json and the retention plugin's
 #: `purchase_gap.window`); a mismatch with one of them is explained by the function of that form.  A metric's
 #: window is a span or a calendar window (date_windows.CALENDAR); a window that needs a stretch of history of a
 #: steady length (the retention plugin's usual interval between orders) is a span only.
-CALENDAR_WINDOWS = ("year to date", "quarter to date", "month to date")
+CALENDAR_WINDOWS = tuple(CALENDAR)
 TRAILING_WINDOW_PATTERN = "^(all|[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years))$"
 WINDOW_PATTERN = TRAILING_WINDOW_PATTERN.replace("^(all|", f"^(all|{'|'.join(CALENDAR_WINDOWS)}|", 1)
 OFFSET_PATTERN = "^[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$"
