@@ -206,16 +206,14 @@ def run_scans(conn: sqlite3.Connection, source: Path, sources: list[SourceAggreg
         conn.execute(f"DROP TABLE IF EXISTS {job.target}")
     by_name = {job.name: job for job in queue}
     rest = sum(job.rows for job in queue[1:])
-    if workers < 1 or rest < min(min_thread_rows, min_worker_rows):
-        for job in queue:
-            _run_here(conn, job, dates, done)
-        return
-    if rest < min_worker_rows:
-        if not scan_thread.scan_with_thread(conn, file_uri(source, "ro"), _work(queue, dates), cache_kib,
-                                            BUSY_TIMEOUT_MS / 1000,
-                                            run_here=lambda name: _run_here(conn, by_name[name], dates, done),
-                                            copied=lambda name: _finish(conn, by_name[name], done)):
-            for job in queue:  # an SQLite without in-memory databases to share
+    if workers < 1 or rest < min_worker_rows:
+        # a thread when it pays off and this SQLite can share an in-memory database (scan_thread), else in turn
+        threaded = workers >= 1 and rest >= min_thread_rows and scan_thread.scan_with_thread(
+            conn, file_uri(source, "ro"), _work(queue, dates), cache_kib, BUSY_TIMEOUT_MS / 1000,
+            run_here=lambda name: _run_here(conn, by_name[name], dates, done),
+            copied=lambda name: _finish(conn, by_name[name], done))
+        if not threaded:
+            for job in queue:
                 _run_here(conn, job, dates, done)
         return
     with ScratchFolder(FOLDER_PREFIXES[0]) as scratch:
