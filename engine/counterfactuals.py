@@ -10,7 +10,7 @@ conditions are quoted as they are written.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import expr_ast as ast
@@ -116,11 +116,9 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
     if rule.condition is None:
         because = f"{kind} {name(entry)}: no rule above matched, so the default applies"
     else:
-        values = lambda checks: [f"{k} = {value_text(v)}" for c in checks  # noqa: E731
-                                 for k, v in c.get("values", {}).items() if not is_literal(k)]
         # the values of the tests that hold; when none does, a `not` made the rule hold: the values it negates
-        shown = values([c for c in entry.get("checks", []) if c["passed"]]) or values(entry.get("checks", []))
-        because = f"{kind} {name(entry)} because {rule.condition.text}" + (f" ({', '.join(dict.fromkeys(shown))})" if shown else "")
+        shown = read_values(c for c in entry.get("checks", []) if c["passed"]) or read_values(entry.get("checks", []))
+        because = f"{kind} {name(entry)} because {rule.condition.text}" + (f" ({', '.join(shown)})" if shown else "")
     up = []
     for i, (e, r) in enumerate(zip(entries[:decided], rules[:decided])):
         if r.condition is None:
@@ -136,8 +134,7 @@ def describe(kind: str, rules: list, entries: list[dict], labels: dict[str, str]
             else:
                 up.append(f"would be {name(e)} if {requirement}")
         elif needed is None:
-            now = dict.fromkeys(f"{k} = {value_text(v)}" for c in e.get("checks", [])
-                                for k, v in c.get("values", {}).items() if not is_literal(k))
+            now = read_values(e.get("checks", []))
             up.append(f"would be {name(e)} if {r.condition.text}" + (f" (now {', '.join(now)})" if now else ""))
     down = []
     if rule.condition is not None:
@@ -198,6 +195,12 @@ def pareto_sentences(metric: str, value: Any, tier: str, levels: list[tuple[str,
         within = "" if top is None else f", in the top {int(top):,}" if method == "top_n" else f", in the top {top:.0%}"
         because = f"tier {tier}{label} by rank of {metric}{within} (now {value_text(value)})"
     return {"because": because, "up": up, "down": down}
+
+
+def read_values(checks: Iterable[dict]) -> list[str]:
+    """``name = value`` of each value the tests of an explanation read, once each, literals left out."""
+    return list(dict.fromkeys(f"{k} = {value_text(v)}" for c in checks for k, v in c.get("values", {}).items()
+                              if not is_literal(k)))
 
 
 def is_literal(text: str) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .counterfactuals import HUGE, is_literal, shortfall, value_text
+from .counterfactuals import HUGE, read_values, shortfall, value_text
 from .explain_since import GRADES
 from .terminal_table import print_indented, titled_table, words_fit
 from .user_text import escape, one_line
@@ -163,19 +163,18 @@ def _rule_lines(rules: list[dict]) -> list[str]:
             for c in r.get("checks", []):
                 if c["passed"]:
                     continue
-                values = _values_text(c)
+                values = _values_text([c])
                 miss = shortfall(c)
                 gap = f"; {miss}" if miss else ""
                 state = "missing value" if c["passed"] is None else "failed"
                 lines.append(f"      {state}: {_e(c['test'])}" + (f"  ({values}{gap})" if values else ""))
-            if len(lines) == shown and (values := ", ".join(filter(None, map(_values_text, r.get("checks", []))))):
+            if len(lines) == shown and (values := _values_text(r.get("checks", []))):
                 lines.append(f"      with {values}")  # every test holds and a `not` fails the rule: their values
     return lines
 
 
-def _values_text(check: dict) -> str:
-    """The values a test of an explanation read, ``name = value`` (literals left out)."""
-    return ", ".join(f"{_e(k)} = {_e(value_text(v))}" for k, v in check.get("values", {}).items() if not is_literal(k))
+def _values_text(checks: list[dict]) -> str:
+    return _e(", ".join(read_values(checks)))
 
 
 def _setting_lines(key: str, value: Any, indent: str) -> list[str]:
