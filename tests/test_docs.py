@@ -490,6 +490,21 @@ def test_the_operator_guides_sql_takes_the_latest_run_by_as_of_date_after_a_back
     assert [r[0] for r in conn.execute(over_time)] == ["2025-12-31", "2026-03-31", "2026-06-30"]
 
 
+def test_the_policy_guides_two_scales_query_counts_every_customer_once(demo_db):
+    """Two policies applied into one results database: the guide's join of their crm_current rows."""
+    import sqlite3
+
+    from crm_rules.engine.runner import apply_policy
+
+    for name in ("base", "vip_card"):
+        apply_policy(demo_db, load_policy(name), "2026-06-30")
+    [query] = [sql for title, sql in _sql_queries("policy-guide.md").items() if title == "Customers by ABC tier and VIP card"]
+    conn = sqlite3.connect(demo_db)
+    rows = conn.execute(query).fetchall()
+    assert {card for _, card, _ in rows} <= {"diamond", "gold", "silver", "standard"}
+    assert sum(n for *_, n in rows) == conn.execute("SELECT count(*) FROM customers").fetchone()[0]
+
+
 # ---------------------------------------------------------------------------
 # (e): messages point at what an installed crm-rules has
 # ---------------------------------------------------------------------------
