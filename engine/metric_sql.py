@@ -83,8 +83,15 @@ def bad_number_sql(col: str) -> str:
     return f"{col} >= ''"
 
 
-def row_problems(source: str, key: str, columns: dict, numeric_used: set[str]) -> list[tuple[str, str, str]]:
-    """(column, problem, SQL that is true for a bad row) for one source's rows (alias ``r``)."""
+def row_problems(source: str, key: str, columns: dict, numeric_used: set[str],
+                 dates_used: set[str] = frozenset()) -> list[tuple[str, str, str]]:
+    """(column, problem, SQL that is true for a bad row) for one source's rows (alias ``r``).
+
+    ``dates_used``: the date columns of ``data.<source>.columns`` the policy reads (in a source's or a metric's
+    filter, or a metric's expression).  '03/05/2026' or '2026-13-01' in one compares as text with the as-of
+    date (``cancelled_at > as_of()``) and keeps or drops its row wrongly without a word, as a bad order date
+    would; NULL is no date, which a filter may test (``cancelled_at is null``).
+    """
     def col(logical: str) -> str:
         return f"r.{q(columns[logical].column)}"
 
@@ -93,6 +100,11 @@ def row_problems(source: str, key: str, columns: dict, numeric_used: set[str]) -
         if f in REQUIRED_FIELDS[source]:
             checks.append((columns[f].column, f"has no {f.replace('_', ' ')}", f"{col(f)} IS NULL"))
         checks.append((columns[f].column, DATE_PROBLEM, bad_date_sql(col(f))))
+    dated = {columns[f].column for f in DATE_FIELDS[source]}
+    for f in sorted(dates_used):
+        if columns[f].column not in dated:  # a second name for a column checked already is not checked twice
+            dated.add(columns[f].column)
+            checks.append((columns[f].column, DATE_PROBLEM, bad_date_sql(col(f))))
     for f in sorted(numeric_used):
         if f in REQUIRED_FIELDS[source]:
             checks.append((columns[f].column, f"has no {f.replace('_', ' ')}", f"{col(f)} IS NULL"))
@@ -310,6 +322,7 @@ class _SourceQuery:
         self.columns: list[tuple[str, _Aggregate]] = []
         self.cuts: set[str] = set()  # the conditions "dated before the day after the as-of date"
         self.numeric_used: set[str] = set()  # numeric columns read, checked for unreadable text
+        self.dates_used: set[str] = set()  # date columns of data.<source>.columns read, checked as the source's dates
         self.read: set[str] = set()  # physical columns read (for the choice of plan)
         self.filters: list[MetricFilter] = []  # the metrics' where filters, and the aggregates that read them
         self._wheres: dict[str, str] = {}  # metric -> its where, compiled once (trend's two windows share it)
@@ -318,6 +331,8 @@ class _SourceQuery:
     def col(self, logical: str) -> str:
         if self.table.columns[logical].type == "number":
             self.numeric_used.add(logical)
+        elif self.table.columns[logical].type == DATE and logical not in DATE_FIELDS[self.source]:
+            self.dates_used.add(logical)
         self.read.add(self.table.columns[logical].column)
         return f"r.{q(self.table.columns[logical].column)}"
 
@@ -384,7 +399,7 @@ class _SourceQuery:
                 f"THEN coalesce({self.col('paid_amount')}, 0) ELSE 0 END)")
 
     def problems(self) -> list[tuple[str, str, str]]:
-        return row_problems(self.source, self.table.key, self.table.columns, self.numeric_used)
+        return row_problems(self.source, self.table.key, self.table.columns, self.numeric_used, self.dates_used)
 
     def aggregation(self, name: str, number_ids: bool = False) -> SourceAggregation:
         """The source's GROUP BY; ``number_ids``: the customers key reads this source's ids as numbers and the
@@ -397,7 +412,7 @@ class _SourceQuery:
         in_where = frozenset(self.cuts).intersection(*(a.conditions for _, a in self.columns))
         conditions = sorted(in_where) if self.columns else []
         # The source's filter drops its rows in the scan's WHERE too, before the sort; compiled before the row
-        # checks are listed, which check the number columns it reads (source_filters)
+        # checks are listed, which check the number and date columns it reads (source_filters)
         rf = compile_filter(self.table, self.col)
         params = self.params.values if rf is None else {**self.params.values, **rf.params}
         if rf is not None:
