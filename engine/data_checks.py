@@ -16,7 +16,7 @@ import re
 import shlex
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .csv_decimal_comma import FORMATTED_NUMBER
 from .csv_erp_values import amount, is_marked_amount, iso_date
@@ -75,6 +75,7 @@ class _Check:
     what: str  # the problem ("has no id"), or the type of the attribute whose values are checked
     label: str = ""  # "table 't', column 'c'" as the lines of this check start; default from table and column
     params: dict = field(default_factory=dict, compare=False)  # of a source's filter in ``sql`` (_filtered)
+    kept: str = ""  # the source's filter (true for a row it keeps) when ``sql`` looks at those rows only (_filtered)
 
 
 def _and_more(total: int, shown: int, what: str, listing: str, own_line: bool = False) -> str:
@@ -145,10 +146,9 @@ def split_dates(checks: list[_Check], date_what: str) -> list[_Check]:
         col = f"r.{q(check.column)}"
         offset = f"({check.sql}) AND typeof({col}) = 'text' AND date({col}) IS NOT NULL AND {has_offset_sql(col)}"
         empty = f"({check.sql}) AND typeof({col}) = 'text' AND trim({col}) IN ('', {_ZERO_DATES})"
-        out.append(_Check(check.column, offset, OFFSET_PROBLEM, check.label, check.params))
-        out.append(_Check(check.column, empty, EMPTY_DATE_PROBLEM, check.label, check.params))
-        out.append(_Check(check.column, f"({check.sql}) AND NOT coalesce({offset}, 0) AND NOT coalesce({empty}, 0)",
-                          check.what, check.label, check.params))
+        out.append(replace(check, sql=offset, what=OFFSET_PROBLEM))
+        out.append(replace(check, sql=empty, what=EMPTY_DATE_PROBLEM))
+        out.append(replace(check, sql=f"({check.sql}) AND NOT coalesce({offset}, 0) AND NOT coalesce({empty}, 0)"))
     return out
 
 
@@ -218,17 +218,19 @@ def _listing_by_value(conn: sqlite3.Connection, table_sql: str, table: str, row_
 
     The check's own SQL (a date's round trip, the time-zone and empty-text tests) ran to several hundred
     characters, which a user copies and cannot read.  A date's check depends on the value alone, so the rows
-    with those values are exactly the bad ones; not so for a number column, whose affinity would match the text
-    '5000' with the good number 5000, nor under a source's filter, which also reads other columns.  None when
-    there are more values than _LISTED_VALUES (one more scan of the bad rows, on a run that fails anyway).
+    with those values are exactly the bad ones (among the rows a source's filter keeps, when the check looks at
+    those only: the filter, written out, stays in the listing); not so for a number column, whose affinity would
+    match the text '5000' with the good number 5000.  None when there are more values than _LISTED_VALUES (one
+    more scan of the bad rows, on a run that fails anyway).
     """
-    if check.what not in _DATE_PROBLEMS or check.params:
+    if check.what not in _DATE_PROBLEMS:
         return None
     values = [v for (v,) in conn.execute(f"SELECT DISTINCT r.{q(check.column)} FROM {table_sql} AS r "
-                                         f"WHERE {check.sql} LIMIT {_LISTED_VALUES + 1}")]
+                                         f"WHERE {check.sql} LIMIT {_LISTED_VALUES + 1}", check.params)]
     if len(values) > _LISTED_VALUES or not all(isinstance(v, (str, int)) for v in values):
         return None
-    return _listing(table, row_col, f"r.{q(check.column)} IN ({', '.join(map(sql_literal, values))})")
+    listed = f"r.{q(check.column)} IN ({', '.join(map(sql_literal, values))})"
+    return _listing(table, row_col, f"{check.kept} AND {listed}" if check.kept else listed, check.params)
 
 
 def _customer_line(check: _Check, cid, value, where: str | None) -> str:
@@ -463,7 +465,8 @@ def _filtered(check: _Check, rf: RowFilter | None, dates: dict | None) -> _Check
     """``check`` of the rows ``rf`` keeps, unless it checks a column the filter reads (then of every row)."""
     if rf is None or check.column in rf.columns:
         return check
-    return _Check(check.column, f"{rf.sql} AND ({check.sql})", check.what, check.label, {**rf.params, **(dates or {})})
+    return _Check(check.column, f"{rf.sql} AND ({check.sql})", check.what, check.label, {**rf.params, **(dates or {})},
+                  rf.sql)
 
 
 #: How many of a failed check's values tell what they are (_value_fixes)
