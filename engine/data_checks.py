@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from .csv_decimal_comma import FORMATTED_NUMBER
 from .csv_erp_values import amount, is_marked_amount, iso_date
 from .data_binding import Binding
-from .data_mapping import SOURCE_FIELDS, WINDOW_FIELD, Table
+from .data_mapping import SOURCE_FIELDS, WINDOW_FIELD, Column, Table
 from .database import RunConnection, table_columns
 from .errors import DataError
 from .expr_sql import quote_identifier as q
@@ -282,17 +282,34 @@ def check_declared_types(conn: sqlite3.Connection, policy: Policy, binding: Bind
     conditions compare as text; a run refuses its rows (the row checks, with examples and counts), and
     validate, which reads no rows, can tell from the declared type already.
     """
-    columns = [(policy.data.customers.table, c.column) for name, c in binding.attributes.items()
-               if c.type == NUMBER and name in binding.used]
+    columns = {(policy.data.customers.table, c.column): "" for name, c in binding.attributes.items()
+               if c.type == NUMBER and name in binding.used}
     for source in sorted(binding.sources):
         t = policy.data.sources[source]
-        columns += [(t.table, t.columns[f].column) for f in sorted(binding.fields.get(source, ()))
-                    if f in t.columns and t.columns[f].type == NUMBER]
-    declared_text = [(table, column) for table, column in dict.fromkeys(columns)
+        for f in sorted(binding.fields.get(source, ())):
+            if f in t.columns and t.columns[f].type == NUMBER:
+                columns.setdefault((t.table, t.columns[f].column), _typed_column(source, t.columns[f]))
+    declared_text = [(table, column, typed) for (table, column), typed in columns.items()
                      if column_affinity(conn, binding.table(table), column) == "TEXT"]
     _fail([f"table {table!r}, column {column!r} is declared TEXT, which stores every number as text (a number "
-           f"stored as text compares as text: '5000' > '1000000'); a run refuses its rows" for table, column in declared_text],
-          f"store numbers as numbers: {_import_again([column for _, column in declared_text], one=len(declared_text) == 1)}")
+           f"stored as text compares as text: '5000' > '1000000'); a run refuses its rows"
+           + (f"; if it holds dates or text, not numbers, give it its type: {typed}" if typed else "")
+           for table, column, typed in declared_text],
+          f"store numbers as numbers: {_import_again([column for _, column, _ in declared_text], one=len(declared_text) == 1)}"
+          + ("; or give a column of dates or text its type in data.<source>.columns (one without a type is a number)"
+             if any(typed for _, _, typed in declared_text) else ""))
+
+
+def _typed_column(source: str, column: Column) -> str:
+    """For a column of ``data.<source>.columns`` read as a number: its entry written with a date type, "" for a
+    field of the source (an amount is a number whatever the mapping says).
+
+    A column there without a type is a number: ``cancelled_at: 取消日期`` reads a column of dates as numbers, which
+    a run refuses as text in a number column; the fix is then the type, not an import that stores numbers.
+    """
+    if column.name in SOURCE_FIELDS[source]:
+        return ""
+    return f"data.{source}.columns.{column.name}: {{column: {column.column}, type: date}} (or type: text)"
 
 
 def _import_again(columns: list[str], one: bool) -> str:
@@ -544,8 +561,11 @@ def _mapping_fix(conn: sqlite3.Connection, binding: Binding, t: Table, column: s
                                else isinstance(value, (int, float))):
             candidates.append(repr(name))
     need, holds = ("dates", "numbers") if dates else ("numbers", "dates")
+    typed = "" if dates or t.concept == "customers" else next(
+        (_typed_column(t.concept, c) for c in t.columns.values() if c.column == column and c.type == NUMBER), "")
     return (f"every value of {t.table!r}.{column!r} is {'a number' if dates else 'a date'}: {key} names a column of {holds}, not of {need}; "
-            f"map it to the column that holds the {need}"
+            + (f"if the policy reads it as a date, give it its type: {typed}; otherwise " if typed else "")
+            + f"map it to the column that holds the {need}"
             + (f" ({', '.join(candidates[:5])} in {t.table!r})" if candidates else ""))
 
 

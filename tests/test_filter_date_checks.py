@@ -238,3 +238,30 @@ def test_validate_db_reads_the_schema_and_leaves_the_dates_to_the_run(tmp_path, 
     assert result.exit_code != 0
     assert "table 'orders' has no column '取消时间'" in _one_line(result.output)
     assert "data.orders.where" in _one_line(result.output)
+
+
+UNTYPED = SOURCE_FILTER.replace("cancelled_at: {column: 取消日期, type: date}", "cancelled_at: 取消日期").replace(
+    "cancelled_at is null or cancelled_at > as_of()", "cancelled_at is null")
+
+
+def test_a_column_of_dates_mapped_without_its_type_is_told_to_take_it(tmp_path, cli):
+    """A column of data.<source>.columns without a type is a number: validate --db (the column is declared TEXT)
+    and the run (every value is a date) give the type as the fix, not only an import that stores numbers."""
+    db = _db(tmp_path, {2: "2026-06-15"})
+    policy = _policy_file(tmp_path, UNTYPED)
+    fix = "give it its type: data.orders.columns.cancelled_at: {column: 取消日期, type: date} (or type: text)"
+    result = cli("validate", policy, "--db", db)
+    assert result.exit_code == 1
+    output = _one_line(result.output)
+    assert "table 'orders', column '取消日期' is declared TEXT" in output and fix in output
+    result = _apply(cli, db, policy)
+    assert result.exit_code == 1
+    output = _one_line(result.output)
+    assert "'2026-06-15' (customer C1) is not a number (row id 2)" in output
+    assert f"data.orders.columns.cancelled_at names a column of dates, not of numbers; if the policy reads it as a " \
+           f"date, {fix}; otherwise map it" in output
+    assert _nothing_written(db)
+    # a field of the source is a number whatever the mapping says: no type to give it
+    result = cli("validate", _policy_file(tmp_path, "extends: base\ndata:\n  orders: {amount: 取消日期}\n", "amount.yaml"),
+                 "--db", db)
+    assert result.exit_code == 1 and "give it its type" not in result.output
