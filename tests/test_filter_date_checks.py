@@ -265,3 +265,24 @@ def test_a_column_of_dates_mapped_without_its_type_is_told_to_take_it(tmp_path, 
     result = cli("validate", _policy_file(tmp_path, "extends: base\ndata:\n  orders: {amount: 取消日期}\n", "amount.yaml"),
                  "--db", db)
     assert result.exit_code == 1 and "give it its type" not in result.output
+
+
+def test_every_source_is_checked_alike(tmp_path, cli):
+    """Receivables written off on a date: the same check, on that table."""
+    db = make_db(tmp_path / "crm.db", [("C1", "一", "华东")], orders=[("C1", "2026-06-01", 100)],
+                 receivables=[("C1", "2026-05-01", "2026-05-31", 100, 100, "2026-05-20"),
+                              ("C1", "2026-05-02", "2026-06-01", 50, None, None)])
+    _execute(db, "ALTER TABLE receivables ADD COLUMN 核销日期 TEXT")
+    _execute(db, "UPDATE receivables SET 核销日期 = '2026.06.10' WHERE id = 2")
+    policy = _policy_file(tmp_path, "extends: base\ndata:\n  receivables:\n"
+                                    "    columns: {written_off_at: {column: 核销日期, type: date}}\n"
+                                    "    where: \"written_off_at is null or written_off_at > as_of()\"\n")
+    result = _apply(cli, db, policy)
+    assert result.exit_code == 1
+    assert "table 'receivables', column '核销日期': '2026.06.10' (customer C1) is not a YYYY-MM-DD date (row id 2)" \
+        in _one_line(result.output)
+    _execute(db, "UPDATE receivables SET 核销日期 = '2026-06-10' WHERE id = 2")
+    result = _apply(cli, db, policy)
+    assert result.exit_code == 0, result.output
+    assert "data.receivables.where (written_off_at is null or written_off_at > as_of()) drops 1 of the 2 rows" in \
+        _one_line(result.output)
