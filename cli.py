@@ -441,9 +441,12 @@ def import_(
     append: bool = typer.Option(False, "--append", help="Append to an existing table."),
     types: list[str] = typer.Option([], "--type", help="Force a column type: COLUMN=integer|float|text|date (repeatable); integer and float also read amounts such as ¥1,234.50, date reads dates written year first (2025/3/29, 2025年3月29日) as 2025-03-29."),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="The file's encoding when it is not UTF-8: gbk for a CSV that Excel saved on Chinese Windows, cp1252 on Western Windows."),
+    skip_totals: bool = typer.Option(False, "--skip-totals", help="Leave out the rows that sum the others (first value 合计, 总计, 小计, Total, ...), which are refused otherwise."),
     as_json: bool = typer.Option(False, "--json", help="Print what was imported as JSON."),
 ) -> None:
     """Import a CSV file into a table, all rows or none."""
+    from shlex import quote
+
     from .engine.csv_import import import_csv_file
     from .engine.csv_reader import checked_encoding
 
@@ -462,7 +465,7 @@ def import_(
     codec = checked_encoding(encoding)
     with _progress_bars() as progress:
         imported = import_csv_file(db, file, table, mode=mode, types=overrides or None, progress=progress,
-                                   encoding=codec)
+                                   encoding=codec, skip_totals=skip_totals)
     rows, commas = imported.rows, list(imported.decimal_comma)
     if as_json:
         # the keys only when there are such columns: the output of every other import stays as it was
@@ -470,12 +473,13 @@ def import_(
                     | ({"decimal_comma_columns": commas} if commas else {})
                     | ({"text_columns_a_run_refuses": [{"column": name, "holds": kind, "example": example}
                                                         for name, kind, example in imported.erp_text]}
-                       if imported.erp_text else {}))
+                       if imported.erp_text else {})
+                    | ({"totals_rows_left_out": imported.totals_count} if imported.totals_count else {}))
         return
     console.print(f"imported {rows:,} row{'' if rows == 1 else 's'} into {table} in {db}", highlight=False)
+    if not rows:
+        _print_no_rows_note(file, table, mode, overrides)
     if commas:  # a reading the user did not ask for: said, with how to undo it
-        from shlex import quote
-
         many = len(commas) > 1
         names = ", ".join(repr(name) for name in commas)
         undo = "" if mode == "append" else (  # appending, the table's column types decide, and --replace would drop it
@@ -484,13 +488,38 @@ def import_(
         console.print(f"note: numbers with a decimal comma (1.234,56 as 1234.56) were read in {names}: the file is "
                       f"separated by semicolons and every value of {'these columns' if many else 'this column'} is "
                       f"written so{undo}", highlight=False, markup=False)
+    if imported.totals_count:  # rows of the file that are not in the table: said, with the lines
+        listed = "; ".join(f"line {line}: {what}" for line, what in imported.totals)
+        more = imported.totals_count - len(imported.totals)
+        console.print(f"note: left out {imported.totals_count:,} totals row{'' if imported.totals_count == 1 else 's'} "
+                      f"(--skip-totals): {listed}{f'; and {more:,} more' if more else ''}", highlight=False, markup=False)
     if imported.erp_text:
-        _print_erp_text_note(file, db, table, mode, imported.erp_text)
+        given = ([f"--encoding {quote(encoding)}"] if encoding else []) + (["--skip-totals"] if skip_totals else []) \
+            + [f"--type {quote(item)}" for item in types]
+        _print_erp_text_note(file, db, table, mode, imported.erp_text, given)
 
 
-def _print_erp_text_note(file: Path, db: Path, table: str, mode: str, columns: tuple[tuple[str, str, str], ...]) -> None:
+def _print_no_rows_note(file: Path, table: str, mode: str, types: dict[str, str]) -> None:
+    """A file of only its header (an export of a day without orders, a report left empty) makes a table without
+    rows, which a run notes; one made by it has no value to take a column's type from, so its columns are TEXT,
+    and numbers appended to it later stay text, which a run refuses in a number column."""
+    if mode == "append":
+        console.print(f"note: {file} holds no rows, only its header: nothing was appended to {table}",
+                      highlight=False, markup=False)
+        return
+    typed = "" if not types else " (but those given a --type)"
+    console.print(f"note: {file} holds no rows, only its header: table {table} is empty, and its columns{typed} are "
+                  f"declared TEXT, as no value showed numbers; rows appended to it later keep those types, so numbers "
+                  f"are stored as text, which a run refuses where a policy reads numbers: import the first file with "
+                  f"rows with --replace (or give number columns a --type COLUMN=float now)", highlight=False,
+                  markup=False)
+
+
+def _print_erp_text_note(file: Path, db: Path, table: str, mode: str, columns: tuple[tuple[str, str, str], ...],
+                         given: list[str]) -> None:
     """Say which columns were kept as text that hold amounts or dates as an ERP writes them: a policy that maps one
-    gets a run refusing every row, and the import that stores them right is one command away."""
+    gets a run refusing every row, and the import that stores them right is one command away: the one given
+    (``given``: its other options, --encoding and --type among them, quoted), with the types that store them."""
     from shlex import quote
 
     how = {"amounts": ("amounts written with a currency sign or thousands separators", "numbers", "float"),
@@ -504,7 +533,7 @@ def _print_erp_text_note(file: Path, db: Path, table: str, mode: str, columns: t
             flags += [f"--type {quote(f'{name}={as_type}')}" for name, _ in found]
     redo = ("" if mode == "append" else  # appending, the table's column types decide
             f"; to store them so, import again with: crm-rules import {quote(str(file))} --db {quote(str(db))} "
-            f"--table {quote(table)} --replace {' '.join(flags)}")
+            f"--table {quote(table)} --replace {' '.join([*given, *flags])}")
     console.print(f"note: kept as text, {'; '.join(parts)}; a run refuses them where a policy reads "
                   f"{' or '.join(needs)}{redo}", highlight=False, markup=False)
 

@@ -32,7 +32,7 @@ from .csv_decimal_comma import canonical as decimal_comma_canonical, converter a
 from .csv_import_constraints import refused_lines
 from .csv_import_keys import duplicate_keys
 from .csv_erp_values import ErpLook, amount, iso_date, not_a_date
-from . import wal_tidy
+from . import csv_totals, wal_tidy
 
 TYPES = ("integer", "float", "text", "date")
 MODES = ("create", "replace", "append")
@@ -69,6 +69,9 @@ class Imported:
     # (column, 'amounts' or 'dates', an example) of the columns kept as text that a run could not read as
     # numbers or dates, and --type COLUMN=float or =date could (csv_erp_values)
     erp_text: tuple[tuple[str, str, str], ...] = ()
+    # the totals rows left out (--skip-totals): (line, what it holds) of the first few, and how many in all
+    totals: tuple[tuple[int, str], ...] = ()
+    totals_count: int = 0
 
 
 def import_csv(db_path: Path, csv_path: Path, table: str, **options: Any) -> int:
@@ -86,6 +89,7 @@ def import_csv_file(
     types: dict[str, str] | None = None,
     progress: Progress = silent,
     encoding: str | None = None,
+    skip_totals: bool = False,
 ) -> Imported:
     """Import ``csv_path`` into ``table`` of ``db_path``; what was imported.
 
@@ -97,15 +101,17 @@ def import_csv_file(
     the database is left exactly as it was.
     ``progress`` hears of the rows checked (first pass) and written (second).
     ``encoding``: the file's, when it is not UTF-8 (``--encoding``, a codec name checked_encoding gave).
+    ``skip_totals``: leave out the rows that sum the others ('合计', csv_totals) instead of refusing the file.
     """
     db_path, csv_path = Path(db_path), Path(csv_path)
     _check_arguments(db_path, csv_path, table, mode, types)
     existing = _existing_table(db_path, table)
     _check_mode(db_path, table, mode, existing)
     source = CsvFile(csv_path, _NOT_CSV_HINTS, encoding, encoding_option=True)
-    plan = _validate(source, db_path, types or {}, existing if mode == "append" else None, progress)
+    plan = _validate(source, db_path, types or {}, existing if mode == "append" else None, progress, skip_totals)
     rows = _write(db_path, table, mode, source, plan, progress)
-    return Imported(rows, tuple(name for name, comma in zip(plan.columns, plan.decimal_comma) if comma), plan.erp_text)
+    return Imported(rows, tuple(name for name, comma in zip(plan.columns, plan.decimal_comma) if comma), plan.erp_text,
+                    tuple(plan.totals.first), plan.totals.count)
 
 
 # --- arguments -------------------------------------------------------------
@@ -423,10 +429,12 @@ class _Plan:
     decimal_comma: list[bool]  # per column: its numbers are written with a decimal comma (csv_decimal_comma)
     amounts: bool = True  # --type integer/float also read '¥1,234.50' (not in a ';' file: there '1,234' is 1.234)
     erp_text: tuple[tuple[str, str, str], ...] = ()  # see Imported.erp_text
+    skip_totals: bool = False  # the insert pass leaves out the totals rows (the check pass refused them otherwise)
+    totals: _Problems = field(default_factory=lambda: _Problems())  # the totals rows left out
 
 
 def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _Table | None,
-              progress: Progress = silent) -> _Plan:
+              progress: Progress = silent, skip_totals: bool = False) -> _Plan:
     """Read the whole file once, deciding column types and collecting every problem.
 
     ``existing`` is the table being appended to, whose declared types win over detection.
@@ -442,12 +450,16 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
         forced = [kind or declared.get(_fold(name), (None,))[0] for name, kind in zip(columns, forced)]
     profiles = [_ColumnProfile(name) for name in columns]
     bad_width = _Problems()
+    totals = _Problems()  # refused, or with skip_totals left out
     # numbers such as 1.234,56 are only looked for in the number columns of a ';'-separated file
     commas = [DecimalCommaColumn(_is_float) if source.delimiter == ";" and kind != "text" else None for kind in forced]
     amounts = source.delimiter != ";"
     rows = 0
     for line, fields in records:
         if _is_blank_row(fields):
+            continue
+        if (word := csv_totals.label(fields)) is not None:
+            totals.add(line, csv_totals.described(columns, fields, *word) if totals.wants_details() else "")
             continue
         if len(fields) != len(columns):
             bad_width.add(line, f"expected {_fields(len(columns))} as in the header, found {len(fields)}")
@@ -479,13 +491,24 @@ def _validate(source: CsvFile, db_path: Path, types: dict[str, str], existing: _
     formatted = (any(profile.forced_formatted and not comma for profile, comma in zip(profiles, decimal_comma))
                  or any(profile.kinds.get("formatted") for profile in suspicious))
     typed = {name: declared[_fold(name)][1] for name in bad_columns if _fold(name) in declared}
-    _raise_problems(source, bad_width, [*bad_values, *(profile.not_numbers for profile in suspicious)], suspicious,
-                    formatted, _AppendTarget(existing.name, typed) if existing is not None else None, amounts)
     erp_text = tuple((profile.name, profile.erp.kind, profile.erp.example)
                      for profile, kind, final in zip(profiles, forced, final_types)
                      if kind is None and final == "text" and profile.erp.kind is not None
                      and (amounts or profile.erp.kind == "dates"))
-    return _Plan(columns, final_types, rows, decimal_comma, amounts, erp_text)
+    refused_totals = _Problems() if skip_totals else _refused_totals(totals)
+    # the columns a run would refuse next, said with this refusal, so that one more import does it all
+    also = tuple(item for item in erp_text if all(item[0] != profile.name for profile in suspicious))
+    _raise_problems(source, bad_width, [*bad_values, *(profile.not_numbers for profile in suspicious)], suspicious,
+                    formatted, _AppendTarget(existing.name, typed) if existing is not None else None, amounts,
+                    refused_totals, also)
+    return _Plan(columns, final_types, rows, decimal_comma, amounts, erp_text, skip_totals, totals)
+
+
+def _refused_totals(totals: _Problems) -> _Problems:
+    """The totals rows as the problems they are without --skip-totals."""
+    refused = _Problems(totals.count)
+    refused.first = [(line, f"a totals row, not a record: {what}") for line, what in totals.first]
+    return refused
 
 
 def _check_types_agree(db_path: Path, existing: _Table, columns: list[str], forced: list[str | None],
@@ -604,8 +627,11 @@ def _raise_problems(
     formatted: bool,
     appending: _AppendTarget | None = None,
     amounts: bool = False,
+    totals: _Problems | None = None,
+    also: tuple[tuple[str, str, str], ...] = (),
 ) -> None:
-    groups = [bad_width, *bad_values]
+    totals = totals or _Problems()
+    groups = [bad_width, *bad_values, totals]
     total = sum(group.count for group in groups)
     if not total:
         return
@@ -614,15 +640,23 @@ def _raise_problems(
     if total > len(listed):
         lines.append(f"... and {total - len(listed)} more")
     header = f"cannot import {source.display}: {total} bad row(s) or value(s), nothing was imported"
-    hint = _problem_hint(source, bad_width, total - bad_width.count, suspicious, formatted, appending, amounts)
+    hint = _problem_hint(source, bad_width, total - bad_width.count - totals.count, suspicious, formatted, appending,
+                         amounts, totals.count)
+    if also and appending is None:
+        hint += "; " + _also_hint(also)
     raise DataError("\n".join([header, *lines]), hint=hint)
 
 
 def _problem_hint(
     source: CsvFile, bad_width: _Problems, bad_values: int, suspicious: list[_ColumnProfile], formatted: bool,
-    appending: _AppendTarget | None = None, amounts: bool = False,
+    appending: _AppendTarget | None = None, amounts: bool = False, totals: int = 0,
 ) -> str:
+    if totals and not bad_width.count and not bad_values:  # only totals rows: one fix, said first
+        return ("a row that sums the others is no record: delete it from the file, or import with --skip-totals, "
+                "which leaves such rows out (for an export that always ends with one)")
     advice = ["fix these rows in the file"]
+    if totals:
+        advice.append("delete the totals rows, or leave them out with --skip-totals")
     money = [profile for profile in suspicious if amounts and profile.erp.kind == "amounts"]
     if money:  # '¥1,234.50' among plain numbers: the reading the user can ask for, before the general advice
         flags = " ".join(_type_flag(profile.name, "float") for profile in money)
@@ -654,6 +688,16 @@ def _problem_hint(
     elif bad_values and not suspicious:
         advice.append("or keep the column as text with --type COLUMN=text")
     return "; ".join(advice)
+
+
+def _also_hint(columns: tuple[tuple[str, str, str], ...]) -> str:
+    """The columns of amounts or dates as an ERP writes them that this import would keep as text, and a run then
+    refuses: named with the refusal of another column, they get their --type in the same import again."""
+    how = {"amounts": ("amounts with a currency sign or thousands separators", "float"),
+           "dates": ("dates written year first", "date")}
+    named = ", ".join(f"{name!r} ({how[kind][0]}, {example})" for name, kind, example in columns)
+    flags = " ".join(_type_flag(name, how[kind][1]) for name, kind, _ in columns)
+    return f"add {flags} too: {named} would be kept as text, which a run refuses where a policy reads it"
 
 
 # --- writing -------------------------------------------------------------------
@@ -688,6 +732,10 @@ def _numbered_rows(source: CsvFile, plan: _Plan) -> Iterator[tuple[int, list[obj
     for line, fields in records:
         if _is_blank_row(fields):
             continue
+        if csv_totals.label(fields) is not None:
+            if plan.skip_totals:
+                continue
+            raise source.changed(line)
         if len(fields) != len(plan.columns):
             raise source.changed(line)
         row = []

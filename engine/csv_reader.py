@@ -192,12 +192,23 @@ class CsvFile:
     def _lines(self) -> Iterator[str]:
         """The lines as csv needs them (newline=''): ending in LF, CRLF or a lone CR, as old Mac exports do."""
         with self.path.open("rb") as handle:
-            self._check_format(handle.read(_SNIFF_BYTES))
+            head = handle.read(_SNIFF_BYTES)
+            self._check_format(head)
+            self._check_encoding(head)
             handle.seek(0)
             try:
                 yield from io.TextIOWrapper(handle, encoding=self.encoding or "utf-8-sig", newline="")
             except UnicodeDecodeError:
                 raise (self._not_utf8() if self.encoding is None else self._not_in(self.encoding)) from None
+
+    def _check_encoding(self, head: bytes) -> None:
+        """A file that starts with UTF-8's byte-order mark is UTF-8, whatever ``--encoding`` says: read as GBK
+        (gb18030 reads almost any bytes) its header and names came out as mojibake, which the import stored."""
+        if self.encoding is None or not head.startswith(codecs.BOM_UTF8) or self.encoding in ("utf-8", "utf-8-sig"):
+            return
+        raise UsageError(f"--encoding {self.encoding}: {self.display} starts with UTF-8's byte-order mark (EF BB BF), "
+                         f"so it is UTF-8, not {self.encoding}",
+                         hint="leave out --encoding: UTF-8 files, with or without the mark, are read without it")
 
     def _not_utf8(self) -> DataError:
         """Names the line and byte that are not UTF-8, found again in the raw bytes.
@@ -225,9 +236,12 @@ class CsvFile:
         if error is None:
             return self.changed()
         number, raw, exc = error
+        hint = "give the encoding the file was saved in, or leave out --encoding for UTF-8"
+        if self._first_undecodable("utf-8") is None:  # the usual case: --encoding copied from another file's import
+            hint = f"the file reads as UTF-8 (line {number} is {show(raw.decode('utf-8').rstrip(chr(13) + chr(10)))}): " \
+                   f"leave out --encoding for UTF-8"
         return DataError(f"{self.display}:{number}: not valid {encoding}"
-                         f" (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)",
-                         hint="give the encoding the file was saved in, or leave out --encoding for UTF-8")
+                         f" (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)", hint=hint)
 
     def _first_undecodable(self, encoding: str) -> tuple[int, bytes, UnicodeDecodeError] | None:
         """(line number, its bytes, the error) of the first line ``encoding`` cannot read, or None."""

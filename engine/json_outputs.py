@@ -150,6 +150,8 @@ OUTPUTS: dict[str, Output] = {
         Key("text_columns_a_run_refuses", "the columns kept as text whose every value is an amount with a currency "
             "sign or separators, or a date written year first, each `{column, holds, example}` (`holds`: `amounts` "
             "or `dates`): import them again with `--type COLUMN=float` or `=date`", "some were"),
+        Key("totals_rows_left_out", "how many rows that sum the others (`合计`, `Total`, ...) `--skip-totals` left out",
+            "some were"),
     )),
     "plugins": Output("a list, one object per loaded plugin", (
         Key("name", "the plugin"), Key("version", "its version"),
