@@ -71,6 +71,9 @@ class Table:
     # The source's row filter (``data.<source>.where``): a policy_model.Expr once the policy's meaning checks have
     # parsed and type-checked it (source_filters), None without one.  build_data_mapping leaves it None.
     where: Any = None
+    # names the policy maps to nothing (`discount: null`: the table has no such column), for the message about an
+    # expression that still reads one (unmapped_columns)
+    removed: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -118,5 +121,6 @@ def build_data_mapping(section: dict | None) -> DataMapping:
         s = merged[concept]
         cols = {f: Column(f, s[f], t) for f, t in SOURCE_FIELDS[concept].items()}
         cols.update({n: _column(n, ref, NUMBER) for n, ref in s.get("columns", {}).items() if ref is not None})
-        sources[concept] = Table(concept, s["table"], s["customer"], cols)
+        removed = frozenset(n for n, ref in s.get("columns", {}).items() if ref is None)
+        sources[concept] = Table(concept, s["table"], s["customer"], cols, removed=removed)
     return DataMapping(customers, c["name"], sources)

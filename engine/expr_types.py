@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Mapping
+from typing import Any
 
 from . import expr_ast as ast
 from .ime_text import iso_date
@@ -153,9 +154,12 @@ def _unify(types: list[str], node: ast.Node, what: str) -> str:
 class TypeChecker:
     """Infers the type of a node given the types of the names in scope."""
 
-    def __init__(self, scope: Mapping[str, str], scope_label: str = "name"):
+    def __init__(self, scope: Mapping[str, str], scope_label: str = "name", source: Any = None):
         self.scope = scope
         self.scope_label = scope_label
+        # the source table whose row the names are columns of (unmapped_columns.RowSource): says what an unknown
+        # name is (a column mapped under another name, one not mapped, or one the policy removed)
+        self.source = source
 
     def check_condition(self, node: ast.Node) -> None:
         found = self.infer(node)

@@ -140,7 +140,8 @@ class PluginContext:
             if isinstance(name, str) and self._builder.from_failed_entry(name):
                 self.failed = True  # that entry's own error says it all
                 return None
-            self.error(where, f"unknown metric {name!r}{did_you_mean(str(name), self.scope)}")
+            removed = self._builder.removal_note(self._params_path(where), name) if isinstance(name, str) else None
+            self.error(where, f"unknown metric {name!r}" + (f": {removed}" if removed else did_you_mean(str(name), self.scope)))
             return None
         self.used.add(name)
         if self.scope[name] not in types:

@@ -22,6 +22,7 @@ from typing import Any
 from .errors import Diagnostic, PolicyError, UsageError
 from .file_kinds import UTF16, YAML, kind_of
 from .yaml_source import Position, SourceDocument, load_yaml_file, load_yaml_text
+from . import removed_names
 
 MAX_EXTENDS_DEPTH = 16
 
@@ -110,10 +111,14 @@ def _merges(path: tuple) -> bool:
 def _merge(base: Any, child: Any, path: tuple, base_doc: SourceDocument, child_doc: SourceDocument,
            out: SourceDocument) -> Any:
     if isinstance(base, dict) and isinstance(child, dict) and _merges(path):
+        removed_names.record(base, child, path, base_doc, child_doc, out)
         merged = {}
         for key in list(base) + [k for k in child if k not in base]:
             sub = path + (key,)
             if key in child and child[key] is None and path:
+                if path[0] == "data":  # kept: the defaults are laid under `data` after the merge, and brought back
+                    merged[key] = None  # the mapping the null removes (discount: discount) when no base named it
+                    _copy_positions(child_doc, out, sub)
                 continue  # `key: null` removes an inherited entry
             if key in child and key in base:
                 merged[key] = _merge(base[key], child[key], sub, base_doc, child_doc, out)
@@ -143,7 +148,7 @@ def _copy_positions(src: SourceDocument, out: SourceDocument, prefix: tuple) -> 
 
 def merge_documents(base: SourceDocument, child: SourceDocument) -> SourceDocument:
     out = SourceDocument(child.file, None, readings={**base.readings, **child.readings},  # by position: no clash
-                         duplicates=base.duplicates + child.duplicates)
+                         duplicates=base.duplicates + child.duplicates, removed=dict(base.removed))
     out.data = _merge(base.data, child.data, (), base, child, out)
     return out
 

@@ -28,6 +28,8 @@ from .plugin_api import BatchActions, BatchOutputs, Column, SqlActions, SqlOutpu
 from .plugin_context import PluginContext, output_name, unknown_grade
 from .plugin_manager import Contribution, get_registry
 from .plugin_source import module_of, raised_at
+from .unmapped_columns import row_source, unmapped_column
+from . import removed_names
 from .plugin_plan import PLUGIN_BUG_HINT, check_connection, check_plan, function_sql_problem
 from .run_metrics import KEY_COLUMNS, is_reserved
 from .errors import PluginError
@@ -288,7 +290,13 @@ class _Builder:
     def unknown_metric(self, path: tuple, name: str, metrics: dict) -> None:
         """Report a metric name nothing defines, unless it is one an entry already reported as wrong."""
         if not self.from_failed_entry(name):
-            self.error(path, f"unknown metric {name!r}{did_you_mean(name, metrics)}", key=False)
+            removed = self.removal_note(path, name)
+            self.error(path, f"unknown metric {name!r}" + (f": {removed}" if removed else did_you_mean(name, metrics)),
+                       key=False)
+
+    def removal_note(self, path: tuple, name: str) -> str | None:
+        """What removed ``name``, named at ``path``, when an ``extends`` child did (removed_names)."""
+        return removed_names.note(self.doc.removed, name, self.doc.value_position(path), path)
 
     def error(self, path: tuple, message: str, *, key: bool = True) -> None:
         pos = self.doc.position(path) if key else self.doc.value_position(path)
@@ -320,9 +328,10 @@ class _Builder:
         unknown = checker.unknown_names(node)
         for exc in unknown:
             if not self.from_failed_entry(exc.unknown):  # the entry's own error says it all
-                self._expression_problem(path, exc)
+                self._expression_problem(path, exc, unmapped_column(checker.source, exc, node, path))
         if unknown:
-            checker = TypeChecker({**checker.scope, **{exc.unknown: NULL for exc in unknown}}, checker.scope_label)
+            checker = TypeChecker({**checker.scope, **{exc.unknown: NULL for exc in unknown}}, checker.scope_label,
+                                  checker.source)
         try:
             if condition:
                 checker.check_condition(node)
@@ -344,13 +353,18 @@ class _Builder:
             self._expression_problem(path, exc)
             return None
 
-    def _expression_problem(self, path: tuple, exc: ExpressionTypeError) -> None:
+    def _expression_problem(self, path: tuple, exc: ExpressionTypeError, advice: str = "") -> None:
         pos = self.doc.text_position(path, exc.line, exc.col)
         hint = f" ({exc.hint})" if exc.hint and "did you mean" not in exc.message and not exc.hint.startswith("known:") else ""
+        hint += advice
+        message = exc.message.partition("; did you mean")[0] if advice else exc.message
+        removed = self.removal_note(path, exc.unknown) if exc.unknown is not None else None
+        if removed is not None:  # not a misspelling: no "did you mean", and the line that removed it
+            message, hint = exc.message.partition("; did you mean")[0] + f": {removed}", ""
         named = self.labels.get(exc.unknown) if exc.unknown is not None and "did you mean" not in exc.message else None
         if named is not None:  # `最近购买天数 > 120`: the label a report shows, where the condition needs the name
             hint += f"; {exc.unknown!r} is the label of metric {named!r}: a condition names a metric, write {named}"
-        self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), exc.message + hint))
+        self.problems.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path), message + hint))
 
     # ---- metrics -------------------------------------------------------
     def metrics(self, section: dict, data: DataMapping) -> dict[str, Metric]:
@@ -398,7 +412,8 @@ class _Builder:
 
     def _row_checker(self, source: str, data: DataMapping) -> TypeChecker:
         cols = data.sources[source].columns
-        return TypeChecker({n: c.type for n, c in cols.items()}, scope_label=f"{source} column")
+        return TypeChecker({n: c.type for n, c in cols.items()}, scope_label=f"{source} column",
+                           source=row_source(source, data))
 
     def _metric(self, name: str, kind: str, spec: dict, path: tuple, data: DataMapping) -> Metric:
         m = Metric(name, kind, spec, path)

@@ -146,6 +146,10 @@ def _unknown_key(key: str, allowed, mapping: dict) -> str:
     return f"{message}: keys are written in English; the keys here are {', '.join(allowed)}"
 
 
+# The sections of plugin entries, which may be empty: a child policy writes `credit: {}` for no credit checks.
+_EMPTIABLE = (("scores",), ("credit",), ("actions",))
+
+
 def _message(error: ValidationError) -> str:
     schema, value = error.schema, error.instance
     match error.validator:
@@ -156,6 +160,10 @@ def _message(error: ValidationError) -> str:
             wanted = error.validator_value
             wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
             shown = "" if value is None else f" {json.dumps(value, ensure_ascii=False)}"
+            section = tuple(error.absolute_path)
+            if value is None and wanted == "object" and section in _EMPTIABLE:  # `credit: null`, as a metric is removed
+                return (f"expected {wanted}, got {_type_name(value)}; for no {section[0]} entries write "
+                        f"`{section[0]}: {{}}` (in a policy that extends another, it replaces the base's section)")
             return f"expected {wanted}, got {_type_name(value)}{shown}{_number_fix(wanted, value) or _slip_fix(value)}"
         case "minLength" if error.validator_value == 1:
             return "must not be empty"

@@ -99,6 +99,9 @@ class SourceDocument:
     # Keys written twice in one mapping (the first is kept), when the loader was asked to leave them to the
     # caller: a policy reports them with its schema and meaning problems, so one `validate` lists them all.
     duplicates: list[Diagnostic] = field(default_factory=list)
+    # Names an `extends` child removed from its base (a metric set to null, the entries of a plugin section it
+    # replaced): name -> removed_names.Removal, for the messages about a base that still uses one
+    removed: dict[str, Any] = field(default_factory=dict)
 
     def position(self, path: Path_) -> Position:
         """Best known position for ``path``: its key, else its value, else the nearest parent."""

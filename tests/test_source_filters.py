@@ -246,7 +246,7 @@ def test_a_child_replaces_or_removes_the_inherited_filter(tmp_path):
     assert child.data.sources["orders"].columns["status"].column == "状态"  # the rest of data still merges
     gone = _policy(tmp_path, "extends: parent.yaml\nname: gone\ndata:\n  orders:\n    where: null\n", "gone.yaml")
     assert gone.data.sources["orders"].where is None
-    kept = _policy(tmp_path, "extends: parent.yaml\nname: kept\ndata:\n  orders:\n    columns: {cost: null}\n",
+    kept = _policy(tmp_path, "extends: parent.yaml\nname: kept\ndata:\n  orders:\n    columns: {channel: {column: 渠道, type: text}}\n",
                    "kept.yaml")
     assert kept.data.sources["orders"].where.text == "status != '已取消'"
     assert len({child.sha256, gone.sha256, kept.sha256, load_policy(tmp_path / "parent.yaml").sha256}) == 4
