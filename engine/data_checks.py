@@ -386,6 +386,7 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
                      f"{binding.attributes['since'].column!r} is later): they are graded before they existed, "
                      f"with a negative tenure; is --as-of right?")
     empty, undated = [], []  # empty tables; tables of which no row is dated on or before the as-of date
+    removals = []  # the DELETE of each source's rows of unknown customers, for the hint
     nothing_yet: set[str] = set()  # the sources of ``undated``
     for source, matched in zip(sources, found):
         table = plan.aggregates[source]
@@ -409,7 +410,10 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
                 f"WHERE r.{q(t.key)} NOT IN (SELECT {key} FROM {q(policy.data.customers.table)}){kept}")
             problems.append(f"table {t.table!r} has rows for customers that are not in {policy.data.customers.table!r}: "
                             f"{ids}{_written_otherwise(conn, customers, key, policy.data.customers.table, t, orphans)}")
-    _fail(problems, "add the missing customers, or remove their rows (a typo in an id?)")
+            removals.append(f"DELETE FROM {q(t.table)} WHERE {q(t.key)} NOT IN (SELECT {key} FROM "
+                            f"{q(policy.data.customers.table)})")
+    _fail(problems, "add the missing customers (an export of the customers that left some out?), or remove their rows "
+                    f"({'; '.join(removals)}); a typo in an id?")
     _fail(number_overflow.problems(conn, policy, binding, f"temp.{q(plan.base)}", overflowing, totals, run_dates),
           "correct the wrong values (no amount of money comes near 1e308), or remove their rows, then run again")
     if empty:

@@ -350,7 +350,7 @@ def _not_found(policy: Policy, customer_id: str, conn: Any, binding: Any) -> Usa
     """The customer is not in the customers table: give the id it holds written another way (spaces around it,
     other capitals), which the user cannot see in a listing, else the ids close to it (id_suggestions: a zero
     left out, two characters swapped), else what its ids look like.  Looked up by the key's index, if any."""
-    from .id_suggestions import near_ids, said
+    from .id_suggestions import by_name, named, near_ids, said
 
     cust = policy.data.customers
     table, key = binding.table(cust.table), q(cust.key)
@@ -360,6 +360,8 @@ def _not_found(policy: Policy, customer_id: str, conn: Any, binding: Any) -> Usa
         hint = f"did you mean {near[0]!r}? (the id is stored so: {shlex.quote(str(near[0]))} on the command line)"
     elif close := near_ids(conn, table, key, customer_id, q(policy.data.customer_name)):
         hint = said(close)
+    elif policy.data.customer_name and (names := by_name(conn, table, key, q(policy.data.customer_name), customer_id)):
+        hint = named(customer_id, names, "crm-rules explain")
     else:
         sample = conn.execute(f"SELECT {key} FROM {table} WHERE {key} IS NOT NULL LIMIT 1").fetchone()
         hint = f"use a value of column {cust.key!r}" + (f" (ids look like {sample[0]!r})" if sample else "")

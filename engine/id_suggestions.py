@@ -15,6 +15,7 @@ import difflib
 import json
 import os
 import re
+import shlex
 import string
 from typing import Any
 
@@ -121,3 +122,28 @@ def said(near: list[tuple[Any, Any]]) -> str:
     listed = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
     return f"did you mean {listed}?"
 
+
+
+def by_name(conn: Any, table: str, key: str, name: str | None, typed: str) -> list[tuple[Any, Any]]:
+    """Up to SHOWN + 1 (id, name) of ``table`` whose name (``name``, SQL) is ``typed``, or else holds it: an operator
+    looks a customer up by the name on the invoice (宁波徐记装饰工程有限公司, or 徐记) where the command takes the id.
+    One scan of the table, on the way to an error only."""
+    typed = typed.strip()
+    if name is None or len(typed) < 2:
+        return []
+    rows = conn.execute(f"SELECT {key}, {name} FROM {table} WHERE trim({name}) = ? ORDER BY {key} LIMIT {SHOWN + 1}",
+                        (typed,)).fetchall()
+    return rows or conn.execute(f"SELECT {key}, {name} FROM {table} WHERE instr({name}, ?) > 0 ORDER BY {key} "
+                                f"LIMIT {SHOWN + 1}", (typed,)).fetchall()
+
+
+def named(typed: str, found: list[tuple[Any, Any]], command: str) -> str:
+    """"'徐记' is in the name of 'KH00012' (宁波徐记装饰工程有限公司): the command takes a customer's id, e.g. crm-rules
+    explain KH00012", for the customers by_name found."""
+    whole = all(str(n).strip() == typed.strip() for _, n in found)
+    items = [f"{key!r}" if whole else f"{key!r} ({name})" for key, name in found[:SHOWN]]
+    listed = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    more = ", and more" if len(found) > SHOWN else ""
+    what = ("the name of customer" if len(found) == 1 else "the name of customers") if whole else "in the name of"
+    return (f"{typed.strip()!r} is {what} {listed}{more}: the command takes a customer's id, "
+            f"e.g. {command} {shlex.quote(str(found[0][0]))}")

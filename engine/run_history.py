@@ -327,11 +327,13 @@ def _id_hint(conn: sqlite3.Connection, customer_id: str, db: Path, policy: str |
                         (latest, customer_id.strip(), customer_id)).fetchone()
     if near is not None:
         return f"did you mean {near[0]!r}? ids are matched exactly"
-    from .id_suggestions import near_ids, said  # the ids one typo away, looked up by the run's primary key
+    from .id_suggestions import by_name, named, near_ids, said  # the ids one typo away, looked up by the run's primary key
 
     run_rows = f"(SELECT customer_id, customer_name FROM crm_assignments WHERE run_id = {int(latest)})"
     if close := near_ids(conn, run_rows, "customer_id", customer_id, "customer_name"):
         return said(close)
+    if names := by_name(conn, run_rows, "customer_id", "customer_name", customer_id):
+        return named(customer_id, names, "crm-rules history")
     sample = conn.execute("SELECT customer_id FROM crm_assignments WHERE run_id = ? ORDER BY customer_id LIMIT 1",
                           (latest,)).fetchone()
     example = f" (ids look like {sample[0]!r})" if sample else ""
