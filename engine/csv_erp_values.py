@@ -40,14 +40,20 @@ _YEAR_FIRST = re.compile(
 _OTHER_ORDER = re.compile(r"[0-9]{1,2}([-/.])[0-9]{1,2}\1[0-9]{2,4}")
 
 YEAR_FIRST_FORMS = "2026-03-05, 2026/3/5, 2026.03.05 or 2026年3月5日, a time may follow"
+# A zero date, as MySQL and the ERPs built on it write "no date"
+_ZERO_DATE = re.compile(r"0{4}(?:(?P<sep>[-/.])0{1,2}(?P=sep)0{1,2}|年0{1,2}月0{1,2}日?)(?:[ T].*)?")
+# A dash for zero, as an accounting export fills the cells of nothing: '-', '—', '－', '¥ -'
+_DASH = re.compile(rf"{_SIGNS}?\s*[-−–—－]+\s*(?:元)?", re.IGNORECASE)
 
 
 def amount(value: str) -> str | None:
-    """The number an amount such as '¥21,411.17', '-¥1,234.50', '1,234.50元' or '(1,234.50)' writes, as canonical
+    """The number an amount such as '¥21,411.17', '-¥1,234.50', '1,234.50元', '(1,234.50)' or SAP's '1,234.50-' writes, as canonical
     text ('21411.17', '-1234.50'), or None when the value is not such an amount.  Plain numbers are given back
     unchanged (without a '+'), so the caller's own checks (digits a REAL keeps) still apply."""
     text = value.strip()
     negative = False
+    if text[-1:] in ("-", "−") and text[:1] not in ("-", "−", "+", "(") and len(text) > 1:  # SAP's 1,234.50-
+        text, negative = text[:-1].rstrip(), True
     parenthesised = _PARENTHESES.fullmatch(text)
     if parenthesised:
         inner = parenthesised["inner"].strip()
@@ -59,6 +65,8 @@ def amount(value: str) -> str | None:
         return None
     number = match["int"].replace(",", "") + (match["dec"] or "")
     if (match["sign1"] or match["sign2"]) in ("-", "−"):
+        if negative and not parenthesised:  # a minus at both ends: '¥-5-'
+            return None
         negative = not negative
     return ("-" if negative else "") + number
 
@@ -86,11 +94,20 @@ def iso_date(value: str) -> str | None:
     return f"{date.isoformat()} {time.isoformat()}"
 
 
+def not_a_number(value: str) -> str:
+    """What a value that is no number is, when it is something an export writes for one: '' or a note."""
+    if _DASH.fullmatch(value.strip()):
+        return " (a dash, which an accounting export writes for zero: write 0, or leave the cell empty for no value)"
+    return ""
+
+
 def not_a_date(value: str) -> str:
     """Why ``value`` is not read as a date, for the import's list of bad values."""
     if _OTHER_ORDER.fullmatch(value.strip()):
         return ("is not a date written year first: day and month cannot be told apart (03/05/2026 is March 5th or "
                 "May 3rd); export the column as YYYY-MM-DD")
+    if _ZERO_DATE.fullmatch(value.strip()):
+        return "is a zero date, which is no day: leave the cell empty for no date (an empty cell is stored as NULL)"
     if _YEAR_FIRST.fullmatch(value.strip()):
         return "is not a day of the calendar (no such month, day or time)"
     return f"is not a date ({YEAR_FIRST_FORMS})"

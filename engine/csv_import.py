@@ -31,7 +31,7 @@ from .csv_decimal_comma import FORMATTED_NUMBER, DecimalCommaColumn, read_with_d
 from .csv_decimal_comma import canonical as decimal_comma_canonical, converter as decimal_comma_number
 from .csv_import_constraints import refused_lines
 from .csv_import_keys import duplicate_keys
-from .csv_erp_values import ErpLook, amount, iso_date, not_a_date
+from .csv_erp_values import ErpLook, amount, iso_date, not_a_date, not_a_number
 from . import csv_totals, wal_tidy
 
 TYPES = ("integer", "float", "text", "date")
@@ -367,7 +367,7 @@ def _not_expected(column: str, raw: str, expected: str, decimal_commas: bool = F
     if number is not None and "." in number:
         note = f" ({number} with a decimal comma; {_type_flag(column, 'float')} keeps the decimals)"
     else:
-        note = " (decimal comma or thousands separator)" if FORMATTED_NUMBER.fullmatch(raw.strip()) else ""
+        note = " (decimal comma or thousands separator)" if FORMATTED_NUMBER.fullmatch(raw.strip()) else not_a_number(raw)
     return f"column {column!r}: {show(raw)} is not {expected}{note}"
 
 

@@ -155,3 +155,31 @@ def test_a_file_of_only_its_header_makes_an_empty_table_and_says_what_follows(cl
     assert dict(rows(db, "SELECT name, type FROM pragma_table_info('x')"))["金额"] == "REAL"
     empty = cli("import", write(tmp_path / "应收账款.csv", "", "utf-8"), "--db", db, "--table", "receivables")
     assert empty.exit_code == 1 and "the file is empty" in empty.output
+
+
+@pytest.mark.parametrize("written, number", [
+    ("1,200.00-", "-1200.00"), ("¥1,200.00-", "-1200.00"), ("1,200.00 -", "-1200.00"), ("5-", "-5"),
+    ("-5-", None), ("¥-5-", None), ("(5)-", None), ("-", None), ("1-2", None),
+])
+def test_a_minus_after_the_number_as_sap_writes_it(written: str, number: str | None) -> None:
+    from crm_rules.engine.csv_erp_values import amount
+
+    assert amount(written) == number
+
+
+def test_a_dash_for_zero_and_a_zero_date_are_refused_with_what_to_write(tmp_path: Path) -> None:
+    db = tmp_path / "crm.db"
+    source = write(tmp_path / "o.csv", "单号,日期,金额\nA1,0000-00-00,-\nA2,2025/3/1,\"1,200.00-\"\nA3,0000/00/00 00:00:00,—\n")
+    with pytest.raises(DataError) as caught:
+        import_csv_file(db, source, "o", types={"日期": "date", "金额": "float"})
+    message = str(caught.value)
+    assert ("o.csv:2: column '日期': '0000-00-00' is a zero date, which is no day: leave the cell empty for no date "
+            "(an empty cell is stored as NULL)") in message
+    assert ("o.csv:2: column '金额': '-' is not a number (a dash, which an accounting export writes for zero: write 0, "
+            "or leave the cell empty for no value)") in message
+    assert "o.csv:4: column '日期': '0000/00/00 00:00:00' is a zero date" in message
+    assert "o.csv:4: column '金额': '—' is not a number (a dash" in message
+    assert "o.csv:3" not in message and not db.exists()
+    fixed = write(tmp_path / "fixed.csv", "单号,日期,金额\nA1,,0\nA2,2025/3/1,\"1,200.00-\"\n")
+    import_csv_file(db, fixed, "o", types={"日期": "date", "金额": "float"})
+    assert rows(db, "SELECT 日期, 金额 FROM o") == [(None, 0.0), ("2025-03-01", -1200.0)]
