@@ -76,6 +76,9 @@ class _Check:
     label: str = ""  # "table 't', column 'c'" as the lines of this check start; default from table and column
     params: dict = field(default_factory=dict, compare=False)  # of a source's filter in ``sql`` (_filtered)
     kept: str = ""  # the source's filter (true for a row it keeps) when ``sql`` looks at those rows only (_filtered)
+    # the date check this one was split from (split_dates): when the other parts found no row, it lists the same
+    # rows in a third of the SQL, which the user copies
+    whole: str = ""
 
 
 def _and_more(total: int, shown: int, what: str, listing: str, own_line: bool = False) -> str:
@@ -148,7 +151,8 @@ def split_dates(checks: list[_Check], date_what: str) -> list[_Check]:
         empty = f"({check.sql}) AND typeof({col}) = 'text' AND trim({col}) IN ('', {_ZERO_DATES})"
         out.append(replace(check, sql=offset, what=OFFSET_PROBLEM))
         out.append(replace(check, sql=empty, what=EMPTY_DATE_PROBLEM))
-        out.append(replace(check, sql=f"({check.sql}) AND NOT coalesce({offset}, 0) AND NOT coalesce({empty}, 0)"))
+        out.append(replace(check, sql=f"({check.sql}) AND NOT coalesce({offset}, 0) AND NOT coalesce({empty}, 0)",
+                           whole=check.sql))
     return out
 
 
@@ -188,7 +192,9 @@ def _example_lines(conn: sqlite3.Connection, binding: Binding, t: Table, checks:
     row_col = row_column(conn, binding.schema, t.table, t.key)
     row_sql = f"r.{q(row_col)}" if row_col else "NULL"
     lines, failed = [], []
-    for check, total in zip(checks, _counts(conn, table, checks)):
+    counts = _counts(conn, table, checks)
+    split_off = {(c.column, c.what) for c, n in zip(checks, counts) if n and c.what in (OFFSET_PROBLEM, EMPTY_DATE_PROBLEM)}
+    for check, total in zip(checks, counts):
         if not total:
             continue
         failed.append(check)
@@ -200,8 +206,10 @@ def _example_lines(conn: sqlite3.Connection, binding: Binding, t: Table, checks:
         shown = list(dict.fromkeys(shown))  # rows that nothing tells apart (a view without an id) are one line
         more = ""
         if total > len(shown):
-            listing = _listing_by_value(conn, table, t.table, row_col, check) or _listing(t.table, row_col, check.sql,
-                                                                                          check.params)
+            whole = check.whole and not any((check.column, what) in split_off
+                                            for what in (OFFSET_PROBLEM, EMPTY_DATE_PROBLEM))
+            listing = _listing_by_value(conn, table, t.table, row_col, check) or _listing(
+                t.table, row_col, check.whole if whole else check.sql, check.params)
             more = _and_more(total, len(shown), noun, listing, own_line=True)
         lines += shown + ([f"{label}: {more}"] if more else [])
     return lines, failed
@@ -536,7 +544,9 @@ def _value_fixes(conn: sqlite3.Connection, binding: Binding, t: Table, checks: l
     if flags:
         fixes.insert(0, f"{t.table!r} holds {' and '.join(found)}: import {t.table}.csv again with crm-rules import "
                         f"{t.table}.csv --db ... --table {shlex.quote(t.table)} --replace "
-                        + " ".join(f"--type {flag}" for flag in flags))
+                        + " ".join(f"--type {flag}" for flag in flags)
+                        + " (the file the table came from, with the options of that import too: --encoding, "
+                          "--skip-totals, its other --types)")
     return fixes
 
 

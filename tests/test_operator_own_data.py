@@ -164,3 +164,27 @@ def test_a_first_day_with_the_company_s_own_exports(cli, tmp_path: Path, monkeyp
     assert "宁波徐记装饰工程有限公司" in Path("grades.csv").read_text(encoding="utf-8-sig")
     cli("report", "--db", db, "--out", "report.html", ok=True)
     assert "重点客户" in Path("report.html").read_text(encoding="utf-8")
+
+
+def test_dates_left_as_text_get_a_listing_to_read_and_the_whole_reimport(cli, tmp_path: Path) -> None:
+    """Customers imported without --type 建档日期=date: the run lists every bad date by a query a third as long as
+    before (the check once, not three times: no date with a time-zone offset or a zero date split off), and its
+    hint reminds that the import again takes the first import's options too."""
+    db = tmp_path / "crm.db"
+    lines = ["客户编号,客户名称,建档日期,信用额度"] + [f"KH{n:05d},客户{n},2020/{n}/{n},1000" for n in range(1, 13)]
+    (tmp_path / "客户.csv").write_bytes("\n".join(lines).encode("gbk"))
+    cli("import", tmp_path / "客户.csv", "--db", db, "--table", "customers", "--encoding", "gbk", ok=True)
+    (tmp_path / "orders.csv").write_text("订单号,客户编号,下单日期,金额\nSO1,KH00001,2026-05-01,100\n", encoding="utf-8")
+    cli("import", tmp_path / "orders.csv", "--db", db, "--table", "orders", ok=True)
+    (tmp_path / "回访记录.csv").write_text("客户编号,回访日期,类型\n", encoding="utf-8")
+    cli("import", tmp_path / "回访记录.csv", "--db", db, "--table", "interactions", ok=True)
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY.replace("    where: \"状态 != '已取消'\"\n", ""), encoding="utf-8")
+    result = cli("apply", "--db", db, "--policy", policy, "--as-of", "2026-06-30", "--dry-run")
+    assert result.exit_code == 1
+    listing = result.output.split("list them with: ", 1)[1].splitlines()[0]
+    assert listing.startswith('SELECT rowid, * FROM "customers" AS r WHERE (date(r."建档日期"') and len(listing) < 400
+    with sqlite3.connect(db) as conn:
+        assert [row[0] for row in conn.execute(listing)] == list(range(1, 13))
+    assert ("--replace --type '建档日期=date' (the file the table came from, with the options of that import too: "
+            "--encoding, --skip-totals, its other --types)") in result.output
