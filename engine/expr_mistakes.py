@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from .ime_text import IME, SUFFIX, iso_date, number_fix
+from .ime_text import IME, SUFFIX, iso_date, number_fix, plain_number
 
 # Full-width characters and the ASCII ones they stand for; longest first.
 FULL_WIDTH = {
@@ -36,6 +36,13 @@ CHINESE_WORDS = {"并且": "and", "而且": "and", "且": "and", "和": "and", "
 _NUMBER_WITH_SUFFIX = re.compile(rf"\d[\d_]*(?:\.\d+)?[ \t\u3000]*(?:{SUFFIX})")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d_])")
 _CHINESE_DATE = re.compile(r"\d{4}年\d{1,2}月\d{1,2}日?")
+
+# A currency sign before an amount (`¥800,000`, `$ 1,000`): the language's numbers are plain.
+_CURRENCY = re.compile(r"[¥￥$€£][ \t]*(?P<n>\d[\d,_]*(?:\.\d+)?(?:[ \t\u3000]*(?:" + SUFFIX + r"))?)")
+# Thousands grouped with spaces, as some reports write them (`800 000`): the parser reads two numbers.
+_SPACED_THOUSANDS = re.compile(r"\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d_.])")
+# What other languages write for a missing value after `is` (`is None`, `is empty`): the language writes null.
+_NULL_WORDS = re.compile(r"is(?P<not>[ \t]+not)?[ \t]+(?P<word>none|nil|nothing|empty|blank|undefined|空)(?!\w)", re.I)
 
 # Operators of other languages; checked in this order at each position.
 FOREIGN = (
@@ -127,8 +134,77 @@ def _written(text: str, i: int, depth: int) -> tuple[str, int] | None:
     return None
 
 
-def _at(text: str, i: int, depth: int = 0) -> tuple[str, int] | None:
-    """(message, length) of a mistake that starts at ``text[i]``, or None; ``depth``: of brackets around it."""
+def _currency(text: str, i: int) -> tuple[str, int] | None:
+    """(message, length) for an amount written with a currency sign at ``i`` (`¥800,000`, `$1,000`), or None."""
+    match = _CURRENCY.match(text, i)
+    if match is None:
+        return None
+    written = match["n"].replace("_", "")
+    plain = written if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", written) else plain_number(written)
+    if plain is None:
+        return None
+    shown = match.group().rstrip()
+    return f"{shown!r} is not a number of the language; write {plain}, without the currency sign", len(shown)
+
+
+def _spaced(text: str, i: int) -> tuple[str, int] | None:
+    """(message, length) for a number with its thousands grouped by spaces at ``i`` (`800 000`), or None."""
+    if i and (text[i - 1].isalnum() or text[i - 1] in "_."):
+        return None
+    match = _SPACED_THOUSANDS.match(text, i)
+    if match is None:
+        return None
+    digits = re.sub(r"\D", "", match.group())
+    return (f"{match.group()!r} is not a number of the language; write {digits} (or {int(digits):_}), "
+            f"without spaces between the digits"), len(match.group())
+
+
+def _null_word(text: str, i: int) -> tuple[str, int] | None:
+    """(message, length) for `is None`, `is not empty` and the like at ``i``: a missing value is `null`."""
+    if i and (text[i - 1].isalnum() or text[i - 1] == "_"):
+        return None
+    match = _NULL_WORDS.match(text, i)
+    if match is None:
+        return None
+    meant = "is not null" if match["not"] else "is null"
+    return f"{match.group()!r}: a missing value is written null in the language; write {meant!r}", len(match.group())
+
+
+# `in` and a value without the list's brackets (`region in '华东', '华南'`): the parser names that, with the fix
+_BARE_IN = re.compile(r"(?<!\w)in[ \t\n]+(?![\[(（［【\s])", re.I)
+
+
+def _comma(text: str, i: int, inside: str | None) -> str | None:
+    """The message for a comma (``text[i]``: ',' or one typed with a Chinese input method) that stands where the
+    language has no comma (outside a list and a function's arguments), or None for one that stands in them."""
+    ch = text[i]
+    if inside in ("list", "call"):
+        return None
+    clause = re.split(r"(?<!\w)(?:and|or)(?!\w)|[(（]", text[:i], flags=re.I)[-1]
+    if _BARE_IN.search(clause):
+        return None
+    typed = "" if ch == "," else f"{ch!r} is {'a full-width comma' if ch == '，' else 'an enumeration comma'}, {IME}; "
+    return (f"{typed}a comma separates the items of a list and the arguments of a function, not conditions; "
+            f"to join two conditions write 'and' (both must hold) or 'or' (either one)")
+
+
+def _colon(ch: str) -> str:
+    """The message for a ':' or '：' in an expression (`revenue_12m: 800_000`): the language has no colon."""
+    typed = "" if ch == ":" else f"{ch!r} is a full-width colon, {IME}; "
+    return (f"{typed}':' is not an operator of the language; compare with =, !=, <, <=, > or >= "
+            f"(e.g. revenue_12m >= 800_000)")
+
+
+def _at(text: str, i: int, depth: int = 0, inside: str | None = None) -> tuple[str, int] | None:
+    """(message, length) of a mistake that starts at ``text[i]``, or None; ``depth``: of brackets around it,
+    ``inside``: what the innermost one holds ("list", "call", "group" or None at the top)."""
+    for found in (_currency(text, i), _spaced(text, i), _null_word(text, i)):
+        if found is not None:
+            return found
+    if text[i] in ",，、" and (message := _comma(text, i, inside)) is not None:
+        return message, 1
+    if text[i] in ":：":
+        return _colon(text[i]), 1
     percent = _percent(text, i)
     if percent is not None:
         return percent
@@ -156,10 +232,28 @@ def _at(text: str, i: int, depth: int = 0) -> tuple[str, int] | None:
     return None
 
 
+_OPENING, _CLOSING = "([（［【", ")]）］】"
+_WORD_BEFORE = re.compile(r"(\w+)[ \t\u3000]*$")
+
+
+def _opens(text: str, i: int) -> str:
+    """What the bracket at ``text[i]`` holds: a list (`[`, or `(` after `in`), a function's arguments (`(` after a
+    name) or a group (any other `(`)."""
+    if text[i] in "[［【":
+        return "list"
+    word = _WORD_BEFORE.search(text, 0, i)
+    if word is None:
+        return "group"
+    if word.group(1).lower() == "in":
+        return "list"
+    return "group" if word.group(1).lower() in ("and", "or", "not", "is", "between") else "call"
+
+
 def find_mistakes(text: str) -> list[Mistake]:
     """Each known mistake outside quoted text, in the order written."""
     found: list[Mistake] = []
     line, line_start, quote, i, depth = 1, 0, None, 0, 0
+    inside: list[str] = []
     while i < len(text):
         ch = text[i]
         if ch == "\n":
@@ -175,8 +269,12 @@ def find_mistakes(text: str) -> list[Mistake]:
             quote = ch
             i += 1
             continue
-        depth += (ch in "([（［【") - (ch in ")]）］】")
-        hit = _at(text, i, depth)
+        depth += (ch in _OPENING) - (ch in _CLOSING)
+        if ch in _OPENING:
+            inside.append(_opens(text, i))
+        elif ch in _CLOSING and inside:
+            inside.pop()
+        hit = _at(text, i, depth, inside[-1] if inside else None)
         if hit is None:
             i += 1
             continue

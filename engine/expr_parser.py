@@ -263,8 +263,50 @@ def _lark_error(text: str, exc: UnexpectedInput) -> ExpressionSyntaxError:
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         return ExpressionSyntaxError("the expression ends too early", *_end_position(text))
     if isinstance(exc, UnexpectedToken):
-        return ExpressionSyntaxError(f"unexpected {_describe_token(exc.token)}", exc.line, exc.column)
+        message = f"unexpected {_describe_token(exc.token)}"
+        shorthand = _shorthand(text, exc.token)
+        return ExpressionSyntaxError(f"{message}: {shorthand}" if shorthand else message, exc.line, exc.column)
     return ExpressionSyntaxError(str(exc).splitlines()[0], exc.line, exc.column)  # pragma: no cover - lark's others
+
+
+_BOUNDARY = ("_AND", "_OR", "_NOT", "LPAR", "LSQB", "COMMA")  # tokens a comparison's operand starts after
+
+
+def _shorthand(text: str, token: Token) -> str | None:
+    """What to write for a condition said as people say it, which the grammar does not take: `x > 0 and < 10`
+    (the name said once for two comparisons), `0 < x < 10` (comparisons chained as in mathematics) and
+    `region in '华东', '华南'` (the list without brackets); None for any other unexpected token."""
+    try:
+        found = [t for t in tokens(text) if t.start_pos < token.start_pos]
+    except UnexpectedInput:
+        return None
+    after = text[token.start_pos:]
+    segment = found[max((i + 1 for i, t in enumerate(found) if t.type in _BOUNDARY[:3] + ("LPAR",)), default=0):]
+    if token.type == "COMP_OP" and found and found[-1].type in ("_AND", "_OR"):
+        # `x > 0 and < 10`: the comparison before the `and` names what this one compares
+        before = found[:-1]
+        start = max((i + 1 for i, t in enumerate(before) if t.type in _BOUNDARY), default=0)
+        ops = [i for i in range(start, len(before)) if before[i].type == "COMP_OP"]
+        if not ops:
+            return None
+        left = text[before[start].start_pos:before[ops[-1]].start_pos].strip()
+        fixed = f"{text[:token.start_pos]}{left} {after}".strip()
+        return (f"a comparison needs something on its left, also after '{found[-1]}'; repeat it: {fixed}"
+                + (f" (or {left} between ... and ...)" if found[-1].type == "_AND" else ""))
+    if token.type == "COMP_OP" and any(t.type == "COMP_OP" for t in segment):
+        # `0 < x < 10`: a comparison is true or false, and true/false is not compared with a number
+        first = next(i for i, t in enumerate(segment) if t.type == "COMP_OP")
+        left = text[segment[0].start_pos:segment[first].start_pos].strip()
+        middle = text[segment[first].end_pos:token.start_pos].strip()
+        rest = re.split(r"\s+(?:and|or)\s+|\)", after[len(token):], maxsplit=1, flags=re.I)[0].strip()
+        if not (left and middle and rest):
+            return None
+        return (f"comparisons do not chain; write two joined by 'and': {left} {segment[first]} {middle} and "
+                f"{middle} {token} {rest}")
+    if found and found[-1].type == "_IN" and token.type in ("STRING", "NUMBER", "NAME"):
+        items = re.split(r"\s+(?:and|or)\s+|\)", after, maxsplit=1, flags=re.I)[0].strip()
+        return f"the values after 'in' are a list, in brackets: in [{items}]"
+    return None
 
 
 def _with_mistakes(text: str, error: ExpressionSyntaxError) -> ExpressionSyntaxError:

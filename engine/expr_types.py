@@ -127,6 +127,40 @@ def _quote_words(comparison: ast.Node, words: list[ast.Name]) -> str:
     return text
 
 
+# The grades a run decides: action params read them (after grading), conditions of the rules that decide them cannot.
+GRADES = ("tier", "subgrade", "sub_grade", "stage", "service_level")
+GRADES_DECIDED = ("the tier, sub-grade, stage and service level are what the rules decide, so conditions cannot "
+                  "read them (actions' params can); compare what the tier's rule compares, or, in a service level, "
+                  "use its tier:, subgrade: and stage: keys")
+
+
+def _null_compared(node: ast.Compare) -> str | None:
+    """Why ``x = null`` (a comparison with the literal null) is wrong, with the fix, or None for any other comparison.
+
+    Compared with a missing value, every value gives unknown, so the comparison never holds: `recency_days = null`
+    matches no customer, not the ones without orders."""
+    nulls = [side for side in (node.left, node.right) if isinstance(side, ast.Literal) and side.value is None]
+    if not nulls:
+        return None
+    other = node.right if nulls[0] is node.left else node.left
+    fix = {"=": f"{other.text} is null", "!=": f"{other.text} is not null"}.get(node.op)
+    return (f"{node.text!r} is never true: compared with null (a missing value) every value gives unknown"
+            + (f"; write {fix}" if fix else "; to test for a missing value write is null or is not null"))
+
+
+def _or_of_values(node: ast.Logical, item: ast.Node, found: str) -> str | None:
+    """`industry = 'healthcare' or 'retail'`: the values after `or` were meant as more values of the comparison
+    before it; the condition to write, with `in`, or None when ``item`` is not such a value."""
+    if node.op != "or" or not isinstance(item, ast.Literal) or found not in (TEXT, NUMBER):
+        return None
+    first = node.items[0]
+    if not (isinstance(first, ast.Compare) and first.op == "=" and isinstance(first.right, ast.Literal)):
+        return None
+    values = [first.right] + [i for i in node.items[1:] if isinstance(i, ast.Literal)]
+    return (f"each side of 'or' must be a condition, but {item.text!r} is a {found}; to test several values write "
+            f"{first.left.text} in [{', '.join(v.text for v in values)}]")
+
+
 # name -> (min args, max args or None)
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "coalesce": (2, None),
@@ -224,6 +258,8 @@ class TypeChecker:
         message = f"unknown {self.scope_label} {node.name!r}{did_you_mean(node.name, self.scope)}"
         if quoted is not None:
             message += f"{' I' if message.endswith('?') else '; i'}f it is a text value, quote it: {quoted}"
+        elif node.name.lower() in GRADES and "did you mean" not in message:
+            message += f": {GRADES_DECIDED}"
         return ExpressionTypeError(message, node, hint=f"known: {', '.join(sorted(self.scope)) or '(none)'}",
                                    unknown=node.name)
 
@@ -264,6 +300,8 @@ class TypeChecker:
         return DATE
 
     def _compare(self, node: ast.Compare) -> str:
+        if (never := _null_compared(node)) is not None:
+            raise ExpressionTypeError(never, node)
         self.comparable(node.left, node.right, node, ordered=node.op not in ("=", "!="))
         return BOOL
 
@@ -285,6 +323,9 @@ class TypeChecker:
 
     def _logical(self, node: ast.Logical) -> str:
         for item in node.items:
+            found = self.infer(item)
+            if (values := _or_of_values(node, item, found)) is not None:
+                raise ExpressionTypeError(values, item)
             self._expect(item, BOOL, f"each side of {node.op!r}")
         return BOOL
 

@@ -126,6 +126,25 @@ def number_fix(text: str) -> str | None:
     return None
 
 
+def plain_number(text: str) -> str | None:
+    """The number ``text`` stands for, written as the language and YAML read numbers (`800,000`: `800000`, `80万`:
+    `800000`, `１０`: `10`), or None when it is none of the forms :func:`number_fix` knows (a plain number included)."""
+    if number_fix(text) is None:
+        return None
+    ascii_ = unicodedata.normalize("NFKC", "".join(ascii_twin(ch) or ch for ch in text.strip(" \u3000")))
+    if re.fullmatch(_NUMBER, ascii_, re.A):
+        return ascii_
+    if _THOUSANDS.fullmatch(ascii_):
+        return ascii_.replace(",", "")
+    if re.fullmatch(r"[-+]?\d+,\d+", ascii_, re.A):
+        return ascii_.replace(",", ".")
+    match = _WITH_SUFFIX.fullmatch(ascii_)
+    if match is None:
+        return None
+    suffix = match["s"].removesuffix("元") or match["s"]
+    return _plain(Decimal(match["n"]) * _MULTIPLIERS.get(suffix, 1))
+
+
 _DATE = re.compile(r"(?P<y>\d{4})\s*(?:[-/.]|年)\s*(?P<m>\d{1,2})\s*(?:[-/.]|月)\s*(?P<d>\d{1,2})\s*日?", re.A)
 
 

@@ -301,8 +301,9 @@ def gen_bool(draw, r: Render, depth: int) -> G:
     sub = lambda ty=BOO: gen(draw, r, ty, depth)  # noqa: E731
     if k <= 2:
         op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">=", "==", "<>"]))
-        _, make = comparable_pair(draw, r, depth, ordered=op not in ("=", "!=", "==", "<>"))
-        left, right = make(), make()
+        ty, make = comparable_pair(draw, r, depth, ordered=op not in ("=", "!=", "==", "<>"))
+        # a comparison with the literal null is refused (never true: write `is null`), so its operands are not one
+        left, right = (_name(draw, r, ty) if g.kind == "lit" and g.parts == (None,) else g for g in (make(), make()))
         text = f"{r.wrap(left, SUM)}{r.sym()}{op}{r.sym()}{r.wrap(right, SUM)}"
         return G("cmp", ({"==": "=", "<>": "!="}.get(op, op), left, right), text, PRED)
     if k in (3, 4):
