@@ -85,9 +85,10 @@ _MULTIPLIERS = {"千": 1000, "万": 10_000, "萬": 10_000, "百万": 1_000_000, 
                 "億": 100_000_000, "k": 1000, "K": 1000, "w": 10_000, "W": 10_000}
 _UNITS = ("元", "块", "天", "日", "个", "次", "人", "名", "单", "笔")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
-#: What follows a number written as a report writes it: a multiplier (10万, 10万元, 100k) or a unit (100000元, 30天);
+#: What follows a number written as a report writes it: a multiplier (10万, 10万元, 100k) or a unit (100000元, 30天,
+#: 30 days);
 #: expr_mistakes finds such numbers inside a condition with it, number_fix says what to write for them.
-SUFFIX = rf"(?:百万|千万|[千万萬亿億])元?|[kKwW](?!\w)|[{''.join(_UNITS)}]"
+SUFFIX = rf"(?:百万|千万|[千万萬亿億])元?|[kKwW](?!\w)|[{''.join(_UNITS)}]|[dD]ays?(?!\w)"
 # ASCII digits only (re.A): a digit of another script is not one a policy reads, whatever Python's \d says.
 _WITH_SUFFIX = re.compile(rf"(?P<n>{_NUMBER})[ \u3000]*(?P<s>{SUFFIX})", re.A)
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", re.A)

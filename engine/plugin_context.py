@@ -8,6 +8,8 @@ report problems in their ``params`` through it, so users get the same
 
 from __future__ import annotations
 
+import re
+
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +61,10 @@ def unknown_grade(name: str, value: str, ids: list[str]) -> str:
     what = {"subgrade": "sub-grade", "service_level": "service level"}.get(name, name)
     if not ids:
         return f"unknown {what} {value!r}: the policy has no {GRADE_SECTIONS[name]}"
+    parts = re.split(r"\s*[,，、;；]\s*", value.strip()) if isinstance(value, str) else []
+    if len(parts) > 1 and all(p in ids for p in parts):  # `tiers: [A，B]`: the comma of a Chinese input method
+        return (f"unknown {what} {value!r}: YAML reads it as one name, since the comma between the {what}s is not the "
+                f"ASCII ',' (typed with a Chinese input method); write [{', '.join(parts)}]")
     return f"unknown {what} {value!r}{did_you_mean(value, ids)} (the policy's {what}s: {joined(ids)})"
 
 

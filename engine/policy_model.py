@@ -34,6 +34,7 @@ from .plugin_plan import PLUGIN_BUG_HINT, check_connection, check_plan, function
 from .run_metrics import KEY_COLUMNS, is_reserved
 from .errors import PluginError
 from .schema_validation import schema_validator, validate_document, validate_params
+from .user_text import joined
 from .yaml_source import DUPLICATE_HINT, Position, SourceDocument, format_path
 
 AGGREGATES = ("sum", "avg", "min", "max", "count_distinct")
@@ -916,6 +917,18 @@ def _written_tiers(b: _Builder, item: dict, path: tuple, tiers: dict[str, list[s
     return out
 
 
+def _subgrades_of(tier: str, sub: str, tiers: dict[str, list[str]]) -> str:
+    """What a service level's unknown ``sub`` of ``tier`` was meant to be: a close sub-grade of the tier, else the
+    tier's sub-grades (or that it has none, and whose they are), so the fix is in the message."""
+    own = tiers[tier]
+    if own:
+        return did_you_mean(sub, own) or f" (its sub-grades: {joined(own)})"
+    owner = next((t for t, subs in tiers.items() if sub in subs), None)
+    if owner is not None:
+        return f"; {sub!r} is a sub-grade of tier {owner!r}: write tier: {owner}"
+    return "; it has no sub-grades" + ("" if any(tiers.values()) else ", nor has any tier of the policy")
+
+
 def _service_levels(b: _Builder, items: list[dict], tiers: dict[str, list[str]] | None, stages: list[str] | None,
                     scope: dict[str, str]) -> list[ServiceLevel]:
     """The service levels; ``tiers`` and ``stages`` are the declared ids (None: unreadable, references not checked).
@@ -934,7 +947,8 @@ def _service_levels(b: _Builder, items: list[dict], tiers: dict[str, list[str]] 
         if sub is not None and len(written) == 1 and tiers is not None and written[0] in tiers \
                 and sub not in tiers[written[0]]:
             tier = written[0]
-            b.error(path + ("subgrade",), f"tier {tier!r} has no sub-grade {sub!r}{did_you_mean(sub, tiers[tier])}", key=False)
+            b.error(path + ("subgrade",), f"tier {tier!r} has no sub-grade {sub!r}{_subgrades_of(tier, sub, tiers)}",
+                    key=False)
         stage = item.get("stage")
         if stage is not None and stages is not None and stage not in stages:
             where = f"{did_you_mean(stage, stages)}" if stages else "; the policy has no lifecycle section"

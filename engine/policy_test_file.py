@@ -1101,6 +1101,22 @@ def _number_problems(doc: SourceDocument, schema_problems: list[Diagnostic]) -> 
     return out
 
 
+def _grouped_problems(doc: SourceDocument) -> list[Diagnostic]:
+    """Each number of a [ ] list written with a thousands separator: `orders: [[-10d, 5,000]]` is an order of 5 with a
+    cost of 0 (and `[-10d, 1,500, 1,000]` a row too long); a test file's lists take no such number, so it is refused,
+    with both readings, rather than tested as something nobody meant."""
+    out = []
+    for path, written in sorted(doc.grouped.items(), key=lambda item: (doc.value_position(item[0]).line, doc.value_position(item[0]).col)):
+        parts = written.split(",")
+        pos = doc.value_position(path)
+        out.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path),
+                              f"{written!r} reads as {len(parts)} values, {', '.join(parts)}, since ',' separates the "
+                              f"values of a [ ] list; write the number without thousands separators, "
+                              f"{''.join(parts)} (or {'_'.join(parts)}); if they are {len(parts)} values, put a "
+                              f"space after each comma: {', '.join(parts)}"))
+    return out
+
+
 def _is_generator_path(path: tuple) -> bool:
     """defaults.generate.X, cases[i].generate.X, population[i].generate.X"""
     return (len(path) >= 3 and path[-2] == "generate" and path[-1] in GENERATORS
@@ -1118,9 +1134,9 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
         raise invalid_test_file(Diagnostic(display, 1, 1, "", "a test file must be a mapping (policy, as_of, cases, ...)"),
                               hint=TEST_FILE_HINT)
     problems = validate_document(doc, SCHEMA_NAME)
-    numbers = _number_problems(doc, problems)
+    numbers = _number_problems(doc, problems) + _grouped_problems(doc)
     if numbers:
-        replaced = {d.path for d in numbers}
+        replaced = {d.path for d in numbers} | {format_path(path[:-1]) for path in doc.grouped}  # ("is too long")
         problems = [d for d in problems if d.path not in replaced] + numbers
     if problems:
         raise invalid_test_file(problems, hint="`crm-rules schema --test` prints the format of test files (a JSON Schema); "

@@ -22,7 +22,7 @@ from .expr_types import did_you_mean
 from .ime_text import FULL_WIDTH_INDENT, IME, describe, key_colon_fix, number_fix, quoted_fix, slips_in
 from .name_rules import in_words
 from .yaml_source import SourceDocument, format_path
-from .time_spans import FIXES, REFUSALS
+from .time_spans import FIXES, REFUSALS, missing_unit
 
 
 @lru_cache(maxsize=None)
@@ -81,6 +81,42 @@ def _number_fix(wanted: str, value: Any) -> str:
     return ""
 
 
+def _fraction_fix(error: ValidationError) -> str:
+    """`discount: 3`, `up_to: 80`, `below: -30`: a share written in percent where the schema takes a fraction (a
+    number bounded by -1 and 1), with the fraction to write; '' for any other number out of its range."""
+    schema, value = error.schema, error.instance
+    if schema.get("type") != "number" or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    low = schema.get("minimum", schema.get("exclusiveMinimum"))
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    if low is None or high is None or low < -1 or high > 1 or not -100 <= value <= 100:
+        return ""
+    fraction = value / 100
+    inside = (fraction > low if "exclusiveMinimum" in schema else fraction >= low) and \
+             (fraction < high if "exclusiveMaximum" in schema else fraction <= high)
+    return f": shares are fractions here, write {fraction:g} for {value:g}%" if inside else ""
+
+
+def _list_fix(wanted: str, value: Any) -> str:
+    """`tiers: A, B`, `perks: 送货上门，冷链`: a list written without its brackets, which YAML reads as one text;
+    the list to write."""
+    if wanted != "array" or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return ""
+    items = [i for i in re.split(r"\s*[,，、;；]\s*", str(value).strip()) if i] if isinstance(value, str) else [str(value)]
+    if not items:
+        return ""
+    typed = " (the '，' and '、' of a Chinese input method are written ',')" if re.search("[，、]", str(value)) else ""
+    return f": a list is written in brackets, [{', '.join(items)}]{typed}"
+
+
+def _mapping_fix(wanted: str, schema: dict, value: Any) -> str:
+    """`payment: 90`: one value where the schema takes keys and values; the keys that go there."""
+    keys = list(schema.get("properties") or {})
+    if wanted != "object" or isinstance(value, (dict, list)) or not keys:
+        return ""
+    return f": this holds keys and values, such as {{{keys[0]}: ...}}; the keys here are {', '.join(keys)}"
+
+
 def _slip_fix(value: Any) -> str:
     """What a Chinese input method typed in ``value`` in place of ASCII, for a message about a text YAML, an id or a
     name: `tier：A` is a key and its value that YAML read as one word, `“A”` holds typographic quotes."""
@@ -122,6 +158,19 @@ _CHINESE_VALUES = {
 }
 
 
+def _thousands_key(key: Any, mapping: Any) -> str | None:
+    """`{credit_limit: 100,000}`: in { } a ',' separates entries, so YAML reads the number 100 and a key '000' (without
+    a value); what happened and the number to write, or None when ``key`` is no such key of ``mapping``."""
+    if not isinstance(mapping, dict) or not isinstance(key, str) or key not in mapping:
+        return None
+    keys = list(mapping)
+    before = mapping[keys[keys.index(key) - 1]] if keys.index(key) > 0 else None
+    if re.fullmatch(r"[0-9]{3}", key) and mapping[key] is None and isinstance(before, int) and not isinstance(before, bool):
+        return (f"in {{ }} a ',' separates entries, so YAML read {before},{key} as the number {before} and a "
+                f"key {key!r}; write numbers without thousands separators: {before}{key}")
+    return None
+
+
 def _unknown_key(key: str, allowed, mapping: dict) -> str:
     """``unknown key 'x'`` and its fix: a misspelling, a key typed with a Chinese input method, a key in Chinese, the
     digits after the thousands separator of a number in { } (`{discount: 1,000}` is discount 1 and a key '000')."""
@@ -129,11 +178,8 @@ def _unknown_key(key: str, allowed, mapping: dict) -> str:
     plain = unicodedata.normalize("NFKC", key)
     if plain != key and plain in allowed:
         return f"{message}; did you mean {plain!r}? {key!r} is written in full-width characters, {IME}"
-    keys = list(mapping)
-    before = mapping[keys[keys.index(key) - 1]] if keys.index(key) > 0 else None
-    if re.fullmatch(r"[0-9]{3}", key) and mapping[key] is None and isinstance(before, int) and not isinstance(before, bool):
-        return (f"{message}: in {{ }} a ',' separates entries, so YAML read {before},{key} as the number {before} and a "
-                f"key {key!r}; write numbers without thousands separators: {before}{key}")
+    if (thousands := _thousands_key(key, mapping)) is not None:
+        return f"{message}: {thousands}"
     if key[:1] == "\u3000":  # the key of a line indented with it, at the top: YAML 1.1 takes it for no space
         return f"{message}; {FULL_WIDTH_INDENT}"
     if (fix := _slip_fix(key)):
@@ -164,7 +210,12 @@ def _message(error: ValidationError) -> str:
             if value is None and wanted == "object" and section in _EMPTIABLE:  # `credit: null`, as a metric is removed
                 return (f"expected {wanted}, got {_type_name(value)}; for no {section[0]} entries write "
                         f"`{section[0]}: {{}}` (in a policy that extends another, it replaces the base's section)")
-            return f"expected {wanted}, got {_type_name(value)}{shown}{_number_fix(wanted, value) or _slip_fix(value)}"
+            unit = missing_unit(schema.get("pattern"), value) if "string" in wanted else None
+            fix = (f": {unit}" if unit else _list_fix(wanted, value) or _number_fix(wanted, value) or _slip_fix(value)
+                   or _mapping_fix(wanted, schema, value))
+            return f"expected {wanted}, got {_type_name(value)}{shown}{fix}"
+        case "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum":
+            return error.message + _fraction_fix(error)
         case "minLength" if error.validator_value == 1:
             return "must not be empty"
         case "enum" | "const":
@@ -228,6 +279,16 @@ def label_fix(data: Any, path: tuple, value: Any) -> str:
     return ""
 
 
+def _at_path(data: Any, path: tuple) -> Any:
+    """The value at ``path`` of ``data``, or None when it has no such value."""
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
 def validate_document(doc: SourceDocument, schema_name: str = "policy.schema.json") -> list[Diagnostic]:
     """All schema problems of ``doc.data``."""
     return validate_subtree(doc, schema_validator(schema_name), ())
@@ -272,6 +333,11 @@ def validate_subtree(doc: SourceDocument, validator: jsonschema.Draft202012Valid
                 continue
             if error.validator == "propertyNames" or "propertyNames" in error.schema_path:
                 pos = doc.position(path + (error.instance,))
+                thousands = _thousands_key(error.instance, _at_path(doc.data, path))
+                if thousands is not None:  # `{credit_limit: 100,000}`: the key '000' is no name anyone wrote
+                    diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path + (error.instance,)),
+                                                  f"unknown key {error.instance!r}: {thousands}"))
+                    continue
                 words = (in_words(error.validator_value, error.instance, defines=path == ("metrics",))  # a metric has a label
                          if error.validator == "pattern" else None)
                 diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path + (error.instance,)),

@@ -14,6 +14,7 @@ import re
 import unicodedata
 
 from .date_windows import CALENDAR
+from .ime_text import iso_date
 
 #: The forms, as the schemas write them (policy.schema.json, policy-test.schema.json and the retention plugin's
 #: `purchase_gap.window`); a mismatch with one of them is explained by the function of that form.  A metric's
@@ -25,6 +26,7 @@ WINDOW_PATTERN = TRAILING_WINDOW_PATTERN.replace("^(all|", f"^(all|{'|'.join(CAL
 OFFSET_PATTERN = "^[1-9][0-9]*\\s*(d|day|days|w|week|weeks|m|month|months|y|year|years)$"
 DURATION_PATTERN = "^[1-9][0-9]*\\s*(min|m|h|d|w)$"
 RELATIVE_DATE_PATTERN = "^([0-9]{4}-[0-9]{2}-[0-9]{2}|([+-][0-9]+[dwmy])+)$"
+DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # a test file's as_of
 
 # Unit words and what they stand for: (unit, how many of it); a quarter is three months.
 _UNITS = {
@@ -111,11 +113,20 @@ def calendar_in_trailing(text: object) -> str | None:
             f"{meant.split()[0]}; write a span such as `24 months`, or `all`")
 
 
+# What people put before a look-back span (`last 12 months`, `近12个月`): a window always ends on the as-of date.
+_LOOKING_BACK = re.compile(r"^(?:(?:the\s+)?(?:last|past|previous|trailing|rolling)\s+|最近|近|过去|前)", re.I)
+
+
 def window_fix(text: object) -> str | None:
-    """The window ``text`` was meant to be (`12个月`: `12 months`, `1 quarter`: `3 months`, `YTD`: `year to date`),
-    or None."""
+    """The window ``text`` was meant to be (`12个月`: `12 months`, `1 quarter`: `3 months`, `YTD`: `year to date`,
+    `last 12 months`: `12 months`), or None."""
     if (meant := calendar_fix(text)) is not None:
         return meant
+    if isinstance(text, str) and _LOOKING_BACK.match(text.strip()):
+        bare = _LOOKING_BACK.sub("", text.strip())
+        if re.fullmatch(TRAILING_WINDOW_PATTERN, bare) and bare != "all":
+            return bare
+        text = bare
     span = _read(text)
     if span is None or span[0] or span[2] in ("min", "h"):
         return None
@@ -147,17 +158,50 @@ def zero_offset(text: object) -> str | None:
             "before the as-of date the window ends, e.g. 12 months")
 
 
+_MINUTES = {"min": 1, "h": 60, "d": 24 * 60, "w": 7 * 24 * 60}
+_PART = re.compile(r"\s*(?P<n>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[^\s0-9.]+?)\s*(?:and\s*|,\s*)?(?=[0-9]|$)", re.A)
+
+
+def _minutes(text: str) -> int | None:
+    """The minutes of a duration written in parts or with a fraction (`1h30m`, `1小时30分钟`, `0.5h`, `1.5 days`), or
+    None; `m` is minutes here, as in the duration form."""
+    folded, total, at = unicodedata.normalize("NFKC", text).strip().lower(), 0.0, 0
+    while at < len(folded):
+        match = _PART.match(folded, at)
+        if match is None or match["unit"] not in _UNITS:
+            return None
+        unit, times = _UNITS[match["unit"]]
+        unit = "min" if unit == "m" else unit
+        if unit not in _MINUTES:
+            return None
+        total, at = total + float(match["n"]) * times * _MINUTES[unit], match.end()
+    return int(total) if total >= 1 and total == int(total) else None
+
+
 def duration_fix(text: object) -> str | None:
-    """The response or on-site time ``text`` was meant to be (`2 hours`: `2h`, `4小时`: `4h`), or None."""
+    """The response or on-site time ``text`` was meant to be (`2 hours`: `2h`, `4小时`: `4h`, `1h30m`: `90m`, `0.5h`:
+    `30m`), or None."""
     span = _read(text)
-    if span is None or span[0] or span[2] in ("m", "y"):
+    if span is not None and not span[0] and span[2] not in ("m", "y"):
+        _, number, unit = span
+        return f"{number}{'m' if unit == 'min' else unit}"
+    minutes = _minutes(text) if isinstance(text, str) else None
+    if minutes is None:
         return None
-    _, number, unit = span
-    return f"{number}{'m' if unit == 'min' else unit}"
+    unit = next(u for u in ("w", "d", "h", "min") if minutes % _MINUTES[u] == 0)
+    return f"{minutes // _MINUTES[unit]}{'m' if unit == 'min' else unit}"
+
+
+def date_fix(text: object) -> str | None:
+    """The date ``text`` was meant to be, written YYYY-MM-DD (`2026/06/30`, `2026年6月30日`), or None."""
+    return iso_date(text) if isinstance(text, str) else None
 
 
 def relative_date_fix(text: object) -> str | None:
-    """The date relative to a test file's as-of date ``text`` was meant to be (`-3个月`, `-3 months`: `-3m`)."""
+    """The date relative to a test file's as-of date ``text`` was meant to be (`-3个月`, `-3 months`: `-3m`), or the
+    date written YYYY-MM-DD (`2026/06/30`: `2026-06-30`)."""
+    if (day := date_fix(text)) is not None:
+        return day
     span = _read(text)
     if span is None or not span[0] or span[2] in ("min", "h"):
         return None
@@ -165,7 +209,19 @@ def relative_date_fix(text: object) -> str | None:
     return f"{sign}{number}{unit}"
 
 
+def missing_unit(pattern: object, value: object) -> str | None:
+    """What to write for a bare number where a span of one of the forms belongs (`window: 12`, `response_time: 30`),
+    which YAML reads as a number and the form cannot read without its unit; None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    if pattern in (WINDOW_PATTERN, TRAILING_WINDOW_PATTERN, OFFSET_PATTERN):
+        return f"a span needs its unit: {value} months, {value}d, {value}w or {value}y"
+    if pattern == DURATION_PATTERN:
+        return f"a duration needs its unit: {value}m (minutes), {value}h or {value}d"
+    return None
+
+
 FIXES = {WINDOW_PATTERN: window_fix, TRAILING_WINDOW_PATTERN: window_fix, OFFSET_PATTERN: offset_fix,
-         DURATION_PATTERN: duration_fix, RELATIVE_DATE_PATTERN: relative_date_fix}
+         DURATION_PATTERN: duration_fix, RELATIVE_DATE_PATTERN: relative_date_fix, DATE_PATTERN: date_fix}
 #: Values of a form that are refused for a reason of their own, not as a slip of the form: the reason, or None.
 REFUSALS = {OFFSET_PATTERN: zero_offset, WINDOW_PATTERN: week_to_date, TRAILING_WINDOW_PATTERN: calendar_in_trailing}

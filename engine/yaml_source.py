@@ -102,6 +102,9 @@ class SourceDocument:
     # Names an `extends` child removed from its base (a metric set to null, the entries of a plugin section it
     # replaced): name -> removed_names.Removal, for the messages about a base that still uses one
     removed: dict[str, Any] = field(default_factory=dict)
+    # Numbers of a [ ] list written with a thousands separator (`[-10d, 5,000]`), which YAML reads as several items
+    # (5 and 0): the path of the first item -> the text as written, for a caller whose lists have no such items.
+    grouped: dict[Path_, str] = field(default_factory=dict)
 
     def position(self, path: Path_) -> Position:
         """Best known position for ``path``: its key, else its value, else the nearest parent."""
@@ -487,6 +490,8 @@ class _Converter:
             self.open.add(id(node))
             try:
                 if isinstance(node, yaml.SequenceNode):
+                    if node.flow_style:
+                        self._grouped(node.value, path)
                     return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
                 result: dict[str, Any] = {}
                 for key, key_node, value_node in self._pairs(node, path):
@@ -509,6 +514,28 @@ class _Converter:
         if not node.style and not isinstance(value, str):
             self._read_as(node, json.dumps(value))
         return value
+
+    def _grouped(self, items: list[yaml.Node], path: Path_) -> None:
+        """Note each run of items that is one number written with thousands separators (`5,000`, `1,500,000.50`):
+        a number of 1 to 3 digits, then numbers of 3 digits, each after a ',' with no space."""
+        def plain(node: yaml.Node, pattern: str) -> bool:
+            return isinstance(node, yaml.ScalarNode) and not node.style and re.fullmatch(pattern, node.value) is not None
+
+        i = 0
+        while i < len(items):
+            last = i
+            if plain(items[i], r"[-+]?[1-9][0-9]{0,2}"):
+                while last + 1 < len(items) and plain(items[last + 1], r"[0-9]{3}(?:\.[0-9]+)?"):
+                    end, start = items[last].end_mark, items[last + 1].start_mark
+                    line = self.lines[end.line] if end.line < len(self.lines) else ""
+                    if not (end.line == start.line and start.column == end.column + 1 and line[end.column:start.column] == ","):
+                        break
+                    last += 1
+                    if "." in items[last].value:
+                        break
+            if last > i:
+                self.doc.grouped[path + (i,)] = ",".join(n.value for n in items[i:last + 1])
+            i = last + 1
 
     def _read_as(self, node: yaml.ScalarNode, read: str) -> None:
         if node.value and node.value.lower() != read:  # nothing written (`summary:`) is no word read otherwise
