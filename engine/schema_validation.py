@@ -291,7 +291,43 @@ def _at_path(data: Any, path: tuple) -> Any:
 
 def validate_document(doc: SourceDocument, schema_name: str = "policy.schema.json") -> list[Diagnostic]:
     """All schema problems of ``doc.data``."""
-    return validate_subtree(doc, schema_validator(schema_name), ())
+    return _keys_written_as_entries(doc, load_schema(schema_name), validate_subtree(doc, schema_validator(schema_name), ()))
+
+
+_ENTRY = {"metrics": ("a metric", "metrics"), "scores": ("a score", "scores"), "credit": ("a credit check", "credit checks"),
+          "actions": ("an action", "actions")}
+
+
+def _keys_written_as_entries(doc: SourceDocument, schema: dict, problems: list[Diagnostic]) -> list[Diagnostic]:
+    """`window: 12 months` indented like the metrics' names, not like the keys of the metric above it: YAML reads a
+    metric named `window`, and the schema's "expected object" (or an unknown `factors` beside a missing `use`, for a
+    plugin entry's `params:`) says nothing of indentation.  Each such entry's problems become one, naming the entry
+    it belongs to and how far to indent it."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    for section, (entry, entries) in _ENTRY.items():
+        names = data.get(section)
+        keys = (((schema.get("properties") or {}).get(section) or {}).get("additionalProperties") or {}).get("properties")
+        if not isinstance(names, dict) or not keys:
+            continue
+        listed = list(names)
+        for i, name in enumerate(listed):
+            where = format_path((section, name))
+            own = [d for d in problems if d.path == where or d.path.startswith((where + ".", where + "["))]
+            if name not in keys or not own:
+                continue
+            before = listed[i - 1] if i else None
+            inner = names.get(before) if before is not None else None
+            first = next(iter(inner), None) if isinstance(inner, dict) else None
+            fix = ""
+            if first is not None:
+                at = doc.position((section, before, first))
+                fix = f"; if it belongs to {before!r} (line {doc.position((section, before)).line}), indent it " \
+                      f"{at.col - 1} spaces like its '{first}:'"
+            pos = doc.position((section, name))
+            problems = [d for d in problems if d not in own] + [Diagnostic(
+                pos.file, pos.line, pos.col, where,
+                f"{name!r} is indented like the names of the {entries}, but it is a key of {entry}{fix}")]
+    return sorted(problems)
 
 
 def validate_params(doc: SourceDocument, schema: dict, root: tuple, owner: str = "") -> list[Diagnostic]:

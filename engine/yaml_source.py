@@ -226,14 +226,114 @@ def _quoting_hint(mark: Any, problem: str) -> str | None:
     return None
 
 
+_KEY_LINE = re.compile(r"^(?P<lead> *)(?P<dashes>(?:- +)*)(?P<key>[^\s#:'\"{\[][^:#]*?|'[^']*'|\"[^\"]*\"):(?: +(?P<value>.*?))?\s*$")
+
+
+def _key_lines(buffer: str, upto: int) -> list[tuple[int, int, int | None, str, str | None]]:
+    """(line number, key column, column of the '-' before it or None, key, value) of the lines before line ``upto``
+    (0-based) that hold a key, nearest first; blank lines and comments are skipped."""
+    lines = _LINE_BREAK.split(buffer.rstrip("\0"))
+    found = []
+    for number in range(min(upto, len(lines)) - 1, -1, -1):
+        match = _KEY_LINE.match(lines[number])
+        if match is None:
+            if lines[number].strip() and not lines[number].lstrip().startswith("#"):
+                found.append((number, len(lines[number]) - len(lines[number].lstrip(" ")), None, "", None))
+            continue
+        dashes = match["dashes"]
+        dash = len(match["lead"]) + dashes.rfind("-") if dashes else None
+        found.append((number, len(match["lead"]) + len(dashes), dash, match["key"].strip(), match["value"] or None))
+    return found
+
+
+def _indentation(mark: Any, problem: str) -> tuple[str, str] | None:
+    """(message, hint) for the line of ``mark`` (whose key the message is at), a line indented so that YAML cannot place it, said in the policy's terms: deeper than a
+    key that already has a value (`label: x` then a deeper `sum: ...`), or at a column no key above it is at (3
+    spaces between keys at 2 and 4, or at the '-' of a list item); None for any other error."""
+    buffer, line = getattr(mark, "buffer", None), getattr(mark, "line", None)
+    if not isinstance(buffer, str) or not isinstance(line, int):
+        return None
+    lines = _LINE_BREAK.split(buffer.rstrip("\0"))
+    if line >= len(lines):
+        return None
+    here = _KEY_LINE.match(lines[line])
+    above = _key_lines(buffer, line)
+    if here is None or not above:
+        return None
+    key, column = here["key"].strip(), len(here["lead"]) + len(here["dashes"])
+    if "mapping values are not allowed" in problem:
+        number, at, _, other, value = above[0]
+        if not other or value is None or column <= at or value[:1] in ("|", ">", "&", "*"):
+            return None
+        return (f"'{key}:' is indented more ({column} spaces) than '{other}:' on line {number + 1} ({at} spaces), which "
+                f"has a value ({value}), so YAML reads '{key}:' as more of that value",
+                f"a key indented more than the line above belongs to a key without a value; if '{key}' goes beside "
+                f"'{other}', indent it {at} spaces like '{other}:'")
+    if "expected <block end>" not in problem:
+        return None
+    levels, limit = [], None  # (column, "key" or "dash", line number, key, the line's key column), nearest first
+    for number, at, dash, other, _ in above:  # the columns of the keys (and list items) still open at this line
+        for col, what in ((at, "key"), (dash, "dash")):
+            if col is not None and (limit is None or col < limit) and other:
+                levels.append((col, what, number, other, at))
+                limit = col
+    if column in [col for col, what, *_ in levels if what == "key"]:
+        return None
+    items = [(number, other, at) for col, what, number, other, at in levels if what == "dash" and col == column]
+    if items:
+        number, other, first = items[0]
+        return (f"'{key}:' is indented {column} spaces, like the '-' of the list item on line {number + 1}, so it is "
+                f"neither a key of that item nor a new item",
+                f"the keys of a list item line up with its first key: indent '{key}:' {first} spaces like '{other}:' "
+                f"on line {number + 1}, or start a new item with '- '")
+    # the nearest key on either side, unless a list item's '-' stands between: a key cannot move across it
+    deeper = [(what, (col, number, other)) for col, what, number, other, _ in levels if col > column]
+    shallower = [(what, (col, number, other)) for col, what, number, other, _ in levels if col < column]
+    choices = [k for what, k in deeper[-1:] + shallower[:1] if what == "key"]
+    if not choices:
+        return None
+    said = " or ".join(f"{col} spaces like '{other}:' (line {number + 1})" for col, number, other in choices)
+    return (f"'{key}:' is indented {column} spaces, which lines up with no key above it",
+            f"indent it as far as the keys it goes with: {said}")
+
+
+def _missing_colon(exc: yaml.YAMLError) -> tuple[int, int, str] | None:
+    """(line, column, message) for a key written without its ': ' (`window 12 months`, `window:12 months`), which YAML
+    reads as one word and stumbles over on the next line; the place is the key's, where the fix goes."""
+    opened = getattr(exc, "context_mark", None)
+    if "could not find expected ':'" not in (getattr(exc, "problem", None) or "") or opened is None \
+            or "simple key" not in (getattr(exc, "context", None) or ""):
+        return None
+    buffer = getattr(opened, "buffer", None)
+    if not isinstance(buffer, str):
+        return None
+    written = _LINE_BREAK.split(buffer)[opened.line][opened.column:].split(" #")[0].rstrip()
+    if match := re.fullmatch(r"(?P<key>[A-Za-z_][\w-]*):(?P<value>[^\s:].*)", written):
+        return (opened.line + 1, opened.column + 1,
+                f"YAML needs a space after the ':' of a key; write {match['key']}: {match['value']}")
+    if match := re.fullmatch(r"(?P<key>[A-Za-z_][\w-]*)[ \t]+(?P<value>[^:]+)", written):
+        return (opened.line + 1, opened.column + 1,
+                f"'{match['key']}' has no ':' after it, so YAML does not read it as a key; write "
+                f"{match['key']}: {match['value']}")
+    return None
+
+
 def _yaml_error(file: str, exc: yaml.YAMLError) -> PolicyError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
+    if (colon := _missing_colon(exc)) is not None:
+        line, col, message = colon
+        return PolicyError(Diagnostic(file, line, col, "", f"invalid YAML: {message}"))
     hint = None
     if "\t" in problem or "'\\t'" in problem:
         hint = "indent with spaces, not tabs"
     elif (quoting := _quoting_hint(mark, problem)) is not None:
         hint = quoting
+    elif (indented := _indentation(mark, problem)) is not None:
+        message, hint = indented
+        line = _LINE_BREAK.split(mark.buffer)[mark.line]
+        at = len(line) - len(line.lstrip(" -"))  # the key, not the ':' YAML stumbled on
+        return PolicyError(Diagnostic(file, mark.line + 1, at + 1, "", f"invalid YAML: {message}"), hint=hint)
     elif "mapping values are not allowed" in problem or "expected <block end>" in problem:
         hint = "check the indentation of this line against the lines above it"
     context = getattr(exc, "context", None)
