@@ -512,7 +512,12 @@ class _Builder:
                 return
             if state.get(name) == "visiting":
                 cycle = chain[chain.index(name):] + [name]
-                self.error(metrics[name].path, f"metrics depend on each other in a cycle: {' -> '.join(cycle)}")
+                if len(cycle) == 2:  # `margin_12m: {expr: profit_12m / margin_12m}`: a slip of the name meant
+                    self.error(metrics[name].path, f"metric {name!r} is computed from itself ({metrics[name].kind}: "
+                                                   f"{metrics[name].spec.get(metrics[name].kind)}), so it has no value "
+                                                   f"to start from; name the metric it is computed from instead")
+                else:
+                    self.error(metrics[name].path, f"metrics depend on each other in a cycle: {' -> '.join(cycle)}")
                 raise _Cycle
             state[name] = "visiting"
             m = metrics[name]
@@ -560,13 +565,18 @@ class _Builder:
             elif not item.get("default"):
                 self.error(path, f"{what} {item['id']!r} needs a `when` condition, or `default: true`")
             if item.get("default"):
-                defaults.append(item["id"])
+                defaults.append((item["id"], path))
             extra = {k: v for k, v in item.items() if k not in ("id", "label", "when", "default", "subgrades")}
             rules.append(Rule(item["id"], item.get("label") or item["id"], condition, bool(item.get("default")), path, extra))
         if need_default and not defaults:
             self.error(base, f"no default {what}: mark the {what} for customers no rule matches with `default: true`")
-        if len(defaults) > 1:
-            self.error(base, f"more than one default {what}: {', '.join(defaults)}")
+        if len(defaults) > 1:  # at the second one: the first is where the reader's eye has already been
+            ids = [d for d, _ in defaults]
+            others = "the others" if len(ids) > 2 else "the other"
+            self.error(defaults[1][1] + ("default",),
+                       f"more than one default {what}: {', '.join(ids)}; one {what} takes the customers no rule "
+                       f"matches: keep `default: true` on one of them (usually the last) and give {others} a `when` "
+                       f"condition")
         return rules
 
     def check_unique(self, rules: list[Rule], seen: dict[str, tuple[tuple, str]], what: str) -> None:
