@@ -68,7 +68,7 @@ def unknown_grade(name: str, value: str, ids: list[str]) -> str:
     return f"unknown {what} {value!r}{did_you_mean(value, ids)} (the policy's {what}s: {joined(ids)})"
 
 
-def _grade_literals(node: Node, grades: set[str]):
+def grade_literals(node: Node, grades: set[str]):
     """(grade name, text literal) of each comparison of a grade with a text in ``node``: ``tier = 'A'``, ``stage IN (...)``."""
     for n in walk(node):
         if isinstance(n, Compare) and n.op in ("=", "!="):  # the parser reads <> as !=
@@ -159,9 +159,11 @@ class PluginContext:
         return self.scope.get(name)
 
     def expr(self, text: Any, where: Any, names: dict[str, tuple[str, str]] | None = None,
-             condition: bool = False, types: tuple[str, ...] | None = None) -> str | None:
+             condition: bool = False, types: tuple[str, ...] | None = None,
+             values: dict[str, list[str]] | None = None) -> str | None:
         """Compile an expression written in the params; ``names`` adds local names (name -> (sql, type)),
-        ``types`` restricts the type the expression may have."""
+        ``types`` restricts the type the expression may have, ``values`` gives the only texts a local name can be
+        (``{"grade": ["good", "fair", "poor"]}``), so that `grade = 'bad'` is named rather than never true."""
         path = self._params_path(where)
         if not isinstance(text, str):
             self.error(where, "expected an expression (text)")
@@ -181,8 +183,12 @@ class PluginContext:
             return None
         self.used |= names_in(node) - set(local)
         unknown = [(literal, unknown_grade(name, literal.value, self.grades[name]))
-                   for name, literal in _grade_literals(node, set(self.grades) - set(names or {}))
+                   for name, literal in grade_literals(node, set(self.grades) - set(names or {}))
                    if self.grades[name] is not None and literal.value not in self.grades[name]]
+        unknown += [(literal, f"unknown {name} {literal.value!r}{did_you_mean(literal.value, (values or {})[name])} "
+                              f"(the {name}s: {joined((values or {})[name])})")
+                    for name, literal in grade_literals(node, set(values or {}))
+                    if literal.value not in (values or {})[name]]
         for literal, message in unknown:
             self._builder.text_error(path, literal.line, literal.col, message)
         if unknown:
@@ -216,6 +222,7 @@ class PluginContext:
         self._metrics[name] = m
         return f"t.{q(name)}"
 
-    def condition(self, text: Any, where: Any, names: dict[str, tuple[str, str]] | None = None) -> str | None:
-        return self.expr(text, where, names, condition=True)
+    def condition(self, text: Any, where: Any, names: dict[str, tuple[str, str]] | None = None,
+                  values: dict[str, list[str]] | None = None) -> str | None:
+        return self.expr(text, where, names, condition=True, values=values)
 

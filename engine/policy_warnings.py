@@ -11,6 +11,9 @@ A warning never stops a run: a rule kept for later, or shadowed on purpose, is t
 from __future__ import annotations
 
 from .errors import Diagnostic
+from .expr_parser import ExpressionSyntaxError, parse_expression
+from .expr_types import did_you_mean
+from .plugin_context import grade_literals
 from .grouped_numbers import grouped_number_warning, grouped_numbers
 from .yaml_source import format_path
 from .policy_model import Policy
@@ -21,8 +24,33 @@ _WHAT = {"tier": "tier", "subgrade": "sub-grade", "stage": "stage"}
 
 def policy_warnings(policy: Policy) -> list[Diagnostic]:
     """Every rule that no customer can ever reach, and every overlap a ``hit_policy: unique`` list would stop on,
-    at the rule's ``when``; then every ``1,500`` in an expression, where it is written."""
-    return _rule_warnings(policy) + _grouped_number_warnings(policy)
+    at the rule's ``when``; then every ``1,500`` in an expression, where it is written, and every text a plugin's
+    output is compared with that is none of the values it lists."""
+    return _rule_warnings(policy) + _grouped_number_warnings(policy) + _unlisted_value_warnings(policy)
+
+
+def _unlisted_value_warnings(policy: Policy) -> list[Diagnostic]:
+    """`credit_check_outcome in ['hold', 'blocked']`, `credit_check_grade = 'AAA'` where the grades are good, fair and
+    poor: the output never has that value, so the comparison never holds (or, with !=, always does), and the rule
+    or service level it decides is silently never given.  A warning, not an error: a plugin's ``values`` list the
+    order of a summary, and may leave out values it seldom gives."""
+    listed = {n: o.column.values for n, o in policy.outputs.items() if o.column.values}
+    out = []
+    for path, text in policy.expressions.items() if listed else ():
+        try:
+            node = parse_expression(text)
+        except ExpressionSyntaxError:  # pragma: no cover - a loaded policy's expressions parse
+            continue
+        for name, literal in grade_literals(node, set(listed)):
+            values = listed[name]
+            if literal.value in values:
+                continue
+            pos = policy.source.text_position(path, literal.line, literal.col)
+            out.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path),
+                                  f"{name} is never {literal.value!r}: its values are {', '.join(values)}, so "
+                                  f"comparing it with {literal.value!r} matches no customer (with !=, every one)"
+                                  f"{did_you_mean(literal.value, values)}"))
+    return out
 
 
 def _grouped_number_warnings(policy: Policy) -> list[Diagnostic]:

@@ -378,7 +378,8 @@ def default_outcomes(edges: list[int]) -> list[dict]:
     return rules
 
 
-def _outcome_cases(ctx: PluginContext, rules: list[dict], names: dict, where: str) -> tuple[str, str] | None:
+def _outcome_cases(ctx: PluginContext, rules: list[dict], names: dict, where: str,
+                   grades: list[str]) -> tuple[str, str] | None:
     """(outcome CASE, reason CASE) over the same ordered conditions; no match is ok without a reason.
 
     Every rule is compiled even after a problem, so the user sees all problems at once.
@@ -392,7 +393,7 @@ def _outcome_cases(ctx: PluginContext, rules: list[dict], names: dict, where: st
                 ctx.error([where, i], "only the last rule may have no `when` (it is the default)")
             default_outcome, default_reason = ctx.literal(rule["outcome"]), reason
             continue
-        cond = ctx.condition(rule["when"], [where, i, "when"], names)
+        cond = ctx.condition(rule["when"], [where, i, "when"], names, values={"grade": grades})
         outcome_whens.append(f"WHEN {cond} THEN {ctx.literal(rule['outcome'])}")
         reason_whens.append(f"WHEN {cond} THEN {reason}")
     if ctx.failed:
@@ -490,7 +491,8 @@ def credit_6c(ctx: PluginContext, params: dict) -> SqlOutputs | None:
     base = _limit_base_sql(ctx, params, names)
     fourth = _recommendation(ctx, terms, ctx.col("grade"), base or "NULL")
     names |= {s: (f"({c.sql})", c.type) for s, c in fourth.items()}
-    cases = _outcome_cases(ctx, params.get("outcomes", default_outcomes(edges)), names, "outcomes")
+    cases = _outcome_cases(ctx, params.get("outcomes", default_outcomes(edges)), names, "outcomes",
+                           [str(g["id"]) for g in grades])
     if ctx.failed or cases is None:
         return None
     fourth |= {"outcome": Column("text", cases[0], label="credit outcome (ok/warn/hold/block)", summarize=True,
