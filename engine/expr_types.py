@@ -7,6 +7,7 @@ A misspelt metric or a comparison of a date with a number must fail at
 from __future__ import annotations
 
 import datetime as dt
+import re
 import difflib
 from collections.abc import Mapping
 from typing import Any
@@ -67,6 +68,22 @@ def _date_fix(lt: str, rt: str, left: ast.Node, right: ast.Node) -> str:
     other = right if lt == DATE else left if rt == DATE else None
     day = iso_date(other.text) if other is not None and NUMBER in (lt, rt) else None
     return f": unquoted, {other.text} is arithmetic on numbers, not a date; write the date in quotes: '{day}'" if day else ""
+
+
+def _date_literal_fix(text: str) -> str:
+    """What to write for a date literal that is no YYYY-MM-DD day: the day written another way (`2026/06/30`, and
+    `30/06/2026` where the day cannot be the month), or why it is no day (`2026-02-30`)."""
+    if (day := iso_date(text)) is not None:
+        return f"; write '{day}'"
+    match = re.fullmatch(r"\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})\s*", text)
+    if match and int(match[1]) > 12 and (day := iso_date(f"{match[3]}-{match[2]}-{match[1]}")) is not None:
+        return f"; write '{day}'"
+    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text)
+    if match and 1 <= int(match[2]) <= 12:
+        first = dt.date(int(match[1]), int(match[2]), 1)
+        days = ((first.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - first).days
+        return f": {first:%B %Y} has {days} days"
+    return ""
 
 
 def value_type(value: object) -> str:
@@ -294,8 +311,7 @@ class TypeChecker:
 
     def _date_literal(self, node: ast.Literal) -> str:
         if not is_iso_date(node.value):
-            day = iso_date(node.value)
-            raise ExpressionTypeError(f"{node.value!r} is not a date" + (f"; write '{day}'" if day else ""), node,
+            raise ExpressionTypeError(f"{node.value!r} is not a date{_date_literal_fix(node.value)}", node,
                                       hint="write dates as 'YYYY-MM-DD'")
         return DATE
 
