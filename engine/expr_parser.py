@@ -282,6 +282,8 @@ def _shorthand(text: str, token: Token) -> str | None:
         return None
     after = text[token.start_pos:]
     segment = found[max((i + 1 for i, t in enumerate(found) if t.type in _BOUNDARY[:3] + ("LPAR",)), default=0):]
+    if token.type == "COMP_OP" and (not found or found[-1].type in ("LPAR", "_NOT")):
+        return f"a comparison needs what it compares on its left: write e.g. revenue_12m {token} ..."
     if token.type == "COMP_OP" and found and found[-1].type in ("_AND", "_OR"):
         # `x > 0 and < 10`: the comparison before the `and` names what this one compares
         before = found[:-1]

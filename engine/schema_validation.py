@@ -117,6 +117,17 @@ def _mapping_fix(wanted: str, schema: dict, value: Any) -> str:
     return f": this holds keys and values, such as {{{keys[0]}: ...}}; the keys here are {', '.join(keys)}"
 
 
+_CHINESE_BOOLEANS = {"是": "true", "对": "true", "真": "true", "有": "true", "否": "false", "不是": "false",
+                     "错": "false", "假": "false", "无": "false", "没有": "false"}
+
+
+def _bool_fix(wanted: str, value: Any) -> str:
+    """`default: 是`: yes or no written in Chinese where YAML's true/false belongs."""
+    if wanted != "boolean" or not isinstance(value, str) or value.strip() not in _CHINESE_BOOLEANS:
+        return ""
+    return f": write {_CHINESE_BOOLEANS[value.strip()]} (true/false are written in English)"
+
+
 def _slip_fix(value: Any) -> str:
     """What a Chinese input method typed in ``value`` in place of ASCII, for a message about a text YAML, an id or a
     name: `tier：A` is a key and its value that YAML read as one word, `“A”` holds typographic quotes."""
@@ -211,8 +222,8 @@ def _message(error: ValidationError) -> str:
                 return (f"expected {wanted}, got {_type_name(value)}; for no {section[0]} entries write "
                         f"`{section[0]}: {{}}` (in a policy that extends another, it replaces the base's section)")
             unit = missing_unit(schema.get("pattern"), value) if "string" in wanted else None
-            fix = (f": {unit}" if unit else _list_fix(wanted, value) or _number_fix(wanted, value) or _slip_fix(value)
-                   or _mapping_fix(wanted, schema, value))
+            fix = (f": {unit}" if unit else _list_fix(wanted, value) or _number_fix(wanted, value) or _bool_fix(wanted, value)
+                   or _slip_fix(value) or _mapping_fix(wanted, schema, value))
             return f"expected {wanted}, got {_type_name(value)}{shown}{fix}"
         case "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum":
             return error.message + _fraction_fix(error)
