@@ -203,7 +203,7 @@ def _at(text: str, i: int, depth: int = 0, inside: str | None = None) -> tuple[s
             return found
     if text[i] in ",，、" and (message := _comma(text, i, inside)) is not None:
         return message, 1
-    if text[i] in ":：":
+    if text[i] in ":：" and re.search(r"[\w)'\"][ \t\u3000]*$", text[:i]):  # `revenue_12m: 800_000`, not `= :x`
         return _colon(text[i]), 1
     percent = _percent(text, i)
     if percent is not None:
