@@ -123,7 +123,6 @@ def said(near: list[tuple[Any, Any]]) -> str:
     return f"did you mean {listed}?"
 
 
-
 def by_name(conn: Any, table: str, key: str, name: str | None, typed: str) -> list[tuple[Any, Any]]:
     """Up to SHOWN + 1 (id, name) of ``table`` whose name (``name``, SQL) is ``typed``, or else holds it: an operator
     looks a customer up by the name on the invoice (宁波徐记装饰工程有限公司, or 徐记) where the command takes the id.
