@@ -665,7 +665,7 @@ def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding
                              f"LIMIT {EXAMPLES}").fetchall()
         total = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {base} GROUP BY {CID} HAVING count(*) > 1)").fetchone()[0]
         rows = _rows_of_ids(conn, binding, cust, row_column(conn, binding.schema, cust.table, cust.key),
-                            [cid for cid, _ in dupes], ": ")
+                            [cid for cid, _ in dupes], ": ", policy.data.customer_name)
         ids = ", ".join(f"{cid!r} ({n} times{names})" for (cid, n), names in zip(dupes, rows))
         _duplicates(cust, ids, total, len(dupes), f"SELECT {q(cust.key)}, count(*) FROM {q(cust.table)} "
                                                   f"GROUP BY {q(cust.key)} HAVING count(*) > 1",
@@ -683,7 +683,8 @@ def _check_unique_ids(conn: sqlite3.Connection, policy: Policy, binding: Binding
     row_col = row_column(conn, binding.schema, cust.table, cust.key)
     values = [value for pair in pairs for value in pair]  # number, text, number, text, ...
     named = [f"{value!r} ({'text' if isinstance(value, str) else 'a number'}{names})"
-             for value, names in zip(values, _rows_of_ids(conn, binding, cust, row_col, values, "; "))]
+             for value, names in zip(values, _rows_of_ids(conn, binding, cust, row_col, values, "; ",
+                                                          policy.data.customer_name))]
     ids = ", ".join(f"{named[i]} and {named[i + 1]}" for i in range(0, len(named), 2))
     as_text = f"CAST({q(cust.key)} AS TEXT)"
     same_text = f"{as_text} IN (SELECT {as_text} FROM {q(cust.table)} GROUP BY 1 HAVING count(*) > 1) ORDER BY {as_text}"
@@ -754,9 +755,12 @@ def _duplicates(cust: Table, ids: str, total: int, shown: int, listing: str, wha
 
 
 def _rows_of_ids(conn: sqlite3.Connection, binding: Binding, cust: Table, row_col: str | None, ids: list,
-                 lead: str) -> list[str]:
+                 lead: str, name_col: str | None = None) -> list[str]:
     """For each of ``ids``: ``lead`` and the names of the rows of ``cust`` (the customers table, or a source
     table and its customer column) that have it, "" when none (or when no column tells rows apart).
+
+    ``name_col``: the customers' name column (data.customers.name), whose value follows each row's name
+    ("rowid 14 宁波徐记装饰"): the rowids alone do not tell the operator which of the rows to keep.
 
     One query finds the rows of all the ids (never NULL: check_customers refused those).  It also says which
     ids each row has, by SQLite's comparison (the key column's affinity and collation, as the IN), not by
@@ -767,10 +771,17 @@ def _rows_of_ids(conn: sqlite3.Connection, binding: Binding, cust: Table, row_co
     params = [f"?{n}" for n in range(1, len(ids) + 1)]
     key = q(cust.key)
     found: list[list] = [[] for _ in ids]
-    for row, *has in conn.execute(f"SELECT {q(row_col)}, {', '.join(f'{key} IS {p}' for p in params)} "
-                                  f"FROM {binding.table(cust.table)} WHERE {key} IN ({', '.join(params)})", ids):
+    name_sql = f"{q(name_col)}" if name_col else "NULL"
+    for row, name, *has in conn.execute(f"SELECT {q(row_col)}, {name_sql}, {', '.join(f'{key} IS {p}' for p in params)} "
+                                        f"FROM {binding.table(cust.table)} WHERE {key} IN ({', '.join(params)})", ids):
         for names, has_id in zip(found, has):
             if has_id and len(names) <= EXAMPLES:  # one more than shown tells that there are more
-                names.append(row)
-    return [lead + ", ".join(row_name(row_col, r) for r in names[:EXAMPLES]) + (", ..." if len(names) > EXAMPLES else "")
+                names.append(_named_row(row_col, row, name))
+    return [lead + ", ".join(names[:EXAMPLES]) + (", ..." if len(names) > EXAMPLES else "")
             if names else "" for names in found]
+
+
+def _named_row(row_col: str, row, name) -> str:
+    """A row by its key, then the customer's name when it has one (empty text and NULL add nothing)."""
+    text = str(name).strip() if name is not None else ""
+    return f"{row_name(row_col, row)} {text}" if text else row_name(row_col, row)

@@ -301,7 +301,7 @@ def test_the_number_2_and_the_text_2_are_one_id(tmp_path, demo_db):
                                "(2, 'two', '2020-01-01', 5), ('2', 'two again', '2020-01-01', 5)")
     message = refused(demo_db, c2_policy(tmp_path))
     assert message.startswith("customer ids are not unique in table 'c2' when read as text (a number and the same "
-                              "text are one id to explain and export): 2 (a number; rowid 301) and '2' (text; rowid 302)\n")
+                              "text are one id to explain and export): 2 (a number; rowid 301 two) and '2' (text; rowid 302 two again)\n")
     assert "store every id as text" in message
     assert not rows(demo_db, "SELECT name FROM sqlite_master WHERE name LIKE 'crm_%'")
 
@@ -311,8 +311,8 @@ def test_ids_equal_as_text_are_counted(tmp_path, demo_db):
     untyped_customers(demo_db, f"INSERT INTO c2 (id, name, created_at) VALUES {', '.join(pairs)}",
                       "INSERT INTO c2 (id, name, created_at) VALUES (2.5, 'r', '2020-01-01'), ('2.5', 't', '2020-01-01')")
     message = refused(demo_db, c2_policy(tmp_path))
-    assert ": 0 (a number; rowid 301) and '0' (text; rowid 302), 1 (a number; rowid 303) and '1' (text; rowid 304), " \
-           "2 (a number; rowid 305) and '2' (text; rowid 306) and 3 more (6 pairs in all; list them with: SELECT" in message
+    assert ": 0 (a number; rowid 301 n) and '0' (text; rowid 302 n), 1 (a number; rowid 303 n) and '1' (text; rowid 304 n), " \
+           "2 (a number; rowid 305 n) and '2' (text; rowid 306 n) and 3 more (6 pairs in all; list them with: SELECT" in message
     listing = message.split("list them with: ", 1)[1].split("\n", 1)[0][:-1]
     assert len(rows(demo_db, listing)) == 12
 
@@ -326,8 +326,10 @@ def test_ids_of_two_types_that_differ_as_text_are_fine(tmp_path, demo_db):
 def test_exact_duplicates_name_their_rows_and_total(tmp_path, demo_db):
     untyped_customers(demo_db, "INSERT INTO c2 SELECT * FROM customers WHERE rowid <= 5")
     message = refused(demo_db, c2_policy(tmp_path))
-    assert message.startswith("customer ids are not unique in table 'c2': 'C000001' (2 times: rowid 1, rowid 301), "
-                              "'C000002' (2 times: rowid 2, rowid 302), 'C000003' (2 times: rowid 3, rowid 303) and "
+    names = dict(rows(demo_db, "SELECT rowid, name FROM customers WHERE rowid <= 3"))
+    assert message.startswith(f"customer ids are not unique in table 'c2': 'C000001' (2 times: rowid 1 {names[1]}, "
+                              f"rowid 301 {names[1]}), 'C000002' (2 times: rowid 2 {names[2]}, rowid 302 {names[2]}), "
+                              f"'C000003' (2 times: rowid 3 {names[3]}, rowid 303 {names[3]}) and "
                               "2 more (5 ids in all; list them with: SELECT")
 
 

@@ -216,8 +216,23 @@ def test_a_customer_joined_twice_is_blamed_on_the_source_not_on_the_customers_ta
 def test_duplicates_in_the_customers_table_are_still_its_own(tmp_path, revenue_policy):
     db = make_db(tmp_path / "dupes.db", "INTEGER", "", [(1, "2026-06-01", 100), ("1", "2026-06-02", 50)],
                  customers=((1, "Acme"), (1, "Acme again"), (2, "Beta")))
-    with pytest.raises(DataError, match=r"customer ids are not unique in table 'customers': 1 \(2 times: rowid 1, rowid 2\)"):
+    with pytest.raises(DataError, match=r"customer ids are not unique in table 'customers': 1 \(2 times: rowid 1 Acme, rowid 2 Acme again\)"):
         apply_policy(db, revenue_policy, DAY)
+
+
+def test_duplicated_ids_name_each_row_with_its_customer_name(tmp_path, cli):
+    """The rowids alone do not tell which row to keep: each row is followed by the name the policy maps
+    (data.customers.name); a row without a name is named by its rowid alone."""
+    path = tmp_path / "rev.yaml"
+    path.write_text(REVENUE, encoding="utf-8")
+    db = make_db(tmp_path / "dupes.db", "TEXT", "", [("KH0012", "2026-06-01", 100)],
+                 customers=(("KH0012", "宁波徐记装饰"), ("KH0007", "杭州"), ("KH0012", "宁波徐记装饰工程有限公司"),
+                            ("KH0009", None), ("KH0009", "  ")))
+    result = cli("apply", "--db", db, "-p", path, "--as-of", DAY)
+    assert result.exit_code != 0
+    assert ("customer ids are not unique in table 'customers': 'KH0009' (2 times: rowid 4, rowid 5), 'KH0012' "
+            "(2 times: rowid 1 宁波徐记装饰, rowid 3 宁波徐记装饰工程有限公司)") in " ".join(result.output.split())
+    assert not rows(db, "SELECT name FROM sqlite_master WHERE name LIKE 'crm_%'")
 
 
 # ---- 2. an empty source table --------------------------------------------------------------------------------
