@@ -333,7 +333,7 @@ def check_rows(rc: RunConnection, policy: Policy, binding: Binding, plan: Metric
 
     Returns notes on data that a run can use but that point to a mistake: a mistyped ``--as-of`` (a year too
     early grades everyone on nothing, or customers before they joined), a source table that is empty (an
-    import that failed after emptying it grades every customer on nothing) or a metric's filter that keeps none
+    export of a period without rows, a header-only file or the wrong table mapped grades every customer on nothing) or a metric's filter that keeps none
     of its rows (the policy's codes are not the data's: filter_notes); the run looks as valid as any other.  They are notes, not errors: an empty table or one with no row yet can be right (no contracts
     yet, a backfill from before the first invoice).
     """
@@ -460,18 +460,26 @@ def _written_otherwise(conn: sqlite3.Connection, customers: str, key: str, table
 
 
 def _empty_note(policy: Policy, binding: Binding, sources: list[str]) -> str:
-    """The note on source tables without a single row: which tables, and the metrics left empty by them."""
+    """The note on source tables without a single row: which tables, the metrics left empty by them, and
+    what usually leaves a table so and its fix.
+
+    Not a failed import: an import is all-or-nothing and leaves a table as it was when it fails.  An export of
+    a period without rows, or a file of only its header (which ``import`` notes), empties a table on purpose;
+    a mapping to the wrong table looks the same.
+    """
     tables = ", ".join(sorted(repr(policy.data.sources[s].table) for s in sources))
     names = list(dict.fromkeys(format_path(m.path) if m.internal else m.name  # a plugin's by its policy entry
                                for m in policy.metrics.values() if m.source in sources or (
                                    m.kind == "tenure" and "orders" in sources and not binding.tenure_from_since)))
     metrics = ", ".join(names[:EXAMPLES]) + (f" and {len(names) - EXAMPLES} more" if len(names) > EXAMPLES else "")
     one = len(sources) == 1
-    mapping = f"data.{sources[0]}.table" if one else "the policy's data: section"
+    mapping = f"data.{sources[0]}.table" if one else "data.<source>.table"
+    table = policy.data.sources[sources[0]].table if one else "TABLE"
     return (f"the {'table' if one else 'tables'} {tables} {'is' if one else 'are'} empty (no rows at all): "
             f"{'its' if one else 'their'} metrics{f' ({metrics})' if metrics else ''} are empty for every customer, "
-            f"as if nobody had any; was {'it' if one else 'one'} emptied by an import that failed, or does {mapping} "
-            f"name the wrong table?")
+            f"as if nobody had any; if that is not so, the likely causes are an export of a period with no rows, a "
+            f"file of only its header imported, or {mapping} naming the wrong table: import the file with the rows "
+            f"(crm-rules import FILE --db DB --table {table} --replace) or map {mapping} to the table that holds them")
 
 
 def _source_problems(conn: sqlite3.Connection, t: Table, binding: Binding, problems: list[tuple[str, str, str]],

@@ -239,15 +239,33 @@ def test_duplicated_ids_name_each_row_with_its_customer_name(tmp_path, cli):
 
 
 def test_an_empty_orders_table_is_noted(tmp_path, revenue_policy):
-    """A failed import that emptied the orders grades everyone lowest; the run is valid, so it says so."""
+    """An empty orders table (a header-only export, the wrong table mapped) grades everyone lowest; the run is
+    valid, so it says so, without blaming a failed import (an import is all or nothing)."""
     db = make_db(tmp_path / "empty.db", "INTEGER PRIMARY KEY", "", [])
     outcome = apply_policy(db, revenue_policy, DAY)
     assert outcome.notes == [
         "the table 'orders' is empty (no rows at all): its metrics (revenue) are empty for every customer, as if "
-        "nobody had any; was it emptied by an import that failed, or does data.orders.table name the wrong table?"]
+        "nobody had any; if that is not so, the likely causes are an export of a period with no rows, a file of only "
+        "its header imported, or data.orders.table naming the wrong table: import the file with the rows (crm-rules "
+        "import FILE --db DB --table orders --replace) or map data.orders.table to the table that holds them"]
     assert dict(rows(db, "SELECT customer_id, tier FROM crm_assignments")) == {1: "small", 2: "small"}
     (stored,) = rows(db, "SELECT notes FROM crm_runs WHERE run_id = ?", outcome.run_id)[0]
     assert "the table 'orders' is empty" in stored
+    assert "import that failed" not in stored
+
+
+def test_a_header_only_import_is_noted_and_the_run_does_not_blame_a_failed_import(tmp_path, cli, revenue_policy):
+    """The operator's own header-only import: import says it emptied the table; the run's note then gives the
+    header-only file as a likely cause, never a failed import."""
+    db = make_db(tmp_path / "empty.db", "INTEGER PRIMARY KEY", "", [(1, "2026-06-01", 100)])
+    csv = tmp_path / "orders.csv"
+    csv.write_text("id,customer_id,order_date,amount\n", encoding="utf-8")
+    imported = cli("import", csv, "--db", db, "--table", "orders", "--replace", ok=True)
+    assert "holds no rows, only its header" in imported.output
+    applied = cli("apply", "--db", db, "-p", tmp_path / "rev.yaml", "--as-of", DAY, ok=True)
+    said = " ".join(applied.output.split())
+    assert "the table 'orders' is empty (no rows at all)" in said
+    assert "a file of only its header imported" in said and "import that failed" not in said
 
 
 def test_empty_tables_and_tables_dated_later_are_two_notes(demo_db):
@@ -256,8 +274,10 @@ def test_empty_tables_and_tables_dated_later_are_two_notes(demo_db):
     conn.commit()
     conn.close()
     empty = ("the table 'contracts' is empty (no rows at all): its metrics (actions.exit_barriers.params.contractual) "
-             "are empty for every customer, as if nobody had any; was it emptied by an import that failed, or does "
-             "data.contracts.table name the wrong table?")  # a plugin's metric, named by its policy entry
+             "are empty for every customer, as if nobody had any; if that is not so, the likely causes are an export "
+             "of a period with no rows, a file of only its header imported, or data.contracts.table naming the wrong "
+             "table: import the file with the rows (crm-rules import FILE --db DB --table contracts --replace) or map "
+             "data.contracts.table to the table that holds them")  # a plugin's metric, named by its policy entry
     assert apply_policy(demo_db, load_policy("base"), AS_OF).notes == [empty]
     notes = apply_policy(demo_db, load_policy("base"), "2000-01-01").notes
     assert notes[1:] == [empty, "no row of 'interactions' (by date), 'orders' (by order_date), 'receivables' (by "
