@@ -148,7 +148,7 @@ def _copy_positions(src: SourceDocument, out: SourceDocument, prefix: tuple) -> 
 
 def merge_documents(base: SourceDocument, child: SourceDocument) -> SourceDocument:
     out = SourceDocument(child.file, None, readings={**base.readings, **child.readings},  # by position: no clash
-                         duplicates=base.duplicates + child.duplicates, removed=dict(base.removed))
+                         duplicates=base.duplicates + child.duplicates, removed={**base.removed, **child.removed})
     out.data = _merge(base.data, child.data, (), base, child, out)
     return out
 
@@ -191,6 +191,7 @@ def load_policy_document(path: Path, text: bytes | None = None) -> tuple[SourceD
         # each file's `data: sources.yaml` before the merge, so that a child's `data:` merges into its base's
         # sources file key by key instead of replacing it (the base's customers mapping was dropped unseen)
         _inline_sources_file(doc, current)
+        removed_names.record_attributes(doc)
         chain.append(doc)
         if "extends" not in doc.data:
             break

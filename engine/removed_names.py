@@ -6,6 +6,10 @@ them, and the errors read "unknown metric 'discount_12m'; did you mean 'contacts
 shipped base: a name the user had just seen in it, a wrong suggestion, and no word of the line that removed it.
 The merge records what each child removes (``record``), and the message names that line and how to leave the
 name out of the inherited section too (``note``).
+
+A customer attribute removed with ``region: null`` under ``data.customers.attributes`` (the table has no such
+column) while a condition still reads it got "unknown metric or attribute 'region'" and a "did you mean" of
+another name; each file records its own (``record_attributes``), an ``extends`` chain or not.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ _ENTRY_SECTIONS = ("scores", "credit", "actions")
 class Removal:
     where: Position  # the child's line that removes the name
     how: str  # what that line does, for the message
+    keep: str = "keep what defines it"  # the other fix: bring the name back
 
 
 def record(base: Any, child: Any, path: tuple, base_doc: SourceDocument, child_doc: SourceDocument,
@@ -48,6 +53,21 @@ def record(base: Any, child: Any, path: tuple, base_doc: SourceDocument, child_d
                         f"and has no entry {entry!r}")
 
 
+def record_attributes(doc: SourceDocument) -> None:
+    """Note in ``doc.removed`` the customer attributes that ``doc`` maps to nothing (``region: null``)."""
+    data = doc.data.get("data") if isinstance(doc.data, dict) else None
+    customers = data.get("customers") if isinstance(data, dict) else None
+    attributes = customers.get("attributes") if isinstance(customers, dict) else None
+    if not isinstance(attributes, dict):
+        return
+    for name, ref in attributes.items():
+        if ref is None and isinstance(name, str):
+            doc.removed[name] = Removal(
+                doc.position(("data", "customers", "attributes", name)),
+                f"`{name}: null` under data.customers.attributes: the customers table has no such column",
+                f"map {name} to a column of yours (data.customers.attributes.{name}: COLUMN)")
+
+
 def note(removed: dict[str, Removal], name: str, at: Position, path: tuple) -> str | None:
     """': <file:line:col> removes it (...); <how to leave it out here>' for an unknown ``name`` reported at ``at``
     (the place that names it, at ``path`` of the policy), or None when no child removed it."""
@@ -62,11 +82,11 @@ def note(removed: dict[str, Removal], name: str, at: Position, path: tuple) -> s
     what = f"it is an output of entry {entry!r}, which {where} removes" if entry else f"{where} removes it"
     section = str(path[0]) if path else ""
     if at.file == removal.where.file:
-        fix = "leave it out here too, or keep what defines it"
+        fix = f"leave it out here too, or {removal.keep}"
     elif section == "metrics" and len(path) > 1:
         fix = (f"metric {path[1]}, which uses it, comes from {at.file}: remove it too (`{path[1]}: null` under "
-               f"metrics) or redefine it")
+               f"metrics) or redefine it" + ("" if removal.keep == Removal.keep else f"; or {removal.keep}"))
     else:
         fix = (f"this {section} section comes from {at.file}: write your own {section} section without it (it "
-               f"replaces the base's whole section), or keep what defines it")
+               f"replaces the base's whole section), or {removal.keep}")
     return f"{what} ({removal.how}); {fix}"
