@@ -44,6 +44,15 @@ _SPACED_THOUSANDS = re.compile(r"\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d_.])")
 # What other languages write for a missing value after `is` (`is None`, `is empty`): the language writes null.
 _NULL_WORDS = re.compile(r"is(?P<not>[ \t]+not)?[ \t]+(?P<word>none|nil|nothing|empty|blank|undefined|空)(?!\w)", re.I)
 
+# SQL's text search (`name like '%abc%'`, `glob`, `regexp`), always before a quoted pattern: the language has none.
+_TEXT_SEARCH = re.compile(r"(?P<op>like|ilike|glob|regexp|rlike)[ \t]+['\"]", re.I)
+# An amount with an English multiplier (`1.2 million`, `1.2m`, `3 thousand`, `2bn`): the language's numbers are plain.
+_NUMBER_WORD = re.compile(r"\d[\d_]*(?:\.\d+)?[ \t]*(?P<word>millions?|mn|mio|[mM]|thousands?|billions?|bn)(?!\w)", re.I)
+_WORD_MULTIPLIERS = {"million": 10**6, "mn": 10**6, "mio": 10**6, "m": 10**6, "thousand": 1000, "billion": 10**9,
+                     "bn": 10**9}
+# A condition started with `if` and no bracket (`if margin_12m >= 0.3`): `if(` is the function.
+_LEADING_IF = re.compile(r"if[ \t]+(?!\()", re.I)
+
 # Operators of other languages; checked in this order at each position.
 FOREIGN = (
     ("=>", "'=>' is not an operator; write '>=' (greater than or equal)"),
@@ -159,6 +168,51 @@ def _spaced(text: str, i: int) -> tuple[str, int] | None:
             f"without spaces between the digits"), len(match.group())
 
 
+def _text_search(text: str, i: int) -> tuple[str, int] | None:
+    """(message, length) for SQL's `like '%abc%'` (or `glob`, `regexp`) at ``i``: the language has no text search,
+    and a condition compares whole values."""
+    if i and (text[i - 1].isalnum() or text[i - 1] == "_"):
+        return None
+    match = _TEXT_SEARCH.match(text, i)
+    if match is None:
+        return None
+    op = match["op"]
+    words = re.findall(r"\w+", text[:i])
+    negated = bool(words) and words[-1].lower() == "not"
+    left = (words[-2] if negated and len(words) > 1 else words[-1] if words and not negated else "name")
+    return (f"{op!r} is not an operator of the language: it has no text search (no {op}, no % or * wildcards); "
+            f"compare with the whole values instead, e.g. {left} {'not in' if negated else 'in'} ['...', '...'], or map "
+            f"a column that holds what you search for (a category, a region) and compare with that"), len(op)
+
+
+def _number_word(text: str, i: int) -> tuple[str, int] | None:
+    """(message, length) for an amount with an English multiplier at ``i`` (`1.2 million`, `1.2m`, `2bn`), or None."""
+    if not text[i].isdigit() or (i and (text[i - 1].isalnum() or text[i - 1] in "_.")):
+        return None
+    match = _NUMBER_WORD.match(text, i)
+    if match is None:
+        return None
+    word = match["word"].lower()
+    multiplier = _WORD_MULTIPLIERS.get(word.removesuffix("s") if word.endswith("s") and word != "s" else word)
+    if multiplier is None:
+        return None
+    number = Decimal(match.group()[:match.start("word") - i].strip().replace("_", "")) * multiplier
+    grouped = number == number.to_integral_value() and number >= 10_000
+    plain = f"{int(number):_}" if grouped else f"{number.normalize():f}"
+    grouped = "; '_' groups the digits" if grouped else ""
+    return (f"{match.group()!r} is not a number of the language; write {plain} ({match['word']} = {multiplier:,}"
+            f"{grouped})"), len(match.group())
+
+
+def _leading_if(text: str, i: int) -> tuple[str, int] | None:
+    """(message, length) for a condition that starts with `if` (`if margin_12m >= 0.3`), or None."""
+    if text[:i].strip() or not _LEADING_IF.match(text, i):
+        return None
+    rest = text[i + 2:].strip()
+    return (f"a condition is written without 'if' (the key it stands under already means 'if'): write {rest}; "
+            f"if(condition, then, else) is the function that picks one of two values"), 2
+
+
 def _null_word(text: str, i: int) -> tuple[str, int] | None:
     """(message, length) for `is None`, `is not empty` and the like at ``i``: a missing value is `null`."""
     if i and (text[i - 1].isalnum() or text[i - 1] == "_"):
@@ -198,7 +252,8 @@ def _colon(ch: str) -> str:
 def _at(text: str, i: int, depth: int = 0, inside: str | None = None) -> tuple[str, int] | None:
     """(message, length) of a mistake that starts at ``text[i]``, or None; ``depth``: of brackets around it,
     ``inside``: what the innermost one holds ("list", "call", "group" or None at the top)."""
-    for found in (_currency(text, i), _spaced(text, i), _null_word(text, i)):
+    for found in (_currency(text, i), _spaced(text, i), _null_word(text, i), _text_search(text, i),
+                  _number_word(text, i), _leading_if(text, i)):
         if found is not None:
             return found
     if text[i] in ",，、" and (message := _comma(text, i, inside)) is not None:

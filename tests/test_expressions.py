@@ -179,6 +179,20 @@ def test_every_unknown_name_is_found_once_in_the_order_written():
         ("orders in [1,000,000]", 12, "'1,000,000' is written with thousands separators"),
         ("orders in [１,０００]", 12, "'１,０００' is written with thousands separators, but ',' separates the items of a list (and the arguments of a function), so this reads as 2 numbers; write 1000 or 1_000"),
         ("max(revenue, 2,000) > 1", 14, "'2,000' is written with thousands separators"),
+        # English multipliers: the language's numbers are plain
+        ("revenue_12m >= 1.2 million", 16, "'1.2 million' is not a number of the language; write 1_200_000 "
+                                           "(million = 1,000,000; '_' groups the digits)"),
+        ("revenue_12m >= 1.2m", 16, "'1.2m' is not a number of the language; write 1_200_000 (m = 1,000,000"),
+        ("revenue_12m >= 1.2M and orders > 2", 16, "'1.2M' is not a number of the language; write 1_200_000"),
+        ("revenue_12m >= 2bn", 16, "'2bn' is not a number of the language; write 2_000_000_000 (bn = 1,000,000,000"),
+        ("revenue_12m >= 3 thousand", 16, "'3 thousand' is not a number of the language; write 3000 (thousand = 1,000)"),
+        # SQL's text search
+        ("name like '%徐记%'", 6, "'like' is not an operator of the language: it has no text search (no like, no % or * "
+                                "wildcards); compare with the whole values instead, e.g. name in ['...', '...']"),
+        ("revenue_12m > 1 and region not like '华%'", 32, "'like' is not an operator of the language: it has no text "
+                                                         "search (no like, no % or * wildcards); compare with the whole "
+                                                         "values instead, e.g. region not in ['...', '...']"),
+        ("name GLOB '*徐记*'", 6, "'GLOB' is not an operator of the language: it has no text search"),
     ],
 )
 def test_common_mistakes_are_named_with_their_fix(text, col, message):
@@ -187,6 +201,21 @@ def test_common_mistakes_are_named_with_their_fix(text, col, message):
     assert message in info.value.message
     assert (info.value.line, info.value.col) == (1, col)
     assert text[col - 1] == message[1] or text[col - 1] == message[0]  # the column is the mistake's first character
+
+
+@pytest.mark.parametrize("text", ["if margin_12m >= 0.3", "  IF margin_12m >= 0.3"])
+def test_a_condition_written_with_if_says_to_leave_it_out(text):
+    with pytest.raises(ExpressionSyntaxError) as info:
+        parse_expression(text)
+    assert info.value.message.startswith("a condition is written without 'if' (the key it stands under already means "
+                                         "'if'): write margin_12m >= 0.3; if(condition, then, else) is the function")
+    assert (info.value.line, info.value.col) == (1, text.lower().index("if") + 1)
+
+
+def test_the_if_function_and_names_like_the_mistakes_still_parse():
+    assert parse_expression("if(margin_12m >= 0.3, 1, 0) = 1") is not None
+    assert parse_expression("if (margin_12m >= 0.3, 1, 0) = 1") is not None
+    assert parse_expression("likes > 1 and m >= 2 and million < 3") is not None
 
 
 def test_a_list_of_numbers_without_spaces_is_still_a_list():
