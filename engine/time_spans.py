@@ -192,6 +192,40 @@ def duration_fix(text: object) -> str | None:
     return f"{minutes // _MINUTES[unit]}{'m' if unit == 'min' else unit}"
 
 
+# A span counted in working time (`2 working days`, `3 business days`, `2个工作日`, `8 working hours`).
+_WORKING = re.compile(r"(?P<n>[0-9]+(?:\.[0-9]+)?)\s*(?:(?:working|work|business)\s*(?P<unit>days?|hours?|hrs?|h|d)|"
+                      r"个?工作(?P<cn>日|天|小时))", re.A)
+# An availability where a duration belongs (`24/7`, `7x24`, `7*24`, `全天候`, `24 hours a day`).
+_AVAILABILITY = re.compile(r"24\s*[/x×*]\s*7|7\s*[/x×*]\s*24|24\s*/\s*365|全天候|全天|24\s*(?:hours?|h)\s*a\s*day", re.A)
+_FORMS = "a duration is a number and a unit of calendar time (15m, 1h, 4h, 2d, 1w)"
+
+
+def duration_refusal(text: object) -> str | None:
+    """Why a response or on-site time is refused that is no slip of the form: working days (crm-rules counts
+    calendar time, and knows no one's weekends and holidays), and an availability such as `24/7` (when someone
+    answers, not how soon); None for any other text."""
+    if not isinstance(text, str):
+        return None
+    folded = unicodedata.normalize("NFKC", text).strip().lower()
+    if match := _WORKING.fullmatch(folded):
+        number = match["n"]
+        hours = (match["unit"] or "").startswith("h") or match["cn"] == "小时"
+        if hours:
+            return (f"is counted in working hours, which crm-rules does not count (it knows no one's working hours, "
+                    f"weekends or holidays); {_FORMS}: write {number}h")
+        days = float(number)
+        plain = f"{days:g}"
+        also = f" or {days * 24:g}h" if days * 24 == int(days * 24) else ""
+        fix = f"{plain}d{also}" if days == int(days) else f"{days * 24:g}h"
+        return (f"is counted in working days, which crm-rules does not count (it knows no one's weekends or "
+                f"holidays); {_FORMS}: write {fix}")
+    if _AVAILABILITY.fullmatch(folded):
+        return (f"is an availability (when someone answers), not a duration (how soon they answer); {_FORMS}: write "
+                f"the time it stands for, e.g. 1h, and put the availability into a perk text (perks: [{text.strip()} "
+                f"hotline])")
+    return None
+
+
 def date_fix(text: object) -> str | None:
     """The date ``text`` was meant to be, written YYYY-MM-DD (`2026/06/30`, `2026年6月30日`), or None."""
     return iso_date(text) if isinstance(text, str) else None
@@ -224,4 +258,4 @@ def missing_unit(pattern: object, value: object) -> str | None:
 FIXES = {WINDOW_PATTERN: window_fix, TRAILING_WINDOW_PATTERN: window_fix, OFFSET_PATTERN: offset_fix,
          DURATION_PATTERN: duration_fix, RELATIVE_DATE_PATTERN: relative_date_fix, DATE_PATTERN: date_fix}
 #: Values of a form that are refused for a reason of their own, not as a slip of the form: the reason, or None.
-REFUSALS = {OFFSET_PATTERN: zero_offset, WINDOW_PATTERN: week_to_date, TRAILING_WINDOW_PATTERN: calendar_in_trailing}
+REFUSALS = {OFFSET_PATTERN: zero_offset, DURATION_PATTERN: duration_refusal, WINDOW_PATTERN: week_to_date, TRAILING_WINDOW_PATTERN: calendar_in_trailing}

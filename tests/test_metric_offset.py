@@ -16,7 +16,8 @@ from crm_rules.engine.metric_sql import RunDates, compile_metrics
 from crm_rules.engine.metric_offset import OFFSET_KINDS, refused
 from crm_rules.engine.policy_model import METRIC_KINDS, load_policy
 from crm_rules.engine.runner import apply_policy
-from crm_rules.engine.time_spans import OFFSET_PATTERN, TRAILING_WINDOW_PATTERN, WINDOW_PATTERN, offset_fix, zero_offset
+from crm_rules.engine.time_spans import (OFFSET_PATTERN, TRAILING_WINDOW_PATTERN, WINDOW_PATTERN,
+                                         duration_refusal, offset_fix, zero_offset)
 from crm_rules.engine.schema_validation import load_schema
 from small_db import assignments, make_db, rows, run
 
@@ -304,3 +305,26 @@ def test_analyze_reads_the_offset_metrics_values(cli, demo_db, tmp_path):
              AND o.order_date < '2025-07-01') AS ly FROM customers c) WHERE ly >= 4 AND now < 0.5 * ly""")[0][0]
     falling = next(r for r in result["rules"] if r["id"] == "falling")
     assert falling["matched"] == by_hand > 0
+
+
+@pytest.mark.parametrize("text, fix", [
+    ("2 working days", "write 2d or 48h"), ("2 Business Days", "write 2d or 48h"), ("1 working day", "write 1d or 24h"),
+    ("3个工作日", "write 3d or 72h"), ("2 工作天", "write 2d or 48h"), ("8 working hours", "write 8h"),
+    ("4个工作小时", "write 4h"), ("0.5 working days", "write 12h"),
+])
+def test_a_duration_in_working_time_says_it_is_not_counted(text, fix):
+    said = duration_refusal(text)
+    assert said.startswith("is counted in working ") and "which crm-rules does not count" in said
+    assert "a duration is a number and a unit of calendar time (15m, 1h, 4h, 2d, 1w)" in said and said.endswith(fix)
+
+
+@pytest.mark.parametrize("text", ["24/7", "7x24", "7 × 24", "24*7", "全天候", "24 hours a day", "24/365"])
+def test_an_availability_is_not_a_duration(text):
+    said = duration_refusal(text)
+    assert said.startswith("is an availability (when someone answers), not a duration (how soon they answer)")
+    assert f"put the availability into a perk text (perks: [{text} hotline])" in said
+
+
+@pytest.mark.parametrize("text", ["2 hours", "4小时", "1h30m", "2 days", "weekly", "", "24", "48h"])
+def test_durations_and_other_slips_are_not_refused_as_working_time(text):
+    assert duration_refusal(text) is None
