@@ -474,7 +474,9 @@ class _Builder:
                 m.deps = ast.names_in(node)
         elif kind == "attribute":
             attr = spec["attribute"]
-            if attr not in data.attributes:
+            if attr not in data.attributes and (removed := self.removal_note(path + ("attribute",), attr)) is not None:
+                self.error(path + ("attribute",), f"unknown customer attribute {attr!r}: {removed}", key=False)
+            elif attr not in data.attributes:
                 self.error(path + ("attribute",), f"unknown customer attribute {attr!r}{did_you_mean(attr, data.attributes)}; "
                            f"map it under data.customers.attributes", key=False)
             else:
