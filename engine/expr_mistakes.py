@@ -52,6 +52,7 @@ _WORD_MULTIPLIERS = {"million": 10**6, "mn": 10**6, "mio": 10**6, "m": 10**6, "t
                      "bn": 10**9}
 # A condition started with `if` and no bracket (`if margin_12m >= 0.3`): `if(` is the function.
 _LEADING_IF = re.compile(r"if[ \t]+(?!\()", re.I)
+_THEN_ELSE = re.compile(r"(?P<c>.+?)\s+then\s+(?P<t>.+?)\s+else\s+(?P<e>.+)", re.I | re.S)
 
 # Operators of other languages; checked in this order at each position.
 FOREIGN = (
@@ -209,6 +210,9 @@ def _leading_if(text: str, i: int) -> tuple[str, int] | None:
     if text[:i].strip() or not _LEADING_IF.match(text, i):
         return None
     rest = text[i + 2:].strip()
+    if parts := _THEN_ELSE.fullmatch(rest):  # `if a > 1 then 1 else 0`: the function, in a value's expression
+        return (f"'if ... then ... else' is written as the function if(condition, then, else): write "
+                f"if({parts['c']}, {parts['t']}, {parts['e']})"), 2
     return (f"a condition is written without 'if' (the key it stands under already means 'if'): write {rest}; "
             f"if(condition, then, else) is the function that picks one of two values"), 2
 

@@ -212,6 +212,14 @@ def test_a_condition_written_with_if_says_to_leave_it_out(text):
     assert (info.value.line, info.value.col) == (1, text.lower().index("if") + 1)
 
 
+def test_if_then_else_written_out_says_to_use_the_function():
+    with pytest.raises(ExpressionSyntaxError) as info:
+        parse_expression("if margin_12m >= 0.3 then 1 else 0")
+    assert info.value.message == ("'if ... then ... else' is written as the function if(condition, then, else): write "
+                                  "if(margin_12m >= 0.3, 1, 0)")
+    assert (info.value.line, info.value.col) == (1, 1)
+
+
 def test_the_if_function_and_names_like_the_mistakes_still_parse():
     assert parse_expression("if(margin_12m >= 0.3, 1, 0) = 1") is not None
     assert parse_expression("if (margin_12m >= 0.3, 1, 0) = 1") is not None
