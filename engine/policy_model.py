@@ -297,7 +297,7 @@ class _Builder:
 
     def removal_note(self, path: tuple, name: str) -> str | None:
         """What removed ``name``, named at ``path``, when an ``extends`` child did (removed_names)."""
-        return removed_names.note(self.doc.removed, name, self.doc.value_position(path), path)
+        return removed_names.note(self.doc.removed, name, self.doc.value_position(path), path, self.doc.file)
 
     def error(self, path: tuple, message: str, *, key: bool = True) -> None:
         pos = self.doc.position(path) if key else self.doc.value_position(path)

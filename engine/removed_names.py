@@ -68,9 +68,13 @@ def record_attributes(doc: SourceDocument) -> None:
                 f"map {name} to a column of yours (data.customers.attributes.{name}: COLUMN)")
 
 
-def note(removed: dict[str, Removal], name: str, at: Position, path: tuple) -> str | None:
+def note(removed: dict[str, Removal], name: str, at: Position, path: tuple, top: str | None = None) -> str | None:
     """': <file:line:col> removes it (...); <how to leave it out here>' for an unknown ``name`` reported at ``at``
-    (the place that names it, at ``path`` of the policy), or None when no child removed it."""
+    (the place that names it, at ``path`` of the policy), or None when no child removed it.
+
+    ``top``: the file the user loaded (the last child).  A name that it reads and one of its bases removed (a
+    company base without a region column, a child that grades by region) is left out where it is read, in the
+    user's own file, not by writing a section of one's own."""
     removal = removed.get(name)
     entry = None
     if removal is None:  # an output of a removed plugin entry: value_grade of scores.value
@@ -81,7 +85,7 @@ def note(removed: dict[str, Removal], name: str, at: Position, path: tuple) -> s
     where = f"{removal.where.file}:{removal.where.line}:{removal.where.col}"
     what = f"it is an output of entry {entry!r}, which {where} removes" if entry else f"{where} removes it"
     section = str(path[0]) if path else ""
-    if at.file == removal.where.file:
+    if at.file in (removal.where.file, top):
         fix = f"leave it out here too, or {removal.keep}"
     elif section == "metrics" and len(path) > 1:
         fix = (f"metric {path[1]}, which uses it, comes from {at.file}: remove it too (`{path[1]}: null` under "

@@ -87,3 +87,19 @@ def test_a_misspelt_name_still_gets_its_suggestion(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as caught:
         load_policy(child)
     assert "summary.revenue: unknown metric 'revenue_12mm'; did you mean 'revenue_12m'?" in str(caught.value)
+
+
+def test_an_attribute_a_base_removes_and_the_users_file_reads_is_left_out_there(tmp_path: Path, cli) -> None:
+    """A company base without a region column, a child that grades by region: the fix is in the child itself, where
+    the condition is, not in "a section of its own"."""
+    base = write(tmp_path, "company.yaml", "extends: base\nname: company\ndata:\n  customers:\n"
+                                           "    attributes: {region: null}\n")
+    child = write(tmp_path, "child.yaml", "extends: company.yaml\nname: child\nservice_levels:\n"
+                                          "  - {id: east, tier: A, when: \"region = 'east'\", response_time: 1h}\n")
+    result = cli("validate", child)
+    assert result.exit_code == 1
+    assert (f"{child}:4:32: service_levels[0].when: unknown metric or attribute 'region': {base}:5:18 removes it "
+            f"(`region: null` under data.customers.attributes: the customers table has no such column); leave it out "
+            f"here too, or map region to a column of yours (data.customers.attributes.region: COLUMN)") \
+        in " ".join(result.output.split())
+    assert "did you mean" not in result.output
