@@ -28,7 +28,7 @@ from referencing.jsonschema import DRAFT202012
 
 from . import __version__, hookimpl, hookspecs, user_cache
 from .errors import PluginError
-from .expr_types import FUNCTIONS, TYPES, did_you_mean
+from .expr_types import FUNCTIONS, TYPES, did_you_mean, with_article
 from .plugin_source import called_from, defined_at, is_built_in, module_of, raised_at
 
 ENTRY_POINT_GROUP = "crm_rules"
@@ -126,12 +126,60 @@ def _import_failed(ep: EntryPoint, source: str, exc: Exception) -> PluginError:
                                 f"from what was installed), or {uninstall}, or {block}")
     where = raised_at(exc, ep.module)
     at = f" at {where}" if where else ""
+    own = _crm_rules_import(exc, missing)
+    if own is not None:  # a name or module of crm-rules' own API, misspelt or looked for in the wrong module
+        return PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import{at}: {own[0]}",
+                           hint=f"{own[1]}, or {uninstall}, or {block}")
     if missing is not None and missing.split(".")[0] != ep.module.split(".")[0]:
         return PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import{at}: {exc}",
                            hint=f"install {missing.split('.')[0]!r} and list it in the dependencies of {package}, "
                                 f"or {uninstall}, or {block}")
     return PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import{at}: {type(exc).__name__}: {exc}",
                        hint=f"fix it, or {uninstall}, or {block}")
+
+
+# Where a plugin imports crm-rules' API from (the plugin guide, section 7): the names each module offers plugins.
+API_MODULES = ("crm_rules.engine", "crm_rules.engine.plugin_api", "crm_rules.engine.plugin_context",
+               "crm_rules.plugins.sql_helpers", "crm_rules.engine.errors", "crm_rules.engine.name_rules")
+_CANNOT_IMPORT = re.compile(r"cannot import name '(\w+)' from '(crm_rules(?:\.\w+)*)'")
+
+
+def _crm_rules_import(exc: Exception, missing: str | None) -> tuple[str, str] | None:
+    """(what, fix) for an import of crm-rules' API that does not exist: a module that is not there (crm-rules is
+    installed: "install 'crm_rules'" would send the author to pip), a misspelt package, or a name imported from
+    another module than the one that has it (``from crm_rules import hookimpl``); None for any other import error."""
+    import importlib
+
+    if missing is not None:
+        top = missing.split(".")[0]
+        if top != "crm_rules" and did_you_mean(top, ["crm_rules"]):
+            return (f"No module named {missing!r}; did you mean 'crm_rules'?",
+                    "import crm-rules' API from the package crm_rules (e.g. `from crm_rules.engine import hookimpl`)")
+        if top != "crm_rules":
+            return None
+        return (f"No module named {missing!r}{did_you_mean(missing, [*API_MODULES, *_modules_beside(missing)])}",
+                f"crm-rules has no such module; the modules plugins import from are {', '.join(API_MODULES)}")
+    found = _CANNOT_IMPORT.search(str(exc)) if type(exc) is ImportError else None
+    if found is None:
+        return None
+    name, module = found.groups()
+    offers: dict[str, str] = {}
+    for candidate in API_MODULES:
+        try:
+            loaded = importlib.import_module(candidate)
+        except ImportError:  # pragma: no cover - crm-rules' own modules import
+            continue
+        for attr in dir(loaded):
+            if not attr.startswith("_") and not isinstance(getattr(loaded, attr), type(importlib)):
+                offers.setdefault(attr, candidate)
+    what = f"cannot import name {name!r} from {module!r}"
+    if name in offers:
+        return what, f"import it from {offers[name]}: `from {offers[name]} import {name}`"
+    close = did_you_mean(name, list(offers))
+    if close:
+        guess = close.split("'")[1]
+        return f"{what}{close}", f"`from {offers[guess]} import {guess}`"
+    return None
 
 
 def _modules_beside(module: str) -> list[str]:
@@ -328,7 +376,12 @@ class Registry:
             raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}",
                               hint="names are identifiers: letters, digits and _")
         if not callable(fn):
-            raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} with a non-callable")
+            third = THIRD_ARGUMENT[kind]
+            swapped = callable(schema) and isinstance(fn, dict)
+            raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} with fn = {with_article(type(fn).__name__)}, "
+                              f"which cannot be called"
+                              f"{': the second and third arguments are swapped' if swapped else ''}",
+                              hint=f"call register(name, fn, {third}): the function that computes it second")
         if not isinstance(schema, dict):
             example = ("{'args': ['number'], 'returns': 'number'}" if kind == "function"
                        else "{'type': 'object', 'properties': {...}}, the JSON Schema of its params")
@@ -427,13 +480,14 @@ def _schema_problem(schema: dict) -> str | None:
     """Why ``schema`` is not a valid JSON Schema (2020-12), or None.
 
     Checking against the meta-schema takes 5-60 ms a schema, in every process;
-    a schema found valid is remembered in the user cache by its content.
+    a schema found valid is remembered in the user cache by its content (and the version of these checks:
+    ``valid-schema-2`` since keys that are no keyword are refused).
     """
     try:
         text = json.dumps(schema, sort_keys=True, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
         text = None  # not plain JSON: checked every time
-    memo = None if text is None else f"valid-schema-{user_cache.content_key(jsonschema.Draft202012Validator.META_SCHEMA['$id'], text)}"
+    memo = None if text is None else f"valid-schema-2-{user_cache.content_key(jsonschema.Draft202012Validator.META_SCHEMA['$id'], text)}"
     if memo is not None and user_cache.read(memo) is not None:
         return None
     meta = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA,
@@ -443,6 +497,9 @@ def _schema_problem(schema: dict) -> str | None:
                 for error in sorted(meta.iter_errors(schema), key=lambda e: [str(p) for p in e.path])]
     if problems:
         return "; ".join(dict.fromkeys(problems))
+    unknown = _unknown_keywords(schema, "")
+    if unknown:
+        return unknown
     resolver = referencing.Registry().with_resource(PARAMS_URI, DRAFT202012.create_resource(schema)).resolver(PARAMS_URI)
     for ref in _refs(schema):
         try:
@@ -454,6 +511,52 @@ def _schema_problem(schema: dict) -> str | None:
     return None
 
 
+# Keywords a schema may hold besides the validation ones: annotations and the core vocabulary.  JSON Schema ignores
+# any other key, so a misspelt one ("propertes", "additionalproperties") or the properties given as the schema
+# itself would leave the params unchecked without a word.
+_ANNOTATIONS = {"$schema", "$id", "$ref", "$defs", "$anchor", "$dynamicRef", "$dynamicAnchor", "$vocabulary",
+                "$comment", "definitions", "title", "description", "default", "examples", "deprecated", "readOnly",
+                "writeOnly", "format", "contentEncoding", "contentMediaType", "contentSchema"}
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_LISTS = ("prefixItems", "allOf", "anyOf", "oneOf")
+_SCHEMA_VALUES = ("items", "additionalProperties", "unevaluatedProperties", "unevaluatedItems", "not", "if", "then",
+                  "else", "contains", "propertyNames")
+
+
+def _unknown_keywords(schema: Any, where: str) -> str | None:
+    """The first key of ``schema`` (or of a schema within it) that is no JSON Schema keyword, said with its place;
+    keys starting with ``x-`` are extensions and allowed."""
+    if not isinstance(schema, dict):
+        return None
+    known = set(jsonschema.Draft202012Validator.VALIDATORS) | _ANNOTATIONS
+    odd = [k for k in schema if isinstance(k, str) and k not in known and not k.startswith("x-")]
+    if odd:
+        at = f" (at {where})" if where else ""
+        close = did_you_mean(odd[0], sorted(known))
+        if "properties" not in schema and all(isinstance(schema[k], dict) and set(schema[k]) & known for k in odd):
+            return (f"{odd[0]!r} is not a JSON Schema keyword{at}, so the params would not be checked: it looks like "
+                    f"a property; write them under 'properties' of {{'type': 'object', 'properties': {{...}}}}")
+        why = "JSON Schema ignores keys it does not know, so it would not check the params"
+        return f"{odd[0]!r} is not a JSON Schema keyword{at}{close} {why}" if close else \
+            f"{odd[0]!r} is not a JSON Schema keyword{at}: {why}"
+    prefix = f"{where}." if where else ""
+    for key in _SCHEMA_MAPS:
+        for name, sub in (schema.get(key) or {}).items() if isinstance(schema.get(key), dict) else ():
+            found = _unknown_keywords(sub, f"{prefix}{key}.{name}")
+            if found:
+                return found
+    for key in _SCHEMA_LISTS:
+        for i, sub in enumerate(schema.get(key) or []) if isinstance(schema.get(key), list) else ():
+            found = _unknown_keywords(sub, f"{prefix}{key}[{i}]")
+            if found:
+                return found
+    for key in _SCHEMA_VALUES:
+        found = _unknown_keywords(schema.get(key), f"{prefix}{key}")
+        if found:
+            return found
+    return None
+
+
 def _meta_problem(error: jsonschema.ValidationError) -> str:
     """One problem of a params schema against the meta-schema, with where it is."""
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path).lstrip(".")
@@ -461,6 +564,9 @@ def _meta_problem(error: jsonschema.ValidationError) -> str:
     if error.path and error.path[-1] == "type" and isinstance(error.instance, str):  # "... under any of the given schemas"
         message = (f"{error.instance!r} is not a JSON Schema type{did_you_mean(error.instance, JSON_TYPES)} "
                    f"(types: {', '.join(JSON_TYPES)})")
+    if error.path and error.path[-1] == "items" and isinstance(error.instance, list):  # draft-07's tuple form
+        message = (f"'items' holds a list, {error.instance!r}: in draft 2020-12 a list of item schemas is "
+                   f"'prefixItems', and 'items' is one schema for every item")
     return f"{message} (at {where})" if where else message
 
 
@@ -526,7 +632,14 @@ def _add(registry: Registry, kind: str, plugin: str, hook: str, args: tuple, kwa
 
 
 def _call_hook(impl: pluggy.HookImpl, hook_name: str, register: Callable[..., None]) -> None:
-    """Call one plugin's register hook; what goes wrong in it is a PluginError naming the plugin."""
+    """Call one plugin's register hook; what goes wrong in it is a PluginError naming the plugin.
+
+    A hook without its ``register`` argument is said before it is called: its body's ``register(...)`` would
+    otherwise fail first as a NameError, which reads as a bug inside the hook rather than in its def line."""
+    if not impl.argnames:
+        raise PluginError(f"plugin {impl.plugin_name!r} implements {hook_name}{_at(defined_at(impl.function))} without "
+                          f"its `register` argument, "
+                          f"so it registers nothing", hint=f"define it as `def {hook_name}(register):`")
     try:
         impl.function(**{arg: register for arg in impl.argnames})
     except PluginError:
@@ -537,10 +650,6 @@ def _call_hook(impl: pluggy.HookImpl, hook_name: str, register: Callable[..., No
                           f"{type(exc).__name__}: {exc}",
                           hint=f"a bug in the plugin: fix or upgrade it, or block it with {BLOCK_ENV}={impl.plugin_name}"
                           ) from exc
-    if not impl.argnames:
-        raise PluginError(f"plugin {impl.plugin_name!r} implements {hook_name}{_at(defined_at(impl.function))} without "
-                          f"its `register` argument, "
-                          f"so it registers nothing", hint=f"define it as `def {hook_name}(register):`")
 
 
 @lru_cache(maxsize=1)

@@ -211,7 +211,7 @@ def test_duplicate_names_are_rejected_naming_both_plugins():
 
 @pytest.mark.parametrize("name, fn, schema, message", [
     ("bad name", lambda c, p: None, {}, "invalid name"),
-    ("ok", "not callable", {}, "non-callable"),
+    ("ok", "not callable", {}, "with fn = a str, which cannot be called"),
     ("ok", lambda c, p: None, {"type": "nonsense"}, "not a valid JSON Schema"),
     ("ok", lambda c, p: None, None, "without a schema dict"),
 ])

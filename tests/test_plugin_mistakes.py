@@ -78,6 +78,14 @@ class NoRegisterArgument:
         pass
 
 
+class CallsRegisterItLacks:
+    """Its body calls register(): the NameError it raises said "failed in its hook", a bug inside the hook."""
+
+    @hookimpl
+    def crm_rules_register_scorers(self):
+        register("bk", lambda ctx, params: None, {"type": "object"})  # noqa: F821
+
+
 class ShadowsRound:
     @hookimpl
     def crm_rules_register_functions(self, register):
@@ -103,6 +111,8 @@ class RefToNowhere:
     (RaisingHook(), "plugin 'broken' failed in its hook crm_rules_register_scorers: KeyError: 'oops'"),
     (NoSchema(), "plugin 'broken' registered scorer 'bk' without a schema dict"),
     (NoRegisterArgument(), "plugin 'broken' implements crm_rules_register_scorers without its `register` argument"),
+    (CallsRegisterItLacks(), "plugin 'broken' implements crm_rules_register_scorers without its `register` "
+                                   "argument, so it registers nothing"),
     (ShadowsRound(), "plugin 'broken' registered function 'round', a built-in function of the expression language"),
     (RefToNowhere(), "the params schema of scorer 'bk' is not a valid JSON Schema: $ref '#/$defs/nope' points to nothing"),
     # a policy's netVAT(x) calls netvat(), its ROUND(x) the built-in round(); null(x), true(x) do not parse
@@ -149,6 +159,10 @@ FUNCTION_SIGNATURE = {"args": ["number", "number"], "returns": "number"}
     (_Registers("crm_rules_register_scorers", "bk", lambda params: None, {"type": "object"}),
      "plugin 'broken' registered scorer 'bk' with a fn that cannot be called as fn(ctx, params): <lambda>(params) "
      "cannot take 2 argument(s): too many positional arguments", "define it as `def fn(ctx, params):`"),
+    # register(name, schema, fn): it said "with a non-callable", which did not say which argument nor what to do
+    (_Registers("crm_rules_register_scorers", "bk", {"type": "object"}, lambda ctx, params: None),
+     "plugin 'broken' registered scorer 'bk' with fn = a dict, which cannot be called: the second and third arguments "
+     "are swapped", "call register(name, fn, schema): the function that computes it second"),
     (_Registers("crm_rules_register_functions", "bk_f", lambda x: x, FUNCTION_SIGNATURE),
      "plugin 'broken' registered function 'bk_f' with 2 argument(s) in its signature, but <lambda>(x) cannot take "
      "2 argument(s): too many positional arguments",
@@ -176,15 +190,43 @@ def test_a_register_call_that_does_not_fit_says_how_to_call_it(plugin, message, 
     # a schema copied from a draft-07 project: its tuple `items` is an error in 2020-12
     ({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
       "properties": {"pair": {"type": "array", "items": [{"type": "number"}, {"type": "number"}]}}},
-     "[{'type': 'number'}, {'type': 'number'}] is not of type 'object', 'boolean' (at properties.pair.items)",
+     "'items' holds a list, [{'type': 'number'}, {'type': 'number'}]: in draft 2020-12 a list of item schemas is "
+     "'prefixItems', and 'items' is one schema for every item (at properties.pair.items)",
      "params schemas are JSON Schema draft 2020-12; this one declares $schema 'http://json-schema.org/draft-07/schema#', "
      "but it is read as 2020-12, where a list of item schemas is 'prefixItems', not 'items'"),
+    # the same without $schema: "is not of type 'object', 'boolean'" did not say what to write
+    ({"type": "object", "properties": {"bands": {"type": "array", "items": [{"type": "string"}]}}},
+     "'items' holds a list, [{'type': 'string'}]: in draft 2020-12 a list of item schemas is 'prefixItems', and "
+     "'items' is one schema for every item (at properties.bands.items)",
+     "params schemas are JSON Schema draft 2020-12"),
+    # JSON Schema ignores keys it does not know: these schemas were accepted and checked no params at all
+    ({"type": "object", "additionalproperties": False, "properties": {"metric": {"type": "string"}}},
+     "'additionalproperties' is not a JSON Schema keyword; did you mean 'additionalProperties'? JSON Schema ignores "
+     "keys it does not know, so it would not check the params",
+     "params schemas are JSON Schema draft 2020-12"),
+    ({"type": "object", "properties": {"top": {"type": "number", "maxium": 10}}},
+     "'maxium' is not a JSON Schema keyword (at properties.top); did you mean 'maximum'? JSON Schema ignores keys it "
+     "does not know, so it would not check the params",
+     "params schemas are JSON Schema draft 2020-12"),
+    ({"metric": {"type": "string", "description": "Metric to scale."}, "factor": {"type": "number"}},
+     "'metric' is not a JSON Schema keyword, so the params would not be checked: it looks like a property; write them "
+     "under 'properties' of {'type': 'object', 'properties': {...}}",
+     "params schemas are JSON Schema draft 2020-12"),
 ])
 def test_an_invalid_params_schema_says_where_and_which_draft(schema, message, hint):
     with pytest.raises(PluginError) as caught:
         build_registry(_pm_with(_Registers("crm_rules_register_scorers", "bk", lambda ctx, params: None, schema)))
     assert _unplaced(caught.value.message) == f"plugin 'broken': the params schema of scorer 'bk' is not a valid JSON Schema: {message}"
     assert caught.value.hint == hint
+
+
+def test_a_params_schema_with_annotations_and_extensions_is_valid():
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "t", "$comment": "c",
+              "type": "object", "x-ui": {"order": 1}, "$defs": {"m": {"type": "string", "examples": ["a"]}},
+              "properties": {"m": {"$ref": "#/$defs/m", "deprecated": True},
+                             "pair": {"type": "array", "prefixItems": [{"type": "number"}], "items": False}}}
+    registry = build_registry(_pm_with(_Registers("crm_rules_register_scorers", "bk", lambda ctx, params: None, schema)))
+    assert registry.get("scorer", "bk") is not None
 
 
 def test_a_name_registered_twice_gets_the_prefixed_name_and_the_plugin_to_block():
@@ -1144,6 +1186,19 @@ def test_an_entry_point_naming_a_module_that_does_not_exist_says_so_and_to_reins
     ("from . import helpers\n", "failed to import at {}:1: ImportError: cannot import name 'helpers'", "fix it, "),
     ("x = 1\ny = (\n", "failed to import at {}:2: SyntaxError: '(' was never closed", "fix it, "),
     ("SCHEMA = {}\nSCHEMA['x']['y'] = 1\n", "failed to import at {}:2: KeyError: 'x'", "fix it, "),
+    # crm-rules' API imported from the wrong place: "fix it", or "install 'crm_rules'" for crm-rules itself
+    ("from crm_rules import hookimpl\n", "failed to import at {}:1: cannot import name 'hookimpl' from 'crm_rules'",
+     "import it from crm_rules.engine: `from crm_rules.engine import hookimpl`, or uninstall it"),
+    ("from crm_rules.engine.plugin_api import SqlOutput\n",
+     "failed to import at {}:1: cannot import name 'SqlOutput' from 'crm_rules.engine.plugin_api'; did you mean "
+     "'SqlOutputs'?", "`from crm_rules.engine.plugin_api import SqlOutputs`, or uninstall it"),
+    ("from crm_rules.engine.plugin_apis import Column\n",
+     "failed to import at {}:1: No module named 'crm_rules.engine.plugin_apis'; did you mean "
+     "'crm_rules.engine.plugin_api'?", "crm-rules has no such module; the modules plugins import from are "
+                                       "crm_rules.engine, crm_rules.engine.plugin_api, "),
+    ("from crm_rule.engine import hookimpl\n",
+     "failed to import at {}:1: No module named 'crm_rule'; did you mean 'crm_rules'?",
+     "import crm-rules' API from the package crm_rules (e.g. `from crm_rules.engine import hookimpl`)"),
 ])
 def test_a_plugin_that_fails_to_import_names_the_line_and_what_to_do(entry_points, plugin_package, source, said, hint):
     package = plugin_package({"plugin": source})
