@@ -126,7 +126,11 @@ def _plugin_call(name: str, args: list[str]) -> str:
     try:
         sql = contribution.fn(*args)
     except Exception as exc:
-        raise PluginError(f"{what} failed: {type(exc).__name__}: {exc}", hint=hint) from exc
+        from .plugin_source import module_of, raised_at
+
+        where = raised_at(exc, module_of(contribution.fn))
+        raise PluginError(f"{what} failed{f' at {where}' if where else ''}: {type(exc).__name__}: {exc}",
+                          hint=hint) from exc
     problem = sql_problem(sql)
     if problem is not None:
         raise PluginError(f"{what} returned invalid SQL: {problem} (SQL: {str(sql)[:200]})", hint=hint)

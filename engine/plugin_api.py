@@ -10,11 +10,19 @@ records per-customer errors and applies the policy's ``on_error``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 ACTION_CATEGORIES = ("economic", "technical", "contractual", "churn", "upgrade", "phase_out", "credit", "other")
+
+
+def _caller() -> str:
+    """``file:line`` of the code that made a Column or Action (above __post_init__ and the dataclass's __init__);
+    the path is made readable only when a message shows it (plugin_plan._made_at)."""
+    frame = sys._getframe(3)
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 @dataclass
@@ -34,6 +42,13 @@ class Column:
     # not listed follow, most customers first.  Without it the summary lists most customers first, which puts a
     # grade scale out of order (AA, A, B, AAA, C).
     values: tuple[str, ...] = ()
+    # Where the plugin made it (path:line), for the messages about it: a plan is checked when the policy compiles,
+    # far from the plugin's code.  Not part of what the column is.
+    origin: str | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = _caller()
 
 
 @dataclass
@@ -71,6 +86,11 @@ class Action:
     priority: int = 3  # 1 = most urgent
     due: str | None = None  # SQL date expression; default: the as-of date
     details: dict[str, Any] = field(default_factory=dict)
+    origin: str | None = field(default=None, compare=False, repr=False)  # as Column.origin
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = _caller()
 
 
 @dataclass

@@ -137,6 +137,9 @@ def check_plan(plan: Any, columns: set[str], output_name, what: str) -> None:
 
 def _problem(plan: Any, columns: set[str], output_name) -> str | None:
     if isinstance(plan, SqlOutputs):
+        if isinstance(plan.steps, dict) and plan.steps and all(isinstance(c, Column) for c in plan.steps.values()):
+            return ("SqlOutputs.steps is one {suffix: Column} dict, but it is a list of steps: "
+                    "SqlOutputs([{...}]) for one step")
         if not isinstance(plan.steps, list) or not plan.steps or not all(isinstance(s, dict) and s for s in plan.steps):
             return "SqlOutputs.steps must be a non-empty list of non-empty {suffix: Column} dicts"
         seen: set[str] = set()
@@ -147,7 +150,7 @@ def _problem(plan: Any, columns: set[str], output_name) -> str | None:
                     (f"output {suffix!r} is computed twice" if suffix in seen else None) or \
                     _sql_at(f"output {suffix!r}", column.sql, columns, own=own)
                 if problem:
-                    return problem + _later_step_note(problem, plan.steps, i, output_name)
+                    return problem + _later_step_note(problem, plan.steps, i, output_name) + _made_at(column)
                 seen.add(suffix)
             columns |= {output_name(s) for s in step}
         return None if plan.error is None else _sql_at("error", plan.error, columns)
@@ -156,12 +159,12 @@ def _problem(plan: Any, columns: set[str], output_name) -> str | None:
             return "BatchOutputs.inputs must be a list of names"
         if not isinstance(plan.outputs, dict):
             return "BatchOutputs.outputs must be a {suffix: Column} dict"
-        problems = (_column_problem(s, c) for s, c in plan.outputs.items())
-        return next((p for p in problems if p), None) or _batch_problem(plan) or _inputs_problem(plan.inputs, columns)
+        problems = (p + _made_at(c) for s, c in plan.outputs.items() if (p := _column_problem(s, c)))
+        return next(problems, None) or _batch_problem(plan) or _inputs_problem(plan.inputs, columns)
     if isinstance(plan, SqlActions):
         if not isinstance(plan.actions, list) or not plan.actions:
             return "SqlActions.actions must be a non-empty list of Action"
-        return next((p for a in plan.actions if (p := _action_problem(a, columns))), None)
+        return next((p + _made_at(a) for a in plan.actions if (p := _action_problem(a, columns))), None)
     if isinstance(plan, BatchActions):
         if not isinstance(plan.inputs, list) or not all(isinstance(i, str) for i in plan.inputs):
             return "BatchActions.inputs must be a list of names"
@@ -171,13 +174,39 @@ def _problem(plan: Any, columns: set[str], output_name) -> str | None:
     return None  # the caller checks the plan's type
 
 
+def _made_at(made: Any) -> str:
+    """`` (Column made at crm_rules_x/plugin.py:40)``: where the plugin built the part of its plan a message is about."""
+    from .plugin_source import shown
+
+    origin = getattr(made, "origin", None)
+    if not isinstance(origin, str) or ":" not in origin:
+        return ""
+    path, line = origin.rsplit(":", 1)
+    return f" ({type(made).__name__} made at {shown(path, int(line)) if line.isdigit() else origin})"
+
+
+# The type names plugin authors write from Python or SQL, and the column type that holds such values.
+_TYPE_NAMES = {"float": "number", "int": "number", "integer": "number", "real": "number", "decimal": "number",
+               "numeric": "number", "str": "text", "string": "text", "varchar": "text", "boolean": "bool",
+               "datetime": "date"}
+
+
 def _column_problem(suffix: Any, column: Any) -> str | None:
     if not isinstance(suffix, str) or not SUFFIX.fullmatch(suffix):
         return f"output suffix {suffix!r} is not a name (letters, digits and _)"
     if not isinstance(column, Column):
         return f"output {suffix!r} is {with_article(type(column).__name__)}, expected Column"
     if column.type not in TYPES:
-        return f"output {suffix!r} has unknown type {column.type!r} (types: {', '.join(TYPES)})"
+        said = column.type.lower() if isinstance(column.type, str) else None
+        if said in _TYPE_NAMES:
+            fix = f"; write {_TYPE_NAMES[said]!r}"
+        elif column.sql in TYPES or (isinstance(column.type, str) and column.sql is None and not column.type.isidentifier()):
+            fix = ": Column takes the type first, then the SQL, Column('number', sql)"
+        else:
+            fix = ""
+        return f"output {suffix!r} has unknown type {column.type!r} (types: {', '.join(TYPES)}){fix}"
+    if not isinstance(column.label, str):
+        return f"output {suffix!r} has label={column.label!r}: a label is text, shown to policy authors"
     if column.summarize and column.type in ("number", "date"):  # one line per distinct value: a million of them
         return (f"output {suffix!r} is a {column.type} with summarize=True, but the summary counts customers per "
                 f"value: summarize a text or bool output (a grade, a band) instead")
@@ -240,7 +269,28 @@ def _sql_at(where: str, sql: Any, columns: set[str], condition: bool = False, ow
     if problem is None:
         return None
     note = _grade_column_note(problem, columns) or _unknown_column_note(problem, columns, own)
-    return f"{where}: {problem} (SQL: {str(sql)[:200]}){note}"
+    return f"{where}: {_unbalanced(sql) or problem} (SQL: {_shortened(str(sql))}){note}"
+
+
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
+def _unbalanced(sql: Any) -> str | None:
+    """Parentheses that do not pair up, in words: SQLite says `near "FROM": syntax error`, naming the text the
+    check wrapped around the plugin's SQL rather than the ')' missing at its end."""
+    if not isinstance(sql, str):
+        return None
+    bare = _QUOTED.sub("''", sql)
+    opened, closed = bare.count("("), bare.count(")")
+    if opened == closed:
+        return None
+    return (f"its parentheses do not pair up: {opened} '(' and {closed} ')'"
+            f" (a ')' is missing)" * (opened > closed) + " (a '(' is missing)" * (closed > opened))
+
+
+def _shortened(sql: str) -> str:
+    """The SQL in a message: its start and its end when it is long (a missing ')' is at the end)."""
+    return sql if len(sql) <= 240 else f"{sql[:120]} … {sql[-100:]}"
 
 
 def _unknown_column_note(problem: str, columns: set[str], own: set[str]) -> str:

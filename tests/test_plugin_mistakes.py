@@ -673,6 +673,20 @@ def _no_outputs(rows):
     (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "1")}, {"": Column("number", "2")}])), "scores",
      "output '' is computed twice"),
     (_scorer(lambda ctx: SqlOutputs([])), "scores", "SqlOutputs.steps must be a non-empty list"),
+    # one step given without its list: "must be a non-empty list of non-empty dicts" did not say to wrap it
+    (_scorer(lambda ctx: SqlOutputs({"": Column("number", "1")})), "scores",
+     "SqlOutputs.steps is one {suffix: Column} dict, but it is a list of steps: SqlOutputs([{...}]) for one step"),
+    # the types Python and SQL call them, and the SQL given first
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("float", "1.5")}])), "scores",
+     "output '' has unknown type 'float' (types: number, text, date, bool); write 'number'"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("t.revenue_12m * 2")}])), "scores",
+     "output '' has unknown type 't.revenue_12m * 2' (types: number, text, date, bool): Column takes the type first, "
+     "then the SQL, Column('number', sql)"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "1", label=42)}])), "scores",
+     "output '' has label=42: a label is text, shown to policy authors"),
+    # SQLite said 'near "FROM": syntax error', the text the check wraps around the plugin's SQL
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "round(t.revenue_12m * (1 + 0.5), 2")}])), "scores",
+     "output '': its parentheses do not pair up: 2 '(' and 1 ')' (a ')' is missing) (SQL: round(t.revenue_12m"),
     # the summary has a line per value: a score would make one per customer
     (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "t.revenue_12m", summarize=True)}])), "scores",
      "output '' is a number with summarize=True, but the summary counts customers per value: summarize a text or bool"),
@@ -924,7 +938,7 @@ def test_a_function_mistake_names_the_plugin(tmp_path, with_plugin, fn, message)
     policy.write_text(HEAD + "  p1: {expr: 'bk_plus1(revenue_12m)'}\n" + TIERS, encoding="utf-8")
     with pytest.raises(PluginError) as caught:
         load_policy(policy)
-    assert message in str(caught.value)
+    assert message in _unplaced(str(caught.value))
     # which expression called it: the policy may call the function in many places
     assert caught.value.message.startswith(f"{policy}:3:14: metrics.p1.expr: function bk_plus1() of plugin 'broken' ")
 
@@ -947,7 +961,7 @@ def test_a_plugins_bug_sends_the_user_to_its_version_and_package(tmp_path, with_
                       encoding="utf-8")
     result = cli("validate", policy)
     assert result.exit_code == 1
-    assert message in result.stderr
+    assert message in _unplaced(result.stderr)
     assert result.stderr.splitlines()[-1] == ("  hint: this is a bug in the plugin: fix or upgrade it (`crm-rules plugins` "
                                               "shows its version and the package it comes from)")
 
@@ -1123,6 +1137,24 @@ def test_a_hook_declared_wrongly_names_the_line_of_its_def(entry_points, ep, sai
     with pytest.raises(PluginError) as caught:
         get_plugin_manager()
     assert said.replace("{" + place + "}", f"{path}:{int(number) + 1}") in caught.value.message
+
+
+@pytest.mark.parametrize("plugin, section, place", [
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "t.nope")}])),  # the bad Column
+     "scores", "Column made at {# the bad Column}"),
+    (_actions(Action("a1", "t.nope > 1", "churn", "'r'")),  # the bad Action
+     "actions", "Action made at {# the bad Action}"),
+])
+def test_a_plan_mistake_names_the_line_that_made_the_column_or_action(tmp_path, with_plugin, plugin, section, place):
+    # the plan is checked when the policy compiles: the message named the plugin and entry, not where in its files
+    with_plugin(plugin)
+    entry = "bkv: {use: bk}" if section == "scores" else "act: {use: bk_act}"
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + f"{section}:\n  {entry}\n" + TIERS, encoding="utf-8")
+    with pytest.raises(PluginError) as caught:
+        load_policy(policy)
+    marker = re.search(r"\{(.+?)\}", place).group(1)
+    assert caught.value.message.endswith(f"({place.replace('{' + marker + '}', _line_of(marker))})")
 
 
 def test_a_plugin_failing_while_a_policy_compiles_names_its_line(tmp_path, with_plugin, cli):
