@@ -729,8 +729,8 @@ def _sample_customer(db: Path) -> str:
 @app.command()
 def plugins(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the loaded plugins, their versions, hooks and what they register."""
-    from .engine.plugin_manager import build_plugin_manager, build_registry, get_plugin_manager
-    from .engine.terminal_table import titled_table, words_fit
+    from .engine.plugin_manager import build_plugin_manager, build_registry, get_plugin_manager, slow_import_note
+    from .engine.terminal_table import print_indented, titled_table, words_fit
 
     # Every command that loads a policy fails on a plugin that cannot be loaded (an import error, an unknown hook)
     # or registered (a name registered twice): this one lists the plugins anyway, as it is where the user looks for
@@ -742,7 +742,7 @@ def plugins(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
         pm, infos = build_plugin_manager(not_loaded)
     registry = build_registry(pm, keep_going=True)
     listing = [{"name": info.name, "version": info.version, "source": info.source, "module": info.module,
-                "hooks": sorted(registry.hooks.get(info.name, [])),
+                "import_seconds": round(info.import_seconds, 3), "hooks": sorted(registry.hooks.get(info.name, [])),
                 "contributions": [{"kind": c.kind, "name": c.name} for c in registry.by_plugin(info.name)],
                 "problems": [{"error": e.message, "hint": e.hint} for e in registry.problems.get(info.name, [])]}
                for info in infos.values()]
@@ -783,6 +783,10 @@ def plugins(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
             if not words_fit(console, table):
                 table = plugin_table(True, False)
         console.print(table)
+        for info in infos.values():
+            note = slow_import_note(info)
+            if note:
+                print_indented(console, f"note: {escape(note)}")
     problems = [p.error for p in not_loaded] + [error for errors in registry.problems.values() for error in errors]
     for error in problems:
         if (ctx.obj or {}).get("debug") and error.__cause__ is not None:  # a plugin's bug: the traceback the hint promises

@@ -156,6 +156,8 @@ OUTPUTS: dict[str, Output] = {
     "plugins": Output("a list, one object per loaded plugin", (
         Key("name", "the plugin"), Key("version", "its version"),
         Key("source", "`built-in` or the installed package"), Key("module", "its Python module"),
+        Key("import_seconds", "how long its module took to import (a plugin of 1 s or more gets a note in the "
+                              "table: every command that loads a policy waits for it)", "it was loaded"),
         Key("hooks", "the hooks it implements"),
         Key("contributions", "list of {`kind`, `name`}: what it registers (scorers, checks, action generators)"),
         Key("problems", "what it registered wrong (text); non-empty makes the exit code 1"),

@@ -15,6 +15,7 @@ import inspect
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
@@ -61,6 +62,21 @@ class PluginInfo:
     version: str
     source: str  # "built-in" or the distribution name
     module: str
+    import_seconds: float = 0.0  # how long its module took to import: every command that loads a policy waits for it
+
+
+# A plugin whose import takes longer is named by `crm-rules plugins`: a heavy library imported at the top of the module
+# (or work done there) slows every command, and nothing else says which plugin it is.
+SLOW_IMPORT_SECONDS = 1.0
+
+
+def slow_import_note(info: PluginInfo) -> str | None:
+    """What to say of a plugin slow to import, or None."""
+    if info.import_seconds < SLOW_IMPORT_SECONDS:
+        return None
+    return (f"plugin {info.name!r} took {info.import_seconds:.1f} s to import ({info.module}): every command that loads "
+            f"a policy waits for it; import heavy libraries, and do slow work, inside the functions that need them "
+            f"rather than at the top of the module")
 
 
 def _env_names(var: str) -> set[str] | None:
@@ -83,10 +99,12 @@ def _load(pm: pluggy.PluginManager, ep: EntryPoint, source: str, version: str, i
                           hint=f"rename the entry point in the pyproject.toml of {source}"
                                f"{'' if first.source == 'built-in' else ' or of ' + first.source}, or uninstall one "
                                f"of them ({BLOCK_ENV}={ep.name} would block both)")
+    started = time.perf_counter()
     try:
         plugin = ep.load()
     except Exception as exc:  # a broken third-party package must not take the tool down silently
         raise _import_failed(ep, source, exc) from exc
+    seconds = time.perf_counter() - started
     if inspect.isclass(plugin):  # its hooks are functions wanting `self`: each call would fail naming a missing 'self'
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) is a class, but a plugin is a module or an object: the "
                           f"hooks of a class are methods that need an instance",
@@ -105,7 +123,7 @@ def _load(pm: pluggy.PluginManager, ep: EntryPoint, source: str, version: str, i
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) cannot be loaded: {wrong[1] if wrong else exc}",
                           hint=f"every hook takes the one argument `register`: define it as `def {wrong[0]}(register):`"
                           if wrong else f"compare the hooks with their specification: {HOOK_DOCS}") from None
-    infos[ep.name] = PluginInfo(ep.name, version, source, ep.value)
+    infos[ep.name] = PluginInfo(ep.name, version, source, ep.value, seconds)
 
 
 def _import_failed(ep: EntryPoint, source: str, exc: Exception) -> PluginError:

@@ -1263,3 +1263,18 @@ def test_a_scorer_nothing_like_any_loaded_one_names_the_python_environment(tmp_p
     with pytest.raises(PolicyError) as caught:
         load_policy(policy)
     assert (f"see `crm-rules plugins`, which lists the plugins installed in {sys.prefix})") in str(caught.value)
+
+
+def test_a_plugin_slow_to_import_is_named_by_plugins(entry_points, plugin_package, cli, monkeypatch):
+    # a heavy import at the top of a plugin's module slowed every command, and nothing said which plugin it was
+    package = plugin_package({"plugin": "import time\ntime.sleep(0.05)\nfrom crm_rules.engine import hookimpl\n"})
+    monkeypatch.setattr(plugin_manager, "SLOW_IMPORT_SECONDS", 0.04)
+    entry_points(_ep("value_scoring", "crm_rules.plugins.value_scoring"), _ep("broken", f"{package}.plugin"))
+    result = cli("plugins", ok=True)
+    said = re.sub(r"took \d+\.\d s", "took N s", " ".join(result.output.split()))
+    assert (f"note: plugin 'broken' took N s to import ({package}.plugin): every command that loads a policy waits "
+            f"for it; import heavy libraries, and do slow work, inside the functions that need them rather than at the "
+            f"top of the module") in said
+    assert "plugin 'value_scoring' took" not in said
+    listing = {p["name"]: p for p in json.loads(cli("plugins", "--json", ok=True).output)}
+    assert listing["broken"]["import_seconds"] >= 0.05 and listing["value_scoring"]["import_seconds"] < 0.04
