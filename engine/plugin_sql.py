@@ -69,7 +69,8 @@ def _call_batch(compute: Callable, rows: list[dict]) -> list[Any]:
             raise TypeError(f"compute returned {'None' if results is None else type(results).__name__}, expected a list with one result per row")
         results = list(results)
         if len(results) != len(rows):
-            raise ValueError(f"returned {len(results)} results for {len(rows)} rows")
+            raise ValueError(f"compute returned {len(results)} results for {len(rows)} row(s): it returns one result per "
+                             f"row, in the order of the rows")
         return results
     except Exception as exc:
         if len(rows) == 1:
@@ -157,19 +158,40 @@ def _record_errors(conn: sqlite3.Connection, step: PluginStep, errors: list[tupl
                      [(cid, step.entry, step.plugin, message) for cid, message in errors])
 
 
-def _batch_outputs_op(step: PluginStep, policy: Policy, source: str, target: str) -> BatchOp:
+@dataclass
+class _BatchTally:
+    """What a batch plan's run saw, for the message if its customers fail: how many rows it was given, and the line
+    of the plugin where a row's exception was raised (None: none was, or only the engine's checks of results)."""
+    rows: int = 0
+    raised_at: str | None = None
+
+    def start(self) -> None:
+        self.rows, self.raised_at = 0, None
+
+    def saw(self, exc: BaseException, compute: Callable) -> None:
+        if self.raised_at is None and exc.__traceback__ is not None:
+            from .plugin_source import module_of, raised_at
+
+            self.raised_at = raised_at(exc, module_of(compute))
+
+
+def _batch_outputs_op(step: PluginStep, policy: Policy, source: str, target: str, tally: _BatchTally) -> BatchOp:
     plan: BatchOutputs = step.plan
     suffixes = list(plan.outputs)
 
     def run(conn: sqlite3.Connection, params: dict) -> None:
+        tally.start()
         cols = ", ".join(q(output_name(step.entry, s)) for s in suffixes)
         conn.execute(f"DROP TABLE IF EXISTS temp.{q(target)}")
         conn.execute(f"CREATE TEMP TABLE {q(target)} ({CID} PRIMARY KEY{', ' + cols if cols else ''})")
         placeholders = ", ".join("?" for _ in range(len(suffixes) + 1))
         for rows in _chunks(conn, _inputs_sql(step, policy, source, plan.inputs), plan.chunk_size, params):
+            tally.rows += len(rows)
             results = _call_batch(plan.compute, rows)
             values, errors = [], []
             for row, result in zip(rows, results):
+                if isinstance(result, Exception):
+                    tally.saw(result, plan.compute)
                 try:
                     if isinstance(result, Exception):
                         raise result
@@ -192,8 +214,11 @@ def _customers_by_message(rows: list[tuple[str, str]]) -> str:
                      for msg, cids in by_message.items())
 
 
-def _error_check_op(step: PluginStep, blanking: list[str]) -> BatchOp:
-    """After a step: fail the run, or blank the failed customers' outputs (``blanking``), as on_error says."""
+def _error_check_op(step: PluginStep, blanking: list[str], tally: _BatchTally | None = None) -> BatchOp:
+    """After a step: fail the run, or blank the failed customers' outputs (``blanking``), as on_error says.
+
+    A batch plan whose every row failed is the plugin's bug (a result of the wrong shape, an exception on any
+    input), not bad data: the message says so, with the line of the plugin, instead of "fix the data"."""
 
     def run(conn: sqlite3.Connection, _params: dict) -> None:
         rows = conn.execute(f"SELECT cid, message FROM {ERRORS} WHERE entry = ? ORDER BY cid", (step.entry,)).fetchall()
@@ -202,8 +227,19 @@ def _error_check_op(step: PluginStep, blanking: list[str]) -> BatchOp:
         if step.on_error == "fail":
             shown = _customers_by_message(rows[:MAX_ERRORS_SHOWN])
             more = f" (and {len(rows) - MAX_ERRORS_SHOWN:,} more)" if len(rows) > MAX_ERRORS_SHOWN else ""
-            raise RunError(f"plugin {step.plugin!r} failed in {step.section}.{step.entry} for {len(rows):,} customer(s): {shown}{more}",
-                           hint=f"fix the data or the plugin, or set `on_error: skip` on {step.section}.{step.entry} to record the errors and go on")
+            entry = f"{step.section}.{step.entry}"
+            if tally is not None and tally.rows > 1 and len({cid for cid, _ in rows}) >= tally.rows:
+                from .plugin_plan import PLUGIN_BUG_HINT
+                from .plugin_source import defined_at
+
+                where = (f"; raised at {tally.raised_at}" if tally.raised_at else
+                         f"; its compute is at {at}" if (at := defined_at(step.plan.compute)) else "")
+                raise RunError(f"plugin {step.plugin!r} failed in {entry} for every customer ({tally.rows:,}): "
+                               f"{shown}{more}{where}",
+                               hint=f"every customer failing is {PLUGIN_BUG_HINT[len('this is '):]}")
+            raised = f"; raised at {tally.raised_at}" if tally is not None and tally.raised_at else ""
+            raise RunError(f"plugin {step.plugin!r} failed in {entry} for {len(rows):,} customer(s): {shown}{more}{raised}",
+                           hint=f"fix the data or the plugin, or set `on_error: skip` on {entry} to record the errors and go on")
         for sql in blanking:
             conn.execute(sql, {"entry": step.entry})
 
@@ -265,11 +301,12 @@ def compile_plugin_layers(policy: Policy, table: str, prefix: str = "_crm",
             outputs = [output_name(step.entry, s) for cols in plan.steps for s in cols]
         else:
             target = f"{prefix}_b{i}"
-            ops.append(_batch_outputs_op(step, policy, chain.source, target))
+            tally = _BatchTally()
+            ops.append(_batch_outputs_op(step, policy, chain.source, target, tally))
             outputs = [output_name(step.entry, s) for s in plan.outputs]
             ops += chain.add(f"{prefix}_p{i}", {o: f"b.{q(o)}" for o in outputs} or {"_none": "NULL"}, {},
                              join=f"LEFT JOIN temp.{q(target)} AS b ON b.{CID} = t.{CID}")
-        ops.append(_error_check_op(step, chain.blank(outputs, failed)))
+        ops.append(_error_check_op(step, chain.blank(outputs, failed), None if isinstance(plan, SqlOutputs) else tally))
     return ops, chain.source
 
 
@@ -300,8 +337,9 @@ def compile_actions(policy: Policy, table: str, owner_sql: str) -> list[Operatio
             if any(action.due for action in plan.actions):
                 ops += _bad_due_dates(step)
         else:
-            ops.append(_batch_actions_op(step, policy, table, owner_sql))
-        ops.append(_error_check_op(step, []))
+            tally = _BatchTally()
+            ops.append(_batch_actions_op(step, policy, table, owner_sql, tally))
+        ops.append(_error_check_op(step, [], None if isinstance(plan, SqlActions) else tally))
     return ops
 
 
@@ -314,16 +352,20 @@ def _bad_due_dates(step: PluginStep) -> list[Statement]:
             Statement(f"DELETE {bad}", names)]
 
 
-def _batch_actions_op(step: PluginStep, policy: Policy, table: str, owner_sql: str) -> BatchOp:
+def _batch_actions_op(step: PluginStep, policy: Policy, table: str, owner_sql: str, tally: _BatchTally) -> BatchOp:
     plan: BatchActions = step.plan
 
     def run(conn: sqlite3.Connection, params: dict) -> None:
+        tally.start()
         owners = dict(conn.execute(f"SELECT t.{CID}, {owner_sql} FROM {table} AS t").fetchall())
         for rows in _chunks(conn, _inputs_sql(step, policy, table, plan.inputs), plan.chunk_size, params):
+            tally.rows += len(rows)
             results = _call_batch(plan.compute, rows)
             values, errors = [], []
             for row, result in zip(rows, results):
                 cid = row["customer_id"]
+                if isinstance(result, Exception):
+                    tally.saw(result, plan.compute)
                 try:
                     if isinstance(result, Exception):
                         raise result

@@ -803,6 +803,42 @@ def test_a_batch_result_of_the_wrong_shape_says_what_to_return(tmp_path, with_pl
     assert f"customer 'a': {said}" in str(caught.value)
 
 
+def _divides_by_zero(rows):
+    return [{"": 1 // 0} for r in rows]  # raises for every row
+
+
+def _divides_by_revenue(rows):
+    return [{"": 1000 / r["revenue_12m"]} for r in rows]  # raises where revenue is 0
+
+
+@pytest.mark.parametrize("compute, said, where, hint", [
+    # "fix the data or the plugin, or set on_error: skip": every customer failing is no data problem, and skip would
+    # have blanked everyone's output
+    (_divides_by_zero, "plugin 'broken' failed in scores.bkv for every customer (2): customers 'a', 'b': "
+                       "ZeroDivisionError: integer division or modulo by zero; raised at ", "{# raises for every row}",
+     "every customer failing is a bug in the plugin: fix or upgrade it (`crm-rules plugins` shows its version and the "
+     "package it comes from)"),
+    (lambda rows: [{"": "5"} for _ in rows], "plugin 'broken' failed in scores.bkv for every customer (2): customers "
+     "'a', 'b': ValueError: output '': '5' is text (str), not a number: return an int or a float; its compute is at ",
+     "{def test_a_batch_plugin_failing_for_every_customer_is_told_as_its_bug}", "every customer failing is a bug"),
+    (lambda rows: [{"": 1} for _ in rows[1:]], "customers 'a', 'b': ValueError: compute returned 0 results for 1 "
+     "row(s): it returns one result per row, in the order of the rows; its compute is at ", None, "every customer"),
+    # one customer's data: the usual message, with the line that raised for the plugin's author
+    (_divides_by_revenue, "plugin 'broken' failed in scores.bkv for 1 customer(s): customer 'b': ZeroDivisionError: "
+                          "division by zero; raised at ", "{# raises where revenue is 0}",
+     "fix the data or the plugin, or set `on_error: skip` on scores.bkv to record the errors and go on"),
+])
+def test_a_batch_plugin_failing_for_every_customer_is_told_as_its_bug(tmp_path, with_plugin, compute, said, where, hint):
+    with_plugin(_scorer(lambda ctx: BatchOutputs(["revenue_12m"], {"": Column("number")}, compute)))
+    db = make_db(tmp_path / "s.db", [("a", "Alpha", "华东"), ("b", "Beta", "华东")], orders=[("a", "2026-06-01", 500)])
+    with pytest.raises(RunError) as caught:
+        run(tmp_path, HEAD + "scores:\n  bkv: {use: bk}\n" + TIERS, db)
+    assert said in caught.value.message
+    if where and where.startswith("{#"):
+        assert caught.value.message.endswith(_line_of(where[1:-1]))
+    assert caught.value.hint.startswith(hint)
+
+
 class WindowAndGrades:
     @hookimpl
     def crm_rules_register_scorers(self, register):
