@@ -269,7 +269,9 @@ def _sql_at(where: str, sql: Any, columns: set[str], condition: bool = False, ow
     if problem is None:
         return None
     note = _grade_column_note(problem, columns) or _unknown_column_note(problem, columns, own)
-    return f"{where}: {_unbalanced(sql) or problem} (SQL: {_shortened(str(sql))}){note}"
+    if "syntax error" in problem or "incomplete input" in problem:
+        problem = _unbalanced(sql) or problem
+    return f"{where}: {problem} (SQL: {_shortened(str(sql))}){note}"
 
 
 _QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
@@ -284,8 +286,8 @@ def _unbalanced(sql: Any) -> str | None:
     opened, closed = bare.count("("), bare.count(")")
     if opened == closed:
         return None
-    return (f"its parentheses do not pair up: {opened} '(' and {closed} ')'"
-            f" (a ')' is missing)" * (opened > closed) + " (a '(' is missing)" * (closed > opened))
+    missing = "')'" if opened > closed else "'('"
+    return f"its parentheses do not pair up: {opened} '(' and {closed} ')' (a {missing} is missing)"
 
 
 def _shortened(sql: str) -> str:

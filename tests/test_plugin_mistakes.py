@@ -687,6 +687,8 @@ def _no_outputs(rows):
     # SQLite said 'near "FROM": syntax error', the text the check wraps around the plugin's SQL
     (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "round(t.revenue_12m * (1 + 0.5), 2")}])), "scores",
      "output '': its parentheses do not pair up: 2 '(' and 1 ')' (a ')' is missing) (SQL: round(t.revenue_12m"),
+    (_actions(Action("a1", "t.revenue_12m > 0)", "churn", "'r'")), "actions",
+     "action 'a1': when: its parentheses do not pair up: 0 '(' and 1 ')' (a '(' is missing) (SQL: t.revenue_12m > 0))"),
     # the summary has a line per value: a score would make one per customer
     (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "t.revenue_12m", summarize=True)}])), "scores",
      "output '' is a number with summarize=True, but the summary counts customers per value: summarize a text or bool"),
