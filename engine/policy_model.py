@@ -609,6 +609,17 @@ SECTION_KINDS = {"scores": ("scorer", (SqlOutputs, BatchOutputs)), "credit": ("c
                  "actions": ("action", (SqlActions, BatchActions))}
 
 
+def _other_section(registry: Any, section: str, name: str) -> str | None:
+    """The message for a ``use:`` that names a contribution of another section's kind (an action generator under
+    ``scores``), or None: a "did you mean" among this section's kind would send the author to a wrong name."""
+    for other, (kind, _) in SECTION_KINDS.items():
+        if other != section and registry.get(kind, name) is not None:
+            what = {"scorer": "a scorer", "credit_check": "a credit check", "action": "an action generator"}[kind]
+            return (f"{name!r} is {what}, which the {other} section uses, not {section}: move this entry under "
+                    f"`{other}:`")
+    return None
+
+
 def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping, metrics: dict[str, Metric],
                     scope: dict[str, str], outputs: dict[str, Output], start: int,
                     grades: dict[str, list[str] | None] | None = None) -> list[PluginStep]:
@@ -632,6 +643,10 @@ def _plugin_entries(b: _Builder, section: str, entries: dict, data: DataMapping,
         contribution = registry.get(kind, spec["use"])
         b.failed_entries.add(entry)  # until it compiles
         if contribution is None:
+            elsewhere = _other_section(registry, section, spec["use"])
+            if elsewhere is not None:  # `use: churn_warning` under scores: right name, wrong section
+                b.error(path + ("use",), elsewhere, key=False)
+                continue
             installed = registry.names(kind)
             suggestion, note = did_you_mean(spec['use'], installed), registry.absent_note()
             # Nothing like it is loaded: most often its package went into another Python than crm-rules runs in.
