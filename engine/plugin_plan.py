@@ -44,6 +44,29 @@ def check_connection() -> sqlite3.Connection:
     return sqlite3.connect(":memory:", check_same_thread=False)
 
 
+# Functions of other SQL dialects that SQLite lacks, and what SQLite writes for them: "no such function: greatest"
+# alone sends a plugin author to the SQLite manual for a function written every day elsewhere.
+_OTHER_DIALECTS = {
+    "greatest": "max(a, b, ...) (SQLite's max() with two or more arguments)",
+    "least": "min(a, b, ...) (SQLite's min() with two or more arguments)",
+    "nvl": "coalesce(a, b)", "isnull": "ifnull(a, b)", "nvl2": "CASE WHEN a IS NOT NULL THEN b ELSE c END",
+    "len": "length(x)", "char_length": "length(x)", "substring": "substr(x, start, length)",
+    "datediff": "julianday(a) - julianday(b) (days)", "date_diff": "julianday(a) - julianday(b) (days)",
+    "now": "the run's as-of date, ctx.as_of in a plan (a run must not read the clock)",
+    "getdate": "the run's as-of date, ctx.as_of in a plan (a run must not read the clock)",
+    "to_date": "date(x) (SQLite stores dates as 'YYYY-MM-DD' text)", "to_char": "strftime(format, x)",
+    "trunc": "CAST(x AS INTEGER) (towards zero) or round(x, n)",
+}
+_NO_SUCH_FUNCTION = re.compile(r"no such function: (\w+)")
+
+
+def with_dialect_hint(message: str) -> str:
+    """SQLite's message, with what SQLite writes for a function of another dialect it names (greatest, nvl)."""
+    found = _NO_SUCH_FUNCTION.search(message)
+    instead = _OTHER_DIALECTS.get(found.group(1).lower()) if found else None
+    return f"{message}: SQLite has no {found.group(1)}(); write {instead}" if instead else message
+
+
 def sql_problem(sql: Any, columns: Iterable[str] | None = None, condition: bool = False) -> str | None:
     """Why ``sql`` is not an expression SQLite can compute over a table ``t`` with ``columns``, or None.
 
@@ -66,7 +89,7 @@ def sql_problem(sql: Any, columns: Iterable[str] | None = None, condition: bool 
     try:
         rows = conn.execute(query, params).fetchall()
     except sqlite3.OperationalError as exc:
-        return str(exc) if any(m in str(exc) for m in mistakes) else None
+        return with_dialect_hint(str(exc)) if any(m in str(exc) for m in mistakes) else None
     except (sqlite3.ProgrammingError, sqlite3.Warning) as exc:  # parameters are bound at run time
         return str(exc) if "one statement" in str(exc) else None
     if columns is not None and not condition and rows[0][0] != 2:
@@ -83,7 +106,7 @@ def function_sql_problem(sql: str, params: dict) -> str | None:
     try:  # with its arguments NULL, the SQL may read no column, table or parameter of its own
         conn.execute(f"EXPLAIN SELECT {sql}", params)
     except (sqlite3.OperationalError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
-        return str(exc)
+        return with_dialect_hint(str(exc))
     try:
         rows = conn.execute(f"SELECT count(*) FROM (SELECT {sql} FROM {TWO_ROWS})", params).fetchone()[0]
     except sqlite3.Error:

@@ -668,6 +668,11 @@ def _no_outputs(rows):
     (_scorer(lambda ctx: SqlOutputs([{"": Column("number", ctx.col("nosuch"))}])), "scores",
      "output '': no such column: t.bkv_nosuch"),
     (_scorer(lambda ctx: SqlOutputs([{"": Column("number", None)}])), "scores", "output '': expected SQL text, got None"),
+    # a function of another SQL dialect: what SQLite writes for it
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "greatest(t.revenue_12m, 0)")}])), "scores",
+     "output '': no such function: greatest: SQLite has no greatest(); write max(a, b, ...)"),
+    (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "nvl(t.revenue_12m, 0)")}])), "scores",
+     "output '': no such function: nvl: SQLite has no nvl(); write coalesce(a, b)"),
     (_scorer(lambda ctx: SqlOutputs([{"bad suffix!": Column("number", "1")}])), "scores",
      "output suffix 'bad suffix!' is not a name"),
     (_scorer(lambda ctx: SqlOutputs([{"": Column("number", "1")}, {"": Column("number", "2")}])), "scores",
