@@ -69,7 +69,7 @@ import datetime as dt
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
@@ -1117,6 +1117,45 @@ def _grouped_problems(doc: SourceDocument) -> list[Diagnostic]:
     return out
 
 
+_HISTORY_ROW = re.compile(r"^(?P<owner>.*?)\.?(?P<source>orders|receivables|interactions|contracts)\[(?P<row>\d+)\]$")
+
+
+def _long_rows(doc: SourceDocument, problems: list[Diagnostic]) -> list[Diagnostic]:
+    """``problems`` with "is too long" of a history row written as a list said as what it is: a row with more
+    values than the list form's fields (`[-9d, visit, 2]` for an interaction with a score), which is written by
+    name, with the policy's own columns (``{date: -9d, kind: visit, score: 2}``)."""
+    out = []
+    for d in problems:
+        found = _HISTORY_ROW.match(d.path) if d.message.endswith(" is too long") else None
+        value = _value_at(doc.data, d.path) if found else None
+        if not isinstance(value, list):
+            out.append(d)
+            continue
+        fields = HISTORY_COLUMNS[found["source"]]
+        named = [f"{name}: {_plain(v)}" for name, v in zip(fields, value)]
+        named += [f"COLUMN{i + 1}: {_plain(v)}" if len(value) > len(fields) + 1 else f"COLUMN: {_plain(v)}"
+                  for i, v in enumerate(value[len(fields):])]
+        out.append(replace(d, message=(
+            f"[{', '.join(_plain(v) for v in value)}] has {len(value)} values, but a row of {found['source']} written as a list "
+            f"holds at most {len(fields)} ({', '.join(fields)}); write a row with the policy's own columns by name, "
+            f"e.g. {{{', '.join(named)}}}, COLUMN being a name of data.{found['source']}.columns")))
+    return out
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _value_at(data: Any, path: str) -> Any:
+    """The value at a path as format_path writes it (``cases[0].interactions[1]``), or None."""
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        try:
+            data = data[int(index)] if index else data[name]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
 def _is_generator_path(path: tuple) -> bool:
     """defaults.generate.X, cases[i].generate.X, population[i].generate.X"""
     return (len(path) >= 3 and path[-2] == "generate" and path[-1] in GENERATORS
@@ -1133,7 +1172,7 @@ def load_test_file(path: Path, display: str | None = None) -> PolicyTestFile:
     if not isinstance(doc.data, dict):
         raise invalid_test_file(Diagnostic(display, 1, 1, "", "a test file must be a mapping (policy, as_of, cases, ...)"),
                               hint=TEST_FILE_HINT)
-    problems = validate_document(doc, SCHEMA_NAME)
+    problems = _long_rows(doc, validate_document(doc, SCHEMA_NAME))
     numbers = _number_problems(doc, problems) + _grouped_problems(doc)
     if numbers:
         replaced = {d.path for d in numbers} | {format_path(path[:-1]) for path in doc.grouped}  # ("is too long")
