@@ -6,6 +6,7 @@ A misspelt metric or a comparison of a date with a number must fail at
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 import difflib
@@ -79,10 +80,9 @@ def _date_literal_fix(text: str) -> str:
     if match and int(match[1]) > 12 and (day := iso_date(f"{match[3]}-{match[2]}-{match[1]}")) is not None:
         return f"; write '{day}'"
     match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text)
-    if match and 1 <= int(match[2]) <= 12:
-        first = dt.date(int(match[1]), int(match[2]), 1)
-        days = ((first.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - first).days
-        return f": {first:%B %Y} has {days} days"
+    if match and 1 <= int(match[2]) <= 12 and int(match[1]) >= dt.MINYEAR:
+        year, month = int(match[1]), int(match[2])
+        return f": {dt.date(year, month, 1):%B %Y} has {calendar.monthrange(year, month)[1]} days"
     return ""
 
 
@@ -221,8 +221,10 @@ class TypeChecker:
         method = getattr(self, "_" + type(node).__name__.lower())
         return method(node)
 
-    def _expect(self, node: ast.Node, wanted: str, role: str) -> str:
-        found = self.infer(node)
+    def _expect(self, node: ast.Node, wanted: str, role: str, found: str | None = None) -> str:
+        """``found``: the type of ``node`` when the caller inferred it already (inferring again would check the
+        node's whole subtree again, at every level of nesting)."""
+        found = self.infer(node) if found is None else found
         if found not in (wanted, NULL):
             raise ExpressionTypeError(f"{role} must be a {wanted}, but {node.text!r} is a {found}", node)
         return found
@@ -342,7 +344,7 @@ class TypeChecker:
             found = self.infer(item)
             if (values := _or_of_values(node, item, found)) is not None:
                 raise ExpressionTypeError(values, item)
-            self._expect(item, BOOL, f"each side of {node.op!r}")
+            self._expect(item, BOOL, f"each side of {node.op!r}", found)
         return BOOL
 
     def _not(self, node: ast.Not) -> str:

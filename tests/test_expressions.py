@@ -284,3 +284,22 @@ def test_double_equals_is_accepted():
 def test_unquoted_text_is_named_with_the_quotes_it_needs(text, message):
     (error, *_) = TypeChecker(SCOPE).unknown_names(parse_expression(text))
     assert error.message == message
+
+
+def test_nested_conditions_are_type_checked_once_per_node(monkeypatch):
+    """Each 'and'/'or' inferred its items' types twice (once for the `or 'retail'` check, once for the bool check),
+    so a condition nested n levels deep took 2**n checks."""
+    text = "x > 1"
+    for i in range(16):
+        text = f"(x > {i} and ({text}))" if i % 2 else f"(x < {i} or {text})"
+    node = parse_expression(text)
+    calls = []
+    infer = TypeChecker.infer
+    monkeypatch.setattr(TypeChecker, "infer", lambda self, n: calls.append(n) or infer(self, n))
+    TypeChecker({"x": "number"}).check_condition(node)
+    assert len(calls) == len({id(n) for n in calls})
+
+
+def test_a_date_literal_of_year_zero_is_refused_not_a_crash():
+    with pytest.raises(ExpressionTypeError, match="'0000-02-30' is not a date"):
+        TypeChecker({"d": "date"}).check_condition(parse_expression("d > '0000-02-30'"))
