@@ -86,7 +86,7 @@ from .plugin_api import SqlActions
 from .policy_files import TEST_SUFFIX, is_test_file, policy_files_in, resolve_policy_path, shipped_policies_dir
 from .policy_model import Policy, load_policy
 from .rule_table import split_list_cell
-from .schema_validation import validate_document
+from .schema_validation import validate_document, value_at
 from .yaml_source import Position, SourceDocument, format_path, load_yaml_file
 
 SCHEMA_NAME = "policy-test.schema.json"
@@ -1117,43 +1117,33 @@ def _grouped_problems(doc: SourceDocument) -> list[Diagnostic]:
     return out
 
 
-_HISTORY_ROW = re.compile(r"^(?P<owner>.*?)\.?(?P<source>orders|receivables|interactions|contracts)\[(?P<row>\d+)\]$")
-
-
 def _long_rows(doc: SourceDocument, problems: list[Diagnostic]) -> list[Diagnostic]:
     """``problems`` with "is too long" of a history row written as a list said as what it is: a row with more
     values than the list form's fields (`[-9d, visit, 2]` for an interaction with a score), which is written by
     name, with the policy's own columns (``{date: -9d, kind: visit, score: 2}``)."""
+    rows = {format_path(path): path for path in doc.values
+            if len(path) >= 2 and path[-2] in HISTORY_COLUMNS and isinstance(path[-1], int)}
     out = []
     for d in problems:
-        found = _HISTORY_ROW.match(d.path) if d.message.endswith(" is too long") else None
-        value = _value_at(doc.data, d.path) if found else None
+        path = rows.get(d.path) if d.message.endswith(" is too long") else None
+        value = value_at(doc.data, path) if path else None
         if not isinstance(value, list):
             out.append(d)
             continue
-        fields = HISTORY_COLUMNS[found["source"]]
+        source = path[-2]
+        fields = HISTORY_COLUMNS[source]
         named = [f"{name}: {_plain(v)}" for name, v in zip(fields, value)]
         named += [f"COLUMN{i + 1}: {_plain(v)}" if len(value) > len(fields) + 1 else f"COLUMN: {_plain(v)}"
                   for i, v in enumerate(value[len(fields):])]
         out.append(replace(d, message=(
-            f"[{', '.join(_plain(v) for v in value)}] has {len(value)} values, but a row of {found['source']} written as a list "
+            f"[{', '.join(_plain(v) for v in value)}] has {len(value)} values, but a row of {source} written as a list "
             f"holds at most {len(fields)} ({', '.join(fields)}); write a row with the policy's own columns by name, "
-            f"e.g. {{{', '.join(named)}}}, COLUMN being a name of data.{found['source']}.columns")))
+            f"e.g. {{{', '.join(named)}}}, COLUMN being a name of data.{source}.columns")))
     return out
 
 
 def _plain(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _value_at(data: Any, path: str) -> Any:
-    """The value at a path as format_path writes it (``cases[0].interactions[1]``), or None."""
-    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
-        try:
-            data = data[int(index)] if index else data[name]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
 
 
 def _is_generator_path(path: tuple) -> bool:

@@ -290,7 +290,7 @@ def label_fix(data: Any, path: tuple, value: Any) -> str:
     return ""
 
 
-def _at_path(data: Any, path: tuple) -> Any:
+def value_at(data: Any, path: tuple) -> Any:
     """The value at ``path`` of ``data``, or None when it has no such value."""
     for part in path:
         try:
@@ -380,7 +380,7 @@ def validate_subtree(doc: SourceDocument, validator: jsonschema.Draft202012Valid
                 continue
             if error.validator == "propertyNames" or "propertyNames" in error.schema_path:
                 pos = doc.position(path + (error.instance,))
-                thousands = _thousands_key(error.instance, _at_path(doc.data, path))
+                thousands = _thousands_key(error.instance, value_at(doc.data, path))
                 if thousands is not None:  # `{credit_limit: 100,000}`: the key '000' is no name anyone wrote
                     diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, format_path(path + (error.instance,)),
                                                   f"unknown key {error.instance!r}: {thousands}"))
