@@ -557,22 +557,26 @@ def _unknown_keywords(schema: Any, where: str) -> str | None:
         why = "JSON Schema ignores keys it does not know, so it would not check the params"
         return f"{odd[0]!r} is not a JSON Schema keyword{at}{close} {why}" if close else \
             f"{odd[0]!r} is not a JSON Schema keyword{at}: {why}"
-    prefix = f"{where}." if where else ""
-    for key in _SCHEMA_MAPS:
-        for name, sub in (schema.get(key) or {}).items() if isinstance(schema.get(key), dict) else ():
-            found = _unknown_keywords(sub, f"{prefix}{key}.{name}")
-            if found:
-                return found
-    for key in _SCHEMA_LISTS:
-        for i, sub in enumerate(schema.get(key) or []) if isinstance(schema.get(key), list) else ():
-            found = _unknown_keywords(sub, f"{prefix}{key}[{i}]")
-            if found:
-                return found
-    for key in _SCHEMA_VALUES:
-        found = _unknown_keywords(schema.get(key), f"{prefix}{key}")
+    for sub, at in _subschemas(schema, where):
+        found = _unknown_keywords(sub, at)
         if found:
             return found
     return None
+
+
+def _subschemas(schema: dict, where: str):
+    """(schema, where) of each schema directly within ``schema``: the values of its maps of schemas, the items of
+    its lists of schemas, and its single schemas."""
+    prefix = f"{where}." if where else ""
+    for key in _SCHEMA_MAPS:
+        if isinstance(schema.get(key), dict):
+            yield from ((sub, f"{prefix}{key}.{name}") for name, sub in schema[key].items())
+    for key in _SCHEMA_LISTS:
+        if isinstance(schema.get(key), list):
+            yield from ((sub, f"{prefix}{key}[{i}]") for i, sub in enumerate(schema[key]))
+    for key in _SCHEMA_VALUES:
+        if key in schema:
+            yield schema[key], f"{prefix}{key}"
 
 
 def _meta_problem(error: jsonschema.ValidationError) -> str:
