@@ -193,7 +193,8 @@ def _example_lines(conn: sqlite3.Connection, binding: Binding, t: Table, checks:
     row_sql = f"r.{q(row_col)}" if row_col else "NULL"
     lines, failed = [], []
     counts = _counts(conn, table, checks)
-    split_off = {(c.column, c.what) for c, n in zip(checks, counts) if n and c.what in (OFFSET_PROBLEM, EMPTY_DATE_PROBLEM)}
+    # columns with dates split off from their check that some row has (split_dates): the rest of it is not the whole
+    split_off = {c.column for c, n in zip(checks, counts) if n and c.what in (OFFSET_PROBLEM, EMPTY_DATE_PROBLEM)}
     for check, total in zip(checks, counts):
         if not total:
             continue
@@ -206,10 +207,9 @@ def _example_lines(conn: sqlite3.Connection, binding: Binding, t: Table, checks:
         shown = list(dict.fromkeys(shown))  # rows that nothing tells apart (a view without an id) are one line
         more = ""
         if total > len(shown):
-            whole = check.whole and not any((check.column, what) in split_off
-                                            for what in (OFFSET_PROBLEM, EMPTY_DATE_PROBLEM))
+            whole = check.whole if check.whole and check.column not in split_off else check.sql
             listing = _listing_by_value(conn, table, t.table, row_col, check) or _listing(
-                t.table, row_col, check.whole if whole else check.sql, check.params)
+                t.table, row_col, whole, check.params)
             more = _and_more(total, len(shown), noun, listing, own_line=True)
         lines += shown + ([f"{label}: {more}"] if more else [])
     return lines, failed
