@@ -142,8 +142,9 @@ def _check_table(columns: tuple[str, ...]) -> str:
 # Who meets a plugin's bug is mostly a policy author or an operator, not the plugin's author: what they need is which
 # version of which package to upgrade or report, which `crm-rules plugins` shows wherever crm-rules is installed (the
 # plugin guide is a file of the repository, not of an installed package).
-PLUGIN_BUG_HINT = ("this is a bug in the plugin: fix or upgrade it (`crm-rules plugins` shows its version and the "
-                   "package it comes from)")
+PLUGIN_BUG = ("a bug in the plugin: fix or upgrade it (`crm-rules plugins` shows its version and the package it "
+              "comes from)")
+PLUGIN_BUG_HINT = f"this is {PLUGIN_BUG}"
 
 
 def check_plan(plan: Any, columns: set[str], output_name, what: str) -> None:

@@ -229,14 +229,14 @@ def _error_check_op(step: PluginStep, blanking: list[str], tally: _BatchTally | 
             more = f" (and {len(rows) - MAX_ERRORS_SHOWN:,} more)" if len(rows) > MAX_ERRORS_SHOWN else ""
             entry = f"{step.section}.{step.entry}"
             if tally is not None and tally.rows > 1 and len({cid for cid, _ in rows}) >= tally.rows:
-                from .plugin_plan import PLUGIN_BUG_HINT
+                from .plugin_plan import PLUGIN_BUG
                 from .plugin_source import defined_at
 
                 where = (f"; raised at {tally.raised_at}" if tally.raised_at else
                          f"; its compute is at {at}" if (at := defined_at(step.plan.compute)) else "")
                 raise RunError(f"plugin {step.plugin!r} failed in {entry} for every customer ({tally.rows:,}): "
                                f"{shown}{more}{where}",
-                               hint=f"every customer failing is {PLUGIN_BUG_HINT[len('this is '):]}")
+                               hint=f"every customer failing is {PLUGIN_BUG}")
             raised = f"; raised at {tally.raised_at}" if tally is not None and tally.raised_at else ""
             raise RunError(f"plugin {step.plugin!r} failed in {entry} for {len(rows):,} customer(s): {shown}{more}{raised}",
                            hint=f"fix the data or the plugin, or set `on_error: skip` on {entry} to record the errors and go on")
