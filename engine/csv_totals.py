@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from .csv_reader import show
+
 # Chinese (simplified and traditional), English and German words for a total or subtotal, compared without
 # spaces ('合  计', as a table is laid out), case and a closing colon
 _LABELS = frozenset({
@@ -34,8 +36,6 @@ def label(fields: list[str]) -> tuple[int, str] | None:
 
 def described(columns: list[str], fields: list[str], position: int, word: str) -> str:
     """'合计' in '订单号', 金额 '¥34,431,318.75': the word and the values the row sums, for a message."""
-    from .csv_reader import show
-
     name = columns[position] if position < len(columns) else f"column {position + 1}"
     sums = [f"{columns[j] if j < len(columns) else f'column {j + 1}'} {show(value.strip())}"
             for j, value in enumerate(fields) if j != position and value.strip()]
