@@ -102,11 +102,17 @@ def _quoted(text: str, i: int) -> tuple[str, int]:
     return f"{text[i:end + 1]} is quoted with typographic quotes, {IME} or made by a word processor; write {fixed}", end + 1 - i
 
 
+def _inside_word(text: str, i: int, joins: str = "_") -> bool:
+    """Whether ``text[i]`` continues the word (or number, with '.' in ``joins``) before it: a mistake is looked for
+    where a word starts, not in `revenue_12m` or `1.5`."""
+    return i > 0 and (text[i - 1].isalnum() or text[i - 1] in joins)
+
+
 def _percent(text: str, i: int) -> tuple[str, int] | None:
     """(message, length) for a number written with a percent sign at ``i`` (`margin_12m >= 30%`), or None.
 
     Shares are fractions in the language, as the metrics give them (a margin of 30% is 0.3)."""
-    if not text[i].isdigit() or (i and (text[i - 1].isalnum() or text[i - 1] in "_.")):
+    if not text[i].isdigit() or _inside_word(text, i, "_."):
         return None
     j = i
     while j < len(text) and (text[j].isdigit() or text[j] in "_."):
@@ -127,7 +133,7 @@ def _percent(text: str, i: int) -> tuple[str, int] | None:
 def _written(text: str, i: int, depth: int) -> tuple[str, int] | None:
     """(message, length) for a number or date written at ``i`` as a report writes it (`10万`, `100,000` where it is
     not a list's separator, `2026年6月30日`), or None."""
-    if not text[i].isdigit() or (i and (text[i - 1].isalnum() or text[i - 1] in "_.")):
+    if not text[i].isdigit() or _inside_word(text, i, "_."):
         return None
     if match := _CHINESE_DATE.match(text, i):
         day = iso_date(match.group())
@@ -159,7 +165,7 @@ def _currency(text: str, i: int) -> tuple[str, int] | None:
 
 def _spaced(text: str, i: int) -> tuple[str, int] | None:
     """(message, length) for a number with its thousands grouped by spaces at ``i`` (`800 000`), or None."""
-    if i and (text[i - 1].isalnum() or text[i - 1] in "_."):
+    if _inside_word(text, i, "_."):
         return None
     match = _SPACED_THOUSANDS.match(text, i)
     if match is None:
@@ -172,7 +178,7 @@ def _spaced(text: str, i: int) -> tuple[str, int] | None:
 def _text_search(text: str, i: int) -> tuple[str, int] | None:
     """(message, length) for SQL's `like '%abc%'` (or `glob`, `regexp`) at ``i``: the language has no text search,
     and a condition compares whole values."""
-    if i and (text[i - 1].isalnum() or text[i - 1] == "_"):
+    if _inside_word(text, i):
         return None
     match = _TEXT_SEARCH.match(text, i)
     if match is None:
@@ -188,7 +194,7 @@ def _text_search(text: str, i: int) -> tuple[str, int] | None:
 
 def _number_word(text: str, i: int) -> tuple[str, int] | None:
     """(message, length) for an amount with an English multiplier at ``i`` (`1.2 million`, `1.2m`, `2bn`), or None."""
-    if not text[i].isdigit() or (i and (text[i - 1].isalnum() or text[i - 1] in "_.")):
+    if not text[i].isdigit() or _inside_word(text, i, "_."):
         return None
     match = _NUMBER_WORD.match(text, i)
     if match is None:
@@ -219,7 +225,7 @@ def _leading_if(text: str, i: int) -> tuple[str, int] | None:
 
 def _null_word(text: str, i: int) -> tuple[str, int] | None:
     """(message, length) for `is None`, `is not empty` and the like at ``i``: a missing value is `null`."""
-    if i and (text[i - 1].isalnum() or text[i - 1] == "_"):
+    if _inside_word(text, i):
         return None
     match = _NULL_WORDS.match(text, i)
     if match is None:
