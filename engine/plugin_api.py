@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The policy's sections whose entries name a plugin contribution (``use:``), each a map of entry names.
+PLUGIN_SECTIONS = ("scores", "credit", "actions")
+
 ACTION_CATEGORIES = ("economic", "technical", "contractual", "churn", "upgrade", "phase_out", "credit", "other")
 
 

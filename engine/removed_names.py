@@ -17,10 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .plugin_api import PLUGIN_SECTIONS
 from .yaml_source import Position, SourceDocument
-
-# The sections whose entries are plugin entries: each has outputs named after it (value, value_grade)
-_ENTRY_SECTIONS = ("scores", "credit", "actions")
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ def record(base: Any, child: Any, path: tuple, base_doc: SourceDocument, child_d
             if name in child and child[name] is None:
                 out.removed[name] = Removal(child_doc.position(path + (name,)), f"`{name}: null` under metrics")
     elif path == ():
-        for section in _ENTRY_SECTIONS:
+        for section in PLUGIN_SECTIONS:  # entries with outputs named after them (value, value_grade)
             if section not in child or not isinstance(base.get(section), dict):
                 continue
             kept = child[section] if isinstance(child[section], dict) else {}

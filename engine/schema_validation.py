@@ -18,6 +18,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
 from .errors import Diagnostic
+from .plugin_api import PLUGIN_SECTIONS
 from .expr_types import did_you_mean
 from .ime_text import FULL_WIDTH_INDENT, IME, describe, key_colon_fix, number_fix, quoted_fix, slips_in
 from .name_rules import in_words
@@ -203,9 +204,6 @@ def _unknown_key(key: str, allowed, mapping: dict) -> str:
     return f"{message}: keys are written in English; the keys here are {', '.join(allowed)}"
 
 
-# The sections of plugin entries, which may be empty: a child policy writes `credit: {}` for no credit checks.
-_EMPTIABLE = (("scores",), ("credit",), ("actions",))
-
 
 def _message(error: ValidationError) -> str:
     schema, value = error.schema, error.instance
@@ -218,7 +216,8 @@ def _message(error: ValidationError) -> str:
             wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
             shown = "" if value is None else f" {json.dumps(value, ensure_ascii=False)}"
             section = tuple(error.absolute_path)
-            if value is None and wanted == "object" and section in _EMPTIABLE:  # `credit: null`, as a metric is removed
+            # a plugin section may be empty: `credit: {}` for no credit checks, where `credit: null` was written
+            if value is None and wanted == "object" and len(section) == 1 and section[0] in PLUGIN_SECTIONS:
                 return (f"expected {wanted}, got {_type_name(value)}; for no {section[0]} entries write "
                         f"`{section[0]}: {{}}` (in a policy that extends another, it replaces the base's section)")
             unit = missing_unit(schema.get("pattern"), value) if "string" in wanted else None
